@@ -1,0 +1,210 @@
+// Every message of the wire contract, one schema each, grouped into
+// discriminated unions on `event`. Types are inferred from the schemas, so the
+// validator and the type can never disagree.
+import { z } from 'zod';
+import {
+  interests,
+  lang,
+  mode,
+  name,
+  roomCode,
+  text,
+  MAX_CHAT_CHARS,
+  MAX_REPORT_REASON_CHARS,
+} from './fields.js';
+
+// ---------------------------------------------------------------- HTTP bodies
+
+export const RegisterRequest = z.object({
+  name: name.optional(),
+  mode: mode.optional(),
+  interests: interests.optional(),
+  lang: lang.optional(),
+});
+export type RegisterRequest = z.infer<typeof RegisterRequest>;
+
+export const IceServer = z.object({
+  urls: z.array(z.string()),
+  username: z.string().optional(),
+  credential: z.string().optional(),
+});
+export type IceServer = z.infer<typeof IceServer>;
+
+export const IceServersResponse = z.object({ ice_servers: z.array(IceServer), ttl: z.number() });
+export type IceServersResponse = z.infer<typeof IceServersResponse>;
+
+export const RegisterResponse = z.object({
+  status: z.literal('queued'),
+  message: z.string(),
+  id: z.string(),
+  token: z.string(),
+});
+export type RegisterResponse = z.infer<typeof RegisterResponse>;
+
+/** Refusals of POST /register and of a one-trip start upgrade. */
+export const HttpError = z.object({
+  status: z.enum(['error', 'exists', 'banned']),
+  message: z.string(),
+  retry_after: z.number().optional(),
+  until: z.number().optional(),
+});
+export type HttpError = z.infer<typeof HttpError>;
+
+// ------------------------------------------------- matching, client -> server
+
+export const NextMessage = z.object({ event: z.literal('next') });
+export const StopMessage = z.object({ event: z.literal('stop') });
+export const ChatMessage = z.object({
+  event: z.literal('chat'),
+  message: text(1, MAX_CHAT_CHARS),
+  peer: z.string().optional(), // accepted and ignored (the original API sent it)
+});
+export const TypingMessage = z.object({ event: z.literal('typing'), typing: z.boolean() });
+export const ReportMessage = z.object({
+  event: z.literal('report'),
+  reason: text(0, MAX_REPORT_REASON_CHARS).optional(),
+});
+
+export const MatchingClientMessage = z.discriminatedUnion('event', [
+  NextMessage,
+  StopMessage,
+  ChatMessage,
+  TypingMessage,
+  ReportMessage,
+]);
+export type MatchingClientMessage = z.infer<typeof MatchingClientMessage>;
+
+// ----------------------------------------------- signalling, client -> server
+
+export const SignalType = z.enum(['offer', 'answer', 'candidate']);
+export type SignalType = z.infer<typeof SignalType>;
+
+export const JoinMessage = z.object({
+  event: z.literal('join'),
+  room_code: roomCode,
+  target: z.unknown().optional(), // accepted and ignored
+  type: z.unknown().optional(), // accepted and ignored
+});
+export const SignalMessage = z.object({
+  event: z.literal('signal'),
+  room_code: roomCode,
+  type: SignalType,
+  data: z.record(z.string(), z.unknown()),
+});
+export const LeaveMessage = z.object({ event: z.literal('leave'), room_code: roomCode });
+
+export const SignallingClientMessage = z.discriminatedUnion('event', [JoinMessage, SignalMessage, LeaveMessage]);
+export type SignallingClientMessage = z.infer<typeof SignallingClientMessage>;
+
+// ------------------------------------------------------------ server -> client
+
+export const DisconnectReason = z.enum(['skip', 'left', 'timeout', 'reported']);
+export type DisconnectReason = z.infer<typeof DisconnectReason>;
+
+export const ErrorCode = z.enum([
+  'bad-request',
+  'rate-limited',
+  'no-partner',
+  'buffer-full',
+  'invalid-room',
+  'role-mismatch',
+  'unauthorized',
+  'banned',
+]);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+export const WaitingEvent = z.object({ event: z.literal('waiting') });
+export const IdleEvent = z.object({ event: z.literal('idle') });
+export const SessionEvent = z.object({ event: z.literal('session'), id: z.string(), token: z.string() });
+export const MatchedEvent = z.object({
+  event: z.literal('matched'),
+  room_code: z.string(),
+  initiator: z.boolean(),
+  peer: z.string(),
+  common_interests: z.array(z.string()),
+  mode,
+  ice_servers: z.array(IceServer),
+  resumed: z.boolean().optional(),
+});
+export const ChatEvent = z.object({
+  event: z.literal('chat'),
+  sender: z.string(),
+  message: z.string(),
+  timestamp: z.number(),
+});
+export const TypingEvent = z.object({ event: z.literal('typing'), sender: z.string(), typing: z.boolean() });
+export const PeerDisconnectedEvent = z.object({
+  event: z.literal('peer-disconnected'),
+  message: z.string(),
+  reason: DisconnectReason,
+});
+export const ErrorEvent = z.object({
+  event: z.literal('error'),
+  code: ErrorCode,
+  message: z.string(),
+  until: z.number().optional(),
+});
+
+export const MatchingServerMessage = z.discriminatedUnion('event', [
+  WaitingEvent,
+  IdleEvent,
+  SessionEvent,
+  MatchedEvent,
+  ChatEvent,
+  TypingEvent,
+  PeerDisconnectedEvent,
+  ErrorEvent,
+]);
+export type MatchingServerMessage = z.infer<typeof MatchingServerMessage>;
+
+export const VerifiedEvent = z.object({
+  event: z.literal('verified'),
+  room_code: z.string(),
+  role: z.enum(['initiator', 'responder']),
+  peer: z.string(),
+  peer_joined: z.boolean(),
+});
+export const PeerJoinedEvent = z.object({ event: z.literal('peer-joined'), room_code: z.string(), peer: z.string() });
+export const SignalEvent = z.object({
+  event: z.literal('signal'),
+  room_code: z.string(),
+  from: z.string(),
+  type: SignalType,
+  data: z.record(z.string(), z.unknown()),
+});
+
+export const SignallingServerMessage = z.discriminatedUnion('event', [
+  VerifiedEvent,
+  PeerJoinedEvent,
+  SignalEvent,
+  PeerDisconnectedEvent,
+  ErrorEvent,
+]);
+export type SignallingServerMessage = z.infer<typeof SignallingServerMessage>;
+
+export type ServerMessage = MatchingServerMessage | SignallingServerMessage;
+export type MatchedEvent = z.infer<typeof MatchedEvent>;
+export type ChatEvent = z.infer<typeof ChatEvent>;
+export type ErrorEvent = z.infer<typeof ErrorEvent>;
+export type PeerDisconnectedEvent = z.infer<typeof PeerDisconnectedEvent>;
+export type SignalEvent = z.infer<typeof SignalEvent>;
+export type VerifiedEvent = z.infer<typeof VerifiedEvent>;
+
+/** Human-readable text for each reason, as sent in `peer-disconnected.message`. */
+export const DISCONNECT_MESSAGES: Readonly<Record<DisconnectReason, string>> = Object.freeze({
+  skip: 'Stranger skipped',
+  left: 'Stranger left',
+  timeout: 'Stranger lost connection',
+  reported: 'Stranger was removed by moderation',
+});
+
+/** WebSocket close codes used by the services. */
+export const CloseCode = Object.freeze({
+  normal: 1000,
+  goingAway: 1001,
+  policyViolation: 1008,
+  tooBig: 1009,
+  unauthorized: 4001,
+  replaced: 4002,
+  banned: 4003,
+} as const);
