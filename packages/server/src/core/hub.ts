@@ -1,0 +1,113 @@
+// The hub carries out what the store decided: it writes deliveries to the
+// sockets this process holds, closes sockets, and arms the timers that call
+// the store back. It holds no session state of its own.
+import type { IceServer, ServerMessage } from '@dyad/protocol';
+import type { Logger } from 'pino';
+import type { Clock, TimerHandle } from './clock.js';
+import type { Channel, Delivery, Effects, Pairing, Store, TimerOrder } from '../store/store.js';
+import type { DisconnectReason } from '@dyad/protocol';
+
+/** A socket as the hub sees it: the edges adapt `ws` to this. */
+export interface Connection {
+  readonly id: string;
+  readonly session: string;
+  readonly channel: Channel;
+  /** False once the socket is closing or closed. */
+  isOpen(): boolean;
+  send(text: string): void;
+  close(code: number, reason: string): void;
+}
+
+export interface HubEvents {
+  paired?(p: Pairing): void;
+  ended?(reason: DisconnectReason): void;
+}
+
+export class Hub {
+  private readonly conns = new Map<string, Connection>();
+  private readonly timers = new Set<TimerHandle>();
+  private closed = false;
+
+  constructor(
+    readonly store: Store,
+    readonly clock: Clock,
+    private readonly iceServersFor: (session: string) => IceServer[],
+    private readonly log: Logger,
+    private readonly events: HubEvents = {},
+  ) {}
+
+  add(conn: Connection): void {
+    this.conns.set(conn.id, conn);
+  }
+
+  remove(conn: Connection): void {
+    if (this.conns.get(conn.id) === conn) this.conns.delete(conn.id);
+  }
+
+  count(channel: Channel): number {
+    let n = 0;
+    for (const c of this.conns.values()) if (c.channel === channel) n++;
+    return n;
+  }
+
+  get connections(): Iterable<Connection> {
+    return this.conns.values();
+  }
+
+  /** Serialize one message for one recipient (matched carries the recipient's own ICE credentials). */
+  encode(to: string, msg: ServerMessage): string {
+    if (msg.event === 'matched') return JSON.stringify({ ...msg, ice_servers: this.iceServersFor(to) });
+    return JSON.stringify(msg);
+  }
+
+  /** Carry out a store transition's effects, in order: deliveries, closes, timers. */
+  async run(fx: Effects): Promise<void> {
+    for (const d of fx.deliver) {
+      const conn = this.conns.get(d.conn);
+      if (conn?.isOpen()) conn.send(this.encode(d.to, d.msg));
+      else await this.keep(d);
+    }
+    for (const c of fx.close) this.conns.get(c.conn)?.close(c.code, c.reason);
+    for (const t of fx.timers) this.arm(t);
+    for (const p of fx.paired) this.events.paired?.(p);
+    for (const r of fx.ended) this.events.ended?.(r);
+  }
+
+  /** The socket went away under a delivery: the store keeps it as for an absent member. */
+  private async keep(d: Delivery): Promise<void> {
+    await this.run(await this.store.undelivered(d, this.clock.now()));
+  }
+
+  private arm(t: TimerOrder): void {
+    if (this.closed) return;
+    const handle = this.clock.setTimer(t.delayMs, () => {
+      this.timers.delete(handle);
+      void this.fire(t);
+    });
+    this.timers.add(handle);
+  }
+
+  private async fire(t: TimerOrder): Promise<void> {
+    const now = this.clock.now();
+    try {
+      const fx =
+        t.kind === 'interest'
+          ? await this.store.onInterestTimeout(t.id, now)
+          : t.kind === 'registration'
+            ? await this.store.onRegistrationExpired(t.id, now)
+            : t.kind === 'matching-grace'
+              ? await this.store.onMatchingGraceExpired(t.id, t.conn ?? '', now)
+              : await this.store.onSignallingGraceExpired(t.id, t.conn ?? '', now);
+      await this.run(fx);
+    } catch (err) {
+      this.log.error({ err, timer: t.kind }, 'timer failed');
+    }
+  }
+
+  /** Stop timers; the edges close the sockets. Idempotent. */
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers) t.cancel();
+    this.timers.clear();
+  }
+}

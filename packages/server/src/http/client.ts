@@ -1,0 +1,52 @@
+// Who is asking, and may they: client address (as a keyed hash only) and the
+// Origin allow-list.
+import { createHmac, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+
+/** Client address as seen by us, or the forwarded one behind a trusted proxy. */
+export function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
+  if (trustProxy) {
+    const fwd = req.headers['x-forwarded-for'];
+    const first = (Array.isArray(fwd) ? fwd[0] : fwd)?.split(',')[0]?.trim();
+    if (first) return first;
+  }
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+/**
+ * Addresses are kept only as keyed hashes. The key is per process unless
+ * ADDRESS_HASH_KEY is given (processes sharing a Redis must share it).
+ */
+export class AddressHasher {
+  private readonly key: Buffer;
+  constructor(key?: string) {
+    this.key = key ? Buffer.from(key) : randomBytes(32);
+  }
+  hash(address: string): string {
+    return createHmac('sha256', this.key).update(address).digest('base64url').slice(0, 22);
+  }
+}
+
+const hostname = (hostHeader: string | undefined): string | undefined => {
+  if (!hostHeader) return undefined;
+  try {
+    return new URL(`http://${hostHeader}`).hostname;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Is this Origin allowed? Absent: yes (not a browser). With an allow-list:
+ * exactly those. Without one: the same host as the request, any port.
+ */
+export function originAllowed(req: IncomingMessage, allowed: readonly string[]): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  if (allowed.length > 0) return allowed.includes(origin);
+  try {
+    return new URL(origin).hostname === hostname(req.headers.host);
+  } catch {
+    return false;
+  }
+}

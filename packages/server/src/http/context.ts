@@ -1,0 +1,74 @@
+// What every edge of one process shares, and small HTTP helpers they all use.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Settings } from '../config.js';
+import type { Hub } from '../core/hub.js';
+import type { Store } from '../store/store.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { AddressHasher } from './client.js';
+
+export interface Context {
+  settings: Settings;
+  store: Store;
+  hub: Hub;
+  metrics: Metrics;
+  log: Logger;
+  addresses: AddressHasher;
+  /** False once shutdown has begun: readiness fails so balancers stop sending. */
+  accepting: () => boolean;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/** Read a request body up to `limit` bytes; undefined when larger. */
+export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        resolve(undefined);
+        req.removeAllListeners('data');
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+const STORE_PING_TIMEOUT_MS = 1_000;
+
+/** The endpoints every service answers: health, readiness, metrics. Returns false if `path` is none of them. */
+export async function serveOps(ctx: Context, path: string, res: ServerResponse): Promise<boolean> {
+  switch (path) {
+    case '/healthz':
+      sendJson(res, 200, { status: 'ok' });
+      return true;
+    case '/readyz': {
+      const ok =
+        ctx.accepting() &&
+        (await Promise.race([
+          ctx.store.ping().catch(() => false),
+          new Promise<boolean>((r) => setTimeout(() => r(false), STORE_PING_TIMEOUT_MS).unref()),
+        ]));
+      sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'unavailable' });
+      return true;
+    }
+    case '/metrics': {
+      const text = await ctx.metrics.registry.metrics();
+      res.writeHead(200, { 'Content-Type': ctx.metrics.registry.contentType });
+      res.end(text);
+      return true;
+    }
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,178 @@
+// One WebSocket of a session, on either service: rate limits, edge
+// validation, in-order handling, and the close rules of the contract.
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { CloseCode, parseMessage, type ErrorCode } from '@dyad/protocol';
+import type { z } from 'zod';
+import type { Logger } from 'pino';
+import type { Connection, Hub } from '../core/hub.js';
+import type { AttachResult, Channel, Effects } from '../store/store.js';
+import type { Metrics } from '../ops/metrics.js';
+
+export interface SocketLimits {
+  maxFrameBytes: number;
+  messageRatePerSec: number;
+  messageFloodPerSec: number;
+  pingIntervalMs: number;
+}
+
+export const newConnId = (): string => randomBytes(12).toString('base64url');
+
+/** Close codes after which the client has left; any other end starts the grace period. */
+const CLEAN_CLOSES: ReadonlySet<number> = new Set([CloseCode.normal, 1005]);
+
+export const errorFrame = (code: ErrorCode, message: string): string => JSON.stringify({ event: 'error', code, message });
+
+/** Answer an upgrade request with a plain HTTP response and drop the socket. */
+export function refuseUpgrade(socket: Duplex, status: number, body: object): void {
+  const text = JSON.stringify(body);
+  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status] ?? 'Error';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+  );
+}
+
+export interface SessionSocketHandlers<M> {
+  /** Handle one valid message; returns the store's effects. */
+  message(msg: M, conn: Connection): Promise<Effects>;
+  /** The socket ended: `left` for a clean close. */
+  closed(conn: Connection, left: boolean): Promise<Effects>;
+}
+
+/**
+ * The WebSocket side of one service: a `ws` server without its own listener,
+ * a ping sweep, and the per-socket message pipeline.
+ */
+export class SocketEdge<S extends z.ZodType> {
+  readonly wss: WebSocketServer;
+  private readonly limiter: RateLimiterMemory;
+  private readonly alive = new WeakMap<WebSocket, boolean>();
+  private readonly flooded = new WeakSet<WebSocket>();
+  private readonly sweep: NodeJS.Timeout;
+
+  constructor(
+    private readonly channel: Channel,
+    private readonly schema: S,
+    private readonly hub: Hub,
+    private readonly limits: SocketLimits,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly handlers: SessionSocketHandlers<z.infer<S>>,
+  ) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes, perMessageDeflate: false, clientTracking: true });
+    this.limiter = new RateLimiterMemory({ points: limits.messageFloodPerSec, duration: 1 });
+    // A socket that misses a pong is terminated; its grace period then starts as for any drop.
+    this.sweep = setInterval(() => {
+      for (const ws of this.wss.clients) {
+        if (this.alive.get(ws) === false) {
+          ws.terminate();
+          continue;
+        }
+        this.alive.set(ws, false);
+        ws.ping();
+      }
+    }, limits.pingIntervalMs);
+    this.sweep.unref();
+  }
+
+  /** Complete the upgrade, then hand the open socket to `opened`. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, opened: (ws: WebSocket) => void): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.alive.set(ws, true);
+      ws.on('pong', () => this.alive.set(ws, true));
+      opened(ws);
+    });
+  }
+
+  /**
+   * Wire an open socket of `session` into the hub. `attach` tells the store;
+   * it runs before any message of the socket is handled.
+   */
+  serve(ws: WebSocket, session: string, attach: (conn: Connection) => Promise<AttachResult>): Connection {
+    const connId = newConnId();
+    const conn: Connection = {
+      id: connId,
+      session,
+      channel: this.channel,
+      isOpen: () => ws.readyState === ws.OPEN,
+      send: (text) => ws.send(text),
+      close: (code, reason) => ws.close(code, reason),
+    };
+    this.hub.add(conn);
+    // Messages of one socket are handled strictly in the order received, the close last.
+    let queue: Promise<void> = Promise.resolve();
+    const enqueue = (task: () => Promise<void>): void => {
+      queue = queue.then(task).catch((err: unknown) => this.log.error({ err, channel: this.channel }, 'socket handler failed'));
+    };
+    enqueue(async () => {
+      const attached = await attach(conn);
+      if (attached.ok) return this.hub.run(attached.effects);
+      // The session ended between the token check and the upgrade.
+      ws.send(errorFrame('unauthorized', 'session ended'));
+      ws.close(CloseCode.unauthorized, 'unauthorized');
+    });
+    ws.on('message', (data: RawData, isBinary: boolean) => enqueue(() => this.receive(ws, conn, data, isBinary)));
+    ws.on('close', (code: number) => {
+      this.hub.remove(conn);
+      enqueue(async () => this.hub.run(await this.handlers.closed(conn, CLEAN_CLOSES.has(code))));
+    });
+    ws.on('error', (err) => this.log.debug({ err: err.message, channel: this.channel }, 'socket error'));
+    return conn;
+  }
+
+  private async receive(ws: WebSocket, conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
+    // A message that arrived before the client closed is still handled (a chat then a close loses nothing).
+    if (this.flooded.has(ws)) return;
+    this.metrics.messages.inc({ channel: this.channel });
+    let used: number;
+    try {
+      used = (await this.limiter.consume(conn.id)).consumedPoints;
+    } catch (res) {
+      if (!(res instanceof RateLimiterRes)) throw res;
+      this.metrics.rejected.inc({ code: 'flood' });
+      this.flooded.add(ws);
+      ws.close(CloseCode.policyViolation, 'message rate exceeded');
+      return;
+    }
+    if (used > this.limits.messageRatePerSec) {
+      this.metrics.rejected.inc({ code: 'rate-limited' });
+      ws.send(errorFrame('rate-limited', `more than ${this.limits.messageRatePerSec} messages a second`));
+      return;
+    }
+    if (isBinary) {
+      ws.send(errorFrame('bad-request', 'binary frames are not accepted: send JSON text'));
+      return;
+    }
+    const parsed = parseMessage(this.schema, Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
+    if (!parsed.ok) {
+      this.metrics.rejected.inc({ code: 'bad-request' });
+      ws.send(errorFrame('bad-request', parsed.error));
+      return;
+    }
+    await this.hub.run(await this.handlers.message(parsed.value, conn));
+  }
+
+  /** Tell every client we are going away (1001). */
+  closeAll(): void {
+    clearInterval(this.sweep);
+    for (const ws of this.wss.clients) ws.close(CloseCode.goingAway, 'server shutting down');
+  }
+}
+
+/** Route `upgrade` events of `server` to `handle`; errors refuse with 400. */
+export function onUpgrade(
+  server: Server,
+  log: Logger,
+  handle: (req: IncomingMessage, socket: Duplex, head: Buffer) => Promise<void>,
+): void {
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    handle(req, socket, head).catch((err: unknown) => {
+      log.error({ err }, 'upgrade failed');
+      if (socket.writable) refuseUpgrade(socket, 503, { status: 'error', message: 'service unavailable' });
+    });
+  });
+}

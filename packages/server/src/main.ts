@@ -1,0 +1,116 @@
+// Process entry: read settings, start the roles in ROLES, stop cleanly on
+// SIGTERM/SIGINT (close 1001, exit 0 within 5 s).
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { pino } from 'pino';
+import { ConfigError, loadSettings, type Settings } from './config.js';
+import { systemClock } from './core/clock.js';
+import { Hub } from './core/hub.js';
+import { iceServers } from './core/ice.js';
+import { AddressHasher } from './http/client.js';
+import type { Context } from './http/context.js';
+import { MatchingService } from './matching/service.js';
+import { Metrics } from './ops/metrics.js';
+import { SignallingService } from './signalling/service.js';
+import { MemoryStore } from './store/memory.js';
+import type { Store } from './store/store.js';
+import { createWebServer } from './web/service.js';
+
+function createStore(settings: Settings): Store {
+  if (settings.redisUrl) throw new ConfigError('REDIS_URL', 'the Redis store is not available in this version; unset REDIS_URL');
+  return new MemoryStore(settings);
+}
+
+const listen = (server: Server, port: number, host: string): Promise<number> =>
+  new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+  });
+
+async function main(): Promise<void> {
+  let settings: Settings;
+  try {
+    settings = loadSettings();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`dyad: invalid setting ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = pino({ level: settings.logLevel, base: { pid: process.pid }, redact: ['token', '*.token', 'req.url'] });
+  const store = createStore(settings);
+  const hub = new Hub(store, systemClock, (id) => iceServers(settings, id, Date.now()), log, {
+    paired: (p) => {
+      metrics.pairs.inc({ mode: p.mode });
+      for (const ms of p.waitedMs) metrics.matchWait.observe(ms / 1000);
+    },
+    ended: (reason) => metrics.roomsEnded.inc({ reason }),
+  });
+  const metrics = new Metrics(store, () => hub);
+  let accepting = true;
+  const ctx: Context = { settings, store, hub, metrics, log, addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY), accepting: () => accepting };
+
+  const has = (role: string) => settings.roles.includes(role as Settings['roles'][number]);
+  const matching = has('matching') ? new MatchingService(ctx) : undefined;
+  const signalling = has('signalling') ? new SignallingService(ctx) : undefined;
+  const servers: Server[] = [];
+  const ports = { matching: settings.matchingPort, signalling: settings.signallingPort };
+
+  const start = async (name: string, server: Server, port: number): Promise<number> => {
+    const bound = await listen(server, port, settings.host);
+    servers.push(server);
+    const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
+    process.stdout.write(`${name} listening on http://${host}:${bound}\n`);
+    return bound;
+  };
+  if (matching) ports.matching = await start('matching', matching.server, settings.matchingPort);
+  if (signalling) ports.signalling = await start('signalling', signalling.server, settings.signallingPort);
+  if (has('web')) {
+    const web = createWebServer(settings, { matchingPort: () => ports.matching, signallingPort: () => ports.signalling });
+    await start('web', web, settings.webPort);
+  }
+  log.info({ roles: settings.roles, store: settings.redisUrl ? 'redis' : 'memory' }, 'started');
+
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    accepting = false;
+    log.info({ signal }, 'shutting down');
+    const deadline = setTimeout(() => process.exit(0), settings.shutdownTimeoutMs);
+    deadline.unref();
+    for (const s of servers) s.close();
+    matching?.edge.closeAll();
+    signalling?.edge.closeAll();
+    try {
+      await hub.run(await store.shutdown(Date.now()));
+    } catch (err) {
+      log.error({ err }, 'store release failed');
+    }
+    hub.close();
+    // Give clients a moment to answer the close frame, then drop whatever is left.
+    await waitForClients([matching?.edge.wss, signalling?.edge.wss], SOCKET_CLOSE_WAIT_MS);
+    for (const s of servers) s.closeAllConnections();
+    await store.close();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** How long a stopping process waits for clients to complete the close handshake. */
+const SOCKET_CLOSE_WAIT_MS = 1_000;
+
+async function waitForClients(servers: ({ clients: Set<{ terminate(): void }> } | undefined)[], ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  const open = () => servers.reduce((n, s) => n + (s?.clients.size ?? 0), 0);
+  while (open() > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  for (const s of servers) for (const ws of s?.clients ?? []) ws.terminate();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`dyad: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,196 @@
+// The matching service: POST /register, /ice-servers, and the matching
+// WebSocket (one-trip `/ws?...` and `/ws/{id}?token=`). A thin edge: every
+// decision is the store's.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import {
+  MatchingClientMessage,
+  RegisterRequest,
+  normalizeInterests,
+  normalizeLang,
+  parseObject,
+  type HttpError,
+  type RegisterResponse,
+} from '@dyad/protocol';
+import { clientAddress, originAllowed } from '../http/client.js';
+import { readBody, sendJson, serveOps, type Context } from '../http/context.js';
+import { SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
+import { iceServers } from '../core/ice.js';
+import type { WebSocket } from 'ws';
+
+type Refusal = { status: number; body: HttpError };
+type Registered = { id: string; token: string };
+
+const newToken = (): string => randomBytes(24).toString('base64url'); // 192 bits
+
+export class MatchingService {
+  readonly server: Server;
+  readonly edge: SocketEdge<typeof MatchingClientMessage>;
+  private readonly registrations: RateLimiterMemory;
+
+  constructor(private readonly ctx: Context) {
+    const { settings, hub, metrics, log, store } = ctx;
+    this.registrations = new RateLimiterMemory({ points: settings.registerRatePerMin, duration: 60 });
+    this.edge = new SocketEdge('matching', MatchingClientMessage, hub, settings, metrics, log, {
+      message: (msg, conn) => {
+        const now = hub.clock.now();
+        switch (msg.event) {
+          case 'next':
+            return store.next(conn.session, conn.id, now);
+          case 'stop':
+            return store.stop(conn.session, conn.id, now);
+          case 'chat':
+            return store.chat(conn.session, conn.id, msg.message, now);
+          case 'typing':
+            return store.typing(conn.session, conn.id, msg.typing);
+          case 'report':
+            return store.report(conn.session, conn.id, msg.reason, now);
+        }
+      },
+      closed: (conn, left) => store.detachMatching(conn.session, conn.id, left, hub.clock.now()),
+    });
+    this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        log.error({ err }, 'request failed');
+        if (!res.headersSent) sendJson(res, 500, { status: 'error', message: 'internal error' });
+      });
+    });
+    onUpgrade(this.server, log, (req, socket, head) => this.upgrade(req, socket, head));
+  }
+
+  private cors(req: IncomingMessage, res: ServerResponse): boolean {
+    const origin = req.headers.origin;
+    if (origin === undefined) return true;
+    if (!originAllowed(req, this.ctx.settings.allowedOrigins)) {
+      sendJson(res, 403, { status: 'error', message: 'origin not allowed' });
+      return false;
+    }
+    res.setHeader('Access-Control-Allow-Origin', origin);
+    res.setHeader('Vary', 'Origin');
+    return true;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (!this.cors(req, res)) return;
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, {
+        'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+        'Access-Control-Allow-Headers': 'Content-Type, Authorization',
+        'Access-Control-Max-Age': '600',
+      });
+      res.end();
+      return;
+    }
+    if (req.method === 'GET' && path === '/') return sendJson(res, 200, { message: 'Dyad matching service' });
+    if (req.method === 'GET' && (await serveOps(this.ctx, path, res))) return;
+    if (path === '/register') {
+      if (req.method !== 'POST') return sendJson(res, 405, { status: 'error', message: 'use POST' }, { Allow: 'POST' });
+      return this.registerHttp(req, res);
+    }
+    if (path === '/ice-servers' && req.method === 'GET') return this.iceServers(req, res);
+    sendJson(res, 404, { status: 'error', message: 'not found' });
+  }
+
+  private async registerHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req, this.ctx.settings.maxFrameBytes);
+    if (body === undefined) return sendJson(res, 413, { status: 'error', message: 'body too large' });
+    let value: unknown = {};
+    if (body.trim() !== '') {
+      try {
+        value = JSON.parse(body);
+      } catch {
+        return sendJson(res, 400, { status: 'error', message: 'invalid JSON' });
+      }
+    }
+    const result = await this.register(req, value);
+    if ('body' in result) return sendJson(res, result.status, result.body);
+    const ok: RegisterResponse = { status: 'queued', message: 'User added to matching queue', id: result.id, token: result.token };
+    sendJson(res, 200, ok);
+  }
+
+  /** Validate, rate-limit and create a session: shared by POST /register and the one-trip start. */
+  private async register(req: IncomingMessage, value: unknown): Promise<Refusal | Registered> {
+    const { settings, store, metrics, addresses, hub } = this.ctx;
+    const parsed = parseObject(RegisterRequest, value);
+    if (!parsed.ok) {
+      metrics.registrations.inc({ result: 'invalid' });
+      return { status: 400, body: { status: 'error', message: parsed.error } };
+    }
+    const addr = addresses.hash(clientAddress(req, settings.trustProxy));
+    try {
+      await this.registrations.consume(addr);
+    } catch (rej) {
+      if (!(rej instanceof RateLimiterRes)) throw rej;
+      metrics.registrations.inc({ result: 'rate-limited' });
+      const retry = Math.max(1, Math.ceil(rej.msBeforeNext / 1000));
+      return { status: 429, body: { status: 'error', message: 'too many registrations, slow down', retry_after: retry } };
+    }
+    const r = parsed.value;
+    const token = newToken();
+    const now = hub.clock.now();
+    const result = await store.register(
+      { name: r.name, mode: r.mode ?? 'video', interests: normalizeInterests(r.interests ?? []), lang: normalizeLang(r.lang), token, addr },
+      now,
+    );
+    metrics.registrations.inc({ result: result.status });
+    if (result.status === 'exists') return { status: 409, body: { status: 'exists', message: 'that name has a live session' } };
+    if (result.status === 'banned') {
+      return { status: 403, body: { status: 'banned', message: 'this address is banned', until: Math.ceil(result.until / 1000) } };
+    }
+    await hub.run(result.effects);
+    return { id: result.id, token };
+  }
+
+  private async iceServers(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const auth = req.headers.authorization;
+    const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
+    const id = token ? await this.ctx.store.sessionForToken(token) : undefined;
+    if (!id) return sendJson(res, 401, { status: 'error', message: 'a valid bearer token is required' });
+    const { settings, hub } = this.ctx;
+    sendJson(res, 200, { ice_servers: iceServers(settings, id, hub.clock.now()), ttl: settings.turnTtlSec });
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const { settings, store } = this.ctx;
+    if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/ws') {
+      // One-trip start: the query is the registration body.
+      const result = await this.register(req, oneTripQuery(url.searchParams));
+      if ('body' in result) return refuseUpgrade(socket, result.status, result.body);
+      this.edge.upgrade(req, socket, head, (ws) => {
+        ws.send(JSON.stringify({ event: 'session', id: result.id, token: result.token }));
+        this.open(ws, result.id, result.token);
+      });
+      return;
+    }
+    const m = /^\/ws\/([^/]+)$/.exec(url.pathname);
+    if (!m?.[1]) return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
+    const id = decodeURIComponent(m[1]);
+    const token = url.searchParams.get('token') ?? '';
+    if (!(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
+    this.edge.upgrade(req, socket, head, (ws) => this.open(ws, id, token));
+  }
+
+  private open(ws: WebSocket, id: string, token: string): void {
+    const { store, hub } = this.ctx;
+    this.edge.serve(ws, id, (conn) => store.attachMatching(id, token, conn.id, hub.clock.now()));
+  }
+}
+
+/** The one-trip query as a registration body: empty values are absent, interests comma-separated. */
+export function oneTripQuery(q: URLSearchParams): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const key of ['name', 'mode', 'lang'] as const) {
+    const v = q.get(key);
+    if (v !== null && v !== '') body[key] = v;
+  }
+  const interests = q.get('interests');
+  if (interests !== null && interests.trim() !== '') {
+    body.interests = interests.split(',').filter((s) => s.trim() !== '');
+  }
+  return body;
+}

@@ -1,0 +1,73 @@
+// Prometheus metrics of one process.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Store } from '../store/store.js';
+import type { Hub } from '../core/hub.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly registrations = new Counter({
+    name: 'dyad_registrations_total',
+    help: 'Session registrations by result',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly pairs = new Counter({ name: 'dyad_pairs_total', help: 'Rooms opened', labelNames: ['mode'] as const, registers: [this.registry] });
+  readonly roomsEnded = new Counter({
+    name: 'dyad_rooms_ended_total',
+    help: 'Rooms ended, by the reason given to the partner',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly matchWait = new Histogram({
+    name: 'dyad_match_wait_seconds',
+    help: 'Time a session waited in the pool before being paired',
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly messages = new Counter({
+    name: 'dyad_messages_total',
+    help: 'Client messages received, by socket kind',
+    labelNames: ['channel'] as const,
+    registers: [this.registry],
+  });
+  readonly rejected = new Counter({
+    name: 'dyad_rejected_total',
+    help: 'Refused requests and messages, by error code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(store: Store, hub: () => Hub | undefined) {
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'dyad_sockets',
+      help: 'Open WebSockets on this process',
+      labelNames: ['channel'] as const,
+      registers: [this.registry],
+      collect() {
+        const h = hub();
+        this.set({ channel: 'matching' }, h?.count('matching') ?? 0);
+        this.set({ channel: 'signalling' }, h?.count('signalling') ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'dyad_waiting_sessions',
+      help: 'Sessions waiting in the pool',
+      labelNames: ['mode'] as const,
+      registers: [this.registry],
+      async collect() {
+        const s = await store.stats();
+        this.set({ mode: 'video' }, s.waiting.video);
+        this.set({ mode: 'text' }, s.waiting.text);
+      },
+    });
+    new Gauge({
+      name: 'dyad_rooms',
+      help: 'Open rooms',
+      registers: [this.registry],
+      async collect() {
+        this.set((await store.stats()).rooms);
+      },
+    });
+  }
+}

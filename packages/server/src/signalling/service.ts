@@ -1,0 +1,57 @@
+// The signalling service: relays offer/answer/ICE between the two members of
+// a room over `/ws/{id}?token=`. A thin edge: membership, roles and buffering
+// are the store's.
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { SignallingClientMessage } from '@dyad/protocol';
+import { originAllowed } from '../http/client.js';
+import { sendJson, serveOps, type Context } from '../http/context.js';
+import { SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
+
+export class SignallingService {
+  readonly server: Server;
+  readonly edge: SocketEdge<typeof SignallingClientMessage>;
+
+  constructor(private readonly ctx: Context) {
+    const { settings, hub, metrics, log, store } = ctx;
+    this.edge = new SocketEdge('signalling', SignallingClientMessage, hub, settings, metrics, log, {
+      message: (msg, conn) => {
+        const now = hub.clock.now();
+        switch (msg.event) {
+          case 'join':
+            return store.join(conn.session, conn.id, msg.room_code, now);
+          case 'signal':
+            return store.signal(conn.session, conn.id, msg.room_code, msg.type, msg.data, now);
+          case 'leave':
+            return store.leave(conn.session, conn.id, msg.room_code, now);
+        }
+      },
+      closed: (conn, left) => store.detachSignalling(conn.session, conn.id, left, hub.clock.now()),
+    });
+    this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      if (req.method === 'GET' && path === '/') return sendJson(res, 200, { message: 'Dyad signalling service' });
+      serveOps(ctx, path, res)
+        .then((served) => served || sendJson(res, 404, { status: 'error', message: 'not found' }))
+        .catch((err: unknown) => {
+          log.error({ err }, 'request failed');
+          if (!res.headersSent) sendJson(res, 500, { status: 'error', message: 'internal error' });
+        });
+    });
+    onUpgrade(this.server, log, (req, socket, head) => this.upgrade(req, socket, head));
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const { settings, store, hub } = this.ctx;
+    if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const m = /^\/ws\/([^/]+)$/.exec(url.pathname);
+    if (!m?.[1]) return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
+    const id = decodeURIComponent(m[1]);
+    const token = url.searchParams.get('token') ?? '';
+    if (!(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
+    this.edge.upgrade(req, socket, head, (ws) => {
+      this.edge.serve(ws, id, (conn) => store.attachSignalling(id, token, conn.id, hub.clock.now()));
+    });
+  }
+}

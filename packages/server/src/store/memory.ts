@@ -1,0 +1,654 @@
+// The embedded store: one process, zero set-up, nothing on disk. Each method
+// runs to completion synchronously, which is what makes it atomic here.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  CloseCode,
+  DISCONNECT_MESSAGES,
+  type ChatEvent,
+  type DisconnectReason,
+  type ErrorCode,
+  type Mode,
+  type PeerDisconnectedEvent,
+  type ServerMessage,
+  type SignalEvent,
+  type SignalType,
+} from '@dyad/protocol';
+import { choosePartner, commonInterests, mutuallyAccept, type Candidate, type PairingPolicy } from '../core/rules.js';
+import {
+  emptyEffects,
+  type AttachResult,
+  type Channel,
+  type Delivery,
+  type Effects,
+  type NewSession,
+  type RegisterResult,
+  type SessionState,
+  type Store,
+  type StoreStats,
+} from './store.js';
+
+export interface MemoryStoreOptions extends PairingPolicy {
+  graceMs: number;
+  registrationTtlMs: number;
+  repairCooldownMs: number;
+  signalBuffer: number;
+  reportBanThreshold: number;
+  reportWindowMs: number;
+  banDurationMs: number;
+  random?: () => number;
+}
+
+/** How many eligible partners one pairing attempt looks at before choosing (bounds the work per arrival). */
+export const MAX_CANDIDATES_PER_ATTEMPT = 64;
+
+interface Session extends Candidate {
+  mode: Mode;
+  tokenHash: Buffer;
+  addr: string;
+  state: SessionState;
+  /** Open matching socket; absent while away or before the first open. */
+  mConn?: string;
+  /** The matching socket whose grace period is running. */
+  mGrace?: string;
+  sConn?: string;
+  sGrace?: string;
+  /** The room the open signalling socket has joined (a new socket must join again). */
+  sJoined?: string;
+  room?: string;
+  /** Chat kept while the matching socket is away, delivered on resumption. */
+  keptChat: ChatEvent[];
+  /** A room end missed while away, told on resumption. */
+  news?: PeerDisconnectedEvent;
+  lastPartner?: { id: string; addr: string; endedAt: number };
+  /** Partner id -> until when a re-pair is avoided. */
+  cooldown: Map<string, number>;
+  /** Never paired with these again (reports either way). */
+  blocked: Set<string>;
+}
+
+interface Room {
+  code: string;
+  members: [string, string];
+  initiator: string;
+  mode: Mode;
+  common: string[];
+  answerPassed: boolean;
+  /** Members that have joined on signalling and not left (grace periods included). */
+  joined: Set<string>;
+  /** Signals kept for a member whose socket has not joined. */
+  kept: Map<string, SignalEvent[]>;
+}
+
+const hashToken = (token: string): Buffer => createHash('sha256').update(token).digest();
+const newId = (): string => randomBytes(9).toString('base64url');
+const newRoomCode = (): string => randomBytes(18).toString('base64url'); // 144 bits
+const seconds = (ms: number): number => ms / 1000;
+
+const peerDisconnected = (reason: DisconnectReason): PeerDisconnectedEvent => ({
+  event: 'peer-disconnected',
+  message: DISCONNECT_MESSAGES[reason],
+  reason,
+});
+
+const error = (code: ErrorCode, message: string, extra?: { until: number }): ServerMessage => ({
+  event: 'error',
+  code,
+  message,
+  ...extra,
+});
+
+export class MemoryStore implements Store {
+  private readonly sessions = new Map<string, Session>();
+  private readonly rooms = new Map<string, Room>();
+  /** Waiting sessions per mode, oldest first (insertion order). */
+  private readonly pool: Record<Mode, Set<string>> = { video: new Set(), text: new Set() };
+  private readonly byAddr = new Map<string, Set<string>>();
+  /** Token hash (hex) -> session id, for bearer-token look-ups. */
+  private readonly byToken = new Map<string, string>();
+  /** Reported address -> reporter address -> time of the latest report. */
+  private readonly reports = new Map<string, Map<string, number>>();
+  private readonly bans = new Map<string, number>();
+  private readonly random: () => number;
+
+  constructor(private readonly opts: MemoryStoreOptions) {
+    this.random = opts.random ?? Math.random;
+  }
+
+  // ------------------------------------------------------------ plumbing
+
+  /** Deliver to a session's open socket on `channel`; false when there is none. */
+  private send(fx: Effects, s: Session, channel: Channel, msg: ServerMessage): boolean {
+    const conn = channel === 'matching' ? s.mConn : s.sConn;
+    if (conn === undefined) return false;
+    fx.deliver.push({ to: s.id, channel, conn, msg });
+    return true;
+  }
+
+  private closeSocket(fx: Effects, s: Session, channel: Channel, code: number, reason: string): void {
+    const conn = channel === 'matching' ? s.mConn : s.sConn;
+    if (conn !== undefined) fx.close.push({ to: s.id, channel, conn, code, reason });
+  }
+
+  private owner(id: string, conn: string, channel: Channel): Session | undefined {
+    const s = this.sessions.get(id);
+    if (!s) return undefined;
+    return (channel === 'matching' ? s.mConn : s.sConn) === conn ? s : undefined;
+  }
+
+  private authenticate(id: string, token: string): Session | undefined {
+    const s = this.sessions.get(id);
+    if (!s) return undefined;
+    return timingSafeEqual(hashToken(token), s.tokenHash) ? s : undefined;
+  }
+
+  private partnerOf(s: Session): { room: Room; partner: Session } | undefined {
+    const room = s.room === undefined ? undefined : this.rooms.get(s.room);
+    if (!room) return undefined;
+    const partner = this.sessions.get(room.members[0] === s.id ? room.members[1] : room.members[0]);
+    return partner ? { room, partner } : undefined;
+  }
+
+  private deleteSession(s: Session): void {
+    this.sessions.delete(s.id);
+    this.byToken.delete(s.tokenHash.toString('hex'));
+    this.pool[s.mode].delete(s.id);
+    const ids = this.byAddr.get(s.addr);
+    ids?.delete(s.id);
+    if (ids?.size === 0) this.byAddr.delete(s.addr);
+  }
+
+  // ------------------------------------------------------------ pool and rooms
+
+  private enterPool(fx: Effects, s: Session, now: number): void {
+    s.state = 'waiting';
+    s.enteredAt = now;
+    s.waitingSince = now;
+    this.pool[s.mode].delete(s.id);
+    this.pool[s.mode].add(s.id);
+    this.send(fx, s, 'matching', { event: 'waiting' });
+    if ((s.interests.length > 0 || s.lang !== undefined) && this.opts.interestTimeoutMs > 0) {
+      fx.timers.push({ kind: 'interest', id: s.id, delayMs: this.opts.interestTimeoutMs });
+    }
+    this.tryPair(fx, s, now);
+  }
+
+  private tryPair(fx: Effects, s: Session, now: number): void {
+    if (s.state !== 'waiting' || s.mConn === undefined) return;
+    const eligible: Session[] = [];
+    for (const id of this.pool[s.mode]) {
+      if (id === s.id) continue;
+      const c = this.sessions.get(id);
+      if (!c || c.mConn === undefined || c.state !== 'waiting') continue;
+      if (s.blocked.has(c.id) || c.blocked.has(s.id)) continue;
+      if (!mutuallyAccept(s, c, now, this.opts)) continue;
+      eligible.push(c);
+      if (eligible.length >= MAX_CANDIDATES_PER_ATTEMPT) break;
+    }
+    const partner = choosePartner(s, eligible, (c) => (s.cooldown.get(c.id) ?? 0) > now, now, this.opts, this.random);
+    if (partner) this.openRoom(fx, s, partner, now);
+  }
+
+  private openRoom(fx: Effects, a: Session, b: Session, now: number): void {
+    const code = newRoomCode();
+    const initiator = this.random() < 0.5 ? a.id : b.id;
+    const room: Room = {
+      code,
+      members: [a.id, b.id],
+      initiator,
+      mode: a.mode,
+      common: commonInterests(a, b),
+      answerPassed: false,
+      joined: new Set(),
+      kept: new Map(),
+    };
+    this.rooms.set(code, room);
+    for (const [me, other] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      this.pool[me.mode].delete(me.id);
+      me.state = 'matched';
+      me.room = code;
+      this.send(fx, me, 'matching', this.matchedEvent(room, me, other));
+    }
+    fx.paired.push({ room: code, a: a.id, b: b.id, mode: a.mode, waitedMs: [now - a.waitingSince, now - b.waitingSince] });
+  }
+
+  /** ice_servers is filled in per recipient by the edge, which holds the TURN secret. */
+  private matchedEvent(room: Room, me: Session, other: Session, resumed?: boolean): ServerMessage {
+    return {
+      event: 'matched',
+      room_code: room.code,
+      initiator: room.initiator === me.id,
+      peer: other.id,
+      common_interests: room.common,
+      mode: room.mode,
+      ice_servers: [],
+      ...(resumed ? { resumed: true } : {}),
+    };
+  }
+
+  /**
+   * End `ender`'s room: the partner is told `reason` on its matching socket
+   * (or on resumption) and on its signalling socket if joined, and is idle.
+   * The ender's next state is the caller's to set.
+   */
+  private endRoom(fx: Effects, ender: Session, reason: DisconnectReason, now: number): void {
+    const pr = this.partnerOf(ender);
+    ender.room = undefined;
+    ender.sJoined = undefined;
+    if (!pr) return;
+    const { room, partner } = pr;
+    this.rooms.delete(room.code);
+    partner.room = undefined;
+    partner.state = 'idle';
+    const news = peerDisconnected(reason);
+    if (!this.send(fx, partner, 'matching', news)) partner.news = news;
+    if (partner.sJoined === room.code) this.send(fx, partner, 'signalling', news);
+    partner.sJoined = undefined;
+    for (const [me, other] of [
+      [ender, partner],
+      [partner, ender],
+    ] as const) {
+      me.lastPartner = { id: other.id, addr: other.addr, endedAt: now };
+      me.cooldown.set(other.id, now + this.opts.repairCooldownMs);
+      if (me.cooldown.size > 32) for (const [id, until] of me.cooldown) if (until <= now) me.cooldown.delete(id);
+    }
+    fx.ended.push(reason);
+  }
+
+  /** The session is over: its room ends, its token opens nothing more. */
+  private endSession(fx: Effects, s: Session, reason: DisconnectReason, now: number): void {
+    if (s.state === 'matched') this.endRoom(fx, s, reason, now);
+    this.send(fx, s, 'signalling', error('unauthorized', 'session ended'));
+    this.closeSocket(fx, s, 'signalling', CloseCode.unauthorized, 'session ended');
+    this.deleteSession(s);
+  }
+
+  // ------------------------------------------------------------ registration
+
+  async register(n: NewSession, now: number): Promise<RegisterResult> {
+    const until = await this.bannedUntil(n.addr, now);
+    if (until !== undefined) return { status: 'banned', until };
+    let id = n.name;
+    if (id === undefined) do id = newId(); while (this.sessions.has(id));
+    else if (this.sessions.has(id)) return { status: 'exists' };
+    const s: Session = {
+      id,
+      mode: n.mode,
+      interests: n.interests,
+      lang: n.lang,
+      tokenHash: hashToken(n.token),
+      addr: n.addr,
+      state: 'registered',
+      enteredAt: now,
+      waitingSince: now,
+      keptChat: [],
+      cooldown: new Map(),
+      blocked: new Set(),
+    };
+    this.sessions.set(id, s);
+    this.byToken.set(s.tokenHash.toString('hex'), id);
+    let ids = this.byAddr.get(n.addr);
+    if (!ids) this.byAddr.set(n.addr, (ids = new Set()));
+    ids.add(id);
+    const fx = emptyEffects();
+    fx.timers.push({ kind: 'registration', id, delayMs: this.opts.registrationTtlMs });
+    return { status: 'ok', id, effects: fx };
+  }
+
+  async onRegistrationExpired(id: string, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.sessions.get(id);
+    if (s && s.state === 'registered' && s.mConn === undefined) this.endSession(fx, s, 'timeout', now);
+    return fx;
+  }
+
+  async sessionForToken(token: string): Promise<string | undefined> {
+    return this.byToken.get(hashToken(token).toString('hex'));
+  }
+
+  async verify(id: string, token: string): Promise<boolean> {
+    return this.authenticate(id, token) !== undefined;
+  }
+
+  async bannedUntil(addr: string, now: number): Promise<number | undefined> {
+    const until = this.bans.get(addr);
+    if (until === undefined) return undefined;
+    if (until > now) return until;
+    this.bans.delete(addr);
+    return undefined;
+  }
+
+  // ------------------------------------------------------------ matching socket
+
+  async attachMatching(id: string, token: string, conn: string, now: number): Promise<AttachResult> {
+    const s = this.authenticate(id, token);
+    if (!s) return { ok: false, reason: 'unauthorized' };
+    const fx = emptyEffects();
+    this.closeSocket(fx, s, 'matching', CloseCode.replaced, 'replaced by a newer socket');
+    s.mConn = conn;
+    s.mGrace = undefined;
+    switch (s.state) {
+      case 'registered':
+        this.enterPool(fx, s, now);
+        break;
+      case 'waiting':
+        this.send(fx, s, 'matching', { event: 'waiting' });
+        this.tryPair(fx, s, now);
+        break;
+      case 'matched': {
+        const pr = this.partnerOf(s);
+        if (pr) this.send(fx, s, 'matching', this.matchedEvent(pr.room, s, pr.partner, true));
+        this.flushKeptChat(fx, s);
+        break;
+      }
+      case 'idle':
+        this.flushKeptChat(fx, s);
+        if (s.news) this.send(fx, s, 'matching', s.news);
+        s.news = undefined;
+        this.send(fx, s, 'matching', { event: 'idle' });
+        break;
+    }
+    return { ok: true, effects: fx };
+  }
+
+  private flushKeptChat(fx: Effects, s: Session): void {
+    for (const msg of s.keptChat) this.send(fx, s, 'matching', msg);
+    s.keptChat = [];
+  }
+
+  async detachMatching(id: string, conn: string, left: boolean, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.owner(id, conn, 'matching');
+    if (!s) return fx;
+    s.mConn = undefined;
+    if (left) {
+      this.endSession(fx, s, 'left', now);
+    } else {
+      s.mGrace = conn;
+      fx.timers.push({ kind: 'matching-grace', id, conn, delayMs: this.opts.graceMs });
+    }
+    return fx;
+  }
+
+  async onMatchingGraceExpired(id: string, conn: string, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.sessions.get(id);
+    if (s && s.mGrace === conn && s.mConn === undefined) this.endSession(fx, s, 'timeout', now);
+    return fx;
+  }
+
+  async next(id: string, conn: string, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.owner(id, conn, 'matching');
+    if (!s) return fx;
+    if (s.state === 'waiting') {
+      this.send(fx, s, 'matching', { event: 'waiting' });
+      return fx;
+    }
+    if (s.state === 'matched') this.endRoom(fx, s, 'skip', now);
+    this.enterPool(fx, s, now);
+    return fx;
+  }
+
+  async stop(id: string, conn: string, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.owner(id, conn, 'matching');
+    if (!s) return fx;
+    if (s.state === 'matched') this.endRoom(fx, s, 'left', now);
+    this.pool[s.mode].delete(s.id);
+    s.state = 'idle';
+    this.send(fx, s, 'matching', { event: 'idle' });
+    return fx;
+  }
+
+  async chat(id: string, conn: string, message: string, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.owner(id, conn, 'matching');
+    if (!s) return fx;
+    const pr = this.partnerOf(s);
+    if (!pr) {
+      this.send(fx, s, 'matching', error('no-partner', 'not in a room'));
+      return fx;
+    }
+    const msg: ChatEvent = { event: 'chat', sender: s.id, message, timestamp: seconds(now) };
+    if (!this.send(fx, pr.partner, 'matching', msg) && !this.keepChat(pr.partner, msg)) {
+      this.send(fx, s, 'matching', error('buffer-full', `partner is away and ${this.opts.signalBuffer} messages are waiting`));
+    }
+    return fx;
+  }
+
+  private keepChat(s: Session, msg: ChatEvent): boolean {
+    if (s.keptChat.length >= this.opts.signalBuffer) return false;
+    s.keptChat.push(msg);
+    return true;
+  }
+
+  async typing(id: string, conn: string, typing: boolean): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.owner(id, conn, 'matching');
+    const pr = s && this.partnerOf(s);
+    // Typing is momentary: dropped, not kept, when the partner is away.
+    if (s && pr) this.send(fx, pr.partner, 'matching', { event: 'typing', sender: s.id, typing });
+    return fx;
+  }
+
+  async report(id: string, conn: string, _reason: string | undefined, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.owner(id, conn, 'matching');
+    if (!s) return fx;
+    const pr = this.partnerOf(s);
+    const target = pr
+      ? { id: pr.partner.id, addr: pr.partner.addr }
+      : s.lastPartner && now - s.lastPartner.endedAt < this.opts.repairCooldownMs
+        ? s.lastPartner
+        : undefined;
+    if (!target) {
+      this.send(fx, s, 'matching', error('no-partner', 'no current or recent partner to report'));
+      return fx;
+    }
+    s.blocked.add(target.id);
+    this.sessions.get(target.id)?.blocked.add(s.id);
+    // Reports count per reporting address, so one person with many sessions counts once.
+    let reporters = this.reports.get(target.addr);
+    if (!reporters) this.reports.set(target.addr, (reporters = new Map()));
+    reporters.set(s.addr, now);
+    for (const [addr, at] of reporters) if (now - at > this.opts.reportWindowMs) reporters.delete(addr);
+    if (reporters.size >= this.opts.reportBanThreshold) {
+      this.reports.delete(target.addr);
+      this.ban(fx, target.addr, now + this.opts.banDurationMs, now);
+    }
+    return fx;
+  }
+
+  private ban(fx: Effects, addr: string, until: number, now: number): void {
+    this.bans.set(addr, until);
+    for (const sid of [...(this.byAddr.get(addr) ?? [])]) {
+      const s = this.sessions.get(sid);
+      if (!s) continue;
+      if (s.state === 'matched') this.endRoom(fx, s, 'reported', now);
+      const msg = error('banned', 'this address is banned', { until: Math.ceil(seconds(until)) });
+      for (const channel of ['matching', 'signalling'] as const) {
+        this.send(fx, s, channel, msg);
+        this.closeSocket(fx, s, channel, CloseCode.banned, 'banned');
+      }
+      this.deleteSession(s);
+    }
+  }
+
+  async onInterestTimeout(id: string, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.sessions.get(id);
+    if (s) this.tryPair(fx, s, now);
+    return fx;
+  }
+
+  // ------------------------------------------------------------ signalling socket
+
+  async attachSignalling(id: string, token: string, conn: string): Promise<AttachResult> {
+    const s = this.authenticate(id, token);
+    if (!s) return { ok: false, reason: 'unauthorized' };
+    const fx = emptyEffects();
+    this.closeSocket(fx, s, 'signalling', CloseCode.replaced, 'replaced by a newer socket');
+    s.sConn = conn;
+    s.sGrace = undefined;
+    s.sJoined = undefined;
+    return { ok: true, effects: fx };
+  }
+
+  async detachSignalling(id: string, conn: string, left: boolean, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.owner(id, conn, 'signalling');
+    if (!s) return fx;
+    const joined = s.sJoined;
+    s.sConn = undefined;
+    s.sJoined = undefined;
+    if (!left) {
+      s.sGrace = conn;
+      fx.timers.push({ kind: 'signalling-grace', id, conn, delayMs: this.opts.graceMs });
+    } else if (joined !== undefined && joined === s.room) {
+      this.leaveRoom(fx, s, 'left', now);
+    }
+    return fx;
+  }
+
+  async onSignallingGraceExpired(id: string, conn: string, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.sessions.get(id);
+    if (!s || s.sGrace !== conn) return fx;
+    s.sGrace = undefined;
+    const room = s.room === undefined ? undefined : this.rooms.get(s.room);
+    if (room?.joined.has(s.id)) this.leaveRoom(fx, s, 'timeout', now);
+    return fx;
+  }
+
+  /** The member leaves its room from signalling: partner told, member idle. */
+  private leaveRoom(fx: Effects, s: Session, reason: DisconnectReason, now: number): void {
+    this.endRoom(fx, s, reason, now);
+    s.state = 'idle';
+    this.send(fx, s, 'matching', { event: 'idle' });
+  }
+
+  /** The room `code` if `s` is a member, else an `invalid-room` error for it. */
+  private memberRoom(fx: Effects, s: Session, code: string): Room | undefined {
+    const room = this.rooms.get(code);
+    if (room && s.room === code) return room;
+    this.send(fx, s, 'signalling', error('invalid-room', 'not a member of this room'));
+    return undefined;
+  }
+
+  async join(id: string, conn: string, code: string): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.owner(id, conn, 'signalling');
+    const room = s && this.memberRoom(fx, s, code);
+    if (!s || !room) return fx;
+    const peerId = room.members[0] === s.id ? room.members[1] : room.members[0];
+    const firstJoin = !room.joined.has(s.id);
+    room.joined.add(s.id);
+    s.sJoined = code;
+    this.send(fx, s, 'signalling', {
+      event: 'verified',
+      room_code: code,
+      role: room.initiator === s.id ? 'initiator' : 'responder',
+      peer: peerId,
+      peer_joined: room.joined.has(peerId),
+    });
+    const peer = this.sessions.get(peerId);
+    if (firstJoin && peer?.sJoined === code) this.send(fx, peer, 'signalling', { event: 'peer-joined', room_code: code, peer: s.id });
+    for (const msg of room.kept.get(s.id) ?? []) this.send(fx, s, 'signalling', msg);
+    room.kept.delete(s.id);
+    return fx;
+  }
+
+  async signal(
+    id: string,
+    conn: string,
+    code: string,
+    type: SignalType,
+    data: Record<string, unknown>,
+  ): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.owner(id, conn, 'signalling');
+    const room = s && this.memberRoom(fx, s, code);
+    if (!s || !room) return fx;
+    if (s.sJoined !== code) {
+      this.send(fx, s, 'signalling', error('bad-request', 'join the room first'));
+      return fx;
+    }
+    if (!room.answerPassed) {
+      const isInitiator = room.initiator === s.id;
+      if ((type === 'offer' && !isInitiator) || (type === 'answer' && isInitiator)) {
+        const expected = type === 'offer' ? 'initiator' : 'responder';
+        this.send(fx, s, 'signalling', error('role-mismatch', `the first ${type} must come from the ${expected}`));
+        return fx;
+      }
+      if (type === 'answer') room.answerPassed = true;
+    }
+    const peer = this.sessions.get(room.members[0] === s.id ? room.members[1] : room.members[0]);
+    if (!peer) return fx;
+    const msg: SignalEvent = { event: 'signal', room_code: code, from: s.id, type, data };
+    if (peer.sJoined === code && this.send(fx, peer, 'signalling', msg)) return fx;
+    if (!this.keepSignal(room, peer.id, msg)) {
+      this.send(fx, s, 'signalling', error('buffer-full', `partner has not joined and ${this.opts.signalBuffer} signals are waiting`));
+    }
+    return fx;
+  }
+
+  private keepSignal(room: Room, to: string, msg: SignalEvent): boolean {
+    let kept = room.kept.get(to);
+    if (!kept) room.kept.set(to, (kept = []));
+    if (kept.length >= this.opts.signalBuffer) return false;
+    kept.push(msg);
+    return true;
+  }
+
+  async leave(id: string, conn: string, code: string, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.owner(id, conn, 'signalling');
+    const room = s && this.memberRoom(fx, s, code);
+    if (!s || !room) return fx;
+    if (s.sJoined !== code) {
+      this.send(fx, s, 'signalling', error('bad-request', 'join the room first'));
+      return fx;
+    }
+    this.leaveRoom(fx, s, 'left', now);
+    return fx;
+  }
+
+  // ------------------------------------------------------------ upkeep
+
+  async undelivered(d: Delivery): Promise<Effects> {
+    const s = this.sessions.get(d.to);
+    if (!s) return emptyEffects();
+    if (d.msg.event === 'chat' && d.channel === 'matching') this.keepChat(s, d.msg);
+    if (d.msg.event === 'signal' && d.channel === 'signalling') {
+      const room = this.rooms.get(d.msg.room_code);
+      if (room) this.keepSignal(room, s.id, d.msg);
+    }
+    return emptyEffects();
+  }
+
+  async shutdown(): Promise<Effects> {
+    // Sessions of the embedded store end with the process.
+    return emptyEffects();
+  }
+
+  async ping(): Promise<boolean> {
+    return true;
+  }
+
+  async stats(): Promise<StoreStats> {
+    const waiting = (mode: Mode): number => {
+      let n = 0;
+      for (const id of this.pool[mode]) if (this.sessions.get(id)?.mConn !== undefined) n++;
+      return n;
+    };
+    return { waiting: { video: waiting('video'), text: waiting('text') }, rooms: this.rooms.size, sessions: this.sessions.size };
+  }
+
+  async close(): Promise<void> {
+    this.sessions.clear();
+    this.rooms.clear();
+  }
+}

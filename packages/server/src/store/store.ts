@@ -1,0 +1,128 @@
+// The Store: where shared session state lives. Every method is one atomic
+// transition of the contract's lifecycle (PROTOCOL.md, "Lifecycle and edge
+// cases") and returns the effects it caused, so the caller only carries them
+// out. The memory store does each transition in one synchronous step; a
+// networked store must make each one atomic on its side (e.g. one script per
+// transition), which is why the interface is coarse rather than get/set.
+import type { DisconnectReason, Mode, ServerMessage, SignalType } from '@dyad/protocol';
+
+export type Channel = 'matching' | 'signalling';
+export type SessionState = 'registered' | 'waiting' | 'matched' | 'idle';
+
+/** Send `msg` to the socket `conn` of session `to`; only issued for sockets the store saw connected. */
+export interface Delivery {
+  to: string;
+  channel: Channel;
+  conn: string;
+  msg: ServerMessage;
+}
+
+/** Close a socket (after its deliveries). */
+export interface CloseOrder {
+  to: string;
+  channel: Channel;
+  conn: string;
+  code: number;
+  reason: string;
+}
+
+export type TimerKind = 'interest' | 'matching-grace' | 'signalling-grace' | 'registration';
+
+/** Call the store back after `delayMs` (the matching `on*` method, with `conn` where given). */
+export interface TimerOrder {
+  kind: TimerKind;
+  id: string;
+  conn?: string;
+  delayMs: number;
+}
+
+export interface Pairing {
+  room: string;
+  a: string;
+  b: string;
+  mode: Mode;
+  /** Milliseconds each member waited in the pool, for metrics. */
+  waitedMs: [number, number];
+}
+
+export interface Effects {
+  deliver: Delivery[];
+  close: CloseOrder[];
+  timers: TimerOrder[];
+  paired: Pairing[];
+  ended: DisconnectReason[];
+}
+
+export const emptyEffects = (): Effects => ({ deliver: [], close: [], timers: [], paired: [], ended: [] });
+
+export interface NewSession {
+  /** Requested id (the `name`); absent: the store makes one. */
+  name?: string;
+  mode: Mode;
+  /** Normalized (trimmed, lower-cased, unique). */
+  interests: string[];
+  /** Normalized (lower-cased). */
+  lang?: string;
+  token: string;
+  /** Keyed hash of the client address (never the address itself). */
+  addr: string;
+}
+
+export type RegisterResult =
+  | { status: 'ok'; id: string; effects: Effects }
+  | { status: 'exists' }
+  | { status: 'banned'; until: number };
+
+/** Outcome of an attach: refused, or accepted with what to send/close. */
+export type AttachResult = { ok: false; reason: 'unauthorized' } | { ok: true; effects: Effects };
+
+export type SignalResult = Effects;
+
+export interface StoreStats {
+  waiting: Record<Mode, number>;
+  rooms: number;
+  sessions: number;
+}
+
+export interface Store {
+  /** Create a session; it waits for its matching socket for REGISTRATION_TTL_MS. */
+  register(s: NewSession, now: number): Promise<RegisterResult>;
+  /** When the registration TTL runs out: drop the session if it never connected. */
+  onRegistrationExpired(id: string, now: number): Promise<Effects>;
+  /** The live session that `token` belongs to. */
+  sessionForToken(token: string): Promise<string | undefined>;
+  /** Does `token` open session `id`? (Checked before accepting an upgrade.) */
+  verify(id: string, token: string): Promise<boolean>;
+  /** Is the address banned? Returns the end of the ban (Unix ms) or undefined. */
+  bannedUntil(addr: string, now: number): Promise<number | undefined>;
+
+  /** Open (or replace) the matching socket `conn`; first open enters the pool. */
+  attachMatching(id: string, token: string, conn: string, now: number): Promise<AttachResult>;
+  /** The matching socket `conn` ended; `left` for a clean close (1000/no code), else its grace starts. */
+  detachMatching(id: string, conn: string, left: boolean, now: number): Promise<Effects>;
+  onMatchingGraceExpired(id: string, conn: string, now: number): Promise<Effects>;
+
+  next(id: string, conn: string, now: number): Promise<Effects>;
+  stop(id: string, conn: string, now: number): Promise<Effects>;
+  chat(id: string, conn: string, message: string, now: number): Promise<Effects>;
+  typing(id: string, conn: string, typing: boolean): Promise<Effects>;
+  report(id: string, conn: string, reason: string | undefined, now: number): Promise<Effects>;
+  /** A waiting session's interest/lang narrowing has run out: try again with anyone. */
+  onInterestTimeout(id: string, now: number): Promise<Effects>;
+
+  attachSignalling(id: string, token: string, conn: string, now: number): Promise<AttachResult>;
+  detachSignalling(id: string, conn: string, left: boolean, now: number): Promise<Effects>;
+  onSignallingGraceExpired(id: string, conn: string, now: number): Promise<Effects>;
+  join(id: string, conn: string, room: string, now: number): Promise<Effects>;
+  signal(id: string, conn: string, room: string, type: SignalType, data: Record<string, unknown>, now: number): Promise<SignalResult>;
+  leave(id: string, conn: string, room: string, now: number): Promise<Effects>;
+
+  /** A delivery could not be written (the socket closed under it): keep it as for an absent member. */
+  undelivered(d: Delivery, now: number): Promise<Effects>;
+
+  /** Release everything this process holds (sessions end with it on the memory store). */
+  shutdown(now: number): Promise<Effects>;
+  ping(): Promise<boolean>;
+  stats(): Promise<StoreStats>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,343 @@
+// A WebSocket client for wire tests: every message the server sends is queued,
+// checked against the protocol schemas, and awaited with a bounded wait whose
+// failure says what was expected and what came instead.
+import assert from 'node:assert/strict';
+import type { IncomingHttpHeaders } from 'node:http';
+import WebSocket from 'ws';
+import type { z } from 'zod';
+import {
+  ChatEvent,
+  ErrorEvent,
+  IdleEvent,
+  MatchedEvent,
+  MatchingServerMessage,
+  PeerDisconnectedEvent,
+  PeerJoinedEvent,
+  SessionEvent,
+  SignalEvent,
+  SignallingServerMessage,
+  TypingEvent,
+  VerifiedEvent,
+  WaitingEvent,
+} from '@dyad/protocol';
+
+/** How long any single expected message may take unless a test says otherwise. */
+export const WAIT_MS = 2_000;
+const OPEN_TIMEOUT_MS = 5_000;
+const CLOSE_TIMEOUT_MS = 2_000;
+
+export type Channel = 'matching' | 'signalling';
+
+/** What each event looks like once validated, keyed by event name. */
+export interface Events {
+  waiting: z.infer<typeof WaitingEvent>;
+  idle: z.infer<typeof IdleEvent>;
+  session: z.infer<typeof SessionEvent>;
+  matched: z.infer<typeof MatchedEvent>;
+  chat: z.infer<typeof ChatEvent>;
+  typing: z.infer<typeof TypingEvent>;
+  'peer-disconnected': z.infer<typeof PeerDisconnectedEvent>;
+  error: z.infer<typeof ErrorEvent>;
+  verified: z.infer<typeof VerifiedEvent>;
+  'peer-joined': z.infer<typeof PeerJoinedEvent>;
+  signal: z.infer<typeof SignalEvent>;
+}
+export type EventName = keyof Events;
+export type AnyEvent = Events[EventName];
+
+const KNOWN: Record<Channel, ReadonlySet<string>> = {
+  matching: new Set(['waiting', 'idle', 'session', 'matched', 'chat', 'typing', 'peer-disconnected', 'error']),
+  signalling: new Set(['verified', 'peer-joined', 'signal', 'peer-disconnected', 'error']),
+};
+const SCHEMA: Record<Channel, z.ZodType> = { matching: MatchingServerMessage, signalling: SignallingServerMessage };
+
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+type Item = { msg: AnyEvent } | { violation: string };
+
+export type Attempt =
+  | { kind: 'open'; client: WireClient }
+  | { kind: 'refused'; status: number; headers: IncomingHttpHeaders; body: string };
+
+export interface ConnectOptions {
+  channel: Channel;
+  /** Names the socket in failure messages, e.g. "alice/matching". */
+  label?: string;
+  origin?: string;
+  headers?: Record<string, string>;
+}
+
+/** Hides tokens in URLs shown in failure messages. */
+export const redact = (url: string): string => url.replace(/token=[^&]*/g, 'token=…');
+
+const all = new Set<WireClient>();
+
+export class WireClient {
+  /** Every validated message received, in order, consumed or not. */
+  readonly history: AnyEvent[] = [];
+  /** Messages with event names the contract does not define: allowed, and skipped. */
+  readonly extensions: unknown[] = [];
+  readonly closed: Promise<Closed>;
+  private readonly queue: Item[] = [];
+  private wake: (() => void) | undefined;
+  private closeInfo: Closed | undefined;
+
+  private constructor(
+    readonly ws: WebSocket,
+    readonly channel: Channel,
+    readonly label: string,
+  ) {
+    all.add(this);
+    ws.on('error', () => {
+      // Errors after open surface as a close (1006); nothing to add here.
+    });
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    this.closed = new Promise((resolve) => {
+      ws.once('close', (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString('utf8') };
+        all.delete(this);
+        this.poke();
+        resolve(this.closeInfo);
+      });
+    });
+  }
+
+  /** Opens a socket; an HTTP refusal of the upgrade is a result, not an error. */
+  static connect(url: string, opts: ConnectOptions): Promise<Attempt> {
+    const headers: Record<string, string> = { ...opts.headers };
+    if (opts.origin !== undefined) headers.origin = opts.origin;
+    const ws = new WebSocket(url, { headers, handshakeTimeout: OPEN_TIMEOUT_MS });
+    const client = new WireClient(ws, opts.channel, opts.label ?? `${opts.channel} ${redact(url)}`);
+    return new Promise<Attempt>((resolve, reject) => {
+      ws.once('open', () => resolve({ kind: 'open', client }));
+      ws.once('unexpected-response', (req, res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          resolve({
+            kind: 'refused',
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          });
+          req.destroy();
+        });
+        res.on('error', () => req.destroy());
+      });
+      ws.once('error', (err) => reject(new Error(`${client.label}: could not connect: ${err.message}`)));
+    });
+  }
+
+  /** Opens a socket that must be accepted. */
+  static async open(url: string, opts: ConnectOptions): Promise<WireClient> {
+    const attempt = await WireClient.connect(url, opts);
+    if (attempt.kind === 'refused') {
+      assert.fail(`${opts.label ?? redact(url)}: upgrade refused with HTTP ${attempt.status} ${attempt.body.slice(0, 200)}`);
+    }
+    return attempt.client;
+  }
+
+  /** Closes every socket still open (code 1000), so the next test starts from an empty pool. */
+  static async closeAll(): Promise<void> {
+    await Promise.all([...all].map((c) => c.close(1000)));
+  }
+
+  get isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    if (isBinary) {
+      this.push({ violation: 'a binary frame (every message must be a JSON text frame)' });
+      return;
+    }
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      this.push({ violation: `a frame that is not JSON: ${text.slice(0, 200)}` });
+      return;
+    }
+    const event = (value as { event?: unknown } | null)?.event;
+    if (typeof event !== 'string') {
+      this.push({ violation: `a message without a string "event": ${text.slice(0, 200)}` });
+      return;
+    }
+    if (!KNOWN[this.channel].has(event)) {
+      // The contract lets servers add event names that clients ignore.
+      this.extensions.push(value);
+      return;
+    }
+    const parsed = SCHEMA[this.channel].safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      this.push({
+        violation: `a "${event}" message that breaks the schema (${issue?.path.join('.')}: ${issue?.message}): ${text.slice(0, 300)}`,
+      });
+      return;
+    }
+    // Keep the message as sent (extra fields included), validated above.
+    const msg = value as AnyEvent;
+    this.history.push(msg);
+    this.push({ msg });
+  }
+
+  private push(item: Item): void {
+    this.queue.push(item);
+    this.poke();
+  }
+
+  private poke(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** Sends an object as JSON, or a string / Buffer as is (a Buffer goes as a binary frame). */
+  send(data: object | string | Buffer): void {
+    assert.ok(this.isOpen, `${this.label}: cannot send, the socket is ${this.closeInfo ? `closed (${this.closeInfo.code})` : 'not open'}`);
+    if (Buffer.isBuffer(data)) this.ws.send(data, { binary: true });
+    else this.ws.send(typeof data === 'string' ? data : JSON.stringify(data));
+  }
+
+  /** Resolves with the next message, or fails after `timeoutMs` naming `what` was expected. */
+  async next(what = 'a message', timeoutMs = WAIT_MS): Promise<AnyEvent> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const item = this.queue.shift();
+      if (item) {
+        if ('violation' in item) assert.fail(`${this.label}: expected ${what}, got ${item.violation}`);
+        return item.msg;
+      }
+      if (this.closeInfo) {
+        assert.fail(`${this.label}: expected ${what}, but the socket closed (code ${this.closeInfo.code} ${this.closeInfo.reason})`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) assert.fail(`${this.label}: expected ${what} within ${timeoutMs} ms, got nothing`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  /**
+   * The next message must be `event`; messages whose event is in `skip` are
+   * passed over first (for server messages the contract allows but does not require).
+   */
+  async expect<E extends EventName>(
+    event: E,
+    opts: { timeoutMs?: number; skip?: readonly EventName[]; what?: string } = {},
+  ): Promise<Events[E]> {
+    const what = opts.what ?? `"${event}"`;
+    const deadline = Date.now() + (opts.timeoutMs ?? WAIT_MS);
+    for (;;) {
+      const msg = await this.next(what, Math.max(1, deadline - Date.now()));
+      if (msg.event === event) return msg as Events[E];
+      if (opts.skip?.includes(msg.event as EventName)) continue;
+      assert.fail(`${this.label}: expected ${what}, got ${JSON.stringify(redactMsg(msg))}`);
+    }
+  }
+
+  /** The next message must be an `error` with this code. */
+  async expectError(code: Events['error']['code'], opts: { timeoutMs?: number; what?: string } = {}): Promise<Events['error']> {
+    const what = opts.what ?? `error "${code}"`;
+    const msg = await this.expect('error', { ...opts, what });
+    assert.equal(msg.code, code, `${this.label}: expected ${what}, got ${JSON.stringify(msg)}`);
+    assert.equal(typeof msg.message, 'string');
+    return msg;
+  }
+
+  /** Nothing (apart from events in `skip`) arrives within `ms`, and the socket stays open. */
+  async expectSilence(ms: number, opts: { skip?: readonly EventName[]; why?: string } = {}): Promise<void> {
+    const got = await this.drain(ms);
+    const unexpected = got.filter((m) => !opts.skip?.includes(m.event as EventName));
+    assert.deepEqual(
+      unexpected.map(redactMsg),
+      [],
+      `${this.label}: expected no message${opts.why ? ` (${opts.why})` : ''} for ${ms} ms`,
+    );
+    assert.ok(!this.closeInfo, `${this.label}: expected the socket to stay open, it closed with ${this.closeInfo?.code}`);
+  }
+
+  /** Waits `ms` and returns (consuming) everything that arrived meanwhile. */
+  async drain(ms: number): Promise<AnyEvent[]> {
+    await sleep(ms);
+    const out: AnyEvent[] = [];
+    while (this.queue.length > 0) {
+      const item = this.queue.shift();
+      if (!item) break;
+      if ('violation' in item) assert.fail(`${this.label}: got ${item.violation}`);
+      out.push(item.msg);
+    }
+    return out;
+  }
+
+  /**
+   * The socket must be closed by the server with one of `codes` within the
+   * wait; returns the close and the messages that came before it.
+   */
+  async expectClose(codes: number | readonly number[], timeoutMs = WAIT_MS, what?: string): Promise<Closed & { before: AnyEvent[] }> {
+    const allowed = typeof codes === 'number' ? [codes] : codes;
+    const label = what ?? `close ${allowed.join(' or ')}`;
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([
+      this.closed,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    const before: AnyEvent[] = [];
+    for (const item of this.queue.splice(0)) if ('msg' in item) before.push(item.msg);
+    if (!closed) assert.fail(`${this.label}: expected ${label} within ${timeoutMs} ms, the socket is still open`);
+    assert.ok(
+      allowed.includes(closed.code),
+      `${this.label}: expected ${label}, got close ${closed.code} "${closed.reason}" after ${JSON.stringify(before.map(redactMsg))}`,
+    );
+    return { ...closed, before };
+  }
+
+  /** Client close with a code (1000 by default; `null` sends no code, i.e. 1005 at the server). */
+  async close(code: number | null = 1000): Promise<Closed> {
+    if (this.closeInfo) return this.closeInfo;
+    if (this.ws.readyState === WebSocket.CONNECTING) {
+      this.ws.terminate();
+      return this.closed;
+    }
+    if (code === null) this.ws.close();
+    else this.ws.close(code);
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      this.closed,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), CLOSE_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (done) return done;
+    this.ws.terminate();
+    return this.closed;
+  }
+
+  /** Drops the TCP connection without a close frame: the server sees 1006 and starts the grace period. */
+  async drop(): Promise<void> {
+    this.ws.terminate();
+    await this.closed;
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Messages as shown in failure output, with tokens hidden. */
+export function redactMsg(msg: unknown): unknown {
+  if (msg && typeof msg === 'object' && 'token' in msg) return { ...msg, token: '…' };
+  return msg;
+}
