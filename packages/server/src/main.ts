@@ -3,6 +3,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { pino } from 'pino';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { ConfigError, loadSettings, type Settings } from './config.js';
 import { systemClock } from './core/clock.js';
 import { Hub } from './core/hub.js';
@@ -49,7 +50,16 @@ async function main(): Promise<void> {
   });
   const metrics = new Metrics(store, () => hub);
   let accepting = true;
-  const ctx: Context = { settings, store, hub, metrics, log, addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY), accepting: () => accepting };
+  const ctx: Context = {
+    settings,
+    store,
+    hub,
+    metrics,
+    log,
+    addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY),
+    limiter: (name, points, duration) => new RateLimiterMemory({ keyPrefix: name, points, duration }),
+    accepting: () => accepting,
+  };
 
   const has = (role: string) => settings.roles.includes(role as Settings['roles'][number]);
   const matching = has('matching') ? new MatchingService(ctx) : undefined;

@@ -34,7 +34,9 @@ export class Hub {
     private readonly iceServersFor: (session: string) => IceServer[],
     private readonly log: Logger,
     private readonly events: HubEvents = {},
-  ) {}
+  ) {
+    store.subscribe((fx) => this.run(fx));
+  }
 
   add(conn: Connection): void {
     this.conns.set(conn.id, conn);

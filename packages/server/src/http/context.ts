@@ -1,6 +1,7 @@
 // What every edge of one process shares, and small HTTP helpers they all use.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Settings } from '../config.js';
 import type { Hub } from '../core/hub.js';
 import type { Store } from '../store/store.js';
@@ -14,6 +15,8 @@ export interface Context {
   metrics: Metrics;
   log: Logger;
   addresses: AddressHasher;
+  /** A rate limiter of `points` per `durationSec`, per key; shared between processes when the store is. */
+  limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract;
   /** False once shutdown has begun: readiness fails so balancers stop sending. */
   accepting: () => boolean;
 }

@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import {
   MatchingClientMessage,
   RegisterRequest,
@@ -28,11 +28,11 @@ const newToken = (): string => randomBytes(24).toString('base64url'); // 192 bit
 export class MatchingService {
   readonly server: Server;
   readonly edge: SocketEdge<typeof MatchingClientMessage>;
-  private readonly registrations: RateLimiterMemory;
+  private readonly registrations: RateLimiterAbstract;
 
   constructor(private readonly ctx: Context) {
     const { settings, hub, metrics, log, store } = ctx;
-    this.registrations = new RateLimiterMemory({ points: settings.registerRatePerMin, duration: 60 });
+    this.registrations = ctx.limiter('register', settings.registerRatePerMin, 60);
     this.edge = new SocketEdge('matching', MatchingClientMessage, hub, settings, metrics, log, {
       message: (msg, conn) => {
         const now = hub.clock.now();

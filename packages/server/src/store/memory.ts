@@ -629,6 +629,10 @@ export class MemoryStore implements Store {
     return emptyEffects();
   }
 
+  subscribe(): void {
+    // One process: every socket is local, nothing ever arrives from elsewhere.
+  }
+
   async shutdown(): Promise<Effects> {
     // Sessions of the embedded store end with the process.
     return emptyEffects();

@@ -120,6 +120,12 @@ export interface Store {
   /** A delivery could not be written (the socket closed under it): keep it as for an absent member. */
   undelivered(d: Delivery, now: number): Promise<Effects>;
 
+  /**
+   * Effects addressed to this process by another one (a networked store
+   * delivers them here; the memory store never calls it). Set once by the hub.
+   */
+  subscribe(handler: (fx: Effects) => Promise<void>): void;
+
   /** Release everything this process holds (sessions end with it on the memory store). */
   shutdown(now: number): Promise<Effects>;
   ping(): Promise<boolean>;
