@@ -74,6 +74,8 @@ export class MatchingService {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (req.method === 'GET' && path === '/') return sendJson(res, 200, { message: 'Dyad matching service' });
+    if (req.method === 'GET' && (await serveOps(this.ctx, path, res))) return;
     if (!this.cors(req, res)) return;
     if (req.method === 'OPTIONS') {
       res.writeHead(204, {
@@ -84,8 +86,6 @@ export class MatchingService {
       res.end();
       return;
     }
-    if (req.method === 'GET' && path === '/') return sendJson(res, 200, { message: 'Dyad matching service' });
-    if (req.method === 'GET' && (await serveOps(this.ctx, path, res))) return;
     if (path === '/register') {
       if (req.method !== 'POST') return sendJson(res, 405, { status: 'error', message: 'use POST' }, { Allow: 'POST' });
       return this.registerHttp(req, res);
