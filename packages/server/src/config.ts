@@ -50,6 +50,12 @@ export interface Settings {
   messageFloodPerSec: number;
   /** Registrations (POST /register or one-trip start) per client address per minute. @default 30 */
   registerRatePerMin: number;
+  /** Open WebSockets (both services together) per client address. @default 32 */
+  maxSocketsPerAddr: number;
+  /** `next` messages per client address per minute. @default 120 */
+  nextRatePerMin: number;
+  /** Bearer token of the admin API; unset: the admin API is off. */
+  adminToken: string | undefined;
   /** Interval of WebSocket pings; a socket that misses one is dropped (its grace period starts). @default 25_000 */
   pingIntervalMs: number;
   /** Distinct reporters within REPORT_WINDOW_MS that ban an address. @default 3 */
@@ -111,6 +117,15 @@ const url = (env: Env, name: string): string | undefined => {
   return raw.replace(/\/+$/, '');
 };
 
+/** A guessable admin token would be worse than none. */
+const MIN_ADMIN_TOKEN_CHARS = 16;
+const adminToken = (env: Env): string | undefined => {
+  const raw = env.ADMIN_TOKEN?.trim();
+  if (!raw) return undefined;
+  if (raw.length < MIN_ADMIN_TOKEN_CHARS) throw new ConfigError('ADMIN_TOKEN', `must be at least ${MIN_ADMIN_TOKEN_CHARS} characters`);
+  return raw;
+};
+
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url));
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -167,6 +182,9 @@ export function loadSettings(env: Env = process.env): Settings {
     messageRatePerSec: integer(env, 'MESSAGE_RATE_PER_SEC', 100, 1),
     messageFloodPerSec: integer(env, 'MESSAGE_FLOOD_PER_SEC', 300, 1),
     registerRatePerMin: integer(env, 'REGISTER_RATE_PER_MIN', 30, 1),
+    maxSocketsPerAddr: integer(env, 'MAX_SOCKETS_PER_ADDR', 32, 1),
+    nextRatePerMin: integer(env, 'NEXT_RATE_PER_MIN', 120, 1),
+    adminToken: adminToken(env),
     pingIntervalMs: integer(env, 'PING_INTERVAL_MS', 25_000, 100),
     reportBanThreshold: integer(env, 'REPORT_BAN_THRESHOLD', 3, 1),
     reportWindowMs: integer(env, 'REPORT_WINDOW_MS', 3_600_000, 1),

@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     metrics,
     log,
     addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY),
-    limiter: (name, points, duration) => new RateLimiterMemory({ keyPrefix: name, points, duration }),
+    limiter: memo((name, points, duration) => new RateLimiterMemory({ keyPrefix: name, points, duration })),
     accepting: () => accepting,
   };
 
@@ -108,6 +108,16 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** One limiter per name, so that services counting the same thing share it. */
+function memo<L>(make: (name: string, points: number, durationSec: number) => L): (name: string, points: number, durationSec: number) => L {
+  const made = new Map<string, L>();
+  return (name, points, durationSec) => {
+    let l = made.get(name);
+    if (!l) made.set(name, (l = make(name, points, durationSec)));
+    return l;
+  };
 }
 
 /** How long a stopping process waits for clients to complete the close handshake. */

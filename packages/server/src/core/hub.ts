@@ -12,6 +12,8 @@ export interface Connection {
   readonly id: string;
   readonly session: string;
   readonly channel: Channel;
+  /** Keyed hash of the client address, for per-address limits. */
+  readonly addr: string;
   /** False once the socket is closing or closed. */
   isOpen(): boolean;
   send(text: string): void;

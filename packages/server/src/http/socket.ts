@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { CloseCode, parseMessage, type ErrorCode } from '@dyad/protocol';
+import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { CloseCode, parseMessage, type ErrorCode, type HttpError } from '@dyad/protocol';
 import type { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Connection, Hub } from '../core/hub.js';
@@ -18,6 +18,15 @@ export interface SocketLimits {
   messageFloodPerSec: number;
   pingIntervalMs: number;
 }
+
+/**
+ * Open sockets are counted per address in a window this long, so that counts
+ * left behind by a process that died clear by themselves.
+ */
+export const SOCKET_COUNT_WINDOW_SEC = 3_600;
+
+/** A client refused for holding too many sockets may try again after this long. */
+const SOCKET_RETRY_AFTER_SEC = 5;
 
 export const newConnId = (): string => randomBytes(12).toString('base64url');
 
@@ -61,6 +70,7 @@ export class SocketEdge<S extends z.ZodType> {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly handlers: SessionSocketHandlers<z.infer<S>>,
+    private readonly sockets: RateLimiterAbstract,
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes, perMessageDeflate: false, clientTracking: true });
     this.limiter = new RateLimiterMemory({ points: limits.messageFloodPerSec, duration: 1 });
@@ -78,6 +88,27 @@ export class SocketEdge<S extends z.ZodType> {
     this.sweep.unref();
   }
 
+  /**
+   * Count a new socket against its address's limit (MAX_SOCKETS_PER_ADDR,
+   * both services together) until the connection closes, whatever happens
+   * to the upgrade. Returns a refusal, or undefined when admitted.
+   */
+  async admit(addr: string, socket: Duplex): Promise<{ status: number; body: HttpError } | undefined> {
+    try {
+      await this.sockets.consume(addr);
+    } catch (rej) {
+      if (!(rej instanceof RateLimiterRes)) throw rej;
+      // A refused consume still counted this socket: give it back.
+      await this.sockets.reward(addr).catch(() => undefined);
+      this.metrics.rejected.inc({ code: 'too-many-sockets' });
+      return { status: 429, body: { status: 'error', message: 'too many open sockets from this address', retry_after: SOCKET_RETRY_AFTER_SEC } };
+    }
+    socket.once('close', () => {
+      this.sockets.reward(addr).catch((err: unknown) => this.log.warn({ err }, 'socket count release failed'));
+    });
+    return undefined;
+  }
+
   /** Complete the upgrade, then hand the open socket to `opened`. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, opened: (ws: WebSocket) => void): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
@@ -91,11 +122,12 @@ export class SocketEdge<S extends z.ZodType> {
    * Wire an open socket of `session` into the hub. `attach` tells the store;
    * it runs before any message of the socket is handled.
    */
-  serve(ws: WebSocket, session: string, attach: (conn: Connection) => Promise<AttachResult>): Connection {
+  serve(ws: WebSocket, session: string, addr: string, attach: (conn: Connection) => Promise<AttachResult>): Connection {
     const connId = newConnId();
     const conn: Connection = {
       id: connId,
       session,
+      addr,
       channel: this.channel,
       isOpen: () => ws.readyState === ws.OPEN,
       send: (text) => ws.send(text),

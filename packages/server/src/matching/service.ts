@@ -16,9 +16,12 @@ import {
 } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
 import { readBody, sendJson, serveOps, type Context } from '../http/context.js';
-import { SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
+import { SOCKET_COUNT_WINDOW_SEC, SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { WebSocket } from 'ws';
+import type { Connection } from '../core/hub.js';
+import { emptyEffects, type Effects } from '../store/store.js';
+import { AdminApi } from './admin.js';
 
 type Refusal = { status: number; body: HttpError };
 type Registered = { id: string; token: string };
@@ -29,16 +32,20 @@ export class MatchingService {
   readonly server: Server;
   readonly edge: SocketEdge<typeof MatchingClientMessage>;
   private readonly registrations: RateLimiterAbstract;
+  private readonly nexts: RateLimiterAbstract;
+  private readonly admin: AdminApi | undefined;
 
   constructor(private readonly ctx: Context) {
     const { settings, hub, metrics, log, store } = ctx;
     this.registrations = ctx.limiter('register', settings.registerRatePerMin, 60);
+    this.nexts = ctx.limiter('next', settings.nextRatePerMin, 60);
+    this.admin = settings.adminToken ? new AdminApi(ctx, settings.adminToken) : undefined;
     this.edge = new SocketEdge('matching', MatchingClientMessage, hub, settings, metrics, log, {
       message: (msg, conn) => {
         const now = hub.clock.now();
         switch (msg.event) {
           case 'next':
-            return store.next(conn.session, conn.id, now);
+            return this.nextLimited(conn).then((refused) => refused ?? store.next(conn.session, conn.id, now));
           case 'stop':
             return store.stop(conn.session, conn.id, now);
           case 'chat':
@@ -50,7 +57,7 @@ export class MatchingService {
         }
       },
       closed: (conn, left) => store.detachMatching(conn.session, conn.id, left, hub.clock.now()),
-    });
+       }, ctx.limiter('sockets', settings.maxSocketsPerAddr, SOCKET_COUNT_WINDOW_SEC));
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         log.error({ err }, 'request failed');
@@ -91,6 +98,7 @@ export class MatchingService {
       return this.registerHttp(req, res);
     }
     if (path === '/ice-servers' && req.method === 'GET') return this.iceServers(req, res);
+    if (this.admin && path.startsWith('/admin/')) return this.admin.handle(req, res, path);
     sendJson(res, 404, { status: 'error', message: 'not found' });
   }
 
@@ -144,6 +152,25 @@ export class MatchingService {
     return { id: result.id, token };
   }
 
+  /** NEXT_RATE_PER_MIN per address: a refusal instead of the store transition when over. */
+  private async nextLimited(conn: Connection): Promise<Effects | undefined> {
+    try {
+      await this.nexts.consume(conn.addr);
+      return undefined;
+    } catch (rej) {
+      if (!(rej instanceof RateLimiterRes)) throw rej;
+      this.ctx.metrics.rejected.inc({ code: 'rate-limited' });
+      const fx = emptyEffects();
+      fx.deliver.push({
+        to: conn.session,
+        channel: 'matching',
+        conn: conn.id,
+        msg: { event: 'error', code: 'rate-limited', message: `more than ${this.ctx.settings.nextRatePerMin} nexts a minute` },
+      });
+      return fx;
+    }
+  }
+
   private async iceServers(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const auth = req.headers.authorization;
     const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
@@ -154,30 +181,33 @@ export class MatchingService {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { settings, store } = this.ctx;
+    const { settings, store, addresses } = this.ctx;
     if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname === '/ws') {
+    const m = /^\/ws\/([^/]+)$/.exec(url.pathname);
+    if (url.pathname !== '/ws' && !m?.[1]) return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
+    const addr = addresses.hash(clientAddress(req, settings.trustProxy));
+    const refused = await this.edge.admit(addr, socket);
+    if (refused) return refuseUpgrade(socket, refused.status, refused.body);
+    if (!m?.[1]) {
       // One-trip start: the query is the registration body.
       const result = await this.register(req, oneTripQuery(url.searchParams));
       if ('body' in result) return refuseUpgrade(socket, result.status, result.body);
       this.edge.upgrade(req, socket, head, (ws) => {
         ws.send(JSON.stringify({ event: 'session', id: result.id, token: result.token }));
-        this.open(ws, result.id, result.token);
+        this.open(ws, result.id, addr, result.token);
       });
       return;
     }
-    const m = /^\/ws\/([^/]+)$/.exec(url.pathname);
-    if (!m?.[1]) return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
     const id = decodeURIComponent(m[1]);
     const token = url.searchParams.get('token') ?? '';
     if (!(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
-    this.edge.upgrade(req, socket, head, (ws) => this.open(ws, id, token));
+    this.edge.upgrade(req, socket, head, (ws) => this.open(ws, id, addr, token));
   }
 
-  private open(ws: WebSocket, id: string, token: string): void {
+  private open(ws: WebSocket, id: string, addr: string, token: string): void {
     const { store, hub } = this.ctx;
-    this.edge.serve(ws, id, (conn) => store.attachMatching(id, token, conn.id, hub.clock.now()));
+    this.edge.serve(ws, id, addr, (conn) => store.attachMatching(id, token, conn.id, hub.clock.now()));
   }
 }
 

@@ -4,9 +4,9 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { SignallingClientMessage } from '@dyad/protocol';
-import { originAllowed } from '../http/client.js';
+import { clientAddress, originAllowed } from '../http/client.js';
 import { sendJson, serveOps, type Context } from '../http/context.js';
-import { SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
+import { SOCKET_COUNT_WINDOW_SEC, SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
 
 export class SignallingService {
   readonly server: Server;
@@ -27,7 +27,7 @@ export class SignallingService {
         }
       },
       closed: (conn, left) => store.detachSignalling(conn.session, conn.id, left, hub.clock.now()),
-    });
+       }, ctx.limiter('sockets', settings.maxSocketsPerAddr, SOCKET_COUNT_WINDOW_SEC));
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       if (req.method === 'GET' && path === '/') return sendJson(res, 200, { message: 'Dyad signalling service' });
@@ -42,16 +42,19 @@ export class SignallingService {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { settings, store, hub } = this.ctx;
+    const { settings, store, hub, addresses } = this.ctx;
     if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
     const url = new URL(req.url ?? '/', 'http://localhost');
     const m = /^\/ws\/([^/]+)$/.exec(url.pathname);
     if (!m?.[1]) return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
+    const addr = addresses.hash(clientAddress(req, settings.trustProxy));
+    const refused = await this.edge.admit(addr, socket);
+    if (refused) return refuseUpgrade(socket, refused.status, refused.body);
     const id = decodeURIComponent(m[1]);
     const token = url.searchParams.get('token') ?? '';
     if (!(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
     this.edge.upgrade(req, socket, head, (ws) => {
-      this.edge.serve(ws, id, (conn) => store.attachSignalling(id, token, conn.id, hub.clock.now()));
+      this.edge.serve(ws, id, addr, (conn) => store.attachSignalling(id, token, conn.id, hub.clock.now()));
     });
   }
 }

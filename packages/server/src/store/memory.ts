@@ -638,6 +638,14 @@ export class MemoryStore implements Store {
     return emptyEffects();
   }
 
+  async listBans(now: number): Promise<{ addr: string; until: number }[]> {
+    return [...this.bans].filter(([, until]) => until > now).map(([addr, until]) => ({ addr, until }));
+  }
+
+  async liftBan(addr: string): Promise<boolean> {
+    return this.bans.delete(addr);
+  }
+
   async ping(): Promise<boolean> {
     return true;
   }

@@ -128,6 +128,10 @@ export interface Store {
 
   /** Release everything this process holds (sessions end with it on the memory store). */
   shutdown(now: number): Promise<Effects>;
+  /** Bans in force: address hash and end (Unix ms). */
+  listBans(now: number): Promise<{ addr: string; until: number }[]>;
+  /** Lift a ban; false when there was none. */
+  liftBan(addr: string): Promise<boolean>;
   ping(): Promise<boolean>;
   stats(): Promise<StoreStats>;
   close(): Promise<void>;
