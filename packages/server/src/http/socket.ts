@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { CloseCode, parseMessage, type ErrorCode, type HttpError } from '@dyad/protocol';
 import type { z } from 'zod';
@@ -30,8 +30,28 @@ const SOCKET_RETRY_AFTER_SEC = 5;
 
 export const newConnId = (): string => randomBytes(12).toString('base64url');
 
+/** What a close frame without a code means (RFC 6455 section 7.1.5). */
+const NO_STATUS_CODE = 1005;
+
 /** Close codes after which the client has left; any other end starts the grace period. */
-const CLEAN_CLOSES: ReadonlySet<number> = new Set([CloseCode.normal, 1005]);
+const CLEAN_CLOSES: ReadonlySet<number> = new Set([CloseCode.normal, NO_STATUS_CODE]);
+
+/**
+ * A `ws` socket that emits `closing` (with the close code) the moment a close
+ * begins: when the client's close frame arrives (ws answers it by calling
+ * close() at once) or when we close it. `close` itself waits for the TCP
+ * connection to end, and a session that has left must not be paired meanwhile.
+ */
+class EagerCloseWebSocket extends WebSocket {
+  private closingTold = false;
+  override close(code?: number, reason?: string | Buffer): void {
+    if (!this.closingTold) {
+      this.closingTold = true;
+      this.emit('closing', code ?? NO_STATUS_CODE);
+    }
+    super.close(code, reason);
+  }
+}
 
 export const errorFrame = (code: ErrorCode, message: string): string => JSON.stringify({ event: 'error', code, message });
 
@@ -72,7 +92,13 @@ export class SocketEdge<S extends z.ZodType> {
     private readonly handlers: SessionSocketHandlers<z.infer<S>>,
     private readonly sockets: RateLimiterAbstract,
   ) {
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes, perMessageDeflate: false, clientTracking: true });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: limits.maxFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: true,
+      WebSocket: EagerCloseWebSocket,
+    });
     this.limiter = new RateLimiterMemory({ points: limits.messageFloodPerSec, duration: 1 });
     // A socket that misses a pong is terminated; its grace period then starts as for any drop.
     this.sweep = setInterval(() => {
@@ -137,7 +163,11 @@ export class SocketEdge<S extends z.ZodType> {
     // Messages of one socket are handled strictly in the order received, the close last.
     let queue: Promise<void> = Promise.resolve();
     const enqueue = (task: () => Promise<void>): void => {
-      queue = queue.then(task).catch((err: unknown) => this.log.error({ err, channel: this.channel }, 'socket handler failed'));
+      queue = queue.then(task).catch((err: unknown) => {
+        this.log.error({ err, channel: this.channel }, 'socket handler failed');
+        // The store did not answer (Redis away or stalled): say so instead of leaving the client waiting.
+        if (ws.readyState === ws.OPEN) ws.send(errorFrame('rate-limited', 'service temporarily unavailable, try again shortly'));
+      });
     };
     enqueue(async () => {
       const attached = await attach(conn);
@@ -147,10 +177,16 @@ export class SocketEdge<S extends z.ZodType> {
       ws.close(CloseCode.unauthorized, 'unauthorized');
     });
     ws.on('message', (data: RawData, isBinary: boolean) => enqueue(() => this.receive(ws, conn, data, isBinary)));
-    ws.on('close', (code: number) => {
+    // The first of `closing` (a close has begun) and `close` (the connection is gone, maybe without a close frame) ends it.
+    let ended = false;
+    const end = (code: number): void => {
+      if (ended) return;
+      ended = true;
       this.hub.remove(conn);
       enqueue(async () => this.hub.run(await this.handlers.closed(conn, CLEAN_CLOSES.has(code))));
-    });
+    };
+    ws.on('closing', end);
+    ws.on('close', end);
     ws.on('error', (err) => this.log.debug({ err: err.message, channel: this.channel }, 'socket error'));
     return conn;
   }

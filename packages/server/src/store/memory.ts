@@ -480,7 +480,11 @@ export class MemoryStore implements Store {
   async onInterestTimeout(id: string, now: number): Promise<Effects> {
     const fx = emptyEffects();
     const s = this.sessions.get(id);
-    if (s) this.tryPair(fx, s, now);
+    if (!s || s.state !== 'waiting') return fx;
+    // Timers may fire a millisecond early by the wall clock: until the narrowing has really run out, look again then.
+    const left = s.enteredAt + this.opts.interestTimeoutMs - now;
+    if (left > 0) fx.timers.push({ kind: 'interest', id, delayMs: left });
+    else this.tryPair(fx, s, now);
     return fx;
   }
 

@@ -45,35 +45,44 @@ export const oneTripUrl = (server: RunningServer, query: Record<string, string> 
   return `${server.matchingWs}/ws${qs ? `?${qs}` : ''}`;
 };
 
+/** Extra request headers, e.g. X-Forwarded-For to speak as another client address. */
+export interface Via {
+  headers?: Record<string, string>;
+}
+
 /** POST /register that must succeed. */
-export async function register(server: RunningServer, body: Partial<RegisterRequest> | Record<string, unknown> = {}): Promise<{ id: string; token: string }> {
-  const res = await request(`${server.matching}/register`, { method: 'POST', body });
+export async function register(
+  server: RunningServer,
+  body: Partial<RegisterRequest> | Record<string, unknown> = {},
+  via: Via = {},
+): Promise<{ id: string; token: string }> {
+  const res = await request(`${server.matching}/register`, { method: 'POST', body, headers: via.headers ?? {} });
   assert.equal(res.status, 200, `POST /register ${JSON.stringify(body)}: expected 200, got ${describeResponse(res)}`);
   const parsed = RegisterResponse.safeParse(res.json());
   assert.ok(parsed.success, `POST /register: body breaks the contract: ${describeResponse(res)}`);
   return { id: parsed.data.id, token: parsed.data.token };
 }
 
-export async function openMatching(server: RunningServer, id: string, token: string, label = id): Promise<WireClient> {
-  return WireClient.open(matchingUrl(server, id, token), { channel: 'matching', label: `${label}/matching` });
+export async function openMatching(server: RunningServer, id: string, token: string, label = id, via: Via = {}): Promise<WireClient> {
+  return WireClient.open(matchingUrl(server, id, token), { channel: 'matching', label: `${label}/matching`, ...via });
 }
 
-export async function openSignalling(server: RunningServer, id: string, token: string, label = id): Promise<WireClient> {
-  return WireClient.open(signallingUrl(server, id, token), { channel: 'signalling', label: `${label}/signalling` });
+export async function openSignalling(server: RunningServer, id: string, token: string, label = id, via: Via = {}): Promise<WireClient> {
+  return WireClient.open(signallingUrl(server, id, token), { channel: 'signalling', label: `${label}/signalling`, ...via });
 }
 
 /** Registers and opens the matching socket of a session that must wait (nobody eligible is in the pool). */
-export async function enter(server: RunningServer, body: Record<string, unknown> = {}): Promise<Session> {
-  const { id, token } = await register(server, { name: uniqueName(), ...body });
-  const m = await openMatching(server, id, token);
+export async function enter(server: RunningServer, body: Record<string, unknown> = {}, via: Via = {}): Promise<Session> {
+  const { id, token } = await register(server, { name: uniqueName(), ...body }, via);
+  const m = await openMatching(server, id, token, id, via);
   await m.expect('waiting', { what: '"waiting" on first open (the pool had nobody eligible)' });
   return { id, token, m };
 }
 
 /** Registers and opens without reading anything yet. */
-export async function arrive(server: RunningServer, body: Record<string, unknown> = {}): Promise<Session> {
-  const { id, token } = await register(server, { name: uniqueName(), ...body });
-  return { id, token, m: await openMatching(server, id, token) };
+export async function arrive(server: RunningServer, body: Record<string, unknown> = {}, via: Via = {}): Promise<Session> {
+  const { id, token } = await register(server, { name: uniqueName(), ...body }, via);
+  return { id, token, m: await openMatching(server, id, token, id, via) };
 }
 
 /** One-trip start that must be accepted; returns after the `session` message. */
@@ -123,8 +132,9 @@ export async function join(
   s: Session,
   room: string,
   expected: { role: 'initiator' | 'responder'; peer: string; peerJoined: boolean },
+  via: Via = {},
 ): Promise<Events['verified']> {
-  s.s = await openSignalling(server, s.id, s.token);
+  s.s = await openSignalling(server, s.id, s.token, s.id, via);
   s.s.send({ event: 'join', room_code: room });
   const v = await s.s.expect('verified', { what: `"verified" for ${s.id}` });
   assert.equal(v.room_code, room);

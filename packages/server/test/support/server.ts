@@ -19,10 +19,12 @@ export const TEST_DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   MATCHING_PORT: '0',
   SIGNALLING_PORT: '0',
   WEB_PORT: '0',
-  ROLES: 'matching,signalling',
+  // ROLES stays unset: one process runs every role, the only way the embedded
+  // store may run (a subset of roles needs REDIS_URL).
   // Every test connects from 127.0.0.1, so the per-address limit would otherwise
   // be shared by the whole suite.
   REGISTER_RATE_PER_MIN: '100000',
+  MAX_SOCKETS_PER_ADDR: '100000',
   LOG_LEVEL: 'warn',
 });
 
@@ -42,6 +44,8 @@ export interface RunningServer {
   readonly exited: Promise<Exit>;
   /** The last lines the process wrote, for failure messages. */
   output(): string;
+  /** Sends a signal and returns at once (the exit is expected). */
+  signal(signal: NodeJS.Signals): void;
   /** SIGTERM, then SIGKILL after 5 s; resolves with how it ended. */
   stop(signal?: NodeJS.Signals): Promise<Exit>;
 }
@@ -93,7 +97,7 @@ function spawnServer(env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Pro
 /** Starts a server and resolves once it printed the listening line of every role it was asked for. */
 export async function startServer(overrides: Record<string, string | undefined> = {}): Promise<RunningServer> {
   const env = childEnv(overrides);
-  const roles = (env.ROLES ?? '')
+  const roles = (env.ROLES ?? 'matching,signalling')
     .split(',')
     .map((r) => r.trim())
     .filter((r) => r === 'matching' || r === 'signalling');
@@ -137,6 +141,15 @@ export async function startServer(overrides: Record<string, string | undefined> 
     clearTimeout(timer);
   }
 
+  let stopping = false;
+  // A server that dies in the middle of a file fails every later test with
+  // ECONNREFUSED; say why once, where the failing test shows it.
+  void exited.then((e) => {
+    if (!stopping) {
+      process.stderr.write(`\n[wire] server pid ${child.pid} exited unexpectedly (code ${e.code}, signal ${e.signal}); its last output:\n${output().slice(-4000)}\n`);
+    }
+  });
+
   const matching = urls.get('matching') ?? '';
   const signalling = urls.get('signalling') ?? '';
   return {
@@ -147,7 +160,14 @@ export async function startServer(overrides: Record<string, string | undefined> 
     process: child,
     exited,
     output,
-    stop: (signal: NodeJS.Signals = 'SIGTERM') => stopChild(child, exited, signal),
+    signal: (signal: NodeJS.Signals) => {
+      stopping = true;
+      child.kill(signal);
+    },
+    stop: (signal: NodeJS.Signals = 'SIGTERM') => {
+      stopping = true;
+      return stopChild(child, exited, signal);
+    },
   };
 }
 

@@ -25,6 +25,8 @@ import {
 export const WAIT_MS = 2_000;
 const OPEN_TIMEOUT_MS = 5_000;
 const CLOSE_TIMEOUT_MS = 2_000;
+/** Time for the server to see a dropped TCP connection on loopback. */
+const DROP_NOTICE_MS = 100;
 
 export type Channel = 'matching' | 'signalling';
 
@@ -335,10 +337,16 @@ export class WireClient {
     return this.closed;
   }
 
-  /** Drops the TCP connection without a close frame: the server sees 1006 and starts the grace period. */
-  async drop(): Promise<void> {
+  /**
+   * Drops the TCP connection without a close frame: the server sees 1006 and
+   * starts the grace period. Waits a moment more, because until the server has
+   * noticed, whatever it relays goes into the dead connection, as it would on a
+   * real network.
+   */
+  async drop(noticeMs = DROP_NOTICE_MS): Promise<void> {
     this.ws.terminate();
     await this.closed;
+    await sleep(noticeMs);
   }
 }
 

@@ -22,24 +22,26 @@ import { describeResponse, request } from '../support/http.js';
 import { startServer, type RunningServer } from '../support/server.js';
 import { WireClient, sleep } from '../support/ws-client.js';
 
-const INTEREST_TIMEOUT_MS = 1_000;
+const INTEREST_TIMEOUT_MS = 600;
 /** Long enough to be sure nothing is on its way on loopback. */
 const QUIET_MS = 300;
 
 let server: RunningServer;
 let rules: RunningServer; // long interest timeout and short fair wait, for the ordering rules
 let shortCooldown: RunningServer;
+let quickFallback: RunningServer;
 
 before(async () => {
-  [server, rules, shortCooldown] = await Promise.all([
+  [server, rules, shortCooldown, quickFallback] = await Promise.all([
     startServer({ INTEREST_TIMEOUT_MS: String(INTEREST_TIMEOUT_MS) }),
     startServer({ INTEREST_TIMEOUT_MS: '5000', FAIR_WAIT_MS: '300' }),
     startServer({ REPAIR_COOLDOWN_MS: '300' }),
+    startServer({ INTEREST_TIMEOUT_MS: '100' }),
   ]);
 });
 after(async () => {
   await WireClient.closeAll();
-  await Promise.all([server?.stop(), rules?.stop(), shortCooldown?.stop()]);
+  await Promise.all([server?.stop(), rules?.stop(), shortCooldown?.stop(), quickFallback?.stop()]);
 });
 // Any session left waiting would be paired with the next test's sessions.
 afterEach(() => WireClient.closeAll());
@@ -164,10 +166,9 @@ describe('next and stop', () => {
 
   it('next from idle queues again and pairs with the next arrival', async () => {
     const { a, b } = await pair(server);
-    a.m.send({ event: 'next' });
-    await a.m.expect('waiting');
+    a.m.send({ event: 'stop' });
+    await a.m.expect('idle');
     await b.m.expect('peer-disconnected');
-    await a.m.close();
     b.m.send({ event: 'next' });
     await b.m.expect('waiting');
     const c = await arrive(server);
@@ -192,6 +193,22 @@ describe('closing the matching socket', () => {
       await register(server, { name });
     });
   }
+
+  // The close handshake completing is all a client can observe of its leave, so
+  // from then on the session must be gone; ten rounds, as a late leave is a race.
+  it('a session that closed with 1000 is gone once the close handshake completes: a next right after never pairs with it', async () => {
+    for (let round = 0; round < 10; round++) {
+      const { a, b } = await pair(server);
+      a.m.send({ event: 'next' });
+      await a.m.expect('waiting');
+      await b.m.expect('peer-disconnected');
+      await a.m.close(1000);
+      b.m.send({ event: 'next' });
+      await b.m.expect('waiting');
+      await b.m.expectSilence(150, { why: `round ${round}: the only other session in the pool had already closed with 1000` });
+      await WireClient.closeAll();
+    }
+  });
 
   it('close 1000 while waiting leaves the pool', async () => {
     const a = await enter(server);
@@ -302,7 +319,7 @@ describe('interests, lang and mode', () => {
   it('a session with interests does not accept one without until its timeout, though the other accepts anyone', async () => {
     const a = await enter(server, { interests: ['knitting'] });
     const b = await arrive(server);
-    await b.m.expectSilence(INTEREST_TIMEOUT_MS - 400, { skip: ['waiting'], why: 'both sides must accept each other' });
+    await b.m.expectSilence(INTEREST_TIMEOUT_MS - 250, { skip: ['waiting'], why: 'both sides must accept each other' });
     assert.equal((await expectMatched(b.m, 2_000)).peer, a.id);
   });
 
@@ -330,6 +347,24 @@ describe('interests, lang and mode', () => {
     const b = await arrive(server, { lang: 'ja' });
     await b.m.expectSilence(INTEREST_TIMEOUT_MS - 250, { skip: ['waiting'], why: 'lang narrows pairing until the timeout' });
     await expectMatched(b.m, 2_000);
+  });
+
+  // The fallback hangs on a timer; one that fires a hair early by the clock the
+  // rule reads must not leave two sessions waiting forever. Many short rounds.
+  it('the fallback always happens: 25 rounds of two sessions that accept nobody until their timeouts (100 ms)', async () => {
+    const stuck: string[] = [];
+    for (let round = 0; round < 25; round++) {
+      const a = await enter(quickFallback, { lang: 'de' });
+      await sleep((round % 4) * 15);
+      const b = await arrive(quickFallback, { interests: ['x'] });
+      try {
+        assert.equal((await expectMatched(b.m, 1_000)).peer, a.id);
+      } catch {
+        stuck.push(`round ${round} (arrived ${(round % 4) * 15} ms apart)`);
+      }
+      await WireClient.closeAll();
+    }
+    assert.deepEqual(stuck, [], `${stuck.length} of 25 pairs were never paired within 1 s of arrival (INTEREST_TIMEOUT_MS=100)`);
   });
 
   it('only sessions of the same mode are paired; matched.mode tells which', async () => {

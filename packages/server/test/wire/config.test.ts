@@ -1,0 +1,59 @@
+// Start-up settings: a value that cannot be parsed stops the process with an
+// error naming the setting; lists ignore spaces and empty items; fixed ports
+// are announced like port 0.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+import { request } from '../support/http.js';
+import { runUntilExit, startServer } from '../support/server.js';
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+describe('settings refused at start', () => {
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ['GRACE_MS=soon', { GRACE_MS: 'soon' }, /GRACE_MS/],
+    ['MAX_FRAME_BYTES=big', { MAX_FRAME_BYTES: 'big' }, /MAX_FRAME_BYTES/],
+    ['INTEREST_TIMEOUT_MS=5s', { INTEREST_TIMEOUT_MS: '5s' }, /INTEREST_TIMEOUT_MS/],
+    ['MATCHING_PORT=http', { MATCHING_PORT: 'http' }, /MATCHING_PORT/],
+    ['ALLOWED_ORIGINS=*', { ALLOWED_ORIGINS: '*' }, /ALLOWED_ORIGINS/],
+    ['an unknown role', { ROLES: 'matching,dancing' }, /ROLES|dancing/],
+    ['ROLES=matching without REDIS_URL', { ROLES: 'matching' }, /REDIS_URL/],
+    ['ROLES=signalling without REDIS_URL', { ROLES: 'signalling' }, /REDIS_URL/],
+  ];
+  for (const [what, env, names] of cases) {
+    it(`${what}: the process exits non-zero with an error naming it`, async () => {
+      const exit = await runUntilExit(env);
+      assert.ok(!exit.timedOut, `${what}: the process kept running (it must refuse to start):\n${exit.output.slice(-1500)}`);
+      assert.notEqual(exit.code, 0, `${what}: exit code`);
+      assert.match(exit.output, names, `${what}: the error names the setting:\n${exit.output.slice(-1500)}`);
+    });
+  }
+});
+
+describe('settings accepted at start', () => {
+  it('lists ignore spaces and empty items (ROLES=" matching , signalling ,, web ,")', async () => {
+    const server = await startServer({ ROLES: ' matching , signalling ,, web ,' });
+    try {
+      assert.equal((await request(`${server.matching}/healthz`)).status, 200);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('fixed ports are announced with the same listening lines', async () => {
+    const [m, s] = [await freePort(), await freePort()];
+    const server = await startServer({ MATCHING_PORT: String(m), SIGNALLING_PORT: String(s) });
+    try {
+      assert.equal(server.matching, `http://127.0.0.1:${m}`);
+      assert.equal(server.signalling, `http://127.0.0.1:${s}`);
+    } finally {
+      await server.stop();
+    }
+  });
+});
