@@ -542,6 +542,14 @@ export class MemoryStore implements Store {
     return undefined;
   }
 
+  /** The room `code` if `s` is a member whose socket has joined it; else the error for why not. */
+  private joinedRoom(fx: Effects, s: Session, code: string): Room | undefined {
+    const room = this.memberRoom(fx, s, code);
+    if (!room || s.sJoined === code) return room;
+    this.send(fx, s, 'signalling', error('bad-request', 'join the room first'));
+    return undefined;
+  }
+
   async join(id: string, conn: string, code: string): Promise<Effects> {
     const fx = emptyEffects();
     const s = this.owner(id, conn, 'signalling');
@@ -574,12 +582,8 @@ export class MemoryStore implements Store {
   ): Promise<Effects> {
     const fx = emptyEffects();
     const s = this.owner(id, conn, 'signalling');
-    const room = s && this.memberRoom(fx, s, code);
+    const room = s && this.joinedRoom(fx, s, code);
     if (!s || !room) return fx;
-    if (s.sJoined !== code) {
-      this.send(fx, s, 'signalling', error('bad-request', 'join the room first'));
-      return fx;
-    }
     if (!room.answerPassed) {
       const isInitiator = room.initiator === s.id;
       if ((type === 'offer' && !isInitiator) || (type === 'answer' && isInitiator)) {
@@ -610,12 +614,8 @@ export class MemoryStore implements Store {
   async leave(id: string, conn: string, code: string, now: number): Promise<Effects> {
     const fx = emptyEffects();
     const s = this.owner(id, conn, 'signalling');
-    const room = s && this.memberRoom(fx, s, code);
+    const room = s && this.joinedRoom(fx, s, code);
     if (!s || !room) return fx;
-    if (s.sJoined !== code) {
-      this.send(fx, s, 'signalling', error('bad-request', 'join the room first'));
-      return fx;
-    }
     this.leaveRoom(fx, s, 'left', now);
     return fx;
   }
