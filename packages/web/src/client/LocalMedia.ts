@@ -1,0 +1,228 @@
+// The camera and microphone. One stream lives across strangers (asking again
+// for every `next` would be slow and flicker the camera light); it is released
+// on Stop and when the page goes away.
+import { Store } from './Store.js';
+
+export type MediaErrorKind = 'denied' | 'not-found' | 'in-use' | 'insecure' | 'unknown';
+
+export interface MediaProblem {
+  readonly kind: MediaErrorKind;
+  readonly message: string;
+}
+
+export interface Device {
+  readonly id: string;
+  readonly label: string;
+}
+
+export interface LocalMediaState {
+  readonly status: 'off' | 'requesting' | 'ready' | 'error';
+  readonly stream: MediaStream | null;
+  readonly problem: MediaProblem | null;
+  readonly micOn: boolean;
+  readonly camOn: boolean;
+  readonly cameras: readonly Device[];
+  readonly microphones: readonly Device[];
+  readonly cameraId: string | null;
+  readonly microphoneId: string | null;
+}
+
+export type TrackSwap = (kind: 'audio' | 'video', track: MediaStreamTrack) => void;
+
+const initial: LocalMediaState = {
+  status: 'off',
+  stream: null,
+  problem: null,
+  micOn: true,
+  camOn: true,
+  cameras: [],
+  microphones: [],
+  cameraId: null,
+  microphoneId: null,
+};
+
+// 640x480 at 30 fps is plenty for a face and cheap to encode on a phone.
+const VIDEO: MediaTrackConstraints = {
+  facingMode: 'user',
+  width: { ideal: 640 },
+  height: { ideal: 480 },
+  frameRate: { ideal: 30, max: 30 },
+};
+const AUDIO: MediaTrackConstraints = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+
+export function describeMediaError(err: unknown): MediaProblem {
+  const name = err instanceof Error || err instanceof DOMException ? err.name : '';
+  switch (name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return {
+        kind: 'denied',
+        message:
+          'Camera and microphone access is blocked. Allow it in your browser’s site settings and try again, or chat by text instead.',
+      };
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return { kind: 'not-found', message: 'No camera or microphone was found. You can still chat by text.' };
+    case 'NotReadableError':
+    case 'AbortError':
+      return {
+        kind: 'in-use',
+        message: 'Your camera could not be started. Another app may be using it; close it and try again.',
+      };
+    default:
+      return { kind: 'unknown', message: 'Your camera could not be started. You can still chat by text.' };
+  }
+}
+
+export class LocalMedia {
+  readonly store = new Store<LocalMediaState>(initial);
+  private pending: Promise<MediaStream | null> | null = null;
+  private swapListeners = new Set<TrackSwap>();
+
+  constructor(private readonly devices: MediaDevices | undefined = globalThis.navigator?.mediaDevices) {}
+
+  get state(): LocalMediaState {
+    return this.store.get();
+  }
+
+  /** Resolves with the stream, or null when it cannot be had (the reason is in state.problem). Idempotent. */
+  acquire(): Promise<MediaStream | null> {
+    const { stream } = this.state;
+    if (stream) return Promise.resolve(stream);
+    if (this.pending) return this.pending;
+    if (!this.devices?.getUserMedia) {
+      this.store.update((s) => ({
+        ...s,
+        status: 'error',
+        problem: { kind: 'insecure', message: 'Video chat needs a secure (https) page. You can still chat by text.' },
+      }));
+      return Promise.resolve(null);
+    }
+    this.store.update((s) => ({ ...s, status: 'requesting', problem: null }));
+    const attempt = this.open().then(
+      (stream) => {
+        if (this.pending !== attempt) {
+          // Released while the browser was still asking: do not keep the camera on.
+          stopAll(stream);
+          return null;
+        }
+        this.pending = null;
+        for (const t of stream.getAudioTracks()) t.enabled = this.state.micOn;
+        for (const t of stream.getVideoTracks()) t.enabled = this.state.camOn;
+        this.store.update((s) => ({
+          ...s,
+          status: 'ready',
+          stream,
+          cameraId: stream.getVideoTracks()[0]?.getSettings().deviceId ?? null,
+          microphoneId: stream.getAudioTracks()[0]?.getSettings().deviceId ?? null,
+        }));
+        void this.refreshDevices();
+        return stream;
+      },
+      (err: unknown) => {
+        if (this.pending === attempt) this.pending = null;
+        this.store.update((s) => ({ ...s, status: 'error', problem: describeMediaError(err) }));
+        return null;
+      },
+    );
+    this.pending = attempt;
+    return attempt;
+  }
+
+  /** Both devices if possible; one of them when the other is missing. */
+  private async open(): Promise<MediaStream> {
+    const gum = this.devices!.getUserMedia.bind(this.devices);
+    try {
+      return await gum({ video: VIDEO, audio: AUDIO });
+    } catch (err) {
+      if (!(err instanceof Error || err instanceof DOMException) || err.name !== 'NotFoundError') throw err;
+      try {
+        return await gum({ video: VIDEO });
+      } catch {
+        return await gum({ audio: AUDIO });
+      }
+    }
+  }
+
+  release(): void {
+    this.pending = null;
+    stopAll(this.state.stream);
+    this.store.update((s) => ({ ...s, status: 'off', stream: null, problem: null }));
+  }
+
+  setMic(on: boolean): void {
+    for (const t of this.state.stream?.getAudioTracks() ?? []) t.enabled = on;
+    this.store.update((s) => ({ ...s, micOn: on }));
+  }
+
+  setCamera(on: boolean): void {
+    // A disabled track sends black frames: the stranger sees the camera is off, and nothing renegotiates.
+    for (const t of this.state.stream?.getVideoTracks() ?? []) t.enabled = on;
+    this.store.update((s) => ({ ...s, camOn: on }));
+  }
+
+  /** Called with the new track whenever a device is switched, so senders can swap it in. */
+  onTrackSwap(fn: TrackSwap): () => void {
+    this.swapListeners.add(fn);
+    return () => this.swapListeners.delete(fn);
+  }
+
+  chooseCamera(deviceId: string): Promise<void> {
+    return this.switchDevice('video', deviceId);
+  }
+
+  chooseMicrophone(deviceId: string): Promise<void> {
+    return this.switchDevice('audio', deviceId);
+  }
+
+  private async switchDevice(kind: 'audio' | 'video', deviceId: string): Promise<void> {
+    const old = this.state.stream;
+    if (!old || !this.devices) return;
+    const base = kind === 'video' ? VIDEO : AUDIO;
+    // facingMode would fight an explicit device choice.
+    const { facingMode: _ignored, ...rest } = base;
+    let fresh: MediaStream;
+    try {
+      fresh = await this.devices.getUserMedia({ [kind]: { ...rest, deviceId: { exact: deviceId } } });
+    } catch (err) {
+      this.store.update((s) => ({ ...s, problem: describeMediaError(err) }));
+      return;
+    }
+    const track = kind === 'video' ? fresh.getVideoTracks()[0] : fresh.getAudioTracks()[0];
+    if (!track || this.state.stream !== old) {
+      stopAll(fresh);
+      return;
+    }
+    track.enabled = kind === 'video' ? this.state.camOn : this.state.micOn;
+    const kept = (kind === 'video' ? old.getAudioTracks() : old.getVideoTracks()).slice();
+    const replaced = kind === 'video' ? old.getVideoTracks() : old.getAudioTracks();
+    for (const fn of this.swapListeners) fn(kind, track);
+    for (const t of replaced) t.stop();
+    // A new stream object makes the preview element pick up the change.
+    const stream = new MediaStream([...kept, track]);
+    this.store.update((s) => ({
+      ...s,
+      stream,
+      problem: null,
+      ...(kind === 'video' ? { cameraId: deviceId } : { microphoneId: deviceId }),
+    }));
+  }
+
+  async refreshDevices(): Promise<void> {
+    if (!this.devices?.enumerateDevices) return;
+    try {
+      const list = await this.devices.enumerateDevices();
+      const pick = (kind: MediaDeviceKind, fallback: string): Device[] =>
+        list
+          .filter((d) => d.kind === kind && d.deviceId)
+          .map((d, i) => ({ id: d.deviceId, label: d.label || `${fallback} ${i + 1}` }));
+      this.store.update((s) => ({ ...s, cameras: pick('videoinput', 'Camera'), microphones: pick('audioinput', 'Microphone') }));
+    } catch {
+      // Device lists are a convenience; the stream itself already works.
+    }
+  }
+}
+
+function stopAll(stream: MediaStream | null): void {
+  for (const t of stream?.getTracks() ?? []) t.stop();
+}

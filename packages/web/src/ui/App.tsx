@@ -1,0 +1,167 @@
+import { startTransition, useEffect, useMemo, useState } from 'react';
+import type { ReactElement } from 'react';
+import type { Mode } from '@dyad/protocol';
+import { loadConfig } from '../client/config.js';
+import { LocalMedia } from '../client/LocalMedia.js';
+import { Session, cleanInterests } from '../client/Session.js';
+import { initialState } from '../client/state.js';
+import { Store } from '../client/Store.js';
+import { ChatScreen } from './ChatScreen.js';
+import { useStore, usePersistentState } from './hooks.js';
+import { Landing } from './Landing.js';
+
+const isMode = (v: unknown): v is Mode => v === 'video' || v === 'text';
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
+
+/** The longest the landing screen stays after Start while the sockets open. */
+const SCREEN_SWITCH_MAX_MS = 300;
+
+/** Stands in for the session's store until /config.json has been read. */
+const EMPTY_STORE = new Store(initialState);
+
+export function App(): ReactElement {
+  const media = useMemo(() => new LocalMedia(), []);
+  const [session, setSession] = useState<Session | null>(null);
+  const [screen, setScreen] = useState<'landing' | 'chat'>('landing');
+  const [mode, setMode] = usePersistentState<Mode>('dyad.mode', 'video', isMode);
+  const [interests, setInterests] = usePersistentState<string[]>('dyad.interests', [], isStringList);
+  const [lang, setLang] = usePersistentState<string>('dyad.lang', '', isString);
+  const [autoNext, setAutoNext] = usePersistentState<boolean>('dyad.autoNext', false, isBool);
+  // Asked on every visit: it is a promise about who is in front of the screen now.
+  const [adult, setAdult] = useState(false);
+  /** Start was pressed and the chat screen is about to show. */
+  const [starting, setStarting] = useState(false);
+  const mediaState = useStore(media.store);
+
+  useEffect(() => {
+    let live = true;
+    let created: Session | null = null;
+    void loadConfig().then((config) => {
+      if (!live) return;
+      created = new Session({ config, media });
+      setSession(created);
+    });
+    return () => {
+      live = false;
+      created?.dispose();
+    };
+  }, [media]);
+
+  useEffect(() => {
+    if (session) session.autoNext = autoNext;
+  }, [session, autoNext]);
+
+  // The camera starts once the visitor has confirmed, so Start finds it warm,
+  // and with it the peer connection, so Start costs only the sockets.
+  useEffect(() => {
+    if (screen === 'landing' && adult && mode === 'video') void media.acquire();
+  }, [screen, adult, mode, media]);
+  useEffect(() => {
+    if (!session || screen !== 'landing') return;
+    if (adult && mode === 'video' && mediaState.status === 'ready') session.warmUp();
+    else session.coolDown();
+  }, [session, screen, adult, mode, mediaState.status]);
+
+  useEffect(() => {
+    if (!session) return;
+    // A closed tab is a clean leave (stop, close 1000), not a dropped connection.
+    const onPageHide = () => session.leave();
+    const onPageShow = (e: PageTransitionEvent) => {
+      if (e.persisted) setScreen('landing');
+    };
+    const onOnline = () => session.networkChanged();
+    window.addEventListener('pagehide', onPageHide);
+    window.addEventListener('pageshow', onPageShow);
+    window.addEventListener('online', onOnline);
+    return () => {
+      window.removeEventListener('pagehide', onPageHide);
+      window.removeEventListener('pageshow', onPageShow);
+      window.removeEventListener('online', onOnline);
+    };
+  }, [session]);
+
+  const state = useStore(session?.store ?? EMPTY_STORE);
+
+  const start = () => {
+    if (!session || starting) return;
+    session.autoNext = autoNext;
+    session.start({ mode, interests: cleanInterests(interests), lang: lang || null });
+    // The chat screen is the heaviest render of the app. It waits until our
+    // sockets are up (a few milliseconds on a good link, never more than
+    // SCREEN_SWITCH_MAX_MS), so a slow phone handles `session` and opens the
+    // signalling socket first; it then renders in interruptible slices.
+    setStarting(true);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, SCREEN_SWITCH_MAX_MS)));
+    void Promise.race([session.whenReady(), deadline]).then(() => {
+      clearTimeout(timer);
+      setStarting(false);
+      startTransition(() => setScreen('chat'));
+    });
+  };
+
+  return (
+    <div className="app">
+      <header className="topbar">
+        <button
+          type="button"
+          className="brand"
+          onClick={() => {
+            session?.leave();
+            setScreen('landing');
+          }}
+          aria-label="Dyad home"
+        >
+          <span className="logo" aria-hidden="true">
+            <span />
+            <span />
+          </span>
+          Dyad
+        </button>
+        {screen === 'chat' && (
+          <span className={`pill pill-${state.link}`}>
+            {state.link === 'online' ? 'Online' : state.link === 'reconnecting' ? 'Reconnecting…' : 'Offline'}
+          </span>
+        )}
+      </header>
+      {screen === 'landing' || !session ? (
+        <Landing
+          mode={mode}
+          interests={interests}
+          lang={lang}
+          adult={adult}
+          media={mediaState}
+          ready={session !== null}
+          starting={starting}
+          failure={state.failure?.message ?? null}
+          onMode={setMode}
+          onInterests={setInterests}
+          onLang={setLang}
+          onAdult={setAdult}
+          onRetryMedia={() => {
+            media.release();
+            void media.acquire();
+          }}
+          onStart={start}
+        />
+      ) : (
+        <ChatScreen
+          session={session}
+          media={media}
+          autoNext={autoNext}
+          onAutoNext={setAutoNext}
+          onHome={() => {
+            session.leave();
+            setScreen('landing');
+          }}
+          onUseText={() => {
+            setMode('text');
+            session.start({ mode: 'text', interests: cleanInterests(interests), lang: lang || null });
+          }}
+        />
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,131 @@
+import { useEffect, useRef, useState } from 'react';
+import type { ChangeEvent, FormEvent, KeyboardEvent, ReactElement, ReactNode } from 'react';
+import { MAX_CHAT_CHARS } from '@dyad/protocol';
+import type { ChatLine } from '../client/state.js';
+import { Icon } from './icons.js';
+
+export interface ChatPanelProps {
+  readonly lines: readonly ChatLine[];
+  readonly strangerTyping: boolean;
+  readonly commonInterests: readonly string[];
+  readonly status: string;
+  readonly notice?: string | null;
+  /** False when there is nobody to talk to: the input stays usable for drafting but cannot send. */
+  readonly canSend: boolean;
+  /** Shown in the empty input when it cannot send. */
+  readonly idlePlaceholder?: string;
+  /** Controls shown beside the status line. */
+  readonly actions?: ReactNode;
+  /** Returns whether the message went out; the draft is kept when it did not. */
+  onSend(text: string): boolean;
+  onTyping(active: boolean): void;
+}
+
+const LABEL: Record<ChatLine['from'], string> = { you: 'You', stranger: 'Stranger', system: '' };
+
+export function ChatPanel(props: ChatPanelProps): ReactElement {
+  const { lines, strangerTyping, commonInterests, status, notice, canSend, onSend, onTyping, actions } = props;
+  const [draft, setDraft] = useState('');
+  const logRef = useRef<HTMLOListElement>(null);
+  const stickToBottom = useRef(true);
+
+  // Follow the conversation unless the reader scrolled up to look at older lines.
+  // In the next frame, where layout happens anyway: reading scrollHeight right
+  // away would force a layout inside the socket handler that changed the lines.
+  useEffect(() => {
+    if (lines.length === 0) return;
+    const frame = requestAnimationFrame(() => {
+      const log = logRef.current;
+      if (log && stickToBottom.current) log.scrollTop = log.scrollHeight;
+    });
+    return () => cancelAnimationFrame(frame);
+  }, [lines, strangerTyping]);
+
+  const onScroll = () => {
+    const log = logRef.current;
+    if (log) stickToBottom.current = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  };
+
+  // A new conversation starts with an empty box.
+  const firstLine = lines[0]?.id;
+  useEffect(() => {
+    stickToBottom.current = true;
+  }, [firstLine]);
+
+  const send = () => {
+    if (!canSend || draft.trim() === '') return;
+    if (onSend(draft)) setDraft('');
+  };
+
+  const onChange = (e: ChangeEvent<HTMLTextAreaElement>) => {
+    setDraft(e.target.value);
+    onTyping(e.target.value.trim() !== '');
+  };
+
+  const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    // Enter sends; Shift+Enter breaks the line; an IME composition keeps its Enter.
+    if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+      e.preventDefault();
+      send();
+    }
+  };
+
+  const onSubmit = (e: FormEvent) => {
+    e.preventDefault();
+    send();
+  };
+
+  return (
+    <section className="chat" aria-label="Chat">
+      <header className="chat-head">
+        <p className="status" role="status" aria-live="polite" data-testid="status">
+          {status}
+        </p>
+        {commonInterests.length > 0 && (
+          <ul className="chips chips-small" aria-label="Interests you share">
+            {commonInterests.map((i) => (
+              <li key={i} className="chip">
+                {i}
+              </li>
+            ))}
+          </ul>
+        )}
+        {actions}
+      </header>
+      <ol className="log" ref={logRef} onScroll={onScroll} aria-live="polite" aria-label="Messages">
+        {lines.map((line) => (
+          <li key={line.id} className={`line line-${line.from}`} data-from={line.from}>
+            {line.from !== 'system' && <strong className="who">{LABEL[line.from]}:</strong>} <span>{line.text}</span>
+          </li>
+        ))}
+      </ol>
+      <p className="typing" aria-live="polite" data-testid="typing">
+        {strangerTyping ? 'Stranger is typing…' : ''}
+      </p>
+      {notice && (
+        <p className="notice" role="alert">
+          {notice}
+        </p>
+      )}
+      <form className="compose" onSubmit={onSubmit}>
+        <label className="sr-only" htmlFor="chat-input">
+          Message
+        </label>
+        <textarea
+          id="chat-input"
+          rows={1}
+          value={draft}
+          maxLength={MAX_CHAT_CHARS}
+          placeholder={canSend ? 'Type a message…' : (props.idlePlaceholder ?? 'Waiting for a stranger…')}
+          onChange={onChange}
+          onKeyDown={onKeyDown}
+          autoComplete="off"
+          enterKeyHint="send"
+        />
+        <button type="submit" className="btn btn-send" disabled={!canSend || draft.trim() === ''} aria-label="Send">
+          <Icon name="send" />
+        </button>
+      </form>
+    </section>
+  );
+}
