@@ -16,6 +16,8 @@ export interface Settings {
   roles: Role[];
   /** Unset: the embedded in-memory store. */
   redisUrl: string | undefined;
+  /** Prefix of every Redis key (processes sharing a Redis and a prefix form one service). @default 'dyad:' */
+  redisPrefix: string;
   /** Origins accepted on upgrades and CORS; empty means "same host as the request, any port". */
   allowedOrigins: string[];
   turnUrls: string[];
@@ -164,6 +166,7 @@ export function loadSettings(env: Env = process.env): Settings {
     webPort: integer(env, 'WEB_PORT', 8080, 0, 65535),
     roles: [...new Set(roles)] as Role[],
     redisUrl,
+    redisPrefix: env.REDIS_PREFIX?.trim() || 'dyad:',
     allowedOrigins: allowedOrigins.map((o) => new URL(o).origin),
     turnUrls,
     turnSecret,

@@ -2,7 +2,7 @@
 // SIGTERM/SIGINT (close 1001, exit 0 within 5 s).
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { ConfigError, loadSettings, type Settings } from './config.js';
 import { systemClock } from './core/clock.js';
@@ -14,12 +14,19 @@ import { MatchingService } from './matching/service.js';
 import { Metrics } from './ops/metrics.js';
 import { SignallingService } from './signalling/service.js';
 import { MemoryStore } from './store/memory.js';
+import { RedisStore, checkPrefix } from './store/redis/index.js';
 import type { Store } from './store/store.js';
 import { createWebServer } from './web/service.js';
 
-function createStore(settings: Settings): Store {
-  if (settings.redisUrl) throw new ConfigError('REDIS_URL', 'the Redis store is not available in this version; unset REDIS_URL');
-  return new MemoryStore(settings);
+/** The embedded store, or with REDIS_URL the Redis store, connected and announced (docs/SCALING.md). */
+async function createStore(settings: Settings, log: Logger): Promise<Store> {
+  if (!settings.redisUrl) return new MemoryStore(settings);
+  const prefix = settings.redisPrefix;
+  const bad = checkPrefix(prefix);
+  if (bad) throw new ConfigError('REDIS_PREFIX', bad);
+  const store = new RedisStore({ ...settings, url: settings.redisUrl, prefix, log: log.child({ store: 'redis' }) });
+  await store.start();
+  return store;
 }
 
 const listen = (server: Server, port: number, host: string): Promise<number> =>
@@ -40,7 +47,16 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = pino({ level: settings.logLevel, base: { pid: process.pid }, redact: ['token', '*.token', 'req.url'] });
-  const store = createStore(settings);
+  let store: Store;
+  try {
+    store = await createStore(settings, log);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`dyad: invalid setting ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
   const hub = new Hub(store, systemClock, (id) => iceServers(settings, id, Date.now()), log, {
     paired: (p) => {
       metrics.pairs.inc({ mode: p.mode });

@@ -1,11 +1,12 @@
-// A memory store and hub driven by a fake clock, with in-memory connections
-// that record what they were sent: the pure core, no sockets, no sleeping.
+// A store and a hub driven by a test clock, with in-memory connections that
+// record what they were sent: the lifecycle without sockets or sleeping. The
+// store comes from a factory, so the same tests run on every Store.
 import { pino } from 'pino';
 import type { ServerMessage } from '@dyad/protocol';
-import { FakeClock } from '../../src/core/clock.js';
+import { settle, type Clock, type TimerHandle } from '../../src/core/clock.js';
 import { Hub, type Connection } from '../../src/core/hub.js';
-import { MemoryStore, type MemoryStoreOptions } from '../../src/store/memory.js';
-import type { Channel } from '../../src/store/store.js';
+import type { MemoryStoreOptions } from '../../src/store/memory.js';
+import type { Channel, Store } from '../../src/store/store.js';
 
 export const DEFAULTS: MemoryStoreOptions = {
   graceMs: 15_000,
@@ -19,11 +20,19 @@ export const DEFAULTS: MemoryStoreOptions = {
   banDurationMs: 86_400_000,
 };
 
+/** Makes a fresh, empty store; `close()` is called after each test. */
+export type StoreFactory = (opts: MemoryStoreOptions) => Promise<Store>;
+
 export class TestConn implements Connection {
   readonly received: ServerMessage[] = [];
   open = true;
   closedWith?: number;
-  constructor(readonly id: string, readonly session: string, readonly channel: Channel) {}
+  constructor(
+    readonly id: string,
+    readonly session: string,
+    readonly channel: Channel,
+    readonly addr = 'test',
+  ) {}
   isOpen(): boolean {
     return this.open;
   }
@@ -42,15 +51,94 @@ export class TestConn implements Connection {
   }
 }
 
+/**
+ * A clock that only moves when told to. Unlike core/clock's FakeClock it
+ * waits for every store call in flight before firing the next timer, since a
+ * networked store answers after a round trip, not after one turn of the loop.
+ */
+export class TestClock implements Clock {
+  private t = 1_700_000_000_000;
+  private seq = 0;
+  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+  constructor(private readonly idle: () => Promise<void>) {}
+
+  now(): number {
+    return this.t;
+  }
+
+  setTimer(delayMs: number, fn: () => void): TimerHandle {
+    const id = this.seq++;
+    this.timers.set(id, { at: this.t + Math.max(0, delayMs), fn });
+    return { cancel: () => this.timers.delete(id) };
+  }
+
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    for (;;) {
+      await this.idle();
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of this.timers) if (entry[1].at <= end && (!next || entry[1].at < next[1].at)) next = entry;
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.t = next[1].at;
+      next[1].fn();
+    }
+    this.t = end;
+    await this.idle();
+  }
+}
+
 let seq = 0;
 
 export class Core {
-  readonly clock = new FakeClock();
-  readonly store: MemoryStore;
+  readonly clock: TestClock;
+  readonly store: Store;
   readonly hub: Hub;
-  constructor(opts: Partial<MemoryStoreOptions> = {}) {
-    this.store = new MemoryStore({ ...DEFAULTS, ...opts });
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  private constructor(store: Store) {
+    this.clock = new TestClock(() => this.idle());
+    this.store = this.track(store);
     this.hub = new Hub(this.store, this.clock, () => [], pino({ level: 'silent' }));
+  }
+
+  static async create(factory: StoreFactory, opts: Partial<MemoryStoreOptions> = {}): Promise<Core> {
+    return new Core(await factory({ ...DEFAULTS, ...opts }));
+  }
+
+  /** Every store call is followed, so that `idle()` can wait for the hub's work to finish. */
+  private track(store: Store): Store {
+    const inflight = this.inflight;
+    return new Proxy(store, {
+      get(target, prop, receiver) {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          const r: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+          if (r instanceof Promise) {
+            inflight.add(r);
+            r.then(
+              () => inflight.delete(r),
+              () => inflight.delete(r),
+            );
+          }
+          return r;
+        };
+      },
+    });
+  }
+
+  /** Wait until no store call is in flight and what followed them has run. */
+  async idle(): Promise<void> {
+    for (;;) {
+      await settle();
+      if (this.inflight.size === 0) {
+        await settle();
+        if (this.inflight.size === 0) return;
+      } else {
+        await Promise.allSettled([...this.inflight]);
+      }
+    }
   }
 
   /** Register a session and open its matching socket. */
@@ -71,7 +159,11 @@ export class Core {
 export class User {
   m!: TestConn;
   s?: TestConn;
-  constructor(private readonly core: Core, readonly id: string, readonly token: string) {}
+  constructor(
+    private readonly core: Core,
+    readonly id: string,
+    readonly token: string,
+  ) {}
 
   async connect(): Promise<TestConn> {
     const conn = new TestConn(`m${seq++}`, this.id, 'matching');
@@ -107,7 +199,14 @@ export class User {
     await this.core.hub.run(await this.core.store.detachSignalling(this.id, this.s.id, left, this.core.clock.now()));
   }
 
-  async send(msg: { event: 'next' } | { event: 'stop' } | { event: 'chat'; message: string } | { event: 'report' }): Promise<void> {
+  async send(
+    msg:
+      | { event: 'next' }
+      | { event: 'stop' }
+      | { event: 'chat'; message: string }
+      | { event: 'typing'; typing: boolean }
+      | { event: 'report' },
+  ): Promise<void> {
     const { store, clock, hub } = this.core;
     const now = clock.now();
     const fx =
@@ -117,7 +216,9 @@ export class User {
           ? await store.stop(this.id, this.m.id, now)
           : msg.event === 'chat'
             ? await store.chat(this.id, this.m.id, msg.message, now)
-            : await store.report(this.id, this.m.id, undefined, now);
+            : msg.event === 'typing'
+              ? await store.typing(this.id, this.m.id, msg.typing)
+              : await store.report(this.id, this.m.id, undefined, now);
     await hub.run(fx);
   }
 
@@ -129,6 +230,11 @@ export class User {
   async signal(room: string, type: 'offer' | 'answer' | 'candidate', data: Record<string, unknown>): Promise<void> {
     if (!this.s) throw new Error('no signalling socket');
     await this.core.hub.run(await this.core.store.signal(this.id, this.s.id, room, type, data, this.core.clock.now()));
+  }
+
+  async leave(room: string): Promise<void> {
+    if (!this.s) throw new Error('no signalling socket');
+    await this.core.hub.run(await this.core.store.leave(this.id, this.s.id, room, this.core.clock.now()));
   }
 
   /** The `matched` event this user holds now, if its last state message is one. */

@@ -1,0 +1,118 @@
+// Effects as the Lua scripts write them (JSON from Redis's cjson) turned into
+// the Store's types. cjson writes an empty list as `{}` and object keys in any
+// order, so every message is rebuilt here in the shape the memory store gives.
+import { DISCONNECT_MESSAGES, type DisconnectReason, type ServerMessage } from '@dyad/protocol';
+import type { CloseOrder, Delivery, Effects, Pairing, TimerOrder } from '../store.js';
+
+/** What a script returns: effects for this process, plus `x`, the transition's own result. */
+export interface RawResult {
+  /** Id of the caller's own inbox entry, when the transition sent it anything. */
+  id?: unknown;
+  d?: unknown;
+  c?: unknown;
+  t?: unknown;
+  p?: unknown;
+  e?: unknown;
+  x?: unknown;
+}
+
+const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
+
+type Raw = Record<string, unknown>;
+const str = (v: unknown): string => (typeof v === 'string' ? v : String(v));
+
+/** One server message from its Lua form. */
+export function toMessage(m: Raw): ServerMessage {
+  switch (m.event) {
+    case 'waiting':
+      return { event: 'waiting' };
+    case 'idle':
+      return { event: 'idle' };
+    case 'matched':
+      return {
+        event: 'matched',
+        room_code: str(m.room_code),
+        initiator: m.initiator === true,
+        peer: str(m.peer),
+        common_interests: list<string>(m.common_interests),
+        mode: m.mode === 'text' ? 'text' : 'video',
+        ice_servers: [],
+        ...(m.resumed === true ? { resumed: true } : {}),
+      };
+    case 'chat':
+      return { event: 'chat', sender: str(m.sender), message: str(m.message), timestamp: Number(m.timestamp) };
+    case 'typing':
+      return { event: 'typing', sender: str(m.sender), typing: m.typing === true };
+    case 'peer-disconnected': {
+      const reason = m.reason as DisconnectReason;
+      return { event: 'peer-disconnected', message: DISCONNECT_MESSAGES[reason], reason };
+    }
+    case 'verified':
+      return {
+        event: 'verified',
+        room_code: str(m.room_code),
+        role: m.role === 'initiator' ? 'initiator' : 'responder',
+        peer: str(m.peer),
+        peer_joined: m.peer_joined === true,
+      };
+    case 'peer-joined':
+      return { event: 'peer-joined', room_code: str(m.room_code), peer: str(m.peer) };
+    case 'signal':
+      // Signal data crosses Redis as the JSON text the sender's edge produced.
+      return {
+        event: 'signal',
+        room_code: str(m.room_code),
+        from: str(m.from),
+        type: m.type as 'offer' | 'answer' | 'candidate',
+        data: (typeof m.data === 'string' ? JSON.parse(m.data) : {}) as Record<string, unknown>,
+      };
+    case 'error':
+      return {
+        event: 'error',
+        code: m.code as Extract<ServerMessage, { event: 'error' }>['code'],
+        message: str(m.message),
+        ...(typeof m.until === 'number' ? { until: m.until } : {}),
+      };
+    default:
+      throw new TypeError(`store returned an unknown event ${JSON.stringify(m.event)}`);
+  }
+}
+
+export function toEffects(raw: RawResult): Effects {
+  return {
+    deliver: list<Raw>(raw.d).map(
+      (d): Delivery => ({ to: str(d.to), channel: d.channel as Delivery['channel'], conn: str(d.conn), msg: toMessage(d.msg as Raw) }),
+    ),
+    close: list<Raw>(raw.c).map(
+      (c): CloseOrder => ({
+        to: str(c.to),
+        channel: c.channel as CloseOrder['channel'],
+        conn: str(c.conn),
+        code: Number(c.code),
+        reason: str(c.reason),
+      }),
+    ),
+    timers: list<Raw>(raw.t).map(
+      (t): TimerOrder => ({
+        kind: t.kind as TimerOrder['kind'],
+        id: str(t.id),
+        ...(typeof t.conn === 'string' ? { conn: t.conn } : {}),
+        delayMs: Number(t.delayMs),
+      }),
+    ),
+    paired: list<Raw>(raw.p).map((p): Pairing => {
+      const waited = list<number>(p.waitedMs);
+      return {
+        room: str(p.room),
+        a: str(p.a),
+        b: str(p.b),
+        mode: p.mode === 'text' ? 'text' : 'video',
+        waitedMs: [Number(waited[0] ?? 0), Number(waited[1] ?? 0)],
+      };
+    }),
+    ended: list<DisconnectReason>(raw.e),
+  };
+}
+
+/** Replace lone UTF-16 surrogates, which Lua's JSON reader refuses, as UTF-8 encoding would anyway. */
+export const wellFormed = (s: string): string => s.replace(/\p{Surrogate}/gu, '\uFFFD');

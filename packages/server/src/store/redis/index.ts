@@ -1,0 +1,1 @@
+export { RedisStore, StoreUnavailableError, checkPrefix, type RedisStoreOptions } from './store.js';

@@ -1,0 +1,1134 @@
+// The Lua side of the Redis store: one script per lifecycle transition, each
+// made of a shared prelude (the same rules as store/memory.ts, written over
+// Redis keys) and a short body. Redis runs a script atomically, so each
+// transition is atomic across every process sharing the Redis.
+//
+// Calling convention (see RedisStore.exec):
+//   KEYS[1]  the key prefix with its hash tag, e.g. "dyad:{dyad}:". Every key
+//            a script touches starts with it, so all of them live in one
+//            Cluster slot.
+//   ARGV[1]  id of the calling process
+//   ARGV[2]  now (ms, the caller's clock: never Redis TIME, so a fake clock works)
+//   ARGV[3]  settings, comma-separated in the order of CFG_NAMES
+//   ARGV[4], ARGV[5]  random numbers in [0, 1) (partner choice, initiator)
+//   ARGV[6]  fresh room codes, comma-separated (crypto-random, made by the caller)
+//   ARGV[7..] the transition's own arguments (A[1..] below)
+// A script appends the messages and closes it causes to the inbox stream of
+// each process holding one of the sockets concerned (the caller's included),
+// and returns as JSON what the caller carries out itself: timers, pairings and
+// room ends to count, the id of its own inbox entry, and its result `x`.
+
+/** Order of the settings in ARGV[3]. */
+export const CFG_NAMES = [
+  'grace',
+  'interest',
+  'regttl',
+  'cooldown',
+  'buffer',
+  'fair',
+  'banthr',
+  'repwin',
+  'bandur',
+  'ttl',
+  'idxttl',
+  'inboxmax',
+  'inboxttl',
+  'scan',
+  'sample',
+  'regslack',
+] as const;
+
+const PRELUDE = String.raw`
+local P = KEYS[1]
+local ME = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local CFG = {}
+do
+  local names = {${CFG_NAMES.map((n) => `'${n}'`).join(', ')}}
+  local i = 0
+  for v in string.gmatch(ARGV[3], '[^,]+') do
+    i = i + 1
+    CFG[names[i]] = tonumber(v)
+  end
+end
+local RND1, RND2 = tonumber(ARGV[4]), tonumber(ARGV[5])
+local CODES = {}
+for c in string.gmatch(ARGV[6], '[^,]+') do CODES[#CODES + 1] = c end
+local A = {}
+for i = 7, #ARGV do A[#A + 1] = ARGV[i] end
+
+-- Numbers go to Redis as integer text: Lua would print large ones in %.14g.
+local function num(x) return string.format('%.0f', x) end
+
+------------------------------------------------------------------ effects
+
+-- What the caller carries out itself: timers to arm, pairings and room ends to count.
+local FX = {t = {}, p = {}, e = {}}
+local OUT, OUT_ORDER, LIVE = {}, {}, {}
+
+-- A process is alive while its heartbeat key exists. Sockets of a dead
+-- process count as absent: nothing is sent to them and they are never paired.
+local function alive(proc)
+  if not proc then return false end
+  if proc == ME then return true end
+  local a = LIVE[proc]
+  if a == nil then
+    a = redis.call('EXISTS', P .. 'hb:' .. proc) == 1
+    LIVE[proc] = a
+  end
+  return a
+end
+
+-- Deliveries and closes go to the inbox of the process holding the socket,
+-- this one's included: each socket then sees exactly the order in which
+-- Redis ran the scripts, whichever process called them.
+local function target(proc)
+  local o = OUT[proc]
+  if not o then
+    o = {d = {}, c = {}}
+    OUT[proc] = o
+    OUT_ORDER[#OUT_ORDER + 1] = proc
+  end
+  return o
+end
+
+local SLOT = {matching = {'mc', 'mp'}, signalling = {'sc', 'sp'}}
+
+-- Deliver to a session's open socket on a channel; false when there is none.
+local function send(s, ch, msg)
+  local f = SLOT[ch]
+  local conn, proc = s[f[1]], s[f[2]]
+  if not conn or not alive(proc) then return false end
+  local t = target(proc)
+  t.d[#t.d + 1] = {to = s.id, channel = ch, conn = conn, msg = msg}
+  return true
+end
+
+local function closeSocket(s, ch, code, reason)
+  local f = SLOT[ch]
+  local conn, proc = s[f[1]], s[f[2]]
+  if not conn or not alive(proc) then return end
+  local t = target(proc)
+  t.c[#t.c + 1] = {to = s.id, channel = ch, conn = conn, code = code, reason = reason}
+end
+
+local function timer(kind, id, conn, delay)
+  FX.t[#FX.t + 1] = {kind = kind, id = id, conn = conn, delayMs = delay}
+end
+
+-- One inbox entry per process per transition: Redis runs scripts one at a
+-- time and each process reads its inbox in order, so every socket gets its
+-- messages in the order the transitions happened. The caller learns the id
+-- of its own entry, to wait until its reader has carried it out.
+local function finish(extra)
+  for _, proc in ipairs(OUT_ORDER) do
+    local key = P .. 'inbox:' .. proc
+    local id = redis.call('XADD', key, 'MAXLEN', '~', CFG.inboxmax, '*', 'fx', cjson.encode(OUT[proc]))
+    redis.call('PEXPIRE', key, CFG.inboxttl)
+    if proc == ME then FX.id = id end
+  end
+  FX.x = extra
+  return cjson.encode(FX)
+end
+
+local function err(code, message) return {event = 'error', code = code, message = message} end
+-- The edge adds the human-readable message for the reason.
+local function gone(reason) return {event = 'peer-disconnected', reason = reason} end
+
+------------------------------------------------------------------ sessions
+
+local SS = {}
+local function skey(id) return P .. 's:' .. id end
+
+local function load(id)
+  if not id then return nil end
+  local s = SS[id]
+  if s ~= nil then return s or nil end
+  local flat = redis.call('HGETALL', skey(id))
+  if #flat == 0 then
+    SS[id] = false
+    return nil
+  end
+  s = {id = id}
+  for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
+  s.ints = cjson.decode(s.int or '[]')
+  s.ea, s.ws, s.wk = tonumber(s.ea), tonumber(s.ws), tonumber(s.wk)
+  SS[id] = s
+  return s
+end
+
+-- Write fields of a session: {field, value, field, value, ...}.
+local function put(s, kv)
+  local args = {}
+  for i = 1, #kv, 2 do
+    local v = kv[i + 1]
+    s[kv[i]] = v
+    args[#args + 1] = kv[i]
+    args[#args + 1] = type(v) == 'number' and num(v) or v
+  end
+  redis.call('HSET', skey(s.id), unpack(args))
+end
+
+local function drop(s, ...)
+  local fields = {}
+  for _, f in ipairs({...}) do
+    if s[f] ~= nil then
+      s[f] = nil
+      fields[#fields + 1] = f
+    end
+  end
+  if #fields > 0 then redis.call('HDEL', skey(s.id), unpack(fields)) end
+end
+
+local function owner(id, conn, ch)
+  local s = load(id)
+  if s and s[SLOT[ch][1]] == conn then return s end
+  return nil
+end
+
+-- Sessions with a socket on a process (pm: matching, ps: signalling), for the reaper.
+local function holds(kind, proc, id)
+  local k = P .. kind .. ':' .. proc
+  redis.call('SADD', k, id)
+  redis.call('PEXPIRE', k, CFG.idxttl)
+end
+
+-- Keys of a live session outlive it by at most CFG.ttl; the owning process
+-- refreshes them while its sockets are open.
+local function touch(s)
+  local ttl = CFG.ttl
+  redis.call('PEXPIRE', skey(s.id), ttl)
+  if s.th then redis.call('PEXPIRE', P .. 't:' .. s.th, ttl) end
+  redis.call('PEXPIRE', P .. 'addr:' .. s.addr, ttl)
+  redis.call('PEXPIRE', P .. 'kc:' .. s.id, ttl)
+  redis.call('PEXPIRE', P .. 'bl:' .. s.id, ttl)
+  redis.call('ZADD', P .. 'sess', num(NOW + ttl), s.id)
+  redis.call('PEXPIRE', P .. 'sess', CFG.idxttl)
+  if s.room then
+    redis.call('PEXPIRE', P .. 'r:' .. s.room, ttl)
+    redis.call('PEXPIRE', P .. 'rk:' .. s.room .. ':' .. s.id, ttl)
+    redis.call('ZADD', P .. 'rooms', 'XX', num(NOW + ttl), s.room)
+  end
+end
+
+-- Pool order: waiting time, then arrival (a counter breaks ties within a millisecond).
+local function score(ws)
+  local seq = redis.call('INCR', P .. 'seq')
+  if seq % 1000 == 1 then redis.call('PEXPIRE', P .. 'seq', CFG.idxttl) end
+  return ws * 1024 + (seq % 1024)
+end
+
+------------------------------------------------------------------ pool index
+-- Per mode, only sessions that are waiting with their matching socket open:
+--   open:<mode>          those that accept anyone now (score: pool order)
+--   narrow:<mode>        those whose interests/lang still narrow (score: when they entered)
+--   int:<mode>:<i>       every one with interest i (score: pool order)
+--   lang:<mode>:<l>      every one with lang l (score: pool order)
+-- so a pairing attempt reads at most 1 + interests + 1 sorted sets.
+
+local function narrowed(s)
+  return (#s.ints > 0 or s.lang ~= nil) and NOW - s.ea < CFG.interest
+end
+
+local function unpool(s)
+  local m = s.mode
+  redis.call('ZREM', P .. 'open:' .. m, s.id)
+  redis.call('ZREM', P .. 'narrow:' .. m, s.id)
+  for _, i in ipairs(s.ints) do redis.call('ZREM', P .. 'int:' .. m .. ':' .. i, s.id) end
+  if s.lang then redis.call('ZREM', P .. 'lang:' .. m .. ':' .. s.lang, s.id) end
+end
+
+local function zput(k, sc, id)
+  redis.call('ZADD', k, num(sc), id)
+  redis.call('PEXPIRE', k, CFG.idxttl)
+end
+
+local function enpool(s)
+  local m = s.mode
+  if narrowed(s) then
+    zput(P .. 'narrow:' .. m, s.ea, s.id)
+    redis.call('ZREM', P .. 'open:' .. m, s.id)
+  else
+    zput(P .. 'open:' .. m, s.wk, s.id)
+    redis.call('ZREM', P .. 'narrow:' .. m, s.id)
+  end
+  for _, i in ipairs(s.ints) do zput(P .. 'int:' .. m .. ':' .. i, s.wk, s.id) end
+  if s.lang then zput(P .. 'lang:' .. m .. ':' .. s.lang, s.wk, s.id) end
+end
+
+-- Sessions whose narrowing ran out now accept anyone: move them to open:<mode>.
+-- Each session moves once, so the work is paid for by its own arrival.
+local function promote(m)
+  if CFG.interest <= 0 then return end
+  local nk = P .. 'narrow:' .. m
+  local due = redis.call('ZRANGEBYSCORE', nk, '-inf', num(NOW - CFG.interest), 'LIMIT', 0, 64)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', nk, id)
+    local c = load(id)
+    if c and c.st == 'waiting' and c.mc then zput(P .. 'open:' .. m, c.wk, id) end
+  end
+end
+
+------------------------------------------------------------------ pairing rules (core/rules.ts)
+
+local function shares(a, b)
+  if #a.ints == 0 or #b.ints == 0 then return false end
+  local theirs = {}
+  for _, i in ipairs(b.ints) do theirs[i] = true end
+  for _, i in ipairs(a.ints) do
+    if theirs[i] then return true end
+  end
+  return false
+end
+
+local function common(a, b)
+  local out = {}
+  if #a.ints == 0 or #b.ints == 0 then return out end
+  local theirs = {}
+  for _, i in ipairs(b.ints) do theirs[i] = true end
+  for _, i in ipairs(a.ints) do
+    if theirs[i] then out[#out + 1] = i end
+  end
+  return out
+end
+
+local function accepts(a, b)
+  if NOW - a.ea >= CFG.interest then return true end
+  if a.lang and a.lang ~= b.lang then return false end
+  if #a.ints > 0 and not shares(a, b) then return false end
+  return true
+end
+
+local function blocked(a, b)
+  return a.blk and redis.call('SISMEMBER', P .. 'bl:' .. a.id, b.id) == 1
+end
+
+local function eligible(s, c)
+  if not c or c.id == s.id or c.st ~= 'waiting' or not c.mc or c.mode ~= s.mode then return false end
+  if not alive(c.mp) then return false end
+  if blocked(s, c) or blocked(c, s) then return false end
+  return accepts(s, c) and accepts(c, s)
+end
+
+local function inCooldown(s, id)
+  local untilAt = redis.call('ZSCORE', P .. 'cd:' .. s.id, id)
+  return untilAt and tonumber(untilAt) > NOW
+end
+
+------------------------------------------------------------------ rooms
+
+local RR = {}
+local function loadRoom(code)
+  if not code then return nil end
+  local r = RR[code]
+  if r ~= nil then return r or nil end
+  local flat = redis.call('HGETALL', P .. 'r:' .. code)
+  if #flat == 0 then
+    RR[code] = false
+    return nil
+  end
+  r = {code = code}
+  for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+  RR[code] = r
+  return r
+end
+
+local function deleteRoom(room)
+  redis.call('DEL', P .. 'r:' .. room.code, P .. 'rk:' .. room.code .. ':' .. room.a, P .. 'rk:' .. room.code .. ':' .. room.b)
+  redis.call('ZREM', P .. 'rooms', room.code)
+  RR[room.code] = false
+end
+
+local function partnerOf(s)
+  local room = loadRoom(s.room)
+  if not room then return nil, nil end
+  local partner = load(room.a == s.id and room.b or room.a)
+  return room, partner
+end
+
+-- ice_servers is filled in per recipient by the edge, which holds the TURN secret.
+local function matchedEvent(room, me, other, resumed)
+  local m = {
+    event = 'matched', room_code = room.code, initiator = room.ini == me.id, peer = other.id,
+    common_interests = cjson.decode(room.common), mode = room.mode, ice_servers = {},
+  }
+  if resumed then m.resumed = true end
+  return m
+end
+
+local codeUsed = 0
+local function openRoom(a, b)
+  codeUsed = codeUsed + 1
+  local code = CODES[codeUsed]
+  if not code then error('no fresh room code left') end
+  -- Spread the one random draw over several pairings of one script.
+  local r = (RND2 + (codeUsed - 1) * 0.6180339887) % 1
+  local room = {code = code, a = a.id, b = b.id, ini = r < 0.5 and a.id or b.id, mode = a.mode, common = cjson.encode(common(a, b))}
+  local rk = P .. 'r:' .. code
+  redis.call('HSET', rk, 'a', room.a, 'b', room.b, 'ini', room.ini, 'mode', room.mode, 'common', room.common)
+  redis.call('PEXPIRE', rk, CFG.ttl)
+  redis.call('ZADD', P .. 'rooms', num(NOW + CFG.ttl), code)
+  redis.call('PEXPIRE', P .. 'rooms', CFG.idxttl)
+  RR[code] = room
+  for _, pair in ipairs({{a, b}, {b, a}}) do
+    local me, other = pair[1], pair[2]
+    unpool(me)
+    -- Chat kept from an earlier room would only be shown out of place.
+    redis.call('DEL', P .. 'kc:' .. me.id)
+    put(me, {'st', 'matched', 'room', code})
+    send(me, 'matching', matchedEvent(room, me, other))
+  end
+  FX.p[#FX.p + 1] = {room = code, a = a.id, b = b.id, mode = a.mode, waitedMs = {NOW - a.ws, NOW - b.ws}}
+end
+
+-- choosePartner of core/rules.ts over a bounded set of candidates: the oldest
+-- ones of each index set (for fairness) and a random sample of each (for
+-- randomness). With small pools that is everyone, as in the memory store.
+local function tryPair(s)
+  if s.st ~= 'waiting' or not s.mc or not alive(s.mp) then return end
+  local m = s.mode
+  promote(m)
+  local sources = {}
+  local open = not narrowed(s)
+  if open then sources[#sources + 1] = P .. 'open:' .. m end
+  for _, i in ipairs(s.ints) do sources[#sources + 1] = P .. 'int:' .. m .. ':' .. i end
+  if s.lang and (open or #s.ints == 0) then sources[#sources + 1] = P .. 'lang:' .. m .. ':' .. s.lang end
+
+  local seen, cands = {}, {}
+  local function consider(id)
+    if seen[id] ~= nil then return seen[id] end
+    local c = load(id)
+    local ok = eligible(s, c)
+    seen[id] = ok
+    if ok then cands[#cands + 1] = c end
+    return ok
+  end
+  local heads = {}
+  for _, k in ipairs(sources) do
+    local r = redis.call('ZRANGE', k, 0, CFG.scan - 1, 'WITHSCORES')
+    for i = 1, #r, 2 do heads[#heads + 1] = {r[i], tonumber(r[i + 1])} end
+  end
+  table.sort(heads, function(x, y) return x[2] < y[2] end)
+  local checked = 0
+  for _, h in ipairs(heads) do
+    if seen[h[1]] == nil then
+      checked = checked + 1
+      -- Stop at the oldest eligible one outside the cooldown: fairness needs no more.
+      if consider(h[1]) and not inCooldown(s, h[1]) then break end
+      if checked >= CFG.scan then break end
+    end
+  end
+  for _, k in ipairs(sources) do
+    for _, id in ipairs(redis.call('ZRANDMEMBER', k, CFG.sample)) do consider(id) end
+  end
+  if #cands == 0 then return end
+
+  table.sort(cands, function(x, y) return x.wk < y.wk end)
+  local fresh = {}
+  for _, c in ipairs(cands) do
+    if not inCooldown(s, c.id) then fresh[#fresh + 1] = c end
+  end
+  local pool = #fresh > 0 and fresh or cands
+  local oldest = pool[1]
+  if NOW - oldest.ws > CFG.fair then return openRoom(s, oldest) end
+  local from = pool
+  if #s.ints > 0 then
+    local sharing = {}
+    for _, c in ipairs(pool) do
+      if shares(s, c) then sharing[#sharing + 1] = c end
+    end
+    if #sharing > 0 then from = sharing end
+  end
+  openRoom(s, from[math.floor(RND1 * #from) + 1])
+end
+
+local function enterPool(s)
+  put(s, {'st', 'waiting', 'ea', NOW, 'ws', NOW, 'wk', score(NOW)})
+  unpool(s)
+  if s.mc and alive(s.mp) then enpool(s) end
+  send(s, 'matching', {event = 'waiting'})
+  if (#s.ints > 0 or s.lang) and CFG.interest > 0 then timer('interest', s.id, nil, CFG.interest) end
+  tryPair(s)
+end
+
+-- End the ender's room: the partner is told the reason on its matching socket
+-- (or on resumption) and on its signalling socket if joined, and is idle.
+-- The ender's next state is the caller's to set.
+local function endRoom(ender, reason)
+  local room, partner = partnerOf(ender)
+  drop(ender, 'room', 'sj', 'sjr')
+  if not room then return end
+  deleteRoom(room)
+  if not partner then return end
+  drop(partner, 'room')
+  put(partner, {'st', 'idle'})
+  local news = gone(reason)
+  if not send(partner, 'matching', news) then put(partner, {'news', reason}) end
+  if partner.sj == room.code then send(partner, 'signalling', news) end
+  drop(partner, 'sj', 'sjr')
+  -- Who met whom is kept only as long as a rule needs it (the re-pair cooldown,
+  -- a report of the last partner): these keys expire with the cooldown.
+  local keep = num(math.max(1, CFG.cooldown))
+  for _, pair in ipairs({{ender, partner}, {partner, ender}}) do
+    local me, other = pair[1], pair[2]
+    local lk = P .. 'lp:' .. me.id
+    redis.call('HSET', lk, 'id', other.id, 'addr', other.addr, 'at', num(NOW))
+    redis.call('PEXPIRE', lk, keep)
+    local ck = P .. 'cd:' .. me.id
+    redis.call('ZADD', ck, num(NOW + CFG.cooldown), other.id)
+    redis.call('ZREMRANGEBYSCORE', ck, '-inf', num(NOW))
+    redis.call('PEXPIRE', ck, keep)
+  end
+  FX.e[#FX.e + 1] = reason
+end
+
+local GRACE = {matching = {'mg', 'mgp', 'm'}, signalling = {'sg', 'sgp', 's'}}
+
+local function clearGrace(s, ch)
+  local g = GRACE[ch]
+  if s[g[1]] then
+    redis.call('ZREM', P .. 'graces', g[3] .. '|' .. (s[g[2]] or '') .. '|' .. s.id .. '|' .. s[g[1]])
+    drop(s, g[1], g[2])
+  end
+end
+
+local function deleteSession(s)
+  unpool(s)
+  clearGrace(s, 'matching')
+  clearGrace(s, 'signalling')
+  redis.call('DEL', skey(s.id), P .. 'kc:' .. s.id, P .. 'cd:' .. s.id, P .. 'bl:' .. s.id, P .. 'lp:' .. s.id)
+  if s.th then redis.call('DEL', P .. 't:' .. s.th) end
+  redis.call('SREM', P .. 'addr:' .. s.addr, s.id)
+  if s.mp then redis.call('SREM', P .. 'pm:' .. s.mp, s.id) end
+  if s.sp then redis.call('SREM', P .. 'ps:' .. s.sp, s.id) end
+  redis.call('ZREM', P .. 'sess', s.id)
+  SS[s.id] = false
+end
+
+-- The session is over: its room ends, its token opens nothing more.
+local function endSession(s, reason)
+  if s.st == 'matched' then endRoom(s, reason) end
+  send(s, 'signalling', err('unauthorized', 'session ended'))
+  closeSocket(s, 'signalling', 4001, 'session ended')
+  deleteSession(s)
+end
+
+local function keepChat(s, msg)
+  local k = P .. 'kc:' .. s.id
+  if redis.call('LLEN', k) >= CFG.buffer then return false end
+  redis.call('RPUSH', k, cjson.encode(msg))
+  redis.call('PEXPIRE', k, CFG.ttl)
+  return true
+end
+
+local function flushKeptChat(s)
+  local k = P .. 'kc:' .. s.id
+  for _, raw in ipairs(redis.call('LRANGE', k, 0, -1)) do send(s, 'matching', cjson.decode(raw)) end
+  redis.call('DEL', k)
+end
+
+local function keepSignal(room, to, msg)
+  local k = P .. 'rk:' .. room.code .. ':' .. to
+  if redis.call('LLEN', k) >= CFG.buffer then return false end
+  redis.call('RPUSH', k, cjson.encode(msg))
+  redis.call('PEXPIRE', k, CFG.ttl)
+  return true
+end
+
+-- Is stream id a at or before b ("ms-seq")?
+local function idAtOrBefore(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if not am or not bm then return false end
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as <= bs)
+end
+
+-- A socket has dropped or is being replaced: what is still queued for it in
+-- its process's inbox (not carried out there yet) is kept here, in order,
+-- ahead of anything sent later; that process then skips those entries (see
+-- undelivered). after: the inbox entry that process carried out last, when known.
+local function takeInFlight(s, ch, oldConn, oldProc, after)
+  if not oldConn or not oldProc then return end
+  local last
+  -- Entries up to the session's mark for that inbox were dealt with already.
+  local mark = s['tk|' .. ch .. '|' .. oldProc]
+  if after == '' or after == '0-0' then after = nil end
+  if mark and (not after or idAtOrBefore(after, mark)) then after = mark end
+  local from = after and ('(' .. after) or '-'
+  for _, e in ipairs(redis.call('XRANGE', P .. 'inbox:' .. oldProc, from, '+', 'COUNT', 1000)) do
+    last = e[1]
+    -- Most entries are for other sockets: a plain search for the conn id spares decoding them.
+    local batch = string.find(e[2][2], oldConn, 1, true) and cjson.decode(e[2][2]) or {}
+    for _, d in ipairs(batch.d or {}) do
+      if d.conn == oldConn and d.to == s.id then
+        local m = d.msg
+        if ch == 'matching' and m.event == 'chat' then
+          -- Only while it still belongs: a chat of a room that has ended meanwhile is dropped.
+          local _, partner = partnerOf(s)
+          if partner and partner.id == m.sender then keepChat(s, m) end
+        elseif ch == 'matching' and m.event == 'peer-disconnected' and s.st == 'idle' and not s.news then
+          put(s, {'news', m.reason})
+        elseif ch == 'signalling' and m.event == 'signal' and s.room == m.room_code then
+          local room = loadRoom(m.room_code)
+          if room then keepSignal(room, s.id, m) end
+        end
+        -- State messages are told afresh on resumption; typing and errors were of the moment.
+      end
+    end
+  end
+  if last then put(s, {'tk|' .. ch .. '|' .. oldProc, last}) end
+end
+
+-- A socket ended without leaving: its grace period starts. The deadline is
+-- also kept in graces, so that a grace whose process died still runs out.
+-- own: the socket's process tells (else the reaper found it dead); after: see takeInFlight.
+local function dropSocket(s, ch, own, after)
+  local f, g = SLOT[ch], GRACE[ch]
+  local conn, proc = s[f[1]], s[f[2]]
+  takeInFlight(s, ch, conn, proc, after)
+  drop(s, f[1], f[2])
+  redis.call('SREM', P .. (ch == 'matching' and 'pm:' or 'ps:') .. proc, s.id)
+  if ch == 'matching' then
+    unpool(s)
+  else
+    local joined = s.sj
+    drop(s, 'sj')
+    -- Taken away by the reaper, not by the socket: remember the join for a heal.
+    if joined and not own then put(s, {'sjr', joined}) end
+  end
+  put(s, {g[1], conn, g[2], proc})
+  redis.call('ZADD', P .. 'graces', num(NOW + CFG.grace), g[3] .. '|' .. proc .. '|' .. s.id .. '|' .. conn)
+  redis.call('PEXPIRE', P .. 'graces', CFG.idxttl)
+  if own then timer(ch .. '-grace', s.id, conn, CFG.grace) end
+end
+
+-- The member leaves its room from signalling: partner told, member idle.
+local function leaveRoom(s, reason)
+  endRoom(s, reason)
+  put(s, {'st', 'idle'})
+  send(s, 'matching', {event = 'idle'})
+end
+
+local function memberRoom(s, code)
+  local room = loadRoom(code)
+  if room and s.room == code then return room end
+  send(s, 'signalling', err('invalid-room', 'not a member of this room'))
+  return nil
+end
+
+local function expireMatching(s, conn)
+  if s and s.mg == conn and not s.mc then endSession(s, 'timeout') end
+end
+
+local function expireSignalling(s, conn)
+  if not s or s.sg ~= conn then return end
+  clearGrace(s, 'signalling')
+  drop(s, 'sjr')
+  local room = loadRoom(s.room)
+  if room and room['j:' .. s.id] then leaveRoom(s, 'timeout') end
+end
+
+local function ban(addr, untilAt)
+  redis.call('SET', P .. 'ban:' .. addr, num(untilAt), 'PX', num(math.max(1, untilAt - NOW)))
+  -- The list of bans for the admin API; each entry ends with its ban.
+  redis.call('ZADD', P .. 'bans', num(untilAt), addr)
+  redis.call('ZREMRANGEBYSCORE', P .. 'bans', '-inf', num(NOW))
+  redis.call('PEXPIRE', P .. 'bans', num(math.max(CFG.bandur, untilAt - NOW)))
+  local msg = err('banned', 'this address is banned')
+  msg['until'] = math.ceil(untilAt / 1000)
+  for _, sid in ipairs(redis.call('SMEMBERS', P .. 'addr:' .. addr)) do
+    local s = load(sid)
+    if s then
+      if s.st == 'matched' then endRoom(s, 'reported') end
+      for _, ch in ipairs({'matching', 'signalling'}) do
+        send(s, ch, msg)
+        closeSocket(s, ch, 4003, 'banned')
+      end
+      deleteSession(s)
+    else
+      redis.call('SREM', P .. 'addr:' .. addr, sid)
+    end
+  end
+end
+
+local function profile(s)
+  return {mode = s.mode, int = s.int or '[]', lang = s.lang or '', addr = s.addr}
+end
+`;
+
+/** The transitions. Each body sees the prelude's helpers and A[1..], and ends with finish(). */
+const BODIES = {
+  // A: name ('' for none), generated id, mode, interests JSON, lang ('' for none), token hash, addr
+  register: `
+local name, gen, mode, int, lang, th, addr = A[1], A[2], A[3], A[4], A[5], A[6], A[7]
+local banned = redis.call('GET', P .. 'ban:' .. addr)
+if banned and tonumber(banned) > NOW then return finish({status = 'banned', ['until'] = tonumber(banned)}) end
+local id = name ~= '' and name or gen
+if redis.call('EXISTS', skey(id)) == 1 then return finish({status = name ~= '' and 'exists' or 'retry'}) end
+-- Until its socket opens, a session lives as long as its registration (the timer
+-- ends it; the TTL only clears what a dead process left behind).
+local ttl = CFG.regttl + CFG.regslack
+local f = {'mode', mode, 'int', int, 'th', th, 'addr', addr, 'st', 'registered', 'ea', num(NOW), 'ws', num(NOW), 'wk', num(score(NOW))}
+if lang ~= '' then
+  f[#f + 1] = 'lang'
+  f[#f + 1] = lang
+end
+redis.call('HSET', skey(id), unpack(f))
+redis.call('PEXPIRE', skey(id), ttl)
+redis.call('SET', P .. 't:' .. th, id, 'PX', ttl)
+redis.call('SADD', P .. 'addr:' .. addr, id)
+redis.call('PEXPIRE', P .. 'addr:' .. addr, CFG.ttl)
+redis.call('ZADD', P .. 'sess', num(NOW + ttl), id)
+redis.call('PEXPIRE', P .. 'sess', CFG.idxttl)
+timer('registration', id, nil, CFG.regttl)
+return finish({status = 'ok', id = id})
+`,
+  // A: id
+  onRegistrationExpired: `
+local s = load(A[1])
+if s and s.st == 'registered' and not s.mc then endSession(s, 'timeout') end
+return finish()
+`,
+  // A: id, token hash, conn
+  attachMatching: `
+local id, th, conn = A[1], A[2], A[3]
+local s = load(id)
+if not s or s.th ~= th then return finish({ok = false}) end
+if s.mc ~= conn then
+  -- A newer socket takes over: what was still on its way to the old one comes first.
+  if s.mc then takeInFlight(s, 'matching', s.mc, s.mp) end
+  closeSocket(s, 'matching', 4002, 'replaced by a newer socket')
+  if s.mp then redis.call('SREM', P .. 'pm:' .. s.mp, id) end
+end
+clearGrace(s, 'matching')
+put(s, {'mc', conn, 'mp', ME})
+holds('pm', ME, id)
+touch(s)
+if s.st == 'registered' then
+  enterPool(s)
+elseif s.st == 'waiting' then
+  send(s, 'matching', {event = 'waiting'})
+  enpool(s)
+  tryPair(s)
+elseif s.st == 'matched' then
+  local room, partner = partnerOf(s)
+  if room and partner then send(s, 'matching', matchedEvent(room, s, partner, true)) end
+  flushKeptChat(s)
+else
+  flushKeptChat(s)
+  if s.news then send(s, 'matching', gone(s.news)) end
+  drop(s, 'news')
+  send(s, 'matching', {event = 'idle'})
+end
+return finish({ok = true, profile = profile(s)})
+`,
+  // A: id, conn, left ('1'/'0'), the last entry of this process's inbox carried out
+  detachMatching: `
+local s = owner(A[1], A[2], 'matching')
+if s then
+  if A[3] == '1' then
+    drop(s, 'mc', 'mp')
+    redis.call('SREM', P .. 'pm:' .. ME, s.id)
+    endSession(s, 'left')
+  else
+    dropSocket(s, 'matching', true, A[4])
+  end
+end
+return finish()
+`,
+  // A: id, conn
+  onMatchingGraceExpired: `
+redis.call('ZREM', P .. 'graces', 'm|' .. ME .. '|' .. A[1] .. '|' .. A[2])
+expireMatching(load(A[1]), A[2])
+return finish()
+`,
+  // A: id, conn
+  next: `
+local s = owner(A[1], A[2], 'matching')
+if s then
+  if s.st == 'waiting' then
+    send(s, 'matching', {event = 'waiting'})
+  else
+    if s.st == 'matched' then endRoom(s, 'skip') end
+    enterPool(s)
+  end
+end
+return finish()
+`,
+  // A: id, conn
+  stop: `
+local s = owner(A[1], A[2], 'matching')
+if s then
+  if s.st == 'matched' then endRoom(s, 'left') end
+  unpool(s)
+  put(s, {'st', 'idle'})
+  send(s, 'matching', {event = 'idle'})
+end
+return finish()
+`,
+  // A: id, conn, message
+  chat: `
+local s = owner(A[1], A[2], 'matching')
+if s then
+  local _, partner = partnerOf(s)
+  if not partner then
+    send(s, 'matching', err('no-partner', 'not in a room'))
+  else
+    local msg = {event = 'chat', sender = s.id, message = A[3], timestamp = NOW / 1000}
+    if not send(partner, 'matching', msg) and not keepChat(partner, msg) then
+      send(s, 'matching', err('buffer-full', 'partner is away and ' .. CFG.buffer .. ' messages are waiting'))
+    end
+  end
+end
+return finish()
+`,
+  // A: id, conn, typing ('1'/'0')
+  typing: `
+local s = owner(A[1], A[2], 'matching')
+if s then
+  local _, partner = partnerOf(s)
+  -- Typing is momentary: dropped, not kept, when the partner is away.
+  if partner then send(partner, 'matching', {event = 'typing', sender = s.id, typing = A[3] == '1'}) end
+end
+return finish()
+`,
+  // A: id, conn
+  report: `
+local s = owner(A[1], A[2], 'matching')
+if not s then return finish() end
+local _, partner = partnerOf(s)
+local tid, taddr
+local last = redis.call('HMGET', P .. 'lp:' .. s.id, 'id', 'addr', 'at')
+if partner then
+  tid, taddr = partner.id, partner.addr
+elseif last[1] and NOW - tonumber(last[3]) < CFG.cooldown then
+  tid, taddr = last[1], last[2]
+else
+  send(s, 'matching', err('no-partner', 'no current or recent partner to report'))
+  return finish()
+end
+redis.call('SADD', P .. 'bl:' .. s.id, tid)
+redis.call('PEXPIRE', P .. 'bl:' .. s.id, CFG.ttl)
+put(s, {'blk', '1'})
+local t = load(tid)
+if t then
+  redis.call('SADD', P .. 'bl:' .. tid, s.id)
+  redis.call('PEXPIRE', P .. 'bl:' .. tid, CFG.ttl)
+  put(t, {'blk', '1'})
+end
+-- Reports count per reporting address, so one person with many sessions counts once.
+local rk = P .. 'rep:' .. taddr
+redis.call('HSET', rk, s.addr, num(NOW))
+local flat = redis.call('HGETALL', rk)
+for i = 1, #flat, 2 do
+  if NOW - tonumber(flat[i + 1]) > CFG.repwin then redis.call('HDEL', rk, flat[i]) end
+end
+redis.call('PEXPIRE', rk, CFG.repwin)
+if redis.call('HLEN', rk) >= CFG.banthr then
+  redis.call('DEL', rk)
+  ban(taddr, NOW + CFG.bandur)
+end
+return finish()
+`,
+  // A: id
+  onInterestTimeout: `
+local s = load(A[1])
+if s and s.st == 'waiting' then
+  -- Timers may fire a millisecond early by the wall clock: until the narrowing has really run out, look again then.
+  local left = s.ea + CFG.interest - NOW
+  if left > 0 then timer('interest', s.id, nil, left) else tryPair(s) end
+end
+return finish()
+`,
+  // A: id, token hash, conn
+  attachSignalling: `
+local id, th, conn = A[1], A[2], A[3]
+local s = load(id)
+if not s or s.th ~= th then return finish({ok = false}) end
+if s.sc ~= conn then
+  -- A newer socket takes over: what was still on its way to the old one comes first.
+  if s.sc then takeInFlight(s, 'signalling', s.sc, s.sp) end
+  closeSocket(s, 'signalling', 4002, 'replaced by a newer socket')
+  if s.sp then redis.call('SREM', P .. 'ps:' .. s.sp, id) end
+end
+clearGrace(s, 'signalling')
+put(s, {'sc', conn, 'sp', ME})
+drop(s, 'sj', 'sjr')
+holds('ps', ME, id)
+touch(s)
+return finish({ok = true, profile = profile(s)})
+`,
+  // A: id, conn, left ('1'/'0'), the last entry of this process's inbox carried out
+  detachSignalling: `
+local s = owner(A[1], A[2], 'signalling')
+if s then
+  if A[3] == '1' then
+    local joined = s.sj
+    drop(s, 'sc', 'sp', 'sj')
+    redis.call('SREM', P .. 'ps:' .. ME, s.id)
+    if joined and joined == s.room then leaveRoom(s, 'left') end
+  else
+    dropSocket(s, 'signalling', true, A[4])
+  end
+end
+return finish()
+`,
+  // A: id, conn
+  onSignallingGraceExpired: `
+redis.call('ZREM', P .. 'graces', 's|' .. ME .. '|' .. A[1] .. '|' .. A[2])
+expireSignalling(load(A[1]), A[2])
+return finish()
+`,
+  // A: id, conn, room
+  join: `
+local id, code = A[1], A[3]
+local s = owner(id, A[2], 'signalling')
+if not s then return finish() end
+local room = memberRoom(s, code)
+if not room then return finish() end
+local peerId = room.a == id and room.b or room.a
+local firstJoin = room['j:' .. id] == nil
+if firstJoin then
+  redis.call('HSET', P .. 'r:' .. code, 'j:' .. id, '1')
+  room['j:' .. id] = '1'
+end
+put(s, {'sj', code})
+send(s, 'signalling', {
+  event = 'verified', room_code = code, role = room.ini == id and 'initiator' or 'responder',
+  peer = peerId, peer_joined = room['j:' .. peerId] ~= nil,
+})
+local peer = load(peerId)
+if firstJoin and peer and peer.sj == code then send(peer, 'signalling', {event = 'peer-joined', room_code = code, peer = id}) end
+local kk = P .. 'rk:' .. code .. ':' .. id
+for _, raw in ipairs(redis.call('LRANGE', kk, 0, -1)) do send(s, 'signalling', cjson.decode(raw)) end
+redis.call('DEL', kk)
+return finish()
+`,
+  // A: id, conn, room, type, data (JSON text, kept as text: Lua never parses client data)
+  signal: `
+local id, code, kind = A[1], A[3], A[4]
+local s = owner(id, A[2], 'signalling')
+if not s then return finish() end
+local room = memberRoom(s, code)
+if not room then return finish() end
+if s.sj ~= code then
+  send(s, 'signalling', err('bad-request', 'join the room first'))
+  return finish()
+end
+if room.ans ~= '1' then
+  local isInitiator = room.ini == id
+  if (kind == 'offer' and not isInitiator) or (kind == 'answer' and isInitiator) then
+    local expected = kind == 'offer' and 'initiator' or 'responder'
+    send(s, 'signalling', err('role-mismatch', 'the first ' .. kind .. ' must come from the ' .. expected))
+    return finish()
+  end
+  if kind == 'answer' then
+    redis.call('HSET', P .. 'r:' .. code, 'ans', '1')
+    room.ans = '1'
+  end
+end
+local peer = load(room.a == id and room.b or room.a)
+if not peer then return finish() end
+local msg = {event = 'signal', room_code = code, from = id, type = kind, data = A[5]}
+if peer.sj == code and send(peer, 'signalling', msg) then return finish() end
+if not keepSignal(room, peer.id, msg) then
+  send(s, 'signalling', err('buffer-full', 'partner has not joined and ' .. CFG.buffer .. ' signals are waiting'))
+end
+return finish()
+`,
+  // A: id, conn, room
+  leave: `
+local s = owner(A[1], A[2], 'signalling')
+if not s then return finish() end
+local room = memberRoom(s, A[3])
+if not room then return finish() end
+if s.sj ~= A[3] then
+  send(s, 'signalling', err('bad-request', 'join the room first'))
+  return finish()
+end
+leaveRoom(s, 'left')
+return finish()
+`,
+  // A: to, channel, conn, inbox entry id ('' if none), then chat: sender, message, timestamp | signal: room, from, type, data
+  undelivered: `
+local s = load(A[1])
+if not s then return finish() end
+local ch, conn, entry = A[2], A[3], A[4]
+-- Taken over already (takeInFlight): nothing left to do. Else it is dealt
+-- with here, and a later takeover must not take it again.
+local markField = 'tk|' .. ch .. '|' .. ME
+if entry ~= '' then
+  if s[markField] and idAtOrBefore(entry, s[markField]) then return finish() end
+  put(s, {markField, entry})
+end
+if ch == 'matching' then
+  local msg = {event = 'chat', sender = A[5], message = A[6], timestamp = tonumber(A[7])}
+  -- Only while it still belongs: a chat of a room that has ended is dropped, never shown in another.
+  local _, partner = partnerOf(s)
+  if partner and partner.id == msg.sender then
+    -- Reattached meanwhile (perhaps on another process): hand it to the new socket.
+    if not (s.mc and s.mc ~= conn and send(s, 'matching', msg)) then keepChat(s, msg) end
+  end
+else
+  local msg = {event = 'signal', room_code = A[5], from = A[6], type = A[7], data = A[8]}
+  local room = loadRoom(A[5])
+  if room and s.room == A[5] and not (s.sc and s.sc ~= conn and s.sj == A[5] and send(s, 'signalling', msg)) then keepSignal(room, s.id, msg) end
+end
+return finish()
+`,
+  // A: hb ttl, fresh epoch
+  beat: `
+local prev = redis.call('SET', P .. 'hb:' .. ME, num(NOW), 'PX', A[1], 'GET')
+redis.call('SADD', P .. 'procs', ME)
+redis.call('PEXPIRE', P .. 'procs', CFG.idxttl)
+redis.call('HDEL', P .. 'suspects', ME)
+redis.call('PEXPIRE', P .. 'pm:' .. ME, CFG.idxttl)
+redis.call('PEXPIRE', P .. 'ps:' .. ME, CFG.idxttl)
+redis.call('PEXPIRE', P .. 'inbox:' .. ME, CFG.inboxttl)
+local epoch = redis.call('GET', P .. 'epoch')
+if not epoch then
+  epoch = A[2]
+  redis.call('SET', P .. 'epoch', epoch, 'PX', CFG.idxttl)
+else
+  redis.call('PEXPIRE', P .. 'epoch', CFG.idxttl)
+end
+return finish({prev = prev or '', epoch = epoch})
+`,
+  // A: suspect ms, slack ms, batch, lock ms
+  reap: `
+local suspect, slack, batch = tonumber(A[1]), tonumber(A[2]), tonumber(A[3])
+-- One reaper at a time: the lock lapses on its own, so a dead holder blocks nobody.
+if not redis.call('SET', P .. 'lock:reap', ME, 'NX', 'PX', A[4]) then return finish({ran = false}) end
+local dropped, expired = 0, 0
+-- A process is dead when its heartbeat has been missing for suspect ms (a
+-- stalled Redis lets every heartbeat lapse at once: one look is not enough).
+for _, proc in ipairs(redis.call('SMEMBERS', P .. 'procs')) do
+  if proc ~= ME and redis.call('EXISTS', P .. 'hb:' .. proc) == 0 then
+    local since = redis.call('HGET', P .. 'suspects', proc)
+    if not since then
+      redis.call('HSET', P .. 'suspects', proc, num(NOW))
+      redis.call('PEXPIRE', P .. 'suspects', CFG.idxttl)
+    elseif NOW - tonumber(since) >= suspect then
+      -- Its sockets dropped without a word: each one's grace period starts now.
+      for _, ch in ipairs({'matching', 'signalling'}) do
+        local set = P .. (ch == 'matching' and 'pm:' or 'ps:') .. proc
+        for _, id in ipairs(redis.call('SRANDMEMBER', set, batch)) do
+          redis.call('SREM', set, id)
+          local s = load(id)
+          if s and s[SLOT[ch][2]] == proc and s[SLOT[ch][1]] then
+            dropSocket(s, ch, false)
+            dropped = dropped + 1
+          end
+        end
+      end
+      if redis.call('SCARD', P .. 'pm:' .. proc) == 0 and redis.call('SCARD', P .. 'ps:' .. proc) == 0 then
+        redis.call('SREM', P .. 'procs', proc)
+        redis.call('HDEL', P .. 'suspects', proc)
+      end
+    end
+  end
+end
+-- Grace periods whose timer cannot fire (its process is gone) or did not
+-- (Redis was unreachable then) run out here.
+local due = redis.call('ZRANGEBYSCORE', P .. 'graces', '-inf', num(NOW), 'WITHSCORES', 'LIMIT', 0, batch)
+for i = 1, #due, 2 do
+  local member, deadline = due[i], tonumber(due[i + 1])
+  local tag, proc, id, conn = string.match(member, '^(%a)|([^|]*)|([^|]*)|(.*)$')
+  if not tag then
+    redis.call('ZREM', P .. 'graces', member)
+  elseif not alive(proc) or NOW - deadline >= slack then
+    redis.call('ZREM', P .. 'graces', member)
+    if tag == 'm' then expireMatching(load(id), conn) else expireSignalling(load(id), conn) end
+    expired = expired + 1
+  end
+end
+redis.call('ZREMRANGEBYSCORE', P .. 'sess', '-inf', num(NOW))
+redis.call('ZREMRANGEBYSCORE', P .. 'rooms', '-inf', num(NOW))
+return finish({ran = true, dropped = dropped, expired = expired})
+`,
+  // A: lost ('1' when Redis lost its data), JSON list of {id, th, mode, int, lang, addr, m, s, hint}
+  heal: `
+local lost = A[1] == '1'
+local orphans = {}
+for _, e in ipairs(cjson.decode(A[2])) do
+  local s = load(e.id)
+  if not s and lost and e.mode then
+    -- Redis came back empty: the session is made again from what its process
+    -- holds; the matching side then tells the client what it lost.
+    local f = {'mode', e.mode, 'int', e.int, 'th', e.th, 'addr', e.addr, 'st', 'idle', 'rec', '1',
+      'ea', num(NOW), 'ws', num(NOW), 'wk', num(score(NOW))}
+    if e.lang ~= '' then
+      f[#f + 1] = 'lang'
+      f[#f + 1] = e.lang
+    end
+    redis.call('HSET', skey(e.id), unpack(f))
+    redis.call('SET', P .. 't:' .. e.th, e.id)
+    redis.call('SADD', P .. 'addr:' .. e.addr, e.id)
+    SS[e.id] = nil
+    s = load(e.id)
+  end
+  if s and s.th == e.th then
+    if e.m and not s.mc and (not s.mg or s.mg == e.m) then
+      clearGrace(s, 'matching')
+      put(s, {'mc', e.m, 'mp', ME})
+      holds('pm', ME, s.id)
+      if s.rec then
+        drop(s, 'rec')
+        if e.hint == 'waiting' then
+          enterPool(s)
+        elseif e.hint == 'matched' then
+          send(s, 'matching', gone('timeout'))
+        end
+      elseif s.st == 'waiting' then
+        enpool(s)
+        tryPair(s)
+      end
+    end
+    if e.s and not s.sc and (not s.sg or s.sg == e.s) then
+      clearGrace(s, 'signalling')
+      put(s, {'sc', e.s, 'sp', ME})
+      holds('ps', ME, s.id)
+      if s.sjr and s.sjr == s.room then put(s, {'sj', s.sjr}) end
+      drop(s, 'sjr')
+    end
+    touch(s)
+  end
+  -- Sockets whose session is gone for good are told so (the edge closes them).
+  if e.m and (not s or s.th ~= e.th or s.mc ~= e.m) then orphans[#orphans + 1] = {id = e.id, channel = 'matching', conn = e.m} end
+  if e.s and (not s or s.th ~= e.th or s.sc ~= e.s) then orphans[#orphans + 1] = {id = e.id, channel = 'signalling', conn = e.s} end
+end
+return finish({orphans = orphans})
+`,
+  // A: session ids whose sockets this process holds
+  touch: `
+for _, id in ipairs(A) do
+  local s = load(id)
+  if s then touch(s) end
+end
+return finish()
+`,
+  // A: none. This process stops: its sockets start their grace periods, so
+  // their clients can resume on another process (a rolling restart loses no room).
+  release: `
+for _, ch in ipairs({'matching', 'signalling'}) do
+  local set = P .. (ch == 'matching' and 'pm:' or 'ps:') .. ME
+  for _, id in ipairs(redis.call('SMEMBERS', set)) do
+    local s = load(id)
+    if s and s[SLOT[ch][2]] == ME and s[SLOT[ch][1]] then dropSocket(s, ch, false) end
+  end
+  redis.call('DEL', set)
+end
+-- The inbox stays until its TTL: a client resuming elsewhere takes over what is still queued in it.
+redis.call('DEL', P .. 'hb:' .. ME)
+redis.call('SREM', P .. 'procs', ME)
+return finish()
+`,
+} as const;
+
+export type ScriptName = keyof typeof BODIES;
+
+/** The full source of each transition's script. */
+export const SCRIPTS: Readonly<Record<ScriptName, string>> = Object.freeze(
+  Object.fromEntries(Object.entries(BODIES).map(([name, body]) => [name, `${PRELUDE}\n-- ${name}\n${body}`])) as Record<ScriptName, string>,
+);

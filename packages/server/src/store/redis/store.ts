@@ -1,0 +1,816 @@
+// The Redis store: the same Store as store/memory.ts, with shared state in
+// Redis so that any number of matching and signalling processes can serve one
+// pool (issue #4). Each transition is one Lua script (./lua.ts), loaded once
+// and called by SHA; messages reach sockets through the inbox stream of the
+// process holding them, in the order the transitions happened. docs/SCALING.md
+// describes the key layout, the liveness rules and what happens when Redis
+// goes away.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { SignalType } from '@dyad/protocol';
+import type { MemoryStoreOptions } from '../memory.js';
+import {
+  emptyEffects,
+  type AttachResult,
+  type Channel,
+  type Delivery,
+  type Effects,
+  type NewSession,
+  type RegisterResult,
+  type Store,
+  type StoreStats,
+} from '../store.js';
+import { toEffects, wellFormed, type RawResult } from './codec.js';
+import { CFG_NAMES, SCRIPTS, type ScriptName } from './lua.js';
+
+export interface RedisStoreOptions extends MemoryStoreOptions {
+  /** `redis://` or `rediss://` URL. */
+  url: string;
+  /** Put before every key, ahead of the `{dyad}` hash tag. @default 'dyad:' */
+  prefix?: string;
+  /** This process's id among all processes on the Redis. @default random */
+  procId?: string;
+  /** How often this process refreshes its heartbeat. @default 500 */
+  heartbeatMs?: number;
+  /** A process whose heartbeat is this old is taken for dead: its sockets get nothing and are never paired. @default 2_000 */
+  heartbeatTtlMs?: number;
+  /** How long a missing heartbeat must stay missing before its sockets are dropped. @default 2_000 */
+  suspectMs?: number;
+  /** How often this process offers to reap dead processes and lapsed grace periods; 0: never. @default 1_000 */
+  reapIntervalMs?: number;
+  /** A store call that takes longer fails (its effects still run when it completes). @default 2_000 */
+  callTimeoutMs?: number;
+  /** How often the keys of sessions with sockets here are refreshed. @default 300_000 */
+  touchIntervalMs?: number;
+  log?: Logger;
+}
+
+/** Lifetime of a session's keys without a refresh; the owner refreshes them well before. */
+export const SESSION_TTL_MS = 3_600_000;
+/** Lifetime of index keys (pool sets, process registry) without a write. */
+const INDEX_TTL_MS = 86_400_000;
+/** Upper bound on one inbox stream; the reader trims what it has read. */
+const INBOX_MAXLEN = 100_000;
+/** An inbox outlives its process by this much. */
+const INBOX_TTL_MS = 60_000;
+/** Oldest members read per index set in a pairing attempt (fairness). */
+const PAIR_SCAN = 32;
+/** Random members sampled per index set in a pairing attempt. */
+const PAIR_SAMPLE = 16;
+/** A registration's keys outlive its timer by this much (only a dead process's leftovers need it). */
+const REGISTRATION_SLACK_MS = 60_000;
+/** A grace period whose own timer did not end it is ended by the reaper this long after its deadline. */
+const GRACE_SLACK_MS = 5_000;
+/** Most sessions or grace periods handled in one reaper run. */
+const REAP_BATCH = 500;
+/** Sessions per heal or touch call. */
+const BATCH = 200;
+const START_TIMEOUT_MS = 20_000;
+const READ_BLOCK_MS = 1_000;
+
+const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
+const newId = (): string => randomBytes(9).toString('base64url');
+const newRoomCode = (): string => randomBytes(18).toString('base64url'); // 144 bits
+const newProcId = (): string => randomBytes(6).toString('base64url');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+
+/** A key prefix is used verbatim in front of the hash tag, so it must not contain one. */
+export function checkPrefix(prefix: string): string | undefined {
+  if (/[{}\s]/.test(prefix)) return 'must not contain braces or spaces';
+  if (prefix.length > 64) return 'at most 64 characters';
+  return undefined;
+}
+
+/** The store could not reach Redis in time; the caller answers with a clear error. */
+export class StoreUnavailableError extends Error {
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super(`store unavailable: ${detail}`, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+type Hint = 'waiting' | 'matched' | 'idle';
+
+/** What this process knows of a session whose socket it holds: enough to make it again after Redis lost it. */
+interface Local {
+  id: string;
+  th: string;
+  mode: string;
+  int: string;
+  lang: string;
+  addr: string;
+  /** Matching and signalling conns held here. */
+  m?: string;
+  s?: string;
+}
+
+/** A socket open or close that could not reach Redis: replayed, in order, once it is back. */
+type Pending =
+  | { kind: 'attach'; channel: Channel; id: string; th: string; conn: string; now: number }
+  | { kind: 'detach'; channel: Channel; id: string; conn: string; left: boolean; now: number };
+
+interface Profile {
+  mode: string;
+  int: string;
+  lang: string;
+  addr: string;
+}
+
+export class RedisStore implements Store {
+  /** Commands and scripts; fails fast while Redis is unreachable. Shared with the rate limiters. */
+  readonly client: Redis;
+  /** Blocking reads of this process's inbox. */
+  private readonly reader: Redis;
+  readonly procId: string;
+  private readonly prefix: string;
+  private readonly base: string;
+  private readonly cfg: string;
+  private readonly random: () => number;
+  private readonly shas = new Map<ScriptName, string>();
+  private readonly local = new Map<string, Local>();
+  /** State last told to each matching socket held here (a heal after data loss starts from it). */
+  private readonly hints = new Map<string, Hint>();
+  /** The inbox entry each delivery being carried out came in (an undelivered one names it). */
+  private readonly entryOf = new WeakMap<Delivery, string>();
+  /** Calls waiting for the reader to carry out their own inbox entry. */
+  private waiters: { id: string; done: () => void }[] = [];
+  private readonly pending: Pending[] = [];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private handler: ((fx: Effects) => Promise<void>) | undefined;
+  private epoch: string | undefined;
+  private beaten = false;
+  private beating = false;
+  private recovering = false;
+  private inboxId = '0-0';
+  private reading: Promise<void> | undefined;
+  private released = false;
+  private closed = false;
+
+  private readonly heartbeatMs: number;
+  private readonly heartbeatTtlMs: number;
+  private readonly suspectMs: number;
+  private readonly reapIntervalMs: number;
+  private readonly callTimeoutMs: number;
+  private readonly touchIntervalMs: number;
+  private readonly log: Logger | undefined;
+
+  constructor(private readonly opts: RedisStoreOptions) {
+    this.prefix = opts.prefix ?? 'dyad:';
+    const bad = checkPrefix(this.prefix);
+    if (bad) throw new TypeError(`prefix: ${bad}`);
+    // One hash tag for every key: each script's keys share a Cluster slot.
+    this.base = `${this.prefix}{dyad}:`;
+    this.procId = opts.procId ?? newProcId();
+    this.random = opts.random ?? Math.random;
+    this.heartbeatMs = opts.heartbeatMs ?? 500;
+    this.heartbeatTtlMs = opts.heartbeatTtlMs ?? 2_000;
+    this.suspectMs = opts.suspectMs ?? 2_000;
+    this.reapIntervalMs = opts.reapIntervalMs ?? 1_000;
+    this.callTimeoutMs = opts.callTimeoutMs ?? 2_000;
+    this.touchIntervalMs = opts.touchIntervalMs ?? 300_000;
+    this.log = opts.log;
+    const settings: Record<(typeof CFG_NAMES)[number], number> = {
+      grace: opts.graceMs,
+      interest: opts.interestTimeoutMs,
+      regttl: opts.registrationTtlMs,
+      cooldown: opts.repairCooldownMs,
+      buffer: opts.signalBuffer,
+      fair: opts.fairWaitMs,
+      banthr: opts.reportBanThreshold,
+      repwin: opts.reportWindowMs,
+      bandur: opts.banDurationMs,
+      ttl: SESSION_TTL_MS,
+      idxttl: INDEX_TTL_MS,
+      inboxmax: INBOX_MAXLEN,
+      inboxttl: INBOX_TTL_MS,
+      scan: PAIR_SCAN,
+      sample: PAIR_SAMPLE,
+      regslack: REGISTRATION_SLACK_MS,
+    };
+    this.cfg = CFG_NAMES.map((n) => String(Math.round(settings[n]))).join(',');
+    for (const [name, lua] of Object.entries(SCRIPTS)) this.shas.set(name as ScriptName, createHash('sha1').update(lua).digest('hex'));
+
+    const common: RedisOptions = {
+      // Reconnect quickly and forever; the process stays up and /readyz says 503 meanwhile.
+      retryStrategy: (times) => Math.min(50 * times, 1_000),
+      connectionName: `dyad-${this.procId}`,
+      lazyConnect: true,
+    };
+    this.client = new Redis(opts.url, {
+      ...common,
+      // Scripts are not idempotent: a command is never queued or resent, it fails.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+    });
+    this.reader = new Redis(opts.url, { ...common, maxRetriesPerRequest: null });
+    let down = false;
+    const onError = (err: Error): void => {
+      if (!down) this.log?.warn({ err: err.message }, 'redis unreachable');
+      down = true;
+    };
+    this.client.on('error', onError);
+    this.reader.on('error', () => undefined);
+    this.client.on('ready', () => {
+      if (down) this.log?.info('redis reachable again');
+      down = false;
+      void this.loadScripts().catch(() => undefined);
+      void this.beat();
+    });
+  }
+
+  // ------------------------------------------------------------ life
+
+  /** Connect, load the scripts, announce this process, start the background loops. */
+  async start(): Promise<void> {
+    const ready = (r: Redis): Promise<void> =>
+      r.status === 'ready' ? Promise.resolve() : new Promise((resolve) => r.once('ready', () => resolve()));
+    // A failed first attempt is retried like any later one; only the overall wait is bounded.
+    this.client.connect().catch(() => undefined);
+    this.reader.connect().catch(() => undefined);
+    try {
+      await withTimeout(Promise.all([ready(this.client), ready(this.reader)]), START_TIMEOUT_MS, 'connecting to Redis');
+    } catch (err) {
+      this.client.disconnect();
+      this.reader.disconnect();
+      throw new StoreUnavailableError(`cannot reach Redis: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    await this.loadScripts();
+    await this.beat();
+    this.every(this.heartbeatMs, () => this.beat());
+    if (this.reapIntervalMs > 0) this.every(this.reapIntervalMs, () => this.reap(Date.now()));
+    this.every(this.touchIntervalMs, () => this.touchLocal());
+    this.reading = this.readInbox();
+  }
+
+  private every(ms: number, task: () => Promise<unknown>): void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy || this.closed) return;
+      busy = true;
+      task()
+        .catch(() => undefined)
+        .finally(() => {
+          busy = false;
+        });
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  private async loadScripts(): Promise<void> {
+    const pipe = this.client.pipeline();
+    for (const name of this.shas.keys()) pipe.script('LOAD', SCRIPTS[name]);
+    await pipe.exec();
+  }
+
+  subscribe(handler: (fx: Effects) => Promise<void>): void {
+    this.handler = handler;
+  }
+
+  /** Effects that arrive outside a call (inbox, late replies, replays) go to the hub. */
+  private async emit(fx: Effects): Promise<void> {
+    this.observe(fx);
+    if (!this.handler) return;
+    if (fx.deliver.length + fx.close.length + fx.timers.length + fx.paired.length + fx.ended.length === 0) return;
+    try {
+      await this.handler(fx);
+    } catch (err) {
+      this.log?.error({ err }, 'running effects failed');
+    }
+  }
+
+  // ------------------------------------------------------------ calling scripts
+
+  private async evalsha(name: ScriptName, argv: string[]): Promise<string> {
+    const sha = this.shas.get(name) ?? '';
+    try {
+      return (await this.client.evalsha(sha, 1, this.base, ...argv)) as string;
+    } catch (err) {
+      // Redis restarted (or flushed its scripts): load it and try once more; the script did not run.
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      await this.client.script('LOAD', SCRIPTS[name]);
+      return (await this.client.evalsha(sha, 1, this.base, ...argv)) as string;
+    }
+  }
+
+  /**
+   * Run one transition. Its messages and closes reach the hub through the
+   * inbox readers (this process's included) before the call resolves; what
+   * comes back is for the caller to carry out itself (timers to arm, pairings
+   * and room ends to count) and the transition's own result `x`. A call that
+   * outlives callTimeoutMs fails, so the client gets an answer; whatever it
+   * caused when it does complete is carried out then (`late`).
+   */
+  private async exec(
+    name: ScriptName,
+    now: number,
+    args: readonly (string | number)[],
+    opts: { codes?: number; late?: (r: { fx: Effects; x: unknown }) => void; detached?: boolean } = {},
+  ): Promise<{ fx: Effects; x: unknown }> {
+    const codes = Array.from({ length: opts.codes ?? 0 }, newRoomCode).join(',');
+    const argv = [this.procId, String(now), this.cfg, String(this.random()), String(this.random()), codes, ...args.map(String)];
+    const call = this.evalsha(name, argv).then(async (text) => {
+      const raw = JSON.parse(text) as RawResult;
+      // Messages and closes travel through this process's inbox like everyone
+      // else's (so each socket sees them in transition order): the call is done
+      // once the reader has handed them to the hub.
+      if (typeof raw.id === 'string' && !opts.detached) await this.carriedOut(raw.id);
+      return { fx: toEffects(raw), x: raw.x };
+    });
+    return new Promise((resolve, reject) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        reject(new StoreUnavailableError(`${name} took longer than ${this.callTimeoutMs} ms`));
+      }, this.callTimeoutMs);
+      call.then(
+        (r) => {
+          clearTimeout(timer);
+          if (!timedOut) return resolve(r);
+          opts.late?.(r);
+          void this.emit(r.fx);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          if (!timedOut) reject(scrub(err, name));
+        },
+      );
+    });
+  }
+
+  private async transition(name: ScriptName, now: number, args: readonly (string | number)[], codes = 0): Promise<Effects> {
+    return (await this.exec(name, now, args, { codes })).fx;
+  }
+
+  /** Resolves once the reader has carried out inbox entry `id`. */
+  private carriedOut(id: string): Promise<void> {
+    if (compareIds(this.inboxId, id) >= 0) return Promise.resolve();
+    return new Promise((done) => this.waiters.push({ id, done }));
+  }
+
+  private wakeWaiters(all = false): void {
+    const ready = all ? this.waiters : this.waiters.filter((w) => compareIds(this.inboxId, w.id) >= 0);
+    if (ready.length === 0) return;
+    this.waiters = all ? [] : this.waiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.done();
+  }
+
+  /** Follow what each matching socket here was last told, for a heal after Redis lost its data. */
+  private observe(fx: Effects): void {
+    for (const d of fx.deliver) {
+      if (d.channel !== 'matching') continue;
+      const e = d.msg.event;
+      if (e === 'waiting' || e === 'matched' || e === 'idle') this.hints.set(d.conn, e);
+      else if (e === 'peer-disconnected') this.hints.set(d.conn, 'idle');
+    }
+  }
+
+  // ------------------------------------------------------------ registration and look-ups
+
+  async register(n: NewSession, now: number): Promise<RegisterResult> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const { fx, x } = await this.exec('register', now, [
+        n.name ?? '',
+        newId(),
+        n.mode,
+        JSON.stringify(n.interests.map(wellFormed)),
+        n.lang ? wellFormed(n.lang) : '',
+        hashToken(n.token),
+        n.addr,
+      ]);
+      const r = x as { status: string; id?: string; until?: number };
+      if (r.status === 'ok') return { status: 'ok', id: r.id ?? '', effects: fx };
+      if (r.status === 'exists') return { status: 'exists' };
+      if (r.status === 'banned') return { status: 'banned', until: Number(r.until) };
+      // 'retry': a made-up id was taken (72 random bits: practically never).
+    }
+    throw new Error('could not find a free session id');
+  }
+
+  async onRegistrationExpired(id: string, now: number): Promise<Effects> {
+    return this.transition('onRegistrationExpired', now, [id]);
+  }
+
+  async sessionForToken(token: string): Promise<string | undefined> {
+    return (await this.client.get(`${this.base}t:${hashToken(token)}`)) ?? undefined;
+  }
+
+  async verify(id: string, token: string): Promise<boolean> {
+    const th = await this.client.hget(`${this.base}s:${id}`, 'th');
+    if (th === null || th.length !== 64) return false;
+    return timingSafeEqual(Buffer.from(th, 'hex'), Buffer.from(hashToken(token), 'hex'));
+  }
+
+  async bannedUntil(addr: string, now: number): Promise<number | undefined> {
+    const until = await this.client.get(`${this.base}ban:${addr}`);
+    return until !== null && Number(until) > now ? Number(until) : undefined;
+  }
+
+  // ------------------------------------------------------------ sockets
+
+  async attachMatching(id: string, token: string, conn: string, now: number): Promise<AttachResult> {
+    return this.attach('matching', id, hashToken(token), conn, now);
+  }
+
+  async attachSignalling(id: string, token: string, conn: string, now: number): Promise<AttachResult> {
+    return this.attach('signalling', id, hashToken(token), conn, now);
+  }
+
+  private async attach(channel: Channel, id: string, th: string, conn: string, now: number): Promise<AttachResult> {
+    const remember = ({ x }: { x: unknown }): boolean => {
+      const r = x as { ok: boolean; profile?: Profile };
+      if (r.ok && r.profile) this.remember(id, th, r.profile, channel, conn);
+      return r.ok;
+    };
+    try {
+      const r = await this.exec(channel === 'matching' ? 'attachMatching' : 'attachSignalling', now, [id, th, conn], {
+        codes: channel === 'matching' ? 1 : 0,
+        late: remember,
+      });
+      if (!remember(r)) return { ok: false, reason: 'unauthorized' };
+      return { ok: true, effects: r.fx };
+    } catch (err) {
+      // Not sent at all: try again once Redis is back (the socket waits for it).
+      if (this.unsent(err)) this.pending.push({ kind: 'attach', channel, id, th, conn, now });
+      throw err;
+    }
+  }
+
+  private remember(id: string, th: string, p: Profile, channel: Channel, conn: string): void {
+    let l = this.local.get(id);
+    if (!l || l.th !== th) {
+      l = { id, th, mode: p.mode, int: p.int, lang: p.lang, addr: p.addr };
+      this.local.set(id, l);
+    }
+    if (channel === 'matching') l.m = conn;
+    else l.s = conn;
+  }
+
+  private forget(id: string, channel: Channel, conn: string): void {
+    const l = this.local.get(id);
+    if (channel === 'matching') this.hints.delete(conn);
+    if (!l) return;
+    if (channel === 'matching' && l.m === conn) l.m = undefined;
+    if (channel === 'signalling' && l.s === conn) l.s = undefined;
+    if (l.m === undefined && l.s === undefined) this.local.delete(id);
+  }
+
+  private async detach(channel: Channel, id: string, conn: string, left: boolean, now: number): Promise<Effects> {
+    this.forget(id, channel, conn);
+    try {
+      return await this.transition(channel === 'matching' ? 'detachMatching' : 'detachSignalling', now, [id, conn, left ? '1' : '0', this.inboxId]);
+    } catch (err) {
+      // A close that Redis never heard of would leave a ghost: it is replayed once Redis is back.
+      if (this.unsent(err)) this.pending.push({ kind: 'detach', channel, id, conn, left, now });
+      throw err;
+    }
+  }
+
+  /** Did the call fail without reaching Redis (as opposed to a script error or a slow reply)? */
+  private unsent(err: unknown): boolean {
+    return err instanceof StoreUnavailableError && !err.message.includes('took longer');
+  }
+
+  async detachMatching(id: string, conn: string, left: boolean, now: number): Promise<Effects> {
+    return this.detach('matching', id, conn, left, now);
+  }
+
+  async detachSignalling(id: string, conn: string, left: boolean, now: number): Promise<Effects> {
+    return this.detach('signalling', id, conn, left, now);
+  }
+
+  async onMatchingGraceExpired(id: string, conn: string, now: number): Promise<Effects> {
+    return this.transition('onMatchingGraceExpired', now, [id, conn]);
+  }
+
+  async onSignallingGraceExpired(id: string, conn: string, now: number): Promise<Effects> {
+    return this.transition('onSignallingGraceExpired', now, [id, conn]);
+  }
+
+  // ------------------------------------------------------------ matching
+
+  async next(id: string, conn: string, now: number): Promise<Effects> {
+    return this.transition('next', now, [id, conn], 1);
+  }
+
+  async stop(id: string, conn: string, now: number): Promise<Effects> {
+    return this.transition('stop', now, [id, conn]);
+  }
+
+  async chat(id: string, conn: string, message: string, now: number): Promise<Effects> {
+    return this.transition('chat', now, [id, conn, wellFormed(message)]);
+  }
+
+  async typing(id: string, conn: string, typing: boolean): Promise<Effects> {
+    return this.transition('typing', Date.now(), [id, conn, typing ? '1' : '0']);
+  }
+
+  async report(id: string, conn: string, _reason: string | undefined, now: number): Promise<Effects> {
+    return this.transition('report', now, [id, conn]);
+  }
+
+  async onInterestTimeout(id: string, now: number): Promise<Effects> {
+    return this.transition('onInterestTimeout', now, [id], 1);
+  }
+
+  // ------------------------------------------------------------ signalling
+
+  async join(id: string, conn: string, room: string, now: number): Promise<Effects> {
+    return this.transition('join', now, [id, conn, room]);
+  }
+
+  async signal(id: string, conn: string, room: string, type: SignalType, data: Record<string, unknown>, now: number): Promise<Effects> {
+    return this.transition('signal', now, [id, conn, room, type, JSON.stringify(data)]);
+  }
+
+  async leave(id: string, conn: string, room: string, now: number): Promise<Effects> {
+    return this.transition('leave', now, [id, conn, room]);
+  }
+
+  /**
+   * Called by the hub while it carries out an inbox entry: keeping (or
+   * forwarding) the message is sent off at once, in order with this process's
+   * later calls, and not waited for, so one closed socket never holds up the
+   * delivery of everything behind it. What it sends follows through the inbox.
+   */
+  async undelivered(d: Delivery, now: number): Promise<Effects> {
+    const m = d.msg;
+    let args: (string | number)[] | undefined;
+    const entry = this.entryOf.get(d) ?? '';
+    if (d.channel === 'matching' && m.event === 'chat') args = [d.to, d.channel, d.conn, entry, m.sender, m.message, m.timestamp];
+    if (d.channel === 'signalling' && m.event === 'signal') {
+      args = [d.to, d.channel, d.conn, entry, m.room_code, m.from, m.type, JSON.stringify(m.data)];
+    }
+    // Only chat and signals are kept for an absent member; the rest is told again on resumption.
+    if (args) {
+      this.exec('undelivered', now, args, { detached: true }).catch((err: unknown) =>
+        this.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not keep an undelivered message'),
+      );
+    }
+    return emptyEffects();
+  }
+
+  // ------------------------------------------------------------ upkeep
+
+  /**
+   * Refresh this process's heartbeat (the loop does it every heartbeatMs;
+   * public for tests and tools). It also notices that Redis lost its
+   * data (the epoch key changed) or that this process was taken for dead
+   * (its heartbeat had lapsed), and then heals; then replays what failed.
+   */
+  async heartbeat(): Promise<void> {
+    return this.beat();
+  }
+
+  private async beat(): Promise<void> {
+    if (this.beating || this.closed || this.released) return;
+    this.beating = true;
+    try {
+      const { x } = await this.exec('beat', Date.now(), [this.heartbeatTtlMs, randomBytes(8).toString('base64url')]);
+      const r = x as { prev: string; epoch: string };
+      const lost = this.epoch !== undefined && r.epoch !== this.epoch;
+      const lapsed = this.beaten && r.prev === '';
+      this.epoch = r.epoch;
+      this.beaten = true;
+      if (lost || lapsed) await this.heal(lost);
+      if (this.pending.length > 0) await this.replay();
+    } catch {
+      // Redis unreachable: the next beat tries again.
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  /** Give back to Redis what this process's open sockets need (see docs/SCALING.md, "Redis restarts"). */
+  private async heal(lost: boolean): Promise<void> {
+    if (this.recovering) return;
+    this.recovering = true;
+    try {
+      this.log?.warn({ lost, sessions: this.local.size }, lost ? 'redis lost its data: restoring sessions' : 'heartbeat lapsed: re-announcing sockets');
+      if (lost) {
+        // Entries lost with Redis will never be read: nobody waits for them any more.
+        this.wakeWaiters(true);
+        await this.rewindInbox();
+      }
+      const all = [...this.local.values()].map((l) => ({ ...l, hint: l.m === undefined ? undefined : this.hints.get(l.m) }));
+      for (let i = 0; i < all.length; i += BATCH) {
+        const batch = all.slice(i, i + BATCH);
+        const { fx, x } = await this.exec('heal', Date.now(), [lost ? '1' : '0', JSON.stringify(batch)], { codes: batch.length });
+        const orphans = (x as { orphans?: unknown }).orphans;
+        if (Array.isArray(orphans)) {
+          // Their session is gone for good: say so, as for any ended session.
+          for (const o of orphans as { id: string; channel: Channel; conn: string }[]) {
+            fx.deliver.push({ to: o.id, channel: o.channel, conn: o.conn, msg: { event: 'error', code: 'unauthorized', message: 'session ended' } });
+            fx.close.push({ to: o.id, channel: o.channel, conn: o.conn, code: 4001, reason: 'session ended' });
+          }
+        }
+        await this.emit(fx);
+      }
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  /** After a restart the inbox starts again from nothing; read it from its start if our place is past its end. */
+  private async rewindInbox(): Promise<void> {
+    const last = (await this.client.xrevrange(`${this.base}inbox:${this.procId}`, '+', '-', 'COUNT', 1))[0]?.[0];
+    if (last === undefined || compareIds(last, this.inboxId) < 0) this.inboxId = '0-0';
+  }
+
+  private async replay(): Promise<void> {
+    while (this.pending.length > 0) {
+      const p = this.pending[0];
+      if (!p) break;
+      let fx: Effects;
+      if (p.kind === 'attach') {
+        const r = await this.exec(p.channel === 'matching' ? 'attachMatching' : 'attachSignalling', p.now, [p.id, p.th, p.conn], { codes: 1 });
+        const x = r.x as { ok: boolean; profile?: Profile };
+        fx = r.fx;
+        if (x.ok && x.profile) this.remember(p.id, p.th, x.profile, p.channel, p.conn);
+        if (!x.ok) {
+          fx.deliver.push({ to: p.id, channel: p.channel, conn: p.conn, msg: { event: 'error', code: 'unauthorized', message: 'session ended' } });
+          fx.close.push({ to: p.id, channel: p.channel, conn: p.conn, code: 4001, reason: 'unauthorized' });
+        }
+      } else {
+        fx = (await this.exec(p.channel === 'matching' ? 'detachMatching' : 'detachSignalling', p.now, [p.id, p.conn, p.left ? '1' : '0', this.inboxId])).fx;
+      }
+      this.pending.shift();
+      await this.emit(fx);
+    }
+  }
+
+  /** End what dead processes left: their sockets start grace, lapsed grace periods end. */
+  async reap(now: number): Promise<Effects> {
+    const { fx } = await this.exec('reap', now, [this.suspectMs, GRACE_SLACK_MS, REAP_BATCH, Math.max(100, Math.floor(this.reapIntervalMs * 0.9))]);
+    await this.emit(fx);
+    return fx;
+  }
+
+  private async touchLocal(): Promise<void> {
+    const ids = [...this.local.keys()];
+    for (let i = 0; i < ids.length; i += BATCH) await this.exec('touch', Date.now(), ids.slice(i, i + BATCH));
+  }
+
+  /** Read this process's inbox in order; resumes from the last id read after any reconnect. */
+  private async readInbox(): Promise<void> {
+    const key = `${this.base}inbox:${this.procId}`;
+    while (!this.closed) {
+      try {
+        const res = await this.reader.xread('COUNT', 256, 'BLOCK', READ_BLOCK_MS, 'STREAMS', key, this.inboxId);
+        if (!res) continue;
+        for (const [, entries] of res) {
+          for (const [id, fields] of entries) {
+            const text = fields[1];
+            if (text !== undefined) {
+              const fx = toEffects(JSON.parse(text) as RawResult);
+              for (const d of fx.deliver) this.entryOf.set(d, id);
+              await this.emit(fx);
+            }
+            this.inboxId = id;
+            this.wakeWaiters();
+          }
+        }
+        // Entries carried out are done with: the stream holds only what is still
+        // on its way, which a client resuming elsewhere takes over (lua.ts,
+        // takeInFlight). Sent after this batch's undelivered calls, on the same
+        // connection, so Redis sees those first; not waited for.
+        this.client.xtrim(key, 'MINID', nextId(this.inboxId)).catch(() => undefined);
+      } catch {
+        if (this.closed) break;
+        await sleep(200);
+      }
+    }
+  }
+
+  async shutdown(now: number): Promise<Effects> {
+    // Stop announcing ourselves first, or a heartbeat could bring us back to life.
+    this.released = true;
+    this.stopLoops();
+    try {
+      await this.exec('release', now, []);
+      this.local.clear();
+      this.hints.clear();
+      this.pending.length = 0;
+      // Its timers would outlive the process: the reaper ends these grace periods instead.
+      return emptyEffects();
+    } catch (err) {
+      // Unreachable: our heartbeat lapses and the other processes reap our sockets instead.
+      this.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not release sockets');
+      return emptyEffects();
+    }
+  }
+
+  async listBans(now: number): Promise<{ addr: string; until: number }[]> {
+    const r = await this.client.zrangebyscore(`${this.base}bans`, `(${now}`, '+inf', 'WITHSCORES');
+    const out: { addr: string; until: number }[] = [];
+    for (let i = 0; i + 1 < r.length; i += 2) out.push({ addr: r[i] ?? '', until: Number(r[i + 1]) });
+    return out;
+  }
+
+  async liftBan(addr: string): Promise<boolean> {
+    const [[, removed] = [], [, listed] = []] = (await this.client.multi().del(`${this.base}ban:${addr}`).zrem(`${this.base}bans`, addr).exec()) ?? [];
+    return Number(removed) > 0 || Number(listed) > 0;
+  }
+
+  async ping(): Promise<boolean> {
+    if (this.client.status !== 'ready') return false;
+    try {
+      return (await this.client.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async stats(): Promise<StoreStats> {
+    const b = this.base;
+    const r = await this.client
+      .pipeline()
+      .zcard(`${b}open:video`)
+      .zcard(`${b}narrow:video`)
+      .zcard(`${b}open:text`)
+      .zcard(`${b}narrow:text`)
+      .zcard(`${b}rooms`)
+      .zcard(`${b}sess`)
+      .exec();
+    const n = (i: number): number => Number(r?.[i]?.[1] ?? 0);
+    return { waiting: { video: n(0) + n(1), text: n(2) + n(3) }, rooms: n(4), sessions: n(5) };
+  }
+
+  /** A rate limiter shared by every process on this Redis; a local one stands in while Redis is away. */
+  limiter(name: string, points: number, durationSec: number): RateLimiterAbstract {
+    return new RateLimiterRedis({
+      storeClient: this.client,
+      keyPrefix: `${this.prefix}rl:${name}`,
+      points,
+      duration: durationSec,
+      rejectIfRedisNotReady: true,
+      insuranceLimiter: new RateLimiterMemory({ keyPrefix: name, points, duration: durationSec }),
+    });
+  }
+
+  private stopLoops(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers.length = 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopLoops();
+    this.wakeWaiters(true);
+    this.reader.disconnect();
+    await this.reading?.catch(() => undefined);
+    try {
+      await withTimeout(this.client.quit(), 1_000, 'quit');
+    } catch {
+      this.client.disconnect();
+    }
+  }
+}
+
+/**
+ * The error to hand on, without what the client library attaches to it: its
+ * copy of the command's arguments holds chat text, signal data and token
+ * hashes, which must never reach a log.
+ */
+function scrub(err: unknown, script: string): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof Error && err.name === 'ReplyError') {
+    const e = new Error(`${script} failed: ${message}`);
+    e.name = 'StoreScriptError';
+    return e;
+  }
+  return new StoreUnavailableError(message);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+/** The smallest stream id after `id`. */
+function nextId(id: string): string {
+  const [ms = '0', seq = '0'] = id.split('-');
+  return `${ms}-${Number(seq) + 1}`;
+}
+
+/** Order of two stream ids ("ms-seq"). */
+function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am !== bm ? am - bm : as - bs;
+}

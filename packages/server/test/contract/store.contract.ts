@@ -1,0 +1,661 @@
+// The Store contract: the lifecycle and pairing rules of PROTOCOL.md, driven
+// through a hub with a test clock. `describeStore` runs the same tests,
+// unchanged, on any store implementation.
+import { afterEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ServerMessage } from '@dyad/protocol';
+import { Core, type StoreFactory, type User } from './harness.js';
+import type { MemoryStoreOptions } from '../../src/store/memory.js';
+
+type Msg<E extends ServerMessage['event']> = Extract<ServerMessage, { event: E }>;
+
+const reasonOf = (m: ServerMessage | undefined): string | undefined => (m?.event === 'peer-disconnected' ? m.reason : undefined);
+const codeOf = (m: ServerMessage | undefined): string | undefined => (m?.event === 'error' ? m.code : undefined);
+
+export function describeStore(name: string, factory: StoreFactory): void {
+  describe(`Store contract: ${name}`, () => {
+    const cores: Core[] = [];
+    const make = async (opts: Partial<MemoryStoreOptions> = {}): Promise<Core> => {
+      const core = await Core.create(factory, opts);
+      cores.push(core);
+      return core;
+    };
+    afterEach(async () => {
+      for (const core of cores.splice(0)) {
+        core.hub.close();
+        await core.store.close();
+      }
+    });
+
+    /** Two sessions paired, with the initiator first. */
+    const pair = async (core: Core): Promise<{ ini: User; res: User; room: string }> => {
+      const a = await core.join();
+      const b = await core.join();
+      const m = a.matched();
+      assert.ok(m, 'paired');
+      return m.initiator ? { ini: a, res: b, room: m.room_code } : { ini: b, res: a, room: m.room_code };
+    };
+
+    describe('pairing', () => {
+      it('pairs the second arrival at once, with exactly one initiator and a shared room', async () => {
+        const core = await make();
+        const a = await core.join({ name: 'alice' });
+        assert.deepEqual(a.m.events(), ['waiting']);
+        const b = await core.join();
+        const ma = a.matched();
+        const mb = b.matched();
+        assert.ok(ma && mb, 'both matched');
+        assert.equal(ma.room_code, mb.room_code);
+        assert.ok(ma.room_code.length >= 22, 'room code carries at least 128 bits');
+        assert.notEqual(ma.initiator, mb.initiator);
+        assert.equal(ma.peer, b.id);
+        assert.equal(mb.peer, 'alice');
+        assert.deepEqual(ma.common_interests, []);
+        assert.equal(ma.mode, 'video');
+        assert.deepEqual(b.m.events(), ['waiting', 'matched']);
+      });
+
+      it('keeps modes apart', async () => {
+        const core = await make();
+        const v = await core.join({ mode: 'video' });
+        const t = await core.join({ mode: 'text' });
+        assert.equal(v.matched(), undefined);
+        assert.equal(t.matched(), undefined);
+        const t2 = await core.join({ mode: 'text' });
+        assert.equal(t2.matched()?.peer, t.id);
+        assert.equal(t2.matched()?.mode, 'text');
+      });
+
+      it('pairs on shared interests first and falls back to anyone exactly at the timeout', async () => {
+        const core = await make({ interestTimeoutMs: 5_000 });
+        const a = await core.join({ interests: ['music'] });
+        const b = await core.join();
+        assert.equal(a.matched(), undefined, 'a accepts only someone sharing an interest');
+        await core.clock.advance(4_999);
+        assert.equal(a.matched(), undefined, 'not before the timeout');
+        await core.clock.advance(1);
+        assert.equal(a.matched()?.peer, b.id, 'paired the moment the timeout runs out');
+        assert.deepEqual(a.matched()?.common_interests, []);
+      });
+
+      it('an interest timer that fires early looks again when the narrowing has really run out', async () => {
+        const core = await make({ interestTimeoutMs: 5_000 });
+        const a = await core.join({ interests: ['music'] });
+        const b = await core.join();
+        const early = await core.store.onInterestTimeout(a.id, core.clock.now() + 4_999);
+        assert.equal(a.matched(), undefined);
+        assert.deepEqual(
+          early.timers.map((t) => [t.kind, t.id, t.delayMs]),
+          [['interest', a.id, 1]],
+        );
+        await core.clock.advance(5_000);
+        assert.equal(a.matched()?.peer, b.id);
+      });
+
+      it('prefers a sharer and reports the common interests', async () => {
+        const core = await make();
+        const a = await core.join({ interests: ['music', 'go'] });
+        const b = await core.join({ interests: ['go'] });
+        assert.deepEqual(a.matched()?.common_interests, ['go']);
+        assert.deepEqual(b.matched()?.common_interests, ['go']);
+      });
+
+      it('prefers a sharer among those eligible', async () => {
+        for (let run = 0; run < 10; run++) {
+          const core = await make({ interestTimeoutMs: 0 });
+          const plain = await core.join({ addr: 'p' });
+          const sharer = await core.join({ interests: ['chess'], addr: 's' });
+          // A report keeps these two apart, so both wait.
+          await plain.send({ event: 'report' });
+          await plain.send({ event: 'next' });
+          await sharer.send({ event: 'next' });
+          assert.equal(plain.matched(), undefined);
+          const seeker = await core.join({ interests: ['chess'] });
+          assert.equal(seeker.matched()?.peer, sharer.id);
+          assert.deepEqual(seeker.matched()?.common_interests, ['chess']);
+        }
+      });
+
+      it('narrows by lang until the timeout', async () => {
+        const core = await make({ interestTimeoutMs: 1_000 });
+        const en = await core.join({ lang: 'en' });
+        const fr = await core.join({ lang: 'fr' });
+        assert.equal(en.matched(), undefined);
+        const en2 = await core.join({ lang: 'en' });
+        assert.equal(en2.matched()?.peer, en.id);
+        await core.clock.advance(1_000);
+        assert.equal(fr.matched(), undefined, 'alone in the pool: nobody to fall back to');
+        const any = await core.join();
+        assert.equal(any.matched()?.peer, fr.id);
+      });
+
+      it('with both lang and interests, needs both until the timeout', async () => {
+        const core = await make({ interestTimeoutMs: 1_000 });
+        const a = await core.join({ lang: 'en', interests: ['go'] });
+        const wrongLang = await core.join({ lang: 'de', interests: ['go'] });
+        const noShare = await core.join({ lang: 'en', interests: ['rust'] });
+        assert.equal(a.matched(), undefined);
+        assert.equal(wrongLang.matched(), undefined);
+        assert.equal(noShare.matched(), undefined);
+        const both = await core.join({ lang: 'en', interests: ['tea', 'go'] });
+        assert.equal(both.matched()?.peer, a.id);
+        assert.deepEqual(both.matched()?.common_interests, ['go']);
+      });
+
+      it('a narrowed newcomer is paired with someone whose own narrowing ran out, if it accepts them', async () => {
+        const core = await make({ interestTimeoutMs: 1_000 });
+        const old = await core.join({ interests: ['film'] });
+        await core.clock.advance(1_000);
+        assert.equal(old.matched(), undefined);
+        const other = await core.join({ interests: ['go'] });
+        assert.equal(other.matched(), undefined, 'the newcomer still narrows: no shared interest');
+        const sharer = await core.join({ interests: ['film'] });
+        assert.equal(sharer.matched()?.peer, old.id, 'old accepts anyone now, sharer accepts old');
+        const plain = await core.join();
+        assert.equal(plain.matched(), undefined, 'other still narrows');
+        await core.clock.advance(1_000);
+        assert.equal(other.matched()?.peer, plain.id);
+      });
+
+      it('does not re-pair two sessions within the cooldown while anyone else is eligible', async () => {
+        for (let run = 0; run < 20; run++) {
+          const core = await make({ interestTimeoutMs: 600_000 });
+          const a = await core.join({ interests: ['x'] });
+          const b = await core.join({ interests: ['x', 'y'] });
+          assert.equal(b.matched()?.peer, a.id);
+          await a.send({ event: 'stop' });
+          await a.send({ event: 'next' });
+          const c = await core.join({ interests: ['y'] });
+          assert.equal(c.matched(), undefined, 'c and a share nothing');
+          await b.send({ event: 'next' });
+          assert.equal(b.matched()?.peer, c.id, 'b is paired with c, not again with a');
+        }
+      });
+
+      it('re-pairs the same two within the cooldown when nobody else is eligible', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        await a.send({ event: 'next' });
+        await b.send({ event: 'next' });
+        assert.equal(b.matched()?.peer, a.id);
+      });
+
+      it('pairs a session waiting longer than FAIR_WAIT_MS before newer ones', async () => {
+        for (let run = 0; run < 20; run++) {
+          const core = await make({ interestTimeoutMs: 600_000, fairWaitMs: 10_000 });
+          const old = await core.join({ interests: ['x'] });
+          await core.clock.advance(10_001);
+          const newer = await core.join({ interests: ['y'] });
+          const seeker = await core.join({ interests: ['x', 'y'] });
+          assert.equal(seeker.matched()?.peer, old.id);
+          assert.equal(newer.matched(), undefined);
+        }
+      });
+
+      it('picks at random among eligible sessions that waited less than FAIR_WAIT_MS', async () => {
+        const seen = new Set<string>();
+        for (let run = 0; run < 30 && seen.size < 2; run++) {
+          const core = await make({ interestTimeoutMs: 600_000 });
+          await core.join({ interests: ['x'], name: 'first' });
+          await core.join({ interests: ['y'], name: 'second' });
+          const seeker = await core.join({ interests: ['x', 'y'] });
+          seen.add(seeker.matched()?.peer ?? '');
+        }
+        assert.deepEqual([...seen].sort(), ['first', 'second']);
+      });
+
+      it('never pairs a reporter with the reported again', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        await a.send({ event: 'report' });
+        await a.send({ event: 'next' });
+        await b.send({ event: 'next' });
+        assert.equal(a.matched(), undefined);
+        assert.equal(b.matched(), undefined);
+        const c = await core.join();
+        assert.ok(c.matched(), 'a third session pairs with one of them');
+      });
+
+      it('a waiting session in its grace period keeps its place but is not paired until it is back', async () => {
+        const core = await make();
+        const a = await core.join();
+        await a.drop();
+        const b = await core.join();
+        assert.equal(b.matched(), undefined, 'a is away');
+        const m = await a.connect();
+        assert.equal(m.received[0]?.event, 'waiting', 'resumption re-sends the state');
+        assert.equal(a.matched()?.peer, b.id, 'paired once back');
+        assert.equal(b.matched()?.peer, a.id);
+      });
+
+      it('counts waiting sessions, rooms and sessions', async () => {
+        const core = await make();
+        await core.join();
+        await core.join({ mode: 'text' });
+        let stats = await core.store.stats();
+        assert.deepEqual(stats.waiting, { video: 1, text: 1 });
+        assert.equal(stats.rooms, 0);
+        assert.equal(stats.sessions, 2);
+        await core.join();
+        stats = await core.store.stats();
+        assert.deepEqual(stats.waiting, { video: 0, text: 1 });
+        assert.equal(stats.rooms, 1);
+        assert.equal(stats.sessions, 3);
+      });
+    });
+
+    describe('matching socket', () => {
+      it('next leaves the partner (skip) and queues again; stop leaves (left) and idles', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        await a.send({ event: 'next' });
+        assert.equal(reasonOf(b.m.last()), 'skip');
+        assert.equal(a.m.last()?.event, 'waiting');
+        const c = await core.join();
+        assert.equal(c.matched()?.peer, a.id, 'a was queued again; b is idle until it asks');
+        await c.send({ event: 'stop' });
+        assert.equal(reasonOf(a.m.last()), 'left');
+        assert.equal(c.m.last()?.event, 'idle');
+        await c.send({ event: 'stop' });
+        assert.equal(c.m.last()?.event, 'idle', 'stop when idle says idle again');
+      });
+
+      it('next while waiting says waiting again and keeps the place', async () => {
+        const core = await make();
+        const a = await core.join();
+        await a.send({ event: 'next' });
+        assert.deepEqual(a.m.events(), ['waiting', 'waiting']);
+        const b = await core.join();
+        assert.equal(b.matched()?.peer, a.id);
+      });
+
+      it('relays chat with sender and timestamp, and typing', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        await a.send({ event: 'chat', message: 'héllo 👋 "quoted" \\ back' });
+        const chat = b.m.last() as Msg<'chat'>;
+        assert.equal(chat.event, 'chat');
+        assert.equal(chat.sender, a.id);
+        assert.equal(chat.message, 'héllo 👋 "quoted" \\ back');
+        assert.equal(chat.timestamp, core.clock.now() / 1000);
+        await b.send({ event: 'typing', typing: true });
+        assert.deepEqual(a.m.last(), { event: 'typing', sender: b.id, typing: true });
+        await b.send({ event: 'typing', typing: false });
+        assert.deepEqual(a.m.last(), { event: 'typing', sender: b.id, typing: false });
+      });
+
+      it('chat without a partner gets no-partner; typing without one is ignored', async () => {
+        const core = await make();
+        const a = await core.join();
+        await a.send({ event: 'chat', message: 'anyone?' });
+        assert.equal(codeOf(a.m.last()), 'no-partner');
+        const before = a.m.received.length;
+        await a.send({ event: 'typing', typing: true });
+        assert.equal(a.m.received.length, before);
+      });
+
+      it('typing is dropped while the partner is away; chat is kept up to SIGNAL_BUFFER', async () => {
+        const core = await make({ signalBuffer: 2 });
+        const a = await core.join();
+        const b = await core.join();
+        await a.drop();
+        await b.send({ event: 'typing', typing: true });
+        await b.send({ event: 'chat', message: 'one' });
+        await b.send({ event: 'chat', message: 'two' });
+        await b.send({ event: 'chat', message: 'three' });
+        assert.equal(codeOf(b.m.last()), 'buffer-full');
+        const m = await a.connect();
+        assert.deepEqual(m.events(), ['matched', 'chat', 'chat']);
+        assert.deepEqual(m.received.slice(1).map((x) => (x.event === 'chat' ? x.message : '')), ['one', 'two']);
+      });
+
+      it('a second matching socket replaces the first (4002) and gets the current state', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        const first = a.m;
+        const second = await a.connect();
+        assert.equal(first.closedWith, 4002);
+        const m = second.received[0] as Msg<'matched'>;
+        assert.equal(m.event, 'matched');
+        assert.equal(m.resumed, true);
+        assert.equal(m.peer, b.id);
+        await b.send({ event: 'chat', message: 'to the new socket' });
+        assert.equal(second.last()?.event, 'chat');
+        assert.equal(first.received.filter((x) => x.event === 'chat').length, 0);
+        // The replaced socket's close is no longer the session's business.
+        await core.hub.run(await core.store.detachMatching(a.id, first.id, true, core.clock.now()));
+        assert.equal(await core.store.verify(a.id, a.token), true);
+      });
+
+      it('an idle session resumes as idle', async () => {
+        const core = await make();
+        const a = await core.join();
+        await a.send({ event: 'stop' });
+        await a.drop();
+        const m = await a.connect();
+        assert.deepEqual(m.events(), ['idle']);
+      });
+
+      it('a chat written to a socket that closed under it is kept for the resumption', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        a.m.open = false; // closing, and the store does not know yet
+        await b.send({ event: 'chat', message: 'in flight' });
+        await a.drop();
+        const m = await a.connect();
+        assert.deepEqual(m.events(), ['matched', 'chat']);
+      });
+    });
+
+    describe('lifecycle', () => {
+      it('ends the session when the matching grace period runs out, telling the partner timeout', async () => {
+        const core = await make({ graceMs: 15_000 });
+        const a = await core.join();
+        const b = await core.join();
+        await a.drop();
+        await core.clock.advance(14_999);
+        assert.equal(b.m.last()?.event, 'matched', 'the partner is told nothing during the grace period');
+        await core.clock.advance(1);
+        assert.equal(reasonOf(b.m.last()), 'timeout');
+        assert.equal(await core.store.verify(a.id, a.token), false, 'the token opens nothing more');
+        assert.equal(await core.store.sessionForToken(a.token), undefined);
+      });
+
+      it('resumes within the grace period: matched resumed, then the chat kept meanwhile, in order', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        await a.drop();
+        await b.send({ event: 'chat', message: 'one' });
+        await b.send({ event: 'chat', message: 'two' });
+        await core.clock.advance(10_000);
+        const m = await a.connect();
+        assert.deepEqual(m.events(), ['matched', 'chat', 'chat']);
+        const first = m.received[0];
+        assert.equal(first?.event === 'matched' && first.resumed, true);
+        assert.deepEqual(m.received.slice(1).map((x) => (x.event === 'chat' ? x.message : '')), ['one', 'two']);
+        await core.clock.advance(20_000);
+        assert.equal(b.m.last()?.event, 'matched', 'no timeout after resumption');
+      });
+
+      it('tells a resumed session the news it missed, then idle', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        await a.drop();
+        await b.send({ event: 'next' });
+        const m = await a.connect();
+        assert.deepEqual(m.events(), ['peer-disconnected', 'idle']);
+        assert.equal(reasonOf(m.received[0]), 'skip');
+      });
+
+      it('a clean close leaves at once: the partner gets left, the signalling socket unauthorized', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        const s = await a.connectSignalling();
+        await a.drop(true);
+        assert.equal(reasonOf(b.m.last()), 'left');
+        assert.equal(await core.store.verify(a.id, a.token), false);
+        assert.equal(codeOf(s.last()), 'unauthorized');
+        assert.equal(s.closedWith, 4001);
+      });
+
+      it('expires a registration whose matching socket never opens', async () => {
+        const core = await make({ registrationTtlMs: 30_000 });
+        const r = await core.store.register({ mode: 'video', interests: [], token: 'tok', addr: 'x' }, core.clock.now());
+        assert.equal(r.status, 'ok');
+        if (r.status !== 'ok') return;
+        await core.hub.run(r.effects);
+        assert.equal(await core.store.sessionForToken('tok'), r.id);
+        await core.clock.advance(29_999);
+        assert.equal(await core.store.verify(r.id, 'tok'), true);
+        await core.clock.advance(1);
+        assert.equal(await core.store.verify(r.id, 'tok'), false);
+      });
+
+      it('refuses a name with a live session and a wrong token', async () => {
+        const core = await make();
+        const a = await core.join({ name: 'bob' });
+        const again = await core.store.register({ name: 'bob', mode: 'video', interests: [], token: 'other', addr: 'y' }, core.clock.now());
+        assert.equal(again.status, 'exists');
+        assert.equal(await core.store.verify(a.id, 'not-the-token'), false);
+        assert.equal(await core.store.verify('nobody', a.token), false);
+        const refused = await core.store.attachMatching(a.id, 'not-the-token', 'x1', core.clock.now());
+        assert.equal(refused.ok, false);
+        await a.drop(true);
+        const free = await core.store.register({ name: 'bob', mode: 'video', interests: [], token: 'other', addr: 'y' }, core.clock.now());
+        assert.equal(free.status, 'ok', 'the name is free once its session ended');
+      });
+
+      it('ends the room when a joined signalling socket’s grace runs out', async () => {
+        const core = await make({ graceMs: 1_000 });
+        const a = await core.join();
+        const b = await core.join();
+        const room = a.matched()?.room_code ?? '';
+        await a.connectSignalling();
+        await a.join(room);
+        await a.dropSignalling();
+        await core.clock.advance(1_000);
+        assert.equal(reasonOf(b.m.last()), 'timeout');
+        assert.equal(a.m.last()?.event, 'idle');
+      });
+
+      it('keeps a matched session’s room while both sockets are away, within the grace period', async () => {
+        const core = await make({ graceMs: 5_000 });
+        const { ini, res, room } = await pair(core);
+        await ini.connectSignalling();
+        await ini.join(room);
+        await ini.dropSignalling();
+        await ini.drop();
+        await core.clock.advance(4_000);
+        await ini.connect();
+        await ini.connectSignalling();
+        await ini.join(room);
+        const verified = ini.s?.last() as Msg<'verified'>;
+        assert.equal(verified.event, 'verified');
+        assert.equal(verified.peer, res.id);
+        await core.clock.advance(10_000);
+        assert.equal(res.matched()?.room_code, room, 'nothing ran out');
+      });
+    });
+
+    describe('signalling', () => {
+      it('join: verified with role and peer_joined; the first joiner gets peer-joined', async () => {
+        const core = await make();
+        const { ini, res, room } = await pair(core);
+        await ini.connectSignalling();
+        await ini.join(room);
+        assert.deepEqual(ini.s?.last(), { event: 'verified', room_code: room, role: 'initiator', peer: res.id, peer_joined: false });
+        await res.connectSignalling();
+        await res.join(room);
+        assert.deepEqual(res.s?.last(), { event: 'verified', room_code: room, role: 'responder', peer: ini.id, peer_joined: true });
+        assert.deepEqual(ini.s?.last(), { event: 'peer-joined', room_code: room, peer: res.id });
+      });
+
+      it('relays signals in order with any JSON data, and enforces who sends the first offer and answer', async () => {
+        const core = await make();
+        const { ini, res, room } = await pair(core);
+        await ini.connectSignalling();
+        await res.connectSignalling();
+        await ini.join(room);
+        await res.join(room);
+        await res.signal(room, 'offer', { sdp: 'x' });
+        assert.equal(codeOf(res.s?.last()), 'role-mismatch');
+        await ini.signal(room, 'answer', { sdp: 'x' });
+        assert.equal(codeOf(ini.s?.last()), 'role-mismatch');
+        const data = { sdp: 'v=0\r\n', list: [], nested: { empty: {}, n: 12345678901234567, f: 0.1, big: 1e300, t: true, z: null }, u: 'é👋' };
+        await ini.signal(room, 'offer', data);
+        const got = res.s?.last() as Msg<'signal'>;
+        assert.deepEqual(got, { event: 'signal', room_code: room, from: ini.id, type: 'offer', data });
+        for (let i = 0; i < 20; i++) await ini.signal(room, 'candidate', { i });
+        await res.signal(room, 'answer', { sdp: 'y' });
+        await res.signal(room, 'offer', { renegotiate: true });
+        const signals = res.s?.received.filter((m): m is Msg<'signal'> => m.event === 'signal') ?? [];
+        assert.deepEqual(
+          signals.slice(1).map((m) => m.data.i),
+          Array.from({ length: 20 }, (_, i) => i),
+        );
+        assert.equal((ini.s?.last() as Msg<'signal'>).data.renegotiate, true, 'after the answer either side may offer');
+      });
+
+      it('keeps signals for a partner that has not joined and delivers them in order on join', async () => {
+        const core = await make({ signalBuffer: 3 });
+        const { ini, res, room } = await pair(core);
+        await ini.connectSignalling();
+        await ini.join(room);
+        await ini.signal(room, 'offer', { n: 0 });
+        await ini.signal(room, 'candidate', { n: 1 });
+        await ini.signal(room, 'candidate', { n: 2 });
+        await ini.signal(room, 'candidate', { n: 3 });
+        assert.equal(codeOf(ini.s?.last()), 'buffer-full');
+        const s = await res.connectSignalling();
+        await res.join(room);
+        assert.deepEqual(s.events(), ['verified', 'signal', 'signal', 'signal']);
+        assert.deepEqual(
+          s.received.slice(1).map((m) => (m.event === 'signal' ? m.data.n : -1)),
+          [0, 1, 2],
+        );
+      });
+
+      it('a reopened signalling socket must join again and then gets what was kept', async () => {
+        const core = await make();
+        const { ini, res, room } = await pair(core);
+        await ini.connectSignalling();
+        await res.connectSignalling();
+        await ini.join(room);
+        await res.join(room);
+        await res.dropSignalling();
+        await ini.signal(room, 'offer', { n: 1 });
+        const s = await res.connectSignalling();
+        await res.signal(room, 'answer', { n: 2 });
+        assert.equal(codeOf(s.last()), 'bad-request', 'not joined on this socket yet');
+        await res.join(room);
+        assert.deepEqual(s.received.slice(1).map((m) => m.event), ['verified', 'signal']);
+        assert.equal((s.received[1] as Msg<'verified'>).peer_joined, true);
+        assert.equal(ini.s?.received.filter((m) => m.event === 'peer-joined').length, 1, 'the partner is told nothing on a rejoin');
+      });
+
+      it('invalid-room for a room one is not in; bad-request before joining', async () => {
+        const core = await make();
+        const { ini, room } = await pair(core);
+        const outsider = await core.join();
+        await outsider.connectSignalling();
+        await outsider.join(room);
+        assert.equal(codeOf(outsider.s?.last()), 'invalid-room');
+        await outsider.signal('no-such-room', 'offer', {});
+        assert.equal(codeOf(outsider.s?.last()), 'invalid-room');
+        await ini.connectSignalling();
+        await ini.signal(room, 'offer', {});
+        assert.equal(codeOf(ini.s?.last()), 'bad-request');
+        await ini.leave(room);
+        assert.equal(codeOf(ini.s?.last()), 'bad-request');
+      });
+
+      it('leave ends the room: the partner is told on both sockets, the leaver is idle; the room is gone', async () => {
+        const core = await make();
+        const { ini, res, room } = await pair(core);
+        await ini.connectSignalling();
+        await res.connectSignalling();
+        await ini.join(room);
+        await res.join(room);
+        await ini.leave(room);
+        assert.equal(reasonOf(res.m.last()), 'left');
+        assert.equal(reasonOf(res.s?.last()), 'left');
+        assert.equal(ini.m.last()?.event, 'idle');
+        await ini.join(room);
+        assert.equal(codeOf(ini.s?.last()), 'invalid-room');
+      });
+
+      it('a clean close of a joined signalling socket is a leave; of an unjoined one, nothing', async () => {
+        const core = await make();
+        const { ini, res, room } = await pair(core);
+        await ini.connectSignalling();
+        await ini.dropSignalling(true);
+        assert.equal(res.m.last()?.event, 'matched', 'not joined: nothing happens');
+        await ini.connectSignalling();
+        await ini.join(room);
+        await ini.dropSignalling(true);
+        assert.equal(reasonOf(res.m.last()), 'left');
+        assert.equal(ini.m.last()?.event, 'idle');
+      });
+
+      it('next ends the room on the partner’s joined signalling socket too', async () => {
+        const core = await make();
+        const { ini, res, room } = await pair(core);
+        await res.connectSignalling();
+        await res.join(room);
+        await ini.send({ event: 'next' });
+        assert.equal(reasonOf(res.s?.last()), 'skip');
+        assert.equal(reasonOf(res.m.last()), 'skip');
+      });
+    });
+
+    describe('moderation', () => {
+      it('report without a current or recent partner gets no-partner; a recent one can be reported', async () => {
+        const core = await make({ repairCooldownMs: 60_000 });
+        const a = await core.join({ addr: 'ra' });
+        await a.send({ event: 'report' });
+        assert.equal(codeOf(a.m.last()), 'no-partner');
+        const b = await core.join({ addr: 'rb' });
+        await b.send({ event: 'stop' });
+        await core.clock.advance(59_000);
+        await a.send({ event: 'report' });
+        assert.notEqual(codeOf(a.m.last()), 'no-partner', 'the last partner, within the window');
+        await core.clock.advance(2_000);
+        await a.send({ event: 'report' });
+        assert.equal(codeOf(a.m.last()), 'no-partner', 'too long ago');
+      });
+
+      it('bans an address after REPORT_BAN_THRESHOLD distinct reporters', async () => {
+        const core = await make({ reportBanThreshold: 2 });
+        const bad = await core.join({ addr: 'bad' });
+        const r1 = await core.join({ addr: 'r1' });
+        await r1.send({ event: 'report' });
+        await r1.send({ event: 'stop' });
+        assert.equal(bad.m.closedWith, undefined);
+        await bad.send({ event: 'next' });
+        const r2 = await core.join({ addr: 'r2' });
+        assert.equal(r2.matched()?.peer, bad.id);
+        await bad.connectSignalling();
+        await r2.send({ event: 'report' });
+        const banned = bad.m.last();
+        assert.equal(codeOf(banned), 'banned');
+        assert.ok(banned?.event === 'error' && typeof banned.until === 'number' && banned.until > core.clock.now() / 1000);
+        assert.equal(bad.m.closedWith, 4003);
+        assert.equal(codeOf(bad.s?.last()), 'banned');
+        assert.equal(bad.s?.closedWith, 4003);
+        assert.equal(reasonOf(r2.m.last()), 'reported');
+        const again = await core.store.register({ mode: 'video', interests: [], token: 'z', addr: 'bad' }, core.clock.now());
+        assert.equal(again.status, 'banned');
+        assert.equal(await core.store.verify(bad.id, bad.token), false);
+        const until = await core.store.bannedUntil('bad', core.clock.now());
+        assert.ok(until !== undefined && until > core.clock.now());
+        assert.deepEqual(await core.store.listBans(core.clock.now()), [{ addr: 'bad', until }]);
+        assert.equal(await core.store.liftBan('bad'), true);
+        assert.equal(await core.store.bannedUntil('bad', core.clock.now()), undefined);
+        assert.deepEqual(await core.store.listBans(core.clock.now()), []);
+      });
+
+      it('one reporter with many sessions counts once', async () => {
+        const core = await make({ reportBanThreshold: 2 });
+        const bad = await core.join({ addr: 'bad2' });
+        for (let i = 0; i < 3; i++) {
+          const r = await core.join({ addr: 'same' });
+          assert.equal(r.matched()?.peer, bad.id);
+          await r.send({ event: 'report' });
+          await r.send({ event: 'stop' });
+          await bad.send({ event: 'next' });
+        }
+        assert.equal(bad.m.closedWith, undefined);
+        assert.equal(await core.store.bannedUntil('bad2', core.clock.now()), undefined);
+      });
+    });
+  });
+}

@@ -1,0 +1,292 @@
+// Several real processes on one private Redis (ROLES=matching and
+// ROLES=signalling, two of each), real WebSocket clients: the contract holds
+// across processes, through a rolling restart, a crash and a Redis restart.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { RedisServer } from './support/redis-server.js';
+import { DyadProcess } from './support/dyad-process.js';
+import { Sock, eventually, sleep, type Msg } from './support/client.js';
+
+const GRACE_MS = 3_000;
+
+interface Session {
+  id: string;
+  token: string;
+  m: Sock;
+  s?: Sock;
+}
+
+let redis: RedisServer;
+let env: Record<string, string>;
+let m1: DyadProcess;
+let m2: DyadProcess;
+let s1: DyadProcess;
+let s2: DyadProcess;
+const extra: DyadProcess[] = [];
+const sockets: Sock[] = [];
+
+const track = (s: Sock): Sock => {
+  sockets.push(s);
+  return s;
+};
+
+/** One-trip start on a process's matching role; `lang` keeps each test's sessions among themselves. */
+async function start(proc: DyadProcess, lang: string, query: Record<string, string> = {}): Promise<Session> {
+  const qs = new URLSearchParams({ lang, ...query }).toString();
+  const m = track(await Sock.open(`${proc.ws('matching')}/ws?${qs}`, `${proc.name}/matching`));
+  const s = await m.next('session');
+  return { id: String(s.id), token: String(s.token), m };
+}
+
+const matchingUrl = (proc: DyadProcess, s: Session): string =>
+  `${proc.ws('matching')}/ws/${encodeURIComponent(s.id)}?token=${encodeURIComponent(s.token)}`;
+const signallingUrl = (proc: DyadProcess, s: Session): string =>
+  `${proc.ws('signalling')}/ws/${encodeURIComponent(s.id)}?token=${encodeURIComponent(s.token)}`;
+
+/** Two sessions started on the two given processes, paired with each other. */
+async function pair(pa: DyadProcess, pb: DyadProcess, lang: string): Promise<{ a: Session; b: Session; room: string; ma: Msg; mb: Msg }> {
+  const a = await start(pa, lang);
+  await a.m.next('waiting');
+  const b = await start(pb, lang);
+  const mb = await b.m.event('matched');
+  const ma = await a.m.next('matched');
+  assert.equal(ma.room_code, mb.room_code);
+  return { a, b, room: String(ma.room_code), ma, mb };
+}
+
+async function status(url: string): Promise<number> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(3_000) });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/** Waiting sessions of a mode as the store counts them (every process reads the same Redis). */
+async function waitingCount(proc: DyadProcess): Promise<number> {
+  const text = await (await fetch(`${proc.http('matching')}/metrics`)).text();
+  const m = /^dyad_waiting_sessions\{mode="video"\} (\d+)/m.exec(text);
+  return Number(m?.[1] ?? NaN);
+}
+
+describe('two matching and two signalling processes on one Redis', { timeout: 120_000 }, () => {
+  before(async () => {
+    redis = await RedisServer.start();
+    env = { REDIS_URL: redis.url, GRACE_MS: String(GRACE_MS), INTEREST_TIMEOUT_MS: '600000' };
+    [m1, m2, s1, s2] = await Promise.all([
+      DyadProcess.start('m1', { ...env, ROLES: 'matching' }),
+      DyadProcess.start('m2', { ...env, ROLES: 'matching' }),
+      DyadProcess.start('s1', { ...env, ROLES: 'signalling' }),
+      DyadProcess.start('s2', { ...env, ROLES: 'signalling' }),
+    ]);
+  });
+
+  after(async () => {
+    for (const s of sockets) s.terminate();
+    await Promise.all([m1, m2, s1, s2, ...extra].filter(Boolean).map((p) => p.stop('SIGKILL')));
+    await redis?.stop();
+  });
+
+  it('pairs sessions on different processes; signals (offer, answer, 100 candidates each way) and chat arrive in order', async () => {
+    const { a, b, room, ma, mb } = await pair(m1, m2, 'x-pair');
+    assert.notEqual(ma.initiator, mb.initiator);
+    assert.equal(ma.peer, b.id);
+    assert.equal(mb.peer, a.id);
+    const [ini, res] = ma.initiator ? [a, b] : [b, a];
+    ini.s = track(await Sock.open(signallingUrl(s1, ini), 's1/signalling'));
+    res.s = track(await Sock.open(signallingUrl(s2, res), 's2/signalling'));
+    ini.s.send({ event: 'join', room_code: room });
+    assert.equal((await ini.s.next('verified')).peer_joined, false);
+    res.s.send({ event: 'join', room_code: room });
+    const verified = await res.s.next('verified');
+    assert.equal(verified.role, 'responder');
+    assert.equal(verified.peer_joined, true);
+    assert.equal((await ini.s.next('peer-joined')).peer, res.id);
+
+    ini.s.send({ event: 'signal', room_code: room, type: 'offer', data: { sdp: 'v=0 offer', n: -1 } });
+    const offer = await res.s.next('signal');
+    assert.deepEqual(offer, { event: 'signal', room_code: room, from: ini.id, type: 'offer', data: { sdp: 'v=0 offer', n: -1 } });
+    res.s.send({ event: 'signal', room_code: room, type: 'answer', data: { sdp: 'v=0 answer' } });
+    assert.equal((await ini.s.next('signal')).type, 'answer');
+    // Both sides trickle at once, each through a different pair of processes.
+    for (let i = 0; i < 100; i++) {
+      ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `a${i}`, i } });
+      res.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `b${i}`, i } });
+    }
+    for (const [to, from] of [
+      [res, ini],
+      [ini, res],
+    ] as const) {
+      const got: number[] = [];
+      for (let i = 0; i < 100; i++) {
+        const m = await to.s!.next('signal');
+        assert.equal(m.from, from.id);
+        got.push(Number((m.data as { i: number }).i));
+      }
+      assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i), 'every candidate, in the order sent');
+    }
+
+    for (let i = 0; i < 20; i++) {
+      a.m.send({ event: 'chat', message: `from a ${i}` });
+      b.m.send({ event: 'chat', message: `from b ${i}` });
+    }
+    a.m.send({ event: 'typing', typing: true });
+    for (const [to, from, tag] of [
+      [b, a, 'a'],
+      [a, b, 'b'],
+    ] as const) {
+      for (let i = 0; i < 20; i++) {
+        const m = await to.m.next('chat');
+        assert.equal(m.sender, from.id);
+        assert.equal(m.message, `from ${tag} ${i}`);
+      }
+    }
+    assert.deepEqual(await b.m.next('typing'), { event: 'typing', sender: a.id, typing: true });
+
+    a.m.send({ event: 'next' });
+    assert.equal((await b.m.next('peer-disconnected')).reason, 'skip');
+    const told = ini === b ? ini.s : res.s;
+    assert.equal((await told.event('peer-disconnected')).reason, 'skip', 'on its joined signalling socket too');
+    assert.equal((await a.m.next('waiting')).event, 'waiting');
+    a.m.close();
+    b.m.close();
+  });
+
+  it('registers over HTTP on one process and opens the socket on another; names are unique across processes', async () => {
+    const reg = async (proc: DyadProcess, body: object): Promise<{ status: number; json: Record<string, unknown> }> => {
+      const res = await fetch(`${proc.http('matching')}/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+    };
+    const first = await reg(m1, { name: 'mp-alice', lang: 'x-http' });
+    assert.equal(first.status, 200);
+    assert.equal((await reg(m2, { name: 'mp-alice' })).status, 409);
+    const token = String(first.json.token);
+    const ice = await fetch(`${m2.http('matching')}/ice-servers`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(ice.status, 200);
+    await ice.arrayBuffer();
+    const m = track(await Sock.open(matchingUrl(m2, { id: 'mp-alice', token, m: undefined as never })));
+    await m.next('waiting');
+    m.close(1000);
+    await m.closedWith();
+    // A clean close ends the session everywhere: the name is free again.
+    await eventually(async () => ((await reg(m1, { name: 'mp-alice' })).status === 200 ? true : undefined), 'the name to be free');
+  });
+
+  it('resumes on another process within the grace period, with the chat kept meanwhile, in order', async () => {
+    const { a, b, room } = await pair(m1, m2, 'x-resume');
+    a.m.terminate();
+    await sleep(100);
+    b.m.send({ event: 'chat', message: 'one' });
+    b.m.send({ event: 'chat', message: 'two' });
+    await sleep(200);
+    const again = track(await Sock.open(matchingUrl(m2, a), 'a again on m2'));
+    const resumed = await again.next('matched');
+    assert.equal(resumed.resumed, true);
+    assert.equal(resumed.room_code, room);
+    assert.equal((await again.next('chat')).message, 'one');
+    assert.equal((await again.next('chat')).message, 'two');
+    await sleep(GRACE_MS + 500);
+    assert.equal(b.m.msgs.filter((m) => m.event === 'peer-disconnected').length, 0, 'the partner was told nothing');
+    again.close();
+    b.m.close();
+  });
+
+  it('a rolling restart loses no room: SIGTERM closes with 1001 and the client resumes on another process', async () => {
+    const m3 = await DyadProcess.start('m3', { ...env, ROLES: 'matching' });
+    extra.push(m3);
+    const { a, b, room } = await pair(m3, m2, 'x-rolling');
+    const stopping = m3.stop('SIGTERM');
+    assert.equal((await a.m.closedWith()).code, 1001);
+    assert.equal((await stopping).code, 0);
+    const again = track(await Sock.open(matchingUrl(m1, a), 'a on m1'));
+    const resumed = await again.next('matched');
+    assert.equal(resumed.resumed, true);
+    assert.equal(resumed.room_code, room);
+    b.m.send({ event: 'chat', message: 'still here?' });
+    assert.equal((await again.next('chat')).message, 'still here?');
+    await sleep(GRACE_MS + 500);
+    assert.equal(b.m.msgs.filter((m) => m.event === 'peer-disconnected').length, 0, 'the partner was told nothing');
+    again.close();
+    b.m.close();
+  });
+
+  it('SIGKILL: the dead process’s sessions leave the pool within 10 s, their partners get timeout, no ghost is paired', async () => {
+    const k = await DyadProcess.start('k', { ...env, ROLES: 'matching' });
+    extra.push(k);
+    const ghost = await start(k, 'x-ghost');
+    await ghost.m.next('waiting');
+    const lost = await pair(k, m2, 'x-lost');
+    const kept = await pair(k, m1, 'x-kept');
+    const before = await waitingCount(m1);
+    const killedAt = Date.now();
+    await k.stop('SIGKILL');
+    // A client of the dead process that reconnects elsewhere keeps its room.
+    const back = track(await Sock.open(matchingUrl(m2, kept.a), 'kept.a on m2'));
+    assert.equal((await back.next('matched')).resumed, true);
+    await eventually(async () => ((await waitingCount(m1)) === before - 1 ? true : undefined), 'the ghost to leave the pool', 10_000);
+    assert.ok(Date.now() - killedAt <= 10_000);
+    const newcomer = await start(m1, 'x-ghost');
+    await newcomer.m.next('waiting');
+    // The one that did not come back ends with its grace period: its partner is told.
+    const gone = await lost.b.m.next('peer-disconnected', 10_000 + GRACE_MS);
+    assert.equal(gone.reason, 'timeout');
+    assert.equal(newcomer.m.msgs.filter((m) => m.event === 'matched').length, 0, 'never paired with the ghost');
+    kept.b.m.send({ event: 'chat', message: 'after the crash' });
+    assert.equal((await back.next('chat')).message, 'after the crash');
+    assert.equal(kept.b.m.msgs.filter((m) => m.event === 'peer-disconnected').length, 0);
+    for (const s of [back, newcomer.m, lost.b.m, kept.b.m]) s.close();
+  });
+
+  it('Redis stall: /readyz says 503 and a message gets an error, not silence; then the room carries on', async () => {
+    const { a, b } = await pair(m1, m2, 'x-stall');
+    redis.pause();
+    try {
+      await eventually(async () => ((await status(`${m1.http('matching')}/readyz`)) === 503 ? true : undefined), 'm1 /readyz 503');
+      a.m.send({ event: 'chat', message: 'during the stall' });
+      assert.equal((await a.m.next('error', 5_000)).code, 'rate-limited');
+    } finally {
+      redis.resume();
+    }
+    await eventually(async () => ((await status(`${m1.http('matching')}/readyz`)) === 200 ? true : undefined), 'm1 /readyz 200');
+    a.m.send({ event: 'chat', message: 'after the stall' });
+    await b.m.waitFor((m) => m.event === 'chat' && m.message === 'after the stall', 'the chat after the stall');
+    assert.equal(b.m.msgs.filter((m) => m.event === 'peer-disconnected').length, 0, 'the room survived');
+    a.m.close();
+    b.m.close();
+  });
+
+  it('Redis restart: /readyz says 503 and clients get errors meanwhile; afterwards sessions are back in the pool', async () => {
+    const waiter = await start(m1, 'x-redis');
+    await waiter.m.next('waiting');
+    const { a, b } = await pair(m1, m2, 'x-redis-pair');
+    await redis.kill();
+    for (const p of [m1, m2, s1, s2]) {
+      await eventually(async () => ((await status(`${p.http(p === s1 || p === s2 ? 'signalling' : 'matching')}/readyz`)) === 503 ? true : undefined), `${p.name} /readyz 503`);
+    }
+    const started = Date.now();
+    const reg = await fetch(`${m2.http('matching')}/register`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(5_000) });
+    await reg.arrayBuffer();
+    assert.ok(reg.status >= 500, `registration refused while Redis is down (got ${reg.status})`);
+    a.m.send({ event: 'chat', message: 'anyone?' });
+    const failed = await a.m.next('error');
+    assert.equal(failed.code, 'rate-limited', 'a clear error, not silence');
+    assert.ok(Date.now() - started < 5_000);
+
+    await redis.run();
+    for (const p of [m1, m2, s1, s2]) {
+      await eventually(async () => ((await status(`${p.http(p === s1 || p === s2 ? 'signalling' : 'matching')}/readyz`)) === 200 ? true : undefined), `${p.name} /readyz 200`, 10_000);
+    }
+    // Redis came back empty: the waiting session is queued again, the pair was lost.
+    await waiter.m.next('waiting', 10_000);
+    assert.equal((await a.m.next('peer-disconnected', 10_000)).reason, 'timeout');
+    assert.equal((await b.m.event('peer-disconnected', 10_000)).reason, 'timeout');
+    const newcomer = await start(m2, 'x-redis');
+    assert.equal((await newcomer.m.event('matched')).peer, waiter.id);
+    assert.equal((await waiter.m.next('matched')).peer, newcomer.id);
+    a.m.send({ event: 'next' });
+    await a.m.event('waiting');
+    for (const s of [waiter.m, a.m, b.m, newcomer.m]) s.close();
+  });
+});

@@ -1,0 +1,191 @@
+// The Redis store beyond the shared contract: several store instances (as
+// several processes would hold) on one private redis-server. Key lifetimes,
+// delivery through inboxes, release and reaping, healing, bounded pairing.
+import { after, afterEach, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { ServerMessage } from '@dyad/protocol';
+import { RedisStore, type RedisStoreOptions } from '../../src/store/redis/index.js';
+import type { Effects } from '../../src/store/store.js';
+import { DEFAULTS } from '../contract/harness.js';
+import { RedisServer } from './support/redis-server.js';
+import { eventually, sleep } from './support/client.js';
+
+let redis: RedisServer;
+let admin: Redis;
+const stores: RedisStore[] = [];
+
+before(async () => {
+  redis = await RedisServer.start();
+  admin = new Redis(redis.url);
+});
+after(async () => {
+  admin.disconnect();
+  await redis.stop();
+});
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+});
+
+/** A store as one process holds it, recording what reaches it from elsewhere. */
+class Proc {
+  readonly inbox: Effects[] = [];
+  private constructor(readonly store: RedisStore) {}
+  static async start(prefix: string, opts: Partial<RedisStoreOptions> = {}): Promise<Proc> {
+    const store = new RedisStore({ ...DEFAULTS, url: redis.url, prefix, reapIntervalMs: 0, ...opts });
+    stores.push(store);
+    const p = new Proc(store);
+    store.subscribe(async (fx) => {
+      p.inbox.push(fx);
+    });
+    await store.start();
+    return p;
+  }
+  /** Every message delivered here from outside a call, to one conn. */
+  received(conn: string): ServerMessage[] {
+    return this.inbox.flatMap((fx) => fx.deliver.filter((d) => d.conn === conn).map((d) => d.msg));
+  }
+  async session(conn: string, opts: { name?: string; addr?: string; interests?: string[]; lang?: string } = {}): Promise<{ id: string; token: string; fx: Effects }> {
+    const token = randomBytes(12).toString('hex');
+    const r = await this.store.register(
+      { name: opts.name, mode: 'video', interests: opts.interests ?? [], lang: opts.lang, token, addr: opts.addr ?? conn },
+      Date.now(),
+    );
+    assert.equal(r.status, 'ok');
+    if (r.status !== 'ok') throw new Error('register');
+    const a = await this.store.attachMatching(r.id, token, conn, Date.now());
+    assert.ok(a.ok);
+    return { id: r.id, token, fx: a.ok ? a.effects : (undefined as never) };
+  }
+}
+
+const prefix = (): string => `s${randomBytes(4).toString('hex')}:`;
+
+describe('Redis store', { timeout: 60_000 }, () => {
+  it('delivers to sockets of another process through its inbox, in order', async () => {
+    const p = prefix();
+    const a = await Proc.start(p);
+    const b = await Proc.start(p);
+    const x = await a.session('ca');
+    const y = await b.session('cb');
+    // A call returns once its own process has carried out what it sent there.
+    assert.deepEqual(
+      b.received('cb').map((m) => m.event),
+      ['waiting', 'matched'],
+    );
+    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'matched through the inbox');
+    for (let i = 0; i < 50; i++) await b.store.chat(y.id, 'cb', `m${i}`, Date.now());
+    await eventually(async () => (a.received('ca').filter((m) => m.event === 'chat').length === 50 ? true : undefined), '50 chats');
+    const chats = a.received('ca').filter((m): m is Extract<ServerMessage, { event: 'chat' }> => m.event === 'chat');
+    assert.deepEqual(
+      chats.map((m) => m.message),
+      Array.from({ length: 50 }, (_, i) => `m${i}`),
+    );
+    assert.ok(chats.every((m) => m.sender === y.id));
+    assert.ok(x.id);
+  });
+
+  it('gives every key it writes a lifetime, and deletes a room when it ends', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { graceMs: 200 });
+    const b = await Proc.start(p, { graceMs: 200 });
+    const now = (): number => Date.now();
+    const x = await a.session('c1', { addr: 'ax', interests: ['go'], lang: 'en' });
+    const y = await b.session('c2', { addr: 'ay', interests: ['go'], lang: 'en' });
+    const room = b.received('c2').find((m) => m.event === 'matched');
+    assert.ok(room?.event === 'matched');
+    await a.store.attachSignalling(x.id, x.token, 's1', now());
+    await a.store.join(x.id, 's1', room.room_code, now());
+    await a.store.signal(x.id, 's1', room.room_code, room.initiator ? 'answer' : 'offer', { kept: true }, now());
+    await a.store.detachMatching(x.id, 'c1', false, now());
+    await b.store.chat(y.id, 'c2', 'kept for x', now());
+    await b.store.report(y.id, 'c2', undefined, now());
+    await a.store.register({ mode: 'text', interests: [], token: 'never-connects', addr: 'az' }, now());
+    await b.store.reap(now());
+    const keys = await admin.keys(`${p}*`);
+    assert.ok(keys.length > 15, `a busy Redis (${keys.length} keys)`);
+    for (const key of keys) {
+      const ttl = await admin.pttl(key);
+      assert.ok(ttl > 0 && ttl <= 86_400_000, `${key} has a lifetime (${ttl})`);
+    }
+    assert.equal(await admin.exists(`${p}{dyad}:r:${room.room_code}`), 1);
+    await b.store.next(y.id, 'c2', now());
+    assert.equal(await admin.exists(`${p}{dyad}:r:${room.room_code}`), 0, 'room metadata goes with the room');
+    assert.deepEqual(await admin.keys(`${p}{dyad}:rk:*`), []);
+    // Who met whom outlives the room only for the re-pair cooldown and a late report (10 minutes at most).
+    const met = [...(await admin.keys(`${p}{dyad}:lp:*`)), ...(await admin.keys(`${p}{dyad}:cd:*`))];
+    assert.ok(met.length >= 2);
+    for (const key of met) {
+      const ttl = await admin.pttl(key);
+      assert.ok(ttl > 0 && ttl <= DEFAULTS.repairCooldownMs && ttl <= 600_000, `${key} expires with the cooldown (${ttl})`);
+    }
+  });
+
+  it('release on shutdown leaves sessions resumable elsewhere; a dead process’s grace periods end through the reaper', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { graceMs: 300 });
+    const b = await Proc.start(p, { graceMs: 300 });
+    const x = await a.session('ax');
+    const y = await b.session('by');
+    assert.equal((await a.store.shutdown(Date.now())).deliver.length, 0, 'the partner is told nothing');
+    // x comes back on b within the grace period: same room.
+    const back = await b.store.attachMatching(x.id, x.token, 'bx', Date.now());
+    assert.ok(back.ok);
+    const resumed = b.received('bx')[0];
+    assert.ok(resumed?.event === 'matched' && resumed.resumed === true && resumed.peer === y.id);
+
+    const a2 = await Proc.start(p, { graceMs: 300 });
+    const z = await a2.session('az');
+    await b.session('bw');
+    assert.ok(b.received('bw').some((m) => m.event === 'matched'));
+    await a2.store.shutdown(Date.now());
+    await sleep(400);
+    const fx = await b.store.reap(Date.now());
+    assert.deepEqual(fx.ended, ['timeout']);
+    const told = await eventually(async () => b.received('bw').find((m) => m.event === 'peer-disconnected'), 'w to be told');
+    assert.ok(told.event === 'peer-disconnected' && told.reason === 'timeout');
+    assert.equal(await b.store.verify(z.id, z.token), false, 'z ended');
+  });
+
+  it('reaps the sockets of a process whose heartbeat stopped, and a process taken for dead by mistake takes its sockets back', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { heartbeatMs: 3_600_000, graceMs: 60_000 });
+    const b = await Proc.start(p, { heartbeatMs: 3_600_000, suspectMs: 0 });
+    const x = await a.session('ax');
+    await admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+    await b.store.reap(Date.now()); // first look: suspected
+    await sleep(150); // the reaper's lock lapses
+    await b.store.reap(Date.now()); // still missing: its sockets dropped
+    assert.equal(await admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), null);
+    assert.equal(await admin.hget(`${p}{dyad}:s:${x.id}`, 'mg'), 'ax');
+    await b.session('by');
+    assert.equal(b.received('by').filter((m) => m.event === 'matched').length, 0, 'a reaped socket is not paired');
+    // a's next heartbeat finds it lapsed and re-announces its sockets.
+    await a.store.heartbeat();
+    assert.equal(await admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), 'ax');
+    await eventually(async () => (a.received('ax').some((m) => m.event === 'matched') ? true : undefined), 'x paired once back');
+  });
+
+  it('pairing reads a bounded number of sessions, whatever the size of the pool', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { interestTimeoutMs: 600_000 });
+    // 600 waiting sessions of one lang, each narrowed to an interest of its own.
+    for (let i = 0; i < 600; i++) await a.session(`n${i}`, { lang: 'en', interests: [`only-${i}`] });
+    const hgetalls = async (): Promise<number> => {
+      const info = await admin.info('commandstats');
+      return Number(/cmdstat_hgetall:calls=(\d+)/.exec(info)?.[1] ?? 0);
+    };
+    let before = await hgetalls();
+    const seeker = await a.session('seeker', { lang: 'en', interests: ['only-7', 'chess'] });
+    const reads = (await hgetalls()) - before;
+    assert.ok(a.received('seeker').some((m) => m.event === 'matched'), 'paired with the one sharing an interest');
+    assert.ok(reads < 20, `sessions read in a pairing through a small interest set: ${reads}`);
+    // This one accepts all 599 (same lang) but none of them accepts it: every candidate is read and refused.
+    before = await hgetalls();
+    const plain = await a.session('plain', { lang: 'en' });
+    const reads2 = (await hgetalls()) - before;
+    assert.equal(a.received('plain').filter((m) => m.event === 'matched').length, 0);
+    assert.ok(reads2 <= 60, `sessions read in an attempt over a set of 599 that finds nobody: ${reads2}`);
+  });
+});

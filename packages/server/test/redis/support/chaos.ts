@@ -1,0 +1,464 @@
+// A seeded random crowd of clients against several processes: sessions come
+// and go, pair, chat, signal, skip, stop, drop and resume, while the harness
+// kills a process and restarts Redis. Every client keeps a log of what it
+// sent and saw; `check` then looks for broken invariants in those logs.
+import WebSocket from 'ws';
+
+/** Deterministic PRNG (mulberry32): the same seed gives the same choices. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Msg = Record<string, unknown> & { event: string };
+
+export type Entry =
+  | { t: number; kind: 'recv'; ch: 'm' | 's'; msg: Msg }
+  | { t: number; kind: 'send'; ch: 'm' | 's'; event: string; room?: string }
+  /** Our matching socket went away: `self` when this client dropped it, else the server side (crash, close). */
+  | { t: number; kind: 'lost'; self: boolean; code: number }
+  | { t: number; kind: 'resumed' }
+  | { t: number; kind: 'gone'; why: string };
+
+export interface Target {
+  name: string;
+  matching: string;
+  signalling: string;
+}
+
+export interface ChaosOptions {
+  seed: number;
+  sessions: number;
+  actors: number;
+  graceMs: number;
+  targets: () => Target[];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class ChaosSession {
+  readonly log: Entry[] = [];
+  id = '';
+  token = '';
+  state: 'connecting' | 'waiting' | 'matched' | 'idle' | 'lost' | 'ended' = 'connecting';
+  room: string | undefined;
+  peer: string | undefined;
+  private m: WebSocket | undefined;
+  private s: WebSocket | undefined;
+  private sRoom: string | undefined;
+  private chatSeq = 0;
+  private signalSeq = 0;
+
+  constructor(
+    readonly mode: 'video' | 'text',
+    readonly query: Record<string, string>,
+    private readonly rnd: () => number,
+    private readonly opts: ChaosOptions,
+  ) {}
+
+  private note(e: Entry): void {
+    this.log.push(e);
+  }
+
+  private pick(): Target | undefined {
+    const ts = this.opts.targets();
+    return ts[Math.floor(this.rnd() * ts.length)];
+  }
+
+  /** Open a matching socket; resolves with the first message, or the refusal status. */
+  private connect(url: string): Promise<{ ws: WebSocket; first: Msg } | { status: number }> {
+    return new Promise((resolve) => {
+      const ws = new WebSocket(url, { handshakeTimeout: 3_000 });
+      let settled = false;
+      const done = (v: { ws: WebSocket; first: Msg } | { status: number }): void => {
+        if (settled) return;
+        settled = true;
+        resolve(v);
+      };
+      ws.once('unexpected-response', (_req, res) => {
+        done({ status: res.statusCode ?? 0 });
+        ws.terminate();
+      });
+      ws.once('error', () => done({ status: 0 }));
+      ws.once('close', () => done({ status: 0 }));
+      ws.once('message', (data) => {
+        const first = JSON.parse(data.toString()) as Msg;
+        this.wire(ws);
+        done({ ws, first });
+        this.onMessage(first);
+      });
+    });
+  }
+
+  private wire(ws: WebSocket): void {
+    this.m = ws;
+    ws.on('message', (data) => {
+      if (this.m === ws) this.onMessage(JSON.parse(data.toString()) as Msg);
+    });
+    ws.on('close', (code) => {
+      if (this.m !== ws) return;
+      this.m = undefined;
+      if (this.state === 'ended') return;
+      this.note({ t: Date.now(), kind: 'lost', self: false, code });
+      this.state = code === 4001 || code === 4003 ? 'ended' : 'lost';
+      if (this.state === 'ended') this.note({ t: Date.now(), kind: 'gone', why: `closed ${code}` });
+    });
+  }
+
+  private onMessage(msg: Msg): void {
+    this.note({ t: Date.now(), kind: 'recv', ch: 'm', msg });
+    switch (msg.event) {
+      case 'session':
+        this.id = String(msg.id);
+        this.token = String(msg.token);
+        break;
+      case 'waiting':
+        this.state = 'waiting';
+        this.room = undefined;
+        break;
+      case 'matched':
+        this.state = 'matched';
+        this.room = String(msg.room_code);
+        this.peer = String(msg.peer);
+        break;
+      case 'idle':
+      case 'peer-disconnected':
+        this.state = 'idle';
+        this.room = undefined;
+        break;
+    }
+  }
+
+  private send(event: string, extra: object = {}): void {
+    const ws = this.m;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    this.note({ t: Date.now(), kind: 'send', ch: 'm', event, room: this.room });
+    ws.send(JSON.stringify({ event, ...extra }));
+  }
+
+  /** Start with a one-trip connect; retried (for at most 15 s) while no process answers (a restart in progress). */
+  private async begin(): Promise<boolean> {
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      const t = this.pick();
+      if (!t) return false;
+      const qs = new URLSearchParams({ mode: this.mode, ...this.query }).toString();
+      const r = await this.connect(`${t.matching}/ws?${qs}`);
+      if ('ws' in r) return true;
+      await sleep(200);
+    }
+    return false;
+  }
+
+  /** Come back after losing the socket: any live process, within the grace period. */
+  private async resume(): Promise<boolean> {
+    const deadline = Date.now() + this.opts.graceMs - 300;
+    while (Date.now() < deadline) {
+      const t = this.pick();
+      if (!t) return false;
+      const r = await this.connect(`${t.matching}/ws/${encodeURIComponent(this.id)}?token=${encodeURIComponent(this.token)}`);
+      if ('ws' in r) {
+        this.note({ t: Date.now(), kind: 'resumed' });
+        return true;
+      }
+      if (r.status === 401) break;
+      await sleep(150);
+    }
+    this.state = 'ended';
+    this.note({ t: Date.now(), kind: 'gone', why: 'could not resume' });
+    return false;
+  }
+
+  /** Drop the socket without a close frame (the server starts the grace period). */
+  private drop(): void {
+    const ws = this.m;
+    this.m = undefined;
+    this.note({ t: Date.now(), kind: 'lost', self: true, code: 1006 });
+    this.state = 'lost';
+    ws?.terminate();
+  }
+
+  private end(clean: boolean): void {
+    this.closeSignalling();
+    const ws = this.m;
+    this.m = undefined;
+    const t = Date.now();
+    if (clean) this.note({ t, kind: 'send', ch: 'm', event: 'close', room: this.room });
+    else this.note({ t, kind: 'lost', self: true, code: 1006 });
+    this.note({ t, kind: 'gone', why: clean ? 'left' : 'vanished' });
+    this.state = 'ended';
+    if (clean) ws?.close(1000);
+    else ws?.terminate();
+  }
+
+  private closeSignalling(): void {
+    this.s?.close(1000);
+    this.s = undefined;
+    this.sRoom = undefined;
+  }
+
+  /** Join the room on a signalling socket of any process and trickle a few candidates. */
+  private async signalling(): Promise<void> {
+    const room = this.room;
+    const t = this.pick();
+    if (!room || !t) return;
+    if (this.sRoom !== room) {
+      this.closeSignalling();
+      const ws = new WebSocket(`${t.signalling}/ws/${encodeURIComponent(this.id)}?token=${encodeURIComponent(this.token)}`, {
+        handshakeTimeout: 3_000,
+      });
+      const ok = await new Promise<boolean>((resolve) => {
+        ws.once('open', () => resolve(true));
+        ws.once('error', () => resolve(false));
+        ws.once('close', () => resolve(false));
+        ws.once('unexpected-response', () => {
+          resolve(false);
+          ws.terminate();
+        });
+      });
+      if (!ok) return;
+      ws.on('message', (data) => this.note({ t: Date.now(), kind: 'recv', ch: 's', msg: JSON.parse(data.toString()) as Msg }));
+      ws.on('error', () => undefined);
+      this.s = ws;
+      this.sRoom = room;
+      this.note({ t: Date.now(), kind: 'send', ch: 's', event: 'join', room });
+      ws.send(JSON.stringify({ event: 'join', room_code: room }));
+    }
+    const n = 1 + Math.floor(this.rnd() * 5);
+    for (let i = 0; i < n; i++) {
+      if (this.s?.readyState !== WebSocket.OPEN) return;
+      this.note({ t: Date.now(), kind: 'send', ch: 's', event: 'signal', room });
+      this.s.send(JSON.stringify({ event: 'signal', room_code: room, type: 'candidate', data: { room, seq: this.signalSeq++ } }));
+    }
+  }
+
+  /** Live one session: random steps until its budget is spent, then leave (or, lingering, stay). */
+  async live(linger = false): Promise<void> {
+    if (!(await this.begin())) {
+      this.state = 'ended';
+      return;
+    }
+    let budget = 4 + Math.floor(this.rnd() * 12);
+    while (budget > 0 && this.state !== 'ended') {
+      await sleep(40 + this.rnd() * 260);
+      const r = this.rnd();
+      switch (this.state) {
+        case 'connecting':
+          break;
+        case 'lost':
+          if (!(await this.resume())) return;
+          break;
+        case 'waiting':
+          // Mostly wait (a while counts as a step, so that a client nobody pairs
+          // with in a thinning crowd still ends); now and then give up, vanish,
+          // or drop and come back.
+          if (r < 0.03) this.send('stop');
+          else if (r < 0.06) this.drop();
+          else if (r < 0.08) this.end(this.rnd() < 0.5);
+          budget -= r < 0.08 ? 1 : 0.25;
+          break;
+        case 'matched':
+          budget--;
+          if (r < 0.3) this.send('chat', { message: `${this.id}|${this.room}|${this.chatSeq++}` });
+          else if (r < 0.42) await this.signalling();
+          else if (r < 0.47) this.send('typing', { typing: this.rnd() < 0.5 });
+          else if (r < 0.67) this.send('next');
+          else if (r < 0.75) this.send('stop');
+          else if (r < 0.85) this.drop();
+          else if (r < 0.9) this.end(true);
+          else if (r < 0.93) this.end(false);
+          break;
+        case 'idle':
+          budget--;
+          if (r < 0.85) this.send('next');
+          else this.end(true);
+          break;
+      }
+    }
+    if (this.state !== 'ended' && !linger) this.end(this.rnd() < 0.7);
+  }
+
+  /** After the run: come back if lost, queue again if idle; resolves with the state reached. */
+  async settle(): Promise<void> {
+    if (this.state === 'lost') await this.resume();
+    if (this.state === 'idle') this.send('next');
+  }
+
+  close(): void {
+    this.closeSignalling();
+    this.m?.close(1000);
+    this.m = undefined;
+  }
+}
+
+/** Run `sessions` sessions over `actors` concurrent clients; `onStarted(n)` is told of each new one. */
+export async function runCrowd(opts: ChaosOptions, onStarted: (n: number) => Promise<void> | void): Promise<{ all: ChaosSession[]; lingering: ChaosSession[] }> {
+  const rnd = prng(opts.seed);
+  const all: ChaosSession[] = [];
+  const lingering: ChaosSession[] = [];
+  let started = 0;
+  const langs = ['en', 'fr'];
+  const interests = ['music', 'games', 'films', 'books'];
+  const actor = async (): Promise<void> => {
+    while (started < opts.sessions) {
+      started++;
+      await onStarted(started);
+      const query: Record<string, string> = {};
+      if (rnd() < 0.2) query.lang = langs[Math.floor(rnd() * langs.length)] ?? 'en';
+      if (rnd() < 0.3) query.interests = interests.filter(() => rnd() < 0.5).join(',') || 'music';
+      const s = new ChaosSession(rnd() < 0.7 ? 'video' : 'text', query, prng(Math.floor(rnd() * 2 ** 32)), opts);
+      all.push(s);
+      // One in ten stays on after its steps, for the end-of-run check.
+      const linger = rnd() < 0.1;
+      if (linger) lingering.push(s);
+      await s.live(linger).catch(() => undefined);
+    }
+  };
+  // CHAOS_PROGRESS=1 prints where the crowd stands every few seconds (for a run that seems stuck).
+  const progress = process.env.CHAOS_PROGRESS
+    ? setInterval(() => {
+        const n: Record<string, number> = {};
+        for (const s of all) if (s.state !== 'ended') n[s.state] = (n[s.state] ?? 0) + 1;
+        process.stderr.write(`chaos: started ${started}, ${JSON.stringify(n)}\n`);
+      }, 5_000)
+    : undefined;
+  await Promise.all(Array.from({ length: opts.actors }, actor));
+  clearInterval(progress);
+  return { all, lingering };
+}
+
+export interface Findings {
+  violations: string[];
+  rooms: number;
+  oneSided: number;
+  chats: number;
+  signals: number;
+}
+
+/**
+ * The invariants, over every event the clients saw:
+ * - nobody is in two rooms at once;
+ * - every room has exactly two members, each naming the other, one initiator;
+ * - every `matched` is answered by the partner's own `matched` for that room,
+ *   unless the partner's connection was cut around then (crash, drop, Redis
+ *   restart) and the room then ended for the one that saw it;
+ * - chat and signals come from the current partner, in the order sent.
+ */
+export function check(sessions: ChaosSession[], disruptions: number[], windowMs: number): Findings {
+  const violations: string[] = [];
+  const bad = (s: string): void => {
+    if (violations.length < 50) violations.push(s);
+  };
+  const byId = new Map<string, ChaosSession>();
+  for (const s of sessions) if (s.id) byId.set(s.id, s);
+  const rooms = new Map<string, Map<string, { peer: string; initiator: boolean; t: number }>>();
+  let chats = 0;
+  let signals = 0;
+
+  for (const s of sessions) {
+    let room: string | undefined;
+    let peer: string | undefined;
+    let unsure = false;
+    const lastChat = new Map<string, number>();
+    const lastSignal = new Map<string, number>();
+    for (const e of s.log) {
+      // A room ends for the client when it is told (waiting, idle, peer-disconnected), not when it asks:
+      // what the partner sent before the server saw our `next` still arrives.
+      // A lost socket loses what was on its way; a resumption tells the state afresh
+      // (after the chat kept meanwhile, which belongs to the room we were in).
+      if (e.kind === 'lost') unsure = true;
+      if (e.kind !== 'recv') continue;
+      const m = e.msg;
+      if (e.ch === 's') {
+        if (m.event === 'signal') {
+          signals++;
+          const data = m.data as { room: string; seq: number };
+          const key = `${String(m.from)}|${data.room}`;
+          if (data.room !== m.room_code) bad(`${s.id}: signal for ${String(m.room_code)} carries room ${data.room}`);
+          if ((lastSignal.get(key) ?? -1) >= data.seq) bad(`${s.id}: signal ${data.seq} from ${String(m.from)} after ${lastSignal.get(key)}`);
+          lastSignal.set(key, data.seq);
+        }
+        continue;
+      }
+      switch (m.event) {
+        case 'matched': {
+          const r = String(m.room_code);
+          if (room !== undefined && room !== r && !unsure) bad(`${s.id}: matched ${r} while in ${room}`);
+          unsure = false;
+          room = r;
+          peer = String(m.peer);
+          let members = rooms.get(r);
+          if (!members) rooms.set(r, (members = new Map()));
+          const prev = members.get(s.id);
+          if (prev && (prev.peer !== peer || prev.initiator !== m.initiator)) bad(`${s.id}: room ${r} told twice, differently`);
+          if (!prev) members.set(s.id, { peer, initiator: m.initiator === true, t: e.t });
+          break;
+        }
+        case 'waiting':
+        case 'idle':
+        case 'peer-disconnected':
+          room = undefined;
+          unsure = false;
+          break;
+        case 'chat': {
+          chats++;
+          const [sender, r, seq] = String(m.message).split('|');
+          if (sender !== m.sender) bad(`${s.id}: chat from ${String(m.sender)} written by ${sender}`);
+          // The room in the text is the sender's own view when it typed (it may have just sent
+          // `next`); what counts is that the server relayed it to the partner it had then.
+          // After a lost socket, the chat kept for us may come from a room whose `matched` went down
+          // with that socket (neither side may have seen it): only the server knew that partner then.
+          if (!unsure && (room === undefined || m.sender !== peer)) {
+            bad(`${s.id}: chat from ${String(m.sender)} (written in ${r}), but in ${room} with ${peer}`);
+          }
+          const key = `${sender}|${r}`;
+          if ((lastChat.get(key) ?? -1) >= Number(seq)) bad(`${s.id}: chat ${seq} from ${sender} after ${lastChat.get(key)}`);
+          lastChat.set(key, Number(seq));
+          break;
+        }
+      }
+    }
+  }
+
+  // A partner no client knows is a session whose client gave up before it heard its id (an upgrade
+  // that timed out on the client side): the server paired a socket that was already on its way out.
+  const disrupted = (p: ChaosSession | undefined, t: number): boolean =>
+    p === undefined ||
+    disruptions.some((d) => Math.abs(d - t) <= windowMs) ||
+    p.log.some((e) => (e.kind === 'lost' || e.kind === 'gone') && Math.abs(e.t - t) <= windowMs);
+
+  let oneSided = 0;
+  for (const [r, members] of rooms) {
+    if (members.size > 2) bad(`room ${r} has ${members.size} members: ${[...members.keys()].join(', ')}`);
+    const [first, second] = [...members.entries()];
+    if (!first) continue;
+    if (second) {
+      const [[a, ma], [b, mb]] = [first, second];
+      if (ma.peer !== b || mb.peer !== a) bad(`room ${r}: ${a} names ${ma.peer}, ${b} names ${mb.peer}`);
+      if (ma.initiator === mb.initiator) bad(`room ${r}: initiator ${ma.initiator} on both sides`);
+      continue;
+    }
+    const [id, info] = first;
+    oneSided++;
+    const s = byId.get(id);
+    const p = byId.get(info.peer);
+    if (!disrupted(p, info.t) && !disrupted(s, info.t)) bad(`room ${r}: ${id} matched with ${info.peer}, who never heard of it and was not cut off`);
+    // The one that saw it must not be left in it: the room ended for it, or it left.
+    const after = s?.log.filter((e) => e.t >= info.t) ?? [];
+    const ended = after.some(
+      (e) =>
+        (e.kind === 'recv' && e.ch === 'm' && ['peer-disconnected', 'idle', 'waiting'].includes(e.msg.event)) ||
+        (e.kind === 'send' && ['next', 'stop', 'close'].includes(e.event)) ||
+        e.kind === 'gone' ||
+        e.kind === 'lost',
+    );
+    if (!ended) bad(`room ${r}: ${id} stayed in a room its partner ${info.peer} never joined`);
+  }
+  return { violations, rooms: rooms.size, oneSided, chats, signals };
+}
