@@ -16,6 +16,8 @@ export interface PeerLinkOptions {
   readonly localStream: Promise<MediaStream | null>;
   sendSignal(type: SignalType, data: Record<string, unknown>): void;
   onState(state: LinkState): void;
+  /** The first offer/answer exchange is complete. */
+  onNegotiated?(): void;
   /** Fresh ICE servers (TURN credentials expire) before an ICE restart; null keeps the current ones. */
   refreshIceServers?(): Promise<RTCIceServer[] | null>;
   createPeerConnection?(config: RTCConfiguration): RTCPeerConnection;
@@ -53,6 +55,7 @@ export class PeerLink {
   private chain: Promise<void>;
   private closed = false;
   private everConnected = false;
+  private negotiatedOnce = false;
   private lastRestart = 0;
   private disconnectedTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly senders = new Map<'audio' | 'video', RTCRtpSender>();
@@ -108,6 +111,10 @@ export class PeerLink {
       // negotiationneeded for our tracks fired before begin() and was held back; offer now.
       void this.negotiate();
     });
+  }
+
+  get negotiated(): boolean {
+    return this.negotiatedOnce;
   }
 
   /** Apply one signal from the stranger. Signals are applied one at a time, in arrival order. */
@@ -213,6 +220,10 @@ export class PeerLink {
       }
     } else {
       this.mayOffer = true;
+    }
+    if (!this.negotiatedOnce && this.pc.signalingState === 'stable') {
+      this.negotiatedOnce = true;
+      this.opts.onNegotiated?.();
     }
   }
 

@@ -44,6 +44,7 @@ class FakeLink implements PeerLinkLike {
   static all: FakeLink[] = [];
   roomCode: string | null = null;
   readonly remoteStream = null;
+  negotiated = false;
   room: RoomInfo | null = null;
   signals: [string, Record<string, unknown>][] = [];
   closed = false;
@@ -174,6 +175,24 @@ describe('Session', () => {
     FakeSocket.all[1]!.open();
     await Promise.resolve();
     expect(ready).toBe(true);
+
+    // Met at once: the screen waits for offer and answer as well.
+    const met = makeSession();
+    let metReady = false;
+    met.start({ mode: 'video', interests: [], lang: null });
+    void met.whenReady().then(() => (metReady = true));
+    const m2 = FakeSocket.all.at(-1)!;
+    m2.open();
+    m2.receive({ event: 'session', id: 'me3', token: 't' });
+    m2.receive(matched());
+    FakeSocket.all.at(-1)!.open();
+    await Promise.resolve();
+    expect(metReady).toBe(false);
+    const link = FakeLink.all.find((l) => l.roomCode === 'R1' && !l.closed)!;
+    link.negotiated = true;
+    link.opts.onNegotiated?.();
+    await Promise.resolve();
+    expect(metReady).toBe(true);
 
     const text = makeSession();
     let textReady = false;

@@ -43,6 +43,8 @@ export interface PeerLinkLike {
   /** The stranger's media; null where there is none to show (tests). */
   readonly remoteStream: MediaStream | null;
   begin(room: RoomInfo): void;
+  /** Offer and answer have been exchanged at least once. */
+  readonly negotiated: boolean;
   handleSignal(type: SignalType, data: Record<string, unknown>): void;
   replaceTrack(kind: 'audio' | 'video', track: MediaStreamTrack): void;
   signallingResumed(): void;
@@ -212,10 +214,11 @@ export class Session {
   }
 
   /**
-   * Resolves once a stranger could be met without waiting on this side: the
-   * session exists and, for video, the signalling socket is open (or the
-   * attempt failed). The screen switches then, so its rendering does not
-   * compete with the sockets for the main thread.
+   * Resolves when the chat screen may take the main thread: the session
+   * exists and, for video, the signalling socket is open and, if a stranger
+   * is already there, offer and answer have been exchanged (or the attempt
+   * failed). Until then a slow phone spends its main thread on the sockets
+   * and the peer connection, which are what the first frame waits for.
    */
   whenReady(): Promise<void> {
     if (this.isReady()) return Promise.resolve();
@@ -225,7 +228,9 @@ export class Session {
   private isReady(): boolean {
     if (!this.matching) return true;
     if (!this.credentials) return false;
-    return this.prefs?.mode !== 'video' || this.signalling?.isOpen === true;
+    if (this.prefs?.mode !== 'video') return true;
+    if (this.signalling?.isOpen !== true) return false;
+    return this.state.phase !== 'matched' || (this.link?.negotiated ?? true);
   }
 
   private checkReady(): void {
@@ -378,6 +383,9 @@ export class Session {
       },
       onState: (state: PeerState) => {
         if (isCurrent()) this.dispatch({ type: 'media', media: state });
+      },
+      onNegotiated: () => {
+        if (isCurrent()) this.checkReady();
       },
       refreshIceServers: () => this.fetchIceServers(),
     };

@@ -1,4 +1,4 @@
-import { startTransition, useEffect, useMemo, useState } from 'react';
+import { startTransition, useEffect, useMemo, useRef, useState } from 'react';
 import type { ReactElement } from 'react';
 import type { Mode } from '@dyad/protocol';
 import { loadConfig } from '../client/config.js';
@@ -15,7 +15,7 @@ const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every(
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 
-/** The longest the landing screen stays after Start while the sockets open. */
+/** The longest the landing screen stays after Start while the sockets (and a first offer/answer) go through. */
 const SCREEN_SWITCH_MAX_MS = 300;
 
 /** Stands in for the session's store until /config.json has been read. */
@@ -33,6 +33,8 @@ export function App(): ReactElement {
   const [adult, setAdult] = useState(false);
   /** Start was pressed and the chat screen is about to show. */
   const [starting, setStarting] = useState(false);
+  /** Counts Starts and trips home, so a late screen switch of an abandoned Start is dropped. */
+  const startRun = useRef(0);
   const mediaState = useStore(media.store);
 
   useEffect(() => {
@@ -88,18 +90,28 @@ export function App(): ReactElement {
     if (!session || starting) return;
     session.autoNext = autoNext;
     session.start({ mode, interests: cleanInterests(interests), lang: lang || null });
-    // The chat screen is the heaviest render of the app. It waits until our
-    // sockets are up (a few milliseconds on a good link, never more than
-    // SCREEN_SWITCH_MAX_MS), so a slow phone handles `session` and opens the
-    // signalling socket first; it then renders in interruptible slices.
+    // The chat screen is the heaviest render of the app. It waits until the
+    // sockets are up and, when a stranger is already there, offer and answer
+    // have passed (a few milliseconds on a good link, never more than
+    // SCREEN_SWITCH_MAX_MS), so a slow phone spends that time on what the
+    // first frame waits for; it then renders in interruptible slices.
     setStarting(true);
+    const run = ++startRun.current;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, SCREEN_SWITCH_MAX_MS)));
     void Promise.race([session.whenReady(), deadline]).then(() => {
       clearTimeout(timer);
+      if (run !== startRun.current) return;
       setStarting(false);
       startTransition(() => setScreen('chat'));
     });
+  };
+
+  const goHome = () => {
+    startRun.current++;
+    setStarting(false);
+    session?.leave();
+    setScreen('landing');
   };
 
   return (
@@ -108,10 +120,7 @@ export function App(): ReactElement {
         <button
           type="button"
           className="brand"
-          onClick={() => {
-            session?.leave();
-            setScreen('landing');
-          }}
+          onClick={goHome}
           aria-label="Dyad home"
         >
           <span className="logo" aria-hidden="true">
@@ -152,10 +161,7 @@ export function App(): ReactElement {
           media={media}
           autoNext={autoNext}
           onAutoNext={setAutoNext}
-          onHome={() => {
-            session.leave();
-            setScreen('landing');
-          }}
+          onHome={goHome}
           onUseText={() => {
             setMode('text');
             session.start({ mode: 'text', interests: cleanInterests(interests), lang: lang || null });
