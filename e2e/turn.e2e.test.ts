@@ -1,0 +1,347 @@
+// Media through a real coturn on loopback: the server's TURN credentials must
+// get both browsers a relay, and a wrong shared secret must get them none.
+// Runs inside the private network namespace of the test:e2e script.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { clickStart, launchBrowser, mediaStats, newUser, prepare, startServer, waitForMedia, within } from './harness.js';
+import type { RunningServer, User } from './harness.js';
+
+const TURN_START_TIMEOUT_MS = 5_000;
+/** How long a page with a bad TURN secret gets to prove it gathers nothing. */
+const NO_RELAY_WINDOW_MS = 8_000;
+/** After gathering ends, how long nothing may still arrive. */
+const NO_MEDIA_HOLD_MS = 1_500;
+const RELAY_MIN_PORT = 49152;
+const RELAY_MAX_PORT = 49252;
+
+/**
+ * Runs after the harness's own wrapper: every peer connection may only use
+ * relayed candidates (the client is unchanged), and the page counts the relay
+ * candidates it gathers and the ICE server errors it sees.
+ */
+const FORCE_RELAY = `(() => {
+  window.__relayCandidates = 0;
+  window.__iceErrors = [];
+  const Base = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Base {
+    constructor(config) {
+      super({ ...(config || {}), iceTransportPolicy: 'relay' });
+      this.addEventListener('icecandidate', (e) => {
+        if (e.candidate && e.candidate.type === 'relay') window.__relayCandidates++;
+      });
+      this.addEventListener('icecandidateerror', (e) => {
+        window.__iceErrors.push({ url: e.url, errorCode: e.errorCode, errorText: e.errorText });
+      });
+    }
+    setConfiguration(config) {
+      return super.setConfiguration({ ...(config || {}), iceTransportPolicy: 'relay' });
+    }
+  };
+})();`;
+
+/** A port free for both TCP and UDP on 127.0.0.1 (coturn cannot bind port 0), outside the relay range. */
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((ok, fail) => {
+      const srv = createServer();
+      srv.once('error', fail);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as { port: number };
+        srv.close(() => ok(port));
+      });
+    });
+    if (port >= RELAY_MIN_PORT && port <= RELAY_MAX_PORT) continue;
+    const udpFree = await new Promise<boolean>((ok) => {
+      const sock = createSocket('udp4');
+      sock.once('error', () => ok(false));
+      sock.bind(port, '127.0.0.1', () => sock.close(() => ok(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error('no free port for coturn');
+}
+
+/** Resolve once something answers a STUN Binding Request on the port with Binding Success (0x0101). */
+function stunReady(port: number, timeoutMs: number): Promise<void> {
+  const txid = randomBytes(12);
+  const request = Buffer.alloc(20);
+  request.writeUInt16BE(0x0001, 0); // Binding Request
+  request.writeUInt16BE(0, 2); // no attributes
+  request.writeUInt32BE(0x2112a442, 4); // magic cookie
+  txid.copy(request, 8);
+  const sock = createSocket('udp4');
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const answered = new Promise<void>((ok) => {
+    sock.on('message', (msg) => {
+      if (msg.length >= 20 && msg.readUInt16BE(0) === 0x0101 && msg.subarray(8, 20).equals(txid)) ok();
+    });
+    // Nobody listening yet means an ICMP error or silence: keep asking.
+    sock.on('error', () => undefined);
+    const send = () => sock.send(request, port, '127.0.0.1', () => undefined);
+    send();
+    timer = setInterval(send, 25);
+  });
+  return within(timeoutMs, `coturn answers STUN on 127.0.0.1:${port}`, answered).finally(() => {
+    clearInterval(timer);
+    sock.close();
+  });
+}
+
+interface Turn {
+  readonly port: number;
+  readonly secret: string;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+const turnProcesses = new Set<ChildProcess>();
+const turnDirs = new Set<string>();
+/** coturn runs in its own process group, so the whole group goes, children and all. */
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}
+// A failed or interrupted run must not leave a coturn behind.
+process.once('exit', () => {
+  for (const child of turnProcesses) killGroup(child);
+  for (const dir of turnDirs) rmSync(dir, { recursive: true, force: true });
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.prependOnceListener(signal, () => {
+    for (const child of turnProcesses) killGroup(child);
+  });
+}
+
+async function startTurn(): Promise<Turn> {
+  const port = await freePort();
+  const secret = randomBytes(24).toString('hex');
+  const dir = mkdtempSync(join(tmpdir(), 'dyad-turn-'));
+  turnDirs.add(dir);
+  // stdbuf: coturn block-buffers a piped log and loses it when killed.
+  const child = spawn(
+    'stdbuf',
+    [
+      '-oL',
+      '-eL',
+      'turnserver',
+      '-n',
+      '-v',
+      '--no-cli',
+      '--log-file=stdout',
+      '--simple-log',
+      `--pidfile=${join(dir, 'turn.pid')}`,
+      `--userdb=${join(dir, 'turndb')}`,
+      '--listening-ip=127.0.0.1',
+      '--relay-ip=127.0.0.1',
+      `--listening-port=${port}`,
+      `--min-port=${RELAY_MIN_PORT}`,
+      `--max-port=${RELAY_MAX_PORT}`,
+      '--use-auth-secret',
+      `--static-auth-secret=${secret}`,
+      '--realm=dyad',
+      '--no-tls',
+      '--no-dtls',
+      '--fingerprint',
+      // Both peers are on 127.0.0.1: without this coturn refuses the permission (403 Forbidden IP).
+      '--allow-loopback-peers',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  turnProcesses.add(child);
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  void exited.then(() => {
+    turnProcesses.delete(child);
+    rmSync(dir, { recursive: true, force: true });
+    turnDirs.delete(dir);
+  });
+
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(-child.pid!, 'SIGTERM');
+      } catch {
+        child.kill('SIGTERM');
+      }
+      const timer = setTimeout(() => killGroup(child), 2_000);
+      await exited;
+      clearTimeout(timer);
+    }
+  };
+  try {
+    await Promise.race([
+      stunReady(port, TURN_START_TIMEOUT_MS),
+      exited.then(() => {
+        throw new Error(`turnserver exited early:\n${out}`);
+      }),
+    ]);
+  } catch (err) {
+    await stop();
+    throw new Error(`${(err as Error).message}\n--- coturn log ---\n${out}`);
+  }
+  return { port, secret, log: () => out, stop };
+}
+
+/** The ICE servers the page's newest peer connection got from `matched`. */
+const iceServersOf = (page: Page) =>
+  page.evaluate(() => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.at(-1)!.getConfiguration());
+
+/** Local candidates of type relay in the stats of every peer connection of the page. */
+const relayCandidatesInStats = (page: Page) =>
+  page.evaluate(async () => {
+    let n = 0;
+    for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach((s: Record<string, unknown>) => {
+        if (s.type === 'local-candidate' && s.candidateType === 'relay') n++;
+      });
+    }
+    return n;
+  });
+
+const pageCounters = (page: Page) =>
+  page.evaluate(() => {
+    const w = window as unknown as { __relayCandidates: number; __iceErrors: { errorCode: number }[] };
+    return { relayCandidates: w.__relayCandidates, iceErrorCodes: w.__iceErrors.map((e) => e.errorCode) };
+  });
+
+async function relayUser(browser: Browser): Promise<User> {
+  const user = await newUser(browser);
+  await user.context.addInitScript({ content: FORCE_RELAY });
+  return user;
+}
+
+describe('TURN relay through a real coturn', { timeout: 60_000 }, () => {
+  let turn: Turn;
+  let browser: Browser;
+  const servers: RunningServer[] = [];
+
+  before(async () => {
+    [turn, browser] = await Promise.all([startTurn(), launchBrowser()]);
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await Promise.all(servers.map((s) => s.stop()));
+    await turn?.stop();
+  });
+
+  it('with the right secret both pages decode video over relay candidates', async (t) => {
+    const turnUrl = `turn:127.0.0.1:${turn.port}?transport=udp`;
+    const server = await startServer({ TURN_URLS: turnUrl, TURN_SECRET: turn.secret, TURN_TTL: '600' });
+    servers.push(server);
+    const a = await relayUser(browser);
+    const b = await relayUser(browser);
+    try {
+      await Promise.all([prepare(a.page, server.web, 'video'), prepare(b.page, server.web, 'video')]);
+      await Promise.all([clickStart(a.page), clickStart(b.page)]);
+      const [sa, sb] = await Promise.all([waitForMedia(a.page, 15_000), waitForMedia(b.page, 15_000)]);
+
+      for (const [name, user, stats] of [['A', a, sa], ['B', b, sb]] as const) {
+        assert.ok(stats.framesDecoded > 0, `${name} decoded remote video`);
+        // Relay-only on both ends: each side sends from its relay to the other's relay.
+        assert.equal(stats.localCandidateType, 'relay', `${name}'s selected local candidate is relayed`);
+        assert.equal(stats.remoteCandidateType, 'relay', `${name}'s selected remote candidate is relayed`);
+        const config = await iceServersOf(user.page);
+        assert.equal(config.iceTransportPolicy, 'relay');
+        const server = config.iceServers?.find((s) => [s.urls].flat().includes(turnUrl));
+        assert.ok(server, `${name} got the TURN server from \`matched\``);
+        assert.match(String(server.username), /^\d+:\S+$/, 'use-auth-secret username is <expiry>:<id>');
+        assert.ok((await pageCounters(user.page)).relayCandidates > 0, `${name} gathered relay candidates`);
+      }
+      t.diagnostic(`A ${JSON.stringify(sa)} B ${JSON.stringify(sb)}`);
+      // Media keeps flowing through the relay, not just the first frame.
+      const before = (await mediaStats(a.page))?.framesDecoded ?? 0;
+      await a.page.waitForTimeout(300);
+      assert.ok(((await mediaStats(a.page))?.framesDecoded ?? 0) > before, 'video keeps flowing');
+      assert.match(turn.log(), /ALLOCATE processed, success/, 'coturn allocated relays');
+      assert.deepEqual([...a.errors, ...b.errors], []);
+    } finally {
+      await Promise.all([a.context.close(), b.context.close()]);
+    }
+  });
+
+  it('with a wrong secret no relay is allocated and no media flows', async (t) => {
+    const turnUrl = `turn:127.0.0.1:${turn.port}?transport=udp`;
+    const logBefore = turn.log().length;
+    const server = await startServer({ TURN_URLS: turnUrl, TURN_SECRET: `${turn.secret}-wrong` });
+    servers.push(server);
+    const a = await relayUser(browser);
+    const b = await relayUser(browser);
+    try {
+      await Promise.all([prepare(a.page, server.web, 'video'), prepare(b.page, server.web, 'video')]);
+      const started = Date.now();
+      await Promise.all([clickStart(a.page), clickStart(b.page)]);
+      // Signalling still pairs them: each gets a connection with the (bad) TURN credentials.
+      const matched = (page: Page) =>
+        page.waitForFunction(
+          (url) =>
+            (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.some(
+              (pc) => pc.remoteDescription !== null && pc.getConfiguration().iceServers?.some((s) => [s.urls].flat().includes(url)),
+            ),
+          turnUrl,
+          { timeout: NO_RELAY_WINDOW_MS },
+        );
+      await Promise.all([matched(a.page), matched(b.page)]);
+      // Give gathering the rest of the window (timeout 0 would mean none): with a bad credential it ends with nothing to show.
+      const gathered = (page: Page) =>
+        page
+          .waitForFunction(
+            () =>
+              (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs
+                .filter((pc) => pc.remoteDescription !== null)
+                .every((pc) => pc.iceGatheringState === 'complete'),
+            undefined,
+            { timeout: Math.max(1, NO_RELAY_WINDOW_MS - (Date.now() - started)) },
+          )
+          .then(
+            () => true,
+            () => false,
+          );
+      await Promise.all([gathered(a.page), gathered(b.page)]);
+      // Gathering is over, but watch a little longer: nothing may arrive late either.
+      const holdUntil = Date.now() + NO_MEDIA_HOLD_MS;
+      while (Date.now() < holdUntil) {
+        for (const [name, user] of [['A', a], ['B', b]] as const) {
+          assert.equal((await pageCounters(user.page)).relayCandidates, 0, `${name} gathered no relay candidate`);
+          assert.equal((await mediaStats(user.page))?.framesDecoded ?? 0, 0, `${name} decoded nothing`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+
+      for (const [name, user] of [['A', a], ['B', b]] as const) {
+        const counters = await pageCounters(user.page);
+        t.diagnostic(`${name} ${JSON.stringify(counters)} after ${Date.now() - started} ms`);
+        assert.equal(counters.relayCandidates, 0, `${name} gathered no relay candidate`);
+        assert.ok(counters.iceErrorCodes.includes(401), `${name}'s browser was told 401 by the TURN server`);
+        assert.equal(await relayCandidatesInStats(user.page), 0, `${name}'s stats list no relay candidate`);
+        const stats = await mediaStats(user.page);
+        assert.equal(stats?.framesDecoded ?? 0, 0, `${name} decoded nothing`);
+        assert.equal(stats?.localCandidateType ?? null, null, `${name} selected no candidate pair`);
+      }
+      // coturn saw the requests carrying the server's username and refused the credential
+      // (a first 401 without a username is the normal challenge, so it proves nothing).
+      const log = turn.log().slice(logBefore);
+      assert.match(log, /user <\d+:[^>]+>: incoming packet \S+ processed, error 401/, `coturn refused the credential:\n${log}`);
+      assert.doesNotMatch(log, /ALLOCATE processed, success/);
+      assert.deepEqual([...a.errors, ...b.errors], []);
+    } finally {
+      await Promise.all([a.context.close(), b.context.close()]);
+    }
+  });
+});
