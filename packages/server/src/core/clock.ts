@@ -19,13 +19,21 @@ export const systemClock: Clock = {
   },
 };
 
-/** A clock that only moves when told to; timers fire in due order during advance(). */
+/**
+ * A clock that only moves when told to; timers fire in due order during
+ * advance(). Before each timer it awaits `idle`, which by default lets queued
+ * promise callbacks run; a test of a networked store passes one that waits for
+ * its calls in flight, since those answer after a round trip.
+ */
 export class FakeClock implements Clock {
   private t: number;
   private seq = 0;
   private readonly timers = new Map<number, { at: number; fn: () => void }>();
 
-  constructor(start = 1_700_000_000_000) {
+  constructor(
+    start = 1_700_000_000_000,
+    private readonly idle: () => Promise<void> = settle,
+  ) {
     this.t = start;
   }
 
@@ -39,20 +47,20 @@ export class FakeClock implements Clock {
     return { cancel: () => this.timers.delete(id) };
   }
 
-  /** Move time forward by `ms`, firing each due timer at its own time; awaits between them so async work settles. */
+  /** Move time forward by `ms`, firing each due timer at its own time. */
   async advance(ms: number): Promise<void> {
     const end = this.t + ms;
     for (;;) {
+      await this.idle();
       let next: [number, { at: number; fn: () => void }] | undefined;
       for (const entry of this.timers) if (entry[1].at <= end && (!next || entry[1].at < next[1].at)) next = entry;
       if (!next) break;
       this.timers.delete(next[0]);
       this.t = next[1].at;
       next[1].fn();
-      await settle();
     }
     this.t = end;
-    await settle();
+    await this.idle();
   }
 
   get pending(): number {

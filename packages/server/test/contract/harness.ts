@@ -3,7 +3,7 @@
 // store comes from a factory, so the same tests run on every Store.
 import { pino } from 'pino';
 import type { ServerMessage } from '@dyad/protocol';
-import { settle, type Clock, type TimerHandle } from '../../src/core/clock.js';
+import { FakeClock, settle } from '../../src/core/clock.js';
 import { Hub, type Connection } from '../../src/core/hub.js';
 import type { MemoryStoreOptions } from '../../src/store/memory.js';
 import type { Channel, Store } from '../../src/store/store.js';
@@ -51,53 +51,16 @@ export class TestConn implements Connection {
   }
 }
 
-/**
- * A clock that only moves when told to. Unlike core/clock's FakeClock it
- * waits for every store call in flight before firing the next timer, since a
- * networked store answers after a round trip, not after one turn of the loop.
- */
-export class TestClock implements Clock {
-  private t = 1_700_000_000_000;
-  private seq = 0;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-  constructor(private readonly idle: () => Promise<void>) {}
-
-  now(): number {
-    return this.t;
-  }
-
-  setTimer(delayMs: number, fn: () => void): TimerHandle {
-    const id = this.seq++;
-    this.timers.set(id, { at: this.t + Math.max(0, delayMs), fn });
-    return { cancel: () => this.timers.delete(id) };
-  }
-
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      await this.idle();
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const entry of this.timers) if (entry[1].at <= end && (!next || entry[1].at < next[1].at)) next = entry;
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-    await this.idle();
-  }
-}
-
 let seq = 0;
 
 export class Core {
-  readonly clock: TestClock;
+  readonly clock: FakeClock;
   readonly store: Store;
   readonly hub: Hub;
   private readonly inflight = new Set<Promise<unknown>>();
 
   private constructor(store: Store) {
-    this.clock = new TestClock(() => this.idle());
+    this.clock = new FakeClock(undefined, () => this.idle());
     this.store = this.track(store);
     this.hub = new Hub(this.store, this.clock, () => [], pino({ level: 'silent' }));
   }
