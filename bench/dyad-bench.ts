@@ -1,0 +1,294 @@
+// How many strangers can this box serve? (issue #5)
+//
+//   npm run bench -- [--quick] [--json] [--only pairing,relay,capacity,soak,frame]
+//                    [--out DIR] [--doc docs/BENCHMARKS.md] [--workers N] [--cpu-prof]
+//
+// Starts real server processes (and a private redis-server, the PeerJS server
+// and a bare ws forwarder for comparison) on loopback, drives them from
+// several load-generator processes, and prints the figures with the issue's
+// targets next to them. Every phase is bounded in time; nothing leaves the
+// machine. Results go to DIR/results.json, DIR/report.md and DIR/*.svg.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import path from 'node:path';
+import { runCapacity } from './lib/capacity.js';
+import { load1, Progress, PROFILES, type BenchContext } from './lib/context.js';
+import { analyze, flameGraph, formatSummary } from './lib/cpuprofile.js';
+import { runFrame } from './lib/frame.js';
+import { Workers } from './lib/loadgen.js';
+import { runPairing } from './lib/pairing.js';
+import { assertBuilt, REPO_ROOT, useServerEntry } from './lib/procs.js';
+import { RELAY_TARGETS, runRelay, type RelayTarget } from './lib/relay.js';
+import { markdown, plots, targets, textSummary, type Results, type RunMeta } from './lib/report.js';
+import { runSoak } from './lib/soak.js';
+import type { TopologyName } from './lib/topology.js';
+
+const SECTIONS = ['pairing', 'relay', 'capacity', 'soak', 'frame'] as const;
+type Section = (typeof SECTIONS)[number];
+/** Hard stop for the whole run, whatever happens inside it. */
+const WATCHDOG_MS = { quick: 3 * 60_000, full: 25 * 60_000 } as const;
+const DOC_BEGIN = '<!-- bench:begin -->';
+const DOC_END = '<!-- bench:end -->';
+
+const USAGE = `usage: npm run bench -- [options]
+  --quick            small sizes, finishes in under a minute
+  --json             print the results as JSON on stdout (the summary goes to stderr)
+  --only LIST        comma-separated sections: ${SECTIONS.join(',')}
+  --out DIR          where results.json, report.md and the plots go
+                     (default docs/bench, or artifacts/bench-quick with --quick)
+  --doc FILE         also replace the block between ${DOC_BEGIN} and ${DOC_END} in FILE
+  --workers N        load-generator processes (default 2)
+  --soak-seconds N   length of the churn soak
+  --cpu-prof         run the servers under --cpu-prof; write flame graphs to DIR/profiles
+  --stores LIST      pairing set-ups: memory,redis-1,redis-2 (default: all in full, memory in quick)
+  --relay-targets L  relay servers: ${RELAY_TARGETS.join(',')}
+  --redis-log        log Redis commands after each Redis measurement (default in the full profile)
+  --server FILE      server entry to run (default packages/server/dist/main.js), for A/B runs
+  --render FILE      measure nothing: render a saved results.json (plots, report, --doc) again
+`;
+
+interface Options {
+  quick: boolean;
+  json: boolean;
+  only: Section[];
+  out: string;
+  doc?: string;
+  workers?: number;
+  soakSeconds?: number;
+  cpuProf: boolean;
+  server?: string;
+  stores?: TopologyName[];
+  relayTargets?: RelayTarget[];
+  redisLog: boolean;
+  render?: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { quick: false, json: false, only: [...SECTIONS], out: '', cpuProf: false, redisLog: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    switch (a) {
+      case '--quick':
+        o.quick = true;
+        break;
+      case '--json':
+        o.json = true;
+        break;
+      case '--only': {
+        const list = value().split(',').map((s) => s.trim()).filter(Boolean);
+        for (const s of list) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown section ${JSON.stringify(s)}`);
+        o.only = list as Section[];
+        break;
+      }
+      case '--out':
+        o.out = value();
+        break;
+      case '--doc':
+        o.doc = value();
+        break;
+      case '--workers':
+        o.workers = Number(value());
+        if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 16) throw new Error('--workers must be 1..16');
+        break;
+      case '--soak-seconds':
+        o.soakSeconds = Number(value());
+        if (!(o.soakSeconds >= 5)) throw new Error('--soak-seconds must be at least 5');
+        break;
+      case '--cpu-prof':
+        o.cpuProf = true;
+        break;
+      case '--server':
+        o.server = value();
+        break;
+      case '--relay-targets': {
+        const list = value().split(',').map((x) => x.trim()).filter(Boolean);
+        for (const x of list) if (!(RELAY_TARGETS as readonly string[]).includes(x)) throw new Error(`unknown relay target ${JSON.stringify(x)}`);
+        o.relayTargets = list as RelayTarget[];
+        break;
+      }
+      case '--redis-log':
+        o.redisLog = true;
+        break;
+      case '--render':
+        o.render = value();
+        break;
+      case '--stores': {
+        const list = value().split(',').map((x) => x.trim()).filter(Boolean);
+        for (const x of list) if (!['memory', 'redis-1', 'redis-2'].includes(x)) throw new Error(`unknown store set-up ${JSON.stringify(x)}`);
+        o.stores = list as TopologyName[];
+        break;
+      }
+      case '-h':
+      case '--help':
+        process.stdout.write(USAGE);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n${USAGE}`);
+    }
+  }
+  if (!o.out) o.out = o.quick ? 'artifacts/bench-quick' : 'docs/bench';
+  return o;
+}
+
+function gitCommit(): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function replaceDocBlock(file: string, body: string): void {
+  const text = readFileSync(file, 'utf8');
+  const a = text.indexOf(DOC_BEGIN);
+  const b = text.indexOf(DOC_END);
+  if (a < 0 || b < a) throw new Error(`${file} has no ${DOC_BEGIN} … ${DOC_END} block`);
+  writeFileSync(file, `${text.slice(0, a + DOC_BEGIN.length)}\n${body}\n${text.slice(b)}`);
+}
+
+/** Write results.json, report.md, the plots (and the doc block); print the summary. */
+function publish(results: Results, opts: Options, outDir: string, progress: Progress): void {
+  mkdirSync(outDir, { recursive: true });
+  const charts = plots(results);
+  for (const [name, svg] of Object.entries(charts)) writeFileSync(path.join(outDir, name), svg);
+  writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(results, null, 1)}\n`);
+  writeFileSync(path.join(outDir, 'report.md'), `# Dyad benchmark report\n\n${markdown(results, '', Object.keys(charts))}`);
+  if (opts.doc) {
+    const docFile = path.resolve(REPO_ROOT, opts.doc);
+    const prefix = `${path.relative(path.dirname(docFile), outDir) || '.'}/`;
+    replaceDocBlock(docFile, markdown(results, prefix, Object.keys(charts)));
+  }
+  const summary = textSummary(results);
+  if (opts.json) {
+    process.stderr.write(summary);
+    process.stdout.write(`${JSON.stringify(results)}\n`);
+  } else {
+    process.stdout.write(summary);
+  }
+  progress.line(`results: ${path.relative(REPO_ROOT, outDir)}/results.json, report.md, ${Object.keys(charts).length} plots${opts.doc ? `; updated ${opts.doc}` : ''}`);
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  if (opts.render) {
+    // Re-render a saved run (after a change to the report, or to publish an earlier run).
+    const saved = JSON.parse(readFileSync(path.resolve(opts.render), 'utf8')) as Results;
+    const results: Results = { ...saved, targets: targets(saved, PROFILES[saved.meta.profile].pairing.targetRate) };
+    publish(results, opts, path.resolve(REPO_ROOT, opts.out), new Progress());
+    return;
+  }
+  if (opts.server) useServerEntry(opts.server);
+  assertBuilt();
+  const profile = structuredClone(PROFILES[opts.quick ? 'quick' : 'full']);
+  if (opts.workers) profile.workers = opts.workers;
+  if (opts.soakSeconds) profile.soak.durationMs = opts.soakSeconds * 1000;
+  if (opts.stores) profile.pairing.topologies = opts.stores;
+  if (opts.relayTargets) profile.relay.targets = opts.relayTargets;
+  const outDir = path.resolve(REPO_ROOT, opts.out);
+  mkdirSync(outDir, { recursive: true });
+  const cpuProfDir = opts.cpuProf ? path.join(outDir, 'profiles') : undefined;
+  if (cpuProfDir) {
+    rmSync(cpuProfDir, { recursive: true, force: true });
+    mkdirSync(cpuProfDir, { recursive: true });
+  }
+
+  const progress = new Progress();
+  const watchdog = setTimeout(() => {
+    progress.line(`stopping: the run passed its ${WATCHDOG_MS[profile.name] / 60_000} min bound`);
+    process.exit(3);
+  }, WATCHDOG_MS[profile.name]);
+  watchdog.unref();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+
+  const started = new Date();
+  const loadStart = load1();
+  const command = `npm run bench --${opts.quick ? ' --quick' : ''}${opts.only.length < SECTIONS.length ? ` --only ${opts.only.join(',')}` : ''}`;
+  progress.line(`dyad-bench: ${profile.name} profile, sections ${opts.only.join(', ')}, ${profile.workers} load generators, load ${loadStart}`);
+  const workers = await Workers.start(profile.workers);
+  const ctx: BenchContext = { profile, workers, progress, outDir, cpuProfDir, diagnoseRedis: !opts.quick || opts.redisLog };
+  const partial: Omit<Results, 'targets'> = {
+    meta: {} as RunMeta,
+  };
+  const notes: string[] = [];
+  const section = async <T>(name: Section, fn: () => Promise<T>): Promise<T | undefined> => {
+    if (!opts.only.includes(name)) return undefined;
+    try {
+      return await fn();
+    } catch (err) {
+      progress.done();
+      const msg = `${name}: failed: ${err instanceof Error ? err.message : String(err)}`;
+      progress.line(msg);
+      notes.push(msg);
+      return undefined;
+    }
+  };
+  try {
+    partial.pairing = await section('pairing', () => runPairing(ctx));
+    partial.relay = await section('relay', () => runRelay(ctx));
+    partial.capacity = await section('capacity', () => runCapacity(ctx));
+    partial.soak = await section('soak', () => runSoak(ctx));
+    partial.frame = await section('frame', async () => {
+      progress.watch(() => 'click to first frame: running bench/click-to-frame.ts in Chromium');
+      try {
+        return await runFrame(profile.frame.timeoutMs, profile.frame.runs);
+      } finally {
+        progress.unwatch();
+      }
+    });
+  } finally {
+    progress.done();
+    await workers.close();
+  }
+
+  if (cpuProfDir) {
+    partial.profiles = [];
+    for (const f of readdirSync(cpuProfDir).filter((x) => x.endsWith('.cpuprofile'))) {
+      const file = path.join(cpuProfDir, f);
+      const { summary, profile: prof } = analyze(file);
+      const flame = file.replace(/\.cpuprofile$/, '.flame.svg');
+      writeFileSync(flame, flameGraph(prof, f));
+      partial.profiles.push({ file: path.relative(REPO_ROOT, file), flame: path.relative(REPO_ROOT, flame), top: formatSummary(summary, 15) });
+    }
+  }
+
+  const finished = new Date();
+  const cpuList = cpus();
+  if (profile.name === 'quick') notes.push('Quick profile: small sizes and short phases; the full profile gives the figures to quote.');
+  if (opts.server) notes.push(`Server: ${opts.server} (not this checkout's build).`);
+  partial.meta = {
+    profile: profile.name,
+    command,
+    started: started.toISOString(),
+    finished: finished.toISOString(),
+    durationSec: (finished.getTime() - started.getTime()) / 1000,
+    host: {
+      cpus: cpuList.length,
+      cpuModel: (cpuList[0]?.model ?? 'unknown CPU').replace(/\s+/g, ' ').trim(),
+      memGiB: Math.round(totalmem() / 2 ** 30),
+      kernel: release(),
+      node: process.version,
+    },
+    load1: { start: loadStart, end: load1() },
+    workers: profile.workers,
+    serverCommit: gitCommit(),
+    notes,
+  };
+  const results: Results = { ...partial, targets: targets(partial, profile.pairing.targetRate) };
+  publish(results, opts, outDir, progress);
+  if (!existsSync(path.join(REPO_ROOT, 'bench/click-to-frame.ts')) && opts.only.includes('frame')) {
+    progress.line('click to first frame: bench/click-to-frame.ts not present, reported as not available');
+  }
+  process.exit(0);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`dyad-bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

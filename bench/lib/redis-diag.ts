@@ -1,0 +1,232 @@
+// Where Redis spends its time under load: every command is logged with its
+// duration for a short window (SLOWLOG with a 0 µs threshold), then grouped
+// by script. Run outside the measured windows (the log itself costs a little).
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { REPO_ROOT } from './procs.js';
+
+type Resp = string | number | null | Resp[] | Error;
+
+/** One command over a fresh connection; enough for a few diagnostic calls. */
+export function redisCall(url: string, args: (string | number)[]): Promise<Resp> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(u.port), u.hostname);
+    const reader = new RespReader();
+    sock.on('data', (d: Buffer) => {
+      const value = reader.push(d);
+      if (value !== undefined) {
+        sock.end();
+        resolve(value);
+      }
+    });
+    sock.on('error', reject);
+    const parts = args.map(String);
+    sock.write(`*${parts.length}\r\n${parts.map((p) => `$${Buffer.byteLength(p)}\r\n${p}\r\n`).join('')}`);
+  });
+}
+
+/**
+ * Incremental RESP reader: bytes are consumed once as they arrive (a
+ * SLOWLOG reply runs to megabytes), nested arrays kept on a stack.
+ */
+class RespReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly stack: { left: number; items: Resp[] }[] = [];
+
+  /** Feed bytes; returns the reply once complete. */
+  push(chunk: Buffer): Resp | undefined {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    let pos = 0;
+    for (;;) {
+      const eol = this.buf.indexOf('\r\n', pos);
+      if (eol < 0) break;
+      const type = String.fromCharCode(this.buf[pos] ?? 0);
+      const head = this.buf.toString('utf8', pos + 1, eol);
+      let value: Resp;
+      let next = eol + 2;
+      if (type === '*') {
+        const n = Number(head);
+        pos = next;
+        if (n > 0) {
+          this.stack.push({ left: n, items: [] });
+          continue;
+        }
+        value = n < 0 ? null : [];
+      } else if (type === '$') {
+        const n = Number(head);
+        if (n >= 0) {
+          if (this.buf.length < next + n + 2) break;
+          value = this.buf.toString('utf8', next, next + n);
+          next += n + 2;
+        } else value = null;
+      } else if (type === ':') value = Number(head);
+      else if (type === '-') value = new Error(head);
+      else value = head;
+      pos = next;
+      // Place the value; close every array it completes.
+      for (;;) {
+        const top = this.stack[this.stack.length - 1];
+        if (!top) {
+          this.buf = this.buf.subarray(pos);
+          return value;
+        }
+        top.items.push(value);
+        if (--top.left > 0) break;
+        this.stack.pop();
+        value = top.items;
+      }
+    }
+    this.buf = this.buf.subarray(pos);
+    return undefined;
+  }
+}
+
+/** sha1 -> script name of the server's Redis store, gathered over the run. */
+const knownScripts = new Map<string, string>();
+
+/**
+ * Learn the script names of the server build on disk now. Called when Redis
+ * processes start and again when logging, with a fresh import each time:
+ * the build may change while a run goes on, and both versions may be live.
+ */
+export async function learnScriptNames(): Promise<void> {
+  try {
+    const file = pathToFileURL(path.join(REPO_ROOT, 'packages/server/dist/store/redis/lua.js')).href;
+    const mod = (await import(`${file}?at=${Date.now()}`)) as { SCRIPTS?: Record<string, string> };
+    for (const [name, body] of Object.entries(mod.SCRIPTS ?? {})) knownScripts.set(createHash('sha1').update(body).digest('hex'), name);
+  } catch {
+    // Names are a convenience: unknown scripts are shown by their sha.
+  }
+}
+
+export interface RedisCommandCost {
+  /** Command, or `script:<name>` for EVALSHA. */
+  name: string;
+  calls: number;
+  usec: number;
+  usecPerCall: number;
+  /** Per operation of the load (a pairing, a relayed frame). */
+  callsPerOp: number;
+  usecPerOp: number;
+  /** For a script: the commands it runs per call, by name. */
+  inside?: Record<string, number>;
+}
+
+export interface RedisProfile {
+  seconds: number;
+  ops: number;
+  /** Redis time inside top-level commands per operation, µs (its CPU also has networking). */
+  usecPerOp: number;
+  /** Top-level commands and scripts (a script's time includes what it calls). */
+  commands: RedisCommandCost[];
+}
+
+/** Entries of the command log kept for splitting script time by script (a sample when busier). */
+const SLOWLOG_SAMPLE = 20_000;
+/** The diagnosis's own commands (commandstats names subcommands `config|set`). */
+const DIAG_COMMANDS: ReadonlySet<string> = new Set(['config', 'slowlog', 'info']);
+
+async function commandStats(url: string): Promise<Map<string, { calls: number; usec: number }>> {
+  const text = await redisCall(url, ['INFO', 'commandstats']);
+  const out = new Map<string, { calls: number; usec: number }>();
+  for (const line of typeof text === 'string' ? text.split('\r\n') : []) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line);
+    if (m?.[1]) out.set(m[1].toLowerCase(), { calls: Number(m[2]), usec: Number(m[3]) });
+  }
+  return out;
+}
+
+/**
+ * Account for Redis's time over `ms` while the load runs: totals per command
+ * from INFO commandstats, and script time split by script from a log of
+ * every command (SLOWLOG with a 0 µs threshold). `ops()` reads the count of
+ * operations done so far (e.g. pairings from the server metrics).
+ */
+export async function profileRedis(url: string, ms: number, ops: () => Promise<number>): Promise<RedisProfile> {
+  await learnScriptNames();
+  const names = knownScripts;
+  await redisCall(url, ['CONFIG', 'SET', 'slowlog-max-len', String(SLOWLOG_SAMPLE)]);
+  await redisCall(url, ['SLOWLOG', 'RESET']);
+  const s0 = await commandStats(url);
+  const o0 = await ops();
+  await redisCall(url, ['CONFIG', 'SET', 'slowlog-log-slower-than', '0']);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, ms));
+  await redisCall(url, ['CONFIG', 'SET', 'slowlog-log-slower-than', '10000']);
+  const seconds = (performance.now() - t0) / 1000;
+  const o1 = await ops();
+  const s1 = await commandStats(url);
+  const log = await redisCall(url, ['SLOWLOG', 'GET', String(SLOWLOG_SAMPLE)]);
+  await redisCall(url, ['SLOWLOG', 'RESET']);
+  await redisCall(url, ['CONFIG', 'SET', 'slowlog-max-len', '128']);
+
+  // The log has every command, those run inside scripts too (their client is
+  // "?:0", and they come just before the script that ran them). Scale the
+  // sample to the whole period by commandstats, which counts the same things.
+  const entries = (Array.isArray(log) ? log : [])
+    .filter((e): e is Resp[] => Array.isArray(e) && Array.isArray(e[3]))
+    .sort((a, b) => Number(a[0]) - Number(b[0]));
+  const top = new Map<string, { calls: number; usec: number }>();
+  const inside = new Map<string, Map<string, number>>();
+  let pending: string[] = [];
+  let sampled = 0;
+  for (const e of entries) {
+    const args = e[3] as Resp[];
+    const cmd = String(args[0] ?? '').toLowerCase();
+    if (DIAG_COMMANDS.has(cmd)) continue;
+    sampled++;
+    if (e[4] === '?:0') {
+      pending.push(cmd);
+      continue;
+    }
+    const name = cmd === 'evalsha' ? `script:${names.get(String(args[1])) ?? String(args[1]).slice(0, 8)}` : cmd;
+    const t = top.get(name) ?? { calls: 0, usec: 0 };
+    t.calls++;
+    t.usec += Number(e[2]);
+    top.set(name, t);
+    if (cmd === 'evalsha') {
+      const m = inside.get(name) ?? new Map<string, number>();
+      for (const c of pending) m.set(c, (m.get(c) ?? 0) + 1);
+      inside.set(name, m);
+    }
+    pending = [];
+  }
+  let counted = 0;
+  for (const [cmd, after] of s1) {
+    if (DIAG_COMMANDS.has(cmd.split('|')[0] ?? cmd)) continue;
+    counted += after.calls - (s0.get(cmd)?.calls ?? 0);
+  }
+  const scale = sampled > 0 ? Math.max(1, counted / sampled) : 1;
+  const n = Math.max(1, o1 - o0);
+  const commands: RedisCommandCost[] = [...top.entries()]
+    .map(([name, e]) => ({
+      name,
+      calls: e.calls * scale,
+      usec: e.usec * scale,
+      usecPerCall: e.usec / e.calls,
+      callsPerOp: (e.calls * scale) / n,
+      usecPerOp: (e.usec * scale) / n,
+      inside: Object.fromEntries(
+        [...(inside.get(name) ?? new Map<string, number>()).entries()].sort((a, b) => b[1] - a[1]).map(([c, k]) => [c, +(k / e.calls).toFixed(2)]),
+      ),
+    }))
+    .sort((a, b) => b.usec - a.usec);
+  return { seconds, ops: o1 - o0, usecPerOp: commands.reduce((acc, c) => acc + c.usecPerOp, 0), commands };
+}
+
+export function formatRedisProfile(p: RedisProfile, op: string): string {
+  const lines = [
+    `Redis, ${Math.round(p.ops).toLocaleString('en-US')} ${op}s in ${p.seconds.toFixed(1)} s: ${p.usecPerOp.toFixed(1)} µs inside commands per ${op}`,
+  ];
+  for (const c of p.commands.slice(0, 6)) {
+    lines.push(
+      `  ${c.name.padEnd(26)} ${c.callsPerOp.toFixed(2).padStart(6)} calls/${op}  ${c.usecPerCall.toFixed(1).padStart(6)} µs/call  ${c.usecPerOp.toFixed(1).padStart(6)} µs/${op}`,
+    );
+    const inner = Object.entries(c.inside ?? {}).slice(0, 8);
+    if (inner.length) lines.push(`  ${''.padEnd(26)} each call runs ${inner.map(([k, v]) => `${v} ${k}`).join(', ')}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,268 @@
+// Relay: signal frames between the two members of a pair, through Dyad (same
+// process; across two processes over Redis), through a bare `ws` forwarder
+// (the ceiling of this stack on this machine) and through the PeerJS server,
+// all with the same clients, frames and load.
+import path from 'node:path';
+import { load1, split, type BenchContext } from './context.js';
+import { cpuSeconds, REPO_ROOT, sleep, spawnRaised } from './procs.js';
+import { mergeSamples, summarize, type Summary } from './stats.js';
+import type { RelayKind, RelayResult, RelayTask } from './tasks.js';
+import { startTopology, Unavailable, type Topology, type TopologyName } from './topology.js';
+import { total, type Scrape } from './prom.js';
+import { profileRedis, type RedisProfile } from './redis-diag.js';
+import { REDIS_DIAG_MS } from './pairing.js';
+
+export const RELAY_TARGETS = ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross'] as const;
+export type RelayTarget = (typeof RELAY_TARGETS)[number];
+
+export const RELAY_LABEL: Record<RelayTarget, string> = {
+  echo: 'raw ws forwarder',
+  peerjs: 'PeerJS server',
+  'dyad-memory': 'Dyad, same process',
+  'dyad-redis-same': 'Dyad, Redis, same process',
+  'dyad-redis-cross': 'Dyad, Redis, across processes',
+};
+
+export interface RelayRun {
+  target: RelayTarget;
+  /** Frames delivered per second with `window` frames in flight per direction (the ceiling). */
+  throughput: number;
+  /** Latency while at the ceiling (mostly queueing). */
+  saturatedLatency: Summary;
+  /** Offered and delivered frames per second in the fixed-rate run. */
+  offered: number;
+  delivered: number;
+  /** Latency at the fixed offered rate. */
+  latency: Summary;
+  errors: Record<string, number>;
+  /** Cores busy at the ceiling: the server process(es), Redis, the clients. */
+  cpu: { server: number; redis: number; clients: number };
+  /**
+   * CPU time per relayed frame at the ceiling (server processes plus Redis),
+   * microseconds: unlike frames/s it barely moves when other work shares the
+   * machine, so ratios of it are the steadier comparison.
+   */
+  serverUsPerFrame: number;
+  clientUsPerFrame: number;
+  /** Redis's own account of its time per relayed frame, by script (Redis set-ups). */
+  redis?: RedisProfile;
+  load1: number;
+}
+
+export interface RelayResults {
+  runs: RelayRun[];
+  /** Throughput ratios at the ceiling, and the same by CPU per frame (their CPU ÷ ours). */
+  ratios: {
+    vsEcho?: number;
+    vsPeerjs?: number;
+    crossVsEcho?: number;
+    crossVsPeerjs?: number;
+    cpuVsEcho?: number;
+    cpuVsPeerjs?: number;
+  };
+  unavailable: Partial<Record<RelayTarget, string>>;
+  errors: string[];
+}
+
+interface Server {
+  kind: RelayKind;
+  url?: string;
+  dyad?: RelayTask['dyad'];
+  redisUrl?: string;
+  scrape?: () => Promise<Scrape[]>;
+  cpu(): { server: number; redis: number };
+  stop(): Promise<void>;
+}
+
+async function startPeerServer(file: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const child = spawnRaised(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench/lib/peers', file)], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+  let errText = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    errText = (errText + d.toString()).slice(-2_000);
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /listening on (\d+)/.exec(buf);
+      if (m?.[1]) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`${file} exited with ${code}: ${errText.trim().split('\n').pop() ?? ''}`)));
+    setTimeout(() => reject(new Error(`${file} did not start`)), 15_000).unref();
+  });
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    pid: child.pid ?? 0,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([gone, sleep(3_000)]);
+      child.kill('SIGKILL');
+    },
+  };
+}
+
+async function startTarget(ctx: BenchContext, target: RelayTarget): Promise<Server> {
+  if (target === 'echo' || target === 'peerjs') {
+    const s = await startPeerServer(target === 'echo' ? 'echo-server.ts' : 'peerjs-server.ts');
+    return { kind: target, url: s.url, cpu: () => ({ server: cpuSeconds(s.pid), redis: 0 }), stop: s.stop };
+  }
+  const topoName: TopologyName = target === 'dyad-memory' ? 'memory' : target === 'dyad-redis-same' ? 'redis-1' : 'redis-2';
+  const topo: Topology = await startTopology(topoName, { label: `relay-${topoName}`, cpuProfDir: ctx.cpuProfDir });
+  const [m1, m2] = [topo.matchingWs[0] ?? '', topo.matchingWs[1] ?? topo.matchingWs[0] ?? ''];
+  const [s1, s2] = [topo.signallingWs[0] ?? '', topo.signallingWs[1] ?? topo.signallingWs[0] ?? ''];
+  return {
+    kind: 'dyad',
+    // Across processes: member A on process 1 for both sockets, member B on process 2.
+    dyad: { matchingA: m1, matchingB: m2, signallingA: s1, signallingB: s2 },
+    redisUrl: topo.redis?.url,
+    scrape: () => topo.scrape(),
+    cpu: () => {
+      const c = topo.cpu();
+      return { server: c.dyad, redis: c.redis };
+    },
+    stop: () => topo.stop(),
+  };
+}
+
+function tasks(ctx: BenchContext, server: Server, load: RelayTask['load'], tag: string, tailMs = 0): RelayTask[] {
+  const r = ctx.profile.relay;
+  const n = ctx.workers.size;
+  return split(r.pairs, n).map((pairs, i) => ({
+    kind: 'relay',
+    server: server.kind,
+    pairs,
+    load: load.type === 'rate' ? { type: 'rate', rate: load.rate / n } : load,
+    warmupMs: r.warmupMs,
+    durationMs: r.durationMs,
+    tailMs,
+    dyad: server.dyad,
+    url: server.url,
+    tag: `${tag}w${i}`,
+  }));
+}
+
+const rate = (rs: RelayResult[]): number => rs.reduce((s, r) => s + r.delivered / (r.windowMs / 1000), 0);
+
+/** CPU of the server and the clients over the middle of the workers' load phase. */
+async function cpuInWindow(ctx: BenchContext, server: Server, done: Promise<unknown>): Promise<{ server: number; redis: number; clients: number }> {
+  const r = ctx.profile.relay;
+  // The load starts once every worker has its pairs set up.
+  while ((ctx.workers.progress().loading ?? 0) < ctx.workers.size) {
+    if (await Promise.race([done.then(() => true), sleep(50).then(() => false)])) return { server: Number.NaN, redis: Number.NaN, clients: Number.NaN };
+  }
+  await sleep(r.warmupMs);
+  const c0 = server.cpu();
+  const w0 = ctx.workers.cpuSeconds();
+  const t0 = performance.now();
+  await sleep(r.durationMs * 0.7);
+  const secs = (performance.now() - t0) / 1000;
+  const c1 = server.cpu();
+  const w1 = ctx.workers.cpuSeconds();
+  return { server: (c1.server - c0.server) / secs, redis: (c1.redis - c0.redis) / secs, clients: (w1 - w0) / secs };
+}
+
+async function measure(ctx: BenchContext, target: RelayTarget, server: Server, runId: string): Promise<RelayRun> {
+  const r = ctx.profile.relay;
+  ctx.progress.watch(() => `relay, ${RELAY_LABEL[target]}: ${(ctx.workers.progress().delivered ?? 0).toLocaleString('en-US')} frames delivered`);
+  // The ceiling: a fixed number of frames in flight, as fast as the server turns them round.
+  const diagnose = server.redisUrl !== undefined && ctx.diagnoseRedis;
+  const tail = diagnose ? REDIS_DIAG_MS + 1_500 : 0;
+  const satRun = ctx.workers.run<RelayResult>(tasks(ctx, server, { type: 'window', window: r.window }, `${runId}s`, tail));
+  const cpu = await cpuInWindow(ctx, server, satRun);
+  let redis: RedisProfile | undefined;
+  if (diagnose && server.redisUrl && server.scrape) {
+    // In the workers' tail, after their measured window.
+    await sleep(r.durationMs * 0.3 + 700);
+    const scrapeOps = server.scrape;
+    ctx.progress.watch(() => `relay, ${RELAY_LABEL[target]}: logging Redis commands for ${REDIS_DIAG_MS / 1000} s`);
+    redis = await profileRedis(server.redisUrl, REDIS_DIAG_MS, async () =>
+      (await scrapeOps()).reduce((n, s) => n + total(s, 'dyad_messages_total{channel="signalling"}'), 0),
+    );
+  }
+  const sat = await satRun;
+  // Latency: the same offered rate for every server.
+  const fixed = await ctx.workers.run<RelayResult>(tasks(ctx, server, { type: 'rate', rate: r.rate }, `${runId}r`));
+  const errors: Record<string, number> = {};
+  for (const x of [...sat, ...fixed]) for (const [k, v] of Object.entries(x.errors)) errors[k] = (errors[k] ?? 0) + v;
+  const throughput = rate(sat);
+  return {
+    target,
+    throughput,
+    saturatedLatency: summarize(mergeSamples(sat.map((x) => x.latencyMs))),
+    offered: r.rate,
+    delivered: rate(fixed),
+    latency: summarize(mergeSamples(fixed.map((x) => x.latencyMs))),
+    errors,
+    cpu,
+    serverUsPerFrame: ((cpu.server + cpu.redis) / throughput) * 1e6,
+    clientUsPerFrame: (cpu.clients / throughput) * 1e6,
+    redis,
+    load1: load1(),
+  };
+}
+
+export async function runRelay(ctx: BenchContext): Promise<RelayResults> {
+  const out: RelayResults = { runs: [], ratios: {}, unavailable: {}, errors: [] };
+  const targets = ctx.profile.relay.targets;
+  const runId = Date.now().toString(36);
+  for (const target of targets) {
+    if (target.startsWith('dyad-redis') && ctx.redisUnavailable) {
+      out.unavailable[target] = ctx.redisUnavailable;
+      continue;
+    }
+    let server: Server;
+    try {
+      server = await startTarget(ctx, target);
+    } catch (err) {
+      if (!(err instanceof Unavailable)) throw err;
+      out.unavailable[target] = err.message;
+      ctx.redisUnavailable = err.message;
+      ctx.progress.line(`relay, ${RELAY_LABEL[target]}: redis mode unavailable (${err.message})`);
+      continue;
+    }
+    try {
+      let run: RelayRun;
+      try {
+        run = await measure(ctx, target, server, `${runId}${target.replace(/[^a-z]/g, '').slice(0, 6)}`);
+      } catch (err) {
+        const msg = `relay, ${RELAY_LABEL[target]}: failed: ${err instanceof Error ? err.message : String(err)}`;
+        out.errors.push(msg);
+        ctx.progress.line(msg);
+        await ctx.workers.idle();
+        continue;
+      }
+      out.runs.push(run);
+      ctx.progress.line(
+        `relay, ${RELAY_LABEL[target]}: ${Math.round(run.throughput).toLocaleString('en-US')} frames/s at the ceiling ` +
+          `(server ${run.cpu.server.toFixed(2)} cores, clients ${run.cpu.clients.toFixed(2)}); ` +
+          `at ${run.offered.toLocaleString('en-US')}/s p50 ${run.latency.p50.toFixed(2)} ms p99 ${run.latency.p99.toFixed(2)} ms` +
+          `${Object.keys(run.errors).length ? `; errors ${JSON.stringify(run.errors)}` : ''}`,
+      );
+    } finally {
+      ctx.progress.unwatch();
+      await server.stop();
+    }
+  }
+  const get = (t: RelayTarget): number | undefined => out.runs.find((r) => r.target === t)?.throughput;
+  const dyad = get('dyad-memory');
+  const cross = get('dyad-redis-cross');
+  const echo = get('echo');
+  const peer = get('peerjs');
+  if (dyad && echo) out.ratios.vsEcho = dyad / echo;
+  if (dyad && peer) out.ratios.vsPeerjs = dyad / peer;
+  if (cross && echo) out.ratios.crossVsEcho = cross / echo;
+  if (cross && peer) out.ratios.crossVsPeerjs = cross / peer;
+  const us = (t: RelayTarget): number | undefined => out.runs.find((r) => r.target === t)?.serverUsPerFrame;
+  const dyadUs = us('dyad-memory');
+  const echoUs = us('echo');
+  const peerUs = us('peerjs');
+  if (dyadUs && echoUs) out.ratios.cpuVsEcho = echoUs / dyadUs;
+  if (dyadUs && peerUs) out.ratios.cpuVsPeerjs = peerUs / dyadUs;
+  return out;
+}

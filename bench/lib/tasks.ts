@@ -1,0 +1,148 @@
+// What the coordinator asks of a load-generator worker, and what it gets
+// back. Shared by bench/lib/loadgen.ts (parent) and bench/lib/worker.ts (child).
+
+/** Sessions arriving at `rate` per second (Poisson), each one-trip start -> matched -> clean close. */
+export interface ArrivalsTask {
+  kind: 'arrivals';
+  /** ws://HOST:PORT of matching processes; arrivals go round-robin. */
+  matchingWs: string[];
+  rate: number;
+  durationMs: number;
+  /** After the last arrival, how long unmatched sessions may still wait. */
+  settleMs: number;
+  /** Cap on sessions open at once (protects the generator, counted as lag). */
+  maxOpen: number;
+}
+
+export interface SampleSet {
+  values: number[];
+  count: number;
+}
+
+export interface ArrivalsResult {
+  launched: number;
+  matched: number;
+  unmatched: number;
+  failed: Record<string, number>;
+  /** `waiting` -> `matched` on the session's own socket (its time in the pool). */
+  waitMs: SampleSet;
+  /** Socket created -> `matched` (TCP, upgrade, registration, pool). */
+  e2eMs: SampleSet;
+  /** How late each arrival started against its schedule (generator overload). */
+  lagMs: SampleSet;
+  cpuSec: number;
+  elapsedMs: number;
+}
+
+/** Held sessions that `next` as soon as they are matched: pairing throughput without connection set-up. */
+export interface CycleTask {
+  kind: 'cycle';
+  matchingWs: string[];
+  sessions: number;
+  warmupMs: number;
+  durationMs: number;
+  /** Keep cycling this long after the window (room for a diagnosis). */
+  tailMs: number;
+  localAddresses: string[];
+}
+
+export interface CycleResult {
+  sessions: number;
+  /** `matched` events inside the measured window (two per pairing). */
+  matchedInWindow: number;
+  windowMs: number;
+  waitMs: SampleSet;
+  errors: Record<string, number>;
+  cpuSec: number;
+}
+
+export type RelayKind = 'dyad' | 'echo' | 'peerjs';
+
+/** Pairs relaying signal messages to each other through a server. */
+export interface RelayTask {
+  kind: 'relay';
+  server: RelayKind;
+  pairs: number;
+  /** `window`: keep `window` messages in flight per direction (saturation); `rate`: open loop at `rate` msg/s for this worker. */
+  load: { type: 'window'; window: number } | { type: 'rate'; rate: number };
+  warmupMs: number;
+  durationMs: number;
+  /** Keep the load on this long after the window (room for a diagnosis). */
+  tailMs: number;
+  /** Dyad: member A's and member B's matching and signalling endpoints (same process or two). */
+  dyad?: { matchingA: string; matchingB: string; signallingA: string; signallingB: string };
+  /** ws:// URL of the echo server or the PeerJS server root. */
+  url?: string;
+  /** Unique per run and worker, so pair ids never collide. */
+  tag: string;
+}
+
+export interface RelayResult {
+  delivered: number;
+  windowMs: number;
+  latencyMs: SampleSet;
+  errors: Record<string, number>;
+  cpuSec: number;
+  setupMs: number;
+}
+
+/** Grow a set of idle sessions step by step (commands `grow` and `release`). */
+export interface HoldTask {
+  kind: 'hold';
+  matchingWs: string;
+  localAddresses: string[];
+  /** New sessions per second this worker opens while growing. */
+  rate: number;
+  /** Handshakes in flight at once. */
+  concurrency: number;
+}
+
+export interface HoldStatus {
+  open: number;
+  matched: number;
+  failed: Record<string, number>;
+  closedUnexpectedly: Record<string, number>;
+  cpuSec: number;
+}
+
+/** Sessions that pair, chat and move on every few seconds, for minutes. */
+export interface SoakTask {
+  kind: 'soak';
+  matchingWs: string[];
+  sessions: number;
+  durationMs: number;
+  /** Seconds a conversation lasts before `next`: uniform in [min, max]. */
+  dwellSec: [number, number];
+  /** Chance a session leaves for good at the end of a conversation (a new one replaces it). */
+  leaveChance: number;
+}
+
+export interface SoakCounters {
+  sessionsStarted: number;
+  pairs: number;
+  chatsSent: number;
+  chatsReceived: number;
+  nexts: number;
+  leaves: number;
+  errors: Record<string, number>;
+  unexpectedCloses: Record<string, number>;
+  connectFailures: Record<string, number>;
+  cpuSec: number;
+}
+
+export type Task = ArrivalsTask | CycleTask | RelayTask | HoldTask | SoakTask;
+
+export type ToWorker =
+  | { op: 'run'; id: number; task: Task }
+  | { op: 'grow'; total: number }
+  /** Start the load of a task that waits for every worker to be set up (cycle). */
+  | { op: 'go' }
+  | { op: 'release' }
+  | { op: 'exit' };
+
+export type FromWorker =
+  | { op: 'ready' }
+  | { op: 'progress'; data: Record<string, number> }
+  | { op: 'done'; id: number; result: unknown }
+  | { op: 'status'; status: HoldStatus }
+  | { op: 'error'; id?: number; message: string };

@@ -1,0 +1,94 @@
+// The server set-ups a run measures: one process on the embedded store, or
+// one or two processes sharing a private Redis.
+import { randomBytes } from 'node:crypto';
+import { cpuSeconds, rssBytes, startDyad, startRedis, type DyadProcess, type RedisProcess } from './procs.js';
+import { scrape, type Scrape } from './prom.js';
+import { learnScriptNames } from './redis-diag.js';
+
+export type TopologyName = 'memory' | 'redis-1' | 'redis-2';
+
+export const TOPOLOGY_LABEL: Record<TopologyName, string> = {
+  memory: 'memory, 1 process',
+  'redis-1': 'Redis, 1 process',
+  'redis-2': 'Redis, 2 processes',
+};
+
+export interface Topology {
+  name: TopologyName;
+  procs: DyadProcess[];
+  redis?: RedisProcess;
+  matchingWs: string[];
+  signallingWs: string[];
+  /** Every process's metrics (each scraped once). */
+  scrape(): Promise<Scrape[]>;
+  /** CPU seconds used so far by the Dyad processes, and by Redis. */
+  cpu(): { dyad: number; redis: number };
+  rss(): number;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Names the processes (and their CPU profiles): `<label>`, `<label>-p2`. */
+  label?: string;
+  inspect?: boolean;
+  cpuProfDir?: string;
+  env?: Record<string, string>;
+}
+
+export class Unavailable extends Error {
+  override readonly name = 'Unavailable';
+}
+
+export async function startTopology(name: TopologyName, opts: StartOptions = {}): Promise<Topology> {
+  let redis: RedisProcess | undefined;
+  const procs: DyadProcess[] = [];
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await redis?.stop();
+  };
+  try {
+    if (name === 'memory') {
+      procs.push(await startDyad({ label: opts.label ?? name, inspect: opts.inspect, cpuProfDir: opts.cpuProfDir, env: opts.env }));
+    } else {
+      try {
+        redis = await startRedis();
+      } catch (err) {
+        throw new Unavailable(`redis-server: ${(err as Error).message}`);
+      }
+      await learnScriptNames();
+      // Processes that share a Redis must hash client addresses with the same key.
+      const env = { REDIS_URL: redis.url, ADDRESS_HASH_KEY: randomBytes(16).toString('hex'), ...opts.env };
+      const n = name === 'redis-2' ? 2 : 1;
+      for (let i = 0; i < n; i++) {
+        try {
+          procs.push(
+            await startDyad({
+              label: `${opts.label ?? name}-p${i + 1}`,
+              roles: ['matching', 'signalling'],
+              env,
+              inspect: opts.inspect,
+              cpuProfDir: opts.cpuProfDir,
+            }),
+          );
+        } catch (err) {
+          throw new Unavailable((err as Error).message);
+        }
+      }
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  return {
+    name,
+    procs,
+    redis,
+    matchingWs: procs.map((p) => p.matchingWs ?? ''),
+    signallingWs: procs.map((p) => p.signallingWs ?? ''),
+    // Through the signalling listener: the matching one may be flooded by arrivals under test.
+    scrape: () => Promise.all(procs.map((p) => scrape(`${p.signalling ?? p.matching}/metrics`))),
+    cpu: () => ({ dyad: procs.reduce((n, p) => n + cpuSeconds(p.pid), 0), redis: redis ? cpuSeconds(redis.pid) : 0 }),
+    rss: () => procs.reduce((n, p) => n + rssBytes(p.pid), 0),
+    stop: stopAll,
+  };
+}
