@@ -1,10 +1,12 @@
 // Media through a real coturn on loopback: the server's TURN credentials must
-// get both browsers a relay, and a wrong shared secret must get them none.
-// Runs inside the private network namespace of the test:e2e script.
+// get both browsers a relay, a wrong shared secret must get them none, and a
+// credential stops working once its TURN_TTL has passed (so a leaked one does
+// not make an open relay). Runs inside the private network namespace of the
+// test:e2e script.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -94,6 +96,87 @@ function stunReady(port: number, timeoutMs: number): Promise<void> {
     clearInterval(timer);
     sock.close();
   });
+}
+
+const STUN_MAGIC = 0x2112a442;
+const ALLOCATE_REQUEST = 0x0003;
+const ALLOCATE_SUCCESS = 0x0103;
+const ATTR = { username: 0x0006, integrity: 0x0008, errorCode: 0x0009, realm: 0x0014, nonce: 0x0015, transport: 0x0019 } as const;
+const TURN_ANSWER_TIMEOUT_MS = 3_000;
+
+/** One STUN attribute, padded to 4 bytes (RFC 8489 section 14). */
+function stunAttr(type: number, value: Buffer): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt16BE(type, 0);
+  head.writeUInt16BE(value.length, 2);
+  return Buffer.concat([head, value, Buffer.alloc((4 - (value.length % 4)) % 4)]);
+}
+
+function stunMessage(type: number, txid: Buffer, attrs: Buffer[], integrityKey?: Buffer): Buffer {
+  const body = Buffer.concat(attrs);
+  const head = Buffer.alloc(20);
+  head.writeUInt16BE(type, 0);
+  head.writeUInt16BE(body.length + (integrityKey ? 24 : 0), 2);
+  head.writeUInt32BE(STUN_MAGIC, 4);
+  txid.copy(head, 8);
+  const message = Buffer.concat([head, body]);
+  if (!integrityKey) return message;
+  // MESSAGE-INTEGRITY: HMAC-SHA1 over the message up to it, its length counted in the header.
+  return Buffer.concat([message, stunAttr(ATTR.integrity, createHmac('sha1', integrityKey).update(message).digest())]);
+}
+
+function stunAttrs(message: Buffer): Map<number, Buffer> {
+  const attrs = new Map<number, Buffer>();
+  for (let at = 20; at + 4 <= message.length; ) {
+    const type = message.readUInt16BE(at);
+    const length = message.readUInt16BE(at + 2);
+    attrs.set(type, message.subarray(at + 4, at + 4 + length));
+    at += 4 + length + ((4 - (length % 4)) % 4);
+  }
+  return attrs;
+}
+
+/**
+ * A TURN Allocate with long-term credentials over UDP (RFC 8656 section 6.2):
+ * the unauthenticated request draws the realm and nonce, the signed one is
+ * answered with success or an error code. A fresh socket each time, since an
+ * allocation belongs to its 5-tuple.
+ */
+async function allocate(port: number, username: string, credential: string): Promise<'success' | number> {
+  const sock = createSocket('udp4');
+  const answers: Buffer[] = [];
+  let wake: (() => void) | undefined;
+  sock.on('message', (m) => {
+    answers.push(m);
+    wake?.();
+  });
+  const exchange = async (message: Buffer): Promise<Buffer> => {
+    answers.length = 0;
+    const answered = new Promise<void>((ok) => (wake = ok));
+    sock.send(message, port, '127.0.0.1');
+    await within(TURN_ANSWER_TIMEOUT_MS, `coturn answers an Allocate on 127.0.0.1:${port}`, answered);
+    return answers[0]!;
+  };
+  const transport = stunAttr(ATTR.transport, Buffer.from([17, 0, 0, 0])); // UDP
+  try {
+    const challenge = stunAttrs(await exchange(stunMessage(ALLOCATE_REQUEST, randomBytes(12), [transport])));
+    const realm = challenge.get(ATTR.realm);
+    const nonce = challenge.get(ATTR.nonce);
+    assert.ok(realm && nonce, 'the unauthenticated Allocate is challenged with a realm and a nonce');
+    const key = createHash('md5').update(`${username}:${realm.toString()}:${credential}`).digest();
+    const signed = stunMessage(
+      ALLOCATE_REQUEST,
+      randomBytes(12),
+      [stunAttr(ATTR.username, Buffer.from(username)), stunAttr(ATTR.realm, realm), stunAttr(ATTR.nonce, nonce), transport],
+      key,
+    );
+    const answer = await exchange(signed);
+    if (answer.readUInt16BE(0) === ALLOCATE_SUCCESS) return 'success';
+    const code = stunAttrs(answer).get(ATTR.errorCode);
+    return code ? (code[2]! & 0x07) * 100 + code[3]! : -1;
+  } finally {
+    sock.close();
+  }
 }
 
 interface Turn {
@@ -343,5 +426,22 @@ describe('TURN relay through a real coturn', { timeout: 60_000 }, () => {
     } finally {
       await Promise.all([a.context.close(), b.context.close()]);
     }
+  });
+
+  it('a credential the server handed out allocates a relay until TURN_TTL has passed, and gets 401 after', async () => {
+    const ttlSec = 1;
+    const server = await startServer({ TURN_URLS: `turn:127.0.0.1:${turn.port}?transport=udp`, TURN_SECRET: turn.secret, TURN_TTL: String(ttlSec) });
+    servers.push(server);
+    const registered = (await (await fetch(`${server.matching}/register`, { method: 'POST', body: '{}' })).json()) as { token: string };
+    const ice = (await (await fetch(`${server.matching}/ice-servers`, { headers: { authorization: `Bearer ${registered.token}` } })).json()) as {
+      ice_servers: { username?: string; credential?: string }[];
+    };
+    const entry = ice.ice_servers.find((s) => s.username);
+    assert.ok(entry?.username && entry.credential, `a TURN entry with credentials: ${JSON.stringify(ice)}`);
+    assert.equal(await allocate(turn.port, entry.username, entry.credential), 'success', 'a fresh credential allocates');
+    // The username carries its expiry in Unix seconds; wait until it lies in the past.
+    const expiresAtMs = Number(entry.username.split(':')[0]) * 1000;
+    await new Promise((r) => setTimeout(r, Math.max(0, expiresAtMs - Date.now()) + 1_100));
+    assert.equal(await allocate(turn.port, entry.username, entry.credential), 401, 'an expired credential is refused');
   });
 });

@@ -4,11 +4,16 @@ import type { z } from 'zod';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
-/** The contract says a field sent as `null` counts as absent. */
+/**
+ * The contract says a field sent as `null` counts as absent. Object.fromEntries
+ * defines own properties, so a `"__proto__"` key stays plain data (an
+ * assignment would make it the copy's prototype, whose fields the schema
+ * would then read as if sent).
+ */
 const dropNulls = (value: Record<string, unknown>): Record<string, unknown> => {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) if (v !== null) out[k] = v;
-  return out;
+  // Most frames have no null field: copy only those that do (this runs on every frame).
+  for (const k in value) if (value[k] === null) return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
+  return value;
 };
 
 const describe = (error: z.ZodError): string => {

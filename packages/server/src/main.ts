@@ -29,8 +29,16 @@ async function createStore(settings: Settings, log: Logger): Promise<Store> {
   return store;
 }
 
-const listen = (server: Server, port: number, host: string): Promise<number> =>
+/**
+ * How often Node looks for connections past HTTP_TIMEOUT_MS. Its default, 30 s,
+ * would let a slow client (slowloris) hold a connection that much longer.
+ */
+const timeoutCheckMs = (httpTimeoutMs: number): number => Math.max(50, Math.min(1_000, Math.floor(httpTimeoutMs / 4)));
+
+const listen = (server: Server, port: number, host: string, httpTimeoutMs: number): Promise<number> =>
   new Promise((resolve, reject) => {
+    // Read by Node when the server starts listening; set here once for every role's server.
+    (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = timeoutCheckMs(httpTimeoutMs);
     server.once('error', reject);
     server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
   });
@@ -73,7 +81,10 @@ async function main(): Promise<void> {
     metrics,
     log,
     addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY),
-    limiter: memo((name, points, duration) => new RateLimiterMemory({ keyPrefix: name, points, duration })),
+    // With Redis the per-address limits are shared by every process, else a client could spread over them.
+    limiter: memo((name, points, duration) =>
+      store instanceof RedisStore ? store.limiter(name, points, duration) : new RateLimiterMemory({ keyPrefix: name, points, duration }),
+    ),
     accepting: () => accepting,
   };
 
@@ -84,7 +95,7 @@ async function main(): Promise<void> {
   const ports = { matching: settings.matchingPort, signalling: settings.signallingPort };
 
   const start = async (name: string, server: Server, port: number): Promise<number> => {
-    const bound = await listen(server, port, settings.host);
+    const bound = await listen(server, port, settings.host, settings.httpTimeoutMs);
     servers.push(server);
     const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
     process.stdout.write(`${name} listening on http://${host}:${bound}\n`);
@@ -93,7 +104,7 @@ async function main(): Promise<void> {
   if (matching) ports.matching = await start('matching', matching.server, settings.matchingPort);
   if (signalling) ports.signalling = await start('signalling', signalling.server, settings.signallingPort);
   if (has('web')) {
-    const web = createWebServer(settings, { matchingPort: () => ports.matching, signallingPort: () => ports.signalling });
+    const web = createWebServer(settings, { matchingPort: () => ports.matching, signallingPort: () => ports.signalling }, log);
     await start('web', web, settings.webPort);
   }
   log.info({ roles: settings.roles, store: settings.redisUrl ? 'redis' : 'memory' }, 'started');

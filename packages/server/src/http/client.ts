@@ -3,12 +3,21 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
-/** Client address as seen by us, or the forwarded one behind a trusted proxy. */
+/**
+ * Client address as seen by us, or the forwarded one behind a trusted proxy:
+ * the last X-Forwarded-For entry, the one our proxy wrote. Entries before it
+ * are whatever the client sent, so a proxy that appends instead of
+ * overwriting cannot be used to pick a new address per request.
+ */
 export function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
   if (trustProxy) {
     const fwd = req.headers['x-forwarded-for'];
-    const first = (Array.isArray(fwd) ? fwd[0] : fwd)?.split(',')[0]?.trim();
-    if (first) return first;
+    const last = (Array.isArray(fwd) ? fwd.join(',') : fwd)
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '')
+      .at(-1);
+    if (last) return last;
   }
   return req.socket.remoteAddress ?? 'unknown';
 }

@@ -27,6 +27,32 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
+/** The request target as a URL; undefined for one that is none (`//`, `//host:port:x`: anyone can send that). */
+export function requestUrl(req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    return undefined;
+  }
+}
+
+/** One percent-encoded path segment, decoded; undefined when it is not valid percent-encoding (anyone can send that). */
+export function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The client went away before its request was complete: nobody is left to answer, and nothing failed here. */
+export class ClientGoneError extends Error {
+  constructor(options?: { cause?: unknown }) {
+    super('client closed the connection before the request was complete', options);
+    this.name = 'ClientGoneError';
+  }
+}
+
 /** Read a request body up to `limit` bytes; undefined when larger. */
 export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
@@ -43,7 +69,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string | 
       chunks.push(chunk);
     });
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    req.on('error', (err) => reject(req.complete ? err : new ClientGoneError({ cause: err })));
   });
 }
 

@@ -2,7 +2,7 @@
 // request must carry it as a bearer token, compared in constant time.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendJson, type Context } from '../http/context.js';
+import { decodeSegment, sendJson, type Context } from '../http/context.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
@@ -43,7 +43,8 @@ export class AdminApi {
     }
     const lift = /^\/admin\/bans\/([^/]+)$/.exec(path);
     if (req.method === 'DELETE' && lift?.[1]) {
-      const lifted = await store.liftBan(decodeURIComponent(lift[1]));
+      const addr = decodeSegment(lift[1]);
+      const lifted = addr !== undefined && (await store.liftBan(addr));
       return lifted ? sendJson(res, 200, { status: 'lifted' }) : sendJson(res, 404, { status: 'error', message: 'no such ban' });
     }
     sendJson(res, 404, { status: 'error', message: 'not found' });

@@ -15,7 +15,8 @@ import {
   type RegisterResponse,
 } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
-import { readBody, sendJson, serveOps, type Context } from '../http/context.js';
+import { handshakeProblem } from '../http/handshake.js';
+import { ClientGoneError, decodeSegment, readBody, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
 import { SOCKET_COUNT_WINDOW_SEC, SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { WebSocket } from 'ws';
@@ -60,6 +61,7 @@ export class MatchingService {
        }, ctx.limiter('sockets', settings.maxSocketsPerAddr, SOCKET_COUNT_WINDOW_SEC));
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
+        if (err instanceof ClientGoneError) return log.debug({ err: err.message }, 'request abandoned');
         log.error({ err }, 'request failed');
         if (!res.headersSent) sendJson(res, 500, { status: 'error', message: 'internal error' });
       });
@@ -183,9 +185,12 @@ export class MatchingService {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const { settings, store, addresses } = this.ctx;
     if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req);
+    if (!url) return refuseUpgrade(socket, 400, { status: 'error', message: 'not a request target' });
     const m = /^\/ws\/([^/]+)$/.exec(url.pathname);
     if (url.pathname !== '/ws' && !m?.[1]) return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
+    const bad = handshakeProblem(req);
+    if (bad) return refuseUpgrade(socket, bad.status, { status: 'error', message: bad.message });
     const addr = addresses.hash(clientAddress(req, settings.trustProxy));
     const refused = await this.edge.admit(addr, socket);
     if (refused) return refuseUpgrade(socket, refused.status, refused.body);
@@ -199,9 +204,9 @@ export class MatchingService {
       });
       return;
     }
-    const id = decodeURIComponent(m[1]);
+    const id = decodeSegment(m[1]);
     const token = url.searchParams.get('token') ?? '';
-    if (!(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
+    if (id === undefined || !(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
     this.edge.upgrade(req, socket, head, (ws) => this.open(ws, id, addr, token));
   }
 

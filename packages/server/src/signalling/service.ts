@@ -5,7 +5,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { SignallingClientMessage } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
-import { sendJson, serveOps, type Context } from '../http/context.js';
+import { decodeSegment, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
+import { handshakeProblem } from '../http/handshake.js';
 import { SOCKET_COUNT_WINDOW_SEC, SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
 
 export class SignallingService {
@@ -44,15 +45,18 @@ export class SignallingService {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const { settings, store, hub, addresses } = this.ctx;
     if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req);
+    if (!url) return refuseUpgrade(socket, 400, { status: 'error', message: 'not a request target' });
     const m = /^\/ws\/([^/]+)$/.exec(url.pathname);
     if (!m?.[1]) return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
+    const bad = handshakeProblem(req);
+    if (bad) return refuseUpgrade(socket, bad.status, { status: 'error', message: bad.message });
     const addr = addresses.hash(clientAddress(req, settings.trustProxy));
     const refused = await this.edge.admit(addr, socket);
     if (refused) return refuseUpgrade(socket, refused.status, refused.body);
-    const id = decodeURIComponent(m[1]);
+    const id = decodeSegment(m[1]);
     const token = url.searchParams.get('token') ?? '';
-    if (!(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
+    if (id === undefined || !(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
     this.edge.upgrade(req, socket, head, (ws) => {
       this.edge.serve(ws, id, addr, (conn) => store.attachSignalling(id, token, conn.id, hub.clock.now()));
     });

@@ -1,7 +1,8 @@
 // The web role: the built client's static files and /config.json, which
 // tells the client where the matching and signalling services are.
 import { existsSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import sirv from 'sirv';
 import type { Settings } from '../config.js';
 import { sendJson } from '../http/context.js';
@@ -15,19 +16,39 @@ export interface ServiceUrls {
 const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>Dyad</title>
 <p>The web client is not built. Run <code>npm run build</code> and reload.</p>`;
 
+/** The hostname of the Host header; a header that is no host (anyone can send one) counts as none. */
+function requestHostname(req: IncomingMessage): string {
+  try {
+    return new URL(`http://${req.headers.host ?? 'localhost'}`).hostname;
+  } catch {
+    return 'localhost';
+  }
+}
+
 /** Public URL of a service: the configured one, else the host the browser used with the service's port. */
 function publicUrl(configured: string | undefined, req: IncomingMessage, port: number): string {
   if (configured) return configured;
-  const host = new URL(`http://${req.headers.host ?? 'localhost'}`).hostname;
+  const host = requestHostname(req);
   const bracketed = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
   return `${proto}://${bracketed}:${port}`;
 }
 
-export function createWebServer(settings: Settings, urls: ServiceUrls): Server {
+export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logger): Server {
   const built = existsSync(settings.webRoot);
   const assets = built ? sirv(settings.webRoot, { single: true, etag: true, gzip: false, brotli: false }) : undefined;
   return createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
+    // A throw here would be uncaught and end the process, with every role in it.
+    try {
+      serve(req, res);
+    } catch (err) {
+      log.error({ err }, 'request failed');
+      if (!res.headersSent) sendJson(res, 500, { status: 'error', message: 'internal error' });
+      else res.destroy();
+    }
+  });
+
+  function serve(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/config.json') {
       return sendJson(
@@ -45,8 +66,12 @@ export function createWebServer(settings: Settings, urls: ServiceUrls): Server {
     res.setHeader('Referrer-Policy', 'no-referrer');
     if (!assets) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      return res.end(NOT_BUILT);
+      res.end(NOT_BUILT);
+      return;
     }
+    // sirv answers a Range it cannot serve (start after end) by throwing; the
+    // client's files are small, and RFC 9110 section 14.2 lets a server ignore Range.
+    delete req.headers.range;
     assets(req, res, () => sendJson(res, 404, { status: 'error', message: 'not found' }));
-  });
+  }
 }

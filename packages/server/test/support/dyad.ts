@@ -3,10 +3,10 @@
 // promises at that point, so a test body only states what it is about.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { RegisterResponse, type RegisterRequest } from '@dyad/protocol';
+import { HttpError, RegisterResponse, type RegisterRequest } from '@dyad/protocol';
 import { describeResponse, request } from './http.js';
 import type { RunningServer } from './server.js';
-import { WireClient, WAIT_MS, redact, type Events, type Channel } from './ws-client.js';
+import { WireClient, WAIT_MS, redact, type ConnectOptions, type Events, type Channel } from './ws-client.js';
 
 export interface Session {
   id: string;
@@ -48,6 +48,17 @@ export const oneTripUrl = (server: RunningServer, query: Record<string, string> 
 /** Extra request headers, e.g. X-Forwarded-For to speak as another client address. */
 export interface Via {
   headers?: Record<string, string>;
+}
+
+/** Speak as another client address: a server with TRUST_PROXY believes X-Forwarded-For. */
+export const from = (address: string): Via => ({ headers: { 'x-forwarded-for': address } });
+
+let lastOctet = 0;
+/** A documentation address (RFC 5737, 192.0.2.0/24) that no other test of this file speaks from. */
+export function freshAddress(): string {
+  lastOctet += 1;
+  assert.ok(lastOctet < 255, 'out of fresh addresses in 192.0.2.0/24');
+  return `192.0.2.${lastOctet}`;
 }
 
 /** POST /register that must succeed. */
@@ -112,14 +123,15 @@ export function checkPairing(a: { id: string }, ma: Events['matched'], b: { id: 
   assert.equal(ma.mode, mb.mode, 'both members get the same mode');
 }
 
-/** Two fresh sessions paired with each other (the first waits, the second arrives). */
+/** Two fresh sessions paired with each other (the first waits, the second arrives), each from its own `via`. */
 export async function pair(
   server: RunningServer,
   bodyA: Record<string, unknown> = {},
   bodyB: Record<string, unknown> = {},
+  via: [Via, Via] = [{}, {}],
 ): Promise<Pair> {
-  const a = await enter(server, bodyA);
-  const b = await arrive(server, bodyB);
+  const a = await enter(server, bodyA, via[0]);
+  const b = await arrive(server, bodyB, via[1]);
   const mb = await expectMatched(b.m);
   const ma = await a.m.expect('matched', { what: '"matched" once a partner arrived' });
   checkPairing(a, ma, b, mb);
@@ -144,13 +156,30 @@ export async function join(
   return v;
 }
 
-/** A pair with both signalling sockets joined (initiator first). */
-export async function pairJoined(server: RunningServer): Promise<Pair> {
-  const p = await pair(server);
-  await join(server, p.initiator, p.room, { role: 'initiator', peer: p.responder.id, peerJoined: false });
-  await join(server, p.responder, p.room, { role: 'responder', peer: p.initiator.id, peerJoined: true });
+/** A pair with both signalling sockets joined (initiator first), each member from its own `via`. */
+export async function pairJoined(server: RunningServer, via: [Via, Via] = [{}, {}]): Promise<Pair> {
+  const p = await pair(server, {}, {}, via);
+  const viaOf = (s: Session): Via => (s === p.a ? via[0] : via[1]);
+  await join(server, p.initiator, p.room, { role: 'initiator', peer: p.responder.id, peerJoined: false }, viaOf(p.initiator));
+  await join(server, p.responder, p.room, { role: 'responder', peer: p.initiator.id, peerJoined: true }, viaOf(p.responder));
   const pj = await p.initiator.s!.expect('peer-joined');
   assert.deepEqual({ room_code: pj.room_code, peer: pj.peer }, { room_code: p.room, peer: p.responder.id });
+  return p;
+}
+
+/** A normal pair end to end: pair, join, offer / answer, a candidate, chat both ways. */
+export async function normalSession(server: RunningServer): Promise<Pair> {
+  const p = await pairJoined(server);
+  p.initiator.s!.send({ event: 'signal', room_code: p.room, type: 'offer', data: { sdp: 'o' } });
+  assert.equal((await p.responder.s!.expect('signal')).type, 'offer');
+  p.responder.s!.send({ event: 'signal', room_code: p.room, type: 'answer', data: { sdp: 'a' } });
+  assert.equal((await p.initiator.s!.expect('signal')).type, 'answer');
+  p.responder.s!.send({ event: 'signal', room_code: p.room, type: 'candidate', data: { candidate: 'c' } });
+  assert.equal((await p.initiator.s!.expect('signal')).type, 'candidate');
+  p.a.m.send({ event: 'chat', message: 'ping' });
+  assert.equal((await p.b.m.expect('chat')).message, 'ping');
+  p.b.m.send({ event: 'chat', message: 'pong' });
+  assert.equal((await p.a.m.expect('chat')).message, 'pong');
   return p;
 }
 
@@ -169,6 +198,20 @@ export async function expectUnauthorized(url: string, channel: Channel, what: st
     assert.ok(m.event === 'error' && m.code === 'unauthorized', `${what}: only an "unauthorized" error may come before close 4001, got ${JSON.stringify(m)}`);
   }
   return 'close 4001';
+}
+
+/** An upgrade that must be refused with HTTP `status` and a JSON body of the contract's shape, which it returns. */
+export async function expectRefused(url: string, opts: ConnectOptions, status: number): Promise<HttpError> {
+  const what = opts.label ?? redact(url);
+  const attempt = await WireClient.connect(url, opts);
+  if (attempt.kind === 'open') {
+    await attempt.client.close();
+    assert.fail(`${what}: expected HTTP ${status}, the upgrade was accepted`);
+  }
+  assert.equal(attempt.status, status, `${what}: expected HTTP ${status}, got HTTP ${attempt.status} ${attempt.body.slice(0, 200)}`);
+  const body = HttpError.safeParse(JSON.parse(attempt.body));
+  assert.ok(body.success, `${what}: the refusal body breaks the contract: ${attempt.body.slice(0, 200)}`);
+  return body.data;
 }
 
 /** A live socket whose session ended: `error` "unauthorized", then close 4001. */

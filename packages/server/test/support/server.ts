@@ -38,12 +38,18 @@ export interface RunningServer {
   readonly matching: string;
   /** `http://127.0.0.1:PORT` of the signalling role. */
   readonly signalling: string;
+  /** `http://127.0.0.1:PORT` of the web role. */
+  readonly web: string;
   readonly matchingWs: string;
   readonly signallingWs: string;
   readonly process: ChildProcess;
   readonly exited: Promise<Exit>;
   /** The last lines the process wrote, for failure messages. */
   output(): string;
+  /** A mark in the process's output, for outputSince(). */
+  mark(): number;
+  /** What the process wrote since `mark` (as far as output() still keeps it). */
+  outputSince(mark: number): string;
   /** Sends a signal and returns at once (the exit is expected). */
   signal(signal: NodeJS.Signals): void;
   /** SIGTERM, then SIGKILL after 5 s; resolves with how it ended. */
@@ -75,13 +81,24 @@ function assertBuilt(): void {
   }
 }
 
-function spawnServer(env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<Exit>; output: () => string } {
+interface Spawned {
+  child: ChildProcess;
+  exited: Promise<Exit>;
+  output: () => string;
+  /** Characters written since the start. */
+  written: () => number;
+}
+
+function spawnServer(env: NodeJS.ProcessEnv): Spawned {
   assertBuilt();
   const child = spawn(process.execPath, [SERVER_ENTRY], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let output = '';
+  let written = 0;
   const keep = (chunk: Buffer): void => {
-    output = (output + chunk.toString('utf8')).slice(-OUTPUT_KEEP_CHARS);
+    const text = chunk.toString('utf8');
+    written += text.length;
+    output = (output + text).slice(-OUTPUT_KEEP_CHARS);
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
@@ -91,17 +108,17 @@ function spawnServer(env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Pro
       resolve({ code, signal });
     });
   });
-  return { child, exited, output: () => output };
+  return { child, exited, output: () => output, written: () => written };
 }
 
 /** Starts a server and resolves once it printed the listening line of every role it was asked for. */
 export async function startServer(overrides: Record<string, string | undefined> = {}): Promise<RunningServer> {
   const env = childEnv(overrides);
-  const roles = (env.ROLES ?? 'matching,signalling')
+  const roles = (env.ROLES ?? 'matching,signalling,web')
     .split(',')
     .map((r) => r.trim())
-    .filter((r) => r === 'matching' || r === 'signalling');
-  const { child, exited, output } = spawnServer(env);
+    .filter((r) => r === 'matching' || r === 'signalling' || r === 'web');
+  const { child, exited, output, written } = spawnServer(env);
 
   const urls = new Map<string, string>();
   const ready = new Promise<void>((resolve, reject) => {
@@ -155,11 +172,17 @@ export async function startServer(overrides: Record<string, string | undefined> 
   return {
     matching,
     signalling,
+    web: urls.get('web') ?? '',
     matchingWs: matching.replace(/^http/, 'ws'),
     signallingWs: signalling.replace(/^http/, 'ws'),
     process: child,
     exited,
     output,
+    mark: written,
+    outputSince: (mark) => {
+      const fresh = written() - mark;
+      return fresh > 0 ? output().slice(-fresh) : '';
+    },
     signal: (signal: NodeJS.Signals) => {
       stopping = true;
       child.kill(signal);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { leaveAll, pairJoined, type Pair } from '../support/dyad.js';
+import { leaveAll, normalSession, pairJoined } from '../support/dyad.js';
 import { describeResponse, request } from '../support/http.js';
 import { startServer, type RunningServer } from '../support/server.js';
 import { WireClient, sleep } from '../support/ws-client.js';
@@ -74,25 +74,9 @@ function render(frame: Frame, own: string, other: string): string | Buffer {
   }
 }
 
-/** A normal pair end to end: pair, join, offer / answer, a candidate, chat both ways. */
-async function normalSession(): Promise<Pair> {
-  const p = await pairJoined(server);
-  p.initiator.s!.send({ event: 'signal', room_code: p.room, type: 'offer', data: { sdp: 'o' } });
-  assert.equal((await p.responder.s!.expect('signal')).type, 'offer');
-  p.responder.s!.send({ event: 'signal', room_code: p.room, type: 'answer', data: { sdp: 'a' } });
-  assert.equal((await p.initiator.s!.expect('signal')).type, 'answer');
-  p.responder.s!.send({ event: 'signal', room_code: p.room, type: 'candidate', data: { candidate: 'c' } });
-  assert.equal((await p.initiator.s!.expect('signal')).type, 'candidate');
-  p.a.m.send({ event: 'chat', message: 'ping' });
-  assert.equal((await p.b.m.expect('chat')).message, 'ping');
-  p.b.m.send({ event: 'chat', message: 'pong' });
-  assert.equal((await p.a.m.expect('chat')).message, 'pong');
-  return p;
-}
-
 describe('fuzz', () => {
   it(`random frames at both sockets of a pair (seed ${SEED}, ${RUNS} runs) leave the server serving`, async () => {
-    const bystanders = await normalSession();
+    const bystanders = await normalSession(server);
 
     await fc.assert(
       fc.asyncProperty(commandsArb, async (commands: Command[]) => {
@@ -138,7 +122,7 @@ describe('fuzz', () => {
     await sleep(30);
 
     // And a brand-new pair does everything a normal pair does.
-    const fresh = await normalSession();
+    const fresh = await normalSession(server);
     await leaveAll(fresh.a, fresh.b);
   });
 });

@@ -1,0 +1,36 @@
+// The checks `ws` makes of a WebSocket upgrade request (RFC 6455 section 4.2.1),
+// made before a service does any work for it: a one-trip start must not
+// create a session for a handshake that is bound to fail, and the refusal
+// should be the contract's JSON like every other.
+
+/** A Sec-WebSocket-Key is 16 random bytes in base64 (RFC 6455 section 4.1). */
+const KEY = /^[+/0-9A-Za-z]{22}==$/;
+const VERSIONS: ReadonlySet<string> = new Set(['13', '8']);
+/** A subprotocol name is an RFC 9110 token. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** A Sec-WebSocket-Protocol list as `ws` accepts it: tokens, comma-separated, no repeats. */
+const validProtocols = (value: string): boolean => {
+  const names = value.split(',').map((s) => s.replace(/^[ \t]+|[ \t]+$/g, ''));
+  return names.every((n) => TOKEN.test(n)) && new Set(names).size === names.length;
+};
+
+export interface HandshakeRequest {
+  method?: string | undefined;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** Why this upgrade request cannot become a WebSocket (status and message), or undefined when it can. */
+export function handshakeProblem(req: HandshakeRequest): { status: number; message: string } | undefined {
+  const header = (name: string): string | undefined => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? undefined : v;
+  };
+  if (req.method !== 'GET') return { status: 400, message: 'a WebSocket upgrade must use GET' };
+  if (header('upgrade')?.toLowerCase() !== 'websocket') return { status: 400, message: 'invalid Upgrade header' };
+  if (!KEY.test(header('sec-websocket-key') ?? '')) return { status: 400, message: 'missing or invalid Sec-WebSocket-Key header' };
+  if (!VERSIONS.has(header('sec-websocket-version')?.trim() ?? '')) return { status: 400, message: 'missing or invalid Sec-WebSocket-Version header' };
+  const protocols = header('sec-websocket-protocol');
+  if (protocols !== undefined && !validProtocols(protocols)) return { status: 400, message: 'invalid Sec-WebSocket-Protocol header' };
+  return undefined;
+}

@@ -1,0 +1,247 @@
+// Protections below the protocol, over real sockets: header and request
+// timeouts against slow clients (slowloris), WebSocket heartbeats, no
+// compression, the body size limit, TLS at the operator's proxy, and logs
+// that never carry a secret, on both stores.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, afterEach, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { HttpError } from '@dyad/protocol';
+import {
+  enter,
+  expectMatched,
+  expectUnauthorized,
+  freshAddress,
+  from,
+  join,
+  matchingUrl,
+  oneTripUrl,
+  openMatching,
+  openSignalling,
+  pairJoined,
+  register,
+  signallingUrl,
+} from '../support/dyad.js';
+import { describeResponse, request } from '../support/http.js';
+import { rawExchange } from '../support/raw-http.js';
+import { startServer, type RunningServer } from '../support/server.js';
+import { STORES, startServerOn, stopPrivateRedis } from '../support/stores.js';
+import { WireClient, sleep } from '../support/ws-client.js';
+
+const HTTP_TIMEOUT_MS = 1_000;
+/** Node looks for timed-out connections at intervals (a quarter of HTTP_TIMEOUT_MS here), then the close crosses loopback. */
+const TIMEOUT_SLACK_MS = 3_000;
+const DRIP_EVERY_MS = 100;
+const PING_INTERVAL_MS = 200;
+/** A socket that answers no ping is found out at the second sweep after it went quiet. */
+const DEAD_AFTER_MS = 2 * PING_INTERVAL_MS + 2_000;
+const MAX_FRAME_BYTES = 16_384;
+
+let server: RunningServer; // short HTTP timeouts and heartbeat
+let proxied: RunningServer; // behind a TLS proxy: PUBLIC_*_URL set
+
+before(async () => {
+  [server, proxied] = await Promise.all([
+    startServer({ HTTP_TIMEOUT_MS: String(HTTP_TIMEOUT_MS), PING_INTERVAL_MS: String(PING_INTERVAL_MS), GRACE_MS: '5000' }),
+    startServer({ PUBLIC_MATCHING_URL: 'https://chat.example/matching/', PUBLIC_SIGNALLING_URL: 'https://signal.chat.example' }),
+  ]);
+});
+after(async () => {
+  await WireClient.closeAll();
+  await Promise.all([server?.stop(), proxied?.stop()]);
+  await stopPrivateRedis();
+});
+afterEach(() => WireClient.closeAll());
+
+/**
+ * Opens a connection, sends `first`, then one byte of `drip` every
+ * DRIP_EVERY_MS; resolves once the server ends the connection, with what it
+ * sent and when, or fails after `limitMs`.
+ */
+function dripUntilClosed(url: string, first: string, drip: string, limitMs: number): Promise<{ afterMs: number; received: string }> {
+  const { hostname, port } = new URL(url);
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    let received = '';
+    let at = 0;
+    const socket = net.connect(Number(port), hostname, () => {
+      if (first) socket.write(first);
+    });
+    const timer = setInterval(() => {
+      if (drip && !socket.destroyed) socket.write(drip[at++ % drip.length] ?? 'x');
+    }, DRIP_EVERY_MS);
+    const limit = setTimeout(() => {
+      clearInterval(timer);
+      socket.destroy();
+      reject(new Error(`${url}: the server still held a slow connection after ${limitMs} ms (got ${JSON.stringify(received.slice(0, 100))})`));
+    }, limitMs);
+    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearInterval(timer);
+      clearTimeout(limit);
+      resolve({ afterMs: Date.now() - started, received });
+    });
+  });
+}
+
+/** A raw `ws` client that never answers pings (autoPong off), keeping what it receives. */
+function openWithoutPongs(url: string): Promise<{ ws: WebSocket; messages: { event: string }[]; closed: Promise<number> }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { autoPong: false });
+    const messages: { event: string }[] = [];
+    ws.on('message', (data) => messages.push(JSON.parse(data.toString()) as { event: string }));
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    ws.once('open', () => resolve({ ws, messages, closed }));
+    ws.once('error', reject);
+  });
+}
+
+async function closedWithin<T>(closed: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const result = await Promise.race([closed, new Promise<'open'>((r) => (timer = setTimeout(() => r('open'), ms)))]);
+  clearTimeout(timer);
+  assert.notEqual(result, 'open', `${what}: still open after ${ms} ms`);
+  return result as T;
+}
+
+describe('slow clients (HTTP_TIMEOUT_MS)', () => {
+  it('a connection that sends nothing, headers a byte at a time, or a body a byte at a time is cut off after HTTP_TIMEOUT_MS, on every port', async () => {
+    const limit = HTTP_TIMEOUT_MS + TIMEOUT_SLACK_MS;
+    const cases: [string, string, string, string][] = [];
+    for (const url of [server.matching, server.signalling, server.web]) {
+      cases.push([`${url}: nothing at all`, url, '', '']);
+      cases.push([`${url}: headers that never end`, url, 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ', 'abcdefgh']);
+      cases.push([`${url}: an upgrade whose headers never end`, url, 'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nX-Slow: ', 'abcdefgh']);
+    }
+    cases.push([`${server.matching}: a body that never ends`, server.matching, 'POST /register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"name":"', 'aaaaaaaa']);
+    const results = await Promise.all(cases.map(([, url, first, drip]) => dripUntilClosed(url, first, drip, limit)));
+    for (const [i, r] of results.entries()) {
+      const what = cases[i]![0];
+      assert.ok(r.afterMs >= HTTP_TIMEOUT_MS - 100, `${what}: closed after ${r.afterMs} ms, before HTTP_TIMEOUT_MS`);
+      assert.ok(r.received === '' || r.received.startsWith('HTTP/1.1 408 '), `${what}: answered ${JSON.stringify(r.received.slice(0, 100))}`);
+    }
+    // Meanwhile everyone else was served.
+    await register(server);
+  });
+});
+
+describe('heartbeats (PING_INTERVAL_MS)', () => {
+  it('a matching socket that answers no ping is dropped; its session keeps its place for GRACE_MS and the token resumes it', async () => {
+    const a = await register(server);
+    const silent = await openWithoutPongs(matchingUrl(server, a.id, a.token));
+    const code = await closedWithin(silent.closed, DEAD_AFTER_MS, 'a matching socket that answers no ping');
+    assert.equal(code, 1006, 'the server drops it without a close handshake');
+    assert.deepEqual(silent.messages.map((m) => m.event), ['waiting']);
+    const b = await enter(server);
+    const back = await openMatching(server, a.id, a.token);
+    assert.equal((await expectMatched(back)).peer, b.id, 'the resumed session is paired with the newcomer');
+    await b.m.expect('matched');
+  });
+
+  it('a joined signalling socket that answers no ping is dropped; the partner is told nothing and the member rejoins', async () => {
+    const p = await pairJoined(server);
+    const silent = await openWithoutPongs(signallingUrl(server, p.initiator.id, p.initiator.token));
+    await p.initiator.s!.expectClose(4002);
+    silent.ws.send(JSON.stringify({ event: 'join', room_code: p.room }));
+    await closedWithin(silent.closed, DEAD_AFTER_MS, 'a signalling socket that answers no ping');
+    assert.deepEqual(silent.messages.map((m) => m.event), ['verified']);
+    await p.responder.s!.expectSilence(0, { why: 'the partner is told nothing during a grace period' });
+    await join(server, p.initiator, p.room, { role: 'initiator', peer: p.responder.id, peerJoined: true });
+  });
+
+  it('sockets whose client answers pings stay open through many intervals', async () => {
+    const p = await pairJoined(server);
+    await sleep(PING_INTERVAL_MS * 5);
+    for (const c of [p.a.m, p.b.m, p.a.s!, p.b.s!]) await c.expectSilence(0, { why: 'pings are answered by the client library' });
+  });
+});
+
+describe('frames and bodies', () => {
+  it('WebSocket compression is off: an offer of permessage-deflate is declined on both ports', async () => {
+    const { id, token } = await register(server);
+    for (const [url, channel] of [
+      [matchingUrl(server, id, token), 'matching'],
+      [signallingUrl(server, id, token), 'signalling'],
+      [oneTripUrl(server), 'matching'],
+    ] as const) {
+      const c = await WireClient.open(url, { channel, label: `${channel} offering permessage-deflate` });
+      // The `ws` client offers permessage-deflate unless told not to.
+      assert.equal(c.ws.extensions, '', `${c.label}: negotiated extensions`);
+    }
+  });
+
+  it(`a POST /register body larger than MAX_FRAME_BYTES (${MAX_FRAME_BYTES}) gets 413 with the contract's JSON error`, async () => {
+    const res = await request(`${server.matching}/register`, { method: 'POST', body: { name: 'x'.repeat(MAX_FRAME_BYTES) } });
+    assert.equal(res.status, 413, describeResponse(res));
+    assert.equal(HttpError.parse(res.json()).status, 'error');
+  });
+});
+
+describe('TLS at the proxy', () => {
+  it('/config.json hands out the https PUBLIC_*_URL addresses (the web client speaks wss to them)', async () => {
+    const res = await request(`${proxied.web}/config.json`);
+    assert.equal(res.status, 200, describeResponse(res));
+    assert.deepEqual(res.json(), { matching_url: 'https://chat.example/matching', signalling_url: 'https://signal.chat.example' });
+    assert.equal(res.headers['cache-control'], 'no-store');
+  });
+
+  it('without PUBLIC_*_URL, X-Forwarded-Proto: https from the proxy gives https URLs on the host the browser asked for', async () => {
+    const res = await request(`${server.web}/config.json`, { headers: { host: 'chat.example', 'x-forwarded-proto': 'https' } });
+    const body = res.json() as { matching_url: string; signalling_url: string };
+    assert.equal(body.matching_url, `https://chat.example:${new URL(server.matching).port}`);
+    assert.equal(body.signalling_url, `https://chat.example:${new URL(server.signalling).port}`);
+  });
+});
+
+for (const store of STORES) {
+  describe(`logs on the ${store} store`, () => {
+    it('at LOG_LEVEL=trace the logs carry no token, chat text, signal data, report reason, secret or client address', async () => {
+      const secrets = { ADMIN_TOKEN: 'log-test-admin-token-0123', TURN_SECRET: 'log-test-turn-secret', ADDRESS_HASH_KEY: 'log-test-address-key' };
+      const logged = await startServerOn(store, { LOG_LEVEL: 'trace', TRUST_PROXY: 'true', REPORT_BAN_THRESHOLD: '1', TURN_URLS: 'turn:127.0.0.1:3478', GRACE_MS: '300', ...secrets });
+      let out = logged.output();
+      logged.process.stdout?.on('data', (d: Buffer) => (out += d.toString('utf8')));
+      logged.process.stderr?.on('data', (d: Buffer) => (out += d.toString('utf8')));
+      const addresses = [freshAddress(), freshAddress()] as const;
+      const words = { chat: 'chat-text-that-must-not-be-logged', sdp: 'v=0 sdp-that-must-not-be-logged', reason: 'reason-that-must-not-be-logged', body: 'body-that-must-not-be-logged' };
+      const tokens: string[] = [];
+      try {
+        const p = await pairJoined(logged, [from(addresses[0]), from(addresses[1])]);
+        tokens.push(p.a.token, p.b.token);
+        p.initiator.s!.send({ event: 'signal', room_code: p.room, type: 'offer', data: { sdp: words.sdp } });
+        await p.responder.s!.expect('signal');
+        p.a.m.send({ event: 'chat', message: words.chat });
+        await p.b.m.expect('chat');
+        for (const s of [p.a, p.b]) {
+          const ice = await request(`${logged.matching}/ice-servers`, { headers: { authorization: `Bearer ${s.token}` } });
+          assert.equal(ice.status, 200, describeResponse(ice));
+        }
+        await expectUnauthorized(matchingUrl(logged, p.a.id, p.b.token), 'matching', "a's id with b's token");
+        await request(`${logged.matching}/admin/bans`, { headers: { authorization: `Bearer ${secrets.ADMIN_TOKEN}` } });
+        await request(`${logged.matching}/admin/bans`, { headers: { authorization: `Bearer ${secrets.ADMIN_TOKEN}x` } });
+        await p.a.m.drop();
+        await p.b.s!.drop();
+        p.b.m.send({ event: 'report', reason: words.reason });
+        await p.b.m.expect('peer-disconnected');
+        const banned = await request(`${logged.matching}/register`, { method: 'POST', body: {}, headers: from(addresses[0]).headers ?? {} });
+        assert.equal(banned.status, 403, describeResponse(banned));
+        await openSignalling(logged, p.b.id, p.b.token);
+        // A body abandoned half way is logged at debug: what it carried must not be.
+        const partial = `{"name":"${words.body}`;
+        await rawExchange(logged.matching, Buffer.from(`POST /register HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n${partial}`), { endAfterWrite: true });
+        await register(logged);
+      } finally {
+        await WireClient.closeAll();
+        await logged.stop();
+      }
+      assert.match(out, /"level":20,.*"msg":"request abandoned"/, 'debug lines were written: the checks below saw them');
+      const forbidden: [string, string][] = [
+        ...Object.entries(secrets),
+        ...Object.entries(words),
+        ...addresses.map((a): [string, string] => ['a client address', a]),
+        ...tokens.map((t): [string, string] => ['a session token', t]),
+      ];
+      for (const [what, value] of forbidden) assert.ok(!out.includes(value), `the log carries ${what}: ${value}`);
+    });
+  });
+}
