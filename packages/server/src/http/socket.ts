@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { CloseCode, parseMessage, type ErrorCode, type HttpError } from '@dyad/protocol';
 import type { z } from 'zod';
 import type { Logger } from 'pino';
@@ -53,6 +53,52 @@ class EagerCloseWebSocket extends WebSocket {
   }
 }
 
+/**
+ * Messages of one socket in the current one-second window. The count is the
+ * socket's own (nothing to share between processes) and runs on every
+ * message, so it is a field, not a limiter-store lookup and a promise.
+ */
+class MessageWindow {
+  private start = 0;
+  private n = 0;
+
+  count(now: number): number {
+    if (now - this.start >= 1_000) {
+      this.start = now;
+      this.n = 0;
+    }
+    return ++this.n;
+  }
+}
+
+/**
+ * Runs one socket's tasks strictly one after another, in the order given:
+ * a store call of a message must finish before the next message's starts.
+ */
+class SerialQueue {
+  private readonly tasks: Array<() => Promise<void>> = [];
+  private running = false;
+
+  constructor(private readonly failed: (err: unknown) => void) {}
+
+  push(task: () => Promise<void>): void {
+    this.tasks.push(task);
+    if (!this.running) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    for (let task = this.tasks.shift(); task; task = this.tasks.shift()) {
+      try {
+        await task();
+      } catch (err) {
+        this.failed(err);
+      }
+    }
+    this.running = false;
+  }
+}
+
 export const errorFrame = (code: ErrorCode, message: string): string => JSON.stringify({ event: 'error', code, message });
 
 /** Answer an upgrade request with a plain HTTP response and drop the socket. */
@@ -77,10 +123,14 @@ export interface SessionSocketHandlers<M> {
  */
 export class SocketEdge<S extends z.ZodType> {
   readonly wss: WebSocketServer;
-  private readonly limiter: RateLimiterMemory;
+  private readonly received: { inc(): void };
   private readonly alive = new WeakMap<WebSocket, boolean>();
   private readonly flooded = new WeakSet<WebSocket>();
   private readonly sweep: NodeJS.Timeout;
+  /** The TCP socket under each WebSocket, for write coalescing. */
+  private readonly transports = new WeakMap<WebSocket, Duplex>();
+  /** Sockets corked in this turn of the event loop, uncorked together at its end. */
+  private readonly corked = new Set<Duplex>();
 
   constructor(
     private readonly channel: Channel,
@@ -99,7 +149,7 @@ export class SocketEdge<S extends z.ZodType> {
       clientTracking: true,
       WebSocket: EagerCloseWebSocket,
     });
-    this.limiter = new RateLimiterMemory({ points: limits.messageFloodPerSec, duration: 1 });
+    this.received = metrics.messages.labels({ channel });
     // A socket that misses a pong is terminated; its grace period then starts as for any drop.
     this.sweep = setInterval(() => {
       for (const ws of this.wss.clients) {
@@ -138,6 +188,7 @@ export class SocketEdge<S extends z.ZodType> {
   /** Complete the upgrade, then hand the open socket to `opened`. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, opened: (ws: WebSocket) => void): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.transports.set(ws, socket);
       this.alive.set(ws, true);
       ws.on('pong', () => this.alive.set(ws, true));
       opened(ws);
@@ -150,25 +201,28 @@ export class SocketEdge<S extends z.ZodType> {
    */
   serve(ws: WebSocket, session: string, addr: string, attach: (conn: Connection) => Promise<AttachResult>): Connection {
     const connId = newConnId();
+    const transport = this.transports.get(ws);
     const conn: Connection = {
       id: connId,
       session,
       addr,
       channel: this.channel,
       isOpen: () => ws.readyState === ws.OPEN,
-      send: (text) => ws.send(text),
+      send: (text) => {
+        if (transport) this.coalesce(transport);
+        ws.send(text);
+      },
       close: (code, reason) => ws.close(code, reason),
     };
     this.hub.add(conn);
     // Messages of one socket are handled strictly in the order received, the close last.
-    let queue: Promise<void> = Promise.resolve();
-    const enqueue = (task: () => Promise<void>): void => {
-      queue = queue.then(task).catch((err: unknown) => {
-        this.log.error({ err, channel: this.channel }, 'socket handler failed');
-        // The store did not answer (Redis away or stalled): say so instead of leaving the client waiting.
-        if (ws.readyState === ws.OPEN) ws.send(errorFrame('rate-limited', 'service temporarily unavailable, try again shortly'));
-      });
-    };
+    const queue = new SerialQueue((err) => {
+      this.log.error({ err, channel: this.channel }, 'socket handler failed');
+      // The store did not answer (Redis away or stalled): say so instead of leaving the client waiting.
+      if (ws.readyState === ws.OPEN) ws.send(errorFrame('rate-limited', 'service temporarily unavailable, try again shortly'));
+    });
+    const enqueue = (task: () => Promise<void>): void => queue.push(task);
+    const pace = new MessageWindow();
     enqueue(async () => {
       const attached = await attach(conn);
       if (attached.ok) return this.hub.run(attached.effects);
@@ -176,7 +230,7 @@ export class SocketEdge<S extends z.ZodType> {
       ws.send(errorFrame('unauthorized', 'session ended'));
       ws.close(CloseCode.unauthorized, 'unauthorized');
     });
-    ws.on('message', (data: RawData, isBinary: boolean) => enqueue(() => this.receive(ws, conn, data, isBinary)));
+    ws.on('message', (data: RawData, isBinary: boolean) => enqueue(() => this.receive(ws, conn, pace, data, isBinary)));
     // The first of `closing` (a close has begun) and `close` (the connection is gone, maybe without a close frame) ends it.
     let ended = false;
     const end = (code: number): void => {
@@ -191,15 +245,32 @@ export class SocketEdge<S extends z.ZodType> {
     return conn;
   }
 
-  private async receive(ws: WebSocket, conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
+  /**
+   * Hold a socket's writes until the end of this turn of the event loop, so
+   * that messages for one client produced by one burst of input (a batch of
+   * relayed candidates, a pairing and its news) leave in one write instead of
+   * one system call each. The delay is bounded by the turn: setImmediate runs
+   * right after the I/O callbacks, and a pending one keeps the loop from
+   * sleeping in between.
+   */
+  private coalesce(socket: Duplex): void {
+    if (this.corked.has(socket)) return;
+    if (this.corked.size === 0) setImmediate(this.flush);
+    socket.cork();
+    this.corked.add(socket);
+  }
+
+  private readonly flush = (): void => {
+    for (const socket of this.corked) socket.uncork();
+    this.corked.clear();
+  };
+
+  private async receive(ws: WebSocket, conn: Connection, pace: MessageWindow, data: RawData, isBinary: boolean): Promise<void> {
     // A message that arrived before the client closed is still handled (a chat then a close loses nothing).
     if (this.flooded.has(ws)) return;
-    this.metrics.messages.inc({ channel: this.channel });
-    let used: number;
-    try {
-      used = (await this.limiter.consume(conn.id)).consumedPoints;
-    } catch (res) {
-      if (!(res instanceof RateLimiterRes)) throw res;
+    this.received.inc();
+    const used = pace.count(Date.now());
+    if (used > this.limits.messageFloodPerSec) {
       this.metrics.rejected.inc({ code: 'flood' });
       this.flooded.add(ws);
       ws.close(CloseCode.policyViolation, 'message rate exceeded');

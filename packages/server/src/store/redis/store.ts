@@ -135,7 +135,7 @@ export class RedisStore implements Store {
   /** The inbox entry each delivery being carried out came in (an undelivered one names it). */
   private readonly entryOf = new WeakMap<Delivery, string>();
   /** Calls waiting for the reader to carry out their own inbox entry. */
-  private waiters: { id: string; done: () => void }[] = [];
+  private readonly waiters: Waiter[] = [];
   private readonly pending: Pending[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private handler: ((fx: Effects) => Promise<void>) | undefined;
@@ -348,14 +348,21 @@ export class RedisStore implements Store {
   /** Resolves once the reader has carried out inbox entry `id`. */
   private carriedOut(id: string): Promise<void> {
     if (compareIds(this.inboxId, id) >= 0) return Promise.resolve();
-    return new Promise((done) => this.waiters.push({ id, done }));
+    // Kept in id order (replies come in execution order, so this is nearly always an append):
+    // each entry read then wakes a prefix instead of scanning every waiter.
+    return new Promise((done) => {
+      let i = this.waiters.length;
+      while (i > 0 && compareIds((this.waiters[i - 1] as Waiter).id, id) > 0) i--;
+      this.waiters.splice(i, 0, { id, done });
+    });
   }
 
   private wakeWaiters(all = false): void {
-    const ready = all ? this.waiters : this.waiters.filter((w) => compareIds(this.inboxId, w.id) >= 0);
-    if (ready.length === 0) return;
-    this.waiters = all ? [] : this.waiters.filter((w) => !ready.includes(w));
-    for (const w of ready) w.done();
+    let n = 0;
+    if (all) n = this.waiters.length;
+    else while (n < this.waiters.length && compareIds(this.inboxId, (this.waiters[n] as Waiter).id) >= 0) n++;
+    if (n === 0) return;
+    for (const w of this.waiters.splice(0, n)) w.done();
   }
 
   /** Follow what each matching socket here was last told, for a heal after Redis lost its data. */
@@ -808,9 +815,16 @@ function nextId(id: string): string {
   return `${ms}-${Number(seq) + 1}`;
 }
 
-/** Order of two stream ids ("ms-seq"). */
+/** Order of two stream ids ("ms-seq"); runs for every inbox entry, so no arrays. */
 function compareIds(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number);
-  const [bm = 0, bs = 0] = b.split('-').map(Number);
-  return am !== bm ? am - bm : as - bs;
+  const i = a.indexOf('-');
+  const j = b.indexOf('-');
+  const ms = Number(a.slice(0, i)) - Number(b.slice(0, j));
+  return ms !== 0 ? ms : Number(a.slice(i + 1)) - Number(b.slice(j + 1));
+}
+
+/** A transition's caller, waiting for the reader to carry out its inbox entry. */
+interface Waiter {
+  id: string;
+  done: () => void;
 }
