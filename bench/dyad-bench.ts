@@ -42,6 +42,7 @@ const USAGE = `usage: npm run bench -- [options]
   --soak-seconds N   length of the churn soak
   --cpu-prof         run the servers under --cpu-prof; write flame graphs to DIR/profiles
   --stores LIST      pairing set-ups: memory,redis-1,redis-2 (default: all in full, memory in quick)
+  --rates LIST       offered arrivals per second of the pairing steps, or none (only held sessions)
   --relay-targets L  relay servers: ${RELAY_TARGETS.join(',')}
   --redis-log        log Redis commands after each Redis measurement (default in the full profile)
   --server FILE      server entry to run (default packages/server/dist/main.js), for A/B runs
@@ -59,6 +60,7 @@ interface Options {
   cpuProf: boolean;
   server?: string;
   stores?: TopologyName[];
+  rates?: number[];
   relayTargets?: RelayTarget[];
   redisLog: boolean;
   render?: string;
@@ -122,6 +124,12 @@ function parseArgs(argv: string[]): Options {
         const list = value().split(',').map((x) => x.trim()).filter(Boolean);
         for (const x of list) if (!['memory', 'redis-1', 'redis-2'].includes(x)) throw new Error(`unknown store set-up ${JSON.stringify(x)}`);
         o.stores = list as TopologyName[];
+        break;
+      }
+      case '--rates': {
+        const v = value();
+        o.rates = v === 'none' ? [] : v.split(',').map(Number);
+        if (o.rates.some((r) => !(r > 0 && r <= 50_000))) throw new Error('--rates must be arrivals per second (1..50000) or none');
         break;
       }
       case '-h':
@@ -190,6 +198,7 @@ async function main(): Promise<void> {
   if (opts.workers) profile.workers = opts.workers;
   if (opts.soakSeconds) profile.soak.durationMs = opts.soakSeconds * 1000;
   if (opts.stores) profile.pairing.topologies = opts.stores;
+  if (opts.rates) profile.pairing.rates = opts.rates;
   if (opts.relayTargets) profile.relay.targets = opts.relayTargets;
   const outDir = path.resolve(REPO_ROOT, opts.out);
   mkdirSync(outDir, { recursive: true });

@@ -11,6 +11,8 @@ const READY_TIMEOUT_MS = 20_000;
 interface Slot {
   child: ChildProcess;
   progress: Record<string, number>;
+  /** The task it runs now: progress of any other is stale. */
+  task?: number;
   /** The pending answer the worker owes, if any. */
   waiter?: { accept: (m: FromWorker) => boolean; resolve: (m: FromWorker) => void; reject: (e: Error) => void };
   /** Settles when the worker's current task has ended, however it ended. */
@@ -36,7 +38,8 @@ export class Workers {
         const slot: Slot = { child, progress: {}, busy: Promise.resolve() };
         child.on('message', (m: FromWorker) => {
           if (m.op === 'progress') {
-            slot.progress = m.data;
+            // A late report of an earlier task must not pass for this one's (a cycle would start too soon).
+            if (m.id === slot.task) slot.progress = m.data;
             return;
           }
           const w = slot.waiter;
@@ -93,16 +96,26 @@ export class Workers {
    * a late answer can never be taken for a new one.
    */
   async run<R>(tasks: Task[]): Promise<R[]> {
+    // Forget the last task's progress before waiting: a caller polling
+    // progress() meanwhile must not take it for this task's.
+    this.forgetProgress();
     await this.idle();
-    for (const s of this.slots) s.progress = {};
     const answers = tasks.map((task, i) => {
       const slot = this.slots[i] as Slot;
       const id = nextTaskId++;
+      slot.task = id;
       const answer = this.ask(slot, { op: 'run', id, task }, (m) => (m.op === 'done' || m.op === 'error') && m.id === id);
       slot.busy = answer.catch(() => undefined);
       return answer;
     });
     return (await Promise.all(answers)).map((m) => (m as { result: R }).result);
+  }
+
+  private forgetProgress(): void {
+    for (const s of this.slots) {
+      s.progress = {};
+      s.task = undefined;
+    }
   }
 
   /** Tell every worker to start the load it has set up. */
@@ -116,9 +129,15 @@ export class Workers {
   }
 
   async hold(tasks: HoldTask[]): Promise<HoldStatus[]> {
+    this.forgetProgress();
     await this.idle();
     const answers = await Promise.all(
-      tasks.map((task, i) => this.ask(this.slots[i] as Slot, { op: 'run', id: nextTaskId++, task }, (m) => m.op === 'status')),
+      tasks.map((task, i) => {
+        const slot = this.slots[i] as Slot;
+        const id = nextTaskId++;
+        slot.task = id;
+        return this.ask(slot, { op: 'run', id, task }, (m) => m.op === 'status');
+      }),
     );
     return answers.map((m) => (m as { status: HoldStatus }).status);
   }

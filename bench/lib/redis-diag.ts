@@ -2,87 +2,12 @@
 // duration for a short window (SLOWLOG with a 0 µs threshold), then grouped
 // by script. Run outside the measured windows (the log itself costs a little).
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
 import { REPO_ROOT } from './procs.js';
 
-type Resp = string | number | null | Resp[] | Error;
-
-/** One command over a fresh connection; enough for a few diagnostic calls. */
-export function redisCall(url: string, args: (string | number)[]): Promise<Resp> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const sock = connect(Number(u.port), u.hostname);
-    const reader = new RespReader();
-    sock.on('data', (d: Buffer) => {
-      const value = reader.push(d);
-      if (value !== undefined) {
-        sock.end();
-        resolve(value);
-      }
-    });
-    sock.on('error', reject);
-    const parts = args.map(String);
-    sock.write(`*${parts.length}\r\n${parts.map((p) => `$${Buffer.byteLength(p)}\r\n${p}\r\n`).join('')}`);
-  });
-}
-
-/**
- * Incremental RESP reader: bytes are consumed once as they arrive (a
- * SLOWLOG reply runs to megabytes), nested arrays kept on a stack.
- */
-class RespReader {
-  private buf: Buffer = Buffer.alloc(0);
-  private readonly stack: { left: number; items: Resp[] }[] = [];
-
-  /** Feed bytes; returns the reply once complete. */
-  push(chunk: Buffer): Resp | undefined {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    let pos = 0;
-    for (;;) {
-      const eol = this.buf.indexOf('\r\n', pos);
-      if (eol < 0) break;
-      const type = String.fromCharCode(this.buf[pos] ?? 0);
-      const head = this.buf.toString('utf8', pos + 1, eol);
-      let value: Resp;
-      let next = eol + 2;
-      if (type === '*') {
-        const n = Number(head);
-        pos = next;
-        if (n > 0) {
-          this.stack.push({ left: n, items: [] });
-          continue;
-        }
-        value = n < 0 ? null : [];
-      } else if (type === '$') {
-        const n = Number(head);
-        if (n >= 0) {
-          if (this.buf.length < next + n + 2) break;
-          value = this.buf.toString('utf8', next, next + n);
-          next += n + 2;
-        } else value = null;
-      } else if (type === ':') value = Number(head);
-      else if (type === '-') value = new Error(head);
-      else value = head;
-      pos = next;
-      // Place the value; close every array it completes.
-      for (;;) {
-        const top = this.stack[this.stack.length - 1];
-        if (!top) {
-          this.buf = this.buf.subarray(pos);
-          return value;
-        }
-        top.items.push(value);
-        if (--top.left > 0) break;
-        this.stack.pop();
-        value = top.items;
-      }
-    }
-    this.buf = this.buf.subarray(pos);
-    return undefined;
-  }
-}
+type Resp = string | number | null | Resp[];
 
 /** sha1 -> script name of the server's Redis store, gathered over the run. */
 const knownScripts = new Map<string, string>();
@@ -129,8 +54,8 @@ const SLOWLOG_SAMPLE = 20_000;
 /** The diagnosis's own commands (commandstats names subcommands `config|set`). */
 const DIAG_COMMANDS: ReadonlySet<string> = new Set(['config', 'slowlog', 'info']);
 
-async function commandStats(url: string): Promise<Map<string, { calls: number; usec: number }>> {
-  const text = await redisCall(url, ['INFO', 'commandstats']);
+async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
+  const text = await redis.call('INFO', 'commandstats');
   const out = new Map<string, { calls: number; usec: number }>();
   for (const line of typeof text === 'string' ? text.split('\r\n') : []) {
     const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line);
@@ -148,20 +73,30 @@ async function commandStats(url: string): Promise<Map<string, { calls: number; u
 export async function profileRedis(url: string, ms: number, ops: () => Promise<number>): Promise<RedisProfile> {
   await learnScriptNames();
   const names = knownScripts;
-  await redisCall(url, ['CONFIG', 'SET', 'slowlog-max-len', String(SLOWLOG_SAMPLE)]);
-  await redisCall(url, ['SLOWLOG', 'RESET']);
-  const s0 = await commandStats(url);
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    return await measure(redis, names, ms, ops);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function measure(redis: Redis, names: Map<string, string>, ms: number, ops: () => Promise<number>): Promise<RedisProfile> {
+  const call = (...args: string[]): Promise<unknown> => redis.call(args[0] as string, ...args.slice(1));
+  await call('CONFIG', 'SET', 'slowlog-max-len', String(SLOWLOG_SAMPLE));
+  await call('SLOWLOG', 'RESET');
+  const s0 = await commandStats(redis);
   const o0 = await ops();
-  await redisCall(url, ['CONFIG', 'SET', 'slowlog-log-slower-than', '0']);
+  await call('CONFIG', 'SET', 'slowlog-log-slower-than', '0');
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, ms));
-  await redisCall(url, ['CONFIG', 'SET', 'slowlog-log-slower-than', '10000']);
+  await call('CONFIG', 'SET', 'slowlog-log-slower-than', '10000');
   const seconds = (performance.now() - t0) / 1000;
   const o1 = await ops();
-  const s1 = await commandStats(url);
-  const log = await redisCall(url, ['SLOWLOG', 'GET', String(SLOWLOG_SAMPLE)]);
-  await redisCall(url, ['SLOWLOG', 'RESET']);
-  await redisCall(url, ['CONFIG', 'SET', 'slowlog-max-len', '128']);
+  const s1 = await commandStats(redis);
+  const log = await call('SLOWLOG', 'GET', String(SLOWLOG_SAMPLE));
+  await call('SLOWLOG', 'RESET');
+  await call('CONFIG', 'SET', 'slowlog-max-len', '128');
 
   // The log has every command, those run inside scripts too (their client is
   // "?:0", and they come just before the script that ran them). Scale the

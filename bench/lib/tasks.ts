@@ -142,7 +142,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { op: 'ready' }
-  | { op: 'progress'; data: Record<string, number> }
+  | { op: 'progress'; id: number; data: Record<string, number> }
   | { op: 'done'; id: number; result: unknown }
   | { op: 'status'; status: HoldStatus }
   | { op: 'error'; id?: number; message: string };

@@ -36,6 +36,13 @@ const CANDIDATE =
 const send = (m: FromWorker): void => {
   process.send?.(m);
 };
+/** The task the coordinator asked for last; progress is tagged with the task it belongs to. */
+let currentTask = 0;
+/** A progress reporter for the task starting now: a late report of an earlier task is then told apart. */
+const progressOf = (): ((data: Record<string, number>) => void) => {
+  const id = currentTask;
+  return (data) => send({ op: 'progress', id, data });
+};
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 const cpuNow = (): number => {
@@ -101,12 +108,20 @@ class Inbox {
       setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs).unref();
     });
   }
-  /** Hand the socket over to the load phase. */
-  detach(): WebSocket {
+  /**
+   * Hand the socket over to the load phase; `onMessage` gets what arrived
+   * after the awaited message first (a `matched` can come in the same read
+   * as `session`), then every later message.
+   */
+  detach(onMessage?: (m: Msg) => void): WebSocket {
     this.ws.removeAllListeners('message');
     this.ws.removeAllListeners('close');
     this.ws.removeAllListeners('error');
     this.ws.on('error', () => undefined);
+    if (onMessage) {
+      this.ws.on('message', (data) => onMessage(JSON.parse(String(data)) as Msg));
+      for (const m of this.seen.splice(0)) onMessage(m);
+    }
     return this.ws;
   }
 }
@@ -132,6 +147,7 @@ async function pool<T>(n: number, limit: number, fn: (i: number) => Promise<T>):
 // ------------------------------------------------------------------ arrivals
 
 async function arrivals(t: ArrivalsTask): Promise<ArrivalsResult> {
+  const tell = progressOf();
   const wait = new Samples();
   const e2e = new Samples();
   const lag = new Samples();
@@ -140,7 +156,7 @@ async function arrivals(t: ArrivalsTask): Promise<ArrivalsResult> {
   let launched = 0;
   let matched = 0;
   const cpu0 = cpuNow();
-  const progress = setInterval(() => send({ op: 'progress', data: { launched, matched, open: live.size } }), PROGRESS_EVERY_MS);
+  const progress = setInterval(() => tell({ launched, matched, open: live.size }), PROGRESS_EVERY_MS);
 
   const launch = (scheduled: number): void => {
     const start = performance.now();
@@ -208,6 +224,7 @@ async function arrivals(t: ArrivalsTask): Promise<ArrivalsResult> {
 // ------------------------------------------------------------------ cycle
 
 async function cycle(t: CycleTask): Promise<CycleResult> {
+  const tell = progressOf();
   const wait = new Samples();
   const errors: Record<string, number> = {};
   let measuring = false;
@@ -220,7 +237,7 @@ async function cycle(t: CycleTask): Promise<CycleResult> {
   let matchedTotal = 0;
   let connected = 0;
   let loading = 0;
-  const report = (): void => send({ op: 'progress', data: { connected, matched: matchedTotal, loading } });
+  const report = (): void => tell({ connected, matched: matchedTotal, loading });
   const progress = setInterval(report, PROGRESS_EVERY_MS);
   const opened = await pool(t.sessions, CONNECT_CONCURRENCY, async (i): Promise<WebSocket | undefined> => {
     const url = `${t.matchingWs[i % t.matchingWs.length]}/ws?mode=text`;
@@ -233,11 +250,10 @@ async function cycle(t: CycleTask): Promise<CycleResult> {
       inbox.ws.terminate();
       return undefined;
     }
-    const ws = inbox.detach();
+    const ws = inbox.ws;
     connected++;
     let waitingAt = Number.NaN;
-    ws.on('message', (data) => {
-      const msg = JSON.parse(String(data)) as Msg;
+    inbox.detach((msg) => {
       if (msg.event === 'waiting') waitingAt = performance.now();
       else if (msg.event === 'matched') {
         matchedTotal++;
@@ -357,6 +373,7 @@ async function peerjsPair(t: RelayTask, i: number): Promise<RelayPair> {
 }
 
 async function relay(t: RelayTask): Promise<RelayResult> {
+  const tell = progressOf();
   const latency = new Samples();
   const errors: Record<string, number> = {};
   const setup0 = performance.now();
@@ -369,7 +386,7 @@ async function relay(t: RelayTask): Promise<RelayResult> {
   let delivered = 0;
   let total = 0;
   let loading = 0;
-  const report = (): void => send({ op: 'progress', data: { delivered: total, loading } });
+  const report = (): void => tell({ delivered: total, loading });
   const progress = setInterval(report, PROGRESS_EVERY_MS);
   const windowed = t.load.type === 'window';
   const receiver = (dir: Direction, to: WebSocket): void => {
@@ -482,7 +499,8 @@ class Holder {
   private readonly ticker: NodeJS.Timeout;
 
   constructor(private readonly t: HoldTask) {
-    this.ticker = setInterval(() => send({ op: 'progress', data: { open: this.open, matched: this.matched } }), PROGRESS_EVERY_MS);
+    const tell = progressOf();
+    this.ticker = setInterval(() => tell({ open: this.open, matched: this.matched }), PROGRESS_EVERY_MS);
   }
 
   status(): HoldStatus {
@@ -573,6 +591,7 @@ class Holder {
 // ------------------------------------------------------------------ soak
 
 async function soak(t: SoakTask): Promise<SoakCounters> {
+  const tell = progressOf();
   const c: SoakCounters = {
     sessionsStarted: 0,
     pairs: 0,
@@ -589,7 +608,7 @@ async function soak(t: SoakTask): Promise<SoakCounters> {
   let running = true;
   const live = new Set<WebSocket>();
   const progress = setInterval(
-    () => send({ op: 'progress', data: { open: live.size, pairs: c.pairs, chats: c.chatsReceived } }),
+    () => tell({ open: live.size, pairs: c.pairs, chats: c.chatsReceived }),
     PROGRESS_EVERY_MS,
   );
 
@@ -697,6 +716,7 @@ process.on('message', (m: ToWorker) => {
   const fail = (err: unknown): void => send({ op: 'error', id, message: err instanceof Error ? err.message : String(err) });
   switch (m.op) {
     case 'run': {
+      currentTask = m.id;
       const task = m.task;
       if (task.kind === 'hold') {
         holder = new Holder(task);
