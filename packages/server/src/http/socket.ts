@@ -1,6 +1,5 @@
 // One WebSocket of a session, on either service: rate limits, edge
 // validation, in-order handling, and the close rules of the contract.
-import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -11,6 +10,7 @@ import type { Logger } from 'pino';
 import type { Connection, Hub } from '../core/hub.js';
 import type { AttachResult, Channel, Effects } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
+import { newConnId } from '../core/ids.js';
 
 export interface SocketLimits {
   maxFrameBytes: number;
@@ -28,7 +28,6 @@ export const SOCKET_COUNT_WINDOW_SEC = 3_600;
 /** A client refused for holding too many sockets may try again after this long. */
 const SOCKET_RETRY_AFTER_SEC = 5;
 
-export const newConnId = (): string => randomBytes(12).toString('base64url');
 
 /** What a close frame without a code means (RFC 6455 section 7.1.5). */
 const NO_STATUS_CODE = 1005;

@@ -2,7 +2,6 @@
 // WebSocket (one-trip `/ws?...` and `/ws/{id}?token=`). A thin edge: every
 // decision is the store's.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import {
@@ -23,11 +22,11 @@ import type { WebSocket } from 'ws';
 import type { Connection } from '../core/hub.js';
 import { emptyEffects, type Effects } from '../store/store.js';
 import { AdminApi } from './admin.js';
+import { newToken } from '../core/ids.js';
 
 type Refusal = { status: number; body: HttpError };
 type Registered = { id: string; token: string };
 
-const newToken = (): string => randomBytes(24).toString('base64url'); // 192 bits
 
 export class MatchingService {
   readonly server: Server;

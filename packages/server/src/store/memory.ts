@@ -1,6 +1,6 @@
 // The embedded store: one process, zero set-up, nothing on disk. Each method
 // runs to completion synchronously, which is what makes it atomic here.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   CloseCode,
   DISCONNECT_MESSAGES,
@@ -14,6 +14,7 @@ import {
   type SignalType,
 } from '@dyad/protocol';
 import { choosePartner, commonInterests, mutuallyAccept, type Candidate, type PairingPolicy } from '../core/rules.js';
+import { newRoomCode, newSessionId as newId } from '../core/ids.js';
 import {
   emptyEffects,
   type AttachResult,
@@ -80,8 +81,6 @@ interface Room {
 }
 
 const hashToken = (token: string): Buffer => createHash('sha256').update(token).digest();
-const newId = (): string => randomBytes(9).toString('base64url');
-const newRoomCode = (): string => randomBytes(18).toString('base64url'); // 144 bits
 const seconds = (ms: number): number => ms / 1000;
 
 const peerDisconnected = (reason: DisconnectReason): PeerDisconnectedEvent => ({

@@ -24,6 +24,7 @@ import {
 } from '../store.js';
 import { toEffects, wellFormed, type RawResult } from './codec.js';
 import { CFG_NAMES, SCRIPTS, type ScriptName } from './lua.js';
+import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
 
 export interface RedisStoreOptions extends MemoryStoreOptions {
   /** `redis://` or `rediss://` URL. */
@@ -71,8 +72,6 @@ const START_TIMEOUT_MS = 20_000;
 const READ_BLOCK_MS = 1_000;
 
 const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
-const newId = (): string => randomBytes(9).toString('base64url');
-const newRoomCode = (): string => randomBytes(18).toString('base64url'); // 144 bits
 const newProcId = (): string => randomBytes(6).toString('base64url');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
