@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { runCapacity } from './lib/capacity.js';
 import { load1, Progress, PROFILES, type BenchContext } from './lib/context.js';
 import { analyze, flameGraph, formatSummary } from './lib/cpuprofile.js';
@@ -22,7 +23,7 @@ import { assertBuilt, REPO_ROOT, useServerEntry } from './lib/procs.js';
 import { RELAY_TARGETS, runRelay, type RelayTarget } from './lib/relay.js';
 import { markdown, plots, targets, textSummary, type Results, type RunMeta } from './lib/report.js';
 import { runSoak } from './lib/soak.js';
-import type { TopologyName } from './lib/topology.js';
+import { TOPOLOGIES, type TopologyName } from './lib/topology.js';
 
 const SECTIONS = ['pairing', 'relay', 'capacity', 'soak', 'frame'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -66,82 +67,64 @@ interface Options {
   render?: string;
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, json: false, only: [...SECTIONS], out: '', cpuProf: false, redisLog: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    switch (a) {
-      case '--quick':
-        o.quick = true;
-        break;
-      case '--json':
-        o.json = true;
-        break;
-      case '--only': {
-        const list = value().split(',').map((s) => s.trim()).filter(Boolean);
-        for (const s of list) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown section ${JSON.stringify(s)}`);
-        o.only = list as Section[];
-        break;
-      }
-      case '--out':
-        o.out = value();
-        break;
-      case '--doc':
-        o.doc = value();
-        break;
-      case '--workers':
-        o.workers = Number(value());
-        if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 16) throw new Error('--workers must be 1..16');
-        break;
-      case '--soak-seconds':
-        o.soakSeconds = Number(value());
-        if (!(o.soakSeconds >= 5)) throw new Error('--soak-seconds must be at least 5');
-        break;
-      case '--cpu-prof':
-        o.cpuProf = true;
-        break;
-      case '--server':
-        o.server = value();
-        break;
-      case '--relay-targets': {
-        const list = value().split(',').map((x) => x.trim()).filter(Boolean);
-        for (const x of list) if (!(RELAY_TARGETS as readonly string[]).includes(x)) throw new Error(`unknown relay target ${JSON.stringify(x)}`);
-        o.relayTargets = list as RelayTarget[];
-        break;
-      }
-      case '--redis-log':
-        o.redisLog = true;
-        break;
-      case '--render':
-        o.render = value();
-        break;
-      case '--stores': {
-        const list = value().split(',').map((x) => x.trim()).filter(Boolean);
-        for (const x of list) if (!['memory', 'redis-1', 'redis-2'].includes(x)) throw new Error(`unknown store set-up ${JSON.stringify(x)}`);
-        o.stores = list as TopologyName[];
-        break;
-      }
-      case '--rates': {
-        const v = value();
-        o.rates = v === 'none' ? [] : v.split(',').map(Number);
-        if (o.rates.some((r) => !(r > 0 && r <= 50_000))) throw new Error('--rates must be arrivals per second (1..50000) or none');
-        break;
-      }
-      case '-h':
-      case '--help':
-        process.stdout.write(USAGE);
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown option ${a}\n${USAGE}`);
-    }
+/** A comma-separated list whose every item is one of `allowed`. */
+function listOf<T extends string>(option: string, value: string, allowed: readonly T[]): T[] {
+  const list = value.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const x of list) if (!(allowed as readonly string[]).includes(x)) throw new Error(`${option}: unknown ${JSON.stringify(x)} (one of ${allowed.join(', ')})`);
+  return list as T[];
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values: v } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      quick: { type: 'boolean' },
+      json: { type: 'boolean' },
+      only: { type: 'string' },
+      out: { type: 'string' },
+      doc: { type: 'string' },
+      workers: { type: 'string' },
+      'soak-seconds': { type: 'string' },
+      'cpu-prof': { type: 'boolean' },
+      stores: { type: 'string' },
+      rates: { type: 'string' },
+      'relay-targets': { type: 'string' },
+      'redis-log': { type: 'boolean' },
+      server: { type: 'string' },
+      render: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (v.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
   }
-  if (!o.out) o.out = o.quick ? 'artifacts/bench-quick' : 'docs/bench';
+  const o: Options = {
+    quick: v.quick ?? false,
+    json: v.json ?? false,
+    only: v.only === undefined ? [...SECTIONS] : listOf('--only', v.only, SECTIONS),
+    out: v.out ?? (v.quick ? 'artifacts/bench-quick' : 'docs/bench'),
+    doc: v.doc,
+    cpuProf: v['cpu-prof'] ?? false,
+    redisLog: v['redis-log'] ?? false,
+    server: v.server,
+    render: v.render,
+  };
+  if (v.workers !== undefined) {
+    o.workers = Number(v.workers);
+    if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 16) throw new Error('--workers must be 1..16');
+  }
+  if (v['soak-seconds'] !== undefined) {
+    o.soakSeconds = Number(v['soak-seconds']);
+    if (!(o.soakSeconds >= 5)) throw new Error('--soak-seconds must be at least 5');
+  }
+  if (v.stores !== undefined) o.stores = listOf('--stores', v.stores, TOPOLOGIES);
+  if (v['relay-targets'] !== undefined) o.relayTargets = listOf('--relay-targets', v['relay-targets'], RELAY_TARGETS);
+  if (v.rates !== undefined) {
+    o.rates = v.rates === 'none' ? [] : v.rates.split(',').map(Number);
+    if (o.rates.some((r) => !(r > 0 && r <= 50_000))) throw new Error('--rates must be arrivals per second (1..50000) or none');
+  }
   return o;
 }
 
@@ -184,7 +167,7 @@ function publish(results: Results, opts: Options, outDir: string, progress: Prog
 }
 
 async function main(): Promise<void> {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseOptions(process.argv.slice(2));
   if (opts.render) {
     // Re-render a saved run (after a change to the report, or to publish an earlier run).
     const saved = JSON.parse(readFileSync(path.resolve(opts.render), 'utf8')) as Results;

@@ -5,7 +5,8 @@ import { cpuSeconds, rssBytes, startDyad, startRedis, type DyadProcess, type Red
 import { scrape, type Scrape } from './prom.js';
 import { learnScriptNames } from './redis-diag.js';
 
-export type TopologyName = 'memory' | 'redis-1' | 'redis-2';
+export const TOPOLOGIES = ['memory', 'redis-1', 'redis-2'] as const;
+export type TopologyName = (typeof TOPOLOGIES)[number];
 
 export const TOPOLOGY_LABEL: Record<TopologyName, string> = {
   memory: 'memory, 1 process',
