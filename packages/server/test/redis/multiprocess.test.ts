@@ -246,6 +246,10 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
       await eventually(async () => ((await status(`${m1.http('matching')}/readyz`)) === 503 ? true : undefined), 'm1 /readyz 503');
       a.m.send({ event: 'chat', message: 'during the stall' });
       assert.equal((await a.m.next('error', 5_000)).code, 'rate-limited');
+      // A registration checks the shared per-address limit first: that check must not wait for Redis forever either.
+      const reg = await fetch(`${m2.http('matching')}/register`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(8_000) });
+      await reg.arrayBuffer();
+      assert.ok(reg.status >= 500, `registration refused during the stall (got ${reg.status})`);
     } finally {
       redis.resume();
     }

@@ -122,6 +122,12 @@ export class RedisStore implements Store {
   readonly client: Redis;
   /** Blocking reads of this process's inbox. */
   private readonly reader: Redis;
+  /**
+   * The per-address limiters' own connection: its commands time out, so a
+   * stalled Redis cannot hold a registration or a `next` forever (the
+   * limiter then falls back to this process's own count).
+   */
+  private readonly limits: Redis;
   readonly procId: string;
   private readonly prefix: string;
   private readonly base: string;
@@ -205,6 +211,13 @@ export class RedisStore implements Store {
       autoResendUnfulfilledCommands: false,
     });
     this.reader = new Redis(opts.url, { ...common, maxRetriesPerRequest: null });
+    this.limits = new Redis(opts.url, {
+      ...common,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: this.callTimeoutMs,
+    });
+    this.limits.on('error', () => undefined);
     let down = false;
     const onError = (err: Error): void => {
       if (!down) this.log?.warn({ err: err.message }, 'redis unreachable');
@@ -229,11 +242,13 @@ export class RedisStore implements Store {
     // A failed first attempt is retried like any later one; only the overall wait is bounded.
     this.client.connect().catch(() => undefined);
     this.reader.connect().catch(() => undefined);
+    this.limits.connect().catch(() => undefined);
     try {
       await withTimeout(Promise.all([ready(this.client), ready(this.reader)]), START_TIMEOUT_MS, 'connecting to Redis');
     } catch (err) {
       this.client.disconnect();
       this.reader.disconnect();
+      this.limits.disconnect();
       throw new StoreUnavailableError(`cannot reach Redis: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     await this.loadScripts();
@@ -748,7 +763,7 @@ export class RedisStore implements Store {
   /** A rate limiter shared by every process on this Redis; a local one stands in while Redis is away. */
   limiter(name: string, points: number, durationSec: number): RateLimiterAbstract {
     return new RateLimiterRedis({
-      storeClient: this.client,
+      storeClient: this.limits,
       keyPrefix: `${this.prefix}rl:${name}`,
       points,
       duration: durationSec,
@@ -768,6 +783,7 @@ export class RedisStore implements Store {
     this.stopLoops();
     this.wakeWaiters(true);
     this.reader.disconnect();
+    this.limits.disconnect();
     await this.reading?.catch(() => undefined);
     try {
       await withTimeout(this.client.quit(), 1_000, 'quit');
