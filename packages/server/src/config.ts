@@ -18,6 +18,8 @@ export interface Settings {
   redisUrl: string | undefined;
   /** Prefix of every Redis key (processes sharing a Redis and a prefix form one service). @default 'dyad:' */
   redisPrefix: string;
+  /** How long one Redis call may take before it fails with a clear error. @default 2000 */
+  redisCallTimeoutMs: number;
   /** Origins accepted on upgrades and CORS; empty means "same host as the request, any port". */
   allowedOrigins: string[];
   turnUrls: string[];
@@ -167,6 +169,7 @@ export function loadSettings(env: Env = process.env): Settings {
     roles: [...new Set(roles)] as Role[],
     redisUrl,
     redisPrefix: env.REDIS_PREFIX?.trim() || 'dyad:',
+    redisCallTimeoutMs: integer(env, 'REDIS_CALL_TIMEOUT_MS', 2_000, 50),
     allowedOrigins: allowedOrigins.map((o) => new URL(o).origin),
     turnUrls,
     turnSecret,

@@ -24,7 +24,13 @@ async function createStore(settings: Settings, log: Logger): Promise<Store> {
   const prefix = settings.redisPrefix;
   const bad = checkPrefix(prefix);
   if (bad) throw new ConfigError('REDIS_PREFIX', bad);
-  const store = new RedisStore({ ...settings, url: settings.redisUrl, prefix, log: log.child({ store: 'redis' }) });
+  const store = new RedisStore({
+    ...settings,
+    url: settings.redisUrl,
+    prefix,
+    callTimeoutMs: settings.redisCallTimeoutMs,
+    log: log.child({ store: 'redis' }),
+  });
   await store.start();
   return store;
 }
