@@ -8,6 +8,7 @@
 // which gives it a private network namespace). Prints numbers, asserts nothing.
 import type { Page } from 'playwright-core';
 import { clickStart, launchBrowser, newUser, prepare, startServer, within } from '../e2e/harness.js';
+import { summarize } from './lib/stats.js';
 
 const RUNS = Number(process.env.RUNS ?? 20);
 const RUN_TIMEOUT_MS = 15_000;
@@ -67,16 +68,11 @@ async function clickToFrame(page: Page): Promise<PageTimes> {
   });
 }
 
-function percentile(sorted: number[], p: number): number {
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(rank, sorted.length) - 1]!;
-}
-
 function summary(label: string, values: number[]): string {
-  const sorted = [...values].sort((x, y) => x - y);
+  const s = summarize(values);
   return (
-    `${label}, ${sorted.length} runs: p50 ${percentile(sorted, 50).toFixed(0)} ms, ` +
-    `p95 ${percentile(sorted, 95).toFixed(0)} ms (min ${sorted[0]!.toFixed(0)}, max ${sorted.at(-1)!.toFixed(0)})`
+    `${label}, ${s.n} runs: p50 ${s.p50.toFixed(0)} ms, ` +
+    `p95 ${s.p95.toFixed(0)} ms (min ${s.min.toFixed(0)}, max ${s.max.toFixed(0)})`
   );
 }
 

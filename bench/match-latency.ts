@@ -12,6 +12,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startServer, type RunningServer } from '../packages/server/test/support/server.js';
+import { summarize, type Summary } from './lib/stats.js';
 
 const SEQUENTIAL_PAIRS = 200;
 const WARMUP_PAIRS = 20;
@@ -74,13 +75,7 @@ class Client {
   }
 }
 
-const percentile = (sorted: number[], p: number): number =>
-  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-const stats = (samples: number[]) => {
-  const s = [...samples].sort((a, b) => a - b);
-  return { n: s.length, p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99) };
-};
-const median = (xs: number[]): number => stats(xs).p50;
+const median = (xs: number[]): number => summarize(xs).p50;
 const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 
@@ -134,7 +129,7 @@ async function baseline(): Promise<{ httpPostP50: number; wsFirstMessageP50: num
   agent.destroy();
   wss.close();
   await new Promise((resolve) => server.close(resolve));
-  return { httpPostP50: stats(posts).p50, wsFirstMessageP50: stats(opens).p50 };
+  return { httpPostP50: summarize(posts).p50, wsFirstMessageP50: summarize(opens).p50 };
 }
 
 // ------------------------------------------------------------- sequential
@@ -241,8 +236,8 @@ async function main(): Promise<void> {
   const floor = await baseline();
   const server = await startServer({ LOG_LEVEL: 'warn', REDIS_URL: undefined });
   try {
-    const oneTrip = stats(await sequential(server, 'one-trip'));
-    const registered = stats(await sequential(server, 'register'));
+    const oneTrip = summarize(await sequential(server, 'one-trip'));
+    const registered = summarize(await sequential(server, 'register'));
     const bursts: Burst[] = [];
     for (let i = 0; i < BURST_ROUNDS; i++) {
       bursts.push(await burst(server));
@@ -251,7 +246,7 @@ async function main(): Promise<void> {
     const rate = await throughput(server);
 
     const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
-    const line = (label: string, s: ReturnType<typeof stats>) =>
+    const line = (label: string, s: Summary) =>
       `  ${label.padEnd(34)} p50 ${ms(s.p50).padStart(7)}  p95 ${ms(s.p95).padStart(7)}  p99 ${ms(s.p99).padStart(7)} ms  (n=${s.n})`;
     console.log(`Dyad match latency - node ${process.version}, ${os.cpus().length} x ${cpu}, memory store, loopback`);
     console.log('baseline (bare Node on this box)');

@@ -7,9 +7,32 @@ import type { Phase } from '../client/state.js';
 import { ChatPanel } from './ChatPanel.js';
 import { DeviceMenu } from './DeviceMenu.js';
 import { useStore } from './hooks.js';
-import { Icon } from './icons.js';
+import { Icon, type IconName } from './icons.js';
 import { ReportDialog } from './ReportDialog.js';
 import { Video } from './Video.js';
+
+/** A microphone or camera switch: pressed while the device is off; label and icon say what a click does and what is on. */
+function DeviceToggle(props: {
+  on: boolean;
+  /** [while on, while off] */
+  labels: [string, string];
+  icons: [IconName, IconName];
+  onToggle: () => void;
+}): ReactElement {
+  const label = props.on ? props.labels[0] : props.labels[1];
+  return (
+    <button
+      type="button"
+      className={`btn btn-icon${props.on ? '' : ' btn-off'}`}
+      aria-pressed={!props.on}
+      aria-label={label}
+      title={label}
+      onClick={props.onToggle}
+    >
+      <Icon name={props.on ? props.icons[0] : props.icons[1]} />
+    </button>
+  );
+}
 
 /** Esc must be pressed twice within this time to skip a stranger, so a stray key does not. */
 export const ESC_CONFIRM_MS = 3_000;
@@ -146,26 +169,18 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
         </button>
         {video && (
           <>
-            <button
-              type="button"
-              className={`btn btn-icon${local.micOn ? '' : ' btn-off'}`}
-              aria-pressed={!local.micOn}
-              aria-label={local.micOn ? 'Mute microphone' : 'Unmute microphone'}
-              title={local.micOn ? 'Mute microphone' : 'Unmute microphone'}
-              onClick={() => media.setMic(!local.micOn)}
-            >
-              <Icon name={local.micOn ? 'mic' : 'mic-off'} />
-            </button>
-            <button
-              type="button"
-              className={`btn btn-icon${local.camOn ? '' : ' btn-off'}`}
-              aria-pressed={!local.camOn}
-              aria-label={local.camOn ? 'Turn camera off' : 'Turn camera on'}
-              title={local.camOn ? 'Turn camera off' : 'Turn camera on'}
-              onClick={() => media.setCamera(!local.camOn)}
-            >
-              <Icon name={local.camOn ? 'cam' : 'cam-off'} />
-            </button>
+            <DeviceToggle
+              on={local.micOn}
+              labels={['Mute microphone', 'Unmute microphone']}
+              icons={['mic', 'mic-off']}
+              onToggle={() => media.setMic(!local.micOn)}
+            />
+            <DeviceToggle
+              on={local.camOn}
+              labels={['Turn camera off', 'Turn camera on']}
+              icons={['cam', 'cam-off']}
+              onToggle={() => media.setCamera(!local.camOn)}
+            />
             <div className="anchor">
               <button
                 type="button"

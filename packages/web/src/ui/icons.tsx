@@ -1,7 +1,7 @@
 // Inline icons (no icon font or CDN). 24x24, stroke follows currentColor.
 import type { ReactElement } from 'react';
 
-type IconName = 'mic' | 'mic-off' | 'cam' | 'cam-off' | 'next' | 'stop' | 'flag' | 'settings' | 'send' | 'close';
+export type IconName = 'mic' | 'mic-off' | 'cam' | 'cam-off' | 'next' | 'stop' | 'flag' | 'settings' | 'send' | 'close';
 
 const PATHS: Record<IconName, ReactElement> = {
   mic: (

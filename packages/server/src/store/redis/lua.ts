@@ -93,6 +93,8 @@ local function target(proc)
 end
 
 local SLOT = {matching = {'mc', 'mp'}, signalling = {'sc', 'sp'}}
+-- The per-process set of sessions with a socket there, by channel (for the reaper).
+local INDEX = {matching = 'pm', signalling = 'ps'}
 
 -- Deliver to a session's open socket on a channel; false when there is none.
 local function send(s, ch, msg)
@@ -588,7 +590,7 @@ local function dropSocket(s, ch, own, after)
   local conn, proc = s[f[1]], s[f[2]]
   takeInFlight(s, ch, conn, proc, after)
   drop(s, f[1], f[2])
-  redis.call('SREM', P .. (ch == 'matching' and 'pm:' or 'ps:') .. proc, s.id)
+  redis.call('SREM', P .. INDEX[ch] .. ':' .. proc, s.id)
   if ch == 'matching' then
     unpool(s)
   else
@@ -601,6 +603,21 @@ local function dropSocket(s, ch, own, after)
   redis.call('ZADD', P .. 'graces', num(NOW + CFG.grace), g[3] .. '|' .. proc .. '|' .. s.id .. '|' .. conn)
   redis.call('PEXPIRE', P .. 'graces', CFG.idxttl)
   if own then timer(ch .. '-grace', s.id, conn, CFG.grace) end
+end
+
+-- A new socket of a session on a channel takes over from the old one, whose
+-- in-flight messages come first; the grace period, if any, is over.
+local function adopt(s, ch, conn)
+  local f = SLOT[ch]
+  local old, oldProc = s[f[1]], s[f[2]]
+  if old ~= conn then
+    if old then takeInFlight(s, ch, old, oldProc) end
+    closeSocket(s, ch, 4002, 'replaced by a newer socket')
+    if oldProc then redis.call('SREM', P .. INDEX[ch] .. ':' .. oldProc, s.id) end
+  end
+  clearGrace(s, ch)
+  put(s, {f[1], conn, f[2], ME})
+  holds(INDEX[ch], ME, s.id)
 end
 
 -- The member leaves its room from signalling: partner told, member idle.
@@ -695,15 +712,7 @@ return finish()
 local id, th, conn = A[1], A[2], A[3]
 local s = load(id)
 if not s or s.th ~= th then return finish({ok = false}) end
-if s.mc ~= conn then
-  -- A newer socket takes over: what was still on its way to the old one comes first.
-  if s.mc then takeInFlight(s, 'matching', s.mc, s.mp) end
-  closeSocket(s, 'matching', 4002, 'replaced by a newer socket')
-  if s.mp then redis.call('SREM', P .. 'pm:' .. s.mp, id) end
-end
-clearGrace(s, 'matching')
-put(s, {'mc', conn, 'mp', ME})
-holds('pm', ME, id)
+adopt(s, 'matching', conn)
 touch(s)
 if s.st == 'registered' then
   enterPool(s)
@@ -846,16 +855,8 @@ return finish()
 local id, th, conn = A[1], A[2], A[3]
 local s = load(id)
 if not s or s.th ~= th then return finish({ok = false}) end
-if s.sc ~= conn then
-  -- A newer socket takes over: what was still on its way to the old one comes first.
-  if s.sc then takeInFlight(s, 'signalling', s.sc, s.sp) end
-  closeSocket(s, 'signalling', 4002, 'replaced by a newer socket')
-  if s.sp then redis.call('SREM', P .. 'ps:' .. s.sp, id) end
-end
-clearGrace(s, 'signalling')
-put(s, {'sc', conn, 'sp', ME})
+adopt(s, 'signalling', conn)
 drop(s, 'sj', 'sjr')
-holds('ps', ME, id)
 touch(s)
 return finish({ok = true, profile = profile(s)})
 `,
