@@ -1,6 +1,6 @@
 # Dyad: one image for every role (ROLES picks them at run time).
 #   docker build -t dyad .
-#   docker run -p 8000:8000 -p 8001:8001 -p 8080:8080 -e HOST=0.0.0.0 dyad
+#   docker run -p 8000:8000 -p 8001:8001 -p 8080:8080 -e ALLOWED_ORIGINS=http://localhost:8080 dyad
 # docker-compose.yml runs the multi-process topology on Redis.
 
 FROM node:20-bookworm-slim AS build

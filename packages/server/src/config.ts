@@ -2,6 +2,7 @@
 // value that cannot be parsed stops the process with an error naming it
 // (PROTOCOL.md, "Services, ports, configuration").
 import { fileURLToPath } from 'node:url';
+import { isLoopbackHost } from './http/client.js';
 
 export type Role = 'matching' | 'signalling' | 'web';
 const ROLE_NAMES: ReadonlySet<string> = new Set<Role>(['matching', 'signalling', 'web']);
@@ -20,7 +21,7 @@ export interface Settings {
   redisPrefix: string;
   /** How long one Redis call may take before it fails with a clear error. @default 2000 */
   redisCallTimeoutMs: number;
-  /** Origins accepted on upgrades and CORS; empty means "same host as the request, any port". */
+  /** Origins accepted on upgrades and CORS (http/https only); empty: http(s) pages on the same loopback host as the request, any port. Required when HOST is not loopback. */
   allowedOrigins: string[];
   turnUrls: string[];
   turnSecret: string | undefined;
@@ -141,10 +142,14 @@ export function loadSettings(env: Env = process.env): Settings {
   const allowedOrigins = parseList(env.ALLOWED_ORIGINS);
   for (const o of allowedOrigins) {
     if (o === '*') throw new ConfigError('ALLOWED_ORIGINS', '"*" is not accepted: list the origins');
+    let parsed: URL;
     try {
-      new URL(o);
+      parsed = new URL(o);
     } catch {
       throw new ConfigError('ALLOWED_ORIGINS', `not an origin: ${JSON.stringify(o)}`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new ConfigError('ALLOWED_ORIGINS', `only http and https origins are accepted, got ${JSON.stringify(o)}`);
     }
   }
   const turnUrls = parseList(env.TURN_URLS);
@@ -202,6 +207,18 @@ export function loadSettings(env: Env = process.env): Settings {
   };
   if (settings.messageFloodPerSec < settings.messageRatePerSec) {
     throw new ConfigError('MESSAGE_FLOOD_PER_SEC', 'must not be below MESSAGE_RATE_PER_SEC');
+  }
+  if (
+    settings.allowedOrigins.length === 0 &&
+    !isLoopbackHost(settings.host) &&
+    (settings.roles.includes('matching') || settings.roles.includes('signalling'))
+  ) {
+    // Without a list, only loopback pages are accepted; a server others can reach must name the pages that use it,
+    // or a DNS-rebinding page could register and open sockets from a visitor's browser.
+    throw new ConfigError(
+      'ALLOWED_ORIGINS',
+      `required when HOST (${settings.host}) is not a loopback address: list the origins of the pages that use this server, e.g. ALLOWED_ORIGINS=http://192.168.1.20:8080`,
+    );
   }
   if (!redisUrl && settings.roles.length < ROLE_NAMES.size) {
     // The roles share session state; without Redis they must share one process.

@@ -46,16 +46,32 @@ const hostname = (hostHeader: string | undefined): string | undefined => {
 };
 
 /**
+ * Names that always mean this machine: `localhost` and its subdomains (RFC
+ * 6761), 127.0.0.0/8 and ::1. A DNS-rebinding page has a name of its own
+ * choosing, never one of these, so it cannot pass the default Origin rule.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** Only web pages served over http(s) may open our sockets: not file:, extensions or other schemes. */
+const WEB_SCHEMES: ReadonlySet<string> = new Set(['http:', 'https:']);
+
+/**
  * Is this Origin allowed? Absent: yes (not a browser). With an allow-list:
- * exactly those. Without one: the same host as the request, any port.
+ * exactly those. Without one (local development, listening on loopback only):
+ * an http(s) page on the same loopback host as the request, any port.
  */
 export function originAllowed(req: IncomingMessage, allowed: readonly string[]): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return true;
   if (allowed.length > 0) return allowed.includes(origin);
+  let url: URL;
   try {
-    return new URL(origin).hostname === hostname(req.headers.host);
+    url = new URL(origin);
   } catch {
     return false;
   }
+  return WEB_SCHEMES.has(url.protocol) && isLoopbackHost(url.hostname) && url.hostname === hostname(req.headers.host);
 }

@@ -22,6 +22,9 @@ describe('settings refused at start', () => {
     ['INTEREST_TIMEOUT_MS=5s', { INTEREST_TIMEOUT_MS: '5s' }, /INTEREST_TIMEOUT_MS/],
     ['MATCHING_PORT=http', { MATCHING_PORT: 'http' }, /MATCHING_PORT/],
     ['ALLOWED_ORIGINS=*', { ALLOWED_ORIGINS: '*' }, /ALLOWED_ORIGINS/],
+    ['ALLOWED_ORIGINS=file://x', { ALLOWED_ORIGINS: 'file://x' }, /ALLOWED_ORIGINS/],
+    // Listening beyond loopback, the default Origin rule would not protect anyone: the pages must be named.
+    ['HOST=0.0.0.0 without ALLOWED_ORIGINS', { HOST: '0.0.0.0' }, /ALLOWED_ORIGINS/],
     ['REDIS_CALL_TIMEOUT_MS=0', { REDIS_CALL_TIMEOUT_MS: '0' }, /REDIS_CALL_TIMEOUT_MS/],
     // A guessable admin token would be worse than none.
     ['ADMIN_TOKEN shorter than 16 characters', { ADMIN_TOKEN: 'short-token' }, /ADMIN_TOKEN/],

@@ -272,7 +272,7 @@ describe('Origin on WebSocket upgrades, and CORS', () => {
     }
   });
 
-  it('without ALLOWED_ORIGINS: same host any port is accepted, another host is refused with 403', async () => {
+  it('without ALLOWED_ORIGINS: same loopback host any port is accepted, another host is refused with 403', async () => {
     const sameHost = await register(plain);
     const ok = await WireClient.connect(matchingUrl(plain, sameHost.id, sameHost.token), {
       channel: 'matching',
@@ -285,6 +285,34 @@ describe('Origin on WebSocket upgrades, and CORS', () => {
     const refused = await WireClient.connect(matchingUrl(plain, other.id, other.token), { channel: 'matching', origin: FOREIGN });
     if (refused.kind === 'open') await refused.client.close();
     assert.equal(refused.kind === 'refused' ? refused.status : 101, 403, `Origin ${FOREIGN} on a server with default origins`);
+  });
+
+  it('without ALLOWED_ORIGINS: other schemes and a DNS-rebinding Host are refused (W9)', async () => {
+    const port = new URL(plain.matching).port;
+    const cases: { origin: string; host?: string }[] = [
+      { origin: 'file://127.0.0.1' },
+      { origin: 'chrome-extension://127.0.0.1' },
+      { origin: 'null' },
+      // A page on a name the attacker controls, made to resolve to 127.0.0.1: Origin and Host agree, but are not loopback names.
+      { origin: 'http://evil.example', host: `evil.example:${port}` },
+      { origin: 'http://evil.example:8080', host: `evil.example:${port}` },
+    ];
+    for (const { origin, host } of cases) {
+      const headers = host ? { host } : undefined;
+      const what = `Origin ${origin}${host ? ` with Host ${host}` : ''}`;
+      const reg = await post(plain, {}, { origin, ...headers });
+      assert.equal(reg.status, 403, `POST /register with ${what}: ${describeResponse(reg)}`);
+      const trip = await WireClient.connect(oneTripUrl(plain), { channel: 'matching', origin, ...(headers ? { headers } : {}) });
+      if (trip.kind === 'open') await trip.client.close();
+      assert.equal(trip.kind === 'refused' ? trip.status : 101, 403, `one-trip upgrade with ${what}`);
+      const s = await register(plain);
+      const sig = await WireClient.connect(signallingUrl(plain, s.id, s.token), { channel: 'signalling', origin, ...(headers ? { headers } : {}) });
+      if (sig.kind === 'open') await sig.client.close();
+      assert.equal(sig.kind === 'refused' ? sig.status : 101, 403, `signalling upgrade with ${what}`);
+    }
+    // localhost pages still work on a loopback server.
+    const ok = await post(plain, {}, { origin: 'http://localhost:5173', host: `localhost:${port}` });
+    assert.equal(ok.status, 200, `POST /register from http://localhost:5173: ${describeResponse(ok)}`);
   });
 
   it('CORS preflight from a listed Origin allows POST /register and the Authorization header for /ice-servers', async () => {
