@@ -60,7 +60,12 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = pino({ level: settings.logLevel, base: { pid: process.pid }, redact: ['token', '*.token', 'req.url'] });
+  // Logs never block the process: a reader of standard output that stops reading (or is gone) costs at most
+  // LOG_BUFFER_BYTES of memory and then loses log lines, never the service or a clean stop.
+  const logOut = pino.destination({ dest: 1, sync: false, maxLength: LOG_BUFFER_BYTES });
+  logOut.on('error', () => undefined);
+  process.stdout.on('error', () => undefined);
+  const log = pino({ level: settings.logLevel, base: { pid: process.pid }, redact: ['token', '*.token', 'req.url'] }, logOut);
   let store: Store;
   try {
     store = await createStore(settings, log);
@@ -120,9 +125,10 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     accepting = false;
-    log.info({ signal }, 'shutting down');
-    const deadline = setTimeout(() => process.exit(0), settings.shutdownTimeoutMs);
+    // Armed before anything else can wait: whatever happens below, the process exits in time.
+    const deadline = setTimeout(() => exitNow(logOut), settings.shutdownTimeoutMs);
     deadline.unref();
+    log.info({ signal }, 'shutting down');
     for (const s of servers) s.close();
     matching?.edge.closeAll();
     signalling?.edge.closeAll();
@@ -137,7 +143,8 @@ async function main(): Promise<void> {
     for (const s of servers) s.closeAllConnections();
     await store.close();
     log.info('stopped');
-    process.exit(0);
+    await flushLog(logOut, LOG_FLUSH_WAIT_MS);
+    exitNow(logOut);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
@@ -151,6 +158,37 @@ function memo<L>(make: (name: string, points: number, durationSec: number) => L)
     if (!l) made.set(name, (l = make(name, points, durationSec)));
     return l;
   };
+}
+
+/** Log lines waiting for a slow standard output beyond this many bytes are dropped. */
+const LOG_BUFFER_BYTES = 4 * 1024 * 1024;
+/** How long a stopping process waits for its last log lines to be written. */
+const LOG_FLUSH_WAIT_MS = 200;
+
+/** Write out what the log holds and let it go, waiting at most `ms` (a reader that stopped reading must not hold the exit). */
+function flushLog(out: { end(): void; once(event: 'close', cb: () => void): unknown }, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    setTimeout(resolve, ms).unref();
+    out.once('close', resolve);
+    try {
+      out.end();
+    } catch {
+      resolve();
+    }
+  });
+}
+
+/**
+ * Exit 0 at once. The log is let go first: otherwise its exit hook would write out what is still buffered,
+ * synchronously, and wait for ever on a reader that stopped reading.
+ */
+function exitNow(out: { destroy(): void }): never {
+  try {
+    out.destroy();
+  } catch {
+    // nothing left to release
+  }
+  process.exit(0);
 }
 
 /** How long a stopping process waits for clients to complete the close handshake. */

@@ -1,6 +1,7 @@
 // SIGTERM / SIGINT: the process stops accepting, closes every client with 1001,
 // and exits 0 within 5 s.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { enter, oneTrip, pairJoined } from '../support/dyad.js';
 import { request } from '../support/http.js';
@@ -48,4 +49,36 @@ describe('shutdown', () => {
       await assert.rejects(request(`${server.matching}/healthz`), 'the port no longer accepts connections');
     });
   }
+
+  it('SIGTERM exits 0 within 5 s while standard output is not being read (a full pipe never holds the process)', async () => {
+    const server = await startServer({ LOG_LEVEL: 'debug' });
+    servers.push(server);
+    // The reader stops reading; the process keeps logging (a debug line per abandoned request) until its pipe is full.
+    server.process.stdout?.pause();
+    const { port } = new URL(server.matching);
+    for (let i = 0; i < ABANDONED_REQUESTS; i++) await abandonedRequest(Number(port));
+    const health = await request(`${server.matching}/healthz`);
+    assert.equal(health.status, 200, 'the service still answers while its log cannot be written');
+
+    server.signal('SIGTERM');
+    const exit = await exitWithin(server, EXIT_WITHIN_MS);
+    assert.deepEqual([exit.code, exit.signal], [0, null], 'exit status after SIGTERM with a full standard output');
+  });
 });
+
+/** Enough debug lines (about 150 bytes each) to fill a 64 KiB pipe a few times over. */
+const ABANDONED_REQUESTS = 1_500;
+
+/** A POST whose body never completes: the server logs "request abandoned" at debug level. */
+function abandonedRequest(port: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write('POST /register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"a', () => {
+        setTimeout(() => socket.destroy(), 1);
+      });
+    });
+    socket.once('close', () => resolve());
+    socket.once('error', () => resolve());
+  });
+}
+
