@@ -1,18 +1,16 @@
 // Real parts for browser tests: the built server on free ports and Debian's
 // Chromium driven by playwright-core, everything on loopback. Run inside a
 // private network namespace (see the test:e2e script) so nothing can leave.
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
+// The server only as a process (the layout test holds e2e to that).
+import { LOOPBACK_ENV, REPO_ROOT, SERVER_ENTRY, ServerProcess, serverEnv } from '../packages/server/test/support/spawn.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-export const SERVER_MAIN = join(ROOT, 'packages/server/dist/main.js');
-export const WEB_ROOT = join(ROOT, 'packages/web/dist');
-export const ARTIFACTS = join(ROOT, 'artifacts');
+export const SERVER_MAIN = SERVER_ENTRY;
+export const WEB_ROOT = join(REPO_ROOT, 'packages/web/dist');
+export const ARTIFACTS = join(REPO_ROOT, 'artifacts');
 
 export const SERVER_START_TIMEOUT_MS = 10_000;
 export const SERVER_STOP_TIMEOUT_MS = 5_000;
@@ -32,78 +30,36 @@ export const CHROMIUM_FLAGS = [
   '--allow-loopback-in-peer-connection',
 ];
 
-const children = new Set<ChildProcess>();
-// A failed or interrupted run must not leave a server behind.
-process.once('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    for (const child of children) child.kill('SIGKILL');
-    process.exit(130);
-  });
-}
-
 export interface RunningServer {
   readonly web: string;
   readonly matching: string;
   readonly signalling: string;
-  /** Everything the server printed, for failure messages. */
+  /** The last lines the server printed, for failure messages. */
   output(): string;
   stop(): Promise<void>;
 }
 
+/** The server on the embedded store with every role and the built web client, limits out of the way of two pages on one address. */
 export async function startServer(extraEnv: Record<string, string> = {}): Promise<RunningServer> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOST: '127.0.0.1',
-    MATCHING_PORT: '0',
-    SIGNALLING_PORT: '0',
-    WEB_PORT: '0',
-    ROLES: 'matching,signalling,web',
-    WEB_ROOT,
-    REGISTER_RATE_PER_MIN: '100000',
-    NEXT_RATE_PER_MIN: '100000',
-    LOG_LEVEL: 'warn',
-    ...extraEnv,
-  };
-  delete env.REDIS_URL;
-  const child = spawn(process.execPath, [SERVER_MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let out = '';
-  const urls: Record<string, string> = {};
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  child.once('exit', () => children.delete(child));
-
-  await new Promise<void>((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`server did not start in time:\n${out}`)), SERVER_START_TIMEOUT_MS);
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      for (const m of out.matchAll(/^(matching|signalling|web) listening on (http:\/\/\S+)$/gm)) urls[m[1]!] = m[2]!;
-      if (urls.matching && urls.signalling && urls.web) {
-        clearTimeout(timer);
-        ok();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      fail(new Error(`server exited with ${code}:\n${out}`));
-    });
-  });
-
+  const env = serverEnv(
+    {
+      ...LOOPBACK_ENV,
+      ROLES: 'matching,signalling,web',
+      WEB_ROOT,
+      REGISTER_RATE_PER_MIN: '100000',
+      NEXT_RATE_PER_MIN: '100000',
+      LOG_LEVEL: 'warn',
+    },
+    extraEnv,
+  );
+  const server = await ServerProcess.start({ label: 'server', entry: SERVER_MAIN, env, timeoutMs: SERVER_START_TIMEOUT_MS });
   return {
-    web: urls.web!,
-    matching: urls.matching!,
-    signalling: urls.signalling!,
-    output: () => out,
+    web: server.url('web'),
+    matching: server.url('matching'),
+    signalling: server.url('signalling'),
+    output: () => server.output(),
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), SERVER_STOP_TIMEOUT_MS);
-      await exited;
-      clearTimeout(timer);
+      await server.stop('SIGTERM', SERVER_STOP_TIMEOUT_MS);
     },
   };
 }

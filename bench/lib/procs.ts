@@ -2,15 +2,22 @@
 // redis-server, the peer servers, and the load-generator workers. Every child
 // is tracked and killed when the run ends, however it ends.
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { freePort } from '../../packages/server/test/redis/support/redis-server.js';
+import {
+  assertBuilt as assertEntryBuilt,
+  LOOPBACK_ENV,
+  SERVER_ENTRY,
+  ServerProcess,
+  ServerStartError,
+  serverEnv,
+  track,
+} from '../../packages/server/test/support/spawn.js';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const SERVER_ENTRY = path.join(REPO_ROOT, 'packages/server/dist/main.js');
+export { REPO_ROOT, SERVER_ENTRY } from '../../packages/server/test/support/spawn.js';
 
 /** Open-file limit asked for every child: 50,000 sockets per side need more than the usual 1,024 or 20,000. */
 export const NOFILE = 200_000;
@@ -37,10 +44,8 @@ export function effectiveNofile(): number {
   return nofileCache;
 }
 
-const live = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -52,10 +57,7 @@ process.once('exit', () => {
  */
 export function spawnRaised(cmd: string, args: readonly string[], opts: SpawnOptions): ChildProcess {
   const script = `${RAISE_NOFILE}; exec "$0" "$@"`;
-  const child = spawn('sh', ['-c', script, cmd, ...args], opts);
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  return child;
+  return track(spawn('sh', ['-c', script, cmd, ...args], opts));
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -121,10 +123,7 @@ export interface DyadOptions {
 
 /** Settings for load: limits far above what the load generators produce, quiet logs. */
 export const LOAD_ENV: Readonly<Record<string, string>> = Object.freeze({
-  HOST: '127.0.0.1',
-  MATCHING_PORT: '0',
-  SIGNALLING_PORT: '0',
-  WEB_PORT: '0',
+  ...LOOPBACK_ENV,
   // Every client of a run comes from a handful of loopback addresses, so the
   // per-address limits that stop one abusive host would stop the benchmark.
   REGISTER_RATE_PER_MIN: '1000000000',
@@ -143,74 +142,52 @@ export function useServerEntry(file: string): void {
 }
 
 export function assertBuilt(): void {
-  if (!existsSync(serverEntry)) {
-    throw new Error(
-      serverEntry === SERVER_ENTRY
-        ? `${path.relative(REPO_ROOT, SERVER_ENTRY)} does not exist: build first with \`npm run build -w @dyad/protocol -w @dyad/server\``
-        : `${serverEntry} does not exist`,
-    );
-  }
+  assertEntryBuilt(serverEntry);
 }
 
 /** Start one Dyad process and wait for its `<role> listening on` lines. */
 export async function startDyad(opts: DyadOptions): Promise<DyadProcess> {
-  assertBuilt();
-  const roles = opts.roles ?? ['matching', 'signalling', 'web'];
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...LOAD_ENV, ...opts.env };
-  if (opts.roles) env.ROLES = roles.join(',');
+  const env = serverEnv(LOAD_ENV, opts.env);
+  if (opts.roles) env.ROLES = opts.roles.join(',');
   const nodeArgs: string[] = [];
   if (opts.inspect) nodeArgs.push('--inspect=127.0.0.1:0');
   if (opts.cpuProfDir) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=${opts.label}.cpuprofile`);
-  const child = spawnRaised(process.execPath, [...nodeArgs, serverEntry], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = tail();
-  const ports: Record<string, string> = {};
   let inspector: string | undefined;
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const ready = new Promise<void>((resolve, reject) => {
-    const check = (): void => {
-      if (roles.every((r) => ports[r]) && (!opts.inspect || inspector)) resolve();
-    };
-    let pending = '';
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (chunk: string) => {
-      out.push(chunk);
-      pending += chunk;
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        const m = /^(matching|signalling|web) listening on (http:\/\/\S+)/.exec(line.trim());
-        if (m?.[1] && m[2]) ports[m[1]] = m[2];
-      }
-      check();
-    });
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => {
-      out.push(chunk);
-      const m = /Debugger listening on (ws:\/\/\S+)/.exec(chunk);
-      if (m?.[1]) inspector = m[1];
-      check();
-    });
-    void exited.then((code) => reject(new Error(`${opts.label} exited with ${code} before listening: ${lastLine(out.text())}`)));
-    setTimeout(() => reject(new Error(`${opts.label} did not start within ${START_TIMEOUT_MS} ms: ${lastLine(out.text())}`)), START_TIMEOUT_MS).unref();
-  });
+  const onLine = (line: string): void => {
+    const m = /Debugger listening on (ws:\/\/\S+)/.exec(line);
+    if (m?.[1]) inspector = m[1];
+  };
+  let server: ServerProcess;
   try {
-    await ready;
+    server = await ServerProcess.start({
+      label: opts.label,
+      env,
+      entry: serverEntry,
+      nodeArgs,
+      launch: spawnRaised,
+      onLine,
+      timeoutMs: START_TIMEOUT_MS,
+      until: () => !opts.inspect || inspector !== undefined,
+    });
   } catch (err) {
-    child.kill('SIGKILL');
+    // One line for the report: the last thing the process said.
+    if (err instanceof ServerStartError) throw new Error(`${err.reason}: ${lastLine(err.output)}`);
     throw err;
   }
-  const toWs = (u: string | undefined): string | undefined => u?.replace(/^http/, 'ws');
+  const has = (role: 'matching' | 'signalling'): boolean => server.urls.has(role);
   return {
-    pid: child.pid ?? 0,
+    pid: server.pid,
     label: opts.label,
-    matching: ports.matching,
-    signalling: ports.signalling,
-    matchingWs: toWs(ports.matching),
-    signallingWs: toWs(ports.signalling),
+    matching: has('matching') ? server.url('matching') : undefined,
+    signalling: has('signalling') ? server.url('signalling') : undefined,
+    matchingWs: has('matching') ? server.ws('matching') : undefined,
+    signallingWs: has('signalling') ? server.ws('signalling') : undefined,
     inspector,
-    exited,
-    output: () => out.text(),
-    stop: () => stopChild(child, exited),
+    exited: server.exited.then((e) => e.code),
+    output: () => server.output(),
+    stop: async () => {
+      await server.stop('SIGTERM', STOP_TIMEOUT_MS);
+    },
   };
 }
 
