@@ -5,15 +5,17 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RedisServer } from './support/redis-server.js';
 import { DyadProcess } from './support/dyad-process.js';
-import { Sock, eventually, sleep, type Msg } from './support/client.js';
+import { WireClient, eventually, sleep, type Channel, type Events } from '../support/ws-client.js';
 
 const GRACE_MS = 3_000;
+/** How long an expected message may take: several processes and a Redis share two cores. */
+const WAIT_MS = 5_000;
 
 interface Session {
   id: string;
   token: string;
-  m: Sock;
-  s?: Sock;
+  m: WireClient;
+  s?: WireClient;
 }
 
 let redis: RedisServer;
@@ -23,19 +25,15 @@ let m2: DyadProcess;
 let s1: DyadProcess;
 let s2: DyadProcess;
 const extra: DyadProcess[] = [];
-const sockets: Sock[] = [];
 
-const track = (s: Sock): Sock => {
-  sockets.push(s);
-  return s;
-};
+const open = (url: string, channel: Channel, label: string): Promise<WireClient> => WireClient.open(url, { channel, label, waitMs: WAIT_MS });
 
 /** One-trip start on a process's matching role; `lang` keeps each test's sessions among themselves. */
 async function start(proc: DyadProcess, lang: string, query: Record<string, string> = {}): Promise<Session> {
   const qs = new URLSearchParams({ lang, ...query }).toString();
-  const m = track(await Sock.open(`${proc.ws('matching')}/ws?${qs}`, `${proc.name}/matching`));
-  const s = await m.next('session');
-  return { id: String(s.id), token: String(s.token), m };
+  const m = await open(`${proc.ws('matching')}/ws?${qs}`, 'matching', `${proc.name}/matching`);
+  const s = await m.expect('session');
+  return { id: s.id, token: s.token, m };
 }
 
 const matchingUrl = (proc: DyadProcess, s: Session): string =>
@@ -44,14 +42,33 @@ const signallingUrl = (proc: DyadProcess, s: Session): string =>
   `${proc.ws('signalling')}/ws/${encodeURIComponent(s.id)}?token=${encodeURIComponent(s.token)}`;
 
 /** Two sessions started on the two given processes, paired with each other. */
-async function pair(pa: DyadProcess, pb: DyadProcess, lang: string): Promise<{ a: Session; b: Session; room: string; ma: Msg; mb: Msg }> {
+async function pair(
+  pa: DyadProcess,
+  pb: DyadProcess,
+  lang: string,
+): Promise<{ a: Session; b: Session; room: string; ma: Events['matched']; mb: Events['matched'] }> {
   const a = await start(pa, lang);
-  await a.m.next('waiting');
+  await a.m.expect('waiting');
   const b = await start(pb, lang);
-  const mb = await b.m.event('matched');
-  const ma = await a.m.next('matched');
+  const mb = await b.m.expect('matched', { skip: 'any' });
+  const ma = await a.m.expect('matched');
   assert.equal(ma.room_code, mb.room_code);
-  return { a, b, room: String(ma.room_code), ma, mb };
+  return { a, b, room: ma.room_code, ma, mb };
+}
+
+/** `s` comes back on `proc` within the grace period: the same room, resumed. */
+async function resumeOn(proc: DyadProcess, s: Session, room: string, label: string): Promise<WireClient> {
+  const again = await open(matchingUrl(proc, s), 'matching', label);
+  const resumed = await again.expect('matched');
+  assert.equal(resumed.resumed, true);
+  assert.equal(resumed.room_code, room);
+  return again;
+}
+
+/** Once the grace period is over, `s` was never told its partner left. */
+async function toldNothingAfterGrace(s: Session): Promise<void> {
+  await sleep(GRACE_MS + 500);
+  assert.equal(s.m.history.filter((m) => m.event === 'peer-disconnected').length, 0, 'the partner was told nothing');
 }
 
 async function status(url: string): Promise<number> {
@@ -80,7 +97,7 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
   });
 
   after(async () => {
-    for (const s of sockets) s.terminate();
+    await WireClient.closeAll();
     await Promise.all([m1, m2, s1, s2, ...extra].filter(Boolean).map((p) => p.stop('SIGKILL')));
     await redis?.stop();
   });
@@ -91,21 +108,21 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     assert.equal(ma.peer, b.id);
     assert.equal(mb.peer, a.id);
     const [ini, res] = ma.initiator ? [a, b] : [b, a];
-    ini.s = track(await Sock.open(signallingUrl(s1, ini), 's1/signalling'));
-    res.s = track(await Sock.open(signallingUrl(s2, res), 's2/signalling'));
+    ini.s = await open(signallingUrl(s1, ini), 'signalling', 's1/signalling');
+    res.s = await open(signallingUrl(s2, res), 'signalling', 's2/signalling');
     ini.s.send({ event: 'join', room_code: room });
-    assert.equal((await ini.s.next('verified')).peer_joined, false);
+    assert.equal((await ini.s.expect('verified')).peer_joined, false);
     res.s.send({ event: 'join', room_code: room });
-    const verified = await res.s.next('verified');
+    const verified = await res.s.expect('verified');
     assert.equal(verified.role, 'responder');
     assert.equal(verified.peer_joined, true);
-    assert.equal((await ini.s.next('peer-joined')).peer, res.id);
+    assert.equal((await ini.s.expect('peer-joined')).peer, res.id);
 
     ini.s.send({ event: 'signal', room_code: room, type: 'offer', data: { sdp: 'v=0 offer', n: -1 } });
-    const offer = await res.s.next('signal');
+    const offer = await res.s.expect('signal');
     assert.deepEqual(offer, { event: 'signal', room_code: room, from: ini.id, type: 'offer', data: { sdp: 'v=0 offer', n: -1 } });
     res.s.send({ event: 'signal', room_code: room, type: 'answer', data: { sdp: 'v=0 answer' } });
-    assert.equal((await ini.s.next('signal')).type, 'answer');
+    assert.equal((await ini.s.expect('signal')).type, 'answer');
     // Both sides trickle at once, each through a different pair of processes.
     for (let i = 0; i < 100; i++) {
       ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `a${i}`, i } });
@@ -117,7 +134,7 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     ] as const) {
       const got: number[] = [];
       for (let i = 0; i < 100; i++) {
-        const m = await to.s!.next('signal');
+        const m = await to.s!.expect('signal');
         assert.equal(m.from, from.id);
         got.push(Number((m.data as { i: number }).i));
       }
@@ -134,18 +151,18 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
       [a, b, 'b'],
     ] as const) {
       for (let i = 0; i < 20; i++) {
-        const m = await to.m.next('chat');
+        const m = await to.m.expect('chat');
         assert.equal(m.sender, from.id);
         assert.equal(m.message, `from ${tag} ${i}`);
       }
     }
-    assert.deepEqual(await b.m.next('typing'), { event: 'typing', sender: a.id, typing: true });
+    assert.deepEqual(await b.m.expect('typing'), { event: 'typing', sender: a.id, typing: true });
 
     a.m.send({ event: 'next' });
-    assert.equal((await b.m.next('peer-disconnected')).reason, 'skip');
+    assert.equal((await b.m.expect('peer-disconnected')).reason, 'skip');
     const told = ini === b ? ini.s : res.s;
-    assert.equal((await told.event('peer-disconnected')).reason, 'skip', 'on its joined signalling socket too');
-    assert.equal((await a.m.next('waiting')).event, 'waiting');
+    assert.equal((await told.expect('peer-disconnected', { skip: 'any' })).reason, 'skip', 'on its joined signalling socket too');
+    assert.equal((await a.m.expect('waiting')).event, 'waiting');
     a.m.close();
     b.m.close();
   });
@@ -166,29 +183,23 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     const ice = await fetch(`${m2.http('matching')}/ice-servers`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(ice.status, 200);
     await ice.arrayBuffer();
-    const m = track(await Sock.open(matchingUrl(m2, { id: 'mp-alice', token, m: undefined as never })));
-    await m.next('waiting');
-    m.close(1000);
-    await m.closedWith();
+    const m = await open(matchingUrl(m2, { id: 'mp-alice', token, m: undefined as never }), 'matching', 'mp-alice on m2');
+    await m.expect('waiting');
+    await m.close(1000);
     // A clean close ends the session everywhere: the name is free again.
     await eventually(async () => ((await reg(m1, { name: 'mp-alice' })).status === 200 ? true : undefined), 'the name to be free');
   });
 
   it('resumes on another process within the grace period, with the chat kept meanwhile, in order', async () => {
     const { a, b, room } = await pair(m1, m2, 'x-resume');
-    a.m.terminate();
-    await sleep(100);
+    await a.m.drop();
     b.m.send({ event: 'chat', message: 'one' });
     b.m.send({ event: 'chat', message: 'two' });
     await sleep(200);
-    const again = track(await Sock.open(matchingUrl(m2, a), 'a again on m2'));
-    const resumed = await again.next('matched');
-    assert.equal(resumed.resumed, true);
-    assert.equal(resumed.room_code, room);
-    assert.equal((await again.next('chat')).message, 'one');
-    assert.equal((await again.next('chat')).message, 'two');
-    await sleep(GRACE_MS + 500);
-    assert.equal(b.m.msgs.filter((m) => m.event === 'peer-disconnected').length, 0, 'the partner was told nothing');
+    const again = await resumeOn(m2, a, room, 'a again on m2');
+    assert.equal((await again.expect('chat')).message, 'one');
+    assert.equal((await again.expect('chat')).message, 'two');
+    await toldNothingAfterGrace(b);
     again.close();
     b.m.close();
   });
@@ -198,16 +209,12 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     extra.push(m3);
     const { a, b, room } = await pair(m3, m2, 'x-rolling');
     const stopping = m3.stop('SIGTERM');
-    assert.equal((await a.m.closedWith()).code, 1001);
+    await a.m.expectClose(1001);
     assert.equal((await stopping).code, 0);
-    const again = track(await Sock.open(matchingUrl(m1, a), 'a on m1'));
-    const resumed = await again.next('matched');
-    assert.equal(resumed.resumed, true);
-    assert.equal(resumed.room_code, room);
+    const again = await resumeOn(m1, a, room, 'a on m1');
     b.m.send({ event: 'chat', message: 'still here?' });
-    assert.equal((await again.next('chat')).message, 'still here?');
-    await sleep(GRACE_MS + 500);
-    assert.equal(b.m.msgs.filter((m) => m.event === 'peer-disconnected').length, 0, 'the partner was told nothing');
+    assert.equal((await again.expect('chat')).message, 'still here?');
+    await toldNothingAfterGrace(b);
     again.close();
     b.m.close();
   });
@@ -216,26 +223,26 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     const k = await DyadProcess.start('k', { ...env, ROLES: 'matching' });
     extra.push(k);
     const ghost = await start(k, 'x-ghost');
-    await ghost.m.next('waiting');
+    await ghost.m.expect('waiting');
     const lost = await pair(k, m2, 'x-lost');
     const kept = await pair(k, m1, 'x-kept');
     const before = await waitingCount(m1);
     const killedAt = Date.now();
     await k.stop('SIGKILL');
     // A client of the dead process that reconnects elsewhere keeps its room.
-    const back = track(await Sock.open(matchingUrl(m2, kept.a), 'kept.a on m2'));
-    assert.equal((await back.next('matched')).resumed, true);
+    const back = await open(matchingUrl(m2, kept.a), 'matching', 'kept.a on m2');
+    assert.equal((await back.expect('matched')).resumed, true);
     await eventually(async () => ((await waitingCount(m1)) === before - 1 ? true : undefined), 'the ghost to leave the pool', 10_000);
     assert.ok(Date.now() - killedAt <= 10_000);
     const newcomer = await start(m1, 'x-ghost');
-    await newcomer.m.next('waiting');
+    await newcomer.m.expect('waiting');
     // The one that did not come back ends with its grace period: its partner is told.
-    const gone = await lost.b.m.next('peer-disconnected', 10_000 + GRACE_MS);
+    const gone = await lost.b.m.expect('peer-disconnected', { timeoutMs: 10_000 + GRACE_MS });
     assert.equal(gone.reason, 'timeout');
-    assert.equal(newcomer.m.msgs.filter((m) => m.event === 'matched').length, 0, 'never paired with the ghost');
+    assert.equal(newcomer.m.history.filter((m) => m.event === 'matched').length, 0, 'never paired with the ghost');
     kept.b.m.send({ event: 'chat', message: 'after the crash' });
-    assert.equal((await back.next('chat')).message, 'after the crash');
-    assert.equal(kept.b.m.msgs.filter((m) => m.event === 'peer-disconnected').length, 0);
+    assert.equal((await back.expect('chat')).message, 'after the crash');
+    assert.equal(kept.b.m.history.filter((m) => m.event === 'peer-disconnected').length, 0);
     for (const s of [back, newcomer.m, lost.b.m, kept.b.m]) s.close();
   });
 
@@ -245,7 +252,7 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     try {
       await eventually(async () => ((await status(`${m1.http('matching')}/readyz`)) === 503 ? true : undefined), 'm1 /readyz 503');
       a.m.send({ event: 'chat', message: 'during the stall' });
-      assert.equal((await a.m.next('error', 5_000)).code, 'rate-limited');
+      assert.equal((await a.m.expect('error', { timeoutMs: 5_000 })).code, 'rate-limited');
       // A registration checks the shared per-address limit first: that check must not wait for Redis forever either.
       const reg = await fetch(`${m2.http('matching')}/register`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(8_000) });
       await reg.arrayBuffer();
@@ -256,14 +263,14 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     await eventually(async () => ((await status(`${m1.http('matching')}/readyz`)) === 200 ? true : undefined), 'm1 /readyz 200');
     a.m.send({ event: 'chat', message: 'after the stall' });
     await b.m.waitFor((m) => m.event === 'chat' && m.message === 'after the stall', 'the chat after the stall');
-    assert.equal(b.m.msgs.filter((m) => m.event === 'peer-disconnected').length, 0, 'the room survived');
+    assert.equal(b.m.history.filter((m) => m.event === 'peer-disconnected').length, 0, 'the room survived');
     a.m.close();
     b.m.close();
   });
 
   it('Redis restart: /readyz says 503 and clients get errors meanwhile; afterwards sessions are back in the pool', async () => {
     const waiter = await start(m1, 'x-redis');
-    await waiter.m.next('waiting');
+    await waiter.m.expect('waiting');
     const { a, b } = await pair(m1, m2, 'x-redis-pair');
     await redis.kill();
     for (const p of [m1, m2, s1, s2]) {
@@ -274,7 +281,7 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     await reg.arrayBuffer();
     assert.ok(reg.status >= 500, `registration refused while Redis is down (got ${reg.status})`);
     a.m.send({ event: 'chat', message: 'anyone?' });
-    const failed = await a.m.next('error');
+    const failed = await a.m.expect('error');
     assert.equal(failed.code, 'rate-limited', 'a clear error, not silence');
     assert.ok(Date.now() - started < 5_000);
 
@@ -283,14 +290,14 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
       await eventually(async () => ((await status(`${p.http(p === s1 || p === s2 ? 'signalling' : 'matching')}/readyz`)) === 200 ? true : undefined), `${p.name} /readyz 200`, 10_000);
     }
     // Redis came back empty: the waiting session is queued again, the pair was lost.
-    await waiter.m.next('waiting', 10_000);
-    assert.equal((await a.m.next('peer-disconnected', 10_000)).reason, 'timeout');
-    assert.equal((await b.m.event('peer-disconnected', 10_000)).reason, 'timeout');
+    await waiter.m.expect('waiting', { timeoutMs: 10_000 });
+    assert.equal((await a.m.expect('peer-disconnected', { timeoutMs: 10_000 })).reason, 'timeout');
+    assert.equal((await b.m.expect('peer-disconnected', { skip: 'any', timeoutMs: 10_000 })).reason, 'timeout');
     const newcomer = await start(m2, 'x-redis');
-    assert.equal((await newcomer.m.event('matched')).peer, waiter.id);
-    assert.equal((await waiter.m.next('matched')).peer, newcomer.id);
+    assert.equal((await newcomer.m.expect('matched', { skip: 'any' })).peer, waiter.id);
+    assert.equal((await waiter.m.expect('matched')).peer, newcomer.id);
     a.m.send({ event: 'next' });
-    await a.m.event('waiting');
+    await a.m.expect('waiting', { skip: 'any' });
     for (const s of [waiter.m, a.m, b.m, newcomer.m]) s.close();
   });
 });

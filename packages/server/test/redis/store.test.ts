@@ -10,7 +10,7 @@ import { RedisStore, type RedisStoreOptions } from '../../src/store/redis/index.
 import type { Effects } from '../../src/store/store.js';
 import { DEFAULTS } from '../contract/harness.js';
 import { RedisServer } from './support/redis-server.js';
-import { eventually, sleep } from './support/client.js';
+import { eventually, sleep } from '../support/ws-client.js';
 
 let redis: RedisServer;
 let admin: Redis;

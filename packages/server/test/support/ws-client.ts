@@ -70,6 +70,8 @@ export interface ConnectOptions {
   label?: string;
   origin?: string;
   headers?: Record<string, string>;
+  /** How long an expected message or close may take unless a call says otherwise (default WAIT_MS). */
+  waitMs?: number;
 }
 
 /** Hides tokens in URLs shown in failure messages. */
@@ -91,6 +93,7 @@ export class WireClient {
     readonly ws: WebSocket,
     readonly channel: Channel,
     readonly label: string,
+    readonly waitMs: number,
   ) {
     all.add(this);
     ws.on('error', () => {
@@ -112,7 +115,7 @@ export class WireClient {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.origin !== undefined) headers.origin = opts.origin;
     const ws = new WebSocket(url, { headers, handshakeTimeout: OPEN_TIMEOUT_MS });
-    const client = new WireClient(ws, opts.channel, opts.label ?? `${opts.channel} ${redact(url)}`);
+    const client = new WireClient(ws, opts.channel, opts.label ?? `${opts.channel} ${redact(url)}`, opts.waitMs ?? WAIT_MS);
     return new Promise<Attempt>((resolve, reject) => {
       ws.once('open', () => resolve({ kind: 'open', client }));
       ws.once('unexpected-response', (req, res) => {
@@ -212,7 +215,7 @@ export class WireClient {
   }
 
   /** Resolves with the next message, or fails after `timeoutMs` naming `what` was expected. */
-  async next(what = 'a message', timeoutMs = WAIT_MS): Promise<AnyEvent> {
+  async next(what = 'a message', timeoutMs = this.waitMs): Promise<AnyEvent> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const item = this.queue.shift();
@@ -237,19 +240,29 @@ export class WireClient {
 
   /**
    * The next message must be `event`; messages whose event is in `skip` are
-   * passed over first (for server messages the contract allows but does not require).
+   * passed over first (for server messages the contract allows but does not
+   * require), or any other message with `skip: 'any'`.
    */
   async expect<E extends EventName>(
     event: E,
-    opts: { timeoutMs?: number; skip?: readonly EventName[]; what?: string } = {},
+    opts: { timeoutMs?: number; skip?: readonly EventName[] | 'any'; what?: string } = {},
   ): Promise<Events[E]> {
-    const what = opts.what ?? `"${event}"`;
-    const deadline = Date.now() + (opts.timeoutMs ?? WAIT_MS);
+    const skip = opts.skip;
+    const msg = await this.waitFor(
+      (m) => m.event === event || (skip !== 'any' && !skip?.includes(m.event as EventName)),
+      opts.what ?? `"${event}"`,
+      opts.timeoutMs,
+    );
+    if (msg.event !== event) assert.fail(`${this.label}: expected ${opts.what ?? `"${event}"`}, got ${JSON.stringify(redactMsg(msg))}`);
+    return msg as Events[E];
+  }
+
+  /** The first message that satisfies `pred`; the messages before it are consumed and passed over. */
+  async waitFor(pred: (msg: AnyEvent) => boolean, what: string, timeoutMs = this.waitMs): Promise<AnyEvent> {
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const msg = await this.next(what, Math.max(1, deadline - Date.now()));
-      if (msg.event === event) return msg as Events[E];
-      if (opts.skip?.includes(msg.event as EventName)) continue;
-      assert.fail(`${this.label}: expected ${what}, got ${JSON.stringify(redactMsg(msg))}`);
+      if (pred(msg)) return msg;
     }
   }
 
@@ -294,17 +307,10 @@ export class WireClient {
    * The socket must be closed by the server with one of `codes` within the
    * wait; returns the close and the messages that came before it.
    */
-  async expectClose(codes: number | readonly number[], timeoutMs = WAIT_MS, what?: string): Promise<Closed & { before: AnyEvent[] }> {
+  async expectClose(codes: number | readonly number[], timeoutMs = this.waitMs, what?: string): Promise<Closed & { before: AnyEvent[] }> {
     const allowed = typeof codes === 'number' ? [codes] : codes;
     const label = what ?? `close ${allowed.join(' or ')}`;
-    let timer: NodeJS.Timeout | undefined;
-    const closed = await Promise.race([
-      this.closed,
-      new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    const closed = await within(this.closed, timeoutMs);
     const before: AnyEvent[] = [];
     for (const item of this.queue.splice(0)) if ('msg' in item) before.push(item.msg);
     if (!closed) assert.fail(`${this.label}: expected ${label} within ${timeoutMs} ms, the socket is still open`);
@@ -324,14 +330,7 @@ export class WireClient {
     }
     if (code === null) this.ws.close();
     else this.ws.close(code);
-    let timer: NodeJS.Timeout | undefined;
-    const done = await Promise.race([
-      this.closed,
-      new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), CLOSE_TIMEOUT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
+    const done = await within(this.closed, CLOSE_TIMEOUT_MS);
     if (done) return done;
     this.ws.terminate();
     return this.closed;
@@ -351,6 +350,27 @@ export class WireClient {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** What `promise` resolves with if it does within `ms`, else undefined. */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `check` until it returns something other than undefined (a throw counts as undefined); fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 5_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) assert.fail(`expected ${what} within ${timeoutMs} ms`);
+    await sleep(everyMs);
+  }
+}
 
 /** Messages as shown in failure output, with tokens hidden. */
 export function redactMsg(msg: unknown): unknown {
