@@ -1,29 +1,24 @@
 // Where Redis spends its time under load: every command is logged with its
 // duration for a short window (SLOWLOG with a 0 µs threshold), then grouped
 // by script. Run outside the measured windows (the log itself costs a little).
-import { createHash } from 'node:crypto';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
-import { REPO_ROOT } from './procs.js';
 
 type Resp = string | number | null | Resp[];
 
-/** sha1 -> script name of the server's Redis store, gathered over the run. */
-const knownScripts = new Map<string, string>();
+/** The servers' REDIS_PREFIX when none is set. */
+const DEFAULT_PREFIX = 'dyad:';
 
 /**
- * Learn the script names of the server build on disk now. Called when Redis
- * processes start and again when logging, with a fresh import each time:
- * the build may change while a run goes on, and both versions may be live.
+ * sha1 -> script name, as the servers on this Redis wrote them in
+ * `<prefix>scripts` when they loaded their scripts (every build that ran
+ * adds its own). The bench knows the server only as processes and Redis.
  */
-export async function learnScriptNames(): Promise<void> {
+async function scriptNames(redis: Redis, prefix: string): Promise<Map<string, string>> {
   try {
-    const file = pathToFileURL(path.join(REPO_ROOT, 'packages/server/dist/store/redis/lua.js')).href;
-    const mod = (await import(`${file}?at=${Date.now()}`)) as { SCRIPTS?: Record<string, string> };
-    for (const [name, body] of Object.entries(mod.SCRIPTS ?? {})) knownScripts.set(createHash('sha1').update(body).digest('hex'), name);
+    return new Map(Object.entries(await redis.hgetall(`${prefix}scripts`)));
   } catch {
     // Names are a convenience: unknown scripts are shown by their sha.
+    return new Map();
   }
 }
 
@@ -70,12 +65,10 @@ async function commandStats(redis: Redis): Promise<Map<string, { calls: number; 
  * every command (SLOWLOG with a 0 µs threshold). `ops()` reads the count of
  * operations done so far (e.g. pairings from the server metrics).
  */
-export async function profileRedis(url: string, ms: number, ops: () => Promise<number>): Promise<RedisProfile> {
-  await learnScriptNames();
-  const names = knownScripts;
+export async function profileRedis(url: string, ms: number, ops: () => Promise<number>, prefix = DEFAULT_PREFIX): Promise<RedisProfile> {
   const redis = new Redis(url, { maxRetriesPerRequest: 1 });
   try {
-    return await measure(redis, names, ms, ops);
+    return await measure(redis, await scriptNames(redis, prefix), ms, ops);
   } finally {
     redis.disconnect();
   }

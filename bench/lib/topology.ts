@@ -3,7 +3,6 @@
 import { randomBytes } from 'node:crypto';
 import { cpuSeconds, rssBytes, startDyad, startRedis, type DyadProcess, type RedisProcess } from './procs.js';
 import { scrape, type Scrape } from './prom.js';
-import { learnScriptNames } from './redis-diag.js';
 
 export const TOPOLOGIES = ['memory', 'redis-1', 'redis-2'] as const;
 export type TopologyName = (typeof TOPOLOGIES)[number];
@@ -56,7 +55,6 @@ export async function startTopology(name: TopologyName, opts: StartOptions = {})
       } catch (err) {
         throw new Unavailable(`redis-server: ${(err as Error).message}`);
       }
-      await learnScriptNames();
       // Processes that share a Redis must hash client addresses with the same key.
       const env = { REDIS_URL: redis.url, ADDRESS_HASH_KEY: randomBytes(16).toString('hex'), ...opts.env };
       const n = name === 'redis-2' ? 2 : 1;

@@ -3,10 +3,11 @@
 // delivery through inboxes, release and reaping, healing, bounded pairing.
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { ServerMessage } from '@dyad/protocol';
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis/index.js';
+import { SCRIPTS } from '../../src/store/redis/lua.js';
 import type { Effects } from '../../src/store/store.js';
 import { DEFAULTS } from '../contract/harness.js';
 import { RedisServer } from './support/redis-server.js';
@@ -165,6 +166,16 @@ describe('Redis store', { timeout: 60_000 }, () => {
     await a.store.heartbeat();
     assert.equal(await admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), 'ax');
     await eventually(async () => (a.received('ax').some((m) => m.event === 'matched') ? true : undefined), 'x paired once back');
+  });
+
+  it('names its scripts by sha in <prefix>scripts, for tools that read the command log, and the hash expires', async () => {
+    const p = prefix();
+    await Proc.start(p);
+    const named = await admin.hgetall(`${p}scripts`);
+    const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
+    assert.deepEqual(named, Object.fromEntries(Object.entries(SCRIPTS).map(([name, lua]) => [sha1(lua), name])));
+    const ttl = await admin.pttl(`${p}scripts`);
+    assert.ok(ttl > 0 && ttl <= 86_400_000, `a lifetime (${ttl})`);
   });
 
   it('pairing reads a bounded number of sessions, whatever the size of the pool', async () => {

@@ -277,6 +277,8 @@ export class RedisStore implements Store {
   private async loadScripts(): Promise<void> {
     const pipe = this.client.pipeline();
     for (const name of this.shas.keys()) pipe.script('LOAD', SCRIPTS[name]);
+    // sha -> name, for whoever reads Redis's command log (bench/lib/redis-diag.ts); renewed at each (re)connect.
+    pipe.hset(`${this.prefix}scripts`, Object.fromEntries([...this.shas].map(([name, sha]) => [sha, name]))).pexpire(`${this.prefix}scripts`, INDEX_TTL_MS);
     await pipe.exec();
   }
 
