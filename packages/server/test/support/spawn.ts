@@ -152,7 +152,14 @@ export class ServerProcess {
     onLine: SpawnServerOptions['onLine'],
   ) {
     track(child);
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      // A process that could not be started at all never exits: say why, and count it as ended.
+      child.on('error', (err) => {
+        this.kept += `\n[${label}] ${err.message}\n`;
+        if (child.pid === undefined) resolve({ code: null, signal: null });
+      });
+    });
     this.closed = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
     for (const stream of ['stdout', 'stderr'] as const) {
       const decoder = new StringDecoder('utf8');
@@ -162,7 +169,7 @@ export class ServerProcess {
         this.count += text.length;
         this.kept = (this.kept + text).slice(-OUTPUT_KEEP_CHARS);
         const lines = (partial + text).split('\n');
-        partial = lines.pop() ?? '';
+        partial = (lines.pop() ?? '').slice(-OUTPUT_KEEP_CHARS);
         for (const line of lines) {
           const m = LISTENING.exec(line.trim());
           if (m?.[1] && m[2]) this.urls.set(m[1] as Role, m[2]);
