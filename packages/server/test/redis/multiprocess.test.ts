@@ -164,10 +164,16 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     assert.equal((await reg(m2, { name: 'mp-alice' })).status, 409);
     const token = String(first.json.token);
     const ice = await fetch(`${m2.http('matching')}/ice-servers`, { headers: { authorization: `Bearer ${token}` } });
-    assert.equal(ice.status, 200);
+    assert.equal(ice.status, 409, 'no TURN credentials before the matching socket opens');
     await ice.arrayBuffer();
     const m = track(await Sock.open(matchingUrl(m2, { id: 'mp-alice', token, m: undefined as never })));
     await m.next('waiting');
+    // Registered on one process, its socket open on the other: either process sees it there.
+    for (const proc of [m1, m2]) {
+      const open = await fetch(`${proc.http('matching')}/ice-servers`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(open.status, 200);
+      await open.arrayBuffer();
+    }
     m.close(1000);
     await m.closedWith();
     // A clean close ends the session everywhere: the name is free again.
