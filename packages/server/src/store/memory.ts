@@ -477,7 +477,7 @@ export class MemoryStore implements Store {
     // Reports count per reporting address, so one person with many sessions
     // counts once; and only after a real conversation, from a reporter in good
     // standing (core/rules.ts), so that a few quick reports cannot aim a ban.
-    const standing = inGoodStanding(this.reports.get(s.addr) ?? [], this.strikes.get(s.addr), target.addr, now, this.opts);
+    const standing = inGoodStanding(this.reports.get(s.addr) ?? [], this.strike(s.addr, now), target.addr, now, this.opts);
     const counts = reportCounts(talkedMs(target.openedAt, target.endedAt, now), standing, this.opts);
     let reporters = this.reports.get(target.addr);
     if (!reporters) this.reports.set(target.addr, (reporters = new Map()));
@@ -502,9 +502,17 @@ export class MemoryStore implements Store {
     for (const [addr, st] of this.strikes) if (now - st.until > this.opts.banStrikeWindowMs) this.strikes.delete(addr);
   }
 
+  /** The last ban of an address while it is remembered (BAN_STRIKE_WINDOW_MS after its end), as Redis keeps it. */
+  private strike(addr: string, now: number): Strike | undefined {
+    const st = this.strikes.get(addr);
+    if (st && now - st.until > this.opts.banStrikeWindowMs) this.strikes.delete(addr);
+    else return st;
+    return undefined;
+  }
+
   /** Ban an address: strike one more than its last ban's within the strike window, each lasting twice the one before. */
   private ban(fx: Effects, addr: string, reports: number, now: number): void {
-    const strike = nextStrike(this.strikes.get(addr), now, this.opts);
+    const strike = nextStrike(this.strike(addr, now), now, this.opts);
     const until = now + banLengthMs(strike, this.opts);
     this.bans.set(addr, { until, strike, reports });
     this.strikes.set(addr, { strike, until });
