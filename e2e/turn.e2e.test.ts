@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import WebSocket from 'ws';
 import { clickStart, launchBrowser, mediaStats, newUser, prepare, startServer, waitForMedia, within } from './harness.js';
 import type { RunningServer, User } from './harness.js';
 
@@ -432,10 +433,21 @@ describe('TURN relay through a real coturn', { timeout: 60_000 }, () => {
     const ttlSec = 1;
     const server = await startServer({ TURN_URLS: `turn:127.0.0.1:${turn.port}?transport=udp`, TURN_SECRET: turn.secret, TURN_TTL: String(ttlSec) });
     servers.push(server);
-    const registered = (await (await fetch(`${server.matching}/register`, { method: 'POST', body: '{}' })).json()) as { token: string };
+    const registered = (await (await fetch(`${server.matching}/register`, { method: 'POST', body: '{ "mode": "text" }' })).json()) as { id: string; token: string };
+    // Credentials go only to a session whose matching socket is open.
+    const socket = new WebSocket(`${server.matching.replace(/^http/, 'ws')}/ws/${encodeURIComponent(registered.id)}?token=${encodeURIComponent(registered.token)}`);
+    await within(
+      5_000,
+      'the matching socket to open',
+      new Promise((resolve, reject) => {
+        socket.once('message', resolve);
+        socket.once('error', reject);
+      }),
+    );
     const ice = (await (await fetch(`${server.matching}/ice-servers`, { headers: { authorization: `Bearer ${registered.token}` } })).json()) as {
       ice_servers: { username?: string; credential?: string }[];
     };
+    socket.close(1000);
     const entry = ice.ice_servers.find((s) => s.username);
     assert.ok(entry?.username && entry.credential, `a TURN entry with credentials: ${JSON.stringify(ice)}`);
     assert.equal(await allocate(turn.port, entry.username, entry.credential), 'success', 'a fresh credential allocates');

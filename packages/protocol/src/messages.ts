@@ -145,6 +145,19 @@ export const ErrorEvent = z.object({
   until: z.number().optional(),
 });
 
+/**
+ * Fresh ICE servers for a session in a room, sent on its matching socket
+ * before the TURN credentials it holds expire (an addition to v1.2: clients
+ * that do not know it ignore it, and keep what `matched` gave them).
+ */
+export const IceServersEvent = z.object({
+  event: z.literal('ice-servers'),
+  ice_servers: z.array(IceServer),
+  /** Lifetime of the credentials, seconds. */
+  ttl: z.number(),
+});
+export type IceServersEvent = z.infer<typeof IceServersEvent>;
+
 export const MatchingServerMessage = z.discriminatedUnion('event', [
   WaitingEvent,
   IdleEvent,
@@ -154,6 +167,7 @@ export const MatchingServerMessage = z.discriminatedUnion('event', [
   TypingEvent,
   PeerDisconnectedEvent,
   ErrorEvent,
+  IceServersEvent,
 ]);
 export type MatchingServerMessage = z.infer<typeof MatchingServerMessage>;
 

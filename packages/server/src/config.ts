@@ -25,7 +25,11 @@ export interface Settings {
   allowedOrigins: string[];
   turnUrls: string[];
   turnSecret: string | undefined;
-  /** Lifetime of TURN credentials, seconds. @default 3600 */
+  /**
+   * Lifetime of TURN credentials, seconds. Short, because a credential cannot
+   * be revoked; a matched session gets fresh ones on its matching socket
+   * (`ice-servers` event) at about half this age. @default 3600
+   */
   turnTtlSec: number;
   stunUrls: string[];
   /** Public URLs handed to the web client in /config.json; default: the request's host with our ports. */
@@ -63,11 +67,22 @@ export interface Settings {
   adminToken: string | undefined;
   /** Interval of WebSocket pings; a socket that misses one is dropped (its grace period starts). @default 25_000 */
   pingIntervalMs: number;
-  /** Distinct reporters within REPORT_WINDOW_MS that ban an address. @default 3 */
+  /** Counting reports (distinct reporter addresses, distinct rooms) within REPORT_WINDOW_MS that ban an address. @default 3 */
   reportBanThreshold: number;
   /** @default 3_600_000 */ reportWindowMs: number;
-  /** How long a ban lasts. @default 86_400_000 */
+  /**
+   * A report counts only if the room with the reported lasted this long (its
+   * age at the report, or its length for a report of the last partner). @default 10_000
+   */
+  reportMinRoomMs: number;
+  /** How long a first ban lasts; each further ban within BAN_STRIKE_WINDOW_MS lasts twice the one before. @default 3_600_000 */
   banDurationMs: number;
+  /** The longest a ban lasts, however many strikes. @default 604_800_000 */
+  banMaxMs: number;
+  /** How long after a ban ends it still counts as a strike (for the next ban's length and the reporter's standing). @default 2_592_000_000 */
+  banStrikeWindowMs: number;
+  /** Failed admin API authentications per client address per minute; beyond: 429 for every admin request from it. @default 10 */
+  adminFailuresPerMin: number;
   /** Believe X-Forwarded-For for the client address. @default false */
   trustProxy: boolean;
   /** Time allowed for a graceful stop before the process exits anyway. @default 4_000 */
@@ -199,7 +214,11 @@ export function loadSettings(env: Env = process.env): Settings {
     pingIntervalMs: integer(env, 'PING_INTERVAL_MS', 25_000, 100),
     reportBanThreshold: integer(env, 'REPORT_BAN_THRESHOLD', 3, 1),
     reportWindowMs: integer(env, 'REPORT_WINDOW_MS', 3_600_000, 1),
-    banDurationMs: integer(env, 'BAN_DURATION_MS', 86_400_000, 1),
+    reportMinRoomMs: integer(env, 'REPORT_MIN_ROOM_MS', 10_000),
+    banDurationMs: integer(env, 'BAN_DURATION_MS', 3_600_000, 1),
+    banMaxMs: integer(env, 'BAN_MAX_MS', 604_800_000, 1),
+    banStrikeWindowMs: integer(env, 'BAN_STRIKE_WINDOW_MS', 2_592_000_000),
+    adminFailuresPerMin: integer(env, 'ADMIN_FAILURES_PER_MIN', 10, 1),
     trustProxy: boolean(env, 'TRUST_PROXY', false),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 4_000, 100, 4_900),
     httpTimeoutMs: integer(env, 'HTTP_TIMEOUT_MS', 10_000, 100),
@@ -220,6 +239,7 @@ export function loadSettings(env: Env = process.env): Settings {
       `required when HOST (${settings.host}) is not a loopback address: list the origins of the pages that use this server, e.g. ALLOWED_ORIGINS=http://192.168.1.20:8080`,
     );
   }
+  if (settings.banMaxMs < settings.banDurationMs) throw new ConfigError('BAN_MAX_MS', 'must not be below BAN_DURATION_MS');
   if (!redisUrl && settings.roles.length < ROLE_NAMES.size) {
     // The roles share session state; without Redis they must share one process.
     throw new ConfigError(

@@ -1,7 +1,7 @@
 // The hub carries out what the store decided: it writes deliveries to the
 // sockets this process holds, closes sockets, and arms the timers that call
 // the store back. It holds no session state of its own.
-import type { IceServer, ServerMessage } from '@dyad/protocol';
+import type { IceServer, IceServersEvent, ServerMessage } from '@dyad/protocol';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Channel, Delivery, Effects, Pairing, Store, TimerOrder } from '../store/store.js';
@@ -28,6 +28,8 @@ export interface HubEvents {
 export class Hub {
   private readonly conns = new Map<string, Connection>();
   private readonly timers = new Set<TimerHandle>();
+  /** Matching sockets here whose session is in a room, and when their TURN credentials were issued (renewIce). */
+  private readonly iceIssued = new Map<Connection, number>();
   private closed = false;
 
   constructor(
@@ -46,6 +48,7 @@ export class Hub {
 
   remove(conn: Connection): void {
     if (this.conns.get(conn.id) === conn) this.conns.delete(conn.id);
+    this.iceIssued.delete(conn);
   }
 
   count(channel: Channel): number {
@@ -68,13 +71,41 @@ export class Hub {
   async run(fx: Effects): Promise<void> {
     for (const d of fx.deliver) {
       const conn = this.conns.get(d.conn);
-      if (conn?.isOpen()) conn.send(this.encode(d.to, d.msg));
-      else await this.keep(d);
+      if (conn?.isOpen()) {
+        conn.send(this.encode(d.to, d.msg));
+        if (d.channel === 'matching') this.followIce(conn, d.msg.event);
+      } else await this.keep(d);
     }
     for (const c of fx.close) this.conns.get(c.conn)?.close(c.code, c.reason);
     for (const t of fx.timers) this.arm(t);
     for (const p of fx.paired) this.events.paired?.(p);
     for (const r of fx.ended) this.events.ended?.(r);
+  }
+
+  /**
+   * A `matched` carries fresh credentials; from then until the room ends for
+   * the socket (what it is told next about its state), renewIce keeps them fresh.
+   */
+  private followIce(conn: Connection, event: ServerMessage['event']): void {
+    if (event === 'matched') this.iceIssued.set(conn, this.clock.now());
+    else if (event === 'waiting' || event === 'idle' || event === 'peer-disconnected') this.iceIssued.delete(conn);
+  }
+
+  /**
+   * Send fresh ICE servers (`ice-servers`, with `ttl` in seconds) to every
+   * matching socket here in a room whose credentials are `maxAgeMs` old or
+   * older: one sweep over this process's rooms instead of a timer per session.
+   */
+  renewIce(maxAgeMs: number, ttlSec: number): void {
+    if (this.closed) return;
+    const now = this.clock.now();
+    for (const [conn, issued] of this.iceIssued) {
+      if (!conn.isOpen()) this.iceIssued.delete(conn);
+      else if (now - issued >= maxAgeMs) {
+        conn.send(JSON.stringify({ event: 'ice-servers', ice_servers: this.iceServersFor(conn.session), ttl: ttlSec } satisfies IceServersEvent));
+        this.iceIssued.set(conn, now);
+      }
+    }
   }
 
   /** The socket went away under a delivery: the store keeps it as for an absent member. */

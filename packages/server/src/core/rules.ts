@@ -58,3 +58,87 @@ export function choosePartner<C extends Candidate>(
   const from = sharing.length > 0 ? sharing : pool;
   return from[Math.floor(random() * from.length)];
 }
+
+// ------------------------------------------------------------ reports and bans
+// (PROTOCOL.md "Reports"; docs/SECURITY.md "Reports and bans"). The Redis
+// store's report script (store/redis/lua.ts) applies the same rules in Lua.
+
+export interface ReportPolicy {
+  /** A report counts only if the room with the reported lasted this long. */
+  reportMinRoomMs: number;
+  /** Counting reports that ban an address. */
+  reportBanThreshold: number;
+  /** How long a report is remembered; also how long a report or a ban taints the reported's own reports. */
+  reportWindowMs: number;
+  /** Length of a first ban. */
+  banDurationMs: number;
+  /** Longest ban, however many strikes. */
+  banMaxMs: number;
+  /** How long after a ban ends it still counts as a strike. */
+  banStrikeWindowMs: number;
+}
+
+/** One reporter address's report of one address, as remembered. */
+export interface ReportEntry {
+  at: number;
+  /** Room code of the conversation reported. */
+  room: string;
+  /** Whether it counts toward a ban (decided when it was made). */
+  counts: boolean;
+}
+
+/** The last ban of an address, remembered for the strike window. */
+export interface Strike {
+  strike: number;
+  until: number;
+}
+
+const fresh = (e: ReportEntry, now: number, policy: ReportPolicy): boolean => now - e.at <= policy.reportWindowMs;
+
+/**
+ * How long the two talked: the room's age at the report, or its whole length
+ * when the report is of the last partner (`endedAt` given).
+ */
+export const talkedMs = (openedAt: number, endedAt: number | undefined, now: number): number => (endedAt ?? now) - openedAt;
+
+/**
+ * Is a reporter address in good standing to report `target`? Not while its
+ * own last ban ended less than REPORT_WINDOW_MS ago, nor while counting
+ * reports by anyone but `target` stand against it (so two people reporting
+ * each other in one room do not cancel each other's report).
+ */
+export function inGoodStanding(
+  against: Iterable<[reporter: string, entry: ReportEntry]>,
+  strike: Strike | undefined,
+  target: string,
+  now: number,
+  policy: ReportPolicy,
+): boolean {
+  if (strike && now - strike.until <= policy.reportWindowMs) return false;
+  for (const [reporter, e] of against) if (reporter !== target && e.counts && fresh(e, now, policy)) return false;
+  return true;
+}
+
+/** Does a report weigh toward a ban? Only after a real conversation, from a reporter in good standing. */
+export const reportCounts = (talked: number, goodStanding: boolean, policy: ReportPolicy): boolean =>
+  goodStanding && talked >= policy.reportMinRoomMs;
+
+/** A reporter reports the same address again: a report that counts is not replaced by one that does not. */
+export function keptReport(old: ReportEntry | undefined, next: ReportEntry, now: number, policy: ReportPolicy): ReportEntry {
+  return old && old.counts && !next.counts && fresh(old, now, policy) ? old : next;
+}
+
+/** Reports that count toward a ban: fresh, counting, one per room (entries are one per reporter address already). */
+export function countingReports(entries: Iterable<ReportEntry>, now: number, policy: ReportPolicy): number {
+  const rooms = new Set<string>();
+  for (const e of entries) if (e.counts && fresh(e, now, policy)) rooms.add(e.room);
+  return rooms.size;
+}
+
+/** The strike number of a new ban: one more than the last if that ended less than BAN_STRIKE_WINDOW_MS ago. */
+export const nextStrike = (last: Strike | undefined, now: number, policy: ReportPolicy): number =>
+  last && now - last.until <= policy.banStrikeWindowMs ? last.strike + 1 : 1;
+
+/** Length of the ban of strike `n` (1, 2, ...): BAN_DURATION_MS doubled per strike, at most BAN_MAX_MS. */
+export const banLengthMs = (n: number, policy: ReportPolicy): number =>
+  Math.min(policy.banMaxMs, policy.banDurationMs * 2 ** Math.min(Math.max(0, n - 1), 52));

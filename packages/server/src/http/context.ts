@@ -1,5 +1,6 @@
 // What every edge of one process shares, and small HTTP helpers they all use.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HttpError } from '@dyad/protocol';
 import type { Logger } from 'pino';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Settings } from '../config.js';
@@ -25,6 +26,19 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
+}
+
+/**
+ * The refusal for a banned address, as POST /register gives it (403 with
+ * `until` in Unix seconds), or undefined when the address is not banned.
+ * Every way in checks it, not only registration: a session registered from
+ * another address must not serve a banned one.
+ */
+export async function banRefusal(ctx: Context, addr: string): Promise<{ status: 403; body: HttpError } | undefined> {
+  const until = await ctx.store.bannedUntil(addr, ctx.hub.clock.now());
+  if (until === undefined) return undefined;
+  ctx.metrics.rejected.inc({ code: 'banned' });
+  return { status: 403, body: { status: 'banned', message: 'this address is banned', until: Math.ceil(until / 1000) } };
 }
 
 /** The request target as a URL; undefined for one that is none (`//`, `//host:port:x`: anyone can send that). */

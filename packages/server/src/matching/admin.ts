@@ -1,19 +1,31 @@
-// The admin API: live counts and bans. Off unless ADMIN_TOKEN is set; every
-// request must carry it as a bearer token, compared in constant time.
+// The admin API: live counts, bans and reports for the operator's review. Off
+// unless ADMIN_TOKEN is set; every request must carry it as a bearer token,
+// compared in constant time. Failed attempts are limited per client address
+// (ADMIN_FAILURES_PER_MIN), shared by every process on Redis.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { clientAddress } from '../http/client.js';
 import { decodeSegment, sendJson, type Context } from '../http/context.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+const unixSeconds = (ms: number): number => Math.ceil(ms / 1000);
+
+/** Most reported addresses listed by GET /admin/reports (the most recently reported first). */
+export const ADMIN_REPORTS_LIMIT = 200;
+/** Failed attempts are counted per address over this window. */
+const FAILURE_WINDOW_SEC = 60;
 
 export class AdminApi {
   private readonly expected: Buffer;
+  private readonly failures: RateLimiterAbstract;
 
   constructor(
     private readonly ctx: Context,
     token: string,
   ) {
     this.expected = digest(token);
+    this.failures = ctx.limiter('admin', ctx.settings.adminFailuresPerMin, FAILURE_WINDOW_SEC);
   }
 
   /** Hashing first gives equal-length inputs, so the comparison leaks neither content nor length. */
@@ -23,12 +35,39 @@ export class AdminApi {
     return timingSafeEqual(digest(auth.slice(7).trim()), this.expected);
   }
 
+  /**
+   * Count an attempt before its token is looked at, and give the point back
+   * once the token proves right: so only failures stay counted, and a burst
+   * sent at once is cut off at the limit before any of it is checked. Beyond
+   * the limit every request from the address waits, the right token too;
+   * otherwise a guesser would still learn which guess is right. Returns the
+   * seconds to wait, or undefined when the attempt may go ahead.
+   */
+  private async attempt(addr: string): Promise<number | undefined> {
+    try {
+      await this.failures.consume(addr);
+      return undefined;
+    } catch (rej) {
+      if (!(rej instanceof RateLimiterRes)) throw rej;
+      return Math.max(1, Math.ceil(rej.msBeforeNext / 1000));
+    }
+  }
+
+  private tooMany(res: ServerResponse, retryAfter: number): void {
+    this.ctx.metrics.rejected.inc({ code: 'admin-locked' });
+    sendJson(res, 429, { status: 'error', message: 'too many failed admin attempts, wait', retry_after: retryAfter }, { 'Retry-After': String(retryAfter) });
+  }
+
   async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const { store, hub, settings, addresses } = this.ctx;
+    const addr = addresses.hash(clientAddress(req, settings.trustProxy));
+    const wait = await this.attempt(addr);
+    if (wait !== undefined) return this.tooMany(res, wait);
     if (!this.authorized(req)) {
       this.ctx.metrics.rejected.inc({ code: 'admin-unauthorized' });
       return sendJson(res, 401, { status: 'error', message: 'admin token required' }, { 'WWW-Authenticate': 'Bearer' });
     }
-    const { store, hub } = this.ctx;
+    await this.failures.reward(addr).catch(() => undefined);
     const now = hub.clock.now();
     if (req.method === 'GET' && path === '/admin/stats') {
       const stats = await store.stats();
@@ -39,12 +78,22 @@ export class AdminApi {
     }
     if (req.method === 'GET' && path === '/admin/bans') {
       const bans = await store.listBans(now);
-      return sendJson(res, 200, { bans: bans.map((b) => ({ addr: b.addr, until: Math.ceil(b.until / 1000) })) });
+      return sendJson(res, 200, {
+        bans: bans.map((b) => ({ addr: b.addr, until: unixSeconds(b.until), strike: b.strike, reports: b.reports })),
+      });
+    }
+    if (req.method === 'GET' && path === '/admin/reports') {
+      const reports = await store.listReports(now, ADMIN_REPORTS_LIMIT);
+      return sendJson(res, 200, {
+        window_ms: settings.reportWindowMs,
+        threshold: settings.reportBanThreshold,
+        reports: reports.map((r) => ({ addr: r.addr, reporters: r.reporters, counting: r.counting, last: unixSeconds(r.last) })),
+      });
     }
     const lift = /^\/admin\/bans\/([^/]+)$/.exec(path);
     if (req.method === 'DELETE' && lift?.[1]) {
-      const addr = decodeSegment(lift[1]);
-      const lifted = addr !== undefined && (await store.liftBan(addr));
+      const target = decodeSegment(lift[1]);
+      const lifted = target !== undefined && (await store.liftBan(target));
       return lifted ? sendJson(res, 200, { status: 'lifted' }) : sendJson(res, 404, { status: 'error', message: 'no such ban' });
     }
     sendJson(res, 404, { status: 'error', message: 'not found' });

@@ -15,7 +15,7 @@ import {
 } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
 import { handshakeProblem } from '../http/handshake.js';
-import { ClientGoneError, decodeSegment, readBody, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
+import { ClientGoneError, banRefusal, decodeSegment, readBody, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
 import { SOCKET_COUNT_WINDOW_SEC, SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { WebSocket } from 'ws';
@@ -26,6 +26,9 @@ import { newToken } from '../core/ids.js';
 
 type Refusal = { status: number; body: HttpError };
 type Registered = { id: string; token: string };
+
+/** The renewal sweep of TURN credentials runs at least this far apart, however short TURN_TTL is. */
+const ICE_RENEWAL_MIN_INTERVAL_MS = 250;
 
 
 export class MatchingService {
@@ -66,6 +69,12 @@ export class MatchingService {
       });
     });
     onUpgrade(this.server, log, (req, socket, head) => this.upgrade(req, socket, head));
+    // TURN credentials cannot be revoked, so they are short-lived; sessions in a
+    // room get fresh ones at half their lifetime, checked a quarter lifetime apart.
+    if (settings.turnUrls.length > 0 && settings.turnSecret) {
+      const ttlMs = settings.turnTtlSec * 1000;
+      setInterval(() => hub.renewIce(ttlMs / 2, settings.turnTtlSec), Math.max(ICE_RENEWAL_MIN_INTERVAL_MS, Math.floor(ttlMs / 4))).unref();
+    }
   }
 
   private cors(req: IncomingMessage, res: ServerResponse): boolean {
@@ -172,13 +181,21 @@ export class MatchingService {
     }
   }
 
+  /**
+   * TURN credentials only for people who are there: a session whose matching
+   * socket is open (PROTOCOL.md v1.2 allows 409 otherwise), from an address
+   * that is not banned. `matched` carries them too, and `ice-servers` renews them.
+   */
   private async iceServers(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { settings, hub, store, addresses } = this.ctx;
     const auth = req.headers.authorization;
     const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
-    const id = token ? await this.ctx.store.sessionForToken(token) : undefined;
-    if (!id) return sendJson(res, 401, { status: 'error', message: 'a valid bearer token is required' });
-    const { settings, hub } = this.ctx;
-    sendJson(res, 200, { ice_servers: iceServers(settings, id, hub.clock.now()), ttl: settings.turnTtlSec });
+    const session = token ? await store.presence(token) : undefined;
+    if (!session) return sendJson(res, 401, { status: 'error', message: 'a valid bearer token is required' });
+    const banned = await banRefusal(this.ctx, addresses.hash(clientAddress(req, settings.trustProxy)));
+    if (banned) return sendJson(res, banned.status, banned.body);
+    if (!session.open) return sendJson(res, 409, { status: 'error', message: 'the session has no open matching socket: open it first' });
+    sendJson(res, 200, { ice_servers: iceServers(settings, session.id, hub.clock.now()), ttl: settings.turnTtlSec });
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -205,6 +222,9 @@ export class MatchingService {
     }
     const id = decodeSegment(m[1]);
     const token = url.searchParams.get('token') ?? '';
+    // A one-trip start is checked by its registration; a session registered elsewhere is checked here.
+    const banned = await banRefusal(this.ctx, addr);
+    if (banned) return refuseUpgrade(socket, banned.status, banned.body);
     if (id === undefined || !(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
     this.edge.upgrade(req, socket, head, (ws) => this.open(ws, id, addr, token));
   }

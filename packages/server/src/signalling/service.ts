@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { SignallingClientMessage } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
-import { decodeSegment, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
+import { banRefusal, decodeSegment, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
 import { handshakeProblem } from '../http/handshake.js';
 import { SOCKET_COUNT_WINDOW_SEC, SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
 
@@ -56,6 +56,9 @@ export class SignallingService {
     if (refused) return refuseUpgrade(socket, refused.status, refused.body);
     const id = decodeSegment(m[1]);
     const token = url.searchParams.get('token') ?? '';
+    // A session registered from another address must not serve a banned one.
+    const banned = await banRefusal(this.ctx, addr);
+    if (banned) return refuseUpgrade(socket, banned.status, banned.body);
     if (id === undefined || !(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
     this.edge.upgrade(req, socket, head, (ws) => {
       this.edge.serve(ws, id, addr, (conn) => store.attachSignalling(id, token, conn.id, hub.clock.now()));

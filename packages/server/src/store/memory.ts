@@ -13,31 +13,49 @@ import {
   type SignalEvent,
   type SignalType,
 } from '@dyad/protocol';
-import { choosePartner, commonInterests, mutuallyAccept, type Candidate, type PairingPolicy } from '../core/rules.js';
+import {
+  banLengthMs,
+  choosePartner,
+  commonInterests,
+  countingReports,
+  inGoodStanding,
+  keptReport,
+  mutuallyAccept,
+  nextStrike,
+  reportCounts,
+  talkedMs,
+  type Candidate,
+  type PairingPolicy,
+  type ReportEntry,
+  type ReportPolicy,
+  type Strike,
+} from '../core/rules.js';
 import { newRoomCode, newSessionId as newId } from '../core/ids.js';
 import {
   emptyEffects,
   type AttachResult,
+  type BanRecord,
   type Channel,
   type Delivery,
   type Effects,
   type NewSession,
   type RegisterResult,
+  type ReportSummary,
   type SessionState,
   type Store,
   type StoreStats,
 } from './store.js';
 
-export interface MemoryStoreOptions extends PairingPolicy {
+export interface MemoryStoreOptions extends PairingPolicy, ReportPolicy {
   graceMs: number;
   registrationTtlMs: number;
   repairCooldownMs: number;
   signalBuffer: number;
-  reportBanThreshold: number;
-  reportWindowMs: number;
-  banDurationMs: number;
   random?: () => number;
 }
+
+/** Stale report entries are swept after this many reports (those of the reported address are pruned at each one). */
+const REPORT_SWEEP_EVERY = 256;
 
 /** How many eligible partners one pairing attempt looks at before choosing (bounds the work per arrival). */
 export const MAX_CANDIDATES_PER_ATTEMPT = 64;
@@ -60,7 +78,7 @@ interface Session extends Candidate {
   keptChat: ChatEvent[];
   /** A room end missed while away, told on resumption. */
   news?: PeerDisconnectedEvent;
-  lastPartner?: { id: string; addr: string; endedAt: number };
+  lastPartner?: { id: string; addr: string; endedAt: number; room: string; openedAt: number };
   /** Partner id -> until when a re-pair is avoided. */
   cooldown: Map<string, number>;
   /** Never paired with these again (reports either way). */
@@ -73,6 +91,8 @@ interface Room {
   initiator: string;
   mode: Mode;
   common: string[];
+  /** When the room opened: a report counts only after a conversation of REPORT_MIN_ROOM_MS. */
+  openedAt: number;
   answerPassed: boolean;
   /** Members that have joined on signalling and not left (grace periods included). */
   joined: Set<string>;
@@ -104,9 +124,13 @@ export class MemoryStore implements Store {
   private readonly byAddr = new Map<string, Set<string>>();
   /** Token hash (hex) -> session id, for bearer-token look-ups. */
   private readonly byToken = new Map<string, string>();
-  /** Reported address -> reporter address -> time of the latest report. */
-  private readonly reports = new Map<string, Map<string, number>>();
-  private readonly bans = new Map<string, number>();
+  /** Reported address -> reporter address -> its report (one per reporter address). */
+  private readonly reports = new Map<string, Map<string, ReportEntry>>();
+  private readonly bans = new Map<string, Omit<BanRecord, 'addr'>>();
+  /** Each address's last ban, until BAN_STRIKE_WINDOW_MS after it ended. */
+  private readonly strikes = new Map<string, Strike>();
+  /** Reports since the last sweep of stale report entries. */
+  private reportsSinceSweep = 0;
   private readonly random: () => number;
 
   constructor(private readonly opts: MemoryStoreOptions) {
@@ -196,6 +220,7 @@ export class MemoryStore implements Store {
       initiator,
       mode: a.mode,
       common: commonInterests(a, b),
+      openedAt: now,
       answerPassed: false,
       joined: new Set(),
       kept: new Map(),
@@ -249,7 +274,7 @@ export class MemoryStore implements Store {
       [ender, partner],
       [partner, ender],
     ] as const) {
-      me.lastPartner = { id: other.id, addr: other.addr, endedAt: now };
+      me.lastPartner = { id: other.id, addr: other.addr, endedAt: now, room: room.code, openedAt: room.openedAt };
       me.cooldown.set(other.id, now + this.opts.repairCooldownMs);
       if (me.cooldown.size > 32) for (const [id, until] of me.cooldown) if (until <= now) me.cooldown.delete(id);
     }
@@ -312,7 +337,7 @@ export class MemoryStore implements Store {
   }
 
   async bannedUntil(addr: string, now: number): Promise<number | undefined> {
-    const until = this.bans.get(addr);
+    const until = this.bans.get(addr)?.until;
     if (until === undefined) return undefined;
     if (until > now) return until;
     this.bans.delete(addr);
@@ -439,7 +464,7 @@ export class MemoryStore implements Store {
     if (!s) return fx;
     const pr = this.partnerOf(s);
     const target = pr
-      ? { id: pr.partner.id, addr: pr.partner.addr }
+      ? { id: pr.partner.id, addr: pr.partner.addr, room: pr.room.code, openedAt: pr.room.openedAt, endedAt: undefined }
       : s.lastPartner && now - s.lastPartner.endedAt < this.opts.repairCooldownMs
         ? s.lastPartner
         : undefined;
@@ -449,20 +474,48 @@ export class MemoryStore implements Store {
     }
     s.blocked.add(target.id);
     this.sessions.get(target.id)?.blocked.add(s.id);
-    // Reports count per reporting address, so one person with many sessions counts once.
+    // Reports count per reporting address, so one person with many sessions
+    // counts once; and only after a real conversation, from a reporter in good
+    // standing (core/rules.ts), so that a few quick reports cannot aim a ban.
+    const standing = inGoodStanding(this.reports.get(s.addr) ?? [], this.strike(s.addr, now), target.addr, now, this.opts);
+    const counts = reportCounts(talkedMs(target.openedAt, target.endedAt, now), standing, this.opts);
     let reporters = this.reports.get(target.addr);
     if (!reporters) this.reports.set(target.addr, (reporters = new Map()));
-    reporters.set(s.addr, now);
-    for (const [addr, at] of reporters) if (now - at > this.opts.reportWindowMs) reporters.delete(addr);
-    if (reporters.size >= this.opts.reportBanThreshold) {
+    reporters.set(s.addr, keptReport(reporters.get(s.addr), { at: now, room: target.room, counts }, now, this.opts));
+    for (const [addr, e] of reporters) if (now - e.at > this.opts.reportWindowMs) reporters.delete(addr);
+    const counting = countingReports(reporters.values(), now, this.opts);
+    if (counting >= this.opts.reportBanThreshold) {
       this.reports.delete(target.addr);
-      this.ban(fx, target.addr, now + this.opts.banDurationMs, now);
+      this.ban(fx, target.addr, counting, now);
     }
+    if (++this.reportsSinceSweep >= REPORT_SWEEP_EVERY) this.sweepReports(now);
     return fx;
   }
 
-  private ban(fx: Effects, addr: string, until: number, now: number): void {
-    this.bans.set(addr, until);
+  /** Forget what no rule needs any more: reports past REPORT_WINDOW_MS, strikes past BAN_STRIKE_WINDOW_MS. */
+  private sweepReports(now: number): void {
+    this.reportsSinceSweep = 0;
+    for (const [target, reporters] of this.reports) {
+      for (const [addr, e] of reporters) if (now - e.at > this.opts.reportWindowMs) reporters.delete(addr);
+      if (reporters.size === 0) this.reports.delete(target);
+    }
+    for (const [addr, st] of this.strikes) if (now - st.until > this.opts.banStrikeWindowMs) this.strikes.delete(addr);
+  }
+
+  /** The last ban of an address while it is remembered (BAN_STRIKE_WINDOW_MS after its end), as Redis keeps it. */
+  private strike(addr: string, now: number): Strike | undefined {
+    const st = this.strikes.get(addr);
+    if (st && now - st.until > this.opts.banStrikeWindowMs) this.strikes.delete(addr);
+    else return st;
+    return undefined;
+  }
+
+  /** Ban an address: strike one more than its last ban's within the strike window, each lasting twice the one before. */
+  private ban(fx: Effects, addr: string, reports: number, now: number): void {
+    const strike = nextStrike(this.strike(addr, now), now, this.opts);
+    const until = now + banLengthMs(strike, this.opts);
+    this.bans.set(addr, { until, strike, reports });
+    this.strikes.set(addr, { strike, until });
     for (const sid of [...(this.byAddr.get(addr) ?? [])]) {
       const s = this.sessions.get(sid);
       if (!s) continue;
@@ -641,12 +694,30 @@ export class MemoryStore implements Store {
     return emptyEffects();
   }
 
-  async listBans(now: number): Promise<{ addr: string; until: number }[]> {
-    return [...this.bans].filter(([, until]) => until > now).map(([addr, until]) => ({ addr, until }));
+  async listBans(now: number): Promise<BanRecord[]> {
+    return [...this.bans].filter(([, b]) => b.until > now).map(([addr, b]) => ({ addr, ...b }));
   }
 
   async liftBan(addr: string): Promise<boolean> {
+    this.strikes.delete(addr);
     return this.bans.delete(addr);
+  }
+
+  async listReports(now: number, limit: number): Promise<ReportSummary[]> {
+    this.sweepReports(now);
+    const out: ReportSummary[] = [];
+    for (const [addr, reporters] of this.reports) {
+      let last = 0;
+      for (const e of reporters.values()) last = Math.max(last, e.at);
+      out.push({ addr, reporters: reporters.size, counting: countingReports(reporters.values(), now, this.opts), last });
+    }
+    return out.sort((a, b) => b.last - a.last).slice(0, limit);
+  }
+
+  async presence(token: string): Promise<{ id: string; open: boolean } | undefined> {
+    const id = this.byToken.get(hashToken(token).toString('hex'));
+    const s = id === undefined ? undefined : this.sessions.get(id);
+    return s ? { id: s.id, open: s.mConn !== undefined } : undefined;
   }
 
   async ping(): Promise<boolean> {

@@ -78,6 +78,30 @@ export type AttachResult = { ok: false; reason: 'unauthorized' } | { ok: true; e
 
 export type SignalResult = Effects;
 
+/** A ban in force, for the operator's review. */
+export interface BanRecord {
+  /** Keyed hash of the address. */
+  addr: string;
+  /** End of the ban, Unix ms. */
+  until: number;
+  /** 1 for a first ban; each strike within BAN_STRIKE_WINDOW_MS doubles the length. */
+  strike: number;
+  /** Counting reports (distinct reporter addresses and rooms) that made it. */
+  reports: number;
+}
+
+/** Recent reports of one address, for the operator's review. */
+export interface ReportSummary {
+  /** Keyed hash of the reported address. */
+  addr: string;
+  /** Distinct reporter addresses within REPORT_WINDOW_MS. */
+  reporters: number;
+  /** Of those, the ones that count toward a ban. */
+  counting: number;
+  /** Time of the latest report, Unix ms. */
+  last: number;
+}
+
 export interface StoreStats {
   waiting: Record<Mode, number>;
   rooms: number;
@@ -128,11 +152,15 @@ export interface Store {
 
   /** Release everything this process holds (sessions end with it on the memory store). */
   shutdown(now: number): Promise<Effects>;
-  /** Bans in force: address hash and end (Unix ms). */
-  listBans(now: number): Promise<{ addr: string; until: number }[]>;
-  /** Lift a ban; false when there was none. */
+  /** Bans in force: address hash, end (Unix ms), strike number and the counting reports that made it. */
+  listBans(now: number): Promise<BanRecord[]>;
+  /** Lift a ban and forget its strikes (the operator judged it wrong); false when there was none. */
   liftBan(addr: string): Promise<boolean>;
   ping(): Promise<boolean>;
   stats(): Promise<StoreStats>;
   close(): Promise<void>;
+  /** Reported addresses with reports within REPORT_WINDOW_MS, most recently reported first, at most `limit`. */
+  listReports(now: number, limit: number): Promise<ReportSummary[]>;
+  /** The live session of `token`, and whether its matching socket is open now. */
+  presence(token: string): Promise<{ id: string; open: boolean } | undefined>;
 }

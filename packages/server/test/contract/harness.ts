@@ -17,7 +17,11 @@ export const DEFAULTS: MemoryStoreOptions = {
   fairWaitMs: 10_000,
   reportBanThreshold: 3,
   reportWindowMs: 3_600_000,
+  // Reports count at once here, unless a test asks for a conversation first.
+  reportMinRoomMs: 0,
   banDurationMs: 86_400_000,
+  banMaxMs: 604_800_000,
+  banStrikeWindowMs: 2_592_000_000,
 };
 
 /** Makes a fresh, empty store; `close()` is called after each test. */

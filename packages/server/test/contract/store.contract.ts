@@ -637,10 +637,109 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.equal(await core.store.verify(bad.id, bad.token), false);
         const until = await core.store.bannedUntil('bad', core.clock.now());
         assert.ok(until !== undefined && until > core.clock.now());
-        assert.deepEqual(await core.store.listBans(core.clock.now()), [{ addr: 'bad', until }]);
+        assert.deepEqual(await core.store.listBans(core.clock.now()), [{ addr: 'bad', until, strike: 1, reports: 2 }]);
         assert.equal(await core.store.liftBan('bad'), true);
         assert.equal(await core.store.bannedUntil('bad', core.clock.now()), undefined);
         assert.deepEqual(await core.store.listBans(core.clock.now()), []);
+      });
+
+      /** A fresh session from `addr` is paired with `suspect`, which must be waiting. */
+      const meet = async (core: Core, suspect: User, addr: string): Promise<User> => {
+        const r = await core.join({ addr });
+        assert.equal(r.matched()?.peer, suspect.id, `${addr} is paired with the suspect`);
+        return r;
+      };
+      const reportsOf = async (core: Core, addr: string) => (await core.store.listReports(core.clock.now(), 100)).find((r) => r.addr === addr);
+
+      it('a report counts only after REPORT_MIN_ROOM_MS of conversation: the room age at the report, or its length for the last partner', async () => {
+        const core = await make({ reportBanThreshold: 1, reportMinRoomMs: 10_000 });
+        const bad = await core.join({ addr: 'quick' });
+        // Reported right after matching, then as the last partner of a 9 s room: neither counts.
+        const r1 = await meet(core, bad, 'q1');
+        await r1.send({ event: 'report' });
+        await core.clock.advance(9_000);
+        await r1.send({ event: 'stop' });
+        await core.clock.advance(5_000);
+        await r1.send({ event: 'report' });
+        assert.equal(bad.m.closedWith, undefined, 'not banned by reports of a short conversation');
+        assert.equal(await core.store.bannedUntil('quick', core.clock.now()), undefined);
+        const listed = await reportsOf(core, 'quick');
+        assert.equal(listed?.reporters, 1, 'the report is kept for review');
+        assert.equal(listed.counting, 0, 'but it does not count');
+        // The last partner of a room that lasted 10 s: counts, though reported after the room ended.
+        await bad.send({ event: 'next' });
+        const r2 = await meet(core, bad, 'q2');
+        await core.clock.advance(10_000);
+        await r2.send({ event: 'stop' });
+        await core.clock.advance(30_000);
+        await r2.send({ event: 'report' });
+        assert.equal(bad.m.closedWith, 4003, 'banned by one counting report (REPORT_BAN_THRESHOLD=1)');
+        // While matched: the room's age at the report.
+        const bad2 = await core.join({ addr: 'slow' });
+        const r3 = await meet(core, bad2, 'q3');
+        await core.clock.advance(10_000);
+        await r3.send({ event: 'report' });
+        assert.equal(bad2.m.closedWith, 4003, 'a report 10 s into the room counts');
+      });
+
+      it('a reporter address that was itself reported, or banned lately, counts for nothing; two members reporting each other both count', async () => {
+        const core = await make({ reportBanThreshold: 2, reportMinRoomMs: 0, banDurationMs: 60_000 });
+        const tainted = await core.join({ addr: 'tainted' });
+        const accuser = await meet(core, tainted, 'accuser');
+        await accuser.send({ event: 'report' });
+        await tainted.send({ event: 'report' });
+        assert.equal((await reportsOf(core, 'tainted'))?.counting, 1);
+        assert.equal((await reportsOf(core, 'accuser'))?.counting, 1, "the reported's report of its own reporter still counts");
+        await accuser.drop(true);
+        const victim = await core.join({ addr: 'victim' });
+        await tainted.send({ event: 'next' });
+        assert.equal(tainted.matched()?.peer, victim.id);
+        await tainted.send({ event: 'report' });
+        await tainted.send({ event: 'stop' });
+        assert.deepEqual(await reportsOf(core, 'victim').then((r) => [r?.reporters, r?.counting]), [1, 0], 'a reported reporter counts for nothing');
+        await victim.send({ event: 'next' });
+        const clean1 = await meet(core, victim, 'clean1');
+        await clean1.send({ event: 'report' });
+        await clean1.send({ event: 'stop' });
+        assert.equal(victim.m.closedWith, undefined, 'one counting report of two: not banned');
+        await victim.send({ event: 'next' });
+        const clean2 = await meet(core, victim, 'clean2');
+        await clean2.send({ event: 'report' });
+        assert.equal(victim.m.closedWith, 4003, 'two good reporters ban');
+        // Banned lately: once the ban is over, its reports count for nothing for REPORT_WINDOW_MS.
+        await core.clock.advance(61_000);
+        const back = await core.join({ addr: 'victim' });
+        const other = await meet(core, back, 'other');
+        await back.send({ event: 'report' });
+        assert.equal((await reportsOf(core, 'other'))?.counting, 0, 'the report of an address banned lately');
+        await other.send({ event: 'stop' });
+      });
+
+      it('each ban within BAN_STRIKE_WINDOW_MS of the last lasts twice as long, at most BAN_MAX_MS; lifting a ban forgets its strikes', async () => {
+        const core = await make({ reportBanThreshold: 1, reportMinRoomMs: 0, banDurationMs: 60_000, banMaxMs: 150_000, banStrikeWindowMs: 600_000 });
+        let n = 0;
+        const banOnce = async (): Promise<{ strike: number; reports: number; length: number }> => {
+          const bad = await core.join({ addr: 'again' });
+          const r = await meet(core, bad, `reporter${n++}`);
+          await r.send({ event: 'report' });
+          assert.equal(bad.m.closedWith, 4003);
+          const ban = (await core.store.listBans(core.clock.now())).find((b) => b.addr === 'again');
+          assert.ok(ban, 'listed');
+          await r.send({ event: 'stop' });
+          return { strike: ban.strike, reports: ban.reports, length: ban.until - core.clock.now() };
+        };
+        assert.deepEqual(await banOnce(), { strike: 1, reports: 1, length: 60_000 });
+        await core.clock.advance(60_000);
+        assert.equal(await core.store.bannedUntil('again', core.clock.now()), undefined, 'the first ban is over');
+        assert.deepEqual(await banOnce(), { strike: 2, reports: 1, length: 120_000 });
+        await core.clock.advance(120_000);
+        assert.deepEqual(await banOnce(), { strike: 3, reports: 1, length: 150_000 });
+        await core.clock.advance(150_000 + 600_001);
+        assert.deepEqual(await banOnce(), { strike: 1, reports: 1, length: 60_000 }, 'strikes are forgotten after the window');
+        await core.clock.advance(60_000);
+        assert.deepEqual(await banOnce(), { strike: 2, reports: 1, length: 120_000 });
+        assert.equal(await core.store.liftBan('again'), true);
+        assert.deepEqual(await banOnce(), { strike: 1, reports: 1, length: 60_000 }, 'a lifted ban leaves no strike');
       });
 
       it('one reporter with many sessions counts once', async () => {

@@ -181,10 +181,16 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     assert.equal((await reg(m2, { name: 'mp-alice' })).status, 409);
     const token = String(first.json.token);
     const ice = await fetch(`${m2.http('matching')}/ice-servers`, { headers: { authorization: `Bearer ${token}` } });
-    assert.equal(ice.status, 200);
+    assert.equal(ice.status, 409, 'no TURN credentials before the matching socket opens');
     await ice.arrayBuffer();
     const m = await open(matchingUrl(m2, { id: 'mp-alice', token, m: undefined as never }), 'matching', 'mp-alice on m2');
     await m.expect('waiting');
+    // Registered on one process, its socket open on the other: either process sees it there.
+    for (const proc of [m1, m2]) {
+      const opened = await fetch(`${proc.http('matching')}/ice-servers`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(opened.status, 200);
+      await opened.arrayBuffer();
+    }
     await m.close(1000);
     // A clean close ends the session everywhere: the name is free again.
     await eventually(async () => ((await reg(m1, { name: 'mp-alice' })).status === 200 ? true : undefined), 'the name to be free');

@@ -1,6 +1,20 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { accepts, choosePartner, commonInterests, type Candidate } from '../../src/core/rules.js';
+import {
+  accepts,
+  banLengthMs,
+  choosePartner,
+  commonInterests,
+  countingReports,
+  inGoodStanding,
+  keptReport,
+  nextStrike,
+  reportCounts,
+  talkedMs,
+  type Candidate,
+  type ReportEntry,
+  type ReportPolicy,
+} from '../../src/core/rules.js';
 
 const policy = { interestTimeoutMs: 5_000, fairWaitMs: 10_000 };
 const c = (id: string, extra: Partial<Candidate> = {}): Candidate => ({ id, interests: [], lang: undefined, enteredAt: 0, waitingSince: 0, ...extra });
@@ -33,5 +47,49 @@ describe('rules', () => {
     assert.equal(choosePartner(seeker, [old, fresh], () => false, 10_001, policy, () => 0.99)?.id, 'old');
     assert.equal(choosePartner(seeker, [old, fresh], () => false, 5_000, policy, () => 0.99)?.id, 'fresh');
     assert.equal(choosePartner(seeker, [], () => false, 0, policy), undefined);
+  });
+
+  describe('reports and bans', () => {
+    const rp: ReportPolicy = {
+      reportMinRoomMs: 10_000,
+      reportBanThreshold: 3,
+      reportWindowMs: 3_600_000,
+      banDurationMs: 3_600_000,
+      banMaxMs: 604_800_000,
+      banStrikeWindowMs: 2_592_000_000,
+    };
+    const e = (at: number, room: string, counts = true): ReportEntry => ({ at, room, counts });
+
+    it('a report counts after REPORT_MIN_ROOM_MS of conversation (room age, or room length once it ended), from a reporter in good standing', () => {
+      assert.equal(reportCounts(talkedMs(0, undefined, 9_999), true, rp), false);
+      assert.equal(reportCounts(talkedMs(0, undefined, 10_000), true, rp), true);
+      assert.equal(reportCounts(talkedMs(0, 9_000, 50_000), true, rp), false, 'the room ended after 9 s: reporting later changes nothing');
+      assert.equal(reportCounts(talkedMs(0, 10_000, 50_000), false, rp), false, 'a reporter in bad standing');
+    });
+
+    it('standing: a counting report by anyone but the target, or a ban that ended within the report window, takes it away', () => {
+      assert.equal(inGoodStanding([], undefined, 't', 0, rp), true);
+      assert.equal(inGoodStanding([['x', e(0, 'r')]], undefined, 't', 1_000, rp), false);
+      assert.equal(inGoodStanding([['t', e(0, 'r')]], undefined, 't', 1_000, rp), true, "the target's own report of the reporter");
+      assert.equal(inGoodStanding([['x', e(0, 'r', false)]], undefined, 't', 1_000, rp), true, 'a report that does not count');
+      assert.equal(inGoodStanding([['x', e(0, 'r')]], undefined, 't', 3_600_001, rp), true, 'an old report');
+      assert.equal(inGoodStanding([], { strike: 1, until: 10_000 }, 't', 5_000, rp), false, 'banned now');
+      assert.equal(inGoodStanding([], { strike: 1, until: 10_000 }, 't', 10_000 + 3_600_000, rp), false, 'banned lately');
+      assert.equal(inGoodStanding([], { strike: 1, until: 10_000 }, 't', 10_001 + 3_600_000, rp), true);
+    });
+
+    it('counting reports: fresh, counting, one per room; a counting report is not replaced by one that does not count', () => {
+      assert.equal(countingReports([e(0, 'a'), e(0, 'a'), e(0, 'b'), e(0, 'c', false), e(-3_600_001, 'd')], 0, rp), 2);
+      assert.deepEqual(keptReport(e(0, 'a'), e(5, 'b', false), 5, rp), e(0, 'a'));
+      assert.deepEqual(keptReport(e(0, 'a', false), e(5, 'b'), 5, rp), e(5, 'b'));
+      assert.deepEqual(keptReport(e(0, 'a'), e(3_600_001, 'b', false), 3_600_001, rp), e(3_600_001, 'b', false), 'an old one is replaced');
+    });
+
+    it('a ban lasts BAN_DURATION_MS, doubling per strike within BAN_STRIKE_WINDOW_MS, at most BAN_MAX_MS', () => {
+      assert.deepEqual([1, 2, 3, 4, 8, 9, 1_000].map((n) => banLengthMs(n, rp) / 3_600_000), [1, 2, 4, 8, 128, 168, 168]);
+      assert.equal(nextStrike(undefined, 0, rp), 1);
+      assert.equal(nextStrike({ strike: 2, until: 0 }, rp.banStrikeWindowMs, rp), 3);
+      assert.equal(nextStrike({ strike: 2, until: 0 }, rp.banStrikeWindowMs + 1, rp), 1);
+    });
   });
 });

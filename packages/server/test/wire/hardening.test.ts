@@ -198,7 +198,7 @@ for (const store of STORES) {
   describe(`logs on the ${store} store`, () => {
     it('at LOG_LEVEL=trace the logs carry no token, chat text, signal data, report reason, secret or client address', async () => {
       const secrets = { ADMIN_TOKEN: 'log-test-admin-token-0123', TURN_SECRET: 'log-test-turn-secret', ADDRESS_HASH_KEY: 'log-test-address-key' };
-      const logged = await startServerOn(store, { LOG_LEVEL: 'trace', TRUST_PROXY: 'true', REPORT_BAN_THRESHOLD: '1', TURN_URLS: 'turn:127.0.0.1:3478', GRACE_MS: '300', ...secrets });
+      const logged = await startServerOn(store, { LOG_LEVEL: 'trace', TRUST_PROXY: 'true', REPORT_BAN_THRESHOLD: '1', REPORT_MIN_ROOM_MS: '0', TURN_URLS: 'turn:127.0.0.1:3478', GRACE_MS: '300', ...secrets });
       let out = logged.output();
       logged.process.stdout?.on('data', (d: Buffer) => (out += d.toString('utf8')));
       logged.process.stderr?.on('data', (d: Buffer) => (out += d.toString('utf8')));

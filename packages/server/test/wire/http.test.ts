@@ -8,6 +8,7 @@ import {
   estimatedBits,
   matchingUrl,
   oneTripUrl,
+  openMatching,
   pair,
   register,
   signallingUrl,
@@ -200,6 +201,8 @@ describe('GET /ice-servers', () => {
 
   it('200 with TURN REST credentials (username <expiry>:<id>, credential base64(HMAC-SHA1(secret, username))) and STUN urls', async () => {
     const { id, token } = await register(server);
+    // Credentials go to sessions whose matching socket is open (ice.test.ts).
+    await (await openMatching(server, id, token)).expect('waiting');
     const res = await ice(server, `Bearer ${token}`);
     const body = expectJson(res, 200, 'GET /ice-servers');
     const parsed = IceServersResponse.safeParse(body);
@@ -215,7 +218,8 @@ describe('GET /ice-servers', () => {
   });
 
   it('with no TURN_URLS and no STUN_URLS the list points nowhere (no public default)', async () => {
-    const { token } = await register(plain);
+    const { id, token } = await register(plain);
+    await (await openMatching(plain, id, token)).expect('waiting');
     const body = expectJson(await ice(plain, `Bearer ${token}`), 200, 'GET /ice-servers (no TURN/STUN set)');
     const parsed = IceServersResponse.parse(body);
     assert.deepEqual(parsed.ice_servers.flatMap((s) => s.urls), []);

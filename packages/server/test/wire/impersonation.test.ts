@@ -63,6 +63,7 @@ for (const store of STORES) {
       server = await startServerOn(store, {
         TRUST_PROXY: 'true',
         REPORT_BAN_THRESHOLD: '1',
+        REPORT_MIN_ROOM_MS: '0',
         TURN_URLS: 'turn:127.0.0.1:3478',
         TURN_SECRET: 'impersonation-test-secret',
       });
@@ -155,7 +156,10 @@ for (const store of STORES) {
 
     it("/ice-servers hands TURN credentials to the bearer's own session only: the victim's id, room code or a forged bearer gets 401", async () => {
       const victims = await pair(server, {}, {}, [person(), person()]);
-      const attacker = await register(server, {}, person());
+      const attackerVia = person();
+      const attacker = await register(server, { mode: 'text' }, attackerVia);
+      // Credentials go only to a session whose matching socket is open.
+      await (await openMatching(server, attacker.id, attacker.token, attacker.id, attackerVia)).expect('waiting');
       const ice = (authorization: string, query = '') =>
         request(`${server.matching}/ice-servers${query}`, { headers: { authorization } });
       for (const [what, authorization] of [

@@ -1,7 +1,11 @@
 // Reports leading to a ban, on both stores: distinct reporters count, the
 // banned session gets `banned` with `until` and close 4003 on its sockets, its
 // partner gets "reported", and new registrations from the banned address get
-// 403 until the ban ends or the admin API lifts it.
+// 403 until the ban ends or the admin API lifts it. A ban is hard to aim:
+// reports count only after a real conversation (REPORT_MIN_ROOM_MS), from
+// reporters in good standing; first bans are short and repeats escalate; a
+// banned address opens no socket and gets no TURN credentials, whoever
+// registered the session; the admin API resists guessing.
 // Bans and reporter counts go by client address, and every socket here comes
 // from 127.0.0.1: the server trusts X-Forwarded-For (TRUST_PROXY), so each
 // simulated person speaks from an address of its own.
@@ -9,7 +13,22 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { HttpError } from '@dyad/protocol';
 import { Redis } from 'ioredis';
-import { arrive, enter, expectMatched, expectRefused, freshAddress, from, join, oneTripUrl, register, type Session } from '../support/dyad.js';
+import {
+  arrive,
+  enter,
+  expectMatched,
+  expectRefused,
+  freshAddress,
+  from,
+  join,
+  matchingUrl,
+  oneTripUrl,
+  openMatching,
+  register,
+  signallingUrl,
+  type Session,
+} from '../support/dyad.js';
+import { AddressHasher } from '../../src/http/client.js';
 import { describeResponse, request, type HttpResponse } from '../support/http.js';
 import type { RunningServer } from '../support/server.js';
 import { STORES, privateRedis, startServerOn, stopPrivateRedis, uniquePrefix } from '../support/stores.js';
@@ -21,6 +40,17 @@ const ADMIN_TOKEN = 'moderation-admin-token';
 const SHORT_BAN_MS = 1_500;
 /** Slack for a ban's end to be seen. */
 const LATE_MS = 3_000;
+/** The servers' ADDRESS_HASH_KEY, so a test can name an address's hash as the admin API lists it. */
+const HASH_KEY = 'moderation-address-key';
+const hashOf = (address: string): string => new AddressHasher(HASH_KEY).hash(address);
+/** REPORT_MIN_ROOM_MS of the server where reports need a conversation first, kept short. */
+const MIN_ROOM_MS = 300;
+/** Long enough a conversation for a report to count there. */
+const TALK_MS = MIN_ROOM_MS + 100;
+/** BAN_DURATION_MS of the server where bans escalate: a first ban's length. */
+const FIRST_BAN_MS = 3_000;
+/** ADMIN_FAILURES_PER_MIN where the admin API's lock is tested. */
+const ADMIN_FAILURES = 3;
 
 after(async () => {
   await WireClient.closeAll();
@@ -62,13 +92,33 @@ async function registerStatus(server: RunningServer, address: string): Promise<n
 }
 
 /** A session from `address` reported once by a partner from another address (enough with REPORT_BAN_THRESHOLD=1). */
-async function banOnce(server: RunningServer, address: string): Promise<void> {
+async function banOnce(server: RunningServer, address: string): Promise<Events['error']> {
   const suspect = await enter(server, {}, from(address));
   const { reporter } = await meet(server, suspect, freshAddress());
   reporter.m.send({ event: 'report' });
-  await suspect.m.expectError('banned');
+  const banned = await suspect.m.expectError('banned');
   await suspect.m.expectClose(4003);
   await reporter.m.close(1000);
+  return banned;
+}
+
+interface ListedBan {
+  addr: string;
+  until: number;
+  strike: number;
+  reports: number;
+}
+interface ListedReports {
+  addr: string;
+  reporters: number;
+  counting: number;
+  last: number;
+}
+
+async function reportsOf(server: RunningServer): Promise<ListedReports[]> {
+  const res = await adminRequest(server, '/admin/reports');
+  assert.equal(res.status, 200, `GET /admin/reports: ${describeResponse(res)}`);
+  return (res.json() as { reports: ListedReports[] }).reports;
 }
 
 for (const store of STORES) {
@@ -76,25 +126,46 @@ for (const store of STORES) {
     let server: RunningServer;
     let oneReport: RunningServer; // one report bans
     let shortBan: RunningServer; // one report bans, for a short time; no ADMIN_TOKEN
+    let aimed: RunningServer; // the default report rules
+    let talked: RunningServer; // reports count after MIN_ROOM_MS; two ban
+    let escalating: RunningServer; // one report bans for FIRST_BAN_MS, then longer; the admin lock at ADMIN_FAILURES
     const prefix = uniquePrefix();
 
     before(async () => {
+      // These test the ban itself: a report counts at once. Their admin API takes many wrong tokens.
+      const atOnce = { REPORT_MIN_ROOM_MS: '0', ADMIN_FAILURES_PER_MIN: '1000' };
       [server, oneReport, shortBan] = await Promise.all([
         startServerOn(store, {
           ...(store === 'redis' ? { REDIS_PREFIX: prefix } : {}),
+          ...atOnce,
           TRUST_PROXY: 'true',
           REPORT_BAN_THRESHOLD: String(THRESHOLD),
           REPORT_WINDOW_MS: '60000',
           BAN_DURATION_MS: '60000',
           ADMIN_TOKEN,
+          ADDRESS_HASH_KEY: HASH_KEY,
         }),
-        startServerOn(store, { TRUST_PROXY: 'true', REPORT_BAN_THRESHOLD: '1', BAN_DURATION_MS: '60000', ADMIN_TOKEN }),
-        startServerOn(store, { TRUST_PROXY: 'true', REPORT_BAN_THRESHOLD: '1', BAN_DURATION_MS: String(SHORT_BAN_MS) }),
+        startServerOn(store, { ...atOnce, TRUST_PROXY: 'true', REPORT_BAN_THRESHOLD: '1', BAN_DURATION_MS: '60000', ADMIN_TOKEN }),
+        startServerOn(store, { ...atOnce, TRUST_PROXY: 'true', REPORT_BAN_THRESHOLD: '1', BAN_DURATION_MS: String(SHORT_BAN_MS) }),
+      ]);
+      // In a second batch: six servers starting at once on a busy machine may not all be up within a start's time.
+      [aimed, talked, escalating] = await Promise.all([
+        startServerOn(store, { TRUST_PROXY: 'true', ADMIN_TOKEN, ADDRESS_HASH_KEY: HASH_KEY }),
+        startServerOn(store, { TRUST_PROXY: 'true', REPORT_MIN_ROOM_MS: String(MIN_ROOM_MS), REPORT_BAN_THRESHOLD: '2', ADMIN_TOKEN, ADDRESS_HASH_KEY: HASH_KEY }),
+        startServerOn(store, {
+          TRUST_PROXY: 'true',
+          REPORT_MIN_ROOM_MS: '0',
+          REPORT_BAN_THRESHOLD: '1',
+          BAN_DURATION_MS: String(FIRST_BAN_MS),
+          ADMIN_TOKEN,
+          ADMIN_FAILURES_PER_MIN: String(ADMIN_FAILURES),
+          ADDRESS_HASH_KEY: HASH_KEY,
+        }),
       ]);
     });
     after(async () => {
       await WireClient.closeAll();
-      await Promise.all([server?.stop(), oneReport?.stop(), shortBan?.stop()]);
+      await Promise.all([server?.stop(), oneReport?.stop(), shortBan?.stop(), aimed?.stop(), talked?.stop(), escalating?.stop()]);
     });
 
     describe('reports and bans', () => {
@@ -192,7 +263,7 @@ for (const store of STORES) {
           ['the token without the scheme', ADMIN_TOKEN],
           ['another scheme', `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}`],
         ];
-        for (const [path, method] of [['/admin/stats', 'GET'], ['/admin/bans', 'GET'], ['/admin/bans/anything', 'DELETE'], ['/admin/nothing', 'GET']] as const) {
+        for (const [path, method] of [['/admin/stats', 'GET'], ['/admin/bans', 'GET'], ['/admin/reports', 'GET'], ['/admin/bans/anything', 'DELETE'], ['/admin/nothing', 'GET']] as const) {
           for (const [what, authorization] of wrong) {
             const res = await adminRequest(oneReport, path, { method, authorization: authorization ?? '' });
             assert.equal(res.status, 401, `${method} ${path} with ${what}: ${describeResponse(res)}`);
@@ -200,6 +271,42 @@ for (const store of STORES) {
             assert.equal(HttpError.parse(res.json()).status, 'error');
           }
         }
+      });
+
+      it(`beyond ADMIN_FAILURES_PER_MIN (${ADMIN_FAILURES}) failed attempts an address gets 429 with retry_after, even with the right token; other addresses are not locked out`, async () => {
+        const guesser = from(freshAddress());
+        const ask = (via: typeof guesser, token: string) =>
+          request(`${escalating.matching}/admin/bans`, { headers: { ...via.headers, authorization: `Bearer ${token}` } });
+        for (let i = 0; i < ADMIN_FAILURES; i++) {
+          const res = await ask(guesser, `wrong-guess-${i}-${'x'.repeat(16)}`);
+          assert.equal(res.status, 401, `failed attempt ${i + 1}: ${describeResponse(res)}`);
+        }
+        for (const [what, token] of [['another wrong token', 'wrong-guess-again-xxxxxxxxxxxx'], ['the right token', ADMIN_TOKEN]] as const) {
+          const res = await ask(guesser, token);
+          assert.equal(res.status, 429, `${what} after ${ADMIN_FAILURES} failures: ${describeResponse(res)}`);
+          const body = HttpError.parse(res.json());
+          assert.equal(body.status, 'error');
+          assert.ok(typeof body.retry_after === 'number' && body.retry_after >= 1 && body.retry_after <= 60, `retry_after in whole seconds: ${res.text}`);
+        }
+        const other = await ask(from(freshAddress()), ADMIN_TOKEN);
+        assert.equal(other.status, 200, `the right token from another address: ${describeResponse(other)}`);
+      });
+
+      it('GET /admin/reports lists recent reports per reported address hash (never the address), with how many count', async () => {
+        const address = freshAddress();
+        const suspect = await enter(server, {}, from(address));
+        const { reporter } = await meet(server, suspect, freshAddress());
+        reporter.m.send({ event: 'report' });
+        await reporter.m.close(1000);
+        const res = await adminRequest(server, '/admin/reports');
+        assert.equal(res.status, 200, describeResponse(res));
+        assert.doesNotMatch(res.text, /\d+\.\d+\.\d+\.\d+/, 'no address in the listing');
+        const listed = (res.json() as { reports: ListedReports[] }).reports.find((r) => r.addr === hashOf(address));
+        assert.ok(listed, `the reported address's hash is listed: ${res.text}`);
+        assert.deepEqual([listed.reporters, listed.counting], [1, 1]);
+        assert.ok(Math.abs(listed.last - Date.now() / 1000) < 60, `last is a Unix time: ${listed.last}`);
+        const denied = await adminRequest(server, '/admin/reports', { authorization: 'Bearer not-the-admin-token' });
+        assert.equal(denied.status, 401, describeResponse(denied));
       });
 
       it('GET /admin/stats counts waiting sessions per mode, rooms and sessions, and the sockets of this process', async () => {
@@ -220,6 +327,122 @@ for (const store of STORES) {
       });
     });
 
+    // After the admin API tests, which count the bans on oneReport.
+    describe('bans that are hard to aim', () => {
+      it('three addresses that each meet a person and report at once ban nobody (REPORT_MIN_ROOM_MS, 10 s by default): the person and another one at its address carry on', async () => {
+        const address = freshAddress();
+        const victim = await enter(aimed, {}, from(address));
+        // Someone else behind the same address (a shared NAT), in a room of their own.
+        const bystander = await enter(aimed, { mode: 'text' }, from(address));
+        const friend = await arrive(aimed, { mode: 'text' }, from(freshAddress()));
+        await expectMatched(friend.m);
+        await bystander.m.expect('matched');
+        for (let i = 0; i < 3; i++) {
+          const { reporter } = await meet(aimed, victim, freshAddress());
+          reporter.m.send({ event: 'report', reason: 'aimed' });
+          await part(victim, reporter);
+        }
+        await victim.m.expectSilence(QUIET_MS, { why: 'three reports right after matching count for nothing' });
+        await bystander.m.expectSilence(QUIET_MS, { why: 'nobody at the address is banned' });
+        assert.equal(await registerStatus(aimed, address), 200, 'the address registers');
+        const listed = (await reportsOf(aimed)).find((r) => r.addr === hashOf(address));
+        assert.ok(listed, 'the operator sees the reports under the address hash');
+        assert.deepEqual([listed.reporters, listed.counting], [3, 0], 'three reporters, none counting');
+        bystander.m.send({ event: 'chat', message: 'still here' });
+        await friend.m.expect('chat');
+        await Promise.all([victim.m.close(1000), bystander.m.close(1000), friend.m.close(1000)]);
+      });
+
+      it('reports after rooms that lasted REPORT_MIN_ROOM_MS, from distinct reporters in good standing, still ban; GET /admin/bans shows the strike and the reports', async () => {
+        const address = freshAddress();
+        const suspect = await enter(talked, {}, from(address));
+        const { reporter: r1 } = await meet(talked, suspect, freshAddress());
+        await sleep(TALK_MS);
+        r1.m.send({ event: 'report', reason: 'first' });
+        await suspect.m.expectSilence(QUIET_MS, { why: 'one counting report of two' });
+        await part(suspect, r1);
+        const { reporter: r2 } = await meet(talked, suspect, freshAddress());
+        await sleep(TALK_MS);
+        r2.m.send({ event: 'report', reason: 'second' });
+        await suspect.m.expectError('banned', { what: 'error "banned" once two reporters who talked with it reported it' });
+        await suspect.m.expectClose(4003);
+        assert.equal((await r2.m.expect('peer-disconnected')).reason, 'reported');
+        const ban = ((await bansOf(talked)) as ListedBan[]).find((b) => b.addr === hashOf(address));
+        assert.ok(ban, 'listed');
+        assert.deepEqual([ban.strike, ban.reports], [1, 2], 'a first ban, made by two reports');
+      });
+
+      it('a reporter that was itself reported counts for nothing', async () => {
+        const taintedAddress = freshAddress();
+        const tainted = await enter(talked, {}, from(taintedAddress));
+        const { reporter: accuser } = await meet(talked, tainted, freshAddress());
+        await sleep(TALK_MS);
+        accuser.m.send({ event: 'report', reason: 'the reporter-to-be is reported first' });
+        await part(tainted, accuser);
+        tainted.m.send({ event: 'stop' });
+        await tainted.m.expect('idle');
+
+        const victimAddress = freshAddress();
+        const victim = await enter(talked, {}, from(victimAddress));
+        tainted.m.send({ event: 'next' });
+        assert.equal((await expectMatched(tainted.m)).peer, victim.id);
+        await victim.m.expect('matched');
+        await sleep(TALK_MS);
+        tainted.m.send({ event: 'report', reason: 'from a reported address' });
+        await part(victim, tainted);
+        const { reporter: clean } = await meet(talked, victim, freshAddress());
+        await sleep(TALK_MS);
+        clean.m.send({ event: 'report', reason: 'a good one' });
+        await victim.m.expectSilence(QUIET_MS, { why: 'the reported reporter did not count: one counting report of two' });
+        const listed = (await reportsOf(talked)).find((r) => r.addr === hashOf(victimAddress));
+        assert.deepEqual([listed?.reporters, listed?.counting], [2, 1], 'two reporters, one counting');
+      });
+
+      it(`a second ban lasts longer than the first (BAN_DURATION_MS ${FIRST_BAN_MS}, doubling per strike)`, async () => {
+        const address = freshAddress();
+        const before1 = Date.now() / 1000;
+        const first = await banOnce(escalating, address);
+        const ban1 = ((await bansOf(escalating)) as ListedBan[]).find((b) => b.addr === hashOf(address));
+        assert.equal(ban1?.strike, 1);
+        const deadline = Date.now() + FIRST_BAN_MS + LATE_MS;
+        while ((await registerStatus(escalating, address)) === 403) {
+          assert.ok(Date.now() < deadline, `still banned ${FIRST_BAN_MS + LATE_MS} ms after a ${FIRST_BAN_MS} ms ban`);
+          await sleep(100);
+        }
+        const before2 = Date.now() / 1000;
+        const second = await banOnce(escalating, address);
+        const ban2 = ((await bansOf(escalating)) as ListedBan[]).find((b) => b.addr === hashOf(address));
+        assert.equal(ban2?.strike, 2, 'the second strike');
+        const [length1, length2] = [first.until! - before1, second.until! - before2];
+        assert.ok(length2 >= (2 * FIRST_BAN_MS) / 1000, `the second ban lasts twice BAN_DURATION_MS: until ${second.until}, ${length2} s after the report`);
+        assert.ok(length2 > length1, `the second ban (${length2} s) outlasts the first (${length1} s)`);
+      });
+
+      it('a banned address opens neither socket of a session registered elsewhere and gets no TURN credentials: 403 banned with until', async () => {
+        const bannedAddress = freshAddress();
+        await banOnce(oneReport, bannedAddress);
+        const banned = from(bannedAddress);
+        const elsewhere = from(freshAddress());
+        const s = await register(oneReport, {}, elsewhere);
+        for (const [channel, url] of [['matching', matchingUrl(oneReport, s.id, s.token)], ['signalling', signallingUrl(oneReport, s.id, s.token)]] as const) {
+          const body = await expectRefused(url, { channel, label: `${channel} from the banned address`, ...banned }, 403);
+          assert.equal(body.status, 'banned', `${channel}: status`);
+          assert.ok(typeof body.until === 'number' && body.until > Date.now() / 1000, `${channel}: until in the future: ${JSON.stringify(body)}`);
+        }
+        // Where it was registered the session works, and its matching socket is open: the address alone is refused.
+        const m = await openMatching(oneReport, s.id, s.token, s.id, elsewhere);
+        await m.expect('waiting');
+        const ice = (via: typeof banned) => request(`${oneReport.matching}/ice-servers`, { headers: { ...via.headers, authorization: `Bearer ${s.token}` } });
+        const refused = await ice(banned);
+        assert.equal(refused.status, 403, `GET /ice-servers from the banned address: ${describeResponse(refused)}`);
+        const body = HttpError.parse(refused.json());
+        assert.equal(body.status, 'banned');
+        assert.ok(typeof body.until === 'number');
+        assert.equal((await ice(elsewhere)).status, 200, 'from the address that registered it');
+        await m.close(1000);
+      });
+    });
+
     if (store === 'redis') {
       describe('what Redis keeps', () => {
         it('client addresses only as keyed hashes: no address in any key or value, and every key named by an address hash expires', async () => {
@@ -233,7 +456,7 @@ for (const store of STORES) {
               assert.doesNotMatch(key, addresses, `a key names an address: ${key}`);
               const content = JSON.stringify(await dump(redis, key));
               assert.doesNotMatch(content, addresses, `${key} holds an address: ${content.slice(0, 300)}`);
-              if (/:(ban|rep|addr|rl:[a-z]+):/.test(key)) assert.ok((await redis.pttl(key)) > 0, `${key} is named by an address hash and never expires`);
+              if (/:(ban|rep|strike|addr|rl:[a-z]+):/.test(key)) assert.ok((await redis.pttl(key)) > 0, `${key} is named by an address hash and never expires`);
             }
           } finally {
             redis.disconnect();

@@ -27,6 +27,7 @@ import { WireClient } from '../support/ws-client.js';
 const REGISTER_LIMIT = 6;
 const SOCKET_LIMIT = 4;
 const NEXT_LIMIT = 4;
+const ADMIN_FAILURES = 4;
 const ADMIN_TOKEN = 'shared-limits-admin-token';
 
 let one: RunningServer;
@@ -41,8 +42,10 @@ before(async () => {
     MAX_SOCKETS_PER_ADDR: String(SOCKET_LIMIT),
     NEXT_RATE_PER_MIN: String(NEXT_LIMIT),
     REPORT_BAN_THRESHOLD: '1',
+    REPORT_MIN_ROOM_MS: '0',
     BAN_DURATION_MS: '60000',
     ADMIN_TOKEN,
+    ADMIN_FAILURES_PER_MIN: String(ADMIN_FAILURES),
   };
   [one, two] = await Promise.all([startServer(env), startServer(env)]);
 });
@@ -97,6 +100,20 @@ describe('limits and bans shared through Redis by two processes', () => {
     for (const s of [onOne, onTwo]) {
       s.m.send({ event: 'next' });
       await s.m.expectError('rate-limited', { what: `rate-limited once the address made ${NEXT_LIMIT} nexts on the two processes` });
+    }
+  });
+
+  it(`failed admin attempts from one address on both processes count together against ADMIN_FAILURES_PER_MIN (${ADMIN_FAILURES})`, async () => {
+    const via = from(freshAddress());
+    const ask = (srv: RunningServer, token: string) => request(`${srv.matching}/admin/stats`, { headers: { ...via.headers, authorization: `Bearer ${token}` } });
+    for (let i = 0; i < ADMIN_FAILURES; i++) {
+      const res = await ask(i % 2 === 0 ? one : two, `wrong-guess-${i}-xxxxxxxxxxxxxxxx`);
+      assert.equal(res.status, 401, `failed attempt ${i + 1}: ${describeResponse(res)}`);
+    }
+    for (const srv of [one, two]) {
+      const res = await ask(srv, ADMIN_TOKEN);
+      assert.equal(res.status, 429, `the right token after ${ADMIN_FAILURES} failures on the two processes: ${describeResponse(res)}`);
+      assert.ok((HttpError.parse(res.json()).retry_after ?? 0) >= 1, res.text);
     }
   });
 

@@ -124,6 +124,11 @@ export class PeerLink {
     });
   }
 
+  /** Renewed ICE servers (TURN credentials expire): applied with setConfiguration, nothing restarts. */
+  updateIceServers(iceServers: RTCIceServer[]): void {
+    if (!this.closed && iceServers.length > 0) this.setIceServers(iceServers);
+  }
+
   replaceTrack(kind: 'audio' | 'video', track: MediaStreamTrack): void {
     const sender = this.senders.get(kind);
     if (sender && !this.closed) void sender.replaceTrack(track).catch(() => undefined);

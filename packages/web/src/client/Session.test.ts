@@ -59,6 +59,10 @@ class FakeLink implements PeerLinkLike {
   handleSignal(type: string, data: Record<string, unknown>) {
     this.signals.push([type, data]);
   }
+  iceUpdates: RTCIceServer[][] = [];
+  updateIceServers(servers: RTCIceServer[]) {
+    this.iceUpdates.push(servers);
+  }
   replaceTrack() {}
   signallingResumed() {
     this.resumed++;
@@ -217,6 +221,21 @@ describe('Session', () => {
     expect(matching.url).toBe('ws://127.0.0.1:8000/ws?mode=video&interests=music,go&lang=en');
     expect(signalling?.url).toBe('wss://sig.example:8001/ws/me?token=tok%2F%2B%3D');
     expect(session.state.phase).toBe('waiting');
+  });
+
+  it('renewed TURN credentials ("ice-servers") go to the current peer connection; the screen does not change', () => {
+    const session = makeSession();
+    const [m] = started(session);
+    m.receive(matched());
+    const link = FakeLink.all.find((l) => l.roomCode === 'R1')!;
+    const before = session.state;
+    const fresh = [{ urls: ['turn:127.0.0.1:3478'], username: '1900000000:me', credential: 'c2' }];
+    m.receive({ event: 'ice-servers', ice_servers: fresh, ttl: 600 });
+    expect(link.iceUpdates).toEqual([fresh]);
+    expect(session.state).toBe(before);
+    // A malformed one is ignored, as any message that breaks the schema.
+    m.receive({ event: 'ice-servers', ice_servers: 'nope', ttl: 600 });
+    expect(link.iceUpdates).toHaveLength(1);
   });
 
   it('joins on matched and sends signals right behind the join, in order', () => {

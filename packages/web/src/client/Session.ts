@@ -46,6 +46,8 @@ export interface PeerLinkLike {
   /** Offer and answer have been exchanged at least once. */
   readonly negotiated: boolean;
   handleSignal(type: SignalType, data: Record<string, unknown>): void;
+  /** Fresh ICE servers for the room (renewed TURN credentials); the connection keeps its candidates. */
+  updateIceServers(servers: RTCIceServer[]): void;
   replaceTrack(kind: 'audio' | 'video', track: MediaStreamTrack): void;
   signallingResumed(): void;
   networkChanged(): void;
@@ -449,6 +451,12 @@ export class Session {
       if (this.prefs?.mode === 'video') this.openSignalling();
     } else if (msg.event === 'matched') {
       this.iceServers = toRtcIceServers(msg.ice_servers);
+    } else if (msg.event === 'ice-servers') {
+      // Fresh TURN credentials before the ones of `matched` expire: a relay
+      // allocation refreshes with them, and an ICE restart later uses them.
+      this.iceServers = toRtcIceServers(msg.ice_servers);
+      this.link?.updateIceServers(this.iceServers);
+      return;
     }
     const before = this.state;
     this.dispatch({ type: 'server', message: msg });

@@ -192,6 +192,10 @@ function onServer(state: SessionState, msg: MatchingServerMessage): SessionState
       }
       return { ...state, pending: state.pending === 'next' ? state.pending : null };
 
+    case 'ice-servers':
+      // Fresh credentials for the peer connection (Session hands them on); nothing on screen changes.
+      return state;
+
     case 'error':
       switch (msg.code) {
         case 'rate-limited':

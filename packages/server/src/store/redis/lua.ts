@@ -36,6 +36,9 @@ export const CFG_NAMES = [
   'scan',
   'sample',
   'regslack',
+  'minroom',
+  'banmax',
+  'strikewin',
 ] as const;
 
 const PRELUDE = String.raw`
@@ -365,9 +368,9 @@ local function openRoom(a, b)
   if not code then error('no fresh room code left') end
   -- Spread the one random draw over several pairings of one script.
   local r = (RND2 + (codeUsed - 1) * 0.6180339887) % 1
-  local room = {code = code, a = a.id, b = b.id, ini = r < 0.5 and a.id or b.id, mode = a.mode, common = cjson.encode(common(a, b))}
+  local room = {code = code, a = a.id, b = b.id, ini = r < 0.5 and a.id or b.id, mode = a.mode, common = cjson.encode(common(a, b)), at = num(NOW)}
   local rk = P .. 'r:' .. code
-  redis.call('HSET', rk, 'a', room.a, 'b', room.b, 'ini', room.ini, 'mode', room.mode, 'common', room.common)
+  redis.call('HSET', rk, 'a', room.a, 'b', room.b, 'ini', room.ini, 'mode', room.mode, 'common', room.common, 'at', room.at)
   redis.call('PEXPIRE', rk, CFG.ttl)
   redis.call('ZADD', P .. 'rooms', num(NOW + CFG.ttl), code)
   redis.call('PEXPIRE', P .. 'rooms', CFG.idxttl)
@@ -474,7 +477,8 @@ local function endRoom(ender, reason)
   for _, pair in ipairs({{ender, partner}, {partner, ender}}) do
     local me, other = pair[1], pair[2]
     local lk = P .. 'lp:' .. me.id
-    redis.call('HSET', lk, 'id', other.id, 'addr', other.addr, 'at', num(NOW))
+    -- room and since: a report of the last partner counts by the room's length.
+    redis.call('HSET', lk, 'id', other.id, 'addr', other.addr, 'at', num(NOW), 'room', room.code, 'since', room.at or num(NOW))
     redis.call('PEXPIRE', lk, keep)
     local ck = P .. 'cd:' .. me.id
     redis.call('ZADD', ck, num(NOW + CFG.cooldown), other.id)
@@ -646,12 +650,23 @@ local function expireSignalling(s, conn)
   if room and room['j:' .. s.id] then leaveRoom(s, 'timeout') end
 end
 
-local function ban(addr, untilAt)
+-- Ban an address (core/rules.ts nextStrike, banLengthMs): one strike more
+-- than its last ban's if that ended within the strike window, each ban twice
+-- as long as the one before, at most CFG.banmax. reports: the counting
+-- reports that made it, kept with the strike for the admin API.
+local function ban(addr, reports)
+  local sk = P .. 'strike:' .. addr
+  local last = redis.call('HMGET', sk, 'n', 'until')
+  local n = 1
+  if last[1] and last[2] and NOW - tonumber(last[2]) <= CFG.strikewin then n = tonumber(last[1]) + 1 end
+  local untilAt = NOW + math.min(CFG.banmax, CFG.bandur * 2 ^ math.min(n - 1, 52))
+  redis.call('HSET', sk, 'n', num(n), 'until', num(untilAt), 'rep', num(reports))
+  redis.call('PEXPIRE', sk, num(math.max(1, untilAt - NOW + CFG.strikewin)))
   redis.call('SET', P .. 'ban:' .. addr, num(untilAt), 'PX', num(math.max(1, untilAt - NOW)))
   -- The list of bans for the admin API; each entry ends with its ban.
   redis.call('ZADD', P .. 'bans', num(untilAt), addr)
   redis.call('ZREMRANGEBYSCORE', P .. 'bans', '-inf', num(NOW))
-  redis.call('PEXPIRE', P .. 'bans', num(math.max(CFG.bandur, untilAt - NOW)))
+  redis.call('PEXPIRE', P .. 'bans', num(math.max(CFG.banmax, untilAt - NOW)))
   local msg = err('banned', 'this address is banned')
   msg['until'] = math.ceil(untilAt / 1000)
   for _, sid in ipairs(redis.call('SMEMBERS', P .. 'addr:' .. addr)) do
@@ -806,13 +821,15 @@ return finish()
   report: `
 local s = owner(A[1], A[2], 'matching')
 if not s then return finish() end
-local _, partner = partnerOf(s)
-local tid, taddr
-local last = redis.call('HMGET', P .. 'lp:' .. s.id, 'id', 'addr', 'at')
+local room, partner = partnerOf(s)
+-- The reported, the room reported, when it opened and (for the last partner) when it ended.
+local tid, taddr, troom, opened, ended
+local last = redis.call('HMGET', P .. 'lp:' .. s.id, 'id', 'addr', 'at', 'room', 'since')
 if partner then
-  tid, taddr = partner.id, partner.addr
+  tid, taddr, troom, opened = partner.id, partner.addr, room.code, tonumber(room.at or NOW)
 elseif last[1] and NOW - tonumber(last[3]) < CFG.cooldown then
-  tid, taddr = last[1], last[2]
+  tid, taddr, troom, ended = last[1], last[2], last[4] or '', tonumber(last[3])
+  opened = tonumber(last[5] or last[3])
 else
   send(s, 'matching', err('no-partner', 'no current or recent partner to report'))
   return finish()
@@ -826,19 +843,66 @@ if t then
   redis.call('PEXPIRE', P .. 'bl:' .. tid, CFG.ttl)
   put(t, {'blk', '1'})
 end
--- Reports count per reporting address, so one person with many sessions counts once.
+-- Reports count per reporting address, so one person with many sessions
+-- counts once; and only after a real conversation, from a reporter in good
+-- standing (core/rules.ts), so that a few quick reports cannot aim a ban.
+-- rep:<addr> holds, per reporter address, "<at>|<room>|<1 if it counts, else 0>".
+local function entry(v)
+  if not v then return nil end
+  local at, code, w = string.match(v, '^(%d+)|([^|]*)|([01])$')
+  if not at then return nil end
+  return {at = tonumber(at), room = code, counts = w == '1'}
+end
+local function fresh(e) return NOW - e.at <= CFG.repwin end
+-- inGoodStanding: no ban that ended within the report window, no fresh counting report by anyone but the target.
+local function goodStanding(addr, target)
+  local st = redis.call('HGET', P .. 'strike:' .. addr, 'until')
+  if st and NOW - tonumber(st) <= CFG.repwin then return false end
+  local flat = redis.call('HGETALL', P .. 'rep:' .. addr)
+  for i = 1, #flat, 2 do
+    local e = entry(flat[i + 1])
+    if flat[i] ~= target and e and e.counts and fresh(e) then return false end
+  end
+  return true
+end
+local counts = goodStanding(s.addr, taddr) and (ended or NOW) - opened >= CFG.minroom
 local rk = P .. 'rep:' .. taddr
-redis.call('HSET', rk, s.addr, num(NOW))
+-- keptReport: a report that counts is not replaced by one that does not.
+local old = entry(redis.call('HGET', rk, s.addr))
+if not (old and old.counts and not counts and fresh(old)) then
+  redis.call('HSET', rk, s.addr, num(NOW) .. '|' .. troom .. '|' .. (counts and '1' or '0'))
+end
+-- countingReports: fresh, counting, one per room.
+local rooms, counting = {}, 0
 local flat = redis.call('HGETALL', rk)
 for i = 1, #flat, 2 do
-  if NOW - tonumber(flat[i + 1]) > CFG.repwin then redis.call('HDEL', rk, flat[i]) end
+  local e = entry(flat[i + 1])
+  if not e or not fresh(e) then
+    redis.call('HDEL', rk, flat[i])
+  elseif e.counts and not rooms[e.room] then
+    rooms[e.room] = true
+    counting = counting + 1
+  end
 end
 redis.call('PEXPIRE', rk, CFG.repwin)
-if redis.call('HLEN', rk) >= CFG.banthr then
+-- Reported addresses by their latest report, for the admin API.
+local rx = P .. 'reps'
+redis.call('ZADD', rx, num(NOW), taddr)
+redis.call('ZREMRANGEBYSCORE', rx, '-inf', num(NOW - CFG.repwin - 1))
+redis.call('PEXPIRE', rx, CFG.repwin)
+if counting >= CFG.banthr then
   redis.call('DEL', rk)
-  ban(taddr, NOW + CFG.bandur)
+  redis.call('ZREM', rx, taddr)
+  ban(taddr, counting)
 end
 return finish()
+`,
+  // A: token hash. The live session of a token and whether its matching socket is open (/ice-servers).
+  presence: `
+local id = redis.call('GET', P .. 't:' .. A[1])
+local s = load(id)
+if not s or s.th ~= A[1] then return finish({}) end
+return finish({id = id, open = s.mc ~= nil and alive(s.mp)})
 `,
   // A: id
   onInterestTimeout: `

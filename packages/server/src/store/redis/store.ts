@@ -14,17 +14,20 @@ import type { MemoryStoreOptions } from '../memory.js';
 import {
   emptyEffects,
   type AttachResult,
+  type BanRecord,
   type Channel,
   type Delivery,
   type Effects,
   type NewSession,
   type RegisterResult,
+  type ReportSummary,
   type Store,
   type StoreStats,
 } from '../store.js';
 import { toEffects, wellFormed, type RawResult } from './codec.js';
 import { CFG_NAMES, SCRIPTS, type ScriptName } from './lua.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
+import { countingReports, type ReportEntry } from '../../core/rules.js';
 
 export interface RedisStoreOptions extends MemoryStoreOptions {
   /** `redis://` or `rediss://` URL. */
@@ -193,6 +196,9 @@ export class RedisStore implements Store {
       scan: PAIR_SCAN,
       sample: PAIR_SAMPLE,
       regslack: REGISTRATION_SLACK_MS,
+      minroom: opts.reportMinRoomMs,
+      banmax: opts.banMaxMs,
+      strikewin: opts.banStrikeWindowMs,
     };
     this.cfg = CFG_NAMES.map((n) => String(Math.round(settings[n]))).join(',');
     for (const [name, lua] of Object.entries(SCRIPTS)) this.shas.set(name as ScriptName, createHash('sha1').update(lua).digest('hex'));
@@ -726,16 +732,51 @@ export class RedisStore implements Store {
     }
   }
 
-  async listBans(now: number): Promise<{ addr: string; until: number }[]> {
+  async listBans(now: number): Promise<BanRecord[]> {
     const r = await this.client.zrangebyscore(`${this.base}bans`, `(${now}`, '+inf', 'WITHSCORES');
-    const out: { addr: string; until: number }[] = [];
-    for (let i = 0; i + 1 < r.length; i += 2) out.push({ addr: r[i] ?? '', until: Number(r[i + 1]) });
-    return out;
+    const bans: { addr: string; until: number }[] = [];
+    for (let i = 0; i + 1 < r.length; i += 2) bans.push({ addr: r[i] ?? '', until: Number(r[i + 1]) });
+    if (bans.length === 0) return [];
+    // The strike record of each (lua.ts, ban): its number and the reports that made it.
+    const pipe = this.client.pipeline();
+    for (const b of bans) pipe.hmget(`${this.base}strike:${b.addr}`, 'n', 'rep');
+    const strikes = (await pipe.exec()) ?? [];
+    return bans.map((b, i) => {
+      const [n, rep] = (strikes[i]?.[1] as (string | null)[] | undefined) ?? [];
+      return { ...b, strike: Number(n ?? 1), reports: Number(rep ?? 0) };
+    });
   }
 
   async liftBan(addr: string): Promise<boolean> {
-    const [[, removed] = [], [, listed] = []] = (await this.client.multi().del(`${this.base}ban:${addr}`).zrem(`${this.base}bans`, addr).exec()) ?? [];
+    const b = this.base;
+    const [[, removed] = [], [, listed] = []] =
+      (await this.client.multi().del(`${b}ban:${addr}`).zrem(`${b}bans`, addr).del(`${b}strike:${addr}`).exec()) ?? [];
     return Number(removed) > 0 || Number(listed) > 0;
+  }
+
+  async listReports(now: number, limit: number): Promise<ReportSummary[]> {
+    const b = this.base;
+    const addrs = await this.client.zrevrangebyscore(`${b}reps`, '+inf', String(now - this.opts.reportWindowMs), 'LIMIT', 0, limit);
+    if (addrs.length === 0) return [];
+    const pipe = this.client.pipeline();
+    for (const addr of addrs) pipe.hgetall(`${b}rep:${addr}`);
+    const all = (await pipe.exec()) ?? [];
+    const out: ReportSummary[] = [];
+    addrs.forEach((addr, i) => {
+      const entries = Object.values((all[i]?.[1] as Record<string, string> | undefined) ?? {})
+        .map(parseReport)
+        .filter((e): e is ReportEntry => e !== undefined && now - e.at <= this.opts.reportWindowMs);
+      if (entries.length === 0) return;
+      const last = Math.max(...entries.map((e) => e.at));
+      out.push({ addr, reporters: entries.length, counting: countingReports(entries, now, this.opts), last });
+    });
+    return out;
+  }
+
+  async presence(token: string): Promise<{ id: string; open: boolean } | undefined> {
+    const { x } = await this.exec('presence', Date.now(), [hashToken(token)]);
+    const r = x as { id?: unknown; open?: unknown };
+    return typeof r.id === 'string' ? { id: r.id, open: r.open === true } : undefined;
   }
 
   async ping(): Promise<boolean> {
@@ -838,6 +879,12 @@ function compareIds(a: string, b: string): number {
   const j = b.indexOf('-');
   const ms = Number(a.slice(0, i)) - Number(b.slice(0, j));
   return ms !== 0 ? ms : Number(a.slice(i + 1)) - Number(b.slice(j + 1));
+}
+
+/** One entry of rep:<addr> (lua.ts, report): "<at>|<room>|<1 if it counts, else 0>". */
+function parseReport(v: string): ReportEntry | undefined {
+  const m = /^(\d+)\|([^|]*)\|([01])$/.exec(v);
+  return m ? { at: Number(m[1]), room: m[2] ?? '', counts: m[3] === '1' } : undefined;
 }
 
 /** A transition's caller, waiting for the reader to carry out its inbox entry. */
