@@ -53,10 +53,44 @@ export interface Settings {
   /** A session waiting longer than this is paired before newer ones. @default 10_000 */
   fairWaitMs: number;
 
-  /** Frames per second per socket before each further frame gets `rate-limited`. @default 100 */
+  /**
+   * Sustained frames per second of one session on one channel (its sockets
+   * in this process together, whether reopened or not), once its burst is
+   * spent; each further frame gets `rate-limited` and is dropped. @default 100
+   */
   messageRatePerSec: number;
-  /** Frames within one second after which the socket is closed with 1008. @default 300 */
+  /**
+   * Frames one session may send on one channel at once before the sustained
+   * rate applies (the size of its token bucket): `join`, an offer or answer
+   * and 100 ICE candidates within a second pass. At most
+   * MESSAGE_FLOOD_PER_SEC. @default 200, or MESSAGE_FLOOD_PER_SEC when lower
+   */
+  messageBurst: number;
+  /**
+   * Frames of one session on one channel within one second after which the
+   * socket is closed with 1008 and the session ends. At least MESSAGE_BURST
+   * and MESSAGE_RATE_PER_SEC. @default 300
+   */
   messageFloodPerSec: number;
+  /**
+   * Sustained frames per second of one client address, all its sockets of
+   * both services in this process together. At least MESSAGE_RATE_PER_SEC.
+   * @default 1000, or MESSAGE_RATE_PER_SEC when larger
+   */
+  messageRatePerAddrPerSec: number;
+  /**
+   * Frames one client address may send at once before its sustained rate
+   * applies. At least MESSAGE_BURST. @default 2000, or MESSAGE_BURST when larger
+   */
+  messageBurstPerAddr: number;
+  /**
+   * Bytes the server holds for one socket whose client does not read (what
+   * the operating system will not take yet); past it the socket is dropped
+   * and its grace period starts. At least twice SIGNAL_BUFFER x
+   * MAX_FRAME_BYTES, so that the kept items a join or resumption delivers at
+   * once always fit. @default 2_097_152 (2 MiB), or that minimum when larger
+   */
+  socketSendBufferBytes: number;
   /** Registrations (POST /register or one-trip start) per client address per minute. @default 30 */
   registerRatePerMin: number;
   /** Open WebSockets (both services together) per client address. @default 32 */
@@ -146,6 +180,45 @@ const adminToken = (env: Env): string | undefined => {
   return raw;
 };
 
+type MessageRates = Pick<Settings, 'messageRatePerSec' | 'messageBurst' | 'messageFloodPerSec' | 'messageRatePerAddrPerSec' | 'messageBurstPerAddr'>;
+
+/**
+ * The per-session and per-address message limits, which must fit together:
+ * a burst the bucket lets through never counts as a flood, and one session
+ * alone fits in its address's allowance. A default follows the settings it
+ * must fit with, so that raising one limit alone keeps working.
+ */
+function messageRates(env: Env): MessageRates {
+  const messageRatePerSec = integer(env, 'MESSAGE_RATE_PER_SEC', 100, 1);
+  const messageFloodPerSec = integer(env, 'MESSAGE_FLOOD_PER_SEC', 300, 1);
+  if (messageFloodPerSec < messageRatePerSec) throw new ConfigError('MESSAGE_FLOOD_PER_SEC', 'must not be below MESSAGE_RATE_PER_SEC');
+  const messageBurst = integer(env, 'MESSAGE_BURST', Math.min(200, messageFloodPerSec), 1);
+  if (messageFloodPerSec < messageBurst) throw new ConfigError('MESSAGE_FLOOD_PER_SEC', `must not be below MESSAGE_BURST (${messageBurst})`);
+  const messageRatePerAddrPerSec = integer(env, 'MESSAGE_RATE_PER_ADDR_PER_SEC', Math.max(1_000, messageRatePerSec), 1);
+  if (messageRatePerAddrPerSec < messageRatePerSec) {
+    throw new ConfigError('MESSAGE_RATE_PER_ADDR_PER_SEC', `must not be below MESSAGE_RATE_PER_SEC (${messageRatePerSec})`);
+  }
+  const messageBurstPerAddr = integer(env, 'MESSAGE_BURST_PER_ADDR', Math.max(2_000, messageBurst), 1);
+  if (messageBurstPerAddr < messageBurst) throw new ConfigError('MESSAGE_BURST_PER_ADDR', `must not be below MESSAGE_BURST (${messageBurst})`);
+  return { messageRatePerSec, messageBurst, messageFloodPerSec, messageRatePerAddrPerSec, messageBurstPerAddr };
+}
+
+const DEFAULT_SEND_BUFFER_BYTES = 2 * 1024 * 1024;
+/**
+ * SOCKET_SEND_BUFFER_BYTES: a join or a resumption delivers up to
+ * SIGNAL_BUFFER kept items of up to about MAX_FRAME_BYTES each in one go, so
+ * the cap is at least twice that, whether set or by default.
+ */
+const sendBufferBytes = (env: Env, s: Pick<Settings, 'signalBuffer' | 'maxFrameBytes'>): number => {
+  const least = 2 * s.signalBuffer * s.maxFrameBytes;
+  if (!env.SOCKET_SEND_BUFFER_BYTES?.trim()) return Math.max(DEFAULT_SEND_BUFFER_BYTES, least);
+  const set = integer(env, 'SOCKET_SEND_BUFFER_BYTES', DEFAULT_SEND_BUFFER_BYTES, 1);
+  if (set < least) {
+    throw new ConfigError('SOCKET_SEND_BUFFER_BYTES', `must be at least 2 x SIGNAL_BUFFER x MAX_FRAME_BYTES (${least}), got ${set}`);
+  }
+  return set;
+};
+
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url));
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -205,8 +278,8 @@ export function loadSettings(env: Env = process.env): Settings {
     maxFrameBytes: integer(env, 'MAX_FRAME_BYTES', 16_384, 64, 64 * 1024 * 1024),
     signalBuffer: integer(env, 'SIGNAL_BUFFER', 64, 1),
     fairWaitMs: integer(env, 'FAIR_WAIT_MS', 10_000),
-    messageRatePerSec: integer(env, 'MESSAGE_RATE_PER_SEC', 100, 1),
-    messageFloodPerSec: integer(env, 'MESSAGE_FLOOD_PER_SEC', 300, 1),
+    ...messageRates(env),
+    socketSendBufferBytes: 0, // below, once SIGNAL_BUFFER and MAX_FRAME_BYTES are known
     registerRatePerMin: integer(env, 'REGISTER_RATE_PER_MIN', 30, 1),
     maxSocketsPerAddr: integer(env, 'MAX_SOCKETS_PER_ADDR', 32, 1),
     nextRatePerMin: integer(env, 'NEXT_RATE_PER_MIN', 120, 1),
@@ -224,9 +297,6 @@ export function loadSettings(env: Env = process.env): Settings {
     httpTimeoutMs: integer(env, 'HTTP_TIMEOUT_MS', 10_000, 100),
     logLevel,
   };
-  if (settings.messageFloodPerSec < settings.messageRatePerSec) {
-    throw new ConfigError('MESSAGE_FLOOD_PER_SEC', 'must not be below MESSAGE_RATE_PER_SEC');
-  }
   if (
     settings.allowedOrigins.length === 0 &&
     !isLoopbackHost(settings.host) &&
@@ -240,6 +310,7 @@ export function loadSettings(env: Env = process.env): Settings {
     );
   }
   if (settings.banMaxMs < settings.banDurationMs) throw new ConfigError('BAN_MAX_MS', 'must not be below BAN_DURATION_MS');
+  settings.socketSendBufferBytes = sendBufferBytes(env, settings);
   if (!redisUrl && settings.roles.length < ROLE_NAMES.size) {
     // The roles share session state; without Redis they must share one process.
     throw new ConfigError(

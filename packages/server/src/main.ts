@@ -10,6 +10,7 @@ import { Hub } from './core/hub.js';
 import { iceServers } from './core/ice.js';
 import { AddressHasher } from './http/client.js';
 import type { Context } from './http/context.js';
+import { PaceBook } from './http/pace.js';
 import { MatchingService } from './matching/service.js';
 import { Metrics } from './ops/metrics.js';
 import { SignallingService } from './signalling/service.js';
@@ -92,6 +93,7 @@ async function main(): Promise<void> {
     metrics,
     log,
     addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY),
+    addressPaces: new PaceBook(settings.messageRatePerAddrPerSec, settings.messageBurstPerAddr),
     // With Redis the per-address limits are shared by every process, else a client could spread over them.
     limiter: memo((name, points, duration) =>
       store instanceof RedisStore ? store.limiter(name, points, duration) : new RateLimiterMemory({ keyPrefix: name, points, duration }),

@@ -14,7 +14,7 @@ export interface Connection {
   readonly channel: Channel;
   /** Keyed hash of the client address, for per-address limits. */
   readonly addr: string;
-  /** False once the socket is closing or closed. */
+  /** False once the socket is closing or closed, or can take nothing more (the edge then drops it). */
   isOpen(): boolean;
   send(text: string): void;
   close(code: number, reason: string): void;

@@ -8,6 +8,7 @@ import type { Hub } from '../core/hub.js';
 import type { Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { AddressHasher } from './client.js';
+import type { PaceBook } from './pace.js';
 
 export interface Context {
   settings: Settings;
@@ -16,6 +17,8 @@ export interface Context {
   metrics: Metrics;
   log: Logger;
   addresses: AddressHasher;
+  /** Frames per client address over all its sockets of both services in this process (MESSAGE_RATE_PER_ADDR_PER_SEC). */
+  addressPaces: PaceBook;
   /** A rate limiter of `points` per `durationSec`, per key; shared between processes when the store is. */
   limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract;
   /** False once shutdown has begun: readiness fails so balancers stop sending. */

@@ -11,11 +11,14 @@ import type { Connection, Hub } from '../core/hub.js';
 import type { AttachResult, Channel, Effects } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
 import { newConnId } from '../core/ids.js';
+import { PaceBook, type Pace } from './pace.js';
 
 export interface SocketLimits {
   maxFrameBytes: number;
   messageRatePerSec: number;
+  messageBurst: number;
   messageFloodPerSec: number;
+  socketSendBufferBytes: number;
   pingIntervalMs: number;
 }
 
@@ -49,24 +52,6 @@ class EagerCloseWebSocket extends WebSocket {
       this.emit('closing', code ?? NO_STATUS_CODE);
     }
     super.close(code, reason);
-  }
-}
-
-/**
- * Messages of one socket in the current one-second window. The count is the
- * socket's own (nothing to share between processes) and runs on every
- * message, so it is a field, not a limiter-store lookup and a promise.
- */
-class MessageWindow {
-  private start = 0;
-  private n = 0;
-
-  count(now: number): number {
-    if (now - this.start >= 1_000) {
-      this.start = now;
-      this.n = 0;
-    }
-    return ++this.n;
   }
 }
 
@@ -109,6 +94,9 @@ export function refuseUpgrade(socket: Duplex, status: number, body: object): voi
   );
 }
 
+/** What becomes of one frame at the edge, before it is read. */
+type Verdict = 'pass' | 'limited' | 'address-limited' | 'flood';
+
 export interface SessionSocketHandlers<M> {
   /** Handle one valid message; returns the store's effects. */
   message(msg: M, conn: Connection): Promise<Effects>;
@@ -130,6 +118,11 @@ export class SocketEdge<S extends z.ZodType> {
   private readonly transports = new WeakMap<WebSocket, Duplex>();
   /** Sockets corked in this turn of the event loop, uncorked together at its end. */
   private readonly corked = new Set<Duplex>();
+  /**
+   * Frames of each session on this channel, whichever of its sockets sent
+   * them: a reopened socket carries on with the same bucket (finding W2).
+   */
+  private readonly paces: PaceBook;
 
   constructor(
     private readonly channel: Channel,
@@ -140,7 +133,10 @@ export class SocketEdge<S extends z.ZodType> {
     private readonly log: Logger,
     private readonly handlers: SessionSocketHandlers<z.infer<S>>,
     private readonly sockets: RateLimiterAbstract,
+    /** Frames of each client address, over all its sockets of both services in this process. */
+    private readonly addressPaces: PaceBook,
   ) {
+    this.paces = new PaceBook(limits.messageRatePerSec, limits.messageBurst);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: limits.maxFrameBytes,
@@ -196,21 +192,25 @@ export class SocketEdge<S extends z.ZodType> {
 
   /**
    * Wire an open socket of `session` into the hub. `attach` tells the store;
-   * it runs before any message of the socket is handled.
+   * it runs before any message of the socket is handled. `expel` ends the
+   * session when the socket floods.
    */
-  serve(ws: WebSocket, session: string, addr: string, attach: (conn: Connection) => Promise<AttachResult>): Connection {
+  serve(
+    ws: WebSocket,
+    session: string,
+    addr: string,
+    attach: (conn: Connection) => Promise<AttachResult>,
+    expel: (conn: Connection) => Promise<Effects>,
+  ): Connection {
     const connId = newConnId();
-    const transport = this.transports.get(ws);
     const conn: Connection = {
       id: connId,
       session,
       addr,
       channel: this.channel,
-      isOpen: () => ws.readyState === ws.OPEN,
-      send: (text) => {
-        if (transport) this.coalesce(transport);
-        ws.send(text);
-      },
+      // A socket past its send buffer cap is not open: what comes for it is undelivered (kept for an absent member).
+      isOpen: () => this.writable(ws),
+      send: (text) => this.write(ws, text),
       close: (code, reason) => ws.close(code, reason),
     };
     this.hub.add(conn);
@@ -218,24 +218,60 @@ export class SocketEdge<S extends z.ZodType> {
     const queue = new SerialQueue((err) => {
       this.log.error({ err, channel: this.channel }, 'socket handler failed');
       // The store did not answer (Redis away or stalled): say so instead of leaving the client waiting.
-      if (ws.readyState === ws.OPEN) ws.send(errorFrame('rate-limited', 'service temporarily unavailable, try again shortly'));
+      this.write(ws, errorFrame('rate-limited', 'service temporarily unavailable, try again shortly'));
     });
     const enqueue = (task: () => Promise<void>): void => queue.push(task);
-    const pace = new MessageWindow();
+    const opened = performance.now();
+    const pace = this.paces.open(session, opened);
+    const addrPace = this.addressPaces.open(addr, opened);
     enqueue(async () => {
       const attached = await attach(conn);
       if (attached.ok) return this.hub.run(attached.effects);
       // The session ended between the token check and the upgrade.
-      ws.send(errorFrame('unauthorized', 'session ended'));
+      this.write(ws, errorFrame('unauthorized', 'session ended'));
       ws.close(CloseCode.unauthorized, 'unauthorized');
     });
-    ws.on('message', (data: RawData, isBinary: boolean) => enqueue(() => this.receive(ws, conn, pace, data, isBinary)));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      // A flooded socket is closing: what it still sends is not read.
+      if (this.flooded.has(ws)) return;
+      this.received.inc();
+      // Judged on arrival, not in the queue: a slow store neither stretches the
+      // second nor lets refused frames pile up in memory.
+      switch (this.judge(pace, addrPace)) {
+        case 'pass':
+          return enqueue(() => this.receive(ws, conn, data, isBinary));
+        case 'limited':
+          this.metrics.rejected.inc({ code: 'rate-limited' });
+          return enqueue(async () => this.write(ws, errorFrame('rate-limited', this.limitedMessage)));
+        case 'address-limited':
+          this.metrics.rejected.inc({ code: 'address-rate-limited' });
+          return enqueue(async () => this.write(ws, errorFrame('rate-limited', 'too many messages from this address, slow down')));
+        case 'flood':
+          // Nothing more of this socket is read; the close follows the answers
+          // already queued (its rate-limited errors among them), in order.
+          this.metrics.rejected.inc({ code: 'flood' });
+          this.flooded.add(ws);
+          return enqueue(async () => ws.close(CloseCode.policyViolation, 'message rate exceeded'));
+      }
+    });
     // The first of `closing` (a close has begun) and `close` (the connection is gone, maybe without a close frame) ends it.
     let ended = false;
     const end = (code: number): void => {
       if (ended) return;
       ended = true;
+      const now = performance.now();
+      this.paces.close(session, pace, now);
+      this.addressPaces.close(addr, addrPace, now);
       this.hub.remove(conn);
+      if (this.flooded.has(ws)) {
+        // A flood ends the session, not just this socket (finding W2), as a
+        // clean leave; by its token, so that a socket opened meanwhile does
+        // not keep it alive.
+        expel(conn)
+          .then((fx) => this.hub.run(fx))
+          .catch((err: unknown) => this.log.error({ err, channel: this.channel }, 'ending a flooded session failed'));
+        return;
+      }
       enqueue(async () => this.hub.run(await this.handlers.closed(conn, CLEAN_CLOSES.has(code))));
     };
     ws.on('closing', end);
@@ -264,30 +300,77 @@ export class SocketEdge<S extends z.ZodType> {
     this.corked.clear();
   };
 
-  private async receive(ws: WebSocket, conn: Connection, pace: MessageWindow, data: RawData, isBinary: boolean): Promise<void> {
+  /**
+   * Count one frame against its session's pace on this channel and its
+   * address's pace: past MESSAGE_FLOOD_PER_SEC frames within a second it is a
+   * flood; without a token in either bucket it is refused.
+   */
+  private judge(pace: Pace, addrPace: Pace): Verdict {
+    const now = performance.now();
+    if (this.paces.count(pace, now) > this.limits.messageFloodPerSec) return 'flood';
+    if (!this.paces.take(pace, now)) return 'limited';
+    if (!this.addressPaces.take(addrPace, now)) return 'address-limited';
+    return 'pass';
+  }
+
+  private get limitedMessage(): string {
+    return `more than ${this.limits.messageBurst} messages at once or ${this.limits.messageRatePerSec} a second`;
+  }
+
+  /**
+   * Is the socket open and within SOCKET_SEND_BUFFER_BYTES? A client that
+   * stops reading cannot make the server hold more than that for its socket
+   * (finding W3): past it the socket is dropped.
+   *
+   * What counts is what earlier turns of the event loop left unwritten:
+   * ws.bufferedAmount is the TCP socket's writableLength (writes held by the
+   * cork included, and a write the kernel took only in part, until all of it
+   * is through) plus what ws keeps back itself. So it is looked at before a
+   * socket's first write of a turn: the writes of the turn itself (a batch of
+   * relayed signals, the items kept for a join) are held by the cork, not
+   * refused by the client, and are counted from the next turn on if the
+   * client has not taken them by then.
+   */
+  private writable(ws: WebSocket): boolean {
+    if (ws.readyState !== ws.OPEN) return false;
+    const transport = this.transports.get(ws);
+    if (transport && this.corked.has(transport)) return true;
+    if (ws.bufferedAmount <= this.limits.socketSendBufferBytes) return true;
+    this.overflow(ws);
+    return false;
+  }
+
+  /** Write one message to a socket, held until the end of this turn of the event loop (coalesce). */
+  private write(ws: WebSocket, text: string): void {
+    if (!this.writable(ws)) return;
+    const transport = this.transports.get(ws);
+    if (transport) this.coalesce(transport);
+    ws.send(text);
+  }
+
+  /**
+   * The socket's client does not read: drop the connection (what it holds is
+   * lost) so that its grace period starts as for any drop. Until the close is
+   * through, the socket is not open, so the hub treats what comes for it like
+   * any undelivered message: kept for an absent member, within SIGNAL_BUFFER.
+   */
+  private overflow(ws: WebSocket): void {
+    this.metrics.rejected.inc({ code: 'send-buffer-full' });
+    this.log.debug({ channel: this.channel }, 'socket dropped: its client does not read');
+    ws.terminate();
+  }
+
+  private async receive(ws: WebSocket, conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
     // A message that arrived before the client closed is still handled (a chat then a close loses nothing).
     if (this.flooded.has(ws)) return;
-    this.received.inc();
-    const used = pace.count(Date.now());
-    if (used > this.limits.messageFloodPerSec) {
-      this.metrics.rejected.inc({ code: 'flood' });
-      this.flooded.add(ws);
-      ws.close(CloseCode.policyViolation, 'message rate exceeded');
-      return;
-    }
-    if (used > this.limits.messageRatePerSec) {
-      this.metrics.rejected.inc({ code: 'rate-limited' });
-      ws.send(errorFrame('rate-limited', `more than ${this.limits.messageRatePerSec} messages a second`));
-      return;
-    }
     if (isBinary) {
-      ws.send(errorFrame('bad-request', 'binary frames are not accepted: send JSON text'));
+      this.write(ws, errorFrame('bad-request', 'binary frames are not accepted: send JSON text'));
       return;
     }
     const parsed = parseMessage(this.schema, Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
     if (!parsed.ok) {
       this.metrics.rejected.inc({ code: 'bad-request' });
-      ws.send(errorFrame('bad-request', parsed.error));
+      this.write(ws, errorFrame('bad-request', parsed.error));
       return;
     }
     await this.hub.run(await this.handlers.message(parsed.value, conn));

@@ -60,7 +60,7 @@ export class MatchingService {
         }
       },
       closed: (conn, left) => store.detachMatching(conn.session, conn.id, left, hub.clock.now()),
-       }, ctx.limiter('sockets', settings.maxSocketsPerAddr, SOCKET_COUNT_WINDOW_SEC));
+       }, ctx.limiter('sockets', settings.maxSocketsPerAddr, SOCKET_COUNT_WINDOW_SEC), ctx.addressPaces);
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (err instanceof ClientGoneError) return log.debug({ err: err.message }, 'request abandoned');
@@ -231,7 +231,13 @@ export class MatchingService {
 
   private open(ws: WebSocket, id: string, addr: string, token: string): void {
     const { store, hub } = this.ctx;
-    this.edge.serve(ws, id, addr, (conn) => store.attachMatching(id, token, conn.id, hub.clock.now()));
+    this.edge.serve(
+      ws,
+      id,
+      addr,
+      (conn) => store.attachMatching(id, token, conn.id, hub.clock.now()),
+      (conn) => store.expel(id, token, 'matching', conn.id, hub.clock.now()),
+    );
   }
 }
 

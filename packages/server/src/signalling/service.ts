@@ -28,7 +28,7 @@ export class SignallingService {
         }
       },
       closed: (conn, left) => store.detachSignalling(conn.session, conn.id, left, hub.clock.now()),
-       }, ctx.limiter('sockets', settings.maxSocketsPerAddr, SOCKET_COUNT_WINDOW_SEC));
+       }, ctx.limiter('sockets', settings.maxSocketsPerAddr, SOCKET_COUNT_WINDOW_SEC), ctx.addressPaces);
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       if (req.method === 'GET' && path === '/') return sendJson(res, 200, { message: 'Dyad signalling service' });
@@ -61,7 +61,13 @@ export class SignallingService {
     if (banned) return refuseUpgrade(socket, banned.status, banned.body);
     if (id === undefined || !(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
     this.edge.upgrade(req, socket, head, (ws) => {
-      this.edge.serve(ws, id, addr, (conn) => store.attachSignalling(id, token, conn.id, hub.clock.now()));
+      this.edge.serve(
+        ws,
+        id,
+        addr,
+        (conn) => store.attachSignalling(id, token, conn.id, hub.clock.now()),
+        (conn) => store.expel(id, token, 'signalling', conn.id, hub.clock.now()),
+      );
     });
   }
 }

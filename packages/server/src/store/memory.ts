@@ -672,6 +672,21 @@ export class MemoryStore implements Store {
     return fx;
   }
 
+  // ------------------------------------------------------------ rules broken
+
+  async expel(id: string, token: string, channel: Channel, conn: string, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.authenticate(id, token);
+    if (!s) return fx;
+    // The socket that broke the rule is closing already: nothing more goes to it.
+    if (channel === 'matching' && s.mConn === conn) s.mConn = undefined;
+    if (channel === 'signalling' && s.sConn === conn) s.sConn = undefined;
+    this.send(fx, s, 'matching', error('unauthorized', 'session ended'));
+    this.closeSocket(fx, s, 'matching', CloseCode.unauthorized, 'session ended');
+    this.endSession(fx, s, 'left', now);
+    return fx;
+  }
+
   // ------------------------------------------------------------ upkeep
 
   async undelivered(d: Delivery): Promise<Effects> {

@@ -141,6 +141,15 @@ export interface Store {
   signal(id: string, conn: string, room: string, type: SignalType, data: Record<string, unknown>, now: number): Promise<SignalResult>;
   leave(id: string, conn: string, room: string, now: number): Promise<Effects>;
 
+  /**
+   * A socket of a session broke a rule that ends the session (a message
+   * flood): the session that `token` opens ends as a clean leave (its partner
+   * gets `left`, the token opens nothing more), whichever of its sockets is
+   * open now; its other socket gets `unauthorized` and close 4001. `conn` on
+   * `channel` is the socket that broke the rule, already closing.
+   */
+  expel(id: string, token: string, channel: Channel, conn: string, now: number): Promise<Effects>;
+
   /** A delivery could not be written (the socket closed under it): keep it as for an absent member. */
   undelivered(d: Delivery, now: number): Promise<Effects>;
 

@@ -407,6 +407,42 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.equal(s.closedWith, 4001);
       });
 
+      it('expel from the matching socket (a flood) ends the session as a clean leave; a wrong token expels nothing', async () => {
+        const core = await make();
+        const { ini: a, res: b, room } = await pair(core);
+        const s = await a.connectSignalling();
+        await a.join(room);
+        await core.hub.run(await core.store.expel(a.id, 'not-the-token', 'matching', a.m.id, core.clock.now()));
+        assert.equal(await core.store.verify(a.id, a.token), true, 'another token expels nothing');
+        assert.equal(b.matched()?.room_code, room);
+        a.m.open = false;
+        core.hub.remove(a.m);
+        await core.hub.run(await core.store.expel(a.id, a.token, 'matching', a.m.id, core.clock.now()));
+        assert.equal(reasonOf(b.m.last()), 'left');
+        assert.equal(await core.store.verify(a.id, a.token), false, 'the token opens nothing more');
+        assert.equal(codeOf(s.last()), 'unauthorized');
+        assert.equal(s.closedWith, 4001);
+        assert.equal(a.m.closedWith, undefined, 'the expelled socket keeps its own close');
+      });
+
+      it('expel from the signalling socket ends the whole session: the matching socket gets unauthorized and 4001', async () => {
+        const core = await make();
+        const { ini: a, res: b, room } = await pair(core);
+        const s = await a.connectSignalling();
+        await a.join(room);
+        const bs = await b.connectSignalling();
+        await b.join(room);
+        s.open = false;
+        core.hub.remove(s);
+        await core.hub.run(await core.store.expel(a.id, a.token, 'signalling', s.id, core.clock.now()));
+        assert.equal(reasonOf(b.m.last()), 'left');
+        assert.equal(reasonOf(bs.last()), 'left');
+        assert.equal(codeOf(a.m.last()), 'unauthorized');
+        assert.equal(a.m.closedWith, 4001);
+        assert.equal(await core.store.verify(a.id, a.token), false);
+        assert.equal((await core.store.stats()).rooms, 0);
+      });
+
       it('expires a registration whose matching socket never opens', async () => {
         const core = await make({ registrationTtlMs: 30_000 });
         const r = await core.store.register({ mode: 'video', interests: [], token: 'tok', addr: 'x' }, core.clock.now());

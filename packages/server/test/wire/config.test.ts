@@ -29,6 +29,13 @@ describe('settings refused at start', () => {
     // A guessable admin token would be worse than none.
     ['ADMIN_TOKEN shorter than 16 characters', { ADMIN_TOKEN: 'short-token' }, /ADMIN_TOKEN/],
     ['an unknown role', { ROLES: 'matching,dancing' }, /ROLES|dancing/],
+    // Message limits that do not fit together: a burst would count as a flood, or one session alone would not fit its address.
+    ['MESSAGE_FLOOD_PER_SEC below MESSAGE_BURST', { MESSAGE_BURST: '400', MESSAGE_FLOOD_PER_SEC: '300' }, /MESSAGE_FLOOD_PER_SEC/],
+    ['MESSAGE_RATE_PER_ADDR_PER_SEC below MESSAGE_RATE_PER_SEC', { MESSAGE_RATE_PER_SEC: '200', MESSAGE_RATE_PER_ADDR_PER_SEC: '100' }, /MESSAGE_RATE_PER_ADDR_PER_SEC/],
+    ['MESSAGE_BURST_PER_ADDR below MESSAGE_BURST', { MESSAGE_BURST: '250', MESSAGE_BURST_PER_ADDR: '100' }, /MESSAGE_BURST_PER_ADDR/],
+    ['MESSAGE_BURST=0', { MESSAGE_BURST: '0' }, /MESSAGE_BURST/],
+    // The items a join delivers at once must fit: 2 x SIGNAL_BUFFER x MAX_FRAME_BYTES at least.
+    ['SOCKET_SEND_BUFFER_BYTES below 2 x SIGNAL_BUFFER x MAX_FRAME_BYTES', { SOCKET_SEND_BUFFER_BYTES: '65536' }, /SOCKET_SEND_BUFFER_BYTES/],
     ['ROLES=matching without REDIS_URL', { ROLES: 'matching' }, /REDIS_URL/],
     ['ROLES=signalling without REDIS_URL', { ROLES: 'signalling' }, /REDIS_URL/],
   ];

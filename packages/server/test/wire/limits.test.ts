@@ -96,7 +96,14 @@ for (const store of STORES) {
 
     before(async () => {
       [server, registerLimited, limited, defaults] = await Promise.all([
-        startServerOn(store, { MAX_FRAME_BYTES: String(MAX_FRAME_BYTES), MESSAGE_RATE_PER_SEC: undefined, MESSAGE_FLOOD_PER_SEC: undefined }),
+        startServerOn(store, {
+          MAX_FRAME_BYTES: String(MAX_FRAME_BYTES),
+          MESSAGE_RATE_PER_SEC: undefined,
+          MESSAGE_BURST: undefined,
+          MESSAGE_FLOOD_PER_SEC: undefined,
+          MESSAGE_RATE_PER_ADDR_PER_SEC: undefined,
+          MESSAGE_BURST_PER_ADDR: undefined,
+        }),
         startServerOn(store, { REGISTER_RATE_PER_MIN: String(REGISTER_LIMIT) }),
         startServerOn(store, {
           TRUST_PROXY: 'true',
@@ -179,13 +186,13 @@ for (const store of STORES) {
     });
 
     describe('message rate', () => {
-      it('a burst over MESSAGE_RATE_PER_SEC gets rate-limited errors, and the socket stays open below the flood limit', async () => {
+      it('a burst over MESSAGE_BURST gets rate-limited errors, and the socket stays open below the flood limit', async () => {
         const { a, b } = await pair(server);
-        for (let i = 0; i < 150; i++) a.m.send({ event: 'typing', typing: i % 2 === 0 });
+        for (let i = 0; i < 260; i++) a.m.send({ event: 'typing', typing: i % 2 === 0 });
         const got = await a.m.drain(800);
         const limited = got.filter((m) => m.event === 'error' && m.code === 'rate-limited').length;
-        assert.ok(limited >= 1, `150 frames at once (limit 100/s): expected rate-limited errors, got ${JSON.stringify(got.slice(0, 3))}`);
-        assert.ok(a.m.isOpen, '150 frames is not a flood (300/s)');
+        assert.ok(limited >= 1, `260 frames at once (a burst of 200, then 100/s): expected rate-limited errors, got ${JSON.stringify(got.slice(0, 3))}`);
+        assert.ok(a.m.isOpen, '260 frames is not a flood (300 in a second)');
         await b.m.drain(0);
         await sleep(1_100);
         a.m.send({ event: 'chat', message: 'calm again' });
@@ -206,15 +213,17 @@ for (const store of STORES) {
         });
       }
 
-      it("a real person's pace passes with the default limits: 50 candidates in a second, typing at keystroke rate", async () => {
+      it("a real person's pace passes with the default limits: an answer and 100 candidates at once, typing at keystroke rate", async () => {
         const p = await pairJoined(server);
-        p.initiator.s!.send({ event: 'signal', room_code: p.room, type: 'offer', data: {} });
+        p.initiator.s!.send({ event: 'signal', room_code: p.room, type: 'offer', data: { sdp: 'o' } });
         await p.responder.s!.expect('signal');
-        for (let i = 0; i < 50; i++) {
-          p.responder.s!.send({ event: 'signal', room_code: p.room, type: 'candidate', data: { i } });
+        p.responder.s!.send({ event: 'signal', room_code: p.room, type: 'answer', data: { sdp: 'a' } });
+        for (let i = 0; i < 100; i++) {
+          p.responder.s!.send({ event: 'signal', room_code: p.room, type: 'candidate', data: { candidate: `c${i}`, i } });
         }
-        for (let i = 0; i < 50; i++) {
-          assert.equal((await p.initiator.s!.expect('signal', { what: `candidate ${i} of 50` })).data.i, i);
+        assert.equal((await p.initiator.s!.expect('signal', { what: 'the answer' })).type, 'answer');
+        for (let i = 0; i < 100; i++) {
+          assert.equal((await p.initiator.s!.expect('signal', { what: `candidate ${i} of 100` })).data.i, i);
         }
         for (let i = 0; i < 15; i++) {
           p.a.m.send({ event: 'typing', typing: true });

@@ -1015,6 +1015,22 @@ end
 leaveRoom(s, 'left')
 return finish()
 `,
+  // A: id, token hash, channel, conn (the socket that broke a rule that ends its session: a flood)
+  expel: `
+local s = load(A[1])
+if s and s.th == A[2] then
+  local f = SLOT[A[3]]
+  -- The socket that broke the rule is closing already: nothing more goes to it.
+  if f and s[f[1]] == A[4] then
+    if s[f[2]] then redis.call('SREM', P .. INDEX[A[3]] .. ':' .. s[f[2]], s.id) end
+    drop(s, f[1], f[2])
+  end
+  send(s, 'matching', err('unauthorized', 'session ended'))
+  closeSocket(s, 'matching', 4001, 'session ended')
+  endSession(s, 'left')
+end
+return finish()
+`,
   // A: to, channel, conn, inbox entry id ('' if none), then chat: sender, message, timestamp | signal: room, from, type, data
   undelivered: `
 local s = load(A[1])

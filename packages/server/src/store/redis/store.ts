@@ -111,7 +111,8 @@ interface Local {
 /** A socket open or close that could not reach Redis: replayed, in order, once it is back. */
 type Pending =
   | { kind: 'attach'; channel: Channel; id: string; th: string; conn: string; now: number }
-  | { kind: 'detach'; channel: Channel; id: string; conn: string; left: boolean; now: number };
+  | { kind: 'detach'; channel: Channel; id: string; conn: string; left: boolean; now: number }
+  | { kind: 'expel'; channel: Channel; id: string; th: string; conn: string; now: number };
 
 interface Profile {
   mode: string;
@@ -559,6 +560,20 @@ export class RedisStore implements Store {
     return this.transition('leave', now, [id, conn, room]);
   }
 
+  // ------------------------------------------------------------ rules broken
+
+  async expel(id: string, token: string, channel: Channel, conn: string, now: number): Promise<Effects> {
+    this.forget(id, channel, conn);
+    const th = hashToken(token);
+    try {
+      return await this.transition('expel', now, [id, th, channel, conn]);
+    } catch (err) {
+      // Like a close, an expulsion Redis never heard of is replayed once Redis is back.
+      if (this.unsent(err)) this.pending.push({ kind: 'expel', channel, id, th, conn, now });
+      throw err;
+    }
+  }
+
   /**
    * Called by the hub while it carries out an inbox entry: keeping (or
    * forwarding) the message is sent off at once, in order with this process's
@@ -663,6 +678,8 @@ export class RedisStore implements Store {
           fx.deliver.push({ to: p.id, channel: p.channel, conn: p.conn, msg: { event: 'error', code: 'unauthorized', message: 'session ended' } });
           fx.close.push({ to: p.id, channel: p.channel, conn: p.conn, code: 4001, reason: 'unauthorized' });
         }
+      } else if (p.kind === 'expel') {
+        fx = (await this.exec('expel', p.now, [p.id, p.th, p.channel, p.conn])).fx;
       } else {
         fx = (await this.exec(p.channel === 'matching' ? 'detachMatching' : 'detachSignalling', p.now, [p.id, p.conn, p.left ? '1' : '0', this.inboxId])).fx;
       }

@@ -20,6 +20,7 @@ export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
   NEXT_RATE_PER_MIN: '1000000',
   MESSAGE_RATE_PER_SEC: '100000',
   MESSAGE_FLOOD_PER_SEC: '100000',
+  MESSAGE_BURST: '100000',
 });
 
 export class DyadProcess {

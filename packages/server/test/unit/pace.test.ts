@@ -1,0 +1,64 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { PaceBook } from '../../src/http/pace.js';
+
+/** How many of `n` frames at time `now` the bucket lets through. */
+const takeMany = (book: PaceBook, pace: ReturnType<PaceBook['open']>, n: number, now: number): number => {
+  let passed = 0;
+  for (let i = 0; i < n; i++) if (book.take(pace, now)) passed++;
+  return passed;
+};
+
+describe('PaceBook', () => {
+  it('lets a burst through at once, then the sustained rate', () => {
+    const book = new PaceBook(100, 200);
+    const pace = book.open('s', 0);
+    assert.equal(takeMany(book, pace, 300, 0), 200, 'the burst');
+    assert.equal(takeMany(book, pace, 300, 500), 50, 'half a second later: 50 more at 100/s');
+    assert.equal(takeMany(book, pace, 1_000, 10_000), 200, 'never more than the burst, however long it waited');
+  });
+
+  it('a socket reopened for the same key carries on with the same bucket', () => {
+    const book = new PaceBook(100, 200);
+    const first = book.open('s', 0);
+    assert.equal(takeMany(book, first, 200, 0), 200);
+    book.close('s', first, 10);
+    const second = book.open('s', 20);
+    assert.equal(second, first);
+    assert.equal(takeMany(book, second, 100, 20), 2, 'only what 20 ms refilled');
+  });
+
+  it('forgets a key without sockets once its bucket would be full again, and only then', () => {
+    const book = new PaceBook(100, 200); // full again 2 s after the last frame
+    const a = book.open('a', 0);
+    takeMany(book, a, 200, 0);
+    book.close('a', a, 0);
+    book.open('b', 1_999);
+    assert.equal(book.size, 2, 'a is kept while its bucket refills');
+    const b = book.open('b', 2_000);
+    assert.equal(book.size, 1, 'a is gone: a fresh entry would be the same');
+    book.close('b', b, 2_000);
+    book.close('b', b, 2_000);
+    book.open('c', 4_000);
+    assert.equal(book.size, 1, 'b went too; only c is left');
+  });
+
+  it('keeps a key while any of its sockets is open', () => {
+    const book = new PaceBook(100, 200);
+    const one = book.open('s', 0);
+    const two = book.open('s', 0);
+    book.close('s', one, 0);
+    book.open('other', 60_000);
+    assert.equal(book.size, 2);
+    book.close('s', two, 60_000);
+    book.open('other', 62_000);
+    assert.equal(book.size, 1);
+  });
+
+  it('counts frames per one-second window for the flood rule', () => {
+    const book = new PaceBook(100, 200);
+    const pace = book.open('s', 0);
+    for (let i = 1; i <= 300; i++) assert.equal(book.count(pace, 999), i);
+    assert.equal(book.count(pace, 1_000), 1, 'a new window');
+  });
+});
