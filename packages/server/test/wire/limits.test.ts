@@ -208,10 +208,10 @@ for (const store of STORES) {
 
       it("a real person's pace passes with the default limits: 50 candidates in a second, typing at keystroke rate", async () => {
         const p = await pairJoined(server);
-        p.initiator.s!.send({ event: 'signal', room_code: p.room, type: 'offer', data: {} });
+        p.initiator.s!.send({ event: 'signal', room_code: p.room, type: 'offer', data: { sdp: 'o' } });
         await p.responder.s!.expect('signal');
         for (let i = 0; i < 50; i++) {
-          p.responder.s!.send({ event: 'signal', room_code: p.room, type: 'candidate', data: { i } });
+          p.responder.s!.send({ event: 'signal', room_code: p.room, type: 'candidate', data: { candidate: `c${i}`, i } });
         }
         for (let i = 0; i < 50; i++) {
           assert.equal((await p.initiator.s!.expect('signal', { what: `candidate ${i} of 50` })).data.i, i);
