@@ -97,8 +97,8 @@ const seconds = (ms: number): number => ms / 1000;
 
 /** The `buffer-full` message for a refused signal or chat (the same text as the Redis store's, lua.ts fullMessage). */
 function fullMessage(what: 'signal' | 'chat', why: Refusal, opts: MemoryStoreOptions): string {
-  if (why === 'room') return `partner is away and this room keeps at most ${opts.keptBytesPerRoom} bytes for it (KEPT_BYTES_PER_ROOM)`;
-  if (why === 'process') return `the server keeps at most ${opts.keptBytesPerProcess} bytes for absent members (KEPT_BYTES_PER_PROCESS)`;
+  if (why === 'room') return `partner is away and what this room keeps would pass KEPT_BYTES_PER_ROOM (${opts.keptBytesPerRoom} bytes)`;
+  if (why === 'process') return `what the server keeps for absent members would pass KEPT_BYTES_PER_PROCESS (${opts.keptBytesPerProcess} bytes)`;
   return what === 'chat'
     ? `partner is away and ${opts.signalBuffer} messages are waiting`
     : `partner has not joined and ${opts.signalBuffer} signals are waiting`;

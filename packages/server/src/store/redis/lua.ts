@@ -561,8 +561,8 @@ end
 
 -- The buffer-full message for a refused signal or chat (the same text as store/memory.ts fullMessage).
 local function fullMessage(what, why)
-  if why == 'room' then return 'partner is away and this room keeps at most ' .. num(CFG.keptroom) .. ' bytes for it (KEPT_BYTES_PER_ROOM)' end
-  if why == 'all' then return 'the server keeps at most ' .. num(CFG.keptall) .. ' bytes for absent members (KEPT_BYTES_PER_PROCESS)' end
+  if why == 'room' then return 'partner is away and what this room keeps would pass KEPT_BYTES_PER_ROOM (' .. num(CFG.keptroom) .. ' bytes)' end
+  if why == 'all' then return 'what the server keeps for absent members would pass KEPT_BYTES_PER_PROCESS (' .. num(CFG.keptall) .. ' bytes)' end
   if what == 'chat' then return 'partner is away and ' .. CFG.buffer .. ' messages are waiting' end
   return 'partner has not joined and ' .. CFG.buffer .. ' signals are waiting'
 end
