@@ -44,6 +44,53 @@ export const interests = z.array(interest).max(MAX_INTERESTS, `at most ${MAX_INT
 
 export const roomCode = z.string().min(1).max(128);
 
+/** Levels signal `data` may nest, `data` itself being the first (PROTOCOL.md, "Signal data"). */
+export const MAX_SIGNAL_DATA_DEPTH = 8;
+/** Values signal `data` may hold in all: object members and array elements, at every level. */
+export const MAX_SIGNAL_DATA_VALUES = 256;
+
+/** The field each signal type's `data` must carry, a string (a candidate's may be empty: the end of candidates). */
+const REQUIRED_DATA_FIELD = { offer: 'sdp', answer: 'sdp', candidate: 'candidate' } as const;
+
+/**
+ * Why a signal's `data` breaks the contract, or undefined when it keeps it:
+ * the required field of its type, at most MAX_SIGNAL_DATA_DEPTH levels and
+ * MAX_SIGNAL_DATA_VALUES values. The walk keeps its own stack and stops at the
+ * first broken rule, so it never descends past the limits: a value nested
+ * thousands of levels deep (which JSON.stringify cannot even encode) or one
+ * of thousands of empty objects costs no more to refuse than a legal one.
+ */
+export function signalDataProblem(
+  type: keyof typeof REQUIRED_DATA_FIELD,
+  data: Record<string, unknown>,
+): { path: string[]; message: string } | undefined {
+  const field = REQUIRED_DATA_FIELD[type];
+  if (typeof data[field] !== 'string') return { path: [field], message: `${type === 'candidate' ? 'a' : 'an'} ${type}'s data must carry ${field} (a string)` };
+  let values = 0;
+  const stack: { value: object; depth: number }[] = [{ value: data, depth: 1 }];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const children: unknown[] = [];
+    if (Array.isArray(top.value)) {
+      values += top.value.length;
+      if (values > MAX_SIGNAL_DATA_VALUES) break;
+      children.push(...(top.value as unknown[]));
+    } else {
+      for (const key in top.value) {
+        if (++values > MAX_SIGNAL_DATA_VALUES) break;
+        children.push((top.value as Record<string, unknown>)[key]);
+      }
+      if (values > MAX_SIGNAL_DATA_VALUES) break;
+    }
+    for (const child of children) {
+      if (typeof child !== 'object' || child === null) continue;
+      if (top.depth >= MAX_SIGNAL_DATA_DEPTH) return { path: [], message: `must not nest deeper than ${MAX_SIGNAL_DATA_DEPTH} levels` };
+      stack.push({ value: child, depth: top.depth + 1 });
+    }
+  }
+  if (values > MAX_SIGNAL_DATA_VALUES) return { path: [], message: `must hold at most ${MAX_SIGNAL_DATA_VALUES} values in all` };
+  return undefined;
+}
+
 /** Interests compare case-insensitively: the canonical form is trimmed and lower-cased, duplicates dropped. */
 export const normalizeInterests = (list: readonly string[]): string[] => [
   ...new Set(list.map((s) => s.trim().toLowerCase()).filter((s) => s.length > 0)),

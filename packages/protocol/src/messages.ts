@@ -8,6 +8,7 @@ import {
   mode,
   name,
   roomCode,
+  signalDataProblem,
   text,
   MAX_CHAT_CHARS,
   MAX_REPORT_REASON_CHARS,
@@ -85,12 +86,17 @@ export const JoinMessage = z.object({
   target: z.unknown().optional(), // accepted and ignored
   type: z.unknown().optional(), // accepted and ignored
 });
-export const SignalMessage = z.object({
-  event: z.literal('signal'),
-  room_code: roomCode,
-  type: SignalType,
-  data: z.record(z.string(), z.unknown()),
-});
+export const SignalMessage = z
+  .object({
+    event: z.literal('signal'),
+    room_code: roomCode,
+    type: SignalType,
+    data: z.record(z.string(), z.unknown()),
+  })
+  .superRefine((msg, ctx) => {
+    const problem = signalDataProblem(msg.type, msg.data);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['data', ...problem.path], message: problem.message });
+  });
 export const LeaveMessage = z.object({ event: z.literal('leave'), room_code: roomCode });
 
 export const SignallingClientMessage = z.discriminatedUnion('event', [JoinMessage, SignalMessage, LeaveMessage]);

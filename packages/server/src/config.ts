@@ -50,6 +50,18 @@ export interface Settings {
   maxFrameBytes: number;
   /** Signals, and separately chat messages, kept per side for an absent member. @default 64 */
   signalBuffer: number;
+  /**
+   * Bytes kept for the absent members of one room: signals kept in it and chat
+   * kept for its members, each counted as its text in UTF-8 plus 128 bytes.
+   * Beyond: `buffer-full`. @default 262_144
+   */
+  keptBytesPerRoom: number;
+  /**
+   * Bytes kept for absent members in all, counted as for KEPT_BYTES_PER_ROOM:
+   * by this process on the embedded store, by every process together in Redis
+   * with REDIS_URL. Beyond: `buffer-full`. @default 67_108_864
+   */
+  keptBytesPerProcess: number;
   /** A session waiting longer than this is paired before newer ones. @default 10_000 */
   fairWaitMs: number;
 
@@ -277,6 +289,8 @@ export function loadSettings(env: Env = process.env): Settings {
     repairCooldownMs: integer(env, 'REPAIR_COOLDOWN_MS', 60_000),
     maxFrameBytes: integer(env, 'MAX_FRAME_BYTES', 16_384, 64, 64 * 1024 * 1024),
     signalBuffer: integer(env, 'SIGNAL_BUFFER', 64, 1),
+    keptBytesPerRoom: integer(env, 'KEPT_BYTES_PER_ROOM', 262_144, 1),
+    keptBytesPerProcess: integer(env, 'KEPT_BYTES_PER_PROCESS', 67_108_864, 1),
     fairWaitMs: integer(env, 'FAIR_WAIT_MS', 10_000),
     ...messageRates(env),
     socketSendBufferBytes: 0, // below, once SIGNAL_BUFFER and MAX_FRAME_BYTES are known

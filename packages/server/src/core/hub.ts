@@ -4,6 +4,7 @@
 import type { IceServer, IceServersEvent, ServerMessage } from '@dyad/protocol';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from './clock.js';
+import { signalFrame } from './frames.js';
 import type { Channel, Delivery, Effects, Pairing, Store, TimerOrder } from '../store/store.js';
 import type { DisconnectReason } from '@dyad/protocol';
 
@@ -72,8 +73,8 @@ export class Hub {
     for (const d of fx.deliver) {
       const conn = this.conns.get(d.conn);
       if (conn?.isOpen()) {
-        conn.send(this.encode(d.to, d.msg));
-        if (d.channel === 'matching') this.followIce(conn, d.msg.event);
+        conn.send(d.msg ? this.encode(d.to, d.msg) : signalFrame(d.signal));
+        if (d.msg && d.channel === 'matching') this.followIce(conn, d.msg.event);
       } else await this.keep(d);
     }
     for (const c of fx.close) this.conns.get(c.conn)?.close(c.code, c.reason);

@@ -69,5 +69,13 @@ export class Metrics {
         this.set((await store.stats()).rooms);
       },
     });
+    new Gauge({
+      name: 'dyad_kept_bytes',
+      help: 'Bytes kept for absent members, as counted against KEPT_BYTES_PER_PROCESS (with Redis: by every process together)',
+      registers: [this.registry],
+      async collect() {
+        this.set((await store.stats()).keptBytes);
+      },
+    });
   }
 }

@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { SignallingClientMessage } from '@dyad/protocol';
+import { encodeSignalData } from '../core/frames.js';
 import { clientAddress, originAllowed } from '../http/client.js';
 import { banRefusal, decodeSegment, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
 import { handshakeProblem } from '../http/handshake.js';
@@ -22,7 +23,8 @@ export class SignallingService {
           case 'join':
             return store.join(conn.session, conn.id, msg.room_code, now);
           case 'signal':
-            return store.signal(conn.session, conn.id, msg.room_code, msg.type, msg.data, now);
+            // Encoded once here; from now on the data travels and is kept as this text.
+            return store.signal(conn.session, conn.id, msg.room_code, msg.type, encodeSignalData(msg.data), now);
           case 'leave':
             return store.leave(conn.session, conn.id, msg.room_code, now);
         }

@@ -10,7 +10,6 @@ import {
   type Mode,
   type PeerDisconnectedEvent,
   type ServerMessage,
-  type SignalEvent,
   type SignalType,
 } from '@dyad/protocol';
 import {
@@ -31,6 +30,7 @@ import {
   type Strike,
 } from '../core/rules.js';
 import { newRoomCode, newSessionId as newId } from '../core/ids.js';
+import { keptBytes } from '../core/frames.js';
 import {
   emptyEffects,
   type AttachResult,
@@ -42,6 +42,7 @@ import {
   type RegisterResult,
   type ReportSummary,
   type SessionState,
+  type SignalText,
   type Store,
   type StoreStats,
 } from './store.js';
@@ -51,6 +52,10 @@ export interface MemoryStoreOptions extends PairingPolicy, ReportPolicy {
   registrationTtlMs: number;
   repairCooldownMs: number;
   signalBuffer: number;
+  /** Bytes kept for the absent members of one room (signals and chat), item by item as core/frames.ts keptBytes counts. */
+  keptBytesPerRoom: number;
+  /** Bytes kept for absent members in the whole store. */
+  keptBytesPerProcess: number;
   random?: () => number;
 }
 
@@ -76,6 +81,8 @@ interface Session extends Candidate {
   room?: string;
   /** Chat kept while the matching socket is away, delivered on resumption. */
   keptChat: ChatEvent[];
+  /** What keptChat counts for (keptBytes). */
+  keptChatBytes: number;
   /** A room end missed while away, told on resumption. */
   news?: PeerDisconnectedEvent;
   lastPartner?: { id: string; addr: string; endedAt: number; room: string; openedAt: number };
@@ -96,12 +103,26 @@ interface Room {
   answerPassed: boolean;
   /** Members that have joined on signalling and not left (grace periods included). */
   joined: Set<string>;
-  /** Signals kept for a member whose socket has not joined. */
-  kept: Map<string, SignalEvent[]>;
+  /** Signals kept for a member whose socket has not joined, as text (core/frames.ts). */
+  kept: Map<string, SignalText[]>;
+  /** What `kept` counts for (keptBytes). */
+  keptBytes: number;
 }
+
+/** Why an item was not kept: SIGNAL_BUFFER items, or one of the byte caps. */
+type Refusal = 'count' | 'room' | 'process';
 
 const hashToken = (token: string): Buffer => createHash('sha256').update(token).digest();
 const seconds = (ms: number): number => ms / 1000;
+
+/** The `buffer-full` message for a refused signal or chat (the same text as the Redis store's, lua.ts fullMessage). */
+function fullMessage(what: 'signal' | 'chat', why: Refusal, opts: MemoryStoreOptions): string {
+  if (why === 'room') return `partner is away and what this room keeps would pass KEPT_BYTES_PER_ROOM (${opts.keptBytesPerRoom} bytes)`;
+  if (why === 'process') return `what the server keeps for absent members would pass KEPT_BYTES_PER_PROCESS (${opts.keptBytesPerProcess} bytes)`;
+  return what === 'chat'
+    ? `partner is away and ${opts.signalBuffer} messages are waiting`
+    : `partner has not joined and ${opts.signalBuffer} signals are waiting`;
+}
 
 const peerDisconnected = (reason: DisconnectReason): PeerDisconnectedEvent => ({
   event: 'peer-disconnected',
@@ -131,6 +152,8 @@ export class MemoryStore implements Store {
   private readonly strikes = new Map<string, Strike>();
   /** Reports since the last sweep of stale report entries. */
   private reportsSinceSweep = 0;
+  /** Bytes kept for absent members in all (signals and chat), against keptBytesPerProcess. */
+  private keptTotal = 0;
   private readonly random: () => number;
 
   constructor(private readonly opts: MemoryStoreOptions) {
@@ -172,6 +195,7 @@ export class MemoryStore implements Store {
   }
 
   private deleteSession(s: Session): void {
+    this.keptTotal -= s.keptChatBytes;
     this.sessions.delete(s.id);
     this.byToken.delete(s.tokenHash.toString('hex'));
     this.pool[s.mode].delete(s.id);
@@ -224,6 +248,7 @@ export class MemoryStore implements Store {
       answerPassed: false,
       joined: new Set(),
       kept: new Map(),
+      keptBytes: 0,
     };
     this.rooms.set(code, room);
     for (const [me, other] of [
@@ -264,6 +289,8 @@ export class MemoryStore implements Store {
     if (!pr) return;
     const { room, partner } = pr;
     this.rooms.delete(room.code);
+    // Signals still kept in it go with it.
+    this.keptTotal -= room.keptBytes;
     partner.room = undefined;
     partner.state = 'idle';
     const news = peerDisconnected(reason);
@@ -308,6 +335,7 @@ export class MemoryStore implements Store {
       enteredAt: now,
       waitingSince: now,
       keptChat: [],
+      keptChatBytes: 0,
       cooldown: new Map(),
       blocked: new Set(),
     };
@@ -380,6 +408,8 @@ export class MemoryStore implements Store {
   private flushKeptChat(fx: Effects, s: Session): void {
     for (const msg of s.keptChat) this.send(fx, s, 'matching', msg);
     s.keptChat = [];
+    this.keptTotal -= s.keptChatBytes;
+    s.keptChatBytes = 0;
   }
 
   async detachMatching(id: string, conn: string, left: boolean, now: number): Promise<Effects> {
@@ -437,16 +467,34 @@ export class MemoryStore implements Store {
       return fx;
     }
     const msg: ChatEvent = { event: 'chat', sender: s.id, message, timestamp: seconds(now) };
-    if (!this.send(fx, pr.partner, 'matching', msg) && !this.keepChat(pr.partner, msg)) {
-      this.send(fx, s, 'matching', error('buffer-full', `partner is away and ${this.opts.signalBuffer} messages are waiting`));
-    }
+    if (this.send(fx, pr.partner, 'matching', msg)) return fx;
+    const refused = this.keepChat(pr.partner, msg);
+    if (refused) this.send(fx, s, 'matching', error('buffer-full', fullMessage('chat', refused, this.opts)));
     return fx;
   }
 
-  private keepChat(s: Session, msg: ChatEvent): boolean {
-    if (s.keptChat.length >= this.opts.signalBuffer) return false;
+  /** Keep a chat for a member whose matching socket is away; undefined when kept, else why not. */
+  private keepChat(s: Session, msg: ChatEvent): Refusal | undefined {
+    if (s.keptChat.length >= this.opts.signalBuffer) return 'count';
+    const bytes = keptBytes(msg.message);
+    const room = s.room === undefined ? undefined : this.rooms.get(s.room);
+    const refused = this.overCap(room, bytes);
+    if (refused) return refused;
     s.keptChat.push(msg);
-    return true;
+    s.keptChatBytes += bytes;
+    this.keptTotal += bytes;
+    return undefined;
+  }
+
+  /** Would `bytes` more kept for a member of `room` pass a byte cap? The room counts its kept signals and its members' kept chat. */
+  private overCap(room: Room | undefined, bytes: number): Refusal | undefined {
+    if (room) {
+      let used = room.keptBytes;
+      for (const id of room.members) used += this.sessions.get(id)?.keptChatBytes ?? 0;
+      if (used + bytes > this.opts.keptBytesPerRoom) return 'room';
+    }
+    if (this.keptTotal + bytes > this.opts.keptBytesPerProcess) return 'process';
+    return undefined;
   }
 
   async typing(id: string, conn: string, typing: boolean): Promise<Effects> {
@@ -620,7 +668,11 @@ export class MemoryStore implements Store {
     });
     const peer = this.sessions.get(peerId);
     if (firstJoin && peer?.sJoined === code) this.send(fx, peer, 'signalling', { event: 'peer-joined', room_code: code, peer: s.id });
-    for (const msg of room.kept.get(s.id) ?? []) this.send(fx, s, 'signalling', msg);
+    for (const sig of room.kept.get(s.id) ?? []) {
+      this.sendSignal(fx, s, sig);
+      room.keptBytes -= keptBytes(sig.data);
+      this.keptTotal -= keptBytes(sig.data);
+    }
     room.kept.delete(s.id);
     return fx;
   }
@@ -630,7 +682,7 @@ export class MemoryStore implements Store {
     conn: string,
     code: string,
     type: SignalType,
-    data: Record<string, unknown>,
+    data: string,
   ): Promise<Effects> {
     const fx = emptyEffects();
     const s = this.owner(id, conn, 'signalling');
@@ -647,20 +699,33 @@ export class MemoryStore implements Store {
     }
     const peer = this.sessions.get(room.members[0] === s.id ? room.members[1] : room.members[0]);
     if (!peer) return fx;
-    const msg: SignalEvent = { event: 'signal', room_code: code, from: s.id, type, data };
-    if (peer.sJoined === code && this.send(fx, peer, 'signalling', msg)) return fx;
-    if (!this.keepSignal(room, peer.id, msg)) {
-      this.send(fx, s, 'signalling', error('buffer-full', `partner has not joined and ${this.opts.signalBuffer} signals are waiting`));
-    }
+    // room.code, not the client's copy of it: every signal kept in the room shares the one string.
+    const sig: SignalText = { room_code: room.code, from: s.id, type, data };
+    if (peer.sJoined === code && this.sendSignal(fx, peer, sig)) return fx;
+    const refused = this.keepSignal(room, peer.id, sig);
+    if (refused) this.send(fx, s, 'signalling', error('buffer-full', fullMessage('signal', refused, this.opts)));
     return fx;
   }
 
-  private keepSignal(room: Room, to: string, msg: SignalEvent): boolean {
-    let kept = room.kept.get(to);
-    if (!kept) room.kept.set(to, (kept = []));
-    if (kept.length >= this.opts.signalBuffer) return false;
-    kept.push(msg);
+  /** Deliver a signal, as text, to a session's open signalling socket; false when there is none. */
+  private sendSignal(fx: Effects, s: Session, signal: SignalText): boolean {
+    if (s.sConn === undefined) return false;
+    fx.deliver.push({ to: s.id, channel: 'signalling', conn: s.sConn, signal });
     return true;
+  }
+
+  /** Keep a signal (its text) for a member whose socket has not joined; undefined when kept, else why not. */
+  private keepSignal(room: Room, to: string, sig: SignalText): Refusal | undefined {
+    const kept = room.kept.get(to);
+    if (kept && kept.length >= this.opts.signalBuffer) return 'count';
+    const bytes = keptBytes(sig.data);
+    const refused = this.overCap(room, bytes);
+    if (refused) return refused;
+    if (kept) kept.push(sig);
+    else room.kept.set(to, [sig]);
+    room.keptBytes += bytes;
+    this.keptTotal += bytes;
+    return undefined;
   }
 
   async leave(id: string, conn: string, code: string, now: number): Promise<Effects> {
@@ -692,10 +757,10 @@ export class MemoryStore implements Store {
   async undelivered(d: Delivery): Promise<Effects> {
     const s = this.sessions.get(d.to);
     if (!s) return emptyEffects();
-    if (d.msg.event === 'chat' && d.channel === 'matching') this.keepChat(s, d.msg);
-    if (d.msg.event === 'signal' && d.channel === 'signalling') {
-      const room = this.rooms.get(d.msg.room_code);
-      if (room) this.keepSignal(room, s.id, d.msg);
+    if (d.msg?.event === 'chat' && d.channel === 'matching') this.keepChat(s, d.msg);
+    if (d.signal && d.channel === 'signalling') {
+      const room = this.rooms.get(d.signal.room_code);
+      if (room) this.keepSignal(room, s.id, d.signal);
     }
     return emptyEffects();
   }
@@ -745,11 +810,17 @@ export class MemoryStore implements Store {
       for (const id of this.pool[mode]) if (this.sessions.get(id)?.mConn !== undefined) n++;
       return n;
     };
-    return { waiting: { video: waiting('video'), text: waiting('text') }, rooms: this.rooms.size, sessions: this.sessions.size };
+    return {
+      waiting: { video: waiting('video'), text: waiting('text') },
+      rooms: this.rooms.size,
+      sessions: this.sessions.size,
+      keptBytes: this.keptTotal,
+    };
   }
 
   async close(): Promise<void> {
     this.sessions.clear();
     this.rooms.clear();
+    this.keptTotal = 0;
   }
 }

@@ -9,13 +9,27 @@ import type { DisconnectReason, Mode, ServerMessage, SignalType } from '@dyad/pr
 export type Channel = 'matching' | 'signalling';
 export type SessionState = 'registered' | 'waiting' | 'matched' | 'idle';
 
-/** Send `msg` to the socket `conn` of session `to`; only issued for sockets the store saw connected. */
-export interface Delivery {
-  to: string;
-  channel: Channel;
-  conn: string;
-  msg: ServerMessage;
+/**
+ * A `signal` on its way, with `data` as the JSON text the sender's edge made
+ * of it (core/frames.ts): relayed, kept and delivered as text, never parsed
+ * again (PROTOCOL.md, "Signal data").
+ */
+export interface SignalText {
+  room_code: string;
+  from: string;
+  type: SignalType;
+  /** JSON text of the signal's `data`, checked by the protocol schema and encoded once. */
+  data: string;
 }
+
+/**
+ * Send `msg` (or a `signal`, as text) to the socket `conn` of session `to`;
+ * only issued for sockets the store saw connected.
+ */
+export type Delivery = { to: string; channel: Channel; conn: string } & (
+  | { msg: ServerMessage; signal?: undefined }
+  | { signal: SignalText; msg?: undefined }
+);
 
 /** Close a socket (after its deliveries). */
 export interface CloseOrder {
@@ -106,6 +120,8 @@ export interface StoreStats {
   waiting: Record<Mode, number>;
   rooms: number;
   sessions: number;
+  /** Bytes kept for absent members, as counted against KEPT_BYTES_PER_PROCESS (with Redis: by every process together). */
+  keptBytes: number;
 }
 
 export interface Store {
@@ -138,7 +154,8 @@ export interface Store {
   detachSignalling(id: string, conn: string, left: boolean, now: number): Promise<Effects>;
   onSignallingGraceExpired(id: string, conn: string, now: number): Promise<Effects>;
   join(id: string, conn: string, room: string, now: number): Promise<Effects>;
-  signal(id: string, conn: string, room: string, type: SignalType, data: Record<string, unknown>, now: number): Promise<SignalResult>;
+  /** Relay a signal; `data` is its JSON text (core/frames.ts, encodeSignalData), kept as such for an absent member. */
+  signal(id: string, conn: string, room: string, type: SignalType, data: string, now: number): Promise<SignalResult>;
   leave(id: string, conn: string, room: string, now: number): Promise<Effects>;
 
   /**

@@ -4,6 +4,7 @@
 import { pino } from 'pino';
 import type { ServerMessage } from '@dyad/protocol';
 import { FakeClock, settle } from '../../src/core/clock.js';
+import { encodeSignalData } from '../../src/core/frames.js';
 import { Hub, type Connection } from '../../src/core/hub.js';
 import type { MemoryStoreOptions } from '../../src/store/memory.js';
 import type { Channel, Store } from '../../src/store/store.js';
@@ -14,6 +15,8 @@ export const DEFAULTS: MemoryStoreOptions = {
   registrationTtlMs: 30_000,
   repairCooldownMs: 60_000,
   signalBuffer: 64,
+  keptBytesPerRoom: 262_144,
+  keptBytesPerProcess: 67_108_864,
   fairWaitMs: 10_000,
   reportBanThreshold: 3,
   reportWindowMs: 3_600_000,
@@ -196,7 +199,7 @@ export class User {
 
   async signal(room: string, type: 'offer' | 'answer' | 'candidate', data: Record<string, unknown>): Promise<void> {
     if (!this.s) throw new Error('no signalling socket');
-    await this.core.hub.run(await this.core.store.signal(this.id, this.s.id, room, type, data, this.core.clock.now()));
+    await this.core.hub.run(await this.core.store.signal(this.id, this.s.id, room, type, encodeSignalData(data), this.core.clock.now()));
   }
 
   async leave(room: string): Promise<void> {

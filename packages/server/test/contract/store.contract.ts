@@ -515,7 +515,7 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.deepEqual(ini.s?.last(), { event: 'peer-joined', room_code: room, peer: res.id });
       });
 
-      it('relays signals in order with any JSON data, and enforces who sends the first offer and answer', async () => {
+      it('relays signals in order with their JSON data unchanged, and enforces who sends the first offer and answer', async () => {
         const core = await make();
         const { ini, res, room } = await pair(core);
         await ini.connectSignalling();
@@ -530,9 +530,9 @@ export function describeStore(name: string, factory: StoreFactory): void {
         await ini.signal(room, 'offer', data);
         const got = res.s?.last() as Msg<'signal'>;
         assert.deepEqual(got, { event: 'signal', room_code: room, from: ini.id, type: 'offer', data });
-        for (let i = 0; i < 20; i++) await ini.signal(room, 'candidate', { i });
+        for (let i = 0; i < 20; i++) await ini.signal(room, 'candidate', { candidate: `c${i}`, i });
         await res.signal(room, 'answer', { sdp: 'y' });
-        await res.signal(room, 'offer', { renegotiate: true });
+        await res.signal(room, 'offer', { sdp: 'z', renegotiate: true });
         const signals = res.s?.received.filter((m): m is Msg<'signal'> => m.event === 'signal') ?? [];
         assert.deepEqual(
           signals.slice(1).map((m) => m.data.i),
@@ -546,10 +546,10 @@ export function describeStore(name: string, factory: StoreFactory): void {
         const { ini, res, room } = await pair(core);
         await ini.connectSignalling();
         await ini.join(room);
-        await ini.signal(room, 'offer', { n: 0 });
-        await ini.signal(room, 'candidate', { n: 1 });
-        await ini.signal(room, 'candidate', { n: 2 });
-        await ini.signal(room, 'candidate', { n: 3 });
+        await ini.signal(room, 'offer', { sdp: 'o', n: 0 });
+        await ini.signal(room, 'candidate', { candidate: 'c', n: 1 });
+        await ini.signal(room, 'candidate', { candidate: 'c', n: 2 });
+        await ini.signal(room, 'candidate', { candidate: 'c', n: 3 });
         assert.equal(codeOf(ini.s?.last()), 'buffer-full');
         const s = await res.connectSignalling();
         await res.join(room);
@@ -568,9 +568,9 @@ export function describeStore(name: string, factory: StoreFactory): void {
         await ini.join(room);
         await res.join(room);
         await res.dropSignalling();
-        await ini.signal(room, 'offer', { n: 1 });
+        await ini.signal(room, 'offer', { sdp: 'o', n: 1 });
         const s = await res.connectSignalling();
-        await res.signal(room, 'answer', { n: 2 });
+        await res.signal(room, 'answer', { sdp: 'a', n: 2 });
         assert.equal(codeOf(s.last()), 'bad-request', 'not joined on this socket yet');
         await res.join(room);
         assert.deepEqual(s.received.slice(1).map((m) => m.event), ['verified', 'signal']);
@@ -585,10 +585,10 @@ export function describeStore(name: string, factory: StoreFactory): void {
         await outsider.connectSignalling();
         await outsider.join(room);
         assert.equal(codeOf(outsider.s?.last()), 'invalid-room');
-        await outsider.signal('no-such-room', 'offer', {});
+        await outsider.signal('no-such-room', 'offer', { sdp: 'o' });
         assert.equal(codeOf(outsider.s?.last()), 'invalid-room');
         await ini.connectSignalling();
-        await ini.signal(room, 'offer', {});
+        await ini.signal(room, 'offer', { sdp: 'o' });
         assert.equal(codeOf(ini.s?.last()), 'bad-request');
         await ini.leave(room);
         assert.equal(codeOf(ini.s?.last()), 'bad-request');

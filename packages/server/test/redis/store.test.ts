@@ -9,6 +9,7 @@ import type { ServerMessage } from '@dyad/protocol';
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis/index.js';
 import { SCRIPTS } from '../../src/store/redis/lua.js';
 import type { Effects } from '../../src/store/store.js';
+import { signalFrame } from '../../src/core/frames.js';
 import { DEFAULTS } from '../contract/harness.js';
 import { RedisServer } from './support/redis-server.js';
 import { eventually, sleep } from '../support/ws-client.js';
@@ -45,7 +46,9 @@ class Proc {
   }
   /** Every message delivered here from outside a call, to one conn. */
   received(conn: string): ServerMessage[] {
-    return this.inbox.flatMap((fx) => fx.deliver.filter((d) => d.conn === conn).map((d) => d.msg));
+    return this.inbox.flatMap((fx) =>
+      fx.deliver.filter((d) => d.conn === conn).map((d) => d.msg ?? (JSON.parse(signalFrame(d.signal)) as ServerMessage)),
+    );
   }
   async session(conn: string, opts: { name?: string; addr?: string; interests?: string[]; lang?: string } = {}): Promise<{ id: string; token: string; fx: Effects }> {
     const token = randomBytes(12).toString('hex');
@@ -98,7 +101,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.ok(room?.event === 'matched');
     await a.store.attachSignalling(x.id, x.token, 's1', now());
     await a.store.join(x.id, 's1', room.room_code, now());
-    await a.store.signal(x.id, 's1', room.room_code, room.initiator ? 'answer' : 'offer', { kept: true }, now());
+    await a.store.signal(x.id, 's1', room.room_code, room.initiator ? 'answer' : 'offer', JSON.stringify({ sdp: 'kept' }), now());
     await a.store.detachMatching(x.id, 'c1', false, now());
     await b.store.chat(y.id, 'c2', 'kept for x', now());
     await b.store.report(y.id, 'c2', undefined, now());

@@ -75,7 +75,7 @@ describe('resumption of the matching socket within GRACE_MS', () => {
     await p.b.m.expectError('buffer-full', { what: 'buffer-full for the 9th chat message kept for an absent member' });
     // Signals have their own 8.
     const first = p.mb.initiator ? 'offer' : 'candidate';
-    p.b.s!.send({ event: 'signal', room_code: p.room, type: first, data: { n: 0 } });
+    p.b.s!.send({ event: 'signal', room_code: p.room, type: first, data: first === 'offer' ? { sdp: 'o', n: 0 } : { candidate: 'c0', n: 0 } });
     for (let i = 1; i < 8; i++) p.b.s!.send(candidate(p.room, i));
     await p.b.s!.expectSilence(QUIET_MS, { why: 'signals count separately from chat' });
     const again = await openMatching(server, p.a.id, p.a.token);

@@ -134,7 +134,7 @@ for (const store of STORES) {
         await a.m.expectClose(1009);
       });
 
-      it('a larger frame closes the signalling socket with 1009 (signal data has no limit of its own)', async () => {
+      it('a larger frame closes the signalling socket with 1009 (signal data has no byte limit of its own)', async () => {
         const p = await pairJoined(server);
         const sig = { event: 'signal', room_code: p.room, type: 'offer', data: { sdp: '' } };
         const pad = MAX_FRAME_BYTES + 1 - JSON.stringify(sig).length;

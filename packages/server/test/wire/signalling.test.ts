@@ -177,12 +177,12 @@ describe('signal', () => {
   it('malformed signals are bad-request and relay nothing', async () => {
     const p = await pairJoined(server);
     const bad: [string, unknown][] = [
-      ['an unknown type', { event: 'signal', room_code: p.room, type: 'pranswer', data: {} }],
+      ['an unknown type', { event: 'signal', room_code: p.room, type: 'pranswer', data: { sdp: 'o' } }],
       ['data as a string', { event: 'signal', room_code: p.room, type: 'offer', data: 'sdp' }],
       ['data as an array', { event: 'signal', room_code: p.room, type: 'candidate', data: [] }],
       ['no data', { event: 'signal', room_code: p.room, type: 'offer' }],
-      ['no room_code', { event: 'signal', type: 'offer', data: {} }],
-      ['a numeric room_code', { event: 'signal', room_code: 1, type: 'offer', data: {} }],
+      ['no room_code', { event: 'signal', type: 'offer', data: { sdp: 'o' } }],
+      ['a numeric room_code', { event: 'signal', room_code: 1, type: 'offer', data: { sdp: 'o' } }],
       ['a join without room_code', { event: 'join' }],
       ['a leave without room_code', { event: 'leave' }],
       ['a matching-socket event', { event: 'chat', message: 'hi' }],

@@ -2,7 +2,7 @@
 // the Store's types. cjson writes an empty list as `{}` and object keys in any
 // order, so every message is rebuilt here in the shape the memory store gives.
 import { DISCONNECT_MESSAGES, type DisconnectReason, type ServerMessage } from '@dyad/protocol';
-import type { CloseOrder, Delivery, Effects, Pairing, TimerOrder } from '../store.js';
+import type { CloseOrder, Delivery, Effects, Pairing, SignalText, TimerOrder } from '../store.js';
 
 /** What a script returns: effects for this process, plus `x`, the transition's own result. */
 export interface RawResult {
@@ -57,15 +57,6 @@ export function toMessage(m: Raw): ServerMessage {
       };
     case 'peer-joined':
       return { event: 'peer-joined', room_code: str(m.room_code), peer: str(m.peer) };
-    case 'signal':
-      // Signal data crosses Redis as the JSON text the sender's edge produced.
-      return {
-        event: 'signal',
-        room_code: str(m.room_code),
-        from: str(m.from),
-        type: m.type as 'offer' | 'answer' | 'candidate',
-        data: (typeof m.data === 'string' ? JSON.parse(m.data) : {}) as Record<string, unknown>,
-      };
     case 'error':
       return {
         event: 'error',
@@ -78,11 +69,25 @@ export function toMessage(m: Raw): ServerMessage {
   }
 }
 
+/** A signal from its Lua form: its data crosses Redis as the JSON text the sender's edge produced. */
+export function toSignal(m: Raw): SignalText {
+  return {
+    room_code: str(m.room_code),
+    from: str(m.from),
+    type: m.type as SignalText['type'],
+    data: typeof m.data === 'string' ? m.data : '{}',
+  };
+}
+
 export function toEffects(raw: RawResult): Effects {
   return {
-    deliver: list<Raw>(raw.d).map(
-      (d): Delivery => ({ to: str(d.to), channel: d.channel as Delivery['channel'], conn: str(d.conn), msg: toMessage(d.msg as Raw) }),
-    ),
+    deliver: list<Raw>(raw.d).map((d): Delivery => {
+      const target = { to: str(d.to), channel: d.channel as Delivery['channel'], conn: str(d.conn) };
+      const m = d.msg as Raw;
+      // A signal stays text: its data is handed on as the sender's edge encoded it, never parsed here.
+      if (m.event === 'signal') return { ...target, signal: toSignal(m) };
+      return { ...target, msg: toMessage(m) };
+    }),
     close: list<Raw>(raw.c).map(
       (c): CloseOrder => ({
         to: str(c.to),

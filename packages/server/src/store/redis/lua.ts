@@ -39,6 +39,9 @@ export const CFG_NAMES = [
   'minroom',
   'banmax',
   'strikewin',
+  'keptroom',
+  'keptall',
+  'keptitem',
 ] as const;
 
 const PRELUDE = String.raw`
@@ -62,6 +65,22 @@ for i = 7, #ARGV do A[#A + 1] = ARGV[i] end
 
 -- Numbers go to Redis as integer text: Lua would print large ones in %.14g.
 local function num(x) return string.format('%.0f', x) end
+
+------------------------------------------------------------------ kept bytes
+-- What is kept for absent members is counted in bytes as store/memory.ts
+-- counts it (core/frames.ts keptBytes: the text in UTF-8 plus CFG.keptitem):
+-- per room (field kb of the room: its kept signals; field kcb of a session:
+-- its kept chat) and in all, in the key 'kept', which every path that drops
+-- kept items brings down (a join's flush, a room's end, a session's end, a
+-- resumption's flush of chat), so the total holds across processes.
+local KEPT = P .. 'kept'
+local function itemBytes(text) return #text + CFG.keptitem end
+local function addKept(n)
+  if n == 0 then return end
+  -- Never below zero (a kept list that expired on its own took its bytes along).
+  if redis.call('INCRBY', KEPT, num(n)) < 0 then redis.call('SET', KEPT, 0) end
+  redis.call('PEXPIRE', KEPT, CFG.ttl)
+end
 
 ------------------------------------------------------------------ effects
 
@@ -183,6 +202,13 @@ local function drop(s, ...)
     end
   end
   if #fields > 0 then redis.call('HDEL', skey(s.id), unpack(fields)) end
+end
+
+-- Forget the chat kept for a session, and what it counted for.
+local function dropKeptChat(s)
+  redis.call('DEL', P .. 'kc:' .. s.id)
+  addKept(-(tonumber(s.kcb) or 0))
+  drop(s, 'kcb')
 end
 
 local function owner(id, conn, ch)
@@ -339,6 +365,8 @@ local function loadRoom(code)
 end
 
 local function deleteRoom(room)
+  -- Signals still kept in it go with it.
+  addKept(-(tonumber(room.kb) or 0))
   redis.call('DEL', P .. 'r:' .. room.code, P .. 'rk:' .. room.code .. ':' .. room.a, P .. 'rk:' .. room.code .. ':' .. room.b)
   redis.call('ZREM', P .. 'rooms', room.code)
   RR[room.code] = false
@@ -379,7 +407,7 @@ local function openRoom(a, b)
     local me, other = pair[1], pair[2]
     unpool(me)
     -- Chat kept from an earlier room would only be shown out of place.
-    redis.call('DEL', P .. 'kc:' .. me.id)
+    dropKeptChat(me)
     put(me, {'st', 'matched', 'room', code})
     send(me, 'matching', matchedEvent(room, me, other))
   end
@@ -499,6 +527,7 @@ local function clearGrace(s, ch)
 end
 
 local function deleteSession(s)
+  addKept(-(tonumber(s.kcb) or 0))
   unpool(s)
   clearGrace(s, 'matching')
   clearGrace(s, 'signalling')
@@ -519,26 +548,62 @@ local function endSession(s, reason)
   deleteSession(s)
 end
 
+-- Would n more bytes kept for a member of room pass a byte cap? nil if not,
+-- else which: 'room' (its kept signals and its members' kept chat) or 'all'.
+local function overCap(room, n)
+  if room then
+    local used = tonumber(room.kb) or 0
+    for _, id in ipairs({room.a, room.b}) do
+      local m = load(id)
+      if m then used = used + (tonumber(m.kcb) or 0) end
+    end
+    if used + n > CFG.keptroom then return 'room' end
+  end
+  if (tonumber(redis.call('GET', KEPT)) or 0) + n > CFG.keptall then return 'all' end
+  return nil
+end
+
+-- The buffer-full message for a refused signal or chat (the same text as store/memory.ts fullMessage).
+local function fullMessage(what, why)
+  if why == 'room' then return 'partner is away and what this room keeps would pass KEPT_BYTES_PER_ROOM (' .. num(CFG.keptroom) .. ' bytes)' end
+  if why == 'all' then return 'what the server keeps for absent members would pass KEPT_BYTES_PER_PROCESS (' .. num(CFG.keptall) .. ' bytes)' end
+  if what == 'chat' then return 'partner is away and ' .. CFG.buffer .. ' messages are waiting' end
+  return 'partner has not joined and ' .. CFG.buffer .. ' signals are waiting'
+end
+
+-- Keep a chat for a session whose matching socket is away: nil when kept, else why not ('count', 'room', 'all').
 local function keepChat(s, msg)
   local k = P .. 'kc:' .. s.id
-  if redis.call('LLEN', k) >= CFG.buffer then return false end
+  if redis.call('LLEN', k) >= CFG.buffer then return 'count' end
+  local n = itemBytes(msg.message)
+  local why = overCap(loadRoom(s.room), n)
+  if why then return why end
   redis.call('RPUSH', k, cjson.encode(msg))
   redis.call('PEXPIRE', k, CFG.ttl)
-  return true
+  put(s, {'kcb', (tonumber(s.kcb) or 0) + n})
+  addKept(n)
+  return nil
 end
 
 local function flushKeptChat(s)
   local k = P .. 'kc:' .. s.id
   for _, raw in ipairs(redis.call('LRANGE', k, 0, -1)) do send(s, 'matching', cjson.decode(raw)) end
-  redis.call('DEL', k)
+  dropKeptChat(s)
 end
 
+-- Keep a signal (its data as text) for a member whose socket has not joined: nil when kept, else why not.
 local function keepSignal(room, to, msg)
   local k = P .. 'rk:' .. room.code .. ':' .. to
-  if redis.call('LLEN', k) >= CFG.buffer then return false end
+  if redis.call('LLEN', k) >= CFG.buffer then return 'count' end
+  local n = itemBytes(msg.data)
+  local why = overCap(room, n)
+  if why then return why end
   redis.call('RPUSH', k, cjson.encode(msg))
   redis.call('PEXPIRE', k, CFG.ttl)
-  return true
+  room.kb = num((tonumber(room.kb) or 0) + n)
+  redis.call('HSET', P .. 'r:' .. room.code, 'kb', room.kb)
+  addKept(n)
+  return nil
 end
 
 -- Is stream id a at or before b ("ms-seq")?
@@ -800,8 +865,9 @@ if s then
     send(s, 'matching', err('no-partner', 'not in a room'))
   else
     local msg = {event = 'chat', sender = s.id, message = A[3], timestamp = NOW / 1000}
-    if not send(partner, 'matching', msg) and not keepChat(partner, msg) then
-      send(s, 'matching', err('buffer-full', 'partner is away and ' .. CFG.buffer .. ' messages are waiting'))
+    if not send(partner, 'matching', msg) then
+      local why = keepChat(partner, msg)
+      if why then send(s, 'matching', err('buffer-full', fullMessage('chat', why))) end
     end
   end
 end
@@ -966,8 +1032,18 @@ send(s, 'signalling', {
 local peer = load(peerId)
 if firstJoin and peer and peer.sj == code then send(peer, 'signalling', {event = 'peer-joined', room_code = code, peer = id}) end
 local kk = P .. 'rk:' .. code .. ':' .. id
-for _, raw in ipairs(redis.call('LRANGE', kk, 0, -1)) do send(s, 'signalling', cjson.decode(raw)) end
+local freed = 0
+for _, raw in ipairs(redis.call('LRANGE', kk, 0, -1)) do
+  local msg = cjson.decode(raw)
+  freed = freed + itemBytes(msg.data)
+  send(s, 'signalling', msg)
+end
 redis.call('DEL', kk)
+if freed > 0 then
+  room.kb = num(math.max(0, (tonumber(room.kb) or 0) - freed))
+  redis.call('HSET', P .. 'r:' .. code, 'kb', room.kb)
+  addKept(-freed)
+end
 return finish()
 `,
   // A: id, conn, room, type, data (JSON text, kept as text: Lua never parses client data)
@@ -997,9 +1073,8 @@ local peer = load(room.a == id and room.b or room.a)
 if not peer then return finish() end
 local msg = {event = 'signal', room_code = code, from = id, type = kind, data = A[5]}
 if peer.sj == code and send(peer, 'signalling', msg) then return finish() end
-if not keepSignal(room, peer.id, msg) then
-  send(s, 'signalling', err('buffer-full', 'partner has not joined and ' .. CFG.buffer .. ' signals are waiting'))
-end
+local why = keepSignal(room, peer.id, msg)
+if why then send(s, 'signalling', err('buffer-full', fullMessage('signal', why))) end
 return finish()
 `,
   // A: id, conn, room

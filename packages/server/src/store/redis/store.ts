@@ -28,6 +28,7 @@ import { toEffects, wellFormed, type RawResult } from './codec.js';
 import { CFG_NAMES, SCRIPTS, type ScriptName } from './lua.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
 import { countingReports, type ReportEntry } from '../../core/rules.js';
+import { KEPT_ITEM_OVERHEAD_BYTES } from '../../core/frames.js';
 
 export interface RedisStoreOptions extends MemoryStoreOptions {
   /** `redis://` or `rediss://` URL. */
@@ -200,6 +201,9 @@ export class RedisStore implements Store {
       minroom: opts.reportMinRoomMs,
       banmax: opts.banMaxMs,
       strikewin: opts.banStrikeWindowMs,
+      keptroom: opts.keptBytesPerRoom,
+      keptall: opts.keptBytesPerProcess,
+      keptitem: KEPT_ITEM_OVERHEAD_BYTES,
     };
     this.cfg = CFG_NAMES.map((n) => String(Math.round(settings[n]))).join(',');
     for (const [name, lua] of Object.entries(SCRIPTS)) this.shas.set(name as ScriptName, createHash('sha1').update(lua).digest('hex'));
@@ -392,7 +396,7 @@ export class RedisStore implements Store {
   private observe(fx: Effects): void {
     for (const d of fx.deliver) {
       if (d.channel !== 'matching') continue;
-      const e = d.msg.event;
+      const e = d.msg?.event;
       if (e === 'waiting' || e === 'matched' || e === 'idle') this.hints.set(d.conn, e);
       else if (e === 'peer-disconnected') this.hints.set(d.conn, 'idle');
     }
@@ -552,8 +556,8 @@ export class RedisStore implements Store {
     return this.transition('join', now, [id, conn, room]);
   }
 
-  async signal(id: string, conn: string, room: string, type: SignalType, data: Record<string, unknown>, now: number): Promise<Effects> {
-    return this.transition('signal', now, [id, conn, room, type, JSON.stringify(data)]);
+  async signal(id: string, conn: string, room: string, type: SignalType, data: string, now: number): Promise<Effects> {
+    return this.transition('signal', now, [id, conn, room, type, data]);
   }
 
   async leave(id: string, conn: string, room: string, now: number): Promise<Effects> {
@@ -584,9 +588,10 @@ export class RedisStore implements Store {
     const m = d.msg;
     let args: (string | number)[] | undefined;
     const entry = this.entryOf.get(d) ?? '';
-    if (d.channel === 'matching' && m.event === 'chat') args = [d.to, d.channel, d.conn, entry, m.sender, m.message, m.timestamp];
-    if (d.channel === 'signalling' && m.event === 'signal') {
-      args = [d.to, d.channel, d.conn, entry, m.room_code, m.from, m.type, JSON.stringify(m.data)];
+    if (d.channel === 'matching' && m?.event === 'chat') args = [d.to, d.channel, d.conn, entry, m.sender, m.message, m.timestamp];
+    if (d.channel === 'signalling' && d.signal) {
+      const sig = d.signal;
+      args = [d.to, d.channel, d.conn, entry, sig.room_code, sig.from, sig.type, sig.data];
     }
     // Only chat and signals are kept for an absent member; the rest is told again on resumption.
     if (args) {
@@ -815,9 +820,10 @@ export class RedisStore implements Store {
       .zcard(`${b}narrow:text`)
       .zcard(`${b}rooms`)
       .zcard(`${b}sess`)
+      .get(`${b}kept`)
       .exec();
     const n = (i: number): number => Number(r?.[i]?.[1] ?? 0);
-    return { waiting: { video: n(0) + n(1), text: n(2) + n(3) }, rooms: n(4), sessions: n(5) };
+    return { waiting: { video: n(0) + n(1), text: n(2) + n(3) }, rooms: n(4), sessions: n(5), keptBytes: n(6) };
   }
 
   /** A rate limiter shared by every process on this Redis; a local one stands in while Redis is away. */

@@ -234,7 +234,7 @@ export class ChaosSession {
     for (let i = 0; i < n; i++) {
       if (this.s?.readyState !== WebSocket.OPEN) return;
       this.note({ t: Date.now(), kind: 'send', ch: 's', event: 'signal', room });
-      this.s.send(JSON.stringify({ event: 'signal', room_code: room, type: 'candidate', data: { room, seq: this.signalSeq++ } }));
+      this.s.send(JSON.stringify({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: '', room, seq: this.signalSeq++ } }));
     }
   }
 
