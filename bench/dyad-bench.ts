@@ -222,7 +222,7 @@ async function main(): Promise<void> {
   const loadStart = load1();
   const command =
     `npm run bench --${opts.quick ? ' --quick' : ''}${opts.only.length < SECTIONS.length ? ` --only ${opts.only.join(',')}` : ''}` +
-    `${opts.stores ? ` --stores ${opts.stores.join(',')}` : ''}`;
+    `${opts.stores ? ` --stores ${opts.stores.join(',')}` : ''}${opts.cpuProf ? ' --cpu-prof' : ''}`;
   progress.line(`dyad-bench: ${profile.name} profile, sections ${opts.only.join(', ')}, ${profile.workers} load generators, load ${loadStart}`);
   const workers = await Workers.start(profile.workers);
   const ctx: BenchContext = { profile, workers, progress, outDir, cpuProfDir, diagnoseRedis: !opts.quick || opts.redisLog };

@@ -10,7 +10,7 @@ import { startPeerServer } from './relay.js';
 import { cdf, summarize, type Summary } from './stats.js';
 import type { Point } from './svg.js';
 import type { ArrivalWay, MatchAnomalies, VisitorsResult, VisitorsTask } from './tasks.js';
-import { startTopology, TOPOLOGY_LABEL, Unavailable, type TopologyName } from './topology.js';
+import { startForSection, type TopologyName } from './topology.js';
 
 export const ARRIVAL_ROWS = ['floor', 'memory-one-trip', 'memory-register', 'redis-1-one-trip', 'redis-2-one-trip'] as const;
 export type ArrivalRowName = (typeof ARRIVAL_ROWS)[number];
@@ -204,20 +204,9 @@ export async function runArrival(ctx: BenchContext): Promise<ArrivalResults> {
     }
   }
   for (const name of ctx.profile.arrival.topologies) {
-    if (name !== 'memory' && ctx.redisUnavailable) {
-      out.unavailable[name] = ctx.redisUnavailable;
-      continue;
-    }
-    let topo;
-    try {
-      topo = await startTopology(name, { label: `arrivals-${name}`, cpuProfDir: ctx.cpuProfDir });
-    } catch (err) {
-      if (!(err instanceof Unavailable)) throw err;
-      out.unavailable[name] = err.message;
-      if (name !== 'memory') ctx.redisUnavailable = err.message;
-      ctx.progress.line(`arrival, ${TOPOLOGY_LABEL[name]}: redis mode unavailable (${err.message})`);
-      continue;
-    }
+    // Named `arrivals-<store>`: with --cpu-prof, flame-arrivals-<store>.svg.
+    const topo = await startForSection(ctx, 'arrivals', name, out.unavailable);
+    if (!topo) continue;
     const { procs, redis } = topo;
     const cpu = (): { server: number; redis: number } => ({
       server: procs.reduce((n, p) => n + threadCpuSeconds(p.pid), 0),
