@@ -352,7 +352,7 @@ function arrivalMarkdown(t: Tables, r: Results, img: (name: string, alt: string)
 /** The arrival section alone, with the run's details and its own targets: for a block of its own in a doc. */
 export function arrivalBlock(r: Results, imgPrefix: string, plots: string[]): string {
   const out = [...metaMarkdown(r.meta), '', mdTargets(r.targets.filter((x) => x.section === 'arrival')), ...arrivalMarkdown(tables(r), r, imgOf(plots, imgPrefix))];
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n')}\n`;
+  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
 }
 
 export function markdown(r: Results, imgPrefix: string, plots: string[]): string {
