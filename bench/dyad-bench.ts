@@ -37,7 +37,7 @@ const DOC_ARRIVAL_BEGIN = '<!-- bench:arrival:begin -->';
 const DOC_ARRIVAL_END = '<!-- bench:arrival:end -->';
 
 const USAGE = `usage: npm run bench -- [options]
-  --quick            small sizes, finishes in under a minute
+  --quick            small sizes, finishes in a minute or two
   --json             print the results as JSON on stdout (the summary goes to stderr)
   --only LIST        comma-separated sections: ${SECTIONS.join(',')}
   --out DIR          where results.json, report.md and the plots go
