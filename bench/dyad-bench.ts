@@ -1,10 +1,10 @@
 // How many strangers can this box serve? (issue #5)
 //
-//   npm run bench -- [--quick] [--json] [--only pairing,relay,capacity,soak,frame]
+//   npm run bench -- [--quick] [--json] [--only arrival,pairing,relay,capacity,soak,frame]
 //                    [--out DIR] [--doc docs/BENCHMARKS.md] [--workers N] [--cpu-prof]
 //
 // Starts real server processes (and a private redis-server, the PeerJS server
-// and a bare ws forwarder for comparison) on loopback, drives them from
+// and bare ws servers for comparison) on loopback, drives them from
 // several load-generator processes, and prints the figures with the issue's
 // targets next to them. Every phase is bounded in time; nothing leaves the
 // machine. Results go to DIR/results.json, DIR/report.md and DIR/*.svg.
@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { cpus, release, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { runArrival } from './lib/arrival.js';
 import { runCapacity } from './lib/capacity.js';
 import { load1, Progress, PROFILES, type BenchContext } from './lib/context.js';
 import { analyze, flameGraph, formatSummary } from './lib/cpuprofile.js';
@@ -21,28 +22,33 @@ import { Workers } from './lib/loadgen.js';
 import { runPairing } from './lib/pairing.js';
 import { assertBuilt, REPO_ROOT, useServerEntry } from './lib/procs.js';
 import { RELAY_TARGETS, runRelay, type RelayTarget } from './lib/relay.js';
-import { markdown, plots, targets, textSummary, type Results, type RunMeta } from './lib/report.js';
+import { arrivalBlock, markdown, plots, targets, textSummary, type Results, type RunMeta } from './lib/report.js';
 import { runSoak } from './lib/soak.js';
 import { TOPOLOGIES, type TopologyName } from './lib/topology.js';
 
-const SECTIONS = ['pairing', 'relay', 'capacity', 'soak', 'frame'] as const;
+const SECTIONS = ['arrival', 'pairing', 'relay', 'capacity', 'soak', 'frame'] as const;
 type Section = (typeof SECTIONS)[number];
 /** Hard stop for the whole run, whatever happens inside it. */
 const WATCHDOG_MS = { quick: 3 * 60_000, full: 25 * 60_000 } as const;
 const DOC_BEGIN = '<!-- bench:begin -->';
 const DOC_END = '<!-- bench:end -->';
+/** The arrival section's own block: a run of `--only arrival` refreshes it and leaves the block above alone. */
+const DOC_ARRIVAL_BEGIN = '<!-- bench:arrival:begin -->';
+const DOC_ARRIVAL_END = '<!-- bench:arrival:end -->';
 
 const USAGE = `usage: npm run bench -- [options]
-  --quick            small sizes, finishes in under a minute
+  --quick            small sizes, finishes in a minute or two
   --json             print the results as JSON on stdout (the summary goes to stderr)
   --only LIST        comma-separated sections: ${SECTIONS.join(',')}
   --out DIR          where results.json, report.md and the plots go
                      (default docs/bench, or artifacts/bench-quick with --quick)
   --doc FILE         also replace the block between ${DOC_BEGIN} and ${DOC_END} in FILE
+                     (the arrival figures go between ${DOC_ARRIVAL_BEGIN} and ${DOC_ARRIVAL_END} when FILE has them)
   --workers N        load-generator processes (default 2)
   --soak-seconds N   length of the churn soak
   --cpu-prof         run the servers under --cpu-prof; write flame graphs to DIR/profiles
-  --stores LIST      pairing set-ups: memory,redis-1,redis-2 (default: all in full, memory in quick)
+  --stores LIST      pairing and arrival set-ups: memory,redis-1,redis-2
+                     (default: pairing all in full, memory in quick; arrival memory,redis-1)
   --rates LIST       offered arrivals per second of the pairing steps, or none (only held sessions)
   --relay-targets L  relay servers: ${RELAY_TARGETS.join(',')}
   --redis-log        log Redis commands after each Redis measurement (default in the full profile)
@@ -136,12 +142,22 @@ function gitCommit(): string | undefined {
   }
 }
 
-function replaceDocBlock(file: string, body: string): void {
+function replaceDocBlock(file: string, body: string, begin = DOC_BEGIN, end = DOC_END): void {
   const text = readFileSync(file, 'utf8');
-  const a = text.indexOf(DOC_BEGIN);
-  const b = text.indexOf(DOC_END);
-  if (a < 0 || b < a) throw new Error(`${file} has no ${DOC_BEGIN} … ${DOC_END} block`);
-  writeFileSync(file, `${text.slice(0, a + DOC_BEGIN.length)}\n${body}\n${text.slice(b)}`);
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`${file} has no ${begin} … ${end} block`);
+  writeFileSync(file, `${text.slice(0, a + begin.length)}\n${body}\n${text.slice(b)}`);
+}
+
+/** Replace the doc's blocks: the arrival figures in their own block when the doc has one, the rest in the main block. */
+function updateDoc(docFile: string, results: Results, prefix: string, charts: string[]): void {
+  const text = readFileSync(docFile, 'utf8');
+  const own = results.arrival !== undefined && text.includes(DOC_ARRIVAL_BEGIN) && text.includes(DOC_ARRIVAL_END);
+  if (own) replaceDocBlock(docFile, arrivalBlock(results, prefix, charts), DOC_ARRIVAL_BEGIN, DOC_ARRIVAL_END);
+  const rest: Results = own ? { ...results, arrival: undefined, targets: results.targets.filter((x) => x.section !== 'arrival') } : results;
+  const others = SECTIONS.some((s) => s !== 'arrival' && rest[s] !== undefined);
+  if (others || !own) replaceDocBlock(docFile, markdown(rest, prefix, charts));
 }
 
 /** Write results.json, report.md, the plots (and the doc block); print the summary. */
@@ -154,7 +170,7 @@ function publish(results: Results, opts: Options, outDir: string, progress: Prog
   if (opts.doc) {
     const docFile = path.resolve(REPO_ROOT, opts.doc);
     const prefix = `${path.relative(path.dirname(docFile), outDir) || '.'}/`;
-    replaceDocBlock(docFile, markdown(results, prefix, Object.keys(charts)));
+    updateDoc(docFile, results, prefix, Object.keys(charts));
   }
   const summary = textSummary(results);
   if (opts.json) {
@@ -180,7 +196,10 @@ async function main(): Promise<void> {
   const profile = structuredClone(PROFILES[opts.quick ? 'quick' : 'full']);
   if (opts.workers) profile.workers = opts.workers;
   if (opts.soakSeconds) profile.soak.durationMs = opts.soakSeconds * 1000;
-  if (opts.stores) profile.pairing.topologies = opts.stores;
+  if (opts.stores) {
+    profile.pairing.topologies = opts.stores;
+    profile.arrival.topologies = opts.stores;
+  }
   if (opts.rates) profile.pairing.rates = opts.rates;
   if (opts.relayTargets) profile.relay.targets = opts.relayTargets;
   const outDir = path.resolve(REPO_ROOT, opts.out);
@@ -201,7 +220,9 @@ async function main(): Promise<void> {
 
   const started = new Date();
   const loadStart = load1();
-  const command = `npm run bench --${opts.quick ? ' --quick' : ''}${opts.only.length < SECTIONS.length ? ` --only ${opts.only.join(',')}` : ''}`;
+  const command =
+    `npm run bench --${opts.quick ? ' --quick' : ''}${opts.only.length < SECTIONS.length ? ` --only ${opts.only.join(',')}` : ''}` +
+    `${opts.stores ? ` --stores ${opts.stores.join(',')}` : ''}${opts.cpuProf ? ' --cpu-prof' : ''}`;
   progress.line(`dyad-bench: ${profile.name} profile, sections ${opts.only.join(', ')}, ${profile.workers} load generators, load ${loadStart}`);
   const workers = await Workers.start(profile.workers);
   const ctx: BenchContext = { profile, workers, progress, outDir, cpuProfDir, diagnoseRedis: !opts.quick || opts.redisLog };
@@ -222,6 +243,8 @@ async function main(): Promise<void> {
     }
   };
   try {
+    // Arrival first: its latencies are the most sensitive to what earlier sections leave behind.
+    partial.arrival = await section('arrival', () => runArrival(ctx));
     partial.pairing = await section('pairing', () => runPairing(ctx));
     partial.relay = await section('relay', () => runRelay(ctx));
     partial.capacity = await section('capacity', () => runCapacity(ctx));
@@ -244,7 +267,8 @@ async function main(): Promise<void> {
     for (const f of readdirSync(cpuProfDir).filter((x) => x.endsWith('.cpuprofile'))) {
       const file = path.join(cpuProfDir, f);
       const { summary, profile: prof } = analyze(file);
-      const flame = file.replace(/\.cpuprofile$/, '.flame.svg');
+      // Named as in docs/bench: flame-<label>.svg.
+      const flame = path.join(cpuProfDir, `flame-${f.replace(/\.cpuprofile$/, '')}.svg`);
       writeFileSync(flame, flameGraph(prof, f));
       partial.profiles.push({ file: path.relative(REPO_ROOT, file), flame: path.relative(REPO_ROOT, flame), top: formatSummary(summary, 15) });
     }

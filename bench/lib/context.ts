@@ -20,6 +20,18 @@ export interface ProfileSettings {
     cycleWarmupMs: number;
     cycleMs: number;
   };
+  arrival: {
+    /** Dyad set-ups measured beside the floor (memory: one-trip and POST /register; Redis: one-trip). */
+    topologies: TopologyName[];
+    /** Pairs measured one visitor at a time, after `warmupPairs` not measured. */
+    pairs: number;
+    warmupPairs: number;
+    /** Visitors arriving at once; `burstRuns` runs of each size, the median reported. */
+    bursts: number[];
+    burstRuns: number;
+    /** Longest wait for one visitor to be in the pool or matched. */
+    timeoutMs: number;
+  };
   relay: {
     /** Servers compared, in this order. */
     targets: RelayTarget[];
@@ -57,6 +69,7 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
       cycleWarmupMs: 700,
       cycleMs: 1_200,
     },
+    arrival: { topologies: ['memory', 'redis-1'], pairs: 100, warmupPairs: 20, bursts: [100], burstRuns: 3, timeoutMs: 5_000 },
     relay: { targets: ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-cross'], pairs: 20, window: 8, rate: 5_000, warmupMs: 300, durationMs: 1_000 },
     capacity: { steps: [1_000, 2_500, 5_000], holdMs: 500, rate: 5_000, addresses: 4 },
     soak: { sessions: 200, durationMs: 6_000, sampleMs: 1_500, dwellSec: [1, 3], leaveChance: 0.1 },
@@ -75,6 +88,7 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
       cycleWarmupMs: 2_000,
       cycleMs: 6_000,
     },
+    arrival: { topologies: ['memory', 'redis-1'], pairs: 300, warmupPairs: 50, bursts: [100, 500], burstRuns: 5, timeoutMs: 10_000 },
     relay: {
       targets: ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross'],
       pairs: 50,

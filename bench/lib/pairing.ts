@@ -5,7 +5,7 @@ import { sleep } from './procs.js';
 import { diffHistogram, fractionWithin, histogram, histogramQuantile, sumHistograms, total, type Scrape } from './prom.js';
 import { cdf, mergeSamples, summarize, type Summary } from './stats.js';
 import type { ArrivalsResult, CycleResult } from './tasks.js';
-import { startTopology, TOPOLOGY_LABEL, Unavailable, type Topology, type TopologyName } from './topology.js';
+import { startForSection, TOPOLOGY_LABEL, type Topology, type TopologyName } from './topology.js';
 import type { Point } from './svg.js';
 import { profileRedis, type RedisProfile } from './redis-diag.js';
 
@@ -261,20 +261,8 @@ async function cycleStep(ctx: BenchContext, topo: Topology): Promise<CycleStep> 
 export async function runPairing(ctx: BenchContext): Promise<PairingResults> {
   const out: PairingResults = { steps: [], cycles: [], unavailable: {}, errors: [] };
   for (const name of ctx.profile.pairing.topologies) {
-    if (name !== 'memory' && ctx.redisUnavailable) {
-      out.unavailable[name] = ctx.redisUnavailable;
-      continue;
-    }
-    let topo: Topology;
-    try {
-      topo = await startTopology(name, { label: `pairing-${name}`, cpuProfDir: ctx.cpuProfDir });
-    } catch (err) {
-      if (!(err instanceof Unavailable)) throw err;
-      out.unavailable[name] = err.message;
-      if (name !== 'memory') ctx.redisUnavailable = err.message;
-      ctx.progress.line(`pairing, ${TOPOLOGY_LABEL[name]}: redis mode unavailable (${err.message})`);
-      continue;
-    }
+    const topo = await startForSection(ctx, 'pairing', name, out.unavailable);
+    if (!topo) continue;
     const failed = async (what: string, err: unknown): Promise<void> => {
       const msg = `pairing, ${TOPOLOGY_LABEL[name]}, ${what}: failed: ${err instanceof Error ? err.message : String(err)}`;
       out.errors.push(msg);

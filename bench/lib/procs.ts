@@ -2,7 +2,7 @@
 // redis-server, the peer servers, and the load-generator workers. Every child
 // is tracked and killed when the run ends, however it ends.
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -82,6 +82,23 @@ export function cpuSeconds(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * CPU seconds a process has used so far, summed over its live threads from
+ * /proc/PID/task/TID/schedstat (nanoseconds): for windows of a few hundred
+ * milliseconds, where the 10 ms ticks of `cpuSeconds` are too coarse. Falls
+ * back to `cpuSeconds` where schedstat cannot be read.
+ */
+export function threadCpuSeconds(pid: number): number {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    if (Number.isFinite(ns)) return ns / 1e9;
+  } catch {
+    // Gone, or no schedstat here.
+  }
+  return cpuSeconds(pid);
 }
 
 /** Keeps the last `max` characters of a stream, for error messages. */

@@ -74,7 +74,8 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startPeerServer(file: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+/** Start one of the comparison servers in `bench/lib/peers/` and wait for its port. */
+export async function startPeerServer(file: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const child = spawnRaised(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench/lib/peers', file)], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,5 +1,7 @@
 // Turns a run's results into the verdicts against the issue's targets, a
 // plain-text summary, a Markdown report and the SVG plots.
+import type { ArrivalResults } from './arrival.js';
+import { ARRIVAL_PLOTS, arrivalNotes, arrivalPlots, arrivalTable, arrivalTargets } from './arrival-report.js';
 import type { CapacityResults } from './capacity.js';
 import { fmtInt, fmtKiB, fmtMiB, fmtMs } from './context.js';
 import type { FrameResults } from './frame.js';
@@ -26,6 +28,7 @@ export interface RunMeta {
 
 export interface Results {
   meta: RunMeta;
+  arrival?: ArrivalResults;
   pairing?: PairingResults;
   relay?: RelayResults;
   capacity?: CapacityResults;
@@ -35,13 +38,18 @@ export interface Results {
   targets: TargetRow[];
 }
 
-export type Verdict = 'met' | 'missed' | 'not measured';
+/** `anomaly`: a double match, a room not of two, or a lost match where the figure was measured. */
+export type Verdict = 'met' | 'missed' | 'not measured' | 'anomaly';
 
 export interface TargetRow {
   what: string;
   target: string;
   measured: string;
   verdict: Verdict;
+  /** A figure to compare with that is not measured here (the Go server's, from the issue). */
+  reference?: string;
+  /** Set for the rows of a section that has a block of its own in the doc. */
+  section?: 'arrival';
 }
 
 const pct = (v: number): string => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '–');
@@ -158,6 +166,7 @@ export function targets(r: Omit<Results, 'targets'>, targetRate: number): Target
       verdict: soak.end.heapUsed <= soak.start.heapUsed * 1.05 + MiB ? 'met' : 'missed',
     });
   }
+  if (r.arrival) rows.push(...arrivalTargets(r.arrival));
   return rows;
 }
 
@@ -169,12 +178,22 @@ function table(head: string[], rows: string[][]): string {
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** The TARGETS table; a reference column when a row has one. */
+function targetTable(rows: TargetRow[]): { head: string[]; rows: string[][] } {
+  const ref = rows.some((x) => x.reference !== undefined);
+  return {
+    head: ['', 'target', ...(ref ? ['Go server (issue, not measured here)'] : []), 'measured', 'verdict'],
+    rows: rows.map((x) => [x.what, x.target, ...(ref ? [x.reference ?? ''] : []), x.measured, x.verdict]),
+  };
+}
+
 function mdTable(head: string[], rows: string[][]): string {
   const esc = (s: string): string => s.replace(/\|/g, '\\|');
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
 }
 
 interface Tables {
+  arrival?: { head: string[]; rows: string[][] };
   pairing?: { head: string[]; rows: string[][] };
   cycles?: { head: string[]; rows: string[][] };
   relay?: { head: string[]; rows: string[][] };
@@ -183,7 +202,7 @@ interface Tables {
 }
 
 function tables(r: Results): Tables {
-  const t: Tables = {};
+  const t: Tables = { arrival: arrivalTable(r.arrival) };
   if (r.pairing?.steps.length) {
     t.pairing = {
       head: ['store', 'offered/s', 'arrived/s', 'pairings/s', 'pool wait p50/p95/p99 ms', 'server p99 ms (≤5 ms)', 'connect→matched p50/p95/p99 ms', 'failed', 'cores server/redis/clients', 'server µs/session', 'load'],
@@ -282,6 +301,8 @@ export function textSummary(r: Results): string {
     `Dyad benchmark (${m.profile}) on ${m.host.cpus} × ${m.host.cpuModel}, ${m.host.memGiB} GiB, Node ${m.host.node}; ` +
       `load ${m.load1.start} → ${m.load1.end}; ${m.durationSec.toFixed(0)} s`,
   );
+  if (t.arrival) out.push('', "ARRIVAL (the second arrival's first request -> both hold matched; bursts: all at once -> all matched)", table(t.arrival.head, t.arrival.rows));
+  for (const n of arrivalNotes(r.arrival)) out.push(`  ${n}`);
   if (t.pairing) out.push('', 'PAIRING (sessions arriving; one-trip start -> matched -> clean close)', table(t.pairing.head, t.pairing.rows));
   if (t.cycles) out.push('', 'PAIRING THROUGHPUT (held sessions, next on every match)', table(t.cycles.head, t.cycles.rows));
   for (const c of r.pairing?.cycles ?? []) if (c.redis) out.push(`${TOPOLOGY_LABEL[c.topology]}: ${formatRedisProfile(c.redis, 'pairing')}`);
@@ -293,22 +314,53 @@ export function textSummary(r: Results): string {
   if (t.capacity) out.push('', 'CAPACITY (idle sessions in one process)', table(t.capacity.head, t.capacity.rows));
   if (t.soak) out.push('', 'CHURN SOAK', table(t.soak.head, t.soak.rows));
   if (r.frame) out.push('', `CLICK TO FIRST FRAME (Chromium): ${frameText(r.frame)}`);
-  out.push('', 'TARGETS', table(['', 'target', 'measured', 'verdict'], r.targets.map((x) => [x.what, x.target, x.measured, x.verdict])));
+  const tt = targetTable(r.targets);
+  out.push('', 'TARGETS', table(tt.head, tt.rows));
   return `${out.join('\n')}\n`;
+}
+
+/** When, how and where a run was measured, and its notes. */
+function metaMarkdown(m: RunMeta): string[] {
+  const out = [
+    `Measured ${m.finished.slice(0, 16).replace('T', ' ')} UTC with \`${m.command}\` (${m.profile} profile, ${m.durationSec.toFixed(0)} s) on ` +
+      `${m.host.cpus} × ${m.host.cpuModel}, ${m.host.memGiB} GiB RAM, Linux ${m.host.kernel}, Node ${m.host.node}; ` +
+      `${m.workers} load-generator processes on the same machine; 1-minute load average ${m.load1.start} at the start, ${m.load1.end} at the end.`,
+  ];
+  for (const n of m.notes) out.push('', `> ${n}`);
+  return out;
+}
+
+const mdTargets = (rows: TargetRow[]): string => {
+  const tt = targetTable(rows);
+  return mdTable(tt.head, tt.rows.map((x) => [...x.slice(0, -1), `**${x[x.length - 1] ?? ''}**`]));
+};
+
+const imgOf = (plots: string[], imgPrefix: string) => (name: string, alt: string): string => (plots.includes(name) ? `![${alt}](${imgPrefix}${name})\n` : '');
+
+/** The arrival section's table, notes and plots. */
+function arrivalMarkdown(t: Tables, r: Results, img: (name: string, alt: string) => string): string[] {
+  if (!t.arrival) return arrivalNotes(r.arrival).map((n) => `\n${n}.`);
+  return [
+    '',
+    mdTable(t.arrival.head, t.arrival.rows),
+    '',
+    ...arrivalNotes(r.arrival).map((n) => `${n}.\n`),
+    ...Object.entries(ARRIVAL_PLOTS).map(([name, alt]) => img(name, alt)),
+  ];
+}
+
+/** The arrival section alone, with the run's details and its own targets: for a block of its own in a doc. */
+export function arrivalBlock(r: Results, imgPrefix: string, plots: string[]): string {
+  const out = [...metaMarkdown(r.meta), '', mdTargets(r.targets.filter((x) => x.section === 'arrival')), ...arrivalMarkdown(tables(r), r, imgOf(plots, imgPrefix))];
+  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
 }
 
 export function markdown(r: Results, imgPrefix: string, plots: string[]): string {
   const t = tables(r);
-  const m = r.meta;
-  const img = (name: string, alt: string): string => (plots.includes(name) ? `![${alt}](${imgPrefix}${name})\n` : '');
-  const out: string[] = [];
-  out.push(
-    `Measured ${m.finished.slice(0, 16).replace('T', ' ')} UTC with \`${m.command}\` (${m.profile} profile, ${m.durationSec.toFixed(0)} s) on ` +
-      `${m.host.cpus} × ${m.host.cpuModel}, ${m.host.memGiB} GiB RAM, Linux ${m.host.kernel}, Node ${m.host.node}; ` +
-      `${m.workers} load-generator processes on the same machine; 1-minute load average ${m.load1.start} at the start, ${m.load1.end} at the end.`,
-  );
-  for (const n of m.notes) out.push('', `> ${n}`);
-  out.push('', '#### Targets', '', mdTable(['', 'target', 'measured', 'verdict'], r.targets.map((x) => [x.what, x.target, x.measured, `**${x.verdict}**`])));
+  const img = imgOf(plots, imgPrefix);
+  const out: string[] = [...metaMarkdown(r.meta)];
+  out.push('', '#### Targets', '', mdTargets(r.targets));
+  if (r.arrival) out.push('', '#### Arrival', ...arrivalMarkdown(t, r, img));
   if (t.pairing) {
     out.push('', '#### Pairing', '', mdTable(t.pairing.head, t.pairing.rows), '');
     out.push(img('pairing-latency.svg', 'pool wait and connect-to-matched p99 against offered arrivals'));
@@ -349,7 +401,7 @@ export function markdown(r: Results, imgPrefix: string, plots: string[]): string
 const TOPO_ORDER: TopologyName[] = ['memory', 'redis-1', 'redis-2'];
 
 export function plots(r: Results): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = arrivalPlots(r.arrival);
   const p = r.pairing;
   if (p?.steps.length) {
     const topos = TOPO_ORDER.filter((t) => p.steps.some((s) => s.topology === t));

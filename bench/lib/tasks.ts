@@ -130,7 +130,58 @@ export interface SoakCounters {
   cpuSec: number;
 }
 
-export type Task = ArrivalsTask | CycleTask | RelayTask | HoldTask | SoakTask;
+/** How a visitor arrives: a one-trip start, POST /register then its socket, or a bare upgrade to the floor server. */
+export type ArrivalWay = 'one-trip' | 'register' | 'floor';
+
+/**
+ * Visitors arriving one pair at a time (`pairs`: the first waits in the pool,
+ * then the second arrives) or all at once (`burst`); each is matched, then
+ * closes with 1000.
+ */
+export interface VisitorsTask {
+  kind: 'visitors';
+  way: ArrivalWay;
+  /** http://HOST:PORT of the matching processes (or of the floor server); arrivals go round-robin. */
+  servers: string[];
+  shape: 'pairs' | 'burst';
+  /** Pairs (`pairs`) or visitors (`burst`). */
+  count: number;
+  /** Longest wait for one visitor to be in the pool, or matched. */
+  timeoutMs: number;
+  /** The task stops starting pairs after this long, whatever is left. */
+  deadlineMs: number;
+  /** Unique per run: the floor's visitors name themselves with it. */
+  tag: string;
+}
+
+/** What went wrong with the matches of a set of visitors. */
+export interface MatchAnomalies {
+  /** Visitors told `matched` more than once. */
+  doubles: number;
+  /** Rooms that are not two visitors who both got it, each named as the other's `peer`, one the initiator. */
+  oddRooms: number;
+  /** Visitors never matched (failed to arrive, or not matched within the timeout). */
+  lost: number;
+  /** Why visitors failed, by cause. */
+  failed: Record<string, number>;
+}
+
+export interface VisitorsResult {
+  /**
+   * `pairs`: one sample per pair, from the second arrival's first request (TCP
+   * connect or POST) until both hold `matched`; `burst`: one sample, from the
+   * first arrival until every visitor holds `matched` (NaN if one never did).
+   */
+  latencyMs: number[];
+  /** Wall time of the task: pairs per second = latencyMs.length / elapsedMs. */
+  elapsedMs: number;
+  /** Arrivals started. */
+  sessions: number;
+  anomalies: MatchAnomalies;
+  cpuSec: number;
+}
+
+export type Task = ArrivalsTask | CycleTask | RelayTask | HoldTask | SoakTask | VisitorsTask;
 
 export type ToWorker =
   | { op: 'run'; id: number; task: Task }

@@ -1,6 +1,7 @@
 // The server set-ups a run measures: one process on the embedded store, or
 // one or two processes sharing a private Redis.
 import { randomBytes } from 'node:crypto';
+import type { BenchContext } from './context.js';
 import { cpuSeconds, rssBytes, startDyad, startRedis, type DyadProcess, type RedisProcess } from './procs.js';
 import { scrape, type Scrape } from './prom.js';
 
@@ -37,6 +38,32 @@ export interface StartOptions {
 
 export class Unavailable extends Error {
   override readonly name = 'Unavailable';
+}
+
+/**
+ * Start a set-up for one section of a run, or note in `unavailable` why it
+ * cannot run: a Redis set-up that failed to start once is not tried again in
+ * the same run (`ctx.redisUnavailable`).
+ */
+export async function startForSection(
+  ctx: BenchContext,
+  section: string,
+  name: TopologyName,
+  unavailable: Partial<Record<TopologyName, string>>,
+): Promise<Topology | undefined> {
+  if (name !== 'memory' && ctx.redisUnavailable) {
+    unavailable[name] = ctx.redisUnavailable;
+    return undefined;
+  }
+  try {
+    return await startTopology(name, { label: `${section}-${name}`, cpuProfDir: ctx.cpuProfDir });
+  } catch (err) {
+    if (!(err instanceof Unavailable)) throw err;
+    unavailable[name] = err.message;
+    if (name !== 'memory') ctx.redisUnavailable = err.message;
+    ctx.progress.line(`${section}, ${TOPOLOGY_LABEL[name]}: redis mode unavailable (${err.message})`);
+    return undefined;
+  }
 }
 
 export async function startTopology(name: TopologyName, opts: StartOptions = {}): Promise<Topology> {

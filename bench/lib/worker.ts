@@ -1,6 +1,7 @@
 // A load-generator process. The coordinator forks several (one core cannot
 // drive a server that has the other one), sends each a task over IPC, and
 // merges what they report. Clients speak the raw wire protocol over `ws`.
+import http from 'node:http';
 import WebSocket from 'ws';
 import { Samples } from './stats.js';
 import type {
@@ -11,11 +12,14 @@ import type {
   FromWorker,
   HoldStatus,
   HoldTask,
+  MatchAnomalies,
   RelayResult,
   RelayTask,
   SoakCounters,
   SoakTask,
   ToWorker,
+  VisitorsResult,
+  VisitorsTask,
 } from './tasks.js';
 
 const WS_OPTS = {
@@ -73,6 +77,7 @@ interface Msg {
   id?: string;
   token?: string;
   peer?: string;
+  initiator?: boolean;
   room_code?: string;
   data?: { t?: number };
   payload?: { t?: number };
@@ -705,6 +710,220 @@ async function soak(t: SoakTask): Promise<SoakCounters> {
   return c;
 }
 
+// ------------------------------------------------------------------ visitors
+
+/** Longest wait for the sockets of a pair or a burst to close once told to. */
+const CLOSE_WAIT_MS = 5_000;
+/** After a burst is all matched, how long a second `matched` is waited for before the sockets close. */
+const BURST_SETTLE_MS = 200;
+/** A pairs task stops after this many pairs in a row went wrong (a server that stopped answering). */
+const GIVE_UP_AFTER = 3;
+/** Both sides pair by mode only; video is what a POST /register without a body means. */
+const VISITOR_MODE = 'video';
+
+/** A promise settled from outside, once; its rejection is handled (a failed visitor is counted, not thrown). */
+function latch<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((a, b) => {
+    resolve = a;
+    reject = b;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/** What `p` resolves to, or undefined when it rejects or takes longer than `ms`. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    const done = (v: T | undefined): void => {
+      clearTimeout(timer);
+      resolve(v);
+    };
+    p.then(done, () => done(undefined));
+  });
+}
+
+/** One arriving visitor: its session id and every `matched` it is told. */
+interface Visitor {
+  /** From `session` (one-trip), the POST /register answer, or the name it gave the floor. */
+  id?: string;
+  ws?: WebSocket;
+  /** In the pool: Dyad said `waiting`; the floor answered the upgrade (it says nothing else before the pair). */
+  ready: Promise<void>;
+  /** When its first `matched` arrived. */
+  matchedAt: Promise<number>;
+  matched: Msg[];
+  closed: Promise<void>;
+  /** Why it never matched, if it did not. */
+  failure?: string;
+  /** Told to leave: a registration still under way opens no socket. */
+  gone: boolean;
+}
+
+/** POST /register on a connection of its own, as a new visitor has none to reuse. */
+function register(base: string): Promise<{ id: string; token: string }> {
+  const body = JSON.stringify({ mode: VISITOR_MODE });
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${base}/register`,
+      { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`http ${res.statusCode}`));
+          const j = JSON.parse(Buffer.concat(chunks).toString()) as { id?: unknown; token?: unknown };
+          if (typeof j.id !== 'string' || typeof j.token !== 'string') return reject(new Error('register: no id or token'));
+          resolve({ id: j.id, token: j.token });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Start visitor `n` of a task now: its first request (TCP connect, or the POST) goes out at once. */
+function arrive(t: VisitorsTask, n: number): Visitor {
+  const ready = latch<void>();
+  const matched = latch<number>();
+  const closed = latch<void>();
+  const v: Visitor = { ready: ready.promise, matchedAt: matched.promise, matched: [], closed: closed.promise, gone: false };
+  const fail = (why: string): void => {
+    if (v.matched.length === 0) v.failure ??= why;
+    ready.reject(new Error(why));
+    matched.reject(new Error(why));
+  };
+  const base = t.servers[n % t.servers.length] as string;
+  const wsBase = base.replace(/^http/, 'ws');
+  const connect = (url: string): void => {
+    const ws = new WebSocket(url, WS_OPTS);
+    v.ws = ws;
+    if (t.way === 'floor') ws.once('open', () => ready.resolve());
+    ws.on('message', (data) => {
+      const at = performance.now();
+      const m = JSON.parse(String(data)) as Msg;
+      if (m.event === 'matched') {
+        v.matched.push(m);
+        matched.resolve(at);
+      } else if (m.event === 'waiting') ready.resolve();
+      else if (m.event === 'session') v.id = m.id;
+      else if (m.event === 'error') fail(errorEventKey(m));
+    });
+    ws.on('error', (err) => fail(errKey(err)));
+    ws.on('close', (code) => {
+      fail(v.gone ? 'not matched in time' : `closed ${code}`);
+      closed.resolve();
+    });
+  };
+  if (t.way === 'register') {
+    register(base).then(
+      (s) => {
+        v.id = s.id;
+        if (v.gone) closed.resolve();
+        else connect(`${wsBase}/ws/${encodeURIComponent(s.id)}?token=${encodeURIComponent(s.token)}`);
+      },
+      (err: Error) => {
+        fail(errKey(err));
+        closed.resolve();
+      },
+    );
+  } else if (t.way === 'one-trip') {
+    connect(`${wsBase}/ws?mode=${VISITOR_MODE}`);
+  } else {
+    v.id = `${t.tag}-${n}`;
+    connect(`${wsBase}/?name=${v.id}`);
+  }
+  return v;
+}
+
+/** Close every visitor with 1000 (its session ends) and wait, bounded, until all are closed. */
+async function leave(vs: readonly Visitor[]): Promise<void> {
+  for (const v of vs) {
+    v.gone = true;
+    if (v.ws?.readyState === WebSocket.OPEN) v.ws.close(1000);
+    else if (v.ws?.readyState === WebSocket.CONNECTING) v.ws.terminate();
+  }
+  if ((await within(Promise.all(vs.map((v) => v.closed)), CLOSE_WAIT_MS)) === undefined) for (const v of vs) v.ws?.terminate();
+}
+
+const noAnomalies = (): MatchAnomalies => ({ doubles: 0, oddRooms: 0, lost: 0, failed: {} });
+const anomalyCount = (a: MatchAnomalies): number => a.doubles + a.oddRooms + a.lost;
+
+/** Count into `into` what is wrong with the matches of these visitors (all that will come has come). */
+function audit(vs: readonly Visitor[], into: MatchAnomalies): void {
+  const rooms = new Map<string, Visitor[]>();
+  for (const v of vs) {
+    const first = v.matched[0];
+    if (!first) {
+      into.lost++;
+      bump(into.failed, v.failure ?? 'not matched in time');
+      continue;
+    }
+    if (v.matched.length > 1) into.doubles++;
+    const room = first.room_code ?? '';
+    const members = rooms.get(room);
+    if (members) members.push(v);
+    else rooms.set(room, [v]);
+  }
+  for (const members of rooms.values()) {
+    const [x, y] = members;
+    const mx = x?.matched[0];
+    const my = y?.matched[0];
+    const sound = members.length === 2 && mx?.peer === y?.id && my?.peer === x?.id && mx?.initiator !== my?.initiator;
+    if (!sound) into.oddRooms++;
+  }
+}
+
+async function visitors(t: VisitorsTask): Promise<VisitorsResult> {
+  const tell = progressOf();
+  const cpu0 = cpuNow();
+  const t0 = performance.now();
+  const latencyMs: number[] = [];
+  const anomalies = noAnomalies();
+  let n = 0;
+  let matched = 0;
+  const progress = setInterval(() => tell({ arrived: n, matched }), PROGRESS_EVERY_MS);
+  try {
+    if (t.shape === 'burst') {
+      const vs = Array.from({ length: t.count }, () => arrive(t, n++));
+      const at = await Promise.all(vs.map((v) => within(v.matchedAt, t.timeoutMs)));
+      const times = at.filter((x): x is number => x !== undefined);
+      matched = times.length;
+      latencyMs.push(times.length === vs.length ? Math.max(...times) - t0 : Number.NaN);
+      // A second `matched` would come now.
+      await sleep(BURST_SETTLE_MS);
+      audit(vs, anomalies);
+      await leave(vs);
+    } else {
+      let wrongInARow = 0;
+      for (let i = 0; i < t.count && performance.now() - t0 < t.deadlineMs && wrongInARow < GIVE_UP_AFTER; i++) {
+        const a = arrive(t, n++);
+        const pair = [a];
+        let start = Number.NaN;
+        if (await within(a.ready.then(() => true), t.timeoutMs)) {
+          // From here: the second arrival's first request.
+          start = performance.now();
+          pair.push(arrive(t, n++));
+        }
+        const at = await Promise.all(pair.map((v) => within(v.matchedAt, t.timeoutMs)));
+        const times = at.filter((x): x is number => x !== undefined);
+        matched += times.length;
+        if (pair.length === 2 && times.length === 2) latencyMs.push(Math.max(...times) - start);
+        await leave(pair);
+        const before = anomalyCount(anomalies);
+        audit(pair, anomalies);
+        wrongInARow = anomalyCount(anomalies) > before ? wrongInARow + 1 : 0;
+      }
+    }
+  } finally {
+    clearInterval(progress);
+  }
+  return { latencyMs, elapsedMs: performance.now() - t0, sessions: n, anomalies, cpuSec: cpuNow() - cpu0 };
+}
+
 // ------------------------------------------------------------------ main
 
 let holder: Holder | undefined;
@@ -724,7 +943,15 @@ process.on('message', (m: ToWorker) => {
         return;
       }
       const run =
-        task.kind === 'arrivals' ? arrivals(task) : task.kind === 'cycle' ? cycle(task) : task.kind === 'relay' ? relay(task) : soak(task);
+        task.kind === 'arrivals'
+          ? arrivals(task)
+          : task.kind === 'cycle'
+            ? cycle(task)
+            : task.kind === 'relay'
+              ? relay(task)
+              : task.kind === 'visitors'
+                ? visitors(task)
+                : soak(task);
       run.then((result) => send({ op: 'done', id: m.id, result }), fail);
       return;
     }
