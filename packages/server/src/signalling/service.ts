@@ -7,7 +7,7 @@ import { SignallingClientMessage } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
 import { decodeSegment, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
 import { handshakeProblem } from '../http/handshake.js';
-import { SOCKET_COUNT_WINDOW_SEC, SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
+import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
 
 export class SignallingService {
   readonly server: Server;
@@ -28,7 +28,7 @@ export class SignallingService {
         }
       },
       closed: (conn, left) => store.detachSignalling(conn.session, conn.id, left, hub.clock.now()),
-       }, ctx.limiter('sockets', settings.maxSocketsPerAddr, SOCKET_COUNT_WINDOW_SEC));
+       }, socketCount(store, settings.maxSocketsPerAddr));
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       if (req.method === 'GET' && path === '/') return sendJson(res, 200, { message: 'Dyad signalling service' });

@@ -135,4 +135,14 @@ export interface Store {
   ping(): Promise<boolean>;
   stats(): Promise<StoreStats>;
   close(): Promise<void>;
+
+  /**
+   * Count one more open socket (either service) from `addr`, or refuse when
+   * `max` are open already: open sockets, not a window, so a place is taken
+   * until releaseSocket gives it back. With several processes the count is
+   * theirs together, and what a process held goes when it is found dead.
+   */
+  admitSocket(addr: string, max: number): Promise<boolean>;
+  /** A socket counted by admitSocket closed (call exactly once per admitted socket). */
+  releaseSocket(addr: string): Promise<void>;
 }
