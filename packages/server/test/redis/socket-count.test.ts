@@ -115,6 +115,10 @@ describe('open sockets per address, two processes on one Redis', { timeout: 120_
     for (const [key, byProc] of left.held) assert.equal(byProc[a.procId], undefined, `${key} still counts sockets of the dead process: ${JSON.stringify(byProc)}`);
     assert.equal(await admin.exists(`${base}sa:${a.procId}`), 0, 'the dead process’s set of addresses is gone');
     assert.deepEqual(left.limiterKeys, [], 'no windowed counter of open sockets (with its hour-long lifetime)');
+    for (const key of left.held.keys()) {
+      const ttl = await admin.pttl(key);
+      assert.ok(ttl > 0 && ttl <= 3_600_000, `${key}, named by an address hash, expires (${ttl} ms)`);
+    }
 
     open.push(...(await openSockets(b.server, via, SOCKET_LIMIT - 1)));
     await expectFull(b.server, via, `socket ${SOCKET_LIMIT + 1} on the live process`);
