@@ -603,9 +603,11 @@ export class RedisStore implements Store {
       const lapsed = this.beaten && r.prev === '';
       this.epoch = r.epoch;
       this.beaten = true;
+      // Socket counts go on their own connection, beside the rest: they never hold up a heal or a replay.
+      const counts = this.unsyncedSockets.size > 0 ? this.syncSockets([...this.unsyncedSockets]) : undefined;
       if (lost || lapsed) await this.heal(lost);
       if (this.pending.length > 0) await this.replay();
-      if (this.unsyncedSockets.size > 0) await this.syncSockets([...this.unsyncedSockets]);
+      await counts;
     } catch {
       // Redis unreachable: the next beat tries again.
     } finally {
@@ -625,7 +627,7 @@ export class RedisStore implements Store {
         await this.rewindInbox();
       }
       // Redis lost this process's socket counts, or the reaper removed them: they are what it holds.
-      await this.syncSockets([...this.heldSockets.keys()]);
+      const counts = this.syncSockets([...this.heldSockets.keys()]);
       const all = [...this.local.values()].map((l) => ({ ...l, hint: l.m === undefined ? undefined : this.hints.get(l.m) }));
       for (let i = 0; i < all.length; i += BATCH) {
         const batch = all.slice(i, i + BATCH);
@@ -640,6 +642,7 @@ export class RedisStore implements Store {
         }
         await this.emit(fx);
       }
+      await counts;
     } finally {
       this.recovering = false;
     }
