@@ -105,7 +105,11 @@ export interface Settings {
   socketSendBufferBytes: number;
   /** Registrations (POST /register or one-trip start) per client address per minute. @default 30 */
   registerRatePerMin: number;
-  /** Open WebSockets (both services together) per client address. @default 32 */
+  /**
+   * WebSockets open at once per client address (both services, and with Redis
+   * every process, together): a place is taken on the upgrade and given back
+   * when its connection closes; no window. @default 32
+   */
   maxSocketsPerAddr: number;
   /** `next` messages per client address per minute. @default 120 */
   nextRatePerMin: number;

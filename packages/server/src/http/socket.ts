@@ -3,12 +3,11 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { CloseCode, parseMessage, type ErrorCode, type HttpError } from '@dyad/protocol';
 import type { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Connection, Hub } from '../core/hub.js';
-import type { AttachResult, Channel, Effects } from '../store/store.js';
+import type { AttachResult, Channel, Effects, Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
 import { newConnId } from '../core/ids.js';
 import { PaceBook, type Pace } from './pace.js';
@@ -23,10 +22,21 @@ export interface SocketLimits {
 }
 
 /**
- * Open sockets are counted per address in a window this long, so that counts
- * left behind by a process that died clear by themselves.
+ * Where open sockets are counted per address: the store, so that both
+ * services (and, on Redis, every process) count together.
  */
-export const SOCKET_COUNT_WINDOW_SEC = 3_600;
+export interface SocketCount {
+  /** Take a place for a socket from `addr`; false when the address has none left. */
+  open(addr: string): Promise<boolean>;
+  /** Give back a place taken by `open`. */
+  close(addr: string): Promise<void>;
+}
+
+/** The store's count of open sockets, at most `max` per address (MAX_SOCKETS_PER_ADDR). */
+export const socketCount = (store: Pick<Store, 'admitSocket' | 'releaseSocket'>, max: number): SocketCount => ({
+  open: (addr) => store.admitSocket(addr, max),
+  close: (addr) => store.releaseSocket(addr),
+});
 
 /** A client refused for holding too many sockets may try again after this long. */
 const SOCKET_RETRY_AFTER_SEC = 5;
@@ -132,7 +142,7 @@ export class SocketEdge<S extends z.ZodType> {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly handlers: SessionSocketHandlers<z.infer<S>>,
-    private readonly sockets: RateLimiterAbstract,
+    private readonly sockets: SocketCount,
     /** Frames of each client address, over all its sockets of both services in this process. */
     private readonly addressPaces: PaceBook,
   ) {
@@ -165,18 +175,19 @@ export class SocketEdge<S extends z.ZodType> {
    * to the upgrade. Returns a refusal, or undefined when admitted.
    */
   async admit(addr: string, socket: Duplex): Promise<{ status: number; body: HttpError } | undefined> {
-    try {
-      await this.sockets.consume(addr);
-    } catch (rej) {
-      if (!(rej instanceof RateLimiterRes)) throw rej;
-      // A refused consume still counted this socket: give it back.
-      await this.sockets.reward(addr).catch(() => undefined);
+    if (!(await this.sockets.open(addr))) {
       this.metrics.rejected.inc({ code: 'too-many-sockets' });
       return { status: 429, body: { status: 'error', message: 'too many open sockets from this address', retry_after: SOCKET_RETRY_AFTER_SEC } };
     }
-    socket.once('close', () => {
-      this.sockets.reward(addr).catch((err: unknown) => this.log.warn({ err }, 'socket count release failed'));
-    });
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.sockets.close(addr).catch((err: unknown) => this.log.warn({ err }, 'socket count release failed'));
+    };
+    // A client gone while its place was taken has had its 'close' already: give the place back now.
+    if (socket.closed) release();
+    else socket.once('close', release);
     return undefined;
   }
 

@@ -16,7 +16,7 @@ import {
 import { clientAddress, originAllowed } from '../http/client.js';
 import { handshakeProblem } from '../http/handshake.js';
 import { ClientGoneError, banRefusal, decodeSegment, readBody, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
-import { SOCKET_COUNT_WINDOW_SEC, SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
+import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { WebSocket } from 'ws';
 import type { Connection } from '../core/hub.js';
@@ -60,7 +60,7 @@ export class MatchingService {
         }
       },
       closed: (conn, left) => store.detachMatching(conn.session, conn.id, left, hub.clock.now()),
-       }, ctx.limiter('sockets', settings.maxSocketsPerAddr, SOCKET_COUNT_WINDOW_SEC), ctx.addressPaces);
+       }, socketCount(store, settings.maxSocketsPerAddr), ctx.addressPaces);
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (err instanceof ClientGoneError) return log.debug({ err: err.message }, 'request abandoned');

@@ -8,7 +8,7 @@ import { encodeSignalData } from '../core/frames.js';
 import { clientAddress, originAllowed } from '../http/client.js';
 import { banRefusal, decodeSegment, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
 import { handshakeProblem } from '../http/handshake.js';
-import { SOCKET_COUNT_WINDOW_SEC, SocketEdge, onUpgrade, refuseUpgrade } from '../http/socket.js';
+import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
 
 export class SignallingService {
   readonly server: Server;
@@ -30,7 +30,7 @@ export class SignallingService {
         }
       },
       closed: (conn, left) => store.detachSignalling(conn.session, conn.id, left, hub.clock.now()),
-       }, ctx.limiter('sockets', settings.maxSocketsPerAddr, SOCKET_COUNT_WINDOW_SEC), ctx.addressPaces);
+       }, socketCount(store, settings.maxSocketsPerAddr), ctx.addressPaces);
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       if (req.method === 'GET' && path === '/') return sendJson(res, 200, { message: 'Dyad signalling service' });

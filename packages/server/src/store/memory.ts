@@ -155,6 +155,8 @@ export class MemoryStore implements Store {
   /** Bytes kept for absent members in all (signals and chat), against keptBytesPerProcess. */
   private keptTotal = 0;
   private readonly random: () => number;
+  /** Address -> its open sockets (admitSocket), absent at zero. */
+  private readonly openSockets = new Map<string, number>();
 
   constructor(private readonly opts: MemoryStoreOptions) {
     this.random = opts.random ?? Math.random;
@@ -822,5 +824,20 @@ export class MemoryStore implements Store {
     this.sessions.clear();
     this.rooms.clear();
     this.keptTotal = 0;
+  }
+
+  async admitSocket(addr: string, max: number): Promise<boolean> {
+    const n = this.openSockets.get(addr) ?? 0;
+    if (n >= max) return false;
+    this.openSockets.set(addr, n + 1);
+    return true;
+  }
+
+  async releaseSocket(addr: string): Promise<void> {
+    const n = this.openSockets.get(addr);
+    if (n === undefined) return;
+    // Deleted at zero: an address that has gone costs nothing.
+    if (n <= 1) this.openSockets.delete(addr);
+    else this.openSockets.set(addr, n - 1);
   }
 }

@@ -189,4 +189,14 @@ export interface Store {
   listReports(now: number, limit: number): Promise<ReportSummary[]>;
   /** The live session of `token`, and whether its matching socket is open now. */
   presence(token: string): Promise<{ id: string; open: boolean } | undefined>;
+
+  /**
+   * Count one more open socket (either service) from `addr`, or refuse when
+   * `max` are open already: open sockets, not a window, so a place is taken
+   * until releaseSocket gives it back. With several processes the count is
+   * theirs together, and what a process held goes when it is found dead.
+   */
+  admitSocket(addr: string, max: number): Promise<boolean>;
+  /** A socket counted by admitSocket closed (call exactly once per admitted socket). */
+  releaseSocket(addr: string): Promise<void>;
 }

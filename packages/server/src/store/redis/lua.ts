@@ -1141,6 +1141,7 @@ redis.call('PEXPIRE', P .. 'procs', CFG.idxttl)
 redis.call('HDEL', P .. 'suspects', ME)
 redis.call('PEXPIRE', P .. 'pm:' .. ME, CFG.idxttl)
 redis.call('PEXPIRE', P .. 'ps:' .. ME, CFG.idxttl)
+redis.call('PEXPIRE', P .. 'sa:' .. ME, CFG.idxttl)
 redis.call('PEXPIRE', P .. 'inbox:' .. ME, CFG.inboxttl)
 local epoch = redis.call('GET', P .. 'epoch')
 if not epoch then
@@ -1178,7 +1179,13 @@ for _, proc in ipairs(redis.call('SMEMBERS', P .. 'procs')) do
           end
         end
       end
-      if redis.call('SCARD', P .. 'pm:' .. proc) == 0 and redis.call('SCARD', P .. 'ps:' .. proc) == 0 then
+      -- Its open sockets no longer count against their addresses (see SOCKET_SCRIPTS).
+      local held = P .. 'sa:' .. proc
+      for _, addr in ipairs(redis.call('SRANDMEMBER', held, batch)) do
+        redis.call('SREM', held, addr)
+        redis.call('HDEL', P .. 'so:' .. addr, proc)
+      end
+      if redis.call('SCARD', P .. 'pm:' .. proc) == 0 and redis.call('SCARD', P .. 'ps:' .. proc) == 0 and redis.call('SCARD', held) == 0 then
         redis.call('SREM', P .. 'procs', proc)
         redis.call('HDEL', P .. 'suspects', proc)
       end
@@ -1288,3 +1295,65 @@ export type ScriptName = keyof typeof BODIES;
 export const SCRIPTS: Readonly<Record<ScriptName, string>> = Object.freeze(
   Object.fromEntries(Object.entries(BODIES).map(([name, body]) => [name, `${PRELUDE}\n-- ${name}\n${body}`])) as Record<ScriptName, string>,
 );
+
+/**
+ * Open sockets per client address (MAX_SOCKETS_PER_ADDR). They run on every
+ * upgrade, so they are small scripts of their own, without the prelude, on the
+ * store's connection for limit checks.
+ *   KEYS[1]  the key prefix with its hash tag
+ *   ARGV[1]  id of the calling process
+ *   ARGV[2]  lifetime of a count without a write (ms)
+ * `so:<addr>` is a hash: process id -> sockets from that address open there.
+ * `sa:<P>` is the set of addresses with sockets open on P, so that the reaper
+ * (which removes a dead process's counts) and P's own release find them.
+ * A process writes its own counts as absolute numbers from what it holds, so
+ * a write that failed or came late is made good by the next one.
+ */
+export const SOCKET_SCRIPTS = {
+  // ARGV[3] address hash, ARGV[4] most sockets open at once, ARGV[5] this
+  // process's count with the new socket. Returns 1 when admitted (and counted).
+  admit: `
+local P, ME, ttl = KEYS[1], ARGV[1], ARGV[2]
+local addr, max, mine = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local key = P .. 'so:' .. addr
+local flat = redis.call('HGETALL', key)
+local open = mine
+for i = 1, #flat, 2 do
+  -- Sockets of a process without a heartbeat are gone (the reaper removes its count).
+  if flat[i] ~= ME and redis.call('EXISTS', P .. 'hb:' .. flat[i]) == 1 then open = open + tonumber(flat[i + 1]) end
+end
+if open > max then return 0 end
+redis.call('HSET', key, ME, ARGV[5])
+redis.call('PEXPIRE', key, ttl)
+redis.call('SADD', P .. 'sa:' .. ME, addr)
+return 1
+`,
+  // ARGV[3..] pairs of address hash and this process's count of it (0: none).
+  set: `
+local P, ME, ttl = KEYS[1], ARGV[1], ARGV[2]
+local held = P .. 'sa:' .. ME
+for i = 3, #ARGV - 1, 2 do
+  local addr, n = ARGV[i], ARGV[i + 1]
+  local key = P .. 'so:' .. addr
+  if tonumber(n) > 0 then
+    redis.call('HSET', key, ME, n)
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('SADD', held, addr)
+  else
+    redis.call('HDEL', key, ME)
+    redis.call('SREM', held, addr)
+  end
+end
+return 1
+`,
+  // This process stops: none of its sockets count any more.
+  release: `
+local P, ME = KEYS[1], ARGV[1]
+local held = P .. 'sa:' .. ME
+for _, addr in ipairs(redis.call('SMEMBERS', held)) do redis.call('HDEL', P .. 'so:' .. addr, ME) end
+redis.call('DEL', held)
+return 1
+`,
+} as const;
+
+export type SocketScriptName = keyof typeof SOCKET_SCRIPTS;

@@ -25,7 +25,7 @@ import {
   type StoreStats,
 } from '../store.js';
 import { toEffects, wellFormed, type RawResult } from './codec.js';
-import { CFG_NAMES, SCRIPTS, type ScriptName } from './lua.js';
+import { CFG_NAMES, SCRIPTS, SOCKET_SCRIPTS, type ScriptName, type SocketScriptName } from './lua.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
 import { countingReports, type ReportEntry } from '../../core/rules.js';
 import { KEPT_ITEM_OVERHEAD_BYTES } from '../../core/frames.js';
@@ -148,6 +148,11 @@ export class RedisStore implements Store {
   private readonly waiters: Waiter[] = [];
   private readonly pending: Pending[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly socketShas = new Map<SocketScriptName, string>();
+  /** Address -> sockets from it open here (admissions in flight included): what this process's count in Redis should be. */
+  private readonly heldSockets = new Map<string, number>();
+  /** Addresses whose count in Redis may differ from heldSockets (a write failed, or raced a refusal): written again on the next heartbeat. */
+  private readonly unsyncedSockets = new Set<string>();
   private handler: ((fx: Effects) => Promise<void>) | undefined;
   private epoch: string | undefined;
   private beaten = false;
@@ -207,6 +212,7 @@ export class RedisStore implements Store {
     };
     this.cfg = CFG_NAMES.map((n) => String(Math.round(settings[n]))).join(',');
     for (const [name, lua] of Object.entries(SCRIPTS)) this.shas.set(name as ScriptName, createHash('sha1').update(lua).digest('hex'));
+    for (const [name, lua] of Object.entries(SOCKET_SCRIPTS)) this.socketShas.set(name as SocketScriptName, createHash('sha1').update(lua).digest('hex'));
 
     const common: RedisOptions = {
       // Reconnect quickly and forever; the process stays up and /readyz says 503 meanwhile.
@@ -288,8 +294,10 @@ export class RedisStore implements Store {
   private async loadScripts(): Promise<void> {
     const pipe = this.client.pipeline();
     for (const name of this.shas.keys()) pipe.script('LOAD', SCRIPTS[name]);
+    for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
     // sha -> name, for whoever reads Redis's command log (bench/lib/redis-diag.ts); renewed at each (re)connect.
-    pipe.hset(`${this.prefix}scripts`, Object.fromEntries([...this.shas].map(([name, sha]) => [sha, name]))).pexpire(`${this.prefix}scripts`, INDEX_TTL_MS);
+    const names = Object.fromEntries([...this.shas, ...this.socketShas].map(([name, sha]) => [sha, name]));
+    pipe.hset(`${this.prefix}scripts`, names).pexpire(`${this.prefix}scripts`, INDEX_TTL_MS);
     await pipe.exec();
   }
 
@@ -624,8 +632,11 @@ export class RedisStore implements Store {
       const lapsed = this.beaten && r.prev === '';
       this.epoch = r.epoch;
       this.beaten = true;
+      // Socket counts go on their own connection, beside the rest: they never hold up a heal or a replay.
+      const counts = this.unsyncedSockets.size > 0 ? this.syncSockets([...this.unsyncedSockets]) : undefined;
       if (lost || lapsed) await this.heal(lost);
       if (this.pending.length > 0) await this.replay();
+      await counts;
     } catch {
       // Redis unreachable: the next beat tries again.
     } finally {
@@ -644,6 +655,8 @@ export class RedisStore implements Store {
         this.wakeWaiters(true);
         await this.rewindInbox();
       }
+      // Redis lost this process's socket counts, or the reaper removed them: they are what it holds.
+      const counts = this.syncSockets([...this.heldSockets.keys()]);
       const all = [...this.local.values()].map((l) => ({ ...l, hint: l.m === undefined ? undefined : this.hints.get(l.m) }));
       for (let i = 0; i < all.length; i += BATCH) {
         const batch = all.slice(i, i + BATCH);
@@ -658,6 +671,7 @@ export class RedisStore implements Store {
         }
         await this.emit(fx);
       }
+      await counts;
     } finally {
       this.recovering = false;
     }
@@ -703,6 +717,8 @@ export class RedisStore implements Store {
   private async touchLocal(): Promise<void> {
     const ids = [...this.local.keys()];
     for (let i = 0; i < ids.length; i += BATCH) await this.exec('touch', Date.now(), ids.slice(i, i + BATCH));
+    // The counts of addresses with sockets here outlive their last write only by SESSION_TTL_MS.
+    await this.syncSockets([...this.heldSockets.keys()]);
   }
 
   /** Read this process's inbox in order; resumes from the last id read after any reconnect. */
@@ -740,6 +756,7 @@ export class RedisStore implements Store {
     // Stop announcing ourselves first, or a heartbeat could bring us back to life.
     this.released = true;
     this.stopLoops();
+    const sockets = this.releaseSockets();
     try {
       await this.exec('release', now, []);
       this.local.clear();
@@ -751,6 +768,8 @@ export class RedisStore implements Store {
       // Unreachable: our heartbeat lapses and the other processes reap our sockets instead.
       this.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not release sockets');
       return emptyEffects();
+    } finally {
+      await sockets;
     }
   }
 
@@ -855,6 +874,89 @@ export class RedisStore implements Store {
       await withTimeout(this.client.quit(), 1_000, 'quit');
     } catch {
       this.client.disconnect();
+    }
+  }
+
+  // ------------------------------------------------------------ open sockets per address
+
+  /**
+   * Admit a socket from `addr` when fewer than `max` are open on all live
+   * processes together (lua.ts, SOCKET_SCRIPTS). While Redis cannot answer
+   * within REDIS_CALL_TIMEOUT_MS this process's own count decides, as the
+   * rate limiters' stand-ins do, and Redis hears of it once back.
+   */
+  async admitSocket(addr: string, max: number): Promise<boolean> {
+    const before = this.heldSockets.get(addr) ?? 0;
+    // Counted at once, so that admissions in flight together see each other.
+    this.heldSockets.set(addr, before + 1);
+    let admitted = before < max;
+    if (!this.released) {
+      try {
+        admitted = (await this.socketScript('admit', [addr, max, before + 1])) === 1;
+        // A write for this address sent meanwhile carried this socket: it must be written again without it.
+        if (!admitted) this.unsyncedSockets.add(addr);
+      } catch {
+        this.unsyncedSockets.add(addr);
+      }
+    }
+    if (!admitted) this.dropHeldSocket(addr);
+    return admitted;
+  }
+
+  async releaseSocket(addr: string): Promise<void> {
+    if (!this.heldSockets.has(addr)) return;
+    const n = this.dropHeldSocket(addr);
+    // After shutdown's release nothing of this process counts: writing would only leave a stale count behind.
+    if (this.released) return;
+    try {
+      await this.socketScript('set', [addr, n]);
+    } catch {
+      this.unsyncedSockets.add(addr);
+    }
+  }
+
+  /** One socket fewer from `addr` here; returns how many are left (the entry goes at zero). */
+  private dropHeldSocket(addr: string): number {
+    const n = (this.heldSockets.get(addr) ?? 0) - 1;
+    if (n > 0) this.heldSockets.set(addr, n);
+    else this.heldSockets.delete(addr);
+    return Math.max(0, n);
+  }
+
+  /** Write this process's counts of `addrs` as they are now; those that fail are tried again on a later heartbeat. */
+  private async syncSockets(addrs: string[]): Promise<void> {
+    if (this.released) return;
+    for (const a of addrs) this.unsyncedSockets.delete(a);
+    for (let i = 0; i < addrs.length; i += BATCH) {
+      const batch = addrs.slice(i, i + BATCH);
+      try {
+        await this.socketScript('set', batch.flatMap((a) => [a, this.heldSockets.get(a) ?? 0]));
+      } catch {
+        for (const a of batch) this.unsyncedSockets.add(a);
+      }
+    }
+  }
+
+  /** On shutdown: none of this process's sockets count any more (they are closing). */
+  private async releaseSockets(): Promise<void> {
+    try {
+      await this.socketScript('release', []);
+    } catch (err) {
+      // Unreachable: the reaper removes the counts once our heartbeat has lapsed.
+      this.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not release socket counts');
+    }
+  }
+
+  /** Run a socket-count script on the limits connection (its commands time out after REDIS_CALL_TIMEOUT_MS). */
+  private async socketScript(name: SocketScriptName, args: readonly (string | number)[]): Promise<unknown> {
+    const sha = this.socketShas.get(name) ?? '';
+    const argv = [this.procId, String(SESSION_TTL_MS), ...args.map(String)];
+    try {
+      return await this.limits.evalsha(sha, 1, this.base, ...argv);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw scrub(err, name);
+      await this.limits.script('LOAD', SOCKET_SCRIPTS[name]);
+      return await this.limits.evalsha(sha, 1, this.base, ...argv);
     }
   }
 }
