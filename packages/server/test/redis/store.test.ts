@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { ServerMessage } from '@dyad/protocol';
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis/index.js';
-import { SCRIPTS } from '../../src/store/redis/lua.js';
+import { SCRIPTS, SOCKET_SCRIPTS } from '../../src/store/redis/lua.js';
 import type { Effects } from '../../src/store/store.js';
 import { signalFrame } from '../../src/core/frames.js';
 import { DEFAULTS } from '../contract/harness.js';
@@ -176,7 +176,11 @@ describe('Redis store', { timeout: 60_000 }, () => {
     await Proc.start(p);
     const named = await admin.hgetall(`${p}scripts`);
     const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
-    assert.deepEqual(named, Object.fromEntries(Object.entries(SCRIPTS).map(([name, lua]) => [sha1(lua), name])));
+    const expected = [
+      ...Object.entries(SCRIPTS).map(([name, lua]) => [sha1(lua), name]),
+      ...Object.entries(SOCKET_SCRIPTS).map(([name, lua]) => [sha1(lua), `socket-${name}`]),
+    ];
+    assert.deepEqual(named, Object.fromEntries(expected));
     const ttl = await admin.pttl(`${p}scripts`);
     assert.ok(ttl > 0 && ttl <= 86_400_000, `a lifetime (${ttl})`);
   });

@@ -296,7 +296,7 @@ export class RedisStore implements Store {
     for (const name of this.shas.keys()) pipe.script('LOAD', SCRIPTS[name]);
     for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
     // sha -> name, for whoever reads Redis's command log (bench/lib/redis-diag.ts); renewed at each (re)connect.
-    const names = Object.fromEntries([...this.shas, ...this.socketShas].map(([name, sha]) => [sha, name]));
+    const names = Object.fromEntries([...this.shas, ...[...this.socketShas].map(([name, sha]) => [`socket-${name}`, sha] as const)].map(([name, sha]) => [sha, name]));
     pipe.hset(`${this.prefix}scripts`, names).pexpire(`${this.prefix}scripts`, INDEX_TTL_MS);
     await pipe.exec();
   }
