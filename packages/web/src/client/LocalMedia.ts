@@ -1,6 +1,7 @@
 // The camera and microphone. One stream lives across strangers (asking again
 // for every `next` would be slow and flicker the camera light); it is released
-// on Stop and when the page goes away.
+// on Stop, when the page goes away and whenever text is chosen: a person who
+// chose text never has a live camera or microphone.
 import { Store } from './Store.js';
 
 export type MediaErrorKind = 'denied' | 'not-found' | 'in-use' | 'insecure' | 'unknown';
@@ -99,7 +100,7 @@ export class LocalMedia {
       return Promise.resolve(null);
     }
     this.store.update((s) => ({ ...s, status: 'requesting', problem: null }));
-    const attempt = this.open().then(
+    const attempt: Promise<MediaStream | null> = this.open(() => this.pending === attempt).then(
       (stream) => {
         if (this.pending !== attempt) {
           // Released while the browser was still asking: do not keep the camera on.
@@ -120,7 +121,9 @@ export class LocalMedia {
         return stream;
       },
       (err: unknown) => {
-        if (this.pending === attempt) this.pending = null;
+        // Released meanwhile: the visitor has moved on, there is nothing to report.
+        if (this.pending !== attempt) return null;
+        this.pending = null;
         this.store.update((s) => ({ ...s, status: 'error', problem: describeMediaError(err) }));
         return null;
       },
@@ -129,24 +132,35 @@ export class LocalMedia {
     return attempt;
   }
 
-  /** Both devices if possible; one of them when the other is missing. */
-  private async open(): Promise<MediaStream> {
+  /**
+   * Both devices if possible; one of them when the other is missing. No
+   * further attempt is made once `current()` is false (released meanwhile).
+   */
+  private async open(current: () => boolean): Promise<MediaStream> {
     const gum = this.devices!.getUserMedia.bind(this.devices);
     try {
       return await gum({ video: VIDEO, audio: AUDIO });
     } catch (err) {
+      if (!current()) throw err;
       if (!(err instanceof Error || err instanceof DOMException) || err.name !== 'NotFoundError') throw err;
       try {
         return await gum({ video: VIDEO });
       } catch {
+        if (!current()) throw err;
         return await gum({ audio: AUDIO });
       }
     }
   }
 
+  /**
+   * Stops every track and forgets the stream; a request still in flight is
+   * stopped when it lands and asks for nothing more. Idempotent.
+   */
   release(): void {
+    const now = this.state;
+    if (!this.pending && !now.stream && now.status === 'off' && !now.problem) return;
     this.pending = null;
-    stopAll(this.state.stream);
+    stopAll(now.stream);
     this.store.update((s) => ({ ...s, status: 'off', stream: null, problem: null }));
   }
 

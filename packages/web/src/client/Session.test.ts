@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { FakeDevices, settle } from '../test-support/FakeDevices.js';
 import { LocalMedia } from './LocalMedia.js';
 import type { PeerLinkOptions, RoomInfo } from './PeerLink.js';
 import { Session, cleanInterests, oneTripUrl } from './Session.js';
@@ -75,10 +76,10 @@ class FakeLink implements PeerLinkLike {
 
 const config = { matchingUrl: 'http://127.0.0.1:8000', signallingUrl: 'https://sig.example:8001/' };
 
-function makeSession() {
+function makeSession(media: LocalMedia = new LocalMedia(undefined)) {
   return new Session({
     config,
-    media: new LocalMedia(undefined),
+    media,
     createSocket: (url) => new FakeSocket(url) as unknown as WebSocket,
     createPeerLink: (opts) => new FakeLink(opts),
     graceMs: 15_000,
@@ -399,6 +400,49 @@ describe('Session', () => {
     m.receive(matched({ mode: 'text' }));
     expect(FakeLink.all).toHaveLength(0);
     expect(session.state.phase).toBe('matched');
+  });
+
+  it('starting text releases a camera prepared for video and its spare link; text asks for none', async () => {
+    const devices = new FakeDevices();
+    const media = new LocalMedia(devices.asMediaDevices());
+    const session = makeSession(media);
+    // Video chosen and confirmed on the landing screen: camera and spare link made ahead.
+    void media.acquire();
+    devices.asks[0]!.grant();
+    await settle();
+    session.warmUp();
+    expect(devices.live).toHaveLength(2);
+    expect(FakeLink.all).toHaveLength(1);
+
+    const [m] = started(session, 'text');
+    expect(devices.live).toEqual([]);
+    expect(FakeLink.all[0]!.closed).toBe(true);
+    m.receive(matched({ mode: 'text' }));
+    m.receive({ event: 'peer-disconnected', reason: 'left', message: 'Stranger left' });
+    session.next();
+    session.stop();
+    session.next();
+    vi.advanceTimersByTime(1_000);
+    await settle();
+    expect(devices.asks).toHaveLength(1);
+    expect(FakeLink.all).toHaveLength(1);
+    expect(devices.live).toEqual([]);
+  });
+
+  it('a video chat left for text (Use text chat) ends every track', async () => {
+    const devices = new FakeDevices();
+    const media = new LocalMedia(devices.asMediaDevices());
+    const session = makeSession(media);
+    const [m] = started(session, 'video');
+    devices.asks[0]!.grant();
+    await settle();
+    m.receive(matched());
+    expect(devices.live).toHaveLength(2);
+    session.start({ mode: 'text', interests: [], lang: null });
+    vi.advanceTimersByTime(0);
+    expect(devices.live).toEqual([]);
+    expect(FakeLink.all.every((l) => l.closed)).toBe(true);
+    expect(devices.asks).toHaveLength(1);
   });
 
   it('sends typing only when it changes, and stops it after a pause', () => {

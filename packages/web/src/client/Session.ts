@@ -144,8 +144,12 @@ export class Session {
       const next = deps.media.state.stream;
       if (next === stream) return;
       stream = next;
-      // Not remade here: that would ask for the camera again (warmUp and the next search do).
-      if (next === null) this.closeSpare();
+      // Not remade here, nor later while we are not looking: that would ask for
+      // the camera again (warmUp and the next search do).
+      if (next === null) {
+        this.warm = false;
+        this.closeSpare();
+      }
     });
     // A DTLS certificate made ahead of time takes its generation off the path to the first frame.
     if (typeof RTCPeerConnection !== 'undefined' && RTCPeerConnection.generateCertificate) {
@@ -177,7 +181,9 @@ export class Session {
     this.outbox = [];
     this.dispatch({ type: 'start', mode: prefs.mode });
     // The camera warms up while the socket opens; both are needed by `matched`.
+    // Text has no camera or microphone: one prepared for video is released.
     if (prefs.mode === 'video') void this.deps.media.acquire();
+    else this.deps.media.release();
     const oneTrip = oneTripUrl(this.deps.config.matchingUrl, prefs);
     const socket: ResumableSocket = new ResumableSocket({
       url: (resume) =>

@@ -57,8 +57,11 @@ export function App(): ReactElement {
 
   // The camera starts once the visitor has confirmed, so Start finds it warm,
   // and with it the peer connection, so Start costs only the sockets.
+  // Text chosen: the camera and microphone go off (a spare peer connection
+  // holding them closes with them) and nothing asks for them again.
   useEffect(() => {
-    if (screen === 'landing' && adult && mode === 'video') void media.acquire();
+    if (mode !== 'video') media.release();
+    else if (screen === 'landing' && adult) void media.acquire();
   }, [screen, adult, mode, media]);
   useEffect(() => {
     if (!session || screen !== 'landing') return;

@@ -1,0 +1,237 @@
+// A person who chose text never has a live camera or microphone. Checked on
+// the tracks themselves, not on the screen: every page records each
+// getUserMedia call and every track it hands out (or a clone of one), and the
+// tests read their readyState. Real Chromium with fake devices against the
+// real server, inside the private network namespace of the test:e2e script.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { clickStart, launchBrowser, newUser, prepare, startServer, status, waitForMedia } from './harness.js';
+import type { RunningServer, User } from './harness.js';
+
+/** How long a page gets to end its tracks once text is chosen (a bounded wait, not a speed). */
+const RELEASE_WAIT_MS = 5_000;
+
+/**
+ * Runs before the app: wraps getUserMedia and MediaStreamTrack.clone so the
+ * page keeps a count of the calls and every track that was ever handed out.
+ * With `hold`, a granted stream reaches the app only once the test calls
+ * window.__letMediaThrough() (a browser still asking, the prompt still open).
+ * The client itself is unchanged. A string, so no loader helper ends up in the page.
+ */
+const recordMedia = (hold: boolean) => `(() => {
+  const record = { calls: 0, tracks: [], held: [] };
+  window.__media = record;
+  window.__letMediaThrough = () => { for (const pass of record.held.splice(0)) pass(); };
+  const devices = navigator.mediaDevices;
+  if (!devices || !devices.getUserMedia) return;
+  const native = devices.getUserMedia.bind(devices);
+  devices.getUserMedia = (constraints) => {
+    record.calls++;
+    const asked = native(constraints).then((stream) => {
+      record.tracks.push(...stream.getTracks());
+      return stream;
+    });
+    if (!${hold}) return asked;
+    return asked.then((stream) => new Promise((resolve) => record.held.push(() => resolve(stream))));
+  };
+  const clone = MediaStreamTrack.prototype.clone;
+  MediaStreamTrack.prototype.clone = function () {
+    const copy = clone.call(this);
+    record.tracks.push(copy);
+    return copy;
+  };
+})();`;
+
+interface MediaRecord {
+  /** getUserMedia calls so far. */
+  readonly calls: number;
+  /** Tracks ever handed out. */
+  readonly tracks: number;
+  /** Of those, the ones still live, as "kind:label". */
+  readonly live: string[];
+}
+
+const mediaRecord = (page: Page): Promise<MediaRecord> =>
+  page.evaluate(() => {
+    const r = (window as unknown as { __media: { calls: number; tracks: MediaStreamTrack[] } }).__media;
+    return {
+      calls: r.calls,
+      tracks: r.tracks.length,
+      live: r.tracks.filter((t) => t.readyState !== 'ended').map((t) => `${t.kind}:${t.label}`),
+    };
+  });
+
+/** Waits (bounded) until every track the page was ever given has ended; returns the record either way. */
+async function allEnded(page: Page): Promise<MediaRecord> {
+  await page
+    .waitForFunction(
+      () =>
+        (window as unknown as { __media: { tracks: MediaStreamTrack[] } }).__media.tracks.every(
+          (t) => t.readyState === 'ended',
+        ),
+      undefined,
+      { timeout: RELEASE_WAIT_MS },
+    )
+    .catch(() => undefined);
+  return mediaRecord(page);
+}
+
+async function recordedUser(browser: Browser, hold = false): Promise<User> {
+  const user = await newUser(browser);
+  await user.context.addInitScript({ content: recordMedia(hold) });
+  return user;
+}
+
+async function expectStatus(page: Page, text: string | RegExp): Promise<void> {
+  await status(page).filter({ hasText: text }).waitFor({ timeout: 10_000 });
+}
+
+/** A writes a line, B sees it. */
+async function talk(a: Page, b: Page, text: string): Promise<void> {
+  await a.getByRole('textbox', { name: 'Message' }).fill(text);
+  await a.getByRole('textbox', { name: 'Message' }).press('Enter');
+  await b.locator('li[data-from="stranger"]', { hasText: text }).waitFor();
+}
+
+const chooseText = (page: Page) => page.getByRole('radio', { name: 'Text' }).check({ force: true });
+
+let server: RunningServer;
+let browser: Browser;
+
+describe('text mode never keeps a camera or microphone live', { timeout: 100_000 }, () => {
+  before(async () => {
+    [server, browser] = await Promise.all([startServer(), launchBrowser()]);
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await server?.stop();
+  });
+
+  it('18+ ticked with video chosen, then text: every track ends and getUserMedia is not called again, through a whole text chat', async () => {
+    const a = await recordedUser(browser);
+    const b = await recordedUser(browser);
+    try {
+      // Video is chosen and confirmed: the camera is prepared ahead (the preview shows).
+      await prepare(a.page, server.web, 'video');
+      const prepared = await mediaRecord(a.page);
+      assert.ok(prepared.calls > 0 && prepared.tracks > 0, 'the camera was prepared for video');
+      assert.ok(prepared.live.length > 0, 'and is live while video is chosen');
+
+      await chooseText(a.page);
+      const chosen = await allEnded(a.page);
+      assert.deepEqual(chosen.live, [], 'choosing text ends every track');
+
+      await prepare(b.page, server.web, 'text');
+      await Promise.all([clickStart(a.page), clickStart(b.page)]);
+      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await talk(a.page, b.page, 'text only, please');
+      await talk(b.page, a.page, 'same here');
+      const chatting = await mediaRecord(a.page);
+      assert.deepEqual(chatting.live, [], 'nothing live during the text chat');
+      assert.equal(chatting.calls, prepared.calls, 'no getUserMedia call after text was chosen');
+      assert.equal(await a.page.locator('video').count(), 0, 'text mode shows no video');
+
+      // The chat ends, A looks again and then stops, then goes back to the settings.
+      await b.page.getByRole('button', { name: 'Stop' }).click();
+      await expectStatus(a.page, /Stranger left/);
+      await a.page.getByRole('button', { name: 'New chat' }).click();
+      await expectStatus(a.page, 'Looking for someone…');
+      await a.page.getByRole('button', { name: 'Stop' }).click();
+      await a.page.getByRole('button', { name: 'Change settings' }).click();
+      await a.page.getByRole('button', { name: 'Start', exact: true }).waitFor();
+      const done = await mediaRecord(a.page);
+      assert.deepEqual(done.live, [], 'nothing live after the chat, on Stop or when leaving');
+      assert.equal(done.calls, prepared.calls, 'still no getUserMedia call while text is chosen');
+      assert.deepEqual((await mediaRecord(b.page)).calls, 0, 'the page that chose text first never asked');
+      assert.deepEqual([...a.errors, ...b.errors], []);
+    } finally {
+      await Promise.all([a.context.close(), b.context.close()]);
+    }
+  });
+
+  it('text chosen while the browser is still asking for the camera: the stream that lands is stopped', async () => {
+    const u = await recordedUser(browser, true);
+    try {
+      await u.page.goto(server.web);
+      await u.page.getByRole('radio', { name: 'Video' }).check({ force: true });
+      await u.page.getByRole('checkbox', { name: /18 or older/ }).check();
+      // The devices are open, the app has not got them yet.
+      await u.page.waitForFunction(
+        () => (window as unknown as { __media: { tracks: unknown[] } }).__media.tracks.length > 0,
+        undefined,
+        { timeout: 10_000 },
+      );
+      const asked = await mediaRecord(u.page);
+      await chooseText(u.page);
+      await u.page.evaluate(() => (window as unknown as { __letMediaThrough(): void }).__letMediaThrough());
+      const landed = await allEnded(u.page);
+      assert.deepEqual(landed.live, [], 'the late stream is stopped when it lands');
+      assert.equal(landed.calls, asked.calls, 'and nothing more is asked for');
+      assert.equal(await u.page.locator('video').count(), 0, 'no preview in text mode');
+      assert.deepEqual(u.errors, []);
+    } finally {
+      await u.context.close();
+    }
+  });
+
+  it('a page that starts in text mode never calls getUserMedia', async () => {
+    const a = await recordedUser(browser);
+    const b = await recordedUser(browser);
+    try {
+      await Promise.all([prepare(a.page, server.web, 'text'), prepare(b.page, server.web, 'text')]);
+      await Promise.all([clickStart(a.page), clickStart(b.page)]);
+      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await talk(a.page, b.page, 'hello');
+      await a.page.getByRole('button', { name: /^Next/ }).click();
+      await expectStatus(b.page, /Stranger skipped/);
+      await b.page.getByRole('button', { name: 'New chat' }).click();
+      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await a.page.getByRole('button', { name: 'Change settings' }).click();
+      await a.page.getByRole('button', { name: 'Start', exact: true }).waitFor();
+      for (const page of [a.page, b.page]) {
+        assert.deepEqual(await mediaRecord(page), { calls: 0, tracks: 0, live: [] }, 'getUserMedia was never called');
+      }
+      assert.deepEqual([...a.errors, ...b.errors], []);
+    } finally {
+      await Promise.all([a.context.close(), b.context.close()]);
+    }
+  });
+
+  for (const leaveBy of ['Next', 'Stop'] as const) {
+    it(`a video chat, then ${leaveBy} and text chosen: every track ends and text asks for nothing`, async () => {
+      const a = await recordedUser(browser);
+      const b = await recordedUser(browser);
+      const c = await recordedUser(browser);
+      try {
+        await Promise.all([prepare(a.page, server.web, 'video'), prepare(b.page, server.web, 'video')]);
+        await Promise.all([clickStart(a.page), clickStart(b.page)]);
+        await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
+        assert.ok((await mediaRecord(a.page)).live.length > 0, 'the camera is live in the video chat');
+
+        await a.page.getByRole('button', { name: leaveBy === 'Next' ? /^Next/ : 'Stop' }).click();
+        await expectStatus(b.page, leaveBy === 'Next' ? /Stranger skipped/ : /Stranger left/);
+        await a.page.getByRole('button', { name: 'Change settings' }).click();
+        // Back on the settings with video still chosen: the camera is prepared again, which is right for video.
+        await a.page.locator('video.preview-video').waitFor({ state: 'visible' });
+        const beforeText = await mediaRecord(a.page);
+
+        await chooseText(a.page);
+        const chosen = await allEnded(a.page);
+        assert.deepEqual(chosen.live, [], 'choosing text ends every track');
+
+        await prepare(c.page, server.web, 'text');
+        await Promise.all([clickStart(a.page), clickStart(c.page)]);
+        await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(c.page, /^Connected$/)]);
+        await talk(c.page, a.page, 'text now');
+        const chatting = await mediaRecord(a.page);
+        assert.deepEqual(chatting.live, [], 'nothing live during the text chat');
+        assert.equal(chatting.calls, beforeText.calls, 'no getUserMedia call after text was chosen');
+        assert.deepEqual([...a.errors, ...b.errors, ...c.errors], []);
+      } finally {
+        await Promise.all([a.context.close(), b.context.close(), c.context.close()]);
+      }
+    });
+  }
+});
