@@ -24,9 +24,7 @@ import {
   reportCounts,
   talkedMs,
   type Candidate,
-  type PairingPolicy,
   type ReportEntry,
-  type ReportPolicy,
   type Strike,
 } from '../core/rules.js';
 import { newRoomCode, newSessionId as newId } from '../core/ids.js';
@@ -44,20 +42,10 @@ import {
   type SessionState,
   type SignalText,
   type Store,
+  type StoreOptions,
   type StoreStats,
 } from './store.js';
 
-export interface MemoryStoreOptions extends PairingPolicy, ReportPolicy {
-  graceMs: number;
-  registrationTtlMs: number;
-  repairCooldownMs: number;
-  signalBuffer: number;
-  /** Bytes kept for the absent members of one room (signals and chat), item by item as core/frames.ts keptBytes counts. */
-  keptBytesPerRoom: number;
-  /** Bytes kept for absent members in the whole store. */
-  keptBytesPerProcess: number;
-  random?: () => number;
-}
 
 /** Stale report entries are swept after this many reports (those of the reported address are pruned at each one). */
 const REPORT_SWEEP_EVERY = 256;
@@ -116,7 +104,7 @@ const hashToken = (token: string): Buffer => createHash('sha256').update(token).
 const seconds = (ms: number): number => ms / 1000;
 
 /** The `buffer-full` message for a refused signal or chat (the same text as the Redis store's, lua.ts fullMessage). */
-function fullMessage(what: 'signal' | 'chat', why: Refusal, opts: MemoryStoreOptions): string {
+function fullMessage(what: 'signal' | 'chat', why: Refusal, opts: StoreOptions): string {
   if (why === 'room') return `partner is away and what this room keeps would pass KEPT_BYTES_PER_ROOM (${opts.keptBytesPerRoom} bytes)`;
   if (why === 'process') return `what the server keeps for absent members would pass KEPT_BYTES_PER_PROCESS (${opts.keptBytesPerProcess} bytes)`;
   return what === 'chat'
@@ -158,7 +146,7 @@ export class MemoryStore implements Store {
   /** Address -> its open sockets (admitSocket), absent at zero. */
   private readonly openSockets = new Map<string, number>();
 
-  constructor(private readonly opts: MemoryStoreOptions) {
+  constructor(private readonly opts: StoreOptions) {
     this.random = opts.random ?? Math.random;
   }
 

@@ -5,6 +5,7 @@
 // networked store must make each one atomic on its side (e.g. one script per
 // transition), which is why the interface is coarse rather than get/set.
 import type { DisconnectReason, Mode, ServerMessage, SignalType } from '@dyad/protocol';
+import type { PairingPolicy, ReportPolicy } from '../core/rules.js';
 
 export type Channel = 'matching' | 'signalling';
 export type SessionState = 'registered' | 'waiting' | 'matched' | 'idle';
@@ -199,4 +200,17 @@ export interface Store {
   admitSocket(addr: string, max: number): Promise<boolean>;
   /** A socket counted by admitSocket closed (call exactly once per admitted socket). */
   releaseSocket(addr: string): Promise<void>;
+}
+
+/** What every store is made with: the lifecycle and pairing settings (config.ts names them). */
+export interface StoreOptions extends PairingPolicy, ReportPolicy {
+  graceMs: number;
+  registrationTtlMs: number;
+  repairCooldownMs: number;
+  signalBuffer: number;
+  /** Bytes kept for the absent members of one room (signals and chat), item by item as core/frames.ts keptBytes counts. */
+  keptBytesPerRoom: number;
+  /** Bytes kept for absent members in the whole store. */
+  keptBytesPerProcess: number;
+  random?: () => number;
 }

@@ -6,10 +6,10 @@ import type { ServerMessage } from '@dyad/protocol';
 import { FakeClock, settle } from '../../src/core/clock.js';
 import { encodeSignalData } from '../../src/core/frames.js';
 import { Hub, type Connection } from '../../src/core/hub.js';
-import type { MemoryStoreOptions } from '../../src/store/memory.js';
+import type { StoreOptions } from '../../src/store/store.js';
 import type { Channel, Store } from '../../src/store/store.js';
 
-export const DEFAULTS: MemoryStoreOptions = {
+export const DEFAULTS: StoreOptions = {
   graceMs: 15_000,
   interestTimeoutMs: 5_000,
   registrationTtlMs: 30_000,
@@ -28,7 +28,7 @@ export const DEFAULTS: MemoryStoreOptions = {
 };
 
 /** Makes a fresh, empty store; `close()` is called after each test. */
-export type StoreFactory = (opts: MemoryStoreOptions) => Promise<Store>;
+export type StoreFactory = (opts: StoreOptions) => Promise<Store>;
 
 export class TestConn implements Connection {
   readonly received: ServerMessage[] = [];
@@ -72,7 +72,7 @@ export class Core {
     this.hub = new Hub(this.store, this.clock, () => [], pino({ level: 'silent' }));
   }
 
-  static async create(factory: StoreFactory, opts: Partial<MemoryStoreOptions> = {}): Promise<Core> {
+  static async create(factory: StoreFactory, opts: Partial<StoreOptions> = {}): Promise<Core> {
     return new Core(await factory({ ...DEFAULTS, ...opts }));
   }
 

@@ -5,7 +5,7 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerMessage } from '@dyad/protocol';
 import { Core, type StoreFactory, type User } from './harness.js';
-import type { MemoryStoreOptions } from '../../src/store/memory.js';
+import type { StoreOptions } from '../../src/store/store.js';
 
 type Msg<E extends ServerMessage['event']> = Extract<ServerMessage, { event: E }>;
 
@@ -15,7 +15,7 @@ const codeOf = (m: ServerMessage | undefined): string | undefined => (m?.event =
 export function describeStore(name: string, factory: StoreFactory): void {
   describe(`Store contract: ${name}`, () => {
     const cores: Core[] = [];
-    const make = async (opts: Partial<MemoryStoreOptions> = {}): Promise<Core> => {
+    const make = async (opts: Partial<StoreOptions> = {}): Promise<Core> => {
       const core = await Core.create(factory, opts);
       cores.push(core);
       return core;

@@ -122,11 +122,9 @@ const RULES: readonly Rule[] = [
     applies: (file) => under(file, 'packages/server/src') && file !== 'packages/server/src/main.ts',
     broken: (e) => {
       if (!isStoreImplementation(e.target)) return unchecked(e);
-      // An implementation's own modules (the Redis store's Lua and codec) are not a choice of store,
-      // nor is one implementation sharing the other's option types (erased: it loads nothing).
+      // An implementation's own modules (the Redis store's Lua and codec) are not a choice of store.
       const sameImplementation = under(e.file, 'packages/server/src/store/redis') && under(e.target, 'packages/server/src/store/redis');
-      const sharedTypes = isStoreImplementation(e.file) && e.typeOnly === true;
-      return sameImplementation || sharedTypes ? undefined : `imports the store implementation ${e.target}`;
+      return sameImplementation ? undefined : `imports the store implementation ${e.target}`;
     },
     bad: { file: 'packages/server/src/matching/service.ts', spec: '../store/redis/index.js' },
   },

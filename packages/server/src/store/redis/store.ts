@@ -10,7 +10,6 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { SignalType } from '@dyad/protocol';
-import type { MemoryStoreOptions } from '../memory.js';
 import {
   emptyEffects,
   type AttachResult,
@@ -22,6 +21,7 @@ import {
   type RegisterResult,
   type ReportSummary,
   type Store,
+  type StoreOptions,
   type StoreStats,
 } from '../store.js';
 import { toEffects, wellFormed, type RawResult } from './codec.js';
@@ -30,7 +30,7 @@ import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
 import { countingReports, type ReportEntry } from '../../core/rules.js';
 import { KEPT_ITEM_OVERHEAD_BYTES } from '../../core/frames.js';
 
-export interface RedisStoreOptions extends MemoryStoreOptions {
+export interface RedisStoreOptions extends StoreOptions {
   /** `redis://` or `rediss://` URL. */
   url: string;
   /** Put before every key, ahead of the `{dyad}` hash tag. @default 'dyad:' */
