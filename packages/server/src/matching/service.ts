@@ -123,21 +123,25 @@ export class MatchingService {
         return sendJson(res, 400, { status: 'error', message: 'invalid JSON' });
       }
     }
-    const result = await this.register(req, value);
+    const { addresses, settings } = this.ctx;
+    const result = await this.register(addresses.hash(clientAddress(req, settings.trustProxy)), value);
     if ('body' in result) return sendJson(res, result.status, result.body);
     const ok: RegisterResponse = { status: 'queued', message: 'User added to matching queue', id: result.id, token: result.token };
     sendJson(res, 200, ok);
   }
 
-  /** Validate, rate-limit and create a session: shared by POST /register and the one-trip start. */
-  private async register(req: IncomingMessage, value: unknown): Promise<Refusal | Registered> {
-    const { settings, store, metrics, addresses, hub } = this.ctx;
+  /**
+   * Validate, rate-limit and create a session: shared by POST /register and the one-trip start.
+   * `addr` is the client address's keyed hash, made once per request by the caller (the one-trip
+   * start has made it for the socket count already).
+   */
+  private async register(addr: string, value: unknown): Promise<Refusal | Registered> {
+    const { store, metrics, hub } = this.ctx;
     const parsed = parseObject(RegisterRequest, value);
     if (!parsed.ok) {
       metrics.registrations.inc({ result: 'invalid' });
       return { status: 400, body: { status: 'error', message: parsed.error } };
     }
-    const addr = addresses.hash(clientAddress(req, settings.trustProxy));
     try {
       await this.registrations.consume(addr);
     } catch (rej) {
@@ -212,7 +216,7 @@ export class MatchingService {
     if (refused) return refuseUpgrade(socket, refused.status, refused.body);
     if (!m?.[1]) {
       // One-trip start: the query is the registration body.
-      const result = await this.register(req, oneTripQuery(url.searchParams));
+      const result = await this.register(addr, oneTripQuery(url.searchParams));
       if ('body' in result) return refuseUpgrade(socket, result.status, result.body);
       this.edge.upgrade(req, socket, head, (ws) => {
         ws.send(JSON.stringify({ event: 'session', id: result.id, token: result.token }));
