@@ -19,9 +19,17 @@ import { RedisStore, checkPrefix } from './store/redis/index.js';
 import type { Store } from './store/store.js';
 import { createWebServer } from './web/service.js';
 
-/** The embedded store, or with REDIS_URL the Redis store, connected and announced (docs/SCALING.md). */
-async function createStore(settings: Settings, log: Logger): Promise<Store> {
-  if (!settings.redisUrl) return new MemoryStore(settings);
+type Limiter = Context['limiter'];
+
+/**
+ * The embedded store, or with REDIS_URL the Redis store, connected and announced (docs/SCALING.md),
+ * with the per-address rate limiters that go with it: with Redis they are shared by every process,
+ * else a client could spread its requests over them.
+ */
+async function createStore(settings: Settings, log: Logger): Promise<{ store: Store; limiter: Limiter }> {
+  if (!settings.redisUrl) {
+    return { store: new MemoryStore(settings), limiter: (name, points, duration) => new RateLimiterMemory({ keyPrefix: name, points, duration }) };
+  }
   const prefix = settings.redisPrefix;
   const bad = checkPrefix(prefix);
   if (bad) throw new ConfigError('REDIS_PREFIX', bad);
@@ -33,7 +41,7 @@ async function createStore(settings: Settings, log: Logger): Promise<Store> {
     log: log.child({ store: 'redis' }),
   });
   await store.start();
-  return store;
+  return { store, limiter: (name, points, duration) => store.limiter(name, points, duration) };
 }
 
 /**
@@ -68,8 +76,9 @@ async function main(): Promise<void> {
   process.stdout.on('error', () => undefined);
   const log = pino({ level: settings.logLevel, base: { pid: process.pid }, redact: ['token', '*.token', 'req.url'] }, logOut);
   let store: Store;
+  let limiter: Limiter;
   try {
-    store = await createStore(settings, log);
+    ({ store, limiter } = await createStore(settings, log));
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`dyad: invalid setting ${err.message}\n`);
@@ -94,10 +103,8 @@ async function main(): Promise<void> {
     log,
     addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY),
     addressPaces: new PaceBook(settings.messageRatePerAddrPerSec, settings.messageBurstPerAddr),
-    // With Redis the per-address limits are shared by every process, else a client could spread over them.
-    limiter: memo((name, points, duration) =>
-      store instanceof RedisStore ? store.limiter(name, points, duration) : new RateLimiterMemory({ keyPrefix: name, points, duration }),
-    ),
+    // One limiter per name, from the store chosen above (shared by every process on Redis).
+    limiter: memo(limiter),
     accepting: () => accepting,
   };
 
