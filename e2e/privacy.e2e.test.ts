@@ -5,8 +5,8 @@
 // real server, inside the private network namespace of the test:e2e script.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { clickStart, launchBrowser, newUser, prepare, startServer, status, waitForMedia } from './harness.js';
+import type { Browser, Page, WebSocketRoute } from 'playwright-core';
+import { clickStart, launchBrowser, newUser, prepare, startServer, status, waitForMedia, within } from './harness.js';
 import type { RunningServer, User } from './harness.js';
 
 /** How long a page gets to end its tracks once text is chosen (a bounded wait, not a speed). */
@@ -96,12 +96,28 @@ async function talk(a: Page, b: Page, text: string): Promise<void> {
 
 const chooseText = (page: Page) => page.getByRole('radio', { name: 'Text' }).check({ force: true });
 
+/** For /admin/stats: how many sessions the server holds in its queues. */
+const ADMIN_TOKEN = 'privacy-e2e-admin-token';
+
+async function waitingOnServer(): Promise<number> {
+  const res = await fetch(`${server.matching}/admin/stats`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(res.status, 200, 'admin stats answer');
+  const stats = (await res.json()) as { waiting: Record<string, number> };
+  return Object.values(stats.waiting).reduce((a, b) => a + b, 0);
+}
+
+/** Every peer connection the page made (recorded by the harness) is closed. */
+const allPeerConnectionsClosed = (page: Page): Promise<boolean> =>
+  page.evaluate(() =>
+    (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.every((pc) => pc.signalingState === 'closed'),
+  );
+
 let server: RunningServer;
 let browser: Browser;
 
 describe('text mode never keeps a camera or microphone live', { timeout: 100_000 }, () => {
   before(async () => {
-    [server, browser] = await Promise.all([startServer(), launchBrowser()]);
+    [server, browser] = await Promise.all([startServer({ ADMIN_TOKEN }), launchBrowser()]);
   });
 
   after(async () => {
@@ -170,6 +186,79 @@ describe('text mode never keeps a camera or microphone live', { timeout: 100_000
       assert.deepEqual(landed.live, [], 'the late stream is stopped when it lands');
       assert.equal(landed.calls, asked.calls, 'and nothing more is asked for');
       assert.equal(await u.page.locator('video').count(), 0, 'no preview in text mode');
+      assert.deepEqual(u.errors, []);
+    } finally {
+      await u.context.close();
+    }
+  });
+
+  it('18+ ticked with video chosen, then unticked: every track ends and the spare peer connection closes', async () => {
+    const u = await recordedUser(browser);
+    try {
+      await prepare(u.page, server.web, 'video');
+      const prepared = await mediaRecord(u.page);
+      assert.ok(prepared.live.length > 0, 'the camera is live once video is chosen and 18+ ticked');
+
+      await u.page.getByRole('checkbox', { name: /18 or older/ }).uncheck();
+      const unticked = await allEnded(u.page);
+      assert.deepEqual(unticked.live, [], 'unticking 18+ ends every track');
+      assert.equal(await allPeerConnectionsClosed(u.page), true, 'no peer connection holds the camera');
+      assert.equal(unticked.calls, prepared.calls, 'nothing more is asked for');
+      assert.deepEqual(u.errors, []);
+    } finally {
+      await u.context.close();
+    }
+  });
+
+  it('Stop pressed while still connecting: the search is cancelled, every track ends, the server holds no waiting session', async () => {
+    const u = await recordedUser(browser);
+    // The server's first frames (session, waiting) reach the page only once
+    // released: the page stays "connecting" until then. What the page sends
+    // goes straight through.
+    const held: (string | Buffer)[] = [];
+    let holding = true;
+    let pageSide: WebSocketRoute | null = null;
+    let sawStop: () => void = () => undefined;
+    const stopSent = new Promise<void>((resolve) => (sawStop = resolve));
+    let sawIdle: () => void = () => undefined;
+    const idleAnswered = new Promise<void>((resolve) => (sawIdle = resolve));
+    await u.context.routeWebSocket(/\/ws\?/, (ws) => {
+      pageSide = ws;
+      const upstream = ws.connectToServer();
+      upstream.onMessage((m) => {
+        if (String(m).includes('"idle"')) sawIdle();
+        if (holding) held.push(m);
+        else ws.send(m);
+      });
+      ws.onMessage((m) => {
+        if (String(m).includes('"stop"')) sawStop();
+        upstream.send(m);
+      });
+    });
+    const release = () => {
+      holding = false;
+      for (const m of held.splice(0)) pageSide?.send(m);
+    };
+    try {
+      await prepare(u.page, server.web, 'video');
+      await clickStart(u.page);
+      await expectStatus(u.page, 'Connecting…');
+      assert.ok((await mediaRecord(u.page)).live.length > 0, 'the camera is live while connecting');
+
+      await u.page.getByRole('button', { name: 'Stop' }).click();
+      await expectStatus(u.page, 'You left the chat');
+      const stopped = await allEnded(u.page);
+      assert.deepEqual(stopped.live, [], 'Stop while connecting ends every track');
+
+      // The server's answer arrives now: the page tells it to stop at once.
+      release();
+      await within(RELEASE_WAIT_MS, 'the page sends stop once its session exists', stopSent);
+      await within(RELEASE_WAIT_MS, 'the server confirms the stop', idleAnswered);
+      assert.equal(await waitingOnServer(), 0, 'no session of this page is waiting to be matched');
+      await expectStatus(u.page, /^(You left the chat|Ready when you are)$/);
+      const after = await allEnded(u.page);
+      assert.deepEqual(after.live, [], 'and no track came back');
+      assert.equal(await allPeerConnectionsClosed(u.page), true, 'no peer connection is left open');
       assert.deepEqual(u.errors, []);
     } finally {
       await u.context.close();

@@ -470,6 +470,40 @@ describe('Session', () => {
     expect(m.events()).toEqual(['stop', 'next']);
   });
 
+  it('stop while connecting: idle at once, camera and spare link off, stop sent as soon as the session arrives', async () => {
+    const devices = new FakeDevices();
+    const media = new LocalMedia(devices.asMediaDevices());
+    const session = makeSession(media);
+    session.start({ mode: 'video', interests: [], lang: null });
+    devices.asks[0]!.grant();
+    vi.advanceTimersByTime(0);
+    await settle();
+    expect(devices.live).toHaveLength(2);
+    expect(FakeLink.all).toHaveLength(1);
+    const m = matching();
+    expect(session.state.phase).toBe('connecting');
+
+    session.stop();
+    expect(session.state.phase).toBe('idle');
+    expect(devices.live).toEqual([]);
+    expect(FakeLink.all[0]!.closed).toBe(true);
+
+    m.open();
+    m.receive({ event: 'session', id: 'me', token: 'tok' });
+    expect(m.events()).toEqual(['stop']);
+    // Queued before our stop reached the server: not shown, nothing opened for it.
+    m.receive({ event: 'waiting' });
+    m.receive(matched());
+    expect(session.state.phase).toBe('idle');
+    expect(FakeLink.all.filter((l) => !l.closed)).toHaveLength(0);
+    m.receive({ event: 'idle' });
+    expect(session.state.phase).toBe('idle');
+    vi.advanceTimersByTime(1_000);
+    await settle();
+    expect(devices.asks).toHaveLength(1);
+    expect(devices.live).toEqual([]);
+  });
+
   it('leave is a clean goodbye: stop, then close 1000 on both sockets', () => {
     const session = makeSession();
     const [m, signalling] = started(session);

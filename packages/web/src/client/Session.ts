@@ -262,13 +262,19 @@ export class Session {
     this.send({ event: 'next' });
   }
 
-  /** Stop looking or talking; the session stays connected and idle, the camera goes off. */
+  /**
+   * Stop looking or talking; the session stays connected and idle, the camera
+   * goes off. Pressed while still connecting (no `session` yet), the screen
+   * goes idle at once and the stop is sent as soon as `session` arrives: the
+   * socket is not cut mid-opening, which would leave the server holding a
+   * dropped session in the queue for its grace period.
+   */
   stop(): void {
     this.cancelAutoNext();
-    if (!this.matching || !this.credentials) return;
+    if (!this.matching) return;
     if (this.state.phase === 'idle') return;
     this.dispatch({ type: 'stop' });
-    this.send({ event: 'stop' });
+    if (this.credentials) this.send({ event: 'stop' });
     this.deps.media.release();
   }
 
@@ -453,6 +459,9 @@ export class Session {
     const msg = parsed.value;
     if (msg.event === 'session') {
       this.credentials = { id: msg.id, token: msg.token };
+      // Stop was pressed before the server knew us: tell it now (a `waiting` or
+      // `matched` sent meanwhile is ignored while the stop is pending).
+      if (this.current.pending === 'stop') this.sendNow({ event: 'stop' });
       // Opened now, while we wait, so that `matched` costs only a `join`.
       if (this.prefs?.mode === 'video') this.openSignalling();
     } else if (msg.event === 'matched') {

@@ -57,10 +57,11 @@ export function App(): ReactElement {
 
   // The camera starts once the visitor has confirmed, so Start finds it warm,
   // and with it the peer connection, so Start costs only the sockets.
-  // Text chosen: the camera and microphone go off (a spare peer connection
-  // holding them closes with them) and nothing asks for them again.
+  // Text chosen, or 18+ unticked on the landing screen: the camera and
+  // microphone go off (a spare peer connection holding them closes with them)
+  // and nothing asks for them again until video is chosen and confirmed.
   useEffect(() => {
-    if (mode !== 'video') media.release();
+    if (mode !== 'video' || (screen === 'landing' && !adult)) media.release();
     else if (screen === 'landing' && adult) void media.acquire();
   }, [screen, adult, mode, media]);
   useEffect(() => {
