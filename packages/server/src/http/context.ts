@@ -41,8 +41,14 @@ export async function banRefusal(ctx: Context, addr: string): Promise<{ status: 
   const until = await ctx.store.bannedUntil(addr, ctx.hub.clock.now());
   if (until === undefined) return undefined;
   ctx.metrics.rejected.inc({ code: 'banned' });
-  return { status: 403, body: { status: 'banned', message: 'this address is banned', until: Math.ceil(until / 1000) } };
+  return bannedRefusal(until);
 }
+
+/** The 403 a banned address gets, with the end of its ban (`untilMs`, Unix ms) in Unix seconds. */
+export const bannedRefusal = (untilMs: number): { status: 403; body: HttpError } => ({
+  status: 403,
+  body: { status: 'banned', message: 'this address is banned', until: Math.ceil(untilMs / 1000) },
+});
 
 /** The request target as a URL; undefined for one that is none (`//`, `//host:port:x`: anyone can send that). */
 export function requestUrl(req: IncomingMessage): URL | undefined {

@@ -112,6 +112,8 @@ export interface SessionSocketHandlers<M> {
   message(msg: M, conn: Connection): Promise<Effects>;
   /** The socket ended: `left` for a clean close. */
   closed(conn: Connection, left: boolean): Promise<Effects>;
+  /** Tell the store the socket is open (it runs before any message of the socket is handled). */
+  attach(conn: Connection, token: string): Promise<AttachResult>;
 }
 
 /**
@@ -202,17 +204,10 @@ export class SocketEdge<S extends z.ZodType> {
   }
 
   /**
-   * Wire an open socket of `session` into the hub. `attach` tells the store;
-   * it runs before any message of the socket is handled. `expel` ends the
-   * session when the socket floods.
+   * Wire an open socket of `session` (opened with `token`) into the hub. The
+   * handlers' `attach` tells the store first; a flood ends the session by its token.
    */
-  serve(
-    ws: WebSocket,
-    session: string,
-    addr: string,
-    attach: (conn: Connection) => Promise<AttachResult>,
-    expel: (conn: Connection) => Promise<Effects>,
-  ): Connection {
+  serve(ws: WebSocket, session: string, addr: string, token: string): Connection {
     const connId = newConnId();
     const conn: Connection = {
       id: connId,
@@ -236,7 +231,7 @@ export class SocketEdge<S extends z.ZodType> {
     const pace = this.paces.open(session, opened);
     const addrPace = this.addressPaces.open(addr, opened);
     enqueue(async () => {
-      const attached = await attach(conn);
+      const attached = await this.handlers.attach(conn, token);
       if (attached.ok) return this.hub.run(attached.effects);
       // The session ended between the token check and the upgrade.
       this.write(ws, errorFrame('unauthorized', 'session ended'));
@@ -278,7 +273,8 @@ export class SocketEdge<S extends z.ZodType> {
         // A flood ends the session, not just this socket (finding W2), as a
         // clean leave; by its token, so that a socket opened meanwhile does
         // not keep it alive.
-        expel(conn)
+        this.hub.store
+          .expel(session, token, this.channel, conn.id, this.hub.clock.now())
           .then((fx) => this.hub.run(fx))
           .catch((err: unknown) => this.log.error({ err, channel: this.channel }, 'ending a flooded session failed'));
         return;

@@ -15,10 +15,9 @@ import {
 } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
 import { handshakeProblem } from '../http/handshake.js';
-import { ClientGoneError, banRefusal, decodeSegment, readBody, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
+import { ClientGoneError, banRefusal, bannedRefusal, decodeSegment, readBody, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
 import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
-import type { WebSocket } from 'ws';
 import type { Connection } from '../core/hub.js';
 import { emptyEffects, type Effects } from '../store/store.js';
 import { AdminApi } from './admin.js';
@@ -60,6 +59,7 @@ export class MatchingService {
         }
       },
       closed: (conn, left) => store.detachMatching(conn.session, conn.id, left, hub.clock.now()),
+      attach: (conn, token) => store.attachMatching(conn.session, token, conn.id, hub.clock.now()),
        }, socketCount(store, settings.maxSocketsPerAddr), ctx.addressPaces);
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
@@ -159,9 +159,7 @@ export class MatchingService {
     );
     metrics.registrations.inc({ result: result.status });
     if (result.status === 'exists') return { status: 409, body: { status: 'exists', message: 'that name has a live session' } };
-    if (result.status === 'banned') {
-      return { status: 403, body: { status: 'banned', message: 'this address is banned', until: Math.ceil(result.until / 1000) } };
-    }
+    if (result.status === 'banned') return bannedRefusal(result.until);
     await hub.run(result.effects);
     return { id: result.id, token };
   }
@@ -220,7 +218,7 @@ export class MatchingService {
       if ('body' in result) return refuseUpgrade(socket, result.status, result.body);
       this.edge.upgrade(req, socket, head, (ws) => {
         ws.send(JSON.stringify({ event: 'session', id: result.id, token: result.token }));
-        this.open(ws, result.id, addr, result.token);
+        this.edge.serve(ws, result.id, addr, result.token);
       });
       return;
     }
@@ -230,19 +228,9 @@ export class MatchingService {
     const banned = await banRefusal(this.ctx, addr);
     if (banned) return refuseUpgrade(socket, banned.status, banned.body);
     if (id === undefined || !(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
-    this.edge.upgrade(req, socket, head, (ws) => this.open(ws, id, addr, token));
+    this.edge.upgrade(req, socket, head, (ws) => this.edge.serve(ws, id, addr, token));
   }
 
-  private open(ws: WebSocket, id: string, addr: string, token: string): void {
-    const { store, hub } = this.ctx;
-    this.edge.serve(
-      ws,
-      id,
-      addr,
-      (conn) => store.attachMatching(id, token, conn.id, hub.clock.now()),
-      (conn) => store.expel(id, token, 'matching', conn.id, hub.clock.now()),
-    );
-  }
 }
 
 /** The one-trip query as a registration body: empty values are absent, interests comma-separated. */

@@ -30,6 +30,7 @@ export class SignallingService {
         }
       },
       closed: (conn, left) => store.detachSignalling(conn.session, conn.id, left, hub.clock.now()),
+      attach: (conn, token) => store.attachSignalling(conn.session, token, conn.id, hub.clock.now()),
        }, socketCount(store, settings.maxSocketsPerAddr), ctx.addressPaces);
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -45,7 +46,7 @@ export class SignallingService {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { settings, store, hub, addresses } = this.ctx;
+    const { settings, store, addresses } = this.ctx;
     if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
     const url = requestUrl(req);
     if (!url) return refuseUpgrade(socket, 400, { status: 'error', message: 'not a request target' });
@@ -62,14 +63,6 @@ export class SignallingService {
     const banned = await banRefusal(this.ctx, addr);
     if (banned) return refuseUpgrade(socket, banned.status, banned.body);
     if (id === undefined || !(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
-    this.edge.upgrade(req, socket, head, (ws) => {
-      this.edge.serve(
-        ws,
-        id,
-        addr,
-        (conn) => store.attachSignalling(id, token, conn.id, hub.clock.now()),
-        (conn) => store.expel(id, token, 'signalling', conn.id, hub.clock.now()),
-      );
-    });
+    this.edge.upgrade(req, socket, head, (ws) => this.edge.serve(ws, id, addr, token));
   }
 }
