@@ -15,8 +15,10 @@ export interface Settings {
   /** @default 8080 */ webPort: number;
   /** Roles this process runs. @default ['matching','signalling','web'] */
   roles: Role[];
-  /** Unset: the embedded in-memory store. */
+  /** Unset (and no redisClusterNodes): the embedded in-memory store. */
   redisUrl: string | undefined;
+  /** Seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES, `host:port,...`); instead of REDIS_URL. */
+  redisClusterNodes: { host: string; port: number }[] | undefined;
   /** Prefix of every Redis key (processes sharing a Redis and a prefix form one service). @default 'dyad:' */
   redisPrefix: string;
   /** How long one Redis call may take before it fails with a clear error. @default 2000 */
@@ -269,6 +271,8 @@ export function loadSettings(env: Env = process.env): Settings {
 
   const redisUrl = env.REDIS_URL?.trim() || undefined;
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('REDIS_URL', 'expected redis:// or rediss://');
+  const redisClusterNodes = clusterNodes(env.REDIS_CLUSTER_NODES);
+  if (redisUrl && redisClusterNodes) throw new ConfigError('REDIS_CLUSTER_NODES', 'set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Cluster), not both');
 
   const settings: Settings = {
     host: env.HOST?.trim() || '127.0.0.1',
@@ -277,6 +281,7 @@ export function loadSettings(env: Env = process.env): Settings {
     webPort: integer(env, 'WEB_PORT', 8080, 0, 65535),
     roles: [...new Set(roles)] as Role[],
     redisUrl,
+    redisClusterNodes,
     redisPrefix: env.REDIS_PREFIX?.trim() || 'dyad:',
     redisCallTimeoutMs: integer(env, 'REDIS_CALL_TIMEOUT_MS', 2_000, 50),
     allowedOrigins: allowedOrigins.map((o) => new URL(o).origin),
@@ -329,12 +334,24 @@ export function loadSettings(env: Env = process.env): Settings {
   }
   if (settings.banMaxMs < settings.banDurationMs) throw new ConfigError('BAN_MAX_MS', 'must not be below BAN_DURATION_MS');
   settings.socketSendBufferBytes = sendBufferBytes(env, settings);
-  if (!redisUrl && settings.roles.length < ROLE_NAMES.size) {
+  if (!redisUrl && !redisClusterNodes && settings.roles.length < ROLE_NAMES.size) {
     // The roles share session state; without Redis they must share one process.
     throw new ConfigError(
       'ROLES',
-      `ROLES=${settings.roles.join(',')} needs REDIS_URL; without it one process runs every role (leave ROLES unset)`,
+      `ROLES=${settings.roles.join(',')} needs REDIS_URL or REDIS_CLUSTER_NODES; without it one process runs every role (leave ROLES unset)`,
     );
   }
   return settings;
+}
+
+/** REDIS_CLUSTER_NODES: `host:port` seed nodes, comma-separated (IPv6 in brackets); unset or empty: no Cluster. */
+function clusterNodes(raw: string | undefined): { host: string; port: number }[] | undefined {
+  const items = parseList(raw);
+  if (items.length === 0) return undefined;
+  return items.map((item) => {
+    const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(item);
+    const port = Number(m?.[2]);
+    if (!m?.[1] || !(port >= 1 && port <= 65535)) throw new ConfigError('REDIS_CLUSTER_NODES', `expected host:port, got ${JSON.stringify(item)}`);
+    return { host: m[1].replace(/^\[|\]$/g, ''), port };
+  });
 }

@@ -27,7 +27,7 @@ type Limiter = Context['limiter'];
  * else a client could spread its requests over them.
  */
 async function createStore(settings: Settings, log: Logger): Promise<{ store: Store; limiter: Limiter }> {
-  if (!settings.redisUrl) {
+  if (!settings.redisUrl && !settings.redisClusterNodes) {
     return { store: new MemoryStore(settings), limiter: (name, points, duration) => new RateLimiterMemory({ keyPrefix: name, points, duration }) };
   }
   const prefix = settings.redisPrefix;
@@ -36,6 +36,7 @@ async function createStore(settings: Settings, log: Logger): Promise<{ store: St
   const store = new RedisStore({
     ...settings,
     url: settings.redisUrl,
+    cluster: settings.redisClusterNodes,
     prefix,
     callTimeoutMs: settings.redisCallTimeoutMs,
     log: log.child({ store: 'redis' }),
@@ -127,7 +128,7 @@ async function main(): Promise<void> {
     const web = createWebServer(settings, { matchingPort: () => ports.matching, signallingPort: () => ports.signalling }, log);
     await start('web', web, settings.webPort);
   }
-  log.info({ roles: settings.roles, store: settings.redisUrl ? 'redis' : 'memory' }, 'started');
+  log.info({ roles: settings.roles, store: settings.redisClusterNodes ? 'redis-cluster' : settings.redisUrl ? 'redis' : 'memory' }, 'started');
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

@@ -14,6 +14,10 @@ export interface RawResult {
   p?: unknown;
   e?: unknown;
   x?: unknown;
+  /** Relay routes for this process's signalling sockets (lua.ts, route); inbox entries only. */
+  r?: unknown;
+  /** Set on an entry relayed by a process itself (RedisStore, relay), not written by a script. */
+  f?: unknown;
 }
 
 const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);

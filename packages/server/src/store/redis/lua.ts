@@ -136,6 +136,25 @@ local function closeSocket(s, ch, code, reason)
   t.c[#t.c + 1] = {to = s.id, channel = ch, conn = conn, code = code, reason = reason}
 end
 
+-- Tell the process holding s's signalling socket how to relay that socket's
+-- signals itself (RedisStore, routes): k = 'j' joined (room, id, peer, ini,
+-- ans, and proc/pconn where the peer's joined socket is), 'p' the peer's
+-- joined socket is now at proc/pconn (neither: away), 'a' the first answer
+-- has passed, 'e' the socket is in the room no more. Items travel in the
+-- inbox with the messages, so each process applies them in transition order.
+local function route(s, item)
+  if not s or not s.sc or not alive(s.sp) then return end
+  local t = target(s.sp)
+  item.conn = s.sc
+  t.r = t.r or {}
+  t.r[#t.r + 1] = item
+end
+
+-- s's socket has left room code (or is away): its partner's socket, if joined, relays through Redis's scripts again.
+local function peerAway(s, code, partner)
+  if code and partner and partner.sj == code then route(partner, {k = 'p', room = code}) end
+end
+
 local function timer(kind, id, conn, delay)
   FX.t[#FX.t + 1] = {kind = kind, id = id, conn = conn, delayMs = delay}
 end
@@ -489,6 +508,7 @@ end
 -- The ender's next state is the caller's to set.
 local function endRoom(ender, reason)
   local room, partner = partnerOf(ender)
+  if ender.sj and ender.sj == ender.room then route(ender, {k = 'e', room = ender.sj}) end
   drop(ender, 'room', 'sj', 'sjr')
   if not room then return end
   deleteRoom(room)
@@ -497,7 +517,10 @@ local function endRoom(ender, reason)
   put(partner, {'st', 'idle'})
   local news = gone(reason)
   if not send(partner, 'matching', news) then put(partner, {'news', reason}) end
-  if partner.sj == room.code then send(partner, 'signalling', news) end
+  if partner.sj == room.code then
+    send(partner, 'signalling', news)
+    route(partner, {k = 'e', room = room.code})
+  end
   drop(partner, 'sj', 'sjr')
   -- Who met whom is kept only as long as a rule needs it (the re-pair cooldown,
   -- a report of the last partner): these keys expire with the cooldown.
@@ -664,6 +687,10 @@ local function dropSocket(s, ch, own, after)
     unpool(s)
   else
     local joined = s.sj
+    if joined then
+      local _, partner = partnerOf(s)
+      peerAway(s, joined, partner)
+    end
     drop(s, 'sj')
     -- Taken away by the reaper, not by the socket: remember the join for a heal.
     if joined and not own then put(s, {'sjr', joined}) end
@@ -985,6 +1012,10 @@ return finish()
 local id, th, conn = A[1], A[2], A[3]
 local s = load(id)
 if not s or s.th ~= th then return finish({ok = false}) end
+if s.sj then
+  local _, partner = partnerOf(s)
+  peerAway(s, s.sj, partner)
+end
 adopt(s, 'signalling', conn)
 drop(s, 'sj', 'sjr')
 touch(s)
@@ -1031,6 +1062,11 @@ send(s, 'signalling', {
 })
 local peer = load(peerId)
 if firstJoin and peer and peer.sj == code then send(peer, 'signalling', {event = 'peer-joined', room_code = code, peer = id}) end
+-- Both joined sockets live: from now on each process relays its member's signals straight to the other's.
+local present = peer and peer.sj == code and peer.sc and alive(peer.sp)
+local ans = room.ans == '1'
+route(s, {k = 'j', room = code, id = id, peer = peerId, ini = room.ini == id, ans = ans, proc = present and peer.sp or nil, pconn = present and peer.sc or nil})
+if present then route(peer, {k = 'p', room = code, proc = s.sp, pconn = s.sc}) end
 local kk = P .. 'rk:' .. code .. ':' .. id
 local freed = 0
 for _, raw in ipairs(redis.call('LRANGE', kk, 0, -1)) do
@@ -1071,6 +1107,10 @@ if room.ans ~= '1' then
 end
 local peer = load(room.a == id and room.b or room.a)
 if not peer then return finish() end
+if kind == 'answer' then
+  route(s, {k = 'a', room = code})
+  if peer.sj == code then route(peer, {k = 'a', room = code}) end
+end
 local msg = {event = 'signal', room_code = code, from = id, type = kind, data = A[5]}
 if peer.sj == code and send(peer, 'signalling', msg) then return finish() end
 local why = keepSignal(room, peer.id, msg)

@@ -6,7 +6,7 @@
 // describes the key layout, the liveness rules and what happens when Redis
 // goes away.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { SignalType } from '@dyad/protocol';
@@ -20,6 +20,7 @@ import {
   type NewSession,
   type RegisterResult,
   type ReportSummary,
+  type SignalText,
   type Store,
   type StoreOptions,
   type StoreStats,
@@ -30,9 +31,25 @@ import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
 import { countingReports, type ReportEntry } from '../../core/rules.js';
 import { KEPT_ITEM_OVERHEAD_BYTES } from '../../core/frames.js';
 
+/** A Redis node's address, as REDIS_CLUSTER_NODES lists them. */
+export interface NodeAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * A connection to one Redis or to a Redis Cluster. Every key the store uses
+ * for sessions, rooms, pools and inboxes shares the `{dyad}` hash tag, so each
+ * script's keys are in one slot and a Cluster client sends it to that slot's
+ * node; what goes to another slot is a single-key command.
+ */
+type Connection = Redis | Cluster;
+
 export interface RedisStoreOptions extends StoreOptions {
-  /** `redis://` or `rediss://` URL. */
-  url: string;
+  /** `redis://` or `rediss://` URL of one Redis (ignored when `cluster` is given). */
+  url?: string;
+  /** Seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES): the store then talks to the Cluster through these. */
+  cluster?: NodeAddress[];
   /** Put before every key, ahead of the `{dyad}` hash tag. @default 'dyad:' */
   prefix?: string;
   /** This process's id among all processes on the Redis. @default random */
@@ -109,6 +126,36 @@ interface Local {
   s?: string;
 }
 
+/**
+ * What this process knows of a room joined by one of its signalling sockets
+ * (lua.ts, route): enough to relay that socket's signals straight to the
+ * partner's socket, here or through its process's inbox, without a script.
+ */
+interface Route {
+  room: string;
+  id: string;
+  peer: string;
+  ini: boolean;
+  /** The first answer has passed: offers and answers need no role check any more. */
+  ans: boolean;
+  /** Where the partner's joined socket is; absent while it is away or has not joined. */
+  proc?: string;
+  pconn?: string;
+}
+
+/** One route item of an inbox entry, as lua.ts writes it. */
+interface RouteItem {
+  k: 'j' | 'p' | 'a' | 'e';
+  conn: string;
+  room: string;
+  id?: string;
+  peer?: string;
+  ini?: boolean;
+  ans?: boolean;
+  proc?: string;
+  pconn?: string;
+}
+
 /** A socket open or close that could not reach Redis: replayed, in order, once it is back. */
 type Pending =
   | { kind: 'attach'; channel: Channel; id: string; th: string; conn: string; now: number }
@@ -124,15 +171,15 @@ interface Profile {
 
 export class RedisStore implements Store {
   /** Commands and scripts; fails fast while Redis is unreachable. Shared with the rate limiters. */
-  readonly client: Redis;
+  readonly client: Connection;
   /** Blocking reads of this process's inbox. */
-  private readonly reader: Redis;
+  private readonly reader: Connection;
   /**
    * The per-address limiters' own connection: its commands time out, so a
    * stalled Redis cannot hold a registration or a `next` forever (the
    * limiter then falls back to this process's own count).
    */
-  private readonly limits: Redis;
+  private readonly limits: Connection;
   readonly procId: string;
   private readonly prefix: string;
   private readonly base: string;
@@ -142,6 +189,8 @@ export class RedisStore implements Store {
   private readonly local = new Map<string, Local>();
   /** State last told to each matching socket held here (a heal after data loss starts from it). */
   private readonly hints = new Map<string, Hint>();
+  /** Signalling sockets here by conn, with the room each has joined (relay fast path). */
+  private readonly routes = new Map<string, Route>();
   /** The inbox entry each delivery being carried out came in (an undelivered one names it). */
   private readonly entryOf = new WeakMap<Delivery, string>();
   /** Calls waiting for the reader to carry out their own inbox entry. */
@@ -220,15 +269,29 @@ export class RedisStore implements Store {
       connectionName: `dyad-${this.procId}`,
       lazyConnect: true,
     };
-    this.client = new Redis(opts.url, {
+    const connect = (o: RedisOptions): Connection => {
+      if (!opts.cluster) return new Redis(opts.url ?? 'redis://127.0.0.1:6379', o);
+      const { enableOfflineQueue, retryStrategy, lazyConnect, ...node } = o;
+      return new Cluster(opts.cluster, {
+        redisOptions: node,
+        enableOfflineQueue,
+        lazyConnect,
+        clusterRetryStrategy: retryStrategy,
+        // A moved slot (a shard restarted, a failover) is followed at once, and the map refreshed.
+        retryDelayOnMoved: 0,
+        retryDelayOnFailover: 50,
+        slotsRefreshTimeout: this.callTimeoutMs,
+      });
+    };
+    this.client = connect({
       ...common,
       // Scripts are not idempotent: a command is never queued or resent, it fails.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
     });
-    this.reader = new Redis(opts.url, { ...common, maxRetriesPerRequest: null });
-    this.limits = new Redis(opts.url, {
+    this.reader = connect({ ...common, maxRetriesPerRequest: null });
+    this.limits = connect({
       ...common,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -254,7 +317,7 @@ export class RedisStore implements Store {
 
   /** Connect, load the scripts, announce this process, start the background loops. */
   async start(): Promise<void> {
-    const ready = (r: Redis): Promise<void> =>
+    const ready = (r: Connection): Promise<void> =>
       r.status === 'ready' ? Promise.resolve() : new Promise((resolve) => r.once('ready', () => resolve()));
     // A failed first attempt is retried like any later one; only the overall wait is bounded.
     this.client.connect().catch(() => undefined);
@@ -291,14 +354,20 @@ export class RedisStore implements Store {
     this.timers.push(t);
   }
 
+  /** Load every script on every primary (a Cluster node that gains the slot later gets it on first use: see evalsha). */
   private async loadScripts(): Promise<void> {
-    const pipe = this.client.pipeline();
-    for (const name of this.shas.keys()) pipe.script('LOAD', SCRIPTS[name]);
-    for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
+    const nodes: Redis[] = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+    await Promise.all(
+      nodes.map(async (node) => {
+        const pipe = node.pipeline();
+        for (const name of this.shas.keys()) pipe.script('LOAD', SCRIPTS[name]);
+        for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
+        await pipe.exec();
+      }),
+    );
     // sha -> name, for whoever reads Redis's command log (bench/lib/redis-diag.ts); renewed at each (re)connect.
     const names = Object.fromEntries([...this.shas, ...[...this.socketShas].map(([name, sha]) => [`socket-${name}`, sha] as const)].map(([name, sha]) => [sha, name]));
-    pipe.hset(`${this.prefix}scripts`, names).pexpire(`${this.prefix}scripts`, INDEX_TTL_MS);
-    await pipe.exec();
+    await this.client.multi().hset(`${this.prefix}scripts`, names).pexpire(`${this.prefix}scripts`, INDEX_TTL_MS).exec();
   }
 
   subscribe(handler: (fx: Effects) => Promise<void>): void {
@@ -325,9 +394,9 @@ export class RedisStore implements Store {
       return (await this.client.evalsha(sha, 1, this.base, ...argv)) as string;
     } catch (err) {
       // Redis restarted (or flushed its scripts): load it and try once more; the script did not run.
+      // EVAL goes to the node of the key (on a Cluster, SCRIPT LOAD would go to any node) and caches the script there.
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      await this.client.script('LOAD', SCRIPTS[name]);
-      return (await this.client.evalsha(sha, 1, this.base, ...argv)) as string;
+      return (await this.client.eval(SCRIPTS[name], 1, this.base, ...argv)) as string;
     }
   }
 
@@ -494,6 +563,7 @@ export class RedisStore implements Store {
   private forget(id: string, channel: Channel, conn: string): void {
     const l = this.local.get(id);
     if (channel === 'matching') this.hints.delete(conn);
+    else this.routes.delete(conn);
     if (!l) return;
     if (channel === 'matching' && l.m === conn) l.m = undefined;
     if (channel === 'signalling' && l.s === conn) l.s = undefined;
@@ -564,8 +634,69 @@ export class RedisStore implements Store {
     return this.transition('join', now, [id, conn, room]);
   }
 
+  /**
+   * Relay a signal. While both members' sockets have joined and this process
+   * knows where the partner's is (routes), a candidate, and after the first
+   * answer any signal, goes straight there: delivered here, or appended to
+   * the partner's process's inbox, the stream every message to that socket
+   * travels in. The sender's socket handles one message at a time, so its
+   * signals keep their order whichever way each one goes. Everything else
+   * (the first offer and answer, an absent partner) is the script's.
+   */
   async signal(id: string, conn: string, room: string, type: SignalType, data: string, now: number): Promise<Effects> {
+    const r = this.routes.get(conn);
+    if (r?.pconn !== undefined && r.proc !== undefined && r.room === room && r.id === id && (type === 'candidate' || r.ans)) {
+      const d: Delivery = { to: r.peer, channel: 'signalling', conn: r.pconn, signal: { room_code: room, from: id, type, data } };
+      if (r.proc === this.procId) {
+        // The partner's socket is here: deliver it now, if it is still in the room (else the script decides).
+        if (this.relayable(d) === 'deliver') return { ...emptyEffects(), deliver: [d] };
+      } else if (await this.relay(r.proc, d)) return emptyEffects();
+    }
     return this.transition('signal', now, [id, conn, room, type, data]);
+  }
+
+  /** Append one relayed signal to a process's inbox (never creating it: a process long gone has none); false if there was none. */
+  private async relay(proc: string, d: Delivery & { signal: SignalText }): Promise<boolean> {
+    const s = d.signal;
+    const text =
+      `{"f":1,"d":[{"to":${JSON.stringify(d.to)},"channel":"signalling","conn":${JSON.stringify(d.conn)},"msg":{"event":"signal",` +
+      `"room_code":${JSON.stringify(s.room_code)},"from":${JSON.stringify(s.from)},"type":"${s.type}","data":${JSON.stringify(s.data)}}}]}`;
+    try {
+      return (await this.client.xadd(`${this.base}inbox:${proc}`, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', 'fx', text)) !== null;
+    } catch (err) {
+      throw scrub(err, 'relay');
+    }
+  }
+
+  /**
+   * A relayed signal for socket d.conn: deliver it while that socket is in
+   * the signal's room; hand it on when the socket is not here (the hub then
+   * keeps it through undelivered, as any message to a closed socket); drop
+   * it when the socket is here but its room has ended (the sender's process
+   * had not heard yet: the script would have refused it).
+   */
+  private relayable(d: Delivery): 'deliver' | 'elsewhere' | 'ended' {
+    if (this.routes.get(d.conn)?.room === d.signal?.room_code) return 'deliver';
+    return this.local.get(d.to)?.s === d.conn ? 'ended' : 'elsewhere';
+  }
+
+  /** Apply the route items of an inbox entry (lua.ts, route), for sockets still here. */
+  private applyRoutes(items: RouteItem[]): void {
+    for (const it of items) {
+      if (it.k === 'j') {
+        if (!it.id || !it.peer) continue;
+        this.routes.set(it.conn, { room: it.room, id: it.id, peer: it.peer, ini: it.ini === true, ans: it.ans === true, proc: it.proc, pconn: it.pconn });
+        continue;
+      }
+      const r = this.routes.get(it.conn);
+      if (!r || r.room !== it.room) continue;
+      if (it.k === 'e') this.routes.delete(it.conn);
+      else if (it.k === 'a') r.ans = true;
+      else {
+        r.proc = it.proc;
+        r.pconn = it.pconn;
+      }
+    }
   }
 
   async leave(id: string, conn: string, room: string, now: number): Promise<Effects> {
@@ -648,6 +779,8 @@ export class RedisStore implements Store {
   private async heal(lost: boolean): Promise<void> {
     if (this.recovering) return;
     this.recovering = true;
+    // What this process knew of rooms may be stale now: its signals go through the scripts until its sockets join again.
+    this.routes.clear();
     try {
       this.log?.warn({ lost, sessions: this.local.size }, lost ? 'redis lost its data: restoring sessions' : 'heartbeat lapsed: re-announcing sockets');
       if (lost) {
@@ -732,9 +865,14 @@ export class RedisStore implements Store {
           for (const [id, fields] of entries) {
             const text = fields[1];
             if (text !== undefined) {
-              const fx = toEffects(JSON.parse(text) as RawResult);
+              const raw = JSON.parse(text) as RawResult;
+              const fx = toEffects(raw);
+              if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
               for (const d of fx.deliver) this.entryOf.set(d, id);
+              // Routes after the entry's messages: what a join hands over (kept signals) reaches the socket before anything relayed.
+              const routes = Array.isArray(raw.r) ? (raw.r as RouteItem[]) : undefined;
               await this.emit(fx);
+              if (routes) this.applyRoutes(routes);
             }
             this.inboxId = id;
             this.wakeWaiters();
@@ -761,6 +899,7 @@ export class RedisStore implements Store {
       await this.exec('release', now, []);
       this.local.clear();
       this.hints.clear();
+      this.routes.clear();
       this.pending.length = 0;
       // Its timers would outlive the process: the reaper ends these grace periods instead.
       return emptyEffects();
@@ -955,8 +1094,11 @@ export class RedisStore implements Store {
       return await this.limits.evalsha(sha, 1, this.base, ...argv);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw scrub(err, name);
-      await this.limits.script('LOAD', SOCKET_SCRIPTS[name]);
-      return await this.limits.evalsha(sha, 1, this.base, ...argv);
+      try {
+        return await this.limits.eval(SOCKET_SCRIPTS[name], 1, this.base, ...argv);
+      } catch (again) {
+        throw scrub(again, name);
+      }
     }
   }
 }

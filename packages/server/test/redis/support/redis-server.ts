@@ -30,7 +30,10 @@ export class RedisServer {
   private child: ChildProcess | undefined;
   private readonly dir: string;
 
-  private constructor(readonly port: number) {
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: readonly string[] = [],
+  ) {
     this.dir = mkdtempSync(path.join(tmpdir(), 'dyad-redis-'));
   }
 
@@ -38,8 +41,9 @@ export class RedisServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<RedisServer> {
-    const server = new RedisServer(await freePort());
+  /** Started with `extraArgs` after the usual ones (e.g. cluster mode: RedisCluster). */
+  static async start(extraArgs: readonly string[] = []): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), extraArgs);
     await server.run();
     return server;
   }
@@ -48,7 +52,7 @@ export class RedisServer {
   async run(): Promise<void> {
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--loglevel', 'notice'],
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--loglevel', 'notice', ...this.extraArgs],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;
