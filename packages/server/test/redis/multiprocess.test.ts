@@ -123,6 +123,7 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     assert.deepEqual(offer, { event: 'signal', room_code: room, from: ini.id, type: 'offer', data: { sdp: 'v=0 offer', n: -1 } });
     res.s.send({ event: 'signal', room_code: room, type: 'answer', data: { sdp: 'v=0 answer' } });
     assert.equal((await ini.s.expect('signal')).type, 'answer');
+    const before = await redis.commandCalls();
     // Both sides trickle at once, each through a different pair of processes.
     for (let i = 0; i < 100; i++) {
       ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `a${i}`, i } });
@@ -140,6 +141,12 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
       }
       assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i), 'every candidate, in the order sent');
     }
+    // Both members joined and the answer passed: each process appended its member's candidates to the
+    // other's inbox itself, with no script per frame (the heartbeats and reapers run a few meanwhile).
+    const calls = await redis.commandCalls();
+    const delta = (cmd: string): number => (calls[cmd] ?? 0) - (before[cmd] ?? 0);
+    assert.ok(delta('xadd') >= 200, `relayed by XADD: ${delta('xadd')}`);
+    assert.ok(delta('evalsha') < 100, `scripts run while 200 candidates were relayed: ${delta('evalsha')}`);
 
     for (let i = 0; i < 20; i++) {
       a.m.send({ event: 'chat', message: `from a ${i}` });
@@ -162,6 +169,12 @@ describe('two matching and two signalling processes on one Redis', { timeout: 12
     assert.equal((await b.m.expect('peer-disconnected')).reason, 'skip');
     const told = ini === b ? ini.s : res.s;
     assert.equal((await told.expect('peer-disconnected', { skip: 'any' })).reason, 'skip', 'on its joined signalling socket too');
+    // The skipper's own signalling socket is in that room no more: a signal there is refused, never relayed.
+    const skipper = ini === a ? ini.s : res.s;
+    skipper.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: 'late' } });
+    assert.equal((await skipper.expect('error', { skip: 'any' })).code, 'invalid-room');
+    await sleep(200);
+    assert.equal(told.history.filter((m) => m.event === 'signal' && (m.data as { candidate?: string }).candidate === 'late').length, 0);
     assert.equal((await a.m.expect('waiting')).event, 'waiting');
     a.m.close();
     b.m.close();

@@ -1,10 +1,13 @@
 // A private redis-server for one test suite (or one benchmark): a free port on
 // loopback, nothing saved to disk, killed with the process that started it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
 
 const READY_TIMEOUT_MS = 10_000;
 
@@ -77,6 +80,14 @@ export class RedisServer {
         }
       });
     });
+  }
+
+  /** Calls of each command so far (INFO commandstats), lower-cased names: e.g. evalsha, xadd. */
+  async commandCalls(): Promise<Record<string, number>> {
+    const { stdout } = await run('redis-cli', ['-p', String(this.port), 'info', 'commandstats']);
+    const calls: Record<string, number> = {};
+    for (const m of stdout.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) calls[m[1] ?? ''] = Number(m[2]);
+    return calls;
   }
 
   /** A stall: the process stops answering (SIGSTOP) until `resume`. */
