@@ -1,8 +1,11 @@
 // Several real processes on one private Redis (ROLES=matching and
 // ROLES=signalling, two of each), real WebSocket clients: the contract holds
 // across processes, through a rolling restart, a crash and a Redis restart.
+// All of it again on a Redis Cluster of three primaries, where the stall and
+// the restart are those of the shard that holds the store's state.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { RedisCluster } from './support/redis-cluster.js';
 import { RedisServer } from './support/redis-server.js';
 import { DyadProcess } from './support/dyad-process.js';
 import { WireClient, eventually, sleep, type Channel, type Events } from '../support/ws-client.js';
@@ -18,7 +21,51 @@ interface Session {
   s?: WireClient;
 }
 
-let redis: RedisServer;
+/** Where the processes keep their state: one Redis, or a Cluster (its shard holding the state stalls and restarts). */
+interface Backend {
+  env: Record<string, string>;
+  commandCalls(): Promise<Record<string, number>>;
+  pause(): void;
+  resume(): void;
+  kill(): Promise<void>;
+  run(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const BACKENDS: { name: string; start(): Promise<Backend> }[] = [
+  {
+    name: 'one Redis',
+    async start() {
+      const r = await RedisServer.start();
+      return Object.assign(r, { env: { REDIS_URL: r.url } });
+    },
+  },
+  {
+    name: 'a Redis Cluster of three primaries',
+    async start() {
+      const cluster = await RedisCluster.start();
+      const state = await cluster.nodeOf('dyad:{dyad}:sess');
+      return {
+        env: { REDIS_CLUSTER_NODES: cluster.seeds },
+        async commandCalls() {
+          const all: Record<string, number> = {};
+          for (const n of cluster.nodes) for (const [cmd, calls] of Object.entries(await n.commandCalls())) all[cmd] = (all[cmd] ?? 0) + calls;
+          return all;
+        },
+        pause: () => state.pause(),
+        resume: () => state.resume(),
+        kill: () => state.kill(),
+        async run() {
+          await state.run();
+          await cluster.ready();
+        },
+        stop: () => cluster.stop(),
+      };
+    },
+  },
+];
+
+let redis: Backend;
 let env: Record<string, string>;
 let m1: DyadProcess;
 let m2: DyadProcess;
@@ -84,10 +131,10 @@ async function waitingCount(proc: DyadProcess): Promise<number> {
   return Number(m?.[1] ?? NaN);
 }
 
-describe('two matching and two signalling processes on one Redis', { timeout: 120_000 }, () => {
+for (const backend of BACKENDS) describe(`two matching and two signalling processes on ${backend.name}`, { timeout: 150_000 }, () => {
   before(async () => {
-    redis = await RedisServer.start();
-    env = { REDIS_URL: redis.url, GRACE_MS: String(GRACE_MS), INTEREST_TIMEOUT_MS: '600000' };
+    redis = await backend.start();
+    env = { ...redis.env, GRACE_MS: String(GRACE_MS), INTEREST_TIMEOUT_MS: '600000' };
     [m1, m2, s1, s2] = await Promise.all([
       DyadProcess.start('m1', { ...env, ROLES: 'matching' }),
       DyadProcess.start('m2', { ...env, ROLES: 'matching' }),
