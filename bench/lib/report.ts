@@ -131,6 +131,32 @@ export function targets(r: Omit<Results, 'targets'>, targetRate: number): Target
     verdict: rel?.ratios.vsPeerjs === undefined ? 'not measured' : rel.ratios.vsPeerjs >= 1.5 ? 'met' : 'missed',
   });
 
+  // Scale-out: the Redis relay against the memory store's, by CPU per frame (steady on a shared box).
+  const same = rel?.runs.find((x) => x.target === 'dyad-redis-same');
+  const cross = rel?.runs.find((x) => x.target === 'dyad-redis-cross');
+  const usOf = (run: typeof dyad, part: 'server' | 'redis'): number => (run ? (run.cpu[part] / run.throughput) * 1e6 : Number.NaN);
+  rows.push({
+    what: 'relay through Redis, both members on one process: server CPU per frame vs the memory store',
+    target: '≤ 1.5×',
+    measured:
+      same && dyad
+        ? `${(same.serverUsPerFrame / dyad.serverUsPerFrame).toFixed(2)}× (${same.serverUsPerFrame.toFixed(1)} µs, Redis ${usOf(same, 'redis').toFixed(1)} of it, vs ${dyad.serverUsPerFrame.toFixed(1)} µs)`
+        : 'not run',
+    verdict: same && dyad ? (same.serverUsPerFrame <= 1.5 * dyad.serverUsPerFrame ? 'met' : 'missed') : 'not measured',
+  });
+  rows.push({
+    what: 'relay through Redis across processes: server and Redis CPU per frame',
+    target: '≤ 30 µs server, ≤ 10 µs Redis',
+    measured: cross ? `server ${usOf(cross, 'server').toFixed(1)} µs, Redis ${usOf(cross, 'redis').toFixed(1)} µs per frame` : 'not run',
+    verdict: cross ? (usOf(cross, 'server') <= 30 && usOf(cross, 'redis') <= 10 ? 'met' : 'missed') : 'not measured',
+  });
+  rows.push({
+    what: 'relay latency through Redis across processes at the fixed rate, p99',
+    target: '< 3 ms',
+    measured: cross ? `p50 ${cross.latency.p50.toFixed(2)} ms, p99 ${cross.latency.p99.toFixed(2)} ms at ${fmtInt(cross.offered)} frames/s` : 'not run',
+    verdict: cross ? (cross.latency.p99 < 3 ? 'met' : 'missed') : 'not measured',
+  });
+
   const cap = r.capacity;
   const failures = cap ? Object.values(cap.failed).reduce((a, b) => a + b, 0) : 0;
   rows.push({

@@ -2,10 +2,11 @@
 // Redis, with random next/stop/chat/signals/drops; one process is SIGKILLed
 // and Redis is restarted in the middle. Afterwards the clients' own logs are
 // checked: nobody in two rooms, every room exactly two, every matched answered
-// by the partner's, and nobody left waiting while someone else waits.
+// by the partner's, and nobody left waiting while someone else waits. All of
+// it again on a Redis Cluster of three primaries, restarting its state shard.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RedisServer } from './support/redis-server.js';
+import { BACKENDS, type Backend } from './support/backends.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DyadProcess, REPO_ROOT } from './support/dyad-process.js';
@@ -21,14 +22,14 @@ const SETTLE_MS = 20_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-let redis: RedisServer;
+let redis: Backend;
 let procs: DyadProcess[] = [];
 
-describe('chaos over four processes, a crash and a Redis restart', { timeout: 170_000 }, () => {
+for (const backend of BACKENDS) describe(`chaos over four processes on ${backend.name}, a crash and a Redis restart`, { timeout: 170_000 }, () => {
   before(async () => {
-    redis = await RedisServer.start();
+    redis = await backend.start();
     const env = {
-      REDIS_URL: redis.url,
+      ...redis.env,
       ROLES: 'matching,signalling',
       GRACE_MS: String(GRACE_MS),
       INTEREST_TIMEOUT_MS: '1000',

@@ -5,8 +5,7 @@
 // the restart are those of the shard that holds the store's state.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RedisCluster } from './support/redis-cluster.js';
-import { RedisServer } from './support/redis-server.js';
+import { BACKENDS, type Backend } from './support/backends.js';
 import { DyadProcess } from './support/dyad-process.js';
 import { WireClient, eventually, sleep, type Channel, type Events } from '../support/ws-client.js';
 
@@ -20,50 +19,6 @@ interface Session {
   m: WireClient;
   s?: WireClient;
 }
-
-/** Where the processes keep their state: one Redis, or a Cluster (its shard holding the state stalls and restarts). */
-interface Backend {
-  env: Record<string, string>;
-  commandCalls(): Promise<Record<string, number>>;
-  pause(): void;
-  resume(): void;
-  kill(): Promise<void>;
-  run(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-const BACKENDS: { name: string; start(): Promise<Backend> }[] = [
-  {
-    name: 'one Redis',
-    async start() {
-      const r = await RedisServer.start();
-      return Object.assign(r, { env: { REDIS_URL: r.url } });
-    },
-  },
-  {
-    name: 'a Redis Cluster of three primaries',
-    async start() {
-      const cluster = await RedisCluster.start();
-      const state = await cluster.nodeOf('dyad:{dyad}:sess');
-      return {
-        env: { REDIS_CLUSTER_NODES: cluster.seeds },
-        async commandCalls() {
-          const all: Record<string, number> = {};
-          for (const n of cluster.nodes) for (const [cmd, calls] of Object.entries(await n.commandCalls())) all[cmd] = (all[cmd] ?? 0) + calls;
-          return all;
-        },
-        pause: () => state.pause(),
-        resume: () => state.resume(),
-        kill: () => state.kill(),
-        async run() {
-          await state.run();
-          await cluster.ready();
-        },
-        stop: () => cluster.stop(),
-      };
-    },
-  },
-];
 
 let redis: Backend;
 let env: Record<string, string>;
