@@ -25,14 +25,15 @@ if (routes.length === 0) {
 
 for (const { listen, backends } of routes) {
   let next = 0;
-  const server = net.createServer((client) => {
+  // No Nagle on either side: a small frame (a chat line, a signal) is passed on at once, never held for an ACK.
+  const server = net.createServer({ noDelay: true }, (client) => {
     client.pause();
     const start = next++ % backends.length;
     // Try each backend once, starting with the next in turn.
     const attempt = (k) => {
       if (k >= backends.length) return client.destroy();
       const b = backends[(start + k) % backends.length];
-      const upstream = net.connect(b.port, b.host);
+      const upstream = net.connect({ port: b.port, host: b.host, noDelay: true });
       const refused = () => attempt(k + 1);
       upstream.once('error', refused);
       upstream.once('connect', () => {
