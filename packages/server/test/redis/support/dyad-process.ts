@@ -6,7 +6,8 @@ import { LOOPBACK_ENV, ServerProcess, serverEnv, type Exit } from '../../support
 
 export { REPO_ROOT, type Exit } from '../../support/spawn.js';
 
-const START_TIMEOUT_MS = 15_000;
+/** Four processes starting at once on two busy cores can take a while. */
+const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 6_000;
 
 /** Settings for every process of a multi-process test; loopback only, limits out of the way of many clients from 127.0.0.1. */
