@@ -356,11 +356,10 @@ export class RvcEdge {
         return JSON.stringify({ event: 'chat', sender: state.partner ?? legacyName(msg.sender, state.name), message: msg.message, timestamp: msg.timestamp });
       case 'waiting':
         return JSON.stringify({ event: 'waiting' });
-      case 'peer-disconnected': {
-        const partner = state.partner;
+      case 'peer-disconnected':
+        // The client hears of it on its signalling socket, as from the original.
         state.partner = undefined;
-        return JSON.stringify({ event: 'peer-disconnected', message: `${partner ?? 'Peer'} has disconnected` });
-      }
+        return undefined;
       case 'error':
         return JSON.stringify({ event: 'error', message: msg.message });
       default:
