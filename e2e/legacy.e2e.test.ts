@@ -131,9 +131,9 @@ async function meet(legacyUrl: string): Promise<void> {
     legacy.page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
     await legacy.page.goto(legacyUrl);
     const [sd, sl] = await within(
-      30_000,
+      60_000,
       'video both ways',
-      Promise.all([waitForMedia(dyad.page, 25_000), waitForMedia(legacy.page, 25_000)]).catch(async (err: unknown) => {
+      Promise.all([waitForMedia(dyad.page, 55_000), waitForMedia(legacy.page, 55_000)]).catch(async (err: unknown) => {
         throw new Error(`${String(err)}; legacy page: ${JSON.stringify(await pageLog(legacy.page))} ${JSON.stringify(consoleLines)}; server: ${server.output().slice(-1500)}`);
       }),
     );
@@ -145,7 +145,7 @@ async function meet(legacyUrl: string): Promise<void> {
   }
 }
 
-describe('legacy clients and Dyad in real browsers', { timeout: 120_000 }, () => {
+describe('legacy clients and Dyad in real browsers', { timeout: 240_000 }, () => {
   before(async () => {
     webRoot = await mkdtemp(join(tmpdir(), 'dyad-legacy-web-'));
     await cp(WEB_ROOT, webRoot, { recursive: true });
