@@ -63,9 +63,14 @@ export class GoMegleEdge {
           if (!state) return emptyEffects();
           const now = hub.clock.now();
           switch (msg.event) {
-            case 'find_match':
+            case 'find_match': {
               if (!state.signalling) return this.start(state, conn);
-              return (await this.limited(this.nexts, conn, 'more nexts a minute than allowed')) ?? store.next(state.id, conn.id, now);
+              const refused = await this.limited(this.nexts, conn, 'more nexts a minute than allowed');
+              if (refused) return refused;
+              // Pressed during a call without `leave`: the partner is skipped, and this socket is in no room from now on.
+              state.partner = state.room = state.joining = undefined;
+              return store.next(state.id, conn.id, now);
+            }
             case 'leave': {
               if (state.partner === undefined || msg.data.target_id !== state.partner) return this.refuse(conn, 'no-partner', 'not in a room with that partner');
               state.partner = state.room = state.joining = undefined;

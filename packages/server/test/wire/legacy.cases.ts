@@ -378,6 +378,14 @@ export function legacyCases(targets: () => [Target, Target], opts: CaseOptions):
     assert.deepEqual([fq.data.partner_id, fp.data.partner_id], [pid, qid]);
   });
 
+  it('go-megle: find_match during a call (without leave) skips the partner too', async () => {
+    const [a, b] = targets();
+    const { p, q, pid } = await gmPair(a, b);
+    p.send(gmFind);
+    await expectGm(p, 'waiting');
+    assert.deepEqual((await expectGm(q, 'partner_left')).data, { from: pid });
+  });
+
   it('go-megle: a closed socket leaves at once: partner_left', async () => {
     const [a, b] = targets();
     const { p, q, pid } = await gmPair(a, b);
