@@ -312,12 +312,16 @@ export class RvcEdge {
     }
     const state: MatchingState = { name };
     this.matchingStates.set(id, state);
+    let served = false;
     this.matchingEdge.upgrade(req, socket, head, (ws) => {
+      served = true;
       this.matchingEdge.serve(ws, name, addr, token, { id, render: (text) => this.renderMatching(state, text) });
     });
-    // An upgrade that fails after this point never opens a socket: give the name back.
+    // An upgrade that fails after this point never opens a socket (a served one is released by the edge): give the name back.
     socket.once('close', () => {
-      if (this.held.get(name) === id && !this.matchingStates.has(id)) this.held.delete(name);
+      if (served || this.matchingStates.get(id) !== state) return;
+      this.matchingStates.delete(id);
+      if (this.held.get(name) === id) this.held.delete(name);
     });
     return true;
   }
