@@ -66,6 +66,16 @@ export function signalDataProblem(
 ): { path: string[]; message: string } | undefined {
   const field = REQUIRED_DATA_FIELD[type];
   if (typeof data[field] !== 'string') return { path: [field], message: `${type === 'candidate' ? 'a' : 'an'} ${type}'s data must carry ${field} (a string)` };
+  return signalDataSizeProblem(data);
+}
+
+/**
+ * Why a signal's `data` is too deep or too large (MAX_SIGNAL_DATA_DEPTH
+ * levels, MAX_SIGNAL_DATA_VALUES values), or undefined when it is within
+ * both. The shape rules of a type are signalDataProblem's; this is the part
+ * every signal obeys, the legacy protocols' included.
+ */
+export function signalDataSizeProblem(data: Record<string, unknown>): { path: string[]; message: string } | undefined {
   let values = 0;
   const stack: { value: object; depth: number }[] = [{ value: data, depth: 1 }];
   for (let top = stack.pop(); top; top = stack.pop()) {

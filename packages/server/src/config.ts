@@ -2,6 +2,7 @@
 // value that cannot be parsed stops the process with an error naming it
 // (PROTOCOL.md, "Services, ports, configuration").
 import { fileURLToPath } from 'node:url';
+import { LEGACY_PROTOCOLS, type LegacyProtocol } from '@dyad/protocol';
 import { isLoopbackHost } from './http/client.js';
 
 export type Role = 'matching' | 'signalling' | 'web';
@@ -143,6 +144,11 @@ export interface Settings {
   httpTimeoutMs: number;
   /** @default 'info' */
   logLevel: string;
+  /**
+   * Legacy protocols served beside Dyad's own (docs/LEGACY.md): each gives up
+   * some of Dyad's protections, so each is the operator's choice. @default []
+   */
+  legacyProtocols: LegacyProtocol[];
 }
 
 export class ConfigError extends Error {
@@ -269,6 +275,13 @@ export function loadSettings(env: Env = process.env): Settings {
   const logLevel = env.LOG_LEVEL?.trim() || 'info';
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('LOG_LEVEL', `unknown level ${JSON.stringify(logLevel)}`);
 
+  const legacyProtocols = parseList(env.LEGACY_PROTOCOLS);
+  for (const p of legacyProtocols) {
+    if (!(LEGACY_PROTOCOLS as readonly string[]).includes(p)) {
+      throw new ConfigError('LEGACY_PROTOCOLS', `unknown protocol ${JSON.stringify(p)}: expected ${LEGACY_PROTOCOLS.join(' or ')}`);
+    }
+  }
+
   const redisUrl = env.REDIS_URL?.trim() || undefined;
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('REDIS_URL', 'expected redis:// or rediss://');
   const redisClusterNodes = clusterNodes(env.REDIS_CLUSTER_NODES);
@@ -319,6 +332,7 @@ export function loadSettings(env: Env = process.env): Settings {
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 4_000, 100, 4_900),
     httpTimeoutMs: integer(env, 'HTTP_TIMEOUT_MS', 10_000, 100),
     logLevel,
+    legacyProtocols: [...new Set(legacyProtocols)] as LegacyProtocol[],
   };
   if (
     settings.allowedOrigins.length === 0 &&

@@ -11,6 +11,9 @@ import { iceServers } from './core/ice.js';
 import { AddressHasher } from './http/client.js';
 import type { Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
+import { onUpgrade } from './http/socket.js';
+import { GoMegleEdge } from './legacy/gomegle.js';
+import { RvcEdge } from './legacy/rvc.js';
 import { MatchingService } from './matching/service.js';
 import { Metrics } from './ops/metrics.js';
 import { SignallingService } from './signalling/service.js';
@@ -110,8 +113,12 @@ async function main(): Promise<void> {
   };
 
   const has = (role: string) => settings.roles.includes(role as Settings['roles'][number]);
-  const matching = has('matching') ? new MatchingService(ctx) : undefined;
-  const signalling = has('signalling') ? new SignallingService(ctx) : undefined;
+  // The legacy protocols the operator turned on (docs/LEGACY.md): edges of their own over the same hub and store.
+  const legacy = new Set(settings.legacyProtocols);
+  const rvc = legacy.has('random-video-chat') && (has('matching') || has('signalling')) ? new RvcEdge(ctx) : undefined;
+  const gm = legacy.has('go-megle') && has('web') ? new GoMegleEdge(ctx) : undefined;
+  const matching = has('matching') ? new MatchingService(ctx, rvc?.matching) : undefined;
+  const signalling = has('signalling') ? new SignallingService(ctx, rvc?.signalling) : undefined;
   const servers: Server[] = [];
   const ports = { matching: settings.matchingPort, signalling: settings.signallingPort };
 
@@ -126,9 +133,10 @@ async function main(): Promise<void> {
   if (signalling) ports.signalling = await start('signalling', signalling.server, settings.signallingPort);
   if (has('web')) {
     const web = createWebServer(settings, { matchingPort: () => ports.matching, signallingPort: () => ports.signalling }, log);
+    if (gm) onUpgrade(web, log, (req, socket, head) => gm.upgrade(req, socket, head));
     await start('web', web, settings.webPort);
   }
-  log.info({ roles: settings.roles, store: settings.redisClusterNodes ? 'redis-cluster' : settings.redisUrl ? 'redis' : 'memory' }, 'started');
+  log.info({ roles: settings.roles, store: settings.redisClusterNodes ? 'redis-cluster' : settings.redisUrl ? 'redis' : 'memory', legacy: settings.legacyProtocols }, 'started');
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
@@ -142,6 +150,8 @@ async function main(): Promise<void> {
     for (const s of servers) s.close();
     matching?.edge.closeAll();
     signalling?.edge.closeAll();
+    rvc?.closeAll();
+    gm?.closeAll();
     try {
       await hub.run(await store.shutdown(Date.now()));
     } catch (err) {
@@ -149,7 +159,7 @@ async function main(): Promise<void> {
     }
     hub.close();
     // Give clients a moment to answer the close frame, then drop whatever is left.
-    await waitForClients([matching?.edge.wss, signalling?.edge.wss], SOCKET_CLOSE_WAIT_MS);
+    await waitForClients([matching?.edge.wss, signalling?.edge.wss, rvc?.matchingEdge.wss, rvc?.signallingEdge.wss, gm?.edge.wss], SOCKET_CLOSE_WAIT_MS);
     for (const s of servers) s.closeAllConnections();
     await store.close();
     log.info('stopped');

@@ -114,6 +114,28 @@ export interface SessionSocketHandlers<M> {
   closed(conn: Connection, left: boolean): Promise<Effects>;
   /** Tell the store the socket is open (it runs before any message of the socket is handled). */
   attach(conn: Connection, token: string): Promise<AttachResult>;
+  /**
+   * The socket ended, however: forget what the edge keeps for it. Runs once;
+   * `closed` follows unless `flooded` (a flood ends the session instead).
+   */
+  released?(conn: Connection, flooded: boolean): void;
+}
+
+/** How one socket is served beyond the defaults (the legacy protocols' edges use these). */
+export interface ServeOptions {
+  /** The socket's id (default: a fresh random one). */
+  id?: string;
+  /**
+   * What the client gets for each message this socket is sent, Dyad's text
+   * in, the client's own protocol out; undefined drops it. Default: as is.
+   */
+  render?: (text: string) => string | undefined;
+}
+
+/** A served socket: the hub's connection, and a way to write to the client past `render`. */
+export interface ServedConnection extends Connection {
+  /** Write text as it is, after what is already queued for the client. */
+  write(text: string): void;
 }
 
 /**
@@ -207,16 +229,25 @@ export class SocketEdge<S extends z.ZodType> {
    * Wire an open socket of `session` (opened with `token`) into the hub. The
    * handlers' `attach` tells the store first; a flood ends the session by its token.
    */
-  serve(ws: WebSocket, session: string, addr: string, token: string): Connection {
-    const connId = newConnId();
-    const conn: Connection = {
+  serve(ws: WebSocket, session: string, addr: string, token: string, opts: ServeOptions = {}): ServedConnection {
+    const connId = opts.id ?? newConnId();
+    const render = opts.render;
+    // Everything this socket is sent, by the hub or by this edge (refusals), goes through `render`.
+    const send = render
+      ? (text: string): void => {
+          const out = render(text);
+          if (out !== undefined) this.write(ws, out);
+        }
+      : (text: string): void => this.write(ws, text);
+    const conn: ServedConnection = {
       id: connId,
       session,
       addr,
       channel: this.channel,
       // A socket past its send buffer cap is not open: what comes for it is undelivered (kept for an absent member).
       isOpen: () => this.writable(ws),
-      send: (text) => this.write(ws, text),
+      send,
+      write: (text) => this.write(ws, text),
       close: (code, reason) => ws.close(code, reason),
     };
     this.hub.add(conn);
@@ -224,7 +255,7 @@ export class SocketEdge<S extends z.ZodType> {
     const queue = new SerialQueue((err) => {
       this.log.error({ err, channel: this.channel }, 'socket handler failed');
       // The store did not answer (Redis away or stalled): say so instead of leaving the client waiting.
-      this.write(ws, errorFrame('rate-limited', 'service temporarily unavailable, try again shortly'));
+      send(errorFrame('rate-limited', 'service temporarily unavailable, try again shortly'));
     });
     const enqueue = (task: () => Promise<void>): void => queue.push(task);
     const opened = performance.now();
@@ -234,7 +265,7 @@ export class SocketEdge<S extends z.ZodType> {
       const attached = await this.handlers.attach(conn, token);
       if (attached.ok) return this.hub.run(attached.effects);
       // The session ended between the token check and the upgrade.
-      this.write(ws, errorFrame('unauthorized', 'session ended'));
+      send(errorFrame('unauthorized', 'session ended'));
       ws.close(CloseCode.unauthorized, 'unauthorized');
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -248,10 +279,10 @@ export class SocketEdge<S extends z.ZodType> {
           return enqueue(() => this.receive(ws, conn, data, isBinary));
         case 'limited':
           this.metrics.rejected.inc({ code: 'rate-limited' });
-          return enqueue(async () => this.write(ws, errorFrame('rate-limited', this.limitedMessage)));
+          return enqueue(async () => send(errorFrame('rate-limited', this.limitedMessage)));
         case 'address-limited':
           this.metrics.rejected.inc({ code: 'address-rate-limited' });
-          return enqueue(async () => this.write(ws, errorFrame('rate-limited', 'too many messages from this address, slow down')));
+          return enqueue(async () => send(errorFrame('rate-limited', 'too many messages from this address, slow down')));
         case 'flood':
           // Nothing more of this socket is read; the close follows the answers
           // already queued (its rate-limited errors among them), in order.
@@ -269,6 +300,7 @@ export class SocketEdge<S extends z.ZodType> {
       this.paces.close(session, pace, now);
       this.addressPaces.close(addr, addrPace, now);
       this.hub.remove(conn);
+      this.handlers.released?.(conn, this.flooded.has(ws));
       if (this.flooded.has(ws)) {
         // A flood ends the session, not just this socket (finding W2), as a
         // clean leave; by its token, so that a socket opened meanwhile does
@@ -371,13 +403,13 @@ export class SocketEdge<S extends z.ZodType> {
     // A message that arrived before the client closed is still handled (a chat then a close loses nothing).
     if (this.flooded.has(ws)) return;
     if (isBinary) {
-      this.write(ws, errorFrame('bad-request', 'binary frames are not accepted: send JSON text'));
+      conn.send(errorFrame('bad-request', 'binary frames are not accepted: send JSON text'));
       return;
     }
     const parsed = parseMessage(this.schema, Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
     if (!parsed.ok) {
       this.metrics.rejected.inc({ code: 'bad-request' });
-      this.write(ws, errorFrame('bad-request', parsed.error));
+      conn.send(errorFrame('bad-request', parsed.error));
       return;
     }
     await this.hub.run(await this.handlers.message(parsed.value, conn));

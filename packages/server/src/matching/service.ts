@@ -15,6 +15,7 @@ import {
 } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
 import { handshakeProblem } from '../http/handshake.js';
+import type { ServiceExtension } from '../http/extension.js';
 import { ClientGoneError, banRefusal, bannedRefusal, decodeSegment, readBody, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
 import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
@@ -37,7 +38,11 @@ export class MatchingService {
   private readonly nexts: RateLimiterAbstract;
   private readonly admin: AdminApi | undefined;
 
-  constructor(private readonly ctx: Context) {
+  constructor(
+    private readonly ctx: Context,
+    /** The legacy random-video-chat edge, when LEGACY_PROTOCOLS turns it on. */
+    private readonly extension: ServiceExtension = {},
+  ) {
     const { settings, hub, metrics, log, store } = ctx;
     this.registrations = ctx.limiter('register', settings.registerRatePerMin, 60);
     this.nexts = ctx.limiter('next', settings.nextRatePerMin, 60);
@@ -103,16 +108,16 @@ export class MatchingService {
       res.end();
       return;
     }
-    if (path === '/register') {
+    if (path === '/register' || this.extension.registerPaths?.includes(path)) {
       if (req.method !== 'POST') return sendJson(res, 405, { status: 'error', message: 'use POST' }, { Allow: 'POST' });
-      return this.registerHttp(req, res);
+      return this.registerHttp(req, res, path);
     }
     if (path === '/ice-servers' && req.method === 'GET') return this.iceServers(req, res);
     if (this.admin && path.startsWith('/admin/')) return this.admin.handle(req, res, path);
     sendJson(res, 404, { status: 'error', message: 'not found' });
   }
 
-  private async registerHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async registerHttp(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const body = await readBody(req, this.ctx.settings.maxFrameBytes);
     if (body === undefined) return sendJson(res, 413, { status: 'error', message: 'body too large' });
     let value: unknown = {};
@@ -123,6 +128,8 @@ export class MatchingService {
         return sendJson(res, 400, { status: 'error', message: 'invalid JSON' });
       }
     }
+    if (this.extension.register && (await this.extension.register(req, res, path, value))) return;
+    if (path !== '/register') return sendJson(res, 404, { status: 'error', message: 'not found' });
     const { addresses, settings } = this.ctx;
     const result = await this.register(addresses.hash(clientAddress(req, settings.trustProxy)), value);
     if ('body' in result) return sendJson(res, result.status, result.body);
@@ -209,6 +216,7 @@ export class MatchingService {
     if (url.pathname !== '/ws' && !m?.[1]) return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
     const bad = handshakeProblem(req);
     if (bad) return refuseUpgrade(socket, bad.status, { status: 'error', message: bad.message });
+    if (this.extension.upgrade && (await this.extension.upgrade(req, socket, head, url))) return;
     const addr = addresses.hash(clientAddress(req, settings.trustProxy));
     const refused = await this.edge.admit(addr, socket);
     if (refused) return refuseUpgrade(socket, refused.status, refused.body);

@@ -8,13 +8,18 @@ import { encodeSignalData } from '../core/frames.js';
 import { clientAddress, originAllowed } from '../http/client.js';
 import { banRefusal, decodeSegment, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
 import { handshakeProblem } from '../http/handshake.js';
+import type { ServiceExtension } from '../http/extension.js';
 import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
 
 export class SignallingService {
   readonly server: Server;
   readonly edge: SocketEdge<typeof SignallingClientMessage>;
 
-  constructor(private readonly ctx: Context) {
+  constructor(
+    private readonly ctx: Context,
+    /** The legacy random-video-chat edge, when LEGACY_PROTOCOLS turns it on. */
+    private readonly extension: ServiceExtension = {},
+  ) {
     const { settings, hub, metrics, log, store } = ctx;
     this.edge = new SocketEdge('signalling', SignallingClientMessage, hub, settings, metrics, log, {
       message: (msg, conn) => {
@@ -54,6 +59,7 @@ export class SignallingService {
     if (!m?.[1]) return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
     const bad = handshakeProblem(req);
     if (bad) return refuseUpgrade(socket, bad.status, { status: 'error', message: bad.message });
+    if (this.extension.upgrade && (await this.extension.upgrade(req, socket, head, url))) return;
     const addr = addresses.hash(clientAddress(req, settings.trustProxy));
     const refused = await this.edge.admit(addr, socket);
     if (refused) return refuseUpgrade(socket, refused.status, refused.body);

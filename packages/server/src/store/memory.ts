@@ -790,6 +790,11 @@ export class MemoryStore implements Store {
     return s ? { id: s.id, open: s.mConn !== undefined } : undefined;
   }
 
+  async roomOf(id: string, token: string): Promise<string | undefined> {
+    const s = this.authenticate(id, token);
+    return s?.state === 'matched' ? s.room : undefined;
+  }
+
   async ping(): Promise<boolean> {
     return true;
   }

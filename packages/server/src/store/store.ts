@@ -190,6 +190,12 @@ export interface Store {
   listReports(now: number, limit: number): Promise<ReportSummary[]>;
   /** The live session of `token`, and whether its matching socket is open now. */
   presence(token: string): Promise<{ id: string; open: boolean } | undefined>;
+  /**
+   * The code of the room session `id` is in, if `token` opens it: for an edge
+   * whose client names its room by an alias of its own (the legacy protocols,
+   * docs/LEGACY.md) and whose matching socket may be on another process.
+   */
+  roomOf(id: string, token: string): Promise<string | undefined>;
 
   /**
    * Count one more open socket (either service) from `addr`, or refuse when

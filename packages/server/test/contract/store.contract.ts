@@ -36,6 +36,22 @@ export function describeStore(name: string, factory: StoreFactory): void {
       return m.initiator ? { ini: a, res: b, room: m.room_code } : { ini: b, res: a, room: m.room_code };
     };
 
+    describe('roomOf', () => {
+      it("gives the session's room to its own token only, and nothing once the room ended", async () => {
+        const core = await make();
+        const { ini, res, room } = await pair(core);
+        assert.equal(await core.store.roomOf(ini.id, ini.token), room);
+        assert.equal(await core.store.roomOf(res.id, res.token), room);
+        assert.equal(await core.store.roomOf(ini.id, res.token), undefined, "another session's token opens nothing");
+        assert.equal(await core.store.roomOf('nobody', ini.token), undefined);
+        await ini.send({ event: 'stop' });
+        assert.equal(await core.store.roomOf(ini.id, ini.token), undefined, 'no room once it ended');
+        assert.equal(await core.store.roomOf(res.id, res.token), undefined);
+        const waiting = await core.join();
+        assert.equal(await core.store.roomOf(waiting.id, waiting.token), undefined, 'no room while waiting');
+      });
+    });
+
     describe('pairing', () => {
       it('pairs the second arrival at once, with exactly one initiator and a shared room', async () => {
         const core = await make();

@@ -72,6 +72,12 @@ export interface ConnectOptions {
   headers?: Record<string, string>;
   /** How long an expected message or close may take unless a call says otherwise (default WAIT_MS). */
   waitMs?: number;
+  /**
+   * The server speaks another protocol on this socket (a legacy one,
+   * docs/LEGACY.md): every message must pass this schema instead of Dyad's,
+   * and is queued as it came (test/support/legacy.ts reads them).
+   */
+  schema?: z.ZodType;
 }
 
 /** Hides tokens in URLs shown in failure messages. */
@@ -94,6 +100,7 @@ export class WireClient {
     readonly channel: Channel,
     readonly label: string,
     readonly waitMs: number,
+    private readonly schema?: z.ZodType,
   ) {
     all.add(this);
     ws.on('error', () => {
@@ -115,7 +122,7 @@ export class WireClient {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.origin !== undefined) headers.origin = opts.origin;
     const ws = new WebSocket(url, { headers, handshakeTimeout: OPEN_TIMEOUT_MS });
-    const client = new WireClient(ws, opts.channel, opts.label ?? `${opts.channel} ${redact(url)}`, opts.waitMs ?? WAIT_MS);
+    const client = new WireClient(ws, opts.channel, opts.label ?? `${opts.channel} ${redact(url)}`, opts.waitMs ?? WAIT_MS, opts.schema);
     return new Promise<Attempt>((resolve, reject) => {
       ws.once('open', () => resolve({ kind: 'open', client }));
       ws.once('unexpected-response', (req, res) => {
@@ -170,6 +177,17 @@ export class WireClient {
     const event = (value as { event?: unknown } | null)?.event;
     if (typeof event !== 'string') {
       this.push({ violation: `a message without a string "event": ${text.slice(0, 200)}` });
+      return;
+    }
+    if (this.schema) {
+      const parsed = this.schema.safeParse(value);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        this.push({ violation: `a "${event}" message that breaks the schema (${issue?.path.join('.')}: ${issue?.message}): ${text.slice(0, 300)}` });
+        return;
+      }
+      this.history.push(value as AnyEvent);
+      this.push({ msg: value as AnyEvent });
       return;
     }
     if (!KNOWN[this.channel].has(event)) {

@@ -959,6 +959,14 @@ export class RedisStore implements Store {
     return typeof r.id === 'string' ? { id: r.id, open: r.open === true } : undefined;
   }
 
+  async roomOf(id: string, token: string): Promise<string | undefined> {
+    // A read, not a transition: the session's token hash, state and room, checked here.
+    const [th, st, room] = await this.client.hmget(`${this.base}s:${id}`, 'th', 'st', 'room');
+    if (typeof th !== 'string' || th.length !== 64) return undefined;
+    if (!timingSafeEqual(Buffer.from(th, 'hex'), Buffer.from(hashToken(token), 'hex'))) return undefined;
+    return st === 'matched' && typeof room === 'string' ? room : undefined;
+  }
+
   async ping(): Promise<boolean> {
     if (this.client.status !== 'ready') return false;
     try {
