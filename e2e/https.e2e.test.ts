@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { parse as parseYaml } from 'yaml';
-import { clickStart, launchBrowser, newUser, prepare, startServer, status, waitForMedia, within, WEB_ROOT } from './harness.js';
-import type { RunningServer } from './harness.js';
+import { clickStart, launchBrowser, newUser as newHarnessUser, prepare, startServer, status, waitForMedia, within, WEB_ROOT } from './harness.js';
+import type { RunningServer, User } from './harness.js';
 import { LOOPBACK_ENV, REPO_ROOT, ServerProcess, serverEnv, track } from '../packages/server/test/support/spawn.js';
 import { RedisServer, freePort } from '../packages/server/test/redis/support/redis-server.js';
 
@@ -35,6 +35,11 @@ const PROCESS_STOP_TIMEOUT_MS = 6_000;
 /** Click-to-first-frame runs through the proxy and on plain loopback each (printed, not asserted). */
 const FRAME_RUNS = 3;
 const REGISTER_RATE_PER_MIN = 30;
+/**
+ * Waits of the pages: this file runs Caddy, Redis and five server processes
+ * beside the browser, and a shared machine may be slow to load a page.
+ */
+const PAGE_TIMEOUT_MS = 30_000;
 
 /**
  * The Caddyfile the test runs: the shipped one, after global options that
@@ -239,7 +244,14 @@ const framesDecoded = (page: Page) =>
     return frames;
   });
 
-async function expectStatus(page: Page, text: string | RegExp, timeout = 10_000): Promise<void> {
+/** A page of the harness, with the longer waits of this file. */
+async function newUser(browser: Browser): Promise<User> {
+  const user = await newHarnessUser(browser);
+  user.page.setDefaultTimeout(PAGE_TIMEOUT_MS);
+  return user;
+}
+
+async function expectStatus(page: Page, text: string | RegExp, timeout = PAGE_TIMEOUT_MS): Promise<void> {
   await status(page).filter({ hasText: text }).waitFor({ timeout });
 }
 
@@ -251,7 +263,7 @@ async function clickToFrame(browser: Browser, url: string): Promise<number> {
     await Promise.all([prepare(a.page, url, 'video'), prepare(b.page, url, 'video')]);
     const start = performance.now();
     await Promise.all([clickStart(a.page), clickStart(b.page)]);
-    await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
+    await Promise.all([waitForMedia(a.page, PAGE_TIMEOUT_MS), waitForMedia(b.page, PAGE_TIMEOUT_MS)]);
     return performance.now() - start;
   } finally {
     await Promise.all([a.context.close(), b.context.close()]);
@@ -347,7 +359,7 @@ describe('the shipped deployment files', () => {
   });
 });
 
-describe('Dyad through Caddy on one https origin, 2 matching + 2 signalling processes on Redis', { timeout: 360_000 }, () => {
+describe('Dyad through Caddy on one https origin, 2 matching + 2 signalling processes on Redis', { timeout: 600_000 }, () => {
   let httpsPort: number;
   let origin: string;
   let topology: Topology;
@@ -387,7 +399,7 @@ describe('Dyad through Caddy on one https origin, 2 matching + 2 signalling proc
       await Promise.all([prepare(a.page, origin, 'video'), prepare(b.page, origin, 'video')]);
       assert.equal(await a.page.evaluate(() => window.isSecureContext), true, 'https makes the page a secure context');
       await Promise.all([clickStart(a.page), clickStart(b.page)]);
-      const [sa, sb] = await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
+      const [sa, sb] = await Promise.all([waitForMedia(a.page, PAGE_TIMEOUT_MS), waitForMedia(b.page, PAGE_TIMEOUT_MS)]);
       assert.ok(sa.framesDecoded > 0 && sb.framesDecoded > 0 && sa.audioPacketsReceived > 0 && sb.audioPacketsReceived > 0);
       await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
       for (const page of [a.page, b.page]) {
@@ -419,11 +431,11 @@ describe('Dyad through Caddy on one https origin, 2 matching + 2 signalling proc
     try {
       await Promise.all([prepare(a.page, origin, 'video'), prepare(b.page, origin, 'video')]);
       await Promise.all([clickStart(a.page), clickStart(b.page)]);
-      await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
+      await Promise.all([waitForMedia(a.page, PAGE_TIMEOUT_MS), waitForMedia(b.page, PAGE_TIMEOUT_MS)]);
       await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
       const bothOpen = (page: Page) =>
         page.waitForFunction(() => (window as unknown as { __sockets: WebSocket[] }).__sockets.filter((s) => s.readyState === 1).length === 2, undefined, {
-          timeout: 20_000,
+          timeout: PAGE_TIMEOUT_MS,
         });
       // One at a time, as docs/DEPLOY.md says: each successor is up before the next process stops.
       for (const [role, index] of [['matching', 0], ['signalling', 0], ['matching', 1], ['signalling', 1]] as const) {
