@@ -9,6 +9,7 @@
 // the private network namespace of the test:e2e script.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
@@ -54,6 +55,46 @@ function testCaddyfile(storage: string, httpPort: number): string {
 /** The upstream defaults the Caddyfile names: `{$MATCHING_1:matching-1:8000}` → MATCHING_1, matching-1, 8000. */
 function caddyUpstreams(text: string): { variable: string; service: string; port: number }[] {
   return [...text.matchAll(/\{\$([A-Z0-9_]+):([a-z0-9-]+):(\d+)\}/g)].map((m) => ({ variable: m[1]!, service: m[2]!, port: Number(m[3]) }));
+}
+
+/**
+ * What Compose makes of a value of the file: `$$` is a `$`, and `${NAME}`,
+ * `${NAME:-default}`, `${NAME:?message}` come from `vars`.
+ */
+function interpolate(value: string, vars: Record<string, string>): string {
+  return value.replace(/\$\$|\$\{([A-Z0-9_]+)(?::([-?])([^}]*))?\}/g, (whole, name: string | undefined, op?: string, arg?: string) => {
+    if (whole === '$$') return '$';
+    const set = vars[name!];
+    if (set !== undefined && set !== '') return set;
+    if (op === '-') return arg ?? '';
+    throw new Error(`${name} is not set${op === '?' ? `: ${arg}` : ''}`);
+  });
+}
+
+/** Resolve once something answers a STUN Binding Request on 127.0.0.1:port with Binding Success (0x0101). */
+async function stunAnswers(port: number, timeoutMs: number): Promise<void> {
+  const request = Buffer.alloc(20);
+  request.writeUInt16BE(0x0001, 0);
+  request.writeUInt32BE(0x2112a442, 4);
+  randomBytes(12).copy(request, 8);
+  const sock = createSocket('udp4');
+  let timer: ReturnType<typeof setInterval> | undefined;
+  try {
+    await within(
+      timeoutMs,
+      `coturn answers STUN on 127.0.0.1:${port}`,
+      new Promise<void>((ok) => {
+        sock.on('message', (msg) => msg.length >= 20 && msg.readUInt16BE(0) === 0x0101 && msg.subarray(8, 20).equals(request.subarray(8, 20)) && ok());
+        sock.on('error', () => undefined);
+        const send = () => sock.send(request, port, '127.0.0.1', () => undefined);
+        send();
+        timer = setInterval(send, 50);
+      }),
+    );
+  } finally {
+    clearInterval(timer);
+    sock.close();
+  }
 }
 
 class Caddy {
@@ -336,6 +377,44 @@ describe('the shipped deployment files', () => {
         assert.ok(json.includes(`"dial":"${dial}"`), `upstream ${dial}`);
       }
       assert.doesNotMatch(json, /"module":"internal"/, 'no local CA in production: certificates come from ACME');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('coturn runs with the command line of docker-compose.yml and the secret deploy/secrets.sh made', async () => {
+    type Service = { entrypoint: string[]; command: string[]; volumes: string[] };
+    const { coturn } = (parseYaml(readFileSync(COMPOSE, 'utf8'), { merge: true }) as { services: { coturn: Service } }).services;
+    const volume = coturn.volumes.find((v) => v.startsWith('secrets:'))!.split(':')[1]!;
+    const dir = mkdtempSync(join(tmpdir(), 'dyad-coturn-'));
+    try {
+      assert.equal(spawnSync('sh', [SECRETS_SCRIPT, join(dir, 'secrets')]).status, 0);
+      const secret = spawnSync('sh', ['-c', `. "${dir}/secrets/env" && printf %s "$TURN_SECRET"`], { encoding: 'utf8' }).stdout;
+      for (const publicIp of ['', '192.0.2.10']) {
+        const port = await freePort();
+        const vars = { DOMAIN, PUBLIC_IP: publicIp };
+        // As compose runs it; on loopback: the secrets volume is a folder here, and the
+        // address, port and files are this test's.
+        const [shell, ...rest] = coturn.entrypoint.map((v) => interpolate(v, vars).replaceAll(volume, join(dir, 'secrets')));
+        const args = coturn.command.map((v) => interpolate(v, vars)).map((a) => (a.startsWith('--listening-port=') ? `--listening-port=${port}` : a));
+        const local = ['--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--pidfile=${join(dir, 'turn.pid')}`, `--userdb=${join(dir, 'turndb')}`];
+        const child = track(spawn(shell!, [...rest, ...args, ...local], { env: { PATH: process.env.PATH, TURN_SECRET: '', PUBLIC_IP: publicIp }, stdio: ['ignore', 'pipe', 'pipe'] }));
+        let output = '';
+        for (const stream of [child.stdout, child.stderr]) stream?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4_000)));
+        try {
+          await stunAnswers(port, 5_000).catch((err: Error) => assert.fail(`${err.message}; coturn's output:\n${output}`));
+          // exec: the shell became turnserver, with the secret and, when given, the public address.
+          const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
+          assert.equal(argv[0], 'turnserver');
+          assert.ok(argv.includes(`--static-auth-secret=${secret}`), 'the secret from the secrets volume');
+          assert.equal(argv.includes('--external-ip=192.0.2.10'), publicIp !== '', `--external-ip only with PUBLIC_IP (${JSON.stringify(publicIp)})`);
+          assert.ok(!argv.includes(''), 'no empty argument');
+        } finally {
+          const gone = new Promise((r) => child.once('exit', r));
+          child.kill('SIGTERM');
+          await within(5_000, 'coturn stops', gone).catch(() => child.kill('SIGKILL'));
+        }
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
