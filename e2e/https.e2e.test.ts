@@ -31,6 +31,8 @@ const DCLINT = join(REPO_ROOT, 'node_modules/dclint/bin/dclint.cjs');
 /** A name that is not localhost (browsers treat http://localhost as secure too), resolved to 127.0.0.1 by Chromium's rule. */
 const DOMAIN = 'dyad.test';
 const CADDY_READY_TIMEOUT_MS = 20_000;
+/** Everything Caddy writes in one run is kept (it writes a few lines unless it logs requests). */
+const CADDY_LOG_KEEP_CHARS = 4_000_000;
 const PROCESS_START_TIMEOUT_MS = 15_000;
 const PROCESS_STOP_TIMEOUT_MS = 6_000;
 /** Click-to-first-frame runs through the proxy and on plain loopback each (printed, not asserted). */
@@ -43,13 +45,19 @@ const REGISTER_RATE_PER_MIN = 30;
 const PAGE_TIMEOUT_MS = 30_000;
 
 /**
- * The Caddyfile the test runs: the shipped one, after global options that
- * change only where certificates come from (Caddy's own local CA, no ACME),
- * where they are kept, and the http port (the site's https port is in DOMAIN).
+ * The Caddyfile the test runs: the shipped one, with global options added
+ * that change only where certificates come from (Caddy's own local CA, no
+ * ACME), where they are kept, and the http port (the site's https port is in
+ * DOMAIN).
  */
 function testCaddyfile(storage: string, httpPort: number): string {
   const options = ['admin off', 'local_certs', 'skip_install_trust', `storage file_system ${storage}`, `http_port ${httpPort}`];
-  return `{\n${options.map((o) => `\t${o}\n`).join('')}}\n\n${readFileSync(CADDYFILE, 'utf8')}`;
+  const shipped = readFileSync(CADDYFILE, 'utf8');
+  // The global options block is the first one, opened by a line of its own.
+  const open = /^\{\n/m.exec(shipped);
+  assert.ok(open, 'deploy/Caddyfile has a global options block');
+  const at = open.index + open[0].length;
+  return `${shipped.slice(0, at)}${options.map((o) => `\t${o}\n`).join('')}${shipped.slice(at)}`;
 }
 
 /** The upstream defaults the Caddyfile names: `{$MATCHING_1:matching-1:8000}` → MATCHING_1, matching-1, 8000. */
@@ -111,7 +119,7 @@ class Caddy {
     const env = serverEnv({ HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config'), DOMAIN: `${DOMAIN}:${httpsPort}`, ...upstreams });
     const child = track(spawn('caddy', ['run', '--config', file, '--adapter', 'caddyfile'], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
     let output = '';
-    for (const stream of [child.stdout, child.stderr]) stream?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-8_000)));
+    for (const stream of [child.stdout, child.stderr]) stream?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-CADDY_LOG_KEEP_CHARS)));
     const exited = new Promise<string>((resolve) => {
       child.once('error', (err) => resolve(`caddy could not run (apt-get install caddy): ${err.message}`));
       child.once('exit', (code) => resolve(`caddy exited with ${code}`));
@@ -257,6 +265,21 @@ class Topology {
     const exit = await old.stop('SIGTERM', PROCESS_STOP_TIMEOUT_MS);
     assert.equal(exit.code, 0, `${old.label} exits 0 on SIGTERM:\n${old.output().slice(-2000)}`);
     this.procs[role][index] = await this.spawn(role, `${role}-${index + 1}`, port);
+  }
+
+  /** Stop the web role, run `work`, and start it again on the same port. */
+  async whileWebIsDown(work: () => Promise<void>): Promise<void> {
+    const port = new URL(this.web.url('web')).port;
+    await this.web.stop('SIGTERM', PROCESS_STOP_TIMEOUT_MS);
+    try {
+      await work();
+    } finally {
+      this.web = await ServerProcess.start({
+        label: 'web',
+        env: serverEnv(LOOPBACK_ENV, { ...this.env, ROLES: 'web', WEB_ROOT, WEB_PORT: port }),
+        timeoutMs: PROCESS_START_TIMEOUT_MS,
+      });
+    }
   }
 
   output(): string {
@@ -561,6 +584,18 @@ describe('Dyad through Caddy on one https origin, 2 matching + 2 signalling proc
     console.log(`  https through Caddy, 2 matching + 2 signalling on Redis: ${fmt(proxied)}`);
     console.log(`  plain http on loopback, one process:                     ${fmt(direct)}`);
     assert.equal(proxied.length + direct.length, 2 * FRAME_RUNS);
+  });
+
+  it('Caddy logged no request: no session token, no client address, not even of a request that failed', async () => {
+    // A request Caddy cannot carry out (its upstream is down) is what its error log would write.
+    await topology.whileWebIsDown(async () => {
+      const res = await caddy.get(httpsPort, '/?token=canary-token-value');
+      assert.equal(res.status, 502);
+    });
+    const log = caddy.output();
+    assert.ok(log.length > 0 && log.length < CADDY_LOG_KEEP_CHARS, 'all of it was kept');
+    assert.doesNotMatch(log, /canary-token-value|token=/);
+    assert.doesNotMatch(log, /remote_ip|remote_addr|client_ip/);
   });
 
   it('a client cannot choose its address: X-Forwarded-For is Caddy\'s, so the registration limit holds', async () => {
