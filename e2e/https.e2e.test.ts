@@ -1,12 +1,13 @@
 // The public deployment as it ships, for real: Debian's caddy runs
-// deploy/Caddyfile (with only certificate, storage and port options put in
-// front of it) before Redis, two matching and two signalling processes and the
-// web role, and two real Chromium pages use Dyad at https://dyad.test:PORT, one
-// origin, wss for the sockets. dyad.test is not localhost, so only TLS makes
-// the page a secure context that may have a camera. Also: the compose file is
-// checked by a Compose validator and against the Caddyfile, and a rolling
-// restart of every matching and signalling process keeps a call. Runs inside
-// the private network namespace of the test:e2e script.
+// deploy/Caddyfile (with only certificate, storage and port options added to
+// its global options) in front of Redis, two matching and two signalling
+// processes and the web role, and two real Chromium pages use Dyad at
+// https://dyad.test:PORT, one origin, wss for the sockets. dyad.test is not
+// localhost, so only TLS makes the page a secure context that may have a
+// camera. Also: the compose file is checked by a Compose validator and against
+// the Caddyfile, coturn runs with its command line, a rolling restart of every
+// matching and signalling process keeps a call, and Caddy logs no request.
+// Runs inside the private network namespace of the test:e2e script.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
