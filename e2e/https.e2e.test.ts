@@ -34,7 +34,8 @@ const DOMAIN = 'dyad.test';
 const CADDY_READY_TIMEOUT_MS = 20_000;
 /** Everything Caddy writes in one run is kept (it writes a few lines unless it logs requests). */
 const CADDY_LOG_KEEP_CHARS = 4_000_000;
-const PROCESS_START_TIMEOUT_MS = 15_000;
+/** A busy machine may take many seconds to start a node process. */
+const PROCESS_START_TIMEOUT_MS = 30_000;
 const PROCESS_STOP_TIMEOUT_MS = 6_000;
 /** Click-to-first-frame runs through the proxy and on plain loopback each (printed, not asserted). */
 const FRAME_RUNS = 3;
