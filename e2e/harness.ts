@@ -67,13 +67,14 @@ export async function startServer(extraEnv: Record<string, string> = {}): Promis
 /**
  * Playwright gives a non-persistent launch its own fresh temporary profile
  * (--user-data-dir) and deletes it on close; it also kills the browser when
- * this process ends.
+ * this process ends. `extraArgs` go after CHROMIUM_FLAGS (e.g. a host
+ * resolver rule and a certificate to accept).
  */
-export function launchBrowser(): Promise<Browser> {
+export function launchBrowser(extraArgs: readonly string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_FLAGS,
+    args: [...CHROMIUM_FLAGS, ...extraArgs],
     timeout: BROWSER_LAUNCH_TIMEOUT_MS,
   });
 }

@@ -35,7 +35,13 @@ export interface Settings {
    */
   turnTtlSec: number;
   stunUrls: string[];
-  /** Public URLs handed to the web client in /config.json; default: the request's host with our ports. */
+  /**
+   * The one https origin browsers use behind the shipped proxy (deploy/Caddyfile), e.g.
+   * https://chat.example.org: /config.json then names the services at its PUBLIC_PATHS, and
+   * it is the default of ALLOWED_ORIGINS.
+   */
+  publicUrl: string | undefined;
+  /** Public URLs handed to the web client in /config.json; default: under PUBLIC_URL, else the request's host with our ports. */
   publicMatchingUrl: string | undefined;
   publicSignallingUrl: string | undefined;
   /** Static files of the web client. @default packages/web/dist */
@@ -160,6 +166,13 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+/**
+ * Where the one-origin proxy (deploy/Caddyfile) puts each service under
+ * PUBLIC_URL; it takes the prefix off before passing a request on, so the
+ * services serve the same paths as without it.
+ */
+export const PUBLIC_PATHS = Object.freeze({ matching: '/matching', signalling: '/signalling' });
+
 /** Comma-separated list; spaces around items and empty items are ignored. */
 export const parseList = (value: string | undefined): string[] =>
   (value ?? '')
@@ -193,6 +206,23 @@ const url = (env: Env, name: string): string | undefined => {
     throw new ConfigError(name, `not a URL: ${JSON.stringify(raw)}`);
   }
   return raw.replace(/\/+$/, '');
+};
+
+/** PUBLIC_URL: an http(s) origin and nothing more (the services' paths under it are PUBLIC_PATHS). */
+const origin = (env: Env, name: string): string | undefined => {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `not a URL: ${JSON.stringify(raw)}`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(name, `expected an http(s) origin, got ${JSON.stringify(raw)}`);
+  if (parsed.pathname !== '/' || parsed.search !== '' || parsed.hash !== '' || parsed.username !== '' || parsed.password !== '') {
+    throw new ConfigError(name, `expected an origin only (scheme, host and port, no path), got ${JSON.stringify(raw)}`);
+  }
+  return parsed.origin;
 };
 
 /** A guessable admin token would be worse than none. */
@@ -251,6 +281,7 @@ export function loadSettings(env: Env = process.env): Settings {
   for (const r of roles) if (!ROLE_NAMES.has(r)) throw new ConfigError('ROLES', `unknown role ${JSON.stringify(r)}`);
   if (roles.length === 0) throw new ConfigError('ROLES', 'no role given');
 
+  const publicUrl = origin(env, 'PUBLIC_URL');
   const allowedOrigins = parseList(env.ALLOWED_ORIGINS);
   for (const o of allowedOrigins) {
     if (o === '*') throw new ConfigError('ALLOWED_ORIGINS', '"*" is not accepted: list the origins');
@@ -297,11 +328,13 @@ export function loadSettings(env: Env = process.env): Settings {
     redisClusterNodes,
     redisPrefix: env.REDIS_PREFIX?.trim() || 'dyad:',
     redisCallTimeoutMs: integer(env, 'REDIS_CALL_TIMEOUT_MS', 2_000, 50),
-    allowedOrigins: allowedOrigins.map((o) => new URL(o).origin),
+    // Behind the one-origin proxy the pages come from PUBLIC_URL, unless told otherwise.
+    allowedOrigins: allowedOrigins.length > 0 ? allowedOrigins.map((o) => new URL(o).origin) : publicUrl ? [publicUrl] : [],
     turnUrls,
     turnSecret,
     turnTtlSec: integer(env, 'TURN_TTL', 3600, 1),
     stunUrls: parseList(env.STUN_URLS),
+    publicUrl,
     publicMatchingUrl: url(env, 'PUBLIC_MATCHING_URL'),
     publicSignallingUrl: url(env, 'PUBLIC_SIGNALLING_URL'),
     webRoot: env.WEB_ROOT?.trim() || DEFAULT_WEB_ROOT,
@@ -343,7 +376,7 @@ export function loadSettings(env: Env = process.env): Settings {
     // or a DNS-rebinding page could register and open sockets from a visitor's browser.
     throw new ConfigError(
       'ALLOWED_ORIGINS',
-      `required when HOST (${settings.host}) is not a loopback address: list the origins of the pages that use this server, e.g. ALLOWED_ORIGINS=http://192.168.1.20:8080`,
+      `required when HOST (${settings.host}) is not a loopback address: list the origins of the pages that use this server, e.g. ALLOWED_ORIGINS=http://192.168.1.20:8080, or set PUBLIC_URL`,
     );
   }
   if (settings.banMaxMs < settings.banDurationMs) throw new ConfigError('BAN_MAX_MS', 'must not be below BAN_DURATION_MS');

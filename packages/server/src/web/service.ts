@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import sirv from 'sirv';
-import type { Settings } from '../config.js';
+import { PUBLIC_PATHS, type Settings } from '../config.js';
 import { sendJson } from '../http/context.js';
 
 export interface ServiceUrls {
@@ -25,9 +25,13 @@ function requestHostname(req: IncomingMessage): string {
   }
 }
 
-/** Public URL of a service: the configured one, else the host the browser used with the service's port. */
-function publicUrl(configured: string | undefined, req: IncomingMessage, port: number): string {
+/**
+ * Public URL of a service: the configured one; else its path under PUBLIC_URL (the one-origin
+ * proxy); else the host the browser used with the service's port.
+ */
+function publicUrl(configured: string | undefined, under: string | undefined, path: string, req: IncomingMessage, port: number): string {
   if (configured) return configured;
+  if (under) return `${under}${path}`;
   const host = requestHostname(req);
   const bracketed = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const proto = req.headers['x-forwarded-proto'] === 'https' ? 'https' : 'http';
@@ -55,8 +59,8 @@ export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logg
         res,
         200,
         {
-          matching_url: publicUrl(settings.publicMatchingUrl, req, urls.matchingPort()),
-          signalling_url: publicUrl(settings.publicSignallingUrl, req, urls.signallingPort()),
+          matching_url: publicUrl(settings.publicMatchingUrl, settings.publicUrl, PUBLIC_PATHS.matching, req, urls.matchingPort()),
+          signalling_url: publicUrl(settings.publicSignallingUrl, settings.publicUrl, PUBLIC_PATHS.signalling, req, urls.signallingPort()),
         },
         { 'Cache-Control': 'no-store' },
       );

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import { request } from '../support/http.js';
 import { runUntilExit, startServer } from '../support/server.js';
+import { WireClient } from '../support/ws-client.js';
 
 async function freePort(): Promise<number> {
   const srv = net.createServer();
@@ -38,6 +39,9 @@ describe('settings refused at start', () => {
     ['SOCKET_SEND_BUFFER_BYTES below 2 x SIGNAL_BUFFER x MAX_FRAME_BYTES', { SOCKET_SEND_BUFFER_BYTES: '65536' }, /SOCKET_SEND_BUFFER_BYTES/],
     ['ROLES=matching without REDIS_URL', { ROLES: 'matching' }, /REDIS_URL/],
     ['ROLES=signalling without REDIS_URL', { ROLES: 'signalling' }, /REDIS_URL/],
+    // The services' paths under PUBLIC_URL are the proxy's (/matching, /signalling): a path of its own would be lost.
+    ['PUBLIC_URL with a path', { PUBLIC_URL: 'https://chat.example/dyad' }, /PUBLIC_URL/],
+    ['PUBLIC_URL=ftp://chat.example', { PUBLIC_URL: 'ftp://chat.example' }, /PUBLIC_URL/],
   ];
   for (const [what, env, names] of cases) {
     it(`${what}: the process exits non-zero with an error naming it`, async () => {
@@ -65,6 +69,40 @@ describe('settings accepted at start', () => {
     try {
       assert.equal(server.matching, `http://127.0.0.1:${m}`);
       assert.equal(server.signalling, `http://127.0.0.1:${s}`);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('PUBLIC_URL: every service behind one https origin (deploy/Caddyfile)', () => {
+  const PUBLIC = 'https://chat.example';
+
+  it('/config.json names the services under it, and its origin is the one allowed', async () => {
+    const server = await startServer({ PUBLIC_URL: `${PUBLIC}/` });
+    try {
+      const res = await request(`${server.web}/config.json`);
+      assert.deepEqual(res.json(), { matching_url: `${PUBLIC}/matching`, signalling_url: `${PUBLIC}/signalling` });
+      const ok = await WireClient.connect(`${server.matchingWs}/ws?mode=text`, { channel: 'matching', origin: PUBLIC });
+      assert.equal(ok.kind, 'open', `Origin ${PUBLIC}: ${ok.kind === 'refused' ? `HTTP ${ok.status} ${ok.body}` : ''}`);
+      if (ok.kind === 'open') await ok.client.close();
+      // It replaces the loopback default: a page on another origin is refused, even on this machine.
+      const loopback = await WireClient.connect(`${server.matchingWs}/ws?mode=text`, { channel: 'matching', origin: 'http://127.0.0.1:5173' });
+      if (loopback.kind === 'open') await loopback.client.close();
+      assert.equal(loopback.kind === 'refused' ? loopback.status : 101, 403, 'Origin http://127.0.0.1:5173 beside PUBLIC_URL');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('ALLOWED_ORIGINS and PUBLIC_*_URL, when set, win over it', async () => {
+    const server = await startServer({ PUBLIC_URL: PUBLIC, PUBLIC_SIGNALLING_URL: 'https://signal.chat.example', ALLOWED_ORIGINS: 'https://other.example' });
+    try {
+      const res = await request(`${server.web}/config.json`);
+      assert.deepEqual(res.json(), { matching_url: `${PUBLIC}/matching`, signalling_url: 'https://signal.chat.example' });
+      const refused = await WireClient.connect(`${server.matchingWs}/ws?mode=text`, { channel: 'matching', origin: PUBLIC });
+      if (refused.kind === 'open') await refused.client.close();
+      assert.equal(refused.kind === 'refused' ? refused.status : 101, 403, `Origin ${PUBLIC} outside ALLOWED_ORIGINS`);
     } finally {
       await server.stop();
     }
