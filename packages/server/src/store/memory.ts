@@ -554,7 +554,8 @@ export class MemoryStore implements Store {
     const until = now + banLengthMs(strike, this.opts);
     this.bans.set(addr, { until, strike, reports });
     this.strikes.set(addr, { strike, until });
-    for (const sid of [...(this.byAddr.get(addr) ?? [])]) {
+    // In id order, as the Redis store does (lua.ts, ban): which of two sessions of the address sharing a room is told first does not depend on the store.
+    for (const sid of [...(this.byAddr.get(addr) ?? [])].sort()) {
       const s = this.sessions.get(sid);
       if (!s) continue;
       if (s.state === 'matched') this.endRoom(fx, s, 'reported', now);

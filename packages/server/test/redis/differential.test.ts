@@ -60,6 +60,8 @@ import type { Channel, Effects, Pairing, StoreOptions, StoreStats } from '../../
 import { Core, DEFAULTS } from '../contract/harness.js';
 import { RedisServer } from './support/redis-server.js';
 
+export const PROF = { op: 0, barrier: 0, read: 0, rest: 0 };
+process.on('exit', () => console.log(PROF));
 const SEED = Number(process.env.DIFF_SEED ?? 20_261_204);
 const LOCKSTEP_RUNS = Number(process.env.DIFF_RUNS ?? 30);
 const CROWD_RUNS = Number(process.env.DIFF_CROWD_RUNS ?? 2);
@@ -230,47 +232,64 @@ function memorySnapshot(store: MemoryStore, now: number): Snapshot {
 }
 
 /**
- * The Redis store's state, read from its keys (store/redis/lua.ts: `s:<id>`,
- * `r:<code>`, the `sess` and `rooms` indexes, the pool sets `open:<mode>` and
- * `narrow:<mode>`, `bl:`, `cd:`, `lp:`, `kc:` and `rk:` keys).
+ * The Redis store's state, read from its keys in one script (store/redis/lua.ts:
+ * `s:<id>`, `r:<code>`, the `sess` and `rooms` indexes, the pool sets
+ * `open:<mode>` and `narrow:<mode>`, and the `bl:`, `cd:`, `lp:`, `kc:` and
+ * `rk:` keys), so that a step costs one round trip to look at.
  */
-async function redisSnapshot(r: Redis, base: string, now: number): Promise<Snapshot> {
-  const [ids, codes] = await Promise.all([r.zrange(`${base}sess`, '0', '-1'), r.zrange(`${base}rooms`, '0', '-1')]);
-  const p = r.pipeline();
-  for (const id of ids) {
-    p.hgetall(`${base}s:${id}`)
-      .smembers(`${base}bl:${id}`)
-      .zrange(`${base}cd:${id}`, '0', '-1', 'WITHSCORES')
-      .hgetall(`${base}lp:${id}`)
-      .llen(`${base}kc:${id}`);
+const READ_STATE = `
+local P = KEYS[1]
+local function hash(k)
+  local t, o = redis.call('HGETALL', k), {}
+  for i = 1, #t, 2 do o[t[i]] = t[i + 1] end
+  return o
+end
+local out = {sessions = {}, rooms = {}, pool = {}}
+for _, id in ipairs(redis.call('ZRANGE', P .. 'sess', 0, -1)) do
+  out.sessions[#out.sessions + 1] = {
+    id = id, h = hash(P .. 's:' .. id), bl = redis.call('SMEMBERS', P .. 'bl:' .. id),
+    cd = redis.call('ZRANGE', P .. 'cd:' .. id, 0, -1, 'WITHSCORES'), lp = hash(P .. 'lp:' .. id), kc = redis.call('LLEN', P .. 'kc:' .. id),
   }
-  for (const code of codes) p.hgetall(`${base}r:${code}`);
-  for (const mode of MODES) p.zrange(`${base}open:${mode}`, '0', '-1').zrange(`${base}narrow:${mode}`, '0', '-1');
-  const res = ((await p.exec()) ?? []).map(([err, v]) => {
-    if (err) throw err;
-    return v;
-  });
-  let i = 0;
-  const next = <T>(): T => res[i++] as T;
+end
+for _, code in ipairs(redis.call('ZRANGE', P .. 'rooms', 0, -1)) do
+  local h = hash(P .. 'r:' .. code)
+  local ka = h.a and redis.call('LLEN', P .. 'rk:' .. code .. ':' .. h.a) or 0
+  local kb = h.b and redis.call('LLEN', P .. 'rk:' .. code .. ':' .. h.b) or 0
+  out.rooms[#out.rooms + 1] = {code = code, h = h, kept = {ka, kb}}
+end
+for _, m in ipairs({'video', 'text'}) do
+  local ids = redis.call('ZRANGE', P .. 'open:' .. m, 0, -1)
+  for _, id in ipairs(redis.call('ZRANGE', P .. 'narrow:' .. m, 0, -1)) do ids[#ids + 1] = id end
+  out.pool[m] = ids
+end
+return cjson.encode(out)
+`;
+
+/** cjson writes an empty list as {}. */
+const list = (v: unknown): string[] => (Array.isArray(v) ? (v as string[]) : []);
+
+async function redisSnapshot(r: Redis, base: string, now: number): Promise<Snapshot> {
+  type Raw = {
+    sessions: { id: string; h: Record<string, string>; bl: unknown; cd: unknown; lp: Record<string, string>; kc: number }[] | object;
+    rooms: { code: string; h: Record<string, string>; kept: [number, number] }[] | object;
+    pool: Record<Mode, unknown>;
+  };
+  const raw = JSON.parse((await r.eval(READ_STATE, 1, base)) as string) as Raw;
   const faults: string[] = [];
   const sessions = new Map<string, SessionView>();
-  for (const id of ids) {
-    const h = next<Record<string, string>>();
-    const blocked = next<string[]>();
-    const cd = next<string[]>();
-    const lp = next<Record<string, string>>();
-    const kc = next<number>();
+  for (const { id, h, bl, cd: cdRaw, lp, kc } of Array.isArray(raw.sessions) ? raw.sessions : []) {
     if (h.st === undefined) {
       faults.push(`sess lists ${id}, which has no session hash`);
       continue;
     }
+    const cd = list(cdRaw);
     const cooldown: [string, number][] = [];
     for (let j = 0; j + 1 < cd.length; j += 2) if (Number(cd[j + 1]) > now) cooldown.push([cd[j] ?? '', Number(cd[j + 1])]);
     sessions.set(id, {
       id,
       state: h.st,
       mode: h.mode === 'text' ? 'text' : 'video',
-      interests: JSON.parse(h.int ?? '[]') as string[],
+      interests: list(JSON.parse(h.int ?? '[]')),
       lang: h.lang,
       enteredAt: Number(h.ea),
       waitingSince: Number(h.ws),
@@ -283,14 +302,13 @@ async function redisSnapshot(r: Redis, base: string, now: number): Promise<Snaps
       keptChat: kc,
       keptChatBytes: Number(h.kcb ?? 0),
       news: h.news,
-      blocked: [...blocked].sort(),
+      blocked: list(bl).sort(),
       cooldown: cooldown.sort(byFirst),
       last: lp.id === undefined ? undefined : { id: lp.id, room: lp.room ?? '', endedAt: Number(lp.at), openedAt: Number(lp.since) },
     });
   }
   const rooms = new Map<string, RoomView>();
-  for (const code of codes) {
-    const h = next<Record<string, string>>();
+  for (const { code, h, kept } of Array.isArray(raw.rooms) ? raw.rooms : []) {
     if (h.a === undefined || h.b === undefined) {
       faults.push(`rooms lists ${code}, which has no room hash`);
       continue;
@@ -300,7 +318,7 @@ async function redisSnapshot(r: Redis, base: string, now: number): Promise<Snaps
       members: [h.a, h.b],
       initiator: h.ini ?? '',
       mode: h.mode === 'text' ? 'text' : 'video',
-      common: JSON.parse(h.common === '{}' ? '[]' : (h.common ?? '[]')) as string[],
+      common: list(JSON.parse(h.common ?? '[]')),
       openedAt: Number(h.at),
       answerPassed: h.ans === '1',
       joined: Object.keys(h)
@@ -308,25 +326,17 @@ async function redisSnapshot(r: Redis, base: string, now: number): Promise<Snaps
         .map((k) => k.slice(2))
         .sort(),
       keptBytes: Number(h.kb ?? 0),
-      kept: [0, 0],
+      kept: [Number(kept[0] ?? 0), Number(kept[1] ?? 0)],
     });
   }
   const pool = { video: [] as string[], text: [] as string[] };
   for (const mode of MODES) {
-    const ids = [...next<string[]>(), ...next<string[]>()];
-    for (const id of ids) {
+    for (const id of list(raw.pool[mode])) {
       const s = sessions.get(id);
       if (!s || s.state !== 'waiting' || s.m === undefined) faults.push(`pool ${mode} holds ${id}, which is ${s ? `${s.state}${s.m ? '' : ' and away'}` : 'gone'}`);
       else pool[mode].push(id);
     }
     pool[mode].sort();
-  }
-  if (rooms.size > 0) {
-    const q = r.pipeline();
-    for (const room of rooms.values()) for (const m of room.members) q.llen(`${base}rk:${room.code}:${m}`);
-    const lens = ((await q.exec()) ?? []).map(([, v]) => Number(v));
-    let j = 0;
-    for (const room of rooms.values()) room.kept = [lens[j++] ?? 0, lens[j++] ?? 0];
   }
   return { sessions, rooms, pool, faults };
 }
@@ -348,7 +358,6 @@ class Sock implements Connection {
     private readonly world: World,
   ) {}
   isOpen(): boolean {
-    if (!this.open) this.world.undelivered++;
     return this.open;
   }
   send(text: string): void {
@@ -394,7 +403,8 @@ type Opts = StoreOptions & { random: () => number };
 
 class World {
   readonly slots: Slot[] = [];
-  undelivered = 0;
+  /** How many undelivered calls a barrier has waited for. */
+  private barred = -1;
   /** Timer due times armed so far and not yet passed. */
   private dues: number[] = [];
   private readonly labels = new Map<string, string>();
@@ -417,6 +427,7 @@ class World {
     readonly core: Core,
     readonly opts: Opts,
     private readonly read: (now: number) => Promise<Snapshot>,
+    private readonly calls: { undelivered: number },
     slots: number,
   ) {
     for (let i = 0; i < slots; i++) this.slots.push({ id: `u${i}`, token: undefined, attrs: undefined, m: undefined, s: undefined, n: 0 });
@@ -440,9 +451,18 @@ class World {
 
   static async create(name: 'memory' | 'redis', opts: Opts, slots: number): Promise<World> {
     const made: { read?: (now: number) => Promise<Snapshot> } = {};
+    const calls = { undelivered: 0 };
+    const counted = <S extends MemoryStore | RedisStore>(store: S): S => {
+      const undelivered = store.undelivered.bind(store);
+      store.undelivered = async (d, now) => {
+        calls.undelivered++;
+        return undelivered(d, now);
+      };
+      return store;
+    };
     const core = await Core.create(async (o) => {
       if (name === 'memory') {
-        const mem = new MemoryStore(o);
+        const mem = counted(new MemoryStore(o));
         made.read = async (now) => memorySnapshot(mem, now);
         return mem;
       }
@@ -451,16 +471,21 @@ class World {
       const prefix = `d${randomBytes(4).toString('hex')}:`;
       // No reaper (the fake clock owns time) and a long heartbeat lifetime, so that
       // a busy event loop never makes this process look dead and heal.
-      const rs = new RedisStore({ ...o, url: server.url, prefix, reapIntervalMs: 0, heartbeatTtlMs: 600_000 });
+      const rs = counted(new RedisStore({ ...o, url: server.url, prefix, reapIntervalMs: 0, heartbeatTtlMs: 600_000 }));
       await rs.start();
       made.read = (now) => redisSnapshot(client, `${prefix}{dyad}:`, now);
       return rs;
     }, opts);
     if (!made.read) throw new Error('no store made');
-    const world = new World(name, core, opts, made.read, slots);
+    const world = new World(name, core, opts, made.read, calls, slots);
     await world.setUpProbe();
     world.snap = await world.read(core.clock.now());
     return world;
+  }
+
+  /** Calls of the store's undelivered so far. */
+  get undelivered(): number {
+    return this.calls.undelivered;
   }
 
   get now(): number {
@@ -532,12 +557,14 @@ class World {
 
   async barrier(): Promise<void> {
     const { store, clock, hub } = this.core;
+    if (this.undelivered === this.barred) return;
     for (;;) {
       const before = this.undelivered;
       await hub.run(await store.stop(PROBE, 'probe-m', clock.now()));
       await this.core.idle();
-      if (this.undelivered === before) return;
+      if (this.undelivered === before) break;
     }
+    this.barred = this.undelivered;
   }
 
   // -------------------------------------------------- steps
@@ -566,13 +593,16 @@ class World {
     this.got = {};
     this.paired = [];
     this.ended = [];
+    let t = performance.now();
     const result = await op();
+    PROF.op += performance.now() - t; t = performance.now();
     await this.barrier();
+    PROF.barrier += performance.now() - t; t = performance.now();
     const before = this.snap;
-    const snap = await this.read(this.now);
+    const [snap, stats] = await Promise.all([this.read(this.now), this.core.store.stats()]);
+    PROF.read += performance.now() - t; t = performance.now();
     this.snap = snap;
     this.mostWaiting = Math.max(this.mostWaiting, snap.pool.video.length + snap.pool.text.length);
-    const stats = await this.core.store.stats();
     check(this, what, before, snap, stats, this.paired, checkChoices);
     const outcome: StepOutcome = {
       what,
@@ -584,6 +614,7 @@ class World {
       ...(result === undefined ? {} : { result }),
     };
     if (unit.state) outcome.state = this.canonState(snap);
+    PROF.rest += performance.now() - t;
     return outcome;
   }
 
@@ -592,6 +623,15 @@ class World {
   private roomFor(slot: Slot, ref: number): string {
     if (ref < 0) return this.roomOf.get(slot.id) ?? 'no-such-room-code-here';
     return this.codes.length === 0 ? 'no-such-room-code-here' : (this.codes[ref % this.codes.length] ?? '');
+  }
+
+  /** Slot i; a negative i picks among the sessions in a room now (-1: the first of them), so that rooms see traffic. */
+  private slot(i: number): Slot {
+    if (i < 0) {
+      const inRoom = this.slots.filter((s) => this.snap?.sessions.get(s.id)?.room !== undefined);
+      if (inRoom.length > 0) return inRoom[(-i - 1) % inRoom.length] as Slot;
+    }
+    return this.slots[Math.abs(i) % this.slots.length] as Slot;
   }
 
   private newSock(slot: Slot, channel: Channel): Sock {
@@ -621,7 +661,7 @@ class World {
       // Redis keeps the key until its lifetime, by Redis's clock): only a ban in force is compared.
       return inForce ? { lifted } : { lifted: 'not in force' };
     }
-    const slot = this.slots[op.i % this.slots.length] as Slot;
+    const slot = this.slot(op.i);
     const id = slot.id;
     const token = slot.token ?? 'no-token';
     const m = slot.m?.id ?? 'no-socket';
@@ -688,11 +728,23 @@ class World {
         return run(store.typing(id, m, op.on));
       case 'join':
         return run(store.join(id, s, this.roomFor(slot, op.room), now));
+      case 'meet': {
+        // Both members of the session's room join it on their signalling sockets, as clients do once matched.
+        const code = this.snap?.sessions.get(id)?.room;
+        const room = code === undefined ? undefined : this.snap?.rooms.get(code);
+        for (const member of room?.members ?? [id]) {
+          const sock = this.slots.find((x) => x.id === member)?.s;
+          await run(store.join(member, sock?.id ?? 'no-socket', code ?? 'no-such-room-code-here', now));
+        }
+        return undefined;
+      }
       case 'leave':
         return run(store.leave(id, s, this.roomFor(slot, op.room), now));
       case 'signal': {
         const data = op.type === 'candidate' ? { candidate: `candidate:${'1'.repeat(op.size)}`, sdpMid: '0' } : { type: op.type, sdp: `v=0 ${'a'.repeat(op.size)}` };
-        return run(store.signal(id, s, this.roomFor(slot, op.room), op.type, encodeSignalData(data), now));
+        // n in a row, as a client sends its candidates.
+        for (let j = 0; j < op.n; j++) await run(store.signal(id, s, this.roomFor(slot, op.room), op.type, encodeSignalData(data), now));
+        return undefined;
       }
       case 'expel': {
         const sock = op.ch === 'matching' ? slot.m : slot.s;
@@ -837,11 +889,11 @@ type Op =
   | { k: 'open' | 'sopen'; i: number; bad: boolean }
   | { k: 'close' | 'sclose'; i: number; left: boolean }
   | { k: 'break' | 'expel'; i: number; ch: Channel }
-  | { k: 'next' | 'stop' | 'report' | 'query'; i: number }
+  | { k: 'next' | 'stop' | 'report' | 'query' | 'meet'; i: number }
   | { k: 'chat'; i: number; text: string }
   | { k: 'typing'; i: number; on: boolean }
   | { k: 'join' | 'leave'; i: number; room: number }
-  | { k: 'signal'; i: number; room: number; type: SignalType; size: number }
+  | { k: 'signal'; i: number; room: number; type: SignalType; size: number; n: number }
   | { k: 'admin' }
   | { k: 'lift'; addr: number };
 
@@ -864,18 +916,22 @@ const TEXTS = ['hi', 'héllo wörld', '日本語のテキスト', '🙂'.repeat(
 function stepArb(slots: number): fc.Arbitrary<Step> {
   // Mostly the first few slots, so that sessions meet.
   const i = fc.oneof({ weight: 4, arbitrary: fc.nat(3) }, { weight: 1, arbitrary: fc.nat(slots - 1) });
+  // Mostly someone in a room, for what happens in rooms.
+  const m = fc.oneof({ weight: 3, arbitrary: fc.integer({ min: -4, max: -1 }) }, { weight: 1, arbitrary: i });
   const w = <T>(weight: number, arbitrary: fc.Arbitrary<T>): { weight: number; arbitrary: fc.Arbitrary<T> } => ({ weight, arbitrary });
   return fc.oneof(
     w(10, fc.record({ k: fc.constantFrom('register' as const, 'arrive' as const), i, mode: fc.constantFrom<Mode>('video', 'video', 'text'), interests: interestsArb(VOCAB, 2), lang: fc.constantFrom(undefined, undefined, 'en', 'fr'), addr: fc.nat(4) })),
     w(10, fc.record({ k: fc.constantFrom('open' as const, 'sopen' as const), i, bad: fc.constantFrom(false, false, false, false, true) })),
-    w(6, fc.record({ k: fc.constantFrom('close' as const, 'sclose' as const), i, left: fc.boolean() })),
-    w(4, fc.record({ k: fc.constant('break' as const), i, ch: chanArb })),
+    w(6, fc.record({ k: fc.constantFrom('close' as const, 'sclose' as const), i: m, left: fc.boolean() })),
+    w(4, fc.record({ k: fc.constant('break' as const), i: m, ch: chanArb })),
     w(1, fc.record({ k: fc.constant('expel' as const), i, ch: chanArb })),
-    w(12, fc.record({ k: fc.constantFrom('next' as const, 'next' as const, 'stop' as const, 'report' as const, 'query' as const), i })),
-    w(8, fc.record({ k: fc.constant('chat' as const), i, text: fc.constantFrom(...TEXTS) })),
-    w(2, fc.record({ k: fc.constant('typing' as const), i, on: fc.boolean() })),
-    w(12, fc.record({ k: fc.constantFrom('join' as const, 'join' as const, 'join' as const, 'leave' as const), i, room: roomRefArb })),
-    w(16, fc.record({ k: fc.constant('signal' as const), i, room: roomRefArb, type: fc.constantFrom<SignalType>('offer', 'answer', 'candidate', 'candidate'), size: fc.constantFrom(10, 150, 400) })),
+    w(8, fc.record({ k: fc.constantFrom('next' as const, 'stop' as const, 'query' as const), i })),
+    w(6, fc.record({ k: fc.constantFrom('next' as const, 'report' as const), i: m })),
+    w(10, fc.record({ k: fc.constant('meet' as const), i: m })),
+    w(8, fc.record({ k: fc.constant('chat' as const), i: m, text: fc.constantFrom(...TEXTS) })),
+    w(2, fc.record({ k: fc.constant('typing' as const), i: m, on: fc.boolean() })),
+    w(12, fc.record({ k: fc.constantFrom('join' as const, 'join' as const, 'join' as const, 'leave' as const), i: m, room: roomRefArb })),
+    w(24, fc.record({ k: fc.constant('signal' as const), i: m, room: roomRefArb, type: fc.constantFrom<SignalType>('offer', 'answer', 'candidate', 'candidate'), size: fc.constantFrom(10, 150, 400), n: fc.constantFrom(1, 1, 3) })),
     w(2, fc.oneof(fc.constant({ k: 'admin' as const }), fc.record({ k: fc.constant('lift' as const), addr: fc.nat(4) }))),
     w(12, fc.record({ k: fc.constant('advance' as const), by: fc.constantFrom('tick' as const, 'tick' as const, 'tick' as const, 'interest' as const, 'grace' as const, 'fair' as const, 'cooldown' as const, 'registration' as const, 'ban' as const), plus: fc.integer({ min: -1, max: 40 }) })),
   );

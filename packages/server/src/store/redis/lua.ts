@@ -734,7 +734,10 @@ local function ban(addr, reports)
   redis.call('PEXPIRE', P .. 'bans', num(math.max(CFG.banmax, untilAt - NOW)))
   local msg = err('banned', 'this address is banned')
   msg['until'] = math.ceil(untilAt / 1000)
-  for _, sid in ipairs(redis.call('SMEMBERS', P .. 'addr:' .. addr)) do
+  -- In id order, as store/memory.ts does (a set's own order is Redis's).
+  local sids = redis.call('SMEMBERS', P .. 'addr:' .. addr)
+  table.sort(sids)
+  for _, sid in ipairs(sids) do
     local s = load(sid)
     if s then
       if s.st == 'matched' then endRoom(s, 'reported') end
