@@ -1115,11 +1115,13 @@ local s = load(A[1])
 if not s then return finish() end
 local ch, conn, entry = A[2], A[3], A[4]
 -- Taken over already (takeInFlight): nothing left to do. Else it is dealt
--- with here, and a later takeover must not take it again.
-local markField = 'tk|' .. ch .. '|' .. ME
+-- with here, and a later takeover must not take it again. One entry can hold
+-- several messages for the socket (a join's kept signals): the entry this
+-- script is dealing with (field tu|) is not taken over by its own mark.
+local markField, ownField = 'tk|' .. ch .. '|' .. ME, 'tu|' .. ch .. '|' .. ME
 if entry ~= '' then
-  if s[markField] and idAtOrBefore(entry, s[markField]) then return finish() end
-  put(s, {markField, entry})
+  if s[markField] and idAtOrBefore(entry, s[markField]) and s[ownField] ~= entry then return finish() end
+  put(s, {markField, entry, ownField, entry})
 end
 if ch == 'matching' then
   local msg = {event = 'chat', sender = A[5], message = A[6], timestamp = tonumber(A[7])}
