@@ -65,8 +65,8 @@ import { Core, DEFAULTS } from '../contract/harness.js';
 import { RedisServer } from './support/redis-server.js';
 
 const SEED = Number(process.env.DIFF_SEED ?? 20_261_204);
-const LOCKSTEP_RUNS = Number(process.env.DIFF_RUNS ?? 25);
-const CROWD_RUNS = Number(process.env.DIFF_CROWD_RUNS ?? 2);
+const LOCKSTEP_RUNS = Number(process.env.DIFF_RUNS ?? 15);
+const CROWD_RUNS = Number(process.env.DIFF_CROWD_RUNS ?? 1);
 const SHRINK = process.env.DIFF_SHRINK === '1';
 /** Session slots of a lockstep run: small enough that Redis reads every candidate (at most 16 per index set). */
 const SLOTS = 12;
