@@ -16,6 +16,13 @@ export const text = (min: number, max: number) =>
     return n >= min && n <= max;
   }, `must be ${min === max ? `${min}` : `${min}-${max}`} characters long`);
 
+/**
+ * Lone UTF-16 surrogates (a JSON `\ud800` escape can carry one) replaced by
+ * U+FFFD, as UTF-8 encoding would: text a server relays or compares is the
+ * same whichever store holds it (Redis scripts cannot carry lone surrogates).
+ */
+export const wellFormed = (s: string): string => s.replace(/\p{Surrogate}/gu, '\uFFFD');
+
 export const MAX_NAME_CHARS = 32;
 export const MAX_INTERESTS = 10;
 export const MAX_INTEREST_CHARS = 32;
@@ -37,7 +44,7 @@ export const lang = z.string().regex(/^[A-Za-z0-9-]{2,35}$/, 'must be 2-35 chara
 /** One interest: 1-32 characters after trimming. */
 export const interest = z
   .string()
-  .transform((s) => s.trim())
+  .transform((s) => wellFormed(s.trim()))
   .pipe(text(1, MAX_INTEREST_CHARS));
 
 export const interests = z.array(interest).max(MAX_INTERESTS, `at most ${MAX_INTERESTS} interests`);

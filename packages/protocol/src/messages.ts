@@ -10,6 +10,7 @@ import {
   roomCode,
   signalDataProblem,
   text,
+  wellFormed,
   MAX_CHAT_CHARS,
   MAX_REPORT_REASON_CHARS,
 } from './fields.js';
@@ -57,7 +58,7 @@ export const NextMessage = z.object({ event: z.literal('next') });
 export const StopMessage = z.object({ event: z.literal('stop') });
 export const ChatMessage = z.object({
   event: z.literal('chat'),
-  message: text(1, MAX_CHAT_CHARS),
+  message: text(1, MAX_CHAT_CHARS).transform(wellFormed),
   peer: z.string().optional(), // accepted and ignored (the original API sent it)
 });
 export const TypingMessage = z.object({ event: z.literal('typing'), typing: z.boolean() });

@@ -246,6 +246,8 @@ export class MemoryStore implements Store {
       [b, a],
     ] as const) {
       this.pool[me.mode].delete(me.id);
+      // Chat kept from an earlier room would only be shown out of place (as the Redis store drops it, lua.ts openRoom).
+      this.dropKeptChat(me);
       me.state = 'matched';
       me.room = code;
       this.send(fx, me, 'matching', this.matchedEvent(room, me, other));
@@ -397,6 +399,11 @@ export class MemoryStore implements Store {
 
   private flushKeptChat(fx: Effects, s: Session): void {
     for (const msg of s.keptChat) this.send(fx, s, 'matching', msg);
+    this.dropKeptChat(s);
+  }
+
+  /** Forget the chat kept for a session, and what it counted for. */
+  private dropKeptChat(s: Session): void {
     s.keptChat = [];
     this.keptTotal -= s.keptChatBytes;
     s.keptChatBytes = 0;
@@ -554,7 +561,8 @@ export class MemoryStore implements Store {
     const until = now + banLengthMs(strike, this.opts);
     this.bans.set(addr, { until, strike, reports });
     this.strikes.set(addr, { strike, until });
-    for (const sid of [...(this.byAddr.get(addr) ?? [])]) {
+    // In id order, as the Redis store does (lua.ts, ban): which of two sessions of the address sharing a room is told first does not depend on the store.
+    for (const sid of [...(this.byAddr.get(addr) ?? [])].sort()) {
       const s = this.sessions.get(sid);
       if (!s) continue;
       if (s.state === 'matched') this.endRoom(fx, s, 'reported', now);

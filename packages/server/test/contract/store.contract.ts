@@ -367,6 +367,23 @@ export function describeStore(name: string, factory: StoreFactory): void {
         const m = await a.connect();
         assert.deepEqual(m.events(), ['matched', 'chat']);
       });
+
+      it('chat kept for a socket that closed under it is not shown in a later room', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        b.m.open = false; // closing, and the store does not know yet
+        await a.send({ event: 'chat', message: 'from the first room' });
+        await a.send({ event: 'stop' });
+        // b's socket is still taken for open: it asks for someone new and meets c.
+        await core.hub.run(await core.store.next(b.id, b.m.id, core.clock.now()));
+        const c = await core.join();
+        assert.equal(c.matched()?.peer, b.id);
+        await b.drop();
+        const m = await b.connect();
+        assert.deepEqual(m.events(), ['matched'], 'the chat of the first room is not shown in the second');
+        assert.equal((await core.store.stats()).keptBytes, 0);
+      });
     });
 
     describe('lifecycle', () => {
@@ -646,6 +663,25 @@ export function describeStore(name: string, factory: StoreFactory): void {
         await ini.send({ event: 'next' });
         assert.equal(reasonOf(res.s?.last()), 'skip');
         assert.equal(reasonOf(res.m.last()), 'skip');
+      });
+    });
+
+    describe('signalling, kept', () => {
+      it('signals a join hands to a socket that closed under it are all kept for the next join', async () => {
+        const core = await make();
+        const { ini: a, res: b, room } = await pair(core);
+        await a.connectSignalling();
+        await a.join(room);
+        for (const n of [1, 2, 3]) await a.signal(room, 'candidate', { candidate: `c${n}` });
+        const s = await b.connectSignalling();
+        s.open = false; // closing, and the store does not know yet
+        await b.join(room);
+        await core.idle();
+        await b.dropSignalling();
+        const s2 = await b.connectSignalling();
+        await b.join(room);
+        const got = s2.received.filter((m): m is Msg<'signal'> => m.event === 'signal').map((m) => (m.data as { candidate?: unknown }).candidate);
+        assert.deepEqual(got, ['c1', 'c2', 'c3']);
       });
     });
 

@@ -761,7 +761,10 @@ local function ban(addr, reports)
   redis.call('PEXPIRE', P .. 'bans', num(math.max(CFG.banmax, untilAt - NOW)))
   local msg = err('banned', 'this address is banned')
   msg['until'] = math.ceil(untilAt / 1000)
-  for _, sid in ipairs(redis.call('SMEMBERS', P .. 'addr:' .. addr)) do
+  -- In id order, as store/memory.ts does (a set's own order is Redis's).
+  local sids = redis.call('SMEMBERS', P .. 'addr:' .. addr)
+  table.sort(sids)
+  for _, sid in ipairs(sids) do
     local s = load(sid)
     if s then
       if s.st == 'matched' then endRoom(s, 'reported') end
@@ -1152,11 +1155,13 @@ local s = load(A[1])
 if not s then return finish() end
 local ch, conn, entry = A[2], A[3], A[4]
 -- Taken over already (takeInFlight): nothing left to do. Else it is dealt
--- with here, and a later takeover must not take it again.
-local markField = 'tk|' .. ch .. '|' .. ME
+-- with here, and a later takeover must not take it again. One entry can hold
+-- several messages for the socket (a join's kept signals): the entry this
+-- script is dealing with (field tu|) is not taken over by its own mark.
+local markField, ownField = 'tk|' .. ch .. '|' .. ME, 'tu|' .. ch .. '|' .. ME
 if entry ~= '' then
-  if s[markField] and idAtOrBefore(entry, s[markField]) then return finish() end
-  put(s, {markField, entry})
+  if s[markField] and idAtOrBefore(entry, s[markField]) and s[ownField] ~= entry then return finish() end
+  put(s, {markField, entry, ownField, entry})
 end
 if ch == 'matching' then
   local msg = {event = 'chat', sender = A[5], message = A[6], timestamp = tonumber(A[7])}
