@@ -25,6 +25,8 @@ export function App(): ReactElement {
   const media = useMemo(() => new LocalMedia(), []);
   const [session, setSession] = useState<Session | null>(null);
   const [screen, setScreen] = useState<'landing' | 'chat'>('landing');
+  /** The landing screen was reached from a chat (not on arrival): it takes focus. */
+  const [returned, setReturned] = useState(false);
   const [mode, setMode] = usePersistentState<Mode>('dyad.mode', 'video', isMode);
   const [interests, setInterests] = usePersistentState<string[]>('dyad.interests', [], isStringList);
   const [lang, setLang] = usePersistentState<string>('dyad.lang', '', isString);
@@ -115,6 +117,7 @@ export function App(): ReactElement {
     startRun.current++;
     setStarting(false);
     session?.leave();
+    setReturned(true);
     setScreen('landing');
   };
 
@@ -149,6 +152,7 @@ export function App(): ReactElement {
           ready={session !== null}
           starting={starting}
           failure={state.failure?.message ?? null}
+          focusHeading={returned}
           onMode={setMode}
           onInterests={setInterests}
           onLang={setLang}

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
-import type { ChangeEvent, FormEvent, KeyboardEvent, ReactElement, ReactNode } from 'react';
+import type { ChangeEvent, FormEvent, KeyboardEvent, ReactElement, ReactNode, Ref } from 'react';
 import { MAX_CHAT_CHARS } from '@dyad/protocol';
 import type { ChatLine } from '../client/state.js';
 import { Icon } from './icons.js';
@@ -16,6 +16,8 @@ export interface ChatPanelProps {
   readonly idlePlaceholder?: string;
   /** Controls shown beside the status line. */
   readonly actions?: ReactNode;
+  /** The message box, for the screen to move focus to when a stranger is found. */
+  readonly inputRef?: Ref<HTMLTextAreaElement>;
   /** Returns whether the message went out; the draft is kept when it did not. */
   onSend(text: string): boolean;
   onTyping(active: boolean): void;
@@ -112,6 +114,7 @@ export function ChatPanel(props: ChatPanelProps): ReactElement {
           Message
         </label>
         <textarea
+          ref={props.inputRef}
           id="chat-input"
           rows={1}
           value={draft}

@@ -6,7 +6,7 @@ import { statusText } from '../client/state.js';
 import type { Phase } from '../client/state.js';
 import { ChatPanel } from './ChatPanel.js';
 import { DeviceMenu } from './DeviceMenu.js';
-import { useStore } from './hooks.js';
+import { touchFirst, useStore } from './hooks.js';
 import { Icon, type IconName } from './icons.js';
 import { ReportDialog } from './ReportDialog.js';
 import { Video } from './Video.js';
@@ -93,7 +93,28 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
   const status = statusText(state);
 
   const next = useCallback(() => session.next(), [session]);
-  const armed = useEscape(phase, !reporting, next);
+  const armed = useEscape(phase, !reporting && !devicesOpen, next);
+
+  const heading = useRef<HTMLHeadingElement>(null);
+  const nextButton = useRef<HTMLButtonElement>(null);
+  const input = useRef<HTMLTextAreaElement>(null);
+  const devicesButton = useRef<HTMLButtonElement>(null);
+  const closeDevices = useCallback(() => {
+    setDevicesOpen(false);
+    devicesButton.current?.focus();
+  }, []);
+  // A new screen: focus goes to its heading, so a screen reader starts there
+  // and Tab goes on from the top of the chat instead of the page's start.
+  useEffect(() => heading.current?.focus(), []);
+  // A stranger is found: to the message box, where the conversation starts;
+  // on a touch screen to Next instead, as a focused text box would open the
+  // keyboard over the stranger's video.
+  const room = phase === 'matched' ? state.match?.roomCode : undefined;
+  useEffect(() => {
+    if (!room) return;
+    if (touchFirst()) nextButton.current?.focus();
+    else input.current?.focus();
+  }, [room]);
 
   // Notices are remarks, not state: they fade after a few seconds.
   useEffect(() => {
@@ -115,7 +136,10 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
     );
 
   return (
-    <div className={`screen ${video ? 'screen-video' : 'screen-text'}`}>
+    <main className={`screen ${video ? 'screen-video' : 'screen-text'}`} aria-labelledby="chat-title">
+      <h1 id="chat-title" className="sr-only" tabIndex={-1} ref={heading}>
+        {video ? 'Video chat with a stranger' : 'Text chat with a stranger'}
+      </h1>
       {video && (
         <section className="stage" aria-label="Video">
           <div className="tile tile-remote">
@@ -147,6 +171,7 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
 
       <div className="bar" role="toolbar" aria-label="Chat controls">
         <button
+          ref={nextButton}
           type="button"
           className={`btn btn-primary btn-next${armed ? ' btn-armed' : ''}`}
           onClick={next}
@@ -183,6 +208,7 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
             />
             <div className="anchor">
               <button
+                ref={devicesButton}
                 type="button"
                 className="btn btn-icon"
                 aria-label="Choose camera and microphone"
@@ -200,7 +226,7 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
                   media={local}
                   onCamera={(id) => void media.chooseCamera(id)}
                   onMicrophone={(id) => void media.chooseMicrophone(id)}
-                  onClose={() => setDevicesOpen(false)}
+                  onClose={closeDevices}
                 />
               )}
             </div>
@@ -236,6 +262,7 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
             <span>Auto-next</span>
           </label>
         }
+        inputRef={input}
         onSend={(text) => session.sendChat(text)}
         onTyping={(active) => session.setTyping(active)}
       />
@@ -249,6 +276,6 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
           }}
         />
       )}
-    </div>
+    </main>
   );
 }

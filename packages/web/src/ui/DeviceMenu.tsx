@@ -1,5 +1,7 @@
+import { useEffect, useRef } from 'react';
 import type { ReactElement } from 'react';
 import type { LocalMediaState } from '../client/LocalMedia.js';
+import { focusableIn, useEscapeToClose } from './hooks.js';
 
 export interface DeviceMenuProps {
   readonly media: LocalMediaState;
@@ -9,8 +11,12 @@ export interface DeviceMenuProps {
 }
 
 export function DeviceMenu({ media, onCamera, onMicrophone, onClose }: DeviceMenuProps): ReactElement {
+  const root = useRef<HTMLDivElement>(null);
+  // Esc closes the menu and never reaches the chat screen's skip.
+  useEscapeToClose(onClose);
+  useEffect(() => focusableIn(root.current!)[0]?.focus(), []);
   return (
-    <div className="card popover" role="dialog" aria-label="Camera and microphone">
+    <div className="card popover" role="dialog" aria-label="Camera and microphone" ref={root}>
       <div className="field">
         <label htmlFor="camera-select">Camera</label>
         <select

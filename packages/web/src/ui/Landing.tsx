@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { KeyboardEvent, ReactElement } from 'react';
 import { MAX_INTEREST_CHARS, MAX_INTERESTS } from '@dyad/protocol';
 import type { Mode } from '@dyad/protocol';
@@ -38,6 +38,8 @@ export interface LandingProps {
   readonly starting?: boolean;
   readonly media: LocalMediaState;
   readonly failure: string | null;
+  /** The visitor came back from a chat: focus goes to the page's heading. */
+  readonly focusHeading?: boolean;
   onMode(mode: Mode): void;
   onInterests(list: string[]): void;
   onLang(lang: string): void;
@@ -49,6 +51,12 @@ export interface LandingProps {
 export function Landing(props: LandingProps): ReactElement {
   const { mode, interests, lang, adult, ready, media, failure } = props;
   const [tag, setTag] = useState('');
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    if (props.focusHeading) heading.current?.focus();
+    // Only when the screen appears.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
   const mediaBlocked = mode === 'video' && media.status === 'error';
   const canStart = adult && ready && !mediaBlocked;
 
@@ -71,7 +79,7 @@ export function Landing(props: LandingProps): ReactElement {
   return (
     <main className="landing">
       <section className="hero">
-        <h1>
+        <h1 tabIndex={-1} ref={heading}>
           Talk to someone <span className="accent">new</span>.
         </h1>
         <p className="lede">

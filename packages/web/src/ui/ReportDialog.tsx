@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import type { ReactElement } from 'react';
+import { useEscapeToClose, useFocusTrap } from './hooks.js';
 
 export const REPORT_REASONS = [
   'Nudity or sexual content',
@@ -18,31 +19,28 @@ export interface ReportDialogProps {
 export function ReportDialog({ onSubmit, onCancel }: ReportDialogProps): ReactElement {
   const [reason, setReason] = useState<string>(REPORT_REASONS[0]);
   const first = useRef<HTMLInputElement>(null);
-  useEffect(() => {
-    first.current?.focus();
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') {
-        // Esc closes the dialog here and must not also skip the stranger.
-        e.stopImmediatePropagation();
-        onCancel();
-      }
-    };
-    window.addEventListener('keydown', onKey, true);
-    return () => window.removeEventListener('keydown', onKey, true);
-  }, [onCancel]);
+  const dialog = useRef<HTMLDivElement>(null);
+  // Focus stays in the dialog while it is open and goes back to Report after.
+  useFocusTrap(dialog);
+  // Esc closes the dialog here and must not also skip the stranger.
+  useEscapeToClose(onCancel);
+  useEffect(() => first.current?.focus(), []);
   return (
     <div className="backdrop" onClick={onCancel}>
-      <form
+      <div
+        ref={dialog}
         className="card dialog"
         role="dialog"
         aria-modal="true"
         aria-labelledby="report-title"
         onClick={(e) => e.stopPropagation()}
-        onSubmit={(e) => {
-          e.preventDefault();
-          onSubmit(reason);
-        }}
       >
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            onSubmit(reason);
+          }}
+        >
         <h2 id="report-title">Report this stranger</h2>
         <p className="muted">They will be reported and you will move on to someone new.</p>
         <fieldset className="reasons">
@@ -69,7 +67,8 @@ export function ReportDialog({ onSubmit, onCancel }: ReportDialogProps): ReactEl
             Report
           </button>
         </div>
-      </form>
+        </form>
+      </div>
     </div>
   );
 }
