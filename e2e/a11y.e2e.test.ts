@@ -57,7 +57,10 @@ async function expectStatus(page: Page, text: string | RegExp): Promise<void> {
   await status(page).filter({ hasText: text }).waitFor();
 }
 
-describe('accessibility of every screen', { timeout: 180_000 }, () => {
+/** Generous: two browsers with real media on a shared two-core machine. */
+const TEST_TIMEOUT_MS = 300_000;
+
+describe('accessibility of every screen', () => {
   before(async () => {
     [server, browser] = await Promise.all([startServer(), launchBrowser()]);
   });
@@ -67,8 +70,34 @@ describe('accessibility of every screen', { timeout: 180_000 }, () => {
     await server?.stop();
   });
 
+  it('Arabic from the browser: right to left, mirrored, translated, and clean for axe', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const u = await newUser(browser, { ...WIDTHS[1]!.options, locale: 'ar-EG' });
+    try {
+      await u.page.goto(server.web);
+      await u.page.getByRole('button', { name: 'ابدأ', exact: true }).waitFor();
+      const html = await u.page.evaluate(() => ({ lang: document.documentElement.lang, dir: document.documentElement.dir }));
+      assert.deepEqual(html, { lang: 'ar', dir: 'rtl' });
+      // Mirrored: the brand starts the line on the right, the language switch ends it on the left.
+      const brand = await u.page.getByRole('button', { name: 'الصفحة الرئيسية لـ Dyad' }).boundingBox();
+      const switcher = await u.page.getByRole('combobox', { name: 'لغة الواجهة' }).boundingBox();
+      assert.ok(brand && switcher && brand.x > switcher.x, `brand ${brand?.x} right of the switch ${switcher?.x}`);
+      await u.page.getByRole('checkbox', { name: /18/ }).check();
+      await expectNoViolations(u.page, 'landing in Arabic');
+      await shoot(u.page, 'landing-phone-ar');
+      // Switched back by hand: English, left to right, kept for the next visit.
+      await u.page.getByRole('combobox', { name: 'لغة الواجهة' }).selectOption('en');
+      await u.page.getByRole('button', { name: 'Start', exact: true }).waitFor();
+      await u.page.reload();
+      assert.equal(await u.page.evaluate(() => document.documentElement.dir), 'ltr');
+      await u.page.getByRole('button', { name: 'Start', exact: true }).waitFor();
+      assert.deepEqual(u.errors, []);
+    } finally {
+      await u.context.close().catch(() => undefined);
+    }
+  });
+
   for (const width of WIDTHS) {
-    it(`${width.name}: landing, waiting, a call, the report dialog, the stranger left, text chat`, async () => {
+    it(`${width.name}: landing, waiting, a call, the report dialog, the stranger left, text chat`, { timeout: TEST_TIMEOUT_MS }, async () => {
       const users: User[] = [];
       try {
         const a = await newUser(browser, width.options);

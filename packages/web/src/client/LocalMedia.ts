@@ -226,11 +226,10 @@ export class LocalMedia {
     if (!this.devices?.enumerateDevices) return;
     try {
       const list = await this.devices.enumerateDevices();
-      const pick = (kind: MediaDeviceKind, fallback: string): Device[] =>
-        list
-          .filter((d) => d.kind === kind && d.deviceId)
-          .map((d, i) => ({ id: d.deviceId, label: d.label || `${fallback} ${i + 1}` }));
-      this.store.update((s) => ({ ...s, cameras: pick('videoinput', 'Camera'), microphones: pick('audioinput', 'Microphone') }));
+      // An empty label (no permission yet) is named by the screen, in the visitor's language.
+      const pick = (kind: MediaDeviceKind): Device[] =>
+        list.filter((d) => d.kind === kind && d.deviceId).map((d) => ({ id: d.deviceId, label: d.label }));
+      this.store.update((s) => ({ ...s, cameras: pick('videoinput'), microphones: pick('audioinput') }));
     } catch {
       // Device lists are a convenience; the stream itself already works.
     }

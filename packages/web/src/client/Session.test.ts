@@ -351,7 +351,7 @@ describe('Session', () => {
     expect(FakeLink.all).toHaveLength(1);
     expect(FakeLink.all[0]!.closed).toBe(false);
     expect(session.state.link).toBe('online');
-    expect(session.state.lines.filter((l) => l.from === 'you').map((l) => l.text)).toEqual(['before', 'during']);
+    expect(session.state.lines.flatMap((l) => (l.from === 'you' ? [l.text] : []))).toEqual(['before', 'during']);
   });
 
   it('rejoins the room when the signalling socket comes back', () => {

@@ -220,7 +220,7 @@ export class Session {
     this.outbox.send(msg);
     if (this.state.phase === 'matched') this.next();
     // After next(), which clears remarks about the old conversation.
-    this.dispatch({ type: 'notice', text: 'Thanks. The stranger has been reported.' });
+    this.dispatch({ type: 'notice', notice: 'reported' });
   }
 
   /** The browser's network came back: do not wait for the backoff, and re-check the media path. */
@@ -337,17 +337,15 @@ export class Session {
     const hadSession = this.credentials !== null;
     this.endSession();
     if (this.state.failure?.kind === 'banned') return;
-    let failure: Failure;
-    if (code === CloseCode.replaced) {
-      failure = { kind: 'replaced', message: 'Dyad was opened in another tab, so this one was disconnected.' };
-    } else if (code === CloseCode.banned) {
-      failure = { kind: 'banned', message: 'You have been removed for breaking the rules.' };
-    } else if (!hadSession) {
-      failure = { kind: 'unreachable', message: 'Can’t reach Dyad right now. Check your connection and try again.' };
-    } else {
-      failure = { kind: 'session-ended', message: 'The connection was lost. Start again to meet someone new.' };
-    }
-    this.dispatch({ type: 'failed', failure });
+    const kind: Failure['kind'] =
+      code === CloseCode.replaced
+        ? 'replaced'
+        : code === CloseCode.banned
+          ? 'banned'
+          : hadSession
+            ? 'session-ended'
+            : 'unreachable';
+    this.dispatch({ type: 'failed', failure: { kind } });
   }
 
   // ------------------------------------------------------------ the signalling socket

@@ -1,14 +1,16 @@
 import { startTransition, useEffect, useMemo, useRef, useState } from 'react';
 import type { ReactElement } from 'react';
 import type { Mode } from '@dyad/protocol';
+import { useTranslation } from 'react-i18next';
 import { loadConfig } from '../client/config.js';
 import { LocalMedia } from '../client/LocalMedia.js';
 import { Session, cleanInterests } from '../client/Session.js';
-import { initialState } from '../client/state.js';
+import { failureText, initialState } from '../client/state.js';
 import { Store } from '../client/Store.js';
 import { ChatScreen } from './ChatScreen.js';
 import { useStore, usePersistentState } from './hooks.js';
 import { Landing } from './Landing.js';
+import { LanguageSwitch } from './LanguageSwitch.js';
 
 const isMode = (v: unknown): v is Mode => v === 'video' || v === 'text';
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
@@ -22,6 +24,7 @@ const SCREEN_SWITCH_MAX_MS = 300;
 const EMPTY_STORE = new Store(initialState);
 
 export function App(): ReactElement {
+  const { t } = useTranslation();
   const media = useMemo(() => new LocalMedia(), []);
   const [session, setSession] = useState<Session | null>(null);
   const [screen, setScreen] = useState<'landing' | 'chat'>('landing');
@@ -128,19 +131,24 @@ export function App(): ReactElement {
           type="button"
           className="brand"
           onClick={goHome}
-          aria-label="Dyad home"
+          aria-label={t('app.home')}
         >
           <span className="logo" aria-hidden="true">
             <span />
             <span />
           </span>
-          Dyad
+          {t('app.name')}
         </button>
         {screen === 'chat' && (
           <span className={`pill pill-${state.link}`}>
-            {state.link === 'online' ? 'Online' : state.link === 'reconnecting' ? 'Reconnecting…' : 'Offline'}
+            {state.link === 'online'
+              ? t('app.link.online')
+              : state.link === 'reconnecting'
+                ? t('app.link.reconnecting')
+                : t('app.link.offline')}
           </span>
         )}
+        <LanguageSwitch />
       </header>
       {screen === 'landing' || !session ? (
         <Landing
@@ -151,7 +159,7 @@ export function App(): ReactElement {
           media={mediaState}
           ready={session !== null}
           starting={starting}
-          failure={state.failure?.message ?? null}
+          failure={state.failure ? failureText(state.failure, t) : null}
           focusHeading={returned}
           onMode={setMode}
           onInterests={setInterests}
