@@ -3,6 +3,7 @@ import type { ReactElement } from 'react';
 import type { Mode } from '@dyad/protocol';
 import { useTranslation } from 'react-i18next';
 import { loadConfig } from '../client/config.js';
+import type { ClientConfig } from '../client/config.js';
 import { LocalMedia } from '../client/LocalMedia.js';
 import { Session, cleanInterests } from '../client/Session.js';
 import { failureText, initialState } from '../client/state.js';
@@ -11,6 +12,7 @@ import { ChatScreen } from './ChatScreen.js';
 import { useStore, usePersistentState } from './hooks.js';
 import { Landing } from './Landing.js';
 import { LanguageSwitch } from './LanguageSwitch.js';
+import { OnlineCount, useOnlineCounts } from './OnlineCount.js';
 
 const isMode = (v: unknown): v is Mode => v === 'video' || v === 'text';
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
@@ -27,6 +29,7 @@ export function App(): ReactElement {
   const { t } = useTranslation();
   const media = useMemo(() => new LocalMedia(), []);
   const [session, setSession] = useState<Session | null>(null);
+  const [config, setConfig] = useState<ClientConfig | null>(null);
   const [screen, setScreen] = useState<'landing' | 'chat'>('landing');
   /** The landing screen was reached from a chat (not on arrival): it takes focus. */
   const [returned, setReturned] = useState(false);
@@ -48,6 +51,7 @@ export function App(): ReactElement {
     void loadConfig().then((config) => {
       if (!live) return;
       created = new Session({ config, media });
+      setConfig(config);
       setSession(created);
     });
     return () => {
@@ -94,6 +98,10 @@ export function App(): ReactElement {
   }, [session]);
 
   const state = useStore(session?.store ?? EMPTY_STORE);
+  // Counts are asked for only where they are shown: on the landing screen and while looking for someone.
+  const looking = state.phase === 'waiting' || state.phase === 'connecting';
+  const counts = useOnlineCounts(screen === 'landing' || looking ? (config?.matchingUrl ?? null) : null);
+  const online = <OnlineCount counts={counts} mode={mode} />;
 
   const start = () => {
     if (!session || starting) return;
@@ -161,6 +169,7 @@ export function App(): ReactElement {
           starting={starting}
           failure={state.failure ? failureText(state.failure, t) : null}
           focusHeading={returned}
+          online={online}
           onMode={setMode}
           onInterests={setInterests}
           onLang={setLang}
@@ -178,6 +187,7 @@ export function App(): ReactElement {
           autoNext={autoNext}
           onAutoNext={setAutoNext}
           onHome={goHome}
+          online={online}
           onUseText={() => {
             setMode('text');
             session.start({ mode: 'text', interests: cleanInterests(interests), lang: lang || null });

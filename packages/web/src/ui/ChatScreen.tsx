@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { ReactElement } from 'react';
+import type { ReactElement, ReactNode } from 'react';
 import { useTranslation } from 'react-i18next';
 import type { LocalMedia } from '../client/LocalMedia.js';
 import type { Session } from '../client/Session.js';
@@ -80,11 +80,13 @@ export interface ChatScreenProps {
   readonly autoNext: boolean;
   onAutoNext(on: boolean): void;
   onHome(): void;
+  /** People online and waiting, shown while looking for someone. */
+  readonly online?: ReactNode;
   /** Leave video mode for text (the camera cannot be used). */
   onUseText(): void;
 }
 
-export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUseText }: ChatScreenProps): ReactElement {
+export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUseText, online }: ChatScreenProps): ReactElement {
   const state = useStore(session.store);
   const remote = useStore(session.remote);
   const local = useStore(media.store);
@@ -265,11 +267,14 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
         canSend={phase === 'matched'}
         idlePlaceholder={looking ? t('chat.waitingPlaceholder') : t('chat.endedPlaceholder')}
         actions={
-          <label className="switch" title={t('chat.autoNextTitle')}>
-            <input type="checkbox" checked={autoNext} onChange={(e) => onAutoNext(e.target.checked)} />
-            <span className="switch-track" aria-hidden="true" />
-            <span>{t('chat.autoNext')}</span>
-          </label>
+          <>
+            {looking && online}
+            <label className="switch" title={t('chat.autoNextTitle')}>
+              <input type="checkbox" checked={autoNext} onChange={(e) => onAutoNext(e.target.checked)} />
+              <span className="switch-track" aria-hidden="true" />
+              <span>{t('chat.autoNext')}</span>
+            </label>
+          </>
         }
         inputRef={input}
         onSend={(text) => session.sendChat(text)}
