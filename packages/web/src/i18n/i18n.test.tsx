@@ -3,7 +3,6 @@
 // no component writes a visible text or an accessible name of its own.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, render, screen } from '@testing-library/react';
@@ -93,7 +92,7 @@ describe('the page follows the language', () => {
 });
 
 describe('components write no text of their own', () => {
-  const uiDir = fileURLToPath(new URL('../ui', import.meta.url));
+  const uiDir = join(__dirname, '../ui');
   const files = readdirSync(uiDir).filter((f) => f.endsWith('.tsx') && !f.endsWith('.test.tsx'));
   /** Attributes people see or hear. */
   const SPOKEN = new Set(['aria-label', 'aria-description', 'title', 'placeholder', 'alt', 'label']);

@@ -153,7 +153,14 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
             <span className="tag">{t('chat.stranger')}</span>
           </div>
           <div className="tile tile-local">
-            <Video stream={local.stream} muted mirrored label={t('chat.yourVideo')} className="video" testId="local-video" />
+            <Video
+              stream={local.stream}
+              muted
+              mirrored={local.facing === 'user'}
+              label={t('chat.yourVideo')}
+              className="video"
+              testId="local-video"
+            />
             {(!local.camOn || !local.stream) && (
               <div className="overlay overlay-soft">
                 {local.status === 'requesting'
@@ -217,6 +224,18 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
               icons={['cam', 'cam-off']}
               onToggle={() => media.setCamera(!local.camOn)}
             />
+            {local.cameras.length > 1 && (
+              <button
+                type="button"
+                className="btn btn-icon btn-flip"
+                aria-label={t('chat.switchCamera')}
+                title={t('chat.switchCamera')}
+                disabled={!local.stream}
+                onClick={() => void media.flipCamera()}
+              >
+                <Icon name="flip" />
+              </button>
+            )}
             <div className="anchor">
               <button
                 ref={devicesButton}

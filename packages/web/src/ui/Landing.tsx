@@ -184,7 +184,7 @@ export function Landing(props: LandingProps): ReactElement {
         {mode === 'video' && adult && !media.problem && (
           <div className="preview">
             {media.stream ? (
-              <Video stream={media.stream} muted mirrored className="preview-video" label={t('landing.yourCamera')} />
+              <Video stream={media.stream} muted mirrored={media.facing === 'user'} className="preview-video" label={t('landing.yourCamera')} />
             ) : (
               <div className="preview-empty">{media.status === 'requesting' ? t('landing.startingCamera') : t('landing.cameraOff')}</div>
             )}
