@@ -58,7 +58,7 @@ async function expectStatus(page: Page, text: string | RegExp): Promise<void> {
 }
 
 /** Generous: two browsers with real media on a shared two-core machine. */
-const TEST_TIMEOUT_MS = 300_000;
+const TEST_TIMEOUT_MS = 600_000;
 
 describe('accessibility of every screen', () => {
   before(async () => {

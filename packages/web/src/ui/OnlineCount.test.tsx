@@ -27,6 +27,7 @@ describe('OnlineCount', () => {
       await waitFor(() => expect(doFetch).toHaveBeenCalled());
       await new Promise((r) => setTimeout(r, 20));
       expect(screen.queryByTestId('online-count')).toBeNull();
+      expect(document.querySelector('.online-count')?.textContent).toBe('');
       cleanup();
     }
     const never = answer({ online: 1, waiting: { video: 0, text: 0 } });

@@ -25,9 +25,10 @@ export function useOnlineCounts(matchingUrl: string | null, doFetch?: typeof fet
 }
 
 /** "12 online · 3 waiting": everyone, and those waiting for the visitor's mode. */
-export function OnlineCount({ counts, mode }: { readonly counts: OnlineResponse | null; readonly mode: Mode }): ReactElement | null {
+export function OnlineCount({ counts, mode }: { readonly counts: OnlineResponse | null; readonly mode: Mode }): ReactElement {
   const { t } = useTranslation();
-  if (!counts) return null;
+  // The line keeps its place while the counts are on their way, so nothing below it moves when they come.
+  if (!counts) return <p className="online-count" aria-hidden="true" />;
   return (
     <p className="online-count" data-testid="online-count">
       <span className="online-dot" aria-hidden="true" />
