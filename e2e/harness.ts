@@ -105,7 +105,8 @@ export interface User {
 }
 
 export async function newUser(browser: Browser, options: BrowserContextOptions = {}): Promise<User> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...options });
+  // English unless a test asks for another language (the interface follows the browser's).
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US', ...options });
   await context.addInitScript({ content: INSTRUMENT });
   const page = await context.newPage();
   page.setDefaultTimeout(10_000);

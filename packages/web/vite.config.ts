@@ -1,11 +1,49 @@
 import { defineConfig } from 'vitest/config';
 import react from '@vitejs/plugin-react';
+import { VitePWA } from 'vite-plugin-pwa';
 
 // @dyad/protocol is a linked workspace package shipped as built ESM (its dist);
 // Vite treats linked packages as source, so zod, its only dependency, is
 // pre-bundled explicitly to keep the dev server from discovering it late.
 export default defineConfig({
-  plugins: [react()],
+  plugins: [
+    react(),
+    // Installable on a phone: a manifest, and a service worker that keeps the
+    // app shell (the built files) for a fast start. It never caches
+    // /config.json, the services' answers or sockets: those live on the
+    // matching and signalling services or change per deployment, and are
+    // always fetched from the network.
+    VitePWA({
+      registerType: 'autoUpdate',
+      injectRegister: 'script-defer',
+      includeAssets: ['favicon.svg', 'apple-touch-icon.png'],
+      manifest: {
+        name: 'Dyad',
+        short_name: 'Dyad',
+        description: 'Talk to a random stranger by video or text.',
+        start_url: '/',
+        scope: '/',
+        display: 'standalone',
+        orientation: 'portrait',
+        theme_color: '#0f172a',
+        background_color: '#0f172a',
+        icons: [
+          { src: '/icon-192.png', sizes: '192x192', type: 'image/png' },
+          { src: '/icon-512.png', sizes: '512x512', type: 'image/png' },
+          { src: '/icon-maskable-512.png', sizes: '512x512', type: 'image/png', purpose: 'maskable' },
+        ],
+      },
+      workbox: {
+        globPatterns: ['**/*.{js,css,html,svg,png,webmanifest}'],
+        globIgnores: ['config.json', '**/*.map'],
+        // Pages open on the cached shell; nothing else on this origin is answered from the cache.
+        navigateFallback: '/index.html',
+        navigateFallbackDenylist: [/^\/config\.json$/, /^\/healthz$/],
+        runtimeCaching: [],
+        cleanupOutdatedCaches: true,
+      },
+    }),
+  ],
   optimizeDeps: { include: ['@dyad/protocol', 'zod'] },
   build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', sourcemap: true },
   server: { host: '127.0.0.1', port: 5173 },

@@ -35,6 +35,16 @@ export type IceServer = z.infer<typeof IceServer>;
 export const IceServersResponse = z.object({ ice_servers: z.array(IceServer), ttl: z.number() });
 export type IceServersResponse = z.infer<typeof IceServersResponse>;
 
+/**
+ * GET /online (v1.2 addition): how many people are on this deployment now,
+ * aggregates only. `online`: live sessions; `waiting`: sessions in the pool, by mode.
+ */
+export const OnlineResponse = z.object({
+  online: z.number().int().nonnegative(),
+  waiting: z.object({ video: z.number().int().nonnegative(), text: z.number().int().nonnegative() }),
+});
+export type OnlineResponse = z.infer<typeof OnlineResponse>;
+
 export const RegisterResponse = z.object({
   status: z.literal('queued'),
   message: z.string(),

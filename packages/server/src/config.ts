@@ -122,6 +122,10 @@ export interface Settings {
   maxSocketsPerAddr: number;
   /** `next` messages per client address per minute. @default 120 */
   nextRatePerMin: number;
+  /** GET /online requests per client address per minute. @default 60 */
+  onlineRatePerMin: number;
+  /** GET /online answers from counts at most this old; the store is asked at most once per this time per process. @default 1_000 */
+  onlineCacheMs: number;
   /** Bearer token of the admin API; unset: the admin API is off. */
   adminToken: string | undefined;
   /** Interval of WebSocket pings; a socket that misses one is dropped (its grace period starts). @default 25_000 */
@@ -352,6 +356,8 @@ export function loadSettings(env: Env = process.env): Settings {
     registerRatePerMin: integer(env, 'REGISTER_RATE_PER_MIN', 30, 1),
     maxSocketsPerAddr: integer(env, 'MAX_SOCKETS_PER_ADDR', 32, 1),
     nextRatePerMin: integer(env, 'NEXT_RATE_PER_MIN', 120, 1),
+    onlineRatePerMin: integer(env, 'ONLINE_RATE_PER_MIN', 60, 1),
+    onlineCacheMs: integer(env, 'ONLINE_CACHE_MS', 1_000),
     adminToken: adminToken(env),
     pingIntervalMs: integer(env, 'PING_INTERVAL_MS', 25_000, 100),
     reportBanThreshold: integer(env, 'REPORT_BAN_THRESHOLD', 3, 1),

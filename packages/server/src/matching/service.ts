@@ -22,6 +22,7 @@ import { iceServers } from '../core/ice.js';
 import type { Connection } from '../core/hub.js';
 import { emptyEffects, type Effects } from '../store/store.js';
 import { AdminApi } from './admin.js';
+import { OnlineCounts } from './online.js';
 import { newToken } from '../core/ids.js';
 
 type Refusal = { status: number; body: HttpError };
@@ -36,6 +37,8 @@ export class MatchingService {
   readonly edge: SocketEdge<typeof MatchingClientMessage>;
   private readonly registrations: RateLimiterAbstract;
   private readonly nexts: RateLimiterAbstract;
+  private readonly onlineRequests: RateLimiterAbstract;
+  private readonly online: OnlineCounts;
   private readonly admin: AdminApi | undefined;
 
   constructor(
@@ -46,6 +49,8 @@ export class MatchingService {
     const { settings, hub, metrics, log, store } = ctx;
     this.registrations = ctx.limiter('register', settings.registerRatePerMin, 60);
     this.nexts = ctx.limiter('next', settings.nextRatePerMin, 60);
+    this.onlineRequests = ctx.limiter('online', settings.onlineRatePerMin, 60);
+    this.online = new OnlineCounts(() => store.stats(), hub.clock, settings.onlineCacheMs);
     this.admin = settings.adminToken ? new AdminApi(ctx, settings.adminToken) : undefined;
     this.edge = new SocketEdge('matching', MatchingClientMessage, hub, settings, metrics, log, {
       message: (msg, conn) => {
@@ -113,6 +118,7 @@ export class MatchingService {
       return this.registerHttp(req, res, path);
     }
     if (path === '/ice-servers' && req.method === 'GET') return this.iceServers(req, res);
+    if (path === '/online' && req.method === 'GET') return this.onlineCounts(req, res);
     if (this.admin && path.startsWith('/admin/')) return this.admin.handle(req, res, path);
     sendJson(res, 404, { status: 'error', message: 'not found' });
   }
@@ -188,6 +194,20 @@ export class MatchingService {
       });
       return fx;
     }
+  }
+
+  /** GET /online: aggregates only, cached (OnlineCounts), ONLINE_RATE_PER_MIN per address. */
+  private async onlineCounts(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { settings, addresses } = this.ctx;
+    try {
+      await this.onlineRequests.consume(addresses.hash(clientAddress(req, settings.trustProxy)));
+    } catch (rej) {
+      if (!(rej instanceof RateLimiterRes)) throw rej;
+      const retry = Math.max(1, Math.ceil(rej.msBeforeNext / 1000));
+      return sendJson(res, 429, { status: 'error', message: 'too many requests, slow down', retry_after: retry });
+    }
+    const counts = await this.online.get();
+    sendJson(res, 200, counts, { 'Cache-Control': `max-age=${Math.floor(settings.onlineCacheMs / 1000)}` });
   }
 
   /**

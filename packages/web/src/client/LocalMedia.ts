@@ -16,6 +16,9 @@ export interface Device {
   readonly label: string;
 }
 
+/** Which way the camera looks: at the visitor (front) or away (back). */
+export type Facing = 'user' | 'environment';
+
 export interface LocalMediaState {
   readonly status: 'off' | 'requesting' | 'ready' | 'error';
   readonly stream: MediaStream | null;
@@ -26,6 +29,8 @@ export interface LocalMediaState {
   readonly microphones: readonly Device[];
   readonly cameraId: string | null;
   readonly microphoneId: string | null;
+  /** The front camera is shown mirrored, as people expect to see themselves; the back one is not. */
+  readonly facing: Facing;
 }
 
 export type TrackSwap = (kind: 'audio' | 'video', track: MediaStreamTrack) => void;
@@ -40,6 +45,7 @@ const initial: LocalMediaState = {
   microphones: [],
   cameraId: null,
   microphoneId: null,
+  facing: 'user',
 };
 
 // 640x480 at 30 fps is plenty for a face and cheap to encode on a phone.
@@ -138,13 +144,15 @@ export class LocalMedia {
    */
   private async open(current: () => boolean): Promise<MediaStream> {
     const gum = this.devices!.getUserMedia.bind(this.devices);
+    // The camera the visitor last turned to (front unless they flipped it).
+    const video: MediaTrackConstraints = { ...VIDEO, facingMode: this.state.facing };
     try {
-      return await gum({ video: VIDEO, audio: AUDIO });
+      return await gum({ video, audio: AUDIO });
     } catch (err) {
       if (!current()) throw err;
       if (!(err instanceof Error || err instanceof DOMException) || err.name !== 'NotFoundError') throw err;
       try {
-        return await gum({ video: VIDEO });
+        return await gum({ video });
       } catch {
         if (!current()) throw err;
         return await gum({ audio: AUDIO });
@@ -189,48 +197,91 @@ export class LocalMedia {
     return this.switchDevice('audio', deviceId);
   }
 
+  /**
+   * One tap from the front camera to the back one and back again (phones).
+   * The camera in use is stopped first: many phones cannot open both at
+   * once. Where no camera answers to the other facing (a laptop with two
+   * webcams), the next camera of the list is taken instead.
+   */
+  async flipCamera(): Promise<void> {
+    const old = this.state.stream;
+    if (!old || !this.devices) return;
+    const facing: Facing = this.state.facing === 'user' ? 'environment' : 'user';
+    for (const t of old.getVideoTracks()) t.stop();
+    if (await this.swapIn('video', { ...VIDEO, facingMode: { exact: facing } }, old, { facing })) return;
+    const { facingMode: _ignored, ...rest } = VIDEO;
+    const { cameras, cameraId } = this.state;
+    const at = cameras.findIndex((c) => c.id === cameraId);
+    const other = cameras[(at + 1) % Math.max(1, cameras.length)];
+    if (other && other.id !== cameraId) {
+      if (await this.swapIn('video', { ...rest, deviceId: { exact: other.id } }, old, { facing, cameraId: other.id })) return;
+    }
+    // Nothing else answered: the camera we had, again.
+    await this.swapIn('video', { ...VIDEO, facingMode: this.state.facing }, old, {});
+  }
+
   private async switchDevice(kind: 'audio' | 'video', deviceId: string): Promise<void> {
     const old = this.state.stream;
     if (!old || !this.devices) return;
     const base = kind === 'video' ? VIDEO : AUDIO;
     // facingMode would fight an explicit device choice.
     const { facingMode: _ignored, ...rest } = base;
+    await this.swapIn(kind, { ...rest, deviceId: { exact: deviceId } }, old, kind === 'video' ? { cameraId: deviceId } : { microphoneId: deviceId });
+  }
+
+  /**
+   * Asks for one new track and puts it in place of the old one of its kind:
+   * senders swap it in (onTrackSwap), the old one stops, and a new stream
+   * object makes the preview pick up the change. False when it could not be had.
+   */
+  private async swapIn(
+    kind: 'audio' | 'video',
+    constraints: MediaTrackConstraints,
+    old: MediaStream,
+    patch: Partial<Pick<LocalMediaState, 'cameraId' | 'microphoneId' | 'facing'>>,
+  ): Promise<boolean> {
     let fresh: MediaStream;
     try {
-      fresh = await this.devices.getUserMedia({ [kind]: { ...rest, deviceId: { exact: deviceId } } });
+      fresh = await this.devices!.getUserMedia({ [kind]: constraints });
     } catch (err) {
       this.store.update((s) => ({ ...s, problem: describeMediaError(err) }));
-      return;
+      return false;
     }
     const track = kind === 'video' ? fresh.getVideoTracks()[0] : fresh.getAudioTracks()[0];
     if (!track || this.state.stream !== old) {
+      // Released meanwhile (or an empty answer): keep nothing on.
       stopAll(fresh);
-      return;
+      return this.state.stream !== old;
     }
     track.enabled = kind === 'video' ? this.state.camOn : this.state.micOn;
     const kept = (kind === 'video' ? old.getAudioTracks() : old.getVideoTracks()).slice();
     const replaced = kind === 'video' ? old.getVideoTracks() : old.getAudioTracks();
     for (const fn of this.swapListeners) fn(kind, track);
     for (const t of replaced) t.stop();
-    // A new stream object makes the preview element pick up the change.
     const stream = new MediaStream([...kept, track]);
+    const settings = track.getSettings();
     this.store.update((s) => ({
       ...s,
       stream,
       problem: null,
-      ...(kind === 'video' ? { cameraId: deviceId } : { microphoneId: deviceId }),
+      ...(kind === 'video' && settings.deviceId ? { cameraId: settings.deviceId } : {}),
+      ...(kind === 'audio' && settings.deviceId ? { microphoneId: settings.deviceId } : {}),
+      ...(kind === 'video' && (settings.facingMode === 'user' || settings.facingMode === 'environment')
+        ? { facing: settings.facingMode }
+        : {}),
+      ...patch,
     }));
+    return true;
   }
 
   async refreshDevices(): Promise<void> {
     if (!this.devices?.enumerateDevices) return;
     try {
       const list = await this.devices.enumerateDevices();
-      const pick = (kind: MediaDeviceKind, fallback: string): Device[] =>
-        list
-          .filter((d) => d.kind === kind && d.deviceId)
-          .map((d, i) => ({ id: d.deviceId, label: d.label || `${fallback} ${i + 1}` }));
-      this.store.update((s) => ({ ...s, cameras: pick('videoinput', 'Camera'), microphones: pick('audioinput', 'Microphone') }));
+      // An empty label (no permission yet) is named by the screen, in the visitor's language.
+      const pick = (kind: MediaDeviceKind): Device[] =>
+        list.filter((d) => d.kind === kind && d.deviceId).map((d) => ({ id: d.deviceId, label: d.label }));
+      this.store.update((s) => ({ ...s, cameras: pick('videoinput'), microphones: pick('audioinput') }));
     } catch {
       // Device lists are a convenience; the stream itself already works.
     }

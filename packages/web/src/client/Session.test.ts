@@ -64,7 +64,10 @@ class FakeLink implements PeerLinkLike {
   updateIceServers(servers: RTCIceServer[]) {
     this.iceUpdates.push(servers);
   }
-  replaceTrack() {}
+  replaced: [string, MediaStreamTrack][] = [];
+  replaceTrack(kind: string, track: MediaStreamTrack) {
+    this.replaced.push([kind, track]);
+  }
   signallingResumed() {
     this.resumed++;
   }
@@ -351,7 +354,7 @@ describe('Session', () => {
     expect(FakeLink.all).toHaveLength(1);
     expect(FakeLink.all[0]!.closed).toBe(false);
     expect(session.state.link).toBe('online');
-    expect(session.state.lines.filter((l) => l.from === 'you').map((l) => l.text)).toEqual(['before', 'during']);
+    expect(session.state.lines.flatMap((l) => (l.from === 'you' ? [l.text] : []))).toEqual(['before', 'during']);
   });
 
   it('rejoins the room when the signalling socket comes back', () => {
@@ -443,6 +446,35 @@ describe('Session', () => {
     expect(devices.live).toEqual([]);
     expect(FakeLink.all.every((l) => l.closed)).toBe(true);
     expect(devices.asks).toHaveLength(1);
+  });
+
+  it('a camera or microphone chosen in a call goes to the peer connection (replaceTrack) and to the spare', async () => {
+    const devices = new FakeDevices([
+      { kind: 'videoinput', deviceId: 'front', label: 'Front', facingMode: 'user' },
+      { kind: 'videoinput', deviceId: 'back', label: 'Back', facingMode: 'environment' },
+    ]);
+    const media = new LocalMedia(devices.asMediaDevices());
+    const session = makeSession(media);
+    const [m] = started(session);
+    devices.asks[0]!.grant();
+    await settle();
+    vi.advanceTimersByTime(1);
+    m.receive(matched());
+    const link = FakeLink.all[0]!;
+    expect(link.room?.roomCode).toBe('R1');
+    const flipped = media.flipCamera();
+    devices.asks.at(-1)!.grant();
+    await flipped;
+    expect(link.replaced.map(([kind, t]) => [kind, t.getSettings().deviceId])).toEqual([['video', 'back']]);
+    session.next();
+    vi.advanceTimersByTime(1);
+    const spare = FakeLink.all.at(-1)!;
+    expect(spare).not.toBe(link);
+    const back = media.flipCamera();
+    devices.asks.at(-1)!.grant();
+    await back;
+    expect(spare.replaced.map(([kind, t]) => [kind, t.getSettings().deviceId])).toEqual([['video', 'front']]);
+    expect(link.replaced).toHaveLength(1);
   });
 
   it('sends typing only when it changes, and stops it after a pause', () => {

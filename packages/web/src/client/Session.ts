@@ -3,56 +3,36 @@
 // pure reducer (state.ts); `reconcile()` then makes the peer connection and the
 // signalling room follow the state, so there is one place where a room's media
 // is opened and one where it is closed.
-import {
-  ChatMessage,
-  CloseCode,
-  IceServersResponse,
-  MAX_INTEREST_CHARS,
-  MAX_INTERESTS,
-  MatchingServerMessage,
-  RegisterRequest,
-  codePoints,
-  normalizeInterests,
-  parseMessage,
-  parseObject,
-} from '@dyad/protocol';
-import type { IceServer, MatchingClientMessage, Mode, SignalEvent, SignalType } from '@dyad/protocol';
-import { toWebSocketUrl } from './config.js';
+//
+// The jobs it hands out, each in its own module: where to connect (urls.ts),
+// the current and the spare peer connection (PeerLinks.ts), what goes out on
+// the matching socket while it is away (Outbox.ts), our typing indicator
+// (TypingIndicator.ts) and the wait for a session ready to be paired
+// (Readiness.ts). What is left here is the order in which they are used.
+import { ChatMessage, CloseCode, MatchingServerMessage, parseMessage } from '@dyad/protocol';
+import type { MatchingClientMessage, SignalEvent } from '@dyad/protocol';
 import type { ClientConfig } from './config.js';
+import { fetchIceServers, toRtcIceServers } from './iceServers.js';
 import type { LocalMedia } from './LocalMedia.js';
-import { PeerLink } from './PeerLink.js';
-import type { LinkState as PeerState, PeerLinkOptions, RoomInfo } from './PeerLink.js';
+import { Outbox } from './Outbox.js';
+import type { PeerLinkOptions } from './PeerLink.js';
+import { PeerLinks } from './PeerLinks.js';
+import type { PeerLinkLike } from './PeerLinks.js';
+import { Readiness } from './Readiness.js';
 import { ResumableSocket } from './ResumableSocket.js';
 import type { SocketState, WebSocketFactory } from './ResumableSocket.js';
 import { SignallingChannel } from './SignallingChannel.js';
 import { initialState, reduce } from './state.js';
 import type { Action, Failure, SessionState } from './state.js';
 import { Store } from './Store.js';
+import { TypingIndicator } from './TypingIndicator.js';
+import { oneTripUrl, resumeUrl, samePrefs } from './urls.js';
+import type { Preferences } from './urls.js';
 
-export interface Preferences {
-  readonly mode: Mode;
-  readonly interests: readonly string[];
-  /** A BCP 47 tag, or null for any language. */
-  readonly lang: string | null;
-}
-
-/** What Session needs of a peer link; PeerLink in the browser, a stand-in in tests. */
-export interface PeerLinkLike {
-  /** Null until begin(). */
-  readonly roomCode: string | null;
-  /** The stranger's media; null where there is none to show (tests). */
-  readonly remoteStream: MediaStream | null;
-  begin(room: RoomInfo): void;
-  /** Offer and answer have been exchanged at least once. */
-  readonly negotiated: boolean;
-  handleSignal(type: SignalType, data: Record<string, unknown>): void;
-  /** Fresh ICE servers for the room (renewed TURN credentials); the connection keeps its candidates. */
-  updateIceServers(servers: RTCIceServer[]): void;
-  replaceTrack(kind: 'audio' | 'video', track: MediaStreamTrack): void;
-  signallingResumed(): void;
-  networkChanged(): void;
-  close(): void;
-}
+export { cleanInterests, oneTripUrl, resumeUrl } from './urls.js';
+export type { Preferences } from './urls.js';
+export type { PeerLinkLike } from './PeerLinks.js';
+export { TYPING_IDLE_MS } from './TypingIndicator.js';
 
 export interface SessionDeps {
   readonly config: ClientConfig;
@@ -64,50 +44,13 @@ export interface SessionDeps {
   readonly graceMs?: number;
 }
 
-/** No keystroke for this long means the stranger should stop seeing "typing…". */
-export const TYPING_IDLE_MS = 4_000;
-/** Messages written while the socket is coming back; beyond this the oldest matter least. */
-const MAX_OUTBOX = 32;
-const ICE_FETCH_TIMEOUT_MS = 3_000;
-
-/** Interests as the contract accepts them: trimmed, no commas (the query separator), at most 10 of ≤ 32 chars. */
-export function cleanInterests(list: readonly string[]): string[] {
-  return normalizeInterests(list.map((s) => s.replace(/,/g, ' ')))
-    .filter((s) => codePoints(s) <= MAX_INTEREST_CHARS)
-    .slice(0, MAX_INTERESTS);
-}
-
-/** The one-trip start URL: registering and opening the matching socket in one request. */
-export function oneTripUrl(matchingUrl: string, prefs: Preferences): string {
-  const query: string[] = [`mode=${prefs.mode}`];
-  const interests = cleanInterests(prefs.interests);
-  // Items are encoded one by one so the separating commas stay literal.
-  if (interests.length > 0) query.push(`interests=${interests.map(encodeURIComponent).join(',')}`);
-  const body = { mode: prefs.mode, interests, ...(prefs.lang ? { lang: prefs.lang } : {}) };
-  if (prefs.lang && parseObject(RegisterRequest, body).ok) query.push(`lang=${encodeURIComponent(prefs.lang)}`);
-  return `${toWebSocketUrl(matchingUrl)}/ws?${query.join('&')}`;
-}
-
-export function resumeUrl(baseUrl: string, id: string, token: string): string {
-  return `${toWebSocketUrl(baseUrl)}/ws/${encodeURIComponent(id)}?token=${encodeURIComponent(token)}`;
-}
-
-const toRtcIceServers = (list: readonly IceServer[]): RTCIceServer[] =>
-  list.map((s) => ({
-    urls: s.urls,
-    ...(s.username !== undefined ? { username: s.username } : {}),
-    ...(s.credential !== undefined ? { credential: s.credential } : {}),
-  }));
-
-const samePrefs = (a: Preferences, b: Preferences): boolean =>
-  a.mode === b.mode &&
-  (a.lang ?? '').toLowerCase() === (b.lang ?? '').toLowerCase() &&
-  cleanInterests(a.interests).join(',') === cleanInterests(b.interests).join(',');
+/** How long "Stranger skipped" stays before auto-next looks for the next one, so the change of face is not a surprise. */
+const AUTO_NEXT_PAUSE_MS = 300;
 
 export class Session {
   readonly store = new Store<SessionState>(initialState);
   /** The stranger's media, separate from the reducer's plain data. */
-  readonly remote = new Store<MediaStream | null>(null);
+  readonly remote: Store<MediaStream | null>;
   /** When the stranger leaves, look for the next one without being asked. */
   autoNext = false;
 
@@ -115,29 +58,30 @@ export class Session {
   private signalling: SignallingChannel | null = null;
   private credentials: { id: string; token: string } | null = null;
   private prefs: Preferences | null = null;
-  private link: PeerLinkLike | null = null;
-  /** A link made ahead (on the landing screen, or while we wait), so `matched` finds the connection and our tracks ready. */
-  private spare: PeerLinkLike | null = null;
-  /** Callbacks of whenReady(), run once the session can be paired without waiting on us. */
-  private readyWaiters: (() => void)[] = [];
+  private iceServers: RTCIceServer[] = [];
   /** The visitor is about to start a video chat: keep a spare link ready. */
   private warm = false;
-  private readonly stopWatchingMedia: () => void;
-  private iceServers: RTCIceServer[] = [];
-  private outbox: MatchingClientMessage[] = [];
-  private typing = false;
-  private typingTimer: ReturnType<typeof setTimeout> | null = null;
   private autoNextTimer: ReturnType<typeof setTimeout> | null = null;
-  private certificate: RTCCertificate | null = null;
-  private readonly stopSwapping: () => void;
   /** The state as of now; the store (what React sees) catches up after the effects. */
   private current: SessionState = initialState;
 
+  private readonly peers: PeerLinks;
+  private readonly outbox = new Outbox(() => this.matching);
+  private readonly typing = new TypingIndicator((typing) => this.outbox.sendNow({ event: 'typing', typing }));
+  private readonly readiness = new Readiness(() => this.isReady());
+  private readonly stopWatchingMedia: () => void;
+
   constructor(private readonly deps: SessionDeps) {
-    this.stopSwapping = deps.media.onTrackSwap((kind, track) => {
-      this.link?.replaceTrack(kind, track);
-      this.spare?.replaceTrack(kind, track);
+    this.peers = new PeerLinks({
+      media: deps.media,
+      ...(deps.createPeerLink ? { createPeerLink: deps.createPeerLink } : {}),
+      sendSignal: (type, data) => this.signalling?.signal(type, data),
+      onState: (media) => this.dispatch({ type: 'media', media }),
+      onNegotiated: () => this.readiness.check(),
+      refreshIceServers: async () =>
+        this.credentials ? fetchIceServers(deps.config.matchingUrl, this.credentials.token, deps.fetch) : null,
     });
+    this.remote = this.peers.remote;
     // A spare holds the tracks it was made with; a released camera makes it useless.
     let stream = deps.media.state.stream;
     this.stopWatchingMedia = deps.media.store.subscribe(() => {
@@ -148,16 +92,9 @@ export class Session {
       // the camera again (warmUp and the next search do).
       if (next === null) {
         this.warm = false;
-        this.closeSpare();
+        this.peers.closeSpare();
       }
     });
-    // A DTLS certificate made ahead of time takes its generation off the path to the first frame.
-    if (typeof RTCPeerConnection !== 'undefined' && RTCPeerConnection.generateCertificate) {
-      RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' } as EcKeyGenParams).then(
-        (cert) => (this.certificate = cert),
-        () => undefined,
-      );
-    }
   }
 
   get state(): SessionState {
@@ -167,6 +104,8 @@ export class Session {
   get sessionId(): string | null {
     return this.credentials?.id ?? null;
   }
+
+  // ------------------------------------------------------------ what the visitor does
 
   /** Start looking. Re-uses a live session when the preferences are unchanged (no new registration). */
   start(prefs: Preferences): void {
@@ -178,30 +117,16 @@ export class Session {
     }
     if (this.matching) this.endSession();
     this.prefs = prefs;
-    this.outbox = [];
+    this.outbox.clear();
     this.dispatch({ type: 'start', mode: prefs.mode });
     // The camera warms up while the socket opens; both are needed by `matched`.
     // Text has no camera or microphone: one prepared for video is released.
     if (prefs.mode === 'video') void this.deps.media.acquire();
     else this.deps.media.release();
-    const oneTrip = oneTripUrl(this.deps.config.matchingUrl, prefs);
-    const socket: ResumableSocket = new ResumableSocket({
-      url: (resume) =>
-        resume && this.credentials
-          ? resumeUrl(this.deps.config.matchingUrl, this.credentials.id, this.credentials.token)
-          : oneTrip,
-      canResume: () => this.credentials !== null,
-      onOpen: (resumed) => this.onMatchingOpen(socket, resumed),
-      onMessage: (raw) => this.matching === socket && this.onMatchingMessage(raw),
-      onState: (state) => this.matching === socket && this.onMatchingState(state),
-      onFinal: (code) => this.matching === socket && this.onMatchingFinal(code),
-      ...(this.deps.createSocket ? { createSocket: this.deps.createSocket } : {}),
-      ...(this.deps.graceMs !== undefined ? { graceMs: this.deps.graceMs } : {}),
-    });
-    this.matching = socket;
+    this.matching = this.openMatching(oneTripUrl(this.deps.config.matchingUrl, prefs));
     // From here the search keeps the spare (warmed on the landing screen, or made now).
     this.warm = false;
-    socket.connect();
+    this.matching.connect();
     // The spare peer connection is made while the socket opens, after this
     // click's task, so the socket's first events are not kept waiting.
     setTimeout(() => this.reconcile(), 0);
@@ -229,23 +154,7 @@ export class Session {
    * and the peer connection, which are what the first frame waits for.
    */
   whenReady(): Promise<void> {
-    if (this.isReady()) return Promise.resolve();
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
-  }
-
-  private isReady(): boolean {
-    if (!this.matching) return true;
-    if (!this.credentials) return false;
-    if (this.prefs?.mode !== 'video') return true;
-    if (this.signalling?.isOpen !== true) return false;
-    return this.state.phase !== 'matched' || (this.link?.negotiated ?? true);
-  }
-
-  private checkReady(): void {
-    if (this.readyWaiters.length === 0 || !this.isReady()) return;
-    const waiters = this.readyWaiters;
-    this.readyWaiters = [];
-    for (const resolve of waiters) resolve();
+    return this.readiness.when();
   }
 
   /** Leave the current stranger (or the end screen) and look for another. */
@@ -259,7 +168,7 @@ export class Session {
     if (phase === 'connecting') return;
     if (this.prefs?.mode === 'video') void this.deps.media.acquire();
     this.dispatch({ type: 'next' });
-    this.send({ event: 'next' });
+    this.outbox.send({ event: 'next' });
   }
 
   /**
@@ -274,14 +183,14 @@ export class Session {
     if (!this.matching) return;
     if (this.state.phase === 'idle') return;
     this.dispatch({ type: 'stop' });
-    if (this.credentials) this.send({ event: 'stop' });
+    if (this.credentials) this.outbox.send({ event: 'stop' });
     this.deps.media.release();
   }
 
   /** The page is going away or the visitor went home: a clean leave (stop, then close 1000). */
   leave(): void {
     this.cancelAutoNext();
-    if (this.matching && this.credentials && this.matching.isOpen) this.send({ event: 'stop' });
+    if (this.matching && this.credentials && this.matching.isOpen) this.outbox.send({ event: 'stop' });
     this.endSession();
     this.current = { ...initialState, nextLineId: this.current.nextLineId };
     this.store.set(this.current);
@@ -292,38 +201,26 @@ export class Session {
     if (this.state.phase !== 'matched' || text.trim() === '') return false;
     const msg: MatchingClientMessage = { event: 'chat', message: text };
     if (!ChatMessage.safeParse(msg).success) return false;
-    if (!this.send(msg)) return false;
+    if (!this.outbox.send(msg)) return false;
     // The stranger's client clears "typing…" when the message lands; no need to send typing:false.
-    this.typing = false;
-    this.clearTypingTimer();
+    this.typing.reset();
     this.dispatch({ type: 'chat-sent', text });
     return true;
   }
 
   /** Called on every keystroke (true) and when the input is emptied (false). Sends only changes. */
   setTyping(active: boolean): void {
-    if (this.state.phase !== 'matched') return;
-    this.clearTypingTimer();
-    if (active) {
-      this.typingTimer = setTimeout(() => this.setTyping(false), TYPING_IDLE_MS);
-      if (!this.typing) {
-        this.typing = true;
-        this.sendNow({ event: 'typing', typing: true });
-      }
-    } else if (this.typing) {
-      this.typing = false;
-      this.sendNow({ event: 'typing', typing: false });
-    }
+    if (this.state.phase === 'matched') this.typing.set(active);
   }
 
   /** Report the current (or last) stranger, then move on from them. */
   report(reason: string): void {
     if (!this.credentials) return;
     const msg: MatchingClientMessage = reason ? { event: 'report', reason: reason.slice(0, 200) } : { event: 'report' };
-    this.send(msg);
+    this.outbox.send(msg);
     if (this.state.phase === 'matched') this.next();
     // After next(), which clears remarks about the old conversation.
-    this.dispatch({ type: 'notice', text: 'Thanks. The stranger has been reported.' });
+    this.dispatch({ type: 'notice', notice: 'reported' });
   }
 
   /** The browser's network came back: do not wait for the backoff, and re-check the media path. */
@@ -332,7 +229,7 @@ export class Session {
     this.matching?.nudge();
     this.matching?.replace();
     this.signalling?.nudge();
-    this.link?.networkChanged();
+    this.peers.current?.networkChanged();
   }
 
   clearNotice(): void {
@@ -342,11 +239,11 @@ export class Session {
   dispose(): void {
     this.warm = false;
     this.leave();
-    this.stopSwapping();
+    this.peers.dispose();
     this.stopWatchingMedia();
   }
 
-  // ------------------------------------------------------------------ internals
+  // ------------------------------------------------------------ state and effects
 
   /**
    * Effects first, then the screen: a re-render queued ahead of the offer
@@ -356,61 +253,102 @@ export class Session {
     this.current = reduce(this.current, action);
     this.reconcile();
     this.store.set(this.current);
-    this.checkReady();
+    this.readiness.check();
   }
 
   /** Make the peer connection and the signalling room match the state. */
   private reconcile(): void {
     const s = this.state;
     const room = s.phase === 'matched' && s.match?.mode === 'video' ? s.match : null;
-    if (this.link && this.link.roomCode !== room?.roomCode) {
-      this.link.close();
-      this.link = null;
-      this.remote.set(null);
-    }
+    this.peers.leaveAllBut(room?.roomCode ?? null);
     // The room is set before the link begins, so the link's first signals follow the join.
     this.signalling?.setRoom(room?.roomCode ?? null);
-    if (room && !this.link) {
-      this.link = this.spare ?? this.makeLink();
-      this.spare = null;
-      this.link.begin({ roomCode: room.roomCode, initiator: room.initiator, iceServers: this.iceServers });
-      this.remote.set(this.link.remoteStream);
-    }
+    if (room) this.peers.enter(room, this.iceServers);
     const looking = (s.phase === 'connecting' || s.phase === 'waiting') && s.mode === 'video' && this.matching !== null;
-    const keepSpare = looking || (this.warm && this.matching === null);
-    if (keepSpare && !this.spare) this.spare = this.makeLink();
-    else if (!keepSpare && !room && this.spare) this.closeSpare();
-    if (s.phase !== 'matched') {
-      this.typing = false;
-      this.clearTypingTimer();
+    if (looking || (this.warm && this.matching === null)) this.peers.prepareSpare();
+    else if (!room) this.peers.closeSpare();
+    if (s.phase !== 'matched') this.typing.reset();
+  }
+
+  private isReady(): boolean {
+    if (!this.matching) return true;
+    if (!this.credentials) return false;
+    if (this.prefs?.mode !== 'video') return true;
+    if (this.signalling?.isOpen !== true) return false;
+    return this.state.phase !== 'matched' || (this.peers.current?.negotiated ?? true);
+  }
+
+  // ------------------------------------------------------------ the matching socket
+
+  private openMatching(oneTrip: string): ResumableSocket {
+    const socket: ResumableSocket = new ResumableSocket({
+      url: (resume) =>
+        resume && this.credentials
+          ? resumeUrl(this.deps.config.matchingUrl, this.credentials.id, this.credentials.token)
+          : oneTrip,
+      canResume: () => this.credentials !== null,
+      onOpen: (resumed) => this.matching === socket && resumed && this.outbox.flush(),
+      onMessage: (raw) => this.matching === socket && this.onMatchingMessage(raw),
+      onState: (state) => this.matching === socket && this.onMatchingState(state),
+      onFinal: (code) => this.matching === socket && this.onMatchingFinal(code),
+      ...(this.deps.createSocket ? { createSocket: this.deps.createSocket } : {}),
+      ...(this.deps.graceMs !== undefined ? { graceMs: this.deps.graceMs } : {}),
+    });
+    return socket;
+  }
+
+  private onMatchingMessage(raw: string): void {
+    const parsed = parseMessage(MatchingServerMessage, raw);
+    if (!parsed.ok) return; // the contract lets servers add events; ignore what we do not know
+    const msg = parsed.value;
+    if (msg.event === 'session') {
+      this.credentials = { id: msg.id, token: msg.token };
+      // Stop was pressed before the server knew us: tell it now (a `waiting` or
+      // `matched` sent meanwhile is ignored while the stop is pending).
+      if (this.current.pending === 'stop') this.outbox.sendNow({ event: 'stop' });
+      // Opened now, while we wait, so that `matched` costs only a `join`.
+      if (this.prefs?.mode === 'video') this.openSignalling();
+    } else if (msg.event === 'matched') {
+      this.iceServers = toRtcIceServers(msg.ice_servers);
+    } else if (msg.event === 'ice-servers') {
+      // Fresh TURN credentials before the ones of `matched` expire: a relay
+      // allocation refreshes with them, and an ICE restart later uses them.
+      this.iceServers = toRtcIceServers(msg.ice_servers);
+      this.peers.current?.updateIceServers(this.iceServers);
+      return;
+    }
+    const before = this.state;
+    this.dispatch({ type: 'server', message: msg });
+    const after = this.state;
+    if (msg.event === 'peer-disconnected' && before.phase === 'matched' && after.phase === 'ended' && this.autoNext) {
+      this.autoNextTimer = setTimeout(() => {
+        this.autoNextTimer = null;
+        if (this.state.phase === 'ended') this.next();
+      }, AUTO_NEXT_PAUSE_MS);
     }
   }
 
-  private makeLink(): PeerLinkLike {
-    let link: PeerLinkLike | null = null;
-    const isCurrent = () => link !== null && this.link === link;
-    const opts: PeerLinkOptions = {
-      certificate: this.certificate,
-      localStream: this.deps.media.acquire(),
-      sendSignal: (type, data) => {
-        if (isCurrent()) this.signalling?.signal(type, data);
-      },
-      onState: (state: PeerState) => {
-        if (isCurrent()) this.dispatch({ type: 'media', media: state });
-      },
-      onNegotiated: () => {
-        if (isCurrent()) this.checkReady();
-      },
-      refreshIceServers: () => this.fetchIceServers(),
-    };
-    link = this.deps.createPeerLink ? this.deps.createPeerLink(opts) : new PeerLink(opts);
-    return link;
+  private onMatchingState(state: SocketState): void {
+    if (state === 'reconnecting') this.dispatch({ type: 'link', link: 'reconnecting' });
+    else if (state === 'open') this.dispatch({ type: 'link', link: 'online' });
   }
 
-  private closeSpare(): void {
-    this.spare?.close();
-    this.spare = null;
+  private onMatchingFinal(code: number): void {
+    const hadSession = this.credentials !== null;
+    this.endSession();
+    if (this.state.failure?.kind === 'banned') return;
+    const kind: Failure['kind'] =
+      code === CloseCode.replaced
+        ? 'replaced'
+        : code === CloseCode.banned
+          ? 'banned'
+          : hadSession
+            ? 'session-ended'
+            : 'unreachable';
+    this.dispatch({ type: 'failed', failure: { kind } });
   }
+
+  // ------------------------------------------------------------ the signalling socket
 
   private openSignalling(): void {
     if (this.signalling || !this.credentials) return;
@@ -419,18 +357,16 @@ export class Session {
       resumeUrl(this.deps.config.signallingUrl, id, token),
       {
         onSignal: (msg: SignalEvent) => {
-          if (this.signalling === channel && this.link?.roomCode === msg.room_code) {
-            this.link.handleSignal(msg.type, msg.data);
-          }
+          if (this.signalling === channel) this.peers.inRoom(msg.room_code)?.handleSignal(msg.type, msg.data);
         },
         onJoined: (roomCode, resumed) => {
-          if (resumed && this.signalling === channel && this.link?.roomCode === roomCode) this.link.signallingResumed();
+          if (resumed && this.signalling === channel) this.peers.inRoom(roomCode)?.signallingResumed();
         },
-        onState: () => this.checkReady(),
+        onState: () => this.readiness.check(),
         onFinal: () => {
           // The matching socket is told too and ends the session; nothing more to resume here.
           if (this.signalling === channel) this.signalling = null;
-          this.checkReady();
+          this.readiness.check();
         },
       },
       {
@@ -444,68 +380,7 @@ export class Session {
     if (room) channel.setRoom(room);
   }
 
-  private onMatchingOpen(socket: ResumableSocket, resumed: boolean): void {
-    if (this.matching !== socket) return;
-    if (resumed) {
-      const held = this.outbox;
-      this.outbox = [];
-      for (const msg of held) this.sendNow(msg);
-    }
-  }
-
-  private onMatchingMessage(raw: string): void {
-    const parsed = parseMessage(MatchingServerMessage, raw);
-    if (!parsed.ok) return; // the contract lets servers add events; ignore what we do not know
-    const msg = parsed.value;
-    if (msg.event === 'session') {
-      this.credentials = { id: msg.id, token: msg.token };
-      // Stop was pressed before the server knew us: tell it now (a `waiting` or
-      // `matched` sent meanwhile is ignored while the stop is pending).
-      if (this.current.pending === 'stop') this.sendNow({ event: 'stop' });
-      // Opened now, while we wait, so that `matched` costs only a `join`.
-      if (this.prefs?.mode === 'video') this.openSignalling();
-    } else if (msg.event === 'matched') {
-      this.iceServers = toRtcIceServers(msg.ice_servers);
-    } else if (msg.event === 'ice-servers') {
-      // Fresh TURN credentials before the ones of `matched` expire: a relay
-      // allocation refreshes with them, and an ICE restart later uses them.
-      this.iceServers = toRtcIceServers(msg.ice_servers);
-      this.link?.updateIceServers(this.iceServers);
-      return;
-    }
-    const before = this.state;
-    this.dispatch({ type: 'server', message: msg });
-    const after = this.state;
-    if (msg.event === 'peer-disconnected' && before.phase === 'matched' && after.phase === 'ended' && this.autoNext) {
-      // A moment on "Stranger skipped" first, so the change of face is not a surprise.
-      this.autoNextTimer = setTimeout(() => {
-        this.autoNextTimer = null;
-        if (this.state.phase === 'ended') this.next();
-      }, 300);
-    }
-  }
-
-  private onMatchingState(state: SocketState): void {
-    if (state === 'reconnecting') this.dispatch({ type: 'link', link: 'reconnecting' });
-    else if (state === 'open') this.dispatch({ type: 'link', link: 'online' });
-  }
-
-  private onMatchingFinal(code: number): void {
-    const hadSession = this.credentials !== null;
-    this.endSession();
-    if (this.state.failure?.kind === 'banned') return;
-    let failure: Failure;
-    if (code === CloseCode.replaced) {
-      failure = { kind: 'replaced', message: 'Dyad was opened in another tab, so this one was disconnected.' };
-    } else if (code === CloseCode.banned) {
-      failure = { kind: 'banned', message: 'You have been removed for breaking the rules.' };
-    } else if (!hadSession) {
-      failure = { kind: 'unreachable', message: 'Can’t reach Dyad right now. Check your connection and try again.' };
-    } else {
-      failure = { kind: 'session-ended', message: 'The connection was lost. Start again to meet someone new.' };
-    }
-    this.dispatch({ type: 'failed', failure });
-  }
+  // ------------------------------------------------------------ endings
 
   /** Close both sockets and forget the session (the server ends it on a 1000 close). */
   private endSession(): void {
@@ -514,50 +389,12 @@ export class Session {
     this.matching = null;
     this.signalling = null;
     this.credentials = null;
-    this.outbox = [];
-    this.link?.close();
-    this.link = null;
-    this.closeSpare();
-    this.remote.set(null);
-    this.clearTypingTimer();
-    this.typing = false;
+    this.outbox.clear();
+    this.peers.closeAll();
+    this.typing.reset();
     signalling?.close(CloseCode.normal);
     matching?.close(CloseCode.normal);
-    this.checkReady();
-  }
-
-  /** Send now, or hold while the socket is coming back (the server keeps our place meanwhile). */
-  private send(msg: MatchingClientMessage): boolean {
-    if (this.sendNow(msg)) return true;
-    if (this.matching?.currentState !== 'reconnecting') return false;
-    if (this.outbox.length >= MAX_OUTBOX) this.outbox.shift();
-    this.outbox.push(msg);
-    return true;
-  }
-
-  private sendNow(msg: MatchingClientMessage): boolean {
-    return this.matching?.send(JSON.stringify(msg)) ?? false;
-  }
-
-  private async fetchIceServers(): Promise<RTCIceServer[] | null> {
-    if (!this.credentials) return null;
-    const doFetch = this.deps.fetch ?? fetch;
-    try {
-      const res = await doFetch(`${this.deps.config.matchingUrl}/ice-servers`, {
-        headers: { Authorization: `Bearer ${this.credentials.token}` },
-        signal: AbortSignal.timeout(ICE_FETCH_TIMEOUT_MS),
-      });
-      if (!res.ok) return null;
-      const parsed = parseObject(IceServersResponse, await res.json());
-      return parsed.ok ? toRtcIceServers(parsed.value.ice_servers) : null;
-    } catch {
-      return null;
-    }
-  }
-
-  private clearTypingTimer(): void {
-    if (this.typingTimer !== null) clearTimeout(this.typingTimer);
-    this.typingTimer = null;
+    this.readiness.check();
   }
 
   private cancelAutoNext(): void {

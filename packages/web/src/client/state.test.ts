@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MatchingServerMessage } from '@dyad/protocol';
-import { initialState, joinList, MAX_LINES, reduce, statusText } from './state.js';
+import { t, testI18n } from '../test-support/i18n.js';
+import { initialState, lineText, MAX_LINES, reduce, statusText } from './state.js';
 import type { Action, SessionState } from './state.js';
 
 const server = (message: MatchingServerMessage): Action => ({ type: 'server', message });
@@ -33,7 +34,7 @@ describe('session state machine', () => {
     expect(initialState.phase).toBe('idle');
     let s = reduce(initialState, { type: 'start', mode: 'video' });
     expect(s.phase).toBe('connecting');
-    expect(statusText(s)).toBe('Connecting…');
+    expect(statusText(s, t)).toBe('Connecting…');
 
     s = reduce(s, server({ event: 'session', id: 'me', token: 't' }));
     expect(s.sessionId).toBe('me');
@@ -41,29 +42,29 @@ describe('session state machine', () => {
 
     s = reduce(s, server({ event: 'waiting' }));
     expect(s.phase).toBe('waiting');
-    expect(statusText(s)).toBe('Looking for someone…');
+    expect(statusText(s, t)).toBe('Looking for someone…');
 
     s = reduce(s, matched({ common_interests: ['music', 'go'] }));
     expect(s.phase).toBe('matched');
     expect(s.match).toMatchObject({ roomCode: 'room-1', peer: 'peer-1', initiator: true });
     expect(s.media).toBe('connecting');
-    expect(statusText(s)).toBe('Connecting video…');
-    expect(s.lines.map((l) => l.text)).toContain('You both like music and go.');
+    expect(statusText(s, t)).toBe('Connecting video…');
+    expect(s.lines.map((l) => lineText(l, t))).toContain('You both like music and go.');
 
     s = reduce(s, { type: 'media', media: 'connected' });
-    expect(statusText(s)).toBe('Connected');
+    expect(statusText(s, t)).toBe('Connected');
 
     s = reduce(s, server({ event: 'peer-disconnected', reason: 'skip', message: 'Stranger skipped' }));
     expect(s.phase).toBe('ended');
     expect(s.ended).toBe('skip');
     expect(s.media).toBe('none');
-    expect(statusText(s)).toBe('Stranger skipped');
-    expect(s.lines.at(-1)).toMatchObject({ from: 'system', text: 'Stranger skipped.' });
+    expect(statusText(s, t)).toBe('Stranger skipped');
+    expect(lineText(s.lines.at(-1)!, t)).toBe('Stranger skipped.');
   });
 
   it('says "Stranger left" for reason left', () => {
     const s = reduce(inRoom(), server({ event: 'peer-disconnected', reason: 'left', message: '' }));
-    expect(statusText(s)).toBe('Stranger left');
+    expect(statusText(s, t)).toBe('Stranger left');
   });
 
   it('text mode is connected as soon as it is matched', () => {
@@ -73,7 +74,7 @@ describe('session state machine', () => {
       matched({ mode: 'text' }),
     );
     expect(s.media).toBe('none');
-    expect(statusText(s)).toBe('Connected');
+    expect(statusText(s, t)).toBe('Connected');
   });
 
   it('keeps chat lines from You and the current Stranger only', () => {
@@ -85,7 +86,7 @@ describe('session state machine', () => {
     // The message itself ends "typing…".
     expect(s.strangerTyping).toBe(false);
     s = reduce(s, server({ event: 'chat', sender: 'someone-else', message: 'stale', timestamp: 2 }));
-    const said = s.lines.filter((l) => l.from !== 'system').map((l) => [l.from, l.text]);
+    const said = s.lines.flatMap((l) => (l.from === 'system' ? [] : [[l.from, l.text]]));
     expect(said).toEqual([
       ['you', 'hi'],
       ['stranger', 'hey'],
@@ -102,7 +103,7 @@ describe('session state machine', () => {
     expect(s.phase).toBe('waiting');
     expect(s.pending).toBe('next');
     expect(s.match).toBeNull();
-    expect(s.lines.at(-1)?.text).toBe('You skipped.');
+    expect(lineText(s.lines.at(-1)!, t)).toBe('You skipped.');
 
     // The stranger skipped at the same moment, and their chat was already in flight.
     s = reduce(s, server({ event: 'peer-disconnected', reason: 'skip', message: '' }));
@@ -110,7 +111,7 @@ describe('session state machine', () => {
     s = reduce(s, server({ event: 'typing', sender: 'peer-1', typing: true }));
     expect(s.phase).toBe('waiting');
     expect(s.strangerTyping).toBe(false);
-    expect(s.lines.some((l) => l.text === 'late')).toBe(false);
+    expect(s.lines.some((l) => lineText(l, t) === 'late')).toBe(false);
 
     s = reduce(s, server({ event: 'waiting' }));
     expect(s.pending).toBeNull();
@@ -119,7 +120,7 @@ describe('session state machine', () => {
     expect(s.match?.peer).toBe('peer-2');
     // A new conversation starts with a clean log.
     expect(s.lines.every((l) => l.from === 'system')).toBe(true);
-    expect(s.lines.some((l) => l.text === 'You skipped.')).toBe(false);
+    expect(s.lines.some((l) => lineText(l, t) === 'You skipped.')).toBe(false);
   });
 
   it('stop goes idle and stays there even if a match was already on its way', () => {
@@ -130,14 +131,14 @@ describe('session state machine', () => {
     s = reduce(s, server({ event: 'idle' }));
     expect(s.phase).toBe('idle');
     expect(s.pending).toBeNull();
-    expect(statusText(s)).toBe('Ready when you are');
+    expect(statusText(s, t)).toBe('Ready when you are');
   });
 
   it('stop during a conversation says so', () => {
     const s = reduce(inRoom(), { type: 'stop' });
     expect(s.phase).toBe('idle');
     expect(s.ended).toBe('you-stopped');
-    expect(statusText(s)).toBe('You left the chat');
+    expect(statusText(s, t)).toBe('You left the chat');
   });
 
   it('after peer-disconnected the session is idle until we ask for the next one', () => {
@@ -147,16 +148,16 @@ describe('session state machine', () => {
     s = reduce(s, { type: 'next' });
     expect(s.phase).toBe('waiting');
     // Auto-next keeps the reason visible while it looks.
-    expect(statusText(s)).toBe('Stranger left. Looking for someone…');
+    expect(statusText(s, t)).toBe('Stranger left. Looking for someone…');
   });
 
   it('a resumed match keeps the conversation', () => {
     let s = reduce(inRoom(), { type: 'chat-sent', text: 'still here?' });
     s = reduce(s, { type: 'link', link: 'reconnecting' });
-    expect(statusText(s)).toBe('Reconnecting…');
+    expect(statusText(s, t)).toBe('Reconnecting…');
     s = reduce(s, matched({ resumed: true }));
     expect(s.link).toBe('online');
-    expect(s.lines.some((l) => l.text === 'still here?')).toBe(true);
+    expect(s.lines.some((l) => lineText(l, t) === 'still here?')).toBe(true);
     s = reduce(s, server({ event: 'chat', sender: 'peer-1', message: 'yes', timestamp: 3 }));
     expect(s.lines.at(-1)).toMatchObject({ from: 'stranger', text: 'yes' });
   });
@@ -166,7 +167,7 @@ describe('session state machine', () => {
     s = reduce(s, server({ event: 'peer-disconnected', reason: 'timeout', message: '' }));
     s = reduce(s, server({ event: 'idle' }));
     expect(s.phase).toBe('ended');
-    expect(statusText(s)).toBe('Stranger lost connection');
+    expect(statusText(s, t)).toBe('Stranger lost connection');
   });
 
   it('idle while matched means our own grace period ended the room', () => {
@@ -182,7 +183,7 @@ describe('session state machine', () => {
     expect(u.sessionId).toBeNull();
     const b = reduce(inRoom(), server({ event: 'error', code: 'banned', message: '', until: 2_000_000_000 }));
     expect(b.failure?.kind).toBe('banned');
-    expect(statusText(b)).toMatch(/removed/);
+    expect(statusText(b, t)).toMatch(/removed/);
   });
 
   it('rate limits become a passing notice', () => {
@@ -196,24 +197,24 @@ describe('session state machine', () => {
     const waiting = run({ type: 'start', mode: 'video' }, server({ event: 'waiting' }));
     expect(reduce(waiting, { type: 'media', media: 'connected' })).toBe(waiting);
     const s = reduce(inRoom(), { type: 'media', media: 'reconnecting' });
-    expect(statusText(s)).toMatch(/reconnecting video/);
+    expect(statusText(s, t)).toMatch(/reconnecting video/);
   });
 
   it('a failed socket returns to idle with its reason', () => {
     const s = reduce(inRoom(), {
       type: 'failed',
-      failure: { kind: 'unreachable', message: 'Can’t reach Dyad right now.' },
+      failure: { kind: 'unreachable' },
     });
     expect(s.phase).toBe('idle');
     expect(s.link).toBe('offline');
-    expect(statusText(s)).toBe('Can’t reach Dyad right now.');
+    expect(statusText(s, t)).toBe('Can’t reach Dyad right now. Check your connection and try again.');
   });
 
   it('trims very long conversations from the top', () => {
     let s = inRoom();
     for (let i = 0; i < MAX_LINES + 20; i++) s = reduce(s, { type: 'chat-sent', text: `m${i}` });
     expect(s.lines).toHaveLength(MAX_LINES);
-    expect(s.lines.at(-1)?.text).toBe(`m${MAX_LINES + 19}`);
+    expect(lineText(s.lines.at(-1)!, t)).toBe(`m${MAX_LINES + 19}`);
     expect(new Set(s.lines.map((l) => l.id)).size).toBe(MAX_LINES);
   });
 
@@ -225,9 +226,18 @@ describe('session state machine', () => {
     expect(JSON.stringify(before)).toBe(copy);
   });
 
-  it('joins lists the way people write them', () => {
-    expect(joinList(['a'])).toBe('a');
-    expect(joinList(['a', 'b'])).toBe('a and b');
-    expect(joinList(['a', 'b', 'c'])).toBe('a, b and c');
+  it('joins shared interests the way people of the language write them', () => {
+    const line = (interests: string[]) => ({ id: 1, from: 'system', note: { kind: 'common', interests } }) as const;
+    expect(lineText(line(['a']), t)).toBe('You both like a.');
+    expect(lineText(line(['a', 'b']), t)).toBe('You both like a and b.');
+    expect(lineText(line(['a', 'b', 'c']), t)).toBe('You both like a, b, and c.');
+    expect(lineText(line(['a', 'b', 'c']), testI18n.getFixedT('es'))).toBe('A los dos os gusta a, b y c.');
+  });
+
+  it('words a ban with its end in the visitor’s language and time zone', () => {
+    const until = 2_000_000_000;
+    const b = reduce(inRoom(), server({ event: 'error', code: 'banned', message: '', until }));
+    const when = new Intl.DateTimeFormat('fr', { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(until * 1000));
+    expect(statusText(b, testI18n.getFixedT('fr'))).toBe(`Vous avez été exclu pour non-respect des règles jusqu’au ${when}.`);
   });
 });

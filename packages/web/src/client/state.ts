@@ -6,7 +6,10 @@
 //     ▲                                               ▲  │                 │
 //     └──────────────stop / idle──────────────────────┼──┘      peer-disconnected
 //                                                     └──next── ended ◀────┘
-import { DISCONNECT_MESSAGES } from '@dyad/protocol';
+//
+// The state holds what happened, never words: the screen puts it into the
+// visitor's language (lineText, statusText, failureText, noticeText).
+import type { TFunction } from 'i18next';
 import type { DisconnectReason, MatchingServerMessage, Mode } from '@dyad/protocol';
 
 export type Phase = 'idle' | 'connecting' | 'waiting' | 'matched' | 'ended';
@@ -20,11 +23,18 @@ export type MediaState = 'none' | 'connecting' | 'connected' | 'reconnecting' | 
 /** Why the last conversation ended: the stranger's reasons from the server, or ours. */
 export type EndReason = DisconnectReason | 'you-skipped' | 'you-stopped' | 'lost';
 
-export interface ChatLine {
-  readonly id: number;
-  readonly from: 'you' | 'stranger' | 'system';
-  readonly text: string;
-}
+/** What the conversation itself says between the two people's lines. */
+export type Note =
+  | { readonly kind: 'matched' }
+  | { readonly kind: 'common'; readonly interests: readonly string[] }
+  | { readonly kind: 'ended'; readonly reason: EndReason };
+
+export type ChatLine =
+  | { readonly id: number; readonly from: 'you' | 'stranger'; readonly text: string }
+  | { readonly id: number; readonly from: 'system'; readonly note: Note };
+
+/** A short-lived remark: the server's (rate limit, undeliverable message) or ours. */
+export type Notice = 'rate-limited' | 'no-partner' | 'reported';
 
 export interface Match {
   readonly roomCode: string;
@@ -36,7 +46,8 @@ export interface Match {
 
 export interface Failure {
   readonly kind: 'unreachable' | 'session-ended' | 'replaced' | 'banned';
-  readonly message: string;
+  /** The end of a ban (Unix seconds), when the server said. */
+  readonly until?: number;
 }
 
 export interface SessionState {
@@ -54,8 +65,7 @@ export interface SessionState {
   readonly pending: 'next' | 'stop' | null;
   readonly media: MediaState;
   readonly failure: Failure | null;
-  /** A short-lived remark from the server (rate limit, undeliverable message). */
-  readonly notice: string | null;
+  readonly notice: Notice | null;
 }
 
 export type Action =
@@ -67,7 +77,7 @@ export type Action =
   | { type: 'link'; link: LinkState }
   | { type: 'media'; media: MediaState }
   | { type: 'failed'; failure: Failure }
-  | { type: 'notice'; text: string }
+  | { type: 'notice'; notice: Notice }
   | { type: 'clear-notice' };
 
 export const initialState: SessionState = Object.freeze({
@@ -89,29 +99,20 @@ export const initialState: SessionState = Object.freeze({
 /** Long conversations are trimmed from the top so the DOM stays small. */
 export const MAX_LINES = 500;
 
-function addLine(state: SessionState, from: ChatLine['from'], text: string): SessionState {
-  const line: ChatLine = { id: state.nextLineId, from, text };
+function addLine(state: SessionState, from: 'you' | 'stranger', text: string): SessionState {
+  return append(state, { id: state.nextLineId, from, text });
+}
+
+function addNote(state: SessionState, note: Note): SessionState {
+  return append(state, { id: state.nextLineId, from: 'system', note });
+}
+
+function append(state: SessionState, line: ChatLine): SessionState {
   const lines = state.lines.length >= MAX_LINES ? [...state.lines.slice(1 - MAX_LINES), line] : [...state.lines, line];
   return { ...state, lines, nextLineId: state.nextLineId + 1 };
 }
 
-/** "music", "music and go", "music, go and art". */
-export function joinList(items: readonly string[]): string {
-  if (items.length <= 1) return items.join('');
-  return `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
-}
-
-const END_LINES: Readonly<Record<EndReason, string>> = {
-  ...DISCONNECT_MESSAGES,
-  'you-skipped': 'You skipped.',
-  'you-stopped': 'You left the chat.',
-  lost: 'The connection was lost.',
-};
-
-function endLine(reason: EndReason): string {
-  const text = END_LINES[reason];
-  return text.endsWith('.') ? text : `${text}.`;
-}
+const ended = (reason: EndReason): Note => ({ kind: 'ended', reason });
 
 function onServer(state: SessionState, msg: MatchingServerMessage): SessionState {
   switch (msg.event) {
@@ -153,10 +154,8 @@ function onServer(state: SessionState, msg: MatchingServerMessage): SessionState
         link: 'online',
         notice: null,
       };
-      next = addLine(next, 'system', "You're now chatting with a random stranger. Say hi!");
-      if (match.commonInterests.length > 0) {
-        next = addLine(next, 'system', `You both like ${joinList(match.commonInterests)}.`);
-      }
+      next = addNote(next, { kind: 'matched' });
+      if (match.commonInterests.length > 0) next = addNote(next, { kind: 'common', interests: match.commonInterests });
       return next;
     }
 
@@ -172,11 +171,7 @@ function onServer(state: SessionState, msg: MatchingServerMessage): SessionState
     case 'peer-disconnected':
       // After our own next/stop the old room is gone on our side already.
       if (state.pending !== null || state.phase !== 'matched') return state;
-      return addLine(
-        { ...state, phase: 'ended', ended: msg.reason, strangerTyping: false, media: 'none' },
-        'system',
-        endLine(msg.reason),
-      );
+      return addNote({ ...state, phase: 'ended', ended: msg.reason, strangerTyping: false, media: 'none' }, ended(msg.reason));
 
     case 'idle':
       if (state.pending === 'stop' || state.phase === 'connecting' || state.phase === 'waiting') {
@@ -184,10 +179,9 @@ function onServer(state: SessionState, msg: MatchingServerMessage): SessionState
       }
       if (state.phase === 'matched') {
         // Our own grace period ran out and ended the room while we were away.
-        return addLine(
+        return addNote(
           { ...state, phase: 'ended', ended: 'lost', pending: null, strangerTyping: false, media: 'none' },
-          'system',
-          endLine('lost'),
+          ended('lost'),
         );
       }
       return { ...state, pending: state.pending === 'next' ? state.pending : null };
@@ -199,16 +193,16 @@ function onServer(state: SessionState, msg: MatchingServerMessage): SessionState
     case 'error':
       switch (msg.code) {
         case 'rate-limited':
-          return { ...state, notice: 'Slow down a little.' };
+          return { ...state, notice: 'rate-limited' };
         case 'no-partner':
-          return state.phase === 'matched' ? state : { ...state, notice: 'Nobody is there to receive that.' };
+          return state.phase === 'matched' ? state : { ...state, notice: 'no-partner' };
         case 'banned':
           return {
             ...state,
             phase: 'idle',
             match: null,
             media: 'none',
-            failure: { kind: 'banned', message: bannedText(msg.until) },
+            failure: msg.until === undefined ? { kind: 'banned' } : { kind: 'banned', until: msg.until },
           };
         case 'unauthorized':
           return {
@@ -218,17 +212,12 @@ function onServer(state: SessionState, msg: MatchingServerMessage): SessionState
             media: 'none',
             sessionId: null,
             link: 'offline',
-            failure: { kind: 'session-ended', message: 'Your session ended. Start again to meet someone new.' },
+            failure: { kind: 'session-ended' },
           };
         default:
           return state;
       }
   }
-}
-
-function bannedText(until: number | undefined): string {
-  if (until === undefined) return 'You have been removed for breaking the rules.';
-  return `You have been removed for breaking the rules until ${new Date(until * 1000).toLocaleString()}.`;
 }
 
 export function reduce(state: SessionState, action: Action): SessionState {
@@ -250,13 +239,13 @@ export function reduce(state: SessionState, action: Action): SessionState {
     case 'next': {
       const base: SessionState =
         state.phase === 'matched'
-          ? addLine({ ...state, ended: 'you-skipped' }, 'system', endLine('you-skipped'))
+          ? addNote({ ...state, ended: 'you-skipped' }, ended('you-skipped'))
           : state;
       return { ...base, phase: 'waiting', pending: 'next', match: null, strangerTyping: false, media: 'none', notice: null };
     }
 
     case 'stop': {
-      const base = state.phase === 'matched' ? addLine(state, 'system', endLine('you-stopped')) : state;
+      const base = state.phase === 'matched' ? addNote(state, ended('you-stopped')) : state;
       return {
         ...base,
         phase: 'idle',
@@ -294,33 +283,85 @@ export function reduce(state: SessionState, action: Action): SessionState {
       };
 
     case 'notice':
-      return { ...state, notice: action.text };
+      return { ...state, notice: action.notice };
 
     case 'clear-notice':
       return { ...state, notice: null };
   }
 }
 
+const ENDED_KEY = {
+  skip: 'ended.skip',
+  left: 'ended.left',
+  timeout: 'ended.timeout',
+  reported: 'ended.reported',
+  'you-skipped': 'ended.youSkipped',
+  'you-stopped': 'ended.youStopped',
+  lost: 'ended.lost',
+} as const satisfies Record<EndReason, string>;
+
+/** Why a conversation ended, in a few words without a full stop. */
+export const endText = (reason: EndReason, t: TFunction): string => t(ENDED_KEY[reason]);
+
+/** A line of the conversation as shown. */
+export function lineText(line: ChatLine, t: TFunction): string {
+  if (line.from !== 'system') return line.text;
+  switch (line.note.kind) {
+    case 'matched':
+      return t('line.matched');
+    case 'common':
+      return t('line.common', { list: line.note.interests });
+    case 'ended':
+      return t('line.ended', { reason: endText(line.note.reason, t) });
+  }
+}
+
+export function failureText(failure: Failure, t: TFunction): string {
+  switch (failure.kind) {
+    case 'unreachable':
+      return t('failure.unreachable');
+    case 'session-ended':
+      return t('failure.sessionEnded');
+    case 'replaced':
+      return t('failure.replaced');
+    case 'banned':
+      return failure.until === undefined
+        ? t('failure.banned')
+        : t('failure.bannedUntil', {
+            until: new Date(failure.until * 1000),
+            formatParams: { until: { dateStyle: 'medium', timeStyle: 'short' } },
+          });
+  }
+}
+
+const NOTICE_KEY = {
+  'rate-limited': 'notice.rateLimited',
+  'no-partner': 'notice.noPartner',
+  reported: 'notice.reported',
+} as const satisfies Record<Notice, string>;
+
+export const noticeText = (notice: Notice, t: TFunction): string => t(NOTICE_KEY[notice]);
+
 /** The one-line status shown above the conversation. */
-export function statusText(state: SessionState): string {
-  if (state.failure) return state.failure.message;
-  if (state.link === 'reconnecting' && state.phase !== 'idle') return 'Reconnecting…';
+export function statusText(state: SessionState, t: TFunction): string {
+  if (state.failure) return failureText(state.failure, t);
+  if (state.link === 'reconnecting' && state.phase !== 'idle') return t('status.reconnecting');
   switch (state.phase) {
     case 'idle':
-      return state.ended === 'you-stopped' || state.pending === 'stop' ? 'You left the chat' : 'Ready when you are';
+      return state.ended === 'you-stopped' || state.pending === 'stop' ? t('status.youLeft') : t('status.ready');
     case 'connecting':
-      return 'Connecting…';
+      return t('status.connecting');
     case 'waiting':
       // Auto-next keeps the reason visible while it looks for the next stranger.
       return state.ended && state.ended !== 'you-skipped' && state.ended !== 'you-stopped'
-        ? `${END_LINES[state.ended].replace(/\.$/, '')}. Looking for someone…`
-        : 'Looking for someone…';
+        ? t('status.lookingAfter', { reason: endText(state.ended, t) })
+        : t('status.looking');
     case 'matched':
-      if (state.mode === 'video' && state.media === 'connecting') return 'Connecting video…';
-      if (state.media === 'reconnecting') return 'Connection unstable, reconnecting video…';
-      if (state.media === 'failed') return 'Video connection failed';
-      return 'Connected';
+      if (state.mode === 'video' && state.media === 'connecting') return t('status.connectingVideo');
+      if (state.media === 'reconnecting') return t('status.unstable');
+      if (state.media === 'failed') return t('status.videoFailed');
+      return t('status.connected');
     case 'ended':
-      return END_LINES[state.ended ?? 'left'].replace(/\.$/, '');
+      return endText(state.ended ?? 'left', t);
   }
 }

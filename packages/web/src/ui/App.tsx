@@ -1,14 +1,18 @@
 import { startTransition, useEffect, useMemo, useRef, useState } from 'react';
 import type { ReactElement } from 'react';
 import type { Mode } from '@dyad/protocol';
+import { useTranslation } from 'react-i18next';
 import { loadConfig } from '../client/config.js';
+import type { ClientConfig } from '../client/config.js';
 import { LocalMedia } from '../client/LocalMedia.js';
 import { Session, cleanInterests } from '../client/Session.js';
-import { initialState } from '../client/state.js';
+import { failureText, initialState } from '../client/state.js';
 import { Store } from '../client/Store.js';
 import { ChatScreen } from './ChatScreen.js';
 import { useStore, usePersistentState } from './hooks.js';
 import { Landing } from './Landing.js';
+import { LanguageSwitch } from './LanguageSwitch.js';
+import { OnlineCount, useOnlineCounts } from './OnlineCount.js';
 
 const isMode = (v: unknown): v is Mode => v === 'video' || v === 'text';
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
@@ -22,9 +26,13 @@ const SCREEN_SWITCH_MAX_MS = 300;
 const EMPTY_STORE = new Store(initialState);
 
 export function App(): ReactElement {
+  const { t } = useTranslation();
   const media = useMemo(() => new LocalMedia(), []);
   const [session, setSession] = useState<Session | null>(null);
+  const [config, setConfig] = useState<ClientConfig | null>(null);
   const [screen, setScreen] = useState<'landing' | 'chat'>('landing');
+  /** The landing screen was reached from a chat (not on arrival): it takes focus. */
+  const [returned, setReturned] = useState(false);
   const [mode, setMode] = usePersistentState<Mode>('dyad.mode', 'video', isMode);
   const [interests, setInterests] = usePersistentState<string[]>('dyad.interests', [], isStringList);
   const [lang, setLang] = usePersistentState<string>('dyad.lang', '', isString);
@@ -43,6 +51,7 @@ export function App(): ReactElement {
     void loadConfig().then((config) => {
       if (!live) return;
       created = new Session({ config, media });
+      setConfig(config);
       setSession(created);
     });
     return () => {
@@ -89,6 +98,10 @@ export function App(): ReactElement {
   }, [session]);
 
   const state = useStore(session?.store ?? EMPTY_STORE);
+  // Counts are asked for only where they are shown: on the landing screen and while looking for someone.
+  const looking = state.phase === 'waiting' || state.phase === 'connecting';
+  const counts = useOnlineCounts(screen === 'landing' || looking ? (config?.matchingUrl ?? null) : null);
+  const online = <OnlineCount counts={counts} mode={mode} />;
 
   const start = () => {
     if (!session || starting) return;
@@ -115,6 +128,7 @@ export function App(): ReactElement {
     startRun.current++;
     setStarting(false);
     session?.leave();
+    setReturned(true);
     setScreen('landing');
   };
 
@@ -125,19 +139,24 @@ export function App(): ReactElement {
           type="button"
           className="brand"
           onClick={goHome}
-          aria-label="Dyad home"
+          aria-label={t('app.home')}
         >
           <span className="logo" aria-hidden="true">
             <span />
             <span />
           </span>
-          Dyad
+          {t('app.name')}
         </button>
         {screen === 'chat' && (
           <span className={`pill pill-${state.link}`}>
-            {state.link === 'online' ? 'Online' : state.link === 'reconnecting' ? 'Reconnecting…' : 'Offline'}
+            {state.link === 'online'
+              ? t('app.link.online')
+              : state.link === 'reconnecting'
+                ? t('app.link.reconnecting')
+                : t('app.link.offline')}
           </span>
         )}
+        <LanguageSwitch />
       </header>
       {screen === 'landing' || !session ? (
         <Landing
@@ -148,7 +167,9 @@ export function App(): ReactElement {
           media={mediaState}
           ready={session !== null}
           starting={starting}
-          failure={state.failure?.message ?? null}
+          failure={state.failure ? failureText(state.failure, t) : null}
+          focusHeading={returned}
+          online={online}
           onMode={setMode}
           onInterests={setInterests}
           onLang={setLang}
@@ -166,6 +187,7 @@ export function App(): ReactElement {
           autoNext={autoNext}
           onAutoNext={setAutoNext}
           onHome={goHome}
+          online={online}
           onUseText={() => {
             setMode('text');
             session.start({ mode: 'text', interests: cleanInterests(interests), lang: lang || null });

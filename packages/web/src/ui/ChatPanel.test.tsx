@@ -3,11 +3,12 @@ import { cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { ChatPanel } from './ChatPanel.js';
 import type { ChatPanelProps } from './ChatPanel.js';
 import type { ChatLine } from '../client/state.js';
+import { WithI18n } from '../test-support/i18n.js';
 
 afterEach(cleanup);
 
 const lines: ChatLine[] = [
-  { id: 1, from: 'system', text: "You're now chatting with a random stranger. Say hi!" },
+  { id: 1, from: 'system', note: { kind: 'matched' } },
   { id: 2, from: 'you', text: 'hello' },
   { id: 3, from: 'stranger', text: 'hi there' },
 ];
@@ -23,7 +24,7 @@ function setup(over: Partial<ChatPanelProps> = {}) {
     onTyping: vi.fn(),
     ...over,
   };
-  const view = render(<ChatPanel {...props} />);
+  const view = render(<ChatPanel {...props} />, { wrapper: WithI18n });
   const input = screen.getByLabelText('Message') as HTMLTextAreaElement;
   return { props, view, input };
 }

@@ -1,6 +1,8 @@
 import { useEffect, useRef, useState } from 'react';
-import type { ChangeEvent, FormEvent, KeyboardEvent, ReactElement, ReactNode } from 'react';
+import type { ChangeEvent, FormEvent, KeyboardEvent, ReactElement, ReactNode, Ref } from 'react';
 import { MAX_CHAT_CHARS } from '@dyad/protocol';
+import { useTranslation } from 'react-i18next';
+import { lineText } from '../client/state.js';
 import type { ChatLine } from '../client/state.js';
 import { Icon } from './icons.js';
 
@@ -16,15 +18,16 @@ export interface ChatPanelProps {
   readonly idlePlaceholder?: string;
   /** Controls shown beside the status line. */
   readonly actions?: ReactNode;
+  /** The message box, for the screen to move focus to when a stranger is found. */
+  readonly inputRef?: Ref<HTMLTextAreaElement>;
   /** Returns whether the message went out; the draft is kept when it did not. */
   onSend(text: string): boolean;
   onTyping(active: boolean): void;
 }
 
-const LABEL: Record<ChatLine['from'], string> = { you: 'You', stranger: 'Stranger', system: '' };
-
 export function ChatPanel(props: ChatPanelProps): ReactElement {
   const { lines, strangerTyping, commonInterests, status, notice, canSend, onSend, onTyping, actions } = props;
+  const { t } = useTranslation();
   const [draft, setDraft] = useState('');
   const logRef = useRef<HTMLOListElement>(null);
   const stickToBottom = useRef(true);
@@ -76,13 +79,13 @@ export function ChatPanel(props: ChatPanelProps): ReactElement {
   };
 
   return (
-    <section className="chat" aria-label="Chat">
+    <section className="chat" aria-label={t('chat.panel')}>
       <header className="chat-head">
         <p className="status" role="status" aria-live="polite" data-testid="status">
           {status}
         </p>
         {commonInterests.length > 0 && (
-          <ul className="chips chips-small" aria-label="Interests you share">
+          <ul className="chips chips-small" aria-label={t('chat.sharedInterests')}>
             {commonInterests.map((i) => (
               <li key={i} className="chip">
                 {i}
@@ -92,15 +95,18 @@ export function ChatPanel(props: ChatPanelProps): ReactElement {
         )}
         {actions}
       </header>
-      <ol className="log" ref={logRef} onScroll={onScroll} aria-live="polite" aria-label="Messages">
+      <ol className="log" ref={logRef} onScroll={onScroll} aria-live="polite" aria-label={t('chat.messages')}>
         {lines.map((line) => (
           <li key={line.id} className={`line line-${line.from}`} data-from={line.from}>
-            {line.from !== 'system' && <strong className="who">{LABEL[line.from]}:</strong>} <span>{line.text}</span>
+            {line.from !== 'system' && (
+              <strong className="who">{line.from === 'you' ? t('chat.you') : t('chat.stranger')}:</strong>
+            )}{' '}
+            <span>{lineText(line, t)}</span>
           </li>
         ))}
       </ol>
       <p className="typing" aria-live="polite" data-testid="typing">
-        {strangerTyping ? 'Stranger is typing…' : ''}
+        {strangerTyping ? t('chat.typing') : ''}
       </p>
       {notice && (
         <p className="notice" role="alert">
@@ -109,20 +115,21 @@ export function ChatPanel(props: ChatPanelProps): ReactElement {
       )}
       <form className="compose" onSubmit={onSubmit}>
         <label className="sr-only" htmlFor="chat-input">
-          Message
+          {t('chat.message')}
         </label>
         <textarea
+          ref={props.inputRef}
           id="chat-input"
           rows={1}
           value={draft}
           maxLength={MAX_CHAT_CHARS}
-          placeholder={canSend ? 'Type a message…' : (props.idlePlaceholder ?? 'Waiting for a stranger…')}
+          placeholder={canSend ? t('chat.messagePlaceholder') : (props.idlePlaceholder ?? t('chat.waitingPlaceholder'))}
           onChange={onChange}
           onKeyDown={onKeyDown}
           autoComplete="off"
           enterKeyHint="send"
         />
-        <button type="submit" className="btn btn-send" disabled={!canSend || draft.trim() === ''} aria-label="Send">
+        <button type="submit" className="btn btn-send" disabled={!canSend || draft.trim() === ''} aria-label={t('chat.send')}>
           <Icon name="send" />
         </button>
       </form>

@@ -1,13 +1,15 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { ReactElement } from 'react';
+import type { ReactElement, ReactNode } from 'react';
+import { useTranslation } from 'react-i18next';
 import type { LocalMedia } from '../client/LocalMedia.js';
 import type { Session } from '../client/Session.js';
-import { statusText } from '../client/state.js';
+import { noticeText, statusText } from '../client/state.js';
 import type { Phase } from '../client/state.js';
 import { ChatPanel } from './ChatPanel.js';
 import { DeviceMenu } from './DeviceMenu.js';
-import { useStore } from './hooks.js';
+import { touchFirst, useStore } from './hooks.js';
 import { Icon, type IconName } from './icons.js';
+import { MediaProblemText } from './MediaProblemText.js';
 import { ReportDialog } from './ReportDialog.js';
 import { Video } from './Video.js';
 
@@ -78,22 +80,46 @@ export interface ChatScreenProps {
   readonly autoNext: boolean;
   onAutoNext(on: boolean): void;
   onHome(): void;
+  /** People online and waiting, shown while looking for someone. */
+  readonly online?: ReactNode;
   /** Leave video mode for text (the camera cannot be used). */
   onUseText(): void;
 }
 
-export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUseText }: ChatScreenProps): ReactElement {
+export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUseText, online }: ChatScreenProps): ReactElement {
   const state = useStore(session.store);
   const remote = useStore(session.remote);
   const local = useStore(media.store);
+  const { t } = useTranslation();
   const [reporting, setReporting] = useState(false);
   const [devicesOpen, setDevicesOpen] = useState(false);
   const video = state.mode === 'video';
   const { phase } = state;
-  const status = statusText(state);
+  const status = statusText(state, t);
 
   const next = useCallback(() => session.next(), [session]);
-  const armed = useEscape(phase, !reporting, next);
+  const armed = useEscape(phase, !reporting && !devicesOpen, next);
+
+  const heading = useRef<HTMLHeadingElement>(null);
+  const nextButton = useRef<HTMLButtonElement>(null);
+  const input = useRef<HTMLTextAreaElement>(null);
+  const devicesButton = useRef<HTMLButtonElement>(null);
+  const closeDevices = useCallback(() => {
+    setDevicesOpen(false);
+    devicesButton.current?.focus();
+  }, []);
+  // A new screen: focus goes to its heading, so a screen reader starts there
+  // and Tab goes on from the top of the chat instead of the page's start.
+  useEffect(() => heading.current?.focus(), []);
+  // A stranger is found: to the message box, where the conversation starts;
+  // on a touch screen to Next instead, as a focused text box would open the
+  // keyboard over the stranger's video.
+  const room = phase === 'matched' ? state.match?.roomCode : undefined;
+  useEffect(() => {
+    if (!room) return;
+    if (touchFirst()) nextButton.current?.focus();
+    else input.current?.focus();
+  }, [room]);
 
   // Notices are remarks, not state: they fade after a few seconds.
   useEffect(() => {
@@ -115,29 +141,45 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
     );
 
   return (
-    <div className={`screen ${video ? 'screen-video' : 'screen-text'}`}>
+    <main className={`screen ${video ? 'screen-video' : 'screen-text'}`} aria-labelledby="chat-title">
+      <h1 id="chat-title" className="sr-only" tabIndex={-1} ref={heading}>
+        {video ? t('chat.titleVideo') : t('chat.titleText')}
+      </h1>
       {video && (
-        <section className="stage" aria-label="Video">
+        <section className="stage" aria-label={t('chat.videoStage')}>
           <div className="tile tile-remote">
-            <Video stream={remote} label="Stranger’s video" className="video" testId="remote-video" />
+            <Video stream={remote} label={t('chat.strangerVideo')} className="video" testId="remote-video" />
             {overlay}
-            <span className="tag">Stranger</span>
+            <span className="tag">{t('chat.stranger')}</span>
           </div>
           <div className="tile tile-local">
-            <Video stream={local.stream} muted mirrored label="Your video" className="video" testId="local-video" />
+            <Video
+              stream={local.stream}
+              muted
+              mirrored={local.facing === 'user'}
+              label={t('chat.yourVideo')}
+              className="video"
+              testId="local-video"
+            />
             {(!local.camOn || !local.stream) && (
               <div className="overlay overlay-soft">
-                {local.status === 'requesting' ? 'Starting camera…' : local.problem ? 'No camera' : 'Camera off'}
+                {local.status === 'requesting'
+                  ? t('chat.startingCamera')
+                  : local.problem
+                    ? t('chat.noCamera')
+                    : t('chat.cameraOff')}
               </div>
             )}
-            <span className="tag">You{local.micOn ? '' : ' · muted'}</span>
+            <span className="tag">{local.micOn ? t('chat.you') : t('chat.youMuted')}</span>
           </div>
           {local.problem && (
             <div className="problem stage-alert" role="alert">
-              <p>{local.problem.message}</p>
+              <p>
+                <MediaProblemText problem={local.problem} />
+              </p>
               <div className="row">
                 <button type="button" className="btn btn-primary" onClick={onUseText}>
-                  Use text chat
+                  {t('landing.useText')}
                 </button>
               </div>
             </div>
@@ -145,48 +187,62 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
         </section>
       )}
 
-      <div className="bar" role="toolbar" aria-label="Chat controls">
+      <div className="bar" role="toolbar" aria-label={t('chat.controls')}>
         <button
+          ref={nextButton}
           type="button"
           className={`btn btn-primary btn-next${armed ? ' btn-armed' : ''}`}
           onClick={next}
           disabled={phase === 'connecting' || phase === 'waiting'}
-          title="Next stranger (Esc twice)"
+          title={t('chat.nextTitle')}
         >
           <Icon name="next" />
-          <span>{armed ? 'Really? Esc' : idle ? 'New chat' : 'Next'}</span>
-          {!armed && !idle && <kbd>Esc</kbd>}
+          <span>{armed ? t('chat.confirmNext') : idle ? t('chat.newChat') : t('chat.next')}</span>
+          {!armed && !idle && <kbd>{t('chat.esc')}</kbd>}
         </button>
         <button
           type="button"
           className="btn"
-          aria-label="Stop"
+          aria-label={t('chat.stop')}
           onClick={() => session.stop()}
           disabled={phase === 'idle' || phase === 'ended'}
         >
           <Icon name="stop" />
-          <span>Stop</span>
+          <span>{t('chat.stop')}</span>
         </button>
         {video && (
           <>
             <DeviceToggle
               on={local.micOn}
-              labels={['Mute microphone', 'Unmute microphone']}
+              labels={[t('chat.muteMic'), t('chat.unmuteMic')]}
               icons={['mic', 'mic-off']}
               onToggle={() => media.setMic(!local.micOn)}
             />
             <DeviceToggle
               on={local.camOn}
-              labels={['Turn camera off', 'Turn camera on']}
+              labels={[t('chat.cameraOffAction'), t('chat.cameraOnAction')]}
               icons={['cam', 'cam-off']}
               onToggle={() => media.setCamera(!local.camOn)}
             />
-            <div className="anchor">
+            {local.cameras.length > 1 && (
               <button
                 type="button"
+                className="btn btn-icon btn-flip"
+                aria-label={t('chat.switchCamera')}
+                title={t('chat.switchCamera')}
+                disabled={!local.stream}
+                onClick={() => void media.flipCamera()}
+              >
+                <Icon name="flip" />
+              </button>
+            )}
+            <div className="anchor">
+              <button
+                ref={devicesButton}
+                type="button"
                 className="btn btn-icon"
-                aria-label="Choose camera and microphone"
-                title="Choose camera and microphone"
+                aria-label={t('chat.chooseDevices')}
+                title={t('chat.chooseDevices')}
                 aria-expanded={devicesOpen}
                 onClick={() => {
                   if (!devicesOpen) void media.refreshDevices();
@@ -200,7 +256,7 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
                   media={local}
                   onCamera={(id) => void media.chooseCamera(id)}
                   onMicrophone={(id) => void media.chooseMicrophone(id)}
-                  onClose={() => setDevicesOpen(false)}
+                  onClose={closeDevices}
                 />
               )}
             </div>
@@ -209,15 +265,15 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
         <button
           type="button"
           className="btn btn-danger-ghost"
-          aria-label="Report"
+          aria-label={t('chat.report')}
           onClick={() => setReporting(true)}
           disabled={!canReport}
         >
           <Icon name="flag" />
-          <span>Report</span>
+          <span>{t('chat.report')}</span>
         </button>
         <button type="button" className="btn btn-link" onClick={onHome}>
-          Change settings
+          {t('chat.changeSettings')}
         </button>
       </div>
 
@@ -226,16 +282,20 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
         strangerTyping={state.strangerTyping}
         commonInterests={phase === 'matched' ? (state.match?.commonInterests ?? []) : []}
         status={status}
-        notice={state.notice}
+        notice={state.notice ? noticeText(state.notice, t) : null}
         canSend={phase === 'matched'}
-        idlePlaceholder={looking ? 'Waiting for a stranger…' : 'Start a new chat to talk again'}
+        idlePlaceholder={looking ? t('chat.waitingPlaceholder') : t('chat.endedPlaceholder')}
         actions={
-          <label className="switch" title="When the stranger leaves, look for the next one">
-            <input type="checkbox" checked={autoNext} onChange={(e) => onAutoNext(e.target.checked)} />
-            <span className="switch-track" aria-hidden="true" />
-            <span>Auto-next</span>
-          </label>
+          <>
+            {looking && online}
+            <label className="switch" title={t('chat.autoNextTitle')}>
+              <input type="checkbox" checked={autoNext} onChange={(e) => onAutoNext(e.target.checked)} />
+              <span className="switch-track" aria-hidden="true" />
+              <span>{t('chat.autoNext')}</span>
+            </label>
+          </>
         }
+        inputRef={input}
         onSend={(text) => session.sendChat(text)}
         onTyping={(active) => session.setTyping(active)}
       />
@@ -249,6 +309,6 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
           }}
         />
       )}
-    </div>
+    </main>
   );
 }

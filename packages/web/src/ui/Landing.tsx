@@ -1,13 +1,15 @@
-import { useState } from 'react';
-import type { KeyboardEvent, ReactElement } from 'react';
+import { useEffect, useRef, useState } from 'react';
+import type { KeyboardEvent, ReactElement, ReactNode } from 'react';
 import { MAX_INTEREST_CHARS, MAX_INTERESTS } from '@dyad/protocol';
 import type { Mode } from '@dyad/protocol';
+import { Trans, useTranslation } from 'react-i18next';
 import type { LocalMediaState } from '../client/LocalMedia.js';
 import { cleanInterests } from '../client/Session.js';
+import { MediaProblemText } from './MediaProblemText.js';
 import { Video } from './Video.js';
 
+/** Languages to meet people in, each named in itself; '' (any language) is named in the interface's. */
 export const LANGUAGES: ReadonlyArray<readonly [tag: string, name: string]> = [
-  ['', 'Any language'],
   ['en', 'English'],
   ['es', 'Español'],
   ['fr', 'Français'],
@@ -38,6 +40,10 @@ export interface LandingProps {
   readonly starting?: boolean;
   readonly media: LocalMediaState;
   readonly failure: string | null;
+  /** Aggregates of the whole deployment (people online and waiting), when known. */
+  readonly online?: ReactNode;
+  /** The visitor came back from a chat: focus goes to the page's heading. */
+  readonly focusHeading?: boolean;
   onMode(mode: Mode): void;
   onInterests(list: string[]): void;
   onLang(lang: string): void;
@@ -48,7 +54,14 @@ export interface LandingProps {
 
 export function Landing(props: LandingProps): ReactElement {
   const { mode, interests, lang, adult, ready, media, failure } = props;
+  const { t } = useTranslation();
   const [tag, setTag] = useState('');
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    if (props.focusHeading) heading.current?.focus();
+    // Only when the screen appears.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
   const mediaBlocked = mode === 'video' && media.status === 'error';
   const canStart = adult && ready && !mediaBlocked;
 
@@ -71,21 +84,20 @@ export function Landing(props: LandingProps): ReactElement {
   return (
     <main className="landing">
       <section className="hero">
-        <h1>
-          Talk to someone <span className="accent">new</span>.
+        <h1 tabIndex={-1} ref={heading}>
+          <Trans i18nKey="landing.title" components={{ accent: <span className="accent" /> }} />
         </h1>
-        <p className="lede">
-          Dyad pairs you with a random stranger for a one-on-one chat, by video or by text. No account, no history.
-        </p>
+        <p className="lede">{t('landing.lede')}</p>
+        {props.online}
         <ul className="facts">
           <li>
-            <strong>One click.</strong> Press Start and you are talking, usually in under a second.
+            <Trans i18nKey="landing.factClick" components={{ b: <strong /> }} />
           </li>
           <li>
-            <strong>Shared interests first.</strong> Add a few and we look for someone who likes them too.
+            <Trans i18nKey="landing.factInterests" components={{ b: <strong /> }} />
           </li>
           <li>
-            <strong>Skip any time.</strong> Press Next, or Esc twice, to meet someone else.
+            <Trans i18nKey="landing.factSkip" components={{ b: <strong /> }} />
           </li>
         </ul>
       </section>
@@ -98,7 +110,7 @@ export function Landing(props: LandingProps): ReactElement {
         }}
       >
         <fieldset className="field">
-          <legend>How do you want to chat?</legend>
+          <legend>{t('landing.howToChat')}</legend>
           <div className="segmented" role="radiogroup">
             {(['video', 'text'] as const).map((m) => (
               <label key={m} className={mode === m ? 'seg seg-on' : 'seg'}>
@@ -109,7 +121,7 @@ export function Landing(props: LandingProps): ReactElement {
                   checked={mode === m}
                   onChange={() => props.onMode(m)}
                 />
-                {m === 'video' ? 'Video' : 'Text'}
+                {m === 'video' ? t('landing.video') : t('landing.text')}
               </label>
             ))}
           </div>
@@ -117,7 +129,7 @@ export function Landing(props: LandingProps): ReactElement {
 
         <div className="field">
           <label htmlFor="interest-input">
-            Interests <span className="muted">(optional)</span>
+            <Trans i18nKey="landing.interests" components={{ muted: <span className="muted" /> }} />
           </label>
           <div className="tag-input" onClick={(e) => e.currentTarget.querySelector('input')?.focus()}>
             {interests.map((i) => (
@@ -126,7 +138,7 @@ export function Landing(props: LandingProps): ReactElement {
                 <button
                   type="button"
                   className="chip-x"
-                  aria-label={`Remove ${i}`}
+                  aria-label={t('landing.removeInterest', { interest: i })}
                   onClick={() => props.onInterests(interests.filter((x) => x !== i))}
                 >
                   ×
@@ -138,7 +150,7 @@ export function Landing(props: LandingProps): ReactElement {
                 id="interest-input"
                 value={tag}
                 maxLength={MAX_INTEREST_CHARS}
-                placeholder={interests.length === 0 ? 'music, movies, chess…' : 'Add another'}
+                placeholder={interests.length === 0 ? t('landing.interestsPlaceholder') : t('landing.addAnother')}
                 onChange={(e) => setTag(e.target.value)}
                 onKeyDown={onTagKey}
                 onBlur={() => tag.trim() && addTag(tag)}
@@ -147,14 +159,15 @@ export function Landing(props: LandingProps): ReactElement {
               />
             )}
           </div>
-          <p className="hint">Someone who shares one comes first; after a few seconds, anyone.</p>
+          <p className="hint">{t('landing.interestsHint')}</p>
         </div>
 
         <div className="field">
-          <label htmlFor="lang-select">Language</label>
+          <label htmlFor="lang-select">{t('landing.language')}</label>
           <select id="lang-select" value={lang} onChange={(e) => props.onLang(e.target.value)}>
+            <option value="">{t('landing.anyLanguage')}</option>
             {LANGUAGES.map(([code, name]) => (
-              <option key={code} value={code}>
+              <option key={code} value={code} lang={code}>
                 {name}
               </option>
             ))}
@@ -164,29 +177,31 @@ export function Landing(props: LandingProps): ReactElement {
         <label className="check">
           <input type="checkbox" checked={adult} onChange={(e) => props.onAdult(e.target.checked)} />
           <span>
-            I am 18 or older and agree to the <a href="#terms">terms of use</a>.
+            <Trans i18nKey="landing.adult" components={{ terms: <a href="#terms" /> }} />
           </span>
         </label>
 
         {mode === 'video' && adult && !media.problem && (
           <div className="preview">
             {media.stream ? (
-              <Video stream={media.stream} muted mirrored className="preview-video" label="Your camera" />
+              <Video stream={media.stream} muted mirrored={media.facing === 'user'} className="preview-video" label={t('landing.yourCamera')} />
             ) : (
-              <div className="preview-empty">{media.status === 'requesting' ? 'Starting your camera…' : 'Camera off'}</div>
+              <div className="preview-empty">{media.status === 'requesting' ? t('landing.startingCamera') : t('landing.cameraOff')}</div>
             )}
           </div>
         )}
 
         {mode === 'video' && media.problem && (
           <div className="problem" role="alert">
-            <p>{media.problem.message}</p>
+            <p>
+              <MediaProblemText problem={media.problem} />
+            </p>
             <div className="row">
               <button type="button" className="btn btn-primary" onClick={() => props.onMode('text')}>
-                Use text chat
+                {t('landing.useText')}
               </button>
               <button type="button" className="btn" onClick={props.onRetryMedia}>
-                Try again
+                {t('landing.tryAgain')}
               </button>
             </div>
           </div>
@@ -200,17 +215,17 @@ export function Landing(props: LandingProps): ReactElement {
 
         <button type="submit" className="btn btn-primary btn-start" disabled={!canStart} aria-busy={props.starting}>
           {props.starting ? <span className="spinner spinner-small" aria-hidden="true" /> : null}
-          Start
+          {t('landing.start')}
         </button>
       </form>
 
       <section id="terms" className="terms">
-        <h2>Terms of use</h2>
+        <h2>{t('landing.termsTitle')}</h2>
         <ul>
-          <li>You must be 18 or older.</li>
-          <li>Be decent: no nudity, harassment, hate, threats, spam or anything illegal.</li>
-          <li>Strangers are strangers. Do not share personal details; they could record what you show them.</li>
-          <li>Use Report for anyone who breaks these rules. Reported people can be removed.</li>
+          <li>{t('landing.terms18')}</li>
+          <li>{t('landing.termsDecent')}</li>
+          <li>{t('landing.termsStrangers')}</li>
+          <li>{t('landing.termsReport')}</li>
         </ul>
       </section>
     </main>

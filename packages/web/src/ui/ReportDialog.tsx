@@ -1,14 +1,14 @@
 import { useEffect, useRef, useState } from 'react';
 import type { ReactElement } from 'react';
+import { useTranslation } from 'react-i18next';
+import { en } from '../i18n/locales/en.js';
+import { useEscapeToClose, useFocusTrap } from './hooks.js';
 
-export const REPORT_REASONS = [
-  'Nudity or sexual content',
-  'Harassment or hate',
-  'Looks under 18',
-  'Spam or scam',
-  'Violence or threats',
-  'Something else',
-] as const;
+export const REPORT_REASONS = ['nudity', 'harassment', 'minor', 'spam', 'violence', 'other'] as const;
+export type ReportReason = (typeof REPORT_REASONS)[number];
+
+/** The reason as moderators read it: in English, whatever the reporter's language. */
+export const reasonForModerators = (reason: ReportReason): string => en.report[reason];
 
 export interface ReportDialogProps {
   onSubmit(reason: string): void;
@@ -16,37 +16,35 @@ export interface ReportDialogProps {
 }
 
 export function ReportDialog({ onSubmit, onCancel }: ReportDialogProps): ReactElement {
-  const [reason, setReason] = useState<string>(REPORT_REASONS[0]);
+  const { t } = useTranslation();
+  const [reason, setReason] = useState<ReportReason>(REPORT_REASONS[0]);
   const first = useRef<HTMLInputElement>(null);
-  useEffect(() => {
-    first.current?.focus();
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') {
-        // Esc closes the dialog here and must not also skip the stranger.
-        e.stopImmediatePropagation();
-        onCancel();
-      }
-    };
-    window.addEventListener('keydown', onKey, true);
-    return () => window.removeEventListener('keydown', onKey, true);
-  }, [onCancel]);
+  const dialog = useRef<HTMLDivElement>(null);
+  // Focus stays in the dialog while it is open and goes back to Report after.
+  useFocusTrap(dialog);
+  // Esc closes the dialog here and must not also skip the stranger.
+  useEscapeToClose(onCancel);
+  useEffect(() => first.current?.focus(), []);
   return (
     <div className="backdrop" onClick={onCancel}>
-      <form
+      <div
+        ref={dialog}
         className="card dialog"
         role="dialog"
         aria-modal="true"
         aria-labelledby="report-title"
         onClick={(e) => e.stopPropagation()}
-        onSubmit={(e) => {
-          e.preventDefault();
-          onSubmit(reason);
-        }}
       >
-        <h2 id="report-title">Report this stranger</h2>
-        <p className="muted">They will be reported and you will move on to someone new.</p>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            onSubmit(reasonForModerators(reason));
+          }}
+        >
+        <h2 id="report-title">{t('report.title')}</h2>
+        <p className="muted">{t('report.explain')}</p>
         <fieldset className="reasons">
-          <legend className="sr-only">Reason</legend>
+          <legend className="sr-only">{t('report.reason')}</legend>
           {REPORT_REASONS.map((r, i) => (
             <label key={r} className="check">
               <input
@@ -57,19 +55,20 @@ export function ReportDialog({ onSubmit, onCancel }: ReportDialogProps): ReactEl
                 checked={reason === r}
                 onChange={() => setReason(r)}
               />
-              <span>{r}</span>
+              <span>{t(`report.${r}`)}</span>
             </label>
           ))}
         </fieldset>
         <div className="row row-end">
           <button type="button" className="btn" onClick={onCancel}>
-            Cancel
+            {t('report.cancel')}
           </button>
           <button type="submit" className="btn btn-danger">
-            Report
+            {t('report.submit')}
           </button>
         </div>
-      </form>
+        </form>
+      </div>
     </div>
   );
 }

@@ -1,7 +1,18 @@
 // Inline icons (no icon font or CDN). 24x24, stroke follows currentColor.
 import type { ReactElement } from 'react';
 
-export type IconName = 'mic' | 'mic-off' | 'cam' | 'cam-off' | 'next' | 'stop' | 'flag' | 'settings' | 'send' | 'close';
+export type IconName =
+  | 'mic'
+  | 'mic-off'
+  | 'cam'
+  | 'cam-off'
+  | 'flip'
+  | 'next'
+  | 'stop'
+  | 'flag'
+  | 'settings'
+  | 'send'
+  | 'close';
 
 const PATHS: Record<IconName, ReactElement> = {
   mic: (
@@ -19,6 +30,12 @@ const PATHS: Record<IconName, ReactElement> = {
     <>
       <rect x="3" y="6" width="13" height="12" rx="2" />
       <path d="m16 10 5-3v10l-5-3z" />
+    </>
+  ),
+  flip: (
+    <>
+      <path d="M4 9a8 8 0 0 1 14.3-3.5L20 8M20 4v4h-4M20 15a8 8 0 0 1-14.3 3.5L4 16M4 20v-4h4" />
+      <circle cx="12" cy="12" r="2.5" />
     </>
   ),
   'cam-off': (

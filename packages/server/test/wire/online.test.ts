@@ -1,0 +1,97 @@
+// GET /online: people online and waiting, aggregates only, cached per process,
+// rate-limited per address, with the CORS of the other matching endpoints.
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { HttpError, OnlineResponse } from '@dyad/protocol';
+import { enter, from, freshAddress, leaveAll, pair } from '../support/dyad.js';
+import { describeResponse, request } from '../support/http.js';
+import { startServer, type RunningServer } from '../support/server.js';
+import { WireClient, eventually } from '../support/ws-client.js';
+
+const ALLOWED = 'http://app.example:8080';
+const FOREIGN = 'http://evil.example';
+const CACHE_MS = 150;
+const RATE = 5;
+
+let fresh: RunningServer; // counts at most CACHE_MS old
+let cached: RunningServer; // counts kept for a minute
+let limited: RunningServer; // RATE requests per address per minute, addresses from X-Forwarded-For
+
+before(async () => {
+  [fresh, cached, limited] = await Promise.all([
+    startServer({ ONLINE_CACHE_MS: String(CACHE_MS), ALLOWED_ORIGINS: ALLOWED }),
+    startServer({ ONLINE_CACHE_MS: '60000' }),
+    startServer({ ONLINE_RATE_PER_MIN: String(RATE), TRUST_PROXY: 'true' }),
+  ]);
+});
+after(async () => {
+  await WireClient.closeAll();
+  await Promise.all([fresh?.stop(), cached?.stop(), limited?.stop()]);
+});
+afterEach(() => WireClient.closeAll());
+
+async function online(srv: RunningServer, headers: Record<string, string> = {}): Promise<OnlineResponse> {
+  const res = await request(`${srv.matching}/online`, { headers });
+  assert.equal(res.status, 200, describeResponse(res));
+  const parsed = OnlineResponse.safeParse(res.json());
+  assert.ok(parsed.success, `the contract's shape: ${res.text}`);
+  return parsed.data;
+}
+
+/** GET /online gives `expected` within a few cache periods. */
+async function counted(srv: RunningServer, expected: OnlineResponse, what: string): Promise<void> {
+  let last: OnlineResponse | undefined;
+  await eventually(async () => {
+    last = await online(srv);
+    return JSON.stringify(last) === JSON.stringify(expected) ? true : undefined;
+  }, `${what}: ${JSON.stringify(expected)} (last ${JSON.stringify(last)})`);
+}
+
+describe('GET /online', () => {
+  it('counts live sessions and those waiting, by mode, and nothing else', async () => {
+    assert.deepEqual(await online(fresh), { online: 0, waiting: { video: 0, text: 0 } });
+    const v = await enter(fresh, { mode: 'video', lang: 'fr' });
+    const t = await enter(fresh, { mode: 'text', lang: 'fr' });
+    await counted(fresh, { online: 2, waiting: { video: 1, text: 1 } }, 'one waiting in each mode');
+    // Only aggregates: the answer names nobody.
+    const res = await request(`${fresh.matching}/online`);
+    for (const s of [v, t]) assert.ok(!res.text.includes(s.id) && !res.text.includes(s.token));
+    // A pair in a room is online and no longer waiting.
+    const p = await pair(fresh, { mode: 'video', lang: 'de' }, { mode: 'video', lang: 'de' });
+    await counted(fresh, { online: 4, waiting: { video: 1, text: 1 } }, 'a pair online, not waiting');
+    await leaveAll(v, t, p.a, p.b);
+    await counted(fresh, { online: 0, waiting: { video: 0, text: 0 } }, 'everyone gone');
+  });
+
+  it('answers from a copy kept ONLINE_CACHE_MS: a newcomer does not show within it', async () => {
+    assert.deepEqual(await online(cached), { online: 0, waiting: { video: 0, text: 0 } });
+    const s = await enter(cached, { mode: 'video' });
+    for (let i = 0; i < 5; i++) assert.deepEqual(await online(cached), { online: 0, waiting: { video: 0, text: 0 } });
+    const res = await request(`${cached.matching}/online`);
+    assert.equal(res.headers['cache-control'], 'max-age=60');
+    await leaveAll(s);
+  });
+
+  it('CORS like the other matching endpoints: a listed Origin is echoed, a foreign one refused', async () => {
+    const ok = await request(`${fresh.matching}/online`, { headers: { origin: ALLOWED } });
+    assert.equal(ok.status, 200, describeResponse(ok));
+    assert.equal(ok.headers['access-control-allow-origin'], ALLOWED);
+    const refused = await request(`${fresh.matching}/online`, { headers: { origin: FOREIGN } });
+    assert.equal(refused.status, 403, describeResponse(refused));
+  });
+
+  it(`ONLINE_RATE_PER_MIN per address: the ${RATE + 1}th request in a minute gets 429 with retry_after; another address is served`, async () => {
+    const busy = from(freshAddress()).headers ?? {};
+    for (let i = 0; i < RATE; i++) await online(limited, busy);
+    const res = await request(`${limited.matching}/online`, { headers: busy });
+    assert.equal(res.status, 429, describeResponse(res));
+    const body = HttpError.parse(res.json());
+    assert.ok((body.retry_after ?? 0) >= 1, 'retry_after in whole seconds');
+    await online(limited, from(freshAddress()).headers ?? {});
+  });
+
+  it('only GET: another method is not found', async () => {
+    const res = await request(`${fresh.matching}/online`, { method: 'POST', body: {} });
+    assert.equal(res.status, 404, describeResponse(res));
+  });
+});

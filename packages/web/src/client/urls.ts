@@ -1,0 +1,41 @@
+// Where the client connects: the one-trip start and the resume URLs, and the
+// preferences they carry, cleaned to what the contract accepts.
+import { MAX_INTEREST_CHARS, MAX_INTERESTS, RegisterRequest, codePoints, normalizeInterests, parseObject } from '@dyad/protocol';
+import type { Mode } from '@dyad/protocol';
+import { toWebSocketUrl } from './config.js';
+
+export interface Preferences {
+  readonly mode: Mode;
+  readonly interests: readonly string[];
+  /** A BCP 47 tag, or null for any language. */
+  readonly lang: string | null;
+}
+
+/** Interests as the contract accepts them: trimmed, no commas (the query separator), at most 10 of ≤ 32 chars. */
+export function cleanInterests(list: readonly string[]): string[] {
+  return normalizeInterests(list.map((s) => s.replace(/,/g, ' ')))
+    .filter((s) => codePoints(s) <= MAX_INTEREST_CHARS)
+    .slice(0, MAX_INTERESTS);
+}
+
+/** The one-trip start URL: registering and opening the matching socket in one request. */
+export function oneTripUrl(matchingUrl: string, prefs: Preferences): string {
+  const query: string[] = [`mode=${prefs.mode}`];
+  const interests = cleanInterests(prefs.interests);
+  // Items are encoded one by one so the separating commas stay literal.
+  if (interests.length > 0) query.push(`interests=${interests.map(encodeURIComponent).join(',')}`);
+  const body = { mode: prefs.mode, interests, ...(prefs.lang ? { lang: prefs.lang } : {}) };
+  if (prefs.lang && parseObject(RegisterRequest, body).ok) query.push(`lang=${encodeURIComponent(prefs.lang)}`);
+  return `${toWebSocketUrl(matchingUrl)}/ws?${query.join('&')}`;
+}
+
+/** A socket of an existing session (matching or signalling), opened or reopened with its id and token. */
+export function resumeUrl(baseUrl: string, id: string, token: string): string {
+  return `${toWebSocketUrl(baseUrl)}/ws/${encodeURIComponent(id)}?token=${encodeURIComponent(token)}`;
+}
+
+/** Preferences that would register the same session: Start then re-queues it instead of registering anew. */
+export const samePrefs = (a: Preferences, b: Preferences): boolean =>
+  a.mode === b.mode &&
+  (a.lang ?? '').toLowerCase() === (b.lang ?? '').toLowerCase() &&
+  cleanInterests(a.interests).join(',') === cleanInterests(b.interests).join(',');
