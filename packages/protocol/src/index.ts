@@ -1,3 +1,4 @@
 export * from './fields.js';
 export * from './messages.js';
 export * from './parse.js';
+export * from './admin.js';
