@@ -17,6 +17,7 @@ import {
   parseObject,
 } from '@dyad/protocol';
 import type { IceServer, MatchingClientMessage, Mode, SignalEvent, SignalType } from '@dyad/protocol';
+import { ProofCache } from './pow.js';
 import { toWebSocketUrl } from './config.js';
 import type { ClientConfig } from './config.js';
 import type { LocalMedia } from './LocalMedia.js';
@@ -77,14 +78,15 @@ export function cleanInterests(list: readonly string[]): string[] {
     .slice(0, MAX_INTERESTS);
 }
 
-/** The one-trip start URL: registering and opening the matching socket in one request. */
-export function oneTripUrl(matchingUrl: string, prefs: Preferences): string {
+/** The one-trip start URL: registering and opening the matching socket in one request (with a solved proof of work when asked). */
+export function oneTripUrl(matchingUrl: string, prefs: Preferences, altcha?: string): string {
   const query: string[] = [`mode=${prefs.mode}`];
   const interests = cleanInterests(prefs.interests);
   // Items are encoded one by one so the separating commas stay literal.
   if (interests.length > 0) query.push(`interests=${interests.map(encodeURIComponent).join(',')}`);
   const body = { mode: prefs.mode, interests, ...(prefs.lang ? { lang: prefs.lang } : {}) };
   if (prefs.lang && parseObject(RegisterRequest, body).ok) query.push(`lang=${encodeURIComponent(prefs.lang)}`);
+  if (altcha) query.push(`altcha=${encodeURIComponent(altcha)}`);
   return `${toWebSocketUrl(matchingUrl)}/ws?${query.join('&')}`;
 }
 
@@ -132,8 +134,11 @@ export class Session {
   private readonly stopSwapping: () => void;
   /** The state as of now; the store (what React sees) catches up after the effects. */
   private current: SessionState = initialState;
+  /** Proofs of work for starts, one solved ahead. */
+  private readonly proofs: ProofCache;
 
   constructor(private readonly deps: SessionDeps) {
+    this.proofs = new ProofCache(deps.config.matchingUrl, deps.config.pow ?? 'off', deps.fetch ?? ((...a) => fetch(...a)));
     this.stopSwapping = deps.media.onTrackSwap((kind, track) => {
       this.link?.replaceTrack(kind, track);
       this.spare?.replaceTrack(kind, track);
@@ -184,12 +189,12 @@ export class Session {
     // Text has no camera or microphone: one prepared for video is released.
     if (prefs.mode === 'video') void this.deps.media.acquire();
     else this.deps.media.release();
-    const oneTrip = oneTripUrl(this.deps.config.matchingUrl, prefs);
+    let altcha: string | undefined;
     const socket: ResumableSocket = new ResumableSocket({
       url: (resume) =>
         resume && this.credentials
           ? resumeUrl(this.deps.config.matchingUrl, this.credentials.id, this.credentials.token)
-          : oneTrip,
+          : oneTripUrl(this.deps.config.matchingUrl, prefs, altcha),
       canResume: () => this.credentials !== null,
       onOpen: (resumed) => this.onMatchingOpen(socket, resumed),
       onMessage: (raw) => this.matching === socket && this.onMatchingMessage(raw),
@@ -201,7 +206,16 @@ export class Session {
     this.matching = socket;
     // From here the search keeps the spare (warmed on the landing screen, or made now).
     this.warm = false;
-    socket.connect();
+    if ((this.deps.config.pow ?? 'off') === 'off') socket.connect();
+    else {
+      // The proof was solved ahead (warmUp) in most cases; the next one is started once this is sent.
+      void this.proofs.take().then((proof) => {
+        if (this.matching !== socket) return;
+        altcha = proof;
+        socket.connect();
+        this.proofs.prefetch();
+      });
+    }
     // The spare peer connection is made while the socket opens, after this
     // click's task, so the socket's first events are not kept waiting.
     setTimeout(() => this.reconcile(), 0);
@@ -212,6 +226,7 @@ export class Session {
    * connection now, so that Start costs only sockets. Undone by coolDown().
    */
   warmUp(): void {
+    this.proofs.prefetch();
     this.warm = true;
     this.reconcile();
   }
@@ -324,6 +339,23 @@ export class Session {
     if (this.state.phase === 'matched') this.next();
     // After next(), which clears remarks about the old conversation.
     this.dispatch({ type: 'notice', text: 'Thanks. The stranger has been reported.' });
+  }
+
+  /**
+   * Block the current (or last) stranger: the chat ends as with next, and
+   * the two are never paired again (the server keeps them apart); no report.
+   */
+  block(): void {
+    if (!this.credentials) return;
+    this.cancelAutoNext();
+    const matched = this.state.phase === 'matched';
+    this.send({ event: 'block' });
+    // The server queues us again itself after a block in a room (as after next).
+    if (matched) {
+      if (this.prefs?.mode === 'video') void this.deps.media.acquire();
+      this.dispatch({ type: 'next' });
+    }
+    this.dispatch({ type: 'notice', text: 'Blocked. You will not meet this stranger again.' });
   }
 
   /** The browser's network came back: do not wait for the backoff, and re-check the media path. */

@@ -9,6 +9,7 @@ import { DeviceMenu } from './DeviceMenu.js';
 import { useStore } from './hooks.js';
 import { Icon, type IconName } from './icons.js';
 import { ReportDialog } from './ReportDialog.js';
+import { BlockButton } from './BlockButton.js';
 import { Video } from './Video.js';
 
 /** A microphone or camera switch: pressed while the device is off; label and icon say what a click does and what is on. */
@@ -216,6 +217,7 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
           <Icon name="flag" />
           <span>Report</span>
         </button>
+        <BlockButton disabled={!canReport} onBlock={() => session.block()} />
         <button type="button" className="btn btn-link" onClick={onHome}>
           Change settings
         </button>
