@@ -153,7 +153,7 @@ export interface Settings {
   powRatePerMin: number;
   /**
    * Difficulty: the largest counter a challenge may hide (ALTCHA's `maxnumber`);
-   * a solver tries half of it on average, each try one SHA-256. @default 100_000
+   * a solver tries half of it on average, each try one SHA-256. @default 50_000
    */
   powDifficulty: number;
   /** How long a challenge may be solved and used; a used solution is remembered this long. @default 600_000 */
@@ -375,7 +375,7 @@ export function loadSettings(env: Env = process.env): Settings {
     logLevel,
     powMode: powMode(env),
     powRatePerMin: integer(env, 'POW_RATE_PER_MIN', 5, 0),
-    powDifficulty: integer(env, 'POW_DIFFICULTY', 100_000, 1, 0xffff_ffff),
+    powDifficulty: integer(env, 'POW_DIFFICULTY', 50_000, 1, 0xffff_ffff),
     powChallengeTtlMs: integer(env, 'POW_CHALLENGE_TTL_MS', 600_000, 1_000),
     powSecret: env.POW_SECRET?.trim() || undefined,
     chatRatePerMin: integer(env, 'CHAT_RATE_PER_MIN', 30, 1),
