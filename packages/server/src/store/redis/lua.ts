@@ -344,7 +344,9 @@ local function pairKey(a, b)
 end
 local function addrBlocked(a, b)
   if a.addr == b.addr or not (a.ab or b.ab) then return false end
-  return redis.call('EXISTS', pairKey(a.addr, b.addr)) == 1
+  -- Its end by the caller's clock (the key's own expiry only clears it away).
+  local untilAt = redis.call('GET', pairKey(a.addr, b.addr))
+  return untilAt ~= false and tonumber(untilAt) > NOW
 end
 
 local function eligible(s, c)
@@ -787,7 +789,7 @@ local function keepApart(s, tid, taddr, t, addresses)
     put(t, {'blk', '1'})
   end
   if not addresses or s.addr == taddr then return end
-  redis.call('SET', pairKey(s.addr, taddr), '1', 'PX', CFG.block)
+  redis.call('SET', pairKey(s.addr, taddr), num(NOW + CFG.block), 'PX', CFG.block)
   for _, a in ipairs({s.addr, taddr}) do
     -- New sessions of these addresses look for address blocks (register).
     local k = P .. 'abx:' .. a
