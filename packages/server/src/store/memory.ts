@@ -618,6 +618,7 @@ export class MemoryStore implements Store {
       if (reporters.size === 0) this.reports.delete(target);
     }
     for (const [addr, st] of this.strikes) if (now - st.until > this.opts.banStrikeWindowMs) this.strikes.delete(addr);
+    this.pruneLog(now);
   }
 
   /** The last ban of an address while it is remembered (BAN_STRIKE_WINDOW_MS after its end), as Redis keeps it. */
@@ -633,8 +634,8 @@ export class MemoryStore implements Store {
     let log = this.reportLog.get(addr);
     if (!log) this.reportLog.set(addr, (log = { entries: [] }));
     log.entries.push(r);
-    if (log.entries.length > REPORT_LOG_PER_ADDR) log.entries.splice(0, log.entries.length - REPORT_LOG_PER_ADDR);
-    this.pruneLog(now);
+    // This address's old entries now; every address's at the sweep (sweepReports) and when listed.
+    log.entries = log.entries.filter((e) => now - e.at <= this.opts.reportWindowMs).slice(-REPORT_LOG_PER_ADDR);
   }
 
   private pruneLog(now: number): void {
