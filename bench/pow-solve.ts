@@ -6,7 +6,7 @@
 // Chromium's CPU throttled 4x (CDP Emulation.setCPUThrottlingRate), which is
 // roughly a mid-range phone against this machine's cores. Prints numbers,
 // asserts nothing (run through `npm run bench:pow`, in a private network
-// namespace). RUNS and POW_DIFFICULTY may be set in the environment.
+// namespace). RUNS, POW_DIFFICULTY and SERIES may be set in the environment.
 import type { Browser } from 'playwright-core';
 import { clickStart, launchBrowser, newUser, prepare, startServer, within } from '../e2e/harness.js';
 import { summarize } from './lib/stats.js';
@@ -54,7 +54,13 @@ async function series(label: string, env: Record<string, string>, throttle: numb
 
 const difficulty = process.env.POW_DIFFICULTY ?? '50000';
 console.log(`Start click -> one-trip socket opened, text mode, ${RUNS} runs each (POW_DIFFICULTY=${difficulty})`);
-await series('POW_MODE=off (floor)', { POW_MODE: 'off' }, 1);
-await series('POW_MODE=always', { POW_MODE: 'always', POW_DIFFICULTY: difficulty }, 1);
-await series(`POW_MODE=off, CPU throttled ${PHONE_THROTTLE}x (phone-class)`, { POW_MODE: 'off' }, PHONE_THROTTLE);
-await series(`POW_MODE=always, CPU throttled ${PHONE_THROTTLE}x (phone-class)`, { POW_MODE: 'always', POW_DIFFICULTY: difficulty }, PHONE_THROTTLE);
+// SERIES=desktop or SERIES=phone runs only those rows.
+const only = process.env.SERIES;
+if (only !== 'phone') {
+  await series('POW_MODE=off (floor)', { POW_MODE: 'off' }, 1);
+  await series('POW_MODE=always', { POW_MODE: 'always', POW_DIFFICULTY: difficulty }, 1);
+}
+if (only !== 'desktop') {
+  await series(`POW_MODE=off, CPU throttled ${PHONE_THROTTLE}x (phone-class)`, { POW_MODE: 'off' }, PHONE_THROTTLE);
+  await series(`POW_MODE=always, CPU throttled ${PHONE_THROTTLE}x (phone-class)`, { POW_MODE: 'always', POW_DIFFICULTY: difficulty }, PHONE_THROTTLE);
+}
