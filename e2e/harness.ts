@@ -48,6 +48,8 @@ export async function startServer(extraEnv: Record<string, string> = {}): Promis
       WEB_ROOT,
       REGISTER_RATE_PER_MIN: '100000',
       NEXT_RATE_PER_MIN: '100000',
+      CHAT_RATE_PER_MIN: '100000',
+      CHAT_REPEAT_MAX: '100000',
       LOG_LEVEL: 'warn',
     },
     extraEnv,

@@ -151,6 +151,8 @@ export const LOAD_ENV: Readonly<Record<string, string>> = Object.freeze({
   MESSAGE_BURST: '1000000',
   MESSAGE_RATE_PER_ADDR_PER_SEC: '1000000000',
   MESSAGE_BURST_PER_ADDR: '1000000000',
+  CHAT_RATE_PER_MIN: '1000000000',
+  CHAT_REPEAT_MAX: '1000000000',
   LOG_LEVEL: 'warn',
 });
 

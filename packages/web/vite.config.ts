@@ -45,7 +45,14 @@ export default defineConfig({
     }),
   ],
   optimizeDeps: { include: ['@dyad/protocol', 'zod'] },
-  build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', sourcemap: true },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    sourcemap: true,
+    // The chat client, and the moderation console at /admin (served as admin.html).
+    rollupOptions: { input: { main: 'index.html', admin: 'admin.html' } },
+  },
   server: { host: '127.0.0.1', port: 5173 },
   test: {
     environment: 'happy-dom',

@@ -114,3 +114,7 @@ export const normalizeInterests = (list: readonly string[]): string[] => [
 ];
 
 export const normalizeLang = (tag: string | undefined): string | undefined => tag?.toLowerCase();
+
+/** Longest proof-of-work payload accepted (base64 of the solved challenge's JSON). */
+export const MAX_POW_PAYLOAD_CHARS = 4096;
+export const powPayload = z.string().min(1).max(MAX_POW_PAYLOAD_CHARS).regex(/^[A-Za-z0-9+/=_-]+$/, 'must be base64');

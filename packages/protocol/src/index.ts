@@ -2,3 +2,4 @@ export * from './fields.js';
 export * from './messages.js';
 export * from './parse.js';
 export * from './legacy.js';
+export * from './admin.js';

@@ -3,6 +3,7 @@
 // validator and the type can never disagree.
 import { z } from 'zod';
 import {
+  powPayload,
   interests,
   lang,
   mode,
@@ -22,6 +23,8 @@ export const RegisterRequest = z.object({
   mode: mode.optional(),
   interests: interests.optional(),
   lang: lang.optional(),
+  /** A solved proof-of-work challenge (GET /pow), base64 of its JSON payload, when the server asks for one. */
+  altcha: powPayload.optional(),
 });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 
@@ -53,12 +56,47 @@ export const RegisterResponse = z.object({
 });
 export type RegisterResponse = z.infer<typeof RegisterResponse>;
 
+/**
+ * Why a start was refused for its proof of work (an addition to v1.2):
+ * `pow-required` when none came and one is needed, `pow-invalid` when it is
+ * forged, expired or already used.
+ */
+export const PowErrorCode = z.enum(['pow-required', 'pow-invalid']);
+export type PowErrorCode = z.infer<typeof PowErrorCode>;
+
+/**
+ * GET /pow (an addition to v1.2): whether a start from this address needs a
+ * solved proof of work now, and if so an ALTCHA challenge (v2: algorithm,
+ * nonce, salt, cost, keyPrefix, expiresAt, signed), to send back solved as
+ * `altcha`: base64 of `{"challenge":..., "solution":{"counter":N,"derivedKey":"..."}}`.
+ */
+export const PowResponse = z.object({
+  required: z.boolean(),
+  challenge: z
+    .object({
+      parameters: z.object({
+        algorithm: z.string(),
+        nonce: z.string(),
+        salt: z.string(),
+        cost: z.number(),
+        keyLength: z.number(),
+        keyPrefix: z.string(),
+        keySignature: z.string().optional(),
+        expiresAt: z.number().optional(),
+      }),
+      signature: z.string(),
+    })
+    .optional(),
+});
+export type PowResponse = z.infer<typeof PowResponse>;
+
 /** Refusals of POST /register and of a one-trip start upgrade. */
 export const HttpError = z.object({
   status: z.enum(['error', 'exists', 'banned']),
   message: z.string(),
   retry_after: z.number().optional(),
   until: z.number().optional(),
+  code: PowErrorCode.optional(),
 });
 export type HttpError = z.infer<typeof HttpError>;
 
@@ -77,12 +115,16 @@ export const ReportMessage = z.object({
   reason: text(0, MAX_REPORT_REASON_CHARS).optional(),
 });
 
+/** End the chat and never be paired with that stranger again (an addition to v1.2); no report is made. */
+export const BlockMessage = z.object({ event: z.literal('block') });
+
 export const MatchingClientMessage = z.discriminatedUnion('event', [
   NextMessage,
   StopMessage,
   ChatMessage,
   TypingMessage,
   ReportMessage,
+  BlockMessage,
 ]);
 export type MatchingClientMessage = z.infer<typeof MatchingClientMessage>;
 

@@ -1,6 +1,7 @@
 // Every setting of the process, read once from the environment at start. A
 // value that cannot be parsed stops the process with an error naming it
 // (PROTOCOL.md, "Services, ports, configuration").
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LEGACY_PROTOCOLS, type LegacyProtocol } from '@dyad/protocol';
 import { isLoopbackHost } from './http/client.js';
@@ -159,6 +160,58 @@ export interface Settings {
    * some of Dyad's protections, so each is the operator's choice. @default []
    */
   legacyProtocols: LegacyProtocol[];
+
+  /**
+   * When a start (POST /register or one-trip) must carry a solved proof of
+   * work: `always`, `above-rate` (only once an address has started more than
+   * POW_RATE_PER_MIN sessions in the last minute) or `off`. @default 'always'
+   */
+  powMode: PowMode;
+  /** Starts per address per minute that need no proof of work when POW_MODE is `above-rate`. @default 5 */
+  powRatePerMin: number;
+  /**
+   * Difficulty: the largest counter a challenge may hide (ALTCHA's `maxnumber`);
+   * a solver tries half of it on average, each try one SHA-256. @default 50_000
+   */
+  powDifficulty: number;
+  /** How long a challenge may be solved and used; a used solution is remembered this long. @default 600_000 */
+  powChallengeTtlMs: number;
+  /** HMAC key that signs challenges (processes sharing a Redis must share it); unset: derived from ADDRESS_HASH_KEY, else random per process. */
+  powSecret: string | undefined;
+  /** Chat messages one address may send per minute (all its sessions); beyond: `rate-limited`, dropped. @default 30 */
+  chatRatePerMin: number;
+  /** Times one address may send the same message (of CHAT_REPEAT_MIN_CHARS or more) within CHAT_REPEAT_WINDOW_MS, in any rooms. @default 3 */
+  chatRepeatMax: number;
+  /** @default 600_000 */
+  chatRepeatWindowMs: number;
+  /** Messages shorter than this (after trimming) are not counted as repeats ("hi" is no spam). @default 12 */
+  chatRepeatMinChars: number;
+  /** Words masked in chat (whole words, case-insensitive), from CHAT_MASK_WORDS and the file CHAT_MASK_WORDS_FILE. */
+  chatMaskWords: string[];
+  /** How long a block (or a report) keeps two people, and their addresses, from being paired again. @default 86_400_000 */
+  blockMs: number;
+}
+
+export type PowMode = 'always' | 'above-rate' | 'off';
+const POW_MODES: ReadonlySet<string> = new Set<PowMode>(['always', 'above-rate', 'off']);
+
+/** CHAT_MASK_WORDS (comma-separated) and CHAT_MASK_WORDS_FILE (one word or phrase a line, `#` starts a comment). */
+function maskWords(env: Env): string[] {
+  const words = parseList(env.CHAT_MASK_WORDS);
+  const file = env.CHAT_MASK_WORDS_FILE?.trim();
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError('CHAT_MASK_WORDS_FILE', `cannot read ${JSON.stringify(file)}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    for (const line of text.split(/\r?\n/)) {
+      const w = line.replace(/#.*/, '').trim();
+      if (w) words.push(w);
+    }
+  }
+  return [...new Set(words.map((w) => w.toLowerCase()))];
 }
 
 export class ConfigError extends Error {
@@ -277,6 +330,12 @@ const sendBufferBytes = (env: Env, s: Pick<Settings, 'signalBuffer' | 'maxFrameB
   return set;
 };
 
+function powMode(env: Env): PowMode {
+  const raw = env.POW_MODE?.trim().toLowerCase() || 'always';
+  if (!POW_MODES.has(raw)) throw new ConfigError('POW_MODE', `expected always, above-rate or off, got ${JSON.stringify(raw)}`);
+  return raw as PowMode;
+}
+
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url));
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -372,6 +431,17 @@ export function loadSettings(env: Env = process.env): Settings {
     httpTimeoutMs: integer(env, 'HTTP_TIMEOUT_MS', 10_000, 100),
     logLevel,
     legacyProtocols: [...new Set(legacyProtocols)] as LegacyProtocol[],
+    powMode: powMode(env),
+    powRatePerMin: integer(env, 'POW_RATE_PER_MIN', 5, 0),
+    powDifficulty: integer(env, 'POW_DIFFICULTY', 50_000, 1, 0xffff_ffff),
+    powChallengeTtlMs: integer(env, 'POW_CHALLENGE_TTL_MS', 600_000, 1_000),
+    powSecret: env.POW_SECRET?.trim() || undefined,
+    chatRatePerMin: integer(env, 'CHAT_RATE_PER_MIN', 30, 1),
+    chatRepeatMax: integer(env, 'CHAT_REPEAT_MAX', 3, 1),
+    chatRepeatWindowMs: integer(env, 'CHAT_REPEAT_WINDOW_MS', 600_000, 1_000),
+    chatRepeatMinChars: integer(env, 'CHAT_REPEAT_MIN_CHARS', 12, 1),
+    chatMaskWords: maskWords(env),
+    blockMs: integer(env, 'BLOCK_MS', 86_400_000, 1),
   };
   if (
     settings.allowedOrigins.length === 0 &&

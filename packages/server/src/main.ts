@@ -106,6 +106,7 @@ async function main(): Promise<void> {
     metrics,
     log,
     addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY),
+    sharedKey: process.env.ADDRESS_HASH_KEY || undefined,
     addressPaces: new PaceBook(settings.messageRatePerAddrPerSec, settings.messageBurstPerAddr),
     // One limiter per name, from the store chosen above (shared by every process on Redis).
     limiter: memo(limiter),

@@ -21,6 +21,8 @@ export interface Context {
   addressPaces: PaceBook;
   /** A rate limiter of `points` per `durationSec`, per key; shared between processes when the store is. */
   limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract;
+  /** ADDRESS_HASH_KEY when set: processes sharing a Redis derive their shared keys from it (proof of work, chat digests). */
+  sharedKey: string | undefined;
   /** False once shutdown has begun: readiness fails so balancers stop sending. */
   accepting: () => boolean;
 }

@@ -5,8 +5,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { AdminBanRequest, parseObject } from '@dyad/protocol';
 import { clientAddress } from '../http/client.js';
-import { decodeSegment, sendJson, type Context } from '../http/context.js';
+import { decodeSegment, readBody, sendJson, type Context } from '../http/context.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 const unixSeconds = (ms: number): number => Math.ceil(ms / 1000);
@@ -70,24 +71,41 @@ export class AdminApi {
     await this.failures.reward(addr).catch(() => undefined);
     const now = hub.clock.now();
     if (req.method === 'GET' && path === '/admin/stats') {
-      const stats = await store.stats();
+      const [stats, activity] = await Promise.all([store.stats(), store.activity(now)]);
       return sendJson(res, 200, {
         ...stats,
+        activity: activity.map((m) => ({ minute: m.minute / 1000, pairings: m.pairings, reports: m.reports })),
         process: { pid: process.pid, sockets: { matching: hub.count('matching'), signalling: hub.count('signalling') } },
       });
     }
     if (req.method === 'GET' && path === '/admin/bans') {
       const bans = await store.listBans(now);
       return sendJson(res, 200, {
-        bans: bans.map((b) => ({ addr: b.addr, until: unixSeconds(b.until), strike: b.strike, reports: b.reports })),
+        bans: bans.map((b) => ({
+          addr: b.addr,
+          until: unixSeconds(b.until),
+          strike: b.strike,
+          reports: b.reports,
+          reason: b.manual ? b.reason : `${b.reports} counting report${b.reports === 1 ? '' : 's'}`,
+          manual: b.manual,
+        })),
       });
     }
+    if (req.method === 'POST' && path === '/admin/bans') return this.addBan(req, res, now);
     if (req.method === 'GET' && path === '/admin/reports') {
       const reports = await store.listReports(now, ADMIN_REPORTS_LIMIT);
       return sendJson(res, 200, {
         window_ms: settings.reportWindowMs,
         threshold: settings.reportBanThreshold,
-        reports: reports.map((r) => ({ addr: r.addr, reporters: r.reporters, counting: r.counting, last: unixSeconds(r.last) })),
+        reports: reports.map((r) => ({
+          addr: r.addr,
+          reporters: r.reporters,
+          counting: r.counting,
+          last: unixSeconds(r.last),
+          first: unixSeconds(r.first),
+          reasons: r.reasons.map((e) => ({ at: unixSeconds(e.at), reason: e.reason })),
+          banned: r.banned,
+        })),
       });
     }
     const lift = /^\/admin\/bans\/([^/]+)$/.exec(path);
@@ -96,6 +114,35 @@ export class AdminApi {
       const lifted = target !== undefined && (await store.liftBan(target));
       return lifted ? sendJson(res, 200, { status: 'lifted' }) : sendJson(res, 404, { status: 'error', message: 'no such ban' });
     }
+    const known = path === '/admin/stats' || path === '/admin/bans' || path === '/admin/reports' || lift !== null;
+    if (known) return sendJson(res, 405, { status: 'error', message: `${req.method ?? ''} is not allowed here` });
     sendJson(res, 404, { status: 'error', message: 'not found' });
+  }
+
+  /**
+   * POST /admin/bans `{"addr","duration_ms","reason"}`: ban an address hash
+   * by hand. JSON only: a page of another site cannot send it without a CORS
+   * preflight, which an Origin not in ALLOWED_ORIGINS fails.
+   */
+  private async addBan(req: IncomingMessage, res: ServerResponse, now: number): Promise<void> {
+    const { store, hub, settings } = this.ctx;
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      return sendJson(res, 415, { status: 'error', message: 'send the body as application/json' });
+    }
+    const body = await readBody(req, settings.maxFrameBytes);
+    if (body === undefined) return sendJson(res, 413, { status: 'error', message: 'body too large' });
+    let value: unknown;
+    try {
+      value = JSON.parse(body);
+    } catch {
+      return sendJson(res, 400, { status: 'error', message: 'invalid JSON' });
+    }
+    const parsed = parseObject(AdminBanRequest, value);
+    if (!parsed.ok) return sendJson(res, 400, { status: 'error', message: parsed.error });
+    const { addr, duration_ms, reason } = parsed.value;
+    const made = await store.addBan(addr, duration_ms, reason?.trim() || 'banned by the operator', now);
+    await hub.run(made.effects);
+    this.ctx.log.info({ addr, until: unixSeconds(made.until) }, 'address banned by the operator');
+    sendJson(res, 201, { status: 'banned', addr, until: unixSeconds(made.until) });
   }
 }

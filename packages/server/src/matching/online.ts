@@ -22,7 +22,7 @@ export class OnlineCounts {
     if (this.kept && this.clock.now() - this.kept.at < this.maxAgeMs) return Promise.resolve(this.kept.value);
     this.asking ??= this.stats()
       .then((s) => {
-        const value: OnlineResponse = { online: s.sessions, waiting: { video: s.waiting.video, text: s.waiting.text } };
+        const value: OnlineResponse = { online: s.online, waiting: { video: s.waiting.video, text: s.waiting.text } };
         this.kept = { at: this.clock.now(), value };
         return value;
       })

@@ -23,6 +23,8 @@ import type { Connection } from '../core/hub.js';
 import { emptyEffects, type Effects } from '../store/store.js';
 import { AdminApi } from './admin.js';
 import { OnlineCounts } from './online.js';
+import { ChatGuard } from './chat-guard.js';
+import { ProofOfWork, powKey } from './pow.js';
 import { newToken } from '../core/ids.js';
 
 type Refusal = { status: number; body: HttpError };
@@ -40,6 +42,8 @@ export class MatchingService {
   private readonly onlineRequests: RateLimiterAbstract;
   private readonly online: OnlineCounts;
   private readonly admin: AdminApi | undefined;
+  private readonly pow: ProofOfWork;
+  private readonly chatGuard: ChatGuard;
 
   constructor(
     private readonly ctx: Context,
@@ -48,6 +52,8 @@ export class MatchingService {
   ) {
     const { settings, hub, metrics, log, store } = ctx;
     this.registrations = ctx.limiter('register', settings.registerRatePerMin, 60);
+    this.pow = new ProofOfWork(settings, powKey(settings, ctx.sharedKey), store, ctx.limiter);
+    this.chatGuard = new ChatGuard(settings, ctx.limiter, ctx.sharedKey);
     this.nexts = ctx.limiter('next', settings.nextRatePerMin, 60);
     this.onlineRequests = ctx.limiter('online', settings.onlineRatePerMin, 60);
     this.online = new OnlineCounts(() => store.stats(), hub.clock, settings.onlineCacheMs);
@@ -61,11 +67,15 @@ export class MatchingService {
           case 'stop':
             return store.stop(conn.session, conn.id, now);
           case 'chat':
-            return store.chat(conn.session, conn.id, msg.message, now);
+            return this.chatGuard.check(conn.addr, msg.message).then((v) =>
+              v.ok ? store.chat(conn.session, conn.id, v.message, now) : this.refuse(conn, 'rate-limited', v.message),
+            );
           case 'typing':
             return store.typing(conn.session, conn.id, msg.typing);
           case 'report':
             return store.report(conn.session, conn.id, msg.reason, now);
+          case 'block':
+            return store.block(conn.session, conn.id, now);
         }
       },
       closed: (conn, left) => store.detachMatching(conn.session, conn.id, left, hub.clock.now()),
@@ -106,7 +116,7 @@ export class MatchingService {
     if (!this.cors(req, res)) return;
     if (req.method === 'OPTIONS') {
       res.writeHead(204, {
-        'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+        'Access-Control-Allow-Methods': 'GET, POST, DELETE, OPTIONS',
         'Access-Control-Allow-Headers': 'Content-Type, Authorization',
         'Access-Control-Max-Age': '600',
       });
@@ -119,6 +129,7 @@ export class MatchingService {
     }
     if (path === '/ice-servers' && req.method === 'GET') return this.iceServers(req, res);
     if (path === '/online' && req.method === 'GET') return this.onlineCounts(req, res);
+    if (path === '/pow' && req.method === 'GET') return this.powChallenge(req, res);
     if (this.admin && path.startsWith('/admin/')) return this.admin.handle(req, res, path);
     sendJson(res, 404, { status: 'error', message: 'not found' });
   }
@@ -164,6 +175,11 @@ export class MatchingService {
       return { status: 429, body: { status: 'error', message: 'too many registrations, slow down', retry_after: retry } };
     }
     const r = parsed.value;
+    const proof = await this.pow.check(addr, r.altcha, hub.clock.now());
+    if (!proof.ok) {
+      metrics.registrations.inc({ result: proof.code });
+      return { status: proof.code === 'pow-required' ? 428 : 403, body: { status: 'error', code: proof.code, message: proof.message } };
+    }
     const token = newToken();
     const now = hub.clock.now();
     const result = await store.register(
@@ -175,6 +191,14 @@ export class MatchingService {
     if (result.status === 'banned') return bannedRefusal(result.until);
     await hub.run(result.effects);
     return { id: result.id, token };
+  }
+
+  /** An `error` to the socket `conn` alone, instead of a store transition. */
+  private refuse(conn: Connection, code: 'rate-limited', message: string): Effects {
+    this.ctx.metrics.rejected.inc({ code });
+    const fx = emptyEffects();
+    fx.deliver.push({ to: conn.session, channel: 'matching', conn: conn.id, msg: { event: 'error', code, message } });
+    return fx;
   }
 
   /** NEXT_RATE_PER_MIN per address: a refusal instead of the store transition when over. */
@@ -208,6 +232,14 @@ export class MatchingService {
     }
     const counts = await this.online.get();
     sendJson(res, 200, counts, { 'Cache-Control': `max-age=${Math.floor(settings.onlineCacheMs / 1000)}` });
+  }
+
+  /** GET /pow: whether a start from here needs a proof of work now, and a challenge when it does. Never cached. */
+  private async powChallenge(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { addresses, settings, hub } = this.ctx;
+    const required = await this.pow.required(addresses.hash(clientAddress(req, settings.trustProxy)));
+    const body = required ? { required, challenge: await this.pow.challenge(hub.clock.now()) } : { required };
+    sendJson(res, 200, body, { 'Cache-Control': 'no-store' });
   }
 
   /**
@@ -264,7 +296,7 @@ export class MatchingService {
 /** The one-trip query as a registration body: empty values are absent, interests comma-separated. */
 export function oneTripQuery(q: URLSearchParams): Record<string, unknown> {
   const body: Record<string, unknown> = {};
-  for (const key of ['name', 'mode', 'lang'] as const) {
+  for (const key of ['name', 'mode', 'lang', 'altcha'] as const) {
     const v = q.get(key);
     if (v !== null && v !== '') body[key] = v;
   }

@@ -30,7 +30,11 @@ import {
 import { newRoomCode, newSessionId as newId } from '../core/ids.js';
 import { keptBytes } from '../core/frames.js';
 import {
+  ACTIVITY_MINUTES,
+  MINUTE_MS,
+  REPORT_LOG_PER_ADDR,
   emptyEffects,
+  type ActivityMinute,
   type AttachResult,
   type BanRecord,
   type Channel,
@@ -97,6 +101,16 @@ interface Room {
   keptBytes: number;
 }
 
+/** One report as kept for the operator's review: when, by which address (hash), and why. */
+interface LoggedReport {
+  at: number;
+  by: string;
+  reason: string;
+}
+
+/** Blocks between two addresses are kept under one key, whichever blocked whom. */
+const addrPair = (a: string, b: string): string => (a < b ? `${a}|${b}` : `${b}|${a}`);
+
 /** Why an item was not kept: SIGNAL_BUFFER items, or one of the byte caps. */
 type Refusal = 'count' | 'room' | 'process';
 
@@ -136,6 +150,14 @@ export class MemoryStore implements Store {
   /** Reported address -> reporter address -> its report (one per reporter address). */
   private readonly reports = new Map<string, Map<string, ReportEntry>>();
   private readonly bans = new Map<string, Omit<BanRecord, 'addr'>>();
+  /** Reported address -> its reports (newest last) and its latest ban, for the operator (REPORT_WINDOW_MS). */
+  private readonly reportLog = new Map<string, { entries: LoggedReport[]; bannedAt?: number }>();
+  /** Address pair (addrPair) -> until when the two are never paired (blocks and reports). */
+  private readonly addrBlocks = new Map<string, number>();
+  /** Minute start -> pairings and reports in it. */
+  private readonly minutes = new Map<number, { pairings: number; reports: number }>();
+  /** Proof-of-work solutions used -> until when they are remembered. */
+  private readonly spent = new Map<string, number>();
   /** Each address's last ban, until BAN_STRIKE_WINDOW_MS after it ended. */
   private readonly strikes = new Map<string, Strike>();
   /** Reports since the last sweep of stale report entries. */
@@ -216,7 +238,7 @@ export class MemoryStore implements Store {
       if (id === s.id) continue;
       const c = this.sessions.get(id);
       if (!c || c.mConn === undefined || c.state !== 'waiting') continue;
-      if (s.blocked.has(c.id) || c.blocked.has(s.id)) continue;
+      if (s.blocked.has(c.id) || c.blocked.has(s.id) || this.addressesBlocked(s.addr, c.addr, now)) continue;
       if (!mutuallyAccept(s, c, now, this.opts)) continue;
       eligible.push(c);
       if (eligible.length >= MAX_CANDIDATES_PER_ATTEMPT) break;
@@ -253,6 +275,49 @@ export class MemoryStore implements Store {
       this.send(fx, me, 'matching', this.matchedEvent(room, me, other));
     }
     fx.paired.push({ room: code, a: a.id, b: b.id, mode: a.mode, waitedMs: [now - a.waitingSince, now - b.waitingSince] });
+    this.tally(now, 'pairings');
+  }
+
+  /** Count a pairing or a report in its minute, for the console's chart; minutes older than the chart shows go. */
+  private tally(now: number, what: 'pairings' | 'reports'): void {
+    const minute = now - (now % MINUTE_MS);
+    let m = this.minutes.get(minute);
+    if (!m) {
+      this.minutes.set(minute, (m = { pairings: 0, reports: 0 }));
+      for (const k of this.minutes.keys()) if (k <= minute - ACTIVITY_MINUTES * MINUTE_MS) this.minutes.delete(k);
+    }
+    m[what] += 1;
+  }
+
+  private addressesBlocked(a: string, b: string, now: number): boolean {
+    if (a === b || this.addrBlocks.size === 0) return false;
+    const key = addrPair(a, b);
+    const until = this.addrBlocks.get(key);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.addrBlocks.delete(key);
+    return false;
+  }
+
+  /**
+   * Keep two sessions apart for good, and (a block, `addresses`) their
+   * addresses for BLOCK_MS. Two sessions from one address are kept apart only
+   * as sessions: blocking an address from itself would keep everyone behind
+   * it from meeting each other.
+   */
+  private keepApart(s: Session, target: { id: string; addr: string }, now: number, addresses: boolean): void {
+    s.blocked.add(target.id);
+    this.sessions.get(target.id)?.blocked.add(s.id);
+    if (!addresses || s.addr === target.addr) return;
+    this.addrBlocks.set(addrPair(s.addr, target.addr), now + this.opts.blockMs);
+    if (this.addrBlocks.size % 1024 === 0) for (const [k, until] of this.addrBlocks) if (until <= now) this.addrBlocks.delete(k);
+  }
+
+  /** The partner, or the last one while a report or block of it is still allowed (REPAIR_COOLDOWN_MS). */
+  private reportable(s: Session, now: number): { id: string; addr: string; room: string; openedAt: number; endedAt: number | undefined } | undefined {
+    const pr = this.partnerOf(s);
+    if (pr) return { id: pr.partner.id, addr: pr.partner.addr, room: pr.room.code, openedAt: pr.room.openedAt, endedAt: undefined };
+    return s.lastPartner && now - s.lastPartner.endedAt < this.opts.repairCooldownMs ? s.lastPartner : undefined;
   }
 
   /** ice_servers is filled in per recipient by the edge, which holds the TURN secret. */
@@ -503,22 +568,37 @@ export class MemoryStore implements Store {
     return fx;
   }
 
-  async report(id: string, conn: string, _reason: string | undefined, now: number): Promise<Effects> {
+  async block(id: string, conn: string, now: number): Promise<Effects> {
     const fx = emptyEffects();
     const s = this.owner(id, conn, 'matching');
     if (!s) return fx;
-    const pr = this.partnerOf(s);
-    const target = pr
-      ? { id: pr.partner.id, addr: pr.partner.addr, room: pr.room.code, openedAt: pr.room.openedAt, endedAt: undefined }
-      : s.lastPartner && now - s.lastPartner.endedAt < this.opts.repairCooldownMs
-        ? s.lastPartner
-        : undefined;
+    const target = this.reportable(s, now);
+    if (!target) {
+      this.send(fx, s, 'matching', error('no-partner', 'no current or recent partner to block'));
+      return fx;
+    }
+    this.keepApart(s, target, now, true);
+    if (s.state === 'matched') {
+      this.endRoom(fx, s, 'skip', now);
+      this.enterPool(fx, s, now);
+    }
+    return fx;
+  }
+
+  async report(id: string, conn: string, reason: string | undefined, now: number): Promise<Effects> {
+    const fx = emptyEffects();
+    const s = this.owner(id, conn, 'matching');
+    if (!s) return fx;
+    const target = this.reportable(s, now);
     if (!target) {
       this.send(fx, s, 'matching', error('no-partner', 'no current or recent partner to report'));
       return fx;
     }
-    s.blocked.add(target.id);
-    this.sessions.get(target.id)?.blocked.add(s.id);
+    // A report keeps the two sessions apart; the reporter's other sessions may
+    // still meet the reported (their reports count once per address).
+    this.keepApart(s, target, now, false);
+    this.logReport(target.addr, { at: now, by: s.addr, reason: reason ?? '' }, now);
+    this.tally(now, 'reports');
     // Reports count per reporting address, so one person with many sessions
     // counts once; and only after a real conversation, from a reporter in good
     // standing (core/rules.ts), so that a few quick reports cannot aim a ban.
@@ -531,7 +611,7 @@ export class MemoryStore implements Store {
     const counting = countingReports(reporters.values(), now, this.opts);
     if (counting >= this.opts.reportBanThreshold) {
       this.reports.delete(target.addr);
-      this.ban(fx, target.addr, counting, now);
+      this.ban(fx, target.addr, counting, now, undefined, '');
     }
     if (++this.reportsSinceSweep >= REPORT_SWEEP_EVERY) this.sweepReports(now);
     return fx;
@@ -545,6 +625,7 @@ export class MemoryStore implements Store {
       if (reporters.size === 0) this.reports.delete(target);
     }
     for (const [addr, st] of this.strikes) if (now - st.until > this.opts.banStrikeWindowMs) this.strikes.delete(addr);
+    this.pruneLog(now);
   }
 
   /** The last ban of an address while it is remembered (BAN_STRIKE_WINDOW_MS after its end), as Redis keeps it. */
@@ -555,12 +636,34 @@ export class MemoryStore implements Store {
     return undefined;
   }
 
-  /** Ban an address: strike one more than its last ban's within the strike window, each lasting twice the one before. */
-  private ban(fx: Effects, addr: string, reports: number, now: number): void {
+  /** A report kept for the operator: REPORT_LOG_PER_ADDR per address at most, none older than REPORT_WINDOW_MS. */
+  private logReport(addr: string, r: LoggedReport, now: number): void {
+    let log = this.reportLog.get(addr);
+    if (!log) this.reportLog.set(addr, (log = { entries: [] }));
+    log.entries.push(r);
+    // This address's old entries now; every address's at the sweep (sweepReports) and when listed.
+    log.entries = log.entries.filter((e) => now - e.at <= this.opts.reportWindowMs).slice(-REPORT_LOG_PER_ADDR);
+  }
+
+  private pruneLog(now: number): void {
+    for (const [addr, log] of this.reportLog) {
+      log.entries = log.entries.filter((e) => now - e.at <= this.opts.reportWindowMs);
+      if (log.entries.length === 0) this.reportLog.delete(addr);
+    }
+  }
+
+  /**
+   * Ban an address: strike one more than its last ban's within the strike
+   * window, each lasting twice the one before, unless the operator chose the
+   * length (`lengthMs`).
+   */
+  private ban(fx: Effects, addr: string, reports: number, now: number, lengthMs: number | undefined, reason: string): number {
     const strike = nextStrike(this.strike(addr, now), now, this.opts);
-    const until = now + banLengthMs(strike, this.opts);
-    this.bans.set(addr, { until, strike, reports });
+    const until = now + (lengthMs ?? banLengthMs(strike, this.opts));
+    this.bans.set(addr, { until, strike, reports, reason, manual: lengthMs !== undefined });
     this.strikes.set(addr, { strike, until });
+    const log = this.reportLog.get(addr);
+    if (log) log.bannedAt = now;
     // In id order, as the Redis store does (lua.ts, ban): which of two sessions of the address sharing a room is told first does not depend on the store.
     for (const sid of [...(this.byAddr.get(addr) ?? [])].sort()) {
       const s = this.sessions.get(sid);
@@ -573,6 +676,32 @@ export class MemoryStore implements Store {
       }
       this.deleteSession(s);
     }
+    return until;
+  }
+
+  async addBan(addr: string, durationMs: number, reason: string, now: number): Promise<{ until: number; effects: Effects }> {
+    const fx = emptyEffects();
+    const until = this.ban(fx, addr, 0, now, durationMs, reason);
+    return { until, effects: fx };
+  }
+
+  async activity(now: number): Promise<ActivityMinute[]> {
+    const current = now - (now % MINUTE_MS);
+    const out: ActivityMinute[] = [];
+    for (let i = ACTIVITY_MINUTES - 1; i >= 0; i--) {
+      const minute = current - i * MINUTE_MS;
+      const m = this.minutes.get(minute);
+      out.push({ minute, pairings: m?.pairings ?? 0, reports: m?.reports ?? 0 });
+    }
+    return out;
+  }
+
+  async spendProof(key: string, untilMs: number, now: number): Promise<boolean> {
+    if (this.spent.size >= 1024) for (const [k, until] of this.spent) if (until <= now) this.spent.delete(k);
+    const held = this.spent.get(key);
+    if (held !== undefined && held > now) return false;
+    this.spent.set(key, untilMs);
+    return true;
   }
 
   async onInterestTimeout(id: string, now: number): Promise<Effects> {
@@ -783,11 +912,20 @@ export class MemoryStore implements Store {
 
   async listReports(now: number, limit: number): Promise<ReportSummary[]> {
     this.sweepReports(now);
+    this.pruneLog(now);
     const out: ReportSummary[] = [];
-    for (const [addr, reporters] of this.reports) {
-      let last = 0;
-      for (const e of reporters.values()) last = Math.max(last, e.at);
-      out.push({ addr, reporters: reporters.size, counting: countingReports(reporters.values(), now, this.opts), last });
+    for (const [addr, log] of this.reportLog) {
+      const reporters = this.reports.get(addr);
+      const first = log.entries[0]?.at ?? now;
+      out.push({
+        addr,
+        reporters: new Set(log.entries.map((e) => e.by)).size,
+        counting: reporters ? countingReports(reporters.values(), now, this.opts) : 0,
+        last: log.entries[log.entries.length - 1]?.at ?? now,
+        first,
+        reasons: log.entries.map((e) => ({ at: e.at, reason: e.reason })).reverse(),
+        banned: log.bannedAt !== undefined && log.bannedAt >= first,
+      });
     }
     return out.sort((a, b) => b.last - a.last).slice(0, limit);
   }
@@ -817,6 +955,7 @@ export class MemoryStore implements Store {
       waiting: { video: waiting('video'), text: waiting('text') },
       rooms: this.rooms.size,
       sessions: this.sessions.size,
+      online: [...this.sessions.values()].filter((s) => s.mConn !== undefined).length,
       keptBytes: this.keptTotal,
     };
   }

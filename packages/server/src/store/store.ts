@@ -103,6 +103,10 @@ export interface BanRecord {
   strike: number;
   /** Counting reports (distinct reporter addresses and rooms) that made it. */
   reports: number;
+  /** The operator's reason for a ban made by hand ('' for a ban made by reports). */
+  reason: string;
+  /** Made by hand (POST /admin/bans), not by reports. */
+  manual: boolean;
 }
 
 /** Recent reports of one address, for the operator's review. */
@@ -115,12 +119,35 @@ export interface ReportSummary {
   counting: number;
   /** Time of the latest report, Unix ms. */
   last: number;
+  /** Time of the earliest report still kept, Unix ms. */
+  first: number;
+  /** The reasons given ('' for none), newest first, at most REPORT_LOG_PER_ADDR. */
+  reasons: { at: number; reason: string }[];
+  /** A ban of the address (by reports or by hand) came after its first report still kept. */
+  banned: boolean;
 }
+
+/** Most reports kept per reported address for the operator's review (the newest). */
+export const REPORT_LOG_PER_ADDR = 50;
+
+/** Pairings and reports of one minute, for the moderation console's chart. */
+export interface ActivityMinute {
+  /** Start of the minute, Unix ms. */
+  minute: number;
+  pairings: number;
+  reports: number;
+}
+
+/** Minutes of activity kept (the console's chart shows the last hour). */
+export const ACTIVITY_MINUTES = 60;
+export const MINUTE_MS = 60_000;
 
 export interface StoreStats {
   waiting: Record<Mode, number>;
   rooms: number;
   sessions: number;
+  /** Sessions whose matching socket is open now. */
+  online: number;
   /** Bytes kept for absent members, as counted against KEPT_BYTES_PER_PROCESS (with Redis: by every process together). */
   keptBytes: number;
 }
@@ -147,7 +174,15 @@ export interface Store {
   stop(id: string, conn: string, now: number): Promise<Effects>;
   chat(id: string, conn: string, message: string, now: number): Promise<Effects>;
   typing(id: string, conn: string, typing: boolean): Promise<Effects>;
+  /** Report the partner (or the last one): counts toward a ban, kept with its reason for REPORT_WINDOW_MS, and blocks the two (as block does). */
   report(id: string, conn: string, reason: string | undefined, now: number): Promise<Effects>;
+  /**
+   * End the room as `next` does (the partner is told `skip`) and never pair
+   * the two again for BLOCK_MS: neither these sessions nor, when they differ,
+   * their addresses. Waiting or idle, it blocks the last partner (within
+   * REPAIR_COOLDOWN_MS) and changes nothing else; without one, `no-partner`.
+   */
+  block(id: string, conn: string, now: number): Promise<Effects>;
   /** A waiting session's interest/lang narrowing has run out: try again with anyone. */
   onInterestTimeout(id: string, now: number): Promise<Effects>;
 
@@ -181,6 +216,20 @@ export interface Store {
   shutdown(now: number): Promise<Effects>;
   /** Bans in force: address hash, end (Unix ms), strike number and the counting reports that made it. */
   listBans(now: number): Promise<BanRecord[]>;
+  /**
+   * Ban an address by hand for `durationMs` (the operator's choice, not the
+   * strike ladder's), whatever it had: its sessions get `banned` and close
+   * 4003 at once. Counts as a strike for a later ban by reports.
+   */
+  addBan(addr: string, durationMs: number, reason: string, now: number): Promise<{ until: number; effects: Effects }>;
+  /** Pairings and reports per minute over the last ACTIVITY_MINUTES minutes, oldest first (with Redis: of every process). */
+  activity(now: number): Promise<ActivityMinute[]>;
+  /**
+   * Mark a proof-of-work solution used (`key`: its challenge's signature)
+   * until `untilMs`; false when it was used already (a replay). With Redis
+   * the mark is shared by every process.
+   */
+  spendProof(key: string, untilMs: number, now: number): Promise<boolean>;
   /** Lift a ban and forget its strikes (the operator judged it wrong); false when there was none. */
   liftBan(addr: string): Promise<boolean>;
   ping(): Promise<boolean>;
@@ -218,5 +267,7 @@ export interface StoreOptions extends PairingPolicy, ReportPolicy {
   keptBytesPerRoom: number;
   /** Bytes kept for absent members in the whole store. */
   keptBytesPerProcess: number;
+  /** How long a block (or a report) keeps two sessions, and their addresses, apart. */
+  blockMs: number;
   random?: () => number;
 }

@@ -61,6 +61,8 @@ export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logg
         {
           matching_url: publicUrl(settings.publicMatchingUrl, settings.publicUrl, PUBLIC_PATHS.matching, req, urls.matchingPort()),
           signalling_url: publicUrl(settings.publicSignallingUrl, settings.publicUrl, PUBLIC_PATHS.signalling, req, urls.signallingPort()),
+          // Whether the client should ask the matching service for a proof of work before it starts (GET /pow).
+          pow: settings.powMode,
         },
         { 'Cache-Control': 'no-store' },
       );

@@ -17,6 +17,7 @@ export const DEFAULTS: StoreOptions = {
   signalBuffer: 64,
   keptBytesPerRoom: 262_144,
   keptBytesPerProcess: 67_108_864,
+  blockMs: 86_400_000,
   fairWaitMs: 10_000,
   reportBanThreshold: 3,
   reportWindowMs: 3_600_000,
@@ -175,7 +176,8 @@ export class User {
       | { event: 'stop' }
       | { event: 'chat'; message: string }
       | { event: 'typing'; typing: boolean }
-      | { event: 'report' },
+      | { event: 'report'; reason?: string }
+      | { event: 'block' },
   ): Promise<void> {
     const { store, clock, hub } = this.core;
     const now = clock.now();
@@ -188,7 +190,9 @@ export class User {
             ? await store.chat(this.id, this.m.id, msg.message, now)
             : msg.event === 'typing'
               ? await store.typing(this.id, this.m.id, msg.typing)
-              : await store.report(this.id, this.m.id, undefined, now);
+              : msg.event === 'block'
+                ? await store.block(this.id, this.m.id, now)
+                : await store.report(this.id, this.m.id, msg.reason, now);
     await hub.run(fx);
   }
 

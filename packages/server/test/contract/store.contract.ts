@@ -725,10 +725,57 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.equal(await core.store.verify(bad.id, bad.token), false);
         const until = await core.store.bannedUntil('bad', core.clock.now());
         assert.ok(until !== undefined && until > core.clock.now());
-        assert.deepEqual(await core.store.listBans(core.clock.now()), [{ addr: 'bad', until, strike: 1, reports: 2 }]);
+        assert.deepEqual(await core.store.listBans(core.clock.now()), [{ addr: 'bad', until, strike: 1, reports: 2, reason: '', manual: false }]);
         assert.equal(await core.store.liftBan('bad'), true);
         assert.equal(await core.store.bannedUntil('bad', core.clock.now()), undefined);
         assert.deepEqual(await core.store.listBans(core.clock.now()), []);
+      });
+
+      it('block ends the room as next does and keeps the sessions apart for good, their addresses for blockMs', async () => {
+        const core = await make({ blockMs: 10_000 });
+        const a = await core.join({ addr: 'ba' });
+        const b = await core.join({ addr: 'bb' });
+        assert.equal(b.matched()?.peer, a.id);
+        await a.send({ event: 'block' });
+        assert.equal(reasonOf(b.m.last()), 'skip');
+        assert.equal(a.m.last()?.event, 'waiting');
+        await b.send({ event: 'next' });
+        assert.equal(b.m.last()?.event, 'waiting', 'the blocked session is not paired with the blocker');
+        await b.send({ event: 'stop' });
+        const b2 = await core.join({ addr: 'bb' });
+        assert.equal(b2.matched(), undefined, 'nor a new session of its address');
+        assert.equal(b2.m.last()?.event, 'waiting');
+        await b2.send({ event: 'stop' });
+        await core.clock.advance(10_001);
+        const b3 = await core.join({ addr: 'bb' });
+        assert.equal(b3.matched()?.peer, a.id, 'after blockMs the address may meet the blocker again');
+      });
+
+      it('a ban by hand ends the sessions of the address at once with 4003, is listed with its reason, and reports keep their reasons', async () => {
+        const core = await make({ reportBanThreshold: 5 });
+        const bad = await core.join({ addr: 'hand' });
+        const r1 = await core.join({ addr: 'h1' });
+        await r1.send({ event: 'report', reason: 'spam' });
+        const [listed] = (await core.store.listReports(core.clock.now(), 100)).filter((r) => r.addr === 'hand');
+        assert.deepEqual(listed && { reporters: listed.reporters, reasons: listed.reasons.map((e) => e.reason), banned: listed.banned }, { reporters: 1, reasons: ['spam'], banned: false });
+        const made = await core.store.addBan('hand', 120_000, 'by hand', core.clock.now());
+        await core.hub.run(made.effects);
+        assert.equal(made.until, core.clock.now() + 120_000);
+        assert.equal(codeOf(bad.m.last()), 'banned');
+        assert.equal(bad.m.closedWith, 4003);
+        assert.deepEqual(await core.store.listBans(core.clock.now()), [{ addr: 'hand', until: made.until, strike: 1, reports: 0, reason: 'by hand', manual: true }]);
+        assert.equal((await core.store.listReports(core.clock.now(), 100)).find((r) => r.addr === 'hand')?.banned, true);
+        const activity = await core.store.activity(core.clock.now());
+        assert.equal(activity.length, 60);
+        assert.deepEqual([activity.at(-1)?.pairings, activity.at(-1)?.reports], [1, 1]);
+      });
+
+      it('a proof-of-work solution is spent once until it expires', async () => {
+        const core = await make();
+        const now = core.clock.now();
+        assert.equal(await core.store.spendProof('sig-1', now + 5_000, now), true);
+        assert.equal(await core.store.spendProof('sig-1', now + 5_000, now), false, 'a replay');
+        assert.equal(await core.store.spendProof('sig-2', now + 5_000, now), true);
       });
 
       /** A fresh session from `addr` is paired with `suspect`, which must be waiting. */

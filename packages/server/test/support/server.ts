@@ -19,6 +19,8 @@ export const TEST_DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   MAX_SOCKETS_PER_ADDR: '100000',
   MESSAGE_RATE_PER_ADDR_PER_SEC: '100000',
   MESSAGE_BURST_PER_ADDR: '100000',
+  CHAT_RATE_PER_MIN: '100000',
+  CHAT_REPEAT_MAX: '100000',
   LOG_LEVEL: 'warn',
 });
 

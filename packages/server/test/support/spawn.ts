@@ -33,6 +33,8 @@ export const LOOPBACK_ENV: Readonly<Record<string, string>> = Object.freeze({
   MATCHING_PORT: '0',
   SIGNALLING_PORT: '0',
   WEB_PORT: '0',
+  // Proof of work is asked only where a test or benchmark is about it (POW_MODE defaults to always).
+  POW_MODE: 'off',
 });
 
 export interface Exit {

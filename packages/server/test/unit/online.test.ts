@@ -13,7 +13,7 @@ describe('OnlineCounts', () => {
     let sessions = 3;
     const stats = async (): Promise<StoreStats> => {
       asked++;
-      return { waiting: { video: 1, text: 2 }, rooms: 7, sessions, keptBytes: 99 };
+      return { waiting: { video: 1, text: 2 }, rooms: 7, sessions: 9, online: sessions, keptBytes: 99 };
     };
     const counts = new OnlineCounts(stats, clockAt(time), 1_000);
     const together = await Promise.all([counts.get(), counts.get(), counts.get()]);
@@ -34,7 +34,7 @@ describe('OnlineCounts', () => {
     const counts = new OnlineCounts(
       async () => {
         if (fail) throw new Error('store away');
-        return { waiting: { video: 0, text: 0 }, rooms: 0, sessions: 1, keptBytes: 0 };
+        return { waiting: { video: 0, text: 0 }, rooms: 0, sessions: 1, online: 1, keptBytes: 0 };
       },
       clockAt({ now: 0 }),
       1_000,

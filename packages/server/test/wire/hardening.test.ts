@@ -182,7 +182,7 @@ describe('TLS at the proxy', () => {
   it('/config.json hands out the https PUBLIC_*_URL addresses (the web client speaks wss to them)', async () => {
     const res = await request(`${proxied.web}/config.json`);
     assert.equal(res.status, 200, describeResponse(res));
-    assert.deepEqual(res.json(), { matching_url: 'https://chat.example/matching', signalling_url: 'https://signal.chat.example' });
+    assert.deepEqual(res.json(), { matching_url: 'https://chat.example/matching', signalling_url: 'https://signal.chat.example', pow: 'off' });
     assert.equal(res.headers['cache-control'], 'no-store');
   });
 

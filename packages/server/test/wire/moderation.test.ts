@@ -456,7 +456,7 @@ for (const store of STORES) {
               assert.doesNotMatch(key, addresses, `a key names an address: ${key}`);
               const content = JSON.stringify(await dump(redis, key));
               assert.doesNotMatch(content, addresses, `${key} holds an address: ${content.slice(0, 300)}`);
-              if (/:(ban|rep|strike|addr|rl:[a-z]+):/.test(key)) assert.ok((await redis.pttl(key)) > 0, `${key} is named by an address hash and never expires`);
+              if (/:(ban|rep|strike|addr|rlog|rlb|abx?|rl:[a-z-]+):/.test(key)) assert.ok((await redis.pttl(key)) > 0, `${key} is named by an address hash and never expires`);
             }
           } finally {
             redis.disconnect();

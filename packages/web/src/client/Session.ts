@@ -26,6 +26,7 @@ import { initialState, reduce } from './state.js';
 import type { Action, Failure, SessionState } from './state.js';
 import { Store } from './Store.js';
 import { TypingIndicator } from './TypingIndicator.js';
+import { ProofCache } from './pow.js';
 import { oneTripUrl, resumeUrl, samePrefs } from './urls.js';
 import type { Preferences } from './urls.js';
 
@@ -70,8 +71,11 @@ export class Session {
   private readonly typing = new TypingIndicator((typing) => this.outbox.sendNow({ event: 'typing', typing }));
   private readonly readiness = new Readiness(() => this.isReady());
   private readonly stopWatchingMedia: () => void;
+  /** Proofs of work for starts, one solved ahead. */
+  private readonly proofs: ProofCache;
 
   constructor(private readonly deps: SessionDeps) {
+    this.proofs = new ProofCache(deps.config.matchingUrl, deps.config.pow ?? 'off', deps.fetch ?? ((...a) => fetch(...a)));
     this.peers = new PeerLinks({
       media: deps.media,
       ...(deps.createPeerLink ? { createPeerLink: deps.createPeerLink } : {}),
@@ -123,10 +127,21 @@ export class Session {
     // Text has no camera or microphone: one prepared for video is released.
     if (prefs.mode === 'video') void this.deps.media.acquire();
     else this.deps.media.release();
-    this.matching = this.openMatching(oneTripUrl(this.deps.config.matchingUrl, prefs));
+    let altcha: string | undefined;
+    const socket = this.openMatching(() => oneTripUrl(this.deps.config.matchingUrl, prefs, altcha));
+    this.matching = socket;
     // From here the search keeps the spare (warmed on the landing screen, or made now).
     this.warm = false;
-    this.matching.connect();
+    if ((this.deps.config.pow ?? 'off') === 'off') socket.connect();
+    else {
+      // The proof was solved ahead (warmUp) in most cases; the next one is started once this is sent.
+      void this.proofs.take().then((proof) => {
+        if (this.matching !== socket) return;
+        altcha = proof;
+        socket.connect();
+        this.proofs.prefetch();
+      });
+    }
     // The spare peer connection is made while the socket opens, after this
     // click's task, so the socket's first events are not kept waiting.
     setTimeout(() => this.reconcile(), 0);
@@ -137,6 +152,7 @@ export class Session {
    * connection now, so that Start costs only sockets. Undone by coolDown().
    */
   warmUp(): void {
+    this.proofs.prefetch();
     this.warm = true;
     this.reconcile();
   }
@@ -223,6 +239,23 @@ export class Session {
     this.dispatch({ type: 'notice', notice: 'reported' });
   }
 
+  /**
+   * Block the current (or last) stranger: the chat ends as with next, and
+   * the two are never paired again (the server keeps them apart); no report.
+   */
+  block(): void {
+    if (!this.credentials) return;
+    const matched = this.state.phase === 'matched';
+    this.outbox.send({ event: 'block' });
+    // The server queues us again itself after a block in a room (as after next).
+    if (matched) {
+      this.cancelAutoNext();
+      if (this.prefs?.mode === 'video') void this.deps.media.acquire();
+      this.dispatch({ type: 'next' });
+    }
+    this.dispatch({ type: 'notice', notice: 'blocked' });
+  }
+
   /** The browser's network came back: do not wait for the backoff, and re-check the media path. */
   networkChanged(): void {
     // A socket that still looks open may be dead after a network change; the server resumes a replaced one.
@@ -280,12 +313,12 @@ export class Session {
 
   // ------------------------------------------------------------ the matching socket
 
-  private openMatching(oneTrip: string): ResumableSocket {
+  private openMatching(oneTrip: () => string): ResumableSocket {
     const socket: ResumableSocket = new ResumableSocket({
       url: (resume) =>
         resume && this.credentials
           ? resumeUrl(this.deps.config.matchingUrl, this.credentials.id, this.credentials.token)
-          : oneTrip,
+          : oneTrip(),
       canResume: () => this.credentials !== null,
       onOpen: (resumed) => this.matching === socket && resumed && this.outbox.flush(),
       onMessage: (raw) => this.matching === socket && this.onMatchingMessage(raw),

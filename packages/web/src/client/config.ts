@@ -6,6 +6,8 @@ export interface ClientConfig {
   readonly matchingUrl: string;
   /** Base URL of the signalling service (no trailing slash). */
   readonly signallingUrl: string;
+  /** When the matching service asks for a proof of work (absent from an older server: ask it, GET /pow says). */
+  readonly pow?: 'always' | 'above-rate' | 'off';
 }
 
 const CONFIG_TIMEOUT_MS = 5_000;
@@ -26,10 +28,11 @@ export function defaultConfig(location: Pick<Location, 'protocol' | 'hostname'>)
 
 export function parseConfig(body: unknown): ClientConfig | null {
   if (typeof body !== 'object' || body === null) return null;
-  const { matching_url, signalling_url } = body as Record<string, unknown>;
+  const { matching_url, signalling_url, pow } = body as Record<string, unknown>;
   if (typeof matching_url !== 'string' || typeof signalling_url !== 'string') return null;
   if (!/^https?:\/\//i.test(matching_url) || !/^https?:\/\//i.test(signalling_url)) return null;
-  return { matchingUrl: trimSlash(matching_url), signallingUrl: trimSlash(signalling_url) };
+  const mode = pow === 'always' || pow === 'above-rate' || pow === 'off' ? { pow: pow as NonNullable<ClientConfig['pow']> } : {};
+  return { matchingUrl: trimSlash(matching_url), signallingUrl: trimSlash(signalling_url), ...mode };
 }
 
 export async function loadConfig(fetchImpl: typeof fetch = fetch): Promise<ClientConfig> {

@@ -34,7 +34,7 @@ export type ChatLine =
   | { readonly id: number; readonly from: 'system'; readonly note: Note };
 
 /** A short-lived remark: the server's (rate limit, undeliverable message) or ours. */
-export type Notice = 'rate-limited' | 'no-partner' | 'reported';
+export type Notice = 'rate-limited' | 'no-partner' | 'reported' | 'blocked';
 
 export interface Match {
   readonly roomCode: string;
@@ -338,6 +338,7 @@ const NOTICE_KEY = {
   'rate-limited': 'notice.rateLimited',
   'no-partner': 'notice.noPartner',
   reported: 'notice.reported',
+  blocked: 'notice.blocked',
 } as const satisfies Record<Notice, string>;
 
 export const noticeText = (notice: Notice, t: TFunction): string => t(NOTICE_KEY[notice]);

@@ -18,14 +18,16 @@ export function cleanInterests(list: readonly string[]): string[] {
     .slice(0, MAX_INTERESTS);
 }
 
-/** The one-trip start URL: registering and opening the matching socket in one request. */
-export function oneTripUrl(matchingUrl: string, prefs: Preferences): string {
+/** The one-trip start URL: registering and opening the matching socket in one request (with a solved proof of work when asked). */
+export function oneTripUrl(matchingUrl: string, prefs: Preferences, altcha?: string): string {
   const query: string[] = [`mode=${prefs.mode}`];
   const interests = cleanInterests(prefs.interests);
   // Items are encoded one by one so the separating commas stay literal.
   if (interests.length > 0) query.push(`interests=${interests.map(encodeURIComponent).join(',')}`);
   const body = { mode: prefs.mode, interests, ...(prefs.lang ? { lang: prefs.lang } : {}) };
   if (prefs.lang && parseObject(RegisterRequest, body).ok) query.push(`lang=${encodeURIComponent(prefs.lang)}`);
+  // A solved proof of work, when the server asks for one (GET /pow).
+  if (altcha) query.push(`altcha=${encodeURIComponent(altcha)}`);
   return `${toWebSocketUrl(matchingUrl)}/ws?${query.join('&')}`;
 }
 

@@ -30,6 +30,15 @@ function setup(over: Partial<ChatPanelProps> = {}) {
 }
 
 describe('ChatPanel', () => {
+  it("never renders a stranger's link as clickable: no anchor, no markup, the text as written", () => {
+    const link = 'see https://spam.example/x?a=1 or <a href="https://spam.example">here</a> [here](javascript:alert(1))';
+    const { view } = setup({ lines: [{ id: 9, from: 'stranger', text: link }] });
+    const line = screen.getByText(/spam\.example\/x/).closest('li')!;
+    expect(line.textContent).toBe(`Stranger: ${link}`);
+    expect(view.container.querySelector('a')).toBeNull();
+    expect(view.container.querySelector('[href]')).toBeNull();
+  });
+
   it('labels lines with You and Stranger', () => {
     setup();
     const you = screen.getByText('hello').closest('li')!;

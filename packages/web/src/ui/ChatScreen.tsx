@@ -11,6 +11,7 @@ import { touchFirst, useStore } from './hooks.js';
 import { Icon, type IconName } from './icons.js';
 import { MediaProblemText } from './MediaProblemText.js';
 import { ReportDialog } from './ReportDialog.js';
+import { BlockButton } from './BlockButton.js';
 import { Video } from './Video.js';
 
 /** A microphone or camera switch: pressed while the device is off; label and icon say what a click does and what is on. */
@@ -272,6 +273,7 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
           <Icon name="flag" />
           <span>{t('chat.report')}</span>
         </button>
+        <BlockButton disabled={!canReport} onBlock={() => session.block()} />
         <button type="button" className="btn btn-link" onClick={onHome}>
           {t('chat.changeSettings')}
         </button>

@@ -42,6 +42,8 @@ export const CFG_NAMES = [
   'keptroom',
   'keptall',
   'keptitem',
+  'block',
+  'replog',
 ] as const;
 
 const PRELUDE = String.raw`
@@ -353,10 +355,23 @@ local function blocked(a, b)
   return a.blk and redis.call('SISMEMBER', P .. 'bl:' .. a.id, b.id) == 1
 end
 
+-- Blocks between two addresses (core of store/memory.ts keepApart), under one
+-- key whichever blocked whom; a session flag (ab) says whether to look.
+local function pairKey(a, b)
+  if a < b then return P .. 'ab:' .. a .. '|' .. b end
+  return P .. 'ab:' .. b .. '|' .. a
+end
+local function addrBlocked(a, b)
+  if a.addr == b.addr or not (a.ab or b.ab) then return false end
+  -- Its end by the caller's clock (the key's own expiry only clears it away).
+  local untilAt = redis.call('GET', pairKey(a.addr, b.addr))
+  return untilAt ~= false and tonumber(untilAt) > NOW
+end
+
 local function eligible(s, c)
   if not c or c.id == s.id or c.st ~= 'waiting' or not c.mc or c.mode ~= s.mode then return false end
   if not alive(c.mp) then return false end
-  if blocked(s, c) or blocked(c, s) then return false end
+  if blocked(s, c) or blocked(c, s) or addrBlocked(s, c) then return false end
   return accepts(s, c) and accepts(c, s)
 end
 
@@ -366,6 +381,13 @@ local function inCooldown(s, id)
 end
 
 ------------------------------------------------------------------ rooms
+
+-- Pairings (p) and reports (r) per minute, for the moderation console's chart.
+local function tally(what)
+  local k = P .. 'act:' .. num(NOW - NOW % 60000)
+  redis.call('HINCRBY', k, what, 1)
+  redis.call('PEXPIRE', k, 7200000)
+end
 
 local RR = {}
 local function loadRoom(code)
@@ -431,6 +453,7 @@ local function openRoom(a, b)
     send(me, 'matching', matchedEvent(room, me, other))
   end
   FX.p[#FX.p + 1] = {room = code, a = a.id, b = b.id, mode = a.mode, waitedMs = {NOW - a.ws, NOW - b.ws}}
+  tally('p')
 end
 
 -- choosePartner of core/rules.ts over a bounded set of candidates: the oldest
@@ -746,13 +769,16 @@ end
 -- than its last ban's if that ended within the strike window, each ban twice
 -- as long as the one before, at most CFG.banmax. reports: the counting
 -- reports that made it, kept with the strike for the admin API.
-local function ban(addr, reports)
+-- length: the operator's choice for a ban made by hand (why: the reason), else nil.
+local function ban(addr, reports, length, why)
   local sk = P .. 'strike:' .. addr
   local last = redis.call('HMGET', sk, 'n', 'until')
   local n = 1
   if last[1] and last[2] and NOW - tonumber(last[2]) <= CFG.strikewin then n = tonumber(last[1]) + 1 end
-  local untilAt = NOW + math.min(CFG.banmax, CFG.bandur * 2 ^ math.min(n - 1, 52))
-  redis.call('HSET', sk, 'n', num(n), 'until', num(untilAt), 'rep', num(reports))
+  local untilAt = NOW + (length or math.min(CFG.banmax, CFG.bandur * 2 ^ math.min(n - 1, 52)))
+  redis.call('HSET', sk, 'n', num(n), 'until', num(untilAt), 'rep', num(reports), 'why', why or '', 'man', length and '1' or '0')
+  -- A ban followed the reports kept for the operator.
+  redis.call('SET', P .. 'rlb:' .. addr, num(NOW), 'PX', CFG.repwin)
   redis.call('PEXPIRE', sk, num(math.max(1, untilAt - NOW + CFG.strikewin)))
   redis.call('SET', P .. 'ban:' .. addr, num(untilAt), 'PX', num(math.max(1, untilAt - NOW)))
   -- The list of bans for the admin API; each entry ends with its ban.
@@ -777,6 +803,41 @@ local function ban(addr, reports)
       redis.call('SREM', P .. 'addr:' .. addr, sid)
     end
   end
+  return untilAt
+end
+
+-- Never pair s and the target (id, addr; t its session if live) again: the
+-- sessions for good, their addresses for CFG.block when they differ (one
+-- address blocked from itself would keep everyone behind it apart).
+local function keepApart(s, tid, taddr, t, addresses)
+  redis.call('SADD', P .. 'bl:' .. s.id, tid)
+  redis.call('PEXPIRE', P .. 'bl:' .. s.id, CFG.ttl)
+  put(s, {'blk', '1'})
+  if t then
+    redis.call('SADD', P .. 'bl:' .. tid, s.id)
+    redis.call('PEXPIRE', P .. 'bl:' .. tid, CFG.ttl)
+    put(t, {'blk', '1'})
+  end
+  if not addresses or s.addr == taddr then return end
+  redis.call('SET', pairKey(s.addr, taddr), num(NOW + CFG.block), 'PX', CFG.block)
+  for _, a in ipairs({s.addr, taddr}) do
+    -- New sessions of these addresses look for address blocks (register).
+    local k = P .. 'abx:' .. a
+    if redis.call('PTTL', k) < CFG.block then redis.call('SET', k, '1', 'PX', CFG.block) end
+  end
+  put(s, {'ab', '1'})
+  if t then put(t, {'ab', '1'}) end
+end
+
+-- The partner, or the last one within the re-pair cooldown: id, addr, room, opened, ended (nil while matched).
+local function reportable(s)
+  local room, partner = partnerOf(s)
+  if partner then return partner.id, partner.addr, room.code, tonumber(room.at or NOW), nil end
+  local last = redis.call('HMGET', P .. 'lp:' .. s.id, 'id', 'addr', 'at', 'room', 'since')
+  if last[1] and NOW - tonumber(last[3]) < CFG.cooldown then
+    return last[1], last[2], last[4] or '', tonumber(last[5] or last[3]), tonumber(last[3])
+  end
+  return nil
 end
 
 local function profile(s)
@@ -800,6 +861,10 @@ local f = {'mode', mode, 'int', int, 'th', th, 'addr', addr, 'st', 'registered',
 if lang ~= '' then
   f[#f + 1] = 'lang'
   f[#f + 1] = lang
+end
+if redis.call('EXISTS', P .. 'abx:' .. addr) == 1 then
+  f[#f + 1] = 'ab'
+  f[#f + 1] = '1'
 end
 redis.call('HSET', skey(id), unpack(f))
 redis.call('PEXPIRE', skey(id), ttl)
@@ -914,31 +979,47 @@ end
 return finish()
 `,
   // A: id, conn
+  block: `
+local s = owner(A[1], A[2], 'matching')
+if not s then return finish() end
+local tid, taddr = reportable(s)
+if not tid then
+  send(s, 'matching', err('no-partner', 'no current or recent partner to block'))
+  return finish()
+end
+keepApart(s, tid, taddr, load(tid), true)
+if s.st == 'matched' then
+  endRoom(s, 'skip')
+  enterPool(s)
+end
+return finish()
+`,
+  // A: addr, length (ms), reason
+  addBan: `
+local untilAt = ban(A[1], 0, tonumber(A[2]), A[3])
+return finish({['until'] = untilAt})
+`,
+  // A: id, conn, reason ('' for none)
   report: `
 local s = owner(A[1], A[2], 'matching')
 if not s then return finish() end
-local room, partner = partnerOf(s)
 -- The reported, the room reported, when it opened and (for the last partner) when it ended.
-local tid, taddr, troom, opened, ended
-local last = redis.call('HMGET', P .. 'lp:' .. s.id, 'id', 'addr', 'at', 'room', 'since')
-if partner then
-  tid, taddr, troom, opened = partner.id, partner.addr, room.code, tonumber(room.at or NOW)
-elseif last[1] and NOW - tonumber(last[3]) < CFG.cooldown then
-  tid, taddr, troom, ended = last[1], last[2], last[4] or '', tonumber(last[3])
-  opened = tonumber(last[5] or last[3])
-else
+local tid, taddr, troom, opened, ended = reportable(s)
+if not tid then
   send(s, 'matching', err('no-partner', 'no current or recent partner to report'))
   return finish()
 end
-redis.call('SADD', P .. 'bl:' .. s.id, tid)
-redis.call('PEXPIRE', P .. 'bl:' .. s.id, CFG.ttl)
-put(s, {'blk', '1'})
-local t = load(tid)
-if t then
-  redis.call('SADD', P .. 'bl:' .. tid, s.id)
-  redis.call('PEXPIRE', P .. 'bl:' .. tid, CFG.ttl)
-  put(t, {'blk', '1'})
-end
+keepApart(s, tid, taddr, load(tid), false)
+-- Kept for the operator (the console) as long as the report window: when, by
+-- which address hash, and the reason; never chat text or an address.
+local lk = P .. 'rlog:' .. taddr
+redis.call('RPUSH', lk, cjson.encode({at = NOW, by = s.addr, r = A[3] or ''}))
+redis.call('LTRIM', lk, -CFG.replog, -1)
+redis.call('PEXPIRE', lk, CFG.repwin)
+redis.call('ZADD', P .. 'rlogx', num(NOW), taddr)
+redis.call('ZREMRANGEBYSCORE', P .. 'rlogx', '-inf', num(NOW - CFG.repwin - 1))
+redis.call('PEXPIRE', P .. 'rlogx', CFG.repwin)
+tally('r')
 -- Reports count per reporting address, so one person with many sessions
 -- counts once; and only after a real conversation, from a reporter in good
 -- standing (core/rules.ts), so that a few quick reports cannot aim a ban.
@@ -989,7 +1070,7 @@ redis.call('PEXPIRE', rx, CFG.repwin)
 if counting >= CFG.banthr then
   redis.call('DEL', rk)
   redis.call('ZREM', rx, taddr)
-  ban(taddr, counting)
+  ban(taddr, counting, nil, '')
 end
 return finish()
 `,

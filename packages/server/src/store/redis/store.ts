@@ -11,7 +11,11 @@ import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { SignalType } from '@dyad/protocol';
 import {
+  ACTIVITY_MINUTES,
+  MINUTE_MS,
+  REPORT_LOG_PER_ADDR,
   emptyEffects,
+  type ActivityMinute,
   type AttachResult,
   type BanRecord,
   type Channel,
@@ -258,6 +262,8 @@ export class RedisStore implements Store {
       keptroom: opts.keptBytesPerRoom,
       keptall: opts.keptBytesPerProcess,
       keptitem: KEPT_ITEM_OVERHEAD_BYTES,
+      block: opts.blockMs,
+      replog: REPORT_LOG_PER_ADDR,
     };
     this.cfg = CFG_NAMES.map((n) => String(Math.round(settings[n]))).join(',');
     for (const [name, lua] of Object.entries(SCRIPTS)) this.shas.set(name as ScriptName, createHash('sha1').update(lua).digest('hex'));
@@ -620,8 +626,35 @@ export class RedisStore implements Store {
     return this.transition('typing', Date.now(), [id, conn, typing ? '1' : '0']);
   }
 
-  async report(id: string, conn: string, _reason: string | undefined, now: number): Promise<Effects> {
-    return this.transition('report', now, [id, conn]);
+  async report(id: string, conn: string, reason: string | undefined, now: number): Promise<Effects> {
+    return this.transition('report', now, [id, conn, reason ?? '']);
+  }
+
+  async block(id: string, conn: string, now: number): Promise<Effects> {
+    return this.transition('block', now, [id, conn]);
+  }
+
+  async addBan(addr: string, durationMs: number, reason: string, now: number): Promise<{ until: number; effects: Effects }> {
+    const { fx, x } = await this.exec('addBan', now, [addr, Math.round(durationMs), reason]);
+    return { until: Number((x as { until?: unknown }).until), effects: fx };
+  }
+
+  async activity(now: number): Promise<ActivityMinute[]> {
+    const current = now - (now % MINUTE_MS);
+    const minutes = Array.from({ length: ACTIVITY_MINUTES }, (_, i) => current - (ACTIVITY_MINUTES - 1 - i) * MINUTE_MS);
+    const pipe = this.client.pipeline();
+    for (const m of minutes) pipe.hmget(`${this.base}act:${m}`, 'p', 'r');
+    const r = (await pipe.exec()) ?? [];
+    return minutes.map((minute, i) => {
+      const [p, rep] = (r[i]?.[1] as (string | null)[] | undefined) ?? [];
+      return { minute, pairings: Number(p ?? 0), reports: Number(rep ?? 0) };
+    });
+  }
+
+  async spendProof(key: string, untilMs: number, now: number): Promise<boolean> {
+    // SET NX: of every process, only the first to see a solution may use it.
+    const r = await this.client.set(`${this.base}pow:${key}`, '1', 'PX', Math.max(1, Math.round(untilMs - now)), 'NX');
+    return r === 'OK';
   }
 
   async onInterestTimeout(id: string, now: number): Promise<Effects> {
@@ -919,11 +952,11 @@ export class RedisStore implements Store {
     if (bans.length === 0) return [];
     // The strike record of each (lua.ts, ban): its number and the reports that made it.
     const pipe = this.client.pipeline();
-    for (const b of bans) pipe.hmget(`${this.base}strike:${b.addr}`, 'n', 'rep');
+    for (const b of bans) pipe.hmget(`${this.base}strike:${b.addr}`, 'n', 'rep', 'why', 'man');
     const strikes = (await pipe.exec()) ?? [];
     return bans.map((b, i) => {
-      const [n, rep] = (strikes[i]?.[1] as (string | null)[] | undefined) ?? [];
-      return { ...b, strike: Number(n ?? 1), reports: Number(rep ?? 0) };
+      const [n, rep, why, man] = (strikes[i]?.[1] as (string | null)[] | undefined) ?? [];
+      return { ...b, strike: Number(n ?? 1), reports: Number(rep ?? 0), reason: why ?? '', manual: man === '1' };
     });
   }
 
@@ -936,19 +969,31 @@ export class RedisStore implements Store {
 
   async listReports(now: number, limit: number): Promise<ReportSummary[]> {
     const b = this.base;
-    const addrs = await this.client.zrevrangebyscore(`${b}reps`, '+inf', String(now - this.opts.reportWindowMs), 'LIMIT', 0, limit);
+    const addrs = await this.client.zrevrangebyscore(`${b}rlogx`, '+inf', String(now - this.opts.reportWindowMs), 'LIMIT', 0, limit);
     if (addrs.length === 0) return [];
     const pipe = this.client.pipeline();
-    for (const addr of addrs) pipe.hgetall(`${b}rep:${addr}`);
+    for (const addr of addrs) pipe.lrange(`${b}rlog:${addr}`, 0, -1).hgetall(`${b}rep:${addr}`).get(`${b}rlb:${addr}`);
     const all = (await pipe.exec()) ?? [];
     const out: ReportSummary[] = [];
     addrs.forEach((addr, i) => {
-      const entries = Object.values((all[i]?.[1] as Record<string, string> | undefined) ?? {})
+      const logged = ((all[3 * i]?.[1] as string[] | undefined) ?? [])
+        .map(parseLogged)
+        .filter((e): e is LoggedReport => e !== undefined && now - e.at <= this.opts.reportWindowMs);
+      if (logged.length === 0) return;
+      const entries = Object.values((all[3 * i + 1]?.[1] as Record<string, string> | undefined) ?? {})
         .map(parseReport)
         .filter((e): e is ReportEntry => e !== undefined && now - e.at <= this.opts.reportWindowMs);
-      if (entries.length === 0) return;
-      const last = Math.max(...entries.map((e) => e.at));
-      out.push({ addr, reporters: entries.length, counting: countingReports(entries, now, this.opts), last });
+      const bannedAt = Number((all[3 * i + 2]?.[1] as string | null | undefined) ?? NaN);
+      const first = logged[0]?.at ?? now;
+      out.push({
+        addr,
+        reporters: new Set(logged.map((e) => e.by)).size,
+        counting: countingReports(entries, now, this.opts),
+        last: logged[logged.length - 1]?.at ?? now,
+        first,
+        reasons: logged.map((e) => ({ at: e.at, reason: e.r })).reverse(),
+        banned: bannedAt >= first,
+      });
     });
     return out;
   }
@@ -987,9 +1032,14 @@ export class RedisStore implements Store {
       .zcard(`${b}rooms`)
       .zcard(`${b}sess`)
       .get(`${b}kept`)
+      .smembers(`${b}procs`)
       .exec();
     const n = (i: number): number => Number(r?.[i]?.[1] ?? 0);
-    return { waiting: { video: n(0) + n(1), text: n(2) + n(3) }, rooms: n(4), sessions: n(5), keptBytes: n(6) };
+    // Online: sessions with a matching socket on some process (pm:<proc>).
+    const procs = (r?.[7]?.[1] as string[] | undefined) ?? [];
+    const counts = procs.length > 0 ? ((await procs.reduce((p, proc) => p.scard(`${b}pm:${proc}`), this.client.pipeline()).exec()) ?? []) : [];
+    const online = counts.reduce((sum, c) => sum + Number(c?.[1] ?? 0), 0);
+    return { waiting: { video: n(0) + n(1), text: n(2) + n(3) }, rooms: n(4), sessions: n(5), online, keptBytes: n(6) };
   }
 
   /** A rate limiter shared by every process on this Redis; a local one stands in while Redis is away. */
@@ -1160,6 +1210,22 @@ function compareIds(a: string, b: string): number {
 function parseReport(v: string): ReportEntry | undefined {
   const m = /^(\d+)\|([^|]*)\|([01])$/.exec(v);
   return m ? { at: Number(m[1]), room: m[2] ?? '', counts: m[3] === '1' } : undefined;
+}
+
+/** One entry of rlog:<addr> (lua.ts, report): when, by which address hash, and the reason. */
+interface LoggedReport {
+  at: number;
+  by: string;
+  r: string;
+}
+
+function parseLogged(v: string): LoggedReport | undefined {
+  try {
+    const e = JSON.parse(v) as Partial<LoggedReport>;
+    return typeof e.at === 'number' && typeof e.by === 'string' ? { at: e.at, by: e.by, r: typeof e.r === 'string' ? e.r : '' } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A transition's caller, waiting for the reader to carry out its inbox entry. */

@@ -22,6 +22,8 @@ export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
   MESSAGE_RATE_PER_SEC: '100000',
   MESSAGE_FLOOD_PER_SEC: '100000',
   MESSAGE_BURST: '100000',
+  CHAT_RATE_PER_MIN: '1000000',
+  CHAT_REPEAT_MAX: '1000000',
 });
 
 export class DyadProcess {

@@ -81,6 +81,8 @@ export const ar: Messages = {
     switchCamera: 'التبديل بين الكاميرا الأمامية والخلفية',
     chooseDevices: 'اختيار الكاميرا والميكروفون',
     report: 'إبلاغ',
+    block: 'حظر',
+    blockTitle: 'إنهاء المحادثة وعدم لقاء هذا الغريب مرة أخرى',
     changeSettings: 'تغيير الإعدادات',
     autoNext: 'التالي تلقائيًا',
     autoNextTitle: 'عندما يغادر الغريب، ابحث عن التالي',
@@ -124,6 +126,7 @@ export const ar: Messages = {
     rateLimited: 'تمهّل قليلًا.',
     noPartner: 'لا يوجد أحد لاستلام ذلك.',
     reported: 'شكرًا. تم الإبلاغ عن الغريب.',
+    blocked: 'تم الحظر. لن تلتقي بهذا الغريب مرة أخرى.',
   },
   report: {
     title: 'الإبلاغ عن هذا الغريب',

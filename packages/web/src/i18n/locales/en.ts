@@ -82,6 +82,8 @@ export const en = {
     switchCamera: 'Switch between front and back camera',
     chooseDevices: 'Choose camera and microphone',
     report: 'Report',
+    block: 'Block',
+    blockTitle: 'End the chat and never meet this stranger again',
     changeSettings: 'Change settings',
     autoNext: 'Auto-next',
     autoNextTitle: 'When the stranger leaves, look for the next one',
@@ -125,6 +127,7 @@ export const en = {
     rateLimited: 'Slow down a little.',
     noPartner: 'Nobody is there to receive that.',
     reported: 'Thanks. The stranger has been reported.',
+    blocked: 'Blocked. You will not meet this stranger again.',
   },
   report: {
     title: 'Report this stranger',

@@ -81,6 +81,8 @@ export const es: Messages = {
     switchCamera: 'Cambiar entre la cámara frontal y la trasera',
     chooseDevices: 'Elegir cámara y micrófono',
     report: 'Denunciar',
+    block: 'Bloquear',
+    blockTitle: 'Terminar el chat y no volver a encontrarte con este desconocido',
     changeSettings: 'Cambiar ajustes',
     autoNext: 'Siguiente automático',
     autoNextTitle: 'Cuando el desconocido se vaya, buscar al siguiente',
@@ -124,6 +126,7 @@ export const es: Messages = {
     rateLimited: 'Ve un poco más despacio.',
     noPartner: 'No hay nadie para recibir eso.',
     reported: 'Gracias. El desconocido ha sido denunciado.',
+    blocked: 'Bloqueado. No volverás a encontrarte con este desconocido.',
   },
   report: {
     title: 'Denunciar a este desconocido',

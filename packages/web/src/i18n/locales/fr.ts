@@ -81,6 +81,8 @@ export const fr: Messages = {
     switchCamera: 'Basculer entre la caméra avant et arrière',
     chooseDevices: 'Choisir la caméra et le micro',
     report: 'Signaler',
+    block: 'Bloquer',
+    blockTitle: 'Terminer la discussion et ne plus jamais rencontrer cet inconnu',
     changeSettings: 'Modifier les réglages',
     autoNext: 'Suivant auto',
     autoNextTitle: 'Quand l’inconnu s’en va, chercher le suivant',
@@ -124,6 +126,7 @@ export const fr: Messages = {
     rateLimited: 'Ralentissez un peu.',
     noPartner: 'Personne n’est là pour recevoir cela.',
     reported: 'Merci. L’inconnu a été signalé.',
+    blocked: 'Bloqué. Vous ne rencontrerez plus cet inconnu.',
   },
   report: {
     title: 'Signaler cet inconnu',

@@ -1,0 +1,74 @@
+// Chat from one client address (issue 13, "Bots and spam"): a machine's pace
+// (CHAT_RATE_PER_MIN) and the same message pasted into room after room
+// (CHAT_REPEAT_MAX within CHAT_REPEAT_WINDOW_MS) are refused with
+// `rate-limited`, and the operator's words (CHAT_MASK_WORDS) are masked
+// before the message is relayed. Counts are per address hash and, on Redis,
+// shared by every process; what is counted of a message is a keyed digest of
+// its folded text, never the text.
+import { createHmac, randomBytes } from 'node:crypto';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { codePoints } from '@dyad/protocol';
+import type { Settings } from '../config.js';
+
+export type ChatVerdict = { ok: true; message: string } | { ok: false; message: string };
+
+/** Folded for comparison: case, spacing and punctuation do not make a pasted message new. */
+const fold = (text: string): string => text.normalize('NFKC').toLowerCase().replace(/[\s\p{P}\p{S}]+/gu, ' ').trim();
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** One regular expression for every masked word: whole words (letters and digits around do not match), any case. */
+export function maskPattern(words: readonly string[]): RegExp | undefined {
+  if (words.length === 0) return undefined;
+  const alternatives = [...words].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|');
+  return new RegExp(`(?<![\\p{L}\\p{N}])(?:${alternatives})(?![\\p{L}\\p{N}])`, 'giu');
+}
+
+/** Each masked word becomes as many `*` as it has characters. */
+export const mask = (text: string, pattern: RegExp | undefined): string =>
+  pattern ? text.replace(pattern, (w) => '*'.repeat(codePoints(w))) : text;
+
+export class ChatGuard {
+  private readonly pace: RateLimiterAbstract;
+  private readonly repeats: RateLimiterAbstract;
+  private readonly pattern: RegExp | undefined;
+  /** Keys the digest of repeated messages, so the limiter's keys say nothing of what was written. */
+  private readonly digestKey = randomBytes(16);
+
+  constructor(
+    private readonly settings: Pick<Settings, 'chatRatePerMin' | 'chatRepeatMax' | 'chatRepeatWindowMs' | 'chatRepeatMinChars' | 'chatMaskWords'>,
+    limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract,
+    /** Processes sharing a Redis must digest alike to count one message together (ADDRESS_HASH_KEY). */
+    sharedKey?: string,
+  ) {
+    this.pace = limiter('chat', settings.chatRatePerMin, 60);
+    this.repeats = limiter('chat-repeat', settings.chatRepeatMax, Math.max(1, Math.ceil(settings.chatRepeatWindowMs / 1000)));
+    this.pattern = maskPattern(settings.chatMaskWords);
+    if (sharedKey) this.digestKey = createHmac('sha256', sharedKey).update('dyad chat repeats').digest();
+  }
+
+  /** The message to relay (masked), or why it is refused. */
+  async check(addr: string, text: string): Promise<ChatVerdict> {
+    if (!(await this.take(this.pace, addr))) {
+      return { ok: false, message: `more than ${this.settings.chatRatePerMin} chat messages a minute` };
+    }
+    const folded = fold(text);
+    if (codePoints(folded) >= this.settings.chatRepeatMinChars) {
+      const digest = createHmac('sha256', this.digestKey).update(folded).digest('base64url').slice(0, 22);
+      if (!(await this.take(this.repeats, `${addr}:${digest}`))) {
+        return { ok: false, message: `the same message more than ${this.settings.chatRepeatMax} times; write something new` };
+      }
+    }
+    return { ok: true, message: mask(text, this.pattern) };
+  }
+
+  private async take(limiter: RateLimiterAbstract, key: string): Promise<boolean> {
+    try {
+      await limiter.consume(key);
+      return true;
+    } catch (rej) {
+      if (!(rej instanceof RateLimiterRes)) throw rej;
+      return false;
+    }
+  }
+}

@@ -1,0 +1,318 @@
+// Safe to run in public (issue 13): proof of work before a session in each
+// POW_MODE, refused when replayed or forged; chat at a machine's pace or
+// pasted again and again throttled, the operator's words masked; block, on
+// both stores; the admin API's ban by hand, reports with their reasons, and
+// activity. Addresses are simulated with X-Forwarded-For (TRUST_PROXY).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { solveChallenge } from 'altcha-lib';
+import { deriveKey } from 'altcha-lib/algorithms/sha';
+import { AdminBans, AdminReports, AdminStats, PowResponse } from '@dyad/protocol';
+import { arrive, enter, expectMatched, expectRefused, freshAddress, from, oneTripUrl, register, uniqueName, type Session, type Via } from '../support/dyad.js';
+import { AddressHasher } from '../../src/http/client.js';
+import { describeResponse, request, type HttpResponse } from '../support/http.js';
+import type { RunningServer } from '../support/server.js';
+import { STORES, startServerOn, stopPrivateRedis } from '../support/stores.js';
+import { WireClient } from '../support/ws-client.js';
+
+const ADMIN_TOKEN = 'abuse-test-admin-token';
+const HASH_KEY = 'abuse-test-address-key';
+const hashOf = (address: string): string => new AddressHasher(HASH_KEY).hash(address);
+/** Small, so that solving in the test costs milliseconds. */
+const TEST_DIFFICULTY = '2000';
+const QUIET_MS = 400;
+
+after(async () => {
+  await WireClient.closeAll();
+  await stopPrivateRedis();
+});
+
+async function challenge(server: RunningServer, via: Via = {}): Promise<PowResponse> {
+  const res = await request(`${server.matching}/pow`, { headers: via.headers ?? {} });
+  assert.equal(res.status, 200, describeResponse(res));
+  assert.equal(res.headers['cache-control'], 'no-store');
+  const parsed = PowResponse.safeParse(res.json());
+  assert.ok(parsed.success, `GET /pow keeps its schema: ${res.text}`);
+  return parsed.data;
+}
+
+/** Solve a challenge as a client does, and encode it as the `altcha` field. */
+async function solve(c: PowResponse): Promise<string> {
+  assert.ok(c.challenge, 'a challenge came');
+  const solution = await solveChallenge({ challenge: c.challenge, deriveKey });
+  assert.ok(solution, 'the challenge has a solution below POW_DIFFICULTY');
+  return Buffer.from(JSON.stringify({ challenge: c.challenge, solution })).toString('base64');
+}
+
+const registerWith = (server: RunningServer, body: Record<string, unknown>, via: Via = {}): Promise<HttpResponse> =>
+  request(`${server.matching}/register`, { method: 'POST', body, headers: via.headers ?? {} });
+
+const admin = (server: RunningServer, path: string, opts: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<HttpResponse> =>
+  request(`${server.matching}${path}`, {
+    method: opts.method ?? 'GET',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...opts.headers },
+    ...(opts.body !== undefined ? { body: opts.body } : {}),
+  });
+
+describe('proof of work', () => {
+  let always: RunningServer;
+  let aboveRate: RunningServer;
+  let off: RunningServer;
+  before(async () => {
+    // One at a time: three processes starting at once on a busy machine may not all be up within a start's time.
+    always = await startServerOn('memory', { POW_MODE: 'always', POW_DIFFICULTY: TEST_DIFFICULTY });
+    aboveRate = await startServerOn('memory', { POW_MODE: 'above-rate', POW_RATE_PER_MIN: '2', POW_DIFFICULTY: TEST_DIFFICULTY, TRUST_PROXY: 'true' });
+    off = await startServerOn('memory', { POW_MODE: 'off' });
+  });
+  after(() => Promise.all([always?.stop(), aboveRate?.stop(), off?.stop()]));
+
+  it('always: a start without a solution gets 428 pow-required, on POST /register and on the one-trip upgrade', async () => {
+    const res = await registerWith(always, {});
+    assert.equal(res.status, 428, describeResponse(res));
+    assert.equal((res.json() as { code?: string }).code, 'pow-required');
+    const refused = await expectRefused(oneTripUrl(always), { channel: 'matching' }, 428);
+    assert.equal(refused.code, 'pow-required');
+  });
+
+  it('always: a solved challenge starts a session once, by POST /register or by one-trip; used again it gets 403 pow-invalid', async () => {
+    const c = await challenge(always);
+    assert.equal(c.required, true);
+    const altcha = await solve(c);
+    const first = await registerWith(always, { name: uniqueName(), altcha });
+    assert.equal(first.status, 200, describeResponse(first));
+    const replay = await registerWith(always, { name: uniqueName(), altcha });
+    assert.equal(replay.status, 403, describeResponse(replay));
+    assert.equal((replay.json() as { code?: string }).code, 'pow-invalid');
+    assert.match((replay.json() as { message: string }).message, /used already/);
+
+    const other = await solve(await challenge(always));
+    const m = await WireClient.open(oneTripUrl(always, { altcha: other }), { channel: 'matching', label: 'one-trip with proof' });
+    await m.expect('session');
+    const again = await expectRefused(oneTripUrl(always, { altcha: other }), { channel: 'matching' }, 403);
+    assert.equal(again.code, 'pow-invalid');
+    await m.close(1000);
+  });
+
+  it('always: forged solutions are refused: a key not found by solving, a changed challenge, a foreign signature, garbage', async () => {
+    const c = await challenge(always);
+    assert.ok(c.challenge);
+    const solved = JSON.parse(Buffer.from(await solve(c), 'base64').toString()) as { challenge: typeof c.challenge; solution: { counter: number; derivedKey: string } };
+    const forgeries: Record<string, unknown> = {
+      'wrong key': { ...solved, solution: { ...solved.solution, derivedKey: '00'.repeat(32) } },
+      'easier prefix': { ...solved, challenge: { ...solved.challenge, parameters: { ...solved.challenge.parameters, keyPrefix: '0' } } },
+      'later expiry': { ...solved, challenge: { ...solved.challenge, parameters: { ...solved.challenge.parameters, expiresAt: 4_102_444_800 } } },
+      'foreign signature': { ...solved, challenge: { ...solved.challenge, signature: 'ab'.repeat(32) } },
+    };
+    for (const [what, payload] of Object.entries(forgeries)) {
+      const res = await registerWith(always, { altcha: Buffer.from(JSON.stringify(payload)).toString('base64') });
+      assert.equal(res.status, 403, `${what}: ${describeResponse(res)}`);
+      assert.equal((res.json() as { code?: string }).code, 'pow-invalid', what);
+    }
+    const garbage = await registerWith(always, { altcha: Buffer.from('not json').toString('base64') });
+    assert.equal(garbage.status, 403, describeResponse(garbage));
+    const badType = await registerWith(always, { altcha: 42 });
+    assert.equal(badType.status, 400, describeResponse(badType));
+    // The genuine one still works: nothing above spent it.
+    const ok = await registerWith(always, { altcha: Buffer.from(JSON.stringify(solved)).toString('base64') });
+    assert.equal(ok.status, 200, describeResponse(ok));
+  });
+
+  it('above-rate: POW_RATE_PER_MIN starts from one address pass without, then a proof is required of that address only', async () => {
+    const busy = from(freshAddress());
+    assert.equal((await challenge(aboveRate, busy)).required, false);
+    for (let i = 0; i < 2; i++) assert.equal((await registerWith(aboveRate, {}, busy)).status, 200);
+    const c = await challenge(aboveRate, busy);
+    assert.equal(c.required, true, 'GET /pow says a proof is needed now');
+    const refused = await registerWith(aboveRate, {}, busy);
+    assert.equal(refused.status, 428, describeResponse(refused));
+    const solved = await registerWith(aboveRate, { altcha: await solve(c) }, busy);
+    assert.equal(solved.status, 200, describeResponse(solved));
+    // Another address is not affected.
+    const quiet = from(freshAddress());
+    assert.equal((await challenge(aboveRate, quiet)).required, false);
+    assert.equal((await registerWith(aboveRate, {}, quiet)).status, 200);
+  });
+
+  it('off: no proof is asked, and GET /pow says so', async () => {
+    assert.deepEqual(await challenge(off), { required: false });
+    for (let i = 0; i < 3; i++) assert.equal((await registerWith(off, {})).status, 200);
+  });
+});
+
+describe('chat guards', () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServerOn('memory', {
+      TRUST_PROXY: 'true',
+      CHAT_RATE_PER_MIN: '10',
+      CHAT_REPEAT_MAX: '2',
+      CHAT_REPEAT_MIN_CHARS: '12',
+      CHAT_MASK_WORDS: 'badword, two words',
+    });
+  });
+  after(() => server?.stop());
+
+  async function pairFrom(a: string, b: string): Promise<[Session, Session]> {
+    const x = await enter(server, {}, from(a));
+    const y = await arrive(server, {}, from(b));
+    await expectMatched(y.m);
+    await x.m.expect('matched');
+    return [x, y];
+  }
+
+  it('the operator\'s words are masked before the partner sees them (whole words, any case)', async () => {
+    const [x, y] = await pairFrom(freshAddress(), freshAddress());
+    x.m.send({ event: 'chat', message: 'a BadWord, TWO WORDS and badwords' });
+    assert.equal((await y.m.expect('chat')).message, 'a *******, ********* and badwords');
+    await Promise.all([x.m.close(1000), y.m.close(1000)]);
+  });
+
+  it('the same message pasted more than CHAT_REPEAT_MAX times from one address is refused in any room; short ones are not counted', async () => {
+    const spammer = freshAddress();
+    const spam = 'Visit example dot com for FREE stuff';
+    for (let room = 0; room < 3; room++) {
+      const [x, y] = await pairFrom(spammer, freshAddress());
+      x.m.send({ event: 'chat', message: room === 1 ? spam.toUpperCase() : spam });
+      if (room < 2) assert.equal((await y.m.expect('chat')).message.toLowerCase(), spam.toLowerCase());
+      else {
+        const refused = await x.m.expectError('rate-limited');
+        assert.match(refused.message, /same message/);
+        await y.m.expectSilence(QUIET_MS, { why: 'the repeated message is dropped' });
+        x.m.send({ event: 'chat', message: 'hi' });
+        assert.equal((await y.m.expect('chat')).message, 'hi', 'something new still passes');
+      }
+      await Promise.all([x.m.close(1000), y.m.close(1000)]);
+    }
+  });
+
+  it('more than CHAT_RATE_PER_MIN messages a minute from one address are refused', async () => {
+    const [x, y] = await pairFrom(freshAddress(), freshAddress());
+    for (let i = 0; i < 10; i++) x.m.send({ event: 'chat', message: `line ${i}` });
+    for (let i = 0; i < 10; i++) assert.equal((await y.m.expect('chat')).message, `line ${i}`);
+    x.m.send({ event: 'chat', message: 'one too many' });
+    const refused = await x.m.expectError('rate-limited');
+    assert.match(refused.message, /chat messages a minute/);
+    await y.m.expectSilence(QUIET_MS, { why: 'the message beyond the rate is dropped' });
+    await Promise.all([x.m.close(1000), y.m.close(1000)]);
+  });
+});
+
+for (const store of STORES) {
+  describe(`block and the admin API on the ${store} store`, () => {
+    let server: RunningServer;
+    before(async () => {
+      server = await startServerOn(store, {
+        TRUST_PROXY: 'true',
+        ADMIN_TOKEN,
+        ADDRESS_HASH_KEY: HASH_KEY,
+        REPORT_MIN_ROOM_MS: '0',
+        REPORT_BAN_THRESHOLD: '5',
+        REPAIR_COOLDOWN_MS: '0',
+      });
+    });
+    after(() => server?.stop());
+
+    it('block ends the room (partner: skip, blocker: waiting) and the two, and their addresses, are never paired again', async () => {
+      const [aAddr, bAddr] = [freshAddress(), freshAddress()];
+      const a = await enter(server, {}, from(aAddr));
+      const b = await arrive(server, {}, from(bAddr));
+      await expectMatched(b.m);
+      await a.m.expect('matched');
+      a.m.send({ event: 'block' });
+      assert.equal((await b.m.expect('peer-disconnected')).reason, 'skip');
+      await a.m.expect('waiting');
+      b.m.send({ event: 'next' });
+      await b.m.expect('waiting');
+      await a.m.expectSilence(QUIET_MS, { why: 'the blocked session is not paired with the blocker again, even with REPAIR_COOLDOWN_MS=0' });
+      // A new session from the blocked address is not paired with the blocker either.
+      const b2 = await arrive(server, {}, from(bAddr));
+      await b2.m.expect('waiting');
+      await a.m.expectSilence(QUIET_MS, { why: 'address blocks outlive sessions (BLOCK_MS)' });
+      // Someone else is.
+      const c = await arrive(server, {}, from(freshAddress()));
+      const mc = await expectMatched(c.m);
+      assert.ok([a.id, b.id, b2.id].includes(mc.peer));
+      await Promise.all([a.m.close(1000), b.m.close(1000), b2.m.close(1000), c.m.close(1000)]);
+    });
+
+    it('block with no current or recent partner gets no-partner', async () => {
+      const a = await enter(server, {}, from(freshAddress()));
+      a.m.send({ event: 'block' });
+      await a.m.expectError('no-partner');
+      await a.m.close(1000);
+    });
+
+    it('reports keep their reasons for the console; a ban by hand is listed with its reason, ends sessions with 4003, refuses starts with 403, and lifts', async () => {
+      const suspectAddr = freshAddress();
+      const suspect = await enter(server, {}, from(suspectAddr));
+      for (const reason of ['spam links', '']) {
+        const r = await arrive(server, {}, from(freshAddress()));
+        await expectMatched(r.m);
+        await suspect.m.expect('matched');
+        r.m.send({ event: 'report', ...(reason ? { reason } : {}) });
+        r.m.send({ event: 'stop' });
+        await r.m.expect('idle');
+        await suspect.m.expect('peer-disconnected');
+        suspect.m.send({ event: 'next' });
+        await suspect.m.expect('waiting');
+        await r.m.close(1000);
+      }
+      const listed = await admin(server, '/admin/reports');
+      assert.equal(listed.status, 200, describeResponse(listed));
+      const reports = AdminReports.parse(listed.json()).reports;
+      const mine = reports.find((r) => r.addr === hashOf(suspectAddr));
+      assert.ok(mine, `the suspect's address hash is listed: ${listed.text}`);
+      assert.equal(mine.reporters, 2);
+      assert.deepEqual(mine.reasons.map((r) => r.reason), ['', 'spam links'], 'reasons, newest first');
+      assert.equal(mine.banned, false);
+
+      const stats = AdminStats.parse((await admin(server, '/admin/stats')).json());
+      assert.equal(stats.activity.length, 60, 'an hour of minutes');
+      const recent = stats.activity.slice(-2);
+      assert.ok(recent.reduce((n, m) => n + m.reports, 0) >= 2, `reports counted per minute: ${JSON.stringify(recent)}`);
+      assert.ok(recent.reduce((n, m) => n + m.pairings, 0) >= 2, `pairings counted per minute: ${JSON.stringify(recent)}`);
+      assert.ok(stats.online >= 1, 'the suspect is online');
+
+      const made = await admin(server, '/admin/bans', { method: 'POST', body: { addr: hashOf(suspectAddr), duration_ms: 600_000, reason: 'link spam' } });
+      assert.equal(made.status, 201, describeResponse(made));
+      const until = (made.json() as { until: number }).until;
+      assert.ok(Math.abs(until - (Date.now() + 600_000) / 1000) < 30, `until is the chosen time from now: ${until}`);
+      const banned = await suspect.m.expectError('banned');
+      assert.equal(banned.until, until);
+      await suspect.m.expectClose(4003);
+      assert.equal((await registerWith(server, {}, from(suspectAddr))).status, 403);
+      const bans = AdminBans.parse((await admin(server, '/admin/bans')).json()).bans;
+      const ban = bans.find((b) => b.addr === hashOf(suspectAddr));
+      assert.deepEqual(ban && { reason: ban.reason, manual: ban.manual, until: ban.until }, { reason: 'link spam', manual: true, until });
+      const after = AdminReports.parse((await admin(server, '/admin/reports')).json()).reports.find((r) => r.addr === hashOf(suspectAddr));
+      assert.equal(after?.banned, true, 'the listing says a ban followed the reports');
+
+      const lifted = await admin(server, `/admin/bans/${hashOf(suspectAddr)}`, { method: 'DELETE' });
+      assert.equal(lifted.status, 200, describeResponse(lifted));
+      await register(server, {}, from(suspectAddr));
+    });
+
+    it('POST /admin/bans answers bad input with a clear 4xx and needs the token and JSON', async () => {
+      const addr = hashOf(freshAddress());
+      const cases: [string, { body?: unknown; headers?: Record<string, string> }, number, RegExp][] = [
+        ['not an address hash', { body: { addr: '10.0.0.1', duration_ms: 600_000 } }, 400, /addr/],
+        ['too short', { body: { addr, duration_ms: 1_000 } }, 400, /duration_ms/],
+        ['no duration', { body: { addr } }, 400, /duration_ms/],
+        ['not JSON', { body: '{', headers: { 'content-type': 'application/json' } }, 400, /invalid JSON/],
+        ['a form', { body: 'addr=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, /application\/json/],
+      ];
+      for (const [what, opts, status, message] of cases) {
+        const res = await admin(server, '/admin/bans', { method: 'POST', ...opts });
+        assert.equal(res.status, status, `${what}: ${describeResponse(res)}`);
+        assert.match((res.json() as { message: string }).message, message, what);
+      }
+      const noToken = await request(`${server.matching}/admin/bans`, { method: 'POST', body: { addr, duration_ms: 600_000 } });
+      assert.equal(noToken.status, 401, describeResponse(noToken));
+      const crossSite = await admin(server, '/admin/bans', { method: 'POST', body: { addr, duration_ms: 600_000 }, headers: { origin: 'https://evil.example' } });
+      assert.equal(crossSite.status, 403, `another site's page: ${describeResponse(crossSite)}`);
+      const wrongMethod = await admin(server, '/admin/reports', { method: 'DELETE' });
+      assert.equal(wrongMethod.status, 405, describeResponse(wrongMethod));
+      assert.equal(AdminBans.parse((await admin(server, '/admin/bans')).json()).bans.some((b) => b.addr === addr), false, 'nothing was banned');
+    });
+  });
+}
