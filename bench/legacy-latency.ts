@@ -7,8 +7,9 @@
 // Usage: node --import tsx bench/legacy-latency.ts [--pairs N] [--json]
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
-import WebSocket from 'ws';
 import { RedisServer } from '../packages/server/test/redis/support/redis-server.js';
+import WebSocket from 'ws';
+import { eventSocket, type EventSocket, type Msg } from './lib/event-socket.js';
 import { DyadProcess } from '../packages/server/test/redis/support/dyad-process.js';
 import { summarize, type Summary } from './lib/stats.js';
 
@@ -19,39 +20,7 @@ const WAIT_MS = 10_000;
 const PROTOCOLS = ['dyad', 'random-video-chat', 'go-megle'] as const;
 type Protocol = (typeof PROTOCOLS)[number];
 
-type Msg = { event: string; [k: string]: unknown };
-
-/** A socket and a way to await one of its events. */
-function socket(url: string): { ws: WebSocket; opened: Promise<void>; when: (event: string) => Promise<Msg> } {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
-  const got: Msg[] = [];
-  const waiters: { event: string; resolve: (m: Msg) => void }[] = [];
-  ws.on('error', () => undefined);
-  ws.on('message', (data) => {
-    const msg = JSON.parse(String(data)) as Msg;
-    got.push(msg);
-    for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]?.event === msg.event) waiters.splice(i, 1)[0]?.resolve(msg);
-  });
-  const opened = new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`${url}: HTTP ${res.statusCode}`)));
-  });
-  const when = (event: string): Promise<Msg> => {
-    const seen = got.find((m) => m.event === event);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${url}: no ${event} within ${WAIT_MS} ms`)), WAIT_MS);
-      waiters.push({
-        event,
-        resolve: (m) => {
-          clearTimeout(t);
-          resolve(m);
-        },
-      });
-    });
-  };
-  return { ws, opened, when };
-}
+const socket = (url: string): EventSocket => eventSocket(url, WAIT_MS);
 
 const close = (ws: WebSocket): Promise<void> =>
   new Promise((resolve) => {

@@ -5,8 +5,9 @@
 // asserts nothing. Usage: node --import tsx bench/redis-pairing.ts [--json]
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
-import WebSocket from 'ws';
 import { RedisServer } from '../packages/server/test/redis/support/redis-server.js';
+import WebSocket from 'ws';
+import { eventSocket, type EventSocket, type Msg } from './lib/event-socket.js';
 import { DyadProcess } from '../packages/server/test/redis/support/dyad-process.js';
 
 const SEQUENTIAL_PAIRS = 300;
@@ -15,35 +16,7 @@ const LOOPS = 64;
 const THROUGHPUT_MS = 6_000;
 const WAIT_MS = 10_000;
 
-type Msg = { event: string; [k: string]: unknown };
-
-/** Open a one-trip socket; resolves with the socket and a way to await an event. */
-function start(url: string): { ws: WebSocket; when: (event: string) => Promise<Msg> } {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
-  const got: Msg[] = [];
-  const waiters: { event: string; resolve: (m: Msg) => void }[] = [];
-  ws.on('error', () => undefined);
-  ws.on('message', (data) => {
-    const msg = JSON.parse(String(data)) as Msg;
-    got.push(msg);
-    for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]?.event === msg.event) waiters.splice(i, 1)[0]?.resolve(msg);
-  });
-  const when = (event: string): Promise<Msg> => {
-    const seen = got.find((m) => m.event === event);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no ${event} within ${WAIT_MS} ms`)), WAIT_MS);
-      waiters.push({
-        event,
-        resolve: (m) => {
-          clearTimeout(t);
-          resolve(m);
-        },
-      });
-    });
-  };
-  return { ws, when };
-}
+const start = (url: string): EventSocket => eventSocket(url, WAIT_MS);
 
 const close = (ws: WebSocket): Promise<void> =>
   new Promise((resolve) => {
