@@ -193,6 +193,9 @@ export class RedisStore implements Store {
   private readonly local = new Map<string, Local>();
   /** State last told to each matching socket held here (a heal after data loss starts from it). */
   private readonly hints = new Map<string, Hint>();
+  /** Relayed signals waiting for this turn's XADD, per process (relay). */
+  private readonly relays = new Map<string, { parts: string[]; senders: { id: string; conn: string }[] }>();
+  private relayTimer: NodeJS.Immediate | undefined;
   /** Signalling sockets here by conn, with the room each has joined (relay fast path). */
   private readonly routes = new Map<string, Route>();
   /** The inbox entry each delivery being carried out came in (an undelivered one names it). */
@@ -395,6 +398,8 @@ export class RedisStore implements Store {
   // ------------------------------------------------------------ calling scripts
 
   private async evalsha(name: ScriptName, argv: string[]): Promise<string> {
+    // Signals relayed before this transition reach Redis before it.
+    this.flushRelays();
     const sha = this.shas.get(name) ?? '';
     try {
       return (await this.client.evalsha(sha, 1, this.base, ...argv)) as string;
@@ -683,22 +688,60 @@ export class RedisStore implements Store {
       if (r.proc === this.procId) {
         // The partner's socket is here: deliver it now, if it is still in the room (else the script decides).
         if (this.relayable(d) === 'deliver') return { ...emptyEffects(), deliver: [d] };
-      } else if (await this.relay(r.proc, d)) return emptyEffects();
+      } else {
+        this.relay(r.proc, d, conn);
+        return emptyEffects();
+      }
     }
     return this.transition('signal', now, [id, conn, room, type, data]);
   }
 
-  /** Append one relayed signal to a process's inbox (never creating it: a process long gone has none); false if there was none. */
-  private async relay(proc: string, d: Delivery & { signal: SignalText }): Promise<boolean> {
+  /**
+   * Queue one relayed signal for a process's inbox. Signals relayed in the
+   * same turn of the event loop to one process go in one entry, one `XADD`
+   * (never creating the inbox: a process long gone has none), sent before
+   * anything else this process sends Redis (evalsha flushes first), so they
+   * keep their place among this process's transitions.
+   */
+  private relay(proc: string, d: Delivery & { signal: SignalText }, fromConn: string): void {
     const s = d.signal;
-    const text =
-      `{"f":1,"d":[{"to":${JSON.stringify(d.to)},"channel":"signalling","conn":${JSON.stringify(d.conn)},"msg":{"event":"signal",` +
-      `"room_code":${JSON.stringify(s.room_code)},"from":${JSON.stringify(s.from)},"type":"${s.type}","data":${JSON.stringify(s.data)}}}]}`;
-    try {
-      return (await this.client.xadd(`${this.base}inbox:${proc}`, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', 'fx', text)) !== null;
-    } catch (err) {
-      throw scrub(err, 'relay');
+    let batch = this.relays.get(proc);
+    if (!batch) {
+      batch = { parts: [], senders: [] };
+      this.relays.set(proc, batch);
     }
+    batch.parts.push(
+      `{"to":${JSON.stringify(d.to)},"channel":"signalling","conn":${JSON.stringify(d.conn)},"msg":{"event":"signal",` +
+        `"room_code":${JSON.stringify(s.room_code)},"from":${JSON.stringify(s.from)},"type":"${s.type}","data":${JSON.stringify(s.data)}}}`,
+    );
+    batch.senders.push({ id: s.from, conn: fromConn });
+    this.relayTimer ??= setImmediate(() => this.flushRelays());
+  }
+
+  /** Send the queued relayed signals, one entry per process. */
+  private flushRelays(): void {
+    if (this.relayTimer) clearImmediate(this.relayTimer);
+    this.relayTimer = undefined;
+    if (this.relays.size === 0) return;
+    for (const [proc, batch] of this.relays) {
+      const text = `{"f":1,"d":[${batch.parts.join(',')}]}`;
+      this.client.xadd(`${this.base}inbox:${proc}`, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', 'fx', text).then(
+        (id) => {
+          // The partner's process is gone for good (its inbox expired): the reaper has its sessions.
+          if (id === null) this.log?.warn({ frames: batch.parts.length }, 'relayed signals for a process that is gone');
+        },
+        (err: unknown) => {
+          // Not written: the senders hear of it, as for any store call that fails.
+          this.log?.warn({ err: err instanceof Error ? err.message : String(err), frames: batch.parts.length }, 'could not relay signals');
+          const fx = emptyEffects();
+          for (const { id, conn } of batch.senders) {
+            fx.deliver.push({ to: id, channel: 'signalling', conn, msg: { event: 'error', code: 'rate-limited', message: 'service temporarily unavailable, try again shortly' } });
+          }
+          void this.emit(fx);
+        },
+      );
+    }
+    this.relays.clear();
   }
 
   /**
@@ -1063,6 +1106,7 @@ export class RedisStore implements Store {
     if (this.closed) return;
     this.closed = true;
     this.stopLoops();
+    this.flushRelays();
     this.wakeWaiters(true);
     this.reader.disconnect();
     this.limits.disconnect();
