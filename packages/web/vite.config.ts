@@ -7,6 +7,8 @@ import react from '@vitejs/plugin-react';
 export default defineConfig({
   plugins: [react()],
   optimizeDeps: { include: ['@dyad/protocol', 'zod'] },
+  // The nudity worker loads its model with dynamic imports: only ES module workers can split code.
+  worker: { format: 'es' },
   build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', sourcemap: true },
   server: { host: '127.0.0.1', port: 5173 },
   test: {

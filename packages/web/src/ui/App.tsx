@@ -1,7 +1,8 @@
 import { startTransition, useEffect, useMemo, useRef, useState } from 'react';
 import type { ReactElement } from 'react';
 import type { Mode } from '@dyad/protocol';
-import { loadConfig } from '../client/config.js';
+import { DEFAULT_NUDITY, loadConfig } from '../client/config.js';
+import type { NuditySettings } from '../client/config.js';
 import { LocalMedia } from '../client/LocalMedia.js';
 import { Session, cleanInterests } from '../client/Session.js';
 import { initialState } from '../client/state.js';
@@ -24,6 +25,7 @@ const EMPTY_STORE = new Store(initialState);
 export function App(): ReactElement {
   const media = useMemo(() => new LocalMedia(), []);
   const [session, setSession] = useState<Session | null>(null);
+  const [nudity, setNudity] = useState<NuditySettings>(DEFAULT_NUDITY);
   const [screen, setScreen] = useState<'landing' | 'chat'>('landing');
   const [mode, setMode] = usePersistentState<Mode>('dyad.mode', 'video', isMode);
   const [interests, setInterests] = usePersistentState<string[]>('dyad.interests', [], isStringList);
@@ -44,6 +46,7 @@ export function App(): ReactElement {
       if (!live) return;
       created = new Session({ config, media });
       setSession(created);
+      setNudity(config.nudity ?? DEFAULT_NUDITY);
     });
     return () => {
       live = false;
@@ -164,6 +167,7 @@ export function App(): ReactElement {
           session={session}
           media={media}
           autoNext={autoNext}
+          nudity={nudity}
           onAutoNext={setAutoNext}
           onHome={goHome}
           onUseText={() => {

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { ReactElement } from 'react';
+import type { NuditySettings } from '../client/config.js';
 import type { LocalMedia } from '../client/LocalMedia.js';
 import type { Session } from '../client/Session.js';
 import { statusText } from '../client/state.js';
@@ -8,6 +9,7 @@ import { ChatPanel } from './ChatPanel.js';
 import { DeviceMenu } from './DeviceMenu.js';
 import { useStore } from './hooks.js';
 import { Icon, type IconName } from './icons.js';
+import { NudityShield, useNudityGuard } from './NudityShield.js';
 import { ReportDialog } from './ReportDialog.js';
 import { Video } from './Video.js';
 
@@ -76,16 +78,19 @@ export interface ChatScreenProps {
   readonly session: Session;
   readonly media: LocalMedia;
   readonly autoNext: boolean;
+  /** The operator's nudity protection for the stranger's video. */
+  readonly nudity: NuditySettings;
   onAutoNext(on: boolean): void;
   onHome(): void;
   /** Leave video mode for text (the camera cannot be used). */
   onUseText(): void;
 }
 
-export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUseText }: ChatScreenProps): ReactElement {
+export function ChatScreen({ session, media, autoNext, nudity, onAutoNext, onHome, onUseText }: ChatScreenProps): ReactElement {
   const state = useStore(session.store);
   const remote = useStore(session.remote);
   const local = useStore(media.store);
+  const guard = useNudityGuard(nudity, state.mode === 'video' ? remote : null);
   const [reporting, setReporting] = useState(false);
   const [devicesOpen, setDevicesOpen] = useState(false);
   const video = state.mode === 'video';
@@ -119,7 +124,15 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
       {video && (
         <section className="stage" aria-label="Video">
           <div className="tile tile-remote">
-            <Video stream={remote} label="Stranger’s video" className="video" testId="remote-video" />
+            <Video
+              stream={remote}
+              label="Stranger’s video"
+              className="video"
+              testId="remote-video"
+              blurred={guard.blurred}
+              elementRef={guard.setVideo}
+            />
+            <NudityShield view={guard} canReport={canReport} onReport={() => setReporting(true)} />
             {overlay}
             <span className="tag">Stranger</span>
           </div>
