@@ -51,6 +51,9 @@ export async function startServer(extraEnv: Record<string, string> = {}): Promis
       CHAT_RATE_PER_MIN: '100000',
       CHAT_REPEAT_MAX: '100000',
       LOG_LEVEL: 'warn',
+      // The nudity model costs each page seconds of CPU after its first frame;
+      // e2e/nudity.e2e.test.ts and bench:frame set the filter they measure.
+      NUDITY_FILTER: 'off',
     },
     extraEnv,
   );

@@ -35,7 +35,9 @@ export default defineConfig({
       },
       workbox: {
         globPatterns: ['**/*.{js,css,html,svg,png,webmanifest}'],
-        globIgnores: ['config.json', '**/*.map'],
+        // The nudity classifier (worker, model, weights: megabytes) is fetched
+        // only on a video chat's first check, and never where the filter is off.
+        globIgnores: ['config.json', '**/*.map', '**/nudity.worker-*.js', '**/model.min-*.js', '**/group*-shard*.js'],
         // Pages open on the cached shell; nothing else on this origin is answered from the cache.
         navigateFallback: '/index.html',
         navigateFallbackDenylist: [/^\/config\.json$/, /^\/healthz$/],
@@ -45,6 +47,8 @@ export default defineConfig({
     }),
   ],
   optimizeDeps: { include: ['@dyad/protocol', 'zod'] },
+  // The nudity worker loads its model with dynamic imports: only ES module workers can split code.
+  worker: { format: 'es' },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

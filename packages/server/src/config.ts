@@ -7,6 +7,15 @@ import { LEGACY_PROTOCOLS, type LegacyProtocol } from '@dyad/protocol';
 import { isLoopbackHost } from './http/client.js';
 
 export type Role = 'matching' | 'signalling' | 'web';
+
+/**
+ * What the web client does with the stranger's video while its own browser
+ * classifies it (issue 13): nothing, blur it until the first frames are
+ * classified safe (and again when one is flagged), or blur it only when a
+ * frame is flagged. The server never sees video; it only tells the client.
+ */
+export type NudityFilter = 'off' | 'blur-until-checked' | 'blur-on-detect';
+const NUDITY_FILTERS: ReadonlySet<string> = new Set<NudityFilter>(['off', 'blur-until-checked', 'blur-on-detect']);
 const ROLE_NAMES: ReadonlySet<string> = new Set<Role>(['matching', 'signalling', 'web']);
 
 export interface Settings {
@@ -47,6 +56,15 @@ export interface Settings {
   publicSignallingUrl: string | undefined;
   /** Static files of the web client. @default packages/web/dist */
   webRoot: string;
+  /** Nudity protection in the receiving browser, handed to the client in /config.json. @default 'blur-on-detect' */
+  nudityFilter: NudityFilter;
+  /**
+   * A frame whose nudity score (the classifier's probability of its `Porn`
+   * and `Hentai` classes together, 0 to 1) is at least this is flagged. @default 0.7
+   */
+  nudityThreshold: number;
+  /** The client classifies at most one frame of the stranger's video per this many ms (it backs off when slower). @default 500 */
+  nudityCheckIntervalMs: number;
 
   /** How long a dropped socket's place is kept for resumption. @default 15_000 */
   graceMs: number;
@@ -254,6 +272,23 @@ const boolean = (env: Env, name: string, fallback: boolean): boolean => {
   throw new ConfigError(name, `expected true or false, got ${JSON.stringify(raw)}`);
 };
 
+/** A decimal from `min` to `max`, e.g. 0.7. */
+const fraction = (env: Env, name: string, fallback: number, min = 0, max = 1): number => {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(raw)) throw new ConfigError(name, `expected a number such as 0.5, got ${JSON.stringify(raw)}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+};
+
+const nudityFilter = (env: Env): NudityFilter => {
+  const raw = env.NUDITY_FILTER?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return 'blur-on-detect';
+  if (!NUDITY_FILTERS.has(raw)) throw new ConfigError('NUDITY_FILTER', `expected one of ${[...NUDITY_FILTERS].join(', ')}, got ${JSON.stringify(raw)}`);
+  return raw as NudityFilter;
+};
+
 const url = (env: Env, name: string): string | undefined => {
   const raw = env[name]?.trim();
   if (!raw) return undefined;
@@ -401,6 +436,9 @@ export function loadSettings(env: Env = process.env): Settings {
     publicMatchingUrl: url(env, 'PUBLIC_MATCHING_URL'),
     publicSignallingUrl: url(env, 'PUBLIC_SIGNALLING_URL'),
     webRoot: env.WEB_ROOT?.trim() || DEFAULT_WEB_ROOT,
+    nudityFilter: nudityFilter(env),
+    nudityThreshold: fraction(env, 'NUDITY_THRESHOLD', 0.7),
+    nudityCheckIntervalMs: integer(env, 'NUDITY_CHECK_INTERVAL_MS', 500, 100, 60_000),
     graceMs: integer(env, 'GRACE_MS', 15_000),
     interestTimeoutMs: integer(env, 'INTEREST_TIMEOUT_MS', 5_000),
     registrationTtlMs: integer(env, 'REGISTRATION_TTL_MS', 30_000, 1),

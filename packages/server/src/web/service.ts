@@ -1,5 +1,6 @@
 // The web role: the built client's static files and /config.json, which
-// tells the client where the matching and signalling services are.
+// tells the client where the matching and signalling services are and how it
+// guards its viewer against nudity in the stranger's video (issue 13).
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -63,6 +64,9 @@ export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logg
           signalling_url: publicUrl(settings.publicSignallingUrl, settings.publicUrl, PUBLIC_PATHS.signalling, req, urls.signallingPort()),
           // Whether the client should ask the matching service for a proof of work before it starts (GET /pow).
           pow: settings.powMode,
+          nudity_filter: settings.nudityFilter,
+          nudity_threshold: settings.nudityThreshold,
+          nudity_check_interval_ms: settings.nudityCheckIntervalMs,
         },
         { 'Cache-Control': 'no-store' },
       );

@@ -42,6 +42,10 @@ describe('settings refused at start', () => {
     // The services' paths under PUBLIC_URL are the proxy's (/matching, /signalling): a path of its own would be lost.
     ['PUBLIC_URL with a path', { PUBLIC_URL: 'https://chat.example/dyad' }, /PUBLIC_URL/],
     ['PUBLIC_URL=ftp://chat.example', { PUBLIC_URL: 'ftp://chat.example' }, /PUBLIC_URL/],
+    ['NUDITY_FILTER=strict', { NUDITY_FILTER: 'strict' }, /NUDITY_FILTER/],
+    ['NUDITY_THRESHOLD=1.5', { NUDITY_THRESHOLD: '1.5' }, /NUDITY_THRESHOLD/],
+    ['NUDITY_THRESHOLD=high', { NUDITY_THRESHOLD: 'high' }, /NUDITY_THRESHOLD/],
+    ['NUDITY_CHECK_INTERVAL_MS=10', { NUDITY_CHECK_INTERVAL_MS: '10' }, /NUDITY_CHECK_INTERVAL_MS/],
   ];
   for (const [what, env, names] of cases) {
     it(`${what}: the process exits non-zero with an error naming it`, async () => {
@@ -60,6 +64,28 @@ describe('settings accepted at start', () => {
       assert.equal((await request(`${server.matching}/healthz`)).status, 200);
     } finally {
       await server.stop();
+    }
+  });
+
+  it('/config.json hands the client the nudity filter: blur-on-detect at 0.7 every 500 ms by default, or as set', async () => {
+    const [plain, set] = await Promise.all([
+      startServer(),
+      startServer({ NUDITY_FILTER: ' Blur-Until-Checked ', NUDITY_THRESHOLD: '0.05', NUDITY_CHECK_INTERVAL_MS: '250' }),
+    ]);
+    try {
+      const read = async (web: string) => {
+        const res = await request(`${web}/config.json`);
+        assert.equal(res.status, 200);
+        return res.json() as Record<string, unknown>;
+      };
+      const [a, b] = await Promise.all([read(plain.web), read(set.web)]);
+      assert.deepEqual(
+        [a.nudity_filter, a.nudity_threshold, a.nudity_check_interval_ms],
+        ['blur-on-detect', 0.7, 500],
+      );
+      assert.deepEqual([b.nudity_filter, b.nudity_threshold, b.nudity_check_interval_ms], ['blur-until-checked', 0.05, 250]);
+    } finally {
+      await Promise.all([plain.stop(), set.stop()]);
     }
   });
 

@@ -2,8 +2,8 @@ import { startTransition, useEffect, useMemo, useRef, useState } from 'react';
 import type { ReactElement } from 'react';
 import type { Mode } from '@dyad/protocol';
 import { useTranslation } from 'react-i18next';
-import { loadConfig } from '../client/config.js';
-import type { ClientConfig } from '../client/config.js';
+import { DEFAULT_NUDITY, loadConfig } from '../client/config.js';
+import type { ClientConfig, NuditySettings } from '../client/config.js';
 import { LocalMedia } from '../client/LocalMedia.js';
 import { Session, cleanInterests } from '../client/Session.js';
 import { failureText, initialState } from '../client/state.js';
@@ -30,6 +30,7 @@ export function App(): ReactElement {
   const media = useMemo(() => new LocalMedia(), []);
   const [session, setSession] = useState<Session | null>(null);
   const [config, setConfig] = useState<ClientConfig | null>(null);
+  const [nudity, setNudity] = useState<NuditySettings>(DEFAULT_NUDITY);
   const [screen, setScreen] = useState<'landing' | 'chat'>('landing');
   /** The landing screen was reached from a chat (not on arrival): it takes focus. */
   const [returned, setReturned] = useState(false);
@@ -53,6 +54,7 @@ export function App(): ReactElement {
       created = new Session({ config, media });
       setConfig(config);
       setSession(created);
+      setNudity(config.nudity ?? DEFAULT_NUDITY);
     });
     return () => {
       live = false;
@@ -185,6 +187,7 @@ export function App(): ReactElement {
           session={session}
           media={media}
           autoNext={autoNext}
+          nudity={nudity}
           onAutoNext={setAutoNext}
           onHome={goHome}
           online={online}

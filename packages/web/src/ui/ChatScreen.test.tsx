@@ -2,6 +2,7 @@
 // tap does to the real track states, and what the buttons say about it.
 import { afterEach, describe, expect, it } from 'vitest';
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react';
+import { DEFAULT_NUDITY } from '../client/config.js';
 import { LocalMedia } from '../client/LocalMedia.js';
 import { Session } from '../client/Session.js';
 import { FakeDevices, settle } from '../test-support/FakeDevices.js';
@@ -20,6 +21,9 @@ const idleSocket = () => ({ readyState: 0, send() {}, close() {} }) as unknown a
 
 afterEach(cleanup);
 
+/** These tests are about the viewer's own devices: no classifier. */
+const NUDITY_OFF = { ...DEFAULT_NUDITY, mode: 'off' } as const;
+
 async function setup(devices: FakeDevices) {
   const media = new LocalMedia(devices.asMediaDevices());
   const session = new Session({
@@ -32,7 +36,15 @@ async function setup(devices: FakeDevices) {
   await got;
   await settle();
   render(
-    <ChatScreen session={session} media={media} autoNext={false} onAutoNext={() => {}} onHome={() => {}} onUseText={() => {}} />,
+    <ChatScreen
+      session={session}
+      media={media}
+      autoNext={false}
+      nudity={NUDITY_OFF}
+      onAutoNext={() => {}}
+      onHome={() => {}}
+      onUseText={() => {}}
+    />,
     { wrapper: WithI18n },
   );
   return { media, session };

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { ReactElement, ReactNode } from 'react';
 import { useTranslation } from 'react-i18next';
+import type { NuditySettings } from '../client/config.js';
 import type { LocalMedia } from '../client/LocalMedia.js';
 import type { Session } from '../client/Session.js';
 import { noticeText, statusText } from '../client/state.js';
@@ -10,6 +11,7 @@ import { DeviceMenu } from './DeviceMenu.js';
 import { touchFirst, useStore } from './hooks.js';
 import { Icon, type IconName } from './icons.js';
 import { MediaProblemText } from './MediaProblemText.js';
+import { NudityShield, useNudityGuard } from './NudityShield.js';
 import { ReportDialog } from './ReportDialog.js';
 import { BlockButton } from './BlockButton.js';
 import { Video } from './Video.js';
@@ -79,6 +81,8 @@ export interface ChatScreenProps {
   readonly session: Session;
   readonly media: LocalMedia;
   readonly autoNext: boolean;
+  /** The operator's nudity protection for the stranger's video. */
+  readonly nudity: NuditySettings;
   onAutoNext(on: boolean): void;
   onHome(): void;
   /** People online and waiting, shown while looking for someone. */
@@ -87,11 +91,12 @@ export interface ChatScreenProps {
   onUseText(): void;
 }
 
-export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUseText, online }: ChatScreenProps): ReactElement {
+export function ChatScreen({ session, media, autoNext, nudity, onAutoNext, onHome, onUseText, online }: ChatScreenProps): ReactElement {
   const state = useStore(session.store);
   const remote = useStore(session.remote);
   const local = useStore(media.store);
   const { t } = useTranslation();
+  const guard = useNudityGuard(nudity, state.mode === 'video' ? remote : null);
   const [reporting, setReporting] = useState(false);
   const [devicesOpen, setDevicesOpen] = useState(false);
   const video = state.mode === 'video';
@@ -149,7 +154,15 @@ export function ChatScreen({ session, media, autoNext, onAutoNext, onHome, onUse
       {video && (
         <section className="stage" aria-label={t('chat.videoStage')}>
           <div className="tile tile-remote">
-            <Video stream={remote} label={t('chat.strangerVideo')} className="video" testId="remote-video" />
+            <Video
+              stream={remote}
+              label={t('chat.strangerVideo')}
+              className="video"
+              testId="remote-video"
+              blurred={guard.blurred}
+              elementRef={guard.setVideo}
+            />
+            <NudityShield view={guard} canReport={canReport} onReport={() => setReporting(true)} />
             {overlay}
             <span className="tag">{t('chat.stranger')}</span>
           </div>

@@ -1,4 +1,4 @@
-import { useEffect, useRef } from 'react';
+import { useCallback, useEffect, useRef } from 'react';
 import type { ReactElement } from 'react';
 
 export interface VideoProps {
@@ -9,10 +9,21 @@ export interface VideoProps {
   readonly className?: string;
   readonly label: string;
   readonly testId?: string;
+  /** Drawn blurred (the nudity guard), sound unchanged. */
+  readonly blurred?: boolean;
+  /** Told the element when it mounts and unmounts (the nudity guard takes frames from it). */
+  readonly elementRef?: (el: HTMLVideoElement | null) => void;
 }
 
-export function Video({ stream, muted = false, mirrored = false, className, label, testId }: VideoProps): ReactElement {
+export function Video({ stream, muted = false, mirrored = false, className, label, testId, blurred = false, elementRef }: VideoProps): ReactElement {
   const ref = useRef<HTMLVideoElement>(null);
+  const setRef = useCallback(
+    (el: HTMLVideoElement | null) => {
+      ref.current = el;
+      elementRef?.(el);
+    },
+    [elementRef],
+  );
   useEffect(() => {
     const el = ref.current;
     if (!el) return;
@@ -26,8 +37,8 @@ export function Video({ stream, muted = false, mirrored = false, className, labe
   }, [muted]);
   return (
     <video
-      ref={ref}
-      className={`${className ?? ''}${mirrored ? ' mirrored' : ''}`}
+      ref={setRef}
+      className={`${className ?? ''}${mirrored ? ' mirrored' : ''}${blurred ? ' video-blurred' : ''}`}
       autoPlay
       playsInline
       muted={muted}
