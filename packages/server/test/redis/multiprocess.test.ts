@@ -144,10 +144,10 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
       assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i), 'every candidate, in the order sent');
     }
     // Both members joined and the answer passed: each process appended its member's candidates to the
-    // other's inbox itself, with no script per frame (the heartbeats and reapers run a few meanwhile).
+    // other's inbox itself (several to an entry), with no script per frame (heartbeats and reapers run a few meanwhile).
     const calls = await redis.commandCalls();
     const delta = (cmd: string): number => (calls[cmd] ?? 0) - (before[cmd] ?? 0);
-    assert.ok(delta('xadd') >= 200, `relayed by XADD: ${delta('xadd')}`);
+    assert.ok(delta('xadd') >= 2, `relayed by XADD, both ways: ${delta('xadd')}`);
     assert.ok(delta('evalsha') < 100, `scripts run while 200 candidates were relayed: ${delta('evalsha')}`);
 
     for (let i = 0; i < 20; i++) {
@@ -273,7 +273,8 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
     try {
       await eventually(async () => ((await status(`${m1.http('matching')}/readyz`)) === 503 ? true : undefined), 'm1 /readyz 503');
       a.m.send({ event: 'chat', message: 'during the stall' });
-      assert.equal((await a.m.expect('error', { timeoutMs: 5_000 })).code, 'rate-limited');
+      // The chat's own counts wait REDIS_CALL_TIMEOUT_MS for Redis, then the transition does: two of them.
+      assert.equal((await a.m.expect('error', { timeoutMs: 8_000 })).code, 'rate-limited');
       // A registration checks the shared per-address limit first: that check must not wait for Redis forever either.
       const reg = await fetch(`${m2.http('matching')}/register`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(8_000) });
       await reg.arrayBuffer();

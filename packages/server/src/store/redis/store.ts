@@ -1058,6 +1058,8 @@ export class RedisStore implements Store {
   async ping(): Promise<boolean> {
     if (this.client.status !== 'ready') return false;
     try {
+      // On a Cluster the node holding the store's slot must answer (a PING would go to any node).
+      if (this.client instanceof Cluster) return (await this.client.exists(`${this.base}epoch`)) >= 0;
       return (await this.client.ping()) === 'PONG';
     } catch {
       return false;
