@@ -5,14 +5,16 @@
 // ban, and the user can start again. The test users speak the wire protocol
 // from addresses of their own (X-Forwarded-For with TRUST_PROXY); the console
 // is a page. And the chat client itself solves a proof of work (POW_MODE=always)
-// before it is paired.
+// before it is paired, and solves a new one when its first is refused.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { solveChallenge, type Challenge } from 'altcha-lib';
+import { deriveKey } from 'altcha-lib/algorithms/sha';
 import type { Browser } from 'playwright-core';
 import { RedisServer } from '../packages/server/test/redis/support/redis-server.js';
 import { WireClient } from '../packages/server/test/support/ws-client.js';
 import { clickStart, launchBrowser, newUser, prepare, screenshot, startServer, status, within } from './harness.js';
-import type { RunningServer } from './harness.js';
+import type { RunningServer, User } from './harness.js';
 
 const ADMIN_TOKEN = 'console-e2e-admin-token';
 const SUSPECT = '198.51.100.7';
@@ -146,6 +148,46 @@ describe('proof of work in the chat client', () => {
     for (const u of users) await prepare(u.page, server.web, 'text');
     for (const u of users) await clickStart(u.page);
     for (const u of users) await within(20_000, 'paired after a proof of work', status(u.page).filter({ hasText: /^Connected$/ }).waitFor());
+    for (const u of users) {
+      assert.deepEqual(u.errors, []);
+      await u.context.close();
+    }
+  });
+
+  it('a proof refused at the start (spent already) is solved again, and the page is still paired', async () => {
+    const users = await Promise.all([newUser(browser), newUser(browser)]);
+    const [first, second] = users as [User, User];
+    // The first challenge the page gets is spent by someone else before the page sends its solution.
+    let spent: string | undefined;
+    await first.page.route(
+      `${server.matching}/pow`,
+      async (route) => {
+        const response = await route.fetch();
+        const { challenge } = (await response.json()) as { challenge: Challenge };
+        const solution = await solveChallenge({ challenge, deriveKey });
+        assert.ok(solution, 'the challenge has a solution');
+        const altcha = Buffer.from(JSON.stringify({ challenge, solution })).toString('base64');
+        const other = await WireClient.open(`${wsUrl(server.matching)}/ws?mode=video&altcha=${encodeURIComponent(altcha)}`, { channel: 'matching', label: 'spender' });
+        await other.expect('session');
+        await other.close(1000);
+        spent = challenge.signature;
+        await route.fulfill({ response });
+      },
+      { times: 1 },
+    );
+    for (const u of users) await prepare(u.page, server.web, 'text');
+    for (const u of users) await clickStart(u.page);
+    for (const u of users) await within(20_000, 'paired after a proof of work', status(u.page).filter({ hasText: /^Connected$/ }).waitFor());
+    // The page sent the spent one first, then one of a new challenge.
+    const sent = await first.page.evaluate(() =>
+      (window as unknown as { __sockets: WebSocket[] }).__sockets.map((ws) => new URL(ws.url).searchParams.get('altcha')).filter((a) => a !== null),
+    );
+    const signatures = sent.map((a) => (JSON.parse(Buffer.from(a, 'base64').toString('utf8')) as { challenge: Challenge }).challenge.signature);
+    assert.ok(spent, 'the route ran');
+    assert.equal(signatures[0], spent, 'the first start carried the spent challenge');
+    assert.equal(signatures.length, 2, `two starts: ${signatures.length}`);
+    assert.notEqual(signatures[1], spent, 'the second start carried a new challenge');
+    assert.equal(await status(second.page).innerText(), 'Connected');
     for (const u of users) {
       assert.deepEqual(u.errors, []);
       await u.context.close();

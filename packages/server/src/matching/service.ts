@@ -239,7 +239,8 @@ export class MatchingService {
     const { addresses, settings, hub } = this.ctx;
     const required = await this.pow.required(addresses.hash(clientAddress(req, settings.trustProxy)));
     const body = required ? { required, challenge: await this.pow.challenge(hub.clock.now()) } : { required };
-    sendJson(res, 200, body, { 'Cache-Control': 'no-store' });
+    // Date is read by the client to know when the challenge ends on its own clock (a browser hides it across origins unless exposed).
+    sendJson(res, 200, body, { 'Cache-Control': 'no-store', 'Access-Control-Expose-Headers': 'Date' });
   }
 
   /**

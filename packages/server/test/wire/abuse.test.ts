@@ -31,6 +31,8 @@ async function challenge(server: RunningServer, via: Via = {}): Promise<PowRespo
   const res = await request(`${server.matching}/pow`, { headers: via.headers ?? {} });
   assert.equal(res.status, 200, describeResponse(res));
   assert.equal(res.headers['cache-control'], 'no-store');
+  assert.equal(res.headers['access-control-expose-headers'], 'Date', 'a browser may read the server\'s clock');
+  assert.ok(Number.isFinite(Date.parse(String(res.headers.date))), `a Date header: ${res.headers.date}`);
   const parsed = PowResponse.safeParse(res.json());
   assert.ok(parsed.success, `GET /pow keeps its schema: ${res.text}`);
   return parsed.data;

@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createChallenge } from 'altcha-lib';
 import { FakeDevices, settle } from '../test-support/FakeDevices.js';
 import { LocalMedia } from './LocalMedia.js';
+import { deriveKey } from './pow.js';
 import type { PeerLinkOptions, RoomInfo } from './PeerLink.js';
 import { Session, cleanInterests, oneTripUrl } from './Session.js';
 import type { PeerLinkLike } from './Session.js';
@@ -560,6 +562,62 @@ describe('Session', () => {
     session.start({ mode: 'text', interests: [], lang: null });
     FakeSocket.all[0]!.drop(1006);
     expect(session.state.failure?.kind).toBe('unreachable');
+  });
+
+  it('a start that fails before its session solves a new proof and tries again; no proof is sent twice; then unreachable', async () => {
+    let served = 0;
+    const fetchImpl = (async () => {
+      served++;
+      const challenge = await createChallenge({
+        algorithm: 'SHA-256',
+        cost: 1,
+        counter: 100,
+        deriveKey,
+        expiresAt: Math.floor(Date.now() / 1000) + 600,
+        hmacSignatureSecret: 'k',
+        hmacKeySignatureSecret: 'k',
+      });
+      return new Response(JSON.stringify({ required: true, challenge }), { status: 200 });
+    }) as typeof fetch;
+    const session = new Session({
+      config: { ...config, pow: 'always' },
+      media: new LocalMedia(undefined),
+      createSocket: (url) => new FakeSocket(url) as unknown as WebSocket,
+      createPeerLink: (opts) => new FakeLink(opts),
+      fetch: fetchImpl,
+    });
+    const altchaOf = (s: FakeSocket) => new URL(s.url).searchParams.get('altcha');
+    session.warmUp();
+    session.start({ mode: 'text', interests: [], lang: null });
+    // Refused at the upgrade (spent or expired: the page sees only a close), twice.
+    for (let tries = 1; tries <= 3; tries++) {
+      await vi.waitFor(() => expect(FakeSocket.all).toHaveLength(tries));
+      if (tries < 3) FakeSocket.all[tries - 1]!.drop(1006);
+      expect(session.state.failure).toBeNull();
+      expect(session.state.phase).toBe('connecting');
+    }
+    const proofs = FakeSocket.all.map(altchaOf);
+    expect(proofs.every((p) => p !== null && p.length > 0)).toBe(true);
+    expect(new Set(proofs).size).toBe(3);
+    expect(served).toBeGreaterThanOrEqual(3);
+    // The third attempt works.
+    const m = FakeSocket.all[2]!;
+    m.open();
+    m.receive({ event: 'session', id: 'me', token: 't' });
+    m.receive({ event: 'waiting' });
+    expect(session.state.phase).toBe('waiting');
+
+    // A new start from scratch gets its retries again, and then gives up.
+    session.leave();
+    FakeSocket.all = [];
+    session.start({ mode: 'text', interests: [], lang: null });
+    for (let tries = 1; tries <= 3; tries++) {
+      await vi.waitFor(() => expect(FakeSocket.all).toHaveLength(tries));
+      FakeSocket.all[tries - 1]!.drop(1006);
+    }
+    expect(session.state.failure?.kind).toBe('unreachable');
+    expect(new Set(FakeSocket.all.map(altchaOf)).size).toBe(3);
+    session.dispose();
   });
 
   it('ignores frames that are not valid messages', () => {

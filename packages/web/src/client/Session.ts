@@ -45,6 +45,14 @@ export interface SessionDeps {
   readonly graceMs?: number;
 }
 
+/**
+ * A start that fails before its session exists is tried again this many
+ * times with a new proof of work. The page cannot tell a refused proof (an
+ * expired or spent challenge: 403, none: 428) from a lost connection, since
+ * both end the WebSocket before it opens.
+ */
+const START_RETRIES = 2;
+
 /** How long "Stranger skipped" stays before auto-next looks for the next one, so the change of face is not a surprise. */
 const AUTO_NEXT_PAUSE_MS = 300;
 
@@ -73,6 +81,8 @@ export class Session {
   private readonly stopWatchingMedia: () => void;
   /** Proofs of work for starts, one solved ahead. */
   private readonly proofs: ProofCache;
+  /** What is left of START_RETRIES for the current start. */
+  private startRetries = 0;
 
   constructor(private readonly deps: SessionDeps) {
     this.proofs = new ProofCache(deps.config.matchingUrl, deps.config.pow ?? 'off', deps.fetch ?? ((...a) => fetch(...a)));
@@ -127,24 +137,39 @@ export class Session {
     // Text has no camera or microphone: one prepared for video is released.
     if (prefs.mode === 'video') void this.deps.media.acquire();
     else this.deps.media.release();
-    let altcha: string | undefined;
-    const socket = this.openMatching(() => oneTripUrl(this.deps.config.matchingUrl, prefs, altcha));
-    this.matching = socket;
+    this.startRetries = START_RETRIES;
+    this.connectStart(prefs);
     // From here the search keeps the spare (warmed on the landing screen, or made now).
     this.warm = false;
-    if ((this.deps.config.pow ?? 'off') === 'off') socket.connect();
-    else {
-      // The proof was solved ahead (warmUp) in most cases; the next one is started once this is sent.
-      void this.proofs.take().then((proof) => {
-        if (this.matching !== socket) return;
-        altcha = proof;
-        socket.connect();
-        this.proofs.prefetch();
-      });
-    }
     // The spare peer connection is made while the socket opens, after this
     // click's task, so the socket's first events are not kept waiting.
     setTimeout(() => this.reconcile(), 0);
+  }
+
+  /**
+   * Open the one-trip start, with a proof of work when the server asks for
+   * one. The proof goes in the first URL only: a solution is good for one
+   * session, and sent again it would only be refused.
+   */
+  private connectStart(prefs: Preferences): void {
+    let altcha: string | undefined;
+    const socket = this.openMatching(() => {
+      const url = oneTripUrl(this.deps.config.matchingUrl, prefs, altcha);
+      altcha = undefined;
+      return url;
+    });
+    this.matching = socket;
+    if (!this.proofs.enabled) {
+      socket.connect();
+      return;
+    }
+    // The proof was solved ahead (warmUp) in most cases; the next one is started once this is sent.
+    void this.proofs.take().then((proof) => {
+      if (this.matching !== socket) return;
+      altcha = proof;
+      socket.connect();
+      this.proofs.prefetch();
+    });
   }
 
   /**
@@ -272,6 +297,7 @@ export class Session {
   dispose(): void {
     this.warm = false;
     this.leave();
+    this.proofs.clear();
     this.peers.dispose();
     this.stopWatchingMedia();
   }
@@ -368,6 +394,14 @@ export class Session {
 
   private onMatchingFinal(code: number): void {
     const hadSession = this.credentials !== null;
+    const verdict = code === CloseCode.replaced || code === CloseCode.banned;
+    if (!hadSession && !verdict && this.proofs.enabled && this.startRetries > 0 && this.prefs) {
+      // The start may have been refused for its proof: solve a new one and start again.
+      this.startRetries--;
+      this.matching = null;
+      this.connectStart(this.prefs);
+      return;
+    }
     this.endSession();
     if (this.state.failure?.kind === 'banned') return;
     const kind: Failure['kind'] =
