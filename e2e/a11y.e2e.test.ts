@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 import { REPO_ROOT } from '../packages/server/test/support/spawn.js';
-import { clickStart, launchBrowser, newUser, prepare, screenshot, startServer, status, waitForMedia } from './harness.js';
+import { clickStart, expectStatus, launchBrowser, newUser, prepare, screenshot, startPair, startServer, talk, waitForMedia } from './harness.js';
 import type { RunningServer, User } from './harness.js';
 
 const WIDTHS: ReadonlyArray<{ name: string; options: BrowserContextOptions }> = [
@@ -52,10 +52,6 @@ const focused = (page: Page) =>
     if (!el) return '';
     return el.id ? `#${el.id}` : `${el.tagName.toLowerCase()}:${el.getAttribute('aria-label') ?? el.textContent?.trim() ?? ''}`;
   });
-
-async function expectStatus(page: Page, text: string | RegExp): Promise<void> {
-  await status(page).filter({ hasText: text }).waitFor();
-}
 
 /** Generous: two browsers with real media on a shared two-core machine. */
 const TEST_TIMEOUT_MS = 600_000;
@@ -166,12 +162,8 @@ describe('accessibility of every screen', () => {
         for (const u of [a, b]) await u.page.getByRole('button', { name: 'Dyad home' }).click();
         await a.page.getByRole('heading', { level: 1 }).waitFor();
         assert.match(await focused(a.page), /^h1:/, 'back on the landing screen, focus is at its heading');
-        await Promise.all([prepare(a.page, server.web, 'text'), prepare(b.page, server.web, 'text')]);
-        await Promise.all([clickStart(a.page), clickStart(b.page)]);
-        await Promise.all([expectStatus(a.page, 'Connected'), expectStatus(b.page, 'Connected')]);
-        await b.page.getByRole('textbox', { name: 'Message' }).fill('hello there');
-        await b.page.getByRole('textbox', { name: 'Message' }).press('Enter');
-        await a.page.getByText('hello there').waitFor();
+        await startPair(a, b, server.web, 'text');
+        await talk(b.page, a.page, 'hello there');
         await expectNoViolations(a.page, 'text chat');
         await shoot(a.page, `text-${width.name}`);
 

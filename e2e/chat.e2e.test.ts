@@ -5,17 +5,24 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import {
   clickStart,
+  closeUsers,
+  expectConnected,
+  expectStatus,
+  expectVideoFlowing,
   launchBrowser,
-  mediaStats,
   newUser,
+  peerConnectionCount,
   prepare,
   screenshot,
+  startPair,
   startServer,
   status,
+  talk,
   waitForMedia,
+  waitForOpenSockets,
   within,
 } from './harness.js';
-import type { RunningServer } from './harness.js';
+import type { Instrumented, RunningServer } from './harness.js';
 
 const PHONE = {
   viewport: { width: 390, height: 844 },
@@ -33,18 +40,12 @@ let browser: Browser;
 const livePeerConnections = (page: Page) =>
   page.evaluate(
     () =>
-      (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter(
+      (window as unknown as Instrumented).__pcs.filter(
         (pc) => pc.signalingState !== 'closed' && pc.remoteDescription !== null,
       ).length,
   );
 const openPeerConnections = (page: Page) =>
-  page.evaluate(() => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((pc) => pc.signalingState !== 'closed').length);
-const peerConnectionCount = (page: Page) =>
-  page.evaluate(() => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.length);
-
-async function expectStatus(page: Page, text: string | RegExp, timeout = 10_000): Promise<void> {
-  await status(page).filter({ hasText: text }).waitFor({ timeout });
-}
+  page.evaluate(() => (window as unknown as Instrumented).__pcs.filter((pc) => pc.signalingState !== 'closed').length);
 
 describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
   before(async () => {
@@ -77,11 +78,11 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       assert.equal(sb.remoteCandidateType, 'host');
       for (const page of [a.page, b.page]) {
         const servers = await page.evaluate(() =>
-          (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.at(-1)!.getConfiguration().iceServers,
+          (window as unknown as Instrumented).__pcs.at(-1)!.getConfiguration().iceServers,
         );
         assert.deepEqual(servers?.flatMap((s) => s.urls), [STUN_URL], 'ICE servers come from `matched`');
       }
-      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await expectConnected(a.page, b.page);
       // Interests compare case-insensitively; the shared one is shown to both.
       await b.page.getByText('You both like music.').waitFor();
       assert.equal(await a.page.getByRole('list', { name: 'Interests you share' }).textContent(), 'music');
@@ -99,9 +100,7 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       const lineB = await b.page.locator('li[data-from="stranger"]').first().textContent();
       assert.equal(lineB?.trim(), 'Stranger: hello stranger');
 
-      await b.page.getByRole('textbox', { name: 'Message' }).fill('hi from the phone');
-      await b.page.getByRole('textbox', { name: 'Message' }).press('Enter');
-      await a.page.locator('li[data-from="stranger"]', { hasText: 'hi from the phone' }).waitFor();
+      await talk(b.page, a.page, 'hi from the phone');
       // Let a few more frames in so the screenshots show real video.
       await a.page.waitForTimeout(400);
       await screenshot(a.page, 'video-desktop');
@@ -119,7 +118,7 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       await screenshot(b.page, 'skipped-phone');
       assert.deepEqual([...a.errors, ...b.errors], []);
     } finally {
-      await Promise.all([a.context.close(), b.context.close()]);
+      await closeUsers(a, b);
     }
   });
 
@@ -132,13 +131,8 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       await clickStart(v.page);
       await expectStatus(v.page, 'Looking for someone…');
 
-      await Promise.all([prepare(t1.page, server.web, 'text'), prepare(t2.page, server.web, 'text')]);
-      await Promise.all([clickStart(t1.page), clickStart(t2.page)]);
-      await Promise.all([expectStatus(t1.page, /^Connected$/), expectStatus(t2.page, /^Connected$/)]);
-
-      await t1.page.getByRole('textbox', { name: 'Message' }).fill('text only');
-      await t1.page.getByRole('textbox', { name: 'Message' }).press('Enter');
-      await t2.page.locator('li[data-from="stranger"]', { hasText: 'text only' }).waitFor();
+      await startPair(t1, t2, server.web, 'text');
+      await talk(t1.page, t2.page, 'text only');
 
       // Give the server every chance to pair the video page wrongly.
       await v.page.waitForTimeout(300);
@@ -159,7 +153,7 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       await expectStatus(t2.page, 'Stranger skipped');
       assert.deepEqual([...v.errors, ...t1.errors, ...t2.errors], []);
     } finally {
-      await Promise.all([v.context.close(), t1.context.close(), t2.context.close()]);
+      await closeUsers(v, t1, t2);
     }
   });
 
@@ -167,41 +161,24 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
     const a = await newUser(browser);
     const b = await newUser(browser);
     try {
-      await Promise.all([prepare(a.page, server.web, 'video'), prepare(b.page, server.web, 'video')]);
-      await Promise.all([clickStart(a.page), clickStart(b.page)]);
-      await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
+      await startPair(a, b, server.web, 'video');
 
       // Cut both of A's sockets the way a network blip does (not a clean 1000 close).
       const cut = await a.page.evaluate(() => {
-        const sockets = (window as unknown as { __sockets: WebSocket[] }).__sockets.filter(
-          (s) => s.readyState === WebSocket.OPEN,
-        );
+        const sockets = (window as unknown as Instrumented).__sockets.filter((s) => s.readyState === WebSocket.OPEN);
         for (const s of sockets) s.close(4000);
         return sockets.length;
       });
       assert.equal(cut, 2, 'matching and signalling sockets were open');
-      await within(
-        10_000,
-        'A reopens both sockets',
-        a.page.waitForFunction(
-          () => (window as unknown as { __sockets: WebSocket[] }).__sockets.filter((s) => s.readyState === 1).length === 2,
-          undefined,
-          { timeout: 10_000 },
-        ),
-      );
+      await within(10_000, 'A reopens both sockets', waitForOpenSockets(a.page, 2, 10_000));
       await expectStatus(a.page, /^Connected$/);
-      await a.page.getByRole('textbox', { name: 'Message' }).fill('still here?');
-      await a.page.getByRole('textbox', { name: 'Message' }).press('Enter');
-      await b.page.locator('li[data-from="stranger"]', { hasText: 'still here?' }).waitFor();
+      await talk(a.page, b.page, 'still here?');
       assert.match((await status(b.page).textContent()) ?? '', /^Connected$/, 'B never saw A leave');
       assert.equal(await peerConnectionCount(a.page), 1, 'same peer connection, no renegotiated room');
-      const before = (await mediaStats(b.page))?.framesDecoded ?? 0;
-      await b.page.waitForTimeout(300);
-      const afterwards = (await mediaStats(b.page))?.framesDecoded ?? 0;
-      assert.ok(afterwards > before, 'video keeps flowing');
+      await expectVideoFlowing(b.page);
       assert.deepEqual([...a.errors, ...b.errors], []);
     } finally {
-      await Promise.all([a.context.close(), b.context.close()]);
+      await closeUsers(a, b);
     }
   });
 
@@ -215,15 +192,13 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
         return stream ? stream.getTracks().filter((t) => t.readyState === 'live').length : 0;
       });
     try {
-      await Promise.all([prepare(a.page, server.web, 'video'), prepare(b.page, server.web, 'video')]);
-      await Promise.all([clickStart(a.page), clickStart(b.page)]);
-      await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
+      await startPair(a, b, server.web, 'video');
       await b.page.getByRole('checkbox', { name: 'Auto-next' }).check({ force: true });
 
       await a.page.getByRole('button', { name: /^Next/ }).click();
       // B hears why, and is already looking again; with nobody else around, they meet again.
       await expectStatus(b.page, /Stranger skipped/);
-      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await expectConnected(a.page, b.page);
       await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
 
       await a.page.getByRole('button', { name: 'Stop' }).click();
@@ -233,12 +208,12 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       assert.equal(await livePeerConnections(a.page), 0);
 
       await a.page.getByRole('button', { name: 'New chat' }).click();
-      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await expectConnected(a.page, b.page);
       await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
       assert.equal(await liveCameraTracks(a.page), 2, 'the camera is back');
       assert.deepEqual([...a.errors, ...b.errors], []);
     } finally {
-      await Promise.all([a.context.close(), b.context.close()]);
+      await closeUsers(a, b);
     }
   });
 
@@ -248,15 +223,15 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
     /** The ICE username fragment this page's connection uses now; a restart changes it. */
     const ufrag = (page: Page) =>
       page.evaluate(() => {
-        const pc = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.at(-1)!;
+        const pc = (window as unknown as Instrumented).__pcs.at(-1)!;
         return /a=ice-ufrag:(\S+)/.exec(pc.currentLocalDescription?.sdp ?? '')?.[1] ?? null;
       });
     const restart = (page: Page) =>
-      page.evaluate(() => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.at(-1)!.restartIce());
+      page.evaluate(() => (window as unknown as Instrumented).__pcs.at(-1)!.restartIce());
     const settled = (page: Page, old: string | null) =>
       page.waitForFunction(
         (before) => {
-          const pc = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.at(-1)!;
+          const pc = (window as unknown as Instrumented).__pcs.at(-1)!;
           const now = /a=ice-ufrag:(\S+)/.exec(pc.currentLocalDescription?.sdp ?? '')?.[1];
           return pc.signalingState === 'stable' && pc.connectionState === 'connected' && now !== before;
         },
@@ -264,11 +239,9 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
         { timeout: 10_000 },
       );
     try {
-      await Promise.all([prepare(a.page, server.web, 'video'), prepare(b.page, server.web, 'video')]);
-      await Promise.all([clickStart(a.page), clickStart(b.page)]);
-      await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
+      await startPair(a, b, server.web, 'video');
       const responder = (await a.page.evaluate(
-        () => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.at(-1)!.currentLocalDescription?.type,
+        () => (window as unknown as Instrumented).__pcs.at(-1)!.currentLocalDescription?.type,
       )) === 'answer' ? a.page : b.page;
 
       // The responder may offer once the first answer has passed (contract rule).
@@ -281,13 +254,11 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       await Promise.all([restart(a.page), restart(b.page)]);
       await Promise.all([settled(a.page, ua), settled(b.page, ub)]);
 
-      const before = (await mediaStats(a.page))?.framesDecoded ?? 0;
-      await a.page.waitForTimeout(300);
-      assert.ok(((await mediaStats(a.page))?.framesDecoded ?? 0) > before, 'video keeps flowing after the restarts');
-      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await expectVideoFlowing(a.page, 'video keeps flowing after the restarts');
+      await expectConnected(a.page, b.page);
       assert.deepEqual([...a.errors, ...b.errors], []);
     } finally {
-      await Promise.all([a.context.close(), b.context.close()]);
+      await closeUsers(a, b);
     }
   });
 
@@ -317,7 +288,7 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       assert.equal(await openPeerConnections(b.page), 1, 'only the current peer connection is open on B');
       const liveRemoteTracks = await a.page.evaluate(
         () =>
-          (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs
+          (window as unknown as Instrumented).__pcs
             .filter((pc) => pc.signalingState === 'closed')
             .flatMap((pc) => pc.getReceivers().map((r) => r.track))
             .filter((t) => t.readyState === 'live').length,
@@ -325,7 +296,7 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       assert.equal(liveRemoteTracks, 0, 'remote tracks of closed rooms have ended');
       assert.deepEqual([...a.errors, ...b.errors], []);
     } finally {
-      await Promise.all([a.context.close(), b.context.close()]);
+      await closeUsers(a, b);
     }
   });
 

@@ -102,6 +102,12 @@ export const INSTRUMENT = `(() => {
   };
 })();`;
 
+/** What INSTRUMENT keeps on `window`, for the page helpers below. */
+export interface Instrumented {
+  __pcs: RTCPeerConnection[];
+  __sockets: WebSocket[];
+}
+
 export interface User {
   readonly context: BrowserContext;
   readonly page: Page;
@@ -134,6 +140,33 @@ export async function prepare(page: Page, url: string, mode: 'video' | 'text', i
 
 export async function clickStart(page: Page): Promise<void> {
   await page.getByRole('button', { name: 'Start', exact: true }).click();
+}
+
+/**
+ * Two pages choose `mode` and confirm, both press Start, and the two are
+ * paired: each decodes the other's video and hears its audio (video; their
+ * stats are returned), or both say Connected (text).
+ */
+export async function startPair(a: User, b: User, url: string, mode: 'video', timeoutMs?: number): Promise<[MediaStats, MediaStats]>;
+export async function startPair(a: User, b: User, url: string, mode: 'text', timeoutMs?: number): Promise<void>;
+export async function startPair(a: User, b: User, url: string, mode: 'video' | 'text', timeoutMs?: number): Promise<[MediaStats, MediaStats] | void> {
+  await Promise.all([prepare(a.page, url, mode), prepare(b.page, url, mode)]);
+  await Promise.all([clickStart(a.page), clickStart(b.page)]);
+  if (mode === 'text') return expectConnected(a.page, b.page, timeoutMs);
+  return Promise.all([waitForMedia(a.page, timeoutMs), waitForMedia(b.page, timeoutMs)]);
+}
+
+/** Close the users' browser contexts (their pages and sockets with them). */
+export async function closeUsers(...users: User[]): Promise<void> {
+  await Promise.all(users.map((u) => u.context.close()));
+}
+
+/** `from` writes a line and sends it; `to` sees it from the stranger. */
+export async function talk(from: Page, to: Page, text: string): Promise<void> {
+  const input = from.getByRole('textbox', { name: 'Message' });
+  await input.fill(text);
+  await input.press('Enter');
+  await to.locator('li[data-from="stranger"]', { hasText: text }).waitFor();
 }
 
 export interface MediaStats {
@@ -184,6 +217,19 @@ export async function waitForMedia(page: Page, timeoutMs = 10_000): Promise<Medi
   throw new Error(`no remote media within ${timeoutMs} ms: ${JSON.stringify(last)}`);
 }
 
+/** Wait (bounded) until the page has decoded more of the stranger's video than now: it keeps flowing. */
+export async function expectVideoFlowing(page: Page, what = 'video keeps flowing', timeoutMs = 5_000): Promise<void> {
+  const decoded = async () => (await mediaStats(page))?.framesDecoded ?? 0;
+  const before = await decoded();
+  await within(
+    timeoutMs,
+    what,
+    (async () => {
+      while ((await decoded()) <= before) await new Promise((r) => setTimeout(r, 50));
+    })(),
+  );
+}
+
 export async function screenshot(page: Page, name: string): Promise<string> {
   await mkdir(ARTIFACTS, { recursive: true });
   const path = join(ARTIFACTS, `${name}.png`);
@@ -193,6 +239,35 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 
 /** The status line above the conversation. */
 export const status = (page: Page) => page.getByTestId('status');
+
+/** Wait until the status line says `text`; within the page's default timeout unless `timeoutMs` is given. */
+export async function expectStatus(page: Page, text: string | RegExp, timeoutMs?: number): Promise<void> {
+  await status(page)
+    .filter({ hasText: text })
+    .waitFor(timeoutMs === undefined ? {} : { timeout: timeoutMs });
+}
+
+/** Wait until both pages say Connected. */
+export async function expectConnected(a: Page, b: Page, timeoutMs?: number): Promise<void> {
+  await Promise.all([expectStatus(a, /^Connected$/, timeoutMs), expectStatus(b, /^Connected$/, timeoutMs)]);
+}
+
+/** Every peer connection the page has made (a spare included). */
+export const peerConnectionCount = (page: Page): Promise<number> =>
+  page.evaluate(() => (window as unknown as Instrumented).__pcs.length);
+
+/** The page's WebSockets, every one it has opened, with whether each is open now. */
+export const socketUrls = (page: Page): Promise<{ url: string; open: boolean }[]> =>
+  page.evaluate(() => (window as unknown as Instrumented).__sockets.map((s) => ({ url: s.url, open: s.readyState === WebSocket.OPEN })));
+
+/** Wait until exactly `count` of the page's WebSockets are open (matching and signalling: 2). */
+export async function waitForOpenSockets(page: Page, count: number, timeoutMs?: number): Promise<void> {
+  await page.waitForFunction(
+    (n) => (window as unknown as Instrumented).__sockets.filter((s) => s.readyState === WebSocket.OPEN).length === n,
+    count,
+    timeoutMs === undefined ? {} : { timeout: timeoutMs },
+  );
+}
 
 /** Resolve within `ms` or fail with `what`: every wait in these tests is bounded. */
 export async function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {

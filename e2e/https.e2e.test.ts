@@ -17,9 +17,27 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { parse as parseYaml } from 'yaml';
-import { clickStart, launchBrowser, newUser as newHarnessUser, prepare, startServer, status, waitForMedia, within, WEB_ROOT } from './harness.js';
+import {
+  clickStart,
+  closeUsers,
+  expectConnected,
+  expectStatus,
+  expectVideoFlowing,
+  launchBrowser,
+  newUser as newHarnessUser,
+  peerConnectionCount,
+  prepare,
+  socketUrls,
+  startPair,
+  startServer,
+  talk,
+  waitForMedia,
+  waitForOpenSockets,
+  within,
+  WEB_ROOT,
+} from './harness.js';
 import type { RunningServer, User } from './harness.js';
 import { LOOPBACK_ENV, REPO_ROOT, ServerProcess, serverEnv, track } from '../packages/server/test/support/spawn.js';
 import { RedisServer, freePort } from '../packages/server/test/redis/support/redis-server.js';
@@ -297,28 +315,11 @@ class Topology {
   }
 }
 
-const socketUrls = (page: Page) =>
-  page.evaluate(() => (window as unknown as { __sockets: WebSocket[] }).__sockets.map((s) => ({ url: s.url, open: s.readyState === 1 })));
-const peerConnectionCount = (page: Page) => page.evaluate(() => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.length);
-const framesDecoded = (page: Page) =>
-  page.evaluate(async () => {
-    const pc = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.at(-1);
-    let frames = 0;
-    (await pc?.getStats())?.forEach((s: Record<string, unknown>) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') frames += Number(s.framesDecoded ?? 0);
-    });
-    return frames;
-  });
-
-/** A page of the harness, with the longer waits of this file. */
+/** A page of the harness, with the longer waits of this file (expectStatus's too). */
 async function newUser(browser: Browser): Promise<User> {
   const user = await newHarnessUser(browser);
   user.page.setDefaultTimeout(PAGE_TIMEOUT_MS);
   return user;
-}
-
-async function expectStatus(page: Page, text: string | RegExp, timeout = PAGE_TIMEOUT_MS): Promise<void> {
-  await status(page).filter({ hasText: text }).waitFor({ timeout });
 }
 
 /** Click Start on two fresh pages; milliseconds until both decode the other's video. */
@@ -332,7 +333,7 @@ async function clickToFrame(browser: Browser, url: string): Promise<number> {
     await Promise.all([waitForMedia(a.page, PAGE_TIMEOUT_MS), waitForMedia(b.page, PAGE_TIMEOUT_MS)]);
     return performance.now() - start;
   } finally {
-    await Promise.all([a.context.close(), b.context.close()]);
+    await closeUsers(a, b);
   }
 }
 
@@ -507,7 +508,7 @@ describe('Dyad through Caddy on one https origin, 2 matching + 2 signalling proc
       await Promise.all([clickStart(a.page), clickStart(b.page)]);
       const [sa, sb] = await Promise.all([waitForMedia(a.page, PAGE_TIMEOUT_MS), waitForMedia(b.page, PAGE_TIMEOUT_MS)]);
       assert.ok(sa.framesDecoded > 0 && sb.framesDecoded > 0 && sa.audioPacketsReceived > 0 && sb.audioPacketsReceived > 0);
-      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await expectConnected(a.page, b.page);
       for (const page of [a.page, b.page]) {
         const urls = (await socketUrls(page)).filter((s) => s.open).map((s) => s.url.replace(/\?.*$/, ''));
         assert.equal(urls.length, 2, `matching and signalling sockets open: ${urls.join(', ')}`);
@@ -515,19 +516,14 @@ describe('Dyad through Caddy on one https origin, 2 matching + 2 signalling proc
         assert.ok(urls.some((u) => u.startsWith(`wss://${DOMAIN}:${httpsPort}/signalling/ws/`)), urls.join(', '));
       }
 
-      const input = a.page.getByRole('textbox', { name: 'Message' });
-      await input.fill('hello over https');
-      await input.press('Enter');
-      await b.page.locator('li[data-from="stranger"]', { hasText: 'hello over https' }).waitFor();
-      await b.page.getByRole('textbox', { name: 'Message' }).fill('and back');
-      await b.page.getByRole('textbox', { name: 'Message' }).press('Enter');
-      await a.page.locator('li[data-from="stranger"]', { hasText: 'and back' }).waitFor();
+      await talk(a.page, b.page, 'hello over https');
+      await talk(b.page, a.page, 'and back');
 
       await a.page.getByRole('button', { name: /^Next/ }).click();
       await expectStatus(b.page, /Stranger skipped/);
       assert.deepEqual([...a.errors, ...b.errors], []);
     } finally {
-      await Promise.all([a.context.close(), b.context.close()]);
+      await closeUsers(a, b);
     }
   });
 
@@ -535,39 +531,24 @@ describe('Dyad through Caddy on one https origin, 2 matching + 2 signalling proc
     const a = await newUser(browser);
     const b = await newUser(browser);
     try {
-      await Promise.all([prepare(a.page, origin, 'video'), prepare(b.page, origin, 'video')]);
-      await Promise.all([clickStart(a.page), clickStart(b.page)]);
-      await Promise.all([waitForMedia(a.page, PAGE_TIMEOUT_MS), waitForMedia(b.page, PAGE_TIMEOUT_MS)]);
-      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
-      const bothOpen = (page: Page) =>
-        page.waitForFunction(() => (window as unknown as { __sockets: WebSocket[] }).__sockets.filter((s) => s.readyState === 1).length === 2, undefined, {
-          timeout: PAGE_TIMEOUT_MS,
-        });
+      await startPair(a, b, origin, 'video', PAGE_TIMEOUT_MS);
+      await expectConnected(a.page, b.page);
       // One at a time, as docs/DEPLOY.md says: each successor is up before the next process stops.
       for (const [role, index] of [['matching', 0], ['signalling', 0], ['matching', 1], ['signalling', 1]] as const) {
         await topology.replace(role, index);
-        await Promise.all([bothOpen(a.page), bothOpen(b.page)]);
+        await Promise.all([waitForOpenSockets(a.page, 2), waitForOpenSockets(b.page, 2)]);
       }
       // Every process was replaced, so every socket was closed once at least and came back.
       for (const page of [a.page, b.page]) assert.ok((await socketUrls(page)).length >= 4, 'both sockets were reopened');
-      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await expectConnected(a.page, b.page);
       assert.equal(await peerConnectionCount(a.page), 1, 'the same call, never renegotiated in a new room');
-      await a.page.getByRole('textbox', { name: 'Message' }).fill('still here after the upgrade');
-      await a.page.getByRole('textbox', { name: 'Message' }).press('Enter');
-      await b.page.locator('li[data-from="stranger"]', { hasText: 'still here after the upgrade' }).waitFor();
-      const before = await framesDecoded(b.page);
-      await within(
-        5_000,
-        'video keeps flowing after the restarts',
-        (async () => {
-          while ((await framesDecoded(b.page)) <= before) await new Promise((r) => setTimeout(r, 50));
-        })(),
-      );
+      await talk(a.page, b.page, 'still here after the upgrade');
+      await expectVideoFlowing(b.page, 'video keeps flowing after the restarts');
       assert.deepEqual([...a.errors, ...b.errors], []);
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${topology.output()}\ncaddy:\n${caddy.output().slice(-3000)}`, { cause: err });
     } finally {
-      await Promise.all([a.context.close(), b.context.close()]);
+      await closeUsers(a, b);
     }
   });
 

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page, WebSocketRoute } from 'playwright-core';
-import { clickStart, launchBrowser, newUser, prepare, startServer, status, waitForMedia, within } from './harness.js';
-import type { RunningServer, User } from './harness.js';
+import { clickStart, closeUsers, expectConnected, expectStatus, launchBrowser, newUser, prepare, startPair, startServer, talk, within } from './harness.js';
+import type { Instrumented, RunningServer, User } from './harness.js';
 
 /** How long a page gets to end its tracks once text is chosen (a bounded wait, not a speed). */
 const RELEASE_WAIT_MS = 5_000;
@@ -83,17 +83,6 @@ async function recordedUser(browser: Browser, hold = false): Promise<User> {
   return user;
 }
 
-async function expectStatus(page: Page, text: string | RegExp): Promise<void> {
-  await status(page).filter({ hasText: text }).waitFor({ timeout: 10_000 });
-}
-
-/** A writes a line, B sees it. */
-async function talk(a: Page, b: Page, text: string): Promise<void> {
-  await a.getByRole('textbox', { name: 'Message' }).fill(text);
-  await a.getByRole('textbox', { name: 'Message' }).press('Enter');
-  await b.locator('li[data-from="stranger"]', { hasText: text }).waitFor();
-}
-
 const chooseText = (page: Page) => page.getByRole('radio', { name: 'Text' }).check({ force: true });
 
 /** For /admin/stats: how many sessions the server holds in its queues. */
@@ -109,7 +98,7 @@ async function waitingOnServer(): Promise<number> {
 /** Every peer connection the page made (recorded by the harness) is closed. */
 const allPeerConnectionsClosed = (page: Page): Promise<boolean> =>
   page.evaluate(() =>
-    (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.every((pc) => pc.signalingState === 'closed'),
+    (window as unknown as Instrumented).__pcs.every((pc) => pc.signalingState === 'closed'),
   );
 
 let server: RunningServer;
@@ -141,7 +130,7 @@ describe('text mode never keeps a camera or microphone live', { timeout: 100_000
 
       await prepare(b.page, server.web, 'text');
       await Promise.all([clickStart(a.page), clickStart(b.page)]);
-      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await expectConnected(a.page, b.page);
       await talk(a.page, b.page, 'text only, please');
       await talk(b.page, a.page, 'same here');
       const chatting = await mediaRecord(a.page);
@@ -163,7 +152,7 @@ describe('text mode never keeps a camera or microphone live', { timeout: 100_000
       assert.deepEqual((await mediaRecord(b.page)).calls, 0, 'the page that chose text first never asked');
       assert.deepEqual([...a.errors, ...b.errors], []);
     } finally {
-      await Promise.all([a.context.close(), b.context.close()]);
+      await closeUsers(a, b);
     }
   });
 
@@ -269,14 +258,12 @@ describe('text mode never keeps a camera or microphone live', { timeout: 100_000
     const a = await recordedUser(browser);
     const b = await recordedUser(browser);
     try {
-      await Promise.all([prepare(a.page, server.web, 'text'), prepare(b.page, server.web, 'text')]);
-      await Promise.all([clickStart(a.page), clickStart(b.page)]);
-      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await startPair(a, b, server.web, 'text');
       await talk(a.page, b.page, 'hello');
       await a.page.getByRole('button', { name: /^Next/ }).click();
       await expectStatus(b.page, /Stranger skipped/);
       await b.page.getByRole('button', { name: 'New chat' }).click();
-      await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(b.page, /^Connected$/)]);
+      await expectConnected(a.page, b.page);
       await a.page.getByRole('button', { name: 'Change settings' }).click();
       await a.page.getByRole('button', { name: 'Start', exact: true }).waitFor();
       for (const page of [a.page, b.page]) {
@@ -284,7 +271,7 @@ describe('text mode never keeps a camera or microphone live', { timeout: 100_000
       }
       assert.deepEqual([...a.errors, ...b.errors], []);
     } finally {
-      await Promise.all([a.context.close(), b.context.close()]);
+      await closeUsers(a, b);
     }
   });
 
@@ -294,9 +281,7 @@ describe('text mode never keeps a camera or microphone live', { timeout: 100_000
       const b = await recordedUser(browser);
       const c = await recordedUser(browser);
       try {
-        await Promise.all([prepare(a.page, server.web, 'video'), prepare(b.page, server.web, 'video')]);
-        await Promise.all([clickStart(a.page), clickStart(b.page)]);
-        await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
+        await startPair(a, b, server.web, 'video');
         assert.ok((await mediaRecord(a.page)).live.length > 0, 'the camera is live in the video chat');
 
         await a.page.getByRole('button', { name: leaveBy === 'Next' ? /^Next/ : 'Stop' }).click();
@@ -312,14 +297,14 @@ describe('text mode never keeps a camera or microphone live', { timeout: 100_000
 
         await prepare(c.page, server.web, 'text');
         await Promise.all([clickStart(a.page), clickStart(c.page)]);
-        await Promise.all([expectStatus(a.page, /^Connected$/), expectStatus(c.page, /^Connected$/)]);
+        await expectConnected(a.page, c.page);
         await talk(c.page, a.page, 'text now');
         const chatting = await mediaRecord(a.page);
         assert.deepEqual(chatting.live, [], 'nothing live during the text chat');
         assert.equal(chatting.calls, beforeText.calls, 'no getUserMedia call after text was chosen');
         assert.deepEqual([...a.errors, ...b.errors, ...c.errors], []);
       } finally {
-        await Promise.all([a.context.close(), b.context.close(), c.context.close()]);
+        await closeUsers(a, b, c);
       }
     });
   }

@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import WebSocket from 'ws';
-import { clickStart, launchBrowser, mediaStats, newUser, prepare, startServer, waitForMedia, within } from './harness.js';
-import type { RunningServer, User } from './harness.js';
+import { clickStart, closeUsers, expectVideoFlowing, launchBrowser, mediaStats, newUser, prepare, startPair, startServer, within } from './harness.js';
+import type { Instrumented, RunningServer, User } from './harness.js';
 
 const TURN_START_TIMEOUT_MS = 5_000;
 /** How long a page with a bad TURN secret gets to prove it gathers nothing. */
@@ -283,13 +283,13 @@ async function startTurn(): Promise<Turn> {
 
 /** The ICE servers the page's newest peer connection got from `matched`. */
 const iceServersOf = (page: Page) =>
-  page.evaluate(() => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.at(-1)!.getConfiguration());
+  page.evaluate(() => (window as unknown as Instrumented).__pcs.at(-1)!.getConfiguration());
 
 /** Local candidates of type relay in the stats of every peer connection of the page. */
 const relayCandidatesInStats = (page: Page) =>
   page.evaluate(async () => {
     let n = 0;
-    for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+    for (const pc of (window as unknown as Instrumented).__pcs) {
       if (pc.connectionState === 'closed') continue;
       (await pc.getStats()).forEach((s: Record<string, unknown>) => {
         if (s.type === 'local-candidate' && s.candidateType === 'relay') n++;
@@ -332,9 +332,7 @@ describe('TURN relay through a real coturn', { timeout: 60_000 }, () => {
     const a = await relayUser(browser);
     const b = await relayUser(browser);
     try {
-      await Promise.all([prepare(a.page, server.web, 'video'), prepare(b.page, server.web, 'video')]);
-      await Promise.all([clickStart(a.page), clickStart(b.page)]);
-      const [sa, sb] = await Promise.all([waitForMedia(a.page, 15_000), waitForMedia(b.page, 15_000)]);
+      const [sa, sb] = await startPair(a, b, server.web, 'video', 15_000);
 
       for (const [name, user, stats] of [['A', a, sa], ['B', b, sb]] as const) {
         assert.ok(stats.framesDecoded > 0, `${name} decoded remote video`);
@@ -350,13 +348,11 @@ describe('TURN relay through a real coturn', { timeout: 60_000 }, () => {
       }
       t.diagnostic(`A ${JSON.stringify(sa)} B ${JSON.stringify(sb)}`);
       // Media keeps flowing through the relay, not just the first frame.
-      const before = (await mediaStats(a.page))?.framesDecoded ?? 0;
-      await a.page.waitForTimeout(300);
-      assert.ok(((await mediaStats(a.page))?.framesDecoded ?? 0) > before, 'video keeps flowing');
+      await expectVideoFlowing(a.page);
       assert.match(turn.log(), /ALLOCATE processed, success/, 'coturn allocated relays');
       assert.deepEqual([...a.errors, ...b.errors], []);
     } finally {
-      await Promise.all([a.context.close(), b.context.close()]);
+      await closeUsers(a, b);
     }
   });
 
@@ -375,7 +371,7 @@ describe('TURN relay through a real coturn', { timeout: 60_000 }, () => {
       const matched = (page: Page) =>
         page.waitForFunction(
           (url) =>
-            (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.some(
+            (window as unknown as Instrumented).__pcs.some(
               (pc) => pc.remoteDescription !== null && pc.getConfiguration().iceServers?.some((s) => [s.urls].flat().includes(url)),
             ),
           turnUrl,
@@ -387,7 +383,7 @@ describe('TURN relay through a real coturn', { timeout: 60_000 }, () => {
         page
           .waitForFunction(
             () =>
-              (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs
+              (window as unknown as Instrumented).__pcs
                 .filter((pc) => pc.remoteDescription !== null)
                 .every((pc) => pc.iceGatheringState === 'complete'),
             undefined,
@@ -425,7 +421,7 @@ describe('TURN relay through a real coturn', { timeout: 60_000 }, () => {
       assert.doesNotMatch(log, /ALLOCATE processed, success/);
       assert.deepEqual([...a.errors, ...b.errors], []);
     } finally {
-      await Promise.all([a.context.close(), b.context.close()]);
+      await closeUsers(a, b);
     }
   });
 
