@@ -3,40 +3,17 @@
 // them: counts add up over live processes, a refusal or a stray release
 // changes nothing, a process wrongly taken for dead counts its sockets again,
 // and while Redis does not answer a process's own count decides.
-import { after, afterEach, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { RedisStore, type RedisStoreOptions } from '../../src/store/redis/index.js';
-import { DEFAULTS } from '../contract/harness.js';
-import { RedisServer } from './support/redis-server.js';
+import type { RedisStore, RedisStoreOptions } from '../../src/store/redis/index.js';
+import { privateRedis } from './support/private-redis.js';
 import { sleep } from '../support/ws-client.js';
 
 const MAX = 3;
 
-let redis: RedisServer;
-let admin: Redis;
-const stores: RedisStore[] = [];
-
-before(async () => {
-  redis = await RedisServer.start();
-  admin = new Redis(redis.url);
-});
-after(async () => {
-  admin.disconnect();
-  await redis.stop();
-});
-afterEach(async () => {
-  redis.resume();
-  for (const s of stores.splice(0)) await s.close();
-});
-
-async function start(prefix: string, opts: Partial<RedisStoreOptions> = {}): Promise<RedisStore> {
-  const store = new RedisStore({ ...DEFAULTS, url: redis.url, prefix, reapIntervalMs: 0, ...opts });
-  stores.push(store);
-  await store.start();
-  return store;
-}
+const redis = privateRedis();
+const start = (prefix: string, opts: Partial<RedisStoreOptions> = {}): Promise<RedisStore> => redis.startStore(prefix, opts);
 
 const prefix = (): string => `c${randomBytes(4).toString('hex')}:`;
 
@@ -65,7 +42,7 @@ describe('Redis store: open sockets per address', { timeout: 60_000 }, () => {
     await a.releaseSocket('x');
     await b.releaseSocket('x');
     await b.releaseSocket('x');
-    assert.deepEqual(await admin.hgetall(`${p}{dyad}:so:x`), {}, 'no count left once every socket closed');
+    assert.deepEqual(await redis.admin.hgetall(`${p}{dyad}:so:x`), {}, 'no count left once every socket closed');
     assert.equal(await admitted(a, 'x', 5), MAX);
   });
 
@@ -74,14 +51,14 @@ describe('Redis store: open sockets per address', { timeout: 60_000 }, () => {
     const a = await start(p, { heartbeatMs: 3_600_000 });
     const b = await start(p, { heartbeatMs: 3_600_000, suspectMs: 0 });
     assert.equal(await admitted(a, 'x', 2), 2);
-    await admin.del(`${p}{dyad}:hb:${a.procId}`);
+    await redis.admin.del(`${p}{dyad}:hb:${a.procId}`);
     await b.reap(Date.now()); // first look: suspected
     await sleep(150); // the reaper's lock lapses
     await b.reap(Date.now()); // still missing: dead
-    assert.equal(await admin.hget(`${p}{dyad}:so:x`, a.procId), null, 'the dead process’s count is removed');
-    assert.equal(await admin.exists(`${p}{dyad}:sa:${a.procId}`), 0);
+    assert.equal(await redis.admin.hget(`${p}{dyad}:so:x`, a.procId), null, 'the dead process’s count is removed');
+    assert.equal(await redis.admin.exists(`${p}{dyad}:sa:${a.procId}`), 0);
     await a.heartbeat();
-    assert.equal(await admin.hget(`${p}{dyad}:so:x`, a.procId), '2', 'counted again once it shows it lives');
+    assert.equal(await redis.admin.hget(`${p}{dyad}:so:x`, a.procId), '2', 'counted again once it shows it lives');
     assert.equal(await admitted(b, 'x', 5), 1);
   });
 
@@ -90,18 +67,18 @@ describe('Redis store: open sockets per address', { timeout: 60_000 }, () => {
     const a = await start(p, { callTimeoutMs: 200, heartbeatMs: 3_600_000 });
     const b = await start(p, { heartbeatMs: 3_600_000 });
     assert.equal(await admitted(a, 'x', 1), 1);
-    redis.pause();
+    redis.server.pause();
     try {
       // Each answer comes after the call timeout at most, from this process's own count.
       assert.equal(await admitted(a, 'x', 5), MAX - 1);
       await a.releaseSocket('x');
       assert.equal(await admitted(a, 'x', 5), 1);
     } finally {
-      redis.resume();
+      redis.server.resume();
     }
     await a.heartbeat();
     await b.heartbeat();
-    assert.equal(await admin.hget(`${p}{dyad}:so:x`, a.procId), String(MAX), 'Redis has the count made while it was away');
+    assert.equal(await redis.admin.hget(`${p}{dyad}:so:x`, a.procId), String(MAX), 'Redis has the count made while it was away');
     assert.equal(await admitted(b, 'x', 1), 0);
     for (let i = 0; i < MAX; i++) await a.releaseSocket('x');
     assert.equal(await admitted(b, 'x', 5), MAX);

@@ -1,42 +1,26 @@
 // The Redis store beyond the shared contract: several store instances (as
 // several processes would hold) on one private redis-server. Key lifetimes,
 // delivery through inboxes, release and reaping, healing, bounded pairing.
-import { after, afterEach, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import type { ServerMessage } from '@dyad/protocol';
-import { RedisStore, type RedisStoreOptions } from '../../src/store/redis/index.js';
+import type { RedisStore, RedisStoreOptions } from '../../src/store/redis/index.js';
 import { SCRIPTS, SOCKET_SCRIPTS } from '../../src/store/redis/lua.js';
 import type { Effects } from '../../src/store/store.js';
 import { signalFrame } from '../../src/core/frames.js';
 import { DEFAULTS } from '../contract/harness.js';
-import { RedisServer } from './support/redis-server.js';
+import { privateRedis } from './support/private-redis.js';
 import { eventually, sleep } from '../support/ws-client.js';
 
-let redis: RedisServer;
-let admin: Redis;
-const stores: RedisStore[] = [];
-
-before(async () => {
-  redis = await RedisServer.start();
-  admin = new Redis(redis.url);
-});
-after(async () => {
-  admin.disconnect();
-  await redis.stop();
-});
-afterEach(async () => {
-  for (const s of stores.splice(0)) await s.close();
-});
+const redis = privateRedis();
 
 /** A store as one process holds it, recording what reaches it from elsewhere. */
 class Proc {
   readonly inbox: Effects[] = [];
   private constructor(readonly store: RedisStore) {}
   static async start(prefix: string, opts: Partial<RedisStoreOptions> = {}): Promise<Proc> {
-    const store = new RedisStore({ ...DEFAULTS, url: redis.url, prefix, reapIntervalMs: 0, ...opts });
-    stores.push(store);
+    const store = redis.makeStore(prefix, opts);
     const p = new Proc(store);
     store.subscribe(async (fx) => {
       p.inbox.push(fx);
@@ -107,21 +91,21 @@ describe('Redis store', { timeout: 60_000 }, () => {
     await b.store.report(y.id, 'c2', undefined, now());
     await a.store.register({ mode: 'text', interests: [], token: 'never-connects', addr: 'az' }, now());
     await b.store.reap(now());
-    const keys = await admin.keys(`${p}*`);
+    const keys = await redis.admin.keys(`${p}*`);
     assert.ok(keys.length > 15, `a busy Redis (${keys.length} keys)`);
     for (const key of keys) {
-      const ttl = await admin.pttl(key);
+      const ttl = await redis.admin.pttl(key);
       assert.ok(ttl > 0 && ttl <= 86_400_000, `${key} has a lifetime (${ttl})`);
     }
-    assert.equal(await admin.exists(`${p}{dyad}:r:${room.room_code}`), 1);
+    assert.equal(await redis.admin.exists(`${p}{dyad}:r:${room.room_code}`), 1);
     await b.store.next(y.id, 'c2', now());
-    assert.equal(await admin.exists(`${p}{dyad}:r:${room.room_code}`), 0, 'room metadata goes with the room');
-    assert.deepEqual(await admin.keys(`${p}{dyad}:rk:*`), []);
+    assert.equal(await redis.admin.exists(`${p}{dyad}:r:${room.room_code}`), 0, 'room metadata goes with the room');
+    assert.deepEqual(await redis.admin.keys(`${p}{dyad}:rk:*`), []);
     // Who met whom outlives the room only for the re-pair cooldown and a late report (10 minutes at most).
-    const met = [...(await admin.keys(`${p}{dyad}:lp:*`)), ...(await admin.keys(`${p}{dyad}:cd:*`))];
+    const met = [...(await redis.admin.keys(`${p}{dyad}:lp:*`)), ...(await redis.admin.keys(`${p}{dyad}:cd:*`))];
     assert.ok(met.length >= 2);
     for (const key of met) {
-      const ttl = await admin.pttl(key);
+      const ttl = await redis.admin.pttl(key);
       assert.ok(ttl > 0 && ttl <= DEFAULTS.repairCooldownMs && ttl <= 600_000, `${key} expires with the cooldown (${ttl})`);
     }
   });
@@ -157,31 +141,31 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const a = await Proc.start(p, { heartbeatMs: 3_600_000, graceMs: 60_000 });
     const b = await Proc.start(p, { heartbeatMs: 3_600_000, suspectMs: 0 });
     const x = await a.session('ax');
-    await admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
     await b.store.reap(Date.now()); // first look: suspected
     await sleep(150); // the reaper's lock lapses
     await b.store.reap(Date.now()); // still missing: its sockets dropped
-    assert.equal(await admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), null);
-    assert.equal(await admin.hget(`${p}{dyad}:s:${x.id}`, 'mg'), 'ax');
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), null);
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mg'), 'ax');
     await b.session('by');
     assert.equal(b.received('by').filter((m) => m.event === 'matched').length, 0, 'a reaped socket is not paired');
     // a's next heartbeat finds it lapsed and re-announces its sockets.
     await a.store.heartbeat();
-    assert.equal(await admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), 'ax');
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), 'ax');
     await eventually(async () => (a.received('ax').some((m) => m.event === 'matched') ? true : undefined), 'x paired once back');
   });
 
   it('names its scripts by sha in <prefix>scripts, for tools that read the command log, and the hash expires', async () => {
     const p = prefix();
     await Proc.start(p);
-    const named = await admin.hgetall(`${p}scripts`);
+    const named = await redis.admin.hgetall(`${p}scripts`);
     const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
     const expected = [
       ...Object.entries(SCRIPTS).map(([name, lua]) => [sha1(lua), name]),
       ...Object.entries(SOCKET_SCRIPTS).map(([name, lua]) => [sha1(lua), `socket-${name}`]),
     ];
     assert.deepEqual(named, Object.fromEntries(expected));
-    const ttl = await admin.pttl(`${p}scripts`);
+    const ttl = await redis.admin.pttl(`${p}scripts`);
     assert.ok(ttl > 0 && ttl <= 86_400_000, `a lifetime (${ttl})`);
   });
 
@@ -191,7 +175,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     // 600 waiting sessions of one lang, each narrowed to an interest of its own.
     for (let i = 0; i < 600; i++) await a.session(`n${i}`, { lang: 'en', interests: [`only-${i}`] });
     const hgetalls = async (): Promise<number> => {
-      const info = await admin.info('commandstats');
+      const info = await redis.admin.info('commandstats');
       return Number(/cmdstat_hgetall:calls=(\d+)/.exec(info)?.[1] ?? 0);
     };
     let before = await hgetalls();
