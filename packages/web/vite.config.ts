@@ -1,12 +1,33 @@
 import { defineConfig } from 'vitest/config';
+import type { HtmlTagDescriptor, Plugin } from 'vite';
 import react from '@vitejs/plugin-react';
 import { VitePWA } from 'vite-plugin-pwa';
+
+/**
+ * The head both pages (index.html, admin.html) share, written once: each
+ * page keeps only what is its own (title, description, robots).
+ */
+const SHARED_HEAD: readonly HtmlTagDescriptor[] = [
+  { tag: 'meta', attrs: { charset: 'UTF-8' } },
+  { tag: 'meta', attrs: { name: 'viewport', content: 'width=device-width, initial-scale=1, viewport-fit=cover' } },
+  { tag: 'meta', attrs: { name: 'color-scheme', content: 'light dark' } },
+  { tag: 'link', attrs: { rel: 'icon', href: '/favicon.svg', type: 'image/svg+xml' } },
+];
+
+function sharedHead(): Plugin {
+  return {
+    name: 'dyad-shared-head',
+    // First in the head: the charset must come within the page's first 1024 bytes.
+    transformIndexHtml: () => SHARED_HEAD.map((t) => ({ ...t, injectTo: 'head-prepend' as const })),
+  };
+}
 
 // @dyad/protocol is a linked workspace package shipped as built ESM (its dist);
 // Vite treats linked packages as source, so zod, its only dependency, is
 // pre-bundled explicitly to keep the dev server from discovering it late.
 export default defineConfig({
   plugins: [
+    sharedHead(),
     react(),
     // Installable on a phone: a manifest, and a service worker that keeps the
     // app shell (the built files) for a fast start. It never caches
