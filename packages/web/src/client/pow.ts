@@ -34,6 +34,8 @@ const POW_FETCH_TIMEOUT_MS = 5_000;
  * take a moment to arrive), nor in the last half of a shorter lifetime.
  */
 export const EXPIRY_MARGIN_MS = 30_000;
+/** setTimeout runs a longer delay at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface Proof {
   /** The `altcha` value to send. */
@@ -95,6 +97,7 @@ export class ProofCache {
     private readonly fetchImpl: typeof fetch = fetch,
   ) {}
 
+  /** Whether a start may need a proof at all (POW_MODE is not off). */
   get enabled(): boolean {
     return this.mode !== 'off';
   }
@@ -105,13 +108,15 @@ export class ProofCache {
     const pending: Promise<Proof | undefined> = solveProof(this.matchingUrl, this.fetchImpl).catch(() => undefined);
     this.pending = pending;
     void pending.then((proof) => {
-      if (this.pending !== pending || !proof || proof.useBy === Infinity) return;
+      const wait = proof ? proof.useBy - Date.now() : 0;
+      // Beyond what a timer can hold (about 24.8 days) take() alone checks it.
+      if (this.pending !== pending || !proof || wait > MAX_TIMER_MS) return;
       this.clearDropTimer();
       // Dropped, not solved again: a page left open would otherwise solve one every few minutes for nothing.
       this.dropTimer = setTimeout(() => {
         this.dropTimer = null;
         if (this.pending === pending) this.pending = null;
-      }, Math.max(0, proof.useBy - Date.now()));
+      }, Math.max(0, wait));
     });
   }
 
