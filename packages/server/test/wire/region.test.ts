@@ -6,12 +6,10 @@
 // read from the shipped database itself, so the test follows its updates.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { open, type Reader, type Response } from 'maxmind';
-import type { AreaRegion } from '@dyad/protocol';
-import { shippedRegionDb } from '../../src/geo/locator.js';
-import { regionOf } from '../../src/geo/regions.js';
 import { arrive, enter, expectMatched, from, oneTripUrl, uniqueName, type Session } from '../support/dyad.js';
 import { describeResponse, request } from '../support/http.js';
+import { placesFromDb, type Located } from '../support/places.js';
+import { regionOf } from '../../src/geo/regions.js';
 import type { RunningServer } from '../support/server.js';
 import { STORES, startServerOn, stopPrivateRedis } from '../support/stores.js';
 import { WireClient } from '../support/ws-client.js';
@@ -21,47 +19,13 @@ const INTEREST_TIMEOUT_MS = 1_000;
 /** Long enough to be sure nothing is on its way on loopback. */
 const QUIET_MS = 300;
 
-interface Located {
-  address: string;
-  country: string;
-  region: AreaRegion;
-}
-
-/**
- * Addresses of the shipped database, by country: the first host of a spread
- * of IPv4 blocks, looked up with the same reader the server uses.
- */
-async function addressesFromDb(): Promise<Located[]> {
-  const reader: Reader<Response> = await open(shippedRegionDb());
-  const out: Located[] = [];
-  for (let a = 1; a < 224; a++) {
-    for (let b = 0; b < 256; b += 32) {
-      const address = `${a}.${b}.1.1`;
-      const code = (reader.get(address) as { country_code?: string } | null)?.country_code;
-      const region = code === undefined ? undefined : regionOf(code);
-      if (code !== undefined && region !== undefined) out.push({ address, country: code, region });
-    }
-  }
-  return out;
-}
-
-/** Two addresses of one European country (X), one of another European country (Y), one outside Europe (Z). */
 let X1: Located;
 let X2: Located;
 let Y: Located;
 let Z: Located;
 
 before(async () => {
-  const all = await addressesFromDb();
-  const byCountry = new Map<string, Located[]>();
-  for (const l of all) byCountry.set(l.country, [...(byCountry.get(l.country) ?? []), l]);
-  const europe = [...byCountry.values()].filter((ls) => ls[0]?.region === 'europe').sort((p, q) => q.length - p.length);
-  const [xs, ys] = europe;
-  assert.ok(xs && xs.length >= 2 && ys, `the shipped database places too few addresses in Europe (${europe.length} countries)`);
-  [X1, X2, Y] = [xs[0] as Located, xs[1] as Located, ys[0] as Located];
-  const z = all.find((l) => l.region !== 'europe');
-  assert.ok(z, 'the shipped database places no address outside Europe');
-  Z = z;
+  ({ X1, X2, Y, Z } = await placesFromDb(regionOf));
 });
 
 after(async () => {
