@@ -7,7 +7,7 @@ import { CountryLookup, shippedRegionDb } from '../packages/server/dist/geo/loca
 
 const LOOKUPS = 200_000;
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
-const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+const mib = (n: number): string => `${n < 0 ? '' : '+'}${(n / 1024 / 1024).toFixed(1)} MiB`;
 
 const file = process.argv[2] ?? shippedRegionDb();
 gc();
@@ -31,7 +31,7 @@ const t2 = process.hrtime.bigint();
 console.log(`database: ${file}`);
 gc();
 const used = process.memoryUsage();
-console.log(`memory once read: RSS +${mib(after.rss - before.rss)}, heap +${mib(after.heapUsed - before.heapUsed)}, buffers +${mib(after.external - before.external)}`);
-console.log(`memory the look-ups kept (maxmind's cache of decoded records): heap +${mib(used.heapUsed - beforeLookups)}`);
+console.log(`memory once read: RSS ${mib(after.rss - before.rss)}, heap ${mib(after.heapUsed - before.heapUsed)}, buffers ${mib(after.external - before.external)}`);
+console.log(`memory the look-ups kept (maxmind's cache of decoded records): heap ${mib(used.heapUsed - beforeLookups)}`);
 console.log(`IPv4: ${(Number(t1 - t0) / 1000 / v4.length).toFixed(2)} µs per look-up (${LOOKUPS} random addresses, ${((100 * known) / LOOKUPS).toFixed(0)}% placed)`);
 console.log(`IPv6: ${(Number(t2 - t1) / 1000 / v6.length).toFixed(2)} µs per look-up (${v6.length} random addresses)`);
