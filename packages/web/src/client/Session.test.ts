@@ -125,6 +125,14 @@ describe('one-trip URL', () => {
     expect(url).toBe('wss://dyad.example/ws?mode=text&interests=rock%20%26%20roll,go&lang=pt-BR');
   });
 
+  it('carries region unless it is anywhere, and show_country only when chosen', () => {
+    expect(oneTripUrl('http://h:1', { mode: 'video', interests: [], lang: null, region: 'near', showCountry: true })).toBe(
+      'ws://h:1/ws?mode=video&region=near&show_country=true',
+    );
+    expect(oneTripUrl('http://h:1', { mode: 'video', interests: [], lang: null, region: 'anywhere', showCountry: false })).toBe('ws://h:1/ws?mode=video');
+    expect(oneTripUrl('http://h:1', { mode: 'text', interests: [], lang: null, region: 'south-america' })).toBe('ws://h:1/ws?mode=text&region=south-america');
+  });
+
   it('drops a language the contract would refuse', () => {
     expect(oneTripUrl('http://h:1', { mode: 'video', interests: [], lang: 'x' })).toBe('ws://h:1/ws?mode=video');
   });
