@@ -132,6 +132,10 @@ for (const store of STORES) {
       assert.ok(!raw.some((t) => t.includes('"country"') || t.includes(`"${Y.country}"`)), `a frame told the country: ${raw.join(' | ')}`);
     });
 
+    it('/config.json tells the web client that the region choice is offered', async () => {
+      assert.equal(((await request(`${server.web}/config.json`)).json() as { region_filter: unknown }).region_filter, true);
+    });
+
     it('a bad region or show_country is refused with 400 (POST /register) and on the one-trip start', async () => {
       for (const body of [{ region: 'mars' }, { region: 'NEAR' }, { region: 7 }, { show_country: 'yes' }, { show_country: 1 }]) {
         const res = await request(`${server.matching}/register`, { method: 'POST', body: { name: uniqueName(), ...body } });
@@ -157,6 +161,8 @@ describe('REGION_FILTER=off', () => {
       const mb = await expectMatched(b.m);
       const ma = await a.m.expect('matched', { what: '"matched" at once' });
       for (const m of [ma, mb]) assert.equal(m.region ?? m.country, undefined);
+      // The web client is told not to offer the choice.
+      assert.equal(((await request(`${server.web}/config.json`)).json() as { region_filter: unknown }).region_filter, false);
     } finally {
       await server.stop();
     }

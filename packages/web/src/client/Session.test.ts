@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeDevices, settle } from '../test-support/FakeDevices.js';
 import { LocalMedia } from './LocalMedia.js';
 import type { PeerLinkOptions, RoomInfo } from './PeerLink.js';
+import { parseConfig } from './config.js';
 import { Session, cleanInterests, oneTripUrl } from './Session.js';
 import type { PeerLinkLike } from './Session.js';
 
@@ -118,6 +119,16 @@ function started(session: Session, mode: 'video' | 'text' = 'video') {
   matching.receive({ event: 'waiting' });
   return [matching, FakeSocket.all[1]] as const;
 }
+
+describe('/config.json', () => {
+  it('says whether the server pairs by region; absent or garbled: nothing said (the choice is offered)', () => {
+    const urls = { matching_url: 'http://h:8000', signalling_url: 'http://h:8001' };
+    expect(parseConfig({ ...urls, region_filter: false })?.regionFilter).toBe(false);
+    expect(parseConfig({ ...urls, region_filter: true })?.regionFilter).toBe(true);
+    expect(parseConfig({ ...urls, region_filter: 'no' })?.regionFilter).toBeUndefined();
+    expect(parseConfig(urls)?.regionFilter).toBeUndefined();
+  });
+});
 
 describe('one-trip URL', () => {
   it('carries mode, interests and lang, with literal commas between interests', () => {

@@ -108,10 +108,14 @@ export function App(): ReactElement {
   const counts = useOnlineCounts(screen === 'landing' || looking ? (config?.matchingUrl ?? null) : null);
   const online = <OnlineCount counts={counts} mode={mode} />;
 
+  // The region choice and the flag opt-in, where the server pairs by region (REGION_FILTER).
+  const regionsOffered = config?.regionFilter !== false;
+  const placePrefs = regionsOffered ? { region, showCountry } : {};
+
   const start = () => {
     if (!session || starting) return;
     session.autoNext = autoNext;
-    session.start({ mode, interests: cleanInterests(interests), lang: lang || null, region, showCountry });
+    session.start({ mode, interests: cleanInterests(interests), lang: lang || null, ...placePrefs });
     // The chat screen is the heaviest render of the app. It waits until the
     // sockets are up and, when a stranger is already there, offer and answer
     // have passed (a few milliseconds on a good link, never more than
@@ -170,6 +174,7 @@ export function App(): ReactElement {
           lang={lang}
           region={region}
           showCountry={showCountry}
+          regions={regionsOffered}
           adult={adult}
           media={mediaState}
           ready={session !== null}
@@ -200,7 +205,7 @@ export function App(): ReactElement {
           online={online}
           onUseText={() => {
             setMode('text');
-            session.start({ mode: 'text', interests: cleanInterests(interests), lang: lang || null, region, showCountry });
+            session.start({ mode: 'text', interests: cleanInterests(interests), lang: lang || null, ...placePrefs });
           }}
         />
       )}

@@ -37,6 +37,8 @@ export interface LandingProps {
   readonly region: Region;
   /** Show this person's country's flag to the stranger. */
   readonly showCountry: boolean;
+  /** The server pairs by region: offer the choice and the opt-in (absent: yes). */
+  readonly regions?: boolean;
   readonly adult: boolean;
   /** False until the service addresses are known. */
   readonly ready: boolean;
@@ -180,22 +182,24 @@ export function Landing(props: LandingProps): ReactElement {
           </select>
         </div>
 
-        <div className="field">
-          <label htmlFor="region-select">{t('landing.region')}</label>
-          <select id="region-select" value={region} onChange={(e) => props.onRegion(e.target.value as Region)}>
-            <option value="anywhere">{t('landing.regionAnywhere')}</option>
-            <option value="near">{t('landing.regionNear')}</option>
-            {REGIONS.map((r) => (
-              <option key={r} value={r}>
-                {t(`regions.${r}`)}
-              </option>
-            ))}
-          </select>
-          <label className="check check-small">
-            <input type="checkbox" checked={showCountry} onChange={(e) => props.onShowCountry(e.target.checked)} />
-            <span>{t('landing.showCountry')}</span>
-          </label>
-        </div>
+        {props.regions !== false && (
+          <div className="field">
+            <label htmlFor="region-select">{t('landing.region')}</label>
+            <select id="region-select" value={region} onChange={(e) => props.onRegion(e.target.value as Region)}>
+              <option value="anywhere">{t('landing.regionAnywhere')}</option>
+              <option value="near">{t('landing.regionNear')}</option>
+              {REGIONS.map((r) => (
+                <option key={r} value={r}>
+                  {t(`regions.${r}`)}
+                </option>
+              ))}
+            </select>
+            <label className="check check-small">
+              <input type="checkbox" checked={showCountry} onChange={(e) => props.onShowCountry(e.target.checked)} />
+              <span>{t('landing.showCountry')}</span>
+            </label>
+          </div>
+        )}
 
         <label className="check">
           <input type="checkbox" checked={adult} onChange={(e) => props.onAdult(e.target.checked)} />
