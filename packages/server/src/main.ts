@@ -153,6 +153,7 @@ async function main(): Promise<void> {
     if (gm) onUpgrade(web, log, (req, socket, head) => gm.upgrade(req, socket, head));
     await start('web', web, settings.webPort);
   }
+  if (countries) log.info({ db: settings.regionDb ?? 'shipped', ...countries.about }, 'region filter on');
   log.info({ roles: settings.roles, store: settings.redisClusterNodes ? 'redis-cluster' : settings.redisUrl ? 'redis' : 'memory', legacy: settings.legacyProtocols }, 'started');
 
   let stopping = false;

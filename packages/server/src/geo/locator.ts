@@ -42,6 +42,12 @@ const COUNTRY_CODE = /^[A-Z]{2}$/;
 export class CountryLookup {
   private constructor(private readonly reader: Reader<Response>) {}
 
+  /** What the file says of itself, for the start-up log: its type and when it was built. */
+  get about(): { type: string; built: string } {
+    const { databaseType, buildEpoch } = this.reader.metadata;
+    return { type: databaseType, built: buildEpoch.toISOString() };
+  }
+
   /** Read `file` whole into memory; a missing, unreadable or malformed file is a RegionDbError. */
   static async open(file: string): Promise<CountryLookup> {
     try {
