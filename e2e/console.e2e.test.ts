@@ -5,13 +5,11 @@
 // ban, and the user can start again. The test users speak the wire protocol
 // from addresses of their own (X-Forwarded-For with TRUST_PROXY); the console
 // is a page. And the chat client itself solves a proof of work (POW_MODE=always)
-// before it is paired, and pairs "Near me" by the country of its address
-// (issue 17: behind TRUST_PROXY, addresses read from the shipped database).
+// before it is paired.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { RedisServer } from '../packages/server/test/redis/support/redis-server.js';
-import { addressesFromDb } from '../packages/server/test/support/places.js';
 import { WireClient } from '../packages/server/test/support/ws-client.js';
 import { clickStart, launchBrowser, newUser, prepare, screenshot, startServer, status, within } from './harness.js';
 import type { RunningServer } from './harness.js';
@@ -152,46 +150,5 @@ describe('proof of work in the chat client', () => {
       assert.deepEqual(u.errors, []);
       await u.context.close();
     }
-  });
-
-});
-
-describe('the region filter in the chat client, behind a proxy', () => {
-  let server: RunningServer;
-  before(async () => {
-    server = await startServer({ TRUST_PROXY: 'true' });
-  });
-  after(() => server?.stop());
-
-  it('"Near me" pairs two pages of one country and not a stranger from another; the flag shows only for the one who opted in', async () => {
-    const db = await addressesFromDb();
-    const here = db.find((a) => db.some((b) => b.country === a.country && b.address !== a.address));
-    assert.ok(here, 'two addresses of one country in the shipped database');
-    const neighbour = db.find((b) => b.country === here.country && b.address !== here.address)!;
-    const far = db.find((b) => b.country !== here.country)!;
-    // Someone from another country waits first, open to anyone.
-    const stranger = await start(server, far.address, 'from another country');
-    await stranger.expect('waiting');
-    const [shown, plain] = await Promise.all([
-      newUser(browser, { extraHTTPHeaders: { 'X-Forwarded-For': here.address } }),
-      newUser(browser, { extraHTTPHeaders: { 'X-Forwarded-For': neighbour.address } }),
-    ]);
-    for (const u of [shown, plain]) {
-      await prepare(u.page, server.web, 'text');
-      await u.page.getByLabel('Meet people from').selectOption({ label: 'Near me (my country)' });
-    }
-    await shown.page.getByRole('checkbox', { name: /Show my country/ }).check();
-    for (const u of [shown, plain]) await clickStart(u.page);
-    for (const u of [shown, plain]) await within(20_000, 'paired with the page of the same country', status(u.page).filter({ hasText: /^Connected$/ }).waitFor());
-    // The one who opted in shows its flag and country to the other; the other shows nothing.
-    const name = new Intl.DisplayNames(['en'], { type: 'region' }).of(here.country) ?? here.country;
-    await within(5_000, 'the flag of the one who opted in', plain.page.getByTestId('peer-country').filter({ hasText: name }).waitFor());
-    assert.equal(await shown.page.getByTestId('peer-country').count(), 0, 'one who did not opt in shows nothing');
-    await stranger.expectSilence(300, { why: 'both pages wanted their own country' });
-    for (const u of [shown, plain]) {
-      assert.deepEqual(u.errors, []);
-      await u.context.close();
-    }
-    await stranger.close(1000);
   });
 });
