@@ -47,6 +47,25 @@ export const interest = z
   .transform((s) => wellFormed(s.trim()))
   .pipe(text(1, MAX_INTEREST_CHARS));
 
+/**
+ * Regions a person may prefer beside "anywhere" and "near" (issue 17): continents,
+ * as the server maps each country to one (packages/server/src/geo/regions.ts).
+ */
+export const REGIONS = ['africa', 'asia', 'europe', 'north-america', 'south-america', 'oceania'] as const;
+export const areaRegion = z.enum(REGIONS);
+export type AreaRegion = z.infer<typeof areaRegion>;
+
+/**
+ * The region a person prefers to meet someone from: `anywhere` (the default),
+ * `near` (the same country as their own address), or one of REGIONS.
+ */
+export const REGION_CHOICES = ['anywhere', 'near', ...REGIONS] as const;
+export const region = z.enum(REGION_CHOICES);
+export type Region = z.infer<typeof region>;
+
+/** An ISO 3166-1 alpha-2 country code, upper case. */
+export const countryCode = z.string().regex(/^[A-Z]{2}$/, 'must be two capital letters (ISO 3166-1 alpha-2)');
+
 export const interests = z.array(interest).max(MAX_INTERESTS, `at most ${MAX_INTERESTS} interests`);
 
 export const roomCode = z.string().min(1).max(128);

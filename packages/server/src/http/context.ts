@@ -9,6 +9,7 @@ import type { Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { AddressHasher } from './client.js';
 import type { PaceBook } from './pace.js';
+import type { Place } from '../geo/regions.js';
 
 export interface Context {
   settings: Settings;
@@ -23,6 +24,11 @@ export interface Context {
   limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract;
   /** ADDRESS_HASH_KEY when set: processes sharing a Redis derive their shared keys from it (proof of work, chat digests). */
   sharedKey: string | undefined;
+  /**
+   * The country and region of a client address (REGION_FILTER), looked up in
+   * memory; absent when the filter is off or this process does not run matching.
+   */
+  locate?: (address: string) => Place | undefined;
   /** False once shutdown has begun: readiness fails so balancers stop sending. */
   accepting: () => boolean;
 }

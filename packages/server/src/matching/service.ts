@@ -26,6 +26,7 @@ import { OnlineCounts } from './online.js';
 import { ChatGuard } from './chat-guard.js';
 import { ProofOfWork, powKey } from './pow.js';
 import { newToken } from '../core/ids.js';
+import { wantedPlace, type Place } from '../geo/regions.js';
 
 type Refusal = { status: number; body: HttpError };
 type Registered = { id: string; token: string };
@@ -148,7 +149,8 @@ export class MatchingService {
     if (this.extension.register && (await this.extension.register(req, res, path, value))) return;
     if (path !== '/register') return sendJson(res, 404, { status: 'error', message: 'not found' });
     const { addresses, settings } = this.ctx;
-    const result = await this.register(addresses.hash(clientAddress(req, settings.trustProxy)), value);
+    const address = clientAddress(req, settings.trustProxy);
+    const result = await this.register(addresses.hash(address), this.ctx.locate?.(address), value);
     if ('body' in result) return sendJson(res, result.status, result.body);
     const ok: RegisterResponse = { status: 'queued', message: 'User added to matching queue', id: result.id, token: result.token };
     sendJson(res, 200, ok);
@@ -157,9 +159,9 @@ export class MatchingService {
   /**
    * Validate, rate-limit and create a session: shared by POST /register and the one-trip start.
    * `addr` is the client address's keyed hash, made once per request by the caller (the one-trip
-   * start has made it for the socket count already).
+   * start has made it for the socket count already); `place` its country and region, when known.
    */
-  private async register(addr: string, value: unknown): Promise<Refusal | Registered> {
+  private async register(addr: string, place: Place | undefined, value: unknown): Promise<Refusal | Registered> {
     const { store, metrics, hub } = this.ctx;
     const parsed = parseObject(RegisterRequest, value);
     if (!parsed.ok) {
@@ -183,7 +185,19 @@ export class MatchingService {
     const token = newToken();
     const now = hub.clock.now();
     const result = await store.register(
-      { name: r.name, mode: r.mode ?? 'video', interests: normalizeInterests(r.interests ?? []), lang: normalizeLang(r.lang), token, addr },
+      {
+        name: r.name,
+        mode: r.mode ?? 'video',
+        interests: normalizeInterests(r.interests ?? []),
+        lang: normalizeLang(r.lang),
+        // Only the country code and its region go with the session (issue 17); the address never does.
+        ...(place ? { country: place.country, area: place.area } : {}),
+        // With REGION_FILTER off nobody has a place, so a region would only delay pairing: every choice is anywhere.
+        wants: this.ctx.locate ? wantedPlace(r.region, place) : undefined,
+        showCountry: r.show_country === true,
+        token,
+        addr,
+      },
       now,
     );
     metrics.registrations.inc({ result: result.status });
@@ -270,12 +284,13 @@ export class MatchingService {
     const bad = handshakeProblem(req);
     if (bad) return refuseUpgrade(socket, bad.status, { status: 'error', message: bad.message });
     if (this.extension.upgrade && (await this.extension.upgrade(req, socket, head, url))) return;
-    const addr = addresses.hash(clientAddress(req, settings.trustProxy));
+    const address = clientAddress(req, settings.trustProxy);
+    const addr = addresses.hash(address);
     const refused = await this.edge.admit(addr, socket);
     if (refused) return refuseUpgrade(socket, refused.status, refused.body);
     if (!m?.[1]) {
       // One-trip start: the query is the registration body.
-      const result = await this.register(addr, oneTripQuery(url.searchParams));
+      const result = await this.register(addr, this.ctx.locate?.(address), oneTripQuery(url.searchParams));
       if ('body' in result) return refuseUpgrade(socket, result.status, result.body);
       this.edge.upgrade(req, socket, head, (ws) => {
         ws.send(JSON.stringify({ event: 'session', id: result.id, token: result.token }));
@@ -294,13 +309,18 @@ export class MatchingService {
 
 }
 
-/** The one-trip query as a registration body: empty values are absent, interests comma-separated. */
+/**
+ * The one-trip query as a registration body: empty values are absent, interests comma-separated,
+ * show_country `true`/`1` or `false`/`0` (anything else stays text, which the schema refuses).
+ */
 export function oneTripQuery(q: URLSearchParams): Record<string, unknown> {
   const body: Record<string, unknown> = {};
-  for (const key of ['name', 'mode', 'lang', 'altcha'] as const) {
+  for (const key of ['name', 'mode', 'lang', 'region', 'altcha'] as const) {
     const v = q.get(key);
     if (v !== null && v !== '') body[key] = v;
   }
+  const show = q.get('show_country');
+  if (show !== null && show !== '') body.show_country = show === 'true' || show === '1' ? true : show === 'false' || show === '0' ? false : show;
   const interests = q.get('interests');
   if (interests !== null && interests.trim() !== '') {
     body.interests = interests.split(',').filter((s) => s.trim() !== '');

@@ -3,6 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   CloseCode,
+  type AreaRegion,
   DISCONNECT_MESSAGES,
   type ChatEvent,
   type DisconnectReason,
@@ -20,8 +21,10 @@ import {
   inGoodStanding,
   keptReport,
   mutuallyAccept,
+  narrows,
   nextStrike,
   reportCounts,
+  sharedArea,
   talkedMs,
   type Candidate,
   type ReportEntry,
@@ -59,6 +62,8 @@ export const MAX_CANDIDATES_PER_ATTEMPT = 64;
 
 interface Session extends Candidate {
   mode: Mode;
+  /** Its partner is told `country` on `matched`. */
+  showCountry: boolean;
   tokenHash: Buffer;
   addr: string;
   state: SessionState;
@@ -106,6 +111,15 @@ interface LoggedReport {
   at: number;
   by: string;
   reason: string;
+}
+
+/** `matched`'s place fields for `me`: the region both are in, and the partner's country only if it chose to show it. */
+function regionFields(me: Session, other: Session): { region?: AreaRegion; country?: string } {
+  const area = sharedArea(me, other);
+  return {
+    ...(area !== undefined ? { region: area as AreaRegion } : {}),
+    ...(other.showCountry && other.country !== undefined ? { country: other.country } : {}),
+  };
 }
 
 /** Blocks between two addresses are kept under one key, whichever blocked whom. */
@@ -225,7 +239,7 @@ export class MemoryStore implements Store {
     this.pool[s.mode].delete(s.id);
     this.pool[s.mode].add(s.id);
     this.send(fx, s, 'matching', { event: 'waiting' });
-    if ((s.interests.length > 0 || s.lang !== undefined) && this.opts.interestTimeoutMs > 0) {
+    if (narrows(s) && this.opts.interestTimeoutMs > 0) {
       fx.timers.push({ kind: 'interest', id: s.id, delayMs: this.opts.interestTimeoutMs });
     }
     this.tryPair(fx, s, now);
@@ -328,6 +342,7 @@ export class MemoryStore implements Store {
       initiator: room.initiator === me.id,
       peer: other.id,
       common_interests: room.common,
+      ...regionFields(me, other),
       mode: room.mode,
       ice_servers: [],
       ...(resumed ? { resumed: true } : {}),
@@ -386,6 +401,10 @@ export class MemoryStore implements Store {
       mode: n.mode,
       interests: n.interests,
       lang: n.lang,
+      ...(n.country !== undefined ? { country: n.country } : {}),
+      ...(n.area !== undefined ? { area: n.area } : {}),
+      ...(n.wants !== undefined ? { wants: n.wants } : {}),
+      showCountry: n.showCountry === true,
       tokenHash: hashToken(n.token),
       addr: n.addr,
       state: 'registered',

@@ -78,6 +78,14 @@ export interface NewSession {
   interests: string[];
   /** Normalized (lower-cased). */
   lang?: string;
+  /** Country of the client address (ISO 3166-1 alpha-2), when known (issue 17); the address itself never comes here. */
+  country?: string;
+  /** The region that country lies in. */
+  area?: string;
+  /** The place preferred while narrowing: a country code or a region (core/rules.ts Candidate.wants). */
+  wants?: string;
+  /** Tell the partner `country` on `matched`. */
+  showCountry?: boolean;
   token: string;
   /** Keyed hash of the client address (never the address itself). */
   addr: string;

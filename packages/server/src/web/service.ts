@@ -67,6 +67,8 @@ export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logg
           nudity_filter: settings.nudityFilter,
           nudity_threshold: settings.nudityThreshold,
           nudity_check_interval_ms: settings.nudityCheckIntervalMs,
+          // Whether the landing page offers a region and the flag opt-in (REGION_FILTER, issue 17).
+          region_filter: settings.regionFilter,
         },
         { 'Cache-Control': 'no-store' },
       );

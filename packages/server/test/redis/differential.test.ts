@@ -54,10 +54,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
-import { ChatMessage, type Mode, type SignalType } from '@dyad/protocol';
+import { ChatMessage, type Mode, type Region, type SignalType } from '@dyad/protocol';
 import { encodeSignalData } from '../../src/core/frames.js';
 import type { Connection } from '../../src/core/hub.js';
-import { commonInterests, mutuallyAccept, type Candidate } from '../../src/core/rules.js';
+import { commonInterests, inPlace, mutuallyAccept, type Candidate } from '../../src/core/rules.js';
+import { regionOf, wantedPlace } from '../../src/geo/regions.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { RedisStore } from '../../src/store/redis/index.js';
 import type { Channel, Effects, Pairing, StoreOptions, StoreStats } from '../../src/store/store.js';
@@ -95,6 +96,11 @@ interface SessionView {
   mode: Mode;
   interests: string[];
   lang: string | undefined;
+  /** Region filter (issue 17): country, its region, the place wanted, whether the country is shown. */
+  country: string | undefined;
+  area: string | undefined;
+  wants: string | undefined;
+  show: boolean;
   enteredAt: number;
   waitingSince: number;
   m: string | undefined;
@@ -144,6 +150,10 @@ interface MemoryInternals {
       mode: Mode;
       interests: string[];
       lang: string | undefined;
+      country?: string;
+      area?: string;
+      wants?: string;
+      showCountry: boolean;
       state: string;
       enteredAt: number;
       waitingSince: number;
@@ -190,6 +200,10 @@ function memorySnapshot(store: MemoryStore, now: number): Snapshot {
       mode: s.mode,
       interests: [...s.interests],
       lang: s.lang,
+      country: s.country,
+      area: s.area,
+      wants: s.wants,
+      show: s.showCountry,
       enteredAt: s.enteredAt,
       waitingSince: s.waitingSince,
       m: s.mConn,
@@ -295,6 +309,10 @@ async function redisSnapshot(r: Redis, base: string, now: number): Promise<Snaps
       mode: h.mode === 'text' ? 'text' : 'video',
       interests: list(JSON.parse(h.int ?? '[]')),
       lang: h.lang,
+      country: h.cc,
+      area: h.ar,
+      wants: h.rw,
+      show: h.fl === '1',
       enteredAt: Number(h.ea),
       waitingSince: Number(h.ws),
       m: h.mc,
@@ -377,6 +395,9 @@ interface Attrs {
   mode: Mode;
   interests: string[];
   lang: string | undefined;
+  country: string | undefined;
+  region: Region | undefined;
+  show: boolean;
   addr: string;
 }
 
@@ -532,6 +553,8 @@ class World {
     const m = /"code":"([a-z-]+)"/.exec(text);
     const kind = text.startsWith('close') ? text : `${(/"event":"([a-z-]+)"/.exec(text) ?? [])[1] ?? '?'}${m ? `:${m[1]}` : ''}`;
     seen.set(kind, (seen.get(kind) ?? 0) + 1);
+    // The region filter's fields on `matched` (issue 17), so that the coverage shows they were compared.
+    for (const field of ['region', 'country']) if (kind === 'matched' && text.includes(`"${field}":`)) seen.set(`matched+${field}`, (seen.get(`matched+${field}`) ?? 0) + 1);
   }
 
   /** The state with room codes as labels, as text. */
@@ -678,9 +701,25 @@ class World {
         return { ...(r as object), ...((await this.apply({ k: 'open', i: op.i, bad: false })) as object) };
       }
       case 'register': {
-        const attrs: Attrs = { mode: op.mode, interests: op.interests, lang: op.lang, addr: `addr${op.addr}` };
+        const country = op.place === undefined ? undefined : PLACES[op.place];
+        const attrs: Attrs = { mode: op.mode, interests: op.interests, lang: op.lang, country, region: op.region, show: op.show === true, addr: `addr${op.addr}` };
         const tok = `tok-${id}-${slot.n++}`;
-        const r = await store.register({ name: id, mode: attrs.mode, interests: attrs.interests, lang: attrs.lang, token: tok, addr: attrs.addr }, now);
+        // As the matching edge makes them from the client's address and its `region` (service.ts register).
+        const place = country === undefined ? undefined : { country, area: regionOf(country) };
+        const r = await store.register(
+          {
+            name: id,
+            mode: attrs.mode,
+            interests: attrs.interests,
+            lang: attrs.lang,
+            ...(place ? { country: place.country, area: place.area } : {}),
+            wants: wantedPlace(attrs.region, place),
+            showCountry: attrs.show,
+            token: tok,
+            addr: attrs.addr,
+          },
+          now,
+        );
         if (r.status === 'ok') {
           Object.assign(slot, { token: tok, attrs, m: undefined, s: undefined });
           await hub.run(r.effects);
@@ -790,7 +829,16 @@ function miss(world: World, what: string, key: string, problem: string): void {
   if (!world.misses.has(key)) world.misses.set(key, `${what} at ${world.now}: ${problem}`);
 }
 
-const candidate = (s: SessionView): Candidate => ({ id: s.id, interests: s.interests, lang: s.lang, enteredAt: s.enteredAt, waitingSince: s.waitingSince });
+const candidate = (s: SessionView): Candidate => ({
+  id: s.id,
+  interests: s.interests,
+  lang: s.lang,
+  country: s.country,
+  area: s.area,
+  wants: s.wants,
+  enteredAt: s.enteredAt,
+  waitingSince: s.waitingSince,
+});
 const inCooldown = (a: SessionView, b: string, now: number): boolean => a.cooldown.some(([id, until]) => id === b && until > now);
 const blockedEither = (a: SessionView, b: SessionView): boolean => a.blocked.includes(b.id) || b.blocked.includes(a.id);
 
@@ -855,7 +903,7 @@ function check(world: World, what: string, before: Snapshot | undefined, snap: S
     if (!a || !b) fail(world, what, `pairing ${p.a}+${p.b}: a member is gone already`);
     if (p.a === p.b) fail(world, what, `${p.a} paired with itself`);
     if (a.mode !== b.mode || a.mode !== p.mode) fail(world, what, `pairing ${p.a}+${p.b} across modes`);
-    // Narrowing: before INTEREST_TIMEOUT_MS after it entered the pool, a member accepts only its lang and a shared interest.
+    // Narrowing: before INTEREST_TIMEOUT_MS after it entered the pool, a member accepts only its lang, its place and a shared interest.
     for (const [x, y, waited] of [
       [a, b, p.waitedMs[0]],
       [b, a, p.waitedMs[1]],
@@ -863,6 +911,7 @@ function check(world: World, what: string, before: Snapshot | undefined, snap: S
       if (waited >= policy.interestTimeoutMs) continue;
       if (x.lang !== undefined && x.lang !== y.lang) fail(world, what, `${x.id} (lang ${x.lang}, waited ${waited} ms) paired with lang ${y.lang ?? 'none'}`);
       if (x.interests.length > 0 && commonInterests(x, y).length === 0) fail(world, what, `${x.id} (waited ${waited} ms) paired without a shared interest`);
+      if (!inPlace(x.wants, y)) fail(world, what, `${x.id} (wants ${x.wants}, waited ${waited} ms) paired with ${y.country ?? 'unknown'}/${y.area ?? 'unknown'}`);
     }
     const room = snap.rooms.get(p.room);
     if (room && JSON.stringify(room.common) !== JSON.stringify(commonInterests(a, b))) fail(world, what, `room ${p.room} lists common interests ${JSON.stringify(room.common)}`);
@@ -878,7 +927,7 @@ function check(world: World, what: string, before: Snapshot | undefined, snap: S
   const seekerBefore = before.sessions.get(p.a);
   const seekerNow = snap.sessions.get(p.a) as SessionView;
   const entered = now - p.waitedMs[0];
-  const seeker: Candidate = { id: p.a, interests: seekerNow.interests, lang: seekerNow.lang, enteredAt: entered, waitingSince: entered };
+  const seeker: Candidate = { ...candidate(seekerNow), enteredAt: entered, waitingSince: entered };
   const eligible = (before.pool[p.mode] ?? [])
     .filter((id) => id !== p.a)
     .map((id) => before.sessions.get(id) as SessionView)
@@ -896,7 +945,7 @@ function check(world: World, what: string, before: Snapshot | undefined, snap: S
 // ------------------------------------------------------------ operations
 
 type Op =
-  | { k: 'register' | 'arrive'; i: number; mode: Mode; interests: string[]; lang: string | undefined; addr: number }
+  | { k: 'register' | 'arrive'; i: number; mode: Mode; interests: string[]; lang: string | undefined; addr: number; place?: number; region?: Region; show?: boolean }
   | { k: 'open' | 'sopen'; i: number; bad: boolean }
   | { k: 'close' | 'sclose'; i: number; left: boolean }
   | { k: 'break' | 'expel'; i: number; ch: Channel }
@@ -913,12 +962,19 @@ type Advance = { k: 'advance'; by: 'tick' | 'interest' | 'grace' | 'fair' | 'coo
 type Step = Op | Advance;
 
 const VOCAB = ['music', 'go', 'chess'];
+/** Countries of the arrivals' addresses (index 0: unknown): two in one region, one in another. */
+const PLACES: readonly (string | undefined)[] = [undefined, 'FR', 'DE', 'US'];
+const placeArb = fc.nat(PLACES.length - 1);
+const regionArb = fc.constantFrom<Region | undefined>(undefined, undefined, 'anywhere', 'near', 'near', 'europe', 'north-america');
 const interestsArb = (vocab: string[], max: number): fc.Arbitrary<string[]> => fc.uniqueArray(fc.constantFrom(...vocab), { maxLength: max });
 const arrivalArb = fc.record({
   mode: fc.constantFrom<Mode>('video', 'video', 'text'),
   interests: interestsArb(VOCAB, 2),
   lang: fc.constantFrom(undefined, undefined, 'en', 'fr'),
   addr: fc.nat(4),
+  place: placeArb,
+  region: regionArb,
+  show: fc.boolean(),
 });
 const roomRefArb = fc.oneof({ arbitrary: fc.constant(-1), weight: 5 }, { arbitrary: fc.nat(6), weight: 1 });
 const chanArb = fc.constantFrom<Channel>('matching', 'signalling');
@@ -931,7 +987,7 @@ function stepArb(slots: number): fc.Arbitrary<Step> {
   const m = fc.oneof({ weight: 3, arbitrary: fc.integer({ min: -4, max: -1 }) }, { weight: 1, arbitrary: i });
   const w = <T>(weight: number, arbitrary: fc.Arbitrary<T>): { weight: number; arbitrary: fc.Arbitrary<T> } => ({ weight, arbitrary });
   return fc.oneof(
-    w(10, fc.record({ k: fc.constantFrom('register' as const, 'arrive' as const), i, mode: fc.constantFrom<Mode>('video', 'video', 'text'), interests: interestsArb(VOCAB, 2), lang: fc.constantFrom(undefined, undefined, 'en', 'fr'), addr: fc.nat(4) })),
+    w(10, fc.record({ k: fc.constantFrom('register' as const, 'arrive' as const), i, mode: fc.constantFrom<Mode>('video', 'video', 'text'), interests: interestsArb(VOCAB, 2), lang: fc.constantFrom(undefined, undefined, 'en', 'fr'), addr: fc.nat(4), place: placeArb, region: regionArb, show: fc.boolean() })),
     w(10, fc.record({ k: fc.constantFrom('open' as const, 'sopen' as const), i, bad: fc.constantFrom(false, false, false, false, true) })),
     w(6, fc.record({ k: fc.constantFrom('close' as const, 'sclose' as const), i: m, left: fc.boolean() })),
     w(4, fc.record({ k: fc.constant('break' as const), i: m, ch: chanArb })),

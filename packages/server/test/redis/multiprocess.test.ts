@@ -7,6 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BACKENDS, type Backend } from './support/backends.js';
 import { DyadProcess } from './support/dyad-process.js';
+import { placesFromDb } from '../support/places.js';
+import { regionOf } from '../../src/geo/regions.js';
 import { WireClient, eventually, sleep, type Channel, type Events } from '../support/ws-client.js';
 
 const GRACE_MS = 3_000;
@@ -42,6 +44,14 @@ const matchingUrl = (proc: DyadProcess, s: Session): string =>
   `${proc.ws('matching')}/ws/${encodeURIComponent(s.id)}?token=${encodeURIComponent(s.token)}`;
 const signallingUrl = (proc: DyadProcess, s: Session): string =>
   `${proc.ws('signalling')}/ws/${encodeURIComponent(s.id)}?token=${encodeURIComponent(s.token)}`;
+
+/** One-trip start from a client `address` (TRUST_PROXY), with a `lang` of its test's own in the query. */
+async function startFrom(proc: DyadProcess, address: string, query: Record<string, string>): Promise<Session> {
+  const qs = new URLSearchParams({ lang: 'region', ...query }).toString();
+  const m = await WireClient.open(`${proc.ws('matching')}/ws?${qs}`, { channel: 'matching', label: `${proc.name}/matching`, waitMs: WAIT_MS, headers: { 'x-forwarded-for': address } });
+  const s = await m.expect('session');
+  return { id: s.id, token: s.token, m };
+}
 
 /** Two sessions started on the two given processes, paired with each other. */
 async function pair(
@@ -89,7 +99,8 @@ async function waitingCount(proc: DyadProcess): Promise<number> {
 for (const backend of BACKENDS) describe(`two matching and two signalling processes on ${backend.name}`, { timeout: 150_000 }, () => {
   before(async () => {
     redis = await backend.start();
-    env = { ...redis.env, GRACE_MS: String(GRACE_MS), INTEREST_TIMEOUT_MS: '600000' };
+    // TRUST_PROXY: the region test speaks from addresses of the shipped IP-to-country database.
+    env = { ...redis.env, GRACE_MS: String(GRACE_MS), INTEREST_TIMEOUT_MS: '600000', TRUST_PROXY: 'true' };
     [m1, m2, s1, s2] = await Promise.all([
       DyadProcess.start('m1', { ...env, ROLES: 'matching' }),
       DyadProcess.start('m2', { ...env, ROLES: 'matching' }),
@@ -180,6 +191,24 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
     assert.equal((await a.m.expect('waiting')).event, 'waiting');
     a.m.close();
     b.m.close();
+  });
+
+  it('pairs by region across processes: "near" waits for its own country; the opted-in country reaches only the partner', async () => {
+    const { X1, X2, Z } = await placesFromDb(regionOf);
+    const a = await startFrom(m1, X1.address, { region: 'near', show_country: 'true' });
+    await a.m.expect('waiting');
+    const far = await startFrom(m2, Z.address, {});
+    await far.m.expect('waiting');
+    await far.m.expectSilence(300, { why: `${Z.country} is not near ${X1.country}` });
+    await far.m.close();
+    const b = await startFrom(m2, X2.address, {});
+    const mb = await b.m.expect('matched', { skip: 'any' });
+    const ma = await a.m.expect('matched');
+    assert.equal(ma.peer, b.id);
+    assert.equal(mb.country, X1.country, 'the partner of one who opted in is told its country');
+    assert.equal(ma.country, undefined, 'one who did not opt in shows nothing');
+    assert.equal(ma.region, X1.region);
+    assert.equal(mb.region, X1.region);
   });
 
   it('registers over HTTP on one process and opens the socket on another; names are unique across processes', async () => {
@@ -290,8 +319,10 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
     b.m.close();
   });
 
-  it('Redis restart: /readyz says 503 and clients get errors meanwhile; afterwards sessions are back in the pool', async () => {
-    const waiter = await start(m1, 'x-redis');
+  it('Redis restart: /readyz says 503 and clients get errors meanwhile; afterwards sessions are back in the pool, their region kept', async () => {
+    const { X1, X2 } = await placesFromDb(regionOf);
+    // Its country, its region choice and its opt-in are made again from what its process holds.
+    const waiter = await startFrom(m1, X1.address, { lang: 'x-redis', region: 'near', show_country: 'true' });
     await waiter.m.expect('waiting');
     const { a, b } = await pair(m1, m2, 'x-redis-pair');
     await redis.kill();
@@ -315,8 +346,10 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
     await waiter.m.expect('waiting', { timeoutMs: 10_000 });
     assert.equal((await a.m.expect('peer-disconnected', { timeoutMs: 10_000 })).reason, 'timeout');
     assert.equal((await b.m.expect('peer-disconnected', { skip: 'any', timeoutMs: 10_000 })).reason, 'timeout');
-    const newcomer = await start(m2, 'x-redis');
-    assert.equal((await newcomer.m.expect('matched', { skip: 'any' })).peer, waiter.id);
+    const newcomer = await startFrom(m2, X2.address, { lang: 'x-redis', region: 'near' });
+    const toNewcomer = await newcomer.m.expect('matched', { skip: 'any' });
+    assert.equal(toNewcomer.peer, waiter.id);
+    assert.equal(toNewcomer.country, X1.country, 'the waiter still shows its country');
     assert.equal((await waiter.m.expect('matched')).peer, newcomer.id);
     a.m.send({ event: 'next' });
     await a.m.expect('waiting', { skip: 'any' });

@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { regionOf, wantedPlace } from '../../src/geo/regions.js';
 import {
   accepts,
   banLengthMs,
@@ -8,8 +9,11 @@ import {
   countingReports,
   inGoodStanding,
   keptReport,
+  mutuallyAccept,
+  narrows,
   nextStrike,
   reportCounts,
+  sharedArea,
   talkedMs,
   type Candidate,
   type ReportEntry,
@@ -32,6 +36,38 @@ describe('rules', () => {
     assert.equal(accepts(a, c('b', { lang: 'fr' }), 0, policy), false);
     assert.equal(accepts(a, c('b'), 0, policy), false);
     assert.equal(accepts(a, c('b', { lang: 'en' }), 0, policy), true);
+  });
+
+  it('a session that wants a place accepts only sessions in it (its country, or its region) until its timeout (issue 17)', () => {
+    const paris = { country: 'FR', area: 'europe' };
+    const near = c('a', { ...paris, wants: 'FR' });
+    assert.equal(accepts(near, c('b', paris), 0, policy), true);
+    assert.equal(accepts(near, c('b', { country: 'DE', area: 'europe' }), 0, policy), false);
+    assert.equal(accepts(near, c('b'), 0, policy), false, 'an unknown place is in no country');
+    assert.equal(accepts(near, c('b'), 5_000, policy), true);
+    const europe = c('a', { wants: 'europe' });
+    assert.equal(accepts(europe, c('b', { country: 'DE', area: 'europe' }), 0, policy), true);
+    assert.equal(accepts(europe, c('b', { country: 'US', area: 'north-america' }), 0, policy), false);
+    // Mutual: one who wants nothing is accepted by, and accepts, one whose place it is in.
+    assert.equal(mutuallyAccept(near, c('b', paris), 0, policy), true);
+    assert.equal(mutuallyAccept(c('b', { country: 'US', area: 'north-america' }), near, 0, policy), false);
+    assert.equal(narrows(near), true);
+    assert.equal(narrows(c('b', paris)), false, 'a place alone narrows nothing');
+  });
+
+  it('near is the own country, or anywhere when that is unknown; a region is itself; the shared area is never finer than a region', () => {
+    const fr = { country: 'FR', area: regionOf('FR') };
+    assert.equal(wantedPlace('near', fr), 'FR');
+    assert.equal(wantedPlace('near', undefined), undefined);
+    assert.equal(wantedPlace('anywhere', fr), undefined);
+    assert.equal(wantedPlace(undefined, fr), undefined);
+    assert.equal(wantedPlace('asia', undefined), 'asia');
+    assert.equal(regionOf('FR'), 'europe');
+    assert.equal(regionOf('BR'), 'south-america');
+    assert.equal(regionOf('AQ'), undefined);
+    assert.equal(sharedArea(c('a', fr), c('b', { country: 'DE', area: 'europe' })), 'europe');
+    assert.equal(sharedArea(c('a', fr), c('b', { country: 'US', area: 'north-america' })), undefined);
+    assert.equal(sharedArea(c('a'), c('b')), undefined, 'two unknown places share nothing');
   });
 
   it('commonInterests keeps the seeker order', () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
 import { request } from '../support/http.js';
-import { runUntilExit, startServer } from '../support/server.js';
+import { SERVER_ENTRY, runUntilExit, startServer } from '../support/server.js';
 import { WireClient } from '../support/ws-client.js';
 
 async function freePort(): Promise<number> {
@@ -46,6 +46,10 @@ describe('settings refused at start', () => {
     ['NUDITY_THRESHOLD=1.5', { NUDITY_THRESHOLD: '1.5' }, /NUDITY_THRESHOLD/],
     ['NUDITY_THRESHOLD=high', { NUDITY_THRESHOLD: 'high' }, /NUDITY_THRESHOLD/],
     ['NUDITY_CHECK_INTERVAL_MS=10', { NUDITY_CHECK_INTERVAL_MS: '10' }, /NUDITY_CHECK_INTERVAL_MS/],
+    ['REGION_FILTER=maybe', { REGION_FILTER: 'maybe' }, /REGION_FILTER/],
+    // The IP-to-country database is read at start: a missing or unreadable file stops the process there.
+    ['REGION_DB naming a missing file', { REGION_DB: '/nonexistent/dyad-countries.mmdb' }, /REGION_DB.*\/nonexistent\/dyad-countries\.mmdb/],
+    ['REGION_DB naming a file that is no database', { REGION_DB: SERVER_ENTRY }, /REGION_DB/],
   ];
   for (const [what, env, names] of cases) {
     it(`${what}: the process exits non-zero with an error naming it`, async () => {

@@ -4,6 +4,7 @@ import { FakeDevices, settle } from '../test-support/FakeDevices.js';
 import { LocalMedia } from './LocalMedia.js';
 import { deriveKey } from './pow.js';
 import type { PeerLinkOptions, RoomInfo } from './PeerLink.js';
+import { parseConfig } from './config.js';
 import { Session, cleanInterests, oneTripUrl } from './Session.js';
 import type { PeerLinkLike } from './Session.js';
 
@@ -121,10 +122,28 @@ function started(session: Session, mode: 'video' | 'text' = 'video') {
   return [matching, FakeSocket.all[1]] as const;
 }
 
+describe('/config.json', () => {
+  it('says whether the server pairs by region; absent or garbled: nothing said (the choice is offered)', () => {
+    const urls = { matching_url: 'http://h:8000', signalling_url: 'http://h:8001' };
+    expect(parseConfig({ ...urls, region_filter: false })?.regionFilter).toBe(false);
+    expect(parseConfig({ ...urls, region_filter: true })?.regionFilter).toBe(true);
+    expect(parseConfig({ ...urls, region_filter: 'no' })?.regionFilter).toBeUndefined();
+    expect(parseConfig(urls)?.regionFilter).toBeUndefined();
+  });
+});
+
 describe('one-trip URL', () => {
   it('carries mode, interests and lang, with literal commas between interests', () => {
     const url = oneTripUrl('https://dyad.example/', { mode: 'text', interests: ['Rock & Roll', 'go'], lang: 'pt-BR' });
     expect(url).toBe('wss://dyad.example/ws?mode=text&interests=rock%20%26%20roll,go&lang=pt-BR');
+  });
+
+  it('carries region unless it is anywhere, and show_country only when chosen', () => {
+    expect(oneTripUrl('http://h:1', { mode: 'video', interests: [], lang: null, region: 'near', showCountry: true })).toBe(
+      'ws://h:1/ws?mode=video&region=near&show_country=true',
+    );
+    expect(oneTripUrl('http://h:1', { mode: 'video', interests: [], lang: null, region: 'anywhere', showCountry: false })).toBe('ws://h:1/ws?mode=video');
+    expect(oneTripUrl('http://h:1', { mode: 'text', interests: [], lang: null, region: 'south-america' })).toBe('ws://h:1/ws?mode=text&region=south-america');
   });
 
   it('drops a language the contract would refuse', () => {

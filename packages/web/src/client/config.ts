@@ -24,6 +24,8 @@ export interface ClientConfig {
   readonly signallingUrl: string;
   /** When the matching service asks for a proof of work (absent from an older server: ask it, GET /pow says). */
   readonly pow?: 'always' | 'above-rate' | 'off';
+  /** Whether the server pairs by region (REGION_FILTER); absent (an older server): true, the choice costs nothing there. */
+  readonly regionFilter?: boolean;
   /** Always set by loadConfig(); absent (a session made by hand, as in tests): DEFAULT_NUDITY. */
   readonly nudity?: NuditySettings;
 }
@@ -63,11 +65,12 @@ function parseNudity(body: Record<string, unknown>): NuditySettings {
 export function parseConfig(body: unknown): ClientConfig | null {
   if (typeof body !== 'object' || body === null) return null;
   const fields = body as Record<string, unknown>;
-  const { matching_url, signalling_url, pow } = fields;
+  const { matching_url, signalling_url, pow, region_filter } = fields;
   if (typeof matching_url !== 'string' || typeof signalling_url !== 'string') return null;
   if (!/^https?:\/\//i.test(matching_url) || !/^https?:\/\//i.test(signalling_url)) return null;
   const mode = pow === 'always' || pow === 'above-rate' || pow === 'off' ? { pow: pow as NonNullable<ClientConfig['pow']> } : {};
-  return { matchingUrl: trimSlash(matching_url), signallingUrl: trimSlash(signalling_url), ...mode, nudity: parseNudity(fields) };
+  const region = typeof region_filter === 'boolean' ? { regionFilter: region_filter } : {};
+  return { matchingUrl: trimSlash(matching_url), signallingUrl: trimSlash(signalling_url), ...mode, ...region, nudity: parseNudity(fields) };
 }
 
 export async function loadConfig(fetchImpl: typeof fetch = fetch): Promise<ClientConfig> {

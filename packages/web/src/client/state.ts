@@ -42,6 +42,8 @@ export interface Match {
   readonly initiator: boolean;
   readonly mode: Mode;
   readonly commonInterests: readonly string[];
+  /** The stranger's country (ISO 3166-1 alpha-2), only when the stranger chose to show it. */
+  readonly country?: string;
 }
 
 export interface Failure {
@@ -141,6 +143,7 @@ function onServer(state: SessionState, msg: MatchingServerMessage): SessionState
         initiator: msg.initiator,
         mode: msg.mode,
         commonInterests: msg.common_interests,
+        ...(msg.country ? { country: msg.country } : {}),
       };
       let next: SessionState = {
         ...state,

@@ -1,7 +1,7 @@
 // Where the client connects: the one-trip start and the resume URLs, and the
 // preferences they carry, cleaned to what the contract accepts.
 import { MAX_INTEREST_CHARS, MAX_INTERESTS, RegisterRequest, codePoints, normalizeInterests, parseObject } from '@dyad/protocol';
-import type { Mode } from '@dyad/protocol';
+import type { Mode, Region } from '@dyad/protocol';
 import { toWebSocketUrl } from './config.js';
 
 export interface Preferences {
@@ -9,6 +9,10 @@ export interface Preferences {
   readonly interests: readonly string[];
   /** A BCP 47 tag, or null for any language. */
   readonly lang: string | null;
+  /** Whom to prefer by place (issue 17); absent: anywhere. */
+  readonly region?: Region;
+  /** Show this person's country's flag to the stranger; absent: no. */
+  readonly showCountry?: boolean;
 }
 
 /** Interests as the contract accepts them: trimmed, no commas (the query separator), at most 10 of ≤ 32 chars. */
@@ -26,6 +30,8 @@ export function oneTripUrl(matchingUrl: string, prefs: Preferences, altcha?: str
   if (interests.length > 0) query.push(`interests=${interests.map(encodeURIComponent).join(',')}`);
   const body = { mode: prefs.mode, interests, ...(prefs.lang ? { lang: prefs.lang } : {}) };
   if (prefs.lang && parseObject(RegisterRequest, body).ok) query.push(`lang=${encodeURIComponent(prefs.lang)}`);
+  if (prefs.region && prefs.region !== 'anywhere') query.push(`region=${encodeURIComponent(prefs.region)}`);
+  if (prefs.showCountry) query.push('show_country=true');
   // A solved proof of work, when the server asks for one (GET /pow).
   if (altcha) query.push(`altcha=${encodeURIComponent(altcha)}`);
   return `${toWebSocketUrl(matchingUrl)}/ws?${query.join('&')}`;
@@ -40,4 +46,6 @@ export function resumeUrl(baseUrl: string, id: string, token: string): string {
 export const samePrefs = (a: Preferences, b: Preferences): boolean =>
   a.mode === b.mode &&
   (a.lang ?? '').toLowerCase() === (b.lang ?? '').toLowerCase() &&
+  (a.region ?? 'anywhere') === (b.region ?? 'anywhere') &&
+  (a.showCountry ?? false) === (b.showCountry ?? false) &&
   cleanInterests(a.interests).join(',') === cleanInterests(b.interests).join(',');

@@ -49,7 +49,8 @@ describe('catalogs', () => {
   it('translations are translations: most texts differ from the English', () => {
     for (const { code } of UI_LANGUAGES.filter((l) => l.code !== 'en')) {
       const texts = flatten(CATALOGS[code]);
-      const same = [...texts].filter(([k, v]) => english.get(k) === v && !/^[^a-z]*$|^Dyad$|^Esc$/i.test(v));
+      // Names of places (Europe, Asia) are often written alike: they do not count.
+      const same = [...texts].filter(([k, v]) => english.get(k) === v && !k.startsWith('regions.') && !/^[^a-z]*$|^Dyad$|^Esc$/i.test(v));
       // Words shared by both languages (Chat, Message) are few.
       expect(same.length, `${code}: ${same.map(([k]) => k).join(', ')}`).toBeLessThanOrEqual(3);
     }

@@ -1,6 +1,6 @@
 import { startTransition, useEffect, useMemo, useRef, useState } from 'react';
 import type { ReactElement } from 'react';
-import type { Mode } from '@dyad/protocol';
+import { REGION_CHOICES, type Mode, type Region } from '@dyad/protocol';
 import { useTranslation } from 'react-i18next';
 import { DEFAULT_NUDITY, loadConfig } from '../client/config.js';
 import type { ClientConfig, NuditySettings } from '../client/config.js';
@@ -18,6 +18,7 @@ const isMode = (v: unknown): v is Mode => v === 'video' || v === 'text';
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
+const isRegion = (v: unknown): v is Region => (REGION_CHOICES as readonly unknown[]).includes(v);
 
 /** The longest the landing screen stays after Start while the sockets (and a first offer/answer) go through. */
 const SCREEN_SWITCH_MAX_MS = 300;
@@ -37,6 +38,8 @@ export function App(): ReactElement {
   const [mode, setMode] = usePersistentState<Mode>('dyad.mode', 'video', isMode);
   const [interests, setInterests] = usePersistentState<string[]>('dyad.interests', [], isStringList);
   const [lang, setLang] = usePersistentState<string>('dyad.lang', '', isString);
+  const [region, setRegion] = usePersistentState<Region>('dyad.region', 'anywhere', isRegion);
+  const [showCountry, setShowCountry] = usePersistentState<boolean>('dyad.showCountry', false, isBool);
   const [autoNext, setAutoNext] = usePersistentState<boolean>('dyad.autoNext', false, isBool);
   // Asked on every visit: it is a promise about who is in front of the screen now.
   const [adult, setAdult] = useState(false);
@@ -105,10 +108,14 @@ export function App(): ReactElement {
   const counts = useOnlineCounts(screen === 'landing' || looking ? (config?.matchingUrl ?? null) : null);
   const online = <OnlineCount counts={counts} mode={mode} />;
 
+  // The region choice and the flag opt-in, where the server pairs by region (REGION_FILTER).
+  const regionsOffered = config?.regionFilter !== false;
+  const placePrefs = regionsOffered ? { region, showCountry } : {};
+
   const start = () => {
     if (!session || starting) return;
     session.autoNext = autoNext;
-    session.start({ mode, interests: cleanInterests(interests), lang: lang || null });
+    session.start({ mode, interests: cleanInterests(interests), lang: lang || null, ...placePrefs });
     // The chat screen is the heaviest render of the app. It waits until the
     // sockets are up and, when a stranger is already there, offer and answer
     // have passed (a few milliseconds on a good link, never more than
@@ -165,6 +172,9 @@ export function App(): ReactElement {
           mode={mode}
           interests={interests}
           lang={lang}
+          region={region}
+          showCountry={showCountry}
+          regions={regionsOffered}
           adult={adult}
           media={mediaState}
           ready={session !== null}
@@ -175,6 +185,8 @@ export function App(): ReactElement {
           onMode={setMode}
           onInterests={setInterests}
           onLang={setLang}
+          onRegion={setRegion}
+          onShowCountry={setShowCountry}
           onAdult={setAdult}
           onRetryMedia={() => {
             media.release();
@@ -193,7 +205,7 @@ export function App(): ReactElement {
           online={online}
           onUseText={() => {
             setMode('text');
-            session.start({ mode: 'text', interests: cleanInterests(interests), lang: lang || null });
+            session.start({ mode: 'text', interests: cleanInterests(interests), lang: lang || null, ...placePrefs });
           }}
         />
       )}

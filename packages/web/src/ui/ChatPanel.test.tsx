@@ -30,6 +30,15 @@ function setup(over: Partial<ChatPanelProps> = {}) {
 }
 
 describe('ChatPanel', () => {
+  it("shows the stranger's flag and country only when the stranger chose to show it", () => {
+    setup({ country: 'FR' });
+    expect(screen.getByTestId('peer-country').textContent).toBe('🇫🇷From France');
+    cleanup();
+    const { view } = setup();
+    expect(screen.queryByTestId('peer-country')).toBeNull();
+    expect(view.container.textContent).not.toContain('France');
+  });
+
   it("never renders a stranger's link as clickable: no anchor, no markup, the text as written", () => {
     const link = 'see https://spam.example/x?a=1 or <a href="https://spam.example">here</a> [here](javascript:alert(1))';
     const { view } = setup({ lines: [{ id: 9, from: 'stranger', text: link }] });

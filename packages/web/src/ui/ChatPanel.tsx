@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'react';
 import type { ChangeEvent, FormEvent, KeyboardEvent, ReactElement, ReactNode, Ref } from 'react';
 import { MAX_CHAT_CHARS } from '@dyad/protocol';
 import { useTranslation } from 'react-i18next';
+import { countryName, flagEmoji } from '../client/flag.js';
 import { lineText } from '../client/state.js';
 import type { ChatLine } from '../client/state.js';
 import { Icon } from './icons.js';
@@ -10,6 +11,8 @@ export interface ChatPanelProps {
   readonly lines: readonly ChatLine[];
   readonly strangerTyping: boolean;
   readonly commonInterests: readonly string[];
+  /** The stranger's country, only when the stranger chose to show it. */
+  readonly country?: string;
   readonly status: string;
   readonly notice?: string | null;
   /** False when there is nobody to talk to: the input stays usable for drafting but cannot send. */
@@ -26,8 +29,8 @@ export interface ChatPanelProps {
 }
 
 export function ChatPanel(props: ChatPanelProps): ReactElement {
-  const { lines, strangerTyping, commonInterests, status, notice, canSend, onSend, onTyping, actions } = props;
-  const { t } = useTranslation();
+  const { lines, strangerTyping, commonInterests, country, status, notice, canSend, onSend, onTyping, actions } = props;
+  const { t, i18n } = useTranslation();
   const [draft, setDraft] = useState('');
   const logRef = useRef<HTMLOListElement>(null);
   const stickToBottom = useRef(true);
@@ -84,6 +87,14 @@ export function ChatPanel(props: ChatPanelProps): ReactElement {
         <p className="status" role="status" aria-live="polite" data-testid="status">
           {status}
         </p>
+        {country && (
+          <p className="peer-country" data-testid="peer-country">
+            <span className="flag" aria-hidden="true">
+              {flagEmoji(country)}
+            </span>
+            {t('chat.strangerFrom', { country: countryName(country, i18n.language) })}
+          </p>
+        )}
         {commonInterests.length > 0 && (
           <ul className="chips chips-small" aria-label={t('chat.sharedInterests')}>
             {commonInterests.map((i) => (

@@ -1,3 +1,4 @@
+import { flagEmoji } from '../client/flag.js';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { ReactElement, ReactNode } from 'react';
 import { useTranslation } from 'react-i18next';
@@ -164,7 +165,10 @@ export function ChatScreen({ session, media, autoNext, nudity, onAutoNext, onHom
             />
             <NudityShield view={guard} canReport={canReport} onReport={() => setReporting(true)} />
             {overlay}
-            <span className="tag">{t('chat.stranger')}</span>
+            <span className="tag">
+              {t('chat.stranger')}
+              {phase === 'matched' && state.match?.country ? <span aria-hidden="true"> {flagEmoji(state.match.country)}</span> : null}
+            </span>
           </div>
           <div className="tile tile-local">
             <Video
@@ -296,6 +300,7 @@ export function ChatScreen({ session, media, autoNext, nudity, onAutoNext, onHom
         lines={state.lines}
         strangerTyping={state.strangerTyping}
         commonInterests={phase === 'matched' ? (state.match?.commonInterests ?? []) : []}
+        {...(phase === 'matched' && state.match?.country ? { country: state.match.country } : {})}
         status={status}
         notice={state.notice ? noticeText(state.notice, t) : null}
         canSend={phase === 'matched'}

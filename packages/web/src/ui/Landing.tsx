@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { KeyboardEvent, ReactElement, ReactNode } from 'react';
 import { MAX_INTEREST_CHARS, MAX_INTERESTS } from '@dyad/protocol';
-import type { Mode } from '@dyad/protocol';
+import { REGIONS, type Mode, type Region } from '@dyad/protocol';
 import { Trans, useTranslation } from 'react-i18next';
 import type { LocalMediaState } from '../client/LocalMedia.js';
 import { cleanInterests } from '../client/Session.js';
@@ -33,6 +33,12 @@ export interface LandingProps {
   readonly mode: Mode;
   readonly interests: readonly string[];
   readonly lang: string;
+  /** Whom to prefer by place: anywhere, near (own country) or a region. */
+  readonly region: Region;
+  /** Show this person's country's flag to the stranger. */
+  readonly showCountry: boolean;
+  /** The server pairs by region: offer the choice and the opt-in (absent: yes). */
+  readonly regions?: boolean;
   readonly adult: boolean;
   /** False until the service addresses are known. */
   readonly ready: boolean;
@@ -47,13 +53,15 @@ export interface LandingProps {
   onMode(mode: Mode): void;
   onInterests(list: string[]): void;
   onLang(lang: string): void;
+  onRegion(region: Region): void;
+  onShowCountry(show: boolean): void;
   onAdult(adult: boolean): void;
   onRetryMedia(): void;
   onStart(): void;
 }
 
 export function Landing(props: LandingProps): ReactElement {
-  const { mode, interests, lang, adult, ready, media, failure } = props;
+  const { mode, interests, lang, region, showCountry, adult, ready, media, failure } = props;
   const { t } = useTranslation();
   const [tag, setTag] = useState('');
   const heading = useRef<HTMLHeadingElement>(null);
@@ -173,6 +181,25 @@ export function Landing(props: LandingProps): ReactElement {
             ))}
           </select>
         </div>
+
+        {props.regions !== false && (
+          <div className="field">
+            <label htmlFor="region-select">{t('landing.region')}</label>
+            <select id="region-select" value={region} onChange={(e) => props.onRegion(e.target.value as Region)}>
+              <option value="anywhere">{t('landing.regionAnywhere')}</option>
+              <option value="near">{t('landing.regionNear')}</option>
+              {REGIONS.map((r) => (
+                <option key={r} value={r}>
+                  {t(`regions.${r}`)}
+                </option>
+              ))}
+            </select>
+            <label className="check check-small">
+              <input type="checkbox" checked={showCountry} onChange={(e) => props.onShowCountry(e.target.checked)} />
+              <span>{t('landing.showCountry')}</span>
+            </label>
+          </div>
+        )}
 
         <label className="check">
           <input type="checkbox" checked={adult} onChange={(e) => props.onAdult(e.target.checked)} />

@@ -1,7 +1,7 @@
 // Effects as the Lua scripts write them (JSON from Redis's cjson) turned into
 // the Store's types. cjson writes an empty list as `{}` and object keys in any
 // order, so every message is rebuilt here in the shape the memory store gives.
-import { DISCONNECT_MESSAGES, type DisconnectReason, type ServerMessage } from '@dyad/protocol';
+import { DISCONNECT_MESSAGES, type AreaRegion, type DisconnectReason, type ServerMessage } from '@dyad/protocol';
 import type { CloseOrder, Delivery, Effects, Pairing, SignalText, TimerOrder } from '../store.js';
 
 /** What a script returns: effects for this process, plus `x`, the transition's own result. */
@@ -39,6 +39,8 @@ export function toMessage(m: Raw): ServerMessage {
         initiator: m.initiator === true,
         peer: str(m.peer),
         common_interests: list<string>(m.common_interests),
+        ...(typeof m.region === 'string' ? { region: m.region as AreaRegion } : {}),
+        ...(typeof m.country === 'string' ? { country: m.country } : {}),
         mode: m.mode === 'text' ? 'text' : 'video',
         ice_servers: [],
         ...(m.resumed === true ? { resumed: true } : {}),

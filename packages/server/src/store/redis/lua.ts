@@ -276,10 +276,12 @@ end
 --   narrow:<mode>        those whose interests/lang still narrow (score: when they entered)
 --   int:<mode>:<i>       every one with interest i (score: pool order)
 --   lang:<mode>:<l>      every one with lang l (score: pool order)
--- so a pairing attempt reads at most 1 + interests + 1 sorted sets.
+--   place:<mode>:<p>     every one whose country, or region, is p (score: pool order)
+--   wants:<mode>:<p>     every one that prefers place p (score: pool order)
+-- so a pairing attempt reads at most 1 + interests + 1 + 2 sorted sets.
 
 local function narrowed(s)
-  return (#s.ints > 0 or s.lang ~= nil) and NOW - s.ea < CFG.interest
+  return (#s.ints > 0 or s.lang ~= nil or s.rw ~= nil) and NOW - s.ea < CFG.interest
 end
 
 local function unpool(s)
@@ -288,6 +290,9 @@ local function unpool(s)
   redis.call('ZREM', P .. 'narrow:' .. m, s.id)
   for _, i in ipairs(s.ints) do redis.call('ZREM', P .. 'int:' .. m .. ':' .. i, s.id) end
   if s.lang then redis.call('ZREM', P .. 'lang:' .. m .. ':' .. s.lang, s.id) end
+  if s.cc then redis.call('ZREM', P .. 'place:' .. m .. ':' .. s.cc, s.id) end
+  if s.ar then redis.call('ZREM', P .. 'place:' .. m .. ':' .. s.ar, s.id) end
+  if s.rw then redis.call('ZREM', P .. 'wants:' .. m .. ':' .. s.rw, s.id) end
 end
 
 local function zput(k, sc, id)
@@ -306,6 +311,9 @@ local function enpool(s)
   end
   for _, i in ipairs(s.ints) do zput(P .. 'int:' .. m .. ':' .. i, s.wk, s.id) end
   if s.lang then zput(P .. 'lang:' .. m .. ':' .. s.lang, s.wk, s.id) end
+  if s.cc then zput(P .. 'place:' .. m .. ':' .. s.cc, s.wk, s.id) end
+  if s.ar then zput(P .. 'place:' .. m .. ':' .. s.ar, s.wk, s.id) end
+  if s.rw then zput(P .. 'wants:' .. m .. ':' .. s.rw, s.wk, s.id) end
 end
 
 -- Sessions whose narrowing ran out now accept anyone: move them to open:<mode>.
@@ -347,6 +355,7 @@ end
 local function accepts(a, b)
   if NOW - a.ea >= CFG.interest then return true end
   if a.lang and a.lang ~= b.lang then return false end
+  if a.rw and a.rw ~= b.cc and a.rw ~= b.ar then return false end
   if #a.ints > 0 and not shares(a, b) then return false end
   return true
 end
@@ -426,6 +435,9 @@ local function matchedEvent(room, me, other, resumed)
     event = 'matched', room_code = room.code, initiator = room.ini == me.id, peer = other.id,
     common_interests = cjson.decode(room.common), mode = room.mode, ice_servers = {},
   }
+  -- The region both are in, never finer; the country only of one who chose to show it.
+  if me.ar and me.ar == other.ar then m.region = me.ar end
+  if other.fl and other.cc then m.country = other.cc end
   if resumed then m.resumed = true end
   return m
 end
@@ -468,6 +480,11 @@ local function tryPair(s)
   if open then sources[#sources + 1] = P .. 'open:' .. m end
   for _, i in ipairs(s.ints) do sources[#sources + 1] = P .. 'int:' .. m .. ':' .. i end
   if s.lang and (open or #s.ints == 0) then sources[#sources + 1] = P .. 'lang:' .. m .. ':' .. s.lang end
+  -- Narrowed by region alone: those in the place it wants. Open: also those
+  -- narrowed by region alone whom it suits (their place is its country or region).
+  if s.rw and not open and #s.ints == 0 and not s.lang then sources[#sources + 1] = P .. 'place:' .. m .. ':' .. s.rw end
+  if open and s.cc then sources[#sources + 1] = P .. 'wants:' .. m .. ':' .. s.cc end
+  if open and s.ar then sources[#sources + 1] = P .. 'wants:' .. m .. ':' .. s.ar end
 
   local seen, cands = {}, {}
   local function consider(id)
@@ -522,7 +539,7 @@ local function enterPool(s)
   unpool(s)
   if s.mc and alive(s.mp) then enpool(s) end
   send(s, 'matching', {event = 'waiting'})
-  if (#s.ints > 0 or s.lang) and CFG.interest > 0 then timer('interest', s.id, nil, CFG.interest) end
+  if (#s.ints > 0 or s.lang or s.rw) and CFG.interest > 0 then timer('interest', s.id, nil, CFG.interest) end
   tryPair(s)
 end
 
@@ -841,13 +858,14 @@ local function reportable(s)
 end
 
 local function profile(s)
-  return {mode = s.mode, int = s.int or '[]', lang = s.lang or '', addr = s.addr}
+  return {mode = s.mode, int = s.int or '[]', lang = s.lang or '', addr = s.addr, geo = cjson.encode({cc = s.cc, ar = s.ar, rw = s.rw, fl = s.fl})}
 end
 `;
 
 /** The transitions. Each body sees the prelude's helpers and A[1..], and ends with finish(). */
 const BODIES = {
-  // A: name ('' for none), generated id, mode, interests JSON, lang ('' for none), token hash, addr
+  // A: name ('' for none), generated id, mode, interests JSON, lang ('' for none), token hash, addr,
+  // then country, region, wanted place ('' for none) and '1' to show the country ('' not to)
   register: `
 local name, gen, mode, int, lang, th, addr = A[1], A[2], A[3], A[4], A[5], A[6], A[7]
 local banned = redis.call('GET', P .. 'ban:' .. addr)
@@ -861,6 +879,13 @@ local f = {'mode', mode, 'int', int, 'th', th, 'addr', addr, 'st', 'registered',
 if lang ~= '' then
   f[#f + 1] = 'lang'
   f[#f + 1] = lang
+end
+for i, field in ipairs({'cc', 'ar', 'rw', 'fl'}) do
+  local v = A[7 + i]
+  if v and v ~= '' then
+    f[#f + 1] = field
+    f[#f + 1] = v
+  end
 end
 if redis.call('EXISTS', P .. 'abx:' .. addr) == 1 then
   f[#f + 1] = 'ab'
@@ -1336,7 +1361,7 @@ redis.call('ZREMRANGEBYSCORE', P .. 'sess', '-inf', num(NOW))
 redis.call('ZREMRANGEBYSCORE', P .. 'rooms', '-inf', num(NOW))
 return finish({ran = true, dropped = dropped, expired = expired})
 `,
-  // A: lost ('1' when Redis lost its data), JSON list of {id, th, mode, int, lang, addr, m, s, hint}
+  // A: lost ('1' when Redis lost its data), JSON list of {id, th, mode, int, lang, geo, addr, m, s, hint}
   heal: `
 local lost = A[1] == '1'
 local orphans = {}
@@ -1350,6 +1375,10 @@ for _, e in ipairs(cjson.decode(A[2])) do
     if e.lang ~= '' then
       f[#f + 1] = 'lang'
       f[#f + 1] = e.lang
+    end
+    for field, v in pairs(e.geo and cjson.decode(e.geo) or {}) do
+      f[#f + 1] = field
+      f[#f + 1] = v
     end
     redis.call('HSET', skey(e.id), unpack(f))
     redis.call('SET', P .. 't:' .. e.th, e.id)

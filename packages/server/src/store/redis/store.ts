@@ -124,6 +124,8 @@ interface Local {
   mode: string;
   int: string;
   lang: string;
+  /** JSON of the session's place fields (country, region, wanted place, show flag; lua.ts profile). */
+  geo: string;
   addr: string;
   /** Matching and signalling conns held here. */
   m?: string;
@@ -170,6 +172,7 @@ interface Profile {
   mode: string;
   int: string;
   lang: string;
+  geo: string;
   addr: string;
 }
 
@@ -502,6 +505,10 @@ export class RedisStore implements Store {
         n.lang ? wellFormed(n.lang) : '',
         hashToken(n.token),
         n.addr,
+        n.country ?? '',
+        n.area ?? '',
+        n.wants ?? '',
+        n.showCountry ? '1' : '',
       ]);
       const r = x as { status: string; id?: string; until?: number };
       if (r.status === 'ok') return { status: 'ok', id: r.id ?? '', effects: fx };
@@ -564,7 +571,7 @@ export class RedisStore implements Store {
   private remember(id: string, th: string, p: Profile, channel: Channel, conn: string): void {
     let l = this.local.get(id);
     if (!l || l.th !== th) {
-      l = { id, th, mode: p.mode, int: p.int, lang: p.lang, addr: p.addr };
+      l = { id, th, mode: p.mode, int: p.int, lang: p.lang, geo: p.geo, addr: p.addr };
       this.local.set(id, l);
     }
     if (channel === 'matching') l.m = conn;
