@@ -110,12 +110,12 @@ async function measure(redis: Redis, names: Map<string, string>, ms: number, ops
       pending.push(cmd);
       continue;
     }
-    const name = cmd === 'evalsha' ? `script:${names.get(String(args[1])) ?? String(args[1]).slice(0, 8)}` : cmd;
+    const name = cmd === 'evalsha' || cmd === 'fcall' ? `script:${names.get(String(args[1])) ?? String(args[1]).slice(0, 8)}` : cmd;
     const t = top.get(name) ?? { calls: 0, usec: 0 };
     t.calls++;
     t.usec += Number(e[2]);
     top.set(name, t);
-    if (cmd === 'evalsha') {
+    if (cmd === 'evalsha' || cmd === 'fcall') {
       const m = inside.get(name) ?? new Map<string, number>();
       for (const c of pending) m.set(c, (m.get(c) ?? 0) + 1);
       inside.set(name, m);

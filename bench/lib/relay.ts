@@ -11,6 +11,10 @@ import { startTopology, Unavailable, type Topology, type TopologyName } from './
 import { total, type Scrape } from './prom.js';
 import { profileRedis, type RedisProfile } from './redis-diag.js';
 import { REDIS_DIAG_MS } from './pairing.js';
+import { chatLatency } from './chat.js';
+
+/** Between chat lines of the chat latency run: latency, not queueing. */
+const CHAT_GAP_MS = 20;
 
 export const RELAY_TARGETS = ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross'] as const;
 export type RelayTarget = (typeof RELAY_TARGETS)[number];
@@ -46,6 +50,8 @@ export interface RelayRun {
   clientUsPerFrame: number;
   /** Redis's own account of its time per relayed frame, by script (Redis set-ups). */
   redis?: RedisProfile;
+  /** Dyad set-ups: a chat line from one member until the other has it, one line at a time. */
+  chat?: Summary;
   load1: number;
 }
 
@@ -189,6 +195,9 @@ async function measure(ctx: BenchContext, target: RelayTarget, server: Server, r
   const sat = await satRun;
   // Latency: the same offered rate for every server.
   const fixed = await ctx.workers.run<RelayResult>(tasks(ctx, server, { type: 'rate', rate: r.rate }, `${runId}r`));
+  const chat = server.dyad
+    ? await chatLatency(server.dyad.matchingA, server.dyad.matchingB, `${runId}chat`, r.chatLines, CHAT_GAP_MS)
+    : undefined;
   const errors: Record<string, number> = {};
   for (const x of [...sat, ...fixed]) for (const [k, v] of Object.entries(x.errors)) errors[k] = (errors[k] ?? 0) + v;
   const throughput = rate(sat);
@@ -204,6 +213,7 @@ async function measure(ctx: BenchContext, target: RelayTarget, server: Server, r
     serverUsPerFrame: ((cpu.server + cpu.redis) / throughput) * 1e6,
     clientUsPerFrame: (cpu.clients / throughput) * 1e6,
     redis,
+    chat,
     load1: load1(),
   };
 }

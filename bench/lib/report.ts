@@ -157,6 +157,17 @@ export function targets(r: Omit<Results, 'targets'>, targetRate: number): Target
     verdict: cross ? (cross.latency.p99 < 3 ? 'met' : 'missed') : 'not measured',
   });
 
+  const memoryChat = rel?.runs.find((x) => x.target === 'dyad-memory')?.chat;
+  rows.push({
+    what: 'chat across processes through Redis: sent by one member → the other has it, p99',
+    target: '< 30 ms',
+    measured: cross?.chat
+      ? `p50 ${cross.chat.p50.toFixed(2)} ms, p99 ${cross.chat.p99.toFixed(2)} ms over ${fmtInt(cross.chat.n)} lines` +
+        (memoryChat ? ` (one process on memory: p50 ${memoryChat.p50.toFixed(2)}, p99 ${memoryChat.p99.toFixed(2)} ms)` : '')
+      : 'not run',
+    verdict: cross?.chat && cross.chat.n > 0 ? (cross.chat.p99 < 30 ? 'met' : 'missed') : 'not measured',
+  });
+
   const cap = r.capacity;
   const failures = cap ? Object.values(cap.failed).reduce((a, b) => a + b, 0) : 0;
   rows.push({

@@ -217,6 +217,9 @@ export class SocketEdge<S extends z.ZodType> {
 
   /** Complete the upgrade, then hand the open socket to `opened`. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, opened: (ws: WebSocket) => void): void {
+    // The 101 response and the first messages of this turn (a one-trip start's
+    // session, waiting, even matched) leave in one write.
+    this.coalesce(socket);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.transports.set(ws, socket);
       this.alive.set(ws, true);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type { ServerMessage } from '@dyad/protocol';
 import type { RedisStore, RedisStoreOptions } from '../../src/store/redis/index.js';
-import { SCRIPTS, SOCKET_SCRIPTS } from '../../src/store/redis/lua.js';
+import { LIBRARY, SCRIPTS, SOCKET_SCRIPTS } from '../../src/store/redis/lua.js';
 import type { Effects } from '../../src/store/store.js';
 import { signalFrame } from '../../src/core/frames.js';
 import { DEFAULTS } from '../contract/harness.js';
@@ -162,11 +162,33 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
     const expected = [
       ...Object.entries(SCRIPTS).map(([name, lua]) => [sha1(lua), name]),
+      ...Object.entries(LIBRARY.fn).map(([name, fn]) => [fn, name]),
       ...Object.entries(SOCKET_SCRIPTS).map(([name, lua]) => [sha1(lua), `socket-${name}`]),
     ];
     assert.deepEqual(named, Object.fromEntries(expected));
     const ttl = await redis.admin.pttl(`${p}scripts`);
     assert.ok(ttl > 0 && ttl <= 86_400_000, `a lifetime (${ttl})`);
+  });
+
+  it('runs transitions as functions of one library, and runs them still when Redis has lost it', async () => {
+    const p = prefix();
+    const a = await Proc.start(p);
+    const calls = async (cmd: string): Promise<number> => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(await redis.admin.info('commandstats'))?.[1] ?? 0);
+    const listed = async (): Promise<boolean> => JSON.stringify(await redis.admin.call('FUNCTION', 'LIST', 'LIBRARYNAME', LIBRARY.name)).includes(LIBRARY.name);
+    assert.ok(await listed(), 'the library is loaded at start');
+    let fcalls = await calls('fcall');
+    const x = await a.session('c1');
+    assert.ok((await calls('fcall')) > fcalls, 'register and attach ran as FCALL');
+    // A Redis that lost its functions (FUNCTION FLUSH, or a restart without persistence).
+    await redis.admin.call('FUNCTION', 'FLUSH');
+    const evals = await calls('eval');
+    const y = await a.session('c2');
+    assert.ok((await calls('eval')) > evals, 'the calls ran as scripts meanwhile');
+    assert.ok(await a.store.presence(y.token), 'the session was made');
+    await eventually(async () => ((await listed()) ? true : undefined), 'the library loaded again');
+    fcalls = await calls('fcall');
+    await a.store.next(x.id, 'c1', Date.now());
+    assert.ok((await calls('fcall')) > fcalls, 'FCALL again once it is back');
   });
 
   it('pairing reads a bounded number of sessions, whatever the size of the pool', async () => {

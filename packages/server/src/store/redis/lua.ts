@@ -18,6 +18,8 @@
 // and returns as JSON what the caller carries out itself: timers, pairings and
 // room ends to count, the id of its own inbox entry, and its result `x`.
 
+import { createHash } from 'node:crypto';
+
 /** Order of the settings in ARGV[3]. */
 export const CFG_NAMES = [
   'grace',
@@ -47,23 +49,35 @@ export const CFG_NAMES = [
 ] as const;
 
 const PRELUDE = String.raw`
-local P = KEYS[1]
-local ME = ARGV[1]
-local NOW = tonumber(ARGV[2])
-local CFG = {}
-do
-  local names = {${CFG_NAMES.map((n) => `'${n}'`).join(', ')}}
-  local i = 0
-  for v in string.gmatch(ARGV[3], '[^,]+') do
-    i = i + 1
-    CFG[names[i]] = tonumber(v)
+-- What one call works with. Loaded as a function library (FUNCTION LOAD) the
+-- helpers below are made once and these are set afresh by begin() at the
+-- start of every call; as a plain script, begin() runs first in each script.
+local P, ME, NOW, RND1, RND2, CODES, A, KEPT
+local FX, OUT, OUT_ORDER, LIVE, SS, RR, codeUsed
+local CFG, CFG_TEXT = {}, nil
+local CFG_KEYS = {${CFG_NAMES.map((n) => `'${n}'`).join(', ')}}
+
+local function begin(keys, argv)
+  P, ME, NOW = keys[1], argv[1], tonumber(argv[2])
+  -- The settings string is the same from call to call: parsed once per change.
+  if argv[3] ~= CFG_TEXT then
+    CFG, CFG_TEXT = {}, argv[3]
+    local i = 0
+    for v in string.gmatch(CFG_TEXT, '[^,]+') do
+      i = i + 1
+      CFG[CFG_KEYS[i]] = tonumber(v)
+    end
   end
+  RND1, RND2 = tonumber(argv[4]), tonumber(argv[5])
+  CODES = {}
+  for c in string.gmatch(argv[6], '[^,]+') do CODES[#CODES + 1] = c end
+  A = {}
+  for i = 7, #argv do A[#A + 1] = argv[i] end
+  KEPT = P .. 'kept'
+  FX = {t = {}, p = {}, e = {}}
+  OUT, OUT_ORDER, LIVE, SS, RR = {}, {}, {}, {}, {}
+  codeUsed = 0
 end
-local RND1, RND2 = tonumber(ARGV[4]), tonumber(ARGV[5])
-local CODES = {}
-for c in string.gmatch(ARGV[6], '[^,]+') do CODES[#CODES + 1] = c end
-local A = {}
-for i = 7, #ARGV do A[#A + 1] = ARGV[i] end
 
 -- Numbers go to Redis as integer text: Lua would print large ones in %.14g.
 local function num(x) return string.format('%.0f', x) end
@@ -75,7 +89,6 @@ local function num(x) return string.format('%.0f', x) end
 -- its kept chat) and in all, in the key 'kept', which every path that drops
 -- kept items brings down (a join's flush, a room's end, a session's end, a
 -- resumption's flush of chat), so the total holds across processes.
-local KEPT = P .. 'kept'
 local function itemBytes(text) return #text + CFG.keptitem end
 local function addKept(n)
   if n == 0 then return end
@@ -87,8 +100,6 @@ end
 ------------------------------------------------------------------ effects
 
 -- What the caller carries out itself: timers to arm, pairings and room ends to count.
-local FX = {t = {}, p = {}, e = {}}
-local OUT, OUT_ORDER, LIVE = {}, {}, {}
 
 -- A process is alive while its heartbeat key exists. Sockets of a dead
 -- process count as absent: nothing is sent to them and they are never paired.
@@ -182,7 +193,6 @@ local function gone(reason) return {event = 'peer-disconnected', reason = reason
 
 ------------------------------------------------------------------ sessions
 
-local SS = {}
 local function skey(id) return P .. 's:' .. id end
 
 local function load(id)
@@ -398,7 +408,6 @@ local function tally(what)
   redis.call('PEXPIRE', k, 7200000)
 end
 
-local RR = {}
 local function loadRoom(code)
   if not code then return nil end
   local r = RR[code]
@@ -442,7 +451,6 @@ local function matchedEvent(room, me, other, resumed)
   return m
 end
 
-local codeUsed = 0
 local function openRoom(a, b)
   codeUsed = codeUsed + 1
   local code = CODES[codeUsed]
@@ -1446,10 +1454,31 @@ return finish()
 
 export type ScriptName = keyof typeof BODIES;
 
-/** The full source of each transition's script. */
+/** The full source of each transition's script, for EVAL (a Redis without functions). */
 export const SCRIPTS: Readonly<Record<ScriptName, string>> = Object.freeze(
-  Object.fromEntries(Object.entries(BODIES).map(([name, body]) => [name, `${PRELUDE}\n-- ${name}\n${body}`])) as Record<ScriptName, string>,
+  Object.fromEntries(Object.entries(BODIES).map(([name, body]) => [name, `${PRELUDE}\nbegin(KEYS, ARGV)\n-- ${name}\n${body}`])) as Record<ScriptName, string>,
 );
+
+/**
+ * The same transitions as one function library (Redis 7 functions): the
+ * prelude's helpers are made once when the library loads, not at every call,
+ * and each transition is a function called with FCALL. The library and its
+ * functions are named after a hash of the code, so processes of two builds
+ * sharing a Redis (a rolling upgrade) each call their own.
+ */
+export const LIBRARY: { readonly name: string; readonly code: string; readonly fn: Readonly<Record<ScriptName, string>> } = (() => {
+  const body = (name: string): string => (BODIES as Record<string, string>)[name] ?? '';
+  const names = Object.keys(BODIES) as ScriptName[];
+  const draft = (lib: string): string =>
+    `#!lua name=${lib}\n${PRELUDE}\n` +
+    names.map((n) => `redis.register_function('${lib}_${n}', function(KEYS, ARGV)\nbegin(KEYS, ARGV)\n-- ${n}\n${body(n)}\nend)\n`).join('');
+  const lib = `dyad_${createHash('sha1').update(draft('dyad')).digest('hex').slice(0, 12)}`;
+  return Object.freeze({
+    name: lib,
+    code: draft(lib),
+    fn: Object.freeze(Object.fromEntries(names.map((n) => [n, `${lib}_${n}`])) as Record<ScriptName, string>),
+  });
+})();
 
 /**
  * Open sockets per client address (MAX_SOCKETS_PER_ADDR). They run on every

@@ -30,7 +30,7 @@ import {
   type StoreStats,
 } from '../store.js';
 import { toEffects, wellFormed, type RawResult } from './codec.js';
-import { CFG_NAMES, SCRIPTS, SOCKET_SCRIPTS, type ScriptName, type SocketScriptName } from './lua.js';
+import { CFG_NAMES, LIBRARY, SCRIPTS, SOCKET_SCRIPTS, type ScriptName, type SocketScriptName } from './lua.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
 import { countingReports, type ReportEntry } from '../../core/rules.js';
 import { KEPT_ITEM_OVERHEAD_BYTES } from '../../core/frames.js';
@@ -193,6 +193,11 @@ export class RedisStore implements Store {
   private readonly cfg: string;
   private readonly random: () => number;
   private readonly shas = new Map<ScriptName, string>();
+  /**
+   * Transitions run as functions of LIBRARY (FCALL) once it is loaded on
+   * every primary; a Redis without functions (before 7.0) runs the scripts.
+   */
+  private functions = false;
   private readonly local = new Map<string, Local>();
   /** State last told to each matching socket held here (a heal after data loss starts from it). */
   private readonly hints = new Map<string, Hint>();
@@ -366,19 +371,29 @@ export class RedisStore implements Store {
     this.timers.push(t);
   }
 
-  /** Load every script on every primary (a Cluster node that gains the slot later gets it on first use: see evalsha). */
+  /**
+   * Load the function library and every script on every primary (a Cluster
+   * node that gains the slot later gets them on first use: see evalsha).
+   */
   private async loadScripts(): Promise<void> {
     const nodes: Redis[] = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
-    await Promise.all(
+    const loaded = await Promise.all(
       nodes.map(async (node) => {
         const pipe = node.pipeline();
+        pipe.call('FUNCTION', 'LOAD', 'REPLACE', LIBRARY.code);
         for (const name of this.shas.keys()) pipe.script('LOAD', SCRIPTS[name]);
         for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
-        await pipe.exec();
+        const [lib] = (await pipe.exec()) ?? [];
+        return !lib?.[0];
       }),
     );
-    // sha -> name, for whoever reads Redis's command log (bench/lib/redis-diag.ts); renewed at each (re)connect.
-    const names = Object.fromEntries([...this.shas, ...[...this.socketShas].map(([name, sha]) => [`socket-${name}`, sha] as const)].map(([name, sha]) => [sha, name]));
+    this.functions = loaded.every(Boolean);
+    // sha or function -> name, for whoever reads Redis's command log (bench/lib/redis-diag.ts); renewed at each (re)connect.
+    const names = Object.fromEntries([
+      ...[...this.shas].map(([name, sha]) => [sha, name]),
+      ...Object.entries(LIBRARY.fn).map(([name, fn]) => [fn, name]),
+      ...[...this.socketShas].map(([name, sha]) => [sha, `socket-${name}`]),
+    ]);
     await this.client.multi().hset(`${this.prefix}scripts`, names).pexpire(`${this.prefix}scripts`, INDEX_TTL_MS).exec();
   }
 
@@ -403,13 +418,14 @@ export class RedisStore implements Store {
   private async evalsha(name: ScriptName, argv: string[]): Promise<string> {
     // Signals relayed before this transition reach Redis before it.
     this.flushRelays();
-    const sha = this.shas.get(name) ?? '';
     try {
-      return (await this.client.evalsha(sha, 1, this.base, ...argv)) as string;
+      if (this.functions) return (await this.client.fcall(LIBRARY.fn[name], 1, this.base, ...argv)) as string;
+      return (await this.client.evalsha(this.shas.get(name) ?? '', 1, this.base, ...argv)) as string;
     } catch (err) {
-      // Redis restarted (or flushed its scripts): load it and try once more; the script did not run.
-      // EVAL goes to the node of the key (on a Cluster, SCRIPT LOAD would go to any node) and caches the script there.
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      // Redis restarted (or flushed its functions or scripts): the call did not run. Run it as a script
+      // (EVAL goes to the node of the key and caches the script there) and load everything again.
+      if (!(err instanceof Error) || !(err.message.startsWith('NOSCRIPT') || /function not found/i.test(err.message))) throw err;
+      if (this.functions) this.loadScripts().catch((e: unknown) => this.log?.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not load the Redis functions'));
       return (await this.client.eval(SCRIPTS[name], 1, this.base, ...argv)) as string;
     }
   }
