@@ -3,7 +3,7 @@
 // check (predicted against measured), as tables for the text summary and the
 // Markdown report, and its verdict among the targets.
 import { fmtInt, fmtMiB } from './context.js';
-import { CHAT_UNIT, MODEL_TOLERANCE, type Cores, type ModelResults, type OpCost } from './model.js';
+import { CHAT_UNIT, MODEL_CHECK, type Cores, type ModelResults, type OpCost } from './model.js';
 import type { TargetRow } from './report.js';
 
 export interface ModelTable {
@@ -17,15 +17,19 @@ const fmtCores = (v: number): string => (Number.isFinite(v) ? v.toFixed(v < 10 ?
 const fmtUs = (v: number): string => (!Number.isFinite(v) ? '–' : Math.abs(v) < 1 ? v.toFixed(3) : Math.abs(v) < 100 ? v.toFixed(1) : v.toFixed(0));
 const fmtRatio = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '–');
 const fmtBytes = (v: number): string => (!Number.isFinite(v) ? '–' : v >= GiB ? `${(v / GiB).toFixed(1)} GiB` : fmtMiB(v));
-const fmtCap = (v: number): string => (v === Number.POSITIVE_INFINITY ? 'no limit seen' : fmtInt(v));
+/** A capacity; infinite when the unit's cost was lost in the noise of the idle processes. */
+const fmtCap = (v: number): string => (v === Number.POSITIVE_INFINITY ? 'not bounded by CPU (cost within the noise)' : fmtInt(v));
+/** A measured cost; one below zero is the noise of the idle processes' own CPU, and counts as 0 in the model. */
+const fmtCost = (v: number): string => (Number.isFinite(v) && v < 0 ? `≈ 0 (${fmtUs(v)}: noise)` : fmtUs(v));
 const pctOf = (v: number): string => `${Math.round(v * 100)}%`;
-const within = (ratio: number): boolean => Number.isFinite(ratio) && Math.abs(ratio - 1) <= MODEL_TOLERANCE;
+const within = (ratio: number): boolean => Number.isFinite(ratio) && ratio >= MODEL_CHECK.min && ratio <= MODEL_CHECK.max;
 
 /** The formula, in words a reader can check against the tables. */
 export function modelFormula(): string[] {
   return [
     'Dyad cores  = P × fixed + held sessions × c_held + pairings/s × c_pairing + frames/s × c_frame + chats/s × c_chat',
-    'Redis cores = the same sums with Redis\'s costs; P = processes; every cost measured alone on Redis, 2 processes, above the idle processes',
+    'Redis cores = the same sums with Redis\'s costs (one Redis, or one shard: every lifecycle key is in one slot)',
+    'P = processes; c = CPU per unit of work, each kind alone at the scaled-down rate on Redis, 2 processes, above the idle processes',
   ];
 }
 
@@ -35,8 +39,8 @@ export function modelTables(r: ModelResults): ModelTable[] {
   const cost = (what: string, at: string, o: OpCost | { dyadUs: number; redisUs: number } | undefined): string[] => [
     what,
     at,
-    o ? fmtUs(o.dyadUs) : 'not measured',
-    o ? fmtUs(o.redisUs) : 'not measured',
+    o ? fmtCost(o.dyadUs) : 'not measured',
+    o ? fmtCost(o.redisUs) : 'not measured',
   ];
   const tables: ModelTable[] = [
     {
@@ -127,7 +131,7 @@ export function modelNotes(r: ModelResults): string[] {
 
 export function modelTarget(r: ModelResults | undefined, failed?: string): TargetRow {
   const what = 'capacity model: cores of a scaled-down mixed load (Redis, 2 processes), measured ÷ predicted';
-  const target = `${(1 - MODEL_TOLERANCE).toFixed(2)}-${(1 + MODEL_TOLERANCE).toFixed(2)}, Dyad and Redis`;
+  const target = `${MODEL_CHECK.min.toFixed(2)}-${MODEL_CHECK.max.toFixed(2)} (an upper bound), Dyad and Redis`;
   const k = r?.check;
   if (!r || !k) return { what, target, measured: failed ?? r?.errors.join('; ') ?? 'not run', verdict: 'not measured' };
   const f = r.full;

@@ -24,8 +24,16 @@ import { startTopology, Unavailable, type Topology } from './topology.js';
 export const FULL_SCALE = { held: 100_000, pairingsPerSec: 2_000, framesPerSec: 50_000 } as const;
 /** Chat is given per this many messages a second (the issue gives no figure for it). */
 export const CHAT_UNIT = 1_000;
-/** The scaled-down check passes when measured ÷ predicted cores is within this much of 1, for Dyad and for Redis. */
-export const MODEL_TOLERANCE = 0.25;
+/**
+ * The scaled-down check passes when measured ÷ predicted cores lies in this
+ * range, for Dyad and for Redis. The model adds up costs measured one kind of
+ * work at a time, and a process does part of its work per wake-up rather than
+ * per operation (a wake-up serves whatever has arrived), so work running
+ * together costs less than the sum: the model is an upper bound, meant for
+ * provisioning. Measured above the prediction (beyond noise) means it would
+ * under-provision; far below, that it wastes too much.
+ */
+export const MODEL_CHECK = { min: 0.5, max: 1.1 } as const;
 /** Load kept on after a measured window, so the window ends inside the load. */
 const TAIL_MS = 1_000;
 /** Wait after the held sessions are open before their window: their pairing and set-up settle. */
