@@ -17,8 +17,8 @@ const fmtCores = (v: number): string => (Number.isFinite(v) ? v.toFixed(v < 10 ?
 const fmtUs = (v: number): string => (!Number.isFinite(v) ? '–' : Math.abs(v) < 1 ? v.toFixed(3) : Math.abs(v) < 100 ? v.toFixed(1) : v.toFixed(0));
 const fmtRatio = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '–');
 const fmtBytes = (v: number): string => (!Number.isFinite(v) ? '–' : v >= GiB ? `${(v / GiB).toFixed(1)} GiB` : fmtMiB(v));
-/** A capacity; infinite when the unit's cost was lost in the noise of the idle processes. */
-const fmtCap = (v: number): string => (v === Number.POSITIVE_INFINITY ? 'not bounded by CPU (cost within the noise)' : fmtInt(v));
+/** A capacity; infinite (null once through JSON) when the unit's cost was lost in the noise of the idle processes. */
+const fmtCap = (v: number): string => (Number.isFinite(v) ? fmtInt(v) : 'not bounded by CPU (cost within the noise)');
 /** A measured cost; one below zero is the noise of the idle processes' own CPU, and counts as 0 in the model. */
 const fmtCost = (v: number): string => (Number.isFinite(v) && v < 0 ? `≈ 0 (${fmtUs(v)}: noise)` : fmtUs(v));
 const pctOf = (v: number): string => `${Math.round(v * 100)}%`;
