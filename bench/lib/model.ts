@@ -9,8 +9,9 @@
 //
 // CPU is read from /proc for the server processes and Redis, so the load
 // generators sharing the machine do not count; other work on the machine
-// still slows everything down, which moves the rates more than the CPU per
-// operation.
+// still moves the CPU per operation (a process woken less often does more per
+// wake-up). The sums over-count work that runs together (MODEL_CHECK), and
+// docs/SCALING.md ("Capacity model") lists the model's other limits.
 import { Redis } from 'ioredis';
 import { load1, split, type BenchContext, type ModelSettings } from './context.js';
 import { Workers } from './loadgen.js';
