@@ -1,6 +1,6 @@
 // How many strangers can this box serve? (issue #5)
 //
-//   npm run bench -- [--quick] [--json] [--only arrival,pairing,relay,capacity,soak,frame]
+//   npm run bench -- [--quick] [--json] [--only arrival,pairing,relay,capacity,soak,frame,model]
 //                    [--out DIR] [--doc docs/BENCHMARKS.md] [--workers N] [--cpu-prof]
 //
 // Starts real server processes (and a private redis-server, the PeerJS server
@@ -19,6 +19,7 @@ import { load1, Progress, PROFILES, type BenchContext } from './lib/context.js';
 import { analyze, flameGraph, formatSummary } from './lib/cpuprofile.js';
 import { runFrame } from './lib/frame.js';
 import { Workers } from './lib/loadgen.js';
+import { runModel } from './lib/model.js';
 import { runPairing } from './lib/pairing.js';
 import { assertBuilt, REPO_ROOT, useServerEntry } from './lib/procs.js';
 import { RELAY_TARGETS, runRelay, type RelayTarget } from './lib/relay.js';
@@ -26,10 +27,10 @@ import { arrivalBlock, markdown, plots, targets, textSummary, type Results, type
 import { runSoak } from './lib/soak.js';
 import { TOPOLOGIES, type TopologyName } from './lib/topology.js';
 
-const SECTIONS = ['arrival', 'pairing', 'relay', 'capacity', 'soak', 'frame'] as const;
+const SECTIONS = ['arrival', 'pairing', 'relay', 'capacity', 'soak', 'frame', 'model'] as const;
 type Section = (typeof SECTIONS)[number];
 /** Hard stop for the whole run, whatever happens inside it. */
-const WATCHDOG_MS = { quick: 3 * 60_000, full: 25 * 60_000 } as const;
+const WATCHDOG_MS = { quick: 4 * 60_000, full: 25 * 60_000 } as const;
 const DOC_BEGIN = '<!-- bench:begin -->';
 const DOC_END = '<!-- bench:end -->';
 /** The arrival section's own block: a run of `--only arrival` refreshes it and leaves the block above alone. */
@@ -257,6 +258,7 @@ async function main(): Promise<void> {
         progress.unwatch();
       }
     });
+    partial.model = await section('model', () => runModel(ctx));
   } finally {
     progress.done();
     await workers.close();

@@ -55,6 +55,27 @@ export interface ProfileSettings {
   };
   soak: { sessions: number; durationMs: number; sampleMs: number; dwellSec: [number, number]; leaveChance: number };
   frame: { timeoutMs: number; runs: number };
+  model: ModelSettings;
+}
+
+/** The capacity model's measurements and the scaled-down mixed load that checks it (bench/lib/model.ts). */
+export interface ModelSettings {
+  /** Sessions held open (paired, idle) during the held-session measurement and the mixed load. */
+  held: number;
+  /** Pairings per second offered (each one two one-trip arrivals that close once matched). */
+  pairingsPerSec: number;
+  /** Signal frames per second relayed between members on different processes. */
+  framesPerSec: number;
+  /** Chat messages per second between members on different processes (measured alone, not in the mix). */
+  chatsPerSec: number;
+  /** Pairs that carry the frames and the chat. */
+  relayPairs: number;
+  /** Load running before each measured window. */
+  warmupMs: number;
+  /** Each measured window (nothing, held sessions, pairings, frames, chat, the mix). */
+  windowMs: number;
+  /** Busiest a process or a Redis shard may be in the topology the model proposes (cores, 1 = one core). */
+  ceiling: number;
 }
 
 export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
@@ -76,6 +97,7 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
     capacity: { steps: [1_000, 2_500, 5_000], holdMs: 500, rate: 5_000, addresses: 4 },
     soak: { sessions: 200, durationMs: 6_000, sampleMs: 1_500, dwellSec: [1, 3], leaveChance: 0.1 },
     frame: { timeoutMs: 60_000, runs: 2 },
+    model: { held: 1_000, pairingsPerSec: 30, framesPerSec: 1_000, chatsPerSec: 200, relayPairs: 20, warmupMs: 1_000, windowMs: 3_000, ceiling: 0.7 },
   },
   full: {
     name: 'full',
@@ -103,6 +125,8 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
     capacity: { steps: [2_000, 5_000, 10_000, 20_000, 30_000, 40_000, 50_000], holdMs: 10_000, rate: 4_000, addresses: 8 },
     soak: { sessions: 1_000, durationMs: 180_000, sampleMs: 5_000, dwellSec: [2, 6], leaveChance: 0.1 },
     frame: { timeoutMs: 180_000, runs: 20 },
+    // A twentieth of the scale the model is built for (bench/lib/model.ts, FULL_SCALE).
+    model: { held: 5_000, pairingsPerSec: 100, framesPerSec: 2_500, chatsPerSec: 500, relayPairs: 50, warmupMs: 2_000, windowMs: 6_000, ceiling: 0.7 },
   },
 };
 

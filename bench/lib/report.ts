@@ -5,6 +5,8 @@ import { ARRIVAL_PLOTS, arrivalNotes, arrivalPlots, arrivalTable, arrivalTargets
 import type { CapacityResults } from './capacity.js';
 import { fmtInt, fmtKiB, fmtMiB, fmtMs } from './context.js';
 import type { FrameResults } from './frame.js';
+import type { ModelResults } from './model.js';
+import { modelFormula, modelNotes, modelTables, modelTarget } from './model-report.js';
 import type { PairingResults, PairingStep } from './pairing.js';
 import { formatRedisProfile } from './redis-diag.js';
 import { RELAY_LABEL, type RelayResults } from './relay.js';
@@ -34,6 +36,7 @@ export interface Results {
   capacity?: CapacityResults;
   soak?: SoakResults;
   frame?: FrameResults;
+  model?: ModelResults;
   profiles?: { file: string; flame: string; top: string }[];
   targets: TargetRow[];
 }
@@ -203,6 +206,7 @@ export function targets(r: Omit<Results, 'targets'>, targetRate: number): Target
       verdict: soak.end.heapUsed <= soak.start.heapUsed * 1.05 + MiB ? 'met' : 'missed',
     });
   }
+  if (r.model) rows.push(modelTarget(r.model));
   if (r.arrival) rows.push(...arrivalTargets(r.arrival));
   return rows;
 }
@@ -351,6 +355,11 @@ export function textSummary(r: Results): string {
   if (t.capacity) out.push('', 'CAPACITY (idle sessions in one process)', table(t.capacity.head, t.capacity.rows));
   if (t.soak) out.push('', 'CHURN SOAK', table(t.soak.head, t.soak.rows));
   if (r.frame) out.push('', `CLICK TO FIRST FRAME (Chromium): ${frameText(r.frame)}`);
+  if (r.model) {
+    out.push('', 'CAPACITY MODEL', ...modelFormula().map((l) => `  ${l}`));
+    for (const m of modelTables(r.model)) out.push('', m.title, table(m.head, m.rows));
+    for (const n of modelNotes(r.model)) out.push(`  ${n}`);
+  }
   const tt = targetTable(r.targets);
   out.push('', 'TARGETS', table(tt.head, tt.rows));
   return `${out.join('\n')}\n`;
@@ -426,6 +435,11 @@ export function markdown(r: Results, imgPrefix: string, plots: string[]): string
     out.push(img('soak-memory.svg', 'server memory during the soak'));
   }
   if (r.frame) out.push('', '#### Click to first frame', '', frameText(r.frame));
+  if (r.model) {
+    out.push('', '#### Capacity model', '', '```', ...modelFormula(), '```');
+    for (const m of modelTables(r.model)) out.push('', `${m.title}:`, '', mdTable(m.head, m.rows));
+    out.push('', ...modelNotes(r.model).map((n) => `- ${n}`));
+  }
   if (r.profiles?.length) {
     out.push('', '#### CPU profiles', '');
     for (const p of r.profiles) out.push(`- \`${p.file}\`: flame graph ${p.flame}`, '', '```', p.top, '```');

@@ -12,6 +12,8 @@ export interface ArrivalsTask {
   settleMs: number;
   /** Cap on sessions open at once (protects the generator, counted as lag). */
   maxOpen: number;
+  /** Wait for the coordinator's `go` before the first arrival (to start beside a load that is still setting up). */
+  startOnGo?: boolean;
 }
 
 export interface SampleSet {
@@ -69,6 +71,12 @@ export interface RelayTask {
   durationMs: number;
   /** Keep the load on this long after the window (room for a diagnosis). */
   tailMs: number;
+  /**
+   * What the members send each other (Dyad only): `signal` (default), ICE
+   * candidates on the signalling sockets; `chat`, chat messages on the
+   * matching sockets.
+   */
+  frames?: 'signal' | 'chat';
   /** Dyad: member A's and member B's matching and signalling endpoints (same process or two). */
   dyad?: { matchingA: string; matchingB: string; signallingA: string; signallingB: string };
   /** ws:// URL of the echo server or the PeerJS server root. */

@@ -191,6 +191,7 @@ async function arrivals(t: ArrivalsTask): Promise<ArrivalsResult> {
     ws.on('close', () => live.delete(ws));
   };
 
+  if (t.startOnGo) await new Promise<void>((resolve) => goWaiters.push(resolve));
   const perMs = t.rate / 1000;
   const t0 = performance.now();
   const end = t0 + t.durationMs;
@@ -340,14 +341,24 @@ async function dyadPair(t: RelayTask, i: number): Promise<RelayPair> {
   };
   const wa = await join(d.signallingA, sa);
   const wb = await join(d.signallingB, sb);
+  const matchA = ia.detach();
+  const matchB = ib.detach();
+  if (t.frames === 'chat') {
+    // A chat line of ordinary length carrying its send time (the receiver reads it back).
+    const chat = (now: number): string => `{"event":"chat","message":"sent at ${now} ms, how is it going over there?"}`;
+    return { ab: { from: matchA, frame: chat, inFlight: 0 }, ba: { from: matchB, frame: chat, inFlight: 0 }, sockets: [wa, wb, matchA, matchB] };
+  }
   const prefix = `{"event":"signal","room_code":"${room}","type":"candidate","data":{${CANDIDATE},"t":`;
   const frame = (now: number): string => `${prefix}${now}}}`;
   return {
     ab: { from: wa, frame, inFlight: 0 },
     ba: { from: wb, frame, inFlight: 0 },
-    sockets: [wa, wb, ia.detach(), ib.detach()],
+    sockets: [wa, wb, matchA, matchB],
   };
 }
+
+/** The send time a relayed chat line carries (see dyadPair), or undefined. */
+const CHAT_SENT = /^sent at ([0-9.]+) ms/;
 
 async function echoPair(t: RelayTask, i: number): Promise<RelayPair> {
   const id = `${t.tag}p${i}`;
@@ -402,12 +413,16 @@ async function relay(t: RelayTask): Promise<RelayResult> {
       // Every relayed frame ends with `"t":<send time>}}`: read it without
       // parsing the whole frame, so the generator stays cheaper than the server.
       const at = data.lastIndexOf(T_KEY);
-      const sent = at > 0 ? Number(data.toString('latin1', at + T_KEY.length, data.length - 2)) : undefined;
+      let sent = at > 0 ? Number(data.toString('latin1', at + T_KEY.length, data.length - 2)) : undefined;
       if (sent === undefined || Number.isNaN(sent)) {
         const msg = JSON.parse(String(data)) as Msg;
-        // `peer-joined` can trail the set-up; anything else is a real error.
-        if (msg.event !== 'peer-joined') bump(errors, msg.code ?? msg.event ?? msg.type ?? 'unknown');
-        return;
+        const line = msg.event === 'chat' ? CHAT_SENT.exec(msg.message ?? '') : null;
+        if (line?.[1]) sent = Number(line[1]);
+        else {
+          // `peer-joined` can trail the set-up; anything else is a real error.
+          if (msg.event !== 'peer-joined') bump(errors, msg.code ?? msg.event ?? msg.type ?? 'unknown');
+          return;
+        }
       }
       total++;
       dir.inFlight--;
