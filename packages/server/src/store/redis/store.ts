@@ -198,6 +198,8 @@ export class RedisStore implements Store {
    * every primary; a Redis without functions (before 7.0) runs the scripts.
    */
   private functions = false;
+  /** The load of the library and scripts under way, if any (reload). */
+  private loading: Promise<void> | undefined;
   private readonly local = new Map<string, Local>();
   /** State last told to each matching socket held here (a heal after data loss starts from it). */
   private readonly hints = new Map<string, Hint>();
@@ -325,7 +327,7 @@ export class RedisStore implements Store {
     this.client.on('ready', () => {
       if (down) this.log?.info('redis reachable again');
       down = false;
-      void this.loadScripts().catch(() => undefined);
+      void this.reload().catch(() => undefined);
       void this.beat();
     });
   }
@@ -348,7 +350,7 @@ export class RedisStore implements Store {
       this.limits.disconnect();
       throw new StoreUnavailableError(`cannot reach Redis: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    await this.loadScripts();
+    await this.reload();
     await this.beat();
     this.every(this.heartbeatMs, () => this.beat());
     if (this.reapIntervalMs > 0) this.every(this.reapIntervalMs, () => this.reap(Date.now()));
@@ -375,6 +377,16 @@ export class RedisStore implements Store {
    * Load the function library and every script on every primary (a Cluster
    * node that gains the slot later gets them on first use: see evalsha).
    */
+  private reload(): Promise<void> {
+    // One load at a time: every call that finds the library gone asks for it,
+    // and a load per call would keep a restarted Redis busy loading.
+    // Bounded, so that a node that never answers cannot hold back every later load.
+    this.loading ??= withTimeout(this.loadScripts(), START_TIMEOUT_MS, 'loading the Redis functions and scripts').finally(() => {
+      this.loading = undefined;
+    });
+    return this.loading;
+  }
+
   private async loadScripts(): Promise<void> {
     const nodes: Redis[] = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
     const loaded = await Promise.all(
@@ -425,7 +437,7 @@ export class RedisStore implements Store {
       // Redis restarted (or flushed its functions or scripts): the call did not run. Run it as a script
       // (EVAL goes to the node of the key and caches the script there) and load everything again.
       if (!(err instanceof Error) || !(err.message.startsWith('NOSCRIPT') || /function not found/i.test(err.message))) throw err;
-      if (this.functions) this.loadScripts().catch((e: unknown) => this.log?.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not load the Redis functions'));
+      if (this.functions) this.reload().catch((e: unknown) => this.log?.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not load the Redis functions'));
       return (await this.client.eval(SCRIPTS[name], 1, this.base, ...argv)) as string;
     }
   }
