@@ -392,11 +392,14 @@ export class RedisStore implements Store {
     const loaded = await Promise.all(
       nodes.map(async (node) => {
         const pipe = node.pipeline();
-        pipe.call('FUNCTION', 'LOAD', 'REPLACE', LIBRARY.code);
+        // Never REPLACE: a library of this name is this very code (the name is its hash),
+        // loaded already by another process, and replacing it under their calls gains nothing.
+        pipe.call('FUNCTION', 'LOAD', LIBRARY.code);
         for (const name of this.shas.keys()) pipe.script('LOAD', SCRIPTS[name]);
         for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
         const [lib] = (await pipe.exec()) ?? [];
-        return !lib?.[0];
+        const err = lib?.[0];
+        return !err || /already exists/i.test(err.message);
       }),
     );
     this.functions = loaded.every(Boolean);
