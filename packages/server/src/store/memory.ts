@@ -60,7 +60,8 @@ const REPORT_SWEEP_EVERY = 256;
 /** How many eligible partners one pairing attempt looks at before choosing (bounds the work per arrival). */
 export const MAX_CANDIDATES_PER_ATTEMPT = 64;
 
-interface Session extends Candidate {
+/** A session as this store holds it (exported as a type for tests that read the store's state). */
+export interface Session extends Candidate {
   mode: Mode;
   /** Its partner is told `country` on `matched`. */
   showCountry: boolean;
@@ -89,7 +90,7 @@ interface Session extends Candidate {
   blocked: Set<string>;
 }
 
-interface Room {
+export interface Room {
   code: string;
   members: [string, string];
   initiator: string;

@@ -59,7 +59,7 @@ import { encodeSignalData } from '../../src/core/frames.js';
 import type { Connection } from '../../src/core/hub.js';
 import { commonInterests, inPlace, mutuallyAccept, type Candidate } from '../../src/core/rules.js';
 import { regionOf, wantedPlace } from '../../src/geo/regions.js';
-import { MemoryStore } from '../../src/store/memory.js';
+import { MemoryStore, type Room as MemoryRoom, type Session as MemorySession } from '../../src/store/memory.js';
 import { RedisStore } from '../../src/store/redis/index.js';
 import type { Channel, Effects, Pairing, StoreOptions, StoreStats } from '../../src/store/store.js';
 import { Core, DEFAULTS } from '../contract/harness.js';
@@ -143,49 +143,8 @@ interface Snapshot {
 
 /** The memory store's state, read as the test's view of it (its fields are private to the product). */
 interface MemoryInternals {
-  sessions: Map<
-    string,
-    {
-      id: string;
-      mode: Mode;
-      interests: string[];
-      lang: string | undefined;
-      country?: string;
-      area?: string;
-      wants?: string;
-      showCountry: boolean;
-      state: string;
-      enteredAt: number;
-      waitingSince: number;
-      mConn?: string;
-      mGrace?: string;
-      sConn?: string;
-      sGrace?: string;
-      sJoined?: string;
-      room?: string;
-      keptChat: unknown[];
-      keptChatBytes: number;
-      news?: { reason: string };
-      lastPartner?: { id: string; room: string; endedAt: number; openedAt: number };
-      cooldown: Map<string, number>;
-      blocked: Set<string>;
-    }
-  >;
-  rooms: Map<
-    string,
-    {
-      code: string;
-      members: [string, string];
-      initiator: string;
-      mode: Mode;
-      common: string[];
-      openedAt: number;
-      answerPassed: boolean;
-      joined: Set<string>;
-      kept: Map<string, unknown[]>;
-      keptBytes: number;
-    }
-  >;
+  sessions: Map<string, MemorySession>;
+  rooms: Map<string, MemoryRoom>;
   pool: Record<Mode, Set<string>>;
 }
 

@@ -1454,9 +1454,12 @@ return finish()
 
 export type ScriptName = keyof typeof BODIES;
 
+/** A transition's body as it runs: after begin(), which sets up the call. */
+const transition = (name: string, body: string): string => `begin(KEYS, ARGV)\n-- ${name}\n${body}`;
+
 /** The full source of each transition's script, for EVAL (a Redis without functions). */
 export const SCRIPTS: Readonly<Record<ScriptName, string>> = Object.freeze(
-  Object.fromEntries(Object.entries(BODIES).map(([name, body]) => [name, `${PRELUDE}\nbegin(KEYS, ARGV)\n-- ${name}\n${body}`])) as Record<ScriptName, string>,
+  Object.fromEntries(Object.entries(BODIES).map(([name, body]) => [name, `${PRELUDE}\n${transition(name, body)}`])) as Record<ScriptName, string>,
 );
 
 /**
@@ -1467,16 +1470,16 @@ export const SCRIPTS: Readonly<Record<ScriptName, string>> = Object.freeze(
  * sharing a Redis (a rolling upgrade) each call their own.
  */
 export const LIBRARY: { readonly name: string; readonly code: string; readonly fn: Readonly<Record<ScriptName, string>> } = (() => {
-  const body = (name: string): string => (BODIES as Record<string, string>)[name] ?? '';
-  const names = Object.keys(BODIES) as ScriptName[];
   const draft = (lib: string): string =>
     `#!lua name=${lib}\n${PRELUDE}\n` +
-    names.map((n) => `redis.register_function('${lib}_${n}', function(KEYS, ARGV)\nbegin(KEYS, ARGV)\n-- ${n}\n${body(n)}\nend)\n`).join('');
+    Object.entries(BODIES)
+      .map(([name, body]) => `redis.register_function('${lib}_${name}', function(KEYS, ARGV)\n${transition(name, body)}\nend)\n`)
+      .join('');
   const lib = `dyad_${createHash('sha1').update(draft('dyad')).digest('hex').slice(0, 12)}`;
   return Object.freeze({
     name: lib,
     code: draft(lib),
-    fn: Object.freeze(Object.fromEntries(names.map((n) => [n, `${lib}_${n}`])) as Record<ScriptName, string>),
+    fn: Object.freeze(Object.fromEntries(Object.keys(BODIES).map((name) => [name, `${lib}_${name}`])) as Record<ScriptName, string>),
   });
 })();
 

@@ -395,11 +395,14 @@ export class RedisStore implements Store {
         // Never REPLACE: a library of this name is this very code (the name is its hash),
         // loaded already by another process, and replacing it under their calls gains nothing.
         pipe.call('FUNCTION', 'LOAD', LIBRARY.code);
-        for (const name of this.shas.keys()) pipe.script('LOAD', SCRIPTS[name]);
         for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
-        const [lib] = (await pipe.exec()) ?? [];
-        const err = lib?.[0];
-        return !err || /already exists/i.test(err.message);
+        const err = ((await pipe.exec()) ?? [])[0]?.[0];
+        if (!err || /already exists/i.test(err.message)) return true;
+        // A Redis without functions runs the transitions as scripts.
+        const scripts = node.pipeline();
+        for (const name of this.shas.keys()) scripts.script('LOAD', SCRIPTS[name]);
+        await scripts.exec();
+        return false;
       }),
     );
     this.functions = loaded.every(Boolean);
