@@ -388,16 +388,20 @@ export class RedisStore implements Store {
   }
 
   private async loadScripts(): Promise<void> {
+    const cluster = this.client instanceof Cluster;
     const nodes: Redis[] = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
     const loaded = await Promise.all(
       nodes.map(async (node) => {
         const pipe = node.pipeline();
+        for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
+        // On a Cluster the transitions run as scripts: with the library, a session
+        // starting on a process that had just joined was seen not to be paired.
         // Never REPLACE: a library of this name is this very code (the name is its hash),
         // loaded already by another process, and replacing it under their calls gains nothing.
-        pipe.call('FUNCTION', 'LOAD', LIBRARY.code);
-        for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
-        const err = ((await pipe.exec()) ?? [])[0]?.[0];
-        if (!err || /already exists/i.test(err.message)) return true;
+        if (!cluster) pipe.call('FUNCTION', 'LOAD', LIBRARY.code);
+        const replies = (await pipe.exec()) ?? [];
+        const err = replies[this.socketShas.size]?.[0];
+        if (!cluster && (!err || /already exists/i.test(err.message))) return true;
         // A Redis without functions runs the transitions as scripts.
         const scripts = node.pipeline();
         for (const name of this.shas.keys()) scripts.script('LOAD', SCRIPTS[name]);
