@@ -222,7 +222,8 @@ export class RedisStore implements Store {
   private handler: ((fx: Effects) => Promise<void>) | undefined;
   private epoch: string | undefined;
   private beaten = false;
-  private beating = false;
+  /** The heartbeat under way, if any: whoever asks for another meanwhile waits for this one. */
+  private beating: Promise<boolean> | undefined;
   private recovering = false;
   private inboxId = '0-0';
   private reading: Promise<void> | undefined;
@@ -351,7 +352,12 @@ export class RedisStore implements Store {
       throw new StoreUnavailableError(`cannot reach Redis: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     await this.reload();
-    await this.beat();
+    // This process is alive for the others once its heartbeat is in Redis, and a session
+    // of a process that is not alive is never paired: no session is taken before it is.
+    // The beat that the connection's 'ready' started may still be under way (a Cluster
+    // sends a call again 50 ms later when its node's connection was still opening), or
+    // may have failed: it is waited for, and made again if it wrote nothing.
+    if (!(await this.beat()) && !(await this.beat())) throw new StoreUnavailableError('could not write the heartbeat of this process');
     this.every(this.heartbeatMs, () => this.beat());
     if (this.reapIntervalMs > 0) this.every(this.reapIntervalMs, () => this.reap(Date.now()));
     this.every(this.touchIntervalMs, () => this.touchLocal());
@@ -388,20 +394,17 @@ export class RedisStore implements Store {
   }
 
   private async loadScripts(): Promise<void> {
-    const cluster = this.client instanceof Cluster;
     const nodes: Redis[] = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
     const loaded = await Promise.all(
       nodes.map(async (node) => {
         const pipe = node.pipeline();
         for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
-        // On a Cluster the transitions run as scripts: with the library, a session
-        // starting on a process that had just joined was seen not to be paired.
         // Never REPLACE: a library of this name is this very code (the name is its hash),
         // loaded already by another process, and replacing it under their calls gains nothing.
-        if (!cluster) pipe.call('FUNCTION', 'LOAD', LIBRARY.code);
+        pipe.call('FUNCTION', 'LOAD', LIBRARY.code);
         const replies = (await pipe.exec()) ?? [];
         const err = replies[this.socketShas.size]?.[0];
-        if (!cluster && (!err || /already exists/i.test(err.message))) return true;
+        if (!err || /already exists/i.test(err.message)) return true;
         // A Redis without functions runs the transitions as scripts.
         const scripts = node.pipeline();
         for (const name of this.shas.keys()) scripts.script('LOAD', SCRIPTS[name]);
@@ -871,14 +874,23 @@ export class RedisStore implements Store {
    * (its heartbeat had lapsed), and then heals; then replays what failed.
    */
   async heartbeat(): Promise<void> {
-    return this.beat();
+    await this.beat();
   }
 
-  private async beat(): Promise<void> {
-    if (this.beating || this.closed || this.released) return;
-    this.beating = true;
+  /** True once the heartbeat is written (by this call or by the one it joined). */
+  private beat(): Promise<boolean> {
+    if (this.closed || this.released) return Promise.resolve(false);
+    this.beating ??= this.beatOnce().finally(() => {
+      this.beating = undefined;
+    });
+    return this.beating;
+  }
+
+  private async beatOnce(): Promise<boolean> {
+    let written = false;
     try {
       const { x } = await this.exec('beat', Date.now(), [this.heartbeatTtlMs, randomBytes(8).toString('base64url')]);
+      written = true;
       const r = x as { prev: string; epoch: string };
       const lost = this.epoch !== undefined && r.epoch !== this.epoch;
       const lapsed = this.beaten && r.prev === '';
@@ -891,9 +903,8 @@ export class RedisStore implements Store {
       await counts;
     } catch {
       // Redis unreachable: the next beat tries again.
-    } finally {
-      this.beating = false;
     }
+    return written;
   }
 
   /** Give back to Redis what this process's open sockets need (see docs/SCALING.md, "Redis restarts"). */
