@@ -175,13 +175,20 @@ end
 -- One inbox entry per process per transition: Redis runs scripts one at a
 -- time and each process reads its inbox in order, so every socket gets its
 -- messages in the order the transitions happened. The caller learns the id
--- of its own entry, to wait until its reader has carried it out.
+-- of its own entry, to wait until its reader has carried it out, and of the
+-- entries it wrote to other processes' inboxes (o), which its relayed signals
+-- to those processes must not overtake (RedisStore, relay lanes).
 local function finish(extra)
   for _, proc in ipairs(OUT_ORDER) do
     local key = P .. 'inbox:' .. proc
     local id = redis.call('XADD', key, 'MAXLEN', '~', CFG.inboxmax, '*', 'fx', cjson.encode(OUT[proc]))
     redis.call('PEXPIRE', key, CFG.inboxttl)
-    if proc == ME then FX.id = id end
+    if proc == ME then
+      FX.id = id
+    else
+      FX.o = FX.o or {}
+      FX.o[proc] = id
+    end
   end
   FX.x = extra
   return cjson.encode(FX)

@@ -250,6 +250,8 @@ export class ChaosSession {
       const r = this.rnd();
       switch (this.state) {
         case 'connecting':
+          // Told `session` but nothing since (the store was unavailable): a step all the same, so the loop ends.
+          budget -= 0.25;
           break;
         case 'lost':
           if (!(await this.resume())) return;
