@@ -137,6 +137,33 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.equal(await b.store.verify(z.id, z.token), false, 'z ended');
   });
 
+  it('a chat still in a dead process’s inbox reaches the resumed member ahead of those kept after that process was taken for dead', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { heartbeatMs: 3_600_000, graceMs: 60_000 });
+    const b = await Proc.start(p, { heartbeatMs: 3_600_000, suspectMs: 0, graceMs: 60_000 });
+    const x = await a.session('ax');
+    const y = await b.session('by');
+    assert.equal(b.received('by').filter((m) => m.event === 'matched').length, 1);
+    // a dies without a word: what is sent to its socket now waits in its inbox, unread.
+    await a.store.close();
+    await b.store.chat(y.id, 'by', 'm0', Date.now());
+    // Its heartbeat is gone: the next chats are kept for x at once.
+    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+    await b.store.chat(y.id, 'by', 'm1', Date.now());
+    await b.store.chat(y.id, 'by', 'm2', Date.now());
+    await b.store.reap(Date.now()); // first look: suspected
+    await sleep(150); // the reaper's lock lapses
+    await b.store.reap(Date.now()); // still missing: x's socket dropped, m0 taken from a's inbox
+    const back = await b.store.attachMatching(x.id, x.token, 'bx', Date.now());
+    assert.ok(back.ok);
+    await eventually(async () => (b.received('bx').filter((m) => m.event === 'chat').length === 3 ? true : undefined), 'three chats on resumption');
+    assert.deepEqual(
+      b.received('bx').flatMap((m) => (m.event === 'chat' ? [m.message] : [])),
+      ['m0', 'm1', 'm2'],
+      'in the order sent',
+    );
+  });
+
   it('reaps the sockets of a process whose heartbeat stopped, and a process taken for dead by mistake takes its sockets back', async () => {
     const p = prefix();
     const a = await Proc.start(p, { heartbeatMs: 3_600_000, graceMs: 60_000 });
