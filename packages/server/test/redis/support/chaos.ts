@@ -43,6 +43,8 @@ export interface ChaosOptions {
   targets: () => Target[];
   /** Pause before each step of a session, ms, drawn evenly from [min, max). @default [40, 300] */
   stepMs?: readonly [number, number];
+  /** Steps a session takes before it leaves, drawn evenly from [min, max). @default [4, 16] */
+  steps?: readonly [number, number];
   /** Share of sessions that stay on after their steps, for the end-of-run check. @default 0.1 */
   lingerChance?: number;
   /** No session starts after this time (Date.now() ms): bounds a long run. @default never */
@@ -181,6 +183,8 @@ export class ChaosSession {
       const r = await this.connect(`${t.matching}/ws/${encodeURIComponent(this.id)}?token=${encodeURIComponent(this.token)}`);
       if ('ws' in r) {
         this.note({ t: Date.now(), kind: 'resumed' });
+        // Not told a state yet (an error came first): the socket is up, the state still to come.
+        if (this.state === 'lost') this.state = 'connecting';
         return true;
       }
       if (r.status === 401) break;
@@ -260,13 +264,18 @@ export class ChaosSession {
       this.state = 'ended';
       return;
     }
-    let budget = 4 + Math.floor(this.rnd() * 12);
+    const [stepsMin, stepsMax] = this.opts.steps ?? [4, 16];
+    let budget = stepsMin + Math.floor(this.rnd() * (stepsMax - stepsMin));
     const [stepMin, stepMax] = this.opts.stepMs ?? [40, 300];
     while (budget > 0 && this.state !== 'ended') {
       await sleep(stepMin + this.rnd() * (stepMax - stepMin));
       const r = this.rnd();
       switch (this.state) {
         case 'connecting':
+          // Connected but not told a state yet (the store did not answer the attach and the
+          // server said to try again): wait a while, then reconnect as a client would.
+          budget -= 0.25;
+          if (r < 0.1) this.drop();
           break;
         case 'lost':
           if (!(await this.resume())) return;
@@ -439,6 +448,8 @@ export class Checker {
   /** Per session id: when its connection was cut (lost, gone), and its last sign of leaving a room. */
   private readonly seen = new Map<string, { cuts: number[]; lastEnd: number }>();
   private readonly rooms = new Map<string, Map<string, { peer: string; initiator: boolean; t: number }>>();
+  /** What the session being added broke, for `add` to return. */
+  private mine: string[] = [];
   sessions = 0;
   chats = 0;
   signals = 0;
@@ -454,10 +465,13 @@ export class Checker {
 
   bad(invariant: Invariant, what: string): void {
     this.byInvariant[invariant]++;
+    this.mine.push(what);
     if (this.violations.length < VIOLATIONS_KEPT) this.violations.push(what);
   }
 
-  add(s: ChaosSession): void {
+  /** Check one session's own log; returns the violations found in it. */
+  add(s: ChaosSession): string[] {
+    this.mine = [];
     this.sessions++;
     let room: string | undefined;
     let peer: string | undefined;
@@ -534,9 +548,14 @@ export class Checker {
       }
     }
     if (s.id) this.seen.set(s.id, { cuts, lastEnd });
+    return this.mine;
   }
 
-  /** The room invariants, once every session is added; `disruptions` are the times of crashes, restarts and stalls. */
+  /**
+   * The room invariants, once every session is added. `disruptions` are the
+   * times of crashes, restarts and stalls; a one-sided room within `windowMs` of
+   * one, or of a cut (a drop, a leave) of one of its members, is excused.
+   */
   finish(disruptions: number[], windowMs: number): Findings {
     // A partner no client knows is a session whose client gave up before it heard its id (an upgrade
     // that timed out on the client side): the server paired a socket that was already on its way out.
