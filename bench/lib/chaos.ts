@@ -27,11 +27,11 @@ export interface ChaosSettings {
   processes: number;
   /** One process SIGKILLed (and replaced) this often. */
   killEveryMs: number;
-  /** Redis (the state's shard on the Cluster) restarts once this share of the sessions has started. */
+  /** Redis (the state's shard on the Cluster) restarts once this share of the sessions has started (or of the time limit has passed). */
   restartAt: number;
   /** How long Redis stays down. */
   redisDownMs: number;
-  /** A process is frozen once this share of the sessions has started… */
+  /** A process is frozen once this share of the sessions has started (or of the time limit has passed)… */
   freezeAt: number;
   /** …for this long: past its heartbeat's 2 s lifetime and the reaper's 2 s of suspicion. */
   freezeMs: number;
@@ -207,9 +207,23 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
   let started = 0;
   let churning = true;
   const loads = [load1()];
+  // The restart and the freeze come at a share of the sessions, or of the time limit in a run too slow to get there.
+  const once = (fn: () => Promise<void>): (() => void) => {
+    let done = false;
+    return () => {
+      if (!done) void disrupt(fn);
+      done = true;
+    };
+  };
+  const restartOnce = once(restart);
+  const freezeOnce = once(freeze);
   const killer = (async () => {
     for (let next = began + c.killEveryMs; churning; next += c.killEveryMs) {
-      while (churning && Date.now() < next) await sleep(Math.min(500, next - Date.now()));
+      while (churning && Date.now() < next) {
+        await sleep(Math.min(500, next - Date.now()));
+        if (Date.now() - began >= c.runLimitMs * c.restartAt) restartOnce();
+        if (Date.now() - began >= c.runLimitMs * c.freezeAt) freezeOnce();
+      }
       if (churning) await disrupt(kill);
     }
   })();
@@ -226,8 +240,8 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
     {
       onStarted: (n) => {
         started = n;
-        if (n === Math.floor(c.sessions * c.restartAt)) void disrupt(restart);
-        if (n === Math.floor(c.sessions * c.freezeAt)) void disrupt(freeze);
+        if (n >= c.sessions * c.restartAt) restartOnce();
+        if (n >= c.sessions * c.freezeAt) freezeOnce();
       },
       onDone: (s) => evidence.ended(s, checker.add(s)),
     },
