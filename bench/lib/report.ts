@@ -355,17 +355,17 @@ function tables(r: Results): Tables {
         ['lingering sessions, settled in', ...runs.map((x) => `${fmtInt(x.lingering)}, ${x.settleSec} s`)],
         ['processes ended unasked', ...runs.map((x) => x.unexpectedExits.join(', ') || 'none')],
         ['load average: start, max, end', ...runs.map((x) => `${x.load1.start}, ${x.load1.max}, ${x.load1.end}`)],
-        ['disruptions (s after the start)', ...runs.map((x) => x.disruptions.map((d) => `${d.atSec} s ${d.what}`).join('; '))],
       ],
     };
   }
   return t;
 }
 
-/** The first violations of each run, and where its server logs went. */
+/** The disruptions and first violations of each run, and where its logs went. */
 function chaosDetails(c: ChaosResults | undefined): string[] {
   const out: string[] = [];
   for (const run of c?.runs ?? []) {
+    out.push(`${run.store}, disruptions (s after the start): ${run.disruptions.map((d) => `${d.atSec} s ${d.what}`).join('; ')}`);
     if (run.violations.length) out.push(`${run.store}, first violations (seed ${run.seed}):`, ...run.violations.slice(0, 10).map((v) => `  ${v}`));
     if (run.logFile) out.push(`${run.store}: server logs in ${run.logFile}`);
   }

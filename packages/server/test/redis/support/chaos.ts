@@ -577,7 +577,11 @@ export class Checker {
       const [id, info] = first;
       oneSided++;
       if (!disrupted(info.peer, info.t) && !disrupted(id, info.t)) {
-        this.bad('answered', `room ${r}: ${id} matched with ${info.peer}, who never heard of it and was not cut off`);
+        // How far off the nearest cut of the partner was (a long run keeps no logs to look it up later).
+        const gaps = (this.seen.get(info.peer)?.cuts ?? []).map((c) => c - info.t);
+        const nearest = gaps.reduce((a, g) => (Math.abs(g) < Math.abs(a) ? g : a), Infinity);
+        const cut = Number.isFinite(nearest) ? `; the partner's nearest cut ${(nearest / 1000).toFixed(1)} s from it` : '';
+        this.bad('answered', `room ${r}: ${id} matched with ${info.peer}, who never heard of it and was not cut off${cut}`);
       }
       // The one that saw it must not be left in it: the room ended for it, or it left.
       if ((this.seen.get(id)?.lastEnd ?? -Infinity) < info.t) this.bad('answered', `room ${r}: ${id} stayed in a room its partner ${info.peer} never joined`);
