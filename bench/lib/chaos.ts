@@ -167,7 +167,7 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
   };
   // One disruption at a time, in the order asked.
   let queue = Promise.resolve();
-  const disrupt = (fn: () => Promise<void>): Promise<void> => (queue = queue.then(fn).catch((err: unknown) => note(Date.now(), `failed: ${String(err)}`)));
+  const disrupt = (fn: () => Promise<void>): Promise<void> => (queue = queue.then(fn).catch((err: unknown) => note(Date.now(), `failed: ${String(err).split('\n')[0]}`)));
   let victim = 0;
   const pickVictim = (): DyadProcess | undefined => [...live][victim++ % Math.max(1, live.size)];
   const kill = async (): Promise<void> => {
