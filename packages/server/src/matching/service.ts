@@ -64,7 +64,9 @@ export class MatchingService {
         const now = hub.clock.now();
         switch (msg.event) {
           case 'next':
-            return this.nextLimited(conn).then((refused) => refused ?? store.next(conn.session, conn.id, now));
+            // A `next` still queued when its socket began to close is not run: it would pair
+            // someone with a member who has gone (a clean close then ends the room as a leave).
+            return this.nextLimited(conn).then((refused) => refused ?? (conn.isOpen() ? store.next(conn.session, conn.id, now) : emptyEffects()));
           case 'stop':
             return store.stop(conn.session, conn.id, now);
           case 'chat':

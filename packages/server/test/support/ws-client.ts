@@ -339,6 +339,16 @@ export class WireClient {
     return { ...closed, before };
   }
 
+  /** Sends a message and a close (code 1000) in one write: the server reads the close while the message is still queued. */
+  async sendThenClose(data: object): Promise<Closed> {
+    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    socket?.cork();
+    this.send(data);
+    const closing = this.close(1000);
+    socket?.uncork();
+    return closing;
+  }
+
   /** Client close with a code (1000 by default; `null` sends no code, i.e. 1005 at the server). */
   async close(code: number | null = 1000): Promise<Closed> {
     if (this.closeInfo) return this.closeInfo;

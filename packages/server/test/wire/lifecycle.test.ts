@@ -241,6 +241,14 @@ describe('a second socket for the same session and role', () => {
 });
 
 describe('clean leaves by close code', () => {
+  it('a `next` still queued when its socket closes is not run: the partner hears of a leave, and nobody is paired with the one who left', async () => {
+    const p = await pair(server, { lang: 'x-closing' }, { lang: 'x-closing' });
+    const w = await enter(server, { lang: 'x-closing' });
+    await p.a.m.sendThenClose({ event: 'next' });
+    assert.equal((await p.b.m.expect('peer-disconnected')).reason, 'left', 'a left: it did not skip');
+    await w.m.expectSilence(QUIET_MS, { why: 'nobody is paired with a member who has left' });
+  });
+
   it('matching closed with 1000: an open signalling socket of that session gets unauthorized and 4001', async () => {
     const p = await pairJoined(server);
     await p.initiator.m.close(1000);
