@@ -54,6 +54,10 @@ const PRELUDE = String.raw`
 -- start of every call; as a plain script, begin() runs first in each script.
 local P, ME, NOW, RND1, RND2, CODES, A, KEPT
 local FX, OUT, OUT_ORDER, LIVE, SS, RR, codeUsed
+-- HELD: index keys this call has seen holding members (so they have their
+-- lifetime already); FRESHENED: keys whose lifetime this call has refreshed;
+-- CD: re-pair cooldowns this call has read.
+local HELD, FRESHENED, CD
 local CFG, CFG_TEXT = {}, nil
 local CFG_KEYS = {${CFG_NAMES.map((n) => `'${n}'`).join(', ')}}
 
@@ -76,6 +80,7 @@ local function begin(keys, argv)
   KEPT = P .. 'kept'
   FX = {t = {}, p = {}, e = {}}
   OUT, OUT_ORDER, LIVE, SS, RR = {}, {}, {}, {}, {}
+  HELD, FRESHENED, CD = {}, {}, {}
   codeUsed = 0
 end
 
@@ -176,11 +181,19 @@ end
 -- time and each process reads its inbox in order, so every socket gets its
 -- messages in the order the transitions happened. The caller learns the id
 -- of its own entry, to wait until its reader has carried it out.
+-- An inbox's lifetime is refreshed by its own process's beat (every
+-- heartbeat, far more often than CFG.inboxttl), so an inbox outlives its
+-- process by CFG.inboxttl as before. A message only sets it when this call
+-- makes the inbox: one that exists has its lifetime already.
 local function finish(extra)
   for _, proc in ipairs(OUT_ORDER) do
     local key = P .. 'inbox:' .. proc
-    local id = redis.call('XADD', key, 'MAXLEN', '~', CFG.inboxmax, '*', 'fx', cjson.encode(OUT[proc]))
-    redis.call('PEXPIRE', key, CFG.inboxttl)
+    local body = cjson.encode(OUT[proc])
+    local id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', CFG.inboxmax, '*', 'fx', body)
+    if not id then
+      id = redis.call('XADD', key, 'MAXLEN', '~', CFG.inboxmax, '*', 'fx', body)
+      redis.call('PEXPIRE', key, CFG.inboxttl)
+    end
     if proc == ME then FX.id = id end
   end
   FX.x = extra
@@ -255,6 +268,13 @@ local function holds(kind, proc, id)
   redis.call('PEXPIRE', k, CFG.idxttl)
 end
 
+-- Give an index key its full lifetime (CFG.idxttl), once per call.
+local function freshen(k)
+  if FRESHENED[k] then return end
+  FRESHENED[k] = true
+  redis.call('PEXPIRE', k, CFG.idxttl)
+end
+
 -- Keys of a live session outlive it by at most CFG.ttl; the owning process
 -- refreshes them while its sockets are open.
 local function touch(s)
@@ -265,7 +285,7 @@ local function touch(s)
   redis.call('PEXPIRE', P .. 'kc:' .. s.id, ttl)
   redis.call('PEXPIRE', P .. 'bl:' .. s.id, ttl)
   redis.call('ZADD', P .. 'sess', num(NOW + ttl), s.id)
-  redis.call('PEXPIRE', P .. 'sess', CFG.idxttl)
+  freshen(P .. 'sess')
   if s.room then
     redis.call('PEXPIRE', P .. 'r:' .. s.room, ttl)
     redis.call('PEXPIRE', P .. 'rk:' .. s.room .. ':' .. s.id, ttl)
@@ -294,36 +314,67 @@ local function narrowed(s)
   return (#s.ints > 0 or s.lang ~= nil or s.rw ~= nil) and NOW - s.ea < CFG.interest
 end
 
+-- Only a session with interests, a lang or a wanted place is ever narrowed
+-- (whatever CFG.interest is), so only such a one can be in narrow:<mode>.
+local function narrows(s) return #s.ints > 0 or s.lang ~= nil or s.rw ~= nil end
+
+-- The index sets of a waiting session besides open:<mode> and narrow:<mode>.
+local function poolKeys(s)
+  local m, ks = s.mode, {}
+  for _, i in ipairs(s.ints) do ks[#ks + 1] = P .. 'int:' .. m .. ':' .. i end
+  if s.lang then ks[#ks + 1] = P .. 'lang:' .. m .. ':' .. s.lang end
+  if s.cc then ks[#ks + 1] = P .. 'place:' .. m .. ':' .. s.cc end
+  if s.ar then ks[#ks + 1] = P .. 'place:' .. m .. ':' .. s.ar end
+  if s.rw then ks[#ks + 1] = P .. 'wants:' .. m .. ':' .. s.rw end
+  return ks
+end
+
+local function zrem(k, id)
+  redis.call('ZREM', k, id)
+  -- It may be gone now (a set without members is no key).
+  HELD[k] = nil
+end
+
+-- Out of the pool index. Only a waiting session is in it (every change of
+-- state away from 'waiting' comes through here), so callers skip the rest.
 local function unpool(s)
   local m = s.mode
-  redis.call('ZREM', P .. 'open:' .. m, s.id)
-  redis.call('ZREM', P .. 'narrow:' .. m, s.id)
-  for _, i in ipairs(s.ints) do redis.call('ZREM', P .. 'int:' .. m .. ':' .. i, s.id) end
-  if s.lang then redis.call('ZREM', P .. 'lang:' .. m .. ':' .. s.lang, s.id) end
-  if s.cc then redis.call('ZREM', P .. 'place:' .. m .. ':' .. s.cc, s.id) end
-  if s.ar then redis.call('ZREM', P .. 'place:' .. m .. ':' .. s.ar, s.id) end
-  if s.rw then redis.call('ZREM', P .. 'wants:' .. m .. ':' .. s.rw, s.id) end
+  zrem(P .. 'open:' .. m, s.id)
+  if narrows(s) then zrem(P .. 'narrow:' .. m, s.id) end
+  for _, k in ipairs(poolKeys(s)) do zrem(k, s.id) end
 end
 
+-- Index keys live CFG.idxttl. A key gets its lifetime when a member is added
+-- unless this call has seen it holding members (then it has one already);
+-- while in use it is refreshed by the touch of every waiting member (see
+-- freshenPool), far more often than CFG.idxttl, so it never lapses then.
 local function zput(k, sc, id)
   redis.call('ZADD', k, num(sc), id)
-  redis.call('PEXPIRE', k, CFG.idxttl)
+  if not HELD[k] then
+    redis.call('PEXPIRE', k, CFG.idxttl)
+    HELD[k] = true
+  end
 end
 
-local function enpool(s)
+-- fresh: the session is in none of the sets yet (it has just entered the pool).
+local function enpool(s, fresh)
   local m = s.mode
   if narrowed(s) then
     zput(P .. 'narrow:' .. m, s.ea, s.id)
-    redis.call('ZREM', P .. 'open:' .. m, s.id)
+    if not fresh then zrem(P .. 'open:' .. m, s.id) end
   else
     zput(P .. 'open:' .. m, s.wk, s.id)
-    redis.call('ZREM', P .. 'narrow:' .. m, s.id)
+    if not fresh and narrows(s) then zrem(P .. 'narrow:' .. m, s.id) end
   end
-  for _, i in ipairs(s.ints) do zput(P .. 'int:' .. m .. ':' .. i, s.wk, s.id) end
-  if s.lang then zput(P .. 'lang:' .. m .. ':' .. s.lang, s.wk, s.id) end
-  if s.cc then zput(P .. 'place:' .. m .. ':' .. s.cc, s.wk, s.id) end
-  if s.ar then zput(P .. 'place:' .. m .. ':' .. s.ar, s.wk, s.id) end
-  if s.rw then zput(P .. 'wants:' .. m .. ':' .. s.rw, s.wk, s.id) end
+  for _, k in ipairs(poolKeys(s)) do zput(k, s.wk, s.id) end
+end
+
+-- The touch of a waiting session in the pool keeps its index keys alive.
+local function freshenPool(s)
+  if s.st ~= 'waiting' or not s.mc then return end
+  freshen(P .. 'open:' .. s.mode)
+  if narrows(s) then freshen(P .. 'narrow:' .. s.mode) end
+  for _, k in ipairs(poolKeys(s)) do freshen(k) end
 end
 
 -- Sessions whose narrowing ran out now accept anyone: move them to open:<mode>.
@@ -333,7 +384,7 @@ local function promote(m)
   local nk = P .. 'narrow:' .. m
   local due = redis.call('ZRANGEBYSCORE', nk, '-inf', num(NOW - CFG.interest), 'LIMIT', 0, 64)
   for _, id in ipairs(due) do
-    redis.call('ZREM', nk, id)
+    zrem(nk, id)
     local c = load(id)
     if c and c.st == 'waiting' and c.mc then zput(P .. 'open:' .. m, c.wk, id) end
   end
@@ -395,8 +446,14 @@ local function eligible(s, c)
 end
 
 local function inCooldown(s, id)
-  local untilAt = redis.call('ZSCORE', P .. 'cd:' .. s.id, id)
-  return untilAt and tonumber(untilAt) > NOW
+  local k = s.id .. '|' .. id
+  local c = CD[k]
+  if c == nil then
+    local untilAt = redis.call('ZSCORE', P .. 'cd:' .. s.id, id)
+    c = untilAt and tonumber(untilAt) > NOW or false
+    CD[k] = c
+  end
+  return c
 end
 
 ------------------------------------------------------------------ rooms
@@ -404,8 +461,8 @@ end
 -- Pairings (p) and reports (r) per minute, for the moderation console's chart.
 local function tally(what)
   local k = P .. 'act:' .. num(NOW - NOW % 60000)
-  redis.call('HINCRBY', k, what, 1)
-  redis.call('PEXPIRE', k, 7200000)
+  -- The first count of a field (the key's first among them) sets the lifetime.
+  if redis.call('HINCRBY', k, what, 1) == 1 then redis.call('PEXPIRE', k, 7200000) end
 end
 
 local function loadRoom(code)
@@ -451,7 +508,8 @@ local function matchedEvent(room, me, other, resumed)
   return m
 end
 
-local function openRoom(a, b)
+-- aFresh: a has just entered the pool and was not written to its index.
+local function openRoom(a, b, aFresh)
   codeUsed = codeUsed + 1
   local code = CODES[codeUsed]
   if not code then error('no fresh room code left') end
@@ -466,9 +524,10 @@ local function openRoom(a, b)
   RR[code] = room
   for _, pair in ipairs({{a, b}, {b, a}}) do
     local me, other = pair[1], pair[2]
-    unpool(me)
-    -- Chat kept from an earlier room would only be shown out of place.
-    dropKeptChat(me)
+    if not (aFresh and me == a) then unpool(me) end
+    -- Chat kept from an earlier room would only be shown out of place (kcb
+    -- is written with every kept chat and dropped only with the list).
+    if me.kcb then dropKeptChat(me) end
     put(me, {'st', 'matched', 'room', code})
     send(me, 'matching', matchedEvent(room, me, other))
   end
@@ -479,8 +538,10 @@ end
 -- choosePartner of core/rules.ts over a bounded set of candidates: the oldest
 -- ones of each index set (for fairness) and a random sample of each (for
 -- randomness). With small pools that is everyone, as in the memory store.
-local function tryPair(s)
-  if s.st ~= 'waiting' or not s.mc or not alive(s.mp) then return end
+-- entering: s has just entered the pool and is not in its index (enterPool).
+-- True when it paired s.
+local function tryPair(s, entering)
+  if s.st ~= 'waiting' or not s.mc or not alive(s.mp) then return false end
   local m = s.mode
   promote(m)
   local sources = {}
@@ -503,10 +564,17 @@ local function tryPair(s)
     if ok then cands[#cands + 1] = c end
     return ok
   end
-  local heads = {}
-  for _, k in ipairs(sources) do
+  local heads, whole, rest = {}, {}, {}
+  for n, k in ipairs(sources) do
     local r = redis.call('ZRANGE', k, 0, CFG.scan - 1, 'WITHSCORES')
-    for i = 1, #r, 2 do heads[#heads + 1] = {r[i], tonumber(r[i + 1])} end
+    if #r > 0 then HELD[k] = true end
+    -- Fewer members than asked for are the whole set; when the sample below
+    -- would be as large, it would be all of them: they are taken as they are.
+    whole[n] = #r < 2 * CFG.scan and #r <= 2 * CFG.sample
+    for i = 1, #r, 2 do
+      heads[#heads + 1] = {r[i], tonumber(r[i + 1])}
+      if whole[n] then rest[#rest + 1] = r[i] end
+    end
   end
   table.sort(heads, function(x, y) return x[2] < y[2] end)
   local checked = 0
@@ -518,10 +586,13 @@ local function tryPair(s)
       if checked >= CFG.scan then break end
     end
   end
-  for _, k in ipairs(sources) do
-    for _, id in ipairs(redis.call('ZRANDMEMBER', k, CFG.sample)) do consider(id) end
+  for n, k in ipairs(sources) do
+    if not whole[n] then
+      for _, id in ipairs(redis.call('ZRANDMEMBER', k, CFG.sample)) do consider(id) end
+    end
   end
-  if #cands == 0 then return end
+  for _, id in ipairs(rest) do consider(id) end
+  if #cands == 0 then return false end
 
   table.sort(cands, function(x, y) return x.wk < y.wk end)
   local fresh = {}
@@ -530,7 +601,10 @@ local function tryPair(s)
   end
   local pool = #fresh > 0 and fresh or cands
   local oldest = pool[1]
-  if NOW - oldest.ws > CFG.fair then return openRoom(s, oldest) end
+  if NOW - oldest.ws > CFG.fair then
+    openRoom(s, oldest, entering)
+    return true
+  end
   local from = pool
   if #s.ints > 0 then
     local sharing = {}
@@ -539,16 +613,20 @@ local function tryPair(s)
     end
     if #sharing > 0 then from = sharing end
   end
-  openRoom(s, from[math.floor(RND1 * #from) + 1])
+  openRoom(s, from[math.floor(RND1 * #from) + 1], entering)
+  return true
 end
 
+-- s was not waiting (its callers' case), so it is in no index set. It looks for a
+-- partner first and goes into the index only when it found none: a session
+-- paired at once is never written there. Not being in the sets it reads
+-- changes nothing it would find (it is never its own candidate).
 local function enterPool(s)
+  if s.st == 'waiting' then unpool(s) end
   put(s, {'st', 'waiting', 'ea', NOW, 'ws', NOW, 'wk', score(NOW)})
-  unpool(s)
-  if s.mc and alive(s.mp) then enpool(s) end
   send(s, 'matching', {event = 'waiting'})
   if (#s.ints > 0 or s.lang or s.rw) and CFG.interest > 0 then timer('interest', s.id, nil, CFG.interest) end
-  tryPair(s)
+  if not tryPair(s, true) and s.mc and alive(s.mp) then enpool(s, true) end
 end
 
 -- End the ender's room: the partner is told the reason on its matching socket
@@ -561,15 +639,14 @@ local function endRoom(ender, reason)
   if not room then return end
   deleteRoom(room)
   if not partner then return end
-  drop(partner, 'room')
-  put(partner, {'st', 'idle'})
+  local joined = partner.sj == room.code
+  drop(partner, 'room', 'sj', 'sjr')
   local news = gone(reason)
-  if not send(partner, 'matching', news) then put(partner, {'news', reason}) end
-  if partner.sj == room.code then
+  if send(partner, 'matching', news) then put(partner, {'st', 'idle'}) else put(partner, {'st', 'idle', 'news', reason}) end
+  if joined then
     send(partner, 'signalling', news)
     route(partner, {k = 'e', room = room.code})
   end
-  drop(partner, 'sj', 'sjr')
   -- Who met whom is kept only as long as a rule needs it (the re-pair cooldown,
   -- a report of the last partner): these keys expire with the cooldown.
   local keep = num(math.max(1, CFG.cooldown))
@@ -599,7 +676,7 @@ end
 
 local function deleteSession(s)
   addKept(-(tonumber(s.kcb) or 0))
-  unpool(s)
+  if s.st == 'waiting' then unpool(s) end
   clearGrace(s, 'matching')
   clearGrace(s, 'signalling')
   redis.call('DEL', skey(s.id), P .. 'kc:' .. s.id, P .. 'cd:' .. s.id, P .. 'bl:' .. s.id, P .. 'lp:' .. s.id)
@@ -732,7 +809,7 @@ local function dropSocket(s, ch, own, after)
   drop(s, f[1], f[2])
   redis.call('SREM', P .. INDEX[ch] .. ':' .. proc, s.id)
   if ch == 'matching' then
-    unpool(s)
+    if s.st == 'waiting' then unpool(s) end
   else
     local joined = s.sj
     if joined then
@@ -978,7 +1055,7 @@ return finish()
 local s = owner(A[1], A[2], 'matching')
 if s then
   if s.st == 'matched' then endRoom(s, 'left') end
-  unpool(s)
+  if s.st == 'waiting' then unpool(s) end
   put(s, {'st', 'idle'})
   send(s, 'matching', {event = 'idle'})
 end
@@ -1427,10 +1504,16 @@ end
 return finish({orphans = orphans})
 `,
   // A: session ids whose sockets this process holds
+  // Every touch interval (RedisStore touchIntervalMs, minutes where index
+  // keys live CFG.idxttl, a day): the pool index keys of the waiting ones are
+  // refreshed here, not on every pairing, and so never lapse while in use.
   touch: `
 for _, id in ipairs(A) do
   local s = load(id)
-  if s then touch(s) end
+  if s then
+    touch(s)
+    freshenPool(s)
+  end
 end
 return finish()
 `,
