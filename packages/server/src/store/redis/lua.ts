@@ -219,7 +219,8 @@ local function load(id)
   end
   s = {id = id}
   for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
-  s.ints = cjson.decode(s.int or '[]')
+  -- Most sessions name no interest: no decoding for them.
+  s.ints = (s.int == nil or s.int == '[]') and {} or cjson.decode(s.int)
   s.ea, s.ws, s.wk = tonumber(s.ea), tonumber(s.ws), tonumber(s.wk)
   SS[id] = s
   return s
@@ -499,7 +500,7 @@ end
 local function matchedEvent(room, me, other, resumed)
   local m = {
     event = 'matched', room_code = room.code, initiator = room.ini == me.id, peer = other.id,
-    common_interests = cjson.decode(room.common), mode = room.mode, ice_servers = {},
+    common_interests = room.ints or cjson.decode(room.common), mode = room.mode, ice_servers = {},
   }
   -- The region both are in, never finer; the country only of one who chose to show it.
   if me.ar and me.ar == other.ar then m.region = me.ar end
@@ -508,27 +509,45 @@ local function matchedEvent(room, me, other, resumed)
   return m
 end
 
--- aFresh: a has just entered the pool and was not written to its index.
-local function openRoom(a, b, aFresh)
+-- aEntry: a has just entered the pool, which is not written yet: neither its
+-- index nor these fields of its own (see enterPool), written here instead.
+local function openRoom(a, b, aEntry)
   codeUsed = codeUsed + 1
   local code = CODES[codeUsed]
   if not code then error('no fresh room code left') end
   -- Spread the one random draw over several pairings of one script.
   local r = (RND2 + (codeUsed - 1) * 0.6180339887) % 1
-  local room = {code = code, a = a.id, b = b.id, ini = r < 0.5 and a.id or b.id, mode = a.mode, common = cjson.encode(common(a, b)), at = num(NOW)}
+  local ints = common(a, b)
+  local room = {code = code, a = a.id, b = b.id, ini = r < 0.5 and a.id or b.id, mode = a.mode, common = cjson.encode(ints), at = num(NOW)}
   local rk = P .. 'r:' .. code
   redis.call('HSET', rk, 'a', room.a, 'b', room.b, 'ini', room.ini, 'mode', room.mode, 'common', room.common, 'at', room.at)
   redis.call('PEXPIRE', rk, CFG.ttl)
   redis.call('ZADD', P .. 'rooms', num(NOW + CFG.ttl), code)
   redis.call('PEXPIRE', P .. 'rooms', CFG.idxttl)
+  -- The common interests as a list too, for the matched events (not written).
+  room.ints = ints
   RR[code] = room
   for _, pair in ipairs({{a, b}, {b, a}}) do
     local me, other = pair[1], pair[2]
-    if not (aFresh and me == a) then unpool(me) end
+    local kv = {}
+    if aEntry and me == a then
+      for i = 1, #aEntry, 2 do
+        if aEntry[i] ~= 'st' then
+          kv[#kv + 1] = aEntry[i]
+          kv[#kv + 1] = aEntry[i + 1]
+        end
+      end
+    else
+      unpool(me)
+    end
     -- Chat kept from an earlier room would only be shown out of place (kcb
     -- is written with every kept chat and dropped only with the list).
     if me.kcb then dropKeptChat(me) end
-    put(me, {'st', 'matched', 'room', code})
+    kv[#kv + 1] = 'st'
+    kv[#kv + 1] = 'matched'
+    kv[#kv + 1] = 'room'
+    kv[#kv + 1] = code
+    put(me, kv)
     send(me, 'matching', matchedEvent(room, me, other))
   end
   FX.p[#FX.p + 1] = {room = code, a = a.id, b = b.id, mode = a.mode, waitedMs = {NOW - a.ws, NOW - b.ws}}
@@ -538,8 +557,8 @@ end
 -- choosePartner of core/rules.ts over a bounded set of candidates: the oldest
 -- ones of each index set (for fairness) and a random sample of each (for
 -- randomness). With small pools that is everyone, as in the memory store.
--- entering: s has just entered the pool and is not in its index (enterPool).
--- True when it paired s.
+-- entering: s has just entered the pool and is not written to it yet (the
+-- fields of enterPool). True when it paired s.
 local function tryPair(s, entering)
   if s.st ~= 'waiting' or not s.mc or not alive(s.mp) then return false end
   local m = s.mode
@@ -617,16 +636,23 @@ local function tryPair(s, entering)
   return true
 end
 
--- s was not waiting (its callers' case), so it is in no index set. It looks for a
--- partner first and goes into the index only when it found none: a session
--- paired at once is never written there. Not being in the sets it reads
--- changes nothing it would find (it is never its own candidate).
+-- s was not waiting (its callers' case), so it is in no index set. It looks
+-- for a partner first and is written to the pool only when it found none: a
+-- session paired at once is never written to the index, and its entry is
+-- written with its room (its pool order stamp wk, used only in the pool, is
+-- not drawn at all). Not being in the sets it reads changes nothing it would
+-- find: it is never its own candidate.
 local function enterPool(s)
   if s.st == 'waiting' then unpool(s) end
-  put(s, {'st', 'waiting', 'ea', NOW, 'ws', NOW, 'wk', score(NOW)})
+  local entry = {'st', 'waiting', 'ea', NOW, 'ws', NOW}
+  for i = 1, #entry, 2 do s[entry[i]] = entry[i + 1] end
   send(s, 'matching', {event = 'waiting'})
   if (#s.ints > 0 or s.lang or s.rw) and CFG.interest > 0 then timer('interest', s.id, nil, CFG.interest) end
-  if not tryPair(s, true) and s.mc and alive(s.mp) then enpool(s, true) end
+  if tryPair(s, entry) then return end
+  entry[#entry + 1] = 'wk'
+  entry[#entry + 1] = score(NOW)
+  put(s, entry)
+  if s.mc and alive(s.mp) then enpool(s, true) end
 end
 
 -- End the ender's room: the partner is told the reason on its matching socket
@@ -658,7 +684,11 @@ local function endRoom(ender, reason)
     redis.call('PEXPIRE', lk, keep)
     local ck = P .. 'cd:' .. me.id
     redis.call('ZADD', ck, num(NOW + CFG.cooldown), other.id)
-    redis.call('ZREMRANGEBYSCORE', ck, '-inf', num(NOW))
+    -- A lapsed cooldown is only clutter (a read compares its end with now),
+    -- as in the memory store, which clears them only past 32 partners: they
+    -- are cleared at about one room end in twenty, picked by the room code's
+    -- last character (crypto-random, 3 of its 64 letters).
+    if string.byte(room.code, -1) % 16 == 0 then redis.call('ZREMRANGEBYSCORE', ck, '-inf', num(NOW)) end
     redis.call('PEXPIRE', ck, keep)
   end
   FX.e[#FX.e + 1] = reason
