@@ -691,6 +691,7 @@ local function endRoom(ender, reason)
     if string.byte(room.code, -1) % 16 == 0 then redis.call('ZREMRANGEBYSCORE', ck, '-inf', num(NOW)) end
     redis.call('PEXPIRE', ck, keep)
   end
+  CD = {}
   FX.e[#FX.e + 1] = reason
 end
 
