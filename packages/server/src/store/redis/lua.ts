@@ -58,18 +58,20 @@ local FX, OUT, OUT_ORDER, LIVE, SS, RR, codeUsed
 -- lifetime already); FRESHENED: keys whose lifetime this call has refreshed;
 -- CD: re-pair cooldowns this call has read.
 local HELD, FRESHENED, CD
-local CFG, CFG_TEXT = {}, nil
+-- CFGS: the settings as their text, for arguments of commands (no number formatting).
+local CFG, CFGS, CFG_TEXT = {}, {}, nil
 local CFG_KEYS = {${CFG_NAMES.map((n) => `'${n}'`).join(', ')}}
 
 local function begin(keys, argv)
   P, ME, NOW = keys[1], argv[1], tonumber(argv[2])
   -- The settings string is the same from call to call: parsed once per change.
   if argv[3] ~= CFG_TEXT then
-    CFG, CFG_TEXT = {}, argv[3]
+    CFG, CFGS, CFG_TEXT = {}, {}, argv[3]
     local i = 0
     for v in string.gmatch(CFG_TEXT, '[^,]+') do
       i = i + 1
       CFG[CFG_KEYS[i]] = tonumber(v)
+      CFGS[CFG_KEYS[i]] = v
     end
   end
   RND1, RND2 = tonumber(argv[4]), tonumber(argv[5])
@@ -85,7 +87,11 @@ local function begin(keys, argv)
 end
 
 -- Numbers go to Redis as integer text: Lua would print large ones in %.14g.
-local function num(x) return string.format('%.0f', x) end
+-- Integers (nearly all: times, scores, counts) take the much cheaper %d.
+local function num(x)
+  if x == math.floor(x) and x > -9e15 and x < 9e15 then return string.format('%d', x) end
+  return string.format('%.0f', x)
+end
 
 ------------------------------------------------------------------ kept bytes
 -- What is kept for absent members is counted in bytes as store/memory.ts
@@ -99,7 +105,7 @@ local function addKept(n)
   if n == 0 then return end
   -- Never below zero (a kept list that expired on its own took its bytes along).
   if redis.call('INCRBY', KEPT, num(n)) < 0 then redis.call('SET', KEPT, 0) end
-  redis.call('PEXPIRE', KEPT, CFG.ttl)
+  redis.call('PEXPIRE', KEPT, CFGS.ttl)
 end
 
 ------------------------------------------------------------------ effects
@@ -189,10 +195,10 @@ local function finish(extra)
   for _, proc in ipairs(OUT_ORDER) do
     local key = P .. 'inbox:' .. proc
     local body = cjson.encode(OUT[proc])
-    local id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', CFG.inboxmax, '*', 'fx', body)
+    local id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', CFGS.inboxmax, '*', 'fx', body)
     if not id then
-      id = redis.call('XADD', key, 'MAXLEN', '~', CFG.inboxmax, '*', 'fx', body)
-      redis.call('PEXPIRE', key, CFG.inboxttl)
+      id = redis.call('XADD', key, 'MAXLEN', '~', CFGS.inboxmax, '*', 'fx', body)
+      redis.call('PEXPIRE', key, CFGS.inboxttl)
     end
     if proc == ME then FX.id = id end
   end
@@ -266,14 +272,14 @@ end
 local function holds(kind, proc, id)
   local k = P .. kind .. ':' .. proc
   redis.call('SADD', k, id)
-  redis.call('PEXPIRE', k, CFG.idxttl)
+  redis.call('PEXPIRE', k, CFGS.idxttl)
 end
 
 -- Give an index key its full lifetime (CFG.idxttl), once per call.
 local function freshen(k)
   if FRESHENED[k] then return end
   FRESHENED[k] = true
-  redis.call('PEXPIRE', k, CFG.idxttl)
+  redis.call('PEXPIRE', k, CFGS.idxttl)
 end
 
 -- Keys of a live session outlive it by at most CFG.ttl; the owning process
@@ -297,7 +303,7 @@ end
 -- Pool order: waiting time, then arrival (a counter breaks ties within a millisecond).
 local function score(ws)
   local seq = redis.call('INCR', P .. 'seq')
-  if seq % 1000 == 1 then redis.call('PEXPIRE', P .. 'seq', CFG.idxttl) end
+  if seq % 1000 == 1 then redis.call('PEXPIRE', P .. 'seq', CFGS.idxttl) end
   return ws * 1024 + (seq % 1024)
 end
 
@@ -352,7 +358,7 @@ end
 local function zput(k, sc, id)
   redis.call('ZADD', k, num(sc), id)
   if not HELD[k] then
-    redis.call('PEXPIRE', k, CFG.idxttl)
+    redis.call('PEXPIRE', k, CFGS.idxttl)
     HELD[k] = true
   end
 end
@@ -521,9 +527,9 @@ local function openRoom(a, b, aEntry)
   local room = {code = code, a = a.id, b = b.id, ini = r < 0.5 and a.id or b.id, mode = a.mode, common = cjson.encode(ints), at = num(NOW)}
   local rk = P .. 'r:' .. code
   redis.call('HSET', rk, 'a', room.a, 'b', room.b, 'ini', room.ini, 'mode', room.mode, 'common', room.common, 'at', room.at)
-  redis.call('PEXPIRE', rk, CFG.ttl)
+  redis.call('PEXPIRE', rk, CFGS.ttl)
   redis.call('ZADD', P .. 'rooms', num(NOW + CFG.ttl), code)
-  redis.call('PEXPIRE', P .. 'rooms', CFG.idxttl)
+  redis.call('PEXPIRE', P .. 'rooms', CFGS.idxttl)
   -- The common interests as a list too, for the matched events (not written).
   room.ints = ints
   RR[code] = room
@@ -607,7 +613,7 @@ local function tryPair(s, entering)
   end
   for n, k in ipairs(sources) do
     if not whole[n] then
-      for _, id in ipairs(redis.call('ZRANDMEMBER', k, CFG.sample)) do consider(id) end
+      for _, id in ipairs(redis.call('ZRANDMEMBER', k, CFGS.sample)) do consider(id) end
     end
   end
   for _, id in ipairs(rest) do consider(id) end
@@ -758,7 +764,7 @@ local function keepChat(s, msg)
   local why = overCap(loadRoom(s.room), n)
   if why then return why end
   redis.call('RPUSH', k, cjson.encode(msg))
-  redis.call('PEXPIRE', k, CFG.ttl)
+  redis.call('PEXPIRE', k, CFGS.ttl)
   put(s, {'kcb', (tonumber(s.kcb) or 0) + n})
   addKept(n)
   return nil
@@ -778,7 +784,7 @@ local function keepSignal(room, to, msg)
   local why = overCap(room, n)
   if why then return why end
   redis.call('RPUSH', k, cjson.encode(msg))
-  redis.call('PEXPIRE', k, CFG.ttl)
+  redis.call('PEXPIRE', k, CFGS.ttl)
   room.kb = num((tonumber(room.kb) or 0) + n)
   redis.call('HSET', P .. 'r:' .. room.code, 'kb', room.kb)
   addKept(n)
@@ -853,7 +859,7 @@ local function dropSocket(s, ch, own, after)
   end
   put(s, {g[1], conn, g[2], proc})
   redis.call('ZADD', P .. 'graces', num(NOW + CFG.grace), g[3] .. '|' .. proc .. '|' .. s.id .. '|' .. conn)
-  redis.call('PEXPIRE', P .. 'graces', CFG.idxttl)
+  redis.call('PEXPIRE', P .. 'graces', CFGS.idxttl)
   if own then timer(ch .. '-grace', s.id, conn, CFG.grace) end
 end
 
@@ -944,11 +950,11 @@ end
 -- address blocked from itself would keep everyone behind it apart).
 local function keepApart(s, tid, taddr, t, addresses)
   redis.call('SADD', P .. 'bl:' .. s.id, tid)
-  redis.call('PEXPIRE', P .. 'bl:' .. s.id, CFG.ttl)
+  redis.call('PEXPIRE', P .. 'bl:' .. s.id, CFGS.ttl)
   put(s, {'blk', '1'})
   if t then
     redis.call('SADD', P .. 'bl:' .. tid, s.id)
-    redis.call('PEXPIRE', P .. 'bl:' .. tid, CFG.ttl)
+    redis.call('PEXPIRE', P .. 'bl:' .. tid, CFGS.ttl)
     put(t, {'blk', '1'})
   end
   if not addresses or s.addr == taddr then return end
@@ -1011,9 +1017,9 @@ redis.call('HSET', skey(id), unpack(f))
 redis.call('PEXPIRE', skey(id), ttl)
 redis.call('SET', P .. 't:' .. th, id, 'PX', ttl)
 redis.call('SADD', P .. 'addr:' .. addr, id)
-redis.call('PEXPIRE', P .. 'addr:' .. addr, CFG.ttl)
+redis.call('PEXPIRE', P .. 'addr:' .. addr, CFGS.ttl)
 redis.call('ZADD', P .. 'sess', num(NOW + ttl), id)
-redis.call('PEXPIRE', P .. 'sess', CFG.idxttl)
+redis.call('PEXPIRE', P .. 'sess', CFGS.idxttl)
 timer('registration', id, nil, CFG.regttl)
 return finish({status = 'ok', id = id})
 `,
@@ -1404,18 +1410,18 @@ return finish()
   beat: `
 local prev = redis.call('SET', P .. 'hb:' .. ME, num(NOW), 'PX', A[1], 'GET')
 redis.call('SADD', P .. 'procs', ME)
-redis.call('PEXPIRE', P .. 'procs', CFG.idxttl)
+redis.call('PEXPIRE', P .. 'procs', CFGS.idxttl)
 redis.call('HDEL', P .. 'suspects', ME)
-redis.call('PEXPIRE', P .. 'pm:' .. ME, CFG.idxttl)
-redis.call('PEXPIRE', P .. 'ps:' .. ME, CFG.idxttl)
-redis.call('PEXPIRE', P .. 'sa:' .. ME, CFG.idxttl)
-redis.call('PEXPIRE', P .. 'inbox:' .. ME, CFG.inboxttl)
+redis.call('PEXPIRE', P .. 'pm:' .. ME, CFGS.idxttl)
+redis.call('PEXPIRE', P .. 'ps:' .. ME, CFGS.idxttl)
+redis.call('PEXPIRE', P .. 'sa:' .. ME, CFGS.idxttl)
+redis.call('PEXPIRE', P .. 'inbox:' .. ME, CFGS.inboxttl)
 local epoch = redis.call('GET', P .. 'epoch')
 if not epoch then
   epoch = A[2]
-  redis.call('SET', P .. 'epoch', epoch, 'PX', CFG.idxttl)
+  redis.call('SET', P .. 'epoch', epoch, 'PX', CFGS.idxttl)
 else
-  redis.call('PEXPIRE', P .. 'epoch', CFG.idxttl)
+  redis.call('PEXPIRE', P .. 'epoch', CFGS.idxttl)
 end
 return finish({prev = prev or '', epoch = epoch})
 `,
@@ -1432,7 +1438,7 @@ for _, proc in ipairs(redis.call('SMEMBERS', P .. 'procs')) do
     local since = redis.call('HGET', P .. 'suspects', proc)
     if not since then
       redis.call('HSET', P .. 'suspects', proc, num(NOW))
-      redis.call('PEXPIRE', P .. 'suspects', CFG.idxttl)
+      redis.call('PEXPIRE', P .. 'suspects', CFGS.idxttl)
     elseif NOW - tonumber(since) >= suspect then
       -- Its sockets dropped without a word: each one's grace period starts now.
       for _, ch in ipairs({'matching', 'signalling'}) do
