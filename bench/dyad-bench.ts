@@ -15,6 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runArrival } from './lib/arrival.js';
 import { runCapacity } from './lib/capacity.js';
+import { runChaos } from './lib/chaos.js';
 import { load1, Progress, PROFILES, type BenchContext } from './lib/context.js';
 import { analyze, flameGraph, formatSummary } from './lib/cpuprofile.js';
 import { runFrame } from './lib/frame.js';
@@ -27,8 +28,10 @@ import { arrivalBlock, markdown, plots, targets, textSummary, type Results, type
 import { runSoak } from './lib/soak.js';
 import { TOPOLOGIES, type TopologyName } from './lib/topology.js';
 
-const SECTIONS = ['arrival', 'pairing', 'relay', 'capacity', 'soak', 'frame', 'model'] as const;
+const SECTIONS = ['arrival', 'pairing', 'relay', 'capacity', 'soak', 'frame', 'model', 'chaos'] as const;
 type Section = (typeof SECTIONS)[number];
+/** The chaos soak runs only when asked for (--only chaos): half an hour in the full profile. */
+const DEFAULT_SECTIONS = SECTIONS.filter((s) => s !== 'chaos');
 /** Hard stop for the whole run, whatever happens inside it. */
 const WATCHDOG_MS = { quick: 4 * 60_000, full: 25 * 60_000 } as const;
 const DOC_BEGIN = '<!-- bench:begin -->';
@@ -41,6 +44,7 @@ const USAGE = `usage: npm run bench -- [options]
   --quick            small sizes, finishes in a minute or two
   --json             print the results as JSON on stdout (the summary goes to stderr)
   --only LIST        comma-separated sections: ${SECTIONS.join(',')}
+                     (default all but chaos, the long chaos soak: npm run bench:chaos)
   --out DIR          where results.json, report.md and the plots go
                      (default docs/bench, or artifacts/bench-quick with --quick)
   --doc FILE         also replace the block between ${DOC_BEGIN} and ${DOC_END} in FILE
@@ -110,7 +114,7 @@ function parseOptions(argv: string[]): Options {
   const o: Options = {
     quick: v.quick ?? false,
     json: v.json ?? false,
-    only: v.only === undefined ? [...SECTIONS] : listOf('--only', v.only, SECTIONS),
+    only: v.only === undefined ? [...DEFAULT_SECTIONS] : listOf('--only', v.only, SECTIONS),
     out: v.out ?? (v.quick ? 'artifacts/bench-quick' : 'docs/bench'),
     doc: v.doc,
     cpuProf: v['cpu-prof'] ?? false,
@@ -212,17 +216,20 @@ async function main(): Promise<void> {
   }
 
   const progress = new Progress();
+  // The chaos soak has a bound of its own per run (one Redis, then the Cluster), with time to drain and settle.
+  const chaosMs = opts.only.includes('chaos') ? 2 * (profile.chaos.runLimitMs + profile.chaos.settleMs + 2 * 60_000) : 0;
+  const watchdogMs = WATCHDOG_MS[profile.name] + chaosMs;
   const watchdog = setTimeout(() => {
-    progress.line(`stopping: the run passed its ${WATCHDOG_MS[profile.name] / 60_000} min bound`);
+    progress.line(`stopping: the run passed its ${(watchdogMs / 60_000).toFixed(0)} min bound`);
     process.exit(3);
-  }, WATCHDOG_MS[profile.name]);
+  }, watchdogMs);
   watchdog.unref();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
   const started = new Date();
   const loadStart = load1();
   const command =
-    `npm run bench --${opts.quick ? ' --quick' : ''}${opts.only.length < SECTIONS.length ? ` --only ${opts.only.join(',')}` : ''}` +
+    `npm run bench --${opts.quick ? ' --quick' : ''}${opts.only.join() !== DEFAULT_SECTIONS.join() ? ` --only ${opts.only.join(',')}` : ''}` +
     `${opts.stores ? ` --stores ${opts.stores.join(',')}` : ''}${opts.cpuProf ? ' --cpu-prof' : ''}`;
   progress.line(`dyad-bench: ${profile.name} profile, sections ${opts.only.join(', ')}, ${profile.workers} load generators, load ${loadStart}`);
   const workers = await Workers.start(profile.workers);
@@ -259,6 +266,7 @@ async function main(): Promise<void> {
       }
     });
     partial.model = await section('model', () => runModel(ctx));
+    partial.chaos = await section('chaos', () => runChaos(ctx));
   } finally {
     progress.done();
     await workers.close();

@@ -31,6 +31,7 @@ const ROWS_OF: Record<TopologyName, [ArrivalRowName, ArrivalWay][]> = {
   ],
   'redis-1': [['redis-1-one-trip', 'one-trip']],
   'redis-2': [['redis-2-one-trip', 'one-trip']],
+  'cluster-2': [],
 };
 
 /** A pairs task stops starting pairs after this long (the run's watchdog bounds everything else). */

@@ -1,6 +1,7 @@
 // What every section of a run shares: the profile's sizes, the workers, the
 // progress line, and where files go.
 import { loadavg } from 'node:os';
+import type { ChaosSettings } from './chaos.js';
 import type { Workers } from './loadgen.js';
 import type { TopologyName } from './topology.js';
 import type { RelayTarget } from './relay.js';
@@ -56,6 +57,7 @@ export interface ProfileSettings {
   soak: { sessions: number; durationMs: number; sampleMs: number; dwellSec: [number, number]; leaveChance: number };
   frame: { timeoutMs: number; runs: number };
   model: ModelSettings;
+  chaos: ChaosSettings;
 }
 
 /** The capacity model's measurements and the scaled-down mixed load that checks it (bench/lib/model.ts). */
@@ -78,6 +80,20 @@ export interface ModelSettings {
   ceiling: number;
 }
 
+/** The chaos soak's settings that both profiles share (bench/lib/chaos.ts). */
+const CHAOS_COMMON = {
+  actors: 400,
+  stepMs: [20, 150],
+  steps: [2, 8],
+  processes: 4,
+  restartAt: 0.35,
+  redisDownMs: 500,
+  freezeAt: 0.65,
+  graceMs: 2_000,
+  windowMs: 4_000,
+  seed: 20_261_205,
+} as const satisfies Partial<ChaosSettings>;
+
 export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
   quick: {
     name: 'quick',
@@ -93,11 +109,12 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
       cycleMs: 1_200,
     },
     arrival: { topologies: ['memory', 'redis-1'], pairs: 100, warmupPairs: 20, bursts: [100], burstRuns: 3, timeoutMs: 5_000 },
-    relay: { targets: ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross'], chatLines: 100, pairs: 20, window: 8, rate: 5_000, warmupMs: 300, durationMs: 1_000 },
+    relay: { targets: ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross', 'dyad-cluster-cross'], chatLines: 100, pairs: 20, window: 8, rate: 5_000, warmupMs: 300, durationMs: 1_000 },
     capacity: { steps: [1_000, 2_500, 5_000], holdMs: 500, rate: 5_000, addresses: 4 },
     soak: { sessions: 200, durationMs: 6_000, sampleMs: 1_500, dwellSec: [1, 3], leaveChance: 0.1 },
     frame: { timeoutMs: 60_000, runs: 2 },
     model: { held: 1_000, pairingsPerSec: 30, framesPerSec: 1_000, chatsPerSec: 200, relayPairs: 20, warmupMs: 1_000, windowMs: 3_000, ceiling: 0.7 },
+    chaos: { ...CHAOS_COMMON, sessions: 5_000, lingerChance: 0.02, killEveryMs: 8_000, freezeMs: 6_000, runLimitMs: 150_000, settleMs: 20_000 },
   },
   full: {
     name: 'full',
@@ -114,7 +131,7 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
     },
     arrival: { topologies: ['memory', 'redis-1'], pairs: 300, warmupPairs: 50, bursts: [100, 500], burstRuns: 5, timeoutMs: 10_000 },
     relay: {
-      targets: ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross'],
+      targets: ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross', 'dyad-cluster-cross'],
       chatLines: 300,
       pairs: 50,
       window: 8,
@@ -127,6 +144,7 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
     frame: { timeoutMs: 180_000, runs: 20 },
     // A twentieth of the scale the model is built for (bench/lib/model.ts, FULL_SCALE).
     model: { held: 5_000, pairingsPerSec: 100, framesPerSec: 2_500, chatsPerSec: 500, relayPairs: 50, warmupMs: 2_000, windowMs: 6_000, ceiling: 0.7 },
+    chaos: { ...CHAOS_COMMON, sessions: 100_000, lingerChance: 0.003, killEveryMs: 60_000, freezeMs: 8_000, runLimitMs: 15 * 60_000, settleMs: 30_000 },
   },
 };
 

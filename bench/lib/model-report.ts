@@ -28,7 +28,7 @@ const within = (ratio: number): boolean => Number.isFinite(ratio) && ratio >= MO
 export function modelFormula(): string[] {
   return [
     'Dyad cores  = P × fixed + held sessions × c_held + pairings/s × c_pairing + frames/s × c_frame + chats/s × c_chat',
-    'Redis cores = the same sums with Redis\'s costs (one Redis, or one shard: every lifecycle key is in one slot)',
+    'Redis cores = the same sums with Redis\'s costs; on a Cluster the frames\' share spreads over the shards (lanes), the rest stays on the state shard',
     'P = processes; c = CPU per unit of work, each kind alone at the scaled-down rate on Redis, 2 processes, above the idle processes',
   ];
 }
@@ -79,8 +79,8 @@ export function modelTables(r: ModelResults): ModelTable[] {
       [
         `topology at ≤ ${pctOf(f.ceiling)} of a core each`,
         `${f.processes} processes`,
-        `${f.shardsIfSpread} shard${f.shardsIfSpread > 1 ? 's' : ''} if spread; today one shard carries it all: ` +
-          `${pctOf(f.oneShardCores)} of a core, ${f.oneShardCores <= f.ceiling ? 'fits' : 'does not fit'}`,
+        `${f.shardsIfSpread} shard${f.shardsIfSpread > 1 ? 's' : ''} if spread; the state shard (all but the relayed frames) needs ` +
+          `${pctOf(f.stateShardCores)} of a core, ${f.stateShardCores <= f.ceiling ? 'fits' : 'does not fit'}`,
       ],
       [
         'memory',
@@ -141,7 +141,7 @@ export function modelTarget(r: ModelResults | undefined, failed?: string): Targe
     measured:
       `Dyad ${fmtRatio(k.ratio.dyad)} (${fmtCores(k.predicted.dyad)} predicted, ${fmtCores(k.cores.dyad)} measured), ` +
       `Redis ${fmtRatio(k.ratio.redis)} (${fmtCores(k.predicted.redis)}, ${fmtCores(k.cores.redis)}); ` +
-      `full scale: ${f.processes} processes, Redis ${pctOf(f.oneShardCores)} of a core on one shard`,
+      `full scale: ${f.processes} processes, Redis ${pctOf(f.stateShardCores)} of a core on the state shard`,
     verdict: within(k.ratio.dyad) && within(k.ratio.redis) ? 'met' : 'missed',
   };
 }

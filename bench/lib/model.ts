@@ -105,8 +105,12 @@ export interface Plan {
   processes: number;
   /** Redis shards at the ceiling if the work spread evenly over them. */
   shardsIfSpread: number;
-  /** Today one shard carries every lifecycle key: the cores it needs (> ceiling: does not fit). */
-  oneShardCores: number;
+  /**
+   * The cores of the shard holding every lifecycle key (the `{dyad}` slot):
+   * all of Redis's work but the relayed frames, which spread over every
+   * shard through the processes' lanes (> ceiling: does not fit).
+   */
+  stateShardCores: number;
   /** What one process, or one Redis shard, carries of each kind of work alone at the ceiling. */
   perProcess: { held: number; pairingsPerSec: number; framesPerSec: number; chatsPerSec: number };
   perShard: { held: number; pairingsPerSec: number; framesPerSec: number; chatsPerSec: number };
@@ -174,7 +178,7 @@ export function plan(c: ModelCosts, scale: Omit<Load, 'processes'>, ceiling: num
     predicted,
     processes,
     shardsIfSpread: Math.max(1, Math.ceil(predicted.redis / ceiling)),
-    oneShardCores: predicted.redis,
+    stateShardCores: predicted.redis - predicted.parts.frames.redis,
     perProcess: {
       held: each(room, c.held.dyadUs),
       pairingsPerSec: each(room, c.pairing.dyadUs),

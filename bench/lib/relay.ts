@@ -16,7 +16,7 @@ import { chatLatency } from './chat.js';
 /** Between chat lines of the chat latency run: latency, not queueing. */
 const CHAT_GAP_MS = 20;
 
-export const RELAY_TARGETS = ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross'] as const;
+export const RELAY_TARGETS = ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross', 'dyad-cluster-cross'] as const;
 export type RelayTarget = (typeof RELAY_TARGETS)[number];
 
 export const RELAY_LABEL: Record<RelayTarget, string> = {
@@ -25,6 +25,7 @@ export const RELAY_LABEL: Record<RelayTarget, string> = {
   'dyad-memory': 'Dyad, same process',
   'dyad-redis-same': 'Dyad, Redis, same process',
   'dyad-redis-cross': 'Dyad, Redis, across processes',
+  'dyad-cluster-cross': 'Dyad, Redis Cluster of 3 primaries, across processes',
 };
 
 export interface RelayRun {
@@ -41,6 +42,8 @@ export interface RelayRun {
   errors: Record<string, number>;
   /** Cores busy at the ceiling: the server process(es), Redis, the clients. */
   cpu: { server: number; redis: number; clients: number };
+  /** Cores each Redis node was busy at the ceiling (a Cluster: one per shard). */
+  shards: number[];
   /**
    * CPU time per relayed frame at the ceiling (server processes plus Redis),
    * microseconds: unlike frames/s it barely moves when other work shares the
@@ -77,6 +80,7 @@ interface Server {
   redisUrl?: string;
   scrape?: () => Promise<Scrape[]>;
   cpu(): { server: number; redis: number };
+  shards(): number[];
   stop(): Promise<void>;
 }
 
@@ -114,12 +118,19 @@ export async function startPeerServer(file: string): Promise<{ url: string; pid:
   };
 }
 
+const TOPOLOGY_OF: Record<Exclude<RelayTarget, 'echo' | 'peerjs'>, TopologyName> = {
+  'dyad-memory': 'memory',
+  'dyad-redis-same': 'redis-1',
+  'dyad-redis-cross': 'redis-2',
+  'dyad-cluster-cross': 'cluster-2',
+};
+
 async function startTarget(ctx: BenchContext, target: RelayTarget): Promise<Server> {
   if (target === 'echo' || target === 'peerjs') {
     const s = await startPeerServer(target === 'echo' ? 'echo-server.ts' : 'peerjs-server.ts');
-    return { kind: target, url: s.url, cpu: () => ({ server: cpuSeconds(s.pid), redis: 0 }), stop: s.stop };
+    return { kind: target, url: s.url, cpu: () => ({ server: cpuSeconds(s.pid), redis: 0 }), shards: () => [], stop: s.stop };
   }
-  const topoName: TopologyName = target === 'dyad-memory' ? 'memory' : target === 'dyad-redis-same' ? 'redis-1' : 'redis-2';
+  const topoName = TOPOLOGY_OF[target];
   const topo: Topology = await startTopology(topoName, { label: `relay-${topoName}`, cpuProfDir: ctx.cpuProfDir });
   const [m1, m2] = [topo.matchingWs[0] ?? '', topo.matchingWs[1] ?? topo.matchingWs[0] ?? ''];
   const [s1, s2] = [topo.signallingWs[0] ?? '', topo.signallingWs[1] ?? topo.signallingWs[0] ?? ''];
@@ -133,6 +144,7 @@ async function startTarget(ctx: BenchContext, target: RelayTarget): Promise<Serv
       const c = topo.cpu();
       return { server: c.dyad, redis: c.redis };
     },
+    shards: () => topo.shards(),
     stop: () => topo.stop(),
   };
 }
@@ -157,21 +169,32 @@ function tasks(ctx: BenchContext, server: Server, load: RelayTask['load'], tag: 
 const rate = (rs: RelayResult[]): number => rs.reduce((s, r) => s + r.delivered / (r.windowMs / 1000), 0);
 
 /** CPU of the server and the clients over the middle of the workers' load phase. */
-async function cpuInWindow(ctx: BenchContext, server: Server, done: Promise<unknown>): Promise<{ server: number; redis: number; clients: number }> {
+async function cpuInWindow(
+  ctx: BenchContext,
+  server: Server,
+  done: Promise<unknown>,
+): Promise<{ server: number; redis: number; clients: number; shards: number[] }> {
   const r = ctx.profile.relay;
   // The load starts once every worker has its pairs set up.
   while ((ctx.workers.progress().loading ?? 0) < ctx.workers.size) {
-    if (await Promise.race([done.then(() => true), sleep(50).then(() => false)])) return { server: Number.NaN, redis: Number.NaN, clients: Number.NaN };
+    if (await Promise.race([done.then(() => true), sleep(50).then(() => false)])) return { server: Number.NaN, redis: Number.NaN, clients: Number.NaN, shards: [] };
   }
   await sleep(r.warmupMs);
   const c0 = server.cpu();
+  const s0 = server.shards();
   const w0 = ctx.workers.cpuSeconds();
   const t0 = performance.now();
   await sleep(r.durationMs * 0.7);
   const secs = (performance.now() - t0) / 1000;
   const c1 = server.cpu();
+  const s1 = server.shards();
   const w1 = ctx.workers.cpuSeconds();
-  return { server: (c1.server - c0.server) / secs, redis: (c1.redis - c0.redis) / secs, clients: (w1 - w0) / secs };
+  return {
+    server: (c1.server - c0.server) / secs,
+    redis: (c1.redis - c0.redis) / secs,
+    clients: (w1 - w0) / secs,
+    shards: s1.map((c, i) => (c - (s0[i] ?? 0)) / secs),
+  };
 }
 
 async function measure(ctx: BenchContext, target: RelayTarget, server: Server, runId: string): Promise<RelayRun> {
@@ -181,7 +204,7 @@ async function measure(ctx: BenchContext, target: RelayTarget, server: Server, r
   const diagnose = server.redisUrl !== undefined && ctx.diagnoseRedis;
   const tail = diagnose ? REDIS_DIAG_MS + 1_500 : 0;
   const satRun = ctx.workers.run<RelayResult>(tasks(ctx, server, { type: 'window', window: r.window }, `${runId}s`, tail));
-  const cpu = await cpuInWindow(ctx, server, satRun);
+  const { shards, ...cpu } = await cpuInWindow(ctx, server, satRun);
   let redis: RedisProfile | undefined;
   if (diagnose && server.redisUrl && server.scrape) {
     // In the workers' tail, after their measured window.
@@ -210,6 +233,7 @@ async function measure(ctx: BenchContext, target: RelayTarget, server: Server, r
     latency: summarize(mergeSamples(fixed.map((x) => x.latencyMs))),
     errors,
     cpu,
+    shards,
     serverUsPerFrame: ((cpu.server + cpu.redis) / throughput) * 1e6,
     clientUsPerFrame: (cpu.clients / throughput) * 1e6,
     redis,
@@ -223,7 +247,7 @@ export async function runRelay(ctx: BenchContext): Promise<RelayResults> {
   const targets = ctx.profile.relay.targets;
   const runId = Date.now().toString(36);
   for (const target of targets) {
-    if (target.startsWith('dyad-redis') && ctx.redisUnavailable) {
+    if ((target.startsWith('dyad-redis') || target.startsWith('dyad-cluster')) && ctx.redisUnavailable) {
       out.unavailable[target] = ctx.redisUnavailable;
       continue;
     }
@@ -253,6 +277,7 @@ export async function runRelay(ctx: BenchContext): Promise<RelayResults> {
         `relay, ${RELAY_LABEL[target]}: ${Math.round(run.throughput).toLocaleString('en-US')} frames/s at the ceiling ` +
           `(server ${run.cpu.server.toFixed(2)} cores, clients ${run.cpu.clients.toFixed(2)}); ` +
           `at ${run.offered.toLocaleString('en-US')}/s p50 ${run.latency.p50.toFixed(2)} ms p99 ${run.latency.p99.toFixed(2)} ms` +
+          `${run.shards.length > 1 ? `; Redis cores per shard ${run.shards.map((c) => c.toFixed(2)).join(', ')}` : ''}` +
           `${Object.keys(run.errors).length ? `; errors ${JSON.stringify(run.errors)}` : ''}`,
       );
     } finally {

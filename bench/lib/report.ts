@@ -3,6 +3,8 @@
 import type { ArrivalResults } from './arrival.js';
 import { ARRIVAL_PLOTS, arrivalNotes, arrivalPlots, arrivalTable, arrivalTargets } from './arrival-report.js';
 import type { CapacityResults } from './capacity.js';
+import { INVARIANTS, type Invariant } from '../../packages/server/test/redis/support/chaos.js';
+import type { ChaosResults } from './chaos.js';
 import { fmtInt, fmtKiB, fmtMiB, fmtMs } from './context.js';
 import type { FrameResults } from './frame.js';
 import type { ModelResults } from './model.js';
@@ -37,6 +39,7 @@ export interface Results {
   soak?: SoakResults;
   frame?: FrameResults;
   model?: ModelResults;
+  chaos?: ChaosResults;
   profiles?: { file: string; flame: string; top: string }[];
   targets: TargetRow[];
 }
@@ -160,6 +163,21 @@ export function targets(r: Omit<Results, 'targets'>, targetRate: number): Target
     verdict: cross ? (cross.latency.p99 < 3 ? 'met' : 'missed') : 'not measured',
   });
 
+  // A Cluster spreads the relay over its shards: each process reads one lane per shard.
+  const onCluster = rel?.runs.find((x) => x.target === 'dyad-cluster-cross');
+  const shardTotal = onCluster ? onCluster.shards.reduce((a, b) => a + b, 0) : 0;
+  const busiest = onCluster && shardTotal > 0 ? Math.max(...onCluster.shards) / shardTotal : Number.NaN;
+  rows.push({
+    what: 'relay across processes on a Redis Cluster of 3 primaries: busiest shard\'s share of the shards\' CPU',
+    target: '≤ 1/2',
+    measured: onCluster
+      ? `${(busiest * 100).toFixed(0)}% (cores per shard ${onCluster.shards.map((c) => c.toFixed(2)).join(', ')}); ` +
+        `${fmtInt(onCluster.throughput)} frames/s at the ceiling, server ${usOf(onCluster, 'server').toFixed(1)} µs and Redis ${usOf(onCluster, 'redis').toFixed(1)} µs per frame; ` +
+        `at ${fmtInt(onCluster.offered)}/s p50 ${onCluster.latency.p50.toFixed(2)} ms, p99 ${onCluster.latency.p99.toFixed(2)} ms`
+      : 'not run',
+    verdict: onCluster && shardTotal > 0 ? (busiest <= 0.5 ? 'met' : 'missed') : 'not measured',
+  });
+
   const memoryChat = rel?.runs.find((x) => x.target === 'dyad-memory')?.chat;
   rows.push({
     what: 'chat across processes through Redis: sent by one member → the other has it, p99',
@@ -207,6 +225,18 @@ export function targets(r: Omit<Results, 'targets'>, targetRate: number): Target
     });
   }
   if (r.model) rows.push(modelTarget(r.model));
+  for (const run of r.chaos?.runs ?? []) {
+    const violations = Object.values(run.byInvariant).reduce((a, b) => a + b, 0);
+    const enough = run.sessions >= run.target;
+    rows.push({
+      what: `chaos soak, ${run.store}: violations over ≥ ${fmtInt(run.target)} sessions (SIGKILL every ${(r.chaos?.settings.killEveryMs ?? 0) / 1000} s, a restart, a freeze)`,
+      target: '0',
+      measured:
+        `${violations} over ${fmtInt(run.sessions)} sessions, ${fmtInt(run.pairings)} pairings, ${run.disruptions.length} disruptions` +
+        (run.unexpectedExits.length ? `; processes ended unasked: ${run.unexpectedExits.join(', ')}` : ''),
+      verdict: violations > 0 || run.unexpectedExits.length > 0 ? 'anomaly' : enough ? 'met' : 'missed',
+    });
+  }
   if (r.arrival) rows.push(...arrivalTargets(r.arrival));
   return rows;
 }
@@ -240,6 +270,7 @@ interface Tables {
   relay?: { head: string[]; rows: string[][] };
   capacity?: { head: string[]; rows: string[][] };
   soak?: { head: string[]; rows: string[][] };
+  chaos?: { head: string[]; rows: string[][] };
 }
 
 function tables(r: Results): Tables {
@@ -324,7 +355,36 @@ function tables(r: Results): Tables {
       ],
     };
   }
+  if (r.chaos) {
+    const runs = r.chaos.runs;
+    const counts = (f: (x: (typeof runs)[number]) => number): string[] => runs.map((x) => fmtInt(f(x)));
+    t.chaos = {
+      head: ['', ...runs.map((x) => x.store)],
+      rows: [
+        ['sessions (asked for)', ...runs.map((x) => `${fmtInt(x.sessions)} (${fmtInt(x.target)})${x.stoppedAtLimit ? ', stopped at the time limit' : ''}`)],
+        ['churn, sessions per second', ...runs.map((x) => `${x.churnSec} s, ${x.sessionsPerSec}/s`)],
+        ['pairings (one-sided, near a disruption)', ...runs.map((x) => `${fmtInt(x.pairings)} (${fmtInt(x.oneSided)})`)],
+        ['chats / signals received', ...runs.map((x) => `${fmtInt(x.chats)} / ${fmtInt(x.signals)}`)],
+        ['resumptions', ...counts((x) => x.resumptions)],
+        ...Object.entries(INVARIANTS).map(([k, label]) => [`violations: ${label}`, ...counts((x) => x.byInvariant[k as Invariant])]),
+        ['lingering sessions, settled in', ...runs.map((x) => `${fmtInt(x.lingering)}, ${x.settleSec} s`)],
+        ['processes ended unasked', ...runs.map((x) => x.unexpectedExits.join(', ') || 'none')],
+        ['load average: start, max, end', ...runs.map((x) => `${x.load1.start}, ${x.load1.max}, ${x.load1.end}`)],
+      ],
+    };
+  }
   return t;
+}
+
+/** The disruptions and first violations of each run, and where its logs went. */
+function chaosDetails(c: ChaosResults | undefined): string[] {
+  const out: string[] = [];
+  for (const run of c?.runs ?? []) {
+    out.push(`${run.store}, disruptions (s after the start): ${run.disruptions.map((d) => `${d.atSec} s ${d.what}`).join('; ')}`);
+    if (run.violations.length) out.push(`${run.store}, first violations (seed ${run.seed}):`, ...run.violations.slice(0, 10).map((v) => `  ${v}`));
+    if (run.logFile) out.push(`${run.store}: server logs in ${run.logFile}`);
+  }
+  return out;
 }
 
 const frameText = (f: FrameResults | undefined): string =>
@@ -354,6 +414,7 @@ export function textSummary(r: Results): string {
   for (const [k, v] of Object.entries(r.relay?.unavailable ?? {})) out.push(`  ${RELAY_LABEL[k as keyof typeof RELAY_LABEL]}: redis mode unavailable (${v})`);
   if (t.capacity) out.push('', 'CAPACITY (idle sessions in one process)', table(t.capacity.head, t.capacity.rows));
   if (t.soak) out.push('', 'CHURN SOAK', table(t.soak.head, t.soak.rows));
+  if (t.chaos) out.push('', 'CHAOS SOAK', table(t.chaos.head, t.chaos.rows), ...chaosDetails(r.chaos));
   if (r.frame) out.push('', `CLICK TO FIRST FRAME (Chromium): ${frameText(r.frame)}`);
   if (r.model) {
     out.push('', 'CAPACITY MODEL', ...modelFormula().map((l) => `  ${l}`));
@@ -435,6 +496,7 @@ export function markdown(r: Results, imgPrefix: string, plots: string[]): string
     out.push(img('soak-memory.svg', 'server memory during the soak'));
   }
   if (r.frame) out.push('', '#### Click to first frame', '', frameText(r.frame));
+  if (t.chaos) out.push('', '#### Chaos soak', '', mdTable(t.chaos.head, t.chaos.rows), '', ...chaosDetails(r.chaos).map((l) => `    ${l}`));
   if (r.model) {
     out.push('', '#### Capacity model', '', '```', ...modelFormula(), '```');
     for (const m of modelTables(r.model)) out.push('', `${m.title}:`, '', mdTable(m.head, m.rows));

@@ -1,17 +1,21 @@
 // The server set-ups a run measures: one process on the embedded store, or
-// one or two processes sharing a private Redis.
+// one or two processes sharing a private Redis, or two on a private Redis
+// Cluster of three primaries (relay only).
 import { randomBytes } from 'node:crypto';
+import { RedisCluster } from '../../packages/server/test/redis/support/redis-cluster.js';
 import type { BenchContext } from './context.js';
 import { cpuSeconds, rssBytes, startDyad, startRedis, type DyadProcess, type RedisProcess } from './procs.js';
 import { scrape, type Scrape } from './prom.js';
 
+/** The set-ups `--stores` may name. */
 export const TOPOLOGIES = ['memory', 'redis-1', 'redis-2'] as const;
-export type TopologyName = (typeof TOPOLOGIES)[number];
+export type TopologyName = (typeof TOPOLOGIES)[number] | 'cluster-2';
 
 export const TOPOLOGY_LABEL: Record<TopologyName, string> = {
   memory: 'memory, 1 process',
   'redis-1': 'Redis, 1 process',
   'redis-2': 'Redis, 2 processes',
+  'cluster-2': 'Redis Cluster of 3 primaries, 2 processes',
 };
 
 export interface Topology {
@@ -22,8 +26,10 @@ export interface Topology {
   signallingWs: string[];
   /** Every process's metrics (each scraped once). */
   scrape(): Promise<Scrape[]>;
-  /** CPU seconds used so far by the Dyad processes, and by Redis. */
+  /** CPU seconds used so far by the Dyad processes, and by Redis (every shard of a Cluster). */
   cpu(): { dyad: number; redis: number };
+  /** CPU seconds used so far by each Redis node. */
+  shards(): number[];
   rss(): number;
   stop(): Promise<void>;
 }
@@ -68,23 +74,33 @@ export async function startForSection(
 
 export async function startTopology(name: TopologyName, opts: StartOptions = {}): Promise<Topology> {
   let redis: RedisProcess | undefined;
+  let cluster: RedisCluster | undefined;
   const procs: DyadProcess[] = [];
   const stopAll = async (): Promise<void> => {
     await Promise.all(procs.map((p) => p.stop()));
     await redis?.stop();
+    await cluster?.stop();
   };
   try {
     if (name === 'memory') {
       procs.push(await startDyad({ label: opts.label ?? name, inspect: opts.inspect, cpuProfDir: opts.cpuProfDir, env: opts.env }));
     } else {
+      let at: Record<string, string>;
       try {
-        redis = await startRedis();
+        if (name === 'cluster-2') {
+          cluster = await RedisCluster.start();
+          // One lane per primary: the relayed signals spread over the three shards.
+          at = { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_RELAY_LANES: '3' };
+        } else {
+          redis = await startRedis();
+          at = { REDIS_URL: redis.url };
+        }
       } catch (err) {
         throw new Unavailable(`redis-server: ${(err as Error).message}`);
       }
       // Processes that share a Redis must hash client addresses with the same key.
-      const env = { REDIS_URL: redis.url, ADDRESS_HASH_KEY: randomBytes(16).toString('hex'), ...opts.env };
-      const n = name === 'redis-2' ? 2 : 1;
+      const env = { ...at, ADDRESS_HASH_KEY: randomBytes(16).toString('hex'), ...opts.env };
+      const n = name === 'redis-1' ? 1 : 2;
       for (let i = 0; i < n; i++) {
         try {
           procs.push(
@@ -105,6 +121,7 @@ export async function startTopology(name: TopologyName, opts: StartOptions = {})
     await stopAll();
     throw err;
   }
+  const shards = (): number[] => (cluster ? cluster.nodes.map((n) => cpuSeconds(n.pid)) : redis ? [cpuSeconds(redis.pid)] : []);
   return {
     name,
     procs,
@@ -113,7 +130,8 @@ export async function startTopology(name: TopologyName, opts: StartOptions = {})
     signallingWs: procs.map((p) => p.signallingWs ?? ''),
     // Through the signalling listener: the matching one may be flooded by arrivals under test.
     scrape: () => Promise.all(procs.map((p) => scrape(`${p.signalling ?? p.matching}/metrics`))),
-    cpu: () => ({ dyad: procs.reduce((n, p) => n + cpuSeconds(p.pid), 0), redis: redis ? cpuSeconds(redis.pid) : 0 }),
+    cpu: () => ({ dyad: procs.reduce((n, p) => n + cpuSeconds(p.pid), 0), redis: shards().reduce((a, b) => a + b, 0) }),
+    shards,
     rss: () => procs.reduce((n, p) => n + rssBytes(p.pid), 0),
     stop: stopAll,
   };

@@ -34,6 +34,13 @@ export interface Settings {
   redisPrefix: string;
   /** How long one Redis call may take before it fails with a clear error. @default 2000 */
   redisCallTimeoutMs: number;
+  /**
+   * On a Redis Cluster, how many relay streams ("lanes") each process reads,
+   * spread evenly over the slot space so that relayed signals spread over the
+   * shards; 0: relay through each process's inbox, in the state's slot, as on
+   * one Redis. @default 0
+   */
+  redisRelayLanes: number;
   /** Origins accepted on upgrades and CORS (http/https only); empty: http(s) pages on the same loopback host as the request, any port. Required when HOST is not loopback. */
   allowedOrigins: string[];
   turnUrls: string[];
@@ -437,6 +444,7 @@ export function loadSettings(env: Env = process.env): Settings {
     redisClusterNodes,
     redisPrefix: env.REDIS_PREFIX?.trim() || 'dyad:',
     redisCallTimeoutMs: integer(env, 'REDIS_CALL_TIMEOUT_MS', 2_000, 50),
+    redisRelayLanes: integer(env, 'REDIS_RELAY_LANES', 0, 0, 64),
     // Behind the one-origin proxy the pages come from PUBLIC_URL, unless told otherwise.
     allowedOrigins: allowedOrigins.length > 0 ? allowedOrigins.map((o) => new URL(o).origin) : publicUrl ? [publicUrl] : [],
     turnUrls,

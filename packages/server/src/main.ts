@@ -43,6 +43,7 @@ async function createStore(settings: Settings, log: Logger): Promise<{ store: St
     cluster: settings.redisClusterNodes,
     prefix,
     callTimeoutMs: settings.redisCallTimeoutMs,
+    relayLanes: settings.redisRelayLanes,
     log: log.child({ store: 'redis' }),
   });
   await store.start();

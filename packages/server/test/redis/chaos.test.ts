@@ -10,7 +10,7 @@ import { BACKENDS, type Backend } from './support/backends.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DyadProcess, REPO_ROOT } from './support/dyad-process.js';
-import { check, runCrowd, type ChaosSession, type Target } from './support/chaos.js';
+import { check, runCrowd, settle, type Target } from './support/chaos.js';
 
 const SEED = Number(process.env.CHAOS_SEED ?? 20_261_123);
 const SESSIONS = 2_000;
@@ -52,7 +52,7 @@ for (const backend of BACKENDS) describe(`chaos over four processes on ${backend
     assert.ok(victim);
 
     const began = Date.now();
-    const crowd = await runCrowd({ seed: SEED, sessions: SESSIONS, actors: ACTORS, graceMs: GRACE_MS, targets }, async (n) => {
+    const onStarted = async (n: number): Promise<void> => {
       if (n === Math.floor(SESSIONS * 0.4)) {
         live.delete(victim);
         disruptions.push(Date.now());
@@ -65,30 +65,11 @@ for (const backend of BACKENDS) describe(`chaos over four processes on ${backend
         await redis.run();
         disruptions.push(Date.now());
       }
-    });
+    };
+    const crowd = await runCrowd({ seed: SEED, sessions: SESSIONS, actors: ACTORS, graceMs: GRACE_MS, targets }, { onStarted });
 
     const churnMs = Date.now() - began;
-    // The churn is over: whoever lingers comes back and queues again until the pool settles.
-    const waitingByMode = (ss: ChaosSession[]): Record<string, number> => {
-      const n: Record<string, number> = { video: 0, text: 0 };
-      for (const s of ss) if (s.state === 'waiting') n[s.mode] = (n[s.mode] ?? 0) + 1;
-      return n;
-    };
-    const deadline = Date.now() + SETTLE_MS;
-    let settled = false;
-    for (let calm = 0; Date.now() < deadline; ) {
-      await Promise.all(crowd.lingering.map((s) => s.settle()));
-      await sleep(500);
-      const present = crowd.lingering.filter((s) => s.state !== 'ended');
-      const w = waitingByMode(present);
-      const stable = present.every((s) => s.state === 'matched' || s.state === 'waiting') && (w.video ?? 0) <= 1 && (w.text ?? 0) <= 1;
-      calm = stable ? calm + 1 : 0;
-      if (calm >= 2) {
-        settled = true;
-        break;
-      }
-    }
-    const present = crowd.lingering.filter((s) => s.state !== 'ended');
+    const { settled, present, waiting } = await settle(crowd.lingering, SETTLE_MS);
     const states = present.map((s) => `${s.id}:${s.mode}:${s.state}`);
     for (const s of crowd.all) s.close();
 
@@ -110,7 +91,7 @@ for (const backend of BACKENDS) describe(`chaos over four processes on ${backend
     assert.equal(crowd.all.length, SESSIONS);
     assert.ok(findings.rooms > SESSIONS / 4, `plenty of pairings (${findings.rooms})`);
     assert.deepEqual(findings.violations, []);
-    assert.ok(settled, `no session waits forever: at most one waiting per mode, nobody idle, at the end; got ${JSON.stringify(waitingByMode(present))} ${states.join(' ')}`);
+    assert.ok(settled, `no session waits forever: at most one waiting per mode, nobody idle, at the end; got ${JSON.stringify(waiting)} ${states.join(' ')}`);
     for (const p of live) assert.ok(p.alive, `${p.name} still runs:\n${p.log()}`);
   });
 });

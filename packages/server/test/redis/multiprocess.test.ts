@@ -193,6 +193,32 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
     b.m.close();
   });
 
+  it('keeps a signal relayed without a script behind what a script sent before it, and ahead of what one sends after', async () => {
+    const { a, b, room, ma } = await pair(m1, m2, 'x-order');
+    const [ini, res] = ma.initiator ? [a, b] : [b, a];
+    ini.s = await open(signallingUrl(s1, ini), 'signalling', 's1/signalling');
+    res.s = await open(signallingUrl(s2, res), 'signalling', 's2/signalling');
+    ini.s.send({ event: 'join', room_code: room });
+    await ini.s.expect('verified');
+    res.s.send({ event: 'join', room_code: room });
+    await res.s.expect('verified');
+    await ini.s.expect('peer-joined');
+    // The offer goes through a script; the candidates right behind it go straight to the partner's process.
+    ini.s.send({ event: 'signal', room_code: room, type: 'offer', data: { sdp: 'v=0 offer' } });
+    for (let i = 0; i < 50; i++) ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `c${i}`, i } });
+    assert.equal((await res.s.expect('signal')).type, 'offer', 'the offer first');
+    for (let i = 0; i < 50; i++) assert.equal(Number(((await res.s.expect('signal')).data as { i: number }).i), i);
+    res.s.send({ event: 'signal', room_code: room, type: 'answer', data: { sdp: 'v=0 answer' } });
+    assert.equal((await ini.s.expect('signal')).type, 'answer');
+    // The last candidates, then the sender leaves: the partner gets every candidate before the news.
+    for (let i = 50; i < 80; i++) ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `c${i}`, i } });
+    ini.s.send({ event: 'leave', room_code: room });
+    for (let i = 50; i < 80; i++) assert.equal(Number(((await res.s.expect('signal')).data as { i: number }).i), i);
+    assert.equal((await res.s.expect('peer-disconnected')).reason, 'left');
+    a.m.close();
+    b.m.close();
+  });
+
   it('pairs by region across processes: "near" waits for its own country; the opted-in country reaches only the partner', async () => {
     const { X1, X2, Z } = await placesFromDb(regionOf);
     const a = await startFrom(m1, X1.address, { region: 'near', show_country: 'true' });
@@ -354,5 +380,99 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
     a.m.send({ event: 'next' });
     await a.m.expect('waiting', { skip: 'any' });
     for (const s of [waiter.m, a.m, b.m, newcomer.m]) s.close();
+  });
+});
+
+// With REDIS_RELAY_LANES on a Cluster, a signal relayed without a script goes
+// to a lane of the receiving process, in a slot of its own: the relayed
+// signals spread over the shards, and order holds across the two streams.
+describe('relay lanes on a Redis Cluster of three primaries', { timeout: 90_000 }, () => {
+  let cluster: Backend;
+  let p1: DyadProcess;
+  let p2: DyadProcess;
+  before(async () => {
+    const backend = BACKENDS.find((b) => b.name.includes('Cluster'));
+    assert.ok(backend);
+    cluster = await backend.start();
+    const lanes = { ...cluster.env, GRACE_MS: String(GRACE_MS), REDIS_RELAY_LANES: '3', ROLES: 'matching,signalling' };
+    [p1, p2] = await Promise.all([DyadProcess.start('l1', lanes), DyadProcess.start('l2', lanes)]);
+  });
+
+  after(async () => {
+    await WireClient.closeAll();
+    await Promise.all([p1, p2].filter(Boolean).map((p) => p.stop('SIGKILL')));
+    await cluster?.stop();
+  });
+
+  /** A pair on the two processes with both signalling sockets joined and the first answer passed. */
+  async function joined(lang: string): Promise<{ a: Session; b: Session; ini: Session & { s: WireClient }; res: Session & { s: WireClient }; room: string }> {
+    const { a, b, room, ma } = await pair(p1, p2, lang);
+    const [ini, res] = ma.initiator ? [a, b] : [b, a];
+    ini.s = await open(signallingUrl(ini === a ? p1 : p2, ini), 'signalling', 'ini/signalling');
+    res.s = await open(signallingUrl(res === a ? p1 : p2, res), 'signalling', 'res/signalling');
+    ini.s.send({ event: 'join', room_code: room });
+    await ini.s.expect('verified');
+    res.s.send({ event: 'join', room_code: room });
+    await res.s.expect('verified');
+    await ini.s.expect('peer-joined');
+    ini.s.send({ event: 'signal', room_code: room, type: 'offer', data: { sdp: 'v=0 offer' } });
+    // Candidates right behind the offer: through the lane, after the offer that went through the script.
+    for (let i = 0; i < 20; i++) ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `o${i}`, i } });
+    assert.equal((await res.s.expect('signal')).type, 'offer', 'the offer first');
+    for (let i = 0; i < 20; i++) assert.equal(Number(((await res.s.expect('signal')).data as { i: number }).i), i);
+    res.s.send({ event: 'signal', room_code: room, type: 'answer', data: { sdp: 'v=0 answer' } });
+    assert.equal((await ini.s.expect('signal')).type, 'answer');
+    return { a, b, ini: ini as Session & { s: WireClient }, res: res as Session & { s: WireClient }, room };
+  }
+
+  it('puts each process’s lanes on every shard and relays candidates through them, in order both ways', async () => {
+    const lanes = await cluster.nodeKeys('dyad:{dyad-*}:relay');
+    assert.deepEqual(
+      lanes.map((keys) => keys.length),
+      [2, 2, 2],
+      'one lane per process on each shard',
+    );
+    const { a, b, ini, res, room } = await joined('x-lanes');
+    const before = await cluster.nodeCalls();
+    for (let i = 0; i < 100; i++) {
+      ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `a${i}`, i } });
+      res.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `b${i}`, i } });
+    }
+    for (const [to, from] of [
+      [res, ini],
+      [ini, res],
+    ] as const) {
+      for (let i = 0; i < 100; i++) {
+        const m = await to.s.expect('signal');
+        assert.equal(m.from, from.id);
+        assert.equal(Number((m.data as { i: number }).i), i, 'every candidate, in the order sent');
+      }
+    }
+    const after = await cluster.nodeCalls();
+    const xadds = after.map((n, i) => (n.xadd ?? 0) - (before[i]?.xadd ?? 0));
+    const evals = after.map((n, i) => (n.fcall ?? 0) + (n.evalsha ?? 0) - (before[i]?.fcall ?? 0) - (before[i]?.evalsha ?? 0));
+    assert.ok(xadds.reduce((x, y) => x + y, 0) >= 2, `relayed by XADD: ${xadds.join(', ')}`);
+    assert.ok(evals.reduce((x, y) => x + y, 0) < 100, `no script per candidate: ${evals.join(', ')}`);
+    a.m.close();
+    b.m.close();
+  });
+
+  it('keeps the last candidates ahead of a leave that follows them, even while their shard stalls', async () => {
+    const { a, b, ini, res, room } = await joined('x-lanes-stall');
+    assert.ok(cluster.pauseOthers && cluster.resumeOthers);
+    // The room's lane is on a stalled shard (or, a third of the time, on the state's own): the candidates'
+    // write waits, and the leave behind them must not reach the partner first. Shorter than the longest wait for order.
+    cluster.pauseOthers();
+    try {
+      for (let i = 0; i < 10; i++) ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `c${i}`, i } });
+      ini.s.send({ event: 'leave', room_code: room });
+      await sleep(150);
+    } finally {
+      cluster.resumeOthers();
+    }
+    for (let i = 0; i < 10; i++) assert.equal(Number(((await res.s.expect('signal')).data as { i: number }).i), i);
+    assert.equal((await res.s.expect('peer-disconnected')).reason, 'left');
+    a.m.close();
+    b.m.close();
   });
 });

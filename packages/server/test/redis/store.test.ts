@@ -1,7 +1,7 @@
 // The Redis store beyond the shared contract: several store instances (as
 // several processes would hold) on one private redis-server. Key lifetimes,
 // delivery through inboxes, release and reaping, healing, bounded pairing.
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type { ServerMessage } from '@dyad/protocol';
@@ -11,6 +11,7 @@ import type { Effects } from '../../src/store/store.js';
 import { signalFrame } from '../../src/core/frames.js';
 import { DEFAULTS } from '../contract/harness.js';
 import { privateRedis } from './support/private-redis.js';
+import { RedisCluster } from './support/redis-cluster.js';
 import { eventually, sleep } from '../support/ws-client.js';
 
 const redis = privateRedis();
@@ -136,6 +137,33 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.equal(await b.store.verify(z.id, z.token), false, 'z ended');
   });
 
+  it('a chat still in a dead process’s inbox reaches the resumed member ahead of those kept after that process was taken for dead', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { heartbeatMs: 3_600_000, graceMs: 60_000 });
+    const b = await Proc.start(p, { heartbeatMs: 3_600_000, suspectMs: 0, graceMs: 60_000 });
+    const x = await a.session('ax');
+    const y = await b.session('by');
+    assert.equal(b.received('by').filter((m) => m.event === 'matched').length, 1);
+    // a dies without a word: what is sent to its socket now waits in its inbox, unread.
+    await a.store.close();
+    await b.store.chat(y.id, 'by', 'm0', Date.now());
+    // Its heartbeat is gone: the next chats are kept for x at once.
+    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+    await b.store.chat(y.id, 'by', 'm1', Date.now());
+    await b.store.chat(y.id, 'by', 'm2', Date.now());
+    await b.store.reap(Date.now()); // first look: suspected
+    await sleep(150); // the reaper's lock lapses
+    await b.store.reap(Date.now()); // still missing: x's socket dropped, m0 taken from a's inbox
+    const back = await b.store.attachMatching(x.id, x.token, 'bx', Date.now());
+    assert.ok(back.ok);
+    await eventually(async () => (b.received('bx').filter((m) => m.event === 'chat').length === 3 ? true : undefined), 'three chats on resumption');
+    assert.deepEqual(
+      b.received('bx').flatMap((m) => (m.event === 'chat' ? [m.message] : [])),
+      ['m0', 'm1', 'm2'],
+      'in the order sent',
+    );
+  });
+
   it('reaps the sockets of a process whose heartbeat stopped, and a process taken for dead by mistake takes its sockets back', async () => {
     const p = prefix();
     const a = await Proc.start(p, { heartbeatMs: 3_600_000, graceMs: 60_000 });
@@ -211,5 +239,33 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const reads2 = (await hgetalls()) - before;
     assert.equal(a.received('plain').filter((m) => m.event === 'matched').length, 0);
     assert.ok(reads2 <= 60, `sessions read in an attempt over a set of 599 that finds nobody: ${reads2}`);
+  });
+});
+
+describe('Redis store on a Redis Cluster', { timeout: 60_000 }, () => {
+  let cluster: RedisCluster | undefined;
+  before(async () => {
+    cluster = await RedisCluster.start();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  it('a process is alive for the others once started: a session it takes at once is paired', async () => {
+    const p = prefix();
+    const on = { cluster: cluster?.addresses };
+    const old = await Proc.start(p, on);
+    // A session is paired only while its process's heartbeat is in Redis; a start
+    // must not return before its first beat (which a Cluster may send 50 ms late).
+    for (let i = 0; i < 5; i++) {
+      const fresh = await Proc.start(p, on);
+      await fresh.session(`f${i}`);
+      await old.session(`o${i}`);
+      assert.deepEqual(
+        old.received(`o${i}`).map((m) => m.event),
+        ['waiting', 'matched'],
+        `paired with the session of the new process, start ${i + 1}`,
+      );
+    }
   });
 });

@@ -8,6 +8,10 @@ import type { CloseOrder, Delivery, Effects, Pairing, SignalText, TimerOrder } f
 export interface RawResult {
   /** Id of the caller's own inbox entry, when the transition sent it anything. */
   id?: unknown;
+  /** Ids of the entries the transition wrote to other processes' inboxes, by process. */
+  o?: unknown;
+  /** Relayed through a lane: the sender's latest entry in this process's inbox, which the signals must not overtake. */
+  a?: unknown;
   d?: unknown;
   c?: unknown;
   t?: unknown;

@@ -186,7 +186,9 @@ end
 -- One inbox entry per process per transition: Redis runs scripts one at a
 -- time and each process reads its inbox in order, so every socket gets its
 -- messages in the order the transitions happened. The caller learns the id
--- of its own entry, to wait until its reader has carried it out.
+-- of its own entry, to wait until its reader has carried it out, and of the
+-- entries it wrote to other processes' inboxes (o), which its relayed signals
+-- to those processes must not overtake (RedisStore, relay lanes).
 -- An inbox's lifetime is refreshed by its own process's beat (every
 -- heartbeat, far more often than CFG.inboxttl), so an inbox outlives its
 -- process by CFG.inboxttl as before. A message only sets it when this call
@@ -200,7 +202,12 @@ local function finish(extra)
       id = redis.call('XADD', key, 'MAXLEN', '~', CFGS.inboxmax, '*', 'fx', body)
       redis.call('PEXPIRE', key, CFGS.inboxttl)
     end
-    if proc == ME then FX.id = id end
+    if proc == ME then
+      FX.id = id
+    else
+      FX.o = FX.o or {}
+      FX.o[proc] = id
+    end
   end
   FX.x = extra
   return cjson.encode(FX)
@@ -800,12 +807,21 @@ local function idAtOrBefore(a, b)
   return am < bm or (am == bm and as <= bs)
 end
 
+-- Move the first n items of list k behind the others (takeInFlight).
+local function rotate(k, n)
+  for _ = 1, n do redis.call('LMOVE', k, k, 'LEFT', 'RIGHT') end
+end
+
 -- A socket has dropped or is being replaced: what is still queued for it in
 -- its process's inbox (not carried out there yet) is kept here, in order,
 -- ahead of anything sent later; that process then skips those entries (see
--- undelivered). after: the inbox entry that process carried out last, when known.
+-- undelivered). What was kept already came later than all of it (sent while
+-- that process was taken for dead, so that nothing more went to its inbox),
+-- so it goes back behind. after: the inbox entry that process carried out last, when known.
 local function takeInFlight(s, ch, oldConn, oldProc, after)
   if not oldConn or not oldProc then return end
+  local kept = ch == 'matching' and (P .. 'kc:' .. s.id) or (s.room and (P .. 'rk:' .. s.room .. ':' .. s.id))
+  local before = kept and redis.call('LLEN', kept) or 0
   local last
   -- Entries up to the session's mark for that inbox were dealt with already.
   local mark = s['tk|' .. ch .. '|' .. oldProc]
@@ -834,6 +850,7 @@ local function takeInFlight(s, ch, oldConn, oldProc, after)
     end
   end
   if last then put(s, {'tk|' .. ch .. '|' .. oldProc, last}) end
+  if before > 0 and redis.call('LLEN', kept) > before then rotate(kept, before) end
 end
 
 -- A socket ended without leaving: its grace period starts. The deadline is

@@ -6,6 +6,7 @@
 // describes the key layout, the liveness rules and what happens when Redis
 // goes away.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
@@ -45,7 +46,8 @@ export interface NodeAddress {
  * A connection to one Redis or to a Redis Cluster. Every key the store uses
  * for sessions, rooms, pools and inboxes shares the `{dyad}` hash tag, so each
  * script's keys are in one slot and a Cluster client sends it to that slot's
- * node; what goes to another slot is a single-key command.
+ * node; what goes to another slot (a relay lane, a limiter's count) is a
+ * single-key command.
  */
 type Connection = Redis | Cluster;
 
@@ -70,6 +72,8 @@ export interface RedisStoreOptions extends StoreOptions {
   callTimeoutMs?: number;
   /** How often the keys of sessions with sockets here are refreshed. @default 300_000 */
   touchIntervalMs?: number;
+  /** On a Cluster, relay streams per process, spread over the slot space (REDIS_RELAY_LANES); 0: through the inbox. @default 0 */
+  relayLanes?: number;
   log?: Logger;
 }
 
@@ -95,6 +99,14 @@ const REAP_BATCH = 500;
 const BATCH = 200;
 const START_TIMEOUT_MS = 20_000;
 const READ_BLOCK_MS = 1_000;
+/**
+ * Longest wait for a lane to keep order (a transition for the acknowledgement
+ * of the signals relayed before it, the inbox reader for a read of the lanes):
+ * a stalled shard may cost a pair its order, never every socket its messages.
+ */
+const LANE_WAIT_MS = 300;
+/** Cluster slots (every key hashes to one of them). */
+const CLUSTER_SLOTS = 16_384;
 
 const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 const newProcId = (): string => randomBytes(6).toString('base64url');
@@ -162,6 +174,21 @@ interface RouteItem {
   pconn?: string;
 }
 
+/**
+ * A relay stream of this process on a Cluster (see relay): its own slot, so
+ * relayed signals spread over the shards instead of all going to the one
+ * holding the `{dyad}` slot. Read by its own blocking connection.
+ */
+interface Lane {
+  key: string;
+  reader: Connection;
+  /** Last id taken from the stream into queue. */
+  fetched: string;
+  /** Entries read but not carried out yet, in order (a relayed entry may have to wait for the inbox: pumpLane). */
+  queue: { id: string; raw: RawResult }[];
+  reading?: Promise<void>;
+}
+
 /** A socket open or close that could not reach Redis: replayed, in order, once it is back. */
 type Pending =
   | { kind: 'attach'; channel: Channel; id: string; th: string; conn: string; now: number }
@@ -203,8 +230,20 @@ export class RedisStore implements Store {
   private readonly local = new Map<string, Local>();
   /** State last told to each matching socket held here (a heal after data loss starts from it). */
   private readonly hints = new Map<string, Hint>();
-  /** Relayed signals waiting for this turn's XADD, per process (relay). */
-  private readonly relays = new Map<string, { parts: string[]; senders: { id: string; conn: string }[] }>();
+  /** Relayed signals waiting for this turn's XADD, per stream (relay). */
+  private readonly relays = new Map<string, { proc: string; parts: string[]; senders: { id: string; conn: string }[] }>();
+  /** This process's relay streams (a Cluster with lanes only; else relayed signals go through the inbox). */
+  private readonly lanes: Lane[] = [];
+  private readonly laneCount: number;
+  /** Lane keys of each process relayed to, made from its id (laneKeys). */
+  private readonly laneKeysOf = new Map<string, string[]>();
+  /** The latest entry this process's transitions wrote to each other process's inbox (lua.ts, finish). */
+  private readonly caused = new Map<string, string>();
+  /** Relayed signals sent to a lane and not acknowledged yet: a transition waits for them (evalsha). */
+  private laneAcks: Promise<void> | undefined;
+  private keepingLanes = false;
+  /** Inbox and lane entries are carried out one batch at a time, in this chain (locked). */
+  private turn: Promise<void> = Promise.resolve();
   private relayTimer: NodeJS.Immediate | undefined;
   /** Signalling sockets here by conn, with the room each has joined (relay fast path). */
   private readonly routes = new Map<string, Route>();
@@ -222,7 +261,8 @@ export class RedisStore implements Store {
   private handler: ((fx: Effects) => Promise<void>) | undefined;
   private epoch: string | undefined;
   private beaten = false;
-  private beating = false;
+  /** The heartbeat under way, if any: whoever asks for another meanwhile waits for this one. */
+  private beating: Promise<boolean> | undefined;
   private recovering = false;
   private inboxId = '0-0';
   private reading: Promise<void> | undefined;
@@ -241,7 +281,7 @@ export class RedisStore implements Store {
     this.prefix = opts.prefix ?? 'dyad:';
     const bad = checkPrefix(this.prefix);
     if (bad) throw new TypeError(`prefix: ${bad}`);
-    // One hash tag for every key: each script's keys share a Cluster slot.
+    // One hash tag for every key a script touches: they share a Cluster slot.
     this.base = `${this.prefix}{dyad}:`;
     this.procId = opts.procId ?? newProcId();
     this.random = opts.random ?? Math.random;
@@ -310,6 +350,12 @@ export class RedisStore implements Store {
       autoResendUnfulfilledCommands: false,
     });
     this.reader = connect({ ...common, maxRetriesPerRequest: null });
+    this.laneCount = opts.cluster ? Math.max(0, Math.floor(opts.relayLanes ?? 0)) : 0;
+    for (const key of this.laneKeys(this.procId)) {
+      const reader = connect({ ...common, maxRetriesPerRequest: null });
+      reader.on('error', () => undefined);
+      this.lanes.push({ key, reader, fetched: '0-0', queue: [] });
+    }
     this.limits = connect({
       ...common,
       enableOfflineQueue: false,
@@ -342,20 +388,34 @@ export class RedisStore implements Store {
     this.client.connect().catch(() => undefined);
     this.reader.connect().catch(() => undefined);
     this.limits.connect().catch(() => undefined);
+    for (const lane of this.lanes) lane.reader.connect().catch(() => undefined);
     try {
       await withTimeout(Promise.all([ready(this.client), ready(this.reader)]), START_TIMEOUT_MS, 'connecting to Redis');
     } catch (err) {
-      this.client.disconnect();
-      this.reader.disconnect();
-      this.limits.disconnect();
+      this.disconnectAll();
       throw new StoreUnavailableError(`cannot reach Redis: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     await this.reload();
-    await this.beat();
+    // Before the first heartbeat announces this process, so that nothing relayed to it is refused.
+    await this.keepLanes();
+    // This process is alive for the others once its heartbeat is in Redis, and a session
+    // of a process that is not alive is never paired: no session is taken before it is.
+    // The beat that the connection's 'ready' started may still be under way (a Cluster
+    // sends a call again 50 ms later when its node's connection was still opening), or
+    // may have failed: it is waited for, and made again if it wrote nothing.
+    if (!(await this.beat()) && !(await this.beat())) throw new StoreUnavailableError('could not write the heartbeat of this process');
     this.every(this.heartbeatMs, () => this.beat());
     if (this.reapIntervalMs > 0) this.every(this.reapIntervalMs, () => this.reap(Date.now()));
     this.every(this.touchIntervalMs, () => this.touchLocal());
     this.reading = this.readInbox();
+    for (const lane of this.lanes) lane.reading = this.readLane(lane);
+  }
+
+  private disconnectAll(): void {
+    this.client.disconnect();
+    this.reader.disconnect();
+    this.limits.disconnect();
+    for (const lane of this.lanes) lane.reader.disconnect();
   }
 
   private every(ms: number, task: () => Promise<unknown>): void {
@@ -388,20 +448,17 @@ export class RedisStore implements Store {
   }
 
   private async loadScripts(): Promise<void> {
-    const cluster = this.client instanceof Cluster;
     const nodes: Redis[] = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
     const loaded = await Promise.all(
       nodes.map(async (node) => {
         const pipe = node.pipeline();
         for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
-        // On a Cluster the transitions run as scripts: with the library, a session
-        // starting on a process that had just joined was seen not to be paired.
         // Never REPLACE: a library of this name is this very code (the name is its hash),
         // loaded already by another process, and replacing it under their calls gains nothing.
-        if (!cluster) pipe.call('FUNCTION', 'LOAD', LIBRARY.code);
+        pipe.call('FUNCTION', 'LOAD', LIBRARY.code);
         const replies = (await pipe.exec()) ?? [];
         const err = replies[this.socketShas.size]?.[0];
-        if (!cluster && (!err || /already exists/i.test(err.message))) return true;
+        if (!err || /already exists/i.test(err.message)) return true;
         // A Redis without functions runs the transitions as scripts.
         const scripts = node.pipeline();
         for (const name of this.shas.keys()) scripts.script('LOAD', SCRIPTS[name]);
@@ -438,8 +495,10 @@ export class RedisStore implements Store {
   // ------------------------------------------------------------ calling scripts
 
   private async evalsha(name: ScriptName, argv: string[]): Promise<string> {
-    // Signals relayed before this transition reach Redis before it.
+    // Signals relayed before this transition reach Redis before it (through a lane, on
+    // another shard: once acknowledged, so that no inbox entry it writes can overtake them).
     this.flushRelays();
+    if (this.laneAcks) await withTimeout(this.laneAcks, LANE_WAIT_MS, 'relaying signals').catch(() => undefined);
     try {
       if (this.functions) return (await this.client.fcall(LIBRARY.fn[name], 1, this.base, ...argv)) as string;
       return (await this.client.evalsha(this.shas.get(name) ?? '', 1, this.base, ...argv)) as string;
@@ -470,6 +529,7 @@ export class RedisStore implements Store {
     const argv = [this.procId, String(now), this.cfg, String(this.random()), String(this.random()), codes, ...args.map(String)];
     const call = this.evalsha(name, argv).then(async (text) => {
       const raw = JSON.parse(text) as RawResult;
+      if (this.lanes.length > 0 && raw.o && typeof raw.o === 'object') this.noteCaused(raw.o as Record<string, unknown>);
       // Messages and closes travel through this process's inbox like everyone
       // else's (so each socket sees them in transition order): the call is done
       // once the reader has handed them to the hub.
@@ -742,18 +802,21 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Queue one relayed signal for a process's inbox. Signals relayed in the
-   * same turn of the event loop to one process go in one entry, one `XADD`
-   * (never creating the inbox: a process long gone has none), sent before
-   * anything else this process sends Redis (evalsha flushes first), so they
-   * keep their place among this process's transitions.
+   * Queue one relayed signal for a process. It goes to that process's inbox,
+   * or on a Cluster with lanes (REDIS_RELAY_LANES) to one of its lanes (the room decides which,
+   * so a pair's signals keep one stream and their order), each lane in its own
+   * slot. Signals relayed in the same turn of the event loop to one stream go
+   * in one entry, one `XADD` (never creating the stream: a process long gone
+   * has none), sent before anything else this process sends Redis (evalsha
+   * flushes first), so they keep their place among this process's transitions.
    */
   private relay(proc: string, d: Delivery & { signal: SignalText }, fromConn: string): void {
     const s = d.signal;
-    let batch = this.relays.get(proc);
+    const key = this.laneCount > 0 ? this.laneFor(proc, s.room_code) : `${this.base}inbox:${proc}`;
+    let batch = this.relays.get(key);
     if (!batch) {
-      batch = { parts: [], senders: [] };
-      this.relays.set(proc, batch);
+      batch = { proc, parts: [], senders: [] };
+      this.relays.set(key, batch);
     }
     batch.parts.push(
       `{"to":${JSON.stringify(d.to)},"channel":"signalling","conn":${JSON.stringify(d.conn)},"msg":{"event":"signal",` +
@@ -768,12 +831,18 @@ export class RedisStore implements Store {
     if (this.relayTimer) clearImmediate(this.relayTimer);
     this.relayTimer = undefined;
     if (this.relays.size === 0) return;
-    for (const [proc, batch] of this.relays) {
-      const text = `{"f":1,"d":[${batch.parts.join(',')}]}`;
-      this.client.xadd(`${this.base}inbox:${proc}`, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', 'fx', text).then(
+    const writes: Promise<unknown>[] = [];
+    for (const [key, batch] of this.relays) {
+      // Through a lane: the receiver carries it out only after the last entry this process's transitions wrote to its inbox.
+      const after = this.laneCount > 0 ? this.caused.get(batch.proc) : undefined;
+      const text = `{"f":1${after ? `,"a":"${after}"` : ''},"d":[${batch.parts.join(',')}]}`;
+      const write = this.client.xadd(key, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', 'fx', text).then(
         (id) => {
           // The partner's process is gone for good (its inbox expired): the reaper has its sessions.
-          if (id === null) this.log?.warn({ frames: batch.parts.length }, 'relayed signals for a process that is gone');
+          if (id !== null) return;
+          this.log?.warn({ frames: batch.parts.length }, 'relayed signals for a process that is gone');
+          this.caused.delete(batch.proc);
+          this.laneKeysOf.delete(batch.proc);
         },
         (err: unknown) => {
           // Not written: the senders hear of it, as for any store call that fails.
@@ -785,8 +854,58 @@ export class RedisStore implements Store {
           void this.emit(fx);
         },
       );
+      if (this.laneCount > 0) writes.push(write);
     }
     this.relays.clear();
+    if (writes.length === 0) return;
+    const acked = Promise.all([this.laneAcks, ...writes]).then(() => undefined);
+    this.laneAcks = acked;
+    void acked.then(() => {
+      if (this.laneAcks === acked) this.laneAcks = undefined;
+    });
+  }
+
+  /**
+   * The keys of a process's lanes, made from its id alone, so every process
+   * finds them without asking: lane k is the first tag whose slot falls in the
+   * k-th of laneCount equal parts of the slot space. Shards holding equal
+   * ranges (as `redis-cli --cluster create` makes them) then each carry the
+   * same lanes of every process.
+   */
+  private laneKeys(proc: string): string[] {
+    let keys = this.laneKeysOf.get(proc);
+    if (keys) return keys;
+    keys = [];
+    for (let k = 0; k < this.laneCount; k++) {
+      let tag = `dyad-${proc}-${k}`;
+      for (let j = 0; j < 100_000; j++) {
+        const t = `dyad-${proc}-${k}-${j}`;
+        if (Math.floor((calculateSlot(t) * this.laneCount) / CLUSTER_SLOTS) === k) {
+          tag = t;
+          break;
+        }
+      }
+      keys.push(`${this.prefix}{${tag}}:relay`);
+    }
+    this.laneKeysOf.set(proc, keys);
+    return keys;
+  }
+
+  /** The lane of a process that a room's signals take (FNV-1a of the room code). */
+  private laneFor(proc: string, room: string): string {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < room.length; i++) h = Math.imul(h ^ room.charCodeAt(i), 0x01000193);
+    const keys = this.laneKeys(proc);
+    return keys[(h >>> 0) % keys.length] ?? `${this.base}inbox:${proc}`;
+  }
+
+  /** Remember the latest entry a transition wrote to each other process's inbox (relayed signals wait for it there). */
+  private noteCaused(ids: Record<string, unknown>): void {
+    for (const [proc, id] of Object.entries(ids)) {
+      if (typeof id !== 'string') continue;
+      const known = this.caused.get(proc);
+      if (known === undefined || compareIds(id, known) > 0) this.caused.set(proc, id);
+    }
   }
 
   /**
@@ -871,14 +990,23 @@ export class RedisStore implements Store {
    * (its heartbeat had lapsed), and then heals; then replays what failed.
    */
   async heartbeat(): Promise<void> {
-    return this.beat();
+    await this.beat();
   }
 
-  private async beat(): Promise<void> {
-    if (this.beating || this.closed || this.released) return;
-    this.beating = true;
+  /** True once the heartbeat is written (by this call or by the one it joined). */
+  private beat(): Promise<boolean> {
+    if (this.closed || this.released) return Promise.resolve(false);
+    this.beating ??= this.beatOnce().finally(() => {
+      this.beating = undefined;
+    });
+    return this.beating;
+  }
+
+  private async beatOnce(): Promise<boolean> {
+    let written = false;
     try {
       const { x } = await this.exec('beat', Date.now(), [this.heartbeatTtlMs, randomBytes(8).toString('base64url')]);
+      written = true;
       const r = x as { prev: string; epoch: string };
       const lost = this.epoch !== undefined && r.epoch !== this.epoch;
       const lapsed = this.beaten && r.prev === '';
@@ -886,14 +1014,20 @@ export class RedisStore implements Store {
       this.beaten = true;
       // Socket counts go on their own connection, beside the rest: they never hold up a heal or a replay.
       const counts = this.unsyncedSockets.size > 0 ? this.syncSockets([...this.unsyncedSockets]) : undefined;
+      // On their own: a stalled shard holding a lane must not hold up the heartbeat.
+      if (!this.keepingLanes) {
+        this.keepingLanes = true;
+        void this.keepLanes()
+          .catch(() => undefined)
+          .finally(() => (this.keepingLanes = false));
+      }
       if (lost || lapsed) await this.heal(lost);
       if (this.pending.length > 0) await this.replay();
       await counts;
     } catch {
       // Redis unreachable: the next beat tries again.
-    } finally {
-      this.beating = false;
     }
+    return written;
   }
 
   /** Give back to Redis what this process's open sockets need (see docs/SCALING.md, "Redis restarts"). */
@@ -905,8 +1039,10 @@ export class RedisStore implements Store {
     try {
       this.log?.warn({ lost, sessions: this.local.size }, lost ? 'redis lost its data: restoring sessions' : 'heartbeat lapsed: re-announcing sockets');
       if (lost) {
-        // Entries lost with Redis will never be read: nobody waits for them any more.
+        // Entries lost with Redis will never be read: nobody waits for them any more,
+        // and relayed signals need not wait for them.
         this.wakeWaiters(true);
+        this.caused.clear();
         await this.rewindInbox();
       }
       // Redis lost this process's socket counts, or the reaper removed them: they are what it holds.
@@ -982,23 +1118,7 @@ export class RedisStore implements Store {
       try {
         const res = await this.reader.xread('COUNT', 256, 'BLOCK', READ_BLOCK_MS, 'STREAMS', key, this.inboxId);
         if (!res) continue;
-        for (const [, entries] of res) {
-          for (const [id, fields] of entries) {
-            const text = fields[1];
-            if (text !== undefined) {
-              const raw = JSON.parse(text) as RawResult;
-              const fx = toEffects(raw);
-              if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
-              for (const d of fx.deliver) this.entryOf.set(d, id);
-              // Routes after the entry's messages: what a join hands over (kept signals) reaches the socket before anything relayed.
-              const routes = Array.isArray(raw.r) ? (raw.r as RouteItem[]) : undefined;
-              await this.emit(fx);
-              if (routes) this.applyRoutes(routes);
-            }
-            this.inboxId = id;
-            this.wakeWaiters();
-          }
-        }
+        for (const [, entries] of res) await this.locked(() => this.carryOut(entries));
         // Entries carried out are done with: the stream holds only what is still
         // on its way, which a client resuming elsewhere takes over (lua.ts,
         // takeInFlight). Sent after this batch's undelivered calls, on the same
@@ -1009,6 +1129,145 @@ export class RedisStore implements Store {
         await sleep(200);
       }
     }
+  }
+
+  /** Carry out a batch of inbox entries, in order. */
+  private async carryOut(entries: [id: string, fields: string[]][]): Promise<void> {
+    const batch = entries.map(([id, fields]) => ({ id, raw: fields[0] === 'fx' && fields[1] !== undefined ? (JSON.parse(fields[1]) as RawResult) : undefined }));
+    // Signals relayed through a lane before these entries were written must not
+    // be overtaken by them (a candidate before a later offer, the last signals
+    // before the sender left): whatever the lanes hold now is read first. Only
+    // entries for signalling sockets can be overtaken.
+    if (this.lanes.length > 0 && batch.some((e) => e.raw !== undefined && touchesSignalling(e.raw))) await this.pollLanes();
+    for (const { id, raw } of batch) {
+      if (this.lanes.length > 0) await this.pumpLanes();
+      if (raw) {
+        const fx = toEffects(raw);
+        if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
+        for (const d of fx.deliver) this.entryOf.set(d, id);
+        // Routes after the entry's messages: what a join hands over (kept signals) reaches the socket before anything relayed.
+        const routes = Array.isArray(raw.r) ? (raw.r as RouteItem[]) : undefined;
+        await this.emit(fx);
+        if (routes) this.applyRoutes(routes);
+      }
+      this.inboxId = id;
+      this.wakeWaiters();
+    }
+    if (this.lanes.length > 0) await this.pumpLanes();
+  }
+
+  /** Inbox and lane entries are carried out one batch at a time (with one Redis there is only the inbox). */
+  private locked(task: () => Promise<void>): Promise<void> {
+    if (this.lanes.length === 0) return task();
+    const run = this.turn.then(task);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Read one lane of this process. An entry waits while the inbox has not
+   * carried out what it must follow: the sender's own last transition that
+   * wrote here (its `a`), or the join that made the route it is for. When
+   * it cannot go on, the inbox is read up to its current end and the entry
+   * then goes, without what is for a room that has ended meanwhile.
+   */
+  private async readLane(lane: Lane): Promise<void> {
+    let trimmed = lane.fetched;
+    while (!this.closed) {
+      try {
+        const res = await lane.reader.xread('COUNT', 256, 'BLOCK', READ_BLOCK_MS, 'STREAMS', lane.key, lane.fetched);
+        if (res) for (const [, entries] of res) this.enqueue(lane, entries);
+        if (lane.queue.length > 0) await this.locked(() => this.pumpLane(lane, false));
+        if (lane.queue.length > 0) {
+          await this.inboxCaughtUp();
+          await this.locked(() => this.pumpLane(lane, true));
+        }
+        const done = lane.queue[0]?.id ?? lane.fetched;
+        if (done !== trimmed) {
+          trimmed = done;
+          this.client.xtrim(lane.key, 'MINID', lane.queue.length > 0 ? done : nextId(done)).catch(() => undefined);
+        }
+      } catch {
+        if (this.closed) break;
+        await sleep(200);
+      }
+    }
+  }
+
+  /** Take a lane's new entries into its queue (a poll and the blocking read may both return them: once only). */
+  private enqueue(lane: Lane, entries: [id: string, fields: string[]][]): void {
+    for (const [id, fields] of entries) {
+      if (compareIds(id, lane.fetched) <= 0) continue;
+      lane.fetched = id;
+      // A lane starts with a marker entry (keepLanes), which carries nothing.
+      if (fields[0] !== 'fx' || fields[1] === undefined) continue;
+      try {
+        lane.queue.push({ id, raw: JSON.parse(fields[1]) as RawResult });
+      } catch {
+        this.log?.warn('unreadable relay entry skipped');
+      }
+    }
+  }
+
+  /** Read every lane up to its current end, without blocking (bounded in time: LANE_WAIT_MS). */
+  private async pollLanes(): Promise<void> {
+    const all = Promise.all(
+      this.lanes.map(async (lane) => {
+        for (let i = 0; i < 100; i++) {
+          const res = await this.client.xread('COUNT', 1_000, 'STREAMS', lane.key, lane.fetched);
+          const entries = res?.[0]?.[1] ?? [];
+          this.enqueue(lane, entries);
+          if (entries.length < 1_000) break;
+        }
+      }),
+    );
+    await withTimeout(all, LANE_WAIT_MS, 'reading the lanes').catch(() => undefined);
+  }
+
+  private async pumpLanes(): Promise<void> {
+    for (const lane of this.lanes) await this.pumpLane(lane, false);
+  }
+
+  /**
+   * Carry out a lane's queued entries while they may go (see readLane).
+   * force: the inbox has been read up to where it was after the head was
+   * read, so the head goes, whatever it was waiting for.
+   */
+  private async pumpLane(lane: Lane, force: boolean): Promise<void> {
+    let head = force;
+    while (lane.queue.length > 0) {
+      const { raw } = lane.queue[0] as { raw: RawResult };
+      if (!head && typeof raw.a === 'string' && compareIds(this.inboxId, raw.a) < 0) return;
+      const fx = toEffects(raw);
+      const kept = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
+      if (!head && kept.length < fx.deliver.length) return;
+      fx.deliver = kept;
+      lane.queue.shift();
+      head = false;
+      await this.emit(fx);
+    }
+  }
+
+  /** Resolves once the inbox reader has carried out every entry the inbox holds now (bounded by callTimeoutMs). */
+  private async inboxCaughtUp(): Promise<void> {
+    const last = (await this.client.xrevrange(`${this.base}inbox:${this.procId}`, '+', '-', 'COUNT', 1))[0]?.[0];
+    if (last !== undefined) await withTimeout(this.carriedOut(last), this.callTimeoutMs, 'reading the inbox').catch(() => undefined);
+  }
+
+  /**
+   * Make this process's lanes exist (a sender never creates one) and keep
+   * them alive with the inbox; a lane lost with its shard is made again and
+   * read from its start.
+   */
+  private async keepLanes(): Promise<void> {
+    await Promise.all(
+      this.lanes.map(async (lane) => {
+        if ((await this.client.pexpire(lane.key, INBOX_TTL_MS)) === 1) return;
+        await this.client.xadd(lane.key, '*', 'new', '1');
+        await this.client.pexpire(lane.key, INBOX_TTL_MS);
+        lane.fetched = '0-0';
+      }),
+    );
   }
 
   async shutdown(now: number): Promise<Effects> {
@@ -1157,7 +1416,9 @@ export class RedisStore implements Store {
     this.wakeWaiters(true);
     this.reader.disconnect();
     this.limits.disconnect();
+    for (const lane of this.lanes) lane.reader.disconnect();
     await this.reading?.catch(() => undefined);
+    await Promise.all(this.lanes.map((lane) => lane.reading?.catch(() => undefined)));
     try {
       await withTimeout(this.client.quit(), 1_000, 'quit');
     } catch {
@@ -1281,6 +1542,13 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
       },
     );
   });
+}
+
+/** Does an inbox entry carry anything for a signalling socket (a relayed signal could be overtaken by it)? */
+function touchesSignalling(raw: RawResult): boolean {
+  if (Array.isArray(raw.r) && raw.r.length > 0) return true;
+  const on = (list: unknown): boolean => Array.isArray(list) && list.some((x) => (x as { channel?: unknown }).channel === 'signalling');
+  return on(raw.d) || on(raw.c);
 }
 
 /** The smallest stream id after `id`. */

@@ -9,8 +9,15 @@ import { RedisServer } from './redis-server.js';
 export interface Backend {
   env: Record<string, string>;
   commandCalls(): Promise<Record<string, number>>;
+  /** Each node's command counts (one entry for one Redis). */
+  nodeCalls(): Promise<Record<string, number>[]>;
+  /** Each node's keys matching a glob pattern. */
+  nodeKeys(pattern: string): Promise<string[][]>;
   pause(): void;
   resume(): void;
+  /** A Cluster only: stall (and go on with) every shard but the one holding the store's state. */
+  pauseOthers?(): void;
+  resumeOthers?(): void;
   kill(): Promise<void>;
   run(): Promise<void>;
   stop(): Promise<void>;
@@ -21,7 +28,7 @@ export const BACKENDS: { name: string; start(): Promise<Backend> }[] = [
     name: 'one Redis',
     async start() {
       const r = await RedisServer.start();
-      return Object.assign(r, { env: { REDIS_URL: r.url } });
+      return Object.assign(r, { env: { REDIS_URL: r.url }, nodeCalls: async () => [await r.commandCalls()], nodeKeys: async (p: string) => [await r.keys(p)] });
     },
   },
   {
@@ -36,8 +43,12 @@ export const BACKENDS: { name: string; start(): Promise<Backend> }[] = [
           for (const n of cluster.nodes) for (const [cmd, calls] of Object.entries(await n.commandCalls())) all[cmd] = (all[cmd] ?? 0) + calls;
           return all;
         },
+        nodeCalls: () => Promise.all(cluster.nodes.map((n) => n.commandCalls())),
+        nodeKeys: (pattern: string) => Promise.all(cluster.nodes.map((n) => n.keys(pattern))),
         pause: () => state.pause(),
         resume: () => state.resume(),
+        pauseOthers: () => cluster.nodes.filter((n) => n !== state).forEach((n) => n.pause()),
+        resumeOthers: () => cluster.nodes.filter((n) => n !== state).forEach((n) => n.resume()),
         kill: () => state.kill(),
         async run() {
           await state.run();

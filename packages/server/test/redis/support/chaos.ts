@@ -1,7 +1,9 @@
 // A seeded random crowd of clients against several processes: sessions come
 // and go, pair, chat, signal, skip, stop, drop and resume, while the harness
 // kills a process and restarts Redis. Every client keeps a log of what it
-// sent and saw; `check` then looks for broken invariants in those logs.
+// sent and saw; a `Checker` then looks for broken invariants in those logs.
+// The chaos test (2,000 sessions) and the chaos soak of the benchmark
+// (bench/lib/chaos.ts, 100,000 sessions) both run this crowd and this check.
 import WebSocket from 'ws';
 
 /** Deterministic PRNG (mulberry32): the same seed gives the same choices. */
@@ -35,9 +37,25 @@ export interface Target {
 export interface ChaosOptions {
   seed: number;
   sessions: number;
+  /** Sessions alive at once: each actor runs one session after another. */
   actors: number;
   graceMs: number;
   targets: () => Target[];
+  /** Pause before each step of a session, ms, drawn evenly from [min, max). @default [40, 300] */
+  stepMs?: readonly [number, number];
+  /** Steps a session takes before it leaves, drawn evenly from [min, max). @default [4, 16] */
+  steps?: readonly [number, number];
+  /** Share of sessions that stay on after their steps, for the end-of-run check. @default 0.1 */
+  lingerChance?: number;
+  /** No session starts after this time (Date.now() ms): bounds a long run. @default never */
+  stopAt?: number;
+}
+
+export interface CrowdHooks {
+  /** Told of each new session (n counts from 1) before it starts; the crowd waits for it. */
+  onStarted?: (n: number) => Promise<void> | void;
+  /** Told of each session whose life is over (not the lingering ones): its log is complete. */
+  onDone?: (s: ChaosSession) => void;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -165,6 +183,8 @@ export class ChaosSession {
       const r = await this.connect(`${t.matching}/ws/${encodeURIComponent(this.id)}?token=${encodeURIComponent(this.token)}`);
       if ('ws' in r) {
         this.note({ t: Date.now(), kind: 'resumed' });
+        // Not told a state yet (an error came first): the socket is up, the state still to come.
+        if (this.state === 'lost') this.state = 'connecting';
         return true;
       }
       if (r.status === 401) break;
@@ -244,12 +264,18 @@ export class ChaosSession {
       this.state = 'ended';
       return;
     }
-    let budget = 4 + Math.floor(this.rnd() * 12);
+    const [stepsMin, stepsMax] = this.opts.steps ?? [4, 16];
+    let budget = stepsMin + Math.floor(this.rnd() * (stepsMax - stepsMin));
+    const [stepMin, stepMax] = this.opts.stepMs ?? [40, 300];
     while (budget > 0 && this.state !== 'ended') {
-      await sleep(40 + this.rnd() * 260);
+      await sleep(stepMin + this.rnd() * (stepMax - stepMin));
       const r = this.rnd();
       switch (this.state) {
         case 'connecting':
+          // Connected but not told a state yet (the store did not answer the attach and the
+          // server said to try again): wait a while, then reconnect as a client would.
+          budget -= 0.25;
+          if (r < 0.1) this.drop();
           break;
         case 'lost':
           if (!(await this.resume())) return;
@@ -297,49 +323,111 @@ export class ChaosSession {
   }
 }
 
-/** Run `sessions` sessions over `actors` concurrent clients; `onStarted(n)` is told of each new one. */
-export async function runCrowd(opts: ChaosOptions, onStarted: (n: number) => Promise<void> | void): Promise<{ all: ChaosSession[]; lingering: ChaosSession[] }> {
+/**
+ * Run `sessions` sessions over `actors` concurrent clients (fewer when `stopAt`
+ * comes first). `all` keeps every session unless `keep` is false (a long run
+ * hands each finished one to `onDone` and forgets it).
+ */
+export async function runCrowd(
+  opts: ChaosOptions,
+  hooks: CrowdHooks = {},
+  keep = true,
+): Promise<{ all: ChaosSession[]; lingering: ChaosSession[]; started: number }> {
   const rnd = prng(opts.seed);
   const all: ChaosSession[] = [];
+  const active = new Set<ChaosSession>();
   const lingering: ChaosSession[] = [];
+  const lingerChance = opts.lingerChance ?? 0.1;
   let started = 0;
   const langs = ['en', 'fr'];
   const interests = ['music', 'games', 'films', 'books'];
   const actor = async (): Promise<void> => {
-    while (started < opts.sessions) {
+    while (started < opts.sessions && Date.now() < (opts.stopAt ?? Infinity)) {
       started++;
-      await onStarted(started);
+      await hooks.onStarted?.(started);
       const query: Record<string, string> = {};
       if (rnd() < 0.2) query.lang = langs[Math.floor(rnd() * langs.length)] ?? 'en';
       if (rnd() < 0.3) query.interests = interests.filter(() => rnd() < 0.5).join(',') || 'music';
       const s = new ChaosSession(rnd() < 0.7 ? 'video' : 'text', query, prng(Math.floor(rnd() * 2 ** 32)), opts);
-      all.push(s);
-      // One in ten stays on after its steps, for the end-of-run check.
-      const linger = rnd() < 0.1;
+      if (keep) all.push(s);
+      // Some stay on after their steps, for the end-of-run check.
+      const linger = rnd() < lingerChance;
       if (linger) lingering.push(s);
+      else active.add(s);
       await s.live(linger).catch(() => undefined);
+      if (!linger) {
+        active.delete(s);
+        hooks.onDone?.(s);
+      }
     }
   };
   // CHAOS_PROGRESS=1 prints where the crowd stands every few seconds (for a run that seems stuck).
   const progress = process.env.CHAOS_PROGRESS
     ? setInterval(() => {
         const n: Record<string, number> = {};
-        for (const s of all) if (s.state !== 'ended') n[s.state] = (n[s.state] ?? 0) + 1;
+        for (const s of [...active, ...lingering]) if (s.state !== 'ended') n[s.state] = (n[s.state] ?? 0) + 1;
         process.stderr.write(`chaos: started ${started}, ${JSON.stringify(n)}\n`);
       }, 5_000)
     : undefined;
   await Promise.all(Array.from({ length: opts.actors }, actor));
   clearInterval(progress);
-  return { all, lingering };
+  return { all, lingering, started };
 }
 
+const waitingByMode = (ss: ChaosSession[]): Record<string, number> => {
+  const n: Record<string, number> = { video: 0, text: 0 };
+  for (const s of ss) if (s.state === 'waiting') n[s.mode] = (n[s.mode] ?? 0) + 1;
+  return n;
+};
+
+/**
+ * The churn is over: whoever lingers comes back and queues again until the
+ * pool settles (everyone matched or waiting, at most one waiting per mode, twice
+ * in a row) or `settleMs` runs out.
+ */
+export async function settle(
+  lingering: ChaosSession[],
+  settleMs: number,
+): Promise<{ settled: boolean; present: ChaosSession[]; waiting: Record<string, number> }> {
+  const deadline = Date.now() + settleMs;
+  for (let calm = 0; Date.now() < deadline; ) {
+    await Promise.all(lingering.map((s) => s.settle()));
+    await sleep(500);
+    const present = lingering.filter((s) => s.state !== 'ended');
+    const w = waitingByMode(present);
+    const stable = present.every((s) => s.state === 'matched' || s.state === 'waiting') && (w.video ?? 0) <= 1 && (w.text ?? 0) <= 1;
+    calm = stable ? calm + 1 : 0;
+    if (calm >= 2) return { settled: true, present, waiting: w };
+  }
+  const present = lingering.filter((s) => s.state !== 'ended');
+  return { settled: false, present, waiting: waitingByMode(present) };
+}
+
+/** The invariants, each with what it means in a report. */
+export const INVARIANTS = {
+  oneRoom: 'nobody in two rooms at once',
+  roomOfTwo: 'every room exactly two, naming each other, one initiator',
+  answered: "every matched answered by the partner's",
+  relay: 'chat and signals from the current partner, in order',
+  settled: 'nobody left waiting while someone else waits',
+} as const;
+export type Invariant = keyof typeof INVARIANTS;
+
 export interface Findings {
+  /** The first violations found, in words (at most 50). */
   violations: string[];
+  /** Every violation, counted by invariant. */
+  byInvariant: Record<Invariant, number>;
+  sessions: number;
   rooms: number;
   oneSided: number;
   chats: number;
   signals: number;
+  /** Sockets taken up again within the grace period, after a drop or a crash. */
+  resumptions: number;
 }
+
+const VIOLATIONS_KEPT = 50;
 
 /**
  * The invariants, over every event the clients saw:
@@ -349,25 +437,60 @@ export interface Findings {
  *   unless the partner's connection was cut around then (crash, drop, Redis
  *   restart) and the room then ended for the one that saw it;
  * - chat and signals come from the current partner, in the order sent.
+ *
+ * Sessions are added one at a time, as soon as their logs are complete: what
+ * the check keeps of a session once added is a few numbers, so a long run can
+ * forget the session itself. `finish` then looks at the rooms.
  */
-export function check(sessions: ChaosSession[], disruptions: number[], windowMs: number): Findings {
-  const violations: string[] = [];
-  const bad = (s: string): void => {
-    if (violations.length < 50) violations.push(s);
-  };
-  const byId = new Map<string, ChaosSession>();
-  for (const s of sessions) if (s.id) byId.set(s.id, s);
-  const rooms = new Map<string, Map<string, { peer: string; initiator: boolean; t: number }>>();
-  let chats = 0;
-  let signals = 0;
+export class Checker {
+  private readonly violations: string[] = [];
+  private readonly byInvariant = Object.fromEntries(Object.keys(INVARIANTS).map((k) => [k, 0])) as Record<Invariant, number>;
+  /** Per session id: when its connection was cut (lost, gone), and its last sign of leaving a room. */
+  private readonly seen = new Map<string, { cuts: number[]; lastEnd: number }>();
+  private readonly rooms = new Map<string, Map<string, { peer: string; initiator: boolean; t: number }>>();
+  /** What the session being added broke, for `add` to return. */
+  private mine: string[] = [];
+  sessions = 0;
+  chats = 0;
+  signals = 0;
+  resumptions = 0;
 
-  for (const s of sessions) {
+  get pairings(): number {
+    return this.rooms.size;
+  }
+
+  get violationCount(): number {
+    return Object.values(this.byInvariant).reduce((a, b) => a + b, 0);
+  }
+
+  bad(invariant: Invariant, what: string): void {
+    this.byInvariant[invariant]++;
+    this.mine.push(what);
+    if (this.violations.length < VIOLATIONS_KEPT) this.violations.push(what);
+  }
+
+  /** Check one session's own log; returns the violations found in it. */
+  add(s: ChaosSession): string[] {
+    this.mine = [];
+    this.sessions++;
     let room: string | undefined;
     let peer: string | undefined;
     let unsure = false;
+    const cuts: number[] = [];
+    let lastEnd = -Infinity;
     const lastChat = new Map<string, number>();
     const lastSignal = new Map<string, number>();
     for (const e of s.log) {
+      if (e.kind === 'lost' || e.kind === 'gone') cuts.push(e.t);
+      if (e.kind === 'resumed') this.resumptions++;
+      if (
+        (e.kind === 'recv' && e.ch === 'm' && ['peer-disconnected', 'idle', 'waiting'].includes(e.msg.event)) ||
+        (e.kind === 'send' && ['next', 'stop', 'close'].includes(e.event)) ||
+        e.kind === 'gone' ||
+        e.kind === 'lost'
+      ) {
+        lastEnd = Math.max(lastEnd, e.t);
+      }
       // A room ends for the client when it is told (waiting, idle, peer-disconnected), not when it asks:
       // what the partner sent before the server saw our `next` still arrives.
       // A lost socket loses what was on its way; a resumption tells the state afresh
@@ -377,11 +500,11 @@ export function check(sessions: ChaosSession[], disruptions: number[], windowMs:
       const m = e.msg;
       if (e.ch === 's') {
         if (m.event === 'signal') {
-          signals++;
+          this.signals++;
           const data = m.data as { room: string; seq: number };
           const key = `${String(m.from)}|${data.room}`;
-          if (data.room !== m.room_code) bad(`${s.id}: signal for ${String(m.room_code)} carries room ${data.room}`);
-          if ((lastSignal.get(key) ?? -1) >= data.seq) bad(`${s.id}: signal ${data.seq} from ${String(m.from)} after ${lastSignal.get(key)}`);
+          if (data.room !== m.room_code) this.bad('relay', `${s.id}: signal for ${String(m.room_code)} carries room ${data.room}`);
+          if ((lastSignal.get(key) ?? -1) >= data.seq) this.bad('relay', `${s.id}: signal ${data.seq} from ${String(m.from)} after ${lastSignal.get(key)}`);
           lastSignal.set(key, data.seq);
         }
         continue;
@@ -389,14 +512,14 @@ export function check(sessions: ChaosSession[], disruptions: number[], windowMs:
       switch (m.event) {
         case 'matched': {
           const r = String(m.room_code);
-          if (room !== undefined && room !== r && !unsure) bad(`${s.id}: matched ${r} while in ${room}`);
+          if (room !== undefined && room !== r && !unsure) this.bad('oneRoom', `${s.id}: matched ${r} while in ${room}`);
           unsure = false;
           room = r;
           peer = String(m.peer);
-          let members = rooms.get(r);
-          if (!members) rooms.set(r, (members = new Map()));
+          let members = this.rooms.get(r);
+          if (!members) this.rooms.set(r, (members = new Map()));
           const prev = members.get(s.id);
-          if (prev && (prev.peer !== peer || prev.initiator !== m.initiator)) bad(`${s.id}: room ${r} told twice, differently`);
+          if (prev && (prev.peer !== peer || prev.initiator !== m.initiator)) this.bad('oneRoom', `${s.id}: room ${r} told twice, differently`);
           if (!prev) members.set(s.id, { peer, initiator: m.initiator === true, t: e.t });
           break;
         }
@@ -407,58 +530,78 @@ export function check(sessions: ChaosSession[], disruptions: number[], windowMs:
           unsure = false;
           break;
         case 'chat': {
-          chats++;
+          this.chats++;
           const [sender, r, seq] = String(m.message).split('|');
-          if (sender !== m.sender) bad(`${s.id}: chat from ${String(m.sender)} written by ${sender}`);
+          if (sender !== m.sender) this.bad('relay', `${s.id}: chat from ${String(m.sender)} written by ${sender}`);
           // The room in the text is the sender's own view when it typed (it may have just sent
           // `next`); what counts is that the server relayed it to the partner it had then.
           // After a lost socket, the chat kept for us may come from a room whose `matched` went down
           // with that socket (neither side may have seen it): only the server knew that partner then.
           if (!unsure && (room === undefined || m.sender !== peer)) {
-            bad(`${s.id}: chat from ${String(m.sender)} (written in ${r}), but in ${room} with ${peer}`);
+            this.bad('relay', `${s.id}: chat from ${String(m.sender)} (written in ${r}), but in ${room} with ${peer}`);
           }
           const key = `${sender}|${r}`;
-          if ((lastChat.get(key) ?? -1) >= Number(seq)) bad(`${s.id}: chat ${seq} from ${sender} after ${lastChat.get(key)}`);
+          if ((lastChat.get(key) ?? -1) >= Number(seq)) this.bad('relay', `${s.id}: chat ${seq} from ${sender} after ${lastChat.get(key)}`);
           lastChat.set(key, Number(seq));
           break;
         }
       }
     }
+    if (s.id) this.seen.set(s.id, { cuts, lastEnd });
+    return this.mine;
   }
 
-  // A partner no client knows is a session whose client gave up before it heard its id (an upgrade
-  // that timed out on the client side): the server paired a socket that was already on its way out.
-  const disrupted = (p: ChaosSession | undefined, t: number): boolean =>
-    p === undefined ||
-    disruptions.some((d) => Math.abs(d - t) <= windowMs) ||
-    p.log.some((e) => (e.kind === 'lost' || e.kind === 'gone') && Math.abs(e.t - t) <= windowMs);
-
-  let oneSided = 0;
-  for (const [r, members] of rooms) {
-    if (members.size > 2) bad(`room ${r} has ${members.size} members: ${[...members.keys()].join(', ')}`);
-    const [first, second] = [...members.entries()];
-    if (!first) continue;
-    if (second) {
-      const [[a, ma], [b, mb]] = [first, second];
-      if (ma.peer !== b || mb.peer !== a) bad(`room ${r}: ${a} names ${ma.peer}, ${b} names ${mb.peer}`);
-      if (ma.initiator === mb.initiator) bad(`room ${r}: initiator ${ma.initiator} on both sides`);
-      continue;
+  /**
+   * The room invariants, once every session is added. `disruptions` are the
+   * times of crashes, restarts and stalls; a one-sided room within `windowMs` of
+   * one, or of a cut (a drop, a leave) of one of its members, is excused.
+   */
+  finish(disruptions: number[], windowMs: number): Findings {
+    // A partner no client knows is a session whose client gave up before it heard its id (an upgrade
+    // that timed out on the client side): the server paired a socket that was already on its way out.
+    const disrupted = (id: string, t: number): boolean => {
+      const p = this.seen.get(id);
+      return p === undefined || disruptions.some((d) => Math.abs(d - t) <= windowMs) || p.cuts.some((c) => Math.abs(c - t) <= windowMs);
+    };
+    let oneSided = 0;
+    for (const [r, members] of this.rooms) {
+      if (members.size > 2) this.bad('roomOfTwo', `room ${r} has ${members.size} members: ${[...members.keys()].join(', ')}`);
+      const [first, second] = [...members.entries()];
+      if (!first) continue;
+      if (second) {
+        const [[a, ma], [b, mb]] = [first, second];
+        if (ma.peer !== b || mb.peer !== a) this.bad('roomOfTwo', `room ${r}: ${a} names ${ma.peer}, ${b} names ${mb.peer}`);
+        if (ma.initiator === mb.initiator) this.bad('roomOfTwo', `room ${r}: initiator ${ma.initiator} on both sides`);
+        continue;
+      }
+      const [id, info] = first;
+      oneSided++;
+      if (!disrupted(info.peer, info.t) && !disrupted(id, info.t)) {
+        // How far off the nearest cut of the partner was (a long run keeps no logs to look it up later).
+        const gaps = (this.seen.get(info.peer)?.cuts ?? []).map((c) => c - info.t);
+        const nearest = gaps.reduce((a, g) => (Math.abs(g) < Math.abs(a) ? g : a), Infinity);
+        const cut = Number.isFinite(nearest) ? `; the partner's nearest cut ${(nearest / 1000).toFixed(1)} s from it` : '';
+        this.bad('answered', `room ${r}: ${id} matched with ${info.peer}, who never heard of it and was not cut off${cut}`);
+      }
+      // The one that saw it must not be left in it: the room ended for it, or it left.
+      if ((this.seen.get(id)?.lastEnd ?? -Infinity) < info.t) this.bad('answered', `room ${r}: ${id} stayed in a room its partner ${info.peer} never joined`);
     }
-    const [id, info] = first;
-    oneSided++;
-    const s = byId.get(id);
-    const p = byId.get(info.peer);
-    if (!disrupted(p, info.t) && !disrupted(s, info.t)) bad(`room ${r}: ${id} matched with ${info.peer}, who never heard of it and was not cut off`);
-    // The one that saw it must not be left in it: the room ended for it, or it left.
-    const after = s?.log.filter((e) => e.t >= info.t) ?? [];
-    const ended = after.some(
-      (e) =>
-        (e.kind === 'recv' && e.ch === 'm' && ['peer-disconnected', 'idle', 'waiting'].includes(e.msg.event)) ||
-        (e.kind === 'send' && ['next', 'stop', 'close'].includes(e.event)) ||
-        e.kind === 'gone' ||
-        e.kind === 'lost',
-    );
-    if (!ended) bad(`room ${r}: ${id} stayed in a room its partner ${info.peer} never joined`);
+    return {
+      violations: [...this.violations],
+      byInvariant: { ...this.byInvariant },
+      sessions: this.sessions,
+      rooms: this.rooms.size,
+      oneSided,
+      chats: this.chats,
+      signals: this.signals,
+      resumptions: this.resumptions,
+    };
   }
-  return { violations, rooms: rooms.size, oneSided, chats, signals };
+}
+
+/** Every session at once: see Checker. */
+export function check(sessions: ChaosSession[], disruptions: number[], windowMs: number): Findings {
+  const checker = new Checker();
+  for (const s of sessions) checker.add(s);
+  return checker.finish(disruptions, windowMs);
 }

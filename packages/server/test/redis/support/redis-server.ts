@@ -44,6 +44,11 @@ export class RedisServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** The running redis-server's process id (0 while stopped). */
+  get pid(): number {
+    return this.child?.exitCode === null ? (this.child.pid ?? 0) : 0;
+  }
+
   /** Started with `extraArgs` after the usual ones (e.g. cluster mode: RedisCluster). */
   static async start(extraArgs: readonly string[] = []): Promise<RedisServer> {
     const server = new RedisServer(await freePort(), extraArgs);
@@ -80,6 +85,12 @@ export class RedisServer {
         }
       });
     });
+  }
+
+  /** The keys matching a glob pattern. */
+  async keys(pattern: string): Promise<string[]> {
+    const { stdout } = await run('redis-cli', ['-p', String(this.port), '--scan', '--pattern', pattern]);
+    return stdout.split('\n').filter((k) => k !== '');
   }
 
   /** Calls of each command so far (INFO commandstats), lower-cased names: e.g. evalsha, xadd. */
