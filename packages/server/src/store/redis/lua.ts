@@ -54,18 +54,24 @@ const PRELUDE = String.raw`
 -- start of every call; as a plain script, begin() runs first in each script.
 local P, ME, NOW, RND1, RND2, CODES, A, KEPT
 local FX, OUT, OUT_ORDER, LIVE, SS, RR, codeUsed
-local CFG, CFG_TEXT = {}, nil
+-- HELD: index keys this call has seen holding members (so they have their
+-- lifetime already); FRESHENED: keys whose lifetime this call has refreshed;
+-- CD: re-pair cooldowns this call has read.
+local HELD, FRESHENED, CD
+-- CFGS: the settings as their text, for arguments of commands (no number formatting).
+local CFG, CFGS, CFG_TEXT = {}, {}, nil
 local CFG_KEYS = {${CFG_NAMES.map((n) => `'${n}'`).join(', ')}}
 
 local function begin(keys, argv)
   P, ME, NOW = keys[1], argv[1], tonumber(argv[2])
   -- The settings string is the same from call to call: parsed once per change.
   if argv[3] ~= CFG_TEXT then
-    CFG, CFG_TEXT = {}, argv[3]
+    CFG, CFGS, CFG_TEXT = {}, {}, argv[3]
     local i = 0
     for v in string.gmatch(CFG_TEXT, '[^,]+') do
       i = i + 1
       CFG[CFG_KEYS[i]] = tonumber(v)
+      CFGS[CFG_KEYS[i]] = v
     end
   end
   RND1, RND2 = tonumber(argv[4]), tonumber(argv[5])
@@ -76,11 +82,16 @@ local function begin(keys, argv)
   KEPT = P .. 'kept'
   FX = {t = {}, p = {}, e = {}}
   OUT, OUT_ORDER, LIVE, SS, RR = {}, {}, {}, {}, {}
+  HELD, FRESHENED, CD = {}, {}, {}
   codeUsed = 0
 end
 
 -- Numbers go to Redis as integer text: Lua would print large ones in %.14g.
-local function num(x) return string.format('%.0f', x) end
+-- Integers (nearly all: times, scores, counts) take the much cheaper %d.
+local function num(x)
+  if x == math.floor(x) and x > -9e15 and x < 9e15 then return string.format('%d', x) end
+  return string.format('%.0f', x)
+end
 
 ------------------------------------------------------------------ kept bytes
 -- What is kept for absent members is counted in bytes as store/memory.ts
@@ -94,7 +105,7 @@ local function addKept(n)
   if n == 0 then return end
   -- Never below zero (a kept list that expired on its own took its bytes along).
   if redis.call('INCRBY', KEPT, num(n)) < 0 then redis.call('SET', KEPT, 0) end
-  redis.call('PEXPIRE', KEPT, CFG.ttl)
+  redis.call('PEXPIRE', KEPT, CFGS.ttl)
 end
 
 ------------------------------------------------------------------ effects
@@ -178,11 +189,19 @@ end
 -- of its own entry, to wait until its reader has carried it out, and of the
 -- entries it wrote to other processes' inboxes (o), which its relayed signals
 -- to those processes must not overtake (RedisStore, relay lanes).
+-- An inbox's lifetime is refreshed by its own process's beat (every
+-- heartbeat, far more often than CFG.inboxttl), so an inbox outlives its
+-- process by CFG.inboxttl as before. A message only sets it when this call
+-- makes the inbox: one that exists has its lifetime already.
 local function finish(extra)
   for _, proc in ipairs(OUT_ORDER) do
     local key = P .. 'inbox:' .. proc
-    local id = redis.call('XADD', key, 'MAXLEN', '~', CFG.inboxmax, '*', 'fx', cjson.encode(OUT[proc]))
-    redis.call('PEXPIRE', key, CFG.inboxttl)
+    local body = cjson.encode(OUT[proc])
+    local id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', CFGS.inboxmax, '*', 'fx', body)
+    if not id then
+      id = redis.call('XADD', key, 'MAXLEN', '~', CFGS.inboxmax, '*', 'fx', body)
+      redis.call('PEXPIRE', key, CFGS.inboxttl)
+    end
     if proc == ME then
       FX.id = id
     else
@@ -213,7 +232,8 @@ local function load(id)
   end
   s = {id = id}
   for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
-  s.ints = cjson.decode(s.int or '[]')
+  -- Most sessions name no interest: no decoding for them.
+  s.ints = (s.int == nil or s.int == '[]') and {} or cjson.decode(s.int)
   s.ea, s.ws, s.wk = tonumber(s.ea), tonumber(s.ws), tonumber(s.wk)
   SS[id] = s
   return s
@@ -259,7 +279,14 @@ end
 local function holds(kind, proc, id)
   local k = P .. kind .. ':' .. proc
   redis.call('SADD', k, id)
-  redis.call('PEXPIRE', k, CFG.idxttl)
+  redis.call('PEXPIRE', k, CFGS.idxttl)
+end
+
+-- Give an index key its full lifetime (CFG.idxttl), once per call.
+local function freshen(k)
+  if FRESHENED[k] then return end
+  FRESHENED[k] = true
+  redis.call('PEXPIRE', k, CFGS.idxttl)
 end
 
 -- Keys of a live session outlive it by at most CFG.ttl; the owning process
@@ -272,7 +299,7 @@ local function touch(s)
   redis.call('PEXPIRE', P .. 'kc:' .. s.id, ttl)
   redis.call('PEXPIRE', P .. 'bl:' .. s.id, ttl)
   redis.call('ZADD', P .. 'sess', num(NOW + ttl), s.id)
-  redis.call('PEXPIRE', P .. 'sess', CFG.idxttl)
+  freshen(P .. 'sess')
   if s.room then
     redis.call('PEXPIRE', P .. 'r:' .. s.room, ttl)
     redis.call('PEXPIRE', P .. 'rk:' .. s.room .. ':' .. s.id, ttl)
@@ -283,7 +310,7 @@ end
 -- Pool order: waiting time, then arrival (a counter breaks ties within a millisecond).
 local function score(ws)
   local seq = redis.call('INCR', P .. 'seq')
-  if seq % 1000 == 1 then redis.call('PEXPIRE', P .. 'seq', CFG.idxttl) end
+  if seq % 1000 == 1 then redis.call('PEXPIRE', P .. 'seq', CFGS.idxttl) end
   return ws * 1024 + (seq % 1024)
 end
 
@@ -301,36 +328,67 @@ local function narrowed(s)
   return (#s.ints > 0 or s.lang ~= nil or s.rw ~= nil) and NOW - s.ea < CFG.interest
 end
 
+-- Only a session with interests, a lang or a wanted place is ever narrowed
+-- (whatever CFG.interest is), so only such a one can be in narrow:<mode>.
+local function narrows(s) return #s.ints > 0 or s.lang ~= nil or s.rw ~= nil end
+
+-- The index sets of a waiting session besides open:<mode> and narrow:<mode>.
+local function poolKeys(s)
+  local m, ks = s.mode, {}
+  for _, i in ipairs(s.ints) do ks[#ks + 1] = P .. 'int:' .. m .. ':' .. i end
+  if s.lang then ks[#ks + 1] = P .. 'lang:' .. m .. ':' .. s.lang end
+  if s.cc then ks[#ks + 1] = P .. 'place:' .. m .. ':' .. s.cc end
+  if s.ar then ks[#ks + 1] = P .. 'place:' .. m .. ':' .. s.ar end
+  if s.rw then ks[#ks + 1] = P .. 'wants:' .. m .. ':' .. s.rw end
+  return ks
+end
+
+local function zrem(k, id)
+  redis.call('ZREM', k, id)
+  -- It may be gone now (a set without members is no key).
+  HELD[k] = nil
+end
+
+-- Out of the pool index. Only a waiting session is in it (every change of
+-- state away from 'waiting' comes through here), so callers skip the rest.
 local function unpool(s)
   local m = s.mode
-  redis.call('ZREM', P .. 'open:' .. m, s.id)
-  redis.call('ZREM', P .. 'narrow:' .. m, s.id)
-  for _, i in ipairs(s.ints) do redis.call('ZREM', P .. 'int:' .. m .. ':' .. i, s.id) end
-  if s.lang then redis.call('ZREM', P .. 'lang:' .. m .. ':' .. s.lang, s.id) end
-  if s.cc then redis.call('ZREM', P .. 'place:' .. m .. ':' .. s.cc, s.id) end
-  if s.ar then redis.call('ZREM', P .. 'place:' .. m .. ':' .. s.ar, s.id) end
-  if s.rw then redis.call('ZREM', P .. 'wants:' .. m .. ':' .. s.rw, s.id) end
+  zrem(P .. 'open:' .. m, s.id)
+  if narrows(s) then zrem(P .. 'narrow:' .. m, s.id) end
+  for _, k in ipairs(poolKeys(s)) do zrem(k, s.id) end
 end
 
+-- Index keys live CFG.idxttl. A key gets its lifetime when a member is added
+-- unless this call has seen it holding members (then it has one already);
+-- while in use it is refreshed by the touch of every waiting member (see
+-- freshenPool), far more often than CFG.idxttl, so it never lapses then.
 local function zput(k, sc, id)
   redis.call('ZADD', k, num(sc), id)
-  redis.call('PEXPIRE', k, CFG.idxttl)
+  if not HELD[k] then
+    redis.call('PEXPIRE', k, CFGS.idxttl)
+    HELD[k] = true
+  end
 end
 
-local function enpool(s)
+-- fresh: the session is in none of the sets yet (it has just entered the pool).
+local function enpool(s, fresh)
   local m = s.mode
   if narrowed(s) then
     zput(P .. 'narrow:' .. m, s.ea, s.id)
-    redis.call('ZREM', P .. 'open:' .. m, s.id)
+    if not fresh then zrem(P .. 'open:' .. m, s.id) end
   else
     zput(P .. 'open:' .. m, s.wk, s.id)
-    redis.call('ZREM', P .. 'narrow:' .. m, s.id)
+    if not fresh and narrows(s) then zrem(P .. 'narrow:' .. m, s.id) end
   end
-  for _, i in ipairs(s.ints) do zput(P .. 'int:' .. m .. ':' .. i, s.wk, s.id) end
-  if s.lang then zput(P .. 'lang:' .. m .. ':' .. s.lang, s.wk, s.id) end
-  if s.cc then zput(P .. 'place:' .. m .. ':' .. s.cc, s.wk, s.id) end
-  if s.ar then zput(P .. 'place:' .. m .. ':' .. s.ar, s.wk, s.id) end
-  if s.rw then zput(P .. 'wants:' .. m .. ':' .. s.rw, s.wk, s.id) end
+  for _, k in ipairs(poolKeys(s)) do zput(k, s.wk, s.id) end
+end
+
+-- The touch of a waiting session in the pool keeps its index keys alive.
+local function freshenPool(s)
+  if s.st ~= 'waiting' or not s.mc then return end
+  freshen(P .. 'open:' .. s.mode)
+  if narrows(s) then freshen(P .. 'narrow:' .. s.mode) end
+  for _, k in ipairs(poolKeys(s)) do freshen(k) end
 end
 
 -- Sessions whose narrowing ran out now accept anyone: move them to open:<mode>.
@@ -340,7 +398,7 @@ local function promote(m)
   local nk = P .. 'narrow:' .. m
   local due = redis.call('ZRANGEBYSCORE', nk, '-inf', num(NOW - CFG.interest), 'LIMIT', 0, 64)
   for _, id in ipairs(due) do
-    redis.call('ZREM', nk, id)
+    zrem(nk, id)
     local c = load(id)
     if c and c.st == 'waiting' and c.mc then zput(P .. 'open:' .. m, c.wk, id) end
   end
@@ -402,8 +460,14 @@ local function eligible(s, c)
 end
 
 local function inCooldown(s, id)
-  local untilAt = redis.call('ZSCORE', P .. 'cd:' .. s.id, id)
-  return untilAt and tonumber(untilAt) > NOW
+  local k = s.id .. '|' .. id
+  local c = CD[k]
+  if c == nil then
+    local untilAt = redis.call('ZSCORE', P .. 'cd:' .. s.id, id)
+    c = untilAt and tonumber(untilAt) > NOW or false
+    CD[k] = c
+  end
+  return c
 end
 
 ------------------------------------------------------------------ rooms
@@ -411,8 +475,8 @@ end
 -- Pairings (p) and reports (r) per minute, for the moderation console's chart.
 local function tally(what)
   local k = P .. 'act:' .. num(NOW - NOW % 60000)
-  redis.call('HINCRBY', k, what, 1)
-  redis.call('PEXPIRE', k, 7200000)
+  -- The first count of a field (the key's first among them) sets the lifetime.
+  if redis.call('HINCRBY', k, what, 1) == 1 then redis.call('PEXPIRE', k, 7200000) end
 end
 
 local function loadRoom(code)
@@ -449,7 +513,7 @@ end
 local function matchedEvent(room, me, other, resumed)
   local m = {
     event = 'matched', room_code = room.code, initiator = room.ini == me.id, peer = other.id,
-    common_interests = cjson.decode(room.common), mode = room.mode, ice_servers = {},
+    common_interests = room.ints or cjson.decode(room.common), mode = room.mode, ice_servers = {},
   }
   -- The region both are in, never finer; the country only of one who chose to show it.
   if me.ar and me.ar == other.ar then m.region = me.ar end
@@ -458,25 +522,45 @@ local function matchedEvent(room, me, other, resumed)
   return m
 end
 
-local function openRoom(a, b)
+-- aEntry: a has just entered the pool, which is not written yet: neither its
+-- index nor these fields of its own (see enterPool), written here instead.
+local function openRoom(a, b, aEntry)
   codeUsed = codeUsed + 1
   local code = CODES[codeUsed]
   if not code then error('no fresh room code left') end
   -- Spread the one random draw over several pairings of one script.
   local r = (RND2 + (codeUsed - 1) * 0.6180339887) % 1
-  local room = {code = code, a = a.id, b = b.id, ini = r < 0.5 and a.id or b.id, mode = a.mode, common = cjson.encode(common(a, b)), at = num(NOW)}
+  local ints = common(a, b)
+  local room = {code = code, a = a.id, b = b.id, ini = r < 0.5 and a.id or b.id, mode = a.mode, common = cjson.encode(ints), at = num(NOW)}
   local rk = P .. 'r:' .. code
   redis.call('HSET', rk, 'a', room.a, 'b', room.b, 'ini', room.ini, 'mode', room.mode, 'common', room.common, 'at', room.at)
-  redis.call('PEXPIRE', rk, CFG.ttl)
+  redis.call('PEXPIRE', rk, CFGS.ttl)
   redis.call('ZADD', P .. 'rooms', num(NOW + CFG.ttl), code)
-  redis.call('PEXPIRE', P .. 'rooms', CFG.idxttl)
+  redis.call('PEXPIRE', P .. 'rooms', CFGS.idxttl)
+  -- The common interests as a list too, for the matched events (not written).
+  room.ints = ints
   RR[code] = room
   for _, pair in ipairs({{a, b}, {b, a}}) do
     local me, other = pair[1], pair[2]
-    unpool(me)
-    -- Chat kept from an earlier room would only be shown out of place.
-    dropKeptChat(me)
-    put(me, {'st', 'matched', 'room', code})
+    local kv = {}
+    if aEntry and me == a then
+      for i = 1, #aEntry, 2 do
+        if aEntry[i] ~= 'st' then
+          kv[#kv + 1] = aEntry[i]
+          kv[#kv + 1] = aEntry[i + 1]
+        end
+      end
+    else
+      unpool(me)
+    end
+    -- Chat kept from an earlier room would only be shown out of place (kcb
+    -- is written with every kept chat and dropped only with the list).
+    if me.kcb then dropKeptChat(me) end
+    kv[#kv + 1] = 'st'
+    kv[#kv + 1] = 'matched'
+    kv[#kv + 1] = 'room'
+    kv[#kv + 1] = code
+    put(me, kv)
     send(me, 'matching', matchedEvent(room, me, other))
   end
   FX.p[#FX.p + 1] = {room = code, a = a.id, b = b.id, mode = a.mode, waitedMs = {NOW - a.ws, NOW - b.ws}}
@@ -486,8 +570,10 @@ end
 -- choosePartner of core/rules.ts over a bounded set of candidates: the oldest
 -- ones of each index set (for fairness) and a random sample of each (for
 -- randomness). With small pools that is everyone, as in the memory store.
-local function tryPair(s)
-  if s.st ~= 'waiting' or not s.mc or not alive(s.mp) then return end
+-- entering: s has just entered the pool and is not written to it yet (the
+-- fields of enterPool). True when it paired s.
+local function tryPair(s, entering)
+  if s.st ~= 'waiting' or not s.mc or not alive(s.mp) then return false end
   local m = s.mode
   promote(m)
   local sources = {}
@@ -510,10 +596,17 @@ local function tryPair(s)
     if ok then cands[#cands + 1] = c end
     return ok
   end
-  local heads = {}
-  for _, k in ipairs(sources) do
+  local heads, whole, rest = {}, {}, {}
+  for n, k in ipairs(sources) do
     local r = redis.call('ZRANGE', k, 0, CFG.scan - 1, 'WITHSCORES')
-    for i = 1, #r, 2 do heads[#heads + 1] = {r[i], tonumber(r[i + 1])} end
+    if #r > 0 then HELD[k] = true end
+    -- Fewer members than asked for are the whole set; when the sample below
+    -- would be as large, it would be all of them: they are taken as they are.
+    whole[n] = #r < 2 * CFG.scan and #r <= 2 * CFG.sample
+    for i = 1, #r, 2 do
+      heads[#heads + 1] = {r[i], tonumber(r[i + 1])}
+      if whole[n] then rest[#rest + 1] = r[i] end
+    end
   end
   table.sort(heads, function(x, y) return x[2] < y[2] end)
   local checked = 0
@@ -525,10 +618,13 @@ local function tryPair(s)
       if checked >= CFG.scan then break end
     end
   end
-  for _, k in ipairs(sources) do
-    for _, id in ipairs(redis.call('ZRANDMEMBER', k, CFG.sample)) do consider(id) end
+  for n, k in ipairs(sources) do
+    if not whole[n] then
+      for _, id in ipairs(redis.call('ZRANDMEMBER', k, CFGS.sample)) do consider(id) end
+    end
   end
-  if #cands == 0 then return end
+  for _, id in ipairs(rest) do consider(id) end
+  if #cands == 0 then return false end
 
   table.sort(cands, function(x, y) return x.wk < y.wk end)
   local fresh = {}
@@ -537,7 +633,10 @@ local function tryPair(s)
   end
   local pool = #fresh > 0 and fresh or cands
   local oldest = pool[1]
-  if NOW - oldest.ws > CFG.fair then return openRoom(s, oldest) end
+  if NOW - oldest.ws > CFG.fair then
+    openRoom(s, oldest, entering)
+    return true
+  end
   local from = pool
   if #s.ints > 0 then
     local sharing = {}
@@ -546,16 +645,27 @@ local function tryPair(s)
     end
     if #sharing > 0 then from = sharing end
   end
-  openRoom(s, from[math.floor(RND1 * #from) + 1])
+  openRoom(s, from[math.floor(RND1 * #from) + 1], entering)
+  return true
 end
 
+-- s was not waiting (its callers' case), so it is in no index set. It looks
+-- for a partner first and is written to the pool only when it found none: a
+-- session paired at once is never written to the index, and its entry is
+-- written with its room (its pool order stamp wk, used only in the pool, is
+-- not drawn at all). Not being in the sets it reads changes nothing it would
+-- find: it is never its own candidate.
 local function enterPool(s)
-  put(s, {'st', 'waiting', 'ea', NOW, 'ws', NOW, 'wk', score(NOW)})
-  unpool(s)
-  if s.mc and alive(s.mp) then enpool(s) end
+  if s.st == 'waiting' then unpool(s) end
+  local entry = {'st', 'waiting', 'ea', NOW, 'ws', NOW}
+  for i = 1, #entry, 2 do s[entry[i]] = entry[i + 1] end
   send(s, 'matching', {event = 'waiting'})
   if (#s.ints > 0 or s.lang or s.rw) and CFG.interest > 0 then timer('interest', s.id, nil, CFG.interest) end
-  tryPair(s)
+  if tryPair(s, entry) then return end
+  entry[#entry + 1] = 'wk'
+  entry[#entry + 1] = score(NOW)
+  put(s, entry)
+  if s.mc and alive(s.mp) then enpool(s, true) end
 end
 
 -- End the ender's room: the partner is told the reason on its matching socket
@@ -568,15 +678,14 @@ local function endRoom(ender, reason)
   if not room then return end
   deleteRoom(room)
   if not partner then return end
-  drop(partner, 'room')
-  put(partner, {'st', 'idle'})
+  local joined = partner.sj == room.code
+  drop(partner, 'room', 'sj', 'sjr')
   local news = gone(reason)
-  if not send(partner, 'matching', news) then put(partner, {'news', reason}) end
-  if partner.sj == room.code then
+  if send(partner, 'matching', news) then put(partner, {'st', 'idle'}) else put(partner, {'st', 'idle', 'news', reason}) end
+  if joined then
     send(partner, 'signalling', news)
     route(partner, {k = 'e', room = room.code})
   end
-  drop(partner, 'sj', 'sjr')
   -- Who met whom is kept only as long as a rule needs it (the re-pair cooldown,
   -- a report of the last partner): these keys expire with the cooldown.
   local keep = num(math.max(1, CFG.cooldown))
@@ -588,9 +697,14 @@ local function endRoom(ender, reason)
     redis.call('PEXPIRE', lk, keep)
     local ck = P .. 'cd:' .. me.id
     redis.call('ZADD', ck, num(NOW + CFG.cooldown), other.id)
-    redis.call('ZREMRANGEBYSCORE', ck, '-inf', num(NOW))
+    -- A lapsed cooldown is only clutter (a read compares its end with now),
+    -- as in the memory store, which clears them only past 32 partners: they
+    -- are cleared at about one room end in twenty, picked by the room code's
+    -- last character (crypto-random, 3 of its 64 letters).
+    if string.byte(room.code, -1) % 16 == 0 then redis.call('ZREMRANGEBYSCORE', ck, '-inf', num(NOW)) end
     redis.call('PEXPIRE', ck, keep)
   end
+  CD = {}
   FX.e[#FX.e + 1] = reason
 end
 
@@ -606,7 +720,7 @@ end
 
 local function deleteSession(s)
   addKept(-(tonumber(s.kcb) or 0))
-  unpool(s)
+  if s.st == 'waiting' then unpool(s) end
   clearGrace(s, 'matching')
   clearGrace(s, 'signalling')
   redis.call('DEL', skey(s.id), P .. 'kc:' .. s.id, P .. 'cd:' .. s.id, P .. 'bl:' .. s.id, P .. 'lp:' .. s.id)
@@ -657,7 +771,7 @@ local function keepChat(s, msg)
   local why = overCap(loadRoom(s.room), n)
   if why then return why end
   redis.call('RPUSH', k, cjson.encode(msg))
-  redis.call('PEXPIRE', k, CFG.ttl)
+  redis.call('PEXPIRE', k, CFGS.ttl)
   put(s, {'kcb', (tonumber(s.kcb) or 0) + n})
   addKept(n)
   return nil
@@ -677,7 +791,7 @@ local function keepSignal(room, to, msg)
   local why = overCap(room, n)
   if why then return why end
   redis.call('RPUSH', k, cjson.encode(msg))
-  redis.call('PEXPIRE', k, CFG.ttl)
+  redis.call('PEXPIRE', k, CFGS.ttl)
   room.kb = num((tonumber(room.kb) or 0) + n)
   redis.call('HSET', P .. 'r:' .. room.code, 'kb', room.kb)
   addKept(n)
@@ -749,7 +863,7 @@ local function dropSocket(s, ch, own, after)
   drop(s, f[1], f[2])
   redis.call('SREM', P .. INDEX[ch] .. ':' .. proc, s.id)
   if ch == 'matching' then
-    unpool(s)
+    if s.st == 'waiting' then unpool(s) end
   else
     local joined = s.sj
     if joined then
@@ -762,7 +876,7 @@ local function dropSocket(s, ch, own, after)
   end
   put(s, {g[1], conn, g[2], proc})
   redis.call('ZADD', P .. 'graces', num(NOW + CFG.grace), g[3] .. '|' .. proc .. '|' .. s.id .. '|' .. conn)
-  redis.call('PEXPIRE', P .. 'graces', CFG.idxttl)
+  redis.call('PEXPIRE', P .. 'graces', CFGS.idxttl)
   if own then timer(ch .. '-grace', s.id, conn, CFG.grace) end
 end
 
@@ -853,11 +967,11 @@ end
 -- address blocked from itself would keep everyone behind it apart).
 local function keepApart(s, tid, taddr, t, addresses)
   redis.call('SADD', P .. 'bl:' .. s.id, tid)
-  redis.call('PEXPIRE', P .. 'bl:' .. s.id, CFG.ttl)
+  redis.call('PEXPIRE', P .. 'bl:' .. s.id, CFGS.ttl)
   put(s, {'blk', '1'})
   if t then
     redis.call('SADD', P .. 'bl:' .. tid, s.id)
-    redis.call('PEXPIRE', P .. 'bl:' .. tid, CFG.ttl)
+    redis.call('PEXPIRE', P .. 'bl:' .. tid, CFGS.ttl)
     put(t, {'blk', '1'})
   end
   if not addresses or s.addr == taddr then return end
@@ -920,9 +1034,9 @@ redis.call('HSET', skey(id), unpack(f))
 redis.call('PEXPIRE', skey(id), ttl)
 redis.call('SET', P .. 't:' .. th, id, 'PX', ttl)
 redis.call('SADD', P .. 'addr:' .. addr, id)
-redis.call('PEXPIRE', P .. 'addr:' .. addr, CFG.ttl)
+redis.call('PEXPIRE', P .. 'addr:' .. addr, CFGS.ttl)
 redis.call('ZADD', P .. 'sess', num(NOW + ttl), id)
-redis.call('PEXPIRE', P .. 'sess', CFG.idxttl)
+redis.call('PEXPIRE', P .. 'sess', CFGS.idxttl)
 timer('registration', id, nil, CFG.regttl)
 return finish({status = 'ok', id = id})
 `,
@@ -995,7 +1109,7 @@ return finish()
 local s = owner(A[1], A[2], 'matching')
 if s then
   if s.st == 'matched' then endRoom(s, 'left') end
-  unpool(s)
+  if s.st == 'waiting' then unpool(s) end
   put(s, {'st', 'idle'})
   send(s, 'matching', {event = 'idle'})
 end
@@ -1313,18 +1427,18 @@ return finish()
   beat: `
 local prev = redis.call('SET', P .. 'hb:' .. ME, num(NOW), 'PX', A[1], 'GET')
 redis.call('SADD', P .. 'procs', ME)
-redis.call('PEXPIRE', P .. 'procs', CFG.idxttl)
+redis.call('PEXPIRE', P .. 'procs', CFGS.idxttl)
 redis.call('HDEL', P .. 'suspects', ME)
-redis.call('PEXPIRE', P .. 'pm:' .. ME, CFG.idxttl)
-redis.call('PEXPIRE', P .. 'ps:' .. ME, CFG.idxttl)
-redis.call('PEXPIRE', P .. 'sa:' .. ME, CFG.idxttl)
-redis.call('PEXPIRE', P .. 'inbox:' .. ME, CFG.inboxttl)
+redis.call('PEXPIRE', P .. 'pm:' .. ME, CFGS.idxttl)
+redis.call('PEXPIRE', P .. 'ps:' .. ME, CFGS.idxttl)
+redis.call('PEXPIRE', P .. 'sa:' .. ME, CFGS.idxttl)
+redis.call('PEXPIRE', P .. 'inbox:' .. ME, CFGS.inboxttl)
 local epoch = redis.call('GET', P .. 'epoch')
 if not epoch then
   epoch = A[2]
-  redis.call('SET', P .. 'epoch', epoch, 'PX', CFG.idxttl)
+  redis.call('SET', P .. 'epoch', epoch, 'PX', CFGS.idxttl)
 else
-  redis.call('PEXPIRE', P .. 'epoch', CFG.idxttl)
+  redis.call('PEXPIRE', P .. 'epoch', CFGS.idxttl)
 end
 return finish({prev = prev or '', epoch = epoch})
 `,
@@ -1341,7 +1455,7 @@ for _, proc in ipairs(redis.call('SMEMBERS', P .. 'procs')) do
     local since = redis.call('HGET', P .. 'suspects', proc)
     if not since then
       redis.call('HSET', P .. 'suspects', proc, num(NOW))
-      redis.call('PEXPIRE', P .. 'suspects', CFG.idxttl)
+      redis.call('PEXPIRE', P .. 'suspects', CFGS.idxttl)
     elseif NOW - tonumber(since) >= suspect then
       -- Its sockets dropped without a word: each one's grace period starts now.
       for _, ch in ipairs({'matching', 'signalling'}) do
@@ -1444,10 +1558,16 @@ end
 return finish({orphans = orphans})
 `,
   // A: session ids whose sockets this process holds
+  // Every touch interval (RedisStore touchIntervalMs, minutes where index
+  // keys live CFG.idxttl, a day): the pool index keys of the waiting ones are
+  // refreshed here, not on every pairing, and so never lapse while in use.
   touch: `
 for _, id in ipairs(A) do
   local s = load(id)
-  if s then touch(s) end
+  if s then
+    touch(s)
+    freshenPool(s)
+  end
 end
 return finish()
 `,
