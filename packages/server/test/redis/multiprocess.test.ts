@@ -77,6 +77,59 @@ async function resumeOn(proc: DyadProcess, s: Session, room: string, label: stri
   return again;
 }
 
+type Joined = Session & { s: WireClient };
+
+/**
+ * A pair whose members' signalling sockets join on `sIni` (the initiator's)
+ * and `sRes`; the offer goes through a script, `n` candidates right behind it
+ * straight to the partner's process, and must arrive after it; then the answer.
+ */
+async function offerAnswer(
+  p: Awaited<ReturnType<typeof pair>>,
+  sIni: DyadProcess,
+  sRes: DyadProcess,
+  n: number,
+): Promise<{ ini: Joined; res: Joined }> {
+  const { a, b, room, ma } = p;
+  const [ini, res] = ma.initiator ? [a, b] : [b, a];
+  const si = await open(signallingUrl(sIni, ini), 'signalling', `${sIni.name}/signalling`);
+  const sr = await open(signallingUrl(sRes, res), 'signalling', `${sRes.name}/signalling`);
+  ini.s = si;
+  res.s = sr;
+  si.send({ event: 'join', room_code: room });
+  await si.expect('verified');
+  sr.send({ event: 'join', room_code: room });
+  await sr.expect('verified');
+  await si.expect('peer-joined');
+  si.send({ event: 'signal', room_code: room, type: 'offer', data: { sdp: 'v=0 offer' } });
+  for (let i = 0; i < n; i++) si.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `o${i}`, i } });
+  assert.equal((await sr.expect('signal')).type, 'offer', 'the offer first');
+  for (let i = 0; i < n; i++) assert.equal(Number(((await sr.expect('signal')).data as { i: number }).i), i);
+  sr.send({ event: 'signal', room_code: room, type: 'answer', data: { sdp: 'v=0 answer' } });
+  assert.equal((await si.expect('signal')).type, 'answer');
+  return { ini: { ...ini, s: si }, res: { ...res, s: sr } };
+}
+
+/** Both members send `n` candidates at once; each gets all of the other's, in the order sent. */
+async function trickleBoth(ini: Joined, res: Joined, room: string, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `a${i}`, i } });
+    res.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `b${i}`, i } });
+  }
+  for (const [to, from] of [
+    [res, ini],
+    [ini, res],
+  ] as const) {
+    const got: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const m = await to.s.expect('signal');
+      assert.equal(m.from, from.id);
+      got.push(Number((m.data as { i: number }).i));
+    }
+    assert.deepEqual(got, Array.from({ length: n }, (_, i) => i), 'every candidate, in the order sent');
+  }
+}
+
 /** Once the grace period is over, `s` was never told its partner left. */
 async function toldNothingAfterGrace(s: Session): Promise<void> {
   await sleep(GRACE_MS + 500);
@@ -138,22 +191,7 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
     assert.equal((await ini.s.expect('signal')).type, 'answer');
     const before = await redis.commandCalls();
     // Both sides trickle at once, each through a different pair of processes.
-    for (let i = 0; i < 100; i++) {
-      ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `a${i}`, i } });
-      res.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `b${i}`, i } });
-    }
-    for (const [to, from] of [
-      [res, ini],
-      [ini, res],
-    ] as const) {
-      const got: number[] = [];
-      for (let i = 0; i < 100; i++) {
-        const m = await to.s!.expect('signal');
-        assert.equal(m.from, from.id);
-        got.push(Number((m.data as { i: number }).i));
-      }
-      assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i), 'every candidate, in the order sent');
-    }
+    await trickleBoth(ini as Joined, res as Joined, room, 100);
     // Both members joined and the answer passed: each process appended its member's candidates to the
     // other's inbox itself (several to an entry), with no script per frame (heartbeats and reapers run a few meanwhile).
     const calls = await redis.commandCalls();
@@ -198,22 +236,9 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
   });
 
   it('keeps a signal relayed without a script behind what a script sent before it, and ahead of what one sends after', async () => {
-    const { a, b, room, ma } = await pair(m1, m2, 'x-order');
-    const [ini, res] = ma.initiator ? [a, b] : [b, a];
-    ini.s = await open(signallingUrl(s1, ini), 'signalling', 's1/signalling');
-    res.s = await open(signallingUrl(s2, res), 'signalling', 's2/signalling');
-    ini.s.send({ event: 'join', room_code: room });
-    await ini.s.expect('verified');
-    res.s.send({ event: 'join', room_code: room });
-    await res.s.expect('verified');
-    await ini.s.expect('peer-joined');
-    // The offer goes through a script; the candidates right behind it go straight to the partner's process.
-    ini.s.send({ event: 'signal', room_code: room, type: 'offer', data: { sdp: 'v=0 offer' } });
-    for (let i = 0; i < 50; i++) ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `c${i}`, i } });
-    assert.equal((await res.s.expect('signal')).type, 'offer', 'the offer first');
-    for (let i = 0; i < 50; i++) assert.equal(Number(((await res.s.expect('signal')).data as { i: number }).i), i);
-    res.s.send({ event: 'signal', room_code: room, type: 'answer', data: { sdp: 'v=0 answer' } });
-    assert.equal((await ini.s.expect('signal')).type, 'answer');
+    const p = await pair(m1, m2, 'x-order');
+    const { a, b, room } = p;
+    const { ini, res } = await offerAnswer(p, s1, s2, 50);
     // The last candidates, then the sender leaves: the partner gets every candidate before the news.
     for (let i = 50; i < 80; i++) ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `c${i}`, i } });
     ini.s.send({ event: 'leave', room_code: room });
@@ -409,24 +434,10 @@ describe('relay lanes on a Redis Cluster of three primaries', { timeout: 90_000 
   });
 
   /** A pair on the two processes with both signalling sockets joined and the first answer passed. */
-  async function joined(lang: string): Promise<{ a: Session; b: Session; ini: Session & { s: WireClient }; res: Session & { s: WireClient }; room: string }> {
-    const { a, b, room, ma } = await pair(p1, p2, lang);
-    const [ini, res] = ma.initiator ? [a, b] : [b, a];
-    ini.s = await open(signallingUrl(ini === a ? p1 : p2, ini), 'signalling', 'ini/signalling');
-    res.s = await open(signallingUrl(res === a ? p1 : p2, res), 'signalling', 'res/signalling');
-    ini.s.send({ event: 'join', room_code: room });
-    await ini.s.expect('verified');
-    res.s.send({ event: 'join', room_code: room });
-    await res.s.expect('verified');
-    await ini.s.expect('peer-joined');
-    ini.s.send({ event: 'signal', room_code: room, type: 'offer', data: { sdp: 'v=0 offer' } });
-    // Candidates right behind the offer: through the lane, after the offer that went through the script.
-    for (let i = 0; i < 20; i++) ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `o${i}`, i } });
-    assert.equal((await res.s.expect('signal')).type, 'offer', 'the offer first');
-    for (let i = 0; i < 20; i++) assert.equal(Number(((await res.s.expect('signal')).data as { i: number }).i), i);
-    res.s.send({ event: 'signal', room_code: room, type: 'answer', data: { sdp: 'v=0 answer' } });
-    assert.equal((await ini.s.expect('signal')).type, 'answer');
-    return { a, b, ini: ini as Session & { s: WireClient }, res: res as Session & { s: WireClient }, room };
+  async function joined(lang: string): Promise<{ a: Session; b: Session; ini: Joined; res: Joined; room: string }> {
+    const p = await pair(p1, p2, lang);
+    const { ini, res } = await offerAnswer(p, p.ma.initiator ? p1 : p2, p.ma.initiator ? p2 : p1, 20);
+    return { a: p.a, b: p.b, ini, res, room: p.room };
   }
 
   it('puts each process’s lanes on every shard and relays candidates through them, in order both ways', async () => {
@@ -438,20 +449,7 @@ describe('relay lanes on a Redis Cluster of three primaries', { timeout: 90_000 
     );
     const { a, b, ini, res, room } = await joined('x-lanes');
     const before = await cluster.nodeCalls();
-    for (let i = 0; i < 100; i++) {
-      ini.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `a${i}`, i } });
-      res.s.send({ event: 'signal', room_code: room, type: 'candidate', data: { candidate: `b${i}`, i } });
-    }
-    for (const [to, from] of [
-      [res, ini],
-      [ini, res],
-    ] as const) {
-      for (let i = 0; i < 100; i++) {
-        const m = await to.s.expect('signal');
-        assert.equal(m.from, from.id);
-        assert.equal(Number((m.data as { i: number }).i), i, 'every candidate, in the order sent');
-      }
-    }
+    await trickleBoth(ini, res, room, 100);
     const after = await cluster.nodeCalls();
     const xadds = after.map((n, i) => (n.xadd ?? 0) - (before[i]?.xadd ?? 0));
     const evals = after.map((n, i) => (n.fcall ?? 0) + (n.evalsha ?? 0) - (before[i]?.fcall ?? 0) - (before[i]?.evalsha ?? 0));
