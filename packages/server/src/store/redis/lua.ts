@@ -815,12 +815,14 @@ end
 -- A socket has dropped or is being replaced: what is still queued for it in
 -- its process's inbox (not carried out there yet) is kept here, in order,
 -- ahead of anything sent later; that process then skips those entries (see
--- undelivered). What was kept already came later than all of it (sent while
--- that process was taken for dead, so that nothing more went to its inbox),
--- so it goes back behind. after: the inbox entry that process carried out last, when known.
+-- undelivered). When that process is dead, what was kept already came later
+-- than all of it (sent once it was taken for dead, so that nothing more went
+-- to its inbox), so it goes back behind; while it lives, what it kept came
+-- from its own inbox, earlier (undelivered), and stays ahead.
+-- after: the inbox entry that process carried out last, when known.
 local function takeInFlight(s, ch, oldConn, oldProc, after)
   if not oldConn or not oldProc then return end
-  local kept = ch == 'matching' and (P .. 'kc:' .. s.id) or (s.room and (P .. 'rk:' .. s.room .. ':' .. s.id))
+  local kept = not alive(oldProc) and (ch == 'matching' and (P .. 'kc:' .. s.id) or (s.room and (P .. 'rk:' .. s.room .. ':' .. s.id)))
   local before = kept and redis.call('LLEN', kept) or 0
   local last
   -- Entries up to the session's mark for that inbox were dealt with already.
