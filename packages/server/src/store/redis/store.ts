@@ -397,7 +397,7 @@ export class RedisStore implements Store {
     }
     await this.reload();
     // Before the first heartbeat announces this process, so that nothing relayed to it is refused.
-    await this.keepLanes();
+    if (this.laneCount > 0) await this.keepLanes();
     // This process is alive for the others once its heartbeat is in Redis, and a session
     // of a process that is not alive is never paired: no session is taken before it is.
     // The beat that the connection's 'ready' started may still be under way (a Cluster
@@ -529,7 +529,7 @@ export class RedisStore implements Store {
     const argv = [this.procId, String(now), this.cfg, String(this.random()), String(this.random()), codes, ...args.map(String)];
     const call = this.evalsha(name, argv).then(async (text) => {
       const raw = JSON.parse(text) as RawResult;
-      if (this.lanes.length > 0 && raw.o && typeof raw.o === 'object') this.noteCaused(raw.o as Record<string, unknown>);
+      if (this.laneCount > 0 && raw.o && typeof raw.o === 'object') this.noteCaused(raw.o as Record<string, unknown>);
       // Messages and closes travel through this process's inbox like everyone
       // else's (so each socket sees them in transition order): the call is done
       // once the reader has handed them to the hub.
@@ -1015,7 +1015,7 @@ export class RedisStore implements Store {
       // Socket counts go on their own connection, beside the rest: they never hold up a heal or a replay.
       const counts = this.unsyncedSockets.size > 0 ? this.syncSockets([...this.unsyncedSockets]) : undefined;
       // On their own: a stalled shard holding a lane must not hold up the heartbeat.
-      if (!this.keepingLanes) {
+      if (this.laneCount > 0 && !this.keepingLanes) {
         this.keepingLanes = true;
         void this.keepLanes()
           .catch(() => undefined)
@@ -1138,9 +1138,9 @@ export class RedisStore implements Store {
     // be overtaken by them (a candidate before a later offer, the last signals
     // before the sender left): whatever the lanes hold now is read first. Only
     // entries for signalling sockets can be overtaken.
-    if (this.lanes.length > 0 && batch.some((e) => e.raw !== undefined && touchesSignalling(e.raw))) await this.pollLanes();
+    if (this.laneCount > 0 && batch.some((e) => e.raw !== undefined && touchesSignalling(e.raw))) await this.pollLanes();
     for (const { id, raw } of batch) {
-      if (this.lanes.length > 0) await this.pumpLanes();
+      if (this.laneCount > 0) await this.pumpLanes();
       if (raw) {
         const fx = toEffects(raw);
         if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
@@ -1153,12 +1153,12 @@ export class RedisStore implements Store {
       this.inboxId = id;
       this.wakeWaiters();
     }
-    if (this.lanes.length > 0) await this.pumpLanes();
+    if (this.laneCount > 0) await this.pumpLanes();
   }
 
   /** Inbox and lane entries are carried out one batch at a time (with one Redis there is only the inbox). */
   private locked(task: () => Promise<void>): Promise<void> {
-    if (this.lanes.length === 0) return task();
+    if (this.laneCount === 0) return task();
     const run = this.turn.then(task);
     this.turn = run.catch(() => undefined);
     return run;
