@@ -75,6 +75,40 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.ok(x.id);
   });
 
+  it('what a reply holds for its own process’s sockets comes after the inbox entries written before it, however late the reader is', async () => {
+    const p = prefix();
+    const a = await Proc.start(p);
+    const b = await Proc.start(p);
+    const x = await a.session('ca');
+    // From here, process a's hub is slow to carry out the `matched` that b's pairing sends through a's inbox.
+    const seen: string[] = [];
+    let hold!: () => void;
+    const held = new Promise<void>((r) => (hold = r));
+    let holding = false;
+    a.store.subscribe(async (fx) => {
+      for (const d of fx.deliver) {
+        if (d.conn !== 'ca' || !d.msg) continue;
+        seen.push(d.msg.event);
+        if (d.msg.event === 'matched') {
+          holding = true;
+          await held;
+        }
+      }
+    });
+    await b.session('cb');
+    await eventually(async () => (holding ? true : undefined), 'a is carrying out matched');
+    // a's own call: its `waiting` comes back in the reply, placed after the `matched` entry.
+    const next = a.store.next(x.id, 'ca', Date.now());
+    try {
+      await sleep(150);
+      assert.deepEqual(seen, ['matched'], 'nothing of the reply overtakes the entry being carried out');
+    } finally {
+      hold();
+      await next;
+    }
+    assert.deepEqual(seen, ['matched', 'waiting']);
+  });
+
   it('gives every key it writes a lifetime, and deletes a room when it ends', async () => {
     const p = prefix();
     const a = await Proc.start(p, { graceMs: 200 });

@@ -22,6 +22,10 @@ export interface RawResult {
   r?: unknown;
   /** Set on an entry relayed by a process itself (RedisStore, relay), not written by a script. */
   f?: unknown;
+  /** A reply's messages and closes for the caller's own sockets, instead of an entry in its inbox (lua.ts, finish). */
+  i?: unknown;
+  /** With `i`: the last entry of the caller's inbox when the script ran ('' for none); `i` goes right after it. */
+  l?: unknown;
 }
 
 const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);

@@ -31,6 +31,7 @@ import {
   type StoreStats,
 } from '../store.js';
 import { toEffects, wellFormed, type RawResult } from './codec.js';
+import { ReplyOrder, compareIds } from './order.js';
 import { CFG_NAMES, LIBRARY, SCRIPTS, SOCKET_SCRIPTS, type ScriptName, type SocketScriptName } from './lua.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
 import { countingReports, type ReportEntry } from '../../core/rules.js';
@@ -251,6 +252,11 @@ export class RedisStore implements Store {
   private readonly entryOf = new WeakMap<Delivery, string>();
   /** Calls waiting for the reader to carry out their own inbox entry. */
   private readonly waiters: Waiter[] = [];
+  /** Where what a reply holds for this process's sockets goes among the inbox entries (order.ts). */
+  private readonly order = new ReplyOrder(
+    () => this.inboxId,
+    (id) => this.carriedOut(id),
+  );
   private readonly pending: Pending[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly socketShas = new Map<SocketScriptName, string>();
@@ -527,15 +533,35 @@ export class RedisStore implements Store {
   ): Promise<{ fx: Effects; x: unknown }> {
     const codes = Array.from({ length: opts.codes ?? 0 }, newRoomCode).join(',');
     const argv = [this.procId, String(now), this.cfg, String(this.random()), String(this.random()), codes, ...args.map(String)];
-    const call = this.evalsha(name, argv).then(async (text) => {
-      const raw = JSON.parse(text) as RawResult;
-      if (this.laneCount > 0 && raw.o && typeof raw.o === 'object') this.noteCaused(raw.o as Record<string, unknown>);
-      // Messages and closes travel through this process's inbox like everyone
-      // else's (so each socket sees them in transition order): the call is done
-      // once the reader has handed them to the hub.
-      if (typeof raw.id === 'string' && !opts.detached) await this.carriedOut(raw.id);
-      return { fx: toEffects(raw), x: raw.x };
-    });
+    const seq = this.order.send();
+    const call = this.evalsha(name, argv).then(
+      async (text) => {
+        let raw: RawResult = {};
+        let inline: Promise<void> | undefined;
+        try {
+          raw = JSON.parse(text) as RawResult;
+          // Messages for this process's own sockets that came back in the reply
+          // go to the hub in their place among the inbox entries (order.ts).
+          const mine = raw.i && typeof raw.i === 'object' ? toEffects(raw.i as RawResult) : undefined;
+          if (mine) inline = this.order.answered(seq, { after: typeof raw.l === 'string' ? raw.l : '', run: () => this.emit(mine) });
+        } finally {
+          if (!inline) this.order.answered(seq);
+        }
+        if (this.laneCount > 0 && raw.o && typeof raw.o === 'object') this.noteCaused(raw.o as Record<string, unknown>);
+        // Other messages and closes travel through this process's inbox like everyone
+        // else's (so each socket sees them in transition order): the call is done
+        // once the reader has handed them to the hub.
+        if (!opts.detached) {
+          if (typeof raw.id === 'string') await this.carriedOut(raw.id);
+          await inline;
+        }
+        return { fx: toEffects(raw), x: raw.x };
+      },
+      (err: unknown) => {
+        this.order.answered(seq);
+        throw err;
+      },
+    );
     return new Promise((resolve, reject) => {
       let timedOut = false;
       const timer = setTimeout(() => {
@@ -1118,7 +1144,8 @@ export class RedisStore implements Store {
       try {
         const res = await this.reader.xread('COUNT', 256, 'BLOCK', READ_BLOCK_MS, 'STREAMS', key, this.inboxId);
         if (!res) continue;
-        for (const [, entries] of res) await this.locked(() => this.carryOut(entries));
+        const stamp = this.order.stamp();
+        for (const [, entries] of res) await this.locked(() => this.carryOut(entries, stamp));
         // Entries carried out are done with: the stream holds only what is still
         // on its way, which a client resuming elsewhere takes over (lua.ts,
         // takeInFlight). Sent after this batch's undelivered calls, on the same
@@ -1132,7 +1159,7 @@ export class RedisStore implements Store {
   }
 
   /** Carry out a batch of inbox entries, in order. */
-  private async carryOut(entries: [id: string, fields: string[]][]): Promise<void> {
+  private async carryOut(entries: [id: string, fields: string[]][], stamp: number): Promise<void> {
     const batch = entries.map(([id, fields]) => ({ id, raw: fields[0] === 'fx' && fields[1] !== undefined ? (JSON.parse(fields[1]) as RawResult) : undefined }));
     // Signals relayed through a lane before these entries were written must not
     // be overtaken by them (a candidate before a later offer, the last signals
@@ -1141,6 +1168,7 @@ export class RedisStore implements Store {
     if (this.laneCount > 0 && batch.some((e) => e.raw !== undefined && touchesSignalling(e.raw))) await this.pollLanes();
     for (const { id, raw } of batch) {
       if (this.laneCount > 0) await this.pumpLanes();
+      await this.order.ready(id, stamp);
       if (raw) {
         const fx = toEffects(raw);
         if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
@@ -1555,14 +1583,6 @@ function touchesSignalling(raw: RawResult): boolean {
 function nextId(id: string): string {
   const [ms = '0', seq = '0'] = id.split('-');
   return `${ms}-${Number(seq) + 1}`;
-}
-
-/** Order of two stream ids ("ms-seq"); runs for every inbox entry, so no arrays. */
-function compareIds(a: string, b: string): number {
-  const i = a.indexOf('-');
-  const j = b.indexOf('-');
-  const ms = Number(a.slice(0, i)) - Number(b.slice(0, j));
-  return ms !== 0 ? ms : Number(a.slice(i + 1)) - Number(b.slice(j + 1));
 }
 
 /** One entry of rep:<addr> (lua.ts, report): "<at>|<room>|<1 if it counts, else 0>". */

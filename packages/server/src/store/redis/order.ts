@@ -1,0 +1,116 @@
+// The order between two ways messages reach this process's sockets: entries
+// of its inbox stream, read by the inbox reader, and what a transition's reply
+// holds for this process's own sockets (lua.ts, finish: `i`, placed after the
+// inbox entry `l`). Both are carried out in the order Redis ran the scripts
+// that made them:
+// - a reply's messages go once the reader has carried out the entry named in
+//   the reply, and before anything later;
+// - an inbox entry waits while a call sent before the entry was read has not
+//   been answered (it may have run before the entry was written), and while
+//   a reply that ran before the entry still has messages to carry out.
+// Calls go out on one connection and Redis answers them in the order it ran
+// them, so replies are carried out in the order they come.
+
+/** Order of two stream ids ("ms-seq"); '' comes before every id. Runs for every inbox entry, so no arrays. */
+export function compareIds(a: string, b: string): number {
+  if (a === '' || b === '') return a === b ? 0 : a === '' ? -1 : 1;
+  const i = a.indexOf('-');
+  const j = b.indexOf('-');
+  const ms = Number(a.slice(0, i)) - Number(b.slice(0, j));
+  return ms !== 0 ? ms : Number(a.slice(i + 1)) - Number(b.slice(j + 1));
+}
+
+interface Held {
+  /** The last inbox entry when the script ran ('' for none). */
+  after: string;
+  run: () => Promise<void>;
+  done: () => void;
+}
+
+export class ReplyOrder {
+  private sent = 0;
+  /** Calls sent and not answered, by number (a Set keeps insertion order: oldest first). */
+  private readonly unanswered = new Set<number>();
+  /** Replies with messages for this process's sockets, not carried out yet, in the order they came. */
+  private readonly held: Held[] = [];
+  private pumping = false;
+  private readonly wakers = new Set<() => void>();
+
+  constructor(
+    /** The last inbox entry the reader has carried out. */
+    private readonly carried: () => string,
+    /** Resolves once the reader has carried out entry `id` (or given up on it). */
+    private readonly carriedOut: (id: string) => Promise<void>,
+  ) {}
+
+  /** A call is being sent: its number, for answered. */
+  send(): number {
+    this.sent += 1;
+    this.unanswered.add(this.sent);
+    return this.sent;
+  }
+
+  /**
+   * The answer to call `seq` came (or it failed). `run` carries out what the
+   * reply holds for this process's sockets, after inbox entry `after`; the
+   * promise resolves once it has run. To be called in the turn the reply is
+   * read, so that no inbox entry after it can slip ahead.
+   */
+  answered(seq: number, inline?: { after: string; run: () => Promise<void> }): Promise<void> | undefined {
+    let ran: Promise<void> | undefined;
+    if (inline) {
+      ran = new Promise<void>((done) => this.held.push({ ...inline, done }));
+      void this.pump();
+    }
+    this.unanswered.delete(seq);
+    this.wake();
+    return ran;
+  }
+
+  /** A stamp for inbox entries read now: see ready. */
+  stamp(): number {
+    return this.sent;
+  }
+
+  /** Resolves when inbox entry `id`, read at `stamp`, may be carried out. */
+  async ready(id: string, stamp: number): Promise<void> {
+    while (this.blocked(id, stamp)) await new Promise<void>((wake) => this.wakers.add(wake));
+  }
+
+  /** Replies held now (for tests). */
+  get holding(): number {
+    return this.held.length;
+  }
+
+  private blocked(id: string, stamp: number): boolean {
+    const oldest = this.unanswered.values().next().value;
+    if (oldest !== undefined && oldest <= stamp) return true;
+    return this.held.some((h) => compareIds(h.after, id) < 0);
+  }
+
+  private wake(): void {
+    if (this.wakers.size === 0) return;
+    const wakers = [...this.wakers];
+    this.wakers.clear();
+    for (const w of wakers) w();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (let h = this.held[0]; h; h = this.held[0]) {
+        if (compareIds(this.carried(), h.after) < 0) await this.carriedOut(h.after);
+        try {
+          await h.run();
+        } finally {
+          this.held.shift();
+          h.done();
+          this.wake();
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}

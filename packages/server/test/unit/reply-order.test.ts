@@ -1,0 +1,76 @@
+// The order between a transition's reply and the inbox entries (store/redis/order.ts),
+// with the reader's progress played by hand.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ReplyOrder, compareIds } from '../../src/store/redis/order.js';
+
+/** An inbox reader: carries out entries in order and wakes whoever waits for one. */
+class Reader {
+  carried = '';
+  private readonly waits: { id: string; done: () => void }[] = [];
+  readonly order = new ReplyOrder(
+    () => this.carried,
+    (id) => (compareIds(this.carried, id) >= 0 ? Promise.resolve() : new Promise((done) => this.waits.push({ id, done }))),
+  );
+  readonly log: string[] = [];
+  async carry(id: string, stamp: number): Promise<void> {
+    await this.order.ready(id, stamp);
+    this.log.push(id);
+    this.carried = id;
+    for (const w of this.waits.filter((x) => compareIds(this.carried, x.id) >= 0)) w.done();
+  }
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('reply order', () => {
+  it('compares stream ids by time, then sequence, with none before all', () => {
+    assert.ok(compareIds('1-2', '1-10') < 0);
+    assert.ok(compareIds('2-0', '1-10') > 0);
+    assert.equal(compareIds('5-5', '5-5'), 0);
+    assert.ok(compareIds('', '0-0') < 0);
+    assert.equal(compareIds('', ''), 0);
+  });
+
+  it('a reply placed after an entry waits for it; an entry read while the call was out waits for the reply', async () => {
+    const r = new Reader();
+    const seq = r.order.send();
+    // The inbox holds 1-0 and 3-0; the script ran between them (after 1-0).
+    const stamp = r.order.stamp();
+    const second = r.carry('3-0', stamp);
+    await tick();
+    assert.deepEqual(r.log, [], 'an entry waits while a call sent before it was read is unanswered');
+    const ran = r.order.answered(seq, { after: '1-0', run: async () => void r.log.push('reply') });
+    await tick();
+    assert.deepEqual(r.log, [], 'the reply waits for 1-0; 3-0 waits for the reply');
+    await r.carry('1-0', 0);
+    await ran;
+    await second;
+    assert.deepEqual(r.log, ['1-0', 'reply', '3-0']);
+  });
+
+  it('an entry read before a call was sent does not wait for it, and a reply after it comes next', async () => {
+    const r = new Reader();
+    const stamp = r.order.stamp();
+    const seq = r.order.send();
+    await r.carry('1-0', stamp);
+    const ran = r.order.answered(seq, { after: '1-0', run: async () => void r.log.push('reply') });
+    await ran;
+    assert.deepEqual(r.log, ['1-0', 'reply']);
+  });
+
+  it('a reply with nothing before it goes at once; a call without messages for here holds nothing once answered', async () => {
+    const r = new Reader();
+    const a = r.order.send();
+    const b = r.order.send();
+    const stamp = r.order.stamp();
+    await r.order.answered(a, { after: '', run: async () => void r.log.push('a') });
+    const entry = r.carry('9-0', stamp);
+    await tick();
+    assert.deepEqual(r.log, ['a']);
+    assert.equal(r.order.answered(b), undefined);
+    await entry;
+    assert.deepEqual(r.log, ['a', '9-0']);
+    assert.equal(r.order.holding, 0);
+  });
+});
