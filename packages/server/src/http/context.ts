@@ -52,6 +52,31 @@ export async function banRefusal(ctx: Context, addr: string): Promise<{ status: 
   return bannedRefusal(until);
 }
 
+type Refusal = { status: number; body: HttpError };
+
+/**
+ * May a socket open the session named by path segment `segment` (registered
+ * earlier: `/ws/{id}?token=` on either service)? The session's id, or the
+ * refusal. `admitted` is the socket's count, asked for already. The questions
+ * go out at once (one round trip to a shared store) and are answered in this
+ * order: open sockets from the address, a ban of the address (a session
+ * registered from another address must not serve a banned one), the token.
+ */
+export async function sessionAccess(
+  ctx: Context,
+  addr: string,
+  admitted: Promise<Refusal | undefined>,
+  segment: string,
+  token: string,
+): Promise<{ id: string } | Refusal> {
+  const id = decodeSegment(segment);
+  const [refused, banned, valid] = await Promise.all([admitted, banRefusal(ctx, addr), id !== undefined && ctx.store.verify(id, token)]);
+  const refusal = refused ?? banned;
+  if (refusal) return refusal;
+  if (id === undefined || !valid) return { status: 401, body: { status: 'error', message: 'invalid token for this session' } };
+  return { id };
+}
+
 /** The 403 a banned address gets, with the end of its ban (`untilMs`, Unix ms) in Unix seconds. */
 export const bannedRefusal = (untilMs: number): { status: 403; body: HttpError } => ({
   status: 403,

@@ -16,7 +16,7 @@ import {
 import { clientAddress, originAllowed } from '../http/client.js';
 import { handshakeProblem } from '../http/handshake.js';
 import type { ServiceExtension } from '../http/extension.js';
-import { ClientGoneError, banRefusal, bannedRefusal, decodeSegment, readBody, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
+import { ClientGoneError, banRefusal, bannedRefusal, readBody, sessionAccess, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
 import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { Connection } from '../core/hub.js';
@@ -163,19 +163,24 @@ export class MatchingService {
    * `addr` is the client address's keyed hash, made once per request by the caller (the one-trip
    * start has made it for the socket count already); `place` its country and region, when known.
    */
-  private async register(addr: string, place: Place | undefined, value: unknown): Promise<Refusal | Registered> {
+  private async register(addr: string, place: Place | undefined, value: unknown, admitted?: Promise<Refusal | undefined>): Promise<Refusal | Registered> {
     const { store, metrics, hub } = this.ctx;
     const parsed = parseObject(RegisterRequest, value);
     if (!parsed.ok) {
+      const refused = await admitted;
+      if (refused) return refused;
       metrics.registrations.inc({ result: 'invalid' });
       return { status: 400, body: { status: 'error', message: parsed.error } };
     }
-    try {
-      await this.registrations.consume(addr);
-    } catch (rej) {
-      if (!(rej instanceof RateLimiterRes)) throw rej;
+    // A one-trip start's socket count is asked together with the registration limit: one
+    // round trip to a shared store instead of two. A start refused for its open sockets
+    // has still spent one registration.
+    const [refused, limited] = await Promise.all([admitted, this.registrations.consume(addr).then(() => undefined, (rej: unknown) => rej)]);
+    if (refused) return refused;
+    if (limited !== undefined) {
+      if (!(limited instanceof RateLimiterRes)) throw limited;
       metrics.registrations.inc({ result: 'rate-limited' });
-      const retry = Math.max(1, Math.ceil(rej.msBeforeNext / 1000));
+      const retry = Math.max(1, Math.ceil(limited.msBeforeNext / 1000));
       return { status: 429, body: { status: 'error', message: 'too many registrations, slow down', retry_after: retry } };
     }
     const r = parsed.value;
@@ -277,7 +282,7 @@ export class MatchingService {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { settings, store, addresses } = this.ctx;
+    const { settings, addresses } = this.ctx;
     if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
     const url = requestUrl(req);
     if (!url) return refuseUpgrade(socket, 400, { status: 'error', message: 'not a request target' });
@@ -288,11 +293,10 @@ export class MatchingService {
     if (this.extension.upgrade && (await this.extension.upgrade(req, socket, head, url))) return;
     const address = clientAddress(req, settings.trustProxy);
     const addr = addresses.hash(address);
-    const refused = await this.edge.admit(addr, socket);
-    if (refused) return refuseUpgrade(socket, refused.status, refused.body);
+    const admitted = this.edge.admit(addr, socket);
     if (!m?.[1]) {
       // One-trip start: the query is the registration body.
-      const result = await this.register(addr, this.ctx.locate?.(address), oneTripQuery(url.searchParams));
+      const result = await this.register(addr, this.ctx.locate?.(address), oneTripQuery(url.searchParams), admitted);
       if ('body' in result) return refuseUpgrade(socket, result.status, result.body);
       this.edge.upgrade(req, socket, head, (ws) => {
         ws.send(JSON.stringify({ event: 'session', id: result.id, token: result.token }));
@@ -300,12 +304,11 @@ export class MatchingService {
       });
       return;
     }
-    const id = decodeSegment(m[1]);
-    const token = url.searchParams.get('token') ?? '';
     // A one-trip start is checked by its registration; a session registered elsewhere is checked here.
-    const banned = await banRefusal(this.ctx, addr);
-    if (banned) return refuseUpgrade(socket, banned.status, banned.body);
-    if (id === undefined || !(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
+    const token = url.searchParams.get('token') ?? '';
+    const access = await sessionAccess(this.ctx, addr, admitted, m[1], token);
+    if ('body' in access) return refuseUpgrade(socket, access.status, access.body);
+    const { id } = access;
     this.edge.upgrade(req, socket, head, (ws) => this.edge.serve(ws, id, addr, token));
   }
 

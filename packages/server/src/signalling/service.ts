@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { SignallingClientMessage } from '@dyad/protocol';
 import { encodeSignalData } from '../core/frames.js';
 import { clientAddress, originAllowed } from '../http/client.js';
-import { banRefusal, decodeSegment, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
+import { requestUrl, sessionAccess, sendJson, serveOps, type Context } from '../http/context.js';
 import { handshakeProblem } from '../http/handshake.js';
 import type { ServiceExtension } from '../http/extension.js';
 import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
@@ -51,7 +51,7 @@ export class SignallingService {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { settings, store, addresses } = this.ctx;
+    const { settings, addresses } = this.ctx;
     if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
     const url = requestUrl(req);
     if (!url) return refuseUpgrade(socket, 400, { status: 'error', message: 'not a request target' });
@@ -61,14 +61,10 @@ export class SignallingService {
     if (bad) return refuseUpgrade(socket, bad.status, { status: 'error', message: bad.message });
     if (this.extension.upgrade && (await this.extension.upgrade(req, socket, head, url))) return;
     const addr = addresses.hash(clientAddress(req, settings.trustProxy));
-    const refused = await this.edge.admit(addr, socket);
-    if (refused) return refuseUpgrade(socket, refused.status, refused.body);
-    const id = decodeSegment(m[1]);
     const token = url.searchParams.get('token') ?? '';
-    // A session registered from another address must not serve a banned one.
-    const banned = await banRefusal(this.ctx, addr);
-    if (banned) return refuseUpgrade(socket, banned.status, banned.body);
-    if (id === undefined || !(await store.verify(id, token))) return refuseUpgrade(socket, 401, { status: 'error', message: 'invalid token for this session' });
+    const access = await sessionAccess(this.ctx, addr, this.edge.admit(addr, socket), m[1], token);
+    if ('body' in access) return refuseUpgrade(socket, access.status, access.body);
+    const { id } = access;
     this.edge.upgrade(req, socket, head, (ws) => this.edge.serve(ws, id, addr, token));
   }
 }
