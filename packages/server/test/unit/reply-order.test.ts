@@ -73,4 +73,18 @@ describe('reply order', () => {
     assert.deepEqual(r.log, ['a', '9-0']);
     assert.equal(r.order.holding, 0);
   });
+
+  it('an entry that names the last call before it waits for that call alone, not for those sent later', async () => {
+    const r = new Reader();
+    const first = r.order.send();
+    const later = r.order.send();
+    const entry = r.carry('4-0', first);
+    await tick();
+    assert.deepEqual(r.log, []);
+    r.order.answered(first);
+    await entry;
+    assert.deepEqual(r.log, ['4-0'], 'carried out while the later call is still out');
+    await r.order.answered(later, { after: '4-0', run: async () => void r.log.push('later') });
+    assert.deepEqual(r.log, ['4-0', 'later']);
+  });
 });

@@ -26,6 +26,8 @@ export interface RawResult {
   i?: unknown;
   /** With `i`: the last entry of the caller's inbox when the script ran ('' for none); `i` goes right after it. */
   l?: unknown;
+  /** On an inbox entry: the number of the receiver's last call with an `i` that ran before the entry was written. */
+  q?: unknown;
 }
 
 const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);

@@ -12,7 +12,8 @@
 //   ARGV[3]  settings, comma-separated in the order of CFG_NAMES
 //   ARGV[4], ARGV[5]  random numbers in [0, 1) (partner choice, initiator)
 //   ARGV[6]  fresh room codes, comma-separated (crypto-random, made by the caller)
-//   ARGV[7..] the transition's own arguments (A[1..] below)
+//   ARGV[7]  the caller's number for this call, rising with each call it sends (store/redis/order.ts)
+//   ARGV[8..] the transition's own arguments (A[1..] below)
 // A script appends the messages and closes it causes to the inbox stream of
 // each process holding one of the sockets concerned (the caller's included),
 // and returns as JSON what the caller carries out itself: timers, pairings and
@@ -52,7 +53,7 @@ const PRELUDE = String.raw`
 -- What one call works with. Loaded as a function library (FUNCTION LOAD) the
 -- helpers below are made once and these are set afresh by begin() at the
 -- start of every call; as a plain script, begin() runs first in each script.
-local P, ME, NOW, RND1, RND2, CODES, A, KEPT
+local P, ME, NOW, RND1, RND2, CODES, SEQ, A, KEPT
 local FX, OUT, OUT_ORDER, LIVE, SS, RR, codeUsed
 -- HELD: index keys this call has seen holding members (so they have their
 -- lifetime already); FRESHENED: keys whose lifetime this call has refreshed;
@@ -77,8 +78,9 @@ local function begin(keys, argv)
   RND1, RND2 = tonumber(argv[4]), tonumber(argv[5])
   CODES = {}
   for c in string.gmatch(argv[6], '[^,]+') do CODES[#CODES + 1] = c end
+  SEQ = argv[7]
   A = {}
-  for i = 7, #argv do A[#A + 1] = argv[i] end
+  for i = 8, #argv do A[#A + 1] = argv[i] end
   KEPT = P .. 'kept'
   FX = {t = {}, p = {}, e = {}}
   OUT, OUT_ORDER, LIVE, SS, RR = {}, {}, {}, {}, {}
@@ -201,7 +203,10 @@ end
 -- routes. The reply then names the last entry its inbox held (l, '' when
 -- none): the caller carries it out after that entry and before any later
 -- one, the place it would have had in the inbox. That spares an append, a
--- read and a trim of the inbox per transition.
+-- read and a trim of the inbox per transition. So that its reader knows which
+-- replies are ahead of an entry, every entry names the caller's last call
+-- with such a reply that ran before it (q, from the key q:<process>); an
+-- entry of the caller's own names this very call.
 local AFRESH = {waiting = true, matched = true, idle = true, typing = true, error = true, verified = true, ['peer-joined'] = true}
 local function inlinable(o)
   if o.r then return false end
@@ -218,7 +223,9 @@ local function finish(extra)
     if proc == ME and inlinable(o) then
       local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
       FX.i, FX.l = o, last and last[1] or ''
+      redis.call('SET', P .. 'q:' .. ME, SEQ, 'PX', CFGS.inboxttl)
     else
+      if proc == ME then o.q = SEQ else o.q = redis.call('GET', P .. 'q:' .. proc) or nil end
       local body = cjson.encode(o)
       local id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', CFGS.inboxmax, '*', 'fx', body)
       if not id then

@@ -5,9 +5,12 @@
 // that made them:
 // - a reply's messages go once the reader has carried out the entry named in
 //   the reply, and before anything later;
-// - an inbox entry waits while a call sent before the entry was read has not
-//   been answered (it may have run before the entry was written), and while
-//   a reply that ran before the entry still has messages to carry out.
+// - an inbox entry waits while a call that may have run before the entry was
+//   written has not been answered, and while a reply that ran before the entry
+//   still has messages to carry out. An entry written by a script names the
+//   last such call (lua.ts, finish: `q`), so it waits only for replies already
+//   on their way; one relayed by a process names none and waits for every call
+//   sent before it was read.
 // Calls go out on one connection and Redis answers them in the order it ran
 // them, so replies are carried out in the order they come.
 
@@ -67,14 +70,19 @@ export class ReplyOrder {
     return ran;
   }
 
-  /** A stamp for inbox entries read now: see ready. */
+  /** The last call sent: an inbox entry read now may follow any call up to it (see ready). */
   stamp(): number {
     return this.sent;
   }
 
-  /** Resolves when inbox entry `id`, read at `stamp`, may be carried out. */
-  async ready(id: string, stamp: number): Promise<void> {
-    while (this.blocked(id, stamp)) await new Promise<void>((wake) => this.wakers.add(wake));
+  /**
+   * Resolves when inbox entry `id` may be carried out: every call up to
+   * `after` (the last that may have run before the entry was written: the
+   * one it names, else the stamp when it was read) has been answered, and
+   * what the replies before it hold has been carried out.
+   */
+  async ready(id: string, after: number): Promise<void> {
+    while (this.blocked(id, after)) await new Promise<void>((wake) => this.wakers.add(wake));
   }
 
   /** Replies held now (for tests). */
@@ -82,10 +90,12 @@ export class ReplyOrder {
     return this.held.length;
   }
 
-  private blocked(id: string, stamp: number): boolean {
+  private blocked(id: string, after: number): boolean {
     const oldest = this.unanswered.values().next().value;
-    if (oldest !== undefined && oldest <= stamp) return true;
-    return this.held.some((h) => compareIds(h.after, id) < 0);
+    if (oldest !== undefined && oldest <= after) return true;
+    // Replies come in the order their scripts ran: if the first held one ran after the entry, all did.
+    const first = this.held[0];
+    return first !== undefined && compareIds(first.after, id) < 0;
   }
 
   private wake(): void {

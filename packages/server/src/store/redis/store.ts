@@ -532,8 +532,8 @@ export class RedisStore implements Store {
     opts: { codes?: number; late?: (r: { fx: Effects; x: unknown }) => void; detached?: boolean } = {},
   ): Promise<{ fx: Effects; x: unknown }> {
     const codes = Array.from({ length: opts.codes ?? 0 }, newRoomCode).join(',');
-    const argv = [this.procId, String(now), this.cfg, String(this.random()), String(this.random()), codes, ...args.map(String)];
     const seq = this.order.send();
+    const argv = [this.procId, String(now), this.cfg, String(this.random()), String(this.random()), codes, String(seq), ...args.map(String)];
     const call = this.evalsha(name, argv).then(
       async (text) => {
         let raw: RawResult = {};
@@ -1168,7 +1168,10 @@ export class RedisStore implements Store {
     if (this.laneCount > 0 && batch.some((e) => e.raw !== undefined && touchesSignalling(e.raw))) await this.pollLanes();
     for (const { id, raw } of batch) {
       if (this.laneCount > 0) await this.pumpLanes();
-      await this.order.ready(id, stamp);
+      // An entry written by a script names the last of this process's calls with messages in
+      // their reply that ran before it (q); one relayed by a process (f) may follow any call sent
+      // before it was read.
+      await this.order.ready(id, typeof raw?.q === 'string' ? Number(raw.q) : stamp);
       if (raw) {
         const fx = toEffects(raw);
         if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
