@@ -4,20 +4,16 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReplyOrder, compareIds } from '../../src/store/redis/order.js';
 
-/** An inbox reader: carries out entries in order and wakes whoever waits for one. */
+/** An inbox reader: carries out entries in order, telling the order after each. */
 class Reader {
   carried = '';
-  private readonly waits: { id: string; done: () => void }[] = [];
-  readonly order = new ReplyOrder(
-    () => this.carried,
-    (id) => (compareIds(this.carried, id) >= 0 ? Promise.resolve() : new Promise((done) => this.waits.push({ id, done }))),
-  );
+  readonly order = new ReplyOrder(() => this.carried, 200);
   readonly log: string[] = [];
   async carry(id: string, stamp: number): Promise<void> {
     await this.order.ready(id, stamp);
     this.log.push(id);
     this.carried = id;
-    for (const w of this.waits.filter((x) => compareIds(this.carried, x.id) >= 0)) w.done();
+    this.order.progressed();
   }
 }
 
@@ -35,17 +31,17 @@ describe('reply order', () => {
   it('a reply placed after an entry waits for it; an entry read while the call was out waits for the reply', async () => {
     const r = new Reader();
     const seq = r.order.send();
-    // The inbox holds 1-0 and 3-0; the script ran between them (after 1-0).
+    // The inbox holds 1-0 and 3-0, read while the call was out; the script ran between them (after 1-0).
     const stamp = r.order.stamp();
-    const second = r.carry('3-0', stamp);
+    const batch = (async () => {
+      await r.carry('1-0', stamp);
+      await r.carry('3-0', stamp);
+    })();
     await tick();
-    assert.deepEqual(r.log, [], 'an entry waits while a call sent before it was read is unanswered');
+    assert.deepEqual(r.log, [], 'entries wait while a call sent before they were read is unanswered');
     const ran = r.order.answered(seq, { after: '1-0', run: async () => void r.log.push('reply') });
-    await tick();
-    assert.deepEqual(r.log, [], 'the reply waits for 1-0; 3-0 waits for the reply');
-    await r.carry('1-0', 0);
     await ran;
-    await second;
+    await batch;
     assert.deepEqual(r.log, ['1-0', 'reply', '3-0']);
   });
 
@@ -86,5 +82,41 @@ describe('reply order', () => {
     assert.deepEqual(r.log, ['4-0'], 'carried out while the later call is still out');
     await r.order.answered(later, { after: '4-0', run: async () => void r.log.push('later') });
     assert.deepEqual(r.log, ['4-0', 'later']);
+  });
+
+  it('a reply placed after an entry that never comes goes once the reader waits at a later one', async () => {
+    const r = new Reader();
+    const seq = r.order.send();
+    const stamp = r.order.stamp();
+    // The script ran after 2-0, which was lost (a Redis restart); the reader gets 5-0, read while the call was out.
+    const later = r.carry('5-0', stamp);
+    const ran = r.order.answered(seq, { after: '2-0', run: async () => void r.log.push('reply') });
+    const t0 = performance.now();
+    await ran;
+    await later;
+    assert.deepEqual(r.log, ['reply', '5-0']);
+    assert.ok(performance.now() - t0 < 150, 'no wait for the longest wait: the reader is past 2-0');
+  });
+
+  it('a reply waiting for an entry of a lost inbox goes at once when the loss is known', async () => {
+    const r = new Reader();
+    const ran = r.order.answered(r.order.send(), { after: '3-0', run: async () => void r.log.push('reply') });
+    const t0 = performance.now();
+    r.order.lost();
+    await ran;
+    assert.ok(performance.now() - t0 < 150);
+    assert.deepEqual(r.log, ['reply']);
+  });
+
+  it('gives up on a call never answered, and on an entry the reader never reaches, after the longest wait', async () => {
+    const r = new Reader();
+    const lost = r.order.send();
+    const t0 = performance.now();
+    await r.carry('1-0', lost);
+    const waited = performance.now() - t0;
+    assert.ok(waited >= 150, `the entry waited for the unanswered call (${waited.toFixed(0)} ms)`);
+    const ran = r.order.answered(r.order.send(), { after: '7-0', run: async () => void r.log.push('reply') });
+    await ran;
+    assert.deepEqual(r.log, ['1-0', 'reply'], 'the reply went although 7-0 never came');
   });
 });

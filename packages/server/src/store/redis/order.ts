@@ -12,7 +12,10 @@
 //   on their way; one relayed by a process names none and waits for every call
 //   sent before it was read.
 // Calls go out on one connection and Redis answers them in the order it ran
-// them, so replies are carried out in the order they come.
+// them, so replies are carried out in the order they come. Every wait is
+// bounded (maxWaitMs): a call never answered, or an entry lost with a Redis
+// restart, may cost a socket the order of its messages, never the messages
+// of every socket after it.
 
 /** Order of two stream ids ("ms-seq"); '' comes before every id. Runs for every inbox entry, so no arrays. */
 export function compareIds(a: string, b: string): number {
@@ -32,24 +35,26 @@ interface Held {
 
 export class ReplyOrder {
   private sent = 0;
-  /** Calls sent and not answered, by number (a Set keeps insertion order: oldest first). */
-  private readonly unanswered = new Set<number>();
+  /** Calls sent and not answered: number -> when sent (a Map keeps insertion order: oldest first). */
+  private readonly unanswered = new Map<number, number>();
   /** Replies with messages for this process's sockets, not carried out yet, in the order they came. */
   private readonly held: Held[] = [];
   private pumping = false;
+  /** The entry the reader waits to carry out, while it waits. */
+  private waitingAt: string | undefined;
   private readonly wakers = new Set<() => void>();
 
   constructor(
     /** The last inbox entry the reader has carried out. */
     private readonly carried: () => string,
-    /** Resolves once the reader has carried out entry `id` (or given up on it). */
-    private readonly carriedOut: (id: string) => Promise<void>,
+    /** Longest wait for an answer, or for the reader to reach an entry. */
+    private readonly maxWaitMs: number,
   ) {}
 
   /** A call is being sent: its number, for answered. */
   send(): number {
     this.sent += 1;
-    this.unanswered.add(this.sent);
+    this.unanswered.set(this.sent, performance.now());
     return this.sent;
   }
 
@@ -70,6 +75,17 @@ export class ReplyOrder {
     return ran;
   }
 
+  /** The reader has carried out another entry. */
+  progressed(): void {
+    this.wake();
+  }
+
+  /** The inbox was lost (Redis lost its data): no reply waits for an entry of it any more. */
+  lost(): void {
+    for (const h of this.held) h.after = '';
+    this.wake();
+  }
+
   /** The last call sent: an inbox entry read now may follow any call up to it (see ready). */
   stamp(): number {
     return this.sent;
@@ -82,7 +98,15 @@ export class ReplyOrder {
    * what the replies before it hold has been carried out.
    */
   async ready(id: string, after: number): Promise<void> {
-    while (this.blocked(id, after)) await new Promise<void>((wake) => this.wakers.add(wake));
+    if (!this.blocked(id, after)) return;
+    this.waitingAt = id;
+    // A reply waiting for an entry before this one need wait no more: the reader is past it.
+    this.wake();
+    try {
+      while (this.blocked(id, after)) await this.woken();
+    } finally {
+      this.waitingAt = undefined;
+    }
   }
 
   /** Replies held now (for tests). */
@@ -91,11 +115,38 @@ export class ReplyOrder {
   }
 
   private blocked(id: string, after: number): boolean {
-    const oldest = this.unanswered.values().next().value;
-    if (oldest !== undefined && oldest <= after) return true;
+    for (const [seq, sentAt] of this.unanswered) {
+      if (seq > after) break;
+      // Unanswered for longer than a call may take: given up on.
+      if (performance.now() - sentAt < this.maxWaitMs) return true;
+      this.unanswered.delete(seq);
+    }
     // Replies come in the order their scripts ran: if the first held one ran after the entry, all did.
     const first = this.held[0];
     return first !== undefined && compareIds(first.after, id) < 0;
+  }
+
+  /**
+   * Has the reader passed entry `after`? It has when it carried it out, and
+   * when it waits at a later entry: entries come in order, so one that is not
+   * there by then (lost with a Redis restart) never comes.
+   */
+  private passed(after: string): boolean {
+    if (compareIds(this.carried(), after) >= 0) return true;
+    return this.waitingAt !== undefined && compareIds(this.waitingAt, after) > 0;
+  }
+
+  /** Until something changes, or maxWaitMs. */
+  private woken(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.wakers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, this.maxWaitMs);
+      this.wakers.add(wake);
+    });
   }
 
   private wake(): void {
@@ -110,7 +161,8 @@ export class ReplyOrder {
     this.pumping = true;
     try {
       for (let h = this.held[0]; h; h = this.held[0]) {
-        if (compareIds(this.carried(), h.after) < 0) await this.carriedOut(h.after);
+        const since = performance.now();
+        while (!this.passed(h.after) && performance.now() - since < this.maxWaitMs) await this.woken();
         try {
           await h.run();
         } finally {

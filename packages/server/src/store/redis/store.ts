@@ -253,10 +253,7 @@ export class RedisStore implements Store {
   /** Calls waiting for the reader to carry out their own inbox entry. */
   private readonly waiters: Waiter[] = [];
   /** Where what a reply holds for this process's sockets goes among the inbox entries (order.ts). */
-  private readonly order = new ReplyOrder(
-    () => this.inboxId,
-    (id) => this.carriedOut(id),
-  );
+  private readonly order: ReplyOrder;
   private readonly pending: Pending[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly socketShas = new Map<SocketScriptName, string>();
@@ -297,6 +294,7 @@ export class RedisStore implements Store {
     this.reapIntervalMs = opts.reapIntervalMs ?? 1_000;
     this.callTimeoutMs = opts.callTimeoutMs ?? 2_000;
     this.touchIntervalMs = opts.touchIntervalMs ?? 300_000;
+    this.order = new ReplyOrder(() => this.inboxId, this.callTimeoutMs);
     this.log = opts.log;
     const settings: Record<(typeof CFG_NAMES)[number], number> = {
       grace: opts.graceMs,
@@ -1068,6 +1066,7 @@ export class RedisStore implements Store {
         // Entries lost with Redis will never be read: nobody waits for them any more,
         // and relayed signals need not wait for them.
         this.wakeWaiters(true);
+        this.order.lost();
         this.caused.clear();
         await this.rewindInbox();
       }
@@ -1183,6 +1182,7 @@ export class RedisStore implements Store {
       }
       this.inboxId = id;
       this.wakeWaiters();
+      this.order.progressed();
     }
     if (this.laneCount > 0) await this.pumpLanes();
   }
