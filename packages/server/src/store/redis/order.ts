@@ -95,10 +95,12 @@ export class ReplyOrder {
    * Resolves when inbox entry `id` may be carried out: every call up to
    * `after` (the last that may have run before the entry was written: the
    * one it names, else the stamp when it was read) has been answered, and
-   * what the replies before it hold has been carried out.
+   * what the replies before it hold has been carried out. `beforeWait` runs
+   * when it has to wait.
    */
-  async ready(id: string, after: number): Promise<void> {
+  async ready(id: string, after: number, beforeWait?: () => void): Promise<void> {
     if (!this.blocked(id, after)) return;
+    beforeWait?.();
     this.waitingAt = id;
     // A reply waiting for an entry before this one need wait no more: the reader is past it.
     this.wake();

@@ -268,6 +268,8 @@ export class RedisStore implements Store {
   private beating: Promise<boolean> | undefined;
   private recovering = false;
   private inboxId = '0-0';
+  /** The last entry the inbox was trimmed to (trimInbox). */
+  private trimmedTo = '0-0';
   private reading: Promise<void> | undefined;
   private released = false;
   private closed = false;
@@ -1145,16 +1147,25 @@ export class RedisStore implements Store {
         if (!res) continue;
         const stamp = this.order.stamp();
         for (const [, entries] of res) await this.locked(() => this.carryOut(entries, stamp));
-        // Entries carried out are done with: the stream holds only what is still
-        // on its way, which a client resuming elsewhere takes over (lua.ts,
-        // takeInFlight). Sent after this batch's undelivered calls, on the same
-        // connection, so Redis sees those first; not waited for.
-        this.client.xtrim(key, 'MINID', nextId(this.inboxId)).catch(() => undefined);
+        this.trimInbox();
       } catch {
         if (this.closed) break;
         await sleep(200);
       }
     }
+  }
+
+  /**
+   * Entries carried out are done with: the stream holds only what is still
+   * on its way, which a client resuming elsewhere takes over (lua.ts,
+   * takeInFlight; a message carried out and not yet trimmed when this process
+   * dies is told twice). Sent after the undelivered calls of what was carried
+   * out, on the same connection, so Redis sees those first; not waited for.
+   */
+  private trimInbox(): void {
+    if (this.trimmedTo === this.inboxId) return;
+    this.trimmedTo = this.inboxId;
+    this.client.xtrim(`${this.base}inbox:${this.procId}`, 'MINID', nextId(this.inboxId)).catch(() => undefined);
   }
 
   /** Carry out a batch of inbox entries, in order. */
@@ -1170,7 +1181,8 @@ export class RedisStore implements Store {
       // An entry written by a script names the last of this process's calls with messages in
       // their reply that ran before it (q); one relayed by a process (f) may follow any call sent
       // before it was read.
-      await this.order.ready(id, typeof raw?.q === 'string' ? Number(raw.q) : stamp);
+      // What was carried out so far is trimmed before any wait, not after the batch.
+      await this.order.ready(id, typeof raw?.q === 'string' ? Number(raw.q) : stamp, () => this.trimInbox());
       if (raw) {
         const fx = toEffects(raw);
         if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
