@@ -39,7 +39,14 @@ describe('reply order', () => {
     })();
     await tick();
     assert.deepEqual(r.log, [], 'entries wait while a call sent before they were read is unanswered');
-    const ran = r.order.answered(seq, { after: '1-0', run: async () => void r.log.push('reply') });
+    // Carrying a reply out takes a while (a hub writing to sockets): 3-0 must wait for it to finish.
+    const ran = r.order.answered(seq, {
+      after: '1-0',
+      run: async () => {
+        await tick();
+        r.log.push('reply');
+      },
+    });
     await ran;
     await batch;
     assert.deepEqual(r.log, ['1-0', 'reply', '3-0']);
