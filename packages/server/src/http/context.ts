@@ -52,7 +52,8 @@ export async function banRefusal(ctx: Context, addr: string): Promise<{ status: 
   return bannedRefusal(until);
 }
 
-type Refusal = { status: number; body: HttpError };
+/** An HTTP refusal: the status and its JSON body (a request's answer, or an upgrade's). */
+export type Refusal = { status: number; body: HttpError };
 
 /**
  * May a socket open the session named by path segment `segment` (registered

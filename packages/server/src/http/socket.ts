@@ -3,7 +3,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { CloseCode, parseMessage, type ErrorCode, type HttpError } from '@dyad/protocol';
+import { CloseCode, parseMessage, type ErrorCode } from '@dyad/protocol';
 import type { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Connection, Hub } from '../core/hub.js';
@@ -11,6 +11,7 @@ import type { AttachResult, Channel, Effects, Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
 import { newConnId } from '../core/ids.js';
 import { PaceBook, type Pace } from './pace.js';
+import type { Refusal } from './context.js';
 
 export interface SocketLimits {
   maxFrameBytes: number;
@@ -198,7 +199,7 @@ export class SocketEdge<S extends z.ZodType> {
    * both services together) until the connection closes, whatever happens
    * to the upgrade. Returns a refusal, or undefined when admitted.
    */
-  async admit(addr: string, socket: Duplex): Promise<{ status: number; body: HttpError } | undefined> {
+  async admit(addr: string, socket: Duplex): Promise<Refusal | undefined> {
     if (!(await this.sockets.open(addr))) {
       this.metrics.rejected.inc({ code: 'too-many-sockets' });
       return { status: 429, body: { status: 'error', message: 'too many open sockets from this address', retry_after: SOCKET_RETRY_AFTER_SEC } };

@@ -10,13 +10,12 @@ import {
   normalizeInterests,
   normalizeLang,
   parseObject,
-  type HttpError,
   type RegisterResponse,
 } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
 import { handshakeProblem } from '../http/handshake.js';
 import type { ServiceExtension } from '../http/extension.js';
-import { ClientGoneError, banRefusal, bannedRefusal, readBody, sessionAccess, requestUrl, sendJson, serveOps, type Context } from '../http/context.js';
+import { ClientGoneError, banRefusal, bannedRefusal, readBody, requestUrl, sendJson, serveOps, sessionAccess, type Context, type Refusal } from '../http/context.js';
 import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { Connection } from '../core/hub.js';
@@ -28,7 +27,6 @@ import { ProofOfWork, powKey } from './pow.js';
 import { newToken } from '../core/ids.js';
 import { wantedPlace, type Place } from '../geo/regions.js';
 
-type Refusal = { status: number; body: HttpError };
 type Registered = { id: string; token: string };
 
 /** The renewal sweep of TURN credentials runs at least this far apart, however short TURN_TTL is. */

@@ -536,17 +536,19 @@ export class RedisStore implements Store {
     const argv = [this.procId, String(now), this.cfg, String(this.random()), String(this.random()), codes, String(seq), ...args.map(String)];
     const call = this.evalsha(name, argv).then(
       async (text) => {
-        let raw: RawResult = {};
-        let inline: Promise<void> | undefined;
+        let raw: RawResult;
+        let mine: Effects | undefined;
         try {
           raw = JSON.parse(text) as RawResult;
-          // Messages for this process's own sockets that came back in the reply
-          // go to the hub in their place among the inbox entries (order.ts).
-          const mine = raw.i && typeof raw.i === 'object' ? toEffects(raw.i as RawResult) : undefined;
-          if (mine) inline = this.order.answered(seq, { after: typeof raw.l === 'string' ? raw.l : '', run: () => this.emit(mine) });
-        } finally {
-          if (!inline) this.order.answered(seq);
+          mine = raw.i && typeof raw.i === 'object' ? toEffects(raw.i as RawResult) : undefined;
+        } catch (err) {
+          this.order.answered(seq);
+          throw err;
         }
+        // Messages for this process's own sockets that came back in the reply
+        // go to the hub in their place among the inbox entries (order.ts).
+        const own = mine;
+        const inline = this.order.answered(seq, own && { after: typeof raw.l === 'string' ? raw.l : '', run: () => this.emit(own) });
         if (this.laneCount > 0 && raw.o && typeof raw.o === 'object') this.noteCaused(raw.o as Record<string, unknown>);
         // Other messages and closes travel through this process's inbox like everyone
         // else's (so each socket sees them in transition order): the call is done
@@ -1179,9 +1181,9 @@ export class RedisStore implements Store {
     for (const { id, raw } of batch) {
       if (this.laneCount > 0) await this.pumpLanes();
       // An entry written by a script names the last of this process's calls with messages in
-      // their reply that ran before it (q); one relayed by a process (f) may follow any call sent
-      // before it was read.
-      // What was carried out so far is trimmed before any wait, not after the batch.
+      // their reply that ran before it (q); one that names none (relayed by a process, or
+      // written while this process had no such call) may follow any call sent before it was
+      // read. What was carried out so far is trimmed before any wait, not after the batch.
       await this.order.ready(id, typeof raw?.q === 'string' ? Number(raw.q) : stamp, () => this.trimInbox());
       if (raw) {
         const fx = toEffects(raw);
