@@ -19,7 +19,7 @@ import { clientAddress, originAllowed } from '../http/client.js';
 import { banRefusal, requestUrl, type Context } from '../http/context.js';
 import { handshakeProblem } from '../http/handshake.js';
 import { SocketEdge, refuseUpgrade, socketCount, type ServedConnection } from '../http/socket.js';
-import { emptyEffects, type Effects } from '../store/store.js';
+import { emptyEffects, isRefused, type Effects } from '../store/store.js';
 import { parseFrame, signalFrameParts } from './frames.js';
 
 /** One go-megle socket: its session (once it asked for a match) and its room. */
@@ -42,12 +42,10 @@ export class GoMegleEdge {
   /** Sockets that ended, until their close is told to the store (a flood ends them without one: the session is expelled). */
   private readonly closing = new Map<string, GmState>();
   private readonly registrations: RateLimiterAbstract;
-  private readonly nexts: RateLimiterAbstract;
 
   constructor(private readonly ctx: Context) {
     const { settings, hub, metrics, log, store } = ctx;
     this.registrations = ctx.limiter('register', settings.registerRatePerMin, 60);
-    this.nexts = ctx.limiter('next', settings.nextRatePerMin, 60);
     this.edge = new SocketEdge(
       'matching',
       GmClientMessage,
@@ -65,11 +63,15 @@ export class GoMegleEdge {
           switch (msg.event) {
             case 'find_match': {
               if (!state.signalling) return this.start(state, conn);
-              const refused = await this.limited(this.nexts, conn, 'more nexts a minute than allowed');
-              if (refused) return refused;
-              // Pressed during a call without `leave`: the partner is skipped, and this socket is in no room from now on.
+              // Pressed during a call without `leave`: the partner is skipped, and this socket is in no room from now on
+              // (unless the store refuses it, past NEXT_RATE_PER_MIN: then the room is as it was, if nothing else ended it).
+              const was = { partner: state.partner, room: state.room, joining: state.joining };
               state.partner = state.room = state.joining = undefined;
-              return store.next(state.id, conn.id, now);
+              const r = await store.next(state.id, conn.id, now);
+              if (!isRefused(r)) return r;
+              if (state.partner === undefined && state.room === undefined) Object.assign(state, was);
+              this.ctx.metrics.rejected.inc({ code: 'rate-limited' });
+              return this.refuse(conn, 'rate-limited', 'more nexts a minute than allowed');
             }
             case 'leave': {
               if (state.partner === undefined || msg.data.target_id !== state.partner) return this.refuse(conn, 'no-partner', 'not in a room with that partner');

@@ -40,7 +40,7 @@ import { clientAddress } from '../http/client.js';
 import { banRefusal, bannedRefusal, decodeSegment, sendJson, type Context } from '../http/context.js';
 import type { ServiceExtension } from '../http/extension.js';
 import { SocketEdge, refuseUpgrade, socketCount } from '../http/socket.js';
-import { emptyEffects, type Effects } from '../store/store.js';
+import { emptyEffects, isRefused, type Effects } from '../store/store.js';
 import { legacyName, parseFrame, signalFrameParts } from './frames.js';
 
 /** How often a matching socket opened before its registration looks for it, when the POST went to another process. */
@@ -78,7 +78,6 @@ export class RvcEdge {
   /** Names whose matching socket is open (or opening) on this process, and its id. */
   private readonly held = new Map<string, string>();
   private readonly registrations: RateLimiterAbstract;
-  private readonly nexts: RateLimiterAbstract;
 
   /** What the matching service takes from this edge. */
   readonly matching: ServiceExtension = {
@@ -94,7 +93,6 @@ export class RvcEdge {
   constructor(private readonly ctx: Context) {
     const { settings, hub, metrics, log, store } = ctx;
     this.registrations = ctx.limiter('register', settings.registerRatePerMin, 60);
-    this.nexts = ctx.limiter('next', settings.nextRatePerMin, 60);
     const sockets = socketCount(store, settings.maxSocketsPerAddr);
     this.matchingEdge = new SocketEdge(
       'matching',
@@ -195,9 +193,9 @@ export class RvcEdge {
     const presence = await store.presence(token);
     if (presence?.open) {
       // The holder of the name asks again: its next partner (its socket may be on another process).
-      const limited = await this.limited(this.nexts, addr, 'too many nexts, slow down');
-      if (limited) return reply(res, 429, limited);
-      await hub.run(await store.next(name, this.connFor(name, addr), now));
+      const r = await store.next(name, this.connFor(name, addr), now);
+      if (isRefused(r)) return reply(res, 429, this.slowDown('too many nexts, slow down', r.retryMs));
+      await hub.run(r);
     } else if (presence === undefined) {
       const limited = await this.limited(this.registrations, addr, 'too many registrations, slow down');
       if (limited) return reply(res, 429, limited);
@@ -223,9 +221,14 @@ export class RvcEdge {
       return undefined;
     } catch (rej) {
       if (!(rej instanceof RateLimiterRes)) throw rej;
-      this.ctx.metrics.rejected.inc({ code: 'rate-limited' });
-      return { status: 'error', message, retry_after: Math.max(1, Math.ceil(rej.msBeforeNext / 1000)) };
+      return this.slowDown(message, rej.msBeforeNext);
     }
+  }
+
+  /** A 429's body: what was refused, and in how many seconds it is allowed again. */
+  private slowDown(message: string, retryMs: number): { status: 'error'; message: string; retry_after: number } {
+    this.ctx.metrics.rejected.inc({ code: 'rate-limited' });
+    return { status: 'error', message, retry_after: Math.max(1, Math.ceil(retryMs / 1000)) };
   }
 
   /**

@@ -19,7 +19,7 @@ import { ClientGoneError, banRefusal, bannedRefusal, readBody, requestUrl, sendJ
 import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { Connection } from '../core/hub.js';
-import { emptyEffects, type Effects } from '../store/store.js';
+import { emptyEffects, isRefused, type Effects } from '../store/store.js';
 import { AdminApi } from './admin.js';
 import { OnlineCounts } from './online.js';
 import { ChatGuard } from './chat-guard.js';
@@ -37,7 +37,6 @@ export class MatchingService {
   readonly server: Server;
   readonly edge: SocketEdge<typeof MatchingClientMessage>;
   private readonly registrations: RateLimiterAbstract;
-  private readonly nexts: RateLimiterAbstract;
   private readonly onlineRequests: RateLimiterAbstract;
   private readonly online: OnlineCounts;
   private readonly admin: AdminApi | undefined;
@@ -53,7 +52,6 @@ export class MatchingService {
     this.registrations = ctx.limiter('register', settings.registerRatePerMin, 60);
     this.pow = new ProofOfWork(settings, powKey(settings, ctx.sharedKey), store, ctx.limiter);
     this.chatGuard = new ChatGuard(settings, ctx.limiter, ctx.sharedKey);
-    this.nexts = ctx.limiter('next', settings.nextRatePerMin, 60);
     this.onlineRequests = ctx.limiter('online', settings.onlineRatePerMin, 60);
     this.online = new OnlineCounts(() => store.stats(), hub.clock, settings.onlineCacheMs);
     this.admin = settings.adminToken ? new AdminApi(ctx, settings.adminToken) : undefined;
@@ -64,7 +62,12 @@ export class MatchingService {
           case 'next':
             // A `next` still queued when its socket began to close is not run: it would pair
             // someone with a member who has gone (a clean close then ends the room as a leave).
-            return this.nextLimited(conn).then((refused) => refused ?? (conn.isOpen() ? store.next(conn.session, conn.id, now) : emptyEffects()));
+            // Looked at a microtask later, once the rest of the read it came in (its close frame) is parsed.
+            return Promise.resolve().then(() =>
+              conn.isOpen()
+                ? store.next(conn.session, conn.id, now).then((r) => (isRefused(r) ? this.refuse(conn, 'rate-limited', `more than ${settings.nextRatePerMin} nexts a minute`) : r))
+                : emptyEffects(),
+            );
           case 'stop':
             return store.stop(conn.session, conn.id, now);
           case 'chat':
@@ -218,25 +221,6 @@ export class MatchingService {
     const fx = emptyEffects();
     fx.deliver.push({ to: conn.session, channel: 'matching', conn: conn.id, msg: { event: 'error', code, message } });
     return fx;
-  }
-
-  /** NEXT_RATE_PER_MIN per address: a refusal instead of the store transition when over. */
-  private async nextLimited(conn: Connection): Promise<Effects | undefined> {
-    try {
-      await this.nexts.consume(conn.addr);
-      return undefined;
-    } catch (rej) {
-      if (!(rej instanceof RateLimiterRes)) throw rej;
-      this.ctx.metrics.rejected.inc({ code: 'rate-limited' });
-      const fx = emptyEffects();
-      fx.deliver.push({
-        to: conn.session,
-        channel: 'matching',
-        conn: conn.id,
-        msg: { event: 'error', code: 'rate-limited', message: `more than ${this.ctx.settings.nextRatePerMin} nexts a minute` },
-      });
-      return fx;
-    }
   }
 
   /** GET /online: aggregates only, cached (OnlineCounts), ONLINE_RATE_PER_MIN per address. */

@@ -17,6 +17,7 @@ import {
   banLengthMs,
   choosePartner,
   commonInterests,
+  countNext,
   countingReports,
   inGoodStanding,
   keptReport,
@@ -27,6 +28,7 @@ import {
   sharedArea,
   talkedMs,
   type Candidate,
+  type NextWindow,
   type ReportEntry,
   type Strike,
 } from '../core/rules.js';
@@ -44,6 +46,7 @@ import {
   type Delivery,
   type Effects,
   type NewSession,
+  type NextRefused,
   type RegisterResult,
   type ReportSummary,
   type SessionState,
@@ -56,6 +59,9 @@ import {
 
 /** Stale report entries are swept after this many reports (those of the reported address are pruned at each one). */
 const REPORT_SWEEP_EVERY = 256;
+
+/** The map of `next` windows is swept of ended ones from this size on (then from twice what remains). */
+const NEXT_SWEEP_MIN = 1024;
 
 /** How many eligible partners one pairing attempt looks at before choosing (bounds the work per arrival). */
 export const MAX_CANDIDATES_PER_ATTEMPT = 64;
@@ -173,6 +179,10 @@ export class MemoryStore implements Store {
   private readonly minutes = new Map<number, { pairings: number; reports: number }>();
   /** Proof-of-work solutions used -> until when they are remembered. */
   private readonly spent = new Map<string, number>();
+  /** `next`s of each address in its current minute (NEXT_RATE_PER_MIN). */
+  private readonly nextWindows = new Map<string, NextWindow>();
+  /** Size of nextWindows at which its ended windows are swept. */
+  private nextSweepAt = NEXT_SWEEP_MIN;
   /** Each address's last ban, until BAN_STRIKE_WINDOW_MS after it ended. */
   private readonly strikes = new Map<string, Strike>();
   /** Reports since the last sweep of stale report entries. */
@@ -515,10 +525,12 @@ export class MemoryStore implements Store {
     return fx;
   }
 
-  async next(id: string, conn: string, now: number): Promise<Effects> {
+  async next(id: string, conn: string, now: number): Promise<Effects | NextRefused> {
     const fx = emptyEffects();
     const s = this.owner(id, conn, 'matching');
     if (!s) return fx;
+    const retry = this.countNext(s.addr, now);
+    if (retry !== undefined) return { limited: true, retryMs: retry };
     if (s.state === 'waiting') {
       this.send(fx, s, 'matching', { event: 'waiting' });
       return fx;
@@ -526,6 +538,21 @@ export class MemoryStore implements Store {
     if (s.state === 'matched') this.endRoom(fx, s, 'skip', now);
     this.enterPool(fx, s, now);
     return fx;
+  }
+
+  /** NEXT_RATE_PER_MIN (core/rules.ts countNext): undefined when counted, else the ms until it is allowed again. */
+  private countNext(addr: string, now: number): number | undefined {
+    const w = this.nextWindows.get(addr);
+    if (w === undefined || now >= w.until) {
+      // Ended windows go when the map has doubled since the last sweep: amortised O(1), bounded by the addresses of a minute.
+      if (this.nextWindows.size >= this.nextSweepAt) {
+        for (const [a, x] of this.nextWindows) if (now >= x.until) this.nextWindows.delete(a);
+        this.nextSweepAt = Math.max(NEXT_SWEEP_MIN, 2 * this.nextWindows.size);
+      }
+    }
+    const r = countNext(w, now, this.opts.nextRatePerMin);
+    if (r.w !== w) this.nextWindows.set(addr, r.w);
+    return r.retryMs;
   }
 
   async stop(id: string, conn: string, now: number): Promise<Effects> {

@@ -101,6 +101,14 @@ export type AttachResult = { ok: false; reason: 'unauthorized' } | { ok: true; e
 
 export type SignalResult = Effects;
 
+/** A `next` past NEXT_RATE_PER_MIN of its address: nothing changed; allowed again in `retryMs`. */
+export interface NextRefused {
+  limited: true;
+  retryMs: number;
+}
+
+export const isRefused = (r: Effects | NextRefused): r is NextRefused => 'limited' in r;
+
 /** A ban in force, for the operator's review. */
 export interface BanRecord {
   /** Keyed hash of the address. */
@@ -178,7 +186,12 @@ export interface Store {
   detachMatching(id: string, conn: string, left: boolean, now: number): Promise<Effects>;
   onMatchingGraceExpired(id: string, conn: string, now: number): Promise<Effects>;
 
-  next(id: string, conn: string, now: number): Promise<Effects>;
+  /**
+   * Leave the room (a skip) or the idle state for the pool. Each `next` counts
+   * toward NEXT_RATE_PER_MIN of the session's address, on every process alike
+   * (core/rules.ts countNext); past it nothing changes and it is refused.
+   */
+  next(id: string, conn: string, now: number): Promise<Effects | NextRefused>;
   stop(id: string, conn: string, now: number): Promise<Effects>;
   chat(id: string, conn: string, message: string, now: number): Promise<Effects>;
   typing(id: string, conn: string, typing: boolean): Promise<Effects>;
@@ -277,5 +290,7 @@ export interface StoreOptions extends PairingPolicy, ReportPolicy {
   keptBytesPerProcess: number;
   /** How long a block (or a report) keeps two sessions, and their addresses, apart. */
   blockMs: number;
+  /** `next`s per address in a minute (NEXT_RATE_PER_MIN), counted by the store so that every process shares the count. */
+  nextRatePerMin: number;
   random?: () => number;
 }

@@ -6,8 +6,7 @@ import type { ServerMessage } from '@dyad/protocol';
 import { FakeClock, settle } from '../../src/core/clock.js';
 import { encodeSignalData } from '../../src/core/frames.js';
 import { Hub, type Connection } from '../../src/core/hub.js';
-import type { StoreOptions } from '../../src/store/store.js';
-import type { Channel, Store } from '../../src/store/store.js';
+import { emptyEffects, isRefused, type Channel, type Effects, type NextRefused, type Store, type StoreOptions } from '../../src/store/store.js';
 
 export const DEFAULTS: StoreOptions = {
   graceMs: 15_000,
@@ -26,6 +25,7 @@ export const DEFAULTS: StoreOptions = {
   banDurationMs: 86_400_000,
   banMaxMs: 604_800_000,
   banStrikeWindowMs: 2_592_000_000,
+  nextRatePerMin: 120,
 };
 
 /** Makes a fresh, empty store; `close()` is called after each test. */
@@ -130,6 +130,8 @@ export class Core {
 export class User {
   m!: TestConn;
   s?: TestConn;
+  /** How long the store said to wait after its last refused `next`. */
+  refusedRetryMs?: number;
   constructor(
     private readonly core: Core,
     readonly id: string,
@@ -183,7 +185,7 @@ export class User {
     const now = clock.now();
     const fx =
       msg.event === 'next'
-        ? await store.next(this.id, this.m.id, now)
+        ? this.limited(await store.next(this.id, this.m.id, now))
         : msg.event === 'stop'
           ? await store.stop(this.id, this.m.id, now)
           : msg.event === 'chat'
@@ -194,6 +196,15 @@ export class User {
                 ? await store.block(this.id, this.m.id, now)
                 : await store.report(this.id, this.m.id, msg.reason, now);
     await hub.run(fx);
+  }
+
+  /** A refused `next` as the matching edge answers it: `error` `rate-limited` to this socket. */
+  private limited(r: Effects | NextRefused): Effects {
+    if (!isRefused(r)) return r;
+    this.refusedRetryMs = r.retryMs;
+    const fx = emptyEffects();
+    fx.deliver.push({ to: this.id, channel: 'matching', conn: this.m.id, msg: { event: 'error', code: 'rate-limited', message: 'too many nexts' } });
+    return fx;
   }
 
   async join(room: string): Promise<void> {

@@ -5,7 +5,7 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerMessage } from '@dyad/protocol';
 import { Core, type StoreFactory, type User } from './harness.js';
-import type { StoreOptions } from '../../src/store/store.js';
+import { isRefused, type StoreOptions } from '../../src/store/store.js';
 
 type Msg<E extends ServerMessage['event']> = Extract<ServerMessage, { event: E }>;
 
@@ -288,6 +288,41 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.equal(b.matched()?.peer, a.id);
       });
 
+      it('past NEXT_RATE_PER_MIN of an address in a minute a next is refused and changes nothing, whichever session of the address sends it; a minute after the first it is allowed again', async () => {
+        const core = await make({ nextRatePerMin: 3 });
+        const a = await core.join({ addr: 'shared' });
+        const b = await core.join();
+        assert.equal(a.matched()?.peer, b.id);
+        await core.clock.advance(1_000);
+        await a.send({ event: 'next' }); // 1: skips b, waits
+        await b.send({ event: 'next' }); // b's address is its own: pairs with a again
+        assert.equal(a.matched()?.peer, b.id);
+        const a2 = await core.join({ addr: 'shared' });
+        await core.clock.advance(20_000);
+        await a2.send({ event: 'next' }); // 2, from another session of the address
+        await a.send({ event: 'next' }); // 3: skips b again; a and a2 share an address, so they could pair
+        const before = a.m.events().length;
+        const partnerBefore = a.matched();
+        await core.clock.advance(1_000);
+        await a2.send({ event: 'next' });
+        assert.equal(codeOf(a2.m.last()), 'rate-limited', 'the fourth next of the address in its minute');
+        assert.equal(a2.refusedRetryMs, 60_000 - 21_000, 'allowed again when the minute from the first next ends');
+        await a.send({ event: 'next' });
+        assert.equal(codeOf(a.m.last()), 'rate-limited');
+        assert.equal(a.m.events().length, before + 1, 'only the refusal: the room or the wait is as it was');
+        assert.deepEqual(a.matched(), partnerBefore);
+        const stats = await core.store.stats();
+        await core.clock.advance(60_000 - 21_000 - 1);
+        await a.send({ event: 'next' });
+        assert.equal(codeOf(a.m.last()), 'rate-limited', 'a millisecond before the minute ends');
+        assert.deepEqual(await core.store.stats(), stats, 'refused nexts change nothing');
+        await core.clock.advance(1);
+        await a.send({ event: 'next' });
+        assert.notEqual(codeOf(a.m.last()), 'rate-limited', 'a new minute');
+        await b.send({ event: 'next' });
+        assert.notEqual(codeOf(b.m.last()), 'rate-limited', 'another address counts apart');
+      });
+
       it('relays chat with sender and timestamp, and typing', async () => {
         const core = await make();
         const a = await core.join();
@@ -376,7 +411,9 @@ export function describeStore(name: string, factory: StoreFactory): void {
         await a.send({ event: 'chat', message: 'from the first room' });
         await a.send({ event: 'stop' });
         // b's socket is still taken for open: it asks for someone new and meets c.
-        await core.hub.run(await core.store.next(b.id, b.m.id, core.clock.now()));
+        const r = await core.store.next(b.id, b.m.id, core.clock.now());
+        assert.ok(!isRefused(r));
+        await core.hub.run(r);
         const c = await core.join();
         assert.equal(c.matched()?.peer, b.id);
         await b.drop();

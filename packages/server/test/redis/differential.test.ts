@@ -57,11 +57,11 @@ import { Redis } from 'ioredis';
 import { ChatMessage, type Mode, type Region, type SignalType } from '@dyad/protocol';
 import { encodeSignalData } from '../../src/core/frames.js';
 import type { Connection } from '../../src/core/hub.js';
-import { commonInterests, inPlace, mutuallyAccept, type Candidate } from '../../src/core/rules.js';
+import { NEXT_WINDOW_MS, commonInterests, inPlace, mutuallyAccept, type Candidate } from '../../src/core/rules.js';
 import { regionOf, wantedPlace } from '../../src/geo/regions.js';
 import { MemoryStore, type Room as MemoryRoom, type Session as MemorySession } from '../../src/store/memory.js';
 import { RedisStore } from '../../src/store/redis/index.js';
-import type { Channel, Effects, Pairing, StoreOptions, StoreStats } from '../../src/store/store.js';
+import { isRefused, type Channel, type Effects, type Pairing, type StoreOptions, type StoreStats } from '../../src/store/store.js';
 import { Core, DEFAULTS } from '../contract/harness.js';
 import { RedisServer } from './support/redis-server.js';
 
@@ -718,8 +718,15 @@ class World {
         if (sock) sock.open = false;
         return undefined;
       }
-      case 'next':
-        return run(store.next(id, m, now));
+      case 'next': {
+        // Refused past NEXT_RATE_PER_MIN of the address: compared, with the wait it names.
+        const r = await store.next(id, m, now);
+        if (isRefused(r)) {
+          seen.set('next refused', (seen.get('next refused') ?? 0) + 1);
+          return { limited: r.retryMs };
+        }
+        return run(Promise.resolve(r));
+      }
       case 'stop':
         return run(store.stop(id, m, now));
       case 'report':
@@ -917,7 +924,7 @@ type Op =
   | { k: 'lift'; addr: number };
 
 /** Moving the clock: a few ms, or about one of the settings' durations. */
-type Advance = { k: 'advance'; by: 'tick' | 'interest' | 'grace' | 'fair' | 'cooldown' | 'registration' | 'ban'; plus: number };
+type Advance = { k: 'advance'; by: 'tick' | 'interest' | 'grace' | 'fair' | 'cooldown' | 'registration' | 'ban' | 'minute'; plus: number };
 type Step = Op | Advance;
 
 const VOCAB = ['music', 'go', 'chess'];
@@ -959,12 +966,12 @@ function stepArb(slots: number): fc.Arbitrary<Step> {
     w(12, fc.record({ k: fc.constantFrom('join' as const, 'join' as const, 'join' as const, 'leave' as const), i: m, room: roomRefArb })),
     w(24, fc.record({ k: fc.constant('signal' as const), i: m, room: roomRefArb, type: fc.constantFrom<SignalType>('offer', 'answer', 'candidate', 'candidate'), size: fc.constantFrom(10, 150, 400), n: fc.constantFrom(1, 1, 3) })),
     w(2, fc.oneof(fc.constant({ k: 'admin' as const }), fc.record({ k: fc.constant('lift' as const), addr: fc.nat(4) }))),
-    w(12, fc.record({ k: fc.constant('advance' as const), by: fc.constantFrom('tick' as const, 'tick' as const, 'tick' as const, 'interest' as const, 'grace' as const, 'fair' as const, 'cooldown' as const, 'registration' as const, 'ban' as const), plus: fc.integer({ min: -1, max: 40 }) })),
+    w(12, fc.record({ k: fc.constant('advance' as const), by: fc.constantFrom('tick' as const, 'tick' as const, 'tick' as const, 'interest' as const, 'grace' as const, 'fair' as const, 'cooldown' as const, 'registration' as const, 'ban' as const, 'minute' as const), plus: fc.integer({ min: -1, max: 40 }) })),
   );
 }
 
 function advanceMs(a: Advance, o: StoreOptions): number {
-  const base = { tick: 0, interest: o.interestTimeoutMs, grace: o.graceMs, fair: o.fairWaitMs, cooldown: o.repairCooldownMs, registration: o.registrationTtlMs, ban: o.banDurationMs }[a.by];
+  const base = { tick: 0, interest: o.interestTimeoutMs, grace: o.graceMs, fair: o.fairWaitMs, cooldown: o.repairCooldownMs, registration: o.registrationTtlMs, ban: o.banDurationMs, minute: NEXT_WINDOW_MS }[a.by];
   return Math.max(1, base + a.plus);
 }
 
@@ -983,6 +990,8 @@ const optsArb: fc.Arbitrary<Opts> = fc
     // Redis expires the cooldown and ban keys by its own clock: at least a minute, longer than a run.
     repairCooldownMs: fc.constantFrom(60_000, 90_000),
     banDurationMs: fc.constantFrom(60_000, 3_600_000),
+    // A few nexts a minute, so that runs reach it (Redis keeps the count for the minute by its own clock, longer than a run).
+    nextRatePerMin: fc.constantFrom(1, 2, 120),
     c: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
   })
   .map(({ c, ...o }) => ({ ...DEFAULTS, ...o, banMaxMs: o.banDurationMs * 4, random: () => c }));

@@ -31,7 +31,7 @@ type Of<M extends { event: string }, E extends M['event']> = Extract<M, { event:
 
 /** A client address (X-Forwarded-For, with TRUST_PROXY on the server). */
 export type Address = string;
-const via = (address: Address): Record<string, string> => ({ 'x-forwarded-for': address });
+export const via = (address: Address): Record<string, string> => ({ 'x-forwarded-for': address });
 
 /**
  * The next message of `client` that is `event`; those in `skip` are passed

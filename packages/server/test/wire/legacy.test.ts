@@ -9,7 +9,8 @@ import { STORES, startServerOn, stopPrivateRedis } from '../support/stores.js';
 import type { Target } from '../support/legacy.js';
 import { WireClient } from '../support/ws-client.js';
 import type { RunningServer } from '../support/server.js';
-import { legacyCases } from './legacy.cases.js';
+import { freshAddress, freshName, legacyCases } from './legacy.cases.js';
+import { expectGm, gmFind, openGm, rvcStart, via } from '../support/legacy.js';
 
 /** The settings the cases expect: both protocols, client addresses from X-Forwarded-For, a ban from one report. */
 export const LEGACY_ENV = {
@@ -63,5 +64,61 @@ for (const store of STORES) {
     });
     after(() => server?.stop());
     legacyCases(() => [targetOf(server, store), targetOf(server, store)], { waitMs: 2_000, bans: true });
+  });
+}
+
+for (const store of STORES) {
+  describe(`NEXT_RATE_PER_MIN over every protocol, on the ${store} store`, () => {
+    const waitMs = 2_000;
+    let server: RunningServer;
+    before(async () => {
+      server = await startServerOn(store, { ...LEGACY_ENV, NEXT_RATE_PER_MIN: '3' });
+    });
+    after(() => server?.stop());
+
+    it('nexts from one address count together over Dyad, random-video-chat and go-megle; past the limit each refuses in its own words and changes nothing', async () => {
+      const t = targetOf(server, store);
+      const here = freshAddress();
+      // A go-megle page at this address in a call with someone elsewhere: its find_match is no next yet.
+      const p = await openGm(t, here, { waitMs, label: 'p' });
+      p.send(gmFind);
+      await expectGm(p, 'waiting');
+      const q = await openGm(t, freshAddress(), { waitMs, label: 'q' });
+      q.send(gmFind);
+      await expectGm(q, 'match_found', { skip: ['waiting'] });
+      const found = await expectGm(p, 'match_found');
+      // Next 1: a Dyad client of the address.
+      const d = await WireClient.open(`${t.matchingWs}/ws`, { channel: 'matching', label: 'dyad', headers: via(here), waitMs });
+      await d.expect('session');
+      await d.expect('waiting');
+      d.send({ event: 'next' });
+      await d.expect('waiting');
+      // Next 2: a random-video-chat visitor of the address asks again (a re-POST); it had met the Dyad client.
+      const alice = await rvcStart(freshName('alice'), here, { socket: t, post: t }, 'together', waitMs);
+      await d.expect('matched');
+      assert.equal((await request(`${t.matching}/registerForMatching`, { method: 'POST', body: { name: alice.name }, headers: via(here) })).status, 200);
+      // Next 3: the Dyad client again.
+      await d.expect('peer-disconnected');
+      d.send({ event: 'next' });
+      await d.expect('matched', { skip: ['waiting'] });
+      // Past the limit: Dyad gets rate-limited ...
+      d.send({ event: 'next' });
+      await d.expectError('rate-limited', { what: 'the fourth next of the address' });
+      // ... random-video-chat a 429 with retry_after ...
+      const refused = await request(`${t.matching}/registerForMatching`, { method: 'POST', body: { name: alice.name }, headers: via(here) });
+      assert.equal(refused.status, 429);
+      const body = refused.json() as { status: string; retry_after: number };
+      assert.equal(body.status, 'error');
+      assert.ok(body.retry_after >= 1 && body.retry_after <= 60, `retry_after ${body.retry_after}`);
+      // ... and go-megle an error, its call going on: the partner hears of no leaving, and signals still pass.
+      p.send(gmFind);
+      assert.equal((await expectGm(p, 'error')).data.code, 'rate-limited');
+      await q.expectSilence(300, { why: 'a refused find_match skips nobody' });
+      // The first offer is the initiator's to send (whichever of the two p is); a candidate either may.
+      const candidate = { candidate: 'candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host', sdpMLineIndex: 0, sdpMid: '0' };
+      p.send({ event: 'signal', data: { target_id: found.data.partner_id, type: 'candidate', payload: candidate } });
+      assert.deepEqual((await expectGm(q, 'signal')).data.payload, candidate);
+      await d.expectSilence(300, { why: 'a refused next changes nothing' });
+    });
   });
 }

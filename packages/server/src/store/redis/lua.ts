@@ -20,6 +20,7 @@
 // room ends to count, the id of its own inbox entry, and its result `x`.
 
 import { createHash } from 'node:crypto';
+import { NEXT_WINDOW_MS } from '../../core/rules.js';
 
 /** Order of the settings in ARGV[3]. */
 export const CFG_NAMES = [
@@ -47,6 +48,7 @@ export const CFG_NAMES = [
   'keptitem',
   'block',
   'replog',
+  'nextmax',
 ] as const;
 
 const PRELUDE = String.raw`
@@ -303,6 +305,19 @@ end
 local function owner(id, conn, ch)
   local s = load(id)
   if s and s[SLOT[ch][1]] == conn then return s end
+  return nil
+end
+
+-- NEXT_RATE_PER_MIN for the address of s, as core/rules.ts countNext: nil
+-- when counted, else the ms until its window ends (nothing is written then).
+local function countNext(s)
+  local k = P .. 'nx:' .. s.addr
+  local w = redis.call('HMGET', k, 'n', 'u')
+  local n, u = tonumber(w[1]), tonumber(w[2])
+  if not u or NOW >= u then n, u = 0, NOW + ${NEXT_WINDOW_MS} end
+  if n >= CFG.nextmax then return u - NOW end
+  redis.call('HSET', k, 'n', n + 1, 'u', num(u))
+  if n == 0 then redis.call('PEXPIRE', k, num(u - NOW)) end
   return nil
 end
 
@@ -1128,6 +1143,8 @@ return finish()
   next: `
 local s = owner(A[1], A[2], 'matching')
 if s then
+  local retry = countNext(s)
+  if retry then return finish({limited = retry}) end
   if s.st == 'waiting' then
     send(s, 'matching', {event = 'waiting'})
   else

@@ -23,6 +23,7 @@ import {
   type Delivery,
   type Effects,
   type NewSession,
+  type NextRefused,
   type RegisterResult,
   type ReportSummary,
   type SignalText,
@@ -323,6 +324,7 @@ export class RedisStore implements Store {
       keptitem: KEPT_ITEM_OVERHEAD_BYTES,
       block: opts.blockMs,
       replog: REPORT_LOG_PER_ADDR,
+      nextmax: opts.nextRatePerMin,
     };
     this.cfg = CFG_NAMES.map((n) => String(Math.round(settings[n]))).join(',');
     for (const [name, lua] of Object.entries(SCRIPTS)) this.shas.set(name as ScriptName, createHash('sha1').update(lua).digest('hex'));
@@ -748,8 +750,10 @@ export class RedisStore implements Store {
 
   // ------------------------------------------------------------ matching
 
-  async next(id: string, conn: string, now: number): Promise<Effects> {
-    return this.transition('next', now, [id, conn], 1);
+  async next(id: string, conn: string, now: number): Promise<Effects | NextRefused> {
+    const { fx, x } = await this.exec('next', now, [id, conn], { codes: 1 });
+    const retry = (x as { limited?: unknown } | undefined)?.limited;
+    return typeof retry === 'number' ? { limited: true, retryMs: retry } : fx;
   }
 
   async stop(id: string, conn: string, now: number): Promise<Effects> {
