@@ -127,10 +127,65 @@ export interface ServeOptions {
   /** The socket's id (default: a fresh random one). */
   id?: string;
   /**
+   * The socket was opened in the store already, held by this connection
+   * (`hold`): what it holds is sent now, and `attach` is not called.
+   */
+  held?: HeldConnection;
+  /**
    * What the client gets for each message this socket is sent, Dyad's text
    * in, the client's own protocol out; undefined drops it. Default: as is.
    */
   render?: (text: string) => string | undefined;
+}
+
+/** Most messages a held socket takes before its upgrade is done (more: it counts as gone, as a socket past its send buffer). */
+const HELD_MESSAGES_MAX = 64;
+
+/**
+ * A socket whose store transition runs before its upgrade is done (a one-trip
+ * start registers and opens it in one call): the hub's connection from the
+ * start, holding what it is sent until `serve` takes it over, then passing
+ * everything on to the served socket.
+ */
+export class HeldConnection implements Connection {
+  /** The session, once the store has made it. */
+  sessionId = '';
+  private held: string[] = [];
+  private closing: { code: number; reason: string } | undefined;
+  private served: Connection | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly addr: string,
+    readonly channel: Channel,
+  ) {}
+
+  get session(): string {
+    return this.served?.session ?? this.sessionId;
+  }
+
+  isOpen(): boolean {
+    return this.served ? this.served.isOpen() : this.closing === undefined && this.held.length < HELD_MESSAGES_MAX;
+  }
+
+  send(text: string): void {
+    if (this.served) this.served.send(text);
+    else this.held.push(text);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.served) this.served.close(code, reason);
+    else this.closing ??= { code, reason };
+  }
+
+  /** The upgrade is done: what was held goes to `conn`, in order, and so does everything from now on. */
+  serveWith(conn: Connection): void {
+    this.served = conn;
+    const held = this.held;
+    this.held = [];
+    for (const text of held) conn.send(text);
+    if (this.closing) conn.close(this.closing.code, this.closing.reason);
+  }
 }
 
 /** A served socket: the hub's connection, and a way to write to the client past `render`. */
@@ -234,7 +289,7 @@ export class SocketEdge<S extends z.ZodType> {
    * handlers' `attach` tells the store first; a flood ends the session by its token.
    */
   serve(ws: WebSocket, session: string, addr: string, token: string, opts: ServeOptions = {}): ServedConnection {
-    const connId = opts.id ?? newConnId();
+    const connId = opts.held?.id ?? opts.id ?? newConnId();
     const render = opts.render;
     // Everything this socket is sent, by the hub or by this edge (refusals), goes through `render`.
     const send = render
@@ -255,6 +310,8 @@ export class SocketEdge<S extends z.ZodType> {
       close: (code, reason) => ws.close(code, reason),
     };
     this.hub.add(conn);
+    // In the same turn as the hub's switch to the served socket, so that nothing it is sent overtakes what was held.
+    opts.held?.serveWith(conn);
     // Messages of one socket are handled strictly in the order received, the close last.
     const queue = new SerialQueue((err) => {
       this.log.error({ err, channel: this.channel }, 'socket handler failed');
@@ -265,13 +322,16 @@ export class SocketEdge<S extends z.ZodType> {
     const opened = performance.now();
     const pace = this.paces.open(session, opened);
     const addrPace = this.addressPaces.open(addr, opened);
-    enqueue(async () => {
-      const attached = await this.handlers.attach(conn, token);
-      if (attached.ok) return this.hub.run(attached.effects);
-      // The session ended between the token check and the upgrade.
-      send(errorFrame('unauthorized', 'session ended'));
-      ws.close(CloseCode.unauthorized, 'unauthorized');
-    });
+    // A held socket was opened in the store with its registration already.
+    if (!opts.held) {
+      enqueue(async () => {
+        const attached = await this.handlers.attach(conn, token);
+        if (attached.ok) return this.hub.run(attached.effects);
+        // The session ended between the token check and the upgrade.
+        send(errorFrame('unauthorized', 'session ended'));
+        ws.close(CloseCode.unauthorized, 'unauthorized');
+      });
+    }
     ws.on('message', (data: RawData, isBinary: boolean) => {
       // A flooded socket is closing: what it still sends is not read.
       if (this.flooded.has(ws)) return;
@@ -321,6 +381,28 @@ export class SocketEdge<S extends z.ZodType> {
     ws.on('close', end);
     ws.on('error', (err) => this.log.debug({ err: err.message, channel: this.channel }, 'socket error'));
     return conn;
+  }
+
+  /** A connection for a socket the store opens before its upgrade is done (ServeOptions.held); in the hub until served or `release`d. */
+  hold(addr: string): HeldConnection {
+    const held = new HeldConnection(newConnId(), addr, this.channel);
+    this.hub.add(held);
+    return held;
+  }
+
+  /**
+   * A held socket that will never be served (refused, or its client went
+   * before the upgrade): out of the hub, and out of the store as by a clean
+   * close when the store had opened it.
+   */
+  release(held: HeldConnection): void {
+    this.hub.remove(held);
+    if (held.sessionId === '') return;
+    const now = this.hub.clock.now();
+    const { store } = this.hub;
+    (this.channel === 'matching' ? store.detachMatching(held.sessionId, held.id, true, now) : store.detachSignalling(held.sessionId, held.id, true, now))
+      .then((fx) => this.hub.run(fx))
+      .catch((err: unknown) => this.log.error({ err, channel: this.channel }, 'closing a socket that never opened failed'));
   }
 
   /**

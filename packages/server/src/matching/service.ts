@@ -16,7 +16,7 @@ import { clientAddress, originAllowed } from '../http/client.js';
 import { handshakeProblem } from '../http/handshake.js';
 import type { ServiceExtension } from '../http/extension.js';
 import { ClientGoneError, banRefusal, bannedRefusal, readBody, requestUrl, sendJson, serveOps, sessionAccess, type Context, type Refusal } from '../http/context.js';
-import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
+import { HeldConnection, SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { Connection } from '../core/hub.js';
 import { emptyEffects, isRefused, type Effects } from '../store/store.js';
@@ -164,7 +164,13 @@ export class MatchingService {
    * `addr` is the client address's keyed hash, made once per request by the caller (the one-trip
    * start has made it for the socket count already); `place` its country and region, when known.
    */
-  private async register(addr: string, place: Place | undefined, value: unknown, admitted?: Promise<Refusal | undefined>): Promise<Refusal | Registered> {
+  private async register(
+    addr: string,
+    place: Place | undefined,
+    value: unknown,
+    admitted?: Promise<Refusal | undefined>,
+    held?: HeldConnection,
+  ): Promise<Refusal | Registered> {
     const { store, metrics, hub } = this.ctx;
     const parsed = parseObject(RegisterRequest, value);
     if (!parsed.ok) {
@@ -192,22 +198,22 @@ export class MatchingService {
     }
     const token = newToken();
     const now = hub.clock.now();
-    const result = await store.register(
-      {
-        name: r.name,
-        mode: r.mode ?? 'video',
-        interests: normalizeInterests(r.interests ?? []),
-        lang: normalizeLang(r.lang),
-        // Only the country code and its region go with the session (issue 17); the address never does.
-        ...(place ? { country: place.country, area: place.area } : {}),
-        // With REGION_FILTER off nobody has a place, so a region would only delay pairing: every choice is anywhere.
-        wants: this.ctx.locate ? wantedPlace(r.region, place) : undefined,
-        showCountry: r.show_country === true,
-        token,
-        addr,
-      },
-      now,
-    );
+    const session = {
+      name: r.name,
+      mode: r.mode ?? 'video',
+      interests: normalizeInterests(r.interests ?? []),
+      lang: normalizeLang(r.lang),
+      // Only the country code and its region go with the session (issue 17); the address never does.
+      ...(place ? { country: place.country, area: place.area } : {}),
+      // With REGION_FILTER off nobody has a place, so a region would only delay pairing: every choice is anywhere.
+      wants: this.ctx.locate ? wantedPlace(r.region, place) : undefined,
+      showCountry: r.show_country === true,
+      token,
+      addr,
+    };
+    // A one-trip start opens its socket in the same call: the socket holds what it is sent until its upgrade is done.
+    const result = held ? await store.registerAttached(session, held.id, now) : await store.register(session, now);
+    if (held && result.status === 'ok') held.sessionId = result.id;
     metrics.registrations.inc({ result: result.status });
     if (result.status === 'exists') return { status: 409, body: { status: 'exists', message: 'that name has a live session' } };
     if (result.status === 'banned') return bannedRefusal(result.until);
@@ -277,12 +283,28 @@ export class MatchingService {
     const addr = addresses.hash(address);
     const admitted = this.edge.admit(addr, socket);
     if (!m?.[1]) {
-      // One-trip start: the query is the registration body.
-      const result = await this.register(addr, this.ctx.locate?.(address), oneTripQuery(url.searchParams), admitted);
-      if ('body' in result) return refuseUpgrade(socket, result.status, result.body);
+      // One-trip start: the query is the registration body, and the socket is opened in the same store call.
+      const held = this.edge.hold(addr);
+      let served = false;
+      const result = await this.register(addr, this.ctx.locate?.(address), oneTripQuery(url.searchParams), admitted, held).catch((err: unknown) => {
+        this.edge.release(held);
+        throw err;
+      });
+      if ('body' in result) {
+        this.edge.release(held);
+        return refuseUpgrade(socket, result.status, result.body);
+      }
+      // A client gone before its upgrade leaves as by a clean close (the upgrade then never calls back).
+      const gone = (): void => {
+        if (!served) this.edge.release(held);
+      };
+      if (socket.destroyed) return gone();
+      socket.once('close', gone);
       this.edge.upgrade(req, socket, head, (ws) => {
+        served = true;
+        socket.off('close', gone);
         ws.send(JSON.stringify({ event: 'session', id: result.id, token: result.token }));
-        this.edge.serve(ws, result.id, addr, result.token);
+        this.edge.serve(ws, result.id, addr, result.token, { held });
       });
       return;
     }

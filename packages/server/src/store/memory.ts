@@ -39,6 +39,7 @@ import {
   MINUTE_MS,
   REPORT_LOG_PER_ADDR,
   emptyEffects,
+  mergeEffects,
   type ActivityMinute,
   type AttachResult,
   type BanRecord,
@@ -434,6 +435,14 @@ export class MemoryStore implements Store {
     const fx = emptyEffects();
     fx.timers.push({ kind: 'registration', id, delayMs: this.opts.registrationTtlMs });
     return { status: 'ok', id, effects: fx };
+  }
+
+  async registerAttached(n: NewSession, conn: string, now: number): Promise<RegisterResult> {
+    const r = await this.register(n, now);
+    if (r.status !== 'ok') return r;
+    const a = await this.attachMatching(r.id, n.token, conn, now);
+    if (!a.ok) throw new Error('a session just registered refused its socket');
+    return { ...r, effects: mergeEffects(r.effects, a.effects) };
   }
 
   async onRegistrationExpired(id: string, now: number): Promise<Effects> {

@@ -70,6 +70,15 @@ export interface Effects {
 
 export const emptyEffects = (): Effects => ({ deliver: [], close: [], timers: [], paired: [], ended: [] });
 
+/** What `a` then `b` did, as one step. */
+export const mergeEffects = (a: Effects, b: Effects): Effects => ({
+  deliver: [...a.deliver, ...b.deliver],
+  close: [...a.close, ...b.close],
+  timers: [...a.timers, ...b.timers],
+  paired: [...a.paired, ...b.paired],
+  ended: [...a.ended, ...b.ended],
+});
+
 export interface NewSession {
   /** Requested id (the `name`); absent: the store makes one. */
   name?: string;
@@ -171,6 +180,13 @@ export interface StoreStats {
 export interface Store {
   /** Create a session; it waits for its matching socket for REGISTRATION_TTL_MS. */
   register(s: NewSession, now: number): Promise<RegisterResult>;
+  /**
+   * A one-trip start: register, and open its matching socket `conn` in the same
+   * step (what attachMatching would do, its effects included), so that a shared
+   * store is asked once. The socket must be able to take what it is sent (the
+   * edge holds it until the upgrade is done).
+   */
+  registerAttached(s: NewSession, conn: string, now: number): Promise<RegisterResult>;
   /** When the registration TTL runs out: drop the session if it never connected. */
   onRegistrationExpired(id: string, now: number): Promise<Effects>;
   /** The live session that `token` belongs to. */

@@ -6,7 +6,7 @@ import type { ServerMessage } from '@dyad/protocol';
 import { FakeClock, settle } from '../../src/core/clock.js';
 import { encodeSignalData } from '../../src/core/frames.js';
 import { Hub, type Connection } from '../../src/core/hub.js';
-import { emptyEffects, isRefused, type Channel, type Effects, type NextRefused, type Store, type StoreOptions } from '../../src/store/store.js';
+import { emptyEffects, isRefused, type Channel, type Effects, type NextRefused, type RegisterResult, type Store, type StoreOptions } from '../../src/store/store.js';
 
 export const DEFAULTS: StoreOptions = {
   graceMs: 15_000,
@@ -110,6 +110,26 @@ export class Core {
         await Promise.allSettled([...this.inflight]);
       }
     }
+  }
+
+  /**
+   * A one-trip start: register and open the matching socket in one store call
+   * (registerAttached); the socket is in the hub before the call, as the edge's
+   * held socket is. Its result when refused.
+   */
+  async arrive(opts: { name?: string; addr?: string } = {}): Promise<User | RegisterResult> {
+    const token = `t${seq++}`;
+    const conn = new TestConn(`m${seq++}`, opts.name ?? '', 'matching');
+    this.hub.add(conn);
+    const r = await this.store.registerAttached({ name: opts.name, mode: 'video', interests: [], token, addr: opts.addr ?? `a${seq}` }, conn.id, this.clock.now());
+    if (r.status !== 'ok') {
+      this.hub.remove(conn);
+      return r;
+    }
+    await this.hub.run(r.effects);
+    const user = new User(this, r.id, token);
+    user.m = conn;
+    return user;
   }
 
   /** Register a session and open its matching socket. */

@@ -71,6 +71,29 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.deepEqual(b.m.events(), ['waiting', 'matched']);
       });
 
+      it('a one-trip start registers and opens its socket in one call: paired at once; a taken name or a banned address opens nothing', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.arrive();
+        assert.ok(!('status' in b), 'registered');
+        assert.equal(b.matched()?.peer, a.id);
+        assert.equal(a.matched()?.peer, b.id);
+        assert.deepEqual(b.m.events(), ['waiting', 'matched'], 'as for a socket opened after its registration');
+        const c = await core.arrive();
+        assert.ok(!('status' in c));
+        assert.deepEqual(c.m.events(), ['waiting'], 'nobody else waits: in the pool');
+        assert.equal((await core.store.stats()).waiting.video, 1);
+        await core.join({ name: 'taken', mode: 'text' });
+        const refused = await core.arrive({ name: 'taken' });
+        assert.equal('status' in refused && refused.status, 'exists');
+        await core.store.addBan('banned-addr', 60_000, 'test', core.clock.now());
+        const banned = await core.arrive({ addr: 'banned-addr' });
+        assert.equal('status' in banned && banned.status, 'banned');
+        const stats = await core.store.stats();
+        assert.equal(stats.waiting.video, 1, 'what was refused is not waiting');
+        assert.equal(c.matched(), undefined, 'and met nobody');
+      });
+
       it('keeps modes apart', async () => {
         const core = await make();
         const v = await core.join({ mode: 'video' });

@@ -654,34 +654,33 @@ class World {
     const m = slot.m?.id ?? 'no-socket';
     const s = slot.s?.id ?? 'no-socket';
     switch (op.k) {
-      case 'arrive': {
-        // Register and open the matching socket, as a one-trip start does.
-        const r = await this.apply({ ...op, k: 'register' });
-        return { ...(r as object), ...((await this.apply({ k: 'open', i: op.i, bad: false })) as object) };
-      }
+      case 'arrive':
       case 'register': {
         const country = op.place === undefined ? undefined : PLACES[op.place];
         const attrs: Attrs = { mode: op.mode, interests: op.interests, lang: op.lang, country, region: op.region, show: op.show === true, addr: `addr${op.addr}` };
         const tok = `tok-${id}-${slot.n++}`;
         // As the matching edge makes them from the client's address and its `region` (service.ts register).
         const place = country === undefined ? undefined : { country, area: regionOf(country) };
-        const r = await store.register(
-          {
-            name: id,
-            mode: attrs.mode,
-            interests: attrs.interests,
-            lang: attrs.lang,
-            ...(place ? { country: place.country, area: place.area } : {}),
-            wants: wantedPlace(attrs.region, place),
-            showCountry: attrs.show,
-            token: tok,
-            addr: attrs.addr,
-          },
-          now,
-        );
+        const session = {
+          name: id,
+          mode: attrs.mode,
+          interests: attrs.interests,
+          lang: attrs.lang,
+          ...(place ? { country: place.country, area: place.area } : {}),
+          wants: wantedPlace(attrs.region, place),
+          showCountry: attrs.show,
+          token: tok,
+          addr: attrs.addr,
+        };
+        // An arrival registers and opens its matching socket in one step, as a one-trip start does.
+        const sock = op.k === 'arrive' ? this.newSock(slot, 'matching') : undefined;
+        const r = sock ? await store.registerAttached(session, sock.id, now) : await store.register(session, now);
         if (r.status === 'ok') {
-          Object.assign(slot, { token: tok, attrs, m: undefined, s: undefined });
+          Object.assign(slot, { token: tok, attrs, m: sock, s: undefined });
           await hub.run(r.effects);
+        } else if (sock) {
+          sock.open = false;
+          hub.remove(sock);
         }
         return r.status === 'banned' ? { status: r.status, until: r.until } : { status: r.status };
       }

@@ -5,6 +5,8 @@
 // the restart are those of the shard that holds the store's state.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { BACKENDS, type Backend } from './support/backends.js';
 import { DyadProcess } from './support/dyad-process.js';
 import { placesFromDb } from '../support/places.js';
@@ -349,6 +351,31 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
     assert.equal((await back.expect('chat')).message, 'after the crash');
     assert.equal(kept.b.m.history.filter((m) => m.event === 'peer-disconnected').length, 0);
     for (const s of [back, newcomer.m, lost.b.m, kept.b.m]) s.close();
+  });
+
+  it('a one-trip start whose client goes before its upgrade (its registration held up by a stalled Redis) leaves nobody in the pool', async () => {
+    const lang = 'x-gone-before-upgrade';
+    const { hostname, port } = new URL(m1.http('matching'));
+    redis.pause();
+    try {
+      // The start is registered, with its socket opened, only once Redis is back: by then its client has gone.
+      const client = net.connect(Number(port), hostname);
+      await new Promise<void>((done) => client.once('connect', done));
+      client.write(
+        `GET /ws?lang=${lang} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+      await sleep(150);
+      client.destroy();
+      await sleep(150);
+    } finally {
+      redis.resume();
+    }
+    await sleep(500);
+    const newcomer = await start(m2, lang);
+    await newcomer.m.expect('waiting');
+    await newcomer.m.expectSilence(1_000, { why: 'the start whose client went is in no pool: nobody to be matched with' });
+    newcomer.m.close();
   });
 
   it('Redis stall: /readyz says 503 and a message gets an error, not silence; then the room carries on', async () => {

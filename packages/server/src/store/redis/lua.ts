@@ -1047,46 +1047,78 @@ end
 local function profile(s)
   return {mode = s.mode, int = s.int or '[]', lang = s.lang or '', addr = s.addr, geo = cjson.encode({cc = s.cc, ar = s.ar, rw = s.rw, fl = s.fl})}
 end
+
+-- A new session from A: name ('' for none), generated id, mode, interests JSON,
+-- lang ('' for none), token hash, addr, then country, region, wanted place ('' for
+-- none) and '1' to show the country ('' not to). Its result, for finish().
+local function registerSession()
+  local name, gen, mode, int, lang, th, addr = A[1], A[2], A[3], A[4], A[5], A[6], A[7]
+  local banned = redis.call('GET', P .. 'ban:' .. addr)
+  if banned and tonumber(banned) > NOW then return {status = 'banned', ['until'] = tonumber(banned)} end
+  local id = name ~= '' and name or gen
+  if redis.call('EXISTS', skey(id)) == 1 then return {status = name ~= '' and 'exists' or 'retry'} end
+  -- Until its socket opens, a session lives as long as its registration (the timer
+  -- ends it; the TTL only clears what a dead process left behind).
+  local ttl = CFG.regttl + CFG.regslack
+  local f = {'mode', mode, 'int', int, 'th', th, 'addr', addr, 'st', 'registered', 'ea', num(NOW), 'ws', num(NOW), 'wk', num(score(NOW))}
+  if lang ~= '' then
+    f[#f + 1] = 'lang'
+    f[#f + 1] = lang
+  end
+  for i, field in ipairs({'cc', 'ar', 'rw', 'fl'}) do
+    local v = A[7 + i]
+    if v and v ~= '' then
+      f[#f + 1] = field
+      f[#f + 1] = v
+    end
+  end
+  if redis.call('EXISTS', P .. 'abx:' .. addr) == 1 then
+    f[#f + 1] = 'ab'
+    f[#f + 1] = '1'
+  end
+  redis.call('HSET', skey(id), unpack(f))
+  redis.call('PEXPIRE', skey(id), ttl)
+  redis.call('SET', P .. 't:' .. th, id, 'PX', ttl)
+  redis.call('SADD', P .. 'addr:' .. addr, id)
+  redis.call('PEXPIRE', P .. 'addr:' .. addr, CFGS.ttl)
+  redis.call('ZADD', P .. 'sess', num(NOW + ttl), id)
+  redis.call('PEXPIRE', P .. 'sess', CFGS.idxttl)
+  timer('registration', id, nil, CFG.regttl)
+  return {status = 'ok', id = id}
+end
+
+-- Open (or replace) the matching socket conn of session id, whose token hash
+-- is th: the first open enters the pool; a resumption is told where it stands.
+local function attachMatchingSocket(id, th, conn)
+  local s = load(id)
+  if not s or s.th ~= th then return {ok = false} end
+  adopt(s, 'matching', conn)
+  touch(s)
+  if s.st == 'registered' then
+    enterPool(s)
+  elseif s.st == 'waiting' then
+    send(s, 'matching', {event = 'waiting'})
+    enpool(s)
+    tryPair(s)
+  elseif s.st == 'matched' then
+    local room, partner = partnerOf(s)
+    if room and partner then send(s, 'matching', matchedEvent(room, s, partner, true)) end
+    flushKeptChat(s)
+  else
+    flushKeptChat(s)
+    if s.news then send(s, 'matching', gone(s.news)) end
+    drop(s, 'news')
+    send(s, 'matching', {event = 'idle'})
+  end
+  return {ok = true, profile = profile(s)}
+end
 `;
 
 /** The transitions. Each body sees the prelude's helpers and A[1..], and ends with finish(). */
 const BODIES = {
-  // A: name ('' for none), generated id, mode, interests JSON, lang ('' for none), token hash, addr,
-  // then country, region, wanted place ('' for none) and '1' to show the country ('' not to)
+  // A: as registerSession (the prelude)
   register: `
-local name, gen, mode, int, lang, th, addr = A[1], A[2], A[3], A[4], A[5], A[6], A[7]
-local banned = redis.call('GET', P .. 'ban:' .. addr)
-if banned and tonumber(banned) > NOW then return finish({status = 'banned', ['until'] = tonumber(banned)}) end
-local id = name ~= '' and name or gen
-if redis.call('EXISTS', skey(id)) == 1 then return finish({status = name ~= '' and 'exists' or 'retry'}) end
--- Until its socket opens, a session lives as long as its registration (the timer
--- ends it; the TTL only clears what a dead process left behind).
-local ttl = CFG.regttl + CFG.regslack
-local f = {'mode', mode, 'int', int, 'th', th, 'addr', addr, 'st', 'registered', 'ea', num(NOW), 'ws', num(NOW), 'wk', num(score(NOW))}
-if lang ~= '' then
-  f[#f + 1] = 'lang'
-  f[#f + 1] = lang
-end
-for i, field in ipairs({'cc', 'ar', 'rw', 'fl'}) do
-  local v = A[7 + i]
-  if v and v ~= '' then
-    f[#f + 1] = field
-    f[#f + 1] = v
-  end
-end
-if redis.call('EXISTS', P .. 'abx:' .. addr) == 1 then
-  f[#f + 1] = 'ab'
-  f[#f + 1] = '1'
-end
-redis.call('HSET', skey(id), unpack(f))
-redis.call('PEXPIRE', skey(id), ttl)
-redis.call('SET', P .. 't:' .. th, id, 'PX', ttl)
-redis.call('SADD', P .. 'addr:' .. addr, id)
-redis.call('PEXPIRE', P .. 'addr:' .. addr, CFGS.ttl)
-redis.call('ZADD', P .. 'sess', num(NOW + ttl), id)
-redis.call('PEXPIRE', P .. 'sess', CFGS.idxttl)
-timer('registration', id, nil, CFG.regttl)
-return finish({status = 'ok', id = id})
+return finish(registerSession())
 `,
   // A: id
   onRegistrationExpired: `
@@ -1096,28 +1128,13 @@ return finish()
 `,
   // A: id, token hash, conn
   attachMatching: `
-local id, th, conn = A[1], A[2], A[3]
-local s = load(id)
-if not s or s.th ~= th then return finish({ok = false}) end
-adopt(s, 'matching', conn)
-touch(s)
-if s.st == 'registered' then
-  enterPool(s)
-elseif s.st == 'waiting' then
-  send(s, 'matching', {event = 'waiting'})
-  enpool(s)
-  tryPair(s)
-elseif s.st == 'matched' then
-  local room, partner = partnerOf(s)
-  if room and partner then send(s, 'matching', matchedEvent(room, s, partner, true)) end
-  flushKeptChat(s)
-else
-  flushKeptChat(s)
-  if s.news then send(s, 'matching', gone(s.news)) end
-  drop(s, 'news')
-  send(s, 'matching', {event = 'idle'})
-end
-return finish({ok = true, profile = profile(s)})
+return finish(attachMatchingSocket(A[1], A[2], A[3]))
+`,
+  // A: as register, then the matching socket's conn (A[12]): a one-trip start in one call
+  registerAttached: `
+local r = registerSession()
+if r.status == 'ok' then r.profile = attachMatchingSocket(r.id, A[6], A[12]).profile end
+return finish(r)
 `,
   // A: id, conn, left ('1'/'0'), the last entry of this process's inbox carried out
   detachMatching: `

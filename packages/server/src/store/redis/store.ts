@@ -624,22 +624,46 @@ export class RedisStore implements Store {
   // ------------------------------------------------------------ registration and look-ups
 
   async register(n: NewSession, now: number): Promise<RegisterResult> {
+    return this.registering(n, now);
+  }
+
+  async registerAttached(n: NewSession, conn: string, now: number): Promise<RegisterResult> {
+    return this.registering(n, now, conn);
+  }
+
+  /** One script for a registration, and with `conn` for the opening of its matching socket too. */
+  private async registering(n: NewSession, now: number, conn?: string): Promise<RegisterResult> {
+    const th = hashToken(n.token);
+    // What an answer that came too late had attached: the socket waits no more, so the session leaves as by a clean close.
+    const late = ({ x }: { x: unknown }): void => {
+      const r = x as { status: string; id?: string };
+      if (conn === undefined || r.status !== 'ok' || r.id === undefined) return;
+      this.detach('matching', r.id, conn, true, now).then(
+        (fx) => this.emit(fx),
+        () => undefined,
+      );
+    };
     for (let attempt = 0; attempt < 5; attempt++) {
-      const { fx, x } = await this.exec('register', now, [
+      const args = [
         n.name ?? '',
         newId(),
         n.mode,
         JSON.stringify(n.interests.map(wellFormed)),
         n.lang ? wellFormed(n.lang) : '',
-        hashToken(n.token),
+        th,
         n.addr,
         n.country ?? '',
         n.area ?? '',
         n.wants ?? '',
         n.showCountry ? '1' : '',
-      ]);
-      const r = x as { status: string; id?: string; until?: number };
-      if (r.status === 'ok') return { status: 'ok', id: r.id ?? '', effects: fx };
+      ];
+      const { fx, x } =
+        conn === undefined ? await this.exec('register', now, args) : await this.exec('registerAttached', now, [...args, conn], { codes: 1, late });
+      const r = x as { status: string; id?: string; until?: number; profile?: Profile };
+      if (r.status === 'ok') {
+        if (conn !== undefined && r.profile) this.remember(r.id ?? '', th, r.profile, 'matching', conn);
+        return { status: 'ok', id: r.id ?? '', effects: fx };
+      }
       if (r.status === 'exists') return { status: 'exists' };
       if (r.status === 'banned') return { status: 'banned', until: Number(r.until) };
       // 'retry': a made-up id was taken (72 random bits: practically never).
