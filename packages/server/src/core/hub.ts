@@ -43,13 +43,29 @@ export class Hub {
     store.subscribe((fx) => this.run(fx));
   }
 
+  /**
+   * Carry out deliveries to `conn.id` on `conn`. A connection taking over the
+   * id of another (a held socket once its upgrade is done) takes over its
+   * TURN renewal too, so nothing refers to the one it replaces.
+   */
   add(conn: Connection): void {
+    const before = this.conns.get(conn.id);
     this.conns.set(conn.id, conn);
+    if (before === undefined || before === conn) return;
+    const issued = this.iceIssued.get(before);
+    if (issued === undefined) return;
+    this.iceIssued.delete(before);
+    this.iceIssued.set(conn, issued);
   }
 
   remove(conn: Connection): void {
     if (this.conns.get(conn.id) === conn) this.conns.delete(conn.id);
     this.iceIssued.delete(conn);
+  }
+
+  /** Sockets whose TURN credentials are followed for renewal (renewIce). */
+  get following(): number {
+    return this.iceIssued.size;
   }
 
   count(channel: Channel): number {
