@@ -148,8 +148,8 @@ const HELD_MESSAGES_MAX = 64;
  * everything on to the served socket.
  */
 export class HeldConnection implements Connection {
-  /** The session, once the store has made it. */
-  sessionId = '';
+  /** The session, once the store has made it ('' until then). */
+  session = '';
   private held: string[] = [];
   private closing: { code: number; reason: string } | undefined;
   private served: Connection | undefined;
@@ -159,10 +159,6 @@ export class HeldConnection implements Connection {
     readonly addr: string,
     readonly channel: Channel,
   ) {}
-
-  get session(): string {
-    return this.served?.session ?? this.sessionId;
-  }
 
   isOpen(): boolean {
     return this.served ? this.served.isOpen() : this.closing === undefined && this.held.length < HELD_MESSAGES_MAX;
@@ -397,10 +393,10 @@ export class SocketEdge<S extends z.ZodType> {
    */
   release(held: HeldConnection): void {
     this.hub.remove(held);
-    if (held.sessionId === '') return;
+    if (held.session === '') return;
     const now = this.hub.clock.now();
     const { store } = this.hub;
-    (this.channel === 'matching' ? store.detachMatching(held.sessionId, held.id, true, now) : store.detachSignalling(held.sessionId, held.id, true, now))
+    (this.channel === 'matching' ? store.detachMatching(held.session, held.id, true, now) : store.detachSignalling(held.session, held.id, true, now))
       .then((fx) => this.hub.run(fx))
       .catch((err: unknown) => this.log.error({ err, channel: this.channel }, 'closing a socket that never opened failed'));
   }

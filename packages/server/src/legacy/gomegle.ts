@@ -70,8 +70,7 @@ export class GoMegleEdge {
               const r = await store.next(state.id, conn.id, now);
               if (!isRefused(r)) return r;
               if (state.partner === undefined && state.room === undefined) Object.assign(state, was);
-              this.ctx.metrics.rejected.inc({ code: 'rate-limited' });
-              return this.refuse(conn, 'rate-limited', 'more nexts a minute than allowed');
+              return this.rateLimited(conn, 'more nexts a minute than allowed');
             }
             case 'leave': {
               if (state.partner === undefined || msg.data.target_id !== state.partner) return this.refuse(conn, 'no-partner', 'not in a room with that partner');
@@ -182,9 +181,14 @@ export class GoMegleEdge {
       return undefined;
     } catch (rej) {
       if (!(rej instanceof RateLimiterRes)) throw rej;
-      this.ctx.metrics.rejected.inc({ code: 'rate-limited' });
-      return this.refuse(conn, 'rate-limited', message);
+      return this.rateLimited(conn, message);
     }
+  }
+
+  /** A `rate-limited` error to this socket, counted. */
+  private rateLimited(conn: Connection, message: string): Effects {
+    this.ctx.metrics.rejected.inc({ code: 'rate-limited' });
+    return this.refuse(conn, 'rate-limited', message);
   }
 
   /** What the matching connection is sent, as go-megle frames. */

@@ -213,7 +213,7 @@ export class MatchingService {
     };
     // A one-trip start opens its socket in the same call: the socket holds what it is sent until its upgrade is done.
     const result = held ? await store.registerAttached(session, held.id, now) : await store.register(session, now);
-    if (held && result.status === 'ok') held.sessionId = result.id;
+    if (held && result.status === 'ok') held.session = result.id;
     metrics.registrations.inc({ result: result.status });
     if (result.status === 'exists') return { status: 409, body: { status: 'exists', message: 'that name has a live session' } };
     if (result.status === 'banned') return bannedRefusal(result.until);
@@ -285,26 +285,22 @@ export class MatchingService {
     if (!m?.[1]) {
       // One-trip start: the query is the registration body, and the socket is opened in the same store call.
       const held = this.edge.hold(addr);
-      let served = false;
-      const result = await this.register(addr, this.ctx.locate?.(address), oneTripQuery(url.searchParams), admitted, held).catch((err: unknown) => {
-        this.edge.release(held);
-        throw err;
-      });
-      if ('body' in result) {
-        this.edge.release(held);
-        return refuseUpgrade(socket, result.status, result.body);
+      let result: Refusal | Registered | undefined;
+      try {
+        result = await this.register(addr, this.ctx.locate?.(address), oneTripQuery(url.searchParams), admitted, held);
+      } finally {
+        if (result === undefined || 'body' in result) this.edge.release(held);
       }
+      if ('body' in result) return refuseUpgrade(socket, result.status, result.body);
+      const { id, token } = result;
       // A client gone before its upgrade leaves as by a clean close (the upgrade then never calls back).
-      const gone = (): void => {
-        if (!served) this.edge.release(held);
-      };
+      const gone = (): void => this.edge.release(held);
       if (socket.destroyed) return gone();
       socket.once('close', gone);
       this.edge.upgrade(req, socket, head, (ws) => {
-        served = true;
         socket.off('close', gone);
-        ws.send(JSON.stringify({ event: 'session', id: result.id, token: result.token }));
-        this.edge.serve(ws, result.id, addr, result.token, { held });
+        ws.send(JSON.stringify({ event: 'session', id, token }));
+        this.edge.serve(ws, id, addr, token, { held });
       });
       return;
     }

@@ -39,7 +39,6 @@ import {
   MINUTE_MS,
   REPORT_LOG_PER_ADDR,
   emptyEffects,
-  mergeEffects,
   type ActivityMinute,
   type AttachResult,
   type BanRecord,
@@ -403,6 +402,23 @@ export class MemoryStore implements Store {
   // ------------------------------------------------------------ registration
 
   async register(n: NewSession, now: number): Promise<RegisterResult> {
+    const r = await this.newSession(n, now);
+    if (r.status !== 'ok') return r;
+    // Until its matching socket opens (or the registration runs out).
+    r.effects.timers.push({ kind: 'registration', id: r.id, delayMs: this.opts.registrationTtlMs });
+    return r;
+  }
+
+  /** Its socket opened at once: no registration timer to run out. */
+  async registerAttached(n: NewSession, conn: string, now: number): Promise<RegisterResult> {
+    const r = await this.newSession(n, now);
+    if (r.status !== 'ok') return r;
+    const a = await this.attachMatching(r.id, n.token, conn, now);
+    if (!a.ok) throw new Error('a session just registered refused its socket');
+    return { ...r, effects: a.effects };
+  }
+
+  private async newSession(n: NewSession, now: number): Promise<RegisterResult> {
     const until = await this.bannedUntil(n.addr, now);
     if (until !== undefined) return { status: 'banned', until };
     let id = n.name;
@@ -432,17 +448,7 @@ export class MemoryStore implements Store {
     let ids = this.byAddr.get(n.addr);
     if (!ids) this.byAddr.set(n.addr, (ids = new Set()));
     ids.add(id);
-    const fx = emptyEffects();
-    fx.timers.push({ kind: 'registration', id, delayMs: this.opts.registrationTtlMs });
-    return { status: 'ok', id, effects: fx };
-  }
-
-  async registerAttached(n: NewSession, conn: string, now: number): Promise<RegisterResult> {
-    const r = await this.register(n, now);
-    if (r.status !== 'ok') return r;
-    const a = await this.attachMatching(r.id, n.token, conn, now);
-    if (!a.ok) throw new Error('a session just registered refused its socket');
-    return { ...r, effects: mergeEffects(r.effects, a.effects) };
+    return { status: 'ok', id, effects: emptyEffects() };
   }
 
   async onRegistrationExpired(id: string, now: number): Promise<Effects> {
@@ -551,14 +557,12 @@ export class MemoryStore implements Store {
 
   /** NEXT_RATE_PER_MIN (core/rules.ts countNext): undefined when counted, else the ms until it is allowed again. */
   private countNext(addr: string, now: number): number | undefined {
-    const w = this.nextWindows.get(addr);
-    if (w === undefined || now >= w.until) {
-      // Ended windows go when the map has doubled since the last sweep: amortised O(1), bounded by the addresses of a minute.
-      if (this.nextWindows.size >= this.nextSweepAt) {
-        for (const [a, x] of this.nextWindows) if (now >= x.until) this.nextWindows.delete(a);
-        this.nextSweepAt = Math.max(NEXT_SWEEP_MIN, 2 * this.nextWindows.size);
-      }
+    // Ended windows go when the map has doubled since the last sweep: amortised O(1), bounded by the addresses of a minute.
+    if (this.nextWindows.size >= this.nextSweepAt) {
+      for (const [a, x] of this.nextWindows) if (now >= x.until) this.nextWindows.delete(a);
+      this.nextSweepAt = Math.max(NEXT_SWEEP_MIN, 2 * this.nextWindows.size);
     }
+    const w = this.nextWindows.get(addr);
     const r = countNext(w, now, this.opts.nextRatePerMin);
     if (r.w !== w) this.nextWindows.set(addr, r.w);
     return r.retryMs;

@@ -70,15 +70,6 @@ export interface Effects {
 
 export const emptyEffects = (): Effects => ({ deliver: [], close: [], timers: [], paired: [], ended: [] });
 
-/** What `a` then `b` did, as one step. */
-export const mergeEffects = (a: Effects, b: Effects): Effects => ({
-  deliver: [...a.deliver, ...b.deliver],
-  close: [...a.close, ...b.close],
-  timers: [...a.timers, ...b.timers],
-  paired: [...a.paired, ...b.paired],
-  ended: [...a.ended, ...b.ended],
-});
-
 export interface NewSession {
   /** Requested id (the `name`); absent: the store makes one. */
   name?: string;
@@ -182,8 +173,8 @@ export interface Store {
   register(s: NewSession, now: number): Promise<RegisterResult>;
   /**
    * A one-trip start: register, and open its matching socket `conn` in the same
-   * step (what attachMatching would do, its effects included), so that a shared
-   * store is asked once. The socket must be able to take what it is sent (the
+   * step (what attachMatching would do, its effects included; no registration
+   * timer, the socket being open), so that a shared store is asked once. The socket must be able to take what it is sent (the
    * edge holds it until the upgrade is done).
    */
   registerAttached(s: NewSession, conn: string, now: number): Promise<RegisterResult>;

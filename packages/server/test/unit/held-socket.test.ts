@@ -32,7 +32,7 @@ describe('a held socket (one-trip start)', () => {
     const r = await store.registerAttached({ mode: 'video', interests: [], token: 'tok-b', addr: 'addr-b' }, held.id, clock.now());
     assert.equal(r.status, 'ok');
     if (r.status !== 'ok') return;
-    held.sessionId = r.id;
+    held.session = r.id;
     await hub.run(r.effects);
     assert.equal(waiting.last()?.event, 'matched');
     assert.equal(hub.following, 2, 'both members of the room are followed for TURN renewal');

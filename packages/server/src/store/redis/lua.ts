@@ -1051,7 +1051,8 @@ end
 -- A new session from A: name ('' for none), generated id, mode, interests JSON,
 -- lang ('' for none), token hash, addr, then country, region, wanted place ('' for
 -- none) and '1' to show the country ('' not to). Its result, for finish().
-local function registerSession()
+-- timed: its socket is not open yet, so the registration may run out.
+local function registerSession(timed)
   local name, gen, mode, int, lang, th, addr = A[1], A[2], A[3], A[4], A[5], A[6], A[7]
   local banned = redis.call('GET', P .. 'ban:' .. addr)
   if banned and tonumber(banned) > NOW then return {status = 'banned', ['until'] = tonumber(banned)} end
@@ -1083,7 +1084,7 @@ local function registerSession()
   redis.call('PEXPIRE', P .. 'addr:' .. addr, CFGS.ttl)
   redis.call('ZADD', P .. 'sess', num(NOW + ttl), id)
   redis.call('PEXPIRE', P .. 'sess', CFGS.idxttl)
-  timer('registration', id, nil, CFG.regttl)
+  if timed then timer('registration', id, nil, CFG.regttl) end
   return {status = 'ok', id = id}
 end
 
@@ -1118,7 +1119,7 @@ end
 const BODIES = {
   // A: as registerSession (the prelude)
   register: `
-return finish(registerSession())
+return finish(registerSession(true))
 `,
   // A: id
   onRegistrationExpired: `
@@ -1132,7 +1133,7 @@ return finish(attachMatchingSocket(A[1], A[2], A[3]))
 `,
   // A: as register, then the matching socket's conn (A[12]): a one-trip start in one call
   registerAttached: `
-local r = registerSession()
+local r = registerSession(false)
 if r.status == 'ok' then r.profile = attachMatchingSocket(r.id, A[6], A[12]).profile end
 return finish(r)
 `,

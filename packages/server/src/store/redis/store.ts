@@ -538,19 +538,17 @@ export class RedisStore implements Store {
     const argv = [this.procId, String(now), this.cfg, String(this.random()), String(this.random()), codes, String(seq), ...args.map(String)];
     const call = this.evalsha(name, argv).then(
       async (text) => {
-        let raw: RawResult;
-        let mine: Effects | undefined;
+        let reply: { raw: RawResult; mine: Effects | undefined };
         try {
-          raw = JSON.parse(text) as RawResult;
-          mine = raw.i && typeof raw.i === 'object' ? toEffects(raw.i as RawResult) : undefined;
+          reply = readReply(text);
         } catch (err) {
           this.order.answered(seq);
           throw err;
         }
         // Messages for this process's own sockets that came back in the reply
         // go to the hub in their place among the inbox entries (order.ts).
-        const own = mine;
-        const inline = this.order.answered(seq, own && { after: typeof raw.l === 'string' ? raw.l : '', run: () => this.emit(own) });
+        const { raw, mine } = reply;
+        const inline = this.order.answered(seq, mine && { after: typeof raw.l === 'string' ? raw.l : '', run: () => this.emit(mine) });
         if (this.laneCount > 0 && raw.o && typeof raw.o === 'object') this.noteCaused(raw.o as Record<string, unknown>);
         // Other messages and closes travel through this process's inbox like everyone
         // else's (so each socket sees them in transition order): the call is done
@@ -635,10 +633,10 @@ export class RedisStore implements Store {
   private async registering(n: NewSession, now: number, conn?: string): Promise<RegisterResult> {
     const th = hashToken(n.token);
     // What an answer that came too late had attached: the socket waits no more, so the session leaves as by a clean close.
-    const late = ({ x }: { x: unknown }): void => {
+    const late = (socket: string) => ({ x }: { x: unknown }): void => {
       const r = x as { status: string; id?: string };
-      if (conn === undefined || r.status !== 'ok' || r.id === undefined) return;
-      this.detach('matching', r.id, conn, true, now).then(
+      if (r.status !== 'ok' || r.id === undefined) return;
+      this.detach('matching', r.id, socket, true, now).then(
         (fx) => this.emit(fx),
         () => undefined,
       );
@@ -658,7 +656,7 @@ export class RedisStore implements Store {
         n.showCountry ? '1' : '',
       ];
       const { fx, x } =
-        conn === undefined ? await this.exec('register', now, args) : await this.exec('registerAttached', now, [...args, conn], { codes: 1, late });
+        conn === undefined ? await this.exec('register', now, args) : await this.exec('registerAttached', now, [...args, conn], { codes: 1, late: late(conn) });
       const r = x as { status: string; id?: string; until?: number; profile?: Profile };
       if (r.status === 'ok') {
         if (conn !== undefined && r.profile) this.remember(r.id ?? '', th, r.profile, 'matching', conn);
@@ -1618,6 +1616,12 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /** Does an inbox entry carry anything for a signalling socket (a relayed signal could be overtaken by it)? */
+/** A script's reply, and what it holds for this process's own sockets (`i`). */
+function readReply(text: string): { raw: RawResult; mine: Effects | undefined } {
+  const raw = JSON.parse(text) as RawResult;
+  return { raw, mine: raw.i && typeof raw.i === 'object' ? toEffects(raw.i as RawResult) : undefined };
+}
+
 function touchesSignalling(raw: RawResult): boolean {
   if (Array.isArray(raw.r) && raw.r.length > 0) return true;
   const on = (list: unknown): boolean => Array.isArray(list) && list.some((x) => (x as { channel?: unknown }).channel === 'signalling');
