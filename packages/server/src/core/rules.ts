@@ -168,22 +168,25 @@ export const nextStrike = (last: Strike | undefined, now: number, policy: Report
 export const banLengthMs = (n: number, policy: ReportPolicy): number =>
   Math.min(policy.banMaxMs, policy.banDurationMs * 2 ** Math.min(Math.max(0, n - 1), 52));
 
-/** The window NEXT_RATE_PER_MIN counts in: a minute from the first `next` of an address. */
-export const NEXT_WINDOW_MS = 60_000;
+/**
+ * The window the per-address rates a store counts (NEXT_RATE_PER_MIN,
+ * REGISTER_RATE_PER_MIN) count in: a minute from the address's first.
+ */
+export const RATE_WINDOW_MS = 60_000;
 
-/** `next`s counted for one address since `until - NEXT_WINDOW_MS`. */
-export interface NextWindow {
+/** What one address did since `until - RATE_WINDOW_MS`. */
+export interface RateWindow {
   n: number;
   until: number;
 }
 
 /**
- * Count a `next` from an address whose window is `w` (none, or one that has
+ * Count one more from an address whose window is `w` (none, or one that has
  * ended: a new one starts now). Past `max` in the window it is refused (and
  * not counted): `retryMs` is how long until the window ends.
  */
-export function countNext(w: NextWindow | undefined, now: number, max: number): { w: NextWindow; retryMs?: number } {
-  const win = w && now < w.until ? w : { n: 0, until: now + NEXT_WINDOW_MS };
+export function countRate(w: RateWindow | undefined, now: number, max: number): { w: RateWindow; retryMs?: number } {
+  const win = w && now < w.until ? w : { n: 0, until: now + RATE_WINDOW_MS };
   if (win.n >= max) return { w: win, retryMs: win.until - now };
   win.n++;
   return { w: win };

@@ -251,10 +251,22 @@ export class SocketEdge<S extends z.ZodType> {
    * to the upgrade. Returns a refusal, or undefined when admitted.
    */
   async admit(addr: string, socket: Duplex): Promise<Refusal | undefined> {
-    if (!(await this.sockets.open(addr))) {
-      this.metrics.rejected.inc({ code: 'too-many-sockets' });
-      return { status: 429, body: { status: 'error', message: 'too many open sockets from this address', retry_after: SOCKET_RETRY_AFTER_SEC } };
-    }
+    if (!(await this.sockets.open(addr))) return this.tooManySockets();
+    this.counted(addr, socket);
+    return undefined;
+  }
+
+  /** The refusal of a socket from an address with MAX_SOCKETS_PER_ADDR open already, counted. */
+  tooManySockets(): Refusal {
+    this.metrics.rejected.inc({ code: 'too-many-sockets' });
+    return { status: 429, body: { status: 'error', message: 'too many open sockets from this address', retry_after: SOCKET_RETRY_AFTER_SEC } };
+  }
+
+  /**
+   * A socket from `addr` has been counted (by admit, or by the store with a
+   * one-trip start's registration): its place is given back when the connection closes.
+   */
+  counted(addr: string, socket: Duplex): void {
     let released = false;
     const release = (): void => {
       if (released) return;
@@ -264,7 +276,6 @@ export class SocketEdge<S extends z.ZodType> {
     // A client gone while its place was taken has had its 'close' already: give the place back now.
     if (socket.closed) release();
     else socket.once('close', release);
-    return undefined;
   }
 
   /** Complete the upgrade, then hand the open socket to `opened`. */

@@ -10,7 +10,6 @@
 // name it), once each; a closed socket leaves at once (no grace).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { CloseCode, GM_SEARCHING, GmClientMessage, type ErrorCode, type MatchedEvent } from '@dyad/protocol';
 import type { Connection } from '../core/hub.js';
 import { encodeSignalData } from '../core/frames.js';
@@ -41,11 +40,9 @@ export class GoMegleEdge {
   private readonly states = new Map<string, GmState>();
   /** Sockets that ended, until their close is told to the store (a flood ends them without one: the session is expelled). */
   private readonly closing = new Map<string, GmState>();
-  private readonly registrations: RateLimiterAbstract;
 
   constructor(private readonly ctx: Context) {
     const { settings, hub, metrics, log, store } = ctx;
-    this.registrations = ctx.limiter('register', settings.registerRatePerMin, 60);
     this.edge = new SocketEdge(
       'matching',
       GmClientMessage,
@@ -135,17 +132,16 @@ export class GoMegleEdge {
   /** The first `find_match`: the socket becomes a session with both channels open, and enters the pool. */
   private async start(state: GmState, conn: Connection): Promise<Effects> {
     const { store, hub, metrics } = this.ctx;
-    const refused = await this.limited(this.registrations, conn, 'too many registrations from this address, slow down');
-    if (refused) return refused;
     const now = hub.clock.now();
     const result = await store.register({ name: state.id, mode: 'video', interests: [], token: state.token, addr: conn.addr }, now);
     metrics.registrations.inc({ result: result.status });
+    if (result.status === 'rate-limited') return this.rateLimited(conn, 'too many registrations from this address, slow down');
     if (result.status === 'banned') {
       const fx = this.refuse(conn, 'banned', 'this address is banned');
       fx.close.push({ to: conn.session, channel: 'matching', conn: conn.id, code: CloseCode.banned, reason: 'banned' });
       return fx;
     }
-    if (result.status === 'exists') return this.refuse(conn, 'bad-request', 'try again');
+    if (result.status !== 'ok') return this.refuse(conn, 'bad-request', 'try again');
     await hub.run(result.effects);
     const served = state.conn;
     if (!served) return emptyEffects();
@@ -173,16 +169,6 @@ export class GoMegleEdge {
     const fx = emptyEffects();
     fx.deliver.push({ to: conn.session, channel: 'matching', conn: conn.id, msg: { event: 'error', code, message } });
     return fx;
-  }
-
-  private async limited(limiter: RateLimiterAbstract, conn: Connection, message: string): Promise<Effects | undefined> {
-    try {
-      await limiter.consume(conn.addr);
-      return undefined;
-    } catch (rej) {
-      if (!(rej instanceof RateLimiterRes)) throw rej;
-      return this.rateLimited(conn, message);
-    }
   }
 
   /** A `rate-limited` error to this socket, counted. */

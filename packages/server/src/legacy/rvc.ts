@@ -17,7 +17,6 @@
 // socket whatever process holds it: its id is derived like the token.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import {
   RVC_INVALID_ROOM,
   RVC_NOT_CONNECTED,
@@ -77,7 +76,6 @@ export class RvcEdge {
   private readonly signallingStates = new Map<string, SignallingState>();
   /** Names whose matching socket is open (or opening) on this process, and its id. */
   private readonly held = new Map<string, string>();
-  private readonly registrations: RateLimiterAbstract;
 
   /** What the matching service takes from this edge. */
   readonly matching: ServiceExtension = {
@@ -92,7 +90,6 @@ export class RvcEdge {
 
   constructor(private readonly ctx: Context) {
     const { settings, hub, metrics, log, store } = ctx;
-    this.registrations = ctx.limiter('register', settings.registerRatePerMin, 60);
     const sockets = socketCount(store, settings.maxSocketsPerAddr);
     this.matchingEdge = new SocketEdge(
       'matching',
@@ -197,12 +194,11 @@ export class RvcEdge {
       if (isRefused(r)) return reply(res, 429, this.slowDown('too many nexts, slow down', r.retryMs));
       await hub.run(r);
     } else if (presence === undefined) {
-      const limited = await this.limited(this.registrations, addr, 'too many registrations, slow down');
-      if (limited) return reply(res, 429, limited);
       const result = await store.register({ name, mode: 'video', interests: [], token, addr }, now);
       metrics.registrations.inc({ result: result.status });
-      if (result.status === 'exists') return reply(res, 409, { status: 'exists', message: 'Username already exists' });
+      if (result.status === 'rate-limited') return reply(res, 429, this.slowDown('too many registrations, slow down', result.retryMs));
       if (result.status === 'banned') return reply(res, 403, bannedRefusal(result.until).body);
+      if (result.status !== 'ok') return reply(res, 409, { status: 'exists', message: 'Username already exists' });
       await hub.run(result.effects);
     }
     // Registered, its socket not open yet: the socket enters the pool when it comes (or now, if it waits here).
@@ -212,17 +208,6 @@ export class RvcEdge {
     if (path === '/register') sendJson(res, 200, { ...queued, id: name, token } satisfies RegisterResponse);
     else sendJson(res, 200, queued satisfies RvcRegisterResponse);
     return true;
-  }
-
-  /** One point of `limiter` for `addr`, or the refusal when there is none left. */
-  private async limited(limiter: RateLimiterAbstract, addr: string, message: string): Promise<{ status: 'error'; message: string; retry_after: number } | undefined> {
-    try {
-      await limiter.consume(addr);
-      return undefined;
-    } catch (rej) {
-      if (!(rej instanceof RateLimiterRes)) throw rej;
-      return this.slowDown(message, rej.msBeforeNext);
-    }
   }
 
   /** A 429's body: what was refused, and in how many seconds it is allowed again. */

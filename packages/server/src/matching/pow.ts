@@ -10,12 +10,12 @@ import { deriveKey } from 'altcha-lib/algorithms/sha';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { PowErrorCode } from '@dyad/protocol';
 import type { Settings } from '../config.js';
-import type { Store } from '../store/store.js';
 
 /** The hash a solver repeats: one SHA-256 per try keeps a phone's cost predictable. */
 const ALGORITHM = 'SHA-256';
 
-export type PowCheck = { ok: true } | { ok: false; code: PowErrorCode; message: string };
+/** A start that may go on (with the solution it carried, for the store to spend as it registers), or why not. */
+export type PowCheck = { ok: true; proof?: { key: string; untilMs: number } } | { ok: false; code: PowErrorCode; message: string };
 
 /** The HMAC key: POW_SECRET, else one derived from ADDRESS_HASH_KEY (shared already by processes on one Redis), else random. */
 export function powKey(settings: Pick<Settings, 'powSecret'>, addressHashKey: string | undefined): string {
@@ -31,7 +31,6 @@ export class ProofOfWork {
   constructor(
     private readonly settings: Pick<Settings, 'powMode' | 'powRatePerMin' | 'powDifficulty' | 'powChallengeTtlMs'>,
     private readonly key: string,
-    private readonly store: Store,
     limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract,
   ) {
     this.starts = settings.powMode === 'above-rate' ? limiter('pow-starts', Math.max(1, settings.powRatePerMin), 60) : undefined;
@@ -61,7 +60,9 @@ export class ProofOfWork {
 
   /**
    * Check a start from `addr` carrying `payload` (base64 of the solved
-   * challenge's JSON, or undefined). Counts the start for `above-rate`.
+   * challenge's JSON, or undefined). Counts the start for `above-rate`. A
+   * good solution is not spent here: the registration spends it in the same
+   * store call (store.ts Admission), which refuses a replay.
    */
   async check(addr: string, payload: string | undefined, now: number): Promise<PowCheck> {
     if (this.settings.powMode === 'off') return { ok: true };
@@ -93,11 +94,12 @@ export class ProofOfWork {
       return { ok: false, code: 'pow-invalid', message: 'altcha: the solution does not solve a challenge of this server' };
     }
     const expiresMs = (parsed.challenge.parameters.expiresAt ?? 0) * 1000;
-    const fresh = await this.store.spendProof(parsed.challenge.signature ?? '', Math.max(expiresMs, now + 1_000), now);
-    if (!fresh) return { ok: false, code: 'pow-invalid', message: 'altcha: this solution was used already, solve a new challenge' };
-    return { ok: true };
+    return { ok: true, proof: { key: parsed.challenge.signature ?? '', untilMs: Math.max(expiresMs, now + 1_000) } };
   }
 }
+
+/** What a start whose solution was used already is told. */
+export const PROOF_SPENT = { code: 'pow-invalid', message: 'altcha: this solution was used already, solve a new challenge' } as const;
 
 /** The client's payload: base64 (or base64url) of `{challenge, solution}` JSON; undefined when it is not one. */
 function decodePayload(payload: string): Payload | undefined {

@@ -23,7 +23,7 @@ import { emptyEffects, isRefused, type Effects } from '../store/store.js';
 import { AdminApi } from './admin.js';
 import { OnlineCounts } from './online.js';
 import { ChatGuard } from './chat-guard.js';
-import { ProofOfWork, powKey } from './pow.js';
+import { PROOF_SPENT, ProofOfWork, powKey } from './pow.js';
 import { newToken } from '../core/ids.js';
 import { wantedPlace, type Place } from '../geo/regions.js';
 
@@ -36,7 +36,6 @@ const ICE_RENEWAL_MIN_INTERVAL_MS = 250;
 export class MatchingService {
   readonly server: Server;
   readonly edge: SocketEdge<typeof MatchingClientMessage>;
-  private readonly registrations: RateLimiterAbstract;
   private readonly onlineRequests: RateLimiterAbstract;
   private readonly online: OnlineCounts;
   private readonly admin: AdminApi | undefined;
@@ -49,8 +48,7 @@ export class MatchingService {
     private readonly extension: ServiceExtension = {},
   ) {
     const { settings, hub, metrics, log, store } = ctx;
-    this.registrations = ctx.limiter('register', settings.registerRatePerMin, 60);
-    this.pow = new ProofOfWork(settings, powKey(settings, ctx.sharedKey), store, ctx.limiter);
+    this.pow = new ProofOfWork(settings, powKey(settings, ctx.sharedKey), ctx.limiter);
     this.chatGuard = new ChatGuard(settings, ctx.limiter, ctx.sharedKey);
     this.onlineRequests = ctx.limiter('online', settings.onlineRatePerMin, 60);
     this.online = new OnlineCounts(() => store.stats(), hub.clock, settings.onlineCacheMs);
@@ -160,35 +158,18 @@ export class MatchingService {
   }
 
   /**
-   * Validate, rate-limit and create a session: shared by POST /register and the one-trip start.
-   * `addr` is the client address's keyed hash, made once per request by the caller (the one-trip
-   * start has made it for the socket count already); `place` its country and region, when known.
+   * Validate, check the proof of work and create a session: shared by POST /register and the
+   * one-trip start. `addr` is the client address's keyed hash, made once per request by the
+   * caller; `place` its country and region, when known. The store checks the rest in the same
+   * call as it registers (store.ts Admission): REGISTER_RATE_PER_MIN, that the proof is not
+   * spent, a ban, and for a one-trip start (`held`, its socket) MAX_SOCKETS_PER_ADDR.
    */
-  private async register(
-    addr: string,
-    place: Place | undefined,
-    value: unknown,
-    admitted?: Promise<Refusal | undefined>,
-    held?: HeldConnection,
-  ): Promise<Refusal | Registered> {
-    const { store, metrics, hub } = this.ctx;
+  private async register(addr: string, place: Place | undefined, value: unknown, held?: HeldConnection): Promise<Refusal | Registered> {
+    const { store, metrics, hub, settings } = this.ctx;
     const parsed = parseObject(RegisterRequest, value);
     if (!parsed.ok) {
-      const refused = await admitted;
-      if (refused) return refused;
       metrics.registrations.inc({ result: 'invalid' });
       return { status: 400, body: { status: 'error', message: parsed.error } };
-    }
-    // A one-trip start's socket count is asked together with the registration limit: one
-    // round trip to a shared store instead of two. A start refused for its open sockets
-    // has still spent one registration.
-    const [refused, limited] = await Promise.all([admitted, this.registrations.consume(addr).then(() => undefined, (rej: unknown) => rej)]);
-    if (refused) return refused;
-    if (limited !== undefined) {
-      if (!(limited instanceof RateLimiterRes)) throw limited;
-      metrics.registrations.inc({ result: 'rate-limited' });
-      const retry = Math.max(1, Math.ceil(limited.msBeforeNext / 1000));
-      return { status: 429, body: { status: 'error', message: 'too many registrations, slow down', retry_after: retry } };
     }
     const r = parsed.value;
     const proof = await this.pow.check(addr, r.altcha, hub.clock.now());
@@ -211,12 +192,27 @@ export class MatchingService {
       token,
       addr,
     };
+    const admission = proof.proof ? { proof: proof.proof } : {};
     // A one-trip start opens its socket in the same call: the socket holds what it is sent until its upgrade is done.
-    const result = held ? await store.registerAttached(session, held.id, now) : await store.register(session, now);
-    if (held && result.status === 'ok') held.session = result.id;
+    const result = held
+      ? await store.registerAttached(session, held.id, now, { ...admission, maxSockets: settings.maxSocketsPerAddr })
+      : await store.register(session, now, admission);
     metrics.registrations.inc({ result: result.status });
-    if (result.status === 'exists') return { status: 409, body: { status: 'exists', message: 'that name has a live session' } };
-    if (result.status === 'banned') return bannedRefusal(result.until);
+    switch (result.status) {
+      case 'ok':
+        break;
+      case 'exists':
+        return { status: 409, body: { status: 'exists', message: 'that name has a live session' } };
+      case 'banned':
+        return bannedRefusal(result.until);
+      case 'rate-limited':
+        return { status: 429, body: { status: 'error', message: 'too many registrations, slow down', retry_after: Math.max(1, Math.ceil(result.retryMs / 1000)) } };
+      case 'proof-spent':
+        return { status: 403, body: { status: 'error', ...PROOF_SPENT } };
+      case 'too-many-sockets':
+        return this.edge.tooManySockets();
+    }
+    if (held) held.session = result.id;
     await hub.run(result.effects);
     return { id: result.id, token };
   }
@@ -281,17 +277,17 @@ export class MatchingService {
     if (this.extension.upgrade && (await this.extension.upgrade(req, socket, head, url))) return;
     const address = clientAddress(req, settings.trustProxy);
     const addr = addresses.hash(address);
-    const admitted = this.edge.admit(addr, socket);
     if (!m?.[1]) {
-      // One-trip start: the query is the registration body, and the socket is opened in the same store call.
+      // One-trip start: the query is the registration body, and the socket is opened, and counted, in the same store call.
       const held = this.edge.hold(addr);
       let result: Refusal | Registered | undefined;
       try {
-        result = await this.register(addr, this.ctx.locate?.(address), oneTripQuery(url.searchParams), admitted, held);
+        result = await this.register(addr, this.ctx.locate?.(address), oneTripQuery(url.searchParams), held);
       } finally {
         if (result === undefined || 'body' in result) this.edge.release(held);
       }
       if ('body' in result) return refuseUpgrade(socket, result.status, result.body);
+      this.edge.counted(addr, socket);
       const { id, token } = result;
       // A client gone before its upgrade leaves as by a clean close (the upgrade then never calls back).
       const gone = (): void => this.edge.release(held);
@@ -306,7 +302,7 @@ export class MatchingService {
     }
     // A one-trip start is checked by its registration; a session registered elsewhere is checked here.
     const token = url.searchParams.get('token') ?? '';
-    const access = await sessionAccess(this.ctx, addr, admitted, m[1], token);
+    const access = await sessionAccess(this.ctx, addr, this.edge.admit(addr, socket), m[1], token);
     if ('body' in access) return refuseUpgrade(socket, access.status, access.body);
     const { id } = access;
     this.edge.upgrade(req, socket, head, (ws) => this.edge.serve(ws, id, addr, token));

@@ -17,7 +17,7 @@ import {
   banLengthMs,
   choosePartner,
   commonInterests,
-  countNext,
+  countRate,
   countingReports,
   inGoodStanding,
   keptReport,
@@ -28,7 +28,7 @@ import {
   sharedArea,
   talkedMs,
   type Candidate,
-  type NextWindow,
+  type RateWindow,
   type ReportEntry,
   type Strike,
 } from '../core/rules.js';
@@ -40,6 +40,7 @@ import {
   REPORT_LOG_PER_ADDR,
   emptyEffects,
   type ActivityMinute,
+  type Admission,
   type AttachResult,
   type BanRecord,
   type Channel,
@@ -60,8 +61,32 @@ import {
 /** Stale report entries are swept after this many reports (those of the reported address are pruned at each one). */
 const REPORT_SWEEP_EVERY = 256;
 
-/** The map of `next` windows is swept of ended ones from this size on (then from twice what remains). */
-const NEXT_SWEEP_MIN = 1024;
+/** A map of rate windows is swept of ended ones from this size on (then from twice what remains). */
+const RATE_SWEEP_MIN = 1024;
+
+/**
+ * Per-address counts in windows of core/rules.ts countRate. Ended windows go
+ * when the map has doubled since the last sweep: amortised O(1), bounded by
+ * the addresses of a minute.
+ */
+class RateWindows {
+  private readonly windows = new Map<string, RateWindow>();
+  private sweepAt = RATE_SWEEP_MIN;
+
+  constructor(private readonly max: number) {}
+
+  /** Count one from `addr`: undefined when counted, else the ms until it is allowed again (nothing counted). */
+  count(addr: string, now: number): number | undefined {
+    if (this.windows.size >= this.sweepAt) {
+      for (const [a, x] of this.windows) if (now >= x.until) this.windows.delete(a);
+      this.sweepAt = Math.max(RATE_SWEEP_MIN, 2 * this.windows.size);
+    }
+    const w = this.windows.get(addr);
+    const r = countRate(w, now, this.max);
+    if (r.w !== w) this.windows.set(addr, r.w);
+    return r.retryMs;
+  }
+}
 
 /** How many eligible partners one pairing attempt looks at before choosing (bounds the work per arrival). */
 export const MAX_CANDIDATES_PER_ATTEMPT = 64;
@@ -179,10 +204,12 @@ export class MemoryStore implements Store {
   private readonly minutes = new Map<number, { pairings: number; reports: number }>();
   /** Proof-of-work solutions used -> until when they are remembered. */
   private readonly spent = new Map<string, number>();
+  /** Size of `spent` at which its ended marks are swept. */
+  private spentSweepAt = RATE_SWEEP_MIN;
   /** `next`s of each address in its current minute (NEXT_RATE_PER_MIN). */
-  private readonly nextWindows = new Map<string, NextWindow>();
-  /** Size of nextWindows at which its ended windows are swept. */
-  private nextSweepAt = NEXT_SWEEP_MIN;
+  private readonly nexts: RateWindows;
+  /** Registrations of each address in its current minute (REGISTER_RATE_PER_MIN). */
+  private readonly registrations: RateWindows;
   /** Each address's last ban, until BAN_STRIKE_WINDOW_MS after it ended. */
   private readonly strikes = new Map<string, Strike>();
   /** Reports since the last sweep of stale report entries. */
@@ -195,6 +222,8 @@ export class MemoryStore implements Store {
 
   constructor(private readonly opts: StoreOptions) {
     this.random = opts.random ?? Math.random;
+    this.nexts = new RateWindows(opts.nextRatePerMin);
+    this.registrations = new RateWindows(opts.registerRatePerMin);
   }
 
   // ------------------------------------------------------------ plumbing
@@ -401,8 +430,8 @@ export class MemoryStore implements Store {
 
   // ------------------------------------------------------------ registration
 
-  async register(n: NewSession, now: number): Promise<RegisterResult> {
-    const r = await this.newSession(n, now);
+  async register(n: NewSession, now: number, admission: Admission = {}): Promise<RegisterResult> {
+    const r = await this.newSession(n, now, admission);
     if (r.status !== 'ok') return r;
     // Until its matching socket opens (or the registration runs out).
     r.effects.timers.push({ kind: 'registration', id: r.id, delayMs: this.opts.registrationTtlMs });
@@ -410,15 +439,21 @@ export class MemoryStore implements Store {
   }
 
   /** Its socket opened at once: no registration timer to run out. */
-  async registerAttached(n: NewSession, conn: string, now: number): Promise<RegisterResult> {
-    const r = await this.newSession(n, now);
+  async registerAttached(n: NewSession, conn: string, now: number, admission: Admission = {}): Promise<RegisterResult> {
+    const r = await this.newSession(n, now, admission);
     if (r.status !== 'ok') return r;
     const a = await this.attachMatching(r.id, n.token, conn, now);
     if (!a.ok) throw new Error('a session just registered refused its socket');
     return { ...r, effects: a.effects };
   }
 
-  private async newSession(n: NewSession, now: number): Promise<RegisterResult> {
+  /** The checks of Admission, in its order, then the session. */
+  private async newSession(n: NewSession, now: number, admission: Admission): Promise<RegisterResult> {
+    const { proof, maxSockets } = admission;
+    if (maxSockets !== undefined && (this.openSockets.get(n.addr) ?? 0) >= maxSockets) return { status: 'too-many-sockets' };
+    const retryMs = this.registrations.count(n.addr, now);
+    if (retryMs !== undefined) return { status: 'rate-limited', retryMs };
+    if (proof && !this.spend(proof.key, proof.untilMs, now)) return { status: 'proof-spent' };
     const until = await this.bannedUntil(n.addr, now);
     if (until !== undefined) return { status: 'banned', until };
     let id = n.name;
@@ -448,6 +483,7 @@ export class MemoryStore implements Store {
     let ids = this.byAddr.get(n.addr);
     if (!ids) this.byAddr.set(n.addr, (ids = new Set()));
     ids.add(id);
+    if (maxSockets !== undefined) this.openSockets.set(n.addr, (this.openSockets.get(n.addr) ?? 0) + 1);
     return { status: 'ok', id, effects: emptyEffects() };
   }
 
@@ -544,7 +580,7 @@ export class MemoryStore implements Store {
     const fx = emptyEffects();
     const s = this.owner(id, conn, 'matching');
     if (!s) return fx;
-    const retry = this.countNext(s.addr, now);
+    const retry = this.nexts.count(s.addr, now);
     if (retry !== undefined) return { limited: true, retryMs: retry };
     if (s.state === 'waiting') {
       this.send(fx, s, 'matching', { event: 'waiting' });
@@ -553,19 +589,6 @@ export class MemoryStore implements Store {
     if (s.state === 'matched') this.endRoom(fx, s, 'skip', now);
     this.enterPool(fx, s, now);
     return fx;
-  }
-
-  /** NEXT_RATE_PER_MIN (core/rules.ts countNext): undefined when counted, else the ms until it is allowed again. */
-  private countNext(addr: string, now: number): number | undefined {
-    // Ended windows go when the map has doubled since the last sweep: amortised O(1), bounded by the addresses of a minute.
-    if (this.nextWindows.size >= this.nextSweepAt) {
-      for (const [a, x] of this.nextWindows) if (now >= x.until) this.nextWindows.delete(a);
-      this.nextSweepAt = Math.max(NEXT_SWEEP_MIN, 2 * this.nextWindows.size);
-    }
-    const w = this.nextWindows.get(addr);
-    const r = countNext(w, now, this.opts.nextRatePerMin);
-    if (r.w !== w) this.nextWindows.set(addr, r.w);
-    return r.retryMs;
   }
 
   async stop(id: string, conn: string, now: number): Promise<Effects> {
@@ -756,8 +779,13 @@ export class MemoryStore implements Store {
     return out;
   }
 
-  async spendProof(key: string, untilMs: number, now: number): Promise<boolean> {
-    if (this.spent.size >= 1024) for (const [k, until] of this.spent) if (until <= now) this.spent.delete(k);
+  /** Mark a proof-of-work solution used until `untilMs`; false when it was already (Admission.proof). */
+  private spend(key: string, untilMs: number, now: number): boolean {
+    // Ended marks go when the map has doubled since the last sweep, as RateWindows sweeps.
+    if (this.spent.size >= this.spentSweepAt) {
+      for (const [k, until] of this.spent) if (until <= now) this.spent.delete(k);
+      this.spentSweepAt = Math.max(RATE_SWEEP_MIN, 2 * this.spent.size);
+    }
     const held = this.spent.get(key);
     if (held !== undefined && held > now) return false;
     this.spent.set(key, untilMs);

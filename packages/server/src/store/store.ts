@@ -94,7 +94,32 @@ export interface NewSession {
 export type RegisterResult =
   | { status: 'ok'; id: string; effects: Effects }
   | { status: 'exists' }
-  | { status: 'banned'; until: number };
+  | { status: 'banned'; until: number }
+  /** Past REGISTER_RATE_PER_MIN of the address: allowed again in retryMs. */
+  | { status: 'rate-limited'; retryMs: number }
+  /** The proof of work it carried was spent already (a replay). */
+  | { status: 'proof-spent' }
+  /** A one-trip start from an address with `maxSockets` sockets open already. */
+  | { status: 'too-many-sockets' };
+
+/**
+ * What a registration is checked against in the same step as it is made, so
+ * that a shared store is asked once, in this order: the address's open
+ * sockets (a one-trip start's), then REGISTER_RATE_PER_MIN (StoreOptions;
+ * every registration counts, whatever follows), then the proof of work, then
+ * a ban. Nothing past a refusal happens: a refused start spends no proof and
+ * takes no socket place.
+ */
+export interface Admission {
+  /** A verified proof-of-work solution (its challenge's signature): refused when used already, else marked used until `untilMs` (with Redis, for every process). */
+  proof?: { key: string; untilMs: number };
+  /**
+   * A one-trip start: its socket counts against MAX_SOCKETS_PER_ADDR as
+   * admitSocket would count it, and when registered stays counted until
+   * releaseSocket (once, when the socket closes).
+   */
+  maxSockets?: number;
+}
 
 /** Outcome of an attach: refused, or accepted with what to send/close. */
 export type AttachResult = { ok: false; reason: 'unauthorized' } | { ok: true; effects: Effects };
@@ -170,14 +195,14 @@ export interface StoreStats {
 
 export interface Store {
   /** Create a session; it waits for its matching socket for REGISTRATION_TTL_MS. */
-  register(s: NewSession, now: number): Promise<RegisterResult>;
+  register(s: NewSession, now: number, admission?: Admission): Promise<RegisterResult>;
   /**
    * A one-trip start: register, and open its matching socket `conn` in the same
    * step (what attachMatching would do, its effects included; no registration
    * timer, the socket being open), so that a shared store is asked once. The socket must be able to take what it is sent (the
    * edge holds it until the upgrade is done).
    */
-  registerAttached(s: NewSession, conn: string, now: number): Promise<RegisterResult>;
+  registerAttached(s: NewSession, conn: string, now: number, admission?: Admission): Promise<RegisterResult>;
   /** When the registration TTL runs out: drop the session if it never connected. */
   onRegistrationExpired(id: string, now: number): Promise<Effects>;
   /** The live session that `token` belongs to. */
@@ -252,12 +277,6 @@ export interface Store {
   addBan(addr: string, durationMs: number, reason: string, now: number): Promise<{ until: number; effects: Effects }>;
   /** Pairings and reports per minute over the last ACTIVITY_MINUTES minutes, oldest first (with Redis: of every process). */
   activity(now: number): Promise<ActivityMinute[]>;
-  /**
-   * Mark a proof-of-work solution used (`key`: its challenge's signature)
-   * until `untilMs`; false when it was used already (a replay). With Redis
-   * the mark is shared by every process.
-   */
-  spendProof(key: string, untilMs: number, now: number): Promise<boolean>;
   /** Lift a ban and forget its strikes (the operator judged it wrong); false when there was none. */
   liftBan(addr: string): Promise<boolean>;
   ping(): Promise<boolean>;
@@ -299,5 +318,7 @@ export interface StoreOptions extends PairingPolicy, ReportPolicy {
   blockMs: number;
   /** `next`s per address in a minute (NEXT_RATE_PER_MIN), counted by the store so that every process shares the count. */
   nextRatePerMin: number;
+  /** Registrations per address in a minute (REGISTER_RATE_PER_MIN), counted by register and registerAttached: every process, and every protocol, shares the count. */
+  registerRatePerMin: number;
   random?: () => number;
 }

@@ -6,7 +6,7 @@ import type { ServerMessage } from '@dyad/protocol';
 import { FakeClock, settle } from '../../src/core/clock.js';
 import { encodeSignalData } from '../../src/core/frames.js';
 import { Hub, type Connection } from '../../src/core/hub.js';
-import { emptyEffects, isRefused, type Channel, type Effects, type NextRefused, type RegisterResult, type Store, type StoreOptions } from '../../src/store/store.js';
+import { emptyEffects, isRefused, type Admission, type Channel, type Effects, type NextRefused, type RegisterResult, type Store, type StoreOptions } from '../../src/store/store.js';
 
 export const DEFAULTS: StoreOptions = {
   graceMs: 15_000,
@@ -26,6 +26,7 @@ export const DEFAULTS: StoreOptions = {
   banMaxMs: 604_800_000,
   banStrikeWindowMs: 2_592_000_000,
   nextRatePerMin: 120,
+  registerRatePerMin: 1_000_000,
 };
 
 /** Makes a fresh, empty store; `close()` is called after each test. */
@@ -117,11 +118,11 @@ export class Core {
    * (registerAttached); the socket is in the hub before the call, as the edge's
    * held socket is. Its result when refused.
    */
-  async arrive(opts: { name?: string; addr?: string } = {}): Promise<User | RegisterResult> {
+  async arrive(opts: { name?: string; addr?: string; admission?: Admission } = {}): Promise<User | RegisterResult> {
     const token = `t${seq++}`;
     const conn = new TestConn(`m${seq++}`, opts.name ?? '', 'matching');
     this.hub.add(conn);
-    const r = await this.store.registerAttached({ name: opts.name, mode: 'video', interests: [], token, addr: opts.addr ?? `a${seq}` }, conn.id, this.clock.now());
+    const r = await this.store.registerAttached({ name: opts.name, mode: 'video', interests: [], token, addr: opts.addr ?? `a${seq}` }, conn.id, this.clock.now(), opts.admission);
     if (r.status !== 'ok') {
       this.hub.remove(conn);
       return r;

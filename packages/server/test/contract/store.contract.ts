@@ -830,12 +830,57 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.deepEqual([activity.at(-1)?.pairings, activity.at(-1)?.reports], [1, 1]);
       });
 
-      it('a proof-of-work solution is spent once until it expires', async () => {
-        const core = await make();
+      it('past REGISTER_RATE_PER_MIN of an address in a minute a registration is refused with its wait and makes nothing; registrations and one-trip starts count together; a minute after the first it is allowed again', async () => {
+        const core = await make({ registerRatePerMin: 3 });
+        const at = (): number => core.clock.now();
+        const reg = (addr: string) => core.store.register({ mode: 'video', interests: [], token: `tok-${addr}-${at()}-${Math.random()}`, addr }, at());
+        assert.equal((await reg('x')).status, 'ok');
+        await core.clock.advance(10_000);
+        assert.ok(!('status' in (await core.arrive({ addr: 'x' }))), 'a one-trip start is the second');
+        assert.equal((await reg('x')).status, 'ok');
+        await core.clock.advance(5_000);
+        const stats = await core.store.stats();
+        assert.deepEqual(await reg('x'), { status: 'rate-limited', retryMs: 60_000 - 15_000 });
+        assert.deepEqual(await core.arrive({ addr: 'x' }), { status: 'rate-limited', retryMs: 60_000 - 15_000 });
+        assert.deepEqual(await core.store.stats(), stats, 'refused registrations make no session');
+        assert.equal((await reg('y')).status, 'ok', 'another address counts apart');
+        await core.clock.advance(60_000 - 15_000 - 1);
+        assert.equal((await reg('x')).status, 'rate-limited', 'a millisecond before the minute ends');
+        await core.clock.advance(1);
+        assert.equal((await reg('x')).status, 'ok', 'a new minute');
+      });
+
+      it('a registration spends the proof of work it carries in the same step: a replay is refused and makes nothing, and a start refused before it spends none', async () => {
+        const core = await make({ registerRatePerMin: 2 });
         const now = core.clock.now();
-        assert.equal(await core.store.spendProof('sig-1', now + 5_000, now), true);
-        assert.equal(await core.store.spendProof('sig-1', now + 5_000, now), false, 'a replay');
-        assert.equal(await core.store.spendProof('sig-2', now + 5_000, now), true);
+        const proof = (key: string) => ({ proof: { key, untilMs: now + 60_000 } });
+        const reg = (addr: string, key: string) => core.store.register({ mode: 'video', interests: [], token: `tok-${addr}-${key}-${Math.random()}`, addr }, now, proof(key));
+        assert.equal((await reg('x', 'sig-1')).status, 'ok');
+        const stats = await core.store.stats();
+        assert.deepEqual(await reg('y', 'sig-1'), { status: 'proof-spent' }, 'a replay, from anywhere');
+        assert.deepEqual(await core.arrive({ addr: 'z', admission: proof('sig-1') }), { status: 'proof-spent' }, 'a replay in a one-trip start');
+        assert.deepEqual(await core.store.stats(), stats);
+        assert.equal((await reg('x', 'sig-2')).status, 'ok');
+        assert.equal((await reg('x', 'sig-3')).status, 'rate-limited', 'refused for its address before its proof is looked at');
+        assert.equal((await reg('w', 'sig-3')).status, 'ok', 'so that proof is still good');
+      });
+
+      it('a one-trip start counts its socket against maxSockets in the same step: past it the start is refused, and a registered one stays counted until releaseSocket; a start refused for another reason takes no place', async () => {
+        const core = await make();
+        const sockets = { maxSockets: 2 };
+        assert.ok(!('status' in (await core.arrive({ addr: 'x', admission: sockets }))));
+        assert.equal(await core.store.admitSocket('x', 3), true, 'counted with the sockets admitSocket counts');
+        const stats = await core.store.stats();
+        assert.deepEqual(await core.arrive({ addr: 'x', admission: sockets }), { status: 'too-many-sockets' });
+        assert.deepEqual(await core.store.stats(), stats, 'refused for its sockets: no session');
+        await core.store.releaseSocket('x');
+        assert.ok(!('status' in (await core.arrive({ addr: 'x', admission: sockets }))), 'a place given back is taken again');
+        assert.equal(await core.store.admitSocket('x', 2), false, 'both places are taken by the one-trip starts');
+        assert.ok(!('status' in (await core.arrive({ addr: 'x', admission: { maxSockets: 3 } }))), 'the limit is the caller\'s');
+        const ban = await core.store.addBan('b', 60_000, 'test', core.clock.now());
+        await core.hub.run(ban.effects);
+        assert.equal((await core.arrive({ addr: 'b', admission: { maxSockets: 1 } }) as { status: string }).status, 'banned');
+        assert.equal(await core.store.admitSocket('b', 1), true, 'a banned start took no place');
       });
 
       /** A fresh session from `addr` is paired with `suspect`, which must be waiting. */

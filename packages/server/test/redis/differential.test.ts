@@ -57,7 +57,7 @@ import { Redis } from 'ioredis';
 import { ChatMessage, type Mode, type Region, type SignalType } from '@dyad/protocol';
 import { encodeSignalData } from '../../src/core/frames.js';
 import type { Connection } from '../../src/core/hub.js';
-import { NEXT_WINDOW_MS, commonInterests, inPlace, mutuallyAccept, type Candidate } from '../../src/core/rules.js';
+import { RATE_WINDOW_MS, commonInterests, inPlace, mutuallyAccept, type Candidate } from '../../src/core/rules.js';
 import { regionOf, wantedPlace } from '../../src/geo/regions.js';
 import { MemoryStore, type Room as MemoryRoom, type Session as MemorySession } from '../../src/store/memory.js';
 import { RedisStore } from '../../src/store/redis/index.js';
@@ -682,6 +682,11 @@ class World {
           sock.open = false;
           hub.remove(sock);
         }
+        // Refused past REGISTER_RATE_PER_MIN of the address: compared, with the wait it names.
+        if (r.status === 'rate-limited') {
+          seen.set('registration refused', (seen.get('registration refused') ?? 0) + 1);
+          return { status: r.status, retryMs: r.retryMs };
+        }
         return r.status === 'banned' ? { status: r.status, until: r.until } : { status: r.status };
       }
       case 'open':
@@ -970,7 +975,7 @@ function stepArb(slots: number): fc.Arbitrary<Step> {
 }
 
 function advanceMs(a: Advance, o: StoreOptions): number {
-  const base = { tick: 0, interest: o.interestTimeoutMs, grace: o.graceMs, fair: o.fairWaitMs, cooldown: o.repairCooldownMs, registration: o.registrationTtlMs, ban: o.banDurationMs, minute: NEXT_WINDOW_MS }[a.by];
+  const base = { tick: 0, interest: o.interestTimeoutMs, grace: o.graceMs, fair: o.fairWaitMs, cooldown: o.repairCooldownMs, registration: o.registrationTtlMs, ban: o.banDurationMs, minute: RATE_WINDOW_MS }[a.by];
   return Math.max(1, base + a.plus);
 }
 
@@ -991,6 +996,8 @@ const optsArb: fc.Arbitrary<Opts> = fc
     banDurationMs: fc.constantFrom(60_000, 3_600_000),
     // A few nexts a minute, so that runs reach it (Redis keeps the count for the minute by its own clock, longer than a run).
     nextRatePerMin: fc.constantFrom(1, 2, 120),
+    // Likewise a few registrations a minute from one address (the arrivals come from five).
+    registerRatePerMin: fc.constantFrom(2, 4, 1_000_000),
     c: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
   })
   .map(({ c, ...o }) => ({ ...DEFAULTS, ...o, banMaxMs: o.banDurationMs * 4, random: () => c }));

@@ -8,6 +8,7 @@ import { runUntilExit, startServer } from '../support/server.js';
 import { STORES, startServerOn, stopPrivateRedis } from '../support/stores.js';
 import type { Target } from '../support/legacy.js';
 import { WireClient } from '../support/ws-client.js';
+import { expectRefused } from '../support/dyad.js';
 import type { RunningServer } from '../support/server.js';
 import { freshAddress, freshName, legacyCases } from './legacy.cases.js';
 import { expectGm, gmFind, openGm, rvcStart, via } from '../support/legacy.js';
@@ -119,6 +120,50 @@ for (const store of STORES) {
       p.send({ event: 'signal', data: { target_id: found.data.partner_id, type: 'candidate', payload: candidate } });
       assert.deepEqual((await expectGm(q, 'signal')).data.payload, candidate);
       await d.expectSilence(300, { why: 'a refused next changes nothing' });
+    });
+  });
+}
+
+for (const store of STORES) {
+  describe(`REGISTER_RATE_PER_MIN over every protocol, on the ${store} store`, () => {
+    const waitMs = 2_000;
+    let server: RunningServer;
+    before(async () => {
+      server = await startServerOn(store, { ...LEGACY_ENV, REGISTER_RATE_PER_MIN: '3' });
+    });
+    after(() => server?.stop());
+
+    it('registrations from one address count together over Dyad, random-video-chat and go-megle; past the limit each refuses in its own words and makes nothing', async () => {
+      const t = targetOf(server, store);
+      const here = freshAddress();
+      // 1: a Dyad one-trip start; 2: a random-video-chat visitor; 3: a go-megle page's first find_match.
+      const d = await WireClient.open(`${t.matchingWs}/ws`, { channel: 'matching', label: 'dyad', headers: via(here), waitMs });
+      await d.expect('session');
+      await d.expect('waiting');
+      const alice = await rvcStart(freshName('alice'), here, { socket: t, post: t }, 'together', waitMs);
+      await d.expect('matched');
+      const p = await openGm(t, here, { waitMs, label: 'p' });
+      p.send(gmFind);
+      await expectGm(p, 'waiting');
+      // Past the limit: Dyad's start gets 429 with retry_after ...
+      const refused = await expectRefused(`${t.matchingWs}/ws`, { channel: 'matching', label: 'the fourth start', headers: via(here), waitMs }, 429);
+      assert.match(refused.message, /registrations/);
+      assert.ok(refused.retry_after !== undefined && refused.retry_after >= 1 && refused.retry_after <= 60, `retry_after ${refused.retry_after}`);
+      // ... random-video-chat a 429 with retry_after ...
+      const posted = await request(`${t.matching}/registerForMatching`, { method: 'POST', body: { name: freshName('bob') }, headers: via(here) });
+      assert.equal(posted.status, 429);
+      assert.ok((posted.json() as { retry_after: number }).retry_after >= 1);
+      // ... and a second go-megle page an error, without entering the pool.
+      const g = await openGm(t, here, { waitMs, label: 'g' });
+      g.send(gmFind);
+      assert.equal((await expectGm(g, 'error')).data.code, 'rate-limited');
+      await p.expectSilence(300, { why: 'the refused start made nobody to pair with' });
+      // Another address is not held back, and meets the one waiting: p (the refused page never entered the pool).
+      const e = await WireClient.open(`${t.matchingWs}/ws`, { channel: 'matching', label: 'elsewhere', headers: via(freshAddress()), waitMs });
+      await e.expect('session');
+      await e.expect('matched', { skip: ['waiting'] });
+      await expectGm(p, 'match_found');
+      await Promise.all([d.close(1000), e.close(1000), alice.m.close(1000), p.close(1000), g.close(1000)]);
     });
   });
 }

@@ -20,7 +20,7 @@
 // room ends to count, the id of its own inbox entry, and its result `x`.
 
 import { createHash } from 'node:crypto';
-import { NEXT_WINDOW_MS } from '../../core/rules.js';
+import { RATE_WINDOW_MS } from '../../core/rules.js';
 
 /** Order of the settings in ARGV[3]. */
 export const CFG_NAMES = [
@@ -49,7 +49,40 @@ export const CFG_NAMES = [
   'block',
   'replog',
   'nextmax',
+  'regmax',
 ] as const;
+
+
+/**
+ * Open sockets per client address (MAX_SOCKETS_PER_ADDR), shared by the
+ * prelude (a one-trip start counts its socket in its registration) and
+ * SOCKET_SCRIPTS. Uses P (key prefix), ME (this process) and SOCKET_TTL (ms,
+ * as text: the lifetime of a count without a write).
+ * `so:<addr>` is a hash: process id -> sockets from that address open there.
+ * `sa:<P>` is the set of addresses with sockets open on P, so that the reaper
+ * (which removes a dead process's counts) and P's own release find them.
+ * A process writes its own counts as absolute numbers from what it holds, so
+ * a write that failed or came late is made good by the next one.
+ */
+const SOCKET_COUNT = String.raw`
+-- Sockets open from the address of key so:<addr> on every live process, with
+-- mine (this process's count, the new socket included) for this one's.
+local function openSockets(key, mine)
+  local flat = redis.call('HGETALL', key)
+  local open = mine
+  for i = 1, #flat, 2 do
+    -- Sockets of a process without a heartbeat are gone (the reaper removes its count).
+    if flat[i] ~= ME and redis.call('EXISTS', P .. 'hb:' .. flat[i]) == 1 then open = open + tonumber(flat[i + 1]) end
+  end
+  return open
+end
+-- This process holds n (text) sockets from addr.
+local function holdSockets(key, addr, n)
+  redis.call('HSET', key, ME, n)
+  redis.call('PEXPIRE', key, SOCKET_TTL)
+  redis.call('SADD', P .. 'sa:' .. ME, addr)
+end
+`;
 
 const PRELUDE = String.raw`
 -- What one call works with. Loaded as a function library (FUNCTION LOAD) the
@@ -60,7 +93,7 @@ local FX, OUT, OUT_ORDER, LIVE, SS, RR, codeUsed
 -- HELD: index keys this call has seen holding members (so they have their
 -- lifetime already); FRESHENED: keys whose lifetime this call has refreshed;
 -- CD: re-pair cooldowns this call has read.
-local HELD, FRESHENED, CD
+local HELD, FRESHENED, CD, SOCKET_TTL
 -- CFGS: the settings as their text, for arguments of commands (no number formatting).
 local CFG, CFGS, CFG_TEXT = {}, {}, nil
 local CFG_KEYS = {${CFG_NAMES.map((n) => `'${n}'`).join(', ')}}
@@ -84,6 +117,7 @@ local function begin(keys, argv)
   A = {}
   for i = 8, #argv do A[#A + 1] = argv[i] end
   KEPT = P .. 'kept'
+  SOCKET_TTL = CFGS.ttl
   FX = {t = {}, p = {}, e = {}}
   OUT, OUT_ORDER, LIVE, SS, RR = {}, {}, {}, {}, {}
   HELD, FRESHENED, CD = {}, {}, {}
@@ -96,7 +130,7 @@ local function num(x)
   if x == math.floor(x) and x > -9e15 and x < 9e15 then return string.format('%d', x) end
   return string.format('%.0f', x)
 end
-
+${SOCKET_COUNT}
 ------------------------------------------------------------------ kept bytes
 -- What is kept for absent members is counted in bytes as store/memory.ts
 -- counts it (core/frames.ts keptBytes: the text in UTF-8 plus CFG.keptitem):
@@ -308,14 +342,14 @@ local function owner(id, conn, ch)
   return nil
 end
 
--- NEXT_RATE_PER_MIN for the address of s, as core/rules.ts countNext: nil
--- when counted, else the ms until its window ends (nothing is written then).
-local function countNext(s)
-  local k = P .. 'nx:' .. s.addr
+-- One more of a per-address rate (key k: nx:<addr> for NEXT_RATE_PER_MIN,
+-- rg:<addr> for REGISTER_RATE_PER_MIN), as core/rules.ts countRate: nil when
+-- counted, else the ms until its window ends (nothing is written then).
+local function countRate(k, max)
   local w = redis.call('HMGET', k, 'n', 'u')
   local n, u = tonumber(w[1]), tonumber(w[2])
-  if not u or NOW >= u then n, u = 0, NOW + ${NEXT_WINDOW_MS} end
-  if n >= CFG.nextmax then return u - NOW end
+  if not u or NOW >= u then n, u = 0, NOW + ${RATE_WINDOW_MS} end
+  if n >= max then return u - NOW end
   redis.call('HSET', k, 'n', n + 1, 'u', num(u))
   if n == 0 then redis.call('PEXPIRE', k, num(u - NOW)) end
   return nil
@@ -1050,10 +1084,21 @@ end
 
 -- A new session from A: name ('' for none), generated id, mode, interests JSON,
 -- lang ('' for none), token hash, addr, then country, region, wanted place ('' for
--- none) and '1' to show the country ('' not to). Its result, for finish().
+-- none) and '1' to show the country ('' not to); then what it is admitted by
+-- (store.ts Admission, in its order): A[12] a proof of work's key ('' none) and
+-- A[13] how long it stays spent (ms), A[14] for a one-trip start the most
+-- sockets open from the address ('' none) and A[15] this process's count of
+-- them with the new one (as SOCKET_SCRIPTS.admit). Its result, for finish().
 -- timed: its socket is not open yet, so the registration may run out.
 local function registerSession(timed)
   local name, gen, mode, int, lang, th, addr = A[1], A[2], A[3], A[4], A[5], A[6], A[7]
+  -- A made-up id that is taken (72 random bits: practically never) is drawn again before anything counts.
+  if name == '' and redis.call('EXISTS', skey(gen)) == 1 then return {status = 'retry'} end
+  local sockets = P .. 'so:' .. addr
+  if A[14] ~= '' and openSockets(sockets, tonumber(A[15])) > tonumber(A[14]) then return {status = 'too-many-sockets'} end
+  local retry = countRate(P .. 'rg:' .. addr, CFG.regmax)
+  if retry then return {status = 'rate-limited', retry = retry} end
+  if A[12] ~= '' and not redis.call('SET', P .. 'pow:' .. A[12], '1', 'PX', A[13], 'NX') then return {status = 'proof-spent'} end
   local banned = redis.call('GET', P .. 'ban:' .. addr)
   if banned and tonumber(banned) > NOW then return {status = 'banned', ['until'] = tonumber(banned)} end
   local id = name ~= '' and name or gen
@@ -1085,6 +1130,7 @@ local function registerSession(timed)
   redis.call('ZADD', P .. 'sess', num(NOW + ttl), id)
   redis.call('PEXPIRE', P .. 'sess', CFGS.idxttl)
   if timed then timer('registration', id, nil, CFG.regttl) end
+  if A[14] ~= '' then holdSockets(sockets, addr, A[15]) end
   return {status = 'ok', id = id}
 end
 
@@ -1131,10 +1177,10 @@ return finish()
   attachMatching: `
 return finish(attachMatchingSocket(A[1], A[2], A[3]))
 `,
-  // A: as register, then the matching socket's conn (A[12]): a one-trip start in one call
+  // A: as register, then the matching socket's conn (A[16]): a one-trip start in one call
   registerAttached: `
 local r = registerSession(false)
-if r.status == 'ok' then r.profile = attachMatchingSocket(r.id, A[6], A[12]).profile end
+if r.status == 'ok' then r.profile = attachMatchingSocket(r.id, A[6], A[16]).profile end
 return finish(r)
 `,
   // A: id, conn, left ('1'/'0'), the last entry of this process's inbox carried out
@@ -1161,7 +1207,7 @@ return finish()
   next: `
 local s = owner(A[1], A[2], 'matching')
 if s then
-  local retry = countNext(s)
+  local retry = countRate(P .. 'nx:' .. s.addr, CFG.nextmax)
   if retry then return finish({limited = retry}) end
   if s.st == 'waiting' then
     send(s, 'matching', {event = 'waiting'})
@@ -1689,48 +1735,35 @@ export const LIBRARY: { readonly name: string; readonly code: string; readonly f
 })();
 
 /**
- * Open sockets per client address (MAX_SOCKETS_PER_ADDR). They run on every
+ * The open-socket counts' own scripts (SOCKET_COUNT). They run on every
  * upgrade, so they are small scripts of their own, without the prelude, on the
  * store's connection for limit checks.
  *   KEYS[1]  the key prefix with its hash tag
  *   ARGV[1]  id of the calling process
  *   ARGV[2]  lifetime of a count without a write (ms)
- * `so:<addr>` is a hash: process id -> sockets from that address open there.
- * `sa:<P>` is the set of addresses with sockets open on P, so that the reaper
- * (which removes a dead process's counts) and P's own release find them.
- * A process writes its own counts as absolute numbers from what it holds, so
- * a write that failed or came late is made good by the next one.
  */
 export const SOCKET_SCRIPTS = {
   // ARGV[3] address hash, ARGV[4] most sockets open at once, ARGV[5] this
   // process's count with the new socket. Returns 1 when admitted (and counted).
   admit: `
-local P, ME, ttl = KEYS[1], ARGV[1], ARGV[2]
-local addr, max, mine = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local P, ME, SOCKET_TTL = KEYS[1], ARGV[1], ARGV[2]
+${SOCKET_COUNT}
+local addr = ARGV[3]
 local key = P .. 'so:' .. addr
-local flat = redis.call('HGETALL', key)
-local open = mine
-for i = 1, #flat, 2 do
-  -- Sockets of a process without a heartbeat are gone (the reaper removes its count).
-  if flat[i] ~= ME and redis.call('EXISTS', P .. 'hb:' .. flat[i]) == 1 then open = open + tonumber(flat[i + 1]) end
-end
-if open > max then return 0 end
-redis.call('HSET', key, ME, ARGV[5])
-redis.call('PEXPIRE', key, ttl)
-redis.call('SADD', P .. 'sa:' .. ME, addr)
+if openSockets(key, tonumber(ARGV[5])) > tonumber(ARGV[4]) then return 0 end
+holdSockets(key, addr, ARGV[5])
 return 1
 `,
   // ARGV[3..] pairs of address hash and this process's count of it (0: none).
   set: `
-local P, ME, ttl = KEYS[1], ARGV[1], ARGV[2]
+local P, ME, SOCKET_TTL = KEYS[1], ARGV[1], ARGV[2]
+${SOCKET_COUNT}
 local held = P .. 'sa:' .. ME
 for i = 3, #ARGV - 1, 2 do
   local addr, n = ARGV[i], ARGV[i + 1]
   local key = P .. 'so:' .. addr
   if tonumber(n) > 0 then
-    redis.call('HSET', key, ME, n)
-    redis.call('PEXPIRE', key, ttl)
-    redis.call('SADD', held, addr)
+    holdSockets(key, addr, n)
   else
     redis.call('HDEL', key, ME)
     redis.call('SREM', held, addr)

@@ -24,6 +24,7 @@ import {
   type Effects,
   type NewSession,
   type NextRefused,
+  type Admission,
   type RegisterResult,
   type ReportSummary,
   type SignalText,
@@ -325,6 +326,7 @@ export class RedisStore implements Store {
       block: opts.blockMs,
       replog: REPORT_LOG_PER_ADDR,
       nextmax: opts.nextRatePerMin,
+      regmax: opts.registerRatePerMin,
     };
     this.cfg = CFG_NAMES.map((n) => String(Math.round(settings[n]))).join(',');
     for (const [name, lua] of Object.entries(SCRIPTS)) this.shas.set(name as ScriptName, createHash('sha1').update(lua).digest('hex'));
@@ -621,16 +623,46 @@ export class RedisStore implements Store {
 
   // ------------------------------------------------------------ registration and look-ups
 
-  async register(n: NewSession, now: number): Promise<RegisterResult> {
-    return this.registering(n, now);
+  async register(n: NewSession, now: number, admission: Admission = {}): Promise<RegisterResult> {
+    return this.registering(n, now, admission);
   }
 
-  async registerAttached(n: NewSession, conn: string, now: number): Promise<RegisterResult> {
-    return this.registering(n, now, conn);
+  async registerAttached(n: NewSession, conn: string, now: number, admission: Admission = {}): Promise<RegisterResult> {
+    return this.registering(n, now, admission, conn);
   }
 
-  /** One script for a registration, and with `conn` for the opening of its matching socket too. */
-  private async registering(n: NewSession, now: number, conn?: string): Promise<RegisterResult> {
+  /**
+   * One script for a registration and its admission, and with `conn` for the
+   * opening of its matching socket too. A socket it counts (maxSockets) is
+   * counted here at once, as admitSocket counts one, and given back unless registered.
+   */
+  private async registering(n: NewSession, now: number, admission: Admission, conn?: string): Promise<RegisterResult> {
+    const { proof, maxSockets } = admission;
+    let mine = 0;
+    if (maxSockets !== undefined) {
+      mine = (this.heldSockets.get(n.addr) ?? 0) + 1;
+      this.heldSockets.set(n.addr, mine);
+    }
+    let registered = false;
+    try {
+      const r = await this.registerScript(n, now, [
+        proof?.key ?? '',
+        proof ? String(Math.max(1, Math.round(proof.untilMs - now))) : '',
+        maxSockets !== undefined ? String(maxSockets) : '',
+        String(mine),
+      ], conn);
+      registered = r.status === 'ok';
+      return r;
+    } finally {
+      if (maxSockets !== undefined && !registered) {
+        this.dropHeldSocket(n.addr);
+        // Refused, or not known to have been written: the next sync writes this address's count as it is.
+        this.unsyncedSockets.add(n.addr);
+      }
+    }
+  }
+
+  private async registerScript(n: NewSession, now: number, admission: string[], conn?: string): Promise<RegisterResult> {
     const th = hashToken(n.token);
     // What an answer that came too late had attached: the socket waits no more, so the session leaves as by a clean close.
     const late = (socket: string) => ({ x }: { x: unknown }): void => {
@@ -654,16 +686,19 @@ export class RedisStore implements Store {
         n.area ?? '',
         n.wants ?? '',
         n.showCountry ? '1' : '',
+        ...admission,
       ];
       const { fx, x } =
         conn === undefined ? await this.exec('register', now, args) : await this.exec('registerAttached', now, [...args, conn], { codes: 1, late: late(conn) });
-      const r = x as { status: string; id?: string; until?: number; profile?: Profile };
+      const r = x as { status: string; id?: string; until?: number; retry?: number; profile?: Profile };
       if (r.status === 'ok') {
         if (conn !== undefined && r.profile) this.remember(r.id ?? '', th, r.profile, 'matching', conn);
         return { status: 'ok', id: r.id ?? '', effects: fx };
       }
       if (r.status === 'exists') return { status: 'exists' };
       if (r.status === 'banned') return { status: 'banned', until: Number(r.until) };
+      if (r.status === 'rate-limited') return { status: 'rate-limited', retryMs: Number(r.retry) };
+      if (r.status === 'proof-spent' || r.status === 'too-many-sockets') return { status: r.status };
       // 'retry': a made-up id was taken (72 random bits: practically never).
     }
     throw new Error('could not find a free session id');
@@ -813,12 +848,6 @@ export class RedisStore implements Store {
       const [p, rep] = (r[i]?.[1] as (string | null)[] | undefined) ?? [];
       return { minute, pairings: Number(p ?? 0), reports: Number(rep ?? 0) };
     });
-  }
-
-  async spendProof(key: string, untilMs: number, now: number): Promise<boolean> {
-    // SET NX: of every process, only the first to see a solution may use it.
-    const r = await this.client.set(`${this.base}pow:${key}`, '1', 'PX', Math.max(1, Math.round(untilMs - now)), 'NX');
-    return r === 'OK';
   }
 
   async onInterestTimeout(id: string, now: number): Promise<Effects> {
