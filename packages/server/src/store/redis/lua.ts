@@ -1102,7 +1102,8 @@ local function registerSession(timed)
   local banned = redis.call('GET', P .. 'ban:' .. addr)
   if banned and tonumber(banned) > NOW then return {status = 'banned', ['until'] = tonumber(banned)} end
   local id = name ~= '' and name or gen
-  if redis.call('EXISTS', skey(id)) == 1 then return {status = name ~= '' and 'exists' or 'retry'} end
+  -- (A made-up id was looked at first.)
+  if name ~= '' and redis.call('EXISTS', skey(id)) == 1 then return {status = 'exists'} end
   -- Until its socket opens, a session lives as long as its registration (the timer
   -- ends it; the TTL only clears what a dead process left behind).
   local ttl = CFG.regttl + CFG.regslack
@@ -1737,7 +1738,7 @@ export const LIBRARY: { readonly name: string; readonly code: string; readonly f
 /**
  * The open-socket counts' own scripts (SOCKET_COUNT). They run on every
  * upgrade, so they are small scripts of their own, without the prelude, on the
- * store's connection for limit checks.
+ * connection of the transitions (whose registrations write the same counts).
  *   KEYS[1]  the key prefix with its hash tag
  *   ARGV[1]  id of the calling process
  *   ARGV[2]  lifetime of a count without a write (ms)

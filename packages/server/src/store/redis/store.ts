@@ -1596,16 +1596,22 @@ export class RedisStore implements Store {
     }
   }
 
-  /** Run a socket-count script on the limits connection (its commands time out after REDIS_CALL_TIMEOUT_MS). */
+  /**
+   * Run a socket-count script. It goes on the connection of the transitions,
+   * whose registration of a one-trip start writes the same counts (store.ts
+   * Admission): on one connection Redis runs them in the order they were
+   * sent, so a count written earlier never lands after a later one. It
+   * times out after REDIS_CALL_TIMEOUT_MS, when this process's own count decides.
+   */
   private async socketScript(name: SocketScriptName, args: readonly (string | number)[]): Promise<unknown> {
     const sha = this.socketShas.get(name) ?? '';
     const argv = [this.procId, String(SESSION_TTL_MS), ...args.map(String)];
     try {
-      return await this.limits.evalsha(sha, 1, this.base, ...argv);
+      return await withTimeout(this.client.evalsha(sha, 1, this.base, ...argv), this.callTimeoutMs, name);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw scrub(err, name);
       try {
-        return await this.limits.eval(SOCKET_SCRIPTS[name], 1, this.base, ...argv);
+        return await withTimeout(this.client.eval(SOCKET_SCRIPTS[name], 1, this.base, ...argv), this.callTimeoutMs, name);
       } catch (again) {
         throw scrub(again, name);
       }
