@@ -78,6 +78,16 @@ export async function sessionAccess(
   return { id };
 }
 
+/** A wait in ms as the whole seconds, at least one, of a 429's `retry_after`. */
+export const retryAfterSec = (retryMs: number): number => Math.max(1, Math.ceil(retryMs / 1000));
+
+/** The body of a 429: what was refused, and when it is allowed again. */
+export const slowDown = (message: string, retryMs: number): { status: 'error'; message: string; retry_after: number } => ({
+  status: 'error',
+  message,
+  retry_after: retryAfterSec(retryMs),
+});
+
 /** The 403 a banned address gets, with the end of its ban (`untilMs`, Unix ms) in Unix seconds. */
 export const bannedRefusal = (untilMs: number): { status: 403; body: HttpError } => ({
   status: 403,

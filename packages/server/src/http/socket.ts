@@ -405,9 +405,8 @@ export class SocketEdge<S extends z.ZodType> {
   release(held: HeldConnection): void {
     this.hub.remove(held);
     if (held.session === '') return;
-    const now = this.hub.clock.now();
-    const { store } = this.hub;
-    (this.channel === 'matching' ? store.detachMatching(held.session, held.id, true, now) : store.detachSignalling(held.session, held.id, true, now))
+    this.handlers
+      .closed(held, true)
       .then((fx) => this.hub.run(fx))
       .catch((err: unknown) => this.log.error({ err, channel: this.channel }, 'closing a socket that never opened failed'));
   }

@@ -36,7 +36,7 @@ import type { Connection } from '../core/hub.js';
 import { encodeSignalData } from '../core/frames.js';
 import { newConnId } from '../core/ids.js';
 import { clientAddress } from '../http/client.js';
-import { banRefusal, bannedRefusal, decodeSegment, sendJson, type Context } from '../http/context.js';
+import { banRefusal, bannedRefusal, decodeSegment, sendJson, slowDown, type Context } from '../http/context.js';
 import type { ServiceExtension } from '../http/extension.js';
 import { SocketEdge, refuseUpgrade, socketCount } from '../http/socket.js';
 import { emptyEffects, isRefused, type Effects } from '../store/store.js';
@@ -191,12 +191,12 @@ export class RvcEdge {
     if (presence?.open) {
       // The holder of the name asks again: its next partner (its socket may be on another process).
       const r = await store.next(name, this.connFor(name, addr), now);
-      if (isRefused(r)) return reply(res, 429, this.slowDown('too many nexts, slow down', r.retryMs));
+      if (isRefused(r)) return reply(res, 429, this.limited('too many nexts, slow down', r.retryMs));
       await hub.run(r);
     } else if (presence === undefined) {
       const result = await store.register({ name, mode: 'video', interests: [], token, addr }, now);
       metrics.registrations.inc({ result: result.status });
-      if (result.status === 'rate-limited') return reply(res, 429, this.slowDown('too many registrations, slow down', result.retryMs));
+      if (result.status === 'rate-limited') return reply(res, 429, this.limited('too many registrations, slow down', result.retryMs));
       if (result.status === 'banned') return reply(res, 403, bannedRefusal(result.until).body);
       if (result.status !== 'ok') return reply(res, 409, { status: 'exists', message: 'Username already exists' });
       await hub.run(result.effects);
@@ -210,10 +210,10 @@ export class RvcEdge {
     return true;
   }
 
-  /** A 429's body: what was refused, and in how many seconds it is allowed again. */
-  private slowDown(message: string, retryMs: number): { status: 'error'; message: string; retry_after: number } {
+  /** A 429's body (slowDown), counted. */
+  private limited(message: string, retryMs: number): { status: 'error'; message: string; retry_after: number } {
     this.ctx.metrics.rejected.inc({ code: 'rate-limited' });
-    return { status: 'error', message, retry_after: Math.max(1, Math.ceil(retryMs / 1000)) };
+    return slowDown(message, retryMs);
   }
 
   /**

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AdminBanRequest, parseObject } from '@dyad/protocol';
 import { clientAddress } from '../http/client.js';
-import { decodeSegment, readBody, sendJson, type Context } from '../http/context.js';
+import { decodeSegment, readBody, retryAfterSec, sendJson, type Context } from '../http/context.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 const unixSeconds = (ms: number): number => Math.ceil(ms / 1000);
@@ -50,7 +50,7 @@ export class AdminApi {
       return undefined;
     } catch (rej) {
       if (!(rej instanceof RateLimiterRes)) throw rej;
-      return Math.max(1, Math.ceil(rej.msBeforeNext / 1000));
+      return retryAfterSec(rej.msBeforeNext);
     }
   }
 

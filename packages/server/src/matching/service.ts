@@ -15,7 +15,7 @@ import {
 import { clientAddress, originAllowed } from '../http/client.js';
 import { handshakeProblem } from '../http/handshake.js';
 import type { ServiceExtension } from '../http/extension.js';
-import { ClientGoneError, banRefusal, bannedRefusal, readBody, requestUrl, sendJson, serveOps, sessionAccess, type Context, type Refusal } from '../http/context.js';
+import { ClientGoneError, banRefusal, bannedRefusal, readBody, requestUrl, sendJson, serveOps, sessionAccess, slowDown, type Context, type Refusal } from '../http/context.js';
 import { HeldConnection, SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { Connection } from '../core/hub.js';
@@ -206,7 +206,7 @@ export class MatchingService {
       case 'banned':
         return bannedRefusal(result.until);
       case 'rate-limited':
-        return { status: 429, body: { status: 'error', message: 'too many registrations, slow down', retry_after: Math.max(1, Math.ceil(result.retryMs / 1000)) } };
+        return { status: 429, body: slowDown('too many registrations, slow down', result.retryMs) };
       case 'proof-spent':
         return { status: 403, body: { status: 'error', ...PROOF_SPENT } };
       case 'too-many-sockets':
@@ -232,8 +232,7 @@ export class MatchingService {
       await this.onlineRequests.consume(addresses.hash(clientAddress(req, settings.trustProxy)));
     } catch (rej) {
       if (!(rej instanceof RateLimiterRes)) throw rej;
-      const retry = Math.max(1, Math.ceil(rej.msBeforeNext / 1000));
-      return sendJson(res, 429, { status: 'error', message: 'too many requests, slow down', retry_after: retry });
+      return sendJson(res, 429, slowDown('too many requests, slow down', rej.msBeforeNext));
     }
     const counts = await this.online.get();
     sendJson(res, 200, counts, { 'Cache-Control': `max-age=${Math.floor(settings.onlineCacheMs / 1000)}` });

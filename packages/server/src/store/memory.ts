@@ -61,29 +61,41 @@ import {
 /** Stale report entries are swept after this many reports (those of the reported address are pruned at each one). */
 const REPORT_SWEEP_EVERY = 256;
 
-/** A map of rate windows is swept of ended ones from this size on (then from twice what remains). */
-const RATE_SWEEP_MIN = 1024;
+/** An Expiring map is swept of ended entries from this size on (then from twice what remains). */
+const SWEEP_MIN = 1024;
 
 /**
- * Per-address counts in windows of core/rules.ts countRate. Ended windows go
- * when the map has doubled since the last sweep: amortised O(1), bounded by
- * the addresses of a minute.
+ * A map whose ended entries go when it has doubled since the last sweep:
+ * amortised O(1) per use, bounded by the entries live at once.
  */
+class Expiring<V> {
+  private readonly map = new Map<string, V>();
+  private sweepAt = SWEEP_MIN;
+
+  constructor(private readonly ended: (v: V, now: number) => boolean) {}
+
+  /** The map, its ended entries swept first when it has grown enough. */
+  at(now: number): Map<string, V> {
+    if (this.map.size >= this.sweepAt) {
+      for (const [k, v] of this.map) if (this.ended(v, now)) this.map.delete(k);
+      this.sweepAt = Math.max(SWEEP_MIN, 2 * this.map.size);
+    }
+    return this.map;
+  }
+}
+
+/** Per-address counts in windows of core/rules.ts countRate. */
 class RateWindows {
-  private readonly windows = new Map<string, RateWindow>();
-  private sweepAt = RATE_SWEEP_MIN;
+  private readonly windows = new Expiring<RateWindow>((w, now) => now >= w.until);
 
   constructor(private readonly max: number) {}
 
   /** Count one from `addr`: undefined when counted, else the ms until it is allowed again (nothing counted). */
   count(addr: string, now: number): number | undefined {
-    if (this.windows.size >= this.sweepAt) {
-      for (const [a, x] of this.windows) if (now >= x.until) this.windows.delete(a);
-      this.sweepAt = Math.max(RATE_SWEEP_MIN, 2 * this.windows.size);
-    }
-    const w = this.windows.get(addr);
+    const windows = this.windows.at(now);
+    const w = windows.get(addr);
     const r = countRate(w, now, this.max);
-    if (r.w !== w) this.windows.set(addr, r.w);
+    if (r.w !== w) windows.set(addr, r.w);
     return r.retryMs;
   }
 }
@@ -203,9 +215,7 @@ export class MemoryStore implements Store {
   /** Minute start -> pairings and reports in it. */
   private readonly minutes = new Map<number, { pairings: number; reports: number }>();
   /** Proof-of-work solutions used -> until when they are remembered. */
-  private readonly spent = new Map<string, number>();
-  /** Size of `spent` at which its ended marks are swept. */
-  private spentSweepAt = RATE_SWEEP_MIN;
+  private readonly spent = new Expiring<number>((until, now) => until <= now);
   /** `next`s of each address in its current minute (NEXT_RATE_PER_MIN). */
   private readonly nexts: RateWindows;
   /** Registrations of each address in its current minute (REGISTER_RATE_PER_MIN). */
@@ -450,7 +460,7 @@ export class MemoryStore implements Store {
   /** The checks of Admission, in its order, then the session. */
   private async newSession(n: NewSession, now: number, admission: Admission): Promise<RegisterResult> {
     const { proof, maxSockets } = admission;
-    if (maxSockets !== undefined && (this.openSockets.get(n.addr) ?? 0) >= maxSockets) return { status: 'too-many-sockets' };
+    if (maxSockets !== undefined && !this.socketPlace(n.addr, maxSockets)) return { status: 'too-many-sockets' };
     const retryMs = this.registrations.count(n.addr, now);
     if (retryMs !== undefined) return { status: 'rate-limited', retryMs };
     if (proof && !this.spend(proof.key, proof.untilMs, now)) return { status: 'proof-spent' };
@@ -483,7 +493,7 @@ export class MemoryStore implements Store {
     let ids = this.byAddr.get(n.addr);
     if (!ids) this.byAddr.set(n.addr, (ids = new Set()));
     ids.add(id);
-    if (maxSockets !== undefined) this.openSockets.set(n.addr, (this.openSockets.get(n.addr) ?? 0) + 1);
+    if (maxSockets !== undefined) this.holdSocket(n.addr);
     return { status: 'ok', id, effects: emptyEffects() };
   }
 
@@ -781,14 +791,10 @@ export class MemoryStore implements Store {
 
   /** Mark a proof-of-work solution used until `untilMs`; false when it was already (Admission.proof). */
   private spend(key: string, untilMs: number, now: number): boolean {
-    // Ended marks go when the map has doubled since the last sweep, as RateWindows sweeps.
-    if (this.spent.size >= this.spentSweepAt) {
-      for (const [k, until] of this.spent) if (until <= now) this.spent.delete(k);
-      this.spentSweepAt = Math.max(RATE_SWEEP_MIN, 2 * this.spent.size);
-    }
-    const held = this.spent.get(key);
+    const spent = this.spent.at(now);
+    const held = spent.get(key);
     if (held !== undefined && held > now) return false;
-    this.spent.set(key, untilMs);
+    spent.set(key, untilMs);
     return true;
   }
 
@@ -1055,10 +1061,18 @@ export class MemoryStore implements Store {
   }
 
   async admitSocket(addr: string, max: number): Promise<boolean> {
-    const n = this.openSockets.get(addr) ?? 0;
-    if (n >= max) return false;
-    this.openSockets.set(addr, n + 1);
+    if (!this.socketPlace(addr, max)) return false;
+    this.holdSocket(addr);
     return true;
+  }
+
+  /** Is there a place for one more socket from `addr`, at most `max` open? */
+  private socketPlace(addr: string, max: number): boolean {
+    return (this.openSockets.get(addr) ?? 0) < max;
+  }
+
+  private holdSocket(addr: string): void {
+    this.openSockets.set(addr, (this.openSockets.get(addr) ?? 0) + 1);
   }
 
   async releaseSocket(addr: string): Promise<void> {

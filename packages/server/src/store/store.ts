@@ -199,8 +199,9 @@ export interface Store {
   /**
    * A one-trip start: register, and open its matching socket `conn` in the same
    * step (what attachMatching would do, its effects included; no registration
-   * timer, the socket being open), so that a shared store is asked once. The socket must be able to take what it is sent (the
-   * edge holds it until the upgrade is done).
+   * timer, the socket being open), so that a shared store is asked once. The
+   * socket must be able to take what it is sent (the edge holds it until the
+   * upgrade is done).
    */
   registerAttached(s: NewSession, conn: string, now: number, admission?: Admission): Promise<RegisterResult>;
   /** When the registration TTL runs out: drop the session if it never connected. */
@@ -221,7 +222,7 @@ export interface Store {
   /**
    * Leave the room (a skip) or the idle state for the pool. Each `next` counts
    * toward NEXT_RATE_PER_MIN of the session's address, on every process alike
-   * (core/rules.ts countNext); past it nothing changes and it is refused.
+   * (core/rules.ts countRate); past it nothing changes and it is refused.
    */
   next(id: string, conn: string, now: number): Promise<Effects | NextRefused>;
   stop(id: string, conn: string, now: number): Promise<Effects>;

@@ -52,7 +52,6 @@ export const CFG_NAMES = [
   'regmax',
 ] as const;
 
-
 /**
  * Open sockets per client address (MAX_SOCKETS_PER_ADDR), shared by the
  * prelude (a one-trip start counts its socket in its registration) and
@@ -109,6 +108,7 @@ local function begin(keys, argv)
       CFG[CFG_KEYS[i]] = tonumber(v)
       CFGS[CFG_KEYS[i]] = v
     end
+    SOCKET_TTL = CFGS.ttl
   end
   RND1, RND2 = tonumber(argv[4]), tonumber(argv[5])
   CODES = {}
@@ -117,7 +117,6 @@ local function begin(keys, argv)
   A = {}
   for i = 8, #argv do A[#A + 1] = argv[i] end
   KEPT = P .. 'kept'
-  SOCKET_TTL = CFGS.ttl
   FX = {t = {}, p = {}, e = {}}
   OUT, OUT_ORDER, LIVE, SS, RR = {}, {}, {}, {}, {}
   HELD, FRESHENED, CD = {}, {}, {}
@@ -1102,7 +1101,7 @@ local function registerSession(timed)
   local banned = redis.call('GET', P .. 'ban:' .. addr)
   if banned and tonumber(banned) > NOW then return {status = 'banned', ['until'] = tonumber(banned)} end
   local id = name ~= '' and name or gen
-  -- (A made-up id was looked at first.)
+  -- A name is looked up here, after the checks above (a made-up id was looked up first).
   if name ~= '' and redis.call('EXISTS', skey(id)) == 1 then return {status = 'exists'} end
   -- Until its socket opens, a session lives as long as its registration (the timer
   -- ends it; the TTL only clears what a dead process left behind).

@@ -17,6 +17,7 @@ import {
   REPORT_LOG_PER_ADDR,
   emptyEffects,
   type ActivityMinute,
+  type Admission,
   type AttachResult,
   type BanRecord,
   type Channel,
@@ -24,7 +25,6 @@ import {
   type Effects,
   type NewSession,
   type NextRefused,
-  type Admission,
   type RegisterResult,
   type ReportSummary,
   type SignalText,
@@ -638,11 +638,7 @@ export class RedisStore implements Store {
    */
   private async registering(n: NewSession, now: number, admission: Admission, conn?: string): Promise<RegisterResult> {
     const { proof, maxSockets } = admission;
-    let mine = 0;
-    if (maxSockets !== undefined) {
-      mine = (this.heldSockets.get(n.addr) ?? 0) + 1;
-      this.heldSockets.set(n.addr, mine);
-    }
+    const mine = maxSockets !== undefined ? this.holdSocket(n.addr) : 0;
     let registered = false;
     try {
       const r = await this.registerScript(n, now, [
@@ -654,11 +650,7 @@ export class RedisStore implements Store {
       registered = r.status === 'ok';
       return r;
     } finally {
-      if (maxSockets !== undefined && !registered) {
-        this.dropHeldSocket(n.addr);
-        // Refused, or not known to have been written: the next sync writes this address's count as it is.
-        this.unsyncedSockets.add(n.addr);
-      }
+      if (maxSockets !== undefined && !registered) this.giveBackSocket(n.addr);
     }
   }
 
@@ -1535,21 +1527,36 @@ export class RedisStore implements Store {
    * rate limiters' stand-ins do, and Redis hears of it once back.
    */
   async admitSocket(addr: string, max: number): Promise<boolean> {
-    const before = this.heldSockets.get(addr) ?? 0;
-    // Counted at once, so that admissions in flight together see each other.
-    this.heldSockets.set(addr, before + 1);
-    let admitted = before < max;
+    const mine = this.holdSocket(addr);
+    let admitted = mine <= max;
     if (!this.released) {
       try {
-        admitted = (await this.socketScript('admit', [addr, max, before + 1])) === 1;
-        // A write for this address sent meanwhile carried this socket: it must be written again without it.
-        if (!admitted) this.unsyncedSockets.add(addr);
+        admitted = (await this.socketScript('admit', [addr, max, mine])) === 1;
+        if (!admitted) this.giveBackSocket(addr);
+        return admitted;
       } catch {
         this.unsyncedSockets.add(addr);
       }
     }
     if (!admitted) this.dropHeldSocket(addr);
     return admitted;
+  }
+
+  /** One socket more from `addr` here, counted at once so that admissions in flight together see each other; returns this process's count. */
+  private holdSocket(addr: string): number {
+    const mine = (this.heldSockets.get(addr) ?? 0) + 1;
+    this.heldSockets.set(addr, mine);
+    return mine;
+  }
+
+  /**
+   * A socket counted by holdSocket that Redis refused (or may not have
+   * written): a write for this address sent meanwhile carried it, so the
+   * count is written again without it on the next heartbeat.
+   */
+  private giveBackSocket(addr: string): void {
+    this.dropHeldSocket(addr);
+    this.unsyncedSockets.add(addr);
   }
 
   async releaseSocket(addr: string): Promise<void> {
@@ -1650,12 +1657,13 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
-/** Does an inbox entry carry anything for a signalling socket (a relayed signal could be overtaken by it)? */
 /** A script's reply, and what it holds for this process's own sockets (`i`). */
 function readReply(text: string): { raw: RawResult; mine: Effects | undefined } {
   const raw = JSON.parse(text) as RawResult;
   return { raw, mine: raw.i && typeof raw.i === 'object' ? toEffects(raw.i as RawResult) : undefined };
 }
+
+/** Does an inbox entry carry anything for a signalling socket (a relayed signal could be overtaken by it)? */
 
 function touchesSignalling(raw: RawResult): boolean {
   if (Array.isArray(raw.r) && raw.r.length > 0) return true;
