@@ -34,6 +34,7 @@ import {
 } from '../store.js';
 import { toEffects, wellFormed, type RawResult } from './codec.js';
 import { ReplyOrder, compareIds } from './order.js';
+import { WriteTurns } from './turns.js';
 import { CFG_NAMES, LIBRARY, SCRIPTS, SOCKET_SCRIPTS, type ScriptName, type SocketScriptName } from './lua.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
 import { countingReports, type ReportEntry } from '../../core/rules.js';
@@ -217,6 +218,8 @@ export class RedisStore implements Store {
    * limiter then falls back to this process's own count).
    */
   private readonly limits: Connection;
+  /** The writes of a turn to the transitions' and limiters' connections leave together (./turns.ts). */
+  private readonly turns = new WriteTurns();
   readonly procId: string;
   private readonly prefix: string;
   private readonly base: string;
@@ -373,6 +376,8 @@ export class RedisStore implements Store {
       commandTimeout: this.callTimeoutMs,
     });
     this.limits.on('error', () => undefined);
+    this.turns.watch(this.client);
+    this.turns.watch(this.limits);
     let down = false;
     const onError = (err: Error): void => {
       if (!down) this.log?.warn({ err: err.message }, 'redis unreachable');
@@ -932,6 +937,8 @@ export class RedisStore implements Store {
       if (this.laneCount > 0) writes.push(write);
     }
     this.relays.clear();
+    // Written from the check phase: sent now, not a turn later.
+    this.turns.flush();
     if (writes.length === 0) return;
     const acked = Promise.all([this.laneAcks, ...writes]).then(() => undefined);
     this.laneAcks = acked;
