@@ -135,10 +135,16 @@ describe('commands written in one turn on a Redis Cluster', () => {
       await Promise.all(Array.from({ length: 16 }, (_, i) => client.set(`warm:${i}`, '0')));
       await turnEnd();
       const keys = Array.from({ length: 12 }, (_, i) => `k${i}`);
-      const replies = await Promise.all(Array.from({ length: 5 }, () => keys.map((k) => client.incr(k))).flat());
-      assert.deepEqual(replies, Array.from({ length: 5 }, (_, round) => keys.map(() => round + 1)).flat());
       const nodes = client.nodes('master');
       assert.equal(nodes.length, 3);
+      const sent = Array.from({ length: 5 }, () => keys.map((k) => client.incr(k))).flat();
+      // Twelve keys over three shards: every node has more than one command of this turn, so each is held.
+      assert.deepEqual(
+        nodes.map((n) => (n.stream as Socket | undefined)?.writableCorked),
+        [1, 1, 1],
+      );
+      const replies = await Promise.all(sent);
+      assert.deepEqual(replies, Array.from({ length: 5 }, (_, round) => keys.map(() => round + 1)).flat());
       assert.ok(nodes.every((n) => (n.stream as Socket | undefined)?.writableCorked === 0), 'nothing is left held');
     } finally {
       client.disconnect();
