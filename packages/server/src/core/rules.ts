@@ -86,7 +86,7 @@ export function choosePartner<C extends Candidate>(
 
 // ------------------------------------------------------------ reports and bans
 // (PROTOCOL.md "Reports"; docs/SECURITY.md "Reports and bans"). The Redis
-// store's report script (store/redis/lua.ts) applies the same rules in Lua.
+// store's report script (store/redis/lua/transitions.ts) applies the same rules in Lua.
 
 export interface ReportPolicy {
   /** A report counts only if the room with the reported lasted this long. */

@@ -175,7 +175,7 @@ type Refusal = 'count' | 'room' | 'process';
 const hashToken = (token: string): Buffer => createHash('sha256').update(token).digest();
 const seconds = (ms: number): number => ms / 1000;
 
-/** The `buffer-full` message for a refused signal or chat (the same text as the Redis store's, lua.ts fullMessage). */
+/** The `buffer-full` message for a refused signal or chat (the same text as the Redis store's, lua/rooms.ts fullMessage). */
 function fullMessage(what: 'signal' | 'chat', why: Refusal, opts: StoreOptions): string {
   if (why === 'room') return `partner is away and what this room keeps would pass KEPT_BYTES_PER_ROOM (${opts.keptBytesPerRoom} bytes)`;
   if (why === 'process') return `what the server keeps for absent members would pass KEPT_BYTES_PER_PROCESS (${opts.keptBytesPerProcess} bytes)`;
@@ -332,7 +332,7 @@ export class MemoryStore implements Store {
       [b, a],
     ] as const) {
       this.pool[me.mode].delete(me.id);
-      // Chat kept from an earlier room would only be shown out of place (as the Redis store drops it, lua.ts openRoom).
+      // Chat kept from an earlier room would only be shown out of place (as the Redis store drops it, lua/rooms.ts openRoom).
       this.dropKeptChat(me);
       me.state = 'matched';
       me.room = code;
@@ -757,7 +757,7 @@ export class MemoryStore implements Store {
     this.strikes.set(addr, { strike, until });
     const log = this.reportLog.get(addr);
     if (log) log.bannedAt = now;
-    // In id order, as the Redis store does (lua.ts, ban): which of two sessions of the address sharing a room is told first does not depend on the store.
+    // In id order, as the Redis store does (lua/admission.ts, ban): which of two sessions of the address sharing a room is told first does not depend on the store.
     for (const sid of [...(this.byAddr.get(addr) ?? [])].sort()) {
       const s = this.sessions.get(sid);
       if (!s) continue;

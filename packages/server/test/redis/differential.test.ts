@@ -1,6 +1,6 @@
 // Differential property test of the two stores (issue #11). The pairing and
 // lifecycle rules are written twice: in TypeScript (store/memory.ts over
-// core/rules.ts) and in Lua (store/redis/lua.ts). This file drives a
+// core/rules.ts) and in Lua (store/redis/lua/). This file drives a
 // MemoryStore and a RedisStore (on a private redis-server) with the same random
 // sequences of store operations, each through its own hub and fake clock, and
 // compares what they do.
@@ -207,7 +207,7 @@ function memorySnapshot(store: MemoryStore, now: number): Snapshot {
 }
 
 /**
- * The Redis store's state, read from its keys in one script (store/redis/lua.ts:
+ * The Redis store's state, read from its keys in one script (the key names of store/redis/lua/:
  * `s:<id>`, `r:<code>`, the `sess` and `rooms` indexes, the pool sets
  * `open:<mode>` and `narrow:<mode>`, and the `bl:`, `cd:`, `lp:`, `kc:` and
  * `rk:` keys), so that a step costs one round trip to look at.
@@ -1209,7 +1209,7 @@ describe('memory and Redis stores, differential', () => {
   // (the 32 oldest of each index set it reads and 16 sampled), so in a pool of hundreds
   // narrowed by interests and lang it can miss the one compatible session the memory store
   // finds (it scans until 64 eligible), and then the oldest eligible one (FAIR_WAIT_MS).
-  it('the Redis store, too, never loses a match nor passes over the oldest eligible in a pool of hundreds', { todo: 'bounded candidate reads in store/redis/lua.ts tryPair (issue #11)' }, () => {
+  it('the Redis store, too, never loses a match nor passes over the oldest eligible in a pool of hundreds', { todo: 'bounded candidate reads in store/redis/lua/rooms.ts tryPair (issue #11)' }, () => {
     assert.deepEqual(redisMisses.slice(0, 5), [], `${redisMisses.length} miss(es), the first ones shown`);
   });
 });

@@ -18,11 +18,11 @@ export interface RawResult {
   p?: unknown;
   e?: unknown;
   x?: unknown;
-  /** Relay routes for this process's signalling sockets (lua.ts, route); inbox entries only. */
+  /** Relay routes for this process's signalling sockets (lua/effects.ts, route); inbox entries only. */
   r?: unknown;
   /** Set on an entry relayed by a process itself (RedisStore, relay), not written by a script. */
   f?: unknown;
-  /** A reply's messages and closes for the caller's own sockets, instead of an entry in its inbox (lua.ts, finish). */
+  /** A reply's messages and closes for the caller's own sockets, instead of an entry in its inbox (lua/effects.ts, finish). */
   i?: unknown;
   /** With `i`: the last entry of the caller's inbox when the script ran ('' for none); `i` goes right after it. */
   l?: unknown;

@@ -1,1 +1,2 @@
-export { RedisStore, StoreUnavailableError, checkPrefix, type RedisStoreOptions } from './store.js';
+export { RedisStore, checkPrefix, type RedisStoreOptions } from './store.js';
+export { StoreUnavailableError } from './calls.js';

@@ -1,6 +1,6 @@
 // The order between two ways messages reach this process's sockets: entries
 // of its inbox stream, read by the inbox reader, and what a transition's reply
-// holds for this process's own sockets (lua.ts, finish: `i`, placed after the
+// holds for this process's own sockets (lua/effects.ts, finish: `i`, placed after the
 // inbox entry `l`). Both are carried out in the order Redis ran the scripts
 // that made them:
 // - a reply's messages go once the reader has carried out the entry named in
@@ -8,7 +8,7 @@
 // - an inbox entry waits while a call that may have run before the entry was
 //   written has not been answered, and while a reply that ran before the entry
 //   still has messages to carry out. An entry written by a script names the
-//   last such call (lua.ts, finish: `q`), so it waits only for replies already
+//   last such call (lua/effects.ts, finish: `q`), so it waits only for replies already
 //   on their way; one relayed by a process names none and waits for every call
 //   sent before it was read.
 // Calls go out on one connection and Redis answers them in the order it ran

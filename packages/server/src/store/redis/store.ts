@@ -35,7 +35,9 @@ import {
 import { toEffects, wellFormed, type RawResult } from './codec.js';
 import { ReplyOrder, compareIds } from './order.js';
 import { WriteTurns } from './turns.js';
-import { CFG_NAMES, LIBRARY, SCRIPTS, SOCKET_SCRIPTS, type ScriptName, type SocketScriptName } from './lua.js';
+import { CFG_NAMES, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
+import { StoreUnavailableError, scrub, withTimeout } from './calls.js';
+import { SocketCounts } from './sockets.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
 import { countingReports, type ReportEntry } from '../../core/rules.js';
 import { KEPT_ITEM_OVERHEAD_BYTES } from '../../core/frames.js';
@@ -123,14 +125,6 @@ export function checkPrefix(prefix: string): string | undefined {
   return undefined;
 }
 
-/** The store could not reach Redis in time; the caller answers with a clear error. */
-export class StoreUnavailableError extends Error {
-  constructor(detail: string, options?: { cause?: unknown }) {
-    super(`store unavailable: ${detail}`, options);
-    this.name = 'StoreUnavailableError';
-  }
-}
-
 type Hint = 'waiting' | 'matched' | 'idle';
 
 /** What this process knows of a session whose socket it holds: enough to make it again after Redis lost it. */
@@ -140,7 +134,7 @@ interface Local {
   mode: string;
   int: string;
   lang: string;
-  /** JSON of the session's place fields (country, region, wanted place, show flag; lua.ts profile). */
+  /** JSON of the session's place fields (country, region, wanted place, show flag; lua/admission.ts, profile). */
   geo: string;
   addr: string;
   /** Matching and signalling conns held here. */
@@ -150,7 +144,7 @@ interface Local {
 
 /**
  * What this process knows of a room joined by one of its signalling sockets
- * (lua.ts, route): enough to relay that socket's signals straight to the
+ * (lua/effects.ts, route): enough to relay that socket's signals straight to the
  * partner's socket, here or through its process's inbox, without a script.
  */
 interface Route {
@@ -165,7 +159,7 @@ interface Route {
   pconn?: string;
 }
 
-/** One route item of an inbox entry, as lua.ts writes it. */
+/** One route item of an inbox entry, as lua/effects.ts writes it. */
 interface RouteItem {
   k: 'j' | 'p' | 'a' | 'e';
   conn: string;
@@ -243,7 +237,7 @@ export class RedisStore implements Store {
   private readonly laneCount: number;
   /** Lane keys of each process relayed to, made from its id (laneKeys). */
   private readonly laneKeysOf = new Map<string, string[]>();
-  /** The latest entry this process's transitions wrote to each other process's inbox (lua.ts, finish). */
+  /** The latest entry this process's transitions wrote to each other process's inbox (lua/effects.ts, finish). */
   private readonly caused = new Map<string, string>();
   /** Relayed signals sent to a lane and not acknowledged yet: a transition waits for them (evalsha). */
   private laneAcks: Promise<void> | undefined;
@@ -261,11 +255,8 @@ export class RedisStore implements Store {
   private readonly order: ReplyOrder;
   private readonly pending: Pending[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly socketShas = new Map<SocketScriptName, string>();
-  /** Address -> sockets from it open here (admissions in flight included): what this process's count in Redis should be. */
-  private readonly heldSockets = new Map<string, number>();
-  /** Addresses whose count in Redis may differ from heldSockets (a write failed, or raced a refusal): written again on the next heartbeat. */
-  private readonly unsyncedSockets = new Set<string>();
+  /** Open sockets per address, counted with the other processes (./sockets.ts). */
+  private readonly sockets: SocketCounts;
   private handler: ((fx: Effects) => Promise<void>) | undefined;
   private epoch: string | undefined;
   private beaten = false;
@@ -333,7 +324,6 @@ export class RedisStore implements Store {
     };
     this.cfg = CFG_NAMES.map((n) => String(Math.round(settings[n]))).join(',');
     for (const [name, lua] of Object.entries(SCRIPTS)) this.shas.set(name as ScriptName, createHash('sha1').update(lua).digest('hex'));
-    for (const [name, lua] of Object.entries(SOCKET_SCRIPTS)) this.socketShas.set(name as SocketScriptName, createHash('sha1').update(lua).digest('hex'));
 
     const common: RedisOptions = {
       // Reconnect quickly and forever; the process stays up and /readyz says 503 meanwhile.
@@ -377,6 +367,15 @@ export class RedisStore implements Store {
     });
     this.limits.on('error', () => undefined);
     this.turns.watch(this.client);
+    this.sockets = new SocketCounts({
+      client: this.client,
+      base: this.base,
+      procId: this.procId,
+      ttlMs: SESSION_TTL_MS,
+      callTimeoutMs: this.callTimeoutMs,
+      log: this.log,
+      released: () => this.released,
+    });
     this.turns.watch(this.limits);
     let down = false;
     const onError = (err: Error): void => {
@@ -467,12 +466,12 @@ export class RedisStore implements Store {
     const loaded = await Promise.all(
       nodes.map(async (node) => {
         const pipe = node.pipeline();
-        for (const name of this.socketShas.keys()) pipe.script('LOAD', SOCKET_SCRIPTS[name]);
+        for (const lua of this.sockets.scripts()) pipe.script('LOAD', lua);
         // Never REPLACE: a library of this name is this very code (the name is its hash),
         // loaded already by another process, and replacing it under their calls gains nothing.
         pipe.call('FUNCTION', 'LOAD', LIBRARY.code);
         const replies = (await pipe.exec()) ?? [];
-        const err = replies[this.socketShas.size]?.[0];
+        const err = replies[this.sockets.shas.size]?.[0];
         if (!err || /already exists/i.test(err.message)) return true;
         // A Redis without functions runs the transitions as scripts.
         const scripts = node.pipeline();
@@ -486,7 +485,7 @@ export class RedisStore implements Store {
     const names = Object.fromEntries([
       ...[...this.shas].map(([name, sha]) => [sha, name]),
       ...Object.entries(LIBRARY.fn).map(([name, fn]) => [fn, name]),
-      ...[...this.socketShas].map(([name, sha]) => [sha, `socket-${name}`]),
+      ...[...this.sockets.shas].map(([name, sha]) => [sha, `socket-${name}`]),
     ]);
     await this.client.multi().hset(`${this.prefix}scripts`, names).pexpire(`${this.prefix}scripts`, INDEX_TTL_MS).exec();
   }
@@ -643,7 +642,7 @@ export class RedisStore implements Store {
    */
   private async registering(n: NewSession, now: number, admission: Admission, conn?: string): Promise<RegisterResult> {
     const { proof, maxSockets } = admission;
-    const mine = maxSockets !== undefined ? this.holdSocket(n.addr) : 0;
+    const mine = maxSockets !== undefined ? this.sockets.hold(n.addr) : 0;
     let registered = false;
     try {
       const r = await this.registerScript(n, now, [
@@ -655,7 +654,7 @@ export class RedisStore implements Store {
       registered = r.status === 'ok';
       return r;
     } finally {
-      if (maxSockets !== undefined && !registered) this.giveBackSocket(n.addr);
+      if (maxSockets !== undefined && !registered) this.sockets.giveBack(n.addr);
     }
   }
 
@@ -1002,7 +1001,7 @@ export class RedisStore implements Store {
     return this.local.get(d.to)?.s === d.conn ? 'ended' : 'elsewhere';
   }
 
-  /** Apply the route items of an inbox entry (lua.ts, route), for sockets still here. */
+  /** Apply the route items of an inbox entry (lua/effects.ts, route), for sockets still here. */
   private applyRoutes(items: RouteItem[]): void {
     for (const it of items) {
       if (it.k === 'j') {
@@ -1095,7 +1094,7 @@ export class RedisStore implements Store {
       this.epoch = r.epoch;
       this.beaten = true;
       // Socket counts go on their own connection, beside the rest: they never hold up a heal or a replay.
-      const counts = this.unsyncedSockets.size > 0 ? this.syncSockets([...this.unsyncedSockets]) : undefined;
+      const counts = this.sockets.resync();
       // On their own: a stalled shard holding a lane must not hold up the heartbeat.
       if (this.laneCount > 0 && !this.keepingLanes) {
         this.keepingLanes = true;
@@ -1129,7 +1128,7 @@ export class RedisStore implements Store {
         await this.rewindInbox();
       }
       // Redis lost this process's socket counts, or the reaper removed them: they are what it holds.
-      const counts = this.syncSockets([...this.heldSockets.keys()]);
+      const counts = this.sockets.syncAll();
       const all = [...this.local.values()].map((l) => ({ ...l, hint: l.m === undefined ? undefined : this.hints.get(l.m) }));
       for (let i = 0; i < all.length; i += BATCH) {
         const batch = all.slice(i, i + BATCH);
@@ -1191,7 +1190,7 @@ export class RedisStore implements Store {
     const ids = [...this.local.keys()];
     for (let i = 0; i < ids.length; i += BATCH) await this.exec('touch', Date.now(), ids.slice(i, i + BATCH));
     // The counts of addresses with sockets here outlive their last write only by SESSION_TTL_MS.
-    await this.syncSockets([...this.heldSockets.keys()]);
+    await this.sockets.syncAll();
   }
 
   /** Read this process's inbox in order; resumes from the last id read after any reconnect. */
@@ -1213,7 +1212,7 @@ export class RedisStore implements Store {
 
   /**
    * Entries carried out are done with: the stream holds only what is still
-   * on its way, which a client resuming elsewhere takes over (lua.ts,
+   * on its way, which a client resuming elsewhere takes over (lua/sockets.ts,
    * takeInFlight; a message carried out and not yet trimmed when this process
    * dies is told twice). Sent after the undelivered calls of what was carried
    * out, on the same connection, so Redis sees those first; not waited for.
@@ -1373,7 +1372,7 @@ export class RedisStore implements Store {
     // Stop announcing ourselves first, or a heartbeat could bring us back to life.
     this.released = true;
     this.stopLoops();
-    const sockets = this.releaseSockets();
+    const sockets = this.sockets.releaseAll();
     try {
       await this.exec('release', now, []);
       this.local.clear();
@@ -1396,7 +1395,7 @@ export class RedisStore implements Store {
     const bans: { addr: string; until: number }[] = [];
     for (let i = 0; i + 1 < r.length; i += 2) bans.push({ addr: r[i] ?? '', until: Number(r[i + 1]) });
     if (bans.length === 0) return [];
-    // The strike record of each (lua.ts, ban): its number and the reports that made it.
+    // The strike record of each (lua/admission.ts, ban): its number and the reports that made it.
     const pipe = this.client.pipeline();
     for (const b of bans) pipe.hmget(`${this.base}strike:${b.addr}`, 'n', 'rep', 'why', 'man');
     const strikes = (await pipe.exec()) ?? [];
@@ -1469,6 +1468,15 @@ export class RedisStore implements Store {
     }
   }
 
+  /** Admit a socket from `addr` when fewer than `max` are open on all live processes together (./sockets.ts). */
+  admitSocket(addr: string, max: number): Promise<boolean> {
+    return this.sockets.admit(addr, max);
+  }
+
+  releaseSocket(addr: string): Promise<void> {
+    return this.sockets.release(addr);
+  }
+
   async stats(): Promise<StoreStats> {
     const b = this.base;
     const r = await this.client
@@ -1525,143 +1533,6 @@ export class RedisStore implements Store {
     }
   }
 
-  // ------------------------------------------------------------ open sockets per address
-
-  /**
-   * Admit a socket from `addr` when fewer than `max` are open on all live
-   * processes together (lua.ts, SOCKET_SCRIPTS). While Redis cannot answer
-   * within REDIS_CALL_TIMEOUT_MS this process's own count decides, as the
-   * rate limiters' stand-ins do, and Redis hears of it once back.
-   */
-  async admitSocket(addr: string, max: number): Promise<boolean> {
-    const mine = this.holdSocket(addr);
-    let admitted = mine <= max;
-    if (!this.released) {
-      try {
-        admitted = (await this.socketScript('admit', [addr, max, mine])) === 1;
-        if (!admitted) this.giveBackSocket(addr);
-        return admitted;
-      } catch {
-        this.unsyncedSockets.add(addr);
-      }
-    }
-    if (!admitted) this.dropHeldSocket(addr);
-    return admitted;
-  }
-
-  /** One socket more from `addr` here, counted at once so that admissions in flight together see each other; returns this process's count. */
-  private holdSocket(addr: string): number {
-    const mine = (this.heldSockets.get(addr) ?? 0) + 1;
-    this.heldSockets.set(addr, mine);
-    return mine;
-  }
-
-  /**
-   * A socket counted by holdSocket that Redis refused (or may not have
-   * written): a write for this address sent meanwhile carried it, so the
-   * count is written again without it on the next heartbeat.
-   */
-  private giveBackSocket(addr: string): void {
-    this.dropHeldSocket(addr);
-    this.unsyncedSockets.add(addr);
-  }
-
-  async releaseSocket(addr: string): Promise<void> {
-    if (!this.heldSockets.has(addr)) return;
-    const n = this.dropHeldSocket(addr);
-    // After shutdown's release nothing of this process counts: writing would only leave a stale count behind.
-    if (this.released) return;
-    try {
-      await this.socketScript('set', [addr, n]);
-    } catch {
-      this.unsyncedSockets.add(addr);
-    }
-  }
-
-  /** One socket fewer from `addr` here; returns how many are left (the entry goes at zero). */
-  private dropHeldSocket(addr: string): number {
-    const n = (this.heldSockets.get(addr) ?? 0) - 1;
-    if (n > 0) this.heldSockets.set(addr, n);
-    else this.heldSockets.delete(addr);
-    return Math.max(0, n);
-  }
-
-  /** Write this process's counts of `addrs` as they are now; those that fail are tried again on a later heartbeat. */
-  private async syncSockets(addrs: string[]): Promise<void> {
-    if (this.released) return;
-    for (const a of addrs) this.unsyncedSockets.delete(a);
-    for (let i = 0; i < addrs.length; i += BATCH) {
-      const batch = addrs.slice(i, i + BATCH);
-      try {
-        await this.socketScript('set', batch.flatMap((a) => [a, this.heldSockets.get(a) ?? 0]));
-      } catch {
-        for (const a of batch) this.unsyncedSockets.add(a);
-      }
-    }
-  }
-
-  /** On shutdown: none of this process's sockets count any more (they are closing). */
-  private async releaseSockets(): Promise<void> {
-    try {
-      await this.socketScript('release', []);
-    } catch (err) {
-      // Unreachable: the reaper removes the counts once our heartbeat has lapsed.
-      this.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not release socket counts');
-    }
-  }
-
-  /**
-   * Run a socket-count script. It goes on the connection of the transitions,
-   * whose registration of a one-trip start writes the same counts (store.ts
-   * Admission): on one connection Redis runs them in the order they were
-   * sent, so a count written earlier never lands after a later one. It
-   * times out after REDIS_CALL_TIMEOUT_MS, when this process's own count decides.
-   */
-  private async socketScript(name: SocketScriptName, args: readonly (string | number)[]): Promise<unknown> {
-    const sha = this.socketShas.get(name) ?? '';
-    const argv = [this.procId, String(SESSION_TTL_MS), ...args.map(String)];
-    try {
-      return await withTimeout(this.client.evalsha(sha, 1, this.base, ...argv), this.callTimeoutMs, name);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw scrub(err, name);
-      try {
-        return await withTimeout(this.client.eval(SOCKET_SCRIPTS[name], 1, this.base, ...argv), this.callTimeoutMs, name);
-      } catch (again) {
-        throw scrub(again, name);
-      }
-    }
-  }
-}
-
-/**
- * The error to hand on, without what the client library attaches to it: its
- * copy of the command's arguments holds chat text, signal data and token
- * hashes, which must never reach a log.
- */
-function scrub(err: unknown, script: string): Error {
-  const message = err instanceof Error ? err.message : String(err);
-  if (err instanceof Error && err.name === 'ReplyError') {
-    const e = new Error(`${script} failed: ${message}`);
-    e.name = 'StoreScriptError';
-    return e;
-  }
-  return new StoreUnavailableError(message);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }
 
 /** A script's reply, and what it holds for this process's own sockets (`i`). */
@@ -1684,13 +1555,13 @@ function nextId(id: string): string {
   return `${ms}-${Number(seq) + 1}`;
 }
 
-/** One entry of rep:<addr> (lua.ts, report): "<at>|<room>|<1 if it counts, else 0>". */
+/** One entry of rep:<addr> (lua/transitions.ts, report): "<at>|<room>|<1 if it counts, else 0>". */
 function parseReport(v: string): ReportEntry | undefined {
   const m = /^(\d+)\|([^|]*)\|([01])$/.exec(v);
   return m ? { at: Number(m[1]), room: m[2] ?? '', counts: m[3] === '1' } : undefined;
 }
 
-/** One entry of rlog:<addr> (lua.ts, report): when, by which address hash, and the reason. */
+/** One entry of rlog:<addr> (lua/transitions.ts, report): when, by which address hash, and the reason. */
 interface LoggedReport {
   at: number;
   by: string;

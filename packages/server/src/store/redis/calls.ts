@@ -1,0 +1,41 @@
+// What every call to Redis shares: how long it may take, and the error its
+// caller hears when it fails.
+
+/** The store could not reach Redis in time; the caller answers with a clear error. */
+export class StoreUnavailableError extends Error {
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super(`store unavailable: ${detail}`, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/**
+ * The error to hand on, without what the client library attaches to it: its
+ * copy of the command's arguments holds chat text, signal data and token
+ * hashes, which must never reach a log.
+ */
+export function scrub(err: unknown, script: string): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof Error && err.name === 'ReplyError') {
+    const e = new Error(`${script} failed: ${message}`);
+    e.name = 'StoreScriptError';
+    return e;
+  }
+  return new StoreUnavailableError(message);
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}

@@ -1,0 +1,161 @@
+// Bans, blocks, reports, and the registration of a session and the opening
+// of its matching socket. Part of the prelude.
+
+export const ADMISSION = String.raw`-- Ban an address (core/rules.ts nextStrike, banLengthMs): one strike more
+-- than its last ban's if that ended within the strike window, each ban twice
+-- as long as the one before, at most CFG.banmax. reports: the counting
+-- reports that made it, kept with the strike for the admin API.
+-- length: the operator's choice for a ban made by hand (why: the reason), else nil.
+local function ban(addr, reports, length, why)
+  local sk = P .. 'strike:' .. addr
+  local last = redis.call('HMGET', sk, 'n', 'until')
+  local n = 1
+  if last[1] and last[2] and NOW - tonumber(last[2]) <= CFG.strikewin then n = tonumber(last[1]) + 1 end
+  local untilAt = NOW + (length or math.min(CFG.banmax, CFG.bandur * 2 ^ math.min(n - 1, 52)))
+  redis.call('HSET', sk, 'n', num(n), 'until', num(untilAt), 'rep', num(reports), 'why', why or '', 'man', length and '1' or '0')
+  -- A ban followed the reports kept for the operator.
+  redis.call('SET', P .. 'rlb:' .. addr, num(NOW), 'PX', CFG.repwin)
+  redis.call('PEXPIRE', sk, num(math.max(1, untilAt - NOW + CFG.strikewin)))
+  redis.call('SET', P .. 'ban:' .. addr, num(untilAt), 'PX', num(math.max(1, untilAt - NOW)))
+  -- The list of bans for the admin API; each entry ends with its ban.
+  redis.call('ZADD', P .. 'bans', num(untilAt), addr)
+  redis.call('ZREMRANGEBYSCORE', P .. 'bans', '-inf', num(NOW))
+  redis.call('PEXPIRE', P .. 'bans', num(math.max(CFG.banmax, untilAt - NOW)))
+  local msg = err('banned', 'this address is banned')
+  msg['until'] = math.ceil(untilAt / 1000)
+  -- In id order, as store/memory.ts does (a set's own order is Redis's).
+  local sids = redis.call('SMEMBERS', P .. 'addr:' .. addr)
+  table.sort(sids)
+  for _, sid in ipairs(sids) do
+    local s = load(sid)
+    if s then
+      if s.st == 'matched' then endRoom(s, 'reported') end
+      for _, ch in ipairs({'matching', 'signalling'}) do
+        send(s, ch, msg)
+        closeSocket(s, ch, 4003, 'banned')
+      end
+      deleteSession(s)
+    else
+      redis.call('SREM', P .. 'addr:' .. addr, sid)
+    end
+  end
+  return untilAt
+end
+
+-- Never pair s and the target (id, addr; t its session if live) again: the
+-- sessions for good, their addresses for CFG.block when they differ (one
+-- address blocked from itself would keep everyone behind it apart).
+local function keepApart(s, tid, taddr, t, addresses)
+  redis.call('SADD', P .. 'bl:' .. s.id, tid)
+  redis.call('PEXPIRE', P .. 'bl:' .. s.id, CFGS.ttl)
+  put(s, {'blk', '1'})
+  if t then
+    redis.call('SADD', P .. 'bl:' .. tid, s.id)
+    redis.call('PEXPIRE', P .. 'bl:' .. tid, CFGS.ttl)
+    put(t, {'blk', '1'})
+  end
+  if not addresses or s.addr == taddr then return end
+  redis.call('SET', pairKey(s.addr, taddr), num(NOW + CFG.block), 'PX', CFG.block)
+  for _, a in ipairs({s.addr, taddr}) do
+    -- New sessions of these addresses look for address blocks (register).
+    local k = P .. 'abx:' .. a
+    if redis.call('PTTL', k) < CFG.block then redis.call('SET', k, '1', 'PX', CFG.block) end
+  end
+  put(s, {'ab', '1'})
+  if t then put(t, {'ab', '1'}) end
+end
+
+-- The partner, or the last one within the re-pair cooldown: id, addr, room, opened, ended (nil while matched).
+local function reportable(s)
+  local room, partner = partnerOf(s)
+  if partner then return partner.id, partner.addr, room.code, tonumber(room.at or NOW), nil end
+  local last = redis.call('HMGET', P .. 'lp:' .. s.id, 'id', 'addr', 'at', 'room', 'since')
+  if last[1] and NOW - tonumber(last[3]) < CFG.cooldown then
+    return last[1], last[2], last[4] or '', tonumber(last[5] or last[3]), tonumber(last[3])
+  end
+  return nil
+end
+
+local function profile(s)
+  return {mode = s.mode, int = s.int or '[]', lang = s.lang or '', addr = s.addr, geo = cjson.encode({cc = s.cc, ar = s.ar, rw = s.rw, fl = s.fl})}
+end
+
+-- A new session from A: name ('' for none), generated id, mode, interests JSON,
+-- lang ('' for none), token hash, addr, then country, region, wanted place ('' for
+-- none) and '1' to show the country ('' not to); then what it is admitted by
+-- (store.ts Admission, in its order): A[12] a proof of work's key ('' none) and
+-- A[13] how long it stays spent (ms), A[14] for a one-trip start the most
+-- sockets open from the address ('' none) and A[15] this process's count of
+-- them with the new one (as SOCKET_SCRIPTS.admit). Its result, for finish().
+-- timed: its socket is not open yet, so the registration may run out.
+local function registerSession(timed)
+  local name, gen, mode, int, lang, th, addr = A[1], A[2], A[3], A[4], A[5], A[6], A[7]
+  -- A made-up id that is taken (72 random bits: practically never) is drawn again before anything counts.
+  if name == '' and redis.call('EXISTS', skey(gen)) == 1 then return {status = 'retry'} end
+  local sockets = P .. 'so:' .. addr
+  if A[14] ~= '' and openSockets(sockets, tonumber(A[15])) > tonumber(A[14]) then return {status = 'too-many-sockets'} end
+  local retry = countRate(P .. 'rg:' .. addr, CFG.regmax)
+  if retry then return {status = 'rate-limited', retry = retry} end
+  if A[12] ~= '' and not redis.call('SET', P .. 'pow:' .. A[12], '1', 'PX', A[13], 'NX') then return {status = 'proof-spent'} end
+  local banned = redis.call('GET', P .. 'ban:' .. addr)
+  if banned and tonumber(banned) > NOW then return {status = 'banned', ['until'] = tonumber(banned)} end
+  local id = name ~= '' and name or gen
+  -- A name is looked up here, after the checks above (a made-up id was looked up first).
+  if name ~= '' and redis.call('EXISTS', skey(id)) == 1 then return {status = 'exists'} end
+  -- Until its socket opens, a session lives as long as its registration (the timer
+  -- ends it; the TTL only clears what a dead process left behind).
+  local ttl = CFG.regttl + CFG.regslack
+  local f = {'mode', mode, 'int', int, 'th', th, 'addr', addr, 'st', 'registered', 'ea', num(NOW), 'ws', num(NOW), 'wk', num(score(NOW))}
+  if lang ~= '' then
+    f[#f + 1] = 'lang'
+    f[#f + 1] = lang
+  end
+  for i, field in ipairs({'cc', 'ar', 'rw', 'fl'}) do
+    local v = A[7 + i]
+    if v and v ~= '' then
+      f[#f + 1] = field
+      f[#f + 1] = v
+    end
+  end
+  if redis.call('EXISTS', P .. 'abx:' .. addr) == 1 then
+    f[#f + 1] = 'ab'
+    f[#f + 1] = '1'
+  end
+  redis.call('HSET', skey(id), unpack(f))
+  redis.call('PEXPIRE', skey(id), ttl)
+  redis.call('SET', P .. 't:' .. th, id, 'PX', ttl)
+  redis.call('SADD', P .. 'addr:' .. addr, id)
+  redis.call('PEXPIRE', P .. 'addr:' .. addr, CFGS.ttl)
+  redis.call('ZADD', P .. 'sess', num(NOW + ttl), id)
+  redis.call('PEXPIRE', P .. 'sess', CFGS.idxttl)
+  if timed then timer('registration', id, nil, CFG.regttl) end
+  if A[14] ~= '' then holdSockets(sockets, addr, A[15]) end
+  return {status = 'ok', id = id}
+end
+
+-- Open (or replace) the matching socket conn of session id, whose token hash
+-- is th: the first open enters the pool; a resumption is told where it stands.
+local function attachMatchingSocket(id, th, conn)
+  local s = load(id)
+  if not s or s.th ~= th then return {ok = false} end
+  adopt(s, 'matching', conn)
+  touch(s)
+  if s.st == 'registered' then
+    enterPool(s)
+  elseif s.st == 'waiting' then
+    send(s, 'matching', {event = 'waiting'})
+    enpool(s)
+    tryPair(s)
+  elseif s.st == 'matched' then
+    local room, partner = partnerOf(s)
+    if room and partner then send(s, 'matching', matchedEvent(room, s, partner, true)) end
+    flushKeptChat(s)
+  else
+    flushKeptChat(s)
+    if s.news then send(s, 'matching', gone(s.news)) end
+    drop(s, 'news')
+    send(s, 'matching', {event = 'idle'})
+  end
+  return {ok = true, profile = profile(s)}
+end
+`;

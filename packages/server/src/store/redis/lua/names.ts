@@ -1,0 +1,31 @@
+// The settings every call carries, in their order.
+
+/** Order of the settings in ARGV[3]. */
+export const CFG_NAMES = [
+  'grace',
+  'interest',
+  'regttl',
+  'cooldown',
+  'buffer',
+  'fair',
+  'banthr',
+  'repwin',
+  'bandur',
+  'ttl',
+  'idxttl',
+  'inboxmax',
+  'inboxttl',
+  'scan',
+  'sample',
+  'regslack',
+  'minroom',
+  'banmax',
+  'strikewin',
+  'keptroom',
+  'keptall',
+  'keptitem',
+  'block',
+  'replog',
+  'nextmax',
+  'regmax',
+] as const;

@@ -1,0 +1,398 @@
+// The pairing rules (core/rules.ts), choosing a partner, and rooms: opened,
+// ended, and what is kept for a member who is away. Part of the prelude.
+
+export const ROOMS = String.raw`------------------------------------------------------------------ pairing rules (core/rules.ts)
+
+local function shares(a, b)
+  if #a.ints == 0 or #b.ints == 0 then return false end
+  local theirs = {}
+  for _, i in ipairs(b.ints) do theirs[i] = true end
+  for _, i in ipairs(a.ints) do
+    if theirs[i] then return true end
+  end
+  return false
+end
+
+local function common(a, b)
+  local out = {}
+  if #a.ints == 0 or #b.ints == 0 then return out end
+  local theirs = {}
+  for _, i in ipairs(b.ints) do theirs[i] = true end
+  for _, i in ipairs(a.ints) do
+    if theirs[i] then out[#out + 1] = i end
+  end
+  return out
+end
+
+local function accepts(a, b)
+  if NOW - a.ea >= CFG.interest then return true end
+  if a.lang and a.lang ~= b.lang then return false end
+  if a.rw and a.rw ~= b.cc and a.rw ~= b.ar then return false end
+  if #a.ints > 0 and not shares(a, b) then return false end
+  return true
+end
+
+local function blocked(a, b)
+  return a.blk and redis.call('SISMEMBER', P .. 'bl:' .. a.id, b.id) == 1
+end
+
+-- Blocks between two addresses (core of store/memory.ts keepApart), under one
+-- key whichever blocked whom; a session flag (ab) says whether to look.
+local function pairKey(a, b)
+  if a < b then return P .. 'ab:' .. a .. '|' .. b end
+  return P .. 'ab:' .. b .. '|' .. a
+end
+local function addrBlocked(a, b)
+  if a.addr == b.addr or not (a.ab or b.ab) then return false end
+  -- Its end by the caller's clock (the key's own expiry only clears it away).
+  local untilAt = redis.call('GET', pairKey(a.addr, b.addr))
+  return untilAt ~= false and tonumber(untilAt) > NOW
+end
+
+local function eligible(s, c)
+  if not c or c.id == s.id or c.st ~= 'waiting' or not c.mc or c.mode ~= s.mode then return false end
+  if not alive(c.mp) then return false end
+  if blocked(s, c) or blocked(c, s) or addrBlocked(s, c) then return false end
+  return accepts(s, c) and accepts(c, s)
+end
+
+local function inCooldown(s, id)
+  local k = s.id .. '|' .. id
+  local c = CD[k]
+  if c == nil then
+    local untilAt = redis.call('ZSCORE', P .. 'cd:' .. s.id, id)
+    c = untilAt and tonumber(untilAt) > NOW or false
+    CD[k] = c
+  end
+  return c
+end
+
+------------------------------------------------------------------ rooms
+
+-- Pairings (p) and reports (r) per minute, for the moderation console's chart.
+local function tally(what)
+  local k = P .. 'act:' .. num(NOW - NOW % 60000)
+  -- The first count of a field (the key's first among them) sets the lifetime.
+  if redis.call('HINCRBY', k, what, 1) == 1 then redis.call('PEXPIRE', k, 7200000) end
+end
+
+local function loadRoom(code)
+  if not code then return nil end
+  local r = RR[code]
+  if r ~= nil then return r or nil end
+  local flat = redis.call('HGETALL', P .. 'r:' .. code)
+  if #flat == 0 then
+    RR[code] = false
+    return nil
+  end
+  r = {code = code}
+  for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+  RR[code] = r
+  return r
+end
+
+local function deleteRoom(room)
+  -- Signals still kept in it go with it.
+  addKept(-(tonumber(room.kb) or 0))
+  redis.call('DEL', P .. 'r:' .. room.code, P .. 'rk:' .. room.code .. ':' .. room.a, P .. 'rk:' .. room.code .. ':' .. room.b)
+  redis.call('ZREM', P .. 'rooms', room.code)
+  RR[room.code] = false
+end
+
+local function partnerOf(s)
+  local room = loadRoom(s.room)
+  if not room then return nil, nil end
+  local partner = load(room.a == s.id and room.b or room.a)
+  return room, partner
+end
+
+-- ice_servers is filled in per recipient by the edge, which holds the TURN secret.
+local function matchedEvent(room, me, other, resumed)
+  local m = {
+    event = 'matched', room_code = room.code, initiator = room.ini == me.id, peer = other.id,
+    common_interests = room.ints or cjson.decode(room.common), mode = room.mode, ice_servers = {},
+  }
+  -- The region both are in, never finer; the country only of one who chose to show it.
+  if me.ar and me.ar == other.ar then m.region = me.ar end
+  if other.fl and other.cc then m.country = other.cc end
+  if resumed then m.resumed = true end
+  return m
+end
+
+-- aEntry: a has just entered the pool, which is not written yet: neither its
+-- index nor these fields of its own (see enterPool), written here instead.
+local function openRoom(a, b, aEntry)
+  codeUsed = codeUsed + 1
+  local code = CODES[codeUsed]
+  if not code then error('no fresh room code left') end
+  -- Spread the one random draw over several pairings of one script.
+  local r = (RND2 + (codeUsed - 1) * 0.6180339887) % 1
+  local ints = common(a, b)
+  local room = {code = code, a = a.id, b = b.id, ini = r < 0.5 and a.id or b.id, mode = a.mode, common = cjson.encode(ints), at = num(NOW)}
+  local rk = P .. 'r:' .. code
+  redis.call('HSET', rk, 'a', room.a, 'b', room.b, 'ini', room.ini, 'mode', room.mode, 'common', room.common, 'at', room.at)
+  redis.call('PEXPIRE', rk, CFGS.ttl)
+  redis.call('ZADD', P .. 'rooms', num(NOW + CFG.ttl), code)
+  redis.call('PEXPIRE', P .. 'rooms', CFGS.idxttl)
+  -- The common interests as a list too, for the matched events (not written).
+  room.ints = ints
+  RR[code] = room
+  for _, pair in ipairs({{a, b}, {b, a}}) do
+    local me, other = pair[1], pair[2]
+    local kv = {}
+    if aEntry and me == a then
+      for i = 1, #aEntry, 2 do
+        if aEntry[i] ~= 'st' then
+          kv[#kv + 1] = aEntry[i]
+          kv[#kv + 1] = aEntry[i + 1]
+        end
+      end
+    else
+      unpool(me)
+    end
+    -- Chat kept from an earlier room would only be shown out of place (kcb
+    -- is written with every kept chat and dropped only with the list).
+    if me.kcb then dropKeptChat(me) end
+    kv[#kv + 1] = 'st'
+    kv[#kv + 1] = 'matched'
+    kv[#kv + 1] = 'room'
+    kv[#kv + 1] = code
+    put(me, kv)
+    send(me, 'matching', matchedEvent(room, me, other))
+  end
+  FX.p[#FX.p + 1] = {room = code, a = a.id, b = b.id, mode = a.mode, waitedMs = {NOW - a.ws, NOW - b.ws}}
+  tally('p')
+end
+
+-- choosePartner of core/rules.ts over a bounded set of candidates: the oldest
+-- ones of each index set (for fairness) and a random sample of each (for
+-- randomness). With small pools that is everyone, as in the memory store.
+-- entering: s has just entered the pool and is not written to it yet (the
+-- fields of enterPool). True when it paired s.
+local function tryPair(s, entering)
+  if s.st ~= 'waiting' or not s.mc or not alive(s.mp) then return false end
+  local m = s.mode
+  promote(m)
+  local sources = {}
+  local open = not narrowed(s)
+  if open then sources[#sources + 1] = P .. 'open:' .. m end
+  for _, i in ipairs(s.ints) do sources[#sources + 1] = P .. 'int:' .. m .. ':' .. i end
+  if s.lang and (open or #s.ints == 0) then sources[#sources + 1] = P .. 'lang:' .. m .. ':' .. s.lang end
+  -- Narrowed by region alone: those in the place it wants. Open: also those
+  -- narrowed by region alone whom it suits (their place is its country or region).
+  if s.rw and not open and #s.ints == 0 and not s.lang then sources[#sources + 1] = P .. 'place:' .. m .. ':' .. s.rw end
+  if open and s.cc then sources[#sources + 1] = P .. 'wants:' .. m .. ':' .. s.cc end
+  if open and s.ar then sources[#sources + 1] = P .. 'wants:' .. m .. ':' .. s.ar end
+
+  local seen, cands = {}, {}
+  local function consider(id)
+    if seen[id] ~= nil then return seen[id] end
+    local c = load(id)
+    local ok = eligible(s, c)
+    seen[id] = ok
+    if ok then cands[#cands + 1] = c end
+    return ok
+  end
+  local heads, whole, rest = {}, {}, {}
+  for n, k in ipairs(sources) do
+    local r = redis.call('ZRANGE', k, 0, CFG.scan - 1, 'WITHSCORES')
+    if #r > 0 then HELD[k] = true end
+    -- Fewer members than asked for are the whole set; when the sample below
+    -- would be as large, it would be all of them: they are taken as they are.
+    whole[n] = #r < 2 * CFG.scan and #r <= 2 * CFG.sample
+    for i = 1, #r, 2 do
+      heads[#heads + 1] = {r[i], tonumber(r[i + 1])}
+      if whole[n] then rest[#rest + 1] = r[i] end
+    end
+  end
+  table.sort(heads, function(x, y) return x[2] < y[2] end)
+  local checked = 0
+  for _, h in ipairs(heads) do
+    if seen[h[1]] == nil then
+      checked = checked + 1
+      -- Stop at the oldest eligible one outside the cooldown: fairness needs no more.
+      if consider(h[1]) and not inCooldown(s, h[1]) then break end
+      if checked >= CFG.scan then break end
+    end
+  end
+  for n, k in ipairs(sources) do
+    if not whole[n] then
+      for _, id in ipairs(redis.call('ZRANDMEMBER', k, CFGS.sample)) do consider(id) end
+    end
+  end
+  for _, id in ipairs(rest) do consider(id) end
+  if #cands == 0 then return false end
+
+  table.sort(cands, function(x, y) return x.wk < y.wk end)
+  local fresh = {}
+  for _, c in ipairs(cands) do
+    if not inCooldown(s, c.id) then fresh[#fresh + 1] = c end
+  end
+  local pool = #fresh > 0 and fresh or cands
+  local oldest = pool[1]
+  if NOW - oldest.ws > CFG.fair then
+    openRoom(s, oldest, entering)
+    return true
+  end
+  local from = pool
+  if #s.ints > 0 then
+    local sharing = {}
+    for _, c in ipairs(pool) do
+      if shares(s, c) then sharing[#sharing + 1] = c end
+    end
+    if #sharing > 0 then from = sharing end
+  end
+  openRoom(s, from[math.floor(RND1 * #from) + 1], entering)
+  return true
+end
+
+-- s was not waiting (its callers' case), so it is in no index set. It looks
+-- for a partner first and is written to the pool only when it found none: a
+-- session paired at once is never written to the index, and its entry is
+-- written with its room (its pool order stamp wk, used only in the pool, is
+-- not drawn at all). Not being in the sets it reads changes nothing it would
+-- find: it is never its own candidate.
+local function enterPool(s)
+  if s.st == 'waiting' then unpool(s) end
+  local entry = {'st', 'waiting', 'ea', NOW, 'ws', NOW}
+  for i = 1, #entry, 2 do s[entry[i]] = entry[i + 1] end
+  send(s, 'matching', {event = 'waiting'})
+  if (#s.ints > 0 or s.lang or s.rw) and CFG.interest > 0 then timer('interest', s.id, nil, CFG.interest) end
+  if tryPair(s, entry) then return end
+  entry[#entry + 1] = 'wk'
+  entry[#entry + 1] = score(NOW)
+  put(s, entry)
+  if s.mc and alive(s.mp) then enpool(s, true) end
+end
+
+-- End the ender's room: the partner is told the reason on its matching socket
+-- (or on resumption) and on its signalling socket if joined, and is idle.
+-- The ender's next state is the caller's to set.
+local function endRoom(ender, reason)
+  local room, partner = partnerOf(ender)
+  if ender.sj and ender.sj == ender.room then route(ender, {k = 'e', room = ender.sj}) end
+  drop(ender, 'room', 'sj', 'sjr')
+  if not room then return end
+  deleteRoom(room)
+  if not partner then return end
+  local joined = partner.sj == room.code
+  drop(partner, 'room', 'sj', 'sjr')
+  local news = gone(reason)
+  if send(partner, 'matching', news) then put(partner, {'st', 'idle'}) else put(partner, {'st', 'idle', 'news', reason}) end
+  if joined then
+    send(partner, 'signalling', news)
+    route(partner, {k = 'e', room = room.code})
+  end
+  -- Who met whom is kept only as long as a rule needs it (the re-pair cooldown,
+  -- a report of the last partner): these keys expire with the cooldown.
+  local keep = num(math.max(1, CFG.cooldown))
+  for _, pair in ipairs({{ender, partner}, {partner, ender}}) do
+    local me, other = pair[1], pair[2]
+    local lk = P .. 'lp:' .. me.id
+    -- room and since: a report of the last partner counts by the room's length.
+    redis.call('HSET', lk, 'id', other.id, 'addr', other.addr, 'at', num(NOW), 'room', room.code, 'since', room.at or num(NOW))
+    redis.call('PEXPIRE', lk, keep)
+    local ck = P .. 'cd:' .. me.id
+    redis.call('ZADD', ck, num(NOW + CFG.cooldown), other.id)
+    -- A lapsed cooldown is only clutter (a read compares its end with now),
+    -- as in the memory store, which clears them only past 32 partners: they
+    -- are cleared at about one room end in twenty, picked by the room code's
+    -- last character (crypto-random, 3 of its 64 letters).
+    if string.byte(room.code, -1) % 16 == 0 then redis.call('ZREMRANGEBYSCORE', ck, '-inf', num(NOW)) end
+    redis.call('PEXPIRE', ck, keep)
+  end
+  CD = {}
+  FX.e[#FX.e + 1] = reason
+end
+
+local GRACE = {matching = {'mg', 'mgp', 'm'}, signalling = {'sg', 'sgp', 's'}}
+
+local function clearGrace(s, ch)
+  local g = GRACE[ch]
+  if s[g[1]] then
+    redis.call('ZREM', P .. 'graces', g[3] .. '|' .. (s[g[2]] or '') .. '|' .. s.id .. '|' .. s[g[1]])
+    drop(s, g[1], g[2])
+  end
+end
+
+local function deleteSession(s)
+  addKept(-(tonumber(s.kcb) or 0))
+  if s.st == 'waiting' then unpool(s) end
+  clearGrace(s, 'matching')
+  clearGrace(s, 'signalling')
+  redis.call('DEL', skey(s.id), P .. 'kc:' .. s.id, P .. 'cd:' .. s.id, P .. 'bl:' .. s.id, P .. 'lp:' .. s.id)
+  if s.th then redis.call('DEL', P .. 't:' .. s.th) end
+  redis.call('SREM', P .. 'addr:' .. s.addr, s.id)
+  if s.mp then redis.call('SREM', P .. 'pm:' .. s.mp, s.id) end
+  if s.sp then redis.call('SREM', P .. 'ps:' .. s.sp, s.id) end
+  redis.call('ZREM', P .. 'sess', s.id)
+  SS[s.id] = false
+end
+
+-- The session is over: its room ends, its token opens nothing more.
+local function endSession(s, reason)
+  if s.st == 'matched' then endRoom(s, reason) end
+  send(s, 'signalling', err('unauthorized', 'session ended'))
+  closeSocket(s, 'signalling', 4001, 'session ended')
+  deleteSession(s)
+end
+
+-- Would n more bytes kept for a member of room pass a byte cap? nil if not,
+-- else which: 'room' (its kept signals and its members' kept chat) or 'all'.
+local function overCap(room, n)
+  if room then
+    local used = tonumber(room.kb) or 0
+    for _, id in ipairs({room.a, room.b}) do
+      local m = load(id)
+      if m then used = used + (tonumber(m.kcb) or 0) end
+    end
+    if used + n > CFG.keptroom then return 'room' end
+  end
+  if (tonumber(redis.call('GET', KEPT)) or 0) + n > CFG.keptall then return 'all' end
+  return nil
+end
+
+-- The buffer-full message for a refused signal or chat (the same text as store/memory.ts fullMessage).
+local function fullMessage(what, why)
+  if why == 'room' then return 'partner is away and what this room keeps would pass KEPT_BYTES_PER_ROOM (' .. num(CFG.keptroom) .. ' bytes)' end
+  if why == 'all' then return 'what the server keeps for absent members would pass KEPT_BYTES_PER_PROCESS (' .. num(CFG.keptall) .. ' bytes)' end
+  if what == 'chat' then return 'partner is away and ' .. CFG.buffer .. ' messages are waiting' end
+  return 'partner has not joined and ' .. CFG.buffer .. ' signals are waiting'
+end
+
+-- Keep a chat for a session whose matching socket is away: nil when kept, else why not ('count', 'room', 'all').
+local function keepChat(s, msg)
+  local k = P .. 'kc:' .. s.id
+  if redis.call('LLEN', k) >= CFG.buffer then return 'count' end
+  local n = itemBytes(msg.message)
+  local why = overCap(loadRoom(s.room), n)
+  if why then return why end
+  redis.call('RPUSH', k, cjson.encode(msg))
+  redis.call('PEXPIRE', k, CFGS.ttl)
+  put(s, {'kcb', (tonumber(s.kcb) or 0) + n})
+  addKept(n)
+  return nil
+end
+
+local function flushKeptChat(s)
+  local k = P .. 'kc:' .. s.id
+  for _, raw in ipairs(redis.call('LRANGE', k, 0, -1)) do send(s, 'matching', cjson.decode(raw)) end
+  dropKeptChat(s)
+end
+
+-- Keep a signal (its data as text) for a member whose socket has not joined: nil when kept, else why not.
+local function keepSignal(room, to, msg)
+  local k = P .. 'rk:' .. room.code .. ':' .. to
+  if redis.call('LLEN', k) >= CFG.buffer then return 'count' end
+  local n = itemBytes(msg.data)
+  local why = overCap(room, n)
+  if why then return why end
+  redis.call('RPUSH', k, cjson.encode(msg))
+  redis.call('PEXPIRE', k, CFGS.ttl)
+  room.kb = num((tonumber(room.kb) or 0) + n)
+  redis.call('HSET', P .. 'r:' .. room.code, 'kb', room.kb)
+  addKept(n)
+  return nil
+end
+
+`;

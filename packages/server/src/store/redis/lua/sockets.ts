@@ -1,0 +1,129 @@
+// Sockets that drop, resume or are replaced: what was on its way to them is
+// taken over in order; grace periods. Part of the prelude.
+
+export const SOCKETS = String.raw`-- Is stream id a at or before b ("ms-seq")?
+local function idAtOrBefore(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if not am or not bm then return false end
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as <= bs)
+end
+
+-- Move the first n items of list k behind the others (takeInFlight).
+local function rotate(k, n)
+  for _ = 1, n do redis.call('LMOVE', k, k, 'LEFT', 'RIGHT') end
+end
+
+-- A socket has dropped or is being replaced: what is still queued for it in
+-- its process's inbox (not carried out there yet) is kept here, in order,
+-- ahead of anything sent later; that process then skips those entries (see
+-- undelivered). When that process is dead, what was kept already came later
+-- than all of it (sent once it was taken for dead, so that nothing more went
+-- to its inbox), so it goes back behind; while it lives, what it kept came
+-- from its own inbox, earlier (undelivered), and stays ahead.
+-- after: the inbox entry that process carried out last, when known.
+local function takeInFlight(s, ch, oldConn, oldProc, after)
+  if not oldConn or not oldProc then return end
+  local kept = not alive(oldProc) and (ch == 'matching' and (P .. 'kc:' .. s.id) or (s.room and (P .. 'rk:' .. s.room .. ':' .. s.id)))
+  local before = kept and redis.call('LLEN', kept) or 0
+  local last
+  -- Entries up to the session's mark for that inbox were dealt with already.
+  local mark = s['tk|' .. ch .. '|' .. oldProc]
+  if after == '' or after == '0-0' then after = nil end
+  if mark and (not after or idAtOrBefore(after, mark)) then after = mark end
+  local from = after and ('(' .. after) or '-'
+  for _, e in ipairs(redis.call('XRANGE', P .. 'inbox:' .. oldProc, from, '+', 'COUNT', 1000)) do
+    last = e[1]
+    -- Most entries are for other sockets: a plain search for the conn id spares decoding them.
+    local batch = string.find(e[2][2], oldConn, 1, true) and cjson.decode(e[2][2]) or {}
+    for _, d in ipairs(batch.d or {}) do
+      if d.conn == oldConn and d.to == s.id then
+        local m = d.msg
+        if ch == 'matching' and m.event == 'chat' then
+          -- Only while it still belongs: a chat of a room that has ended meanwhile is dropped.
+          local _, partner = partnerOf(s)
+          if partner and partner.id == m.sender then keepChat(s, m) end
+        elseif ch == 'matching' and m.event == 'peer-disconnected' and s.st == 'idle' and not s.news then
+          put(s, {'news', m.reason})
+        elseif ch == 'signalling' and m.event == 'signal' and s.room == m.room_code then
+          local room = loadRoom(m.room_code)
+          if room then keepSignal(room, s.id, m) end
+        end
+        -- State messages are told afresh on resumption; typing and errors were of the moment.
+      end
+    end
+  end
+  if last then put(s, {'tk|' .. ch .. '|' .. oldProc, last}) end
+  if before > 0 and redis.call('LLEN', kept) > before then rotate(kept, before) end
+end
+
+-- A socket ended without leaving: its grace period starts. The deadline is
+-- also kept in graces, so that a grace whose process died still runs out.
+-- own: the socket's process tells (else the reaper found it dead); after: see takeInFlight.
+local function dropSocket(s, ch, own, after)
+  local f, g = SLOT[ch], GRACE[ch]
+  local conn, proc = s[f[1]], s[f[2]]
+  takeInFlight(s, ch, conn, proc, after)
+  drop(s, f[1], f[2])
+  redis.call('SREM', P .. INDEX[ch] .. ':' .. proc, s.id)
+  if ch == 'matching' then
+    if s.st == 'waiting' then unpool(s) end
+  else
+    local joined = s.sj
+    if joined then
+      local _, partner = partnerOf(s)
+      peerAway(s, joined, partner)
+    end
+    drop(s, 'sj')
+    -- Taken away by the reaper, not by the socket: remember the join for a heal.
+    if joined and not own then put(s, {'sjr', joined}) end
+  end
+  put(s, {g[1], conn, g[2], proc})
+  redis.call('ZADD', P .. 'graces', num(NOW + CFG.grace), g[3] .. '|' .. proc .. '|' .. s.id .. '|' .. conn)
+  redis.call('PEXPIRE', P .. 'graces', CFGS.idxttl)
+  if own then timer(ch .. '-grace', s.id, conn, CFG.grace) end
+end
+
+-- A new socket of a session on a channel takes over from the old one, whose
+-- in-flight messages come first; the grace period, if any, is over.
+local function adopt(s, ch, conn)
+  local f = SLOT[ch]
+  local old, oldProc = s[f[1]], s[f[2]]
+  if old ~= conn then
+    if old then takeInFlight(s, ch, old, oldProc) end
+    closeSocket(s, ch, 4002, 'replaced by a newer socket')
+    if oldProc then redis.call('SREM', P .. INDEX[ch] .. ':' .. oldProc, s.id) end
+  end
+  clearGrace(s, ch)
+  put(s, {f[1], conn, f[2], ME})
+  holds(INDEX[ch], ME, s.id)
+end
+
+-- The member leaves its room from signalling: partner told, member idle.
+local function leaveRoom(s, reason)
+  endRoom(s, reason)
+  put(s, {'st', 'idle'})
+  send(s, 'matching', {event = 'idle'})
+end
+
+local function memberRoom(s, code)
+  local room = loadRoom(code)
+  if room and s.room == code then return room end
+  send(s, 'signalling', err('invalid-room', 'not a member of this room'))
+  return nil
+end
+
+local function expireMatching(s, conn)
+  if s and s.mg == conn and not s.mc then endSession(s, 'timeout') end
+end
+
+local function expireSignalling(s, conn)
+  if not s or s.sg ~= conn then return end
+  clearGrace(s, 'signalling')
+  drop(s, 'sjr')
+  local room = loadRoom(s.room)
+  if room and room['j:' .. s.id] then leaveRoom(s, 'timeout') end
+end
+
+`;
