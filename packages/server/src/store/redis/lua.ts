@@ -27,7 +27,7 @@ import { SESSIONS } from './lua/sessions.js';
 import { SOCKETS } from './lua/sockets.js';
 import { BODIES, type ScriptName } from './lua/transitions.js';
 
-export { CFG_NAMES } from './lua/names.js';
+export { CFG_NAMES, KEY } from './lua/names.js';
 export { SOCKET_SCRIPTS, type SocketScriptName } from './lua/socket-counts.js';
 export type { ScriptName } from './lua/transitions.js';
 

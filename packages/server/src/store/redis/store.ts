@@ -35,7 +35,7 @@ import {
 import { toEffects, wellFormed, type RawResult } from './codec.js';
 import { ReplyOrder, compareIds } from './order.js';
 import { WriteTurns } from './turns.js';
-import { CFG_NAMES, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
+import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
 import { StoreUnavailableError, scrub, withTimeout } from './calls.js';
 import { SocketCounts } from './sockets.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
@@ -705,17 +705,17 @@ export class RedisStore implements Store {
   }
 
   async sessionForToken(token: string): Promise<string | undefined> {
-    return (await this.client.get(`${this.base}t:${hashToken(token)}`)) ?? undefined;
+    return (await this.client.get(`${this.base}${KEY.token}${hashToken(token)}`)) ?? undefined;
   }
 
   async verify(id: string, token: string): Promise<boolean> {
-    const th = await this.client.hget(`${this.base}s:${id}`, 'th');
+    const th = await this.client.hget(`${this.base}${KEY.session}${id}`, 'th');
     if (th === null || th.length !== 64) return false;
     return timingSafeEqual(Buffer.from(th, 'hex'), Buffer.from(hashToken(token), 'hex'));
   }
 
   async bannedUntil(addr: string, now: number): Promise<number | undefined> {
-    const until = await this.client.get(`${this.base}ban:${addr}`);
+    const until = await this.client.get(`${this.base}${KEY.ban}${addr}`);
     return until !== null && Number(until) > now ? Number(until) : undefined;
   }
 
@@ -838,7 +838,7 @@ export class RedisStore implements Store {
     const current = now - (now % MINUTE_MS);
     const minutes = Array.from({ length: ACTIVITY_MINUTES }, (_, i) => current - (ACTIVITY_MINUTES - 1 - i) * MINUTE_MS);
     const pipe = this.client.pipeline();
-    for (const m of minutes) pipe.hmget(`${this.base}act:${m}`, 'p', 'r');
+    for (const m of minutes) pipe.hmget(`${this.base}${KEY.activity}${m}`, 'p', 'r');
     const r = (await pipe.exec()) ?? [];
     return minutes.map((minute, i) => {
       const [p, rep] = (r[i]?.[1] as (string | null)[] | undefined) ?? [];
@@ -891,7 +891,7 @@ export class RedisStore implements Store {
    */
   private relay(proc: string, d: Delivery & { signal: SignalText }, fromConn: string): void {
     const s = d.signal;
-    const key = this.laneCount > 0 ? this.laneFor(proc, s.room_code) : `${this.base}inbox:${proc}`;
+    const key = this.laneCount > 0 ? this.laneFor(proc, s.room_code) : `${this.base}${KEY.inbox}${proc}`;
     let batch = this.relays.get(key);
     if (!batch) {
       batch = { proc, parts: [], senders: [] };
@@ -977,7 +977,7 @@ export class RedisStore implements Store {
     let h = 0x811c9dc5;
     for (let i = 0; i < room.length; i++) h = Math.imul(h ^ room.charCodeAt(i), 0x01000193);
     const keys = this.laneKeys(proc);
-    return keys[(h >>> 0) % keys.length] ?? `${this.base}inbox:${proc}`;
+    return keys[(h >>> 0) % keys.length] ?? `${this.base}${KEY.inbox}${proc}`;
   }
 
   /** Remember the latest entry a transition wrote to each other process's inbox (relayed signals wait for it there). */
@@ -1151,7 +1151,7 @@ export class RedisStore implements Store {
 
   /** After a restart the inbox starts again from nothing; read it from its start if our place is past its end. */
   private async rewindInbox(): Promise<void> {
-    const last = (await this.client.xrevrange(`${this.base}inbox:${this.procId}`, '+', '-', 'COUNT', 1))[0]?.[0];
+    const last = (await this.client.xrevrange(`${this.base}${KEY.inbox}${this.procId}`, '+', '-', 'COUNT', 1))[0]?.[0];
     if (last === undefined || compareIds(last, this.inboxId) < 0) this.inboxId = '0-0';
   }
 
@@ -1195,7 +1195,7 @@ export class RedisStore implements Store {
 
   /** Read this process's inbox in order; resumes from the last id read after any reconnect. */
   private async readInbox(): Promise<void> {
-    const key = `${this.base}inbox:${this.procId}`;
+    const key = `${this.base}${KEY.inbox}${this.procId}`;
     while (!this.closed) {
       try {
         const res = await this.reader.xread('COUNT', 256, 'BLOCK', READ_BLOCK_MS, 'STREAMS', key, this.inboxId);
@@ -1220,7 +1220,7 @@ export class RedisStore implements Store {
   private trimInbox(): void {
     if (this.trimmedTo === this.inboxId) return;
     this.trimmedTo = this.inboxId;
-    this.client.xtrim(`${this.base}inbox:${this.procId}`, 'MINID', nextId(this.inboxId)).catch(() => undefined);
+    this.client.xtrim(`${this.base}${KEY.inbox}${this.procId}`, 'MINID', nextId(this.inboxId)).catch(() => undefined);
   }
 
   /** Carry out a batch of inbox entries, in order. */
@@ -1348,7 +1348,7 @@ export class RedisStore implements Store {
 
   /** Resolves once the inbox reader has carried out every entry the inbox holds now (bounded by callTimeoutMs). */
   private async inboxCaughtUp(): Promise<void> {
-    const last = (await this.client.xrevrange(`${this.base}inbox:${this.procId}`, '+', '-', 'COUNT', 1))[0]?.[0];
+    const last = (await this.client.xrevrange(`${this.base}${KEY.inbox}${this.procId}`, '+', '-', 'COUNT', 1))[0]?.[0];
     if (last !== undefined) await withTimeout(this.carriedOut(last), this.callTimeoutMs, 'reading the inbox').catch(() => undefined);
   }
 
@@ -1391,13 +1391,13 @@ export class RedisStore implements Store {
   }
 
   async listBans(now: number): Promise<BanRecord[]> {
-    const r = await this.client.zrangebyscore(`${this.base}bans`, `(${now}`, '+inf', 'WITHSCORES');
+    const r = await this.client.zrangebyscore(`${this.base}${KEY.bans}`, `(${now}`, '+inf', 'WITHSCORES');
     const bans: { addr: string; until: number }[] = [];
     for (let i = 0; i + 1 < r.length; i += 2) bans.push({ addr: r[i] ?? '', until: Number(r[i + 1]) });
     if (bans.length === 0) return [];
     // The strike record of each (lua/admission.ts, ban): its number and the reports that made it.
     const pipe = this.client.pipeline();
-    for (const b of bans) pipe.hmget(`${this.base}strike:${b.addr}`, 'n', 'rep', 'why', 'man');
+    for (const b of bans) pipe.hmget(`${this.base}${KEY.strike}${b.addr}`, 'n', 'rep', 'why', 'man');
     const strikes = (await pipe.exec()) ?? [];
     return bans.map((b, i) => {
       const [n, rep, why, man] = (strikes[i]?.[1] as (string | null)[] | undefined) ?? [];
@@ -1408,16 +1408,16 @@ export class RedisStore implements Store {
   async liftBan(addr: string): Promise<boolean> {
     const b = this.base;
     const [[, removed] = [], [, listed] = []] =
-      (await this.client.multi().del(`${b}ban:${addr}`).zrem(`${b}bans`, addr).del(`${b}strike:${addr}`).exec()) ?? [];
+      (await this.client.multi().del(`${b}${KEY.ban}${addr}`).zrem(`${b}${KEY.bans}`, addr).del(`${b}${KEY.strike}${addr}`).exec()) ?? [];
     return Number(removed) > 0 || Number(listed) > 0;
   }
 
   async listReports(now: number, limit: number): Promise<ReportSummary[]> {
     const b = this.base;
-    const addrs = await this.client.zrevrangebyscore(`${b}rlogx`, '+inf', String(now - this.opts.reportWindowMs), 'LIMIT', 0, limit);
+    const addrs = await this.client.zrevrangebyscore(`${b}${KEY.reportLogs}`, '+inf', String(now - this.opts.reportWindowMs), 'LIMIT', 0, limit);
     if (addrs.length === 0) return [];
     const pipe = this.client.pipeline();
-    for (const addr of addrs) pipe.lrange(`${b}rlog:${addr}`, 0, -1).hgetall(`${b}rep:${addr}`).get(`${b}rlb:${addr}`);
+    for (const addr of addrs) pipe.lrange(`${b}${KEY.reportLog}${addr}`, 0, -1).hgetall(`${b}${KEY.reports}${addr}`).get(`${b}${KEY.reportBanned}${addr}`);
     const all = (await pipe.exec()) ?? [];
     const out: ReportSummary[] = [];
     addrs.forEach((addr, i) => {
@@ -1451,7 +1451,7 @@ export class RedisStore implements Store {
 
   async roomOf(id: string, token: string): Promise<string | undefined> {
     // A read, not a transition: the session's token hash, state and room, checked here.
-    const [th, st, room] = await this.client.hmget(`${this.base}s:${id}`, 'th', 'st', 'room');
+    const [th, st, room] = await this.client.hmget(`${this.base}${KEY.session}${id}`, 'th', 'st', 'room');
     if (typeof th !== 'string' || th.length !== 64) return undefined;
     if (!timingSafeEqual(Buffer.from(th, 'hex'), Buffer.from(hashToken(token), 'hex'))) return undefined;
     return st === 'matched' && typeof room === 'string' ? room : undefined;
@@ -1461,7 +1461,7 @@ export class RedisStore implements Store {
     if (this.client.status !== 'ready') return false;
     try {
       // On a Cluster the node holding the store's slot must answer (a PING would go to any node).
-      if (this.client instanceof Cluster) return (await this.client.exists(`${this.base}epoch`)) >= 0;
+      if (this.client instanceof Cluster) return (await this.client.exists(`${this.base}${KEY.epoch}`)) >= 0;
       return (await this.client.ping()) === 'PONG';
     } catch {
       return false;
@@ -1481,19 +1481,19 @@ export class RedisStore implements Store {
     const b = this.base;
     const r = await this.client
       .pipeline()
-      .zcard(`${b}open:video`)
-      .zcard(`${b}narrow:video`)
-      .zcard(`${b}open:text`)
-      .zcard(`${b}narrow:text`)
-      .zcard(`${b}rooms`)
-      .zcard(`${b}sess`)
-      .get(`${b}kept`)
-      .smembers(`${b}procs`)
+      .zcard(`${b}${KEY.open}video`)
+      .zcard(`${b}${KEY.narrow}video`)
+      .zcard(`${b}${KEY.open}text`)
+      .zcard(`${b}${KEY.narrow}text`)
+      .zcard(`${b}${KEY.rooms}`)
+      .zcard(`${b}${KEY.sessions}`)
+      .get(`${b}${KEY.keptBytes}`)
+      .smembers(`${b}${KEY.procs}`)
       .exec();
     const n = (i: number): number => Number(r?.[i]?.[1] ?? 0);
     // Online: sessions with a matching socket on some process (pm:<proc>).
     const procs = (r?.[7]?.[1] as string[] | undefined) ?? [];
-    const counts = procs.length > 0 ? ((await procs.reduce((p, proc) => p.scard(`${b}pm:${proc}`), this.client.pipeline()).exec()) ?? []) : [];
+    const counts = procs.length > 0 ? ((await procs.reduce((p, proc) => p.scard(`${b}${KEY.matchingHeld}${proc}`), this.client.pipeline()).exec()) ?? []) : [];
     const online = counts.reduce((sum, c) => sum + Number(c?.[1] ?? 0), 0);
     return { waiting: { video: n(0) + n(1), text: n(2) + n(3) }, rooms: n(4), sessions: n(5), online, keptBytes: n(6) };
   }

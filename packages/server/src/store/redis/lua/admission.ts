@@ -1,5 +1,6 @@
 // Bans, blocks, reports, and the registration of a session and the opening
 // of its matching socket. Part of the prelude.
+import { KEY } from './names.js';
 
 export const ADMISSION = String.raw`-- Ban an address (core/rules.ts nextStrike, banLengthMs): one strike more
 -- than its last ban's if that ended within the strike window, each ban twice
@@ -7,24 +8,24 @@ export const ADMISSION = String.raw`-- Ban an address (core/rules.ts nextStrike,
 -- reports that made it, kept with the strike for the admin API.
 -- length: the operator's choice for a ban made by hand (why: the reason), else nil.
 local function ban(addr, reports, length, why)
-  local sk = P .. 'strike:' .. addr
+  local sk = P .. '${KEY.strike}' .. addr
   local last = redis.call('HMGET', sk, 'n', 'until')
   local n = 1
   if last[1] and last[2] and NOW - tonumber(last[2]) <= CFG.strikewin then n = tonumber(last[1]) + 1 end
   local untilAt = NOW + (length or math.min(CFG.banmax, CFG.bandur * 2 ^ math.min(n - 1, 52)))
   redis.call('HSET', sk, 'n', num(n), 'until', num(untilAt), 'rep', num(reports), 'why', why or '', 'man', length and '1' or '0')
   -- A ban followed the reports kept for the operator.
-  redis.call('SET', P .. 'rlb:' .. addr, num(NOW), 'PX', CFG.repwin)
+  redis.call('SET', P .. '${KEY.reportBanned}' .. addr, num(NOW), 'PX', CFG.repwin)
   redis.call('PEXPIRE', sk, num(math.max(1, untilAt - NOW + CFG.strikewin)))
-  redis.call('SET', P .. 'ban:' .. addr, num(untilAt), 'PX', num(math.max(1, untilAt - NOW)))
+  redis.call('SET', P .. '${KEY.ban}' .. addr, num(untilAt), 'PX', num(math.max(1, untilAt - NOW)))
   -- The list of bans for the admin API; each entry ends with its ban.
-  redis.call('ZADD', P .. 'bans', num(untilAt), addr)
-  redis.call('ZREMRANGEBYSCORE', P .. 'bans', '-inf', num(NOW))
-  redis.call('PEXPIRE', P .. 'bans', num(math.max(CFG.banmax, untilAt - NOW)))
+  redis.call('ZADD', P .. '${KEY.bans}', num(untilAt), addr)
+  redis.call('ZREMRANGEBYSCORE', P .. '${KEY.bans}', '-inf', num(NOW))
+  redis.call('PEXPIRE', P .. '${KEY.bans}', num(math.max(CFG.banmax, untilAt - NOW)))
   local msg = err('banned', 'this address is banned')
   msg['until'] = math.ceil(untilAt / 1000)
   -- In id order, as store/memory.ts does (a set's own order is Redis's).
-  local sids = redis.call('SMEMBERS', P .. 'addr:' .. addr)
+  local sids = redis.call('SMEMBERS', P .. '${KEY.address}' .. addr)
   table.sort(sids)
   for _, sid in ipairs(sids) do
     local s = load(sid)
@@ -36,7 +37,7 @@ local function ban(addr, reports, length, why)
       end
       deleteSession(s)
     else
-      redis.call('SREM', P .. 'addr:' .. addr, sid)
+      redis.call('SREM', P .. '${KEY.address}' .. addr, sid)
     end
   end
   return untilAt
@@ -46,19 +47,19 @@ end
 -- sessions for good, their addresses for CFG.block when they differ (one
 -- address blocked from itself would keep everyone behind it apart).
 local function keepApart(s, tid, taddr, t, addresses)
-  redis.call('SADD', P .. 'bl:' .. s.id, tid)
-  redis.call('PEXPIRE', P .. 'bl:' .. s.id, CFGS.ttl)
+  redis.call('SADD', P .. '${KEY.blocked}' .. s.id, tid)
+  redis.call('PEXPIRE', P .. '${KEY.blocked}' .. s.id, CFGS.ttl)
   put(s, {'blk', '1'})
   if t then
-    redis.call('SADD', P .. 'bl:' .. tid, s.id)
-    redis.call('PEXPIRE', P .. 'bl:' .. tid, CFGS.ttl)
+    redis.call('SADD', P .. '${KEY.blocked}' .. tid, s.id)
+    redis.call('PEXPIRE', P .. '${KEY.blocked}' .. tid, CFGS.ttl)
     put(t, {'blk', '1'})
   end
   if not addresses or s.addr == taddr then return end
   redis.call('SET', pairKey(s.addr, taddr), num(NOW + CFG.block), 'PX', CFG.block)
   for _, a in ipairs({s.addr, taddr}) do
     -- New sessions of these addresses look for address blocks (register).
-    local k = P .. 'abx:' .. a
+    local k = P .. '${KEY.addressBlocks}' .. a
     if redis.call('PTTL', k) < CFG.block then redis.call('SET', k, '1', 'PX', CFG.block) end
   end
   put(s, {'ab', '1'})
@@ -69,7 +70,7 @@ end
 local function reportable(s)
   local room, partner = partnerOf(s)
   if partner then return partner.id, partner.addr, room.code, tonumber(room.at or NOW), nil end
-  local last = redis.call('HMGET', P .. 'lp:' .. s.id, 'id', 'addr', 'at', 'room', 'since')
+  local last = redis.call('HMGET', P .. '${KEY.lastPartner}' .. s.id, 'id', 'addr', 'at', 'room', 'since')
   if last[1] and NOW - tonumber(last[3]) < CFG.cooldown then
     return last[1], last[2], last[4] or '', tonumber(last[5] or last[3]), tonumber(last[3])
   end
@@ -92,12 +93,12 @@ local function registerSession(timed)
   local name, gen, mode, int, lang, th, addr = A[1], A[2], A[3], A[4], A[5], A[6], A[7]
   -- A made-up id that is taken (72 random bits: practically never) is drawn again before anything counts.
   if name == '' and redis.call('EXISTS', skey(gen)) == 1 then return {status = 'retry'} end
-  local sockets = P .. 'so:' .. addr
+  local sockets = P .. '${KEY.socketsOpen}' .. addr
   if A[14] ~= '' and openSockets(sockets, tonumber(A[15])) > tonumber(A[14]) then return {status = 'too-many-sockets'} end
-  local retry = countRate(P .. 'rg:' .. addr, CFG.regmax)
+  local retry = countRate(P .. '${KEY.registerRate}' .. addr, CFG.regmax)
   if retry then return {status = 'rate-limited', retry = retry} end
-  if A[12] ~= '' and not redis.call('SET', P .. 'pow:' .. A[12], '1', 'PX', A[13], 'NX') then return {status = 'proof-spent'} end
-  local banned = redis.call('GET', P .. 'ban:' .. addr)
+  if A[12] ~= '' and not redis.call('SET', P .. '${KEY.proofSpent}' .. A[12], '1', 'PX', A[13], 'NX') then return {status = 'proof-spent'} end
+  local banned = redis.call('GET', P .. '${KEY.ban}' .. addr)
   if banned and tonumber(banned) > NOW then return {status = 'banned', ['until'] = tonumber(banned)} end
   local id = name ~= '' and name or gen
   -- A name is looked up here, after the checks above (a made-up id was looked up first).
@@ -117,17 +118,17 @@ local function registerSession(timed)
       f[#f + 1] = v
     end
   end
-  if redis.call('EXISTS', P .. 'abx:' .. addr) == 1 then
+  if redis.call('EXISTS', P .. '${KEY.addressBlocks}' .. addr) == 1 then
     f[#f + 1] = 'ab'
     f[#f + 1] = '1'
   end
   redis.call('HSET', skey(id), unpack(f))
   redis.call('PEXPIRE', skey(id), ttl)
-  redis.call('SET', P .. 't:' .. th, id, 'PX', ttl)
-  redis.call('SADD', P .. 'addr:' .. addr, id)
-  redis.call('PEXPIRE', P .. 'addr:' .. addr, CFGS.ttl)
-  redis.call('ZADD', P .. 'sess', num(NOW + ttl), id)
-  redis.call('PEXPIRE', P .. 'sess', CFGS.idxttl)
+  redis.call('SET', P .. '${KEY.token}' .. th, id, 'PX', ttl)
+  redis.call('SADD', P .. '${KEY.address}' .. addr, id)
+  redis.call('PEXPIRE', P .. '${KEY.address}' .. addr, CFGS.ttl)
+  redis.call('ZADD', P .. '${KEY.sessions}', num(NOW + ttl), id)
+  redis.call('PEXPIRE', P .. '${KEY.sessions}', CFGS.idxttl)
   if timed then timer('registration', id, nil, CFG.regttl) end
   if A[14] ~= '' then holdSockets(sockets, addr, A[15]) end
   return {status = 'ok', id = id}

@@ -1,7 +1,7 @@
 // The start of every call (its state, begin, number formatting), the open-socket
 // counts a registration shares with the socket scripts, and the kept-bytes total.
 // Part of the prelude (../lua.ts puts it together).
-import { CFG_NAMES } from './names.js';
+import { CFG_NAMES, KEY } from './names.js';
 import { SOCKET_COUNT } from './socket-counts.js';
 
 export const CORE = String.raw`
@@ -37,7 +37,7 @@ local function begin(keys, argv)
   SEQ = argv[7]
   A = {}
   for i = 8, #argv do A[#A + 1] = argv[i] end
-  KEPT = P .. 'kept'
+  KEPT = P .. '${KEY.keptBytes}'
   FX = {t = {}, p = {}, e = {}}
   OUT, OUT_ORDER, LIVE, SS, RR = {}, {}, {}, {}, {}
   HELD, FRESHENED, CD = {}, {}, {}

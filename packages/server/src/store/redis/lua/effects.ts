@@ -1,5 +1,6 @@
 // Effects: what a call sends to each process's sockets (inbox entries or the
 // reply's own part), timers, and the reply itself. Part of the prelude.
+import { KEY } from './names.js';
 
 export const EFFECTS = String.raw`------------------------------------------------------------------ effects
 
@@ -12,7 +13,7 @@ local function alive(proc)
   if proc == ME then return true end
   local a = LIVE[proc]
   if a == nil then
-    a = redis.call('EXISTS', P .. 'hb:' .. proc) == 1
+    a = redis.call('EXISTS', P .. '${KEY.heartbeat}' .. proc) == 1
     LIVE[proc] = a
   end
   return a
@@ -33,7 +34,7 @@ end
 
 local SLOT = {matching = {'mc', 'mp'}, signalling = {'sc', 'sp'}}
 -- The per-process set of sessions with a socket there, by channel (for the reaper).
-local INDEX = {matching = 'pm', signalling = 'ps'}
+local INDEX = {matching = '${KEY.matchingHeld.slice(0, -1)}', signalling = '${KEY.signallingHeld.slice(0, -1)}'}
 
 -- Deliver to a session's open socket on a channel; false when there is none.
 local function send(s, ch, msg)
@@ -109,14 +110,14 @@ end
 
 local function finish(extra)
   for _, proc in ipairs(OUT_ORDER) do
-    local key = P .. 'inbox:' .. proc
+    local key = P .. '${KEY.inbox}' .. proc
     local o = OUT[proc]
     if proc == ME and inlinable(o) then
       local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
       FX.i, FX.l = o, last and last[1] or ''
-      redis.call('SET', P .. 'q:' .. ME, SEQ, 'PX', CFGS.inboxttl)
+      redis.call('SET', P .. '${KEY.lastInline}' .. ME, SEQ, 'PX', CFGS.inboxttl)
     else
-      if proc == ME then o.q = SEQ else o.q = redis.call('GET', P .. 'q:' .. proc) or nil end
+      if proc == ME then o.q = SEQ else o.q = redis.call('GET', P .. '${KEY.lastInline}' .. proc) or nil end
       local body = cjson.encode(o)
       local id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', CFGS.inboxmax, '*', 'fx', body)
       if not id then

@@ -1,5 +1,6 @@
 // The pairing rules (core/rules.ts), choosing a partner, and rooms: opened,
 // ended, and what is kept for a member who is away. Part of the prelude.
+import { KEY } from './names.js';
 
 export const ROOMS = String.raw`------------------------------------------------------------------ pairing rules (core/rules.ts)
 
@@ -33,14 +34,14 @@ local function accepts(a, b)
 end
 
 local function blocked(a, b)
-  return a.blk and redis.call('SISMEMBER', P .. 'bl:' .. a.id, b.id) == 1
+  return a.blk and redis.call('SISMEMBER', P .. '${KEY.blocked}' .. a.id, b.id) == 1
 end
 
 -- Blocks between two addresses (core of store/memory.ts keepApart), under one
 -- key whichever blocked whom; a session flag (ab) says whether to look.
 local function pairKey(a, b)
-  if a < b then return P .. 'ab:' .. a .. '|' .. b end
-  return P .. 'ab:' .. b .. '|' .. a
+  if a < b then return P .. '${KEY.addressBlock}' .. a .. '|' .. b end
+  return P .. '${KEY.addressBlock}' .. b .. '|' .. a
 end
 local function addrBlocked(a, b)
   if a.addr == b.addr or not (a.ab or b.ab) then return false end
@@ -60,7 +61,7 @@ local function inCooldown(s, id)
   local k = s.id .. '|' .. id
   local c = CD[k]
   if c == nil then
-    local untilAt = redis.call('ZSCORE', P .. 'cd:' .. s.id, id)
+    local untilAt = redis.call('ZSCORE', P .. '${KEY.cooldown}' .. s.id, id)
     c = untilAt and tonumber(untilAt) > NOW or false
     CD[k] = c
   end
@@ -71,7 +72,7 @@ end
 
 -- Pairings (p) and reports (r) per minute, for the moderation console's chart.
 local function tally(what)
-  local k = P .. 'act:' .. num(NOW - NOW % 60000)
+  local k = P .. '${KEY.activity}' .. num(NOW - NOW % 60000)
   -- The first count of a field (the key's first among them) sets the lifetime.
   if redis.call('HINCRBY', k, what, 1) == 1 then redis.call('PEXPIRE', k, 7200000) end
 end
@@ -80,7 +81,7 @@ local function loadRoom(code)
   if not code then return nil end
   local r = RR[code]
   if r ~= nil then return r or nil end
-  local flat = redis.call('HGETALL', P .. 'r:' .. code)
+  local flat = redis.call('HGETALL', P .. '${KEY.room}' .. code)
   if #flat == 0 then
     RR[code] = false
     return nil
@@ -94,8 +95,8 @@ end
 local function deleteRoom(room)
   -- Signals still kept in it go with it.
   addKept(-(tonumber(room.kb) or 0))
-  redis.call('DEL', P .. 'r:' .. room.code, P .. 'rk:' .. room.code .. ':' .. room.a, P .. 'rk:' .. room.code .. ':' .. room.b)
-  redis.call('ZREM', P .. 'rooms', room.code)
+  redis.call('DEL', P .. '${KEY.room}' .. room.code, P .. '${KEY.roomKept}' .. room.code .. ':' .. room.a, P .. '${KEY.roomKept}' .. room.code .. ':' .. room.b)
+  redis.call('ZREM', P .. '${KEY.rooms}', room.code)
   RR[room.code] = false
 end
 
@@ -129,11 +130,11 @@ local function openRoom(a, b, aEntry)
   local r = (RND2 + (codeUsed - 1) * 0.6180339887) % 1
   local ints = common(a, b)
   local room = {code = code, a = a.id, b = b.id, ini = r < 0.5 and a.id or b.id, mode = a.mode, common = cjson.encode(ints), at = num(NOW)}
-  local rk = P .. 'r:' .. code
+  local rk = P .. '${KEY.room}' .. code
   redis.call('HSET', rk, 'a', room.a, 'b', room.b, 'ini', room.ini, 'mode', room.mode, 'common', room.common, 'at', room.at)
   redis.call('PEXPIRE', rk, CFGS.ttl)
-  redis.call('ZADD', P .. 'rooms', num(NOW + CFG.ttl), code)
-  redis.call('PEXPIRE', P .. 'rooms', CFGS.idxttl)
+  redis.call('ZADD', P .. '${KEY.rooms}', num(NOW + CFG.ttl), code)
+  redis.call('PEXPIRE', P .. '${KEY.rooms}', CFGS.idxttl)
   -- The common interests as a list too, for the matched events (not written).
   room.ints = ints
   RR[code] = room
@@ -175,14 +176,14 @@ local function tryPair(s, entering)
   promote(m)
   local sources = {}
   local open = not narrowed(s)
-  if open then sources[#sources + 1] = P .. 'open:' .. m end
-  for _, i in ipairs(s.ints) do sources[#sources + 1] = P .. 'int:' .. m .. ':' .. i end
-  if s.lang and (open or #s.ints == 0) then sources[#sources + 1] = P .. 'lang:' .. m .. ':' .. s.lang end
+  if open then sources[#sources + 1] = P .. '${KEY.open}' .. m end
+  for _, i in ipairs(s.ints) do sources[#sources + 1] = P .. '${KEY.interest}' .. m .. ':' .. i end
+  if s.lang and (open or #s.ints == 0) then sources[#sources + 1] = P .. '${KEY.lang}' .. m .. ':' .. s.lang end
   -- Narrowed by region alone: those in the place it wants. Open: also those
   -- narrowed by region alone whom it suits (their place is its country or region).
-  if s.rw and not open and #s.ints == 0 and not s.lang then sources[#sources + 1] = P .. 'place:' .. m .. ':' .. s.rw end
-  if open and s.cc then sources[#sources + 1] = P .. 'wants:' .. m .. ':' .. s.cc end
-  if open and s.ar then sources[#sources + 1] = P .. 'wants:' .. m .. ':' .. s.ar end
+  if s.rw and not open and #s.ints == 0 and not s.lang then sources[#sources + 1] = P .. '${KEY.place}' .. m .. ':' .. s.rw end
+  if open and s.cc then sources[#sources + 1] = P .. '${KEY.wants}' .. m .. ':' .. s.cc end
+  if open and s.ar then sources[#sources + 1] = P .. '${KEY.wants}' .. m .. ':' .. s.ar end
 
   local seen, cands = {}, {}
   local function consider(id)
@@ -288,11 +289,11 @@ local function endRoom(ender, reason)
   local keep = num(math.max(1, CFG.cooldown))
   for _, pair in ipairs({{ender, partner}, {partner, ender}}) do
     local me, other = pair[1], pair[2]
-    local lk = P .. 'lp:' .. me.id
+    local lk = P .. '${KEY.lastPartner}' .. me.id
     -- room and since: a report of the last partner counts by the room's length.
     redis.call('HSET', lk, 'id', other.id, 'addr', other.addr, 'at', num(NOW), 'room', room.code, 'since', room.at or num(NOW))
     redis.call('PEXPIRE', lk, keep)
-    local ck = P .. 'cd:' .. me.id
+    local ck = P .. '${KEY.cooldown}' .. me.id
     redis.call('ZADD', ck, num(NOW + CFG.cooldown), other.id)
     -- A lapsed cooldown is only clutter (a read compares its end with now),
     -- as in the memory store, which clears them only past 32 partners: they
@@ -310,7 +311,7 @@ local GRACE = {matching = {'mg', 'mgp', 'm'}, signalling = {'sg', 'sgp', 's'}}
 local function clearGrace(s, ch)
   local g = GRACE[ch]
   if s[g[1]] then
-    redis.call('ZREM', P .. 'graces', g[3] .. '|' .. (s[g[2]] or '') .. '|' .. s.id .. '|' .. s[g[1]])
+    redis.call('ZREM', P .. '${KEY.graces}', g[3] .. '|' .. (s[g[2]] or '') .. '|' .. s.id .. '|' .. s[g[1]])
     drop(s, g[1], g[2])
   end
 end
@@ -320,12 +321,12 @@ local function deleteSession(s)
   if s.st == 'waiting' then unpool(s) end
   clearGrace(s, 'matching')
   clearGrace(s, 'signalling')
-  redis.call('DEL', skey(s.id), P .. 'kc:' .. s.id, P .. 'cd:' .. s.id, P .. 'bl:' .. s.id, P .. 'lp:' .. s.id)
-  if s.th then redis.call('DEL', P .. 't:' .. s.th) end
-  redis.call('SREM', P .. 'addr:' .. s.addr, s.id)
-  if s.mp then redis.call('SREM', P .. 'pm:' .. s.mp, s.id) end
-  if s.sp then redis.call('SREM', P .. 'ps:' .. s.sp, s.id) end
-  redis.call('ZREM', P .. 'sess', s.id)
+  redis.call('DEL', skey(s.id), P .. '${KEY.keptChat}' .. s.id, P .. '${KEY.cooldown}' .. s.id, P .. '${KEY.blocked}' .. s.id, P .. '${KEY.lastPartner}' .. s.id)
+  if s.th then redis.call('DEL', P .. '${KEY.token}' .. s.th) end
+  redis.call('SREM', P .. '${KEY.address}' .. s.addr, s.id)
+  if s.mp then redis.call('SREM', P .. '${KEY.matchingHeld}' .. s.mp, s.id) end
+  if s.sp then redis.call('SREM', P .. '${KEY.signallingHeld}' .. s.sp, s.id) end
+  redis.call('ZREM', P .. '${KEY.sessions}', s.id)
   SS[s.id] = false
 end
 
@@ -362,7 +363,7 @@ end
 
 -- Keep a chat for a session whose matching socket is away: nil when kept, else why not ('count', 'room', 'all').
 local function keepChat(s, msg)
-  local k = P .. 'kc:' .. s.id
+  local k = P .. '${KEY.keptChat}' .. s.id
   if redis.call('LLEN', k) >= CFG.buffer then return 'count' end
   local n = itemBytes(msg.message)
   local why = overCap(loadRoom(s.room), n)
@@ -375,14 +376,14 @@ local function keepChat(s, msg)
 end
 
 local function flushKeptChat(s)
-  local k = P .. 'kc:' .. s.id
+  local k = P .. '${KEY.keptChat}' .. s.id
   for _, raw in ipairs(redis.call('LRANGE', k, 0, -1)) do send(s, 'matching', cjson.decode(raw)) end
   dropKeptChat(s)
 end
 
 -- Keep a signal (its data as text) for a member whose socket has not joined: nil when kept, else why not.
 local function keepSignal(room, to, msg)
-  local k = P .. 'rk:' .. room.code .. ':' .. to
+  local k = P .. '${KEY.roomKept}' .. room.code .. ':' .. to
   if redis.call('LLEN', k) >= CFG.buffer then return 'count' end
   local n = itemBytes(msg.data)
   local why = overCap(room, n)
@@ -390,7 +391,7 @@ local function keepSignal(room, to, msg)
   redis.call('RPUSH', k, cjson.encode(msg))
   redis.call('PEXPIRE', k, CFGS.ttl)
   room.kb = num((tonumber(room.kb) or 0) + n)
-  redis.call('HSET', P .. 'r:' .. room.code, 'kb', room.kb)
+  redis.call('HSET', P .. '${KEY.room}' .. room.code, 'kb', room.kb)
   addKept(n)
   return nil
 end

@@ -1,10 +1,11 @@
 // Sessions (read, written, touched), the per-address rates, and the pool's
 // index sets. Part of the prelude.
+import { KEY } from './names.js';
 import { RATE_WINDOW_MS } from '../../../core/rules.js';
 
 export const SESSIONS = String.raw`------------------------------------------------------------------ sessions
 
-local function skey(id) return P .. 's:' .. id end
+local function skey(id) return P .. '${KEY.session}' .. id end
 
 local function load(id)
   if not id then return nil end
@@ -49,7 +50,7 @@ end
 
 -- Forget the chat kept for a session, and what it counted for.
 local function dropKeptChat(s)
-  redis.call('DEL', P .. 'kc:' .. s.id)
+  redis.call('DEL', P .. '${KEY.keptChat}' .. s.id)
   addKept(-(tonumber(s.kcb) or 0))
   drop(s, 'kcb')
 end
@@ -92,23 +93,23 @@ end
 local function touch(s)
   local ttl = CFG.ttl
   redis.call('PEXPIRE', skey(s.id), ttl)
-  if s.th then redis.call('PEXPIRE', P .. 't:' .. s.th, ttl) end
-  redis.call('PEXPIRE', P .. 'addr:' .. s.addr, ttl)
-  redis.call('PEXPIRE', P .. 'kc:' .. s.id, ttl)
-  redis.call('PEXPIRE', P .. 'bl:' .. s.id, ttl)
-  redis.call('ZADD', P .. 'sess', num(NOW + ttl), s.id)
-  freshen(P .. 'sess')
+  if s.th then redis.call('PEXPIRE', P .. '${KEY.token}' .. s.th, ttl) end
+  redis.call('PEXPIRE', P .. '${KEY.address}' .. s.addr, ttl)
+  redis.call('PEXPIRE', P .. '${KEY.keptChat}' .. s.id, ttl)
+  redis.call('PEXPIRE', P .. '${KEY.blocked}' .. s.id, ttl)
+  redis.call('ZADD', P .. '${KEY.sessions}', num(NOW + ttl), s.id)
+  freshen(P .. '${KEY.sessions}')
   if s.room then
-    redis.call('PEXPIRE', P .. 'r:' .. s.room, ttl)
-    redis.call('PEXPIRE', P .. 'rk:' .. s.room .. ':' .. s.id, ttl)
-    redis.call('ZADD', P .. 'rooms', 'XX', num(NOW + ttl), s.room)
+    redis.call('PEXPIRE', P .. '${KEY.room}' .. s.room, ttl)
+    redis.call('PEXPIRE', P .. '${KEY.roomKept}' .. s.room .. ':' .. s.id, ttl)
+    redis.call('ZADD', P .. '${KEY.rooms}', 'XX', num(NOW + ttl), s.room)
   end
 end
 
 -- Pool order: waiting time, then arrival (a counter breaks ties within a millisecond).
 local function score(ws)
-  local seq = redis.call('INCR', P .. 'seq')
-  if seq % 1000 == 1 then redis.call('PEXPIRE', P .. 'seq', CFGS.idxttl) end
+  local seq = redis.call('INCR', P .. '${KEY.poolSeq}')
+  if seq % 1000 == 1 then redis.call('PEXPIRE', P .. '${KEY.poolSeq}', CFGS.idxttl) end
   return ws * 1024 + (seq % 1024)
 end
 
@@ -133,11 +134,11 @@ local function narrows(s) return #s.ints > 0 or s.lang ~= nil or s.rw ~= nil end
 -- The index sets of a waiting session besides open:<mode> and narrow:<mode>.
 local function poolKeys(s)
   local m, ks = s.mode, {}
-  for _, i in ipairs(s.ints) do ks[#ks + 1] = P .. 'int:' .. m .. ':' .. i end
-  if s.lang then ks[#ks + 1] = P .. 'lang:' .. m .. ':' .. s.lang end
-  if s.cc then ks[#ks + 1] = P .. 'place:' .. m .. ':' .. s.cc end
-  if s.ar then ks[#ks + 1] = P .. 'place:' .. m .. ':' .. s.ar end
-  if s.rw then ks[#ks + 1] = P .. 'wants:' .. m .. ':' .. s.rw end
+  for _, i in ipairs(s.ints) do ks[#ks + 1] = P .. '${KEY.interest}' .. m .. ':' .. i end
+  if s.lang then ks[#ks + 1] = P .. '${KEY.lang}' .. m .. ':' .. s.lang end
+  if s.cc then ks[#ks + 1] = P .. '${KEY.place}' .. m .. ':' .. s.cc end
+  if s.ar then ks[#ks + 1] = P .. '${KEY.place}' .. m .. ':' .. s.ar end
+  if s.rw then ks[#ks + 1] = P .. '${KEY.wants}' .. m .. ':' .. s.rw end
   return ks
 end
 
@@ -151,8 +152,8 @@ end
 -- state away from 'waiting' comes through here), so callers skip the rest.
 local function unpool(s)
   local m = s.mode
-  zrem(P .. 'open:' .. m, s.id)
-  if narrows(s) then zrem(P .. 'narrow:' .. m, s.id) end
+  zrem(P .. '${KEY.open}' .. m, s.id)
+  if narrows(s) then zrem(P .. '${KEY.narrow}' .. m, s.id) end
   for _, k in ipairs(poolKeys(s)) do zrem(k, s.id) end
 end
 
@@ -172,11 +173,11 @@ end
 local function enpool(s, fresh)
   local m = s.mode
   if narrowed(s) then
-    zput(P .. 'narrow:' .. m, s.ea, s.id)
-    if not fresh then zrem(P .. 'open:' .. m, s.id) end
+    zput(P .. '${KEY.narrow}' .. m, s.ea, s.id)
+    if not fresh then zrem(P .. '${KEY.open}' .. m, s.id) end
   else
-    zput(P .. 'open:' .. m, s.wk, s.id)
-    if not fresh and narrows(s) then zrem(P .. 'narrow:' .. m, s.id) end
+    zput(P .. '${KEY.open}' .. m, s.wk, s.id)
+    if not fresh and narrows(s) then zrem(P .. '${KEY.narrow}' .. m, s.id) end
   end
   for _, k in ipairs(poolKeys(s)) do zput(k, s.wk, s.id) end
 end
@@ -184,8 +185,8 @@ end
 -- The touch of a waiting session in the pool keeps its index keys alive.
 local function freshenPool(s)
   if s.st ~= 'waiting' or not s.mc then return end
-  freshen(P .. 'open:' .. s.mode)
-  if narrows(s) then freshen(P .. 'narrow:' .. s.mode) end
+  freshen(P .. '${KEY.open}' .. s.mode)
+  if narrows(s) then freshen(P .. '${KEY.narrow}' .. s.mode) end
   for _, k in ipairs(poolKeys(s)) do freshen(k) end
 end
 
@@ -193,12 +194,12 @@ end
 -- Each session moves once, so the work is paid for by its own arrival.
 local function promote(m)
   if CFG.interest <= 0 then return end
-  local nk = P .. 'narrow:' .. m
+  local nk = P .. '${KEY.narrow}' .. m
   local due = redis.call('ZRANGEBYSCORE', nk, '-inf', num(NOW - CFG.interest), 'LIMIT', 0, 64)
   for _, id in ipairs(due) do
     zrem(nk, id)
     local c = load(id)
-    if c and c.st == 'waiting' and c.mc then zput(P .. 'open:' .. m, c.wk, id) end
+    if c and c.st == 'waiting' and c.mc then zput(P .. '${KEY.open}' .. m, c.wk, id) end
   end
 end
 

@@ -1,5 +1,6 @@
 // Open sockets per client address: the Lua both the prelude and the socket
 // scripts use, and the socket scripts themselves.
+import { KEY } from './names.js';
 
 /**
  * Open sockets per client address (MAX_SOCKETS_PER_ADDR), shared by the
@@ -20,7 +21,7 @@ local function openSockets(key, mine)
   local open = mine
   for i = 1, #flat, 2 do
     -- Sockets of a process without a heartbeat are gone (the reaper removes its count).
-    if flat[i] ~= ME and redis.call('EXISTS', P .. 'hb:' .. flat[i]) == 1 then open = open + tonumber(flat[i + 1]) end
+    if flat[i] ~= ME and redis.call('EXISTS', P .. '${KEY.heartbeat}' .. flat[i]) == 1 then open = open + tonumber(flat[i + 1]) end
   end
   return open
 end
@@ -28,7 +29,7 @@ end
 local function holdSockets(key, addr, n)
   redis.call('HSET', key, ME, n)
   redis.call('PEXPIRE', key, SOCKET_TTL)
-  redis.call('SADD', P .. 'sa:' .. ME, addr)
+  redis.call('SADD', P .. '${KEY.socketAddresses}' .. ME, addr)
 end
 `;
 
@@ -47,7 +48,7 @@ export const SOCKET_SCRIPTS = {
 local P, ME, SOCKET_TTL = KEYS[1], ARGV[1], ARGV[2]
 ${SOCKET_COUNT}
 local addr = ARGV[3]
-local key = P .. 'so:' .. addr
+local key = P .. '${KEY.socketsOpen}' .. addr
 if openSockets(key, tonumber(ARGV[5])) > tonumber(ARGV[4]) then return 0 end
 holdSockets(key, addr, ARGV[5])
 return 1
@@ -56,10 +57,10 @@ return 1
   set: `
 local P, ME, SOCKET_TTL = KEYS[1], ARGV[1], ARGV[2]
 ${SOCKET_COUNT}
-local held = P .. 'sa:' .. ME
+local held = P .. '${KEY.socketAddresses}' .. ME
 for i = 3, #ARGV - 1, 2 do
   local addr, n = ARGV[i], ARGV[i + 1]
-  local key = P .. 'so:' .. addr
+  local key = P .. '${KEY.socketsOpen}' .. addr
   if tonumber(n) > 0 then
     holdSockets(key, addr, n)
   else
@@ -72,8 +73,8 @@ return 1
   // This process stops: none of its sockets count any more.
   release: `
 local P, ME = KEYS[1], ARGV[1]
-local held = P .. 'sa:' .. ME
-for _, addr in ipairs(redis.call('SMEMBERS', held)) do redis.call('HDEL', P .. 'so:' .. addr, ME) end
+local held = P .. '${KEY.socketAddresses}' .. ME
+for _, addr in ipairs(redis.call('SMEMBERS', held)) do redis.call('HDEL', P .. '${KEY.socketsOpen}' .. addr, ME) end
 redis.call('DEL', held)
 return 1
 `,

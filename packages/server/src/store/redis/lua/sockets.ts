@@ -1,5 +1,6 @@
 // Sockets that drop, resume or are replaced: what was on its way to them is
 // taken over in order; grace periods. Part of the prelude.
+import { KEY } from './names.js';
 
 export const SOCKETS = String.raw`-- Is stream id a at or before b ("ms-seq")?
 local function idAtOrBefore(a, b)
@@ -25,7 +26,7 @@ end
 -- after: the inbox entry that process carried out last, when known.
 local function takeInFlight(s, ch, oldConn, oldProc, after)
   if not oldConn or not oldProc then return end
-  local kept = not alive(oldProc) and (ch == 'matching' and (P .. 'kc:' .. s.id) or (s.room and (P .. 'rk:' .. s.room .. ':' .. s.id)))
+  local kept = not alive(oldProc) and (ch == 'matching' and (P .. '${KEY.keptChat}' .. s.id) or (s.room and (P .. '${KEY.roomKept}' .. s.room .. ':' .. s.id)))
   local before = kept and redis.call('LLEN', kept) or 0
   local last
   -- Entries up to the session's mark for that inbox were dealt with already.
@@ -33,7 +34,7 @@ local function takeInFlight(s, ch, oldConn, oldProc, after)
   if after == '' or after == '0-0' then after = nil end
   if mark and (not after or idAtOrBefore(after, mark)) then after = mark end
   local from = after and ('(' .. after) or '-'
-  for _, e in ipairs(redis.call('XRANGE', P .. 'inbox:' .. oldProc, from, '+', 'COUNT', 1000)) do
+  for _, e in ipairs(redis.call('XRANGE', P .. '${KEY.inbox}' .. oldProc, from, '+', 'COUNT', 1000)) do
     last = e[1]
     -- Most entries are for other sockets: a plain search for the conn id spares decoding them.
     local batch = string.find(e[2][2], oldConn, 1, true) and cjson.decode(e[2][2]) or {}
@@ -80,8 +81,8 @@ local function dropSocket(s, ch, own, after)
     if joined and not own then put(s, {'sjr', joined}) end
   end
   put(s, {g[1], conn, g[2], proc})
-  redis.call('ZADD', P .. 'graces', num(NOW + CFG.grace), g[3] .. '|' .. proc .. '|' .. s.id .. '|' .. conn)
-  redis.call('PEXPIRE', P .. 'graces', CFGS.idxttl)
+  redis.call('ZADD', P .. '${KEY.graces}', num(NOW + CFG.grace), g[3] .. '|' .. proc .. '|' .. s.id .. '|' .. conn)
+  redis.call('PEXPIRE', P .. '${KEY.graces}', CFGS.idxttl)
   if own then timer(ch .. '-grace', s.id, conn, CFG.grace) end
 end
 

@@ -1,5 +1,6 @@
 // The transitions: the body of each, run after the prelude's begin() and
 // ending with finish().
+import { KEY } from './names.js';
 
 /** The transitions. Each body sees the prelude's helpers and A[1..], and ends with finish(). */
 export const BODIES = {
@@ -29,7 +30,7 @@ local s = owner(A[1], A[2], 'matching')
 if s then
   if A[3] == '1' then
     drop(s, 'mc', 'mp')
-    redis.call('SREM', P .. 'pm:' .. ME, s.id)
+    redis.call('SREM', P .. '${KEY.matchingHeld}' .. ME, s.id)
     endSession(s, 'left')
   else
     dropSocket(s, 'matching', true, A[4])
@@ -39,7 +40,7 @@ return finish()
 `,
   // A: id, conn
   onMatchingGraceExpired: `
-redis.call('ZREM', P .. 'graces', 'm|' .. ME .. '|' .. A[1] .. '|' .. A[2])
+redis.call('ZREM', P .. '${KEY.graces}', 'm|' .. ME .. '|' .. A[1] .. '|' .. A[2])
 expireMatching(load(A[1]), A[2])
 return finish()
 `,
@@ -47,7 +48,7 @@ return finish()
   next: `
 local s = owner(A[1], A[2], 'matching')
 if s then
-  local retry = countRate(P .. 'nx:' .. s.addr, CFG.nextmax)
+  local retry = countRate(P .. '${KEY.nextRate}' .. s.addr, CFG.nextmax)
   if retry then return finish({limited = retry}) end
   if s.st == 'waiting' then
     send(s, 'matching', {event = 'waiting'})
@@ -130,13 +131,13 @@ end
 keepApart(s, tid, taddr, load(tid), false)
 -- Kept for the operator (the console) as long as the report window: when, by
 -- which address hash, and the reason; never chat text or an address.
-local lk = P .. 'rlog:' .. taddr
+local lk = P .. '${KEY.reportLog}' .. taddr
 redis.call('RPUSH', lk, cjson.encode({at = NOW, by = s.addr, r = A[3] or ''}))
 redis.call('LTRIM', lk, -CFG.replog, -1)
 redis.call('PEXPIRE', lk, CFG.repwin)
-redis.call('ZADD', P .. 'rlogx', num(NOW), taddr)
-redis.call('ZREMRANGEBYSCORE', P .. 'rlogx', '-inf', num(NOW - CFG.repwin - 1))
-redis.call('PEXPIRE', P .. 'rlogx', CFG.repwin)
+redis.call('ZADD', P .. '${KEY.reportLogs}', num(NOW), taddr)
+redis.call('ZREMRANGEBYSCORE', P .. '${KEY.reportLogs}', '-inf', num(NOW - CFG.repwin - 1))
+redis.call('PEXPIRE', P .. '${KEY.reportLogs}', CFG.repwin)
 tally('r')
 -- Reports count per reporting address, so one person with many sessions
 -- counts once; and only after a real conversation, from a reporter in good
@@ -151,9 +152,9 @@ end
 local function fresh(e) return NOW - e.at <= CFG.repwin end
 -- inGoodStanding: no ban that ended within the report window, no fresh counting report by anyone but the target.
 local function goodStanding(addr, target)
-  local st = redis.call('HGET', P .. 'strike:' .. addr, 'until')
+  local st = redis.call('HGET', P .. '${KEY.strike}' .. addr, 'until')
   if st and NOW - tonumber(st) <= CFG.repwin then return false end
-  local flat = redis.call('HGETALL', P .. 'rep:' .. addr)
+  local flat = redis.call('HGETALL', P .. '${KEY.reports}' .. addr)
   for i = 1, #flat, 2 do
     local e = entry(flat[i + 1])
     if flat[i] ~= target and e and e.counts and fresh(e) then return false end
@@ -161,7 +162,7 @@ local function goodStanding(addr, target)
   return true
 end
 local counts = goodStanding(s.addr, taddr) and (ended or NOW) - opened >= CFG.minroom
-local rk = P .. 'rep:' .. taddr
+local rk = P .. '${KEY.reports}' .. taddr
 -- keptReport: a report that counts is not replaced by one that does not.
 local old = entry(redis.call('HGET', rk, s.addr))
 if not (old and old.counts and not counts and fresh(old)) then
@@ -181,7 +182,7 @@ for i = 1, #flat, 2 do
 end
 redis.call('PEXPIRE', rk, CFG.repwin)
 -- Reported addresses by their latest report, for the admin API.
-local rx = P .. 'reps'
+local rx = P .. '${KEY.reported}'
 redis.call('ZADD', rx, num(NOW), taddr)
 redis.call('ZREMRANGEBYSCORE', rx, '-inf', num(NOW - CFG.repwin - 1))
 redis.call('PEXPIRE', rx, CFG.repwin)
@@ -194,7 +195,7 @@ return finish()
 `,
   // A: token hash. The live session of a token and whether its matching socket is open (/ice-servers).
   presence: `
-local id = redis.call('GET', P .. 't:' .. A[1])
+local id = redis.call('GET', P .. '${KEY.token}' .. A[1])
 local s = load(id)
 if not s or s.th ~= A[1] then return finish({}) end
 return finish({id = id, open = s.mc ~= nil and alive(s.mp)})
@@ -230,7 +231,7 @@ if s then
   if A[3] == '1' then
     local joined = s.sj
     drop(s, 'sc', 'sp', 'sj')
-    redis.call('SREM', P .. 'ps:' .. ME, s.id)
+    redis.call('SREM', P .. '${KEY.signallingHeld}' .. ME, s.id)
     if joined and joined == s.room then leaveRoom(s, 'left') end
   else
     dropSocket(s, 'signalling', true, A[4])
@@ -240,7 +241,7 @@ return finish()
 `,
   // A: id, conn
   onSignallingGraceExpired: `
-redis.call('ZREM', P .. 'graces', 's|' .. ME .. '|' .. A[1] .. '|' .. A[2])
+redis.call('ZREM', P .. '${KEY.graces}', 's|' .. ME .. '|' .. A[1] .. '|' .. A[2])
 expireSignalling(load(A[1]), A[2])
 return finish()
 `,
@@ -254,7 +255,7 @@ if not room then return finish() end
 local peerId = room.a == id and room.b or room.a
 local firstJoin = room['j:' .. id] == nil
 if firstJoin then
-  redis.call('HSET', P .. 'r:' .. code, 'j:' .. id, '1')
+  redis.call('HSET', P .. '${KEY.room}' .. code, 'j:' .. id, '1')
   room['j:' .. id] = '1'
 end
 put(s, {'sj', code})
@@ -269,7 +270,7 @@ local present = peer and peer.sj == code and peer.sc and alive(peer.sp)
 local ans = room.ans == '1'
 route(s, {k = 'j', room = code, id = id, peer = peerId, ini = room.ini == id, ans = ans, proc = present and peer.sp or nil, pconn = present and peer.sc or nil})
 if present then route(peer, {k = 'p', room = code, proc = s.sp, pconn = s.sc}) end
-local kk = P .. 'rk:' .. code .. ':' .. id
+local kk = P .. '${KEY.roomKept}' .. code .. ':' .. id
 local freed = 0
 for _, raw in ipairs(redis.call('LRANGE', kk, 0, -1)) do
   local msg = cjson.decode(raw)
@@ -279,7 +280,7 @@ end
 redis.call('DEL', kk)
 if freed > 0 then
   room.kb = num(math.max(0, (tonumber(room.kb) or 0) - freed))
-  redis.call('HSET', P .. 'r:' .. code, 'kb', room.kb)
+  redis.call('HSET', P .. '${KEY.room}' .. code, 'kb', room.kb)
   addKept(-freed)
 end
 return finish()
@@ -303,7 +304,7 @@ if room.ans ~= '1' then
     return finish()
   end
   if kind == 'answer' then
-    redis.call('HSET', P .. 'r:' .. code, 'ans', '1')
+    redis.call('HSET', P .. '${KEY.room}' .. code, 'ans', '1')
     room.ans = '1'
   end
 end
@@ -379,20 +380,20 @@ return finish()
 `,
   // A: hb ttl, fresh epoch
   beat: `
-local prev = redis.call('SET', P .. 'hb:' .. ME, num(NOW), 'PX', A[1], 'GET')
-redis.call('SADD', P .. 'procs', ME)
-redis.call('PEXPIRE', P .. 'procs', CFGS.idxttl)
-redis.call('HDEL', P .. 'suspects', ME)
-redis.call('PEXPIRE', P .. 'pm:' .. ME, CFGS.idxttl)
-redis.call('PEXPIRE', P .. 'ps:' .. ME, CFGS.idxttl)
-redis.call('PEXPIRE', P .. 'sa:' .. ME, CFGS.idxttl)
-redis.call('PEXPIRE', P .. 'inbox:' .. ME, CFGS.inboxttl)
-local epoch = redis.call('GET', P .. 'epoch')
+local prev = redis.call('SET', P .. '${KEY.heartbeat}' .. ME, num(NOW), 'PX', A[1], 'GET')
+redis.call('SADD', P .. '${KEY.procs}', ME)
+redis.call('PEXPIRE', P .. '${KEY.procs}', CFGS.idxttl)
+redis.call('HDEL', P .. '${KEY.suspects}', ME)
+redis.call('PEXPIRE', P .. '${KEY.matchingHeld}' .. ME, CFGS.idxttl)
+redis.call('PEXPIRE', P .. '${KEY.signallingHeld}' .. ME, CFGS.idxttl)
+redis.call('PEXPIRE', P .. '${KEY.socketAddresses}' .. ME, CFGS.idxttl)
+redis.call('PEXPIRE', P .. '${KEY.inbox}' .. ME, CFGS.inboxttl)
+local epoch = redis.call('GET', P .. '${KEY.epoch}')
 if not epoch then
   epoch = A[2]
-  redis.call('SET', P .. 'epoch', epoch, 'PX', CFGS.idxttl)
+  redis.call('SET', P .. '${KEY.epoch}', epoch, 'PX', CFGS.idxttl)
 else
-  redis.call('PEXPIRE', P .. 'epoch', CFGS.idxttl)
+  redis.call('PEXPIRE', P .. '${KEY.epoch}', CFGS.idxttl)
 end
 return finish({prev = prev or '', epoch = epoch})
 `,
@@ -400,16 +401,16 @@ return finish({prev = prev or '', epoch = epoch})
   reap: `
 local suspect, slack, batch = tonumber(A[1]), tonumber(A[2]), tonumber(A[3])
 -- One reaper at a time: the lock lapses on its own, so a dead holder blocks nobody.
-if not redis.call('SET', P .. 'lock:reap', ME, 'NX', 'PX', A[4]) then return finish({ran = false}) end
+if not redis.call('SET', P .. '${KEY.reapLock}', ME, 'NX', 'PX', A[4]) then return finish({ran = false}) end
 local dropped, expired = 0, 0
 -- A process is dead when its heartbeat has been missing for suspect ms (a
 -- stalled Redis lets every heartbeat lapse at once: one look is not enough).
-for _, proc in ipairs(redis.call('SMEMBERS', P .. 'procs')) do
-  if proc ~= ME and redis.call('EXISTS', P .. 'hb:' .. proc) == 0 then
-    local since = redis.call('HGET', P .. 'suspects', proc)
+for _, proc in ipairs(redis.call('SMEMBERS', P .. '${KEY.procs}')) do
+  if proc ~= ME and redis.call('EXISTS', P .. '${KEY.heartbeat}' .. proc) == 0 then
+    local since = redis.call('HGET', P .. '${KEY.suspects}', proc)
     if not since then
-      redis.call('HSET', P .. 'suspects', proc, num(NOW))
-      redis.call('PEXPIRE', P .. 'suspects', CFGS.idxttl)
+      redis.call('HSET', P .. '${KEY.suspects}', proc, num(NOW))
+      redis.call('PEXPIRE', P .. '${KEY.suspects}', CFGS.idxttl)
     elseif NOW - tonumber(since) >= suspect then
       -- Its sockets dropped without a word: each one's grace period starts now.
       for _, ch in ipairs({'matching', 'signalling'}) do
@@ -424,34 +425,34 @@ for _, proc in ipairs(redis.call('SMEMBERS', P .. 'procs')) do
         end
       end
       -- Its open sockets no longer count against their addresses (see SOCKET_SCRIPTS).
-      local held = P .. 'sa:' .. proc
+      local held = P .. '${KEY.socketAddresses}' .. proc
       for _, addr in ipairs(redis.call('SRANDMEMBER', held, batch)) do
         redis.call('SREM', held, addr)
-        redis.call('HDEL', P .. 'so:' .. addr, proc)
+        redis.call('HDEL', P .. '${KEY.socketsOpen}' .. addr, proc)
       end
-      if redis.call('SCARD', P .. 'pm:' .. proc) == 0 and redis.call('SCARD', P .. 'ps:' .. proc) == 0 and redis.call('SCARD', held) == 0 then
-        redis.call('SREM', P .. 'procs', proc)
-        redis.call('HDEL', P .. 'suspects', proc)
+      if redis.call('SCARD', P .. '${KEY.matchingHeld}' .. proc) == 0 and redis.call('SCARD', P .. '${KEY.signallingHeld}' .. proc) == 0 and redis.call('SCARD', held) == 0 then
+        redis.call('SREM', P .. '${KEY.procs}', proc)
+        redis.call('HDEL', P .. '${KEY.suspects}', proc)
       end
     end
   end
 end
 -- Grace periods whose timer cannot fire (its process is gone) or did not
 -- (Redis was unreachable then) run out here.
-local due = redis.call('ZRANGEBYSCORE', P .. 'graces', '-inf', num(NOW), 'WITHSCORES', 'LIMIT', 0, batch)
+local due = redis.call('ZRANGEBYSCORE', P .. '${KEY.graces}', '-inf', num(NOW), 'WITHSCORES', 'LIMIT', 0, batch)
 for i = 1, #due, 2 do
   local member, deadline = due[i], tonumber(due[i + 1])
   local tag, proc, id, conn = string.match(member, '^(%a)|([^|]*)|([^|]*)|(.*)$')
   if not tag then
-    redis.call('ZREM', P .. 'graces', member)
+    redis.call('ZREM', P .. '${KEY.graces}', member)
   elseif not alive(proc) or NOW - deadline >= slack then
-    redis.call('ZREM', P .. 'graces', member)
+    redis.call('ZREM', P .. '${KEY.graces}', member)
     if tag == 'm' then expireMatching(load(id), conn) else expireSignalling(load(id), conn) end
     expired = expired + 1
   end
 end
-redis.call('ZREMRANGEBYSCORE', P .. 'sess', '-inf', num(NOW))
-redis.call('ZREMRANGEBYSCORE', P .. 'rooms', '-inf', num(NOW))
+redis.call('ZREMRANGEBYSCORE', P .. '${KEY.sessions}', '-inf', num(NOW))
+redis.call('ZREMRANGEBYSCORE', P .. '${KEY.rooms}', '-inf', num(NOW))
 return finish({ran = true, dropped = dropped, expired = expired})
 `,
   // A: lost ('1' when Redis lost its data), JSON list of {id, th, mode, int, lang, geo, addr, m, s, hint}
@@ -474,8 +475,8 @@ for _, e in ipairs(cjson.decode(A[2])) do
       f[#f + 1] = v
     end
     redis.call('HSET', skey(e.id), unpack(f))
-    redis.call('SET', P .. 't:' .. e.th, e.id)
-    redis.call('SADD', P .. 'addr:' .. e.addr, e.id)
+    redis.call('SET', P .. '${KEY.token}' .. e.th, e.id)
+    redis.call('SADD', P .. '${KEY.address}' .. e.addr, e.id)
     SS[e.id] = nil
     s = load(e.id)
   end
@@ -537,8 +538,8 @@ for _, ch in ipairs({'matching', 'signalling'}) do
   redis.call('DEL', set)
 end
 -- The inbox stays until its TTL: a client resuming elsewhere takes over what is still queued in it.
-redis.call('DEL', P .. 'hb:' .. ME)
-redis.call('SREM', P .. 'procs', ME)
+redis.call('DEL', P .. '${KEY.heartbeat}' .. ME)
+redis.call('SREM', P .. '${KEY.procs}', ME)
 return finish()
 `,
 } as const;
