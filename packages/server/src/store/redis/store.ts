@@ -367,6 +367,7 @@ export class RedisStore implements Store {
     });
     this.limits.on('error', () => undefined);
     this.turns.watch(this.client);
+    this.turns.watch(this.limits);
     this.sockets = new SocketCounts({
       client: this.client,
       base: this.base,
@@ -376,7 +377,6 @@ export class RedisStore implements Store {
       log: this.log,
       released: () => this.released,
     });
-    this.turns.watch(this.limits);
     let down = false;
     const onError = (err: Error): void => {
       if (!down) this.log?.warn({ err: err.message }, 'redis unreachable');

@@ -3,7 +3,7 @@
 // ioredis writes every command to its socket at once, and a socket that can
 // take it makes a system call per command. Under load many sockets' messages
 // are read in one turn (each a store call), so the profile of held pairings
-// through Redis showed a fifth of the server's time in those writes, and Redis
+// through Redis showed 16% of the server's busy time in those writes, and Redis
 // read each command on its own. Here the first write of a turn to a
 // connection's socket goes at once, and a second corks it until the turn's I/O
 // is done (setImmediate, the check phase right after it): everything written
