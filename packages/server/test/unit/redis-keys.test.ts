@@ -41,6 +41,10 @@ describe('Redis key names', () => {
     // A key is the prefix P followed by a name: the name must come from KEY.
     const bad = files.flatMap((f) => offending(f, /P \.\. '(?!\$\{KEY\.)/));
     assert.deepEqual(bad, []);
+    // Nor chosen among names written out (`P .. (cond and 'pm:' or 'ps:')`): no key name is quoted in the code (comments aside).
+    const quoted = new RegExp(`'(?:${Object.values(KEY).map((v) => v.replace(/[.*+?^$()|[\]\\]/g, '\\$&')).join('|')})'`);
+    const spelled = files.flatMap((f) => offending(f, quoted).filter((l) => !/^\S+:\d+: --/.test(l)));
+    assert.deepEqual(spelled, []);
   });
 
   it('are never spelled out by hand in the store', () => {

@@ -414,7 +414,7 @@ for _, proc in ipairs(redis.call('SMEMBERS', P .. '${KEY.procs}')) do
     elseif NOW - tonumber(since) >= suspect then
       -- Its sockets dropped without a word: each one's grace period starts now.
       for _, ch in ipairs({'matching', 'signalling'}) do
-        local set = P .. (ch == 'matching' and 'pm:' or 'ps:') .. proc
+        local set = P .. (ch == 'matching' and '${KEY.matchingHeld}' or '${KEY.signallingHeld}') .. proc
         for _, id in ipairs(redis.call('SRANDMEMBER', set, batch)) do
           redis.call('SREM', set, id)
           local s = load(id)
@@ -530,7 +530,7 @@ return finish()
   // their clients can resume on another process (a rolling restart loses no room).
   release: `
 for _, ch in ipairs({'matching', 'signalling'}) do
-  local set = P .. (ch == 'matching' and 'pm:' or 'ps:') .. ME
+  local set = P .. (ch == 'matching' and '${KEY.matchingHeld}' or '${KEY.signallingHeld}') .. ME
   for _, id in ipairs(redis.call('SMEMBERS', set)) do
     local s = load(id)
     if s and s[SLOT[ch][2]] == ME and s[SLOT[ch][1]] then dropSocket(s, ch, false) end
