@@ -49,7 +49,7 @@ describe('Redis store: open sockets per address', { timeout: 60_000 }, () => {
   it('a process taken for dead by mistake: the reaper removes its counts, and its next heartbeat puts them back', async () => {
     const p = prefix();
     const a = await start(p, { heartbeatMs: 3_600_000 });
-    const b = await start(p, { heartbeatMs: 3_600_000, suspectMs: 0 });
+    const b = await start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
     assert.equal(await admitted(a, 'x', 2), 2);
     await redis.admin.del(`${p}{dyad}:hb:${a.procId}`);
     await b.reap(Date.now()); // first look: suspected

@@ -174,7 +174,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
   it('a chat still in a dead process’s inbox reaches the resumed member ahead of those kept after that process was taken for dead', async () => {
     const p = prefix();
     const a = await Proc.start(p, { heartbeatMs: 3_600_000, graceMs: 60_000 });
-    const b = await Proc.start(p, { heartbeatMs: 3_600_000, suspectMs: 0, graceMs: 60_000 });
+    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0, graceMs: 60_000 });
     const x = await a.session('ax');
     const y = await b.session('by');
     assert.equal(b.received('by').filter((m) => m.event === 'matched').length, 1);
@@ -201,7 +201,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
   it('reaps the sockets of a process whose heartbeat stopped, and a process taken for dead by mistake takes its sockets back', async () => {
     const p = prefix();
     const a = await Proc.start(p, { heartbeatMs: 3_600_000, graceMs: 60_000 });
-    const b = await Proc.start(p, { heartbeatMs: 3_600_000, suspectMs: 0 });
+    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
     const x = await a.session('ax');
     await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
     await b.store.reap(Date.now()); // first look: suspected
@@ -215,6 +215,31 @@ describe('Redis store', { timeout: 60_000 }, () => {
     await a.store.heartbeat();
     assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), 'ax');
     await eventually(async () => (a.received('ax').some((m) => m.event === 'matched') ? true : undefined), 'x paired once back');
+  });
+
+  it('a stall that let every heartbeat lapse, the reaper’s own included, takes nobody for dead; once the reaper’s is back, a missing one is judged afresh', async () => {
+    const p = prefix();
+    // Heartbeats written once and kept: the test takes them away itself.
+    const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
+    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
+    const x = await a.session('ax');
+    const hb = (proc: Proc): string => `${p}{dyad}:hb:${proc.store.procId}`;
+    // Redis held up past the heartbeats' lifetime: every one of them lapsed, b's included.
+    await redis.admin.del(hb(a), hb(b));
+    await b.store.reap(Date.now());
+    await sleep(150); // the reaper's lock lapses
+    await b.store.reap(Date.now());
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), 'ax', 'a is not taken for dead while the reaper’s own heartbeat is missing');
+    assert.equal(await redis.admin.hexists(`${p}{dyad}:suspects`, a.store.procId), 0, 'nor suspected');
+    // b beats again; a's heartbeat stays missing: a is suspected afresh, then dead.
+    await b.store.heartbeat();
+    await sleep(150);
+    await b.store.reap(Date.now()); // first look: suspected
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), 'ax', 'one look is not enough');
+    await sleep(150);
+    await b.store.reap(Date.now()); // still missing: its sockets dropped
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), null);
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mg'), 'ax');
   });
 
   it('names its scripts by sha in <prefix>scripts, for tools that read the command log, and the hash expires', async () => {

@@ -405,7 +405,14 @@ if not redis.call('SET', P .. '${KEY.reapLock}', ME, 'NX', 'PX', A[4]) then retu
 local dropped, expired = 0, 0
 -- A process is dead when its heartbeat has been missing for suspect ms (a
 -- stalled Redis lets every heartbeat lapse at once: one look is not enough).
-for _, proc in ipairs(redis.call('SMEMBERS', P .. '${KEY.procs}')) do
+-- When this process's own heartbeat is missing too, Redis (or this process)
+-- was held up past the heartbeats' lifetime, a long call after a crash say,
+-- and every heartbeat lapsed with it: nobody is judged on this look, and
+-- what was suspected before it is suspected afresh. A process taken for dead
+-- while alive would carry out what the reaper has kept for its sockets too.
+local judging = redis.call('EXISTS', P .. '${KEY.heartbeat}' .. ME) == 1
+if not judging then redis.call('DEL', P .. '${KEY.suspects}') end
+for _, proc in ipairs(judging and redis.call('SMEMBERS', P .. '${KEY.procs}') or {}) do
   if proc ~= ME and redis.call('EXISTS', P .. '${KEY.heartbeat}' .. proc) == 0 then
     local since = redis.call('HGET', P .. '${KEY.suspects}', proc)
     if not since then
