@@ -34,7 +34,7 @@ end
 
 local SLOT = {matching = {'mc', 'mp'}, signalling = {'sc', 'sp'}}
 -- The per-process set of sessions with a socket there, by channel (for the reaper).
-local INDEX = {matching = '${KEY.matchingHeld.slice(0, -1)}', signalling = '${KEY.signallingHeld.slice(0, -1)}'}
+local INDEX = {matching = '${KEY.matchingHeld}', signalling = '${KEY.signallingHeld}'}
 
 -- Deliver to a session's open socket on a channel; false when there is none.
 local function send(s, ch, msg)

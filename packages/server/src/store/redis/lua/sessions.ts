@@ -74,9 +74,9 @@ local function countRate(k, max)
   return nil
 end
 
--- Sessions with a socket on a process (pm: matching, ps: signalling), for the reaper.
-local function holds(kind, proc, id)
-  local k = P .. kind .. ':' .. proc
+-- Sessions with a socket on a process, by channel (INDEX), for the reaper.
+local function holds(ch, proc, id)
+  local k = P .. INDEX[ch] .. proc
   redis.call('SADD', k, id)
   redis.call('PEXPIRE', k, CFGS.idxttl)
 end

@@ -67,7 +67,7 @@ local function dropSocket(s, ch, own, after)
   local conn, proc = s[f[1]], s[f[2]]
   takeInFlight(s, ch, conn, proc, after)
   drop(s, f[1], f[2])
-  redis.call('SREM', P .. INDEX[ch] .. ':' .. proc, s.id)
+  redis.call('SREM', P .. INDEX[ch] .. proc, s.id)
   if ch == 'matching' then
     if s.st == 'waiting' then unpool(s) end
   else
@@ -94,11 +94,11 @@ local function adopt(s, ch, conn)
   if old ~= conn then
     if old then takeInFlight(s, ch, old, oldProc) end
     closeSocket(s, ch, 4002, 'replaced by a newer socket')
-    if oldProc then redis.call('SREM', P .. INDEX[ch] .. ':' .. oldProc, s.id) end
+    if oldProc then redis.call('SREM', P .. INDEX[ch] .. oldProc, s.id) end
   end
   clearGrace(s, ch)
   put(s, {f[1], conn, f[2], ME})
-  holds(INDEX[ch], ME, s.id)
+  holds(ch, ME, s.id)
 end
 
 -- The member leaves its room from signalling: partner told, member idle.

@@ -340,7 +340,7 @@ if s and s.th == A[2] then
   local f = SLOT[A[3]]
   -- The socket that broke the rule is closing already: nothing more goes to it.
   if f and s[f[1]] == A[4] then
-    if s[f[2]] then redis.call('SREM', P .. INDEX[A[3]] .. ':' .. s[f[2]], s.id) end
+    if s[f[2]] then redis.call('SREM', P .. INDEX[A[3]] .. s[f[2]], s.id) end
     drop(s, f[1], f[2])
   end
   send(s, 'matching', err('unauthorized', 'session ended'))
@@ -421,7 +421,7 @@ for _, proc in ipairs(judging and redis.call('SMEMBERS', P .. '${KEY.procs}') or
     elseif NOW - tonumber(since) >= suspect then
       -- Its sockets dropped without a word: each one's grace period starts now.
       for _, ch in ipairs({'matching', 'signalling'}) do
-        local set = P .. (ch == 'matching' and '${KEY.matchingHeld}' or '${KEY.signallingHeld}') .. proc
+        local set = P .. INDEX[ch] .. proc
         for _, id in ipairs(redis.call('SRANDMEMBER', set, batch)) do
           redis.call('SREM', set, id)
           local s = load(id)
@@ -491,7 +491,7 @@ for _, e in ipairs(cjson.decode(A[2])) do
     if e.m and not s.mc and (not s.mg or s.mg == e.m) then
       clearGrace(s, 'matching')
       put(s, {'mc', e.m, 'mp', ME})
-      holds('pm', ME, s.id)
+      holds('matching', ME, s.id)
       if s.rec then
         drop(s, 'rec')
         if e.hint == 'waiting' then
@@ -507,7 +507,7 @@ for _, e in ipairs(cjson.decode(A[2])) do
     if e.s and not s.sc and (not s.sg or s.sg == e.s) then
       clearGrace(s, 'signalling')
       put(s, {'sc', e.s, 'sp', ME})
-      holds('ps', ME, s.id)
+      holds('signalling', ME, s.id)
       if s.sjr and s.sjr == s.room then put(s, {'sj', s.sjr}) end
       drop(s, 'sjr')
     end
@@ -537,7 +537,7 @@ return finish()
   // their clients can resume on another process (a rolling restart loses no room).
   release: `
 for _, ch in ipairs({'matching', 'signalling'}) do
-  local set = P .. (ch == 'matching' and '${KEY.matchingHeld}' or '${KEY.signallingHeld}') .. ME
+  local set = P .. INDEX[ch] .. ME
   for _, id in ipairs(redis.call('SMEMBERS', set)) do
     local s = load(id)
     if s and s[SLOT[ch][2]] == ME and s[SLOT[ch][1]] then dropSocket(s, ch, false) end
