@@ -242,6 +242,76 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mg'), 'ax');
   });
 
+  it('a process taken for dead while alive delivers what the reaper kept for its sockets, and its heal drops those copies: nothing is told twice', async () => {
+    const p = prefix();
+    // Heartbeats written once and kept: the test takes a's away itself.
+    const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
+    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
+    const x = await a.session('ca');
+    const y = await b.session('cb');
+    const matched = b.received('cb').find((m) => m.event === 'matched');
+    assert.ok(matched?.event === 'matched');
+    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    // Both join the room: x's signalling socket on a, y's on b.
+    await a.store.attachSignalling(x.id, x.token, 'sa', Date.now());
+    await b.store.attachSignalling(y.id, y.token, 'sb', Date.now());
+    await a.store.join(x.id, 'sa', matched.room_code, Date.now());
+    await b.store.join(y.id, 'sb', matched.room_code, Date.now());
+    // From here a's reader is held up on the first entry for x's sockets (a stalled process):
+    // the entry stays in a's inbox, not carried out.
+    const told: { conn: string; what: string }[] = [];
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let holding = false;
+    a.store.subscribe(async (fx) => {
+      for (const d of fx.deliver) {
+        if (d.msg?.event === 'chat') told.push({ conn: d.conn, what: `chat ${d.msg.message}` });
+        if (d.signal) told.push({ conn: d.conn, what: `signal ${d.signal.data}` });
+      }
+      if (!holding && fx.deliver.some((d) => d.conn === 'ca' || d.conn === 'sa')) {
+        holding = true;
+        await released;
+      }
+    });
+    await b.store.chat(y.id, 'cb', 'hello', Date.now());
+    await b.store.signal(y.id, 'sb', matched.room_code, matched.initiator ? 'offer' : 'answer', JSON.stringify({ sdp: 'once' }), Date.now());
+    await eventually(async () => (holding ? true : undefined), 'a is carrying out the chat');
+    // a's heartbeat lapses (b's does not): b takes a for dead and keeps what a's inbox holds for x.
+    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+    await b.store.reap(Date.now()); // first look: suspected
+    await sleep(150); // the reaper's lock lapses
+    await b.store.reap(Date.now()); // still missing: x's sockets dropped, their in-flight messages kept
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), null, 'x’s matching socket was taken from a');
+    assert.equal(await redis.admin.llen(`${p}{dyad}:kc:${x.id}`), 1, 'the chat on its way is kept for x');
+    // a was only slow: it carries out its inbox (the chat and the signal reach x's sockets
+    // there), then its heartbeat finds the lapse and it takes its sockets back.
+    release();
+    await eventually(async () => (told.filter((t) => t.conn === 'ca' || t.conn === 'sa').length === 2 ? true : undefined), 'a delivered both');
+    await a.store.heartbeat();
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), 'ca', 'a took x’s matching socket back');
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'sc'), 'sa', 'and its signalling socket');
+    // x's sockets drop and resume: nothing a delivered is told again.
+    await a.store.detachMatching(x.id, 'ca', false, Date.now());
+    await a.store.detachSignalling(x.id, 'sa', false, Date.now());
+    const resumed = await a.store.attachMatching(x.id, x.token, 'ca2', Date.now());
+    assert.ok(resumed.ok);
+    const rejoined = await a.store.attachSignalling(x.id, x.token, 'sa2', Date.now());
+    assert.ok(rejoined.ok);
+    const joinFx = await a.store.join(x.id, 'sa2', matched.room_code, Date.now());
+    const again = [...resumed.effects.deliver, ...rejoined.effects.deliver, ...joinFx.deliver].filter((d) => d.msg?.event === 'chat' || d.signal);
+    await sleep(100);
+    const late = told.filter((t) => t.conn === 'ca2' || t.conn === 'sa2');
+    assert.deepEqual([...again.map((d) => (d.signal ? `signal ${d.signal.data}` : 'chat')), ...late.map((t) => t.what)], [], 'nothing told twice');
+    assert.deepEqual(
+      told.filter((t) => t.conn === 'ca' || t.conn === 'sa').map((t) => t.what),
+      ['chat hello', `signal ${JSON.stringify({ sdp: 'once' })}`],
+      'each told once, by a',
+    );
+    // The bytes kept for x were given back with the copies.
+    assert.equal(Number((await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'kcb')) ?? 0), 0);
+    assert.equal(Number((await redis.admin.get(`${p}{dyad}:kept`)) ?? 0), 0);
+  });
+
   it('names its scripts by sha in <prefix>scripts, for tools that read the command log, and the hash expires', async () => {
     const p = prefix();
     await Proc.start(p);

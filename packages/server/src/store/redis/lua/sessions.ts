@@ -52,7 +52,8 @@ end
 local function dropKeptChat(s)
   redis.call('DEL', P .. '${KEY.keptChat}' .. s.id)
   addKept(-(tonumber(s.kcb) or 0))
-  drop(s, 'kcb')
+  -- No copy of a taken-over chat is left for a heal to drop (takeInFlight).
+  drop(s, 'kcb', 'tn|matching')
 end
 
 local function owner(id, conn, ch)

@@ -24,10 +24,19 @@ end
 -- to its inbox), so it goes back behind; while it lives, what it kept came
 -- from its own inbox, earlier (undelivered), and stays ahead.
 -- after: the inbox entry that process carried out last, when known.
+--
+-- A process taken for dead may only have been slow (held up past its
+-- heartbeat): it then carries out those entries itself and, once its
+-- heartbeat finds the lapse, takes its sockets back (heal). So what is kept
+-- from a dead process's inbox is tallied in the session (field tn|<ch>:
+-- process, items at the head of the kept list, the news set, the room), and
+-- a heal by that process drops those copies (dropTaken): nothing is told twice.
 local function takeInFlight(s, ch, oldConn, oldProc, after)
   if not oldConn or not oldProc then return end
-  local kept = not alive(oldProc) and (ch == 'matching' and (P .. '${KEY.keptChat}' .. s.id) or (s.room and (P .. '${KEY.roomKept}' .. s.room .. ':' .. s.id)))
+  local dead = not alive(oldProc)
+  local kept = dead and (ch == 'matching' and (P .. '${KEY.keptChat}' .. s.id) or (s.room and (P .. '${KEY.roomKept}' .. s.room .. ':' .. s.id)))
   local before = kept and redis.call('LLEN', kept) or 0
+  local taken, news = 0, ''
   local last
   -- Entries up to the session's mark for that inbox were dealt with already.
   local mark = s['tk|' .. ch .. '|' .. oldProc]
@@ -44,12 +53,13 @@ local function takeInFlight(s, ch, oldConn, oldProc, after)
         if ch == 'matching' and m.event == 'chat' then
           -- Only while it still belongs: a chat of a room that has ended meanwhile is dropped.
           local _, partner = partnerOf(s)
-          if partner and partner.id == m.sender then keepChat(s, m) end
+          if partner and partner.id == m.sender and not keepChat(s, m) then taken = taken + 1 end
         elseif ch == 'matching' and m.event == 'peer-disconnected' and s.st == 'idle' and not s.news then
           put(s, {'news', m.reason})
+          news = m.reason
         elseif ch == 'signalling' and m.event == 'signal' and s.room == m.room_code then
           local room = loadRoom(m.room_code)
-          if room then keepSignal(room, s.id, m) end
+          if room and not keepSignal(room, s.id, m) then taken = taken + 1 end
         end
         -- State messages are told afresh on resumption; typing and errors were of the moment.
       end
@@ -57,6 +67,47 @@ local function takeInFlight(s, ch, oldConn, oldProc, after)
   end
   if last then put(s, {'tk|' .. ch .. '|' .. oldProc, last}) end
   if before > 0 and redis.call('LLEN', kept) > before then rotate(kept, before) end
+  if not dead then return end
+  if taken > 0 or news ~= '' then
+    put(s, {'tn|' .. ch, oldProc .. '|' .. taken .. '|' .. news .. '|' .. (ch == 'signalling' and s.room or '')})
+  else
+    drop(s, 'tn|' .. ch)
+  end
+end
+
+-- Drop the first n items of kept list k, each counted by the bytes of its
+-- field f (see itemBytes): the bytes given back.
+local function dropKeptHead(k, n, f)
+  local freed = 0
+  for _, raw in ipairs(redis.call('LRANGE', k, 0, n - 1)) do freed = freed + itemBytes(cjson.decode(raw)[f] or '') end
+  redis.call('LTRIM', k, n, -1)
+  addKept(-freed)
+  return freed
+end
+
+-- This process takes s's socket on ch back (heal) after the reaper took it
+-- for dead: it has carried out what the reaper kept from its inbox, so those
+-- copies go (takeInFlight), with the reaper's mark, so that whatever of its
+-- inbox it has not carried out yet is taken over again if the socket drops.
+local function dropTaken(s, ch)
+  local t = s['tn|' .. ch]
+  drop(s, 'tn|' .. ch)
+  if not t then return end
+  local proc, n, news, code = string.match(t, '^([^|]*)|(%d+)|([^|]*)|(.*)$')
+  if proc ~= ME then return end
+  drop(s, 'tk|' .. ch .. '|' .. ME)
+  n = tonumber(n)
+  if news ~= '' and s.news == news then drop(s, 'news') end
+  if n == 0 then return end
+  if ch == 'matching' then
+    local left = (tonumber(s.kcb) or 0) - dropKeptHead(P .. '${KEY.keptChat}' .. s.id, n, 'message')
+    if left > 0 then put(s, {'kcb', num(left)}) else drop(s, 'kcb') end
+  elseif s.room == code then
+    local room = loadRoom(code)
+    if not room then return end
+    room.kb = num(math.max(0, (tonumber(room.kb) or 0) - dropKeptHead(P .. '${KEY.roomKept}' .. code .. ':' .. s.id, n, 'data')))
+    redis.call('HSET', P .. '${KEY.room}' .. code, 'kb', room.kb)
+  end
 end
 
 -- A socket ended without leaving: its grace period starts. The deadline is

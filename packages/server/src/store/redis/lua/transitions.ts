@@ -278,6 +278,8 @@ for _, raw in ipairs(redis.call('LRANGE', kk, 0, -1)) do
   send(s, 'signalling', msg)
 end
 redis.call('DEL', kk)
+-- Handed over: no copy of them is left for a heal to drop (takeInFlight).
+drop(s, 'tn|signalling')
 if freed > 0 then
   room.kb = num(math.max(0, (tonumber(room.kb) or 0) - freed))
   redis.call('HSET', P .. '${KEY.room}' .. code, 'kb', room.kb)
@@ -490,6 +492,7 @@ for _, e in ipairs(cjson.decode(A[2])) do
   if s and s.th == e.th then
     if e.m and not s.mc and (not s.mg or s.mg == e.m) then
       clearGrace(s, 'matching')
+      dropTaken(s, 'matching')
       put(s, {'mc', e.m, 'mp', ME})
       holds('matching', ME, s.id)
       if s.rec then
@@ -506,6 +509,7 @@ for _, e in ipairs(cjson.decode(A[2])) do
     end
     if e.s and not s.sc and (not s.sg or s.sg == e.s) then
       clearGrace(s, 'signalling')
+      dropTaken(s, 'signalling')
       put(s, {'sc', e.s, 'sp', ME})
       holds('signalling', ME, s.id)
       if s.sjr and s.sjr == s.room then put(s, {'sj', s.sjr}) end
