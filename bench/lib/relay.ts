@@ -8,7 +8,7 @@ import { cpuSeconds, REPO_ROOT, sleep, spawnRaised } from './procs.js';
 import { mergeSamples, summarize, type Summary } from './stats.js';
 import type { RelayKind, RelayResult, RelayTask } from './tasks.js';
 import { startTopology, Unavailable, type Topology, type TopologyName } from './topology.js';
-import { total, type Scrape } from './prom.js';
+import { diffHistogram, histogram, total, type Scrape } from './prom.js';
 import { profileRedis, type RedisProfile } from './redis-diag.js';
 import { REDIS_DIAG_MS } from './pairing.js';
 import { chatLatency } from './chat.js';
@@ -55,8 +55,38 @@ export interface RelayRun {
   redis?: RedisProfile;
   /** Dyad set-ups: a chat line from one member until the other has it, one line at a time. */
   chat?: Summary;
+  /** Dyad set-ups: the servers' garbage-collection pauses during the fixed-rate run (see gcDuring). */
+  gc?: GcPauses;
   load1: number;
 }
+
+/**
+ * Garbage-collection pauses of the server processes over a run, from their
+ * own `nodejs_gc_duration_seconds` histograms: a frame that arrives while its
+ * process is paused waits for the pause, so the latency tail follows them.
+ */
+export interface GcPauses {
+  /** Share of each process's time spent paused (all processes' pauses ÷ processes × elapsed). */
+  share: number;
+  /** Pauses per second per process. */
+  perSecond: number;
+  /** Pauses of 10 ms or more, in all. */
+  long: number;
+}
+
+/** The pauses between two scrapes of the same processes, `secs` apart. */
+export function gcPauses(before: readonly Scrape[], after: readonly Scrape[], secs: number): GcPauses | undefined {
+  const hs = after.map((s, i) => diffHistogram(histogram(s, 'nodejs_gc_duration_seconds'), histogram(before[i] ?? new Map(), 'nodejs_gc_duration_seconds')));
+  if (hs.length === 0 || secs <= 0 || hs.some((h) => h.le.length === 0)) return undefined;
+  const paused = hs.reduce((n, h) => n + h.sum, 0);
+  const count = hs.reduce((n, h) => n + h.count, 0);
+  const under10 = hs.reduce((n, h) => n + (h.counts[h.le.findIndex((b) => Math.abs(b - 0.01) < 1e-12)] ?? Number.NaN), 0);
+  return { share: paused / (hs.length * secs), perSecond: count / (hs.length * secs), long: count - under10 };
+}
+
+/** The GC line of a run, for the progress line and the report. */
+export const gcText = (g: GcPauses): string =>
+  `the servers paused for GC ${(g.share * 100).toFixed(1)}% of the time (${g.perSecond.toFixed(1)} pauses/s each, ${g.long} of 10 ms or more)`;
 
 export interface RelayResults {
   runs: RelayRun[];
@@ -216,8 +246,11 @@ async function measure(ctx: BenchContext, target: RelayTarget, server: Server, r
     );
   }
   const sat = await satRun;
-  // Latency: the same offered rate for every server.
+  // Latency: the same offered rate for every server, with the servers' GC pauses over that run (set-up included).
+  const gc0 = server.scrape ? await server.scrape() : undefined;
+  const t0 = performance.now();
   const fixed = await ctx.workers.run<RelayResult>(tasks(ctx, server, { type: 'rate', rate: r.rate }, `${runId}r`));
+  const gc = gc0 && server.scrape ? gcPauses(gc0, await server.scrape(), (performance.now() - t0) / 1000) : undefined;
   const chat = server.dyad
     ? await chatLatency(server.dyad.matchingA, server.dyad.matchingB, `${runId}chat`, r.chatLines, CHAT_GAP_MS)
     : undefined;
@@ -238,6 +271,7 @@ async function measure(ctx: BenchContext, target: RelayTarget, server: Server, r
     clientUsPerFrame: (cpu.clients / throughput) * 1e6,
     redis,
     chat,
+    gc,
     load1: load1(),
   };
 }
@@ -277,6 +311,7 @@ export async function runRelay(ctx: BenchContext): Promise<RelayResults> {
         `relay, ${RELAY_LABEL[target]}: ${Math.round(run.throughput).toLocaleString('en-US')} frames/s at the ceiling ` +
           `(server ${run.cpu.server.toFixed(2)} cores, clients ${run.cpu.clients.toFixed(2)}); ` +
           `at ${run.offered.toLocaleString('en-US')}/s p50 ${run.latency.p50.toFixed(2)} ms p99 ${run.latency.p99.toFixed(2)} ms` +
+          `${run.gc ? `; ${gcText(run.gc)}` : ''}` +
           `${run.shards.length > 1 ? `; Redis cores per shard ${run.shards.map((c) => c.toFixed(2)).join(', ')}` : ''}` +
           `${Object.keys(run.errors).length ? `; errors ${JSON.stringify(run.errors)}` : ''}`,
       );
