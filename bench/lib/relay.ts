@@ -55,7 +55,7 @@ export interface RelayRun {
   redis?: RedisProfile;
   /** Dyad set-ups: a chat line from one member until the other has it, one line at a time. */
   chat?: Summary;
-  /** Dyad set-ups: the servers' garbage-collection pauses during the fixed-rate run (see gcDuring). */
+  /** Dyad set-ups: the servers' garbage-collection pauses during the fixed-rate run (see gcPauses). */
   gc?: GcPauses;
   load1: number;
 }
