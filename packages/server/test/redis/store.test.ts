@@ -8,7 +8,7 @@ import type { ServerMessage } from '@dyad/protocol';
 import type { RedisStore, RedisStoreOptions } from '../../src/store/redis/index.js';
 import { LIBRARY, SCRIPTS, SOCKET_SCRIPTS } from '../../src/store/redis/lua.js';
 import type { Effects } from '../../src/store/store.js';
-import { signalFrame } from '../../src/core/frames.js';
+import { encodeSignalData, signalFrame } from '../../src/core/frames.js';
 import { DEFAULTS } from '../contract/harness.js';
 import { privateRedis } from './support/private-redis.js';
 import { RedisCluster } from './support/redis-cluster.js';
@@ -310,6 +310,58 @@ describe('Redis store', { timeout: 60_000 }, () => {
     // The bytes kept for x were given back with the copies.
     assert.equal(Number((await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'kcb')) ?? 0), 0);
     assert.equal(Number((await redis.admin.get(`${p}{dyad}:kept`)) ?? 0), 0);
+  });
+
+  it('signals relayed without a script into a dead process’s inbox are kept for their member and handed over as sent, in order', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
+    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
+    const x = await a.session('ca');
+    const y = await b.session('cb');
+    const matched = b.received('cb').find((m) => m.event === 'matched');
+    assert.ok(matched?.event === 'matched');
+    const room = matched.room_code;
+    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    await a.store.attachSignalling(x.id, x.token, 'sa', Date.now());
+    await b.store.attachSignalling(y.id, y.token, 'sb', Date.now());
+    await a.store.join(x.id, 'sa', room, Date.now());
+    await b.store.join(y.id, 'sb', room, Date.now());
+    // Offer and answer through the scripts; after that b relays y's candidates itself, straight into a's inbox.
+    const [ini, res] = matched.initiator ? [{ s: b, id: y.id, conn: 'sb' }, { s: a, id: x.id, conn: 'sa' }] : [{ s: a, id: x.id, conn: 'sa' }, { s: b, id: y.id, conn: 'sb' }];
+    await ini.s.store.signal(ini.id, ini.conn, room, 'offer', JSON.stringify({ sdp: 'o' }), Date.now());
+    await res.s.store.signal(res.id, res.conn, room, 'answer', JSON.stringify({ sdp: 'a' }), Date.now());
+    // Both have the other's signal, and so the routes that came with it.
+    await eventually(async () => (a.received('sa').some((m) => m.event === 'signal') ? true : undefined), 'x has its signal');
+    await eventually(async () => (b.received('sb').some((m) => m.event === 'signal') ? true : undefined), 'y has its signal');
+    // a's reader held up from here: what b relays stays in a's inbox.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    a.store.subscribe(async () => released);
+    try {
+      // Data as the edge encodes it (core/frames.ts): every character beyond ASCII escaped.
+      const sent = Array.from({ length: 5 }, (_, i) => encodeSignalData({ candidate: `candidate:${i} 1 udp 2122 198.51.100.${i} 5000${i} typ host`, sdpMid: '0', usernameFragment: `é|${i}\t` }));
+      for (const data of sent) await b.store.signal(y.id, 'sb', room, 'candidate', data, Date.now());
+      // Relayed at the end of the turn, as records (not through a script).
+      const inbox = `${p}{dyad}:inbox:${a.store.procId}`;
+      await eventually(async () => ((await redis.admin.xrange(inbox, '-', '+')).some(([, f]) => f[0] === 'rs') ? true : undefined), 'relayed as records');
+      // a is taken for dead: x's signalling socket drops, the candidates are kept for x.
+      await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+      await b.store.reap(Date.now());
+      await sleep(150);
+      await b.store.reap(Date.now());
+      assert.equal(await redis.admin.llen(`${p}{dyad}:rk:${room}:${x.id}`), sent.length, 'every candidate kept');
+      // x comes back on b and joins: the candidates are handed over as sent, in order.
+      await b.store.attachSignalling(x.id, x.token, 'sx', Date.now());
+      const joined = await b.store.join(x.id, 'sx', room, Date.now());
+      await sleep(100);
+      const handed = [...joined.deliver.filter((d) => d.conn === 'sx'), ...b.inbox.flatMap((fx) => fx.deliver.filter((d) => d.conn === 'sx'))].flatMap((d) => (d.signal ? [d.signal] : []));
+      assert.deepEqual(
+        handed.map((s) => ({ from: s.from, type: s.type, data: s.data, room: s.room_code })),
+        sent.map((data) => ({ from: y.id, type: 'candidate', data, room })),
+      );
+    } finally {
+      release();
+    }
   });
 
   it('names its scripts by sha in <prefix>scripts, for tools that read the command log, and the hash expires', async () => {

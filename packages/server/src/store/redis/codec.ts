@@ -10,8 +10,6 @@ export interface RawResult {
   id?: unknown;
   /** Ids of the entries the transition wrote to other processes' inboxes, by process. */
   o?: unknown;
-  /** Relayed through a lane: the sender's latest entry in this process's inbox, which the signals must not overtake. */
-  a?: unknown;
   d?: unknown;
   c?: unknown;
   t?: unknown;
@@ -20,8 +18,6 @@ export interface RawResult {
   x?: unknown;
   /** Relay routes for this process's signalling sockets (lua/effects.ts, route); inbox entries only. */
   r?: unknown;
-  /** Set on an entry relayed by a process itself (RedisStore, relay), not written by a script. */
-  f?: unknown;
   /** A reply's messages and closes for the caller's own sockets, instead of an entry in its inbox (lua/effects.ts, finish). */
   i?: unknown;
   /** With `i`: the last entry of the caller's inbox when the script ran ('' for none); `i` goes right after it. */
@@ -137,3 +133,44 @@ export function toEffects(raw: RawResult): Effects {
 
 /** Replace lone UTF-16 surrogates, which Lua's JSON reader refuses, as UTF-8 encoding would anyway. */
 export const wellFormed = (s: string): string => s.replace(/\p{Surrogate}/gu, '\uFFFD');
+
+// Signals relayed by a process itself (RedisStore, relay) travel in a stream
+// entry of their own, field RELAYED, without JSON: one record per signal, the
+// records apart by RS and the fields of each by US, in the order to, conn,
+// room, from, type, data. No field can hold either separator: the ids and the
+// type are the server's own, and the data is JSON text from the edge
+// (core/frames.ts, encodeSignalData), where a control character is escaped.
+// lua/sockets.ts (takeInFlight) reads the same records.
+export const RELAYED = 'rs';
+/** With RELAYED, on a lane: the sender's latest entry in this process's inbox (RawResult.a). */
+export const RELAYED_AFTER = 'a';
+const RS = '\x1e';
+const US = '\x1f';
+
+/** The record of one relayed signal. */
+export function relayedRecord(d: Delivery & { signal: SignalText }): string {
+  const s = d.signal;
+  return `${d.to}${US}${d.conn}${US}${s.room_code}${US}${s.from}${US}${s.type}${US}${s.data}`;
+}
+
+/** The records of one entry, in order. */
+export const relayedText = (records: readonly string[]): string => records.join(RS);
+
+/** The signals of a relayed entry's text, in order; an unreadable record is skipped. */
+export function relayedDeliveries(text: string): Delivery[] {
+  const out: Delivery[] = [];
+  for (const record of text.split(RS)) {
+    const f = record.split(US);
+    if (f.length !== 6) continue;
+    const [to, conn, room, from, type, data] = f as [string, string, string, string, SignalText['type'], string];
+    out.push({ to, channel: 'signalling', conn, signal: { room_code: room, from, type, data } });
+  }
+  return out;
+}
+
+/** A stream entry's fields as name -> value. */
+export function entryFields(fields: readonly string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) m.set(fields[i] as string, fields[i + 1] as string);
+  return m;
+}

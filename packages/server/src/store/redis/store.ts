@@ -32,7 +32,7 @@ import {
   type StoreOptions,
   type StoreStats,
 } from '../store.js';
-import { toEffects, wellFormed, type RawResult } from './codec.js';
+import { entryFields, RELAYED, RELAYED_AFTER, relayedDeliveries, relayedRecord, relayedText, toEffects, wellFormed, type RawResult } from './codec.js';
 import { ReplyOrder, compareIds } from './order.js';
 import { WriteTurns } from './turns.js';
 import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
@@ -182,8 +182,8 @@ interface Lane {
   reader: Connection;
   /** Last id taken from the stream into queue. */
   fetched: string;
-  /** Entries read but not carried out yet, in order (a relayed entry may have to wait for the inbox: pumpLane). */
-  queue: { id: string; raw: RawResult }[];
+  /** Entries read but not carried out yet, in order (a relayed entry may have to wait for the inbox: pumpLane): their signals, and the inbox entry they follow. */
+  queue: { id: string; after: string | undefined; deliver: Delivery[] }[];
   reading?: Promise<void>;
 }
 
@@ -231,7 +231,7 @@ export class RedisStore implements Store {
   /** State last told to each matching socket held here (a heal after data loss starts from it). */
   private readonly hints = new Map<string, Hint>();
   /** Relayed signals waiting for this turn's XADD, per stream (relay). */
-  private readonly relays = new Map<string, { proc: string; parts: string[]; senders: { id: string; conn: string }[] }>();
+  private readonly relays = new Map<string, { proc: string; records: string[]; senders: { id: string; conn: string }[] }>();
   /** This process's relay streams (a Cluster with lanes only; else relayed signals go through the inbox). */
   private readonly lanes: Lane[] = [];
   private readonly laneCount: number;
@@ -894,13 +894,10 @@ export class RedisStore implements Store {
     const key = this.laneCount > 0 ? this.laneFor(proc, s.room_code) : `${this.base}${KEY.inbox}${proc}`;
     let batch = this.relays.get(key);
     if (!batch) {
-      batch = { proc, parts: [], senders: [] };
+      batch = { proc, records: [], senders: [] };
       this.relays.set(key, batch);
     }
-    batch.parts.push(
-      `{"to":${JSON.stringify(d.to)},"channel":"signalling","conn":${JSON.stringify(d.conn)},"msg":{"event":"signal",` +
-        `"room_code":${JSON.stringify(s.room_code)},"from":${JSON.stringify(s.from)},"type":"${s.type}","data":${JSON.stringify(s.data)}}}`,
-    );
+    batch.records.push(relayedRecord(d));
     batch.senders.push({ id: s.from, conn: fromConn });
     this.relayTimer ??= setImmediate(() => this.flushRelays());
   }
@@ -914,18 +911,18 @@ export class RedisStore implements Store {
     for (const [key, batch] of this.relays) {
       // Through a lane: the receiver carries it out only after the last entry this process's transitions wrote to its inbox.
       const after = this.laneCount > 0 ? this.caused.get(batch.proc) : undefined;
-      const text = `{"f":1${after ? `,"a":"${after}"` : ''},"d":[${batch.parts.join(',')}]}`;
-      const write = this.client.xadd(key, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', 'fx', text).then(
+      const fields = after ? [RELAYED_AFTER, after, RELAYED, relayedText(batch.records)] : [RELAYED, relayedText(batch.records)];
+      const write = this.client.xadd(key, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', ...fields).then(
         (id) => {
           // The partner's process is gone for good (its inbox expired): the reaper has its sessions.
           if (id !== null) return;
-          this.log?.warn({ frames: batch.parts.length }, 'relayed signals for a process that is gone');
+          this.log?.warn({ frames: batch.records.length }, 'relayed signals for a process that is gone');
           this.caused.delete(batch.proc);
           this.laneKeysOf.delete(batch.proc);
         },
         (err: unknown) => {
           // Not written: the senders hear of it, as for any store call that fails.
-          this.log?.warn({ err: err instanceof Error ? err.message : String(err), frames: batch.parts.length }, 'could not relay signals');
+          this.log?.warn({ err: err instanceof Error ? err.message : String(err), frames: batch.records.length }, 'could not relay signals');
           const fx = emptyEffects();
           for (const { id, conn } of batch.senders) {
             fx.deliver.push({ to: id, channel: 'signalling', conn, msg: { event: 'error', code: 'rate-limited', message: 'service temporarily unavailable, try again shortly' } });
@@ -1225,22 +1222,30 @@ export class RedisStore implements Store {
 
   /** Carry out a batch of inbox entries, in order. */
   private async carryOut(entries: [id: string, fields: string[]][], stamp: number): Promise<void> {
-    const batch = entries.map(([id, fields]) => ({ id, raw: fields[0] === 'fx' && fields[1] !== undefined ? (JSON.parse(fields[1]) as RawResult) : undefined }));
+    // A script's entry (field fx, JSON), or signals relayed by a process (RELAYED, see codec.ts).
+    const batch = entries.map(([id, fields]) => ({
+      id,
+      raw: fields[0] === 'fx' && fields[1] !== undefined ? (JSON.parse(fields[1]) as RawResult) : undefined,
+      relayed: fields[0] === RELAYED && fields[1] !== undefined ? relayedDeliveries(fields[1]) : undefined,
+    }));
     // Signals relayed through a lane before these entries were written must not
     // be overtaken by them (a candidate before a later offer, the last signals
     // before the sender left): whatever the lanes hold now is read first. Only
     // entries for signalling sockets can be overtaken.
-    if (this.laneCount > 0 && batch.some((e) => e.raw !== undefined && touchesSignalling(e.raw))) await this.pollLanes();
-    for (const { id, raw } of batch) {
+    if (this.laneCount > 0 && batch.some((e) => e.relayed !== undefined || (e.raw !== undefined && touchesSignalling(e.raw)))) await this.pollLanes();
+    for (const { id, raw, relayed } of batch) {
       if (this.laneCount > 0) await this.pumpLanes();
       // An entry written by a script names the last of this process's calls with messages in
       // their reply that ran before it (q); one that names none (relayed by a process, or
       // written while this process had no such call) may follow any call sent before it was
       // read. What was carried out so far is trimmed before any wait, not after the batch.
       await this.order.ready(id, typeof raw?.q === 'string' ? Number(raw.q) : stamp, () => this.trimInbox());
-      if (raw) {
+      if (relayed) {
+        const deliver = relayed.filter((d) => this.relayable(d) !== 'ended');
+        for (const d of deliver) this.entryOf.set(d, id);
+        await this.emit({ ...emptyEffects(), deliver });
+      } else if (raw) {
         const fx = toEffects(raw);
-        if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
         for (const d of fx.deliver) this.entryOf.set(d, id);
         // Routes after the entry's messages: what a join hands over (kept signals) reaches the socket before anything relayed.
         const routes = Array.isArray(raw.r) ? (raw.r as RouteItem[]) : undefined;
@@ -1298,12 +1303,10 @@ export class RedisStore implements Store {
       if (compareIds(id, lane.fetched) <= 0) continue;
       lane.fetched = id;
       // A lane starts with a marker entry (keepLanes), which carries nothing.
-      if (fields[0] !== 'fx' || fields[1] === undefined) continue;
-      try {
-        lane.queue.push({ id, raw: JSON.parse(fields[1]) as RawResult });
-      } catch {
-        this.log?.warn('unreadable relay entry skipped');
-      }
+      const f = entryFields(fields);
+      const text = f.get(RELAYED);
+      if (text === undefined) continue;
+      lane.queue.push({ id, after: f.get(RELAYED_AFTER), deliver: relayedDeliveries(text) });
     }
   }
 
@@ -1334,15 +1337,13 @@ export class RedisStore implements Store {
   private async pumpLane(lane: Lane, force: boolean): Promise<void> {
     let head = force;
     while (lane.queue.length > 0) {
-      const { raw } = lane.queue[0] as { raw: RawResult };
-      if (!head && typeof raw.a === 'string' && compareIds(this.inboxId, raw.a) < 0) return;
-      const fx = toEffects(raw);
-      const kept = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
-      if (!head && kept.length < fx.deliver.length) return;
-      fx.deliver = kept;
+      const { after, deliver } = lane.queue[0] as Lane['queue'][number];
+      if (!head && after !== undefined && compareIds(this.inboxId, after) < 0) return;
+      const kept = deliver.filter((d) => this.relayable(d) !== 'ended');
+      if (!head && kept.length < deliver.length) return;
       lane.queue.shift();
       head = false;
-      await this.emit(fx);
+      await this.emit({ ...emptyEffects(), deliver: kept });
     }
   }
 

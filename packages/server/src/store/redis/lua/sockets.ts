@@ -1,6 +1,7 @@
 // Sockets that drop, resume or are replaced: what was on its way to them is
 // taken over in order; grace periods. Part of the prelude.
 import { KEY } from './names.js';
+import { RELAYED } from '../codec.js';
 
 export const SOCKETS = String.raw`-- Is stream id a at or before b ("ms-seq")?
 local function idAtOrBefore(a, b)
@@ -14,6 +15,18 @@ end
 -- Move the first n items of list k behind the others (takeInFlight).
 local function rotate(k, n)
   for _ = 1, n do redis.call('LMOVE', k, k, 'LEFT', 'RIGHT') end
+end
+
+-- The signals of an entry relayed by a process itself (store/redis/codec.ts,
+-- RELAYED): records apart by byte 30, the fields of each by byte 31 (to, conn,
+-- room, from, type, data), as deliveries of a script's entry.
+local function relayedItems(text)
+  local out = {}
+  for record in string.gmatch(text, '[^\30]+') do
+    local to, conn, room, from, kind, data = string.match(record, '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$')
+    if to then out[#out + 1] = {to = to, conn = conn, msg = {event = 'signal', room_code = room, from = from, type = kind, data = data}} end
+  end
+  return out
 end
 
 -- A socket has dropped or is being replaced: what is still queued for it in
@@ -45,9 +58,13 @@ local function takeInFlight(s, ch, oldConn, oldProc, after)
   local from = after and ('(' .. after) or '-'
   for _, e in ipairs(redis.call('XRANGE', P .. '${KEY.inbox}' .. oldProc, from, '+', 'COUNT', 1000)) do
     last = e[1]
-    -- Most entries are for other sockets: a plain search for the conn id spares decoding them.
-    local batch = string.find(e[2][2], oldConn, 1, true) and cjson.decode(e[2][2]) or {}
-    for _, d in ipairs(batch.d or {}) do
+    -- A script's entry (fx, JSON) or signals relayed by a process (relayedItems). Most
+    -- entries are for other sockets: a plain search for the conn id spares decoding them.
+    local name, body, items = e[2][1], e[2][2], {}
+    if body and string.find(body, oldConn, 1, true) then
+      if name == 'fx' then items = cjson.decode(body).d or {} elseif name == '${RELAYED}' then items = relayedItems(body) end
+    end
+    for _, d in ipairs(items) do
       if d.conn == oldConn and d.to == s.id then
         local m = d.msg
         if ch == 'matching' and m.event == 'chat' then
