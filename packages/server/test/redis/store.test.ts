@@ -333,6 +333,10 @@ describe('Redis store', { timeout: 60_000 }, () => {
     // Both have the other's signal, and so the routes that came with it.
     await eventually(async () => (a.received('sa').some((m) => m.event === 'signal') ? true : undefined), 'x has its signal');
     await eventually(async () => (b.received('sb').some((m) => m.event === 'signal') ? true : undefined), 'y has its signal');
+    // A first candidate: b learns from a's heartbeat that a reads records.
+    await b.store.signal(y.id, 'sb', room, 'candidate', JSON.stringify({ candidate: 'first' }), Date.now());
+    await eventually(async () => (a.received('sa').filter((m) => m.event === 'signal').length === 2 ? true : undefined), 'x has the first candidate');
+    await sleep(50);
     // a's reader held up from here: what b relays stays in a's inbox.
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
@@ -362,6 +366,52 @@ describe('Redis store', { timeout: 60_000 }, () => {
     } finally {
       release();
     }
+  });
+
+  it('relays to a process of an earlier build (its heartbeat does not say it reads records) as JSON, which is read too, in order', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000 });
+    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000 });
+    // a's heartbeat as an earlier build writes it: the time alone.
+    await redis.admin.set(`${p}{dyad}:hb:${a.store.procId}`, String(Date.now()), 'PX', 3_600_000);
+    const x = await a.session('ca');
+    const y = await b.session('cb');
+    const matched = b.received('cb').find((m) => m.event === 'matched');
+    assert.ok(matched?.event === 'matched');
+    const room = matched.room_code;
+    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    await a.store.attachSignalling(x.id, x.token, 'sa', Date.now());
+    await b.store.attachSignalling(y.id, y.token, 'sb', Date.now());
+    await a.store.join(x.id, 'sa', room, Date.now());
+    await b.store.join(y.id, 'sb', room, Date.now());
+    const [ini, res] = matched.initiator ? [{ s: b, id: y.id, conn: 'sb' }, { s: a, id: x.id, conn: 'sa' }] : [{ s: a, id: x.id, conn: 'sa' }, { s: b, id: y.id, conn: 'sb' }];
+    await ini.s.store.signal(ini.id, ini.conn, room, 'offer', JSON.stringify({ sdp: 'o' }), Date.now());
+    await res.s.store.signal(res.id, res.conn, room, 'answer', JSON.stringify({ sdp: 'a' }), Date.now());
+    await eventually(async () => (b.received('sb').some((m) => m.event === 'signal') ? true : undefined), 'y has its signal');
+    // a's reader held up while b relays: every entry b writes stays in a's inbox to be looked at.
+    const told: string[] = [];
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    a.store.subscribe(async (fx) => {
+      await released;
+      for (const d of fx.deliver) if (d.conn === 'sa' && d.signal?.type === 'candidate') told.push(d.signal.data);
+    });
+    const inbox = `${p}{dyad}:inbox:${a.store.procId}`;
+    const before = (await redis.admin.xrevrange(inbox, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+    const want = Array.from({ length: 12 }, (_, n) => JSON.stringify({ candidate: `c${Math.floor(n / 4)}-${n % 4}` }));
+    try {
+      // Three turns of b's event loop, so three entries: the first before b has read a's heartbeat, two after.
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 4; i++) await b.store.signal(y.id, 'sb', room, 'candidate', want[round * 4 + i] as string, Date.now());
+        await sleep(50);
+      }
+      const written = (await redis.admin.xrange(inbox, `(${before}`, '+')).map(([, f]) => f[0]);
+      assert.deepEqual(written, ['fx', 'fx', 'fx'], 'JSON entries only');
+    } finally {
+      release();
+    }
+    await eventually(async () => (told.length === 12 ? true : undefined), 'x has every candidate');
+    assert.deepEqual(told, want, 'every candidate, in order');
   });
 
   it('names its scripts by sha in <prefix>scripts, for tools that read the command log, and the hash expires', async () => {

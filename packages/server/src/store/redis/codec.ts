@@ -18,6 +18,10 @@ export interface RawResult {
   x?: unknown;
   /** Relay routes for this process's signalling sockets (lua/effects.ts, route); inbox entries only. */
   r?: unknown;
+  /** Relayed through a lane by a process of an earlier build (relayedJson): the sender's latest entry in this process's inbox. */
+  a?: unknown;
+  /** Set on an entry relayed by a process of an earlier build (relayedJson), not written by a script. */
+  f?: unknown;
   /** A reply's messages and closes for the caller's own sockets, instead of an entry in its inbox (lua/effects.ts, finish). */
   i?: unknown;
   /** With `i`: the last entry of the caller's inbox when the script ran ('' for none); `i` goes right after it. */
@@ -142,6 +146,12 @@ export const wellFormed = (s: string): string => s.replace(/\p{Surrogate}/gu, '\
 // (core/frames.ts, encodeSignalData), where a control character is escaped.
 // lua/sockets.ts (takeInFlight) reads the same records.
 export const RELAYED = 'rs';
+/**
+ * A process that reads RELAYED entries says so in its heartbeat's value
+ * ("<ms> rs"): during a rolling upgrade a process of an earlier build reads
+ * only the JSON entry ({"f":1,"d":[…]}, relayedJson), which it is sent instead.
+ */
+export const READS_RELAYED = ' rs';
 /** With RELAYED, on a lane: the sender's latest entry in this process's inbox (RawResult.a). */
 export const RELAYED_AFTER = 'a';
 const RS = '\x1e';
@@ -151,6 +161,16 @@ const US = '\x1f';
 export function relayedRecord(d: Delivery & { signal: SignalText }): string {
   const s = d.signal;
   return `${d.to}${US}${d.conn}${US}${s.room_code}${US}${s.from}${US}${s.type}${US}${s.data}`;
+}
+
+/** The JSON entry of the same signals, for a process of an earlier build (see READS_RELAYED); `after` as RELAYED_AFTER. */
+export function relayedJson(ds: readonly (Delivery & { signal: SignalText })[], after: string | undefined): string {
+  const parts = ds.map(
+    (d) =>
+      `{"to":${JSON.stringify(d.to)},"channel":"signalling","conn":${JSON.stringify(d.conn)},"msg":{"event":"signal",` +
+      `"room_code":${JSON.stringify(d.signal.room_code)},"from":${JSON.stringify(d.signal.from)},"type":"${d.signal.type}","data":${JSON.stringify(d.signal.data)}}}`,
+  );
+  return `{"f":1${after ? `,"a":"${after}"` : ''},"d":[${parts.join(',')}]}`;
 }
 
 /** The records of one entry, in order. */

@@ -32,7 +32,7 @@ import {
   type StoreOptions,
   type StoreStats,
 } from '../store.js';
-import { entryFields, RELAYED, RELAYED_AFTER, relayedDeliveries, relayedRecord, relayedText, toEffects, wellFormed, type RawResult } from './codec.js';
+import { entryFields, READS_RELAYED, RELAYED, RELAYED_AFTER, relayedDeliveries, relayedJson, relayedRecord, relayedText, toEffects, wellFormed, type RawResult } from './codec.js';
 import { ReplyOrder, compareIds } from './order.js';
 import { WriteTurns } from './turns.js';
 import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
@@ -231,7 +231,9 @@ export class RedisStore implements Store {
   /** State last told to each matching socket held here (a heal after data loss starts from it). */
   private readonly hints = new Map<string, Hint>();
   /** Relayed signals waiting for this turn's XADD, per stream (relay). */
-  private readonly relays = new Map<string, { proc: string; records: string[]; senders: { id: string; conn: string }[] }>();
+  private readonly relays = new Map<string, { proc: string; signals: (Delivery & { signal: SignalText })[]; senders: { id: string; conn: string }[] }>();
+  /** Processes known to read relayed records (READS_RELAYED in their heartbeat), or the look on its way. */
+  private readonly readsRelayed = new Map<string, boolean | 'asking'>();
   /** This process's relay streams (a Cluster with lanes only; else relayed signals go through the inbox). */
   private readonly lanes: Lane[] = [];
   private readonly laneCount: number;
@@ -894,10 +896,10 @@ export class RedisStore implements Store {
     const key = this.laneCount > 0 ? this.laneFor(proc, s.room_code) : `${this.base}${KEY.inbox}${proc}`;
     let batch = this.relays.get(key);
     if (!batch) {
-      batch = { proc, records: [], senders: [] };
+      batch = { proc, signals: [], senders: [] };
       this.relays.set(key, batch);
     }
-    batch.records.push(relayedRecord(d));
+    batch.signals.push(d);
     batch.senders.push({ id: s.from, conn: fromConn });
     this.relayTimer ??= setImmediate(() => this.flushRelays());
   }
@@ -911,18 +913,22 @@ export class RedisStore implements Store {
     for (const [key, batch] of this.relays) {
       // Through a lane: the receiver carries it out only after the last entry this process's transitions wrote to its inbox.
       const after = this.laneCount > 0 ? this.caused.get(batch.proc) : undefined;
-      const fields = after ? [RELAYED_AFTER, after, RELAYED, relayedText(batch.records)] : [RELAYED, relayedText(batch.records)];
+      const fields = !this.takesRecords(batch.proc)
+        ? ['fx', relayedJson(batch.signals, after)]
+        : after
+          ? [RELAYED_AFTER, after, RELAYED, relayedText(batch.signals.map(relayedRecord))]
+          : [RELAYED, relayedText(batch.signals.map(relayedRecord))];
       const write = this.client.xadd(key, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', ...fields).then(
         (id) => {
           // The partner's process is gone for good (its inbox expired): the reaper has its sessions.
           if (id !== null) return;
-          this.log?.warn({ frames: batch.records.length }, 'relayed signals for a process that is gone');
+          this.log?.warn({ frames: batch.signals.length }, 'relayed signals for a process that is gone');
           this.caused.delete(batch.proc);
           this.laneKeysOf.delete(batch.proc);
         },
         (err: unknown) => {
           // Not written: the senders hear of it, as for any store call that fails.
-          this.log?.warn({ err: err instanceof Error ? err.message : String(err), frames: batch.records.length }, 'could not relay signals');
+          this.log?.warn({ err: err instanceof Error ? err.message : String(err), frames: batch.signals.length }, 'could not relay signals');
           const fx = emptyEffects();
           for (const { id, conn } of batch.senders) {
             fx.deliver.push({ to: id, channel: 'signalling', conn, msg: { event: 'error', code: 'rate-limited', message: 'service temporarily unavailable, try again shortly' } });
@@ -941,6 +947,28 @@ export class RedisStore implements Store {
     void acked.then(() => {
       if (this.laneAcks === acked) this.laneAcks = undefined;
     });
+  }
+
+  /**
+   * Does process `proc` read relayed records? Its heartbeat says so
+   * (READS_RELAYED); until that is known, and for a process of an earlier
+   * build (a rolling upgrade), it is sent the JSON entry, which every build reads.
+   */
+  private takesRecords(proc: string): boolean {
+    const known = this.readsRelayed.get(proc);
+    if (typeof known === 'boolean') return known;
+    if (known === undefined) {
+      this.readsRelayed.set(proc, 'asking');
+      this.client.get(`${this.base}${KEY.heartbeat}${proc}`).then(
+        (v) => {
+          // No heartbeat (gone, or lapsed for now): asked again with its next signals.
+          if (v === null) this.readsRelayed.delete(proc);
+          else this.readsRelayed.set(proc, v.endsWith(READS_RELAYED));
+        },
+        () => this.readsRelayed.delete(proc),
+      );
+    }
+    return false;
   }
 
   /**
@@ -1246,6 +1274,7 @@ export class RedisStore implements Store {
         await this.emit({ ...emptyEffects(), deliver });
       } else if (raw) {
         const fx = toEffects(raw);
+        if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
         for (const d of fx.deliver) this.entryOf.set(d, id);
         // Routes after the entry's messages: what a join hands over (kept signals) reaches the socket before anything relayed.
         const routes = Array.isArray(raw.r) ? (raw.r as RouteItem[]) : undefined;
@@ -1305,8 +1334,17 @@ export class RedisStore implements Store {
       // A lane starts with a marker entry (keepLanes), which carries nothing.
       const f = entryFields(fields);
       const text = f.get(RELAYED);
-      if (text === undefined) continue;
-      lane.queue.push({ id, after: f.get(RELAYED_AFTER), deliver: relayedDeliveries(text) });
+      const json = f.get('fx');
+      if (text !== undefined) lane.queue.push({ id, after: f.get(RELAYED_AFTER), deliver: relayedDeliveries(text) });
+      else if (json !== undefined) {
+        // From a process of an earlier build (relayedJson).
+        try {
+          const raw = JSON.parse(json) as RawResult;
+          lane.queue.push({ id, after: typeof raw.a === 'string' ? raw.a : undefined, deliver: toEffects(raw).deliver });
+        } catch {
+          this.log?.warn('unreadable relay entry skipped');
+        }
+      }
     }
   }
 

@@ -1,6 +1,7 @@
 // The transitions: the body of each, run after the prelude's begin() and
 // ending with finish().
 import { KEY } from './names.js';
+import { READS_RELAYED } from '../codec.js';
 
 /** The transitions. Each body sees the prelude's helpers and A[1..], and ends with finish(). */
 export const BODIES = {
@@ -382,7 +383,8 @@ return finish()
 `,
   // A: hb ttl, fresh epoch
   beat: `
-local prev = redis.call('SET', P .. '${KEY.heartbeat}' .. ME, num(NOW), 'PX', A[1], 'GET')
+-- Its value says this process reads relayed records (codec.ts, READS_RELAYED).
+local prev = redis.call('SET', P .. '${KEY.heartbeat}' .. ME, num(NOW) .. '${READS_RELAYED}', 'PX', A[1], 'GET')
 redis.call('SADD', P .. '${KEY.procs}', ME)
 redis.call('PEXPIRE', P .. '${KEY.procs}', CFGS.idxttl)
 redis.call('HDEL', P .. '${KEY.suspects}', ME)
