@@ -51,6 +51,31 @@ class Proc {
 
 const prefix = (): string => `s${randomBytes(4).toString('hex')}:`;
 
+/**
+ * x (sockets ca, sa) on a and y (cb, sb) on b, paired, both joined, offer and
+ * answer passed through the scripts, each with the other's signal (and so the
+ * routes that came with it): from here each process relays its member's
+ * signals itself, into the other's inbox.
+ */
+async function roomAcross(a: Proc, b: Proc): Promise<{ x: { id: string; token: string }; y: { id: string; token: string }; room: string }> {
+  const x = await a.session('ca');
+  const y = await b.session('cb');
+  const matched = b.received('cb').find((m) => m.event === 'matched');
+  assert.ok(matched?.event === 'matched');
+  const room = matched.room_code;
+  await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+  await a.store.attachSignalling(x.id, x.token, 'sa', Date.now());
+  await b.store.attachSignalling(y.id, y.token, 'sb', Date.now());
+  await a.store.join(x.id, 'sa', room, Date.now());
+  await b.store.join(y.id, 'sb', room, Date.now());
+  const [ini, res] = matched.initiator ? [{ s: b, id: y.id, conn: 'sb' }, { s: a, id: x.id, conn: 'sa' }] : [{ s: a, id: x.id, conn: 'sa' }, { s: b, id: y.id, conn: 'sb' }];
+  await ini.s.store.signal(ini.id, ini.conn, room, 'offer', JSON.stringify({ sdp: 'o' }), Date.now());
+  await res.s.store.signal(res.id, res.conn, room, 'answer', JSON.stringify({ sdp: 'a' }), Date.now());
+  await eventually(async () => (a.received('sa').some((m) => m.event === 'signal') ? true : undefined), 'x has its signal');
+  await eventually(async () => (b.received('sb').some((m) => m.event === 'signal') ? true : undefined), 'y has its signal');
+  return { x, y, room };
+}
+
 describe('Redis store', { timeout: 60_000 }, () => {
   it('delivers to sockets of another process through its inbox, in order', async () => {
     const p = prefix();
@@ -316,23 +341,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const p = prefix();
     const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
     const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
-    const x = await a.session('ca');
-    const y = await b.session('cb');
-    const matched = b.received('cb').find((m) => m.event === 'matched');
-    assert.ok(matched?.event === 'matched');
-    const room = matched.room_code;
-    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
-    await a.store.attachSignalling(x.id, x.token, 'sa', Date.now());
-    await b.store.attachSignalling(y.id, y.token, 'sb', Date.now());
-    await a.store.join(x.id, 'sa', room, Date.now());
-    await b.store.join(y.id, 'sb', room, Date.now());
-    // Offer and answer through the scripts; after that b relays y's candidates itself, straight into a's inbox.
-    const [ini, res] = matched.initiator ? [{ s: b, id: y.id, conn: 'sb' }, { s: a, id: x.id, conn: 'sa' }] : [{ s: a, id: x.id, conn: 'sa' }, { s: b, id: y.id, conn: 'sb' }];
-    await ini.s.store.signal(ini.id, ini.conn, room, 'offer', JSON.stringify({ sdp: 'o' }), Date.now());
-    await res.s.store.signal(res.id, res.conn, room, 'answer', JSON.stringify({ sdp: 'a' }), Date.now());
-    // Both have the other's signal, and so the routes that came with it.
-    await eventually(async () => (a.received('sa').some((m) => m.event === 'signal') ? true : undefined), 'x has its signal');
-    await eventually(async () => (b.received('sb').some((m) => m.event === 'signal') ? true : undefined), 'y has its signal');
+    const { x, y, room } = await roomAcross(a, b);
     // A first candidate: b learns from a's heartbeat that a reads records.
     await b.store.signal(y.id, 'sb', room, 'candidate', JSON.stringify({ candidate: 'first' }), Date.now());
     await eventually(async () => (a.received('sa').filter((m) => m.event === 'signal').length === 2 ? true : undefined), 'x has the first candidate');
@@ -374,20 +383,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000 });
     // a's heartbeat as an earlier build writes it: the time alone.
     await redis.admin.set(`${p}{dyad}:hb:${a.store.procId}`, String(Date.now()), 'PX', 3_600_000);
-    const x = await a.session('ca');
-    const y = await b.session('cb');
-    const matched = b.received('cb').find((m) => m.event === 'matched');
-    assert.ok(matched?.event === 'matched');
-    const room = matched.room_code;
-    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
-    await a.store.attachSignalling(x.id, x.token, 'sa', Date.now());
-    await b.store.attachSignalling(y.id, y.token, 'sb', Date.now());
-    await a.store.join(x.id, 'sa', room, Date.now());
-    await b.store.join(y.id, 'sb', room, Date.now());
-    const [ini, res] = matched.initiator ? [{ s: b, id: y.id, conn: 'sb' }, { s: a, id: x.id, conn: 'sa' }] : [{ s: a, id: x.id, conn: 'sa' }, { s: b, id: y.id, conn: 'sb' }];
-    await ini.s.store.signal(ini.id, ini.conn, room, 'offer', JSON.stringify({ sdp: 'o' }), Date.now());
-    await res.s.store.signal(res.id, res.conn, room, 'answer', JSON.stringify({ sdp: 'a' }), Date.now());
-    await eventually(async () => (b.received('sb').some((m) => m.event === 'signal') ? true : undefined), 'y has its signal');
+    const { y, room } = await roomAcross(a, b);
     // a's reader held up while b relays: every entry b writes stays in a's inbox to be looked at.
     const told: string[] = [];
     let release!: () => void;

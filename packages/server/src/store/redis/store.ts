@@ -925,6 +925,7 @@ export class RedisStore implements Store {
           this.log?.warn({ frames: batch.signals.length }, 'relayed signals for a process that is gone');
           this.caused.delete(batch.proc);
           this.laneKeysOf.delete(batch.proc);
+          this.readsRelayed.delete(batch.proc);
         },
         (err: unknown) => {
           // Not written: the senders hear of it, as for any store call that fails.
