@@ -146,6 +146,8 @@ export const wellFormed = (s: string): string => s.replace(/\p{Surrogate}/gu, '\
 // (core/frames.ts, encodeSignalData), where a control character is escaped.
 // lua/sockets.ts (takeInFlight) reads the same records.
 export const RELAYED = 'rs';
+/** The field of an entry a script writes (lua/effects.ts, finish): the JSON of its effects. */
+export const SCRIPT_ENTRY = 'fx';
 /**
  * A process that reads RELAYED entries says so in its heartbeat's value
  * ("<ms> rs"): during a rolling upgrade a process of an earlier build reads
@@ -158,7 +160,7 @@ const RS = '\x1e';
 const US = '\x1f';
 
 /** The record of one relayed signal. */
-export function relayedRecord(d: Delivery & { signal: SignalText }): string {
+function relayedRecord(d: Delivery & { signal: SignalText }): string {
   const s = d.signal;
   return `${d.to}${US}${d.conn}${US}${s.room_code}${US}${s.from}${US}${s.type}${US}${s.data}`;
 }
@@ -173,8 +175,8 @@ export function relayedJson(ds: readonly (Delivery & { signal: SignalText })[], 
   return `{"f":1${after ? `,"a":"${after}"` : ''},"d":[${parts.join(',')}]}`;
 }
 
-/** The records of one entry, in order. */
-export const relayedText = (records: readonly string[]): string => records.join(RS);
+/** The RELAYED text of one entry: its signals' records, in order. */
+export const relayedText = (ds: readonly (Delivery & { signal: SignalText })[]): string => ds.map(relayedRecord).join(RS);
 
 /** The signals of a relayed entry's text, in order; an unreadable record is skipped. */
 export function relayedDeliveries(text: string): Delivery[] {

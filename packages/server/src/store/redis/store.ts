@@ -32,7 +32,7 @@ import {
   type StoreOptions,
   type StoreStats,
 } from '../store.js';
-import { entryFields, READS_RELAYED, RELAYED, RELAYED_AFTER, relayedDeliveries, relayedJson, relayedRecord, relayedText, toEffects, wellFormed, type RawResult } from './codec.js';
+import { entryFields, READS_RELAYED, RELAYED, RELAYED_AFTER, relayedDeliveries, relayedJson, relayedText, SCRIPT_ENTRY, toEffects, wellFormed, type RawResult } from './codec.js';
 import { ReplyOrder, compareIds } from './order.js';
 import { WriteTurns } from './turns.js';
 import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
@@ -217,6 +217,8 @@ export class RedisStore implements Store {
   readonly procId: string;
   private readonly prefix: string;
   private readonly base: string;
+  /** This process's inbox stream. */
+  private readonly inboxKey: string;
   private readonly cfg: string;
   private readonly random: () => number;
   private readonly shas = new Map<ScriptName, string>();
@@ -287,6 +289,7 @@ export class RedisStore implements Store {
     // One hash tag for every key a script touches: they share a Cluster slot.
     this.base = `${this.prefix}{dyad}:`;
     this.procId = opts.procId ?? newProcId();
+    this.inboxKey = `${this.base}${KEY.inbox}${this.procId}`;
     this.random = opts.random ?? Math.random;
     this.heartbeatMs = opts.heartbeatMs ?? 500;
     this.heartbeatTtlMs = opts.heartbeatTtlMs ?? 2_000;
@@ -913,11 +916,9 @@ export class RedisStore implements Store {
     for (const [key, batch] of this.relays) {
       // Through a lane: the receiver carries it out only after the last entry this process's transitions wrote to its inbox.
       const after = this.laneCount > 0 ? this.caused.get(batch.proc) : undefined;
-      const fields = !this.takesRecords(batch.proc)
-        ? ['fx', relayedJson(batch.signals, after)]
-        : after
-          ? [RELAYED_AFTER, after, RELAYED, relayedText(batch.signals.map(relayedRecord))]
-          : [RELAYED, relayedText(batch.signals.map(relayedRecord))];
+      const fields = this.takesRecords(batch.proc)
+        ? [...(after ? [RELAYED_AFTER, after] : []), RELAYED, relayedText(batch.signals)]
+        : [SCRIPT_ENTRY, relayedJson(batch.signals, after)];
       const write = this.client.xadd(key, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', ...fields).then(
         (id) => {
           // The partner's process is gone for good (its inbox expired): the reaper has its sessions.
@@ -1177,7 +1178,7 @@ export class RedisStore implements Store {
 
   /** After a restart the inbox starts again from nothing; read it from its start if our place is past its end. */
   private async rewindInbox(): Promise<void> {
-    const last = (await this.client.xrevrange(`${this.base}${KEY.inbox}${this.procId}`, '+', '-', 'COUNT', 1))[0]?.[0];
+    const last = (await this.client.xrevrange(this.inboxKey, '+', '-', 'COUNT', 1))[0]?.[0];
     if (last === undefined || compareIds(last, this.inboxId) < 0) this.inboxId = '0-0';
   }
 
@@ -1221,10 +1222,9 @@ export class RedisStore implements Store {
 
   /** Read this process's inbox in order; resumes from the last id read after any reconnect. */
   private async readInbox(): Promise<void> {
-    const key = `${this.base}${KEY.inbox}${this.procId}`;
     while (!this.closed) {
       try {
-        const res = await this.reader.xread('COUNT', 256, 'BLOCK', READ_BLOCK_MS, 'STREAMS', key, this.inboxId);
+        const res = await this.reader.xread('COUNT', 256, 'BLOCK', READ_BLOCK_MS, 'STREAMS', this.inboxKey, this.inboxId);
         if (!res) continue;
         const stamp = this.order.stamp();
         for (const [, entries] of res) await this.locked(() => this.carryOut(entries, stamp));
@@ -1246,7 +1246,7 @@ export class RedisStore implements Store {
   private trimInbox(): void {
     if (this.trimmedTo === this.inboxId) return;
     this.trimmedTo = this.inboxId;
-    this.client.xtrim(`${this.base}${KEY.inbox}${this.procId}`, 'MINID', nextId(this.inboxId)).catch(() => undefined);
+    this.client.xtrim(this.inboxKey, 'MINID', nextId(this.inboxId)).catch(() => undefined);
   }
 
   /** Carry out a batch of inbox entries, in order. */
@@ -1254,7 +1254,7 @@ export class RedisStore implements Store {
     // A script's entry (field fx, JSON), or signals relayed by a process (RELAYED, see codec.ts).
     const batch = entries.map(([id, fields]) => ({
       id,
-      raw: fields[0] === 'fx' && fields[1] !== undefined ? (JSON.parse(fields[1]) as RawResult) : undefined,
+      raw: fields[0] === SCRIPT_ENTRY && fields[1] !== undefined ? (JSON.parse(fields[1]) as RawResult) : undefined,
       relayed: fields[0] === RELAYED && fields[1] !== undefined ? relayedDeliveries(fields[1]) : undefined,
     }));
     // Signals relayed through a lane before these entries were written must not
@@ -1335,7 +1335,7 @@ export class RedisStore implements Store {
       // A lane starts with a marker entry (keepLanes), which carries nothing.
       const f = entryFields(fields);
       const text = f.get(RELAYED);
-      const json = f.get('fx');
+      const json = f.get(SCRIPT_ENTRY);
       if (text !== undefined) lane.queue.push({ id, after: f.get(RELAYED_AFTER), deliver: relayedDeliveries(text) });
       else if (json !== undefined) {
         // From a process of an earlier build (relayedJson).
@@ -1388,7 +1388,7 @@ export class RedisStore implements Store {
 
   /** Resolves once the inbox reader has carried out every entry the inbox holds now (bounded by callTimeoutMs). */
   private async inboxCaughtUp(): Promise<void> {
-    const last = (await this.client.xrevrange(`${this.base}${KEY.inbox}${this.procId}`, '+', '-', 'COUNT', 1))[0]?.[0];
+    const last = (await this.client.xrevrange(this.inboxKey, '+', '-', 'COUNT', 1))[0]?.[0];
     if (last !== undefined) await withTimeout(this.carriedOut(last), this.callTimeoutMs, 'reading the inbox').catch(() => undefined);
   }
 

@@ -1,6 +1,7 @@
 // Effects: what a call sends to each process's sockets (inbox entries or the
 // reply's own part), timers, and the reply itself. Part of the prelude.
 import { KEY } from './names.js';
+import { SCRIPT_ENTRY } from '../codec.js';
 
 export const EFFECTS = String.raw`------------------------------------------------------------------ effects
 
@@ -119,9 +120,9 @@ local function finish(extra)
     else
       if proc == ME then o.q = SEQ else o.q = redis.call('GET', P .. '${KEY.lastInline}' .. proc) or nil end
       local body = cjson.encode(o)
-      local id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', CFGS.inboxmax, '*', 'fx', body)
+      local id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', CFGS.inboxmax, '*', '${SCRIPT_ENTRY}', body)
       if not id then
-        id = redis.call('XADD', key, 'MAXLEN', '~', CFGS.inboxmax, '*', 'fx', body)
+        id = redis.call('XADD', key, 'MAXLEN', '~', CFGS.inboxmax, '*', '${SCRIPT_ENTRY}', body)
         redis.call('PEXPIRE', key, CFGS.inboxttl)
       end
       if proc == ME then

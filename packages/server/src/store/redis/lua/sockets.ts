@@ -1,7 +1,7 @@
 // Sockets that drop, resume or are replaced: what was on its way to them is
 // taken over in order; grace periods. Part of the prelude.
 import { KEY } from './names.js';
-import { RELAYED } from '../codec.js';
+import { RELAYED, SCRIPT_ENTRY } from '../codec.js';
 
 export const SOCKETS = String.raw`-- Is stream id a at or before b ("ms-seq")?
 local function idAtOrBefore(a, b)
@@ -62,7 +62,7 @@ local function takeInFlight(s, ch, oldConn, oldProc, after)
     -- entries are for other sockets: a plain search for the conn id spares decoding them.
     local name, body, items = e[2][1], e[2][2], {}
     if body and string.find(body, oldConn, 1, true) then
-      if name == 'fx' then items = cjson.decode(body).d or {} elseif name == '${RELAYED}' then items = relayedItems(body) end
+      if name == '${SCRIPT_ENTRY}' then items = cjson.decode(body).d or {} elseif name == '${RELAYED}' then items = relayedItems(body) end
     end
     for _, d in ipairs(items) do
       if d.conn == oldConn and d.to == s.id then
