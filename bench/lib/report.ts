@@ -65,6 +65,79 @@ function stepAt(p: PairingResults | undefined, topo: TopologyName, rate: number)
   return p?.steps.find((s) => s.topology === topo && s.offered === rate);
 }
 
+/** Arrivals per second at which scale-out's connect → matched target is judged. */
+const SCALE_OUT_RATE = 1_000;
+const SCALE_OUT_E2E_P99_MS = 25;
+
+/**
+ * Scale-out's pairing targets (issue 11), from the held-session runs and the
+ * arrival steps: Redis CPU per pairing, Dyad's CPU per pairing against the
+ * memory store's, what two processes carry against one, and connect → matched
+ * at 1,000 arrivals/s. By CPU per pairing, which a shared box moves least.
+ */
+function scaleOutPairingTargets(p: PairingResults | undefined, cpus: number): TargetRow[] {
+  const held = (t: TopologyName) => p?.cycles.find((c) => c.topology === t);
+  const perPairing = (c: NonNullable<ReturnType<typeof held>>, part: 'dyad' | 'redis'): number => (c.cpu[part] / c.pairsPerSec) * 1e6;
+  const mem = held('memory');
+  const one = held('redis-1');
+  const two = held('redis-2');
+  const notRun = (what: string, target: string): TargetRow => ({ what, target, measured: 'not run', verdict: 'not measured' });
+  const rows: TargetRow[] = [];
+
+  let what = 'pairing through Redis (held sessions, 1 process): Redis CPU per pairing';
+  rows.push(
+    one
+      ? {
+          what,
+          target: '≤ 50 µs',
+          measured: `${perPairing(one, 'redis').toFixed(0)} µs (Redis ${one.cpu.redis.toFixed(2)} cores at ${fmtInt(one.pairsPerSec)} pairings/s)` +
+            (two ? `; with 2 processes ${perPairing(two, 'redis').toFixed(0)} µs` : ''),
+          verdict: perPairing(one, 'redis') <= 50 ? 'met' : 'missed',
+        }
+      : notRun(what, '≤ 50 µs'),
+  );
+  what = 'pairing through Redis (held sessions, 1 process): Dyad CPU per pairing vs the memory store';
+  if (one && mem) {
+    const ratio = perPairing(one, 'dyad') / perPairing(mem, 'dyad');
+    rows.push({
+      what,
+      target: '≤ 2×',
+      measured:
+        `${ratio.toFixed(2)}× (${perPairing(one, 'dyad').toFixed(0)} vs ${perPairing(mem, 'dyad').toFixed(0)} µs); ` +
+        `with Redis's CPU counted in ${((perPairing(one, 'dyad') + perPairing(one, 'redis')) / perPairing(mem, 'dyad')).toFixed(2)}×`,
+      verdict: ratio <= 2 ? 'met' : 'missed',
+    });
+  } else rows.push(notRun(what, '≤ 2×'));
+  what = 'pairing through Redis (held sessions): two processes carry at least what one carries';
+  if (one && two) {
+    const ratio = two.pairsPerSec / one.pairsPerSec;
+    const busy = (c: typeof one): string => (c.cpu.dyad + c.cpu.redis + c.cpu.clients).toFixed(2);
+    rows.push({
+      what,
+      target: '≥ 1×',
+      measured:
+        `${ratio.toFixed(2)}× (${fmtInt(two.pairsPerSec)} vs ${fmtInt(one.pairsPerSec)} pairings/s); ` +
+        `cores busy (Dyad, Redis and the load generators) ${busy(two)} with two, ${busy(one)} with one, of this machine's ${cpus}`,
+      verdict: ratio >= 1 ? 'met' : 'missed',
+    });
+  } else rows.push(notRun(what, '≥ 1×'));
+  for (const topo of ['redis-1', 'redis-2'] as const) {
+    what = `${fmtInt(SCALE_OUT_RATE)} arrivals/s, ${TOPOLOGY_LABEL[topo]}: connect → matched p99`;
+    const s = stepAt(p, topo, SCALE_OUT_RATE);
+    rows.push(
+      s
+        ? {
+            what,
+            target: `< ${SCALE_OUT_E2E_P99_MS} ms`,
+            measured: `p50 ${fmtMs(s.e2e.p50)} ms, p99 ${fmtMs(s.e2e.p99)} ms; ${fmtInt(s.pairsPerSec)} pairings/s; server CPU ${fmtInt(s.serverUsPerSession)} µs per arrival`,
+            verdict: s.e2e.p99 < SCALE_OUT_E2E_P99_MS ? 'met' : 'missed',
+          }
+        : notRun(what, `< ${SCALE_OUT_E2E_P99_MS} ms`),
+    );
+  }
+  return rows;
+}
+
 export function targets(r: Omit<Results, 'targets'>, targetRate: number): TargetRow[] {
   const rows: TargetRow[] = [];
   const p = r.pairing;
@@ -111,6 +184,7 @@ export function targets(r: Omit<Results, 'targets'>, targetRate: number): Target
         : 'not run',
     verdict: best ? (best.v >= 10_000 ? 'met' : 'missed') : 'not measured',
   });
+  rows.push(...scaleOutPairingTargets(p, r.meta.host.cpus));
 
   const rel = r.relay;
   const echo = rel?.runs.find((x) => x.target === 'echo');
