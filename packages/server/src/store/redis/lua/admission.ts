@@ -88,8 +88,9 @@ end
 -- A[13] how long it stays spent (ms), A[14] for a one-trip start the most
 -- sockets open from the address ('' none) and A[15] this process's count of
 -- them with the new one (as SOCKET_SCRIPTS.admit). Its result, for finish().
--- timed: its socket is not open yet, so the registration may run out.
-local function registerSession(timed)
+-- timed: its socket is not open yet, so the registration may run out; else
+-- (a one-trip start) its matching socket opens in this same call, as conn.
+local function registerSession(timed, conn)
   local name, gen, mode, int, lang, th, addr = A[1], A[2], A[3], A[4], A[5], A[6], A[7]
   -- A made-up id that is taken (72 random bits: practically never) is drawn again before anything counts.
   if name == '' and redis.call('EXISTS', skey(gen)) == 1 then return {status = 'retry'} end
@@ -104,8 +105,9 @@ local function registerSession(timed)
   -- A name is looked up here, after the checks above (a made-up id was looked up first).
   if name ~= '' and redis.call('EXISTS', skey(id)) == 1 then return {status = 'exists'} end
   -- Until its socket opens, a session lives as long as its registration (the timer
-  -- ends it; the TTL only clears what a dead process left behind).
-  local ttl = CFG.regttl + CFG.regslack
+  -- ends it; the TTL only clears what a dead process left behind); one whose
+  -- socket opens now lives as a session with its socket open (touch).
+  local ttl = num(timed and CFG.regttl + CFG.regslack or CFG.ttl)
   local f = {'mode', mode, 'int', int, 'th', th, 'addr', addr, 'st', 'registered', 'ea', num(NOW), 'ws', num(NOW), 'wk', num(score(NOW))}
   if lang ~= '' then
     f[#f + 1] = 'lang'
@@ -122,13 +124,22 @@ local function registerSession(timed)
     f[#f + 1] = 'ab'
     f[#f + 1] = '1'
   end
+  if conn then
+    f[#f + 1] = 'mc'
+    f[#f + 1] = conn
+    f[#f + 1] = 'mp'
+    f[#f + 1] = ME
+  end
   redis.call('HSET', skey(id), unpack(f))
   redis.call('PEXPIRE', skey(id), ttl)
   redis.call('SET', P .. '${KEY.token}' .. th, id, 'PX', ttl)
   redis.call('SADD', P .. '${KEY.address}' .. addr, id)
   redis.call('PEXPIRE', P .. '${KEY.address}' .. addr, CFGS.ttl)
-  redis.call('ZADD', P .. '${KEY.sessions}', num(NOW + ttl), id)
-  redis.call('PEXPIRE', P .. '${KEY.sessions}', CFGS.idxttl)
+  redis.call('ZADD', P .. '${KEY.sessions}', num(NOW + tonumber(ttl)), id)
+  freshen(P .. '${KEY.sessions}')
+  -- What was just written is the session this call goes on with (no read back).
+  -- fresh: its keys have the lifetime touch would give them (table only).
+  fromFields(id, f).fresh = not timed
   if timed then timer('registration', id, nil, CFG.regttl) end
   if A[14] ~= '' then holdSockets(sockets, addr, A[15]) end
   return {status = 'ok', id = id}
@@ -140,7 +151,7 @@ local function attachMatchingSocket(id, th, conn)
   local s = load(id)
   if not s or s.th ~= th then return {ok = false} end
   adopt(s, 'matching', conn)
-  touch(s)
+  if not s.fresh then touch(s) end
   if s.st == 'registered' then
     enterPool(s)
   elseif s.st == 'waiting' then

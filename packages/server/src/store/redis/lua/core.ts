@@ -16,10 +16,23 @@ local FX, OUT, OUT_ORDER, LIVE, SS, RR, codeUsed
 local HELD, FRESHENED, CD, SOCKET_TTL
 -- CFGS: the settings as their text, for arguments of commands (no number formatting).
 local CFG, CFGS, CFG_TEXT = {}, {}, nil
+-- NOWS: NOW as text, made once per call (the most formatted number of all).
+local NOWS
+
+-- Numbers go to Redis as integer text: Lua would print large ones in %.14g
+-- (and a number handed to redis.call is printed in %.17g, dearer still).
+-- Integers (nearly all: times, scores, counts) take the much cheaper %d.
+local function num(x)
+  if x == NOW and NOWS then return NOWS end
+  if x == math.floor(x) and x > -9e15 and x < 9e15 then return string.format('%d', x) end
+  return string.format('%.0f', x)
+end
 local CFG_KEYS = {${CFG_NAMES.map((n) => `'${n}'`).join(', ')}}
 
 local function begin(keys, argv)
   P, ME, NOW = keys[1], argv[1], tonumber(argv[2])
+  NOWS = nil
+  NOWS = num(NOW)
   -- The settings string is the same from call to call: parsed once per change.
   if argv[3] ~= CFG_TEXT then
     CFG, CFGS, CFG_TEXT = {}, {}, argv[3]
@@ -30,6 +43,8 @@ local function begin(keys, argv)
       CFGS[CFG_KEYS[i]] = v
     end
     SOCKET_TTL = CFGS.ttl
+    -- The last rank of a scan (ZRANGE 0 scan-1), as text.
+    CFGS.scanlast = num(CFG.scan - 1)
   end
   RND1, RND2 = tonumber(argv[4]), tonumber(argv[5])
   CODES = {}
@@ -44,12 +59,6 @@ local function begin(keys, argv)
   codeUsed = 0
 end
 
--- Numbers go to Redis as integer text: Lua would print large ones in %.14g.
--- Integers (nearly all: times, scores, counts) take the much cheaper %d.
-local function num(x)
-  if x == math.floor(x) and x > -9e15 and x < 9e15 then return string.format('%d', x) end
-  return string.format('%.0f', x)
-end
 ${SOCKET_COUNT}
 ------------------------------------------------------------------ kept bytes
 -- What is kept for absent members is counted in bytes as store/memory.ts

@@ -114,7 +114,7 @@ local function finish(extra)
     local key = P .. '${KEY.inbox}' .. proc
     local o = OUT[proc]
     if proc == ME and inlinable(o) then
-      local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+      local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', '1')[1]
       FX.i, FX.l = o, last and last[1] or ''
       redis.call('SET', P .. '${KEY.lastInline}' .. ME, SEQ, 'PX', CFGS.inboxttl)
     else

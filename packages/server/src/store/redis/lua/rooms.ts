@@ -74,7 +74,7 @@ end
 local function tally(what)
   local k = P .. '${KEY.activity}' .. num(NOW - NOW % 60000)
   -- The first count of a field (the key's first among them) sets the lifetime.
-  if redis.call('HINCRBY', k, what, 1) == 1 then redis.call('PEXPIRE', k, 7200000) end
+  if redis.call('HINCRBY', k, what, '1') == 1 then redis.call('PEXPIRE', k, '7200000') end
 end
 
 local function loadRoom(code)
@@ -196,7 +196,7 @@ local function tryPair(s, entering)
   end
   local heads, whole, rest = {}, {}, {}
   for n, k in ipairs(sources) do
-    local r = redis.call('ZRANGE', k, 0, CFG.scan - 1, 'WITHSCORES')
+    local r = redis.call('ZRANGE', k, '0', CFGS.scanlast, 'WITHSCORES')
     if #r > 0 then HELD[k] = true end
     -- Fewer members than asked for are the whole set; when the sample below
     -- would be as large, it would be all of them: they are taken as they are.
@@ -266,6 +266,23 @@ local function enterPool(s)
   if s.mc and alive(s.mp) then enpool(s, true) end
 end
 
+-- Who met whom is kept only as long as a rule needs it (the re-pair cooldown,
+-- a report of the last partner): these keys of me expire with the cooldown (keep).
+local function remember(me, other, room, keep)
+  local lk = P .. '${KEY.lastPartner}' .. me.id
+  -- room and since: a report of the last partner counts by the room's length.
+  redis.call('HSET', lk, 'id', other.id, 'addr', other.addr, 'at', num(NOW), 'room', room.code, 'since', room.at or num(NOW))
+  redis.call('PEXPIRE', lk, keep)
+  local ck = P .. '${KEY.cooldown}' .. me.id
+  redis.call('ZADD', ck, num(NOW + CFG.cooldown), other.id)
+  -- A lapsed cooldown is only clutter (a read compares its end with now),
+  -- as in the memory store, which clears them only past 32 partners: they
+  -- are cleared at about one room end in twenty, picked by the room code's
+  -- last character (crypto-random, 3 of its 64 letters).
+  if string.byte(room.code, -1) % 16 == 0 then redis.call('ZREMRANGEBYSCORE', ck, '-inf', num(NOW)) end
+  redis.call('PEXPIRE', ck, keep)
+end
+
 -- End the ender's room: the partner is told the reason on its matching socket
 -- (or on resumption) and on its signalling socket if joined, and is idle.
 -- The ender's next state is the caller's to set.
@@ -284,24 +301,10 @@ local function endRoom(ender, reason)
     send(partner, 'signalling', news)
     route(partner, {k = 'e', room = room.code})
   end
-  -- Who met whom is kept only as long as a rule needs it (the re-pair cooldown,
-  -- a report of the last partner): these keys expire with the cooldown.
   local keep = num(math.max(1, CFG.cooldown))
-  for _, pair in ipairs({{ender, partner}, {partner, ender}}) do
-    local me, other = pair[1], pair[2]
-    local lk = P .. '${KEY.lastPartner}' .. me.id
-    -- room and since: a report of the last partner counts by the room's length.
-    redis.call('HSET', lk, 'id', other.id, 'addr', other.addr, 'at', num(NOW), 'room', room.code, 'since', room.at or num(NOW))
-    redis.call('PEXPIRE', lk, keep)
-    local ck = P .. '${KEY.cooldown}' .. me.id
-    redis.call('ZADD', ck, num(NOW + CFG.cooldown), other.id)
-    -- A lapsed cooldown is only clutter (a read compares its end with now),
-    -- as in the memory store, which clears them only past 32 partners: they
-    -- are cleared at about one room end in twenty, picked by the room code's
-    -- last character (crypto-random, 3 of its 64 letters).
-    if string.byte(room.code, -1) % 16 == 0 then redis.call('ZREMRANGEBYSCORE', ck, '-inf', num(NOW)) end
-    redis.call('PEXPIRE', ck, keep)
-  end
+  -- (An ending session's keys, these among them, are deleted before the call ends.)
+  if not ender.ending then remember(ender, partner, room, keep) end
+  remember(partner, ender, room, keep)
   CD = {}
   FX.e[#FX.e + 1] = reason
 end
@@ -332,6 +335,8 @@ end
 
 -- The session is over: its room ends, its token opens nothing more.
 local function endSession(s, reason)
+  -- Its keys are deleted below: what is written to them until then is not sent (put, drop).
+  s.ending = true
   if s.st == 'matched' then endRoom(s, reason) end
   send(s, 'signalling', err('unauthorized', 'session ended'))
   closeSocket(s, 'signalling', 4001, 'session ended')
@@ -377,7 +382,7 @@ end
 
 local function flushKeptChat(s)
   local k = P .. '${KEY.keptChat}' .. s.id
-  for _, raw in ipairs(redis.call('LRANGE', k, 0, -1)) do send(s, 'matching', cjson.decode(raw)) end
+  for _, raw in ipairs(redis.call('LRANGE', k, '0', '-1')) do send(s, 'matching', cjson.decode(raw)) end
   dropKeptChat(s)
 end
 

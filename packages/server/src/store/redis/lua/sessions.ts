@@ -7,6 +7,18 @@ export const SESSIONS = String.raw`---------------------------------------------
 
 local function skey(id) return P .. '${KEY.session}' .. id end
 
+-- A session as this call works with it, from its fields as stored (flat:
+-- field, value, ...): what load reads, or what a registration has just written.
+local function fromFields(id, flat)
+  local s = {id = id}
+  for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
+  -- Most sessions name no interest: no decoding for them.
+  s.ints = (s.int == nil or s.int == '[]') and {} or cjson.decode(s.int)
+  s.ea, s.ws, s.wk = tonumber(s.ea), tonumber(s.ws), tonumber(s.wk)
+  SS[id] = s
+  return s
+end
+
 local function load(id)
   if not id then return nil end
   local s = SS[id]
@@ -16,16 +28,12 @@ local function load(id)
     SS[id] = false
     return nil
   end
-  s = {id = id}
-  for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
-  -- Most sessions name no interest: no decoding for them.
-  s.ints = (s.int == nil or s.int == '[]') and {} or cjson.decode(s.int)
-  s.ea, s.ws, s.wk = tonumber(s.ea), tonumber(s.ws), tonumber(s.wk)
-  SS[id] = s
-  return s
+  return fromFields(id, flat)
 end
 
--- Write fields of a session: {field, value, field, value, ...}.
+-- Write fields of a session: {field, value, field, value, ...}. A session
+-- that is ending (endSession) is only changed here: its keys are deleted
+-- before this call ends, so nothing is written to them.
 local function put(s, kv)
   local args = {}
   for i = 1, #kv, 2 do
@@ -34,7 +42,7 @@ local function put(s, kv)
     args[#args + 1] = kv[i]
     args[#args + 1] = type(v) == 'number' and num(v) or v
   end
-  redis.call('HSET', skey(s.id), unpack(args))
+  if not s.ending then redis.call('HSET', skey(s.id), unpack(args)) end
 end
 
 local function drop(s, ...)
@@ -45,7 +53,7 @@ local function drop(s, ...)
       fields[#fields + 1] = f
     end
   end
-  if #fields > 0 then redis.call('HDEL', skey(s.id), unpack(fields)) end
+  if #fields > 0 and not s.ending then redis.call('HDEL', skey(s.id), unpack(fields)) end
 end
 
 -- Forget the chat kept for a session, and what it counted for.
@@ -70,7 +78,7 @@ local function countRate(k, max)
   local n, u = tonumber(w[1]), tonumber(w[2])
   if not u or NOW >= u then n, u = 0, NOW + ${RATE_WINDOW_MS} end
   if n >= max then return u - NOW end
-  redis.call('HSET', k, 'n', n + 1, 'u', num(u))
+  redis.call('HSET', k, 'n', num(n + 1), 'u', num(u))
   if n == 0 then redis.call('PEXPIRE', k, num(u - NOW)) end
   return nil
 end
@@ -196,7 +204,7 @@ end
 local function promote(m)
   if CFG.interest <= 0 then return end
   local nk = P .. '${KEY.narrow}' .. m
-  local due = redis.call('ZRANGEBYSCORE', nk, '-inf', num(NOW - CFG.interest), 'LIMIT', 0, 64)
+  local due = redis.call('ZRANGEBYSCORE', nk, '-inf', num(NOW - CFG.interest), 'LIMIT', '0', '64')
   for _, id in ipairs(due) do
     zrem(nk, id)
     local c = load(id)

@@ -165,7 +165,8 @@ local function adopt(s, ch, conn)
     if oldProc then redis.call('SREM', P .. INDEX[ch] .. oldProc, s.id) end
   end
   clearGrace(s, ch)
-  put(s, {f[1], conn, f[2], ME})
+  -- (A one-trip start's registration has written them already.)
+  if old ~= conn or oldProc ~= ME then put(s, {f[1], conn, f[2], ME}) end
   holds(ch, ME, s.id)
 end
 

@@ -21,7 +21,7 @@ return finish(attachMatchingSocket(A[1], A[2], A[3]))
 `,
   // A: as register, then the matching socket's conn (A[16]): a one-trip start in one call
   registerAttached: `
-local r = registerSession(false)
+local r = registerSession(false, A[16])
 if r.status == 'ok' then r.profile = attachMatchingSocket(r.id, A[6], A[16]).profile end
 return finish(r)
 `,
@@ -30,6 +30,7 @@ return finish(r)
 local s = owner(A[1], A[2], 'matching')
 if s then
   if A[3] == '1' then
+    s.ending = true
     drop(s, 'mc', 'mp')
     redis.call('SREM', P .. '${KEY.matchingHeld}' .. ME, s.id)
     endSession(s, 'left')
@@ -273,7 +274,7 @@ route(s, {k = 'j', room = code, id = id, peer = peerId, ini = room.ini == id, an
 if present then route(peer, {k = 'p', room = code, proc = s.sp, pconn = s.sc}) end
 local kk = P .. '${KEY.roomKept}' .. code .. ':' .. id
 local freed = 0
-for _, raw in ipairs(redis.call('LRANGE', kk, 0, -1)) do
+for _, raw in ipairs(redis.call('LRANGE', kk, '0', '-1')) do
   local msg = cjson.decode(raw)
   freed = freed + itemBytes(msg.data)
   send(s, 'signalling', msg)
