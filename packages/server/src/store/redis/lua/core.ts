@@ -31,6 +31,7 @@ local CFG_KEYS = {${CFG_NAMES.map((n) => `'${n}'`).join(', ')}}
 
 local function begin(keys, argv)
   P, ME, NOW = keys[1], argv[1], tonumber(argv[2])
+  -- (Cleared first: num would answer with the text of the last call's time.)
   NOWS = nil
   NOWS = num(NOW)
   -- The settings string is the same from call to call: parsed once per change.
