@@ -22,13 +22,14 @@ import { runFrame } from './lib/frame.js';
 import { Workers } from './lib/loadgen.js';
 import { runModel } from './lib/model.js';
 import { runPairing } from './lib/pairing.js';
+import { runRedisWork } from './lib/redis-work.js';
 import { assertBuilt, REPO_ROOT, useServerEntry } from './lib/procs.js';
 import { RELAY_TARGETS, runRelay, type RelayTarget } from './lib/relay.js';
 import { arrivalBlock, markdown, plots, targets, textSummary, type Results, type RunMeta } from './lib/report.js';
 import { runSoak } from './lib/soak.js';
 import { TOPOLOGIES, type TopologyName } from './lib/topology.js';
 
-const SECTIONS = ['arrival', 'pairing', 'relay', 'capacity', 'soak', 'frame', 'model', 'chaos'] as const;
+const SECTIONS = ['arrival', 'pairing', 'redis-work', 'relay', 'capacity', 'soak', 'frame', 'model', 'chaos'] as const;
 type Section = (typeof SECTIONS)[number];
 /** The chaos soak runs only when asked for (--only chaos): half an hour in the full profile. */
 const DEFAULT_SECTIONS = SECTIONS.filter((s) => s !== 'chaos');
@@ -254,6 +255,7 @@ async function main(): Promise<void> {
     // Arrival first: its latencies are the most sensitive to what earlier sections leave behind.
     partial.arrival = await section('arrival', () => runArrival(ctx));
     partial.pairing = await section('pairing', () => runPairing(ctx));
+    partial['redis-work'] = await section('redis-work', () => runRedisWork(ctx));
     partial.relay = await section('relay', () => runRelay(ctx));
     partial.capacity = await section('capacity', () => runCapacity(ctx));
     partial.soak = await section('soak', () => runSoak(ctx));

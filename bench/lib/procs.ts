@@ -237,12 +237,22 @@ export interface RedisProcess {
   stop(): Promise<void>;
 }
 
+export interface RedisStartOptions {
+  /** A command that runs redis-server (its arguments first), e.g. valgrind's; its pid is then the wrapper's, which execs it in place. */
+  wrap?: string[];
+  /** Longest wait for "Ready to accept connections" (default 5 s). */
+  startMs?: number;
+}
+
 /** A private, non-persistent redis-server on a free loopback port. */
-export async function startRedis(): Promise<RedisProcess> {
+export async function startRedis(opts: RedisStartOptions = {}): Promise<RedisProcess> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'dyad-bench-redis-'));
   tempDirs.add(dir);
-  const child = spawnRaised('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+  const args = ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  const [cmd = 'redis-server', ...rest] = [...(opts.wrap ?? []), ...args];
+  const startMs = opts.startMs ?? 5_000;
+  const child = spawnRaised(cmd, rest, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out = tail();
@@ -256,7 +266,7 @@ export async function startRedis(): Promise<RedisProcess> {
     });
     child.stderr?.on('data', (chunk: Buffer) => out.push(chunk.toString()));
     void exited.then(() => reject(new Error(`redis-server exited: ${lastLine(out.text())}`)));
-    setTimeout(() => reject(new Error('redis-server did not start within 5 s')), 5_000).unref();
+    setTimeout(() => reject(new Error(`redis-server did not start within ${startMs / 1000} s`)), startMs).unref();
   });
   return {
     pid: child.pid ?? 0,

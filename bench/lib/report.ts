@@ -11,6 +11,7 @@ import type { ModelResults } from './model.js';
 import { modelFormula, modelNotes, modelTables, modelTarget } from './model-report.js';
 import type { PairingResults, PairingStep } from './pairing.js';
 import { formatRedisProfile } from './redis-diag.js';
+import { redisWorkLines, type RedisWorkResults } from './redis-work.js';
 import { gcText, RELAY_LABEL, type RelayResults } from './relay.js';
 import type { SoakResults } from './soak.js';
 import { barChart, lineChart, type LineSeries } from './svg.js';
@@ -34,6 +35,7 @@ export interface Results {
   meta: RunMeta;
   arrival?: ArrivalResults;
   pairing?: PairingResults;
+  'redis-work'?: RedisWorkResults;
   relay?: RelayResults;
   capacity?: CapacityResults;
   soak?: SoakResults;
@@ -488,6 +490,8 @@ export function textSummary(r: Results): string {
   for (const c of r.pairing?.cycles ?? []) if (c.redis) out.push(`${TOPOLOGY_LABEL[c.topology]}: ${formatRedisProfile(c.redis, 'pairing')}`);
   for (const [k, v] of Object.entries(r.pairing?.unavailable ?? {})) out.push(`  ${TOPOLOGY_LABEL[k as TopologyName]}: redis mode unavailable (${v})`);
   for (const e of [...(r.pairing?.errors ?? []), ...(r.relay?.errors ?? [])]) out.push(`  ${e}`);
+  const work = redisWorkLines(r['redis-work']);
+  if (work.length) out.push('', "REDIS'S WORK PER OPERATION (instructions counted by callgrind: steady on a busy machine)", ...work.map((l) => `  ${l}`));
   if (t.relay) out.push('', 'RELAY (signal frames between the members of a pair)', table(t.relay.head, t.relay.rows));
   for (const x of r.relay?.runs ?? []) if (x.redis) out.push(`${RELAY_LABEL[x.target]}: ${formatRedisProfile(x.redis, 'frame')}`);
   for (const [k, v] of Object.entries(r.relay?.unavailable ?? {})) out.push(`  ${RELAY_LABEL[k as keyof typeof RELAY_LABEL]}: redis mode unavailable (${v})`);
@@ -557,6 +561,8 @@ export function markdown(r: Results, imgPrefix: string, plots: string[]): string
   for (const c of r.pairing?.cycles ?? []) if (c.redis) out.push('', `${TOPOLOGY_LABEL[c.topology]}, where Redis spends its time:`, '', '```', formatRedisProfile(c.redis, 'pairing'), '```');
   for (const [k, v] of Object.entries(r.pairing?.unavailable ?? {})) out.push('', `${TOPOLOGY_LABEL[k as TopologyName]}: redis mode unavailable (${v}).`);
   for (const e of r.pairing?.errors ?? []) out.push('', `${e}.`);
+  const work = redisWorkLines(r['redis-work']);
+  if (work.length) out.push('', "Redis's work per operation, counted (instructions, callgrind: nearly the same whatever else the machine does):", '', ...work.map((l) => `- ${l}`));
   if (t.relay) {
     out.push('', '#### Relay', '', mdTable(t.relay.head, t.relay.rows), '');
     for (const x of r.relay?.runs ?? []) if (x.redis) out.push('', `${RELAY_LABEL[x.target]}, where Redis spends its time:`, '', '```', formatRedisProfile(x.redis, 'frame'), '```', '');
