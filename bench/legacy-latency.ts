@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import os from 'node:os';
 import { RedisServer } from '../packages/server/test/redis/support/redis-server.js';
 import WebSocket from 'ws';
-import { eventSocket, type EventSocket, type Msg } from './lib/event-socket.js';
+import { closeSocket, eventSocket, type EventSocket, type Msg } from './lib/event-socket.js';
 import { DyadProcess } from '../packages/server/test/redis/support/dyad-process.js';
 import { summarize, type Summary } from './lib/stats.js';
 
@@ -21,13 +21,6 @@ const PROTOCOLS = ['dyad', 'random-video-chat', 'go-megle'] as const;
 type Protocol = (typeof PROTOCOLS)[number];
 
 const socket = (url: string): EventSocket => eventSocket(url, WAIT_MS);
-
-const close = (ws: WebSocket): Promise<void> =>
-  new Promise((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) return resolve();
-    ws.once('close', () => resolve());
-    ws.close(1000);
-  });
 
 interface Urls {
   matching: string;
@@ -77,7 +70,7 @@ async function latencies(protocol: Protocol, a: Urls, b: Urls, n: number): Promi
     const second = await arrive(protocol, b);
     await Promise.all([first.matched, second.matched]);
     out.push(performance.now() - t0);
-    await Promise.all([close(first.ws), close(second.ws)]);
+    await Promise.all([closeSocket(first.ws), closeSocket(second.ws)]);
   }
   return out;
 }

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import os from 'node:os';
 import { RedisServer } from '../packages/server/test/redis/support/redis-server.js';
 import WebSocket from 'ws';
-import { eventSocket, type EventSocket, type Msg } from './lib/event-socket.js';
+import { closeSocket, eventSocket, type EventSocket, type Msg } from './lib/event-socket.js';
 import { DyadProcess } from '../packages/server/test/redis/support/dyad-process.js';
 
 const SEQUENTIAL_PAIRS = 300;
@@ -17,13 +17,6 @@ const THROUGHPUT_MS = 6_000;
 const WAIT_MS = 10_000;
 
 const start = (url: string): EventSocket => eventSocket(url, WAIT_MS);
-
-const close = (ws: WebSocket): Promise<void> =>
-  new Promise((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) return resolve();
-    ws.once('close', () => resolve());
-    ws.close(1000);
-  });
 
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
@@ -37,7 +30,7 @@ async function latency(urls: [string, string], n: number): Promise<number[]> {
     const b = start(`${urls[1]}/ws`);
     await Promise.all([a.when('matched'), b.when('matched')]);
     out.push(performance.now() - t0);
-    await Promise.all([close(a.ws), close(b.ws)]);
+    await Promise.all([closeSocket(a.ws), closeSocket(b.ws)]);
   }
   return out;
 }
@@ -55,7 +48,7 @@ async function throughput(urls: string[]): Promise<number> {
       } catch {
         // A loop left alone at the end of the window.
       }
-      await close(c.ws);
+      await closeSocket(c.ws);
     }
   };
   const t0 = performance.now();

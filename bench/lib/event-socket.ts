@@ -42,3 +42,11 @@ export function eventSocket(url: string, waitMs: number): EventSocket {
   };
   return { ws, opened, when };
 }
+
+/** Close with 1000 and resolve once the socket is closed (at once when it already is). */
+export const closeSocket = (ws: WebSocket): Promise<void> =>
+  new Promise((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) return resolve();
+    ws.once('close', () => resolve());
+    ws.close(1000);
+  });

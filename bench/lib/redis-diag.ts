@@ -49,7 +49,8 @@ const SLOWLOG_SAMPLE = 20_000;
 /** The diagnosis's own commands (commandstats names subcommands `config|set`). */
 const DIAG_COMMANDS: ReadonlySet<string> = new Set(['config', 'slowlog', 'info']);
 
-async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
+/** Calls and time of every command so far, by name (INFO commandstats). */
+export async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
   const text = await redis.call('INFO', 'commandstats');
   const out = new Map<string, { calls: number; usec: number }>();
   for (const line of typeof text === 'string' ? text.split('\r\n') : []) {

@@ -14,7 +14,8 @@ import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import type { BenchContext } from './context.js';
 import { fmtInt } from './context.js';
-import { eventSocket, type EventSocket } from './event-socket.js';
+import { closeSocket, eventSocket, type EventSocket } from './event-socket.js';
+import { commandStats } from './redis-diag.js';
 import { sleep, startDyad, startRedis, type DyadProcess, type RedisProcess } from './procs.js';
 
 const run = promisify(execFile);
@@ -50,21 +51,13 @@ function missingTool(): string | undefined {
   return undefined;
 }
 
-/** Commands run so far, by name. */
-async function commandCounts(redis: Redis): Promise<Map<string, number>> {
-  const info = String(await redis.call('INFO', 'commandstats'));
-  const out = new Map<string, number>();
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out.set(m[1] ?? '', Number(m[2]));
-  return out;
-}
-
 /** Zero the counters, run `work` (it returns the operations done), read the count. */
 async function counted(redisProc: RedisProcess, outDir: string, admin: Redis, work: () => Promise<number>): Promise<RedisWorkOp> {
   const pid = String(redisProc.pid);
   await run('callgrind_control', ['-z', pid]);
-  const before = await commandCounts(admin);
+  const before = await commandStats(admin);
   const ops = await work();
-  const after = await commandCounts(admin);
+  const after = await commandStats(admin);
   await run('callgrind_control', ['-d', pid]);
   // Each dump is a file of its own (<out>.<pid>.<n>); the newest holds this window.
   const dumps = readdirSync(outDir)
@@ -74,20 +67,13 @@ async function counted(redisProc: RedisProcess, outDir: string, admin: Redis, wo
   const total = last ? /^(?:summary|totals):\s+(\d+)/m.exec(readFileSync(`${outDir}/${last}`, 'utf8')) : null;
   if (!total?.[1]) throw new Error('callgrind wrote no count');
   const commands: Record<string, number> = {};
-  for (const [name, n] of after) {
-    const d = n - (before.get(name) ?? 0);
+  for (const [name, { calls }] of after) {
+    const d = calls - (before.get(name)?.calls ?? 0);
     // The counting's own commands are not the workload's.
     if (d > 0 && name !== 'info') commands[name] = d / Math.max(1, ops);
   }
   return { ops, instructions: Number(total[1]), commands };
 }
-
-const closed = (ws: WebSocket): Promise<void> =>
-  new Promise((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) return resolve();
-    ws.once('close', () => resolve());
-    ws.close(1000);
-  });
 
 /** `n` one-trip pairs, one at a time: A waits, B arrives, both matched, both close. */
 async function oneTripPairs(url: string, n: number): Promise<number> {
@@ -96,7 +82,7 @@ async function oneTripPairs(url: string, n: number): Promise<number> {
     await a.when('waiting');
     const b = eventSocket(`${url}/ws?mode=video`, WAIT_MS);
     await Promise.all([a.when('matched'), b.when('matched')]);
-    await Promise.all([closed(a.ws), closed(b.ws)]);
+    await Promise.all([closeSocket(a.ws), closeSocket(b.ws)]);
   }
   // The last closes reach Redis after the sockets end.
   await sleep(300);
@@ -153,7 +139,7 @@ async function heldSessions(url: string): Promise<{ run: (n: number) => Promise<
       return (matched - from) / 2;
     },
     close: async () => {
-      await Promise.all(sockets.map((s) => closed(s.ws)));
+      await Promise.all(sockets.map((s) => closeSocket(s.ws)));
     },
   };
 }

@@ -190,9 +190,21 @@ export function relayedDeliveries(text: string): Delivery[] {
   return out;
 }
 
-/** A stream entry's fields as name -> value. */
-export function entryFields(fields: readonly string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (let i = 0; i + 1 < fields.length; i += 2) m.set(fields[i] as string, fields[i + 1] as string);
-  return m;
+/** What an inbox or lane entry holds: a script's JSON (SCRIPT_ENTRY), or relayed records and, on a lane, the inbox entry they follow. */
+export interface EntryParts {
+  json?: string;
+  records?: string;
+  after?: string;
+}
+
+/** The parts of a stream entry from its fields (name, value, …). */
+export function entryParts(fields: readonly string[]): EntryParts {
+  const out: EntryParts = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const v = fields[i + 1];
+    if (fields[i] === SCRIPT_ENTRY) out.json = v;
+    else if (fields[i] === RELAYED) out.records = v;
+    else if (fields[i] === RELAYED_AFTER) out.after = v;
+  }
+  return out;
 }

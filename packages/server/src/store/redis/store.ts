@@ -32,7 +32,7 @@ import {
   type StoreOptions,
   type StoreStats,
 } from '../store.js';
-import { entryFields, READS_RELAYED, RELAYED, RELAYED_AFTER, relayedDeliveries, relayedJson, relayedText, SCRIPT_ENTRY, toEffects, wellFormed, type RawResult } from './codec.js';
+import { entryParts, READS_RELAYED, RELAYED, RELAYED_AFTER, relayedDeliveries, relayedJson, relayedText, SCRIPT_ENTRY, toEffects, wellFormed, type RawResult } from './codec.js';
 import { ReplyOrder, compareIds } from './order.js';
 import { WriteTurns } from './turns.js';
 import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
@@ -1252,11 +1252,10 @@ export class RedisStore implements Store {
   /** Carry out a batch of inbox entries, in order. */
   private async carryOut(entries: [id: string, fields: string[]][], stamp: number): Promise<void> {
     // A script's entry (field fx, JSON), or signals relayed by a process (RELAYED, see codec.ts).
-    const batch = entries.map(([id, fields]) => ({
-      id,
-      raw: fields[0] === SCRIPT_ENTRY && fields[1] !== undefined ? (JSON.parse(fields[1]) as RawResult) : undefined,
-      relayed: fields[0] === RELAYED && fields[1] !== undefined ? relayedDeliveries(fields[1]) : undefined,
-    }));
+    const batch = entries.map(([id, fields]) => {
+      const { json, records } = entryParts(fields);
+      return { id, raw: json !== undefined ? (JSON.parse(json) as RawResult) : undefined, relayed: records !== undefined ? relayedDeliveries(records) : undefined };
+    });
     // Signals relayed through a lane before these entries were written must not
     // be overtaken by them (a candidate before a later offer, the last signals
     // before the sender left): whatever the lanes hold now is read first. Only
@@ -1333,10 +1332,8 @@ export class RedisStore implements Store {
       if (compareIds(id, lane.fetched) <= 0) continue;
       lane.fetched = id;
       // A lane starts with a marker entry (keepLanes), which carries nothing.
-      const f = entryFields(fields);
-      const text = f.get(RELAYED);
-      const json = f.get(SCRIPT_ENTRY);
-      if (text !== undefined) lane.queue.push({ id, after: f.get(RELAYED_AFTER), deliver: relayedDeliveries(text) });
+      const { json, records, after } = entryParts(fields);
+      if (records !== undefined) lane.queue.push({ id, after, deliver: relayedDeliveries(records) });
       else if (json !== undefined) {
         // From a process of an earlier build (relayedJson).
         try {

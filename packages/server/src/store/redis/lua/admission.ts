@@ -107,7 +107,8 @@ local function registerSession(timed, conn)
   -- Until its socket opens, a session lives as long as its registration (the timer
   -- ends it; the TTL only clears what a dead process left behind); one whose
   -- socket opens now lives as a session with its socket open (touch).
-  local ttl = num(timed and CFG.regttl + CFG.regslack or CFG.ttl)
+  local ttlMs = timed and CFG.regttl + CFG.regslack or CFG.ttl
+  local ttl = num(ttlMs)
   local f = {'mode', mode, 'int', int, 'th', th, 'addr', addr, 'st', 'registered', 'ea', num(NOW), 'ws', num(NOW), 'wk', num(score(NOW))}
   if lang ~= '' then
     f[#f + 1] = 'lang'
@@ -135,7 +136,7 @@ local function registerSession(timed, conn)
   redis.call('SET', P .. '${KEY.token}' .. th, id, 'PX', ttl)
   redis.call('SADD', P .. '${KEY.address}' .. addr, id)
   redis.call('PEXPIRE', P .. '${KEY.address}' .. addr, CFGS.ttl)
-  redis.call('ZADD', P .. '${KEY.sessions}', num(NOW + tonumber(ttl)), id)
+  redis.call('ZADD', P .. '${KEY.sessions}', num(NOW + ttlMs), id)
   freshen(P .. '${KEY.sessions}')
   -- What was just written is the session this call goes on with (no read back).
   -- fresh: its keys have the lifetime touch would give them (table only).

@@ -22,18 +22,19 @@ local NOWS
 -- Numbers go to Redis as integer text: Lua would print large ones in %.14g
 -- (and a number handed to redis.call is printed in %.17g, dearer still).
 -- Integers (nearly all: times, scores, counts) take the much cheaper %d.
-local function num(x)
-  if x == NOW and NOWS then return NOWS end
+local function fmt(x)
   if x == math.floor(x) and x > -9e15 and x < 9e15 then return string.format('%d', x) end
   return string.format('%.0f', x)
+end
+local function num(x)
+  if x == NOW then return NOWS end
+  return fmt(x)
 end
 local CFG_KEYS = {${CFG_NAMES.map((n) => `'${n}'`).join(', ')}}
 
 local function begin(keys, argv)
   P, ME, NOW = keys[1], argv[1], tonumber(argv[2])
-  -- (Cleared first: num would answer with the text of the last call's time.)
-  NOWS = nil
-  NOWS = num(NOW)
+  NOWS = fmt(NOW)
   -- The settings string is the same from call to call: parsed once per change.
   if argv[3] ~= CFG_TEXT then
     CFG, CFGS, CFG_TEXT = {}, {}, argv[3]
@@ -45,7 +46,7 @@ local function begin(keys, argv)
     end
     SOCKET_TTL = CFGS.ttl
     -- The last rank of a scan (ZRANGE 0 scan-1), as text.
-    CFGS.scanlast = num(CFG.scan - 1)
+    CFGS.scanlast = fmt(CFG.scan - 1)
   end
   RND1, RND2 = tonumber(argv[4]), tonumber(argv[5])
   CODES = {}

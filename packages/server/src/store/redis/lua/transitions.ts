@@ -30,9 +30,7 @@ return finish(r)
 local s = owner(A[1], A[2], 'matching')
 if s then
   if A[3] == '1' then
-    s.ending = true
-    drop(s, 'mc', 'mp')
-    redis.call('SREM', P .. '${KEY.matchingHeld}' .. ME, s.id)
+    -- (Its socket leaves the index of this process with the session: deleteSession.)
     endSession(s, 'left')
   else
     dropSocket(s, 'matching', true, A[4])
