@@ -1206,9 +1206,10 @@ describe('memory and Redis stores, differential', () => {
   });
 
   // Known limit, kept visible: the Redis store reads a bounded set of candidates per attempt
-  // (the 32 oldest of each index set it reads and 16 sampled), so in a pool of hundreds
-  // narrowed by interests and lang it can miss the one compatible session the memory store
-  // finds (it scans until 64 eligible), and then the oldest eligible one (FAIR_WAIT_MS).
+  // (the 32 oldest of each index set of the smallest family it must read, and 16 sampled), so
+  // in a pool of hundreds narrowed by interests and langs a seeker narrowed by interests alone
+  // can miss the one compatible session the memory store finds (it scans until 64 eligible),
+  // and then the oldest eligible one (FAIR_WAIT_MS).
   it('the Redis store, too, never loses a match nor passes over the oldest eligible in a pool of hundreds', { todo: 'bounded candidate reads in store/redis/lua/rooms.ts tryPair (issue #11)' }, () => {
     assert.deepEqual(redisMisses.slice(0, 5), [], `${redisMisses.length} miss(es), the first ones shown`);
   });

@@ -467,6 +467,21 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.equal(a.received('plain').filter((m) => m.event === 'matched').length, 0);
     assert.ok(reads2 <= 60, `sessions read in an attempt over a set of 599 that finds nobody: ${reads2}`);
   });
+
+  it('a seeker narrowed by interest and lang reads the smaller family of sets: a rare lang among a common interest is found', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { interestTimeoutMs: 600_000 });
+    // 200 waiting sessions that share one interest, each narrowed to a lang of its own:
+    // the interest's set is far larger than a bounded read, the seeker's lang's set holds one.
+    for (let i = 0; i < 200; i++) await a.session(`n${i}`, { lang: `l${i}`, interests: ['x'] });
+    const before = Number(/cmdstat_hgetall:calls=(\d+)/.exec(await redis.admin.info('commandstats'))?.[1] ?? 0);
+    const seeker = await a.session('seeker', { lang: 'l137', interests: ['x'] });
+    const reads = Number(/cmdstat_hgetall:calls=(\d+)/.exec(await redis.admin.info('commandstats'))?.[1] ?? 0) - before;
+    const matched = a.received('seeker').find((m) => m.event === 'matched');
+    assert.ok(matched?.event === 'matched', 'paired');
+    assert.equal(a.received('n137').find((m) => m.event === 'matched')?.peer, seeker.id, 'with the one session of its lang');
+    assert.ok(reads < 10, `sessions read: ${reads}`);
+  });
 });
 
 describe('Redis store on a Redis Cluster', { timeout: 60_000 }, () => {

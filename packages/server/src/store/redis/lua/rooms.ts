@@ -176,14 +176,37 @@ local function tryPair(s, entering)
   promote(m)
   local sources = {}
   local open = not narrowed(s)
-  if open then sources[#sources + 1] = P .. '${KEY.open}' .. m end
-  for _, i in ipairs(s.ints) do sources[#sources + 1] = P .. '${KEY.interest}' .. m .. ':' .. i end
-  if s.lang and (open or #s.ints == 0) then sources[#sources + 1] = P .. '${KEY.lang}' .. m .. ':' .. s.lang end
-  -- Narrowed by region alone: those in the place it wants. Open: also those
-  -- narrowed by region alone whom it suits (their place is its country or region).
-  if s.rw and not open and #s.ints == 0 and not s.lang then sources[#sources + 1] = P .. '${KEY.place}' .. m .. ':' .. s.rw end
-  if open and s.cc then sources[#sources + 1] = P .. '${KEY.wants}' .. m .. ':' .. s.cc end
-  if open and s.ar then sources[#sources + 1] = P .. '${KEY.wants}' .. m .. ':' .. s.ar end
+  if open then
+    sources[#sources + 1] = P .. '${KEY.open}' .. m
+    for _, i in ipairs(s.ints) do sources[#sources + 1] = P .. '${KEY.interest}' .. m .. ':' .. i end
+    if s.lang then sources[#sources + 1] = P .. '${KEY.lang}' .. m .. ':' .. s.lang end
+    -- Also those narrowed by region alone whom it suits (their place is its country or region).
+    if s.cc then sources[#sources + 1] = P .. '${KEY.wants}' .. m .. ':' .. s.cc end
+    if s.ar then sources[#sources + 1] = P .. '${KEY.wants}' .. m .. ':' .. s.ar end
+  else
+    -- Narrowed: whoever it accepts shares one of its interests, has its lang and
+    -- is in the place it wants, each that it names, so is in every one of these
+    -- families of sets. Only the smallest is read: in a large pool it is the one
+    -- whose bounded read still sees every candidate (a rare lang among common
+    -- interests, say), or the most of them.
+    local families = {}
+    if #s.ints > 0 then
+      local f = {}
+      for _, i in ipairs(s.ints) do f[#f + 1] = P .. '${KEY.interest}' .. m .. ':' .. i end
+      families[#families + 1] = f
+    end
+    if s.lang then families[#families + 1] = {P .. '${KEY.lang}' .. m .. ':' .. s.lang} end
+    if s.rw then families[#families + 1] = {P .. '${KEY.place}' .. m .. ':' .. s.rw} end
+    local best, least = families[1], nil
+    if #families > 1 then
+      for _, f in ipairs(families) do
+        local n = 0
+        for _, k in ipairs(f) do n = n + redis.call('ZCARD', k) end
+        if not least or n < least then best, least = f, n end
+      end
+    end
+    for _, k in ipairs(best or {}) do sources[#sources + 1] = k end
+  end
 
   local seen, cands = {}, {}
   local function consider(id)
