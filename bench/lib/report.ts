@@ -562,7 +562,7 @@ export function markdown(r: Results, imgPrefix: string, plots: string[]): string
   for (const [k, v] of Object.entries(r.pairing?.unavailable ?? {})) out.push('', `${TOPOLOGY_LABEL[k as TopologyName]}: redis mode unavailable (${v}).`);
   for (const e of r.pairing?.errors ?? []) out.push('', `${e}.`);
   const work = redisWorkLines(r['redis-work']);
-  if (work.length) out.push('', "Redis's work per operation, counted (instructions, callgrind: nearly the same whatever else the machine does):", '', ...work.map((l) => `- ${l}`));
+  if (work.length) out.push('', "Redis's work per operation, counted (instructions, callgrind: nearly the same whatever else the machine does):", '', ...work.map((l) => (l.startsWith('  ') ? `  - ${l.trim()}` : `- ${l}`)));
   if (t.relay) {
     out.push('', '#### Relay', '', mdTable(t.relay.head, t.relay.rows), '');
     for (const x of r.relay?.runs ?? []) if (x.redis) out.push('', `${RELAY_LABEL[x.target]}, where Redis spends its time:`, '', '```', formatRedisProfile(x.redis, 'frame'), '```', '');
