@@ -86,6 +86,8 @@ export const KEY = {
   narrow: 'narrow:',
   /** Waiting sessions with an interest. */
   interest: 'int:',
+  /** Waiting sessions with an interest that accept a partner of any lang. */
+  interestAnyLang: 'ia:',
   /** Waiting sessions with a lang. */
   lang: 'lang:',
   /** Waiting sessions in a country or region. */

@@ -178,7 +178,8 @@ local function tryPair(s, entering)
   local open = not narrowed(s)
   if open then
     sources[#sources + 1] = P .. '${KEY.open}' .. m
-    for _, i in ipairs(s.ints) do sources[#sources + 1] = P .. '${KEY.interest}' .. m .. ':' .. i end
+    -- Those narrowed by a shared interest: of any lang in ia:, of its lang in lang:.
+    for _, k in ipairs(anyLangKeys(s)) do sources[#sources + 1] = k end
     if s.lang then sources[#sources + 1] = P .. '${KEY.lang}' .. m .. ':' .. s.lang end
     -- Also those narrowed by region alone whom it suits (their place is its country or region).
     if s.cc then sources[#sources + 1] = P .. '${KEY.wants}' .. m .. ':' .. s.cc end
@@ -188,11 +189,16 @@ local function tryPair(s, entering)
     -- is in the place it wants, each that it names, so is in every one of these
     -- families of sets. Only the smallest is read: in a large pool it is the one
     -- whose bounded read still sees every candidate (a rare lang among common
-    -- interests, say), or the most of them.
+    -- interests, say), or the most of them. Naming no lang, it is accepted only
+    -- by those that accept any lang: of those sharing an interest, the ia: sets.
     local families = {}
     if #s.ints > 0 then
       local f = {}
-      for _, i in ipairs(s.ints) do f[#f + 1] = P .. '${KEY.interest}' .. m .. ':' .. i end
+      if s.lang then
+        for _, i in ipairs(s.ints) do f[#f + 1] = P .. '${KEY.interest}' .. m .. ':' .. i end
+      else
+        f = anyLangKeys(s)
+      end
       families[#families + 1] = f
     end
     if s.lang then families[#families + 1] = {P .. '${KEY.lang}' .. m .. ':' .. s.lang} end

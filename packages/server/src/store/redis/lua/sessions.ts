@@ -127,6 +127,8 @@ end
 --   open:<mode>          those that accept anyone now (score: pool order)
 --   narrow:<mode>        those whose interests/lang still narrow (score: when they entered)
 --   int:<mode>:<i>       every one with interest i (score: pool order)
+--   ia:<mode>:<i>        those of them that accept a partner of any lang: they name
+--                        none, or their narrowing has run out (score: pool order)
 --   lang:<mode>:<l>      every one with lang l (score: pool order)
 --   place:<mode>:<p>     every one whose country, or region, is p (score: pool order)
 --   wants:<mode>:<p>     every one that prefers place p (score: pool order)
@@ -151,6 +153,16 @@ local function poolKeys(s)
   return ks
 end
 
+-- The ia:<mode>:<i> sets of s (anyLang: whether it is in them).
+local function anyLangKeys(s)
+  local ks = {}
+  for _, i in ipairs(s.ints) do ks[#ks + 1] = P .. '${KEY.interestAnyLang}' .. s.mode .. ':' .. i end
+  return ks
+end
+-- A session with a lang is added to them when its narrowing runs out (promote),
+-- which is never before NOW - ea reaches CFG.interest.
+local function anyLang(s) return #s.ints > 0 and (s.lang == nil or not narrowed(s)) end
+
 local function zrem(k, id)
   redis.call('ZREM', k, id)
   -- It may be gone now (a set without members is no key).
@@ -164,6 +176,9 @@ local function unpool(s)
   zrem(P .. '${KEY.open}' .. m, s.id)
   if narrows(s) then zrem(P .. '${KEY.narrow}' .. m, s.id) end
   for _, k in ipairs(poolKeys(s)) do zrem(k, s.id) end
+  if anyLang(s) then
+    for _, k in ipairs(anyLangKeys(s)) do zrem(k, s.id) end
+  end
 end
 
 -- Index keys live CFG.idxttl. A key gets its lifetime when a member is added
@@ -189,6 +204,9 @@ local function enpool(s, fresh)
     if not fresh and narrows(s) then zrem(P .. '${KEY.narrow}' .. m, s.id) end
   end
   for _, k in ipairs(poolKeys(s)) do zput(k, s.wk, s.id) end
+  if anyLang(s) then
+    for _, k in ipairs(anyLangKeys(s)) do zput(k, s.wk, s.id) end
+  end
 end
 
 -- The touch of a waiting session in the pool keeps its index keys alive.
@@ -197,6 +215,9 @@ local function freshenPool(s)
   freshen(P .. '${KEY.open}' .. s.mode)
   if narrows(s) then freshen(P .. '${KEY.narrow}' .. s.mode) end
   for _, k in ipairs(poolKeys(s)) do freshen(k) end
+  if anyLang(s) then
+    for _, k in ipairs(anyLangKeys(s)) do freshen(k) end
+  end
 end
 
 -- Sessions whose narrowing ran out now accept anyone: move them to open:<mode>.
@@ -208,7 +229,13 @@ local function promote(m)
   for _, id in ipairs(due) do
     zrem(nk, id)
     local c = load(id)
-    if c and c.st == 'waiting' and c.mc then zput(P .. '${KEY.open}' .. m, c.wk, id) end
+    if c and c.st == 'waiting' and c.mc then
+      zput(P .. '${KEY.open}' .. m, c.wk, id)
+      -- It accepts any lang now (one without a lang is in them already).
+      if c.lang and #c.ints > 0 then
+        for _, k in ipairs(anyLangKeys(c)) do zput(k, c.wk, id) end
+      end
+    end
   end
 end
 
