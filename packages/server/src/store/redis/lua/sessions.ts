@@ -231,8 +231,9 @@ local function promote(m)
     local c = load(id)
     if c and c.st == 'waiting' and c.mc then
       zput(P .. '${KEY.open}' .. m, c.wk, id)
-      -- It accepts any lang now (one without a lang is in them already).
-      if c.lang and #c.ints > 0 then
+      -- It accepts any lang now (one without a lang is in them already, unless
+      -- an earlier build put it in the pool: the same score again changes nothing).
+      if #c.ints > 0 then
         for _, k in ipairs(anyLangKeys(c)) do zput(k, c.wk, id) end
       end
     end
