@@ -176,9 +176,8 @@ local function unpool(s)
   zrem(P .. '${KEY.open}' .. m, s.id)
   if narrows(s) then zrem(P .. '${KEY.narrow}' .. m, s.id) end
   for _, k in ipairs(poolKeys(s)) do zrem(k, s.id) end
-  if anyLang(s) then
-    for _, k in ipairs(anyLangKeys(s)) do zrem(k, s.id) end
-  end
+  -- Whatever anyLang says by this caller's clock: another's, a little ahead, may have promoted it.
+  for _, k in ipairs(anyLangKeys(s)) do zrem(k, s.id) end
 end
 
 -- Index keys live CFG.idxttl. A key gets its lifetime when a member is added
