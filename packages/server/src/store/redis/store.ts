@@ -12,8 +12,6 @@ import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { SignalType } from '@dyad/protocol';
 import {
-  ACTIVITY_MINUTES,
-  MINUTE_MS,
   REPORT_LOG_PER_ADDR,
   emptyEffects,
   type ActivityMinute,
@@ -38,8 +36,8 @@ import { WriteTurns } from './turns.js';
 import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
 import { StoreUnavailableError, scrub, withTimeout } from './calls.js';
 import { SocketCounts } from './sockets.js';
+import * as moderation from './moderation.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
-import { countingReports, type ReportEntry } from '../../core/rules.js';
 import { KEPT_ITEM_OVERHEAD_BYTES } from '../../core/frames.js';
 
 /** A Redis node's address, as REDIS_CLUSTER_NODES lists them. */
@@ -839,16 +837,8 @@ export class RedisStore implements Store {
     return { until: Number((x as { until?: unknown }).until), effects: fx };
   }
 
-  async activity(now: number): Promise<ActivityMinute[]> {
-    const current = now - (now % MINUTE_MS);
-    const minutes = Array.from({ length: ACTIVITY_MINUTES }, (_, i) => current - (ACTIVITY_MINUTES - 1 - i) * MINUTE_MS);
-    const pipe = this.client.pipeline();
-    for (const m of minutes) pipe.hmget(`${this.base}${KEY.activity}${m}`, 'p', 'r');
-    const r = (await pipe.exec()) ?? [];
-    return minutes.map((minute, i) => {
-      const [p, rep] = (r[i]?.[1] as (string | null)[] | undefined) ?? [];
-      return { minute, pairings: Number(p ?? 0), reports: Number(rep ?? 0) };
-    });
+  activity(now: number): Promise<ActivityMinute[]> {
+    return moderation.activity(this.client, this.base, now);
   }
 
   async onInterestTimeout(id: string, now: number): Promise<Effects> {
@@ -1427,57 +1417,16 @@ export class RedisStore implements Store {
     }
   }
 
-  async listBans(now: number): Promise<BanRecord[]> {
-    const r = await this.client.zrangebyscore(`${this.base}${KEY.bans}`, `(${now}`, '+inf', 'WITHSCORES');
-    const bans: { addr: string; until: number }[] = [];
-    for (let i = 0; i + 1 < r.length; i += 2) bans.push({ addr: r[i] ?? '', until: Number(r[i + 1]) });
-    if (bans.length === 0) return [];
-    // The strike record of each (lua/admission.ts, ban): its number and the reports that made it.
-    const pipe = this.client.pipeline();
-    for (const b of bans) pipe.hmget(`${this.base}${KEY.strike}${b.addr}`, 'n', 'rep', 'why', 'man');
-    const strikes = (await pipe.exec()) ?? [];
-    return bans.map((b, i) => {
-      const [n, rep, why, man] = (strikes[i]?.[1] as (string | null)[] | undefined) ?? [];
-      return { ...b, strike: Number(n ?? 1), reports: Number(rep ?? 0), reason: why ?? '', manual: man === '1' };
-    });
+  listBans(now: number): Promise<BanRecord[]> {
+    return moderation.listBans(this.client, this.base, now);
   }
 
-  async liftBan(addr: string): Promise<boolean> {
-    const b = this.base;
-    const [[, removed] = [], [, listed] = []] =
-      (await this.client.multi().del(`${b}${KEY.ban}${addr}`).zrem(`${b}${KEY.bans}`, addr).del(`${b}${KEY.strike}${addr}`).exec()) ?? [];
-    return Number(removed) > 0 || Number(listed) > 0;
+  liftBan(addr: string): Promise<boolean> {
+    return moderation.liftBan(this.client, this.base, addr);
   }
 
-  async listReports(now: number, limit: number): Promise<ReportSummary[]> {
-    const b = this.base;
-    const addrs = await this.client.zrevrangebyscore(`${b}${KEY.reportLogs}`, '+inf', String(now - this.opts.reportWindowMs), 'LIMIT', 0, limit);
-    if (addrs.length === 0) return [];
-    const pipe = this.client.pipeline();
-    for (const addr of addrs) pipe.lrange(`${b}${KEY.reportLog}${addr}`, 0, -1).hgetall(`${b}${KEY.reports}${addr}`).get(`${b}${KEY.reportBanned}${addr}`);
-    const all = (await pipe.exec()) ?? [];
-    const out: ReportSummary[] = [];
-    addrs.forEach((addr, i) => {
-      const logged = ((all[3 * i]?.[1] as string[] | undefined) ?? [])
-        .map(parseLogged)
-        .filter((e): e is LoggedReport => e !== undefined && now - e.at <= this.opts.reportWindowMs);
-      if (logged.length === 0) return;
-      const entries = Object.values((all[3 * i + 1]?.[1] as Record<string, string> | undefined) ?? {})
-        .map(parseReport)
-        .filter((e): e is ReportEntry => e !== undefined && now - e.at <= this.opts.reportWindowMs);
-      const bannedAt = Number((all[3 * i + 2]?.[1] as string | null | undefined) ?? NaN);
-      const first = logged[0]?.at ?? now;
-      out.push({
-        addr,
-        reporters: new Set(logged.map((e) => e.by)).size,
-        counting: countingReports(entries, now, this.opts),
-        last: logged[logged.length - 1]?.at ?? now,
-        first,
-        reasons: logged.map((e) => ({ at: e.at, reason: e.r })).reverse(),
-        banned: bannedAt >= first,
-      });
-    });
-    return out;
+  listReports(now: number, limit: number): Promise<ReportSummary[]> {
+    return moderation.listReports(this.client, this.base, now, limit, this.opts);
   }
 
   async presence(token: string): Promise<{ id: string; open: boolean } | undefined> {
@@ -1590,28 +1539,6 @@ function touchesSignalling(raw: RawResult): boolean {
 function nextId(id: string): string {
   const [ms = '0', seq = '0'] = id.split('-');
   return `${ms}-${Number(seq) + 1}`;
-}
-
-/** One entry of rep:<addr> (lua/transitions.ts, report): "<at>|<room>|<1 if it counts, else 0>". */
-function parseReport(v: string): ReportEntry | undefined {
-  const m = /^(\d+)\|([^|]*)\|([01])$/.exec(v);
-  return m ? { at: Number(m[1]), room: m[2] ?? '', counts: m[3] === '1' } : undefined;
-}
-
-/** One entry of rlog:<addr> (lua/transitions.ts, report): when, by which address hash, and the reason. */
-interface LoggedReport {
-  at: number;
-  by: string;
-  r: string;
-}
-
-function parseLogged(v: string): LoggedReport | undefined {
-  try {
-    const e = JSON.parse(v) as Partial<LoggedReport>;
-    return typeof e.at === 'number' && typeof e.by === 'string' ? { at: e.at, by: e.by, r: typeof e.r === 'string' ? e.r : '' } : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A transition's caller, waiting for the reader to carry out its inbox entry. */
