@@ -67,7 +67,7 @@ import { RedisServer } from './support/redis-server.js';
 
 const SEED = Number(process.env.DIFF_SEED ?? 20_261_204);
 const LOCKSTEP_RUNS = Number(process.env.DIFF_RUNS ?? 15);
-const CROWD_RUNS = Number(process.env.DIFF_CROWD_RUNS ?? 1);
+const CROWD_RUNS = Number(process.env.DIFF_CROWD_RUNS ?? 3);
 const SHRINK = process.env.DIFF_SHRINK === '1';
 /** Session slots of a lockstep run: small enough that Redis reads every candidate (at most 16 per index set). */
 const SLOTS = 12;
