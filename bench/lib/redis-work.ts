@@ -122,7 +122,7 @@ async function counted(redisProc: RedisProcess, outDir: string, admin: Redis, wo
 
 /**
  * What the building blocks of the transitions cost Redis, in instructions:
- * each is run ITERATIONS times in a loop inside one function call (so the
+ * each is run BLOCK_ITERATIONS times in a loop inside one function call (so the
  * call's own cost is spread thin), on a session hash shaped like the store's
  * (store/redis/lua/: 13 fields, a 64-character token hash among them).
  */

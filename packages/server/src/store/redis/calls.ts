@@ -1,5 +1,15 @@
-// What every call to Redis shares: how long it may take, and the error its
-// caller hears when it fails.
+// What every call to Redis shares: the connection it goes on, how long it may
+// take, and the error its caller hears when it fails.
+import type { Cluster, Redis } from 'ioredis';
+
+/**
+ * A connection to one Redis or to a Redis Cluster. Every key the store uses
+ * for sessions, rooms, pools and inboxes shares the `{dyad}` hash tag, so each
+ * script's keys are in one slot and a Cluster client sends it to that slot's
+ * node; what goes to another slot (a relay lane, a limiter's count) is a
+ * single-key command.
+ */
+export type Connection = Redis | Cluster;
 
 /** The store could not reach Redis in time; the caller answers with a clear error. */
 export class StoreUnavailableError extends Error {

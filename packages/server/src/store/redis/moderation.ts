@@ -3,12 +3,10 @@
 // with their reports; and lifting a ban. Plain reads and deletes, no
 // transition: the scripts write all of it (lua/transitions.ts report, addBan,
 // lua/admission.ts ban; lua/rooms.ts tally).
-import type { Cluster, Redis } from 'ioredis';
 import { ACTIVITY_MINUTES, MINUTE_MS, type ActivityMinute, type BanRecord, type ReportSummary } from '../store.js';
 import { countingReports, type ReportEntry, type ReportPolicy } from '../../core/rules.js';
+import { type Connection } from './calls.js';
 import { KEY } from './lua.js';
-
-type Connection = Redis | Cluster;
 
 /** Pairings and reports of each of the last ACTIVITY_MINUTES minutes (act:<minute>). */
 export async function activity(client: Connection, base: string, now: number): Promise<ActivityMinute[]> {

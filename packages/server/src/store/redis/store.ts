@@ -34,7 +34,7 @@ import { entryParts, READS_RELAYED, RELAYED, RELAYED_AFTER, relayedDeliveries, r
 import { ReplyOrder, compareIds } from './order.js';
 import { WriteTurns } from './turns.js';
 import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
-import { StoreUnavailableError, scrub, withTimeout } from './calls.js';
+import { StoreUnavailableError, scrub, withTimeout, type Connection } from './calls.js';
 import { SocketCounts } from './sockets.js';
 import * as moderation from './moderation.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
@@ -45,15 +45,6 @@ export interface NodeAddress {
   host: string;
   port: number;
 }
-
-/**
- * A connection to one Redis or to a Redis Cluster. Every key the store uses
- * for sessions, rooms, pools and inboxes shares the `{dyad}` hash tag, so each
- * script's keys are in one slot and a Cluster client sends it to that slot's
- * node; what goes to another slot (a relay lane, a limiter's count) is a
- * single-key command.
- */
-type Connection = Redis | Cluster;
 
 export interface RedisStoreOptions extends StoreOptions {
   /** `redis://` or `rediss://` URL of one Redis (ignored when `cluster` is given). */

@@ -179,7 +179,7 @@ local function tryPair(s, entering)
   if open then
     sources[#sources + 1] = P .. '${KEY.open}' .. m
     -- Those narrowed by a shared interest: of any lang in ia:, of its lang in lang:.
-    for _, k in ipairs(anyLangKeys(s)) do sources[#sources + 1] = k end
+    anyLangKeys(s, sources)
     if s.lang then sources[#sources + 1] = P .. '${KEY.lang}' .. m .. ':' .. s.lang end
     -- Also those narrowed by region alone whom it suits (their place is its country or region).
     if s.cc then sources[#sources + 1] = P .. '${KEY.wants}' .. m .. ':' .. s.cc end
@@ -211,7 +211,8 @@ local function tryPair(s, entering)
         if not least or n < least then best, least = f, n end
       end
     end
-    for _, k in ipairs(best or {}) do sources[#sources + 1] = k end
+    -- (Narrowed, it names at least one of them.)
+    for _, k in ipairs(best) do sources[#sources + 1] = k end
   end
 
   local seen, cands = {}, {}

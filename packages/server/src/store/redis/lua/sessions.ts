@@ -142,26 +142,29 @@ end
 -- (whatever CFG.interest is), so only such a one can be in narrow:<mode>.
 local function narrows(s) return #s.ints > 0 or s.lang ~= nil or s.rw ~= nil end
 
--- The index sets of a waiting session besides open:<mode> and narrow:<mode>.
-local function poolKeys(s)
+-- The ia:<mode>:<i> sets of s (ks: added to that list).
+local function anyLangKeys(s, ks)
+  ks = ks or {}
+  for _, i in ipairs(s.ints) do ks[#ks + 1] = P .. '${KEY.interestAnyLang}' .. s.mode .. ':' .. i end
+  return ks
+end
+-- Whether s is in them. A session with a lang is added when its narrowing runs
+-- out (promote), which is never before NOW - ea reaches CFG.interest.
+local function anyLang(s) return #s.ints > 0 and (s.lang == nil or not narrowed(s)) end
+
+-- The index sets of a waiting session besides open:<mode> and narrow:<mode>;
+-- all: its ia sets whatever anyLang says by this caller's clock (another's, a
+-- little ahead, may have promoted it), for taking it out.
+local function poolKeys(s, all)
   local m, ks = s.mode, {}
   for _, i in ipairs(s.ints) do ks[#ks + 1] = P .. '${KEY.interest}' .. m .. ':' .. i end
   if s.lang then ks[#ks + 1] = P .. '${KEY.lang}' .. m .. ':' .. s.lang end
   if s.cc then ks[#ks + 1] = P .. '${KEY.place}' .. m .. ':' .. s.cc end
   if s.ar then ks[#ks + 1] = P .. '${KEY.place}' .. m .. ':' .. s.ar end
   if s.rw then ks[#ks + 1] = P .. '${KEY.wants}' .. m .. ':' .. s.rw end
+  if all or anyLang(s) then anyLangKeys(s, ks) end
   return ks
 end
-
--- The ia:<mode>:<i> sets of s (anyLang: whether it is in them).
-local function anyLangKeys(s)
-  local ks = {}
-  for _, i in ipairs(s.ints) do ks[#ks + 1] = P .. '${KEY.interestAnyLang}' .. s.mode .. ':' .. i end
-  return ks
-end
--- A session with a lang is added to them when its narrowing runs out (promote),
--- which is never before NOW - ea reaches CFG.interest.
-local function anyLang(s) return #s.ints > 0 and (s.lang == nil or not narrowed(s)) end
 
 local function zrem(k, id)
   redis.call('ZREM', k, id)
@@ -175,9 +178,7 @@ local function unpool(s)
   local m = s.mode
   zrem(P .. '${KEY.open}' .. m, s.id)
   if narrows(s) then zrem(P .. '${KEY.narrow}' .. m, s.id) end
-  for _, k in ipairs(poolKeys(s)) do zrem(k, s.id) end
-  -- Whatever anyLang says by this caller's clock: another's, a little ahead, may have promoted it.
-  for _, k in ipairs(anyLangKeys(s)) do zrem(k, s.id) end
+  for _, k in ipairs(poolKeys(s, true)) do zrem(k, s.id) end
 end
 
 -- Index keys live CFG.idxttl. A key gets its lifetime when a member is added
@@ -203,9 +204,6 @@ local function enpool(s, fresh)
     if not fresh and narrows(s) then zrem(P .. '${KEY.narrow}' .. m, s.id) end
   end
   for _, k in ipairs(poolKeys(s)) do zput(k, s.wk, s.id) end
-  if anyLang(s) then
-    for _, k in ipairs(anyLangKeys(s)) do zput(k, s.wk, s.id) end
-  end
 end
 
 -- The touch of a waiting session in the pool keeps its index keys alive.
@@ -214,9 +212,6 @@ local function freshenPool(s)
   freshen(P .. '${KEY.open}' .. s.mode)
   if narrows(s) then freshen(P .. '${KEY.narrow}' .. s.mode) end
   for _, k in ipairs(poolKeys(s)) do freshen(k) end
-  if anyLang(s) then
-    for _, k in ipairs(anyLangKeys(s)) do freshen(k) end
-  end
 end
 
 -- Sessions whose narrowing ran out now accept anyone: move them to open:<mode>.
