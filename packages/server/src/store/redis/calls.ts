@@ -49,3 +49,5 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
     );
   });
 }
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());

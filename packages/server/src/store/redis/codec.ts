@@ -138,7 +138,7 @@ export function toEffects(raw: RawResult): Effects {
 /** Replace lone UTF-16 surrogates, which Lua's JSON reader refuses, as UTF-8 encoding would anyway. */
 export const wellFormed = (s: string): string => s.replace(/\p{Surrogate}/gu, '\uFFFD');
 
-// Signals relayed by a process itself (RedisStore, relay) travel in a stream
+// Signals relayed by a process itself (relay.ts) travel in a stream
 // entry of their own, field RELAYED, without JSON: one record per signal, the
 // records apart by RS and the fields of each by US, in the order to, conn,
 // room, from, type, data. No field can hold either separator: the ids and the

@@ -2,11 +2,11 @@
 // Redis so that any number of matching and signalling processes can serve one
 // pool (issue #4). Each transition is one Lua script (./lua.ts), loaded once
 // and called by SHA; messages reach sockets through the inbox stream of the
-// process holding them, in the order the transitions happened. docs/SCALING.md
+// process holding them, in the order the transitions happened; signals of a
+// room both members have joined go without a script (./relay.ts). docs/SCALING.md
 // describes the key layout, the liveness rules and what happens when Redis
 // goes away.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
@@ -25,16 +25,16 @@ import {
   type NextRefused,
   type RegisterResult,
   type ReportSummary,
-  type SignalText,
   type Store,
   type StoreOptions,
   type StoreStats,
 } from '../store.js';
-import { entryParts, READS_RELAYED, RELAYED, RELAYED_AFTER, relayedDeliveries, relayedJson, relayedText, SCRIPT_ENTRY, toEffects, wellFormed, type RawResult } from './codec.js';
+import { entryParts, relayedDeliveries, toEffects, wellFormed, type RawResult } from './codec.js';
 import { ReplyOrder, compareIds } from './order.js';
 import { WriteTurns } from './turns.js';
 import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
-import { StoreUnavailableError, scrub, withTimeout, type Connection } from './calls.js';
+import { StoreUnavailableError, scrub, sleep, withTimeout, type Connection } from './calls.js';
+import { INBOX_MAXLEN, INBOX_TTL_MS, READ_BLOCK_MS, SignalRelay, nextId, type RelayHost, type RouteItem } from './relay.js';
 import { SocketCounts } from './sockets.js';
 import * as moderation from './moderation.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
@@ -76,10 +76,6 @@ export interface RedisStoreOptions extends StoreOptions {
 export const SESSION_TTL_MS = 3_600_000;
 /** Lifetime of index keys (pool sets, process registry) without a write. */
 const INDEX_TTL_MS = 86_400_000;
-/** Upper bound on one inbox stream; the reader trims what it has read. */
-const INBOX_MAXLEN = 100_000;
-/** An inbox outlives its process by this much. */
-const INBOX_TTL_MS = 60_000;
 /** Oldest members read per index set in a pairing attempt (fairness). */
 const PAIR_SCAN = 32;
 /** Random members sampled per index set in a pairing attempt. */
@@ -93,19 +89,9 @@ const REAP_BATCH = 500;
 /** Sessions per heal or touch call. */
 const BATCH = 200;
 const START_TIMEOUT_MS = 20_000;
-const READ_BLOCK_MS = 1_000;
-/**
- * Longest wait for a lane to keep order (a transition for the acknowledgement
- * of the signals relayed before it, the inbox reader for a read of the lanes):
- * a stalled shard may cost a pair its order, never every socket its messages.
- */
-const LANE_WAIT_MS = 300;
-/** Cluster slots (every key hashes to one of them). */
-const CLUSTER_SLOTS = 16_384;
 
 const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 const newProcId = (): string => randomBytes(6).toString('base64url');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 /** A key prefix is used verbatim in front of the hash tag, so it must not contain one. */
 export function checkPrefix(prefix: string): string | undefined {
@@ -129,51 +115,6 @@ interface Local {
   /** Matching and signalling conns held here. */
   m?: string;
   s?: string;
-}
-
-/**
- * What this process knows of a room joined by one of its signalling sockets
- * (lua/effects.ts, route): enough to relay that socket's signals straight to the
- * partner's socket, here or through its process's inbox, without a script.
- */
-interface Route {
-  room: string;
-  id: string;
-  peer: string;
-  ini: boolean;
-  /** The first answer has passed: offers and answers need no role check any more. */
-  ans: boolean;
-  /** Where the partner's joined socket is; absent while it is away or has not joined. */
-  proc?: string;
-  pconn?: string;
-}
-
-/** One route item of an inbox entry, as lua/effects.ts writes it. */
-interface RouteItem {
-  k: 'j' | 'p' | 'a' | 'e';
-  conn: string;
-  room: string;
-  id?: string;
-  peer?: string;
-  ini?: boolean;
-  ans?: boolean;
-  proc?: string;
-  pconn?: string;
-}
-
-/**
- * A relay stream of this process on a Cluster (see relay): its own slot, so
- * relayed signals spread over the shards instead of all going to the one
- * holding the `{dyad}` slot. Read by its own blocking connection.
- */
-interface Lane {
-  key: string;
-  reader: Connection;
-  /** Last id taken from the stream into queue. */
-  fetched: string;
-  /** Entries read but not carried out yet, in order (a relayed entry may have to wait for the inbox: pumpLane): their signals, and the inbox entry they follow. */
-  queue: { id: string; after: string | undefined; deliver: Delivery[] }[];
-  reading?: Promise<void>;
 }
 
 /** A socket open or close that could not reach Redis: replayed, in order, once it is back. */
@@ -221,25 +162,8 @@ export class RedisStore implements Store {
   private readonly local = new Map<string, Local>();
   /** State last told to each matching socket held here (a heal after data loss starts from it). */
   private readonly hints = new Map<string, Hint>();
-  /** Relayed signals waiting for this turn's XADD, per stream (relay). */
-  private readonly relays = new Map<string, { proc: string; signals: (Delivery & { signal: SignalText })[]; senders: { id: string; conn: string }[] }>();
-  /** Processes known to read relayed records (READS_RELAYED in their heartbeat), or the look on its way. */
-  private readonly readsRelayed = new Map<string, boolean | 'asking'>();
-  /** This process's relay streams (a Cluster with lanes only; else relayed signals go through the inbox). */
-  private readonly lanes: Lane[] = [];
-  private readonly laneCount: number;
-  /** Lane keys of each process relayed to, made from its id (laneKeys). */
-  private readonly laneKeysOf = new Map<string, string[]>();
-  /** The latest entry this process's transitions wrote to each other process's inbox (lua/effects.ts, finish). */
-  private readonly caused = new Map<string, string>();
-  /** Relayed signals sent to a lane and not acknowledged yet: a transition waits for them (evalsha). */
-  private laneAcks: Promise<void> | undefined;
-  private keepingLanes = false;
-  /** Inbox and lane entries are carried out one batch at a time, in this chain (locked). */
-  private turn: Promise<void> = Promise.resolve();
-  private relayTimer: NodeJS.Immediate | undefined;
-  /** Signalling sockets here by conn, with the room each has joined (relay fast path). */
-  private readonly routes = new Map<string, Route>();
+  /** Signals relayed without a script, and the relay lanes of a Cluster (./relay.ts). */
+  private readonly relay: SignalRelay;
   /** The inbox entry each delivery being carried out came in (an undelivered one names it). */
   private readonly entryOf = new WeakMap<Delivery, string>();
   /** Calls waiting for the reader to carry out their own inbox entry. */
@@ -347,12 +271,22 @@ export class RedisStore implements Store {
       autoResendUnfulfilledCommands: false,
     });
     this.reader = connect({ ...common, maxRetriesPerRequest: null });
-    this.laneCount = opts.cluster ? Math.max(0, Math.floor(opts.relayLanes ?? 0)) : 0;
-    for (const key of this.laneKeys(this.procId)) {
-      const reader = connect({ ...common, maxRetriesPerRequest: null });
-      reader.on('error', () => undefined);
-      this.lanes.push({ key, reader, fetched: '0-0', queue: [] });
-    }
+    const host: RelayHost = {
+      client: this.client,
+      turns: this.turns,
+      prefix: this.prefix,
+      base: this.base,
+      procId: this.procId,
+      log: this.log,
+      callTimeoutMs: this.callTimeoutMs,
+      emit: (fx) => this.emit(fx),
+      inboxId: () => this.inboxId,
+      carriedOut: (id) => this.carriedOut(id),
+      holdsSignalling: (id, conn) => this.local.get(id)?.s === conn,
+      closed: () => this.closed,
+    };
+    const lanes = opts.cluster ? Math.max(0, Math.floor(opts.relayLanes ?? 0)) : 0;
+    this.relay = new SignalRelay(host, lanes, () => connect({ ...common, maxRetriesPerRequest: null }));
     this.limits = connect({
       ...common,
       enableOfflineQueue: false,
@@ -396,7 +330,7 @@ export class RedisStore implements Store {
     this.client.connect().catch(() => undefined);
     this.reader.connect().catch(() => undefined);
     this.limits.connect().catch(() => undefined);
-    for (const lane of this.lanes) lane.reader.connect().catch(() => undefined);
+    this.relay.connect();
     try {
       await withTimeout(Promise.all([ready(this.client), ready(this.reader)]), START_TIMEOUT_MS, 'connecting to Redis');
     } catch (err) {
@@ -405,7 +339,7 @@ export class RedisStore implements Store {
     }
     await this.reload();
     // Before the first heartbeat announces this process, so that nothing relayed to it is refused.
-    if (this.laneCount > 0) await this.keepLanes();
+    await this.relay.open();
     // This process is alive for the others once its heartbeat is in Redis, and a session
     // of a process that is not alive is never paired: no session is taken before it is.
     // The beat that the connection's 'ready' started may still be under way (a Cluster
@@ -416,14 +350,14 @@ export class RedisStore implements Store {
     if (this.reapIntervalMs > 0) this.every(this.reapIntervalMs, () => this.reap(Date.now()));
     this.every(this.touchIntervalMs, () => this.touchLocal());
     this.reading = this.readInbox();
-    for (const lane of this.lanes) lane.reading = this.readLane(lane);
+    this.relay.read();
   }
 
   private disconnectAll(): void {
     this.client.disconnect();
     this.reader.disconnect();
     this.limits.disconnect();
-    for (const lane of this.lanes) lane.reader.disconnect();
+    void this.relay.close();
   }
 
   private every(ms: number, task: () => Promise<unknown>): void {
@@ -505,8 +439,8 @@ export class RedisStore implements Store {
   private async evalsha(name: ScriptName, argv: string[]): Promise<string> {
     // Signals relayed before this transition reach Redis before it (through a lane, on
     // another shard: once acknowledged, so that no inbox entry it writes can overtake them).
-    this.flushRelays();
-    if (this.laneAcks) await withTimeout(this.laneAcks, LANE_WAIT_MS, 'relaying signals').catch(() => undefined);
+    const relayed = this.relay.beforeCall();
+    if (relayed) await relayed;
     try {
       if (this.functions) return (await this.client.fcall(LIBRARY.fn[name], 1, this.base, ...argv)) as string;
       return (await this.client.evalsha(this.shas.get(name) ?? '', 1, this.base, ...argv)) as string;
@@ -549,7 +483,7 @@ export class RedisStore implements Store {
         // go to the hub in their place among the inbox entries (order.ts).
         const { raw, mine } = reply;
         const inline = this.order.answered(seq, mine && { after: typeof raw.l === 'string' ? raw.l : '', run: () => this.emit(mine) });
-        if (this.laneCount > 0 && raw.o && typeof raw.o === 'object') this.noteCaused(raw.o as Record<string, unknown>);
+        if (this.relay.laneCount > 0 && raw.o && typeof raw.o === 'object') this.relay.noteCaused(raw.o as Record<string, unknown>);
         // Other messages and closes travel through this process's inbox like everyone
         // else's (so each socket sees them in transition order): the call is done
         // once the reader has handed them to the hub.
@@ -756,7 +690,7 @@ export class RedisStore implements Store {
   private forget(id: string, channel: Channel, conn: string): void {
     const l = this.local.get(id);
     if (channel === 'matching') this.hints.delete(conn);
-    else this.routes.delete(conn);
+    else this.relay.forgetRoute(conn);
     if (!l) return;
     if (channel === 'matching' && l.m === conn) l.m = undefined;
     if (channel === 'signalling' && l.s === conn) l.s = undefined;
@@ -843,189 +777,11 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Relay a signal. While both members' sockets have joined and this process
-   * knows where the partner's is (routes), a candidate, and after the first
-   * answer any signal, goes straight there: delivered here, or appended to
-   * the partner's process's inbox, the stream every message to that socket
-   * travels in. The sender's socket handles one message at a time, so its
-   * signals keep their order whichever way each one goes. Everything else
-   * (the first offer and answer, an absent partner) is the script's.
+   * Relay a signal: straight to the partner's socket where this process
+   * knows where it is (./relay.ts), else through the script.
    */
   async signal(id: string, conn: string, room: string, type: SignalType, data: string, now: number): Promise<Effects> {
-    const r = this.routes.get(conn);
-    if (r?.pconn !== undefined && r.proc !== undefined && r.room === room && r.id === id && (type === 'candidate' || r.ans)) {
-      const d: Delivery = { to: r.peer, channel: 'signalling', conn: r.pconn, signal: { room_code: room, from: id, type, data } };
-      if (r.proc === this.procId) {
-        // The partner's socket is here: deliver it now, if it is still in the room (else the script decides).
-        if (this.relayable(d) === 'deliver') return { ...emptyEffects(), deliver: [d] };
-      } else {
-        this.relay(r.proc, d, conn);
-        return emptyEffects();
-      }
-    }
-    return this.transition('signal', now, [id, conn, room, type, data]);
-  }
-
-  /**
-   * Queue one relayed signal for a process. It goes to that process's inbox,
-   * or on a Cluster with lanes (REDIS_RELAY_LANES) to one of its lanes (the room decides which,
-   * so a pair's signals keep one stream and their order), each lane in its own
-   * slot. Signals relayed in the same turn of the event loop to one stream go
-   * in one entry, one `XADD` (never creating the stream: a process long gone
-   * has none), sent before anything else this process sends Redis (evalsha
-   * flushes first), so they keep their place among this process's transitions.
-   */
-  private relay(proc: string, d: Delivery & { signal: SignalText }, fromConn: string): void {
-    const s = d.signal;
-    const key = this.laneCount > 0 ? this.laneFor(proc, s.room_code) : `${this.base}${KEY.inbox}${proc}`;
-    let batch = this.relays.get(key);
-    if (!batch) {
-      batch = { proc, signals: [], senders: [] };
-      this.relays.set(key, batch);
-    }
-    batch.signals.push(d);
-    batch.senders.push({ id: s.from, conn: fromConn });
-    this.relayTimer ??= setImmediate(() => this.flushRelays());
-  }
-
-  /** Send the queued relayed signals, one entry per process. */
-  private flushRelays(): void {
-    if (this.relayTimer) clearImmediate(this.relayTimer);
-    this.relayTimer = undefined;
-    if (this.relays.size === 0) return;
-    const writes: Promise<unknown>[] = [];
-    for (const [key, batch] of this.relays) {
-      // Through a lane: the receiver carries it out only after the last entry this process's transitions wrote to its inbox.
-      const after = this.laneCount > 0 ? this.caused.get(batch.proc) : undefined;
-      const fields = this.takesRecords(batch.proc)
-        ? [...(after ? [RELAYED_AFTER, after] : []), RELAYED, relayedText(batch.signals)]
-        : [SCRIPT_ENTRY, relayedJson(batch.signals, after)];
-      const write = this.client.xadd(key, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', ...fields).then(
-        (id) => {
-          // The partner's process is gone for good (its inbox expired): the reaper has its sessions.
-          if (id !== null) return;
-          this.log?.warn({ frames: batch.signals.length }, 'relayed signals for a process that is gone');
-          this.caused.delete(batch.proc);
-          this.laneKeysOf.delete(batch.proc);
-          this.readsRelayed.delete(batch.proc);
-        },
-        (err: unknown) => {
-          // Not written: the senders hear of it, as for any store call that fails.
-          this.log?.warn({ err: err instanceof Error ? err.message : String(err), frames: batch.signals.length }, 'could not relay signals');
-          const fx = emptyEffects();
-          for (const { id, conn } of batch.senders) {
-            fx.deliver.push({ to: id, channel: 'signalling', conn, msg: { event: 'error', code: 'rate-limited', message: 'service temporarily unavailable, try again shortly' } });
-          }
-          void this.emit(fx);
-        },
-      );
-      if (this.laneCount > 0) writes.push(write);
-    }
-    this.relays.clear();
-    // Written from the check phase: sent now, not a turn later.
-    this.turns.flush();
-    if (writes.length === 0) return;
-    const acked = Promise.all([this.laneAcks, ...writes]).then(() => undefined);
-    this.laneAcks = acked;
-    void acked.then(() => {
-      if (this.laneAcks === acked) this.laneAcks = undefined;
-    });
-  }
-
-  /**
-   * Does process `proc` read relayed records? Its heartbeat says so
-   * (READS_RELAYED); until that is known, and for a process of an earlier
-   * build (a rolling upgrade), it is sent the JSON entry, which every build reads.
-   */
-  private takesRecords(proc: string): boolean {
-    const known = this.readsRelayed.get(proc);
-    if (typeof known === 'boolean') return known;
-    if (known === undefined) {
-      this.readsRelayed.set(proc, 'asking');
-      this.client.get(`${this.base}${KEY.heartbeat}${proc}`).then(
-        (v) => {
-          // No heartbeat (gone, or lapsed for now): asked again with its next signals.
-          if (v === null) this.readsRelayed.delete(proc);
-          else this.readsRelayed.set(proc, v.endsWith(READS_RELAYED));
-        },
-        () => this.readsRelayed.delete(proc),
-      );
-    }
-    return false;
-  }
-
-  /**
-   * The keys of a process's lanes, made from its id alone, so every process
-   * finds them without asking: lane k is the first tag whose slot falls in the
-   * k-th of laneCount equal parts of the slot space. Shards holding equal
-   * ranges (as `redis-cli --cluster create` makes them) then each carry the
-   * same lanes of every process.
-   */
-  private laneKeys(proc: string): string[] {
-    let keys = this.laneKeysOf.get(proc);
-    if (keys) return keys;
-    keys = [];
-    for (let k = 0; k < this.laneCount; k++) {
-      let tag = `dyad-${proc}-${k}`;
-      for (let j = 0; j < 100_000; j++) {
-        const t = `dyad-${proc}-${k}-${j}`;
-        if (Math.floor((calculateSlot(t) * this.laneCount) / CLUSTER_SLOTS) === k) {
-          tag = t;
-          break;
-        }
-      }
-      keys.push(`${this.prefix}{${tag}}:relay`);
-    }
-    this.laneKeysOf.set(proc, keys);
-    return keys;
-  }
-
-  /** The lane of a process that a room's signals take (FNV-1a of the room code). */
-  private laneFor(proc: string, room: string): string {
-    let h = 0x811c9dc5;
-    for (let i = 0; i < room.length; i++) h = Math.imul(h ^ room.charCodeAt(i), 0x01000193);
-    const keys = this.laneKeys(proc);
-    return keys[(h >>> 0) % keys.length] ?? `${this.base}${KEY.inbox}${proc}`;
-  }
-
-  /** Remember the latest entry a transition wrote to each other process's inbox (relayed signals wait for it there). */
-  private noteCaused(ids: Record<string, unknown>): void {
-    for (const [proc, id] of Object.entries(ids)) {
-      if (typeof id !== 'string') continue;
-      const known = this.caused.get(proc);
-      if (known === undefined || compareIds(id, known) > 0) this.caused.set(proc, id);
-    }
-  }
-
-  /**
-   * A relayed signal for socket d.conn: deliver it while that socket is in
-   * the signal's room; hand it on when the socket is not here (the hub then
-   * keeps it through undelivered, as any message to a closed socket); drop
-   * it when the socket is here but its room has ended (the sender's process
-   * had not heard yet: the script would have refused it).
-   */
-  private relayable(d: Delivery): 'deliver' | 'elsewhere' | 'ended' {
-    if (this.routes.get(d.conn)?.room === d.signal?.room_code) return 'deliver';
-    return this.local.get(d.to)?.s === d.conn ? 'ended' : 'elsewhere';
-  }
-
-  /** Apply the route items of an inbox entry (lua/effects.ts, route), for sockets still here. */
-  private applyRoutes(items: RouteItem[]): void {
-    for (const it of items) {
-      if (it.k === 'j') {
-        if (!it.id || !it.peer) continue;
-        this.routes.set(it.conn, { room: it.room, id: it.id, peer: it.peer, ini: it.ini === true, ans: it.ans === true, proc: it.proc, pconn: it.pconn });
-        continue;
-      }
-      const r = this.routes.get(it.conn);
-      if (!r || r.room !== it.room) continue;
-      if (it.k === 'e') this.routes.delete(it.conn);
-      else if (it.k === 'a') r.ans = true;
-      else {
-        r.proc = it.proc;
-        r.pconn = it.pconn;
-      }
-    }
+    return this.relay.direct(id, conn, room, type, data) ?? this.transition('signal', now, [id, conn, room, type, data]);
   }
 
   async leave(id: string, conn: string, room: string, now: number): Promise<Effects> {
@@ -1104,12 +860,7 @@ export class RedisStore implements Store {
       // Socket counts go on their own connection, beside the rest: they never hold up a heal or a replay.
       const counts = this.sockets.resync();
       // On their own: a stalled shard holding a lane must not hold up the heartbeat.
-      if (this.laneCount > 0 && !this.keepingLanes) {
-        this.keepingLanes = true;
-        void this.keepLanes()
-          .catch(() => undefined)
-          .finally(() => (this.keepingLanes = false));
-      }
+      this.relay.keep();
       if (lost || lapsed) await this.heal(lost);
       if (this.pending.length > 0) await this.replay();
       await counts;
@@ -1124,7 +875,7 @@ export class RedisStore implements Store {
     if (this.recovering) return;
     this.recovering = true;
     // What this process knew of rooms may be stale now: its signals go through the scripts until its sockets join again.
-    this.routes.clear();
+    this.relay.clearRoutes();
     try {
       this.log?.warn({ lost, sessions: this.local.size }, lost ? 'redis lost its data: restoring sessions' : 'heartbeat lapsed: re-announcing sockets');
       if (lost) {
@@ -1132,7 +883,7 @@ export class RedisStore implements Store {
         // and relayed signals need not wait for them.
         this.wakeWaiters(true);
         this.order.lost();
-        this.caused.clear();
+        this.relay.forgetCaused();
         await this.rewindInbox();
       }
       // Redis lost this process's socket counts, or the reaper removed them: they are what it holds.
@@ -1208,7 +959,7 @@ export class RedisStore implements Store {
         const res = await this.reader.xread('COUNT', 256, 'BLOCK', READ_BLOCK_MS, 'STREAMS', this.inboxKey, this.inboxId);
         if (!res) continue;
         const stamp = this.order.stamp();
-        for (const [, entries] of res) await this.locked(() => this.carryOut(entries, stamp));
+        for (const [, entries] of res) await this.relay.locked(() => this.carryOut(entries, stamp));
         this.trimInbox();
       } catch {
         if (this.closed) break;
@@ -1241,149 +992,32 @@ export class RedisStore implements Store {
     // be overtaken by them (a candidate before a later offer, the last signals
     // before the sender left): whatever the lanes hold now is read first. Only
     // entries for signalling sockets can be overtaken.
-    if (this.laneCount > 0 && batch.some((e) => e.relayed !== undefined || (e.raw !== undefined && touchesSignalling(e.raw)))) await this.pollLanes();
+    if (this.relay.laneCount > 0 && batch.some((e) => e.relayed !== undefined || (e.raw !== undefined && touchesSignalling(e.raw)))) await this.relay.pollLanes();
     for (const { id, raw, relayed } of batch) {
-      if (this.laneCount > 0) await this.pumpLanes();
+      if (this.relay.laneCount > 0) await this.relay.pumpLanes();
       // An entry written by a script names the last of this process's calls with messages in
       // their reply that ran before it (q); one that names none (relayed by a process, or
       // written while this process had no such call) may follow any call sent before it was
       // read. What was carried out so far is trimmed before any wait, not after the batch.
       await this.order.ready(id, typeof raw?.q === 'string' ? Number(raw.q) : stamp, () => this.trimInbox());
       if (relayed) {
-        const deliver = relayed.filter((d) => this.relayable(d) !== 'ended');
+        const deliver = relayed.filter((d) => this.relay.relayable(d) !== 'ended');
         for (const d of deliver) this.entryOf.set(d, id);
         await this.emit({ ...emptyEffects(), deliver });
       } else if (raw) {
         const fx = toEffects(raw);
-        if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relayable(d) !== 'ended');
+        if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relay.relayable(d) !== 'ended');
         for (const d of fx.deliver) this.entryOf.set(d, id);
         // Routes after the entry's messages: what a join hands over (kept signals) reaches the socket before anything relayed.
         const routes = Array.isArray(raw.r) ? (raw.r as RouteItem[]) : undefined;
         await this.emit(fx);
-        if (routes) this.applyRoutes(routes);
+        if (routes) this.relay.applyRoutes(routes);
       }
       this.inboxId = id;
       this.wakeWaiters();
       this.order.progressed();
     }
-    if (this.laneCount > 0) await this.pumpLanes();
-  }
-
-  /** Inbox and lane entries are carried out one batch at a time (with one Redis there is only the inbox). */
-  private locked(task: () => Promise<void>): Promise<void> {
-    if (this.laneCount === 0) return task();
-    const run = this.turn.then(task);
-    this.turn = run.catch(() => undefined);
-    return run;
-  }
-
-  /**
-   * Read one lane of this process. An entry waits while the inbox has not
-   * carried out what it must follow: the sender's own last transition that
-   * wrote here (its `a`), or the join that made the route it is for. When
-   * it cannot go on, the inbox is read up to its current end and the entry
-   * then goes, without what is for a room that has ended meanwhile.
-   */
-  private async readLane(lane: Lane): Promise<void> {
-    let trimmed = lane.fetched;
-    while (!this.closed) {
-      try {
-        const res = await lane.reader.xread('COUNT', 256, 'BLOCK', READ_BLOCK_MS, 'STREAMS', lane.key, lane.fetched);
-        if (res) for (const [, entries] of res) this.enqueue(lane, entries);
-        if (lane.queue.length > 0) await this.locked(() => this.pumpLane(lane, false));
-        if (lane.queue.length > 0) {
-          await this.inboxCaughtUp();
-          await this.locked(() => this.pumpLane(lane, true));
-        }
-        const done = lane.queue[0]?.id ?? lane.fetched;
-        if (done !== trimmed) {
-          trimmed = done;
-          this.client.xtrim(lane.key, 'MINID', lane.queue.length > 0 ? done : nextId(done)).catch(() => undefined);
-        }
-      } catch {
-        if (this.closed) break;
-        await sleep(200);
-      }
-    }
-  }
-
-  /** Take a lane's new entries into its queue (a poll and the blocking read may both return them: once only). */
-  private enqueue(lane: Lane, entries: [id: string, fields: string[]][]): void {
-    for (const [id, fields] of entries) {
-      if (compareIds(id, lane.fetched) <= 0) continue;
-      lane.fetched = id;
-      // A lane starts with a marker entry (keepLanes), which carries nothing.
-      const { json, records, after } = entryParts(fields);
-      if (records !== undefined) lane.queue.push({ id, after, deliver: relayedDeliveries(records) });
-      else if (json !== undefined) {
-        // From a process of an earlier build (relayedJson).
-        try {
-          const raw = JSON.parse(json) as RawResult;
-          lane.queue.push({ id, after: typeof raw.a === 'string' ? raw.a : undefined, deliver: toEffects(raw).deliver });
-        } catch {
-          this.log?.warn('unreadable relay entry skipped');
-        }
-      }
-    }
-  }
-
-  /** Read every lane up to its current end, without blocking (bounded in time: LANE_WAIT_MS). */
-  private async pollLanes(): Promise<void> {
-    const all = Promise.all(
-      this.lanes.map(async (lane) => {
-        for (let i = 0; i < 100; i++) {
-          const res = await this.client.xread('COUNT', 1_000, 'STREAMS', lane.key, lane.fetched);
-          const entries = res?.[0]?.[1] ?? [];
-          this.enqueue(lane, entries);
-          if (entries.length < 1_000) break;
-        }
-      }),
-    );
-    await withTimeout(all, LANE_WAIT_MS, 'reading the lanes').catch(() => undefined);
-  }
-
-  private async pumpLanes(): Promise<void> {
-    for (const lane of this.lanes) await this.pumpLane(lane, false);
-  }
-
-  /**
-   * Carry out a lane's queued entries while they may go (see readLane).
-   * force: the inbox has been read up to where it was after the head was
-   * read, so the head goes, whatever it was waiting for.
-   */
-  private async pumpLane(lane: Lane, force: boolean): Promise<void> {
-    let head = force;
-    while (lane.queue.length > 0) {
-      const { after, deliver } = lane.queue[0] as Lane['queue'][number];
-      if (!head && after !== undefined && compareIds(this.inboxId, after) < 0) return;
-      const kept = deliver.filter((d) => this.relayable(d) !== 'ended');
-      if (!head && kept.length < deliver.length) return;
-      lane.queue.shift();
-      head = false;
-      await this.emit({ ...emptyEffects(), deliver: kept });
-    }
-  }
-
-  /** Resolves once the inbox reader has carried out every entry the inbox holds now (bounded by callTimeoutMs). */
-  private async inboxCaughtUp(): Promise<void> {
-    const last = (await this.client.xrevrange(this.inboxKey, '+', '-', 'COUNT', 1))[0]?.[0];
-    if (last !== undefined) await withTimeout(this.carriedOut(last), this.callTimeoutMs, 'reading the inbox').catch(() => undefined);
-  }
-
-  /**
-   * Make this process's lanes exist (a sender never creates one) and keep
-   * them alive with the inbox; a lane lost with its shard is made again and
-   * read from its start.
-   */
-  private async keepLanes(): Promise<void> {
-    await Promise.all(
-      this.lanes.map(async (lane) => {
-        if ((await this.client.pexpire(lane.key, INBOX_TTL_MS)) === 1) return;
-        await this.client.xadd(lane.key, '*', 'new', '1');
-        await this.client.pexpire(lane.key, INBOX_TTL_MS);
-        lane.fetched = '0-0';
-      }),
-    );
+    if (this.relay.laneCount > 0) await this.relay.pumpLanes();
   }
 
   async shutdown(now: number): Promise<Effects> {
@@ -1395,7 +1029,7 @@ export class RedisStore implements Store {
       await this.exec('release', now, []);
       this.local.clear();
       this.hints.clear();
-      this.routes.clear();
+      this.relay.clearRoutes();
       this.pending.length = 0;
       // Its timers would outlive the process: the reaper ends these grace periods instead.
       return emptyEffects();
@@ -1496,13 +1130,13 @@ export class RedisStore implements Store {
     if (this.closed) return;
     this.closed = true;
     this.stopLoops();
-    this.flushRelays();
+    this.relay.flush();
     this.wakeWaiters(true);
     this.reader.disconnect();
     this.limits.disconnect();
-    for (const lane of this.lanes) lane.reader.disconnect();
+    const lanes = this.relay.close();
     await this.reading?.catch(() => undefined);
-    await Promise.all(this.lanes.map((lane) => lane.reading?.catch(() => undefined)));
+    await lanes;
     try {
       await withTimeout(this.client.quit(), 1_000, 'quit');
     } catch {
@@ -1524,12 +1158,6 @@ function touchesSignalling(raw: RawResult): boolean {
   if (Array.isArray(raw.r) && raw.r.length > 0) return true;
   const on = (list: unknown): boolean => Array.isArray(list) && list.some((x) => (x as { channel?: unknown }).channel === 'signalling');
   return on(raw.d) || on(raw.c);
-}
-
-/** The smallest stream id after `id`. */
-function nextId(id: string): string {
-  const [ms = '0', seq = '0'] = id.split('-');
-  return `${ms}-${Number(seq) + 1}`;
 }
 
 /** A transition's caller, waiting for the reader to carry out its inbox entry. */

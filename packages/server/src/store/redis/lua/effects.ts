@@ -56,7 +56,7 @@ local function closeSocket(s, ch, code, reason)
 end
 
 -- Tell the process holding s's signalling socket how to relay that socket's
--- signals itself (RedisStore, routes): k = 'j' joined (room, id, peer, ini,
+-- signals itself (relay.ts, routes): k = 'j' joined (room, id, peer, ini,
 -- ans, and proc/pconn where the peer's joined socket is), 'p' the peer's
 -- joined socket is now at proc/pconn (neither: away), 'a' the first answer
 -- has passed, 'e' the socket is in the room no more. Items travel in the
@@ -83,7 +83,7 @@ end
 -- messages in the order the transitions happened. The caller learns the id
 -- of its own entry, to wait until its reader has carried it out, and of the
 -- entries it wrote to other processes' inboxes (o), which its relayed signals
--- to those processes must not overtake (RedisStore, relay lanes).
+-- to those processes must not overtake (relay.ts, lanes).
 -- An inbox's lifetime is refreshed by its own process's beat (every
 -- heartbeat, far more often than CFG.inboxttl), so an inbox outlives its
 -- process by CFG.inboxttl as before. A message only sets it when this call
