@@ -86,14 +86,12 @@ export interface RelayHost {
   readonly base: string;
   readonly procId: string;
   readonly log: Logger | undefined;
-  /** How long a store call may take. */
-  readonly callTimeoutMs: number;
   /** Hand effects to the hub. */
   emit(fx: Effects): Promise<void>;
   /** The last inbox entry this process has carried out. */
   inboxId(): string;
-  /** Resolves once the inbox reader has carried out the entry (or callTimeoutMs passed). */
-  carriedOut(id: string): Promise<void>;
+  /** Resolves once the inbox reader has carried out every entry the inbox holds now (bounded in time). */
+  inboxCaughtUp(): Promise<void>;
   /** Is conn session id's signalling socket on this process? */
   holdsSignalling(id: string, conn: string): boolean;
   closed(): boolean;
@@ -385,7 +383,7 @@ export class SignalRelay {
         if (res) for (const [, entries] of res) this.enqueue(lane, entries);
         if (lane.queue.length > 0) await this.locked(() => this.pumpLane(lane, false));
         if (lane.queue.length > 0) {
-          await this.inboxCaughtUp();
+          await this.host.inboxCaughtUp();
           await this.locked(() => this.pumpLane(lane, true));
         }
         const done = lane.queue[0]?.id ?? lane.fetched;
@@ -457,11 +455,6 @@ export class SignalRelay {
     }
   }
 
-  /** Resolves once the inbox reader has carried out every entry the inbox holds now (bounded by callTimeoutMs). */
-  private async inboxCaughtUp(): Promise<void> {
-    const last = (await this.host.client.xrevrange(`${this.host.base}${KEY.inbox}${this.host.procId}`, '+', '-', 'COUNT', 1))[0]?.[0];
-    if (last !== undefined) await withTimeout(this.host.carriedOut(last), this.host.callTimeoutMs, 'reading the inbox').catch(() => undefined);
-  }
 
   /** Make the lanes exist before this process is announced (keep), and start nothing else. */
   async open(): Promise<void> {

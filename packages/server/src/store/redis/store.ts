@@ -29,12 +29,12 @@ import {
   type StoreOptions,
   type StoreStats,
 } from '../store.js';
-import { entryParts, relayedDeliveries, toEffects, wellFormed, type RawResult } from './codec.js';
-import { ReplyOrder, compareIds } from './order.js';
+import { toEffects, wellFormed, type RawResult } from './codec.js';
 import { WriteTurns } from './turns.js';
 import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
-import { StoreUnavailableError, scrub, sleep, withTimeout, type Connection } from './calls.js';
-import { INBOX_MAXLEN, INBOX_TTL_MS, READ_BLOCK_MS, SignalRelay, nextId, type RelayHost, type RouteItem } from './relay.js';
+import { StoreUnavailableError, scrub, withTimeout, type Connection } from './calls.js';
+import { INBOX_MAXLEN, INBOX_TTL_MS, SignalRelay, type RelayHost } from './relay.js';
+import { Inbox } from './inbox.js';
 import { SocketCounts } from './sockets.js';
 import * as moderation from './moderation.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
@@ -148,7 +148,6 @@ export class RedisStore implements Store {
   private readonly prefix: string;
   private readonly base: string;
   /** This process's inbox stream. */
-  private readonly inboxKey: string;
   private readonly cfg: string;
   private readonly random: () => number;
   private readonly shas = new Map<ScriptName, string>();
@@ -164,12 +163,8 @@ export class RedisStore implements Store {
   private readonly hints = new Map<string, Hint>();
   /** Signals relayed without a script, and the relay lanes of a Cluster (./relay.ts). */
   private readonly relay: SignalRelay;
-  /** The inbox entry each delivery being carried out came in (an undelivered one names it). */
-  private readonly entryOf = new WeakMap<Delivery, string>();
-  /** Calls waiting for the reader to carry out their own inbox entry. */
-  private readonly waiters: Waiter[] = [];
-  /** Where what a reply holds for this process's sockets goes among the inbox entries (order.ts). */
-  private readonly order: ReplyOrder;
+  /** This process's inbox and its reader (./inbox.ts). */
+  private readonly inbox: Inbox;
   private readonly pending: Pending[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
   /** Open sockets per address, counted with the other processes (./sockets.ts). */
@@ -180,10 +175,6 @@ export class RedisStore implements Store {
   /** The heartbeat under way, if any: whoever asks for another meanwhile waits for this one. */
   private beating: Promise<boolean> | undefined;
   private recovering = false;
-  private inboxId = '0-0';
-  /** The last entry the inbox was trimmed to (trimInbox). */
-  private trimmedTo = '0-0';
-  private reading: Promise<void> | undefined;
   private released = false;
   private closed = false;
 
@@ -202,7 +193,6 @@ export class RedisStore implements Store {
     // One hash tag for every key a script touches: they share a Cluster slot.
     this.base = `${this.prefix}{dyad}:`;
     this.procId = opts.procId ?? newProcId();
-    this.inboxKey = `${this.base}${KEY.inbox}${this.procId}`;
     this.random = opts.random ?? Math.random;
     this.heartbeatMs = opts.heartbeatMs ?? 500;
     this.heartbeatTtlMs = opts.heartbeatTtlMs ?? 2_000;
@@ -210,7 +200,6 @@ export class RedisStore implements Store {
     this.reapIntervalMs = opts.reapIntervalMs ?? 1_000;
     this.callTimeoutMs = opts.callTimeoutMs ?? 2_000;
     this.touchIntervalMs = opts.touchIntervalMs ?? 300_000;
-    this.order = new ReplyOrder(() => this.inboxId, this.callTimeoutMs);
     this.log = opts.log;
     const settings: Record<(typeof CFG_NAMES)[number], number> = {
       grace: opts.graceMs,
@@ -278,15 +267,20 @@ export class RedisStore implements Store {
       base: this.base,
       procId: this.procId,
       log: this.log,
-      callTimeoutMs: this.callTimeoutMs,
       emit: (fx) => this.emit(fx),
-      inboxId: () => this.inboxId,
-      carriedOut: (id) => this.carriedOut(id),
+      inboxId: () => this.inbox.lastId,
+      inboxCaughtUp: () => this.inbox.caughtUp(),
       holdsSignalling: (id, conn) => this.local.get(id)?.s === conn,
       closed: () => this.closed,
     };
     const lanes = opts.cluster ? Math.max(0, Math.floor(opts.relayLanes ?? 0)) : 0;
     this.relay = new SignalRelay(host, lanes, () => connect({ ...common, maxRetriesPerRequest: null }));
+    this.inbox = new Inbox(
+      { client: this.client, relay: this.relay, emit: (fx) => this.emit(fx), closed: () => this.closed },
+      this.reader,
+      `${this.base}${KEY.inbox}${this.procId}`,
+      this.callTimeoutMs,
+    );
     this.limits = connect({
       ...common,
       enableOfflineQueue: false,
@@ -349,7 +343,7 @@ export class RedisStore implements Store {
     this.every(this.heartbeatMs, () => this.beat());
     if (this.reapIntervalMs > 0) this.every(this.reapIntervalMs, () => this.reap(Date.now()));
     this.every(this.touchIntervalMs, () => this.touchLocal());
-    this.reading = this.readInbox();
+    this.inbox.read();
     this.relay.read();
   }
 
@@ -468,7 +462,7 @@ export class RedisStore implements Store {
     opts: { codes?: number; late?: (r: { fx: Effects; x: unknown }) => void; detached?: boolean } = {},
   ): Promise<{ fx: Effects; x: unknown }> {
     const codes = Array.from({ length: opts.codes ?? 0 }, newRoomCode).join(',');
-    const seq = this.order.send();
+    const seq = this.inbox.order.send();
     const argv = [this.procId, String(now), this.cfg, String(this.random()), String(this.random()), codes, String(seq), ...args.map(String)];
     const call = this.evalsha(name, argv).then(
       async (text) => {
@@ -476,25 +470,25 @@ export class RedisStore implements Store {
         try {
           reply = readReply(text);
         } catch (err) {
-          this.order.answered(seq);
+          this.inbox.order.answered(seq);
           throw err;
         }
         // Messages for this process's own sockets that came back in the reply
         // go to the hub in their place among the inbox entries (order.ts).
         const { raw, mine } = reply;
-        const inline = this.order.answered(seq, mine && { after: typeof raw.l === 'string' ? raw.l : '', run: () => this.emit(mine) });
+        const inline = this.inbox.order.answered(seq, mine && { after: typeof raw.l === 'string' ? raw.l : '', run: () => this.emit(mine) });
         if (this.relay.laneCount > 0 && raw.o && typeof raw.o === 'object') this.relay.noteCaused(raw.o as Record<string, unknown>);
         // Other messages and closes travel through this process's inbox like everyone
         // else's (so each socket sees them in transition order): the call is done
         // once the reader has handed them to the hub.
         if (!opts.detached) {
-          if (typeof raw.id === 'string') await this.carriedOut(raw.id);
+          if (typeof raw.id === 'string') await this.inbox.carriedOut(raw.id);
           await inline;
         }
         return { fx: toEffects(raw), x: raw.x };
       },
       (err: unknown) => {
-        this.order.answered(seq);
+        this.inbox.order.answered(seq);
         throw err;
       },
     );
@@ -521,26 +515,6 @@ export class RedisStore implements Store {
 
   private async transition(name: ScriptName, now: number, args: readonly (string | number)[], codes = 0): Promise<Effects> {
     return (await this.exec(name, now, args, { codes })).fx;
-  }
-
-  /** Resolves once the reader has carried out inbox entry `id`. */
-  private carriedOut(id: string): Promise<void> {
-    if (compareIds(this.inboxId, id) >= 0) return Promise.resolve();
-    // Kept in id order (replies come in execution order, so this is nearly always an append):
-    // each entry read then wakes a prefix instead of scanning every waiter.
-    return new Promise((done) => {
-      let i = this.waiters.length;
-      while (i > 0 && compareIds((this.waiters[i - 1] as Waiter).id, id) > 0) i--;
-      this.waiters.splice(i, 0, { id, done });
-    });
-  }
-
-  private wakeWaiters(all = false): void {
-    let n = 0;
-    if (all) n = this.waiters.length;
-    else while (n < this.waiters.length && compareIds(this.inboxId, (this.waiters[n] as Waiter).id) >= 0) n++;
-    if (n === 0) return;
-    for (const w of this.waiters.splice(0, n)) w.done();
   }
 
   /** Follow what each matching socket here was last told, for a heal after Redis lost its data. */
@@ -700,7 +674,7 @@ export class RedisStore implements Store {
   private async detach(channel: Channel, id: string, conn: string, left: boolean, now: number): Promise<Effects> {
     this.forget(id, channel, conn);
     try {
-      return await this.transition(channel === 'matching' ? 'detachMatching' : 'detachSignalling', now, [id, conn, left ? '1' : '0', this.inboxId]);
+      return await this.transition(channel === 'matching' ? 'detachMatching' : 'detachSignalling', now, [id, conn, left ? '1' : '0', this.inbox.lastId]);
     } catch (err) {
       // A close that Redis never heard of would leave a ghost: it is replayed once Redis is back.
       if (this.unsent(err)) this.pending.push({ kind: 'detach', channel, id, conn, left, now });
@@ -811,7 +785,7 @@ export class RedisStore implements Store {
   async undelivered(d: Delivery, now: number): Promise<Effects> {
     const m = d.msg;
     let args: (string | number)[] | undefined;
-    const entry = this.entryOf.get(d) ?? '';
+    const entry = this.inbox.entryOfDelivery(d);
     if (d.channel === 'matching' && m?.event === 'chat') args = [d.to, d.channel, d.conn, entry, m.sender, m.message, m.timestamp];
     if (d.channel === 'signalling' && d.signal) {
       const sig = d.signal;
@@ -881,10 +855,9 @@ export class RedisStore implements Store {
       if (lost) {
         // Entries lost with Redis will never be read: nobody waits for them any more,
         // and relayed signals need not wait for them.
-        this.wakeWaiters(true);
-        this.order.lost();
+        this.inbox.lost();
         this.relay.forgetCaused();
-        await this.rewindInbox();
+        await this.inbox.rewind();
       }
       // Redis lost this process's socket counts, or the reaper removed them: they are what it holds.
       const counts = this.sockets.syncAll();
@@ -908,12 +881,6 @@ export class RedisStore implements Store {
     }
   }
 
-  /** After a restart the inbox starts again from nothing; read it from its start if our place is past its end. */
-  private async rewindInbox(): Promise<void> {
-    const last = (await this.client.xrevrange(this.inboxKey, '+', '-', 'COUNT', 1))[0]?.[0];
-    if (last === undefined || compareIds(last, this.inboxId) < 0) this.inboxId = '0-0';
-  }
-
   private async replay(): Promise<void> {
     while (this.pending.length > 0) {
       const p = this.pending[0];
@@ -931,7 +898,7 @@ export class RedisStore implements Store {
       } else if (p.kind === 'expel') {
         fx = (await this.exec('expel', p.now, [p.id, p.th, p.channel, p.conn])).fx;
       } else {
-        fx = (await this.exec(p.channel === 'matching' ? 'detachMatching' : 'detachSignalling', p.now, [p.id, p.conn, p.left ? '1' : '0', this.inboxId])).fx;
+        fx = (await this.exec(p.channel === 'matching' ? 'detachMatching' : 'detachSignalling', p.now, [p.id, p.conn, p.left ? '1' : '0', this.inbox.lastId])).fx;
       }
       this.pending.shift();
       await this.emit(fx);
@@ -950,74 +917,6 @@ export class RedisStore implements Store {
     for (let i = 0; i < ids.length; i += BATCH) await this.exec('touch', Date.now(), ids.slice(i, i + BATCH));
     // The counts of addresses with sockets here outlive their last write only by SESSION_TTL_MS.
     await this.sockets.syncAll();
-  }
-
-  /** Read this process's inbox in order; resumes from the last id read after any reconnect. */
-  private async readInbox(): Promise<void> {
-    while (!this.closed) {
-      try {
-        const res = await this.reader.xread('COUNT', 256, 'BLOCK', READ_BLOCK_MS, 'STREAMS', this.inboxKey, this.inboxId);
-        if (!res) continue;
-        const stamp = this.order.stamp();
-        for (const [, entries] of res) await this.relay.locked(() => this.carryOut(entries, stamp));
-        this.trimInbox();
-      } catch {
-        if (this.closed) break;
-        await sleep(200);
-      }
-    }
-  }
-
-  /**
-   * Entries carried out are done with: the stream holds only what is still
-   * on its way, which a client resuming elsewhere takes over (lua/sockets.ts,
-   * takeInFlight; a message carried out and not yet trimmed when this process
-   * dies is told twice). Sent after the undelivered calls of what was carried
-   * out, on the same connection, so Redis sees those first; not waited for.
-   */
-  private trimInbox(): void {
-    if (this.trimmedTo === this.inboxId) return;
-    this.trimmedTo = this.inboxId;
-    this.client.xtrim(this.inboxKey, 'MINID', nextId(this.inboxId)).catch(() => undefined);
-  }
-
-  /** Carry out a batch of inbox entries, in order. */
-  private async carryOut(entries: [id: string, fields: string[]][], stamp: number): Promise<void> {
-    // A script's entry (field fx, JSON), or signals relayed by a process (RELAYED, see codec.ts).
-    const batch = entries.map(([id, fields]) => {
-      const { json, records } = entryParts(fields);
-      return { id, raw: json !== undefined ? (JSON.parse(json) as RawResult) : undefined, relayed: records !== undefined ? relayedDeliveries(records) : undefined };
-    });
-    // Signals relayed through a lane before these entries were written must not
-    // be overtaken by them (a candidate before a later offer, the last signals
-    // before the sender left): whatever the lanes hold now is read first. Only
-    // entries for signalling sockets can be overtaken.
-    if (this.relay.laneCount > 0 && batch.some((e) => e.relayed !== undefined || (e.raw !== undefined && touchesSignalling(e.raw)))) await this.relay.pollLanes();
-    for (const { id, raw, relayed } of batch) {
-      if (this.relay.laneCount > 0) await this.relay.pumpLanes();
-      // An entry written by a script names the last of this process's calls with messages in
-      // their reply that ran before it (q); one that names none (relayed by a process, or
-      // written while this process had no such call) may follow any call sent before it was
-      // read. What was carried out so far is trimmed before any wait, not after the batch.
-      await this.order.ready(id, typeof raw?.q === 'string' ? Number(raw.q) : stamp, () => this.trimInbox());
-      if (relayed) {
-        const deliver = relayed.filter((d) => this.relay.relayable(d) !== 'ended');
-        for (const d of deliver) this.entryOf.set(d, id);
-        await this.emit({ ...emptyEffects(), deliver });
-      } else if (raw) {
-        const fx = toEffects(raw);
-        if (raw.f !== undefined) fx.deliver = fx.deliver.filter((d) => this.relay.relayable(d) !== 'ended');
-        for (const d of fx.deliver) this.entryOf.set(d, id);
-        // Routes after the entry's messages: what a join hands over (kept signals) reaches the socket before anything relayed.
-        const routes = Array.isArray(raw.r) ? (raw.r as RouteItem[]) : undefined;
-        await this.emit(fx);
-        if (routes) this.relay.applyRoutes(routes);
-      }
-      this.inboxId = id;
-      this.wakeWaiters();
-      this.order.progressed();
-    }
-    if (this.relay.laneCount > 0) await this.relay.pumpLanes();
   }
 
   async shutdown(now: number): Promise<Effects> {
@@ -1131,12 +1030,9 @@ export class RedisStore implements Store {
     this.closed = true;
     this.stopLoops();
     this.relay.flush();
-    this.wakeWaiters(true);
     this.reader.disconnect();
     this.limits.disconnect();
-    const lanes = this.relay.close();
-    await this.reading?.catch(() => undefined);
-    await lanes;
+    await Promise.all([this.inbox.close(), this.relay.close()]);
     try {
       await withTimeout(this.client.quit(), 1_000, 'quit');
     } catch {
@@ -1152,16 +1048,3 @@ function readReply(text: string): { raw: RawResult; mine: Effects | undefined } 
   return { raw, mine: raw.i && typeof raw.i === 'object' ? toEffects(raw.i as RawResult) : undefined };
 }
 
-/** Does an inbox entry carry anything for a signalling socket (a relayed signal could be overtaken by it)? */
-
-function touchesSignalling(raw: RawResult): boolean {
-  if (Array.isArray(raw.r) && raw.r.length > 0) return true;
-  const on = (list: unknown): boolean => Array.isArray(list) && list.some((x) => (x as { channel?: unknown }).channel === 'signalling');
-  return on(raw.d) || on(raw.c);
-}
-
-/** A transition's caller, waiting for the reader to carry out its inbox entry. */
-interface Waiter {
-  id: string;
-  done: () => void;
-}
