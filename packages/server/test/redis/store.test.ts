@@ -337,6 +337,83 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.equal(Number((await redis.admin.get(`${p}{dyad}:kept`)) ?? 0), 0);
   });
 
+  it('a process taken for dead while alive tells its sockets, once it takes them back, what came for them meanwhile: the chat kept, then the end of the room', async () => {
+    const p = prefix();
+    // Heartbeats written once and kept: the test takes a's away itself.
+    const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
+    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
+    const x = await a.session('ca');
+    const y = await b.session('cb');
+    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    // a stalls past its heartbeat: b takes it for dead, and x's socket counts as away.
+    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+    await b.store.reap(Date.now()); // first look: suspected
+    await sleep(150); // the reaper's lock lapses
+    await b.store.reap(Date.now()); // still missing: x's socket dropped
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), null);
+    // Meanwhile y writes, then skips: both are kept for x, as for any absent member.
+    await b.store.chat(y.id, 'cb', 'are you there?', Date.now());
+    await b.store.next(y.id, 'cb', Date.now());
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'news'), 'skip');
+    const before = a.received('ca').length;
+    // a was only slow: its next heartbeat finds the lapse and it takes x's socket back,
+    // which never closed, so the client hears what it missed there, in order.
+    await a.store.heartbeat();
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), 'ca');
+    const missed = await eventually(async () => {
+      const after = a.received('ca').slice(before);
+      return after.some((m) => m.event === 'peer-disconnected') ? after : undefined;
+    }, 'x told that its room ended');
+    assert.deepEqual(
+      missed.map((m) => (m.event === 'chat' ? `chat ${m.message}` : m.event === 'peer-disconnected' ? `peer-disconnected ${m.reason}` : m.event)),
+      ['chat are you there?', 'peer-disconnected skip'],
+    );
+    // Told once: nothing is left for a later resumption to tell again.
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'news'), null);
+    assert.equal(await redis.admin.llen(`${p}{dyad}:kc:${x.id}`), 0);
+    assert.equal(Number((await redis.admin.get(`${p}{dyad}:kept`)) ?? 0), 0, 'the bytes kept for x were given back');
+    await a.store.detachMatching(x.id, 'ca', false, Date.now());
+    const resumed = await a.store.attachMatching(x.id, x.token, 'ca2', Date.now());
+    assert.ok(resumed.ok);
+    await sleep(100);
+    assert.deepEqual(
+      [...resumed.effects.deliver.filter((d) => d.conn === 'ca2').map((d) => d.msg?.event), ...a.received('ca2').map((m) => m.event)],
+      ['idle'],
+      'a resumption after it tells only where it stands',
+    );
+  });
+
+  it('a joined signalling socket taken back by a heal is given the signals kept for it meanwhile, and its partner’s process relays to it straight again', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
+    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
+    const { x, y, room } = await roomAcross(a, b);
+    const candidates = (): string[] => a.received('sa').flatMap((m) => (m.event === 'signal' && m.type === 'candidate' ? [String((m.data as { candidate: string }).candidate)] : []));
+    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+    await b.store.reap(Date.now()); // first look: suspected
+    await sleep(150); // the reaper's lock lapses
+    await b.store.reap(Date.now()); // still missing: x's sockets dropped
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'sc'), null);
+    // While x's socket counts as away, y's candidates are kept for it.
+    for (const c of ['c0', 'c1']) await b.store.signal(y.id, 'sb', room, 'candidate', JSON.stringify({ candidate: c }), Date.now());
+    assert.equal(await redis.admin.llen(`${p}{dyad}:rk:${room}:${x.id}`), 2);
+    // a was only slow: its heal takes x's sockets back, still joined, and hands the candidates over.
+    await a.store.heartbeat();
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'sj'), room);
+    await eventually(async () => (candidates().length === 2 ? true : undefined), 'x given the kept candidates');
+    assert.equal(await redis.admin.llen(`${p}{dyad}:rk:${room}:${x.id}`), 0);
+    assert.equal(Number((await redis.admin.get(`${p}{dyad}:kept`)) ?? 0), 0, 'the bytes kept for x were given back');
+    // b relays to x's socket without a script again: a later candidate goes straight into a's inbox.
+    const fcalls = async (): Promise<number> => Number(/calls=(\d+)/.exec((await redis.admin.info('commandstats')).split('\n').find((l) => l.startsWith('cmdstat_fcall:')) ?? '')?.[1] ?? 0);
+    await eventually(async () => {
+      const before = await fcalls();
+      await b.store.signal(y.id, 'sb', room, 'candidate', JSON.stringify({ candidate: 'c2' }), Date.now());
+      return (await fcalls()) === before ? true : undefined;
+    }, 'a candidate relayed without a script');
+    await eventually(async () => (candidates().at(-1) === 'c2' ? true : undefined), 'x has it');
+    assert.deepEqual(candidates().slice(0, 2), ['c0', 'c1'], 'the kept ones first, in order');
+  });
+
   it('signals relayed without a script into a dead process’s inbox are kept for their member and handed over as sent, in order', async () => {
     const p = prefix();
     const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });

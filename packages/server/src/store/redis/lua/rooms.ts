@@ -431,4 +431,32 @@ local function keepSignal(room, to, msg)
   return nil
 end
 
+-- s's signalling socket is in room (it has just joined, or a heal took it
+-- back): routes for the processes holding both joined sockets, so that from
+-- now on each relays its member's signals straight to the other's, and the
+-- signals kept for s handed over.
+local function inRoom(s, room)
+  local code, id = room.code, s.id
+  local peerId = room.a == id and room.b or room.a
+  local peer = load(peerId)
+  local present = peer and peer.sj == code and peer.sc and alive(peer.sp)
+  route(s, {k = 'j', room = code, id = id, peer = peerId, ini = room.ini == id, ans = room.ans == '1', proc = present and peer.sp or nil, pconn = present and peer.sc or nil})
+  if present then route(peer, {k = 'p', room = code, proc = s.sp, pconn = s.sc}) end
+  local kk = P .. '${KEY.roomKept}' .. code .. ':' .. id
+  local freed = 0
+  for _, raw in ipairs(redis.call('LRANGE', kk, '0', '-1')) do
+    local msg = cjson.decode(raw)
+    freed = freed + itemBytes(msg.data)
+    send(s, 'signalling', msg)
+  end
+  redis.call('DEL', kk)
+  -- Handed over: no copy of them is left for a heal to drop (takeInFlight).
+  drop(s, 'tn|signalling')
+  if freed > 0 then
+    room.kb = num(math.max(0, (tonumber(room.kb) or 0) - freed))
+    redis.call('HSET', P .. '${KEY.room}' .. code, 'kb', room.kb)
+    addKept(-freed)
+  end
+end
+
 `;

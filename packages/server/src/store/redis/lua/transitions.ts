@@ -265,26 +265,7 @@ send(s, 'signalling', {
 })
 local peer = load(peerId)
 if firstJoin and peer and peer.sj == code then send(peer, 'signalling', {event = 'peer-joined', room_code = code, peer = id}) end
--- Both joined sockets live: from now on each process relays its member's signals straight to the other's.
-local present = peer and peer.sj == code and peer.sc and alive(peer.sp)
-local ans = room.ans == '1'
-route(s, {k = 'j', room = code, id = id, peer = peerId, ini = room.ini == id, ans = ans, proc = present and peer.sp or nil, pconn = present and peer.sc or nil})
-if present then route(peer, {k = 'p', room = code, proc = s.sp, pconn = s.sc}) end
-local kk = P .. '${KEY.roomKept}' .. code .. ':' .. id
-local freed = 0
-for _, raw in ipairs(redis.call('LRANGE', kk, '0', '-1')) do
-  local msg = cjson.decode(raw)
-  freed = freed + itemBytes(msg.data)
-  send(s, 'signalling', msg)
-end
-redis.call('DEL', kk)
--- Handed over: no copy of them is left for a heal to drop (takeInFlight).
-drop(s, 'tn|signalling')
-if freed > 0 then
-  room.kb = num(math.max(0, (tonumber(room.kb) or 0) - freed))
-  redis.call('HSET', P .. '${KEY.room}' .. code, 'kb', room.kb)
-  addKept(-freed)
-end
+inRoom(s, room)
 return finish()
 `,
   // A: id, conn, room, type, data (JSON text, kept as text: Lua never parses client data)
@@ -506,6 +487,14 @@ for _, e in ipairs(cjson.decode(A[2])) do
       elseif s.st == 'waiting' then
         enpool(s)
         tryPair(s)
+      else
+        -- What came for it while its socket was taken away (kept, as for any
+        -- absent member), told as a resumption tells it: the chat kept, and
+        -- the end of its room. What this process's inbox held then, it
+        -- carries out itself (dropTaken); what this call sends comes after.
+        if s.kcb then flushKeptChat(s) end
+        if s.news then send(s, 'matching', gone(s.news)) end
+        drop(s, 'news')
       end
     end
     if e.s and not s.sc and (not s.sg or s.sg == e.s) then
@@ -513,8 +502,14 @@ for _, e in ipairs(cjson.decode(A[2])) do
       dropTaken(s, 'signalling')
       put(s, {'sc', e.s, 'sp', ME})
       holds('signalling', ME, s.id)
-      if s.sjr and s.sjr == s.room then put(s, {'sj', s.sjr}) end
+      -- Still in the room it had joined: joined again without a word, and
+      -- given what was kept for it meanwhile (as a join gives it).
+      local room = s.sjr and s.sjr == s.room and loadRoom(s.room)
       drop(s, 'sjr')
+      if room then
+        put(s, {'sj', room.code})
+        inRoom(s, room)
+      end
     end
     touch(s)
   end
