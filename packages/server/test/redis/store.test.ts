@@ -51,6 +51,14 @@ class Proc {
 
 const prefix = (): string => `s${randomBytes(4).toString('hex')}:`;
 
+/** a's heartbeat lapses, and b's reaper takes it for dead: it is suspected at the first look, and dropped at the next once the reaper's lock has lapsed. */
+async function takeForDead(p: string, a: Proc, b: Proc): Promise<void> {
+  await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+  await b.store.reap(Date.now());
+  await sleep(150);
+  await b.store.reap(Date.now());
+}
+
 /**
  * x (sockets ca, sa) on a and y (cb, sb) on b, paired, both joined, offer and
  * answer passed through the scripts, each with the other's signal (and so the
@@ -228,10 +236,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const a = await Proc.start(p, { heartbeatMs: 3_600_000, graceMs: 60_000 });
     const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
     const x = await a.session('ax');
-    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
-    await b.store.reap(Date.now()); // first look: suspected
-    await sleep(150); // the reaper's lock lapses
-    await b.store.reap(Date.now()); // still missing: its sockets dropped
+    await takeForDead(p, a, b); // its sockets dropped
     assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), null);
     assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mg'), 'ax');
     await b.session('by');
@@ -302,10 +307,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     await b.store.signal(y.id, 'sb', matched.room_code, matched.initiator ? 'offer' : 'answer', JSON.stringify({ sdp: 'once' }), Date.now());
     await eventually(async () => (holding ? true : undefined), 'a is carrying out the chat');
     // a's heartbeat lapses (b's does not): b takes a for dead and keeps what a's inbox holds for x.
-    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
-    await b.store.reap(Date.now()); // first look: suspected
-    await sleep(150); // the reaper's lock lapses
-    await b.store.reap(Date.now()); // still missing: x's sockets dropped, their in-flight messages kept
+    await takeForDead(p, a, b); // x's sockets dropped, their in-flight messages kept
     assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), null, 'x’s matching socket was taken from a');
     assert.equal(await redis.admin.llen(`${p}{dyad}:kc:${x.id}`), 1, 'the chat on its way is kept for x');
     // a was only slow: it carries out its inbox (the chat and the signal reach x's sockets
@@ -346,10 +348,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const y = await b.session('cb');
     await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
     // a stalls past its heartbeat: b takes it for dead, and x's socket counts as away.
-    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
-    await b.store.reap(Date.now()); // first look: suspected
-    await sleep(150); // the reaper's lock lapses
-    await b.store.reap(Date.now()); // still missing: x's socket dropped
+    await takeForDead(p, a, b); // x's socket dropped
     assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), null);
     // Meanwhile y writes, then skips: both are kept for x, as for any absent member.
     await b.store.chat(y.id, 'cb', 'are you there?', Date.now());
@@ -389,10 +388,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
     const { x, y, room } = await roomAcross(a, b);
     const candidates = (): string[] => a.received('sa').flatMap((m) => (m.event === 'signal' && m.type === 'candidate' ? [String((m.data as { candidate: string }).candidate)] : []));
-    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
-    await b.store.reap(Date.now()); // first look: suspected
-    await sleep(150); // the reaper's lock lapses
-    await b.store.reap(Date.now()); // still missing: x's sockets dropped
+    await takeForDead(p, a, b); // x's sockets dropped
     assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'sc'), null);
     // While x's socket counts as away, y's candidates are kept for it.
     for (const c of ['c0', 'c1']) await b.store.signal(y.id, 'sb', room, 'candidate', JSON.stringify({ candidate: c }), Date.now());
@@ -435,10 +431,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
       const inbox = `${p}{dyad}:inbox:${a.store.procId}`;
       await eventually(async () => ((await redis.admin.xrange(inbox, '-', '+')).some(([, f]) => f[0] === 'rs') ? true : undefined), 'relayed as records');
       // a is taken for dead: x's signalling socket drops, the candidates are kept for x.
-      await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
-      await b.store.reap(Date.now());
-      await sleep(150);
-      await b.store.reap(Date.now());
+      await takeForDead(p, a, b);
       assert.equal(await redis.admin.llen(`${p}{dyad}:rk:${room}:${x.id}`), sent.length, 'every candidate kept');
       // x comes back on b and joins: the candidates are handed over as sent, in order.
       await b.store.attachSignalling(x.id, x.token, 'sx', Date.now());
