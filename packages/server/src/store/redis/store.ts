@@ -1,11 +1,13 @@
 // The Redis store: the same Store as store/memory.ts, with shared state in
 // Redis so that any number of matching and signalling processes can serve one
 // pool (issue #4). Each transition is one Lua script (./lua.ts), loaded once
-// and called by SHA; messages reach sockets through the inbox stream of the
-// process holding them, in the order the transitions happened; signals of a
-// room both members have joined go without a script (./relay.ts). docs/SCALING.md
-// describes the key layout, the liveness rules and what happens when Redis
-// goes away.
+// and called by SHA (this file: the calls, start and stop). Messages reach
+// sockets through the inbox stream of the process holding them, in the order
+// the transitions happened (./inbox.ts); signals of a room both members have
+// joined go without a script (./relay.ts); what a process holds, its
+// heartbeat and its heal after a lapse or a restart are in ./recovery.ts.
+// docs/SCALING.md describes the key layout, the liveness rules and what
+// happens when Redis goes away.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
@@ -35,6 +37,7 @@ import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
 import { StoreUnavailableError, scrub, withTimeout, type Connection } from './calls.js';
 import { INBOX_MAXLEN, INBOX_TTL_MS, SignalRelay, type RelayHost } from './relay.js';
 import { Inbox } from './inbox.js';
+import { Recovery, type Profile } from './recovery.js';
 import { SocketCounts } from './sockets.js';
 import * as moderation from './moderation.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
@@ -86,8 +89,6 @@ const REGISTRATION_SLACK_MS = 60_000;
 const GRACE_SLACK_MS = 5_000;
 /** Most sessions or grace periods handled in one reaper run. */
 const REAP_BATCH = 500;
-/** Sessions per heal or touch call. */
-const BATCH = 200;
 const START_TIMEOUT_MS = 20_000;
 
 const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
@@ -98,37 +99,6 @@ export function checkPrefix(prefix: string): string | undefined {
   if (/[{}\s]/.test(prefix)) return 'must not contain braces or spaces';
   if (prefix.length > 64) return 'at most 64 characters';
   return undefined;
-}
-
-type Hint = 'waiting' | 'matched' | 'idle';
-
-/** What this process knows of a session whose socket it holds: enough to make it again after Redis lost it. */
-interface Local {
-  id: string;
-  th: string;
-  mode: string;
-  int: string;
-  lang: string;
-  /** JSON of the session's place fields (country, region, wanted place, show flag; lua/admission.ts, profile). */
-  geo: string;
-  addr: string;
-  /** Matching and signalling conns held here. */
-  m?: string;
-  s?: string;
-}
-
-/** A socket open or close that could not reach Redis: replayed, in order, once it is back. */
-type Pending =
-  | { kind: 'attach'; channel: Channel; id: string; th: string; conn: string; now: number }
-  | { kind: 'detach'; channel: Channel; id: string; conn: string; left: boolean; now: number }
-  | { kind: 'expel'; channel: Channel; id: string; th: string; conn: string; now: number };
-
-interface Profile {
-  mode: string;
-  int: string;
-  lang: string;
-  geo: string;
-  addr: string;
 }
 
 export class RedisStore implements Store {
@@ -158,23 +128,16 @@ export class RedisStore implements Store {
   private functions = false;
   /** The load of the library and scripts under way, if any (reload). */
   private loading: Promise<void> | undefined;
-  private readonly local = new Map<string, Local>();
-  /** State last told to each matching socket held here (a heal after data loss starts from it). */
-  private readonly hints = new Map<string, Hint>();
   /** Signals relayed without a script, and the relay lanes of a Cluster (./relay.ts). */
   private readonly relay: SignalRelay;
   /** This process's inbox and its reader (./inbox.ts). */
   private readonly inbox: Inbox;
-  private readonly pending: Pending[] = [];
+  /** What this process holds, its heartbeat, and its recovery (./recovery.ts). */
+  private readonly recovery: Recovery;
   private readonly timers: NodeJS.Timeout[] = [];
   /** Open sockets per address, counted with the other processes (./sockets.ts). */
   private readonly sockets: SocketCounts;
   private handler: ((fx: Effects) => Promise<void>) | undefined;
-  private epoch: string | undefined;
-  private beaten = false;
-  /** The heartbeat under way, if any: whoever asks for another meanwhile waits for this one. */
-  private beating: Promise<boolean> | undefined;
-  private recovering = false;
   private released = false;
   private closed = false;
 
@@ -270,7 +233,7 @@ export class RedisStore implements Store {
       emit: (fx) => this.emit(fx),
       inboxId: () => this.inbox.lastId,
       inboxCaughtUp: () => this.inbox.caughtUp(),
-      holdsSignalling: (id, conn) => this.local.get(id)?.s === conn,
+      holdsSignalling: (id, conn) => this.recovery.holdsSignalling(id, conn),
       closed: () => this.closed,
     };
     const lanes = opts.cluster ? Math.max(0, Math.floor(opts.relayLanes ?? 0)) : 0;
@@ -299,6 +262,16 @@ export class RedisStore implements Store {
       log: this.log,
       released: () => this.released,
     });
+    this.recovery = new Recovery({
+      exec: (name, now, args, o) => this.exec(name, now, args, o),
+      emit: (fx) => this.emit(fx),
+      inbox: this.inbox,
+      relay: this.relay,
+      sockets: this.sockets,
+      heartbeatTtlMs: this.heartbeatTtlMs,
+      log: this.log,
+      stopped: () => this.closed || this.released,
+    });
     let down = false;
     const onError = (err: Error): void => {
       if (!down) this.log?.warn({ err: err.message }, 'redis unreachable');
@@ -310,7 +283,7 @@ export class RedisStore implements Store {
       if (down) this.log?.info('redis reachable again');
       down = false;
       void this.reload().catch(() => undefined);
-      void this.beat();
+      void this.recovery.beat();
     });
   }
 
@@ -339,10 +312,10 @@ export class RedisStore implements Store {
     // The beat that the connection's 'ready' started may still be under way (a Cluster
     // sends a call again 50 ms later when its node's connection was still opening), or
     // may have failed: it is waited for, and made again if it wrote nothing.
-    if (!(await this.beat()) && !(await this.beat())) throw new StoreUnavailableError('could not write the heartbeat of this process');
-    this.every(this.heartbeatMs, () => this.beat());
+    if (!(await this.recovery.beat()) && !(await this.recovery.beat())) throw new StoreUnavailableError('could not write the heartbeat of this process');
+    this.every(this.heartbeatMs, () => this.recovery.beat());
     if (this.reapIntervalMs > 0) this.every(this.reapIntervalMs, () => this.reap(Date.now()));
-    this.every(this.touchIntervalMs, () => this.touchLocal());
+    this.every(this.touchIntervalMs, () => this.recovery.touch());
     this.inbox.read();
     this.relay.read();
   }
@@ -418,7 +391,7 @@ export class RedisStore implements Store {
 
   /** Effects that arrive outside a call (inbox, late replies, replays) go to the hub. */
   private async emit(fx: Effects): Promise<void> {
-    this.observe(fx);
+    this.recovery.observe(fx);
     if (!this.handler) return;
     if (fx.deliver.length + fx.close.length + fx.timers.length + fx.paired.length + fx.ended.length === 0) return;
     try {
@@ -517,16 +490,6 @@ export class RedisStore implements Store {
     return (await this.exec(name, now, args, { codes })).fx;
   }
 
-  /** Follow what each matching socket here was last told, for a heal after Redis lost its data. */
-  private observe(fx: Effects): void {
-    for (const d of fx.deliver) {
-      if (d.channel !== 'matching') continue;
-      const e = d.msg?.event;
-      if (e === 'waiting' || e === 'matched' || e === 'idle') this.hints.set(d.conn, e);
-      else if (e === 'peer-disconnected') this.hints.set(d.conn, 'idle');
-    }
-  }
-
   // ------------------------------------------------------------ registration and look-ups
 
   async register(n: NewSession, now: number, admission: Admission = {}): Promise<RegisterResult> {
@@ -590,7 +553,7 @@ export class RedisStore implements Store {
         conn === undefined ? await this.exec('register', now, args) : await this.exec('registerAttached', now, [...args, conn], { codes: 1, late: late(conn) });
       const r = x as { status: string; id?: string; until?: number; retry?: number; profile?: Profile };
       if (r.status === 'ok') {
-        if (conn !== undefined && r.profile) this.remember(r.id ?? '', th, r.profile, 'matching', conn);
+        if (conn !== undefined && r.profile) this.recovery.remember(r.id ?? '', th, r.profile, 'matching', conn);
         return { status: 'ok', id: r.id ?? '', effects: fx };
       }
       if (r.status === 'exists') return { status: 'exists' };
@@ -634,7 +597,7 @@ export class RedisStore implements Store {
   private async attach(channel: Channel, id: string, th: string, conn: string, now: number): Promise<AttachResult> {
     const remember = ({ x }: { x: unknown }): boolean => {
       const r = x as { ok: boolean; profile?: Profile };
-      if (r.ok && r.profile) this.remember(id, th, r.profile, channel, conn);
+      if (r.ok && r.profile) this.recovery.remember(id, th, r.profile, channel, conn);
       return r.ok;
     };
     try {
@@ -646,30 +609,16 @@ export class RedisStore implements Store {
       return { ok: true, effects: r.fx };
     } catch (err) {
       // Not sent at all: try again once Redis is back (the socket waits for it).
-      if (this.unsent(err)) this.pending.push({ kind: 'attach', channel, id, th, conn, now });
+      if (this.unsent(err)) this.recovery.queue({ kind: 'attach', channel, id, th, conn, now });
       throw err;
     }
   }
 
-  private remember(id: string, th: string, p: Profile, channel: Channel, conn: string): void {
-    let l = this.local.get(id);
-    if (!l || l.th !== th) {
-      l = { id, th, mode: p.mode, int: p.int, lang: p.lang, geo: p.geo, addr: p.addr };
-      this.local.set(id, l);
-    }
-    if (channel === 'matching') l.m = conn;
-    else l.s = conn;
+  private forget(id: string, channel: Channel, conn: string): void {
+    this.recovery.forget(id, channel, conn);
+    if (channel === 'signalling') this.relay.forgetRoute(conn);
   }
 
-  private forget(id: string, channel: Channel, conn: string): void {
-    const l = this.local.get(id);
-    if (channel === 'matching') this.hints.delete(conn);
-    else this.relay.forgetRoute(conn);
-    if (!l) return;
-    if (channel === 'matching' && l.m === conn) l.m = undefined;
-    if (channel === 'signalling' && l.s === conn) l.s = undefined;
-    if (l.m === undefined && l.s === undefined) this.local.delete(id);
-  }
 
   private async detach(channel: Channel, id: string, conn: string, left: boolean, now: number): Promise<Effects> {
     this.forget(id, channel, conn);
@@ -677,7 +626,7 @@ export class RedisStore implements Store {
       return await this.transition(channel === 'matching' ? 'detachMatching' : 'detachSignalling', now, [id, conn, left ? '1' : '0', this.inbox.lastId]);
     } catch (err) {
       // A close that Redis never heard of would leave a ghost: it is replayed once Redis is back.
-      if (this.unsent(err)) this.pending.push({ kind: 'detach', channel, id, conn, left, now });
+      if (this.unsent(err)) this.recovery.queue({ kind: 'detach', channel, id, conn, left, now });
       throw err;
     }
   }
@@ -771,7 +720,7 @@ export class RedisStore implements Store {
       return await this.transition('expel', now, [id, th, channel, conn]);
     } catch (err) {
       // Like a close, an expulsion Redis never heard of is replayed once Redis is back.
-      if (this.unsent(err)) this.pending.push({ kind: 'expel', channel, id, th, conn, now });
+      if (this.unsent(err)) this.recovery.queue({ kind: 'expel', channel, id, th, conn, now });
       throw err;
     }
   }
@@ -809,100 +758,7 @@ export class RedisStore implements Store {
    * (its heartbeat had lapsed), and then heals; then replays what failed.
    */
   async heartbeat(): Promise<void> {
-    await this.beat();
-  }
-
-  /** True once the heartbeat is written (by this call or by the one it joined). */
-  private beat(): Promise<boolean> {
-    if (this.closed || this.released) return Promise.resolve(false);
-    this.beating ??= this.beatOnce().finally(() => {
-      this.beating = undefined;
-    });
-    return this.beating;
-  }
-
-  private async beatOnce(): Promise<boolean> {
-    let written = false;
-    try {
-      const { x } = await this.exec('beat', Date.now(), [this.heartbeatTtlMs, randomBytes(8).toString('base64url')]);
-      written = true;
-      const r = x as { prev: string; epoch: string };
-      const lost = this.epoch !== undefined && r.epoch !== this.epoch;
-      const lapsed = this.beaten && r.prev === '';
-      this.epoch = r.epoch;
-      this.beaten = true;
-      // Socket counts go on their own connection, beside the rest: they never hold up a heal or a replay.
-      const counts = this.sockets.resync();
-      // On their own: a stalled shard holding a lane must not hold up the heartbeat.
-      this.relay.keep();
-      if (lost || lapsed) await this.heal(lost);
-      if (this.pending.length > 0) await this.replay();
-      await counts;
-    } catch {
-      // Redis unreachable: the next beat tries again.
-    }
-    return written;
-  }
-
-  /** Give back to Redis what this process's open sockets need (see docs/SCALING.md, "Redis restarts"). */
-  private async heal(lost: boolean): Promise<void> {
-    if (this.recovering) return;
-    this.recovering = true;
-    // What this process knew of rooms may be stale now: its signals go through the scripts until its sockets join again.
-    this.relay.clearRoutes();
-    try {
-      this.log?.warn({ lost, sessions: this.local.size }, lost ? 'redis lost its data: restoring sessions' : 'heartbeat lapsed: re-announcing sockets');
-      if (lost) {
-        // Entries lost with Redis will never be read: nobody waits for them any more,
-        // and relayed signals need not wait for them.
-        this.inbox.lost();
-        this.relay.forgetCaused();
-        await this.inbox.rewind();
-      }
-      // Redis lost this process's socket counts, or the reaper removed them: they are what it holds.
-      const counts = this.sockets.syncAll();
-      const all = [...this.local.values()].map((l) => ({ ...l, hint: l.m === undefined ? undefined : this.hints.get(l.m) }));
-      for (let i = 0; i < all.length; i += BATCH) {
-        const batch = all.slice(i, i + BATCH);
-        const { fx, x } = await this.exec('heal', Date.now(), [lost ? '1' : '0', JSON.stringify(batch)], { codes: batch.length });
-        const orphans = (x as { orphans?: unknown }).orphans;
-        if (Array.isArray(orphans)) {
-          // Their session is gone for good: say so, as for any ended session.
-          for (const o of orphans as { id: string; channel: Channel; conn: string }[]) {
-            fx.deliver.push({ to: o.id, channel: o.channel, conn: o.conn, msg: { event: 'error', code: 'unauthorized', message: 'session ended' } });
-            fx.close.push({ to: o.id, channel: o.channel, conn: o.conn, code: 4001, reason: 'session ended' });
-          }
-        }
-        await this.emit(fx);
-      }
-      await counts;
-    } finally {
-      this.recovering = false;
-    }
-  }
-
-  private async replay(): Promise<void> {
-    while (this.pending.length > 0) {
-      const p = this.pending[0];
-      if (!p) break;
-      let fx: Effects;
-      if (p.kind === 'attach') {
-        const r = await this.exec(p.channel === 'matching' ? 'attachMatching' : 'attachSignalling', p.now, [p.id, p.th, p.conn], { codes: 1 });
-        const x = r.x as { ok: boolean; profile?: Profile };
-        fx = r.fx;
-        if (x.ok && x.profile) this.remember(p.id, p.th, x.profile, p.channel, p.conn);
-        if (!x.ok) {
-          fx.deliver.push({ to: p.id, channel: p.channel, conn: p.conn, msg: { event: 'error', code: 'unauthorized', message: 'session ended' } });
-          fx.close.push({ to: p.id, channel: p.channel, conn: p.conn, code: 4001, reason: 'unauthorized' });
-        }
-      } else if (p.kind === 'expel') {
-        fx = (await this.exec('expel', p.now, [p.id, p.th, p.channel, p.conn])).fx;
-      } else {
-        fx = (await this.exec(p.channel === 'matching' ? 'detachMatching' : 'detachSignalling', p.now, [p.id, p.conn, p.left ? '1' : '0', this.inbox.lastId])).fx;
-      }
-      this.pending.shift();
-      await this.emit(fx);
-    }
+    await this.recovery.beat();
   }
 
   /** End what dead processes left: their sockets start grace, lapsed grace periods end. */
@@ -912,13 +768,6 @@ export class RedisStore implements Store {
     return fx;
   }
 
-  private async touchLocal(): Promise<void> {
-    const ids = [...this.local.keys()];
-    for (let i = 0; i < ids.length; i += BATCH) await this.exec('touch', Date.now(), ids.slice(i, i + BATCH));
-    // The counts of addresses with sockets here outlive their last write only by SESSION_TTL_MS.
-    await this.sockets.syncAll();
-  }
-
   async shutdown(now: number): Promise<Effects> {
     // Stop announcing ourselves first, or a heartbeat could bring us back to life.
     this.released = true;
@@ -926,10 +775,8 @@ export class RedisStore implements Store {
     const sockets = this.sockets.releaseAll();
     try {
       await this.exec('release', now, []);
-      this.local.clear();
-      this.hints.clear();
+      this.recovery.clear();
       this.relay.clearRoutes();
-      this.pending.length = 0;
       // Its timers would outlive the process: the reaper ends these grace periods instead.
       return emptyEffects();
     } catch (err) {
