@@ -51,6 +51,17 @@ class Proc {
 
 const prefix = (): string => `s${randomBytes(4).toString('hex')}:`;
 
+/**
+ * Two processes whose heartbeats are written once and kept (the test takes
+ * a's away itself, takeForDead): b's reaper judges a missing one at its next
+ * look, and a's sockets keep their place for a minute once taken.
+ */
+async function watched(p: string): Promise<{ a: Proc; b: Proc }> {
+  const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
+  const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
+  return { a, b };
+}
+
 /** a's heartbeat lapses, and b's reaper takes it for dead: it is suspected at the first look, and dropped at the next once the reaper's lock has lapsed. */
 async function takeForDead(p: string, a: Proc, b: Proc): Promise<void> {
   await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
@@ -250,8 +261,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
   it('a stall that let every heartbeat lapse, the reaper’s own included, takes nobody for dead; once the reaper’s is back, a missing one is judged afresh', async () => {
     const p = prefix();
     // Heartbeats written once and kept: the test takes them away itself.
-    const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
-    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
+    const { a, b } = await watched(p);
     const x = await a.session('ax');
     const hb = (proc: Proc): string => `${p}{dyad}:hb:${proc.store.procId}`;
     // Redis held up past the heartbeats' lifetime: every one of them lapsed, b's included.
@@ -274,9 +284,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
 
   it('a process taken for dead while alive delivers what the reaper kept for its sockets, and its heal drops those copies: nothing is told twice', async () => {
     const p = prefix();
-    // Heartbeats written once and kept: the test takes a's away itself.
-    const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
-    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
+    const { a, b } = await watched(p);
     const x = await a.session('ca');
     const y = await b.session('cb');
     const matched = b.received('cb').find((m) => m.event === 'matched');
@@ -341,9 +349,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
 
   it('a process taken for dead while alive tells its sockets, once it takes them back, what came for them meanwhile: the chat kept, then the end of the room', async () => {
     const p = prefix();
-    // Heartbeats written once and kept: the test takes a's away itself.
-    const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
-    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
+    const { a, b } = await watched(p);
     const x = await a.session('ca');
     const y = await b.session('cb');
     await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
@@ -384,8 +390,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
 
   it('a joined signalling socket taken back by a heal is given the signals kept for it meanwhile, and its partner’s process relays to it straight again', async () => {
     const p = prefix();
-    const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
-    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
+    const { a, b } = await watched(p);
     const { x, y, room } = await roomAcross(a, b);
     const candidates = (): string[] => a.received('sa').flatMap((m) => (m.event === 'signal' && m.type === 'candidate' ? [String((m.data as { candidate: string }).candidate)] : []));
     await takeForDead(p, a, b); // x's sockets dropped
@@ -412,8 +417,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
 
   it('signals relayed without a script into a dead process’s inbox are kept for their member and handed over as sent, in order', async () => {
     const p = prefix();
-    const a = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, graceMs: 60_000 });
-    const b = await Proc.start(p, { heartbeatMs: 3_600_000, heartbeatTtlMs: 3_600_000, suspectMs: 0 });
+    const { a, b } = await watched(p);
     const { x, y, room } = await roomAcross(a, b);
     // A first candidate: b learns from a's heartbeat that a reads records.
     await b.store.signal(y.id, 'sb', room, 'candidate', JSON.stringify({ candidate: 'first' }), Date.now());
