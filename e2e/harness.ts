@@ -123,7 +123,46 @@ export async function newUser(browser: Browser, options: BrowserContextOptions =
   page.setDefaultTimeout(10_000);
   const errors: string[] = [];
   context.on('weberror', (e) => errors.push(e.error().message));
+  const lines: string[] = [];
+  consoleLines.set(page, lines);
+  page.on('console', (m) => {
+    if (m.type() !== 'error' && m.type() !== 'warning') return;
+    lines.push(`${m.type()}: ${m.text().replace(/token=[^&\s'"]+/g, 'token=…')}`);
+    if (lines.length > CONSOLE_LINES_KEPT) lines.shift();
+  });
   return { context, page, errors };
+}
+
+/** How many of a page's last console errors and warnings a failure message shows. */
+const CONSOLE_LINES_KEPT = 20;
+const consoleLines = new WeakMap<Page, string[]>();
+
+/**
+ * What a page shows and holds now, for a failure message: its status line,
+ * its sockets (path and state), its peer connections' states and its last
+ * console errors and warnings. Never throws (the page may be gone).
+ */
+export async function pageState(page: Page): Promise<string> {
+  try {
+    const seen = await page.evaluate(() => {
+      const w = window as unknown as Instrumented;
+      const states = ['connecting', 'open', 'closing', 'closed'];
+      return {
+        status: document.querySelector('[data-testid="status"]')?.textContent ?? null,
+        sockets: w.__sockets.map((s) => `${new URL(s.url).pathname} ${states[s.readyState]}`),
+        pcs: w.__pcs.map((p) => `${p.signalingState}/${p.iceConnectionState}/${p.connectionState}`),
+      };
+    });
+    const lines = consoleLines.get(page) ?? [];
+    return [
+      `page status: ${JSON.stringify(seen.status)}`,
+      `sockets: ${seen.sockets.join(', ') || 'none'}`,
+      `peer connections (signalling/ICE/connection): ${seen.pcs.join(', ') || 'none'}`,
+      `console: ${lines.length ? `\n  ${lines.join('\n  ')}` : 'nothing'}`,
+    ].join('\n');
+  } catch (err) {
+    return `page state unreadable: ${err instanceof Error ? err.message : String(err)}`;
+  }
 }
 
 /** Open the landing page, choose the mode, confirm 18+; in video mode wait for the camera preview. */
@@ -214,7 +253,7 @@ export async function waitForMedia(page: Page, timeoutMs = 10_000): Promise<Medi
     if (last && last.framesDecoded > 0 && last.audioPacketsReceived > 0) return last;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`no remote media within ${timeoutMs} ms: ${JSON.stringify(last)}`);
+  throw new Error(`no remote media within ${timeoutMs} ms: ${JSON.stringify(last)}\n${await pageState(page)}`);
 }
 
 /** Wait (bounded) until the page has decoded more of the stranger's video than now: it keeps flowing. */
@@ -242,9 +281,15 @@ export const status = (page: Page) => page.getByTestId('status');
 
 /** Wait until the status line says `text`; within the page's default timeout unless `timeoutMs` is given. */
 export async function expectStatus(page: Page, text: string | RegExp, timeoutMs?: number): Promise<void> {
-  await status(page)
-    .filter({ hasText: text })
-    .waitFor(timeoutMs === undefined ? {} : { timeout: timeoutMs });
+  try {
+    await status(page)
+      .filter({ hasText: text })
+      .waitFor(timeoutMs === undefined ? {} : { timeout: timeoutMs });
+  } catch (err) {
+    // Say what the page showed instead, so that a failure seen once can be read.
+    const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new Error(`status ${String(text)} not shown: ${why}\n${await pageState(page)}`, { cause: err });
+  }
 }
 
 /** Wait until both pages say Connected. */
