@@ -415,6 +415,29 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.deepEqual(candidates().slice(0, 2), ['c0', 'c1'], 'the kept ones first, in order');
   });
 
+  it('a joined signalling socket taken back by a heal after its room ended is told so there, once, as a joined socket is told when its partner leaves', async () => {
+    const p = prefix();
+    const { a, b } = await watched(p);
+    const { x, y } = await roomAcross(a, b);
+    const ended = (): string[] => a.received('sa').flatMap((m) => (m.event === 'peer-disconnected' ? [m.reason] : []));
+    await takeForDead(p, a, b); // x's sockets dropped
+    // Meanwhile y leaves: the room ends while x's joined signalling socket counts as away.
+    await b.store.next(y.id, 'cb', Date.now());
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'sjn'), 'skip');
+    // a was only slow: its heal takes x's sockets back; the signalling one hears that the room ended.
+    await a.store.heartbeat();
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'sc'), 'sa');
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'sj'), null, 'not joined to a room that is gone');
+    await eventually(async () => (ended().length > 0 ? true : undefined), 'x told on signalling that its room ended');
+    assert.deepEqual(ended(), ['skip']);
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'sjn'), null, 'told once');
+    // A later heal tells nothing again.
+    await takeForDead(p, a, b);
+    await a.store.heartbeat();
+    await sleep(100);
+    assert.deepEqual(ended(), ['skip']);
+  });
+
   it('signals relayed without a script into a dead process’s inbox are kept for their member and handed over as sent, in order', async () => {
     const p = prefix();
     const { a, b } = await watched(p);

@@ -319,17 +319,22 @@ end
 local function endRoom(ender, reason)
   local room, partner = partnerOf(ender)
   if ender.sj and ender.sj == ender.room then route(ender, {k = 'e', room = ender.sj}) end
-  drop(ender, 'room', 'sj', 'sjr')
+  drop(ender, 'room', 'sj', 'sjr', 'sjn')
   if not room then return end
   deleteRoom(room)
   if not partner then return end
   local joined = partner.sj == room.code
-  drop(partner, 'room', 'sj', 'sjr')
+  -- Its joined signalling socket taken away by the reaper (sjr): the news is
+  -- kept for a heal that takes the socket back (sjn), as for its matching socket.
+  local away = partner.sjr == room.code
+  drop(partner, 'room', 'sj', 'sjr', 'sjn')
   local news = gone(reason)
   if send(partner, 'matching', news) then put(partner, {'st', 'idle'}) else put(partner, {'st', 'idle', 'news', reason}) end
   if joined then
     send(partner, 'signalling', news)
     route(partner, {k = 'e', room = room.code})
+  elseif away then
+    put(partner, {'sjn', reason})
   end
   local keep = num(math.max(1, CFG.cooldown))
   -- (An ending session's keys, these among them, are deleted before the call ends.)

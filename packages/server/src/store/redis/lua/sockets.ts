@@ -191,7 +191,7 @@ end
 local function expireSignalling(s, conn)
   if not s or s.sg ~= conn then return end
   clearGrace(s, 'signalling')
-  drop(s, 'sjr')
+  drop(s, 'sjr', 'sjn')
   local room = loadRoom(s.room)
   if room and room['j:' .. s.id] then leaveRoom(s, 'timeout') end
 end

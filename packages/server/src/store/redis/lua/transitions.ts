@@ -220,7 +220,7 @@ if s.sj then
   peerAway(s, s.sj, partner)
 end
 adopt(s, 'signalling', conn)
-drop(s, 'sj', 'sjr')
+drop(s, 'sj', 'sjr', 'sjn')
 touch(s)
 return finish({ok = true, profile = profile(s)})
 `,
@@ -505,10 +505,15 @@ for _, e in ipairs(cjson.decode(A[2])) do
       -- Still in the room it had joined: joined again without a word, and
       -- given what was kept for it meanwhile (as a join gives it).
       local room = s.sjr and s.sjr == s.room and loadRoom(s.room)
-      drop(s, 'sjr')
+      -- Or told that the room it had joined ended meanwhile (unless it is in
+      -- another one by now), as its partner's end of the room tells a joined socket.
+      local ended = s.sjn
+      drop(s, 'sjr', 'sjn')
       if room then
         put(s, {'sj', room.code})
         inRoom(s, room)
+      elseif ended and not s.room then
+        send(s, 'signalling', gone(ended))
       end
     end
     touch(s)
