@@ -6,9 +6,9 @@
 // (carriedOut). docs/SCALING.md, "Delivery between processes".
 import { emptyEffects, type Delivery, type Effects } from '../store.js';
 import { entryParts, relayedDeliveries, toEffects, type RawResult } from './codec.js';
-import { ReplyOrder, compareIds } from './order.js';
+import { ReplyOrder, compareIds, nextId } from './order.js';
 import { sleep, withTimeout, type Connection } from './calls.js';
-import { READ_BLOCK_MS, nextId, type RouteItem, type SignalRelay } from './relay.js';
+import { READ_BLOCK_MS, type RouteItem, type SignalRelay } from './relay.js';
 
 /** What the inbox needs of the store it works for. */
 export interface InboxHost {

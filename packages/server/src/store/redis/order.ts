@@ -26,6 +26,12 @@ export function compareIds(a: string, b: string): number {
   return ms !== 0 ? ms : Number(a.slice(i + 1)) - Number(b.slice(j + 1));
 }
 
+/** The smallest stream id after `id`. */
+export function nextId(id: string): string {
+  const [ms = '0', seq = '0'] = id.split('-');
+  return `${ms}-${Number(seq) + 1}`;
+}
+
 interface Held {
   /** The last inbox entry when the script ran ('' for none). */
   after: string;

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { SignalType } from '@dyad/protocol';
 import { emptyEffects, type Delivery, type Effects, type SignalText } from '../store.js';
 import { entryParts, READS_RELAYED, RELAYED, RELAYED_AFTER, relayedDeliveries, relayedJson, relayedText, SCRIPT_ENTRY, toEffects, type RawResult } from './codec.js';
-import { compareIds } from './order.js';
+import { compareIds, nextId } from './order.js';
 import { KEY } from './lua.js';
 import { sleep, withTimeout, type Connection } from './calls.js';
 import type { WriteTurns } from './turns.js';
@@ -206,7 +206,7 @@ export class SignalRelay {
    */
   private relay(proc: string, d: Delivery & { signal: SignalText }, fromConn: string): void {
     const s = d.signal;
-    const key = this.laneCount > 0 ? this.laneFor(proc, s.room_code) : `${this.host.base}${KEY.inbox}${proc}`;
+    const key = this.laneCount > 0 ? this.laneFor(proc, s.room_code) : this.inboxOf(proc);
     let batch = this.relays.get(key);
     if (!batch) {
       batch = { proc, signals: [], senders: [] };
@@ -341,7 +341,12 @@ export class SignalRelay {
     let h = 0x811c9dc5;
     for (let i = 0; i < room.length; i++) h = Math.imul(h ^ room.charCodeAt(i), 0x01000193);
     const keys = this.laneKeys(proc);
-    return keys[(h >>> 0) % keys.length] ?? `${this.host.base}${KEY.inbox}${proc}`;
+    return keys[(h >>> 0) % keys.length] ?? this.inboxOf(proc);
+  }
+
+  /** The inbox of a process. */
+  private inboxOf(proc: string): string {
+    return `${this.host.base}${KEY.inbox}${proc}`;
   }
 
   /** Connect the lanes' readers (each retries on its own). */
@@ -485,10 +490,4 @@ export class SignalRelay {
       }),
     );
   }
-}
-
-/** The smallest stream id after `id`. */
-export function nextId(id: string): string {
-  const [ms = '0', seq = '0'] = id.split('-');
-  return `${ms}-${Number(seq) + 1}`;
 }
