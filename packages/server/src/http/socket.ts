@@ -11,7 +11,9 @@ import type { AttachResult, Channel, Effects, Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
 import { newConnId } from '../core/ids.js';
 import { PaceBook, type Pace } from './pace.js';
-import type { Refusal } from './context.js';
+import { requestUrl, type Refusal } from './context.js';
+import { originAllowed } from './client.js';
+import { handshakeProblem } from './handshake.js';
 
 export interface SocketLimits {
   maxFrameBytes: number;
@@ -103,6 +105,23 @@ export function refuseUpgrade(socket: Duplex, status: number, body: object): voi
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
   );
+}
+
+/**
+ * The checks every session socket's upgrade passes before its service looks
+ * at it: the Origin, the request target, the path (`/ws/{id}`, or `/ws` as
+ * well where `bare`) and the handshake itself. A request that fails one is
+ * refused here (undefined); else its URL and the id of its path ('' for `/ws`).
+ */
+export function upgradeTarget(req: IncomingMessage, socket: Duplex, allowedOrigins: readonly string[], bare: boolean): { url: URL; id: string } | undefined {
+  if (!originAllowed(req, allowedOrigins)) return void refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
+  const url = requestUrl(req);
+  if (!url) return void refuseUpgrade(socket, 400, { status: 'error', message: 'not a request target' });
+  const id = /^\/ws\/([^/]+)$/.exec(url.pathname)?.[1] ?? '';
+  if (!id && !(bare && url.pathname === '/ws')) return void refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
+  const bad = handshakeProblem(req);
+  if (bad) return void refuseUpgrade(socket, bad.status, { status: 'error', message: bad.message });
+  return { url, id };
 }
 
 /** What becomes of one frame at the edge, before it is read. */

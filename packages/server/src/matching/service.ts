@@ -13,10 +13,9 @@ import {
   type RegisterResponse,
 } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
-import { handshakeProblem } from '../http/handshake.js';
 import type { ServiceExtension } from '../http/extension.js';
-import { ClientGoneError, banRefusal, bannedRefusal, readBody, requestUrl, sendJson, serveOps, sessionAccess, slowDown, type Context, type Refusal } from '../http/context.js';
-import { HeldConnection, SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
+import { ClientGoneError, banRefusal, bannedRefusal, readBody, sendJson, serveOps, sessionAccess, slowDown, type Context, type Refusal } from '../http/context.js';
+import { HeldConnection, SocketEdge, onUpgrade, refuseUpgrade, socketCount, upgradeTarget } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { Connection } from '../core/hub.js';
 import { emptyEffects, isRefused, type Effects } from '../store/store.js';
@@ -266,17 +265,13 @@ export class MatchingService {
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const { settings, addresses } = this.ctx;
-    if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
-    const url = requestUrl(req);
-    if (!url) return refuseUpgrade(socket, 400, { status: 'error', message: 'not a request target' });
-    const m = /^\/ws\/([^/]+)$/.exec(url.pathname);
-    if (url.pathname !== '/ws' && !m?.[1]) return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
-    const bad = handshakeProblem(req);
-    if (bad) return refuseUpgrade(socket, bad.status, { status: 'error', message: bad.message });
+    const target = upgradeTarget(req, socket, settings.allowedOrigins, true);
+    if (!target) return;
+    const { url, id: pathId } = target;
     if (this.extension.upgrade && (await this.extension.upgrade(req, socket, head, url))) return;
     const address = clientAddress(req, settings.trustProxy);
     const addr = addresses.hash(address);
-    if (!m?.[1]) {
+    if (!pathId) {
       // One-trip start: the query is the registration body, and the socket is opened, and counted, in the same store call.
       const held = this.edge.hold(addr);
       let result: Refusal | Registered | undefined;
@@ -301,7 +296,7 @@ export class MatchingService {
     }
     // A one-trip start is checked by its registration; a session registered elsewhere is checked here.
     const token = url.searchParams.get('token') ?? '';
-    const access = await sessionAccess(this.ctx, addr, this.edge.admit(addr, socket), m[1], token);
+    const access = await sessionAccess(this.ctx, addr, this.edge.admit(addr, socket), pathId, token);
     if ('body' in access) return refuseUpgrade(socket, access.status, access.body);
     const { id } = access;
     this.edge.upgrade(req, socket, head, (ws) => this.edge.serve(ws, id, addr, token));

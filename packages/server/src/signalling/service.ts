@@ -5,11 +5,10 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { SignallingClientMessage } from '@dyad/protocol';
 import { encodeSignalData } from '../core/frames.js';
-import { clientAddress, originAllowed } from '../http/client.js';
-import { requestUrl, sessionAccess, sendJson, serveOps, type Context } from '../http/context.js';
-import { handshakeProblem } from '../http/handshake.js';
+import { clientAddress } from '../http/client.js';
+import { sessionAccess, sendJson, serveOps, type Context } from '../http/context.js';
 import type { ServiceExtension } from '../http/extension.js';
-import { SocketEdge, onUpgrade, refuseUpgrade, socketCount } from '../http/socket.js';
+import { SocketEdge, onUpgrade, refuseUpgrade, socketCount, upgradeTarget } from '../http/socket.js';
 
 export class SignallingService {
   readonly server: Server;
@@ -52,17 +51,13 @@ export class SignallingService {
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const { settings, addresses } = this.ctx;
-    if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
-    const url = requestUrl(req);
-    if (!url) return refuseUpgrade(socket, 400, { status: 'error', message: 'not a request target' });
-    const m = /^\/ws\/([^/]+)$/.exec(url.pathname);
-    if (!m?.[1]) return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
-    const bad = handshakeProblem(req);
-    if (bad) return refuseUpgrade(socket, bad.status, { status: 'error', message: bad.message });
+    const target = upgradeTarget(req, socket, settings.allowedOrigins, false);
+    if (!target) return;
+    const { url, id: pathId } = target;
     if (this.extension.upgrade && (await this.extension.upgrade(req, socket, head, url))) return;
     const addr = addresses.hash(clientAddress(req, settings.trustProxy));
     const token = url.searchParams.get('token') ?? '';
-    const access = await sessionAccess(this.ctx, addr, this.edge.admit(addr, socket), m[1], token);
+    const access = await sessionAccess(this.ctx, addr, this.edge.admit(addr, socket), pathId, token);
     if ('body' in access) return refuseUpgrade(socket, access.status, access.body);
     const { id } = access;
     this.edge.upgrade(req, socket, head, (ws) => this.edge.serve(ws, id, addr, token));
