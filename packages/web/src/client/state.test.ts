@@ -162,6 +162,23 @@ describe('session state machine', () => {
     expect(s.lines.at(-1)).toMatchObject({ from: 'stranger', text: 'yes' });
   });
 
+  it('a line told again after a resumption is shown once; the same words at another time are a new line', () => {
+    const chat = (message: string, timestamp: number): Action => server({ event: 'chat', sender: 'peer-1', message, timestamp });
+    let s = reduce(inRoom(), chat('hi', 1.001));
+    s = reduce(s, chat('how are you?', 1.002));
+    // The socket dropped just after; the lines kept for the resumption include the last one.
+    s = reduce(s, { type: 'link', link: 'reconnecting' });
+    s = reduce(s, matched({ resumed: true }));
+    s = reduce(s, chat('how are you?', 1.002));
+    s = reduce(s, chat('hi', 2.5));
+    const stranger = s.lines.filter((l) => l.from === 'stranger').map((l) => lineText(l, t));
+    expect(stranger).toEqual(['hi', 'how are you?', 'hi']);
+    // A new stranger starts afresh: the same words at the same time from them are theirs.
+    s = reduce(s, matched({ room_code: 'room-2', peer: 'peer-2' }));
+    s = reduce(s, server({ event: 'chat', sender: 'peer-2', message: 'hi', timestamp: 2.5 }));
+    expect(s.lines.filter((l) => l.from === 'stranger').map((l) => lineText(l, t))).toEqual(['hi']);
+  });
+
   it('missed news on resumption ends the conversation', () => {
     let s = reduce(inRoom(), { type: 'link', link: 'reconnecting' });
     s = reduce(s, server({ event: 'peer-disconnected', reason: 'timeout', message: '' }));

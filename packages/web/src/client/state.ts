@@ -61,6 +61,12 @@ export interface SessionState {
   readonly lines: readonly ChatLine[];
   readonly nextLineId: number;
   readonly strangerTyping: boolean;
+  /**
+   * The stranger's lines shown in this conversation, by server time and text
+   * (the last SEEN_CHATS): a line written to a socket just before it dropped
+   * may come again among those kept for a resumption, and is shown once.
+   */
+  readonly seenChats: readonly string[];
   /** Set in `ended`, and kept while auto-next looks for the next stranger. */
   readonly ended: EndReason | null;
   /** A `next` or `stop` we sent and the server has not confirmed yet: news of the old room is stale. */
@@ -91,12 +97,16 @@ export const initialState: SessionState = Object.freeze({
   lines: [],
   nextLineId: 1,
   strangerTyping: false,
+  seenChats: [],
   ended: null,
   pending: null,
   media: 'none',
   failure: null,
   notice: null,
 });
+
+/** How many of the stranger's latest lines a repeat is looked for among. */
+export const SEEN_CHATS = 64;
 
 /** Long conversations are trimmed from the top so the DOM stays small. */
 export const MAX_LINES = 500;
@@ -152,6 +162,7 @@ function onServer(state: SessionState, msg: MatchingServerMessage): SessionState
         match,
         lines: [],
         strangerTyping: false,
+        seenChats: [],
         ended: null,
         media: msg.mode === 'video' ? 'connecting' : 'none',
         link: 'online',
@@ -165,7 +176,13 @@ function onServer(state: SessionState, msg: MatchingServerMessage): SessionState
     case 'chat':
       // Only the current stranger's words belong in this conversation.
       if (state.phase !== 'matched' || state.pending !== null || msg.sender !== state.match?.peer) return state;
-      return addLine({ ...state, strangerTyping: false }, 'stranger', msg.message);
+      {
+        // The same line at the same server time is one line told twice, not two.
+        const key = `${msg.timestamp}\u0000${msg.message}`;
+        if (state.seenChats.includes(key)) return state;
+        const seenChats = [...state.seenChats.slice(1 - SEEN_CHATS), key];
+        return addLine({ ...state, strangerTyping: false, seenChats }, 'stranger', msg.message);
+      }
 
     case 'typing':
       if (state.phase !== 'matched' || state.pending !== null || msg.sender !== state.match?.peer) return state;
