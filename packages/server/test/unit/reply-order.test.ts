@@ -109,10 +109,26 @@ describe('reply order', () => {
     const r = new Reader();
     const ran = r.order.answered(r.order.send(), { after: '3-0', run: async () => void r.log.push('reply') });
     const t0 = performance.now();
-    r.order.lost();
+    r.order.lost(() => true);
     await ran;
     assert.ok(performance.now() - t0 < 150);
     assert.deepEqual(r.log, ['reply']);
+  });
+
+  it('a reply that ran after an entry of the new inbox still waits for it when the loss becomes known', async () => {
+    const r = new Reader();
+    // Redis came back: the new inbox starts at 9-0. One reply ran before the loss (after 3-0, lost),
+    // the next after the new inbox's 9-0, which the reader has not carried out yet.
+    const old = r.order.answered(r.order.send(), { after: '3-0', run: async () => void r.log.push('old reply') });
+    const fresh = r.order.answered(r.order.send(), { after: '9-0', run: async () => void r.log.push('new reply') });
+    const gone = (id: string): boolean => compareIds(id, '9-0') < 0;
+    r.order.lost(gone);
+    await old;
+    await tick();
+    assert.deepEqual(r.log, ['old reply'], 'the reply after 9-0 waits for the reader');
+    await r.carry('9-0', r.order.stamp());
+    await fresh;
+    assert.deepEqual(r.log, ['old reply', '9-0', 'new reply']);
   });
 
   it('gives up on a call never answered, and on an entry the reader never reaches, after the longest wait', async () => {

@@ -88,10 +88,21 @@ export class Inbox {
     if (last !== undefined) await withTimeout(this.carriedOut(last), this.callTimeoutMs, 'reading the inbox').catch(() => undefined);
   }
 
-  /** Entries lost with Redis will never be read: nobody waits for them any more. */
-  lost(): void {
-    this.wake(true);
-    this.order.lost();
+  /**
+   * Entries lost with Redis will never be read: nobody waits for them any more.
+   * The loss is noticed a beat or more after Redis came back, when entries of
+   * the new inbox may be on their way already: those are still waited for.
+   * Stream ids follow Redis's clock, so the new inbox's entries come after
+   * every lost one, and an entry before its first one that has not been
+   * carried out is lost.
+   */
+  async lost(): Promise<void> {
+    const first = (await this.host.client.xrange(this.key, '-', '+', 'COUNT', 1))[0]?.[0];
+    const gone = (id: string): boolean => first === undefined || compareIds(id, first) < 0;
+    let n = 0;
+    while (n < this.waiters.length && gone((this.waiters[n] as Waiter).id)) n++;
+    for (const w of this.waiters.splice(0, n)) w.done();
+    this.order.lost(gone);
   }
 
   /** After a restart the inbox starts again from nothing; read it from its start if our place is past its end. */

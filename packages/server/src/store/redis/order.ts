@@ -86,11 +86,12 @@ export class ReplyOrder {
     this.wake();
   }
 
-  /** The inbox was lost (Redis lost its data): no reply waits for an entry of it any more. */
-  lost(): void {
-    for (const h of this.held) h.after = '';
+  /** Redis lost the inbox: no reply waits any more for an entry that was in it (`gone`: one the reader has not passed and never will). */
+  lost(gone: (after: string) => boolean): void {
+    for (const h of this.held) if (h.after !== '' && !this.passed(h.after) && gone(h.after)) h.after = '';
     this.wake();
   }
+
 
   /** The last call sent: an inbox entry read now may follow any call up to it (see ready). */
   stamp(): number {

@@ -174,7 +174,7 @@ export class Recovery {
       if (lost) {
         // Entries lost with Redis will never be read: nobody waits for them any more,
         // and relayed signals need not wait for them.
-        inbox.lost();
+        await inbox.lost();
         relay.forgetCaused();
         await inbox.rewind();
       }
