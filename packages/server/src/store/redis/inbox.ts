@@ -66,7 +66,7 @@ export class Inbox {
 
   /** Wait for the reading loop to end (its connection is being closed). */
   async close(): Promise<void> {
-    this.wake(true);
+    this.wake(() => true);
     await this.reading?.catch(() => undefined);
   }
 
@@ -99,9 +99,7 @@ export class Inbox {
   async lost(): Promise<void> {
     const first = (await this.host.client.xrange(this.key, '-', '+', 'COUNT', 1))[0]?.[0];
     const gone = (id: string): boolean => first === undefined || compareIds(id, first) < 0;
-    let n = 0;
-    while (n < this.waiters.length && gone((this.waiters[n] as Waiter).id)) n++;
-    for (const w of this.waiters.splice(0, n)) w.done();
+    this.wake(gone);
     this.order.lost(gone);
   }
 
@@ -111,13 +109,17 @@ export class Inbox {
     if (last === undefined || compareIds(last, this.last) < 0) this.last = '0-0';
   }
 
-  private wake(all = false): void {
+  /** Has the reader carried out entry `id`? */
+  private readonly carried = (id: string): boolean => compareIds(this.last, id) >= 0;
+
+  /** Wake the waiters whose entry is `done` (by default: carried out). Waiters are in id order, so they are a prefix. */
+  private wake(done: (id: string) => boolean = this.carried): void {
     let n = 0;
-    if (all) n = this.waiters.length;
-    else while (n < this.waiters.length && compareIds(this.last, (this.waiters[n] as Waiter).id) >= 0) n++;
+    while (n < this.waiters.length && done((this.waiters[n] as Waiter).id)) n++;
     if (n === 0) return;
     for (const w of this.waiters.splice(0, n)) w.done();
   }
+
 
   /** Read the inbox in order; resumes from the last id read after any reconnect. */
   private async readLoop(): Promise<void> {

@@ -92,7 +92,6 @@ export class ReplyOrder {
     this.wake();
   }
 
-
   /** The last call sent: an inbox entry read now may follow any call up to it (see ready). */
   stamp(): number {
     return this.sent;
