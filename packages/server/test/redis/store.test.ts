@@ -4,6 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import type { ServerMessage } from '@dyad/protocol';
 import type { RedisStore, RedisStoreOptions } from '../../src/store/redis/index.js';
 import { LIBRARY, SCRIPTS, SOCKET_SCRIPTS } from '../../src/store/redis/lua.js';
@@ -436,6 +437,49 @@ describe('Redis store', { timeout: 60_000 }, () => {
     await a.store.heartbeat();
     await sleep(100);
     assert.deepEqual(ended(), ['skip']);
+  });
+
+  it('a `next` that ran in Redis but whose reply was lost with the connection: the socket is told its state afresh once Redis answers again', async () => {
+    const p = prefix();
+    const a = await Proc.start(p);
+    const b = await Proc.start(p);
+    const x = await a.session('ca');
+    // The partner is on another process: what x's `next` tells x comes back only in its reply.
+    await b.session('cb');
+    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    // a's connections, to cut them all at once, as a network blip would.
+    const list = String(await redis.admin.client('LIST'));
+    const conns = [...list.matchAll(/\bid=(\d+) .*\bname=dyad-([^ ]+)/g)].filter((m) => m[2] === a.store.procId).map((m) => m[1] ?? '');
+    assert.ok(conns.length >= 2);
+    // Redis busy for 300 ms: x's `next`, then the cut, wait their turn and are read in that order,
+    // so the script runs and its reply is thrown away with the connection.
+    const busy = new Redis(redis.server.url);
+    const cutter = new Redis(redis.server.url);
+    try {
+      await Promise.all([busy.ping(), cutter.ping()]);
+      const busyLoop = busy
+        .eval("local t = redis.call('TIME') local t0 = t[1] * 1e6 + t[2] repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - t0 > 300000 return 1", 0)
+        .catch(() => undefined);
+      await sleep(50);
+      const nexted = a.store.next(x.id, 'ca', Date.now()).then(
+        () => 'answered',
+        (err: unknown) => (err instanceof Error ? err.message : String(err)),
+      );
+      await sleep(30);
+      const cut = Promise.all(conns.map((id) => cutter.call('CLIENT', 'KILL', 'ID', id)));
+      assert.match(await nexted, /store unavailable/, 'the reply was lost');
+      await Promise.all([cut, busyLoop]);
+    } finally {
+      busy.disconnect();
+      cutter.disconnect();
+    }
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'st'), 'waiting', 'the next ran');
+    // Once a reconnects, x hears where it stands: waiting, after the matched it had.
+    await eventually(async () => (a.received('ca').at(-1)?.event === 'waiting' ? true : undefined), 'x told waiting');
+    assert.deepEqual(
+      a.received('ca').map((m) => m.event),
+      ['waiting', 'matched', 'waiting'],
+    );
   });
 
   it('signals relayed without a script into a dead process’s inbox are kept for their member and handed over as sent, in order', async () => {

@@ -5,7 +5,7 @@
 // docs/SCALING.md, "Liveness" and "Redis restarts".
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Channel, Effects } from '../store.js';
+import { emptyEffects, type Channel, type Effects } from '../store.js';
 import type { ScriptName } from './lua.js';
 import type { Inbox } from './inbox.js';
 import type { SignalRelay } from './relay.js';
@@ -39,7 +39,9 @@ interface Local extends Profile {
 export type Pending =
   | { kind: 'attach'; channel: Channel; id: string; th: string; conn: string; now: number }
   | { kind: 'detach'; channel: Channel; id: string; conn: string; left: boolean; now: number }
-  | { kind: 'expel'; channel: Channel; id: string; th: string; conn: string; now: number };
+  | { kind: 'expel'; channel: Channel; id: string; th: string; conn: string; now: number }
+  /** A call of matching socket conn that may have run lost its reply (and the state it told): told afresh. */
+  | { kind: 'retell'; id: string; conn: string };
 
 /** What recovery needs of the store it works for. */
 export interface RecoveryHost {
@@ -207,7 +209,11 @@ export class Recovery {
       const p = this.pending[0];
       if (!p) break;
       let fx: Effects;
-      if (p.kind === 'attach') {
+      if (p.kind === 'retell') {
+        // As a reopened socket is told (the socket is still this session's: nothing is replaced).
+        const l = this.local.get(p.id);
+        fx = l?.m === p.conn ? (await exec('attachMatching', Date.now(), [p.id, l.th, p.conn], { codes: 1 })).fx : emptyEffects();
+      } else if (p.kind === 'attach') {
         const r = await exec(p.channel === 'matching' ? 'attachMatching' : 'attachSignalling', p.now, [p.id, p.th, p.conn], { codes: 1 });
         const x = r.x as { ok: boolean; profile?: Profile };
         fx = r.fx;

@@ -655,13 +655,28 @@ export class RedisStore implements Store {
   // ------------------------------------------------------------ matching
 
   async next(id: string, conn: string, now: number): Promise<Effects | NextRefused> {
-    const { fx, x } = await this.exec('next', now, [id, conn], { codes: 1 });
+    const { fx, x } = await this.told(id, conn, this.exec('next', now, [id, conn], { codes: 1 }));
     const retry = (x as { limited?: unknown } | undefined)?.limited;
     return typeof retry === 'number' ? { limited: true, retryMs: retry } : fx;
   }
 
   async stop(id: string, conn: string, now: number): Promise<Effects> {
-    return this.transition('stop', now, [id, conn]);
+    return this.told(id, conn, this.transition('stop', now, [id, conn]));
+  }
+
+  /**
+   * A call of matching socket conn whose reply tells the session where it now
+   * stands (next, stop, report, block). Failed, it may still have run in Redis
+   * and its reply, with that news, is lost: the socket is then told its state
+   * afresh once Redis answers again, as a reopened socket is.
+   */
+  private async told<T>(id: string, conn: string, call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) this.recovery.queue({ kind: 'retell', id, conn });
+      throw err;
+    }
   }
 
   async chat(id: string, conn: string, message: string, now: number): Promise<Effects> {
@@ -673,11 +688,11 @@ export class RedisStore implements Store {
   }
 
   async report(id: string, conn: string, reason: string | undefined, now: number): Promise<Effects> {
-    return this.transition('report', now, [id, conn, reason ?? '']);
+    return this.told(id, conn, this.transition('report', now, [id, conn, reason ?? '']));
   }
 
   async block(id: string, conn: string, now: number): Promise<Effects> {
-    return this.transition('block', now, [id, conn]);
+    return this.told(id, conn, this.transition('block', now, [id, conn]));
   }
 
   async addBan(addr: string, durationMs: number, reason: string, now: number): Promise<{ until: number; effects: Effects }> {

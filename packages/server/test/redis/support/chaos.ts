@@ -529,6 +529,11 @@ export class Checker {
           room = undefined;
           unsure = false;
           break;
+        case 'error':
+          // The server could not say whether our last request ran (Redis went away under it):
+          // as after a lost socket, we know where we stand once told afresh.
+          if (m.code === 'rate-limited' && String(m.message).includes('temporarily unavailable')) unsure = true;
+          break;
         case 'chat': {
           this.chats++;
           const [sender, r, seq] = String(m.message).split('|');
