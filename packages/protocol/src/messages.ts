@@ -201,7 +201,21 @@ export const ChatEvent = z.object({
   sender: z.string(),
   message: z.string(),
   timestamp: z.number(),
+  /** (Addition) 1, 2, 3… for each line the sender sends in this room: a resumption names the last one it has (`chat_seen`). */
+  seq: z.number().int().positive().optional(),
 });
+/**
+ * (Addition) `chat_seen` of a resuming matching socket, `<room_code>:<seq>`:
+ * the last chat line the client has from its partner in that room. The lines
+ * kept for it up to that one are not sent again.
+ */
+export const ChatSeenParam = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}:(0|[1-9][0-9]{0,14})$/, 'chat_seen must be <room_code>:<seq>')
+  .transform((v) => {
+    const at = v.lastIndexOf(':');
+    return { room: v.slice(0, at), seq: Number(v.slice(at + 1)) };
+  });
 export const TypingEvent = z.object({ event: z.literal('typing'), sender: z.string(), typing: z.boolean() });
 export const PeerDisconnectedEvent = z.object({
   event: z.literal('peer-disconnected'),

@@ -7,7 +7,7 @@ import { CloseCode, parseMessage, type ErrorCode } from '@dyad/protocol';
 import type { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Connection, Hub } from '../core/hub.js';
-import type { AttachResult, Channel, Effects, Store } from '../store/store.js';
+import type { AttachResult, Channel, ChatSeen, Effects, Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
 import { newConnId } from '../core/ids.js';
 import { PaceBook, type Pace } from './pace.js';
@@ -132,8 +132,8 @@ export interface SessionSocketHandlers<M> {
   message(msg: M, conn: Connection): Promise<Effects>;
   /** The socket ended: `left` for a clean close. */
   closed(conn: Connection, left: boolean): Promise<Effects>;
-  /** Tell the store the socket is open (it runs before any message of the socket is handled). */
-  attach(conn: Connection, token: string): Promise<AttachResult>;
+  /** Tell the store the socket is open (it runs before any message of the socket is handled); `seen`: ServeOptions.chatSeen. */
+  attach(conn: Connection, token: string, seen?: ChatSeen): Promise<AttachResult>;
   /**
    * The socket ended, however: forget what the edge keeps for it. Runs once;
    * `closed` follows unless `flooded` (a flood ends the session instead).
@@ -150,6 +150,8 @@ export interface ServeOptions {
    * (`hold`): what it holds is sent now, and `attach` is not called.
    */
   held?: HeldConnection;
+  /** A resuming matching socket's `chat_seen`: the last chat line its client has. */
+  chatSeen?: ChatSeen;
   /**
    * What the client gets for each message this socket is sent, Dyad's text
    * in, the client's own protocol out; undefined drops it. Default: as is.
@@ -351,7 +353,7 @@ export class SocketEdge<S extends z.ZodType> {
     // A held socket was opened in the store with its registration already.
     if (!opts.held) {
       enqueue(async () => {
-        const attached = await this.handlers.attach(conn, token);
+        const attached = await this.handlers.attach(conn, token, opts.chatSeen);
         if (attached.ok) return this.hub.run(attached.effects);
         // The session ended between the token check and the upgrade.
         send(errorFrame('unauthorized', 'session ended'));

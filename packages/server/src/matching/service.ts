@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import {
+  ChatSeenParam,
   MatchingClientMessage,
   RegisterRequest,
   normalizeInterests,
@@ -80,7 +81,7 @@ export class MatchingService {
         }
       },
       closed: (conn, left) => store.detachMatching(conn.session, conn.id, left, hub.clock.now()),
-      attach: (conn, token) => store.attachMatching(conn.session, token, conn.id, hub.clock.now()),
+      attach: (conn, token, seen) => store.attachMatching(conn.session, token, conn.id, hub.clock.now(), seen),
        }, socketCount(store, settings.maxSocketsPerAddr), ctx.addressPaces);
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
@@ -296,10 +297,13 @@ export class MatchingService {
     }
     // A one-trip start is checked by its registration; a session registered elsewhere is checked here.
     const token = url.searchParams.get('token') ?? '';
+    const seenParam = url.searchParams.get('chat_seen');
+    const seen = seenParam === null || seenParam === '' ? undefined : ChatSeenParam.safeParse(seenParam);
+    if (seen && !seen.success) return refuseUpgrade(socket, 400, { status: 'error', message: 'chat_seen must be <room_code>:<seq>' });
     const access = await sessionAccess(this.ctx, addr, this.edge.admit(addr, socket), pathId, token);
     if ('body' in access) return refuseUpgrade(socket, access.status, access.body);
     const { id } = access;
-    this.edge.upgrade(req, socket, head, (ws) => this.edge.serve(ws, id, addr, token));
+    this.edge.upgrade(req, socket, head, (ws) => this.edge.serve(ws, id, addr, token, seen ? { chatSeen: seen.data } : {}));
   }
 
 }

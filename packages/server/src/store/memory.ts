@@ -44,6 +44,7 @@ import {
   type AttachResult,
   type BanRecord,
   type Channel,
+  type ChatSeen,
   type Delivery,
   type Effects,
   type NewSession,
@@ -124,6 +125,8 @@ export interface Session extends Candidate {
   keptChat: ChatEvent[];
   /** What keptChat counts for (keptBytes). */
   keptChatBytes: number;
+  /** The room keptChat is of. */
+  keptChatRoom?: string;
   /** A room end missed while away, told on resumption. */
   news?: PeerDisconnectedEvent;
   lastPartner?: { id: string; addr: string; endedAt: number; room: string; openedAt: number };
@@ -148,6 +151,8 @@ export interface Room {
   kept: Map<string, SignalText[]>;
   /** What `kept` counts for (keptBytes). */
   keptBytes: number;
+  /** Chat lines each member has sent in this room (the `seq` of its last). */
+  chatSent: Map<string, number>;
 }
 
 /** One report as kept for the operator's review: when, by which address (hash), and why. */
@@ -325,6 +330,7 @@ export class MemoryStore implements Store {
       joined: new Set(),
       kept: new Map(),
       keptBytes: 0,
+      chatSent: new Map(),
     };
     this.rooms.set(code, room);
     for (const [me, other] of [
@@ -522,7 +528,7 @@ export class MemoryStore implements Store {
 
   // ------------------------------------------------------------ matching socket
 
-  async attachMatching(id: string, token: string, conn: string, now: number): Promise<AttachResult> {
+  async attachMatching(id: string, token: string, conn: string, now: number, seen?: ChatSeen): Promise<AttachResult> {
     const s = this.authenticate(id, token);
     if (!s) return { ok: false, reason: 'unauthorized' };
     const fx = emptyEffects();
@@ -540,11 +546,11 @@ export class MemoryStore implements Store {
       case 'matched': {
         const pr = this.partnerOf(s);
         if (pr) this.send(fx, s, 'matching', this.matchedEvent(pr.room, s, pr.partner, true));
-        this.flushKeptChat(fx, s);
+        this.flushKeptChat(fx, s, seen);
         break;
       }
       case 'idle':
-        this.flushKeptChat(fx, s);
+        this.flushKeptChat(fx, s, seen);
         if (s.news) this.send(fx, s, 'matching', s.news);
         s.news = undefined;
         this.send(fx, s, 'matching', { event: 'idle' });
@@ -553,14 +559,17 @@ export class MemoryStore implements Store {
     return { ok: true, effects: fx };
   }
 
-  private flushKeptChat(fx: Effects, s: Session): void {
-    for (const msg of s.keptChat) this.send(fx, s, 'matching', msg);
+  /** Send the chat kept for s, but for the lines of the room `seen` names up to the one it names (the client has them). */
+  private flushKeptChat(fx: Effects, s: Session, seen?: ChatSeen): void {
+    const had = seen !== undefined && seen.room === s.keptChatRoom ? seen.seq : 0;
+    for (const msg of s.keptChat) if ((msg.seq ?? Infinity) > had) this.send(fx, s, 'matching', msg);
     this.dropKeptChat(s);
   }
 
   /** Forget the chat kept for a session, and what it counted for. */
   private dropKeptChat(s: Session): void {
     s.keptChat = [];
+    s.keptChatRoom = undefined;
     this.keptTotal -= s.keptChatBytes;
     s.keptChatBytes = 0;
   }
@@ -621,7 +630,9 @@ export class MemoryStore implements Store {
       this.send(fx, s, 'matching', error('no-partner', 'not in a room'));
       return fx;
     }
-    const msg: ChatEvent = { event: 'chat', sender: s.id, message, timestamp: seconds(now) };
+    const seq = (pr.room.chatSent.get(s.id) ?? 0) + 1;
+    pr.room.chatSent.set(s.id, seq);
+    const msg: ChatEvent = { event: 'chat', sender: s.id, message, timestamp: seconds(now), seq };
     if (this.send(fx, pr.partner, 'matching', msg)) return fx;
     const refused = this.keepChat(pr.partner, msg);
     if (refused) this.send(fx, s, 'matching', error('buffer-full', fullMessage('chat', refused, this.opts)));
@@ -636,6 +647,7 @@ export class MemoryStore implements Store {
     const refused = this.overCap(room, bytes);
     if (refused) return refused;
     s.keptChat.push(msg);
+    s.keptChatRoom = s.room;
     s.keptChatBytes += bytes;
     this.keptTotal += bytes;
     return undefined;

@@ -121,6 +121,12 @@ export interface Admission {
   maxSockets?: number;
 }
 
+/** What a resuming client has (`chat_seen`): the `seq` of the last chat line from its partner in `room`. */
+export interface ChatSeen {
+  room: string;
+  seq: number;
+}
+
 /** Outcome of an attach: refused, or accepted with what to send/close. */
 export type AttachResult = { ok: false; reason: 'unauthorized' } | { ok: true; effects: Effects };
 
@@ -213,8 +219,12 @@ export interface Store {
   /** Is the address banned? Returns the end of the ban (Unix ms) or undefined. */
   bannedUntil(addr: string, now: number): Promise<number | undefined>;
 
-  /** Open (or replace) the matching socket `conn`; first open enters the pool. */
-  attachMatching(id: string, token: string, conn: string, now: number): Promise<AttachResult>;
+  /**
+   * Open (or replace) the matching socket `conn`; first open enters the pool.
+   * A resumption that names the last chat line it has (`seen`) is not sent the
+   * kept lines of that room up to it again.
+   */
+  attachMatching(id: string, token: string, conn: string, now: number, seen?: ChatSeen): Promise<AttachResult>;
   /** The matching socket `conn` ended; `left` for a clean close (1000/no code), else its grace starts. */
   detachMatching(id: string, conn: string, left: boolean, now: number): Promise<Effects>;
   onMatchingGraceExpired(id: string, conn: string, now: number): Promise<Effects>;

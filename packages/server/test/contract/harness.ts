@@ -6,7 +6,7 @@ import type { ServerMessage } from '@dyad/protocol';
 import { FakeClock, settle } from '../../src/core/clock.js';
 import { encodeSignalData } from '../../src/core/frames.js';
 import { Hub, type Connection } from '../../src/core/hub.js';
-import { emptyEffects, isRefused, type Admission, type Channel, type Effects, type NextRefused, type RegisterResult, type Store, type StoreOptions } from '../../src/store/store.js';
+import { emptyEffects, isRefused, type Admission, type Channel, type ChatSeen, type Effects, type NextRefused, type RegisterResult, type Store, type StoreOptions } from '../../src/store/store.js';
 
 export const DEFAULTS: StoreOptions = {
   graceMs: 15_000,
@@ -159,10 +159,11 @@ export class User {
     readonly token: string,
   ) {}
 
-  async connect(): Promise<TestConn> {
+  /** Open (or reopen) the matching socket; `seen`: the last chat line the client has (chat_seen). */
+  async connect(seen?: ChatSeen): Promise<TestConn> {
     const conn = new TestConn(`m${seq++}`, this.id, 'matching');
     this.core.hub.add(conn);
-    const r = await this.core.store.attachMatching(this.id, this.token, conn.id, this.core.clock.now());
+    const r = await this.core.store.attachMatching(this.id, this.token, conn.id, this.core.clock.now(), seen);
     if (!r.ok) throw new Error('attach refused');
     this.m = conn;
     await this.core.hub.run(r.effects);

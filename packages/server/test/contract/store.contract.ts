@@ -4,7 +4,7 @@
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerMessage } from '@dyad/protocol';
-import { Core, type StoreFactory, type User } from './harness.js';
+import { Core, type StoreFactory, type TestConn, type User } from './harness.js';
 import { isRefused, type StoreOptions } from '../../src/store/store.js';
 
 type Msg<E extends ServerMessage['event']> = Extract<ServerMessage, { event: E }>;
@@ -424,6 +424,42 @@ export function describeStore(name: string, factory: StoreFactory): void {
         await a.drop();
         const m = await a.connect();
         assert.deepEqual(m.events(), ['matched', 'chat']);
+      });
+
+      it('each chat line carries its seq in the room; a resumption naming the last line it has is not sent it again, one naming another room gets all', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        const room = a.matched()?.room_code ?? '';
+        await b.send({ event: 'chat', message: 'one' });
+        await a.send({ event: 'chat', message: 'mine' });
+        await b.send({ event: 'chat', message: 'two' });
+        const seqs = (m: TestConn): [string, number | undefined][] => m.received.flatMap((x) => (x.event === 'chat' ? [[x.message, x.seq] as [string, number | undefined]] : []));
+        assert.deepEqual(seqs(a.m), [['one', 1], ['two', 2]], 'per sender, from 1');
+        assert.deepEqual(seqs(b.m), [['mine', 1]]);
+        // 'two' and 'three' reach a socket that closed under them (a had 'two' before its socket dropped).
+        a.m.open = false;
+        await b.send({ event: 'chat', message: 'three' });
+        await a.drop();
+        await b.send({ event: 'chat', message: 'four' });
+        let m = await a.connect({ room, seq: 2 });
+        assert.deepEqual(seqs(m), [['three', 3], ['four', 4]]);
+        await a.drop();
+        await b.send({ event: 'chat', message: 'five' });
+        m = await a.connect({ room: 'another-room', seq: 9 });
+        assert.deepEqual(seqs(m), [['five', 5]], 'a seq of another room hides nothing');
+        await a.drop();
+        await b.send({ event: 'chat', message: 'six' });
+        await b.send({ event: 'chat', message: 'seven' });
+        m = await a.connect({ room, seq: 6 });
+        assert.deepEqual(m.events(), ['matched', 'chat']);
+        assert.deepEqual(seqs(m), [['seven', 7]]);
+        assert.equal((await core.store.stats()).keptBytes, 0, 'what was not sent again is no longer kept');
+        // A new room counts from 1 again.
+        await a.send({ event: 'next' });
+        const c = await core.join();
+        await c.send({ event: 'chat', message: 'hello' });
+        assert.deepEqual(seqs(a.m).at(-1), ['hello', 1]);
       });
 
       it('chat kept for a socket that closed under it is not shown in a later room', async () => {

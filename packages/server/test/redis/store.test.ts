@@ -439,6 +439,49 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.deepEqual(ended(), ['skip']);
   });
 
+  it('a line that reached a socket just before it dropped, still untrimmed when the client resumes elsewhere, is told again (at least once) unless the resumption names it (chat_seen)', async () => {
+    for (const naming of [false, true]) {
+      const p = prefix();
+      const a = await Proc.start(p);
+      const b = await Proc.start(p);
+      const x = await a.session('ca');
+      const y = await b.session('cb');
+      const matched = b.received('cb').find((m) => m.event === 'matched');
+      assert.ok(matched?.event === 'matched');
+      await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+      // From here a's hub is slow to finish with a chat for x's socket: the line has reached the
+      // socket, and its entry is still in a's inbox, untrimmed, with a's reader on it.
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let delivered: number | undefined;
+      a.store.subscribe(async (fx) => {
+        for (const d of fx.deliver) {
+          if (d.conn === 'ca' && d.msg?.event === 'chat') {
+            delivered = d.msg.seq;
+            await released;
+          }
+        }
+      });
+      try {
+        await b.store.chat(y.id, 'cb', 'hello', Date.now());
+        await eventually(async () => (delivered !== undefined ? true : undefined), 'the line reached x');
+        assert.equal(delivered, 1);
+        // x's socket dropped and its client resumes on b before a has heard of the drop.
+        const seen = naming ? { room: matched.room_code, seq: 1 } : undefined;
+        const r = await b.store.attachMatching(x.id, x.token, 'cx', Date.now(), seen);
+        assert.ok(r.ok);
+        await eventually(async () => (b.received('cx').some((m) => m.event === 'matched') ? true : undefined), 'x resumed');
+        await sleep(100);
+        assert.deepEqual(
+          b.received('cx').map((m) => (m.event === 'chat' ? `chat ${m.message} ${m.seq}` : m.event)),
+          naming ? ['matched'] : ['matched', 'chat hello 1'],
+        );
+      } finally {
+        release();
+      }
+    }
+  });
+
   it('a `next` that ran in Redis but whose reply was lost with the connection: the socket is told its state afresh once Redis answers again', async () => {
     const p = prefix();
     const a = await Proc.start(p);

@@ -115,6 +115,29 @@ describe('chat and typing', () => {
     await a.m.expectError('bad-request');
   });
 
+  it('chat carries seq (1, 2… per sender and room); a resumption with chat_seen=<room>:<seq> is not sent the kept lines up to it; a malformed chat_seen is refused with 400', async () => {
+    const { a, b, room: roomCode } = await pair(server);
+    b.m.send({ event: 'chat', message: 'one' });
+    const one = await a.m.expect('chat');
+    assert.equal(one.seq, 1);
+    await a.m.drop();
+    for (const message of ['two', 'three']) b.m.send({ event: 'chat', message });
+    await sleep(QUIET_MS);
+    const again = await WireClient.open(`${matchingUrl(server, a.id, a.token)}&chat_seen=${roomCode}:2`, { channel: 'matching', label: 'resumed with chat_seen' });
+    assert.equal((await again.expect('matched')).resumed, true);
+    const three = await again.expect('chat');
+    assert.deepEqual([three.message, three.seq], ['three', 3], 'line 2 is not sent again');
+    await again.expectSilence(QUIET_MS, { why: 'nothing else was kept' });
+    for (const bad of ['x', `${roomCode}:`, `${roomCode}:-1`, `${roomCode}:01`, `:3`, `${roomCode}:1e3`, `a b:1`]) {
+      const attempt = await WireClient.connect(`${matchingUrl(server, a.id, a.token)}&chat_seen=${encodeURIComponent(bad)}`, { channel: 'matching', label: `chat_seen ${bad}` });
+      if (attempt.kind === 'open') {
+        await attempt.client.close();
+        assert.fail(`chat_seen=${bad}: expected HTTP 400, the upgrade was accepted`);
+      }
+      assert.equal(attempt.status, 400, `chat_seen=${bad}`);
+    }
+  });
+
   it('chat with no partner gets no-partner (waiting and idle); typing with no partner is ignored', async () => {
     const a = await enter(server);
     a.m.send({ event: 'typing', typing: true });

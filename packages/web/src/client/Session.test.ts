@@ -378,6 +378,26 @@ describe('Session', () => {
     expect(session.state.lines.flatMap((l) => (l.from === 'you' ? [l.text] : []))).toEqual(['before', 'during']);
   });
 
+  it('a resumption names the stranger\'s last line shown (chat_seen), and a line told again is shown once', () => {
+    const session = makeSession();
+    const [m, signalling] = started(session);
+    signalling!.open();
+    m.receive(matched());
+    const room = session.state.match!.roomCode;
+    const peer = session.state.match!.peer;
+    m.receive({ event: 'chat', sender: peer, message: 'one', timestamp: 1, seq: 1 });
+    m.receive({ event: 'chat', sender: peer, message: 'two', timestamp: 2, seq: 2 });
+    m.drop(1006);
+    vi.advanceTimersByTime(0);
+    const resumed = FakeSocket.all[2]!;
+    expect(resumed.url).toBe(`ws://127.0.0.1:8000/ws/me?token=tok%2F%2B%3D&chat_seen=${encodeURIComponent(`${room}:2`)}`);
+    resumed.open();
+    resumed.receive(matched({ resumed: true }));
+    resumed.receive({ event: 'chat', sender: peer, message: 'two', timestamp: 2, seq: 2 });
+    resumed.receive({ event: 'chat', sender: peer, message: 'three', timestamp: 3, seq: 3 });
+    expect(session.state.lines.flatMap((l) => (l.from === 'stranger' ? [l.text] : []))).toEqual(['one', 'two', 'three']);
+  });
+
   it('rejoins the room when the signalling socket comes back', () => {
     const session = makeSession();
     const [m, signalling] = started(session);

@@ -339,11 +339,17 @@ export class Session {
 
   // ------------------------------------------------------------ the matching socket
 
+  /** The stranger's last line shown in this room, for a resumption (chat_seen). */
+  private chatSeen(): { room: string; seq: number } | undefined {
+    const { match, chatSeen } = this.state;
+    return match && chatSeen > 0 ? { room: match.roomCode, seq: chatSeen } : undefined;
+  }
+
   private openMatching(oneTrip: () => string): ResumableSocket {
     const socket: ResumableSocket = new ResumableSocket({
       url: (resume) =>
         resume && this.credentials
-          ? resumeUrl(this.deps.config.matchingUrl, this.credentials.id, this.credentials.token)
+          ? resumeUrl(this.deps.config.matchingUrl, this.credentials.id, this.credentials.token, this.chatSeen())
           : oneTrip(),
       canResume: () => this.credentials !== null,
       onOpen: (resumed) => this.matching === socket && resumed && this.outbox.flush(),

@@ -162,20 +162,22 @@ describe('session state machine', () => {
     expect(s.lines.at(-1)).toMatchObject({ from: 'stranger', text: 'yes' });
   });
 
-  it('a line told again after a resumption is shown once; the same words at another time are a new line', () => {
-    const chat = (message: string, timestamp: number): Action => server({ event: 'chat', sender: 'peer-1', message, timestamp });
-    let s = reduce(inRoom(), chat('hi', 1.001));
-    s = reduce(s, chat('how are you?', 1.002));
+  it('a line told again after a resumption (its seq shown already) is shown once; the same words with a new seq are a new line', () => {
+    const chat = (message: string, seq: number): Action => server({ event: 'chat', sender: 'peer-1', message, timestamp: 1 + seq / 1000, seq });
+    let s = reduce(inRoom(), chat('hi', 1));
+    s = reduce(s, chat('how are you?', 2));
+    expect(s.chatSeen).toBe(2);
     // The socket dropped just after; the lines kept for the resumption include the last one.
     s = reduce(s, { type: 'link', link: 'reconnecting' });
     s = reduce(s, matched({ resumed: true }));
-    s = reduce(s, chat('how are you?', 1.002));
-    s = reduce(s, chat('hi', 2.5));
+    s = reduce(s, chat('how are you?', 2));
+    s = reduce(s, chat('hi', 3));
     const stranger = s.lines.filter((l) => l.from === 'stranger').map((l) => lineText(l, t));
     expect(stranger).toEqual(['hi', 'how are you?', 'hi']);
-    // A new stranger starts afresh: the same words at the same time from them are theirs.
+    // A new stranger counts from 1 again.
     s = reduce(s, matched({ room_code: 'room-2', peer: 'peer-2' }));
-    s = reduce(s, server({ event: 'chat', sender: 'peer-2', message: 'hi', timestamp: 2.5 }));
+    expect(s.chatSeen).toBe(0);
+    s = reduce(s, server({ event: 'chat', sender: 'peer-2', message: 'hi', timestamp: 2.5, seq: 1 }));
     expect(s.lines.filter((l) => l.from === 'stranger').map((l) => lineText(l, t))).toEqual(['hi']);
   });
 

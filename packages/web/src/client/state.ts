@@ -62,11 +62,12 @@ export interface SessionState {
   readonly nextLineId: number;
   readonly strangerTyping: boolean;
   /**
-   * The stranger's lines shown in this conversation, by server time and text
-   * (the last SEEN_CHATS): a line written to a socket just before it dropped
-   * may come again among those kept for a resumption, and is shown once.
+   * The `seq` of the stranger's last line in this conversation (0: none yet).
+   * A resumption names it (`chat_seen`), so the server does not send those
+   * lines again; one that comes again anyway (the server could not know the
+   * line had arrived) is not shown twice.
    */
-  readonly seenChats: readonly string[];
+  readonly chatSeen: number;
   /** Set in `ended`, and kept while auto-next looks for the next stranger. */
   readonly ended: EndReason | null;
   /** A `next` or `stop` we sent and the server has not confirmed yet: news of the old room is stale. */
@@ -97,16 +98,13 @@ export const initialState: SessionState = Object.freeze({
   lines: [],
   nextLineId: 1,
   strangerTyping: false,
-  seenChats: [],
+  chatSeen: 0,
   ended: null,
   pending: null,
   media: 'none',
   failure: null,
   notice: null,
 });
-
-/** How many of the stranger's latest lines a repeat is looked for among. */
-export const SEEN_CHATS = 64;
 
 /** Long conversations are trimmed from the top so the DOM stays small. */
 export const MAX_LINES = 500;
@@ -162,7 +160,7 @@ function onServer(state: SessionState, msg: MatchingServerMessage): SessionState
         match,
         lines: [],
         strangerTyping: false,
-        seenChats: [],
+        chatSeen: 0,
         ended: null,
         media: msg.mode === 'video' ? 'connecting' : 'none',
         link: 'online',
@@ -176,13 +174,9 @@ function onServer(state: SessionState, msg: MatchingServerMessage): SessionState
     case 'chat':
       // Only the current stranger's words belong in this conversation.
       if (state.phase !== 'matched' || state.pending !== null || msg.sender !== state.match?.peer) return state;
-      {
-        // The same line at the same server time is one line told twice, not two.
-        const key = `${msg.timestamp}\u0000${msg.message}`;
-        if (state.seenChats.includes(key)) return state;
-        const seenChats = [...state.seenChats.slice(1 - SEEN_CHATS), key];
-        return addLine({ ...state, strangerTyping: false, seenChats }, 'stranger', msg.message);
-      }
+      // A line with a seq at or below the last shown is one told twice, not a new one.
+      if (msg.seq !== undefined && msg.seq <= state.chatSeen) return state;
+      return addLine({ ...state, strangerTyping: false, chatSeen: msg.seq ?? state.chatSeen }, 'stranger', msg.message);
 
     case 'typing':
       if (state.phase !== 'matched' || state.pending !== null || msg.sender !== state.match?.peer) return state;

@@ -38,8 +38,10 @@ export function oneTripUrl(matchingUrl: string, prefs: Preferences, altcha?: str
 }
 
 /** A socket of an existing session (matching or signalling), opened or reopened with its id and token. */
-export function resumeUrl(baseUrl: string, id: string, token: string): string {
-  return `${toWebSocketUrl(baseUrl)}/ws/${encodeURIComponent(id)}?token=${encodeURIComponent(token)}`;
+/** The matching socket of a session, reopened; `seen`: the room and seq of the stranger's last line shown (chat_seen), not sent again. */
+export function resumeUrl(baseUrl: string, id: string, token: string, seen?: { room: string; seq: number }): string {
+  const url = `${toWebSocketUrl(baseUrl)}/ws/${encodeURIComponent(id)}?token=${encodeURIComponent(token)}`;
+  return seen && seen.seq > 0 ? `${url}&chat_seen=${encodeURIComponent(`${seen.room}:${seen.seq}`)}` : url;
 }
 
 /** Preferences that would register the same session: Start then re-queues it instead of registering anew. */

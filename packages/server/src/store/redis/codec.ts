@@ -56,7 +56,7 @@ export function toMessage(m: Raw): ServerMessage {
         ...(m.resumed === true ? { resumed: true } : {}),
       };
     case 'chat':
-      return { event: 'chat', sender: str(m.sender), message: str(m.message), timestamp: Number(m.timestamp) };
+      return { event: 'chat', sender: str(m.sender), message: str(m.message), timestamp: Number(m.timestamp), ...(typeof m.seq === 'number' ? { seq: m.seq } : {}) };
     case 'typing':
       return { event: 'typing', sender: str(m.sender), typing: m.typing === true };
     case 'peer-disconnected': {

@@ -5,11 +5,16 @@
 // docs/SCALING.md, "Liveness" and "Redis restarts".
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { emptyEffects, type Channel, type Effects } from '../store.js';
+import { emptyEffects, type Channel, type ChatSeen, type Effects } from '../store.js';
 import type { ScriptName } from './lua.js';
 import type { Inbox } from './inbox.js';
 import type { SignalRelay } from './relay.js';
 import type { SocketCounts } from './sockets.js';
+
+/** The arguments of an attach script: the socket, and for a matching socket what the client has of its chat (chat_seen). */
+export function attachArgs(id: string, th: string, conn: string, seen?: ChatSeen): string[] {
+  return seen ? [id, th, conn, seen.room, String(seen.seq)] : [id, th, conn];
+}
 
 /** Sessions per heal or touch call. */
 const BATCH = 200;
@@ -37,7 +42,7 @@ interface Local extends Profile {
 
 /** A socket open or close that could not reach Redis: replayed, in order, once it is back. */
 export type Pending =
-  | { kind: 'attach'; channel: Channel; id: string; th: string; conn: string; now: number }
+  | { kind: 'attach'; channel: Channel; id: string; th: string; conn: string; now: number; seen?: ChatSeen }
   | { kind: 'detach'; channel: Channel; id: string; conn: string; left: boolean; now: number }
   | { kind: 'expel'; channel: Channel; id: string; th: string; conn: string; now: number }
   /** A call of matching socket conn that may have run lost its reply (and the state it told): told afresh. */
@@ -214,7 +219,7 @@ export class Recovery {
         const l = this.local.get(p.id);
         fx = l?.m === p.conn ? (await exec('attachMatching', Date.now(), [p.id, l.th, p.conn], { codes: 1 })).fx : emptyEffects();
       } else if (p.kind === 'attach') {
-        const r = await exec(p.channel === 'matching' ? 'attachMatching' : 'attachSignalling', p.now, [p.id, p.th, p.conn], { codes: 1 });
+        const r = await exec(p.channel === 'matching' ? 'attachMatching' : 'attachSignalling', p.now, attachArgs(p.id, p.th, p.conn, p.seen), { codes: 1 });
         const x = r.x as { ok: boolean; profile?: Profile };
         fx = r.fx;
         if (x.ok && x.profile) this.remember(p.id, p.th, x.profile, p.channel, p.conn);

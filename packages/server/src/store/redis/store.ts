@@ -19,6 +19,7 @@ import {
   type ActivityMinute,
   type Admission,
   type AttachResult,
+  type ChatSeen,
   type BanRecord,
   type Channel,
   type Delivery,
@@ -37,7 +38,7 @@ import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
 import { StoreUnavailableError, scrub, withTimeout, type Connection } from './calls.js';
 import { INBOX_MAXLEN, INBOX_TTL_MS, SignalRelay, type RelayHost } from './relay.js';
 import { Inbox } from './inbox.js';
-import { Recovery, type Profile } from './recovery.js';
+import { Recovery, attachArgs, type Profile } from './recovery.js';
 import { SocketCounts } from './sockets.js';
 import * as moderation from './moderation.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
@@ -586,22 +587,22 @@ export class RedisStore implements Store {
 
   // ------------------------------------------------------------ sockets
 
-  async attachMatching(id: string, token: string, conn: string, now: number): Promise<AttachResult> {
-    return this.attach('matching', id, hashToken(token), conn, now);
+  async attachMatching(id: string, token: string, conn: string, now: number, seen?: ChatSeen): Promise<AttachResult> {
+    return this.attach('matching', id, hashToken(token), conn, now, seen);
   }
 
   async attachSignalling(id: string, token: string, conn: string, now: number): Promise<AttachResult> {
     return this.attach('signalling', id, hashToken(token), conn, now);
   }
 
-  private async attach(channel: Channel, id: string, th: string, conn: string, now: number): Promise<AttachResult> {
+  private async attach(channel: Channel, id: string, th: string, conn: string, now: number, seen?: ChatSeen): Promise<AttachResult> {
     const remember = ({ x }: { x: unknown }): boolean => {
       const r = x as { ok: boolean; profile?: Profile };
       if (r.ok && r.profile) this.recovery.remember(id, th, r.profile, channel, conn);
       return r.ok;
     };
     try {
-      const r = await this.exec(channel === 'matching' ? 'attachMatching' : 'attachSignalling', now, [id, th, conn], {
+      const r = await this.exec(channel === 'matching' ? 'attachMatching' : 'attachSignalling', now, attachArgs(id, th, conn, seen), {
         codes: channel === 'matching' ? 1 : 0,
         late: remember,
       });
@@ -609,7 +610,7 @@ export class RedisStore implements Store {
       return { ok: true, effects: r.fx };
     } catch (err) {
       // Not sent at all: try again once Redis is back (the socket waits for it).
-      if (this.unsent(err)) this.recovery.queue({ kind: 'attach', channel, id, th, conn, now });
+      if (this.unsent(err)) this.recovery.queue({ kind: 'attach', channel, id, th, conn, now, ...(seen ? { seen } : {}) });
       throw err;
     }
   }
@@ -750,7 +751,7 @@ export class RedisStore implements Store {
     const m = d.msg;
     let args: (string | number)[] | undefined;
     const entry = this.inbox.entryOfDelivery(d);
-    if (d.channel === 'matching' && m?.event === 'chat') args = [d.to, d.channel, d.conn, entry, m.sender, m.message, m.timestamp];
+    if (d.channel === 'matching' && m?.event === 'chat') args = [d.to, d.channel, d.conn, entry, m.sender, m.message, m.timestamp, m.seq ?? ''];
     if (d.channel === 'signalling' && d.signal) {
       const sig = d.signal;
       args = [d.to, d.channel, d.conn, entry, sig.room_code, sig.from, sig.type, sig.data];

@@ -72,6 +72,8 @@ export class ChaosSession {
   private sRoom: string | undefined;
   private chatSeq = 0;
   private signalSeq = 0;
+  /** The seq of the partner's last chat line in `room`, named on resumption (chat_seen) as the web client does. */
+  private chatSeen = 0;
 
   constructor(
     readonly mode: 'video' | 'text',
@@ -142,8 +144,12 @@ export class ChaosSession {
         break;
       case 'matched':
         this.state = 'matched';
+        if (this.room !== String(msg.room_code)) this.chatSeen = 0;
         this.room = String(msg.room_code);
         this.peer = String(msg.peer);
+        break;
+      case 'chat':
+        if (typeof msg.seq === 'number' && msg.sender === this.peer && msg.seq > this.chatSeen) this.chatSeen = msg.seq;
         break;
       case 'idle':
       case 'peer-disconnected':
@@ -180,7 +186,8 @@ export class ChaosSession {
     while (Date.now() < deadline) {
       const t = this.pick();
       if (!t) return false;
-      const r = await this.connect(`${t.matching}/ws/${encodeURIComponent(this.id)}?token=${encodeURIComponent(this.token)}`);
+      const seen = this.room !== undefined && this.chatSeen > 0 ? `&chat_seen=${encodeURIComponent(`${this.room}:${this.chatSeen}`)}` : '';
+      const r = await this.connect(`${t.matching}/ws/${encodeURIComponent(this.id)}?token=${encodeURIComponent(this.token)}${seen}`);
       if ('ws' in r) {
         this.note({ t: Date.now(), kind: 'resumed' });
         // Not told a state yet (an error came first): the socket is up, the state still to come.

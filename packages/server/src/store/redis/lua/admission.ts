@@ -147,8 +147,9 @@ local function registerSession(timed, conn)
 end
 
 -- Open (or replace) the matching socket conn of session id, whose token hash
--- is th: the first open enters the pool; a resumption is told where it stands.
-local function attachMatchingSocket(id, th, conn)
+-- is th: the first open enters the pool; a resumption is told where it stands
+-- (and not the kept lines of room seenRoom up to seenSeq: it has them).
+local function attachMatchingSocket(id, th, conn, seenRoom, seenSeq)
   local s = load(id)
   if not s or s.th ~= th then return {ok = false} end
   adopt(s, 'matching', conn)
@@ -162,9 +163,9 @@ local function attachMatchingSocket(id, th, conn)
   elseif s.st == 'matched' then
     local room, partner = partnerOf(s)
     if room and partner then send(s, 'matching', matchedEvent(room, s, partner, true)) end
-    flushKeptChat(s)
+    flushKeptChat(s, seenRoom, seenSeq)
   else
-    flushKeptChat(s)
+    flushKeptChat(s, seenRoom, seenSeq)
     if s.news then send(s, 'matching', gone(s.news)) end
     drop(s, 'news')
     send(s, 'matching', {event = 'idle'})

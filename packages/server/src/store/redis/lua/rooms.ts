@@ -410,14 +410,21 @@ local function keepChat(s, msg)
   if why then return why end
   redis.call('RPUSH', k, cjson.encode(msg))
   redis.call('PEXPIRE', k, CFGS.ttl)
-  put(s, {'kcb', (tonumber(s.kcb) or 0) + n})
+  -- kcr: the room these lines are of (a resumption's chat_seen names it).
+  put(s, {'kcb', (tonumber(s.kcb) or 0) + n, 'kcr', s.room})
   addKept(n)
   return nil
 end
 
-local function flushKeptChat(s)
+-- Send the chat kept for s, but for the lines of room seenRoom up to seenSeq
+-- (a resumption's chat_seen: the client has them).
+local function flushKeptChat(s, seenRoom, seenSeq)
   local k = P .. '${KEY.keptChat}' .. s.id
-  for _, raw in ipairs(redis.call('LRANGE', k, '0', '-1')) do send(s, 'matching', cjson.decode(raw)) end
+  local had = (seenRoom and seenRoom == s.kcr) and seenSeq or 0
+  for _, raw in ipairs(redis.call('LRANGE', k, '0', '-1')) do
+    local m = cjson.decode(raw)
+    if not m.seq or m.seq > had then send(s, 'matching', m) end
+  end
   dropKeptChat(s)
 end
 

@@ -61,7 +61,7 @@ local function dropKeptChat(s)
   redis.call('DEL', P .. '${KEY.keptChat}' .. s.id)
   addKept(-(tonumber(s.kcb) or 0))
   -- No copy of a taken-over chat is left for a heal to drop (takeInFlight).
-  drop(s, 'kcb', 'tn|matching')
+  drop(s, 'kcb', 'kcr', 'tn|matching')
 end
 
 local function owner(id, conn, ch)

@@ -15,9 +15,9 @@ local s = load(A[1])
 if s and s.st == 'registered' and not s.mc then endSession(s, 'timeout') end
 return finish()
 `,
-  // A: id, token hash, conn
+  // A: id, token hash, conn, the room and seq of the last chat line the client has ('' when none)
   attachMatching: `
-return finish(attachMatchingSocket(A[1], A[2], A[3]))
+return finish(attachMatchingSocket(A[1], A[2], A[3], A[4] ~= '' and A[4] or nil, tonumber(A[5]) or 0))
 `,
   // A: as register, then the matching socket's conn (A[16]): a one-trip start in one call
   registerAttached: `
@@ -74,11 +74,13 @@ return finish()
   chat: `
 local s = owner(A[1], A[2], 'matching')
 if s then
-  local _, partner = partnerOf(s)
+  local room, partner = partnerOf(s)
   if not partner then
     send(s, 'matching', err('no-partner', 'not in a room'))
   else
-    local msg = {event = 'chat', sender = s.id, message = A[3], timestamp = NOW / 1000}
+    -- seq: the sender's lines in this room so far (fields ca and cb of the room).
+    local seq = redis.call('HINCRBY', P .. '${KEY.room}' .. room.code, room.a == s.id and 'ca' or 'cb', 1)
+    local msg = {event = 'chat', sender = s.id, message = A[3], timestamp = NOW / 1000, seq = seq}
     if not send(partner, 'matching', msg) then
       local why = keepChat(partner, msg)
       if why then send(s, 'matching', err('buffer-full', fullMessage('chat', why))) end
@@ -332,7 +334,7 @@ if s and s.th == A[2] then
 end
 return finish()
 `,
-  // A: to, channel, conn, inbox entry id ('' if none), then chat: sender, message, timestamp | signal: room, from, type, data
+  // A: to, channel, conn, inbox entry id ('' if none), then chat: sender, message, timestamp, seq | signal: room, from, type, data
   undelivered: `
 local s = load(A[1])
 if not s then return finish() end
@@ -347,7 +349,7 @@ if entry ~= '' then
   put(s, {markField, entry, ownField, entry})
 end
 if ch == 'matching' then
-  local msg = {event = 'chat', sender = A[5], message = A[6], timestamp = tonumber(A[7])}
+  local msg = {event = 'chat', sender = A[5], message = A[6], timestamp = tonumber(A[7]), seq = tonumber(A[8])}
   -- Only while it still belongs: a chat of a room that has ended is dropped, never shown in another.
   local _, partner = partnerOf(s)
   if partner and partner.id == msg.sender then
