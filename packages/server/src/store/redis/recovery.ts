@@ -215,9 +215,8 @@ export class Recovery {
       if (!p) break;
       let fx: Effects;
       if (p.kind === 'retell') {
-        // As a reopened socket is told (the socket is still this session's: nothing is replaced).
-        const l = this.local.get(p.id);
-        fx = l?.m === p.conn ? (await exec('attachMatching', Date.now(), [p.id, l.th, p.conn], { codes: 1 })).fx : emptyEffects();
+        // Only while the socket is still the session's, here and in Redis: a resumption elsewhere is never replaced.
+        fx = this.local.get(p.id)?.m === p.conn ? (await exec('retell', Date.now(), [p.id, p.conn], { codes: 1 })).fx : emptyEffects();
       } else if (p.kind === 'attach') {
         const r = await exec(p.channel === 'matching' ? 'attachMatching' : 'attachSignalling', p.now, attachArgs(p.id, p.th, p.conn, p.seen), { codes: 1 });
         const x = r.x as { ok: boolean; profile?: Profile };

@@ -146,14 +146,10 @@ local function registerSession(timed, conn)
   return {status = 'ok', id = id}
 end
 
--- Open (or replace) the matching socket conn of session id, whose token hash
--- is th: the first open enters the pool; a resumption is told where it stands
--- (and not the kept lines of room seenRoom up to seenSeq: it has them).
-local function attachMatchingSocket(id, th, conn, seenRoom, seenSeq)
-  local s = load(id)
-  if not s or s.th ~= th then return {ok = false} end
-  adopt(s, 'matching', conn)
-  if not s.fresh then touch(s) end
+-- Tell s's matching socket where it stands, as a newly opened socket is told:
+-- the first open enters the pool; a resumption is told its state (and not the
+-- kept lines of room seenRoom up to seenSeq: it has them).
+local function tellState(s, seenRoom, seenSeq)
   if s.st == 'registered' then
     enterPool(s)
   elseif s.st == 'waiting' then
@@ -170,6 +166,15 @@ local function attachMatchingSocket(id, th, conn, seenRoom, seenSeq)
     drop(s, 'news')
     send(s, 'matching', {event = 'idle'})
   end
+end
+
+-- Open (or replace) the matching socket conn of session id, whose token hash is th.
+local function attachMatchingSocket(id, th, conn, seenRoom, seenSeq)
+  local s = load(id)
+  if not s or s.th ~= th then return {ok = false} end
+  adopt(s, 'matching', conn)
+  if not s.fresh then touch(s) end
+  tellState(s, seenRoom, seenSeq)
   return {ok = true, profile = profile(s)}
 end
 `;

@@ -19,6 +19,13 @@ return finish()
   attachMatching: `
 return finish(attachMatchingSocket(A[1], A[2], A[3], A[4] ~= '' and A[4] or nil, tonumber(A[5]) or 0))
 `,
+  // A: id, conn. The reply of a call of this matching socket may have been lost: its
+  // state told afresh, as a reopened socket is told it, while it is still the session's.
+  retell: `
+local s = owner(A[1], A[2], 'matching')
+if s then tellState(s) end
+return finish()
+`,
   // A: as register, then the matching socket's conn (A[16]): a one-trip start in one call
   registerAttached: `
 local r = registerSession(false, A[16])
