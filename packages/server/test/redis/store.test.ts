@@ -482,6 +482,48 @@ describe('Redis store', { timeout: 60_000 }, () => {
     }
   });
 
+  it('chat kept for a member whose process\'s heartbeat was missing for a moment (its socket stayed) is never overtaken: told before the next line or the end of the room, or by the heal', async () => {
+    const p = prefix();
+    const { a, b } = await watched(p);
+    const x = await a.session('ca');
+    const y = await b.session('cb');
+    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    const hb = `${p}{dyad}:hb:${a.store.procId}`;
+    const beat = await redis.admin.get(hb);
+    assert.ok(beat);
+    const chats = (): string[] => a.received('ca').flatMap((m) => (m.event === 'chat' ? [`${m.message} ${m.seq}`] : []));
+    // a's heartbeat is missing for a moment (a slow beat): y's line is kept for x.
+    await redis.admin.del(hb);
+    await b.store.chat(y.id, 'cb', 'one', Date.now());
+    await sleep(100);
+    assert.deepEqual(chats(), []);
+    // It is back (another process sees a alive again) when y sends the next line: the kept one goes first.
+    await redis.admin.set(hb, beat, 'PX', 60_000);
+    await b.store.chat(y.id, 'cb', 'two', Date.now());
+    await eventually(async () => (chats().length === 2 ? true : undefined), 'x told both lines');
+    assert.deepEqual(chats(), ['one 1', 'two 2']);
+    // Missing again, and no line follows: a's own beat finds the lapse, and its heal tells x what was kept.
+    await redis.admin.del(hb);
+    await b.store.chat(y.id, 'cb', 'three', Date.now());
+    await a.store.heartbeat();
+    await eventually(async () => (chats().length === 3 ? true : undefined), 'x told the line kept');
+    assert.deepEqual(chats(), ['one 1', 'two 2', 'three 3']);
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'kcb'), null, 'nothing left kept');
+    await b.store.chat(y.id, 'cb', 'four', Date.now());
+    await eventually(async () => (chats().length === 4 ? true : undefined), 'x told the next line');
+    assert.deepEqual(chats(), ['one 1', 'two 2', 'three 3', 'four 4']);
+    // Kept once more, and y leaves: the line comes before the end of the room.
+    await redis.admin.del(hb);
+    await b.store.chat(y.id, 'cb', 'five', Date.now());
+    await redis.admin.set(hb, beat, 'PX', 60_000);
+    await b.store.next(y.id, 'cb', Date.now());
+    await eventually(async () => (a.received('ca').at(-1)?.event === 'peer-disconnected' ? true : undefined), 'x told y left');
+    assert.deepEqual(
+      a.received('ca').slice(-2).map((m) => (m.event === 'chat' ? `${m.message} ${m.seq}` : m.event)),
+      ['five 5', 'peer-disconnected'],
+    );
+  });
+
   it('a `next` that ran in Redis but whose reply was lost with the connection: the socket is told its state afresh once Redis answers again', async () => {
     const p = prefix();
     const a = await Proc.start(p);

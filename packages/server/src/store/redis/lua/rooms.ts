@@ -313,6 +313,18 @@ local function remember(me, other, room, keep)
   redis.call('PEXPIRE', ck, keep)
 end
 
+-- Send the chat kept for s, but for the lines of room seenRoom up to seenSeq
+-- (a resumption's chat_seen: the client has them).
+local function flushKeptChat(s, seenRoom, seenSeq)
+  local k = P .. '${KEY.keptChat}' .. s.id
+  local had = (seenRoom and seenRoom == s.kcr) and seenSeq or 0
+  for _, raw in ipairs(redis.call('LRANGE', k, '0', '-1')) do
+    local m = cjson.decode(raw)
+    if not m.seq or m.seq > had then send(s, 'matching', m) end
+  end
+  dropKeptChat(s)
+end
+
 -- End the ender's room: the partner is told the reason on its matching socket
 -- (or on resumption) and on its signalling socket if joined, and is idle.
 -- The ender's next state is the caller's to set.
@@ -329,6 +341,9 @@ local function endRoom(ender, reason)
   local away = partner.sjr == room.code
   drop(partner, 'room', 'sj', 'sjr', 'sjn')
   local news = gone(reason)
+  -- Chat kept for a partner whose socket stayed (its process's heartbeat was
+  -- missing for a moment) comes before the end of the room, as on resumption.
+  if partner.kcb and partner.mc and alive(partner.mp) then flushKeptChat(partner) end
   if send(partner, 'matching', news) then put(partner, {'st', 'idle'}) else put(partner, {'st', 'idle', 'news', reason}) end
   if joined then
     send(partner, 'signalling', news)
@@ -414,18 +429,6 @@ local function keepChat(s, msg)
   put(s, {'kcb', (tonumber(s.kcb) or 0) + n, 'kcr', s.room})
   addKept(n)
   return nil
-end
-
--- Send the chat kept for s, but for the lines of room seenRoom up to seenSeq
--- (a resumption's chat_seen: the client has them).
-local function flushKeptChat(s, seenRoom, seenSeq)
-  local k = P .. '${KEY.keptChat}' .. s.id
-  local had = (seenRoom and seenRoom == s.kcr) and seenSeq or 0
-  for _, raw in ipairs(redis.call('LRANGE', k, '0', '-1')) do
-    local m = cjson.decode(raw)
-    if not m.seq or m.seq > had then send(s, 'matching', m) end
-  end
-  dropKeptChat(s)
 end
 
 -- Keep a signal (its data as text) for a member whose socket has not joined: nil when kept, else why not.

@@ -88,7 +88,11 @@ if s then
     -- seq: the sender's lines in this room so far (fields ca and cb of the room).
     local seq = redis.call('HINCRBY', P .. '${KEY.room}' .. room.code, room.a == s.id and 'ca' or 'cb', 1)
     local msg = {event = 'chat', sender = s.id, message = A[3], timestamp = NOW / 1000, seq = seq}
-    if not send(partner, 'matching', msg) then
+    -- A line goes behind any kept for the partner, never ahead of them: those
+    -- go first while the partner's socket is there (chat kept while its
+    -- process's heartbeat was missing for a moment), else it is kept too.
+    if partner.kcb and partner.mc and alive(partner.mp) then flushKeptChat(partner) end
+    if partner.kcb or not send(partner, 'matching', msg) then
       local why = keepChat(partner, msg)
       if why then send(s, 'matching', err('buffer-full', fullMessage('chat', why))) end
     end
@@ -505,6 +509,12 @@ for _, e in ipairs(cjson.decode(A[2])) do
         if s.news then send(s, 'matching', gone(s.news)) end
         drop(s, 'news')
       end
+    elseif e.m and s.mc == e.m and s.mp == ME and s.kcb then
+      -- Its socket stayed, but chat was kept for it while this process's
+      -- heartbeat was missing (and all later lines behind it): told now, in
+      -- order, while it is still in that room; the lines of a room it has
+      -- left since (told waiting or idle) are not shown.
+      if s.st == 'matched' and s.kcr == s.room then flushKeptChat(s) else dropKeptChat(s) end
     end
     if e.s and not s.sc and (not s.sg or s.sg == e.s) then
       clearGrace(s, 'signalling')
