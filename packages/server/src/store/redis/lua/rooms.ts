@@ -325,6 +325,12 @@ local function flushKeptChat(s, seenRoom, seenSeq)
   dropKeptChat(s)
 end
 
+-- Chat kept for s while its socket stayed (its process's heartbeat missing for
+-- a moment) is told now, ahead of what comes next, if that socket is reachable.
+local function tellKept(s)
+  if s.kcb and s.mc and alive(s.mp) then flushKeptChat(s) end
+end
+
 -- End the ender's room: the partner is told the reason on its matching socket
 -- (or on resumption) and on its signalling socket if joined, and is idle.
 -- The ender's next state is the caller's to set.
@@ -341,9 +347,8 @@ local function endRoom(ender, reason)
   local away = partner.sjr == room.code
   drop(partner, 'room', 'sj', 'sjr', 'sjn')
   local news = gone(reason)
-  -- Chat kept for a partner whose socket stayed (its process's heartbeat was
-  -- missing for a moment) comes before the end of the room, as on resumption.
-  if partner.kcb and partner.mc and alive(partner.mp) then flushKeptChat(partner) end
+  -- Kept chat comes before the end of the room, as on resumption.
+  tellKept(partner)
   if send(partner, 'matching', news) then put(partner, {'st', 'idle'}) else put(partner, {'st', 'idle', 'news', reason}) end
   if joined then
     send(partner, 'signalling', news)

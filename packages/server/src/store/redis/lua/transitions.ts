@@ -89,9 +89,8 @@ if s then
     local seq = redis.call('HINCRBY', P .. '${KEY.room}' .. room.code, room.a == s.id and 'ca' or 'cb', 1)
     local msg = {event = 'chat', sender = s.id, message = A[3], timestamp = NOW / 1000, seq = seq}
     -- A line goes behind any kept for the partner, never ahead of them: those
-    -- go first while the partner's socket is there (chat kept while its
-    -- process's heartbeat was missing for a moment), else it is kept too.
-    if partner.kcb and partner.mc and alive(partner.mp) then flushKeptChat(partner) end
+    -- go first while the partner's socket is reachable, else it is kept too.
+    tellKept(partner)
     if partner.kcb or not send(partner, 'matching', msg) then
       local why = keepChat(partner, msg)
       if why then send(s, 'matching', err('buffer-full', fullMessage('chat', why))) end
