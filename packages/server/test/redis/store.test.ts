@@ -96,6 +96,56 @@ async function roomAcross(a: Proc, b: Proc): Promise<{ x: { id: string; token: s
   return { x, y, room };
 }
 
+/**
+ * x's `next` runs in Redis (at url, the node holding the store's state) and its
+ * reply is lost with the connection: the call fails (it is never sent again, so
+ * it never runs twice or late), and x is told where it stands once Redis answers again.
+ */
+async function replyLost(on: Partial<RedisStoreOptions>, url: string): Promise<void> {
+  const p = prefix();
+  const a = await Proc.start(p, on);
+  const b = await Proc.start(p, on);
+  const x = await a.session('ca');
+  // The partner is on another process: what x's `next` tells x comes back only in its reply.
+  await b.session('cb');
+  await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+  const admin = new Redis(url);
+  const busy = new Redis(url);
+  const cutter = new Redis(url);
+  try {
+    // a's connections, to cut them all at once, as a network blip would.
+    const list = String(await admin.client('LIST'));
+    const conns = [...list.matchAll(/\bid=(\d+) .*\bname=dyad-([^ ]+)/g)].filter((m) => m[2] === a.store.procId).map((m) => m[1] ?? '');
+    assert.ok(conns.length >= 2);
+    // Redis busy for 300 ms: x's `next`, then the cut, wait their turn and are read in that order,
+    // so the script runs and its reply is thrown away with the connection.
+    await Promise.all([busy.ping(), cutter.ping()]);
+    const busyLoop = busy
+      .eval("local t = redis.call('TIME') local t0 = t[1] * 1e6 + t[2] repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - t0 > 300000 return 1", 0)
+      .catch(() => undefined);
+    await sleep(50);
+    const nexted = a.store.next(x.id, 'ca', Date.now()).then(
+      () => 'answered',
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    await sleep(30);
+    const cut = Promise.all(conns.map((id) => cutter.call('CLIENT', 'KILL', 'ID', id)));
+    assert.match(await nexted, /store unavailable/, 'the reply was lost');
+    await Promise.all([cut, busyLoop]);
+    assert.equal(await admin.hget(`${p}{dyad}:s:${x.id}`, 'st'), 'waiting', 'the next ran');
+    // Once a reconnects, x hears where it stands: waiting, after the matched it had.
+    await eventually(async () => (a.received('ca').at(-1)?.event === 'waiting' ? true : undefined), 'x told waiting');
+    assert.deepEqual(
+      a.received('ca').map((m) => m.event),
+      ['waiting', 'matched', 'waiting'],
+    );
+  } finally {
+    admin.disconnect();
+    busy.disconnect();
+    cutter.disconnect();
+  }
+}
+
 describe('Redis store', { timeout: 60_000 }, () => {
   it('delivers to sockets of another process through its inbox, in order', async () => {
     const p = prefix();
@@ -525,46 +575,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
   });
 
   it('a `next` that ran in Redis but whose reply was lost with the connection: the socket is told its state afresh once Redis answers again', async () => {
-    const p = prefix();
-    const a = await Proc.start(p);
-    const b = await Proc.start(p);
-    const x = await a.session('ca');
-    // The partner is on another process: what x's `next` tells x comes back only in its reply.
-    await b.session('cb');
-    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
-    // a's connections, to cut them all at once, as a network blip would.
-    const list = String(await redis.admin.client('LIST'));
-    const conns = [...list.matchAll(/\bid=(\d+) .*\bname=dyad-([^ ]+)/g)].filter((m) => m[2] === a.store.procId).map((m) => m[1] ?? '');
-    assert.ok(conns.length >= 2);
-    // Redis busy for 300 ms: x's `next`, then the cut, wait their turn and are read in that order,
-    // so the script runs and its reply is thrown away with the connection.
-    const busy = new Redis(redis.server.url);
-    const cutter = new Redis(redis.server.url);
-    try {
-      await Promise.all([busy.ping(), cutter.ping()]);
-      const busyLoop = busy
-        .eval("local t = redis.call('TIME') local t0 = t[1] * 1e6 + t[2] repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - t0 > 300000 return 1", 0)
-        .catch(() => undefined);
-      await sleep(50);
-      const nexted = a.store.next(x.id, 'ca', Date.now()).then(
-        () => 'answered',
-        (err: unknown) => (err instanceof Error ? err.message : String(err)),
-      );
-      await sleep(30);
-      const cut = Promise.all(conns.map((id) => cutter.call('CLIENT', 'KILL', 'ID', id)));
-      assert.match(await nexted, /store unavailable/, 'the reply was lost');
-      await Promise.all([cut, busyLoop]);
-    } finally {
-      busy.disconnect();
-      cutter.disconnect();
-    }
-    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'st'), 'waiting', 'the next ran');
-    // Once a reconnects, x hears where it stands: waiting, after the matched it had.
-    await eventually(async () => (a.received('ca').at(-1)?.event === 'waiting' ? true : undefined), 'x told waiting');
-    assert.deepEqual(
-      a.received('ca').map((m) => m.event),
-      ['waiting', 'matched', 'waiting'],
-    );
+    await replyLost({}, redis.server.url);
   });
 
   it('signals relayed without a script into a dead process’s inbox are kept for their member and handed over as sent, in order', async () => {
@@ -735,5 +746,11 @@ describe('Redis store on a Redis Cluster', { timeout: 60_000 }, () => {
         `paired with the session of the new process, start ${i + 1}`,
       );
     }
+  });
+
+  it('a `next` whose reply was lost with the connection to the shard is not sent again: it ran once, and the socket is told its state afresh', async () => {
+    const c = cluster;
+    if (!c) throw new Error('no cluster');
+    await replyLost({ cluster: c.addresses }, (await c.nodeOf('dyad:{dyad}:sess')).url);
   });
 });

@@ -35,7 +35,7 @@ import {
 import { toEffects, wellFormed, type RawResult } from './codec.js';
 import { WriteTurns } from './turns.js';
 import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
-import { StoreUnavailableError, scrub, withTimeout, type Connection } from './calls.js';
+import { StoreUnavailableError, scrub, sleep, withTimeout, type Connection } from './calls.js';
 import { INBOX_MAXLEN, INBOX_TTL_MS, SignalRelay, type RelayHost } from './relay.js';
 import { Inbox } from './inbox.js';
 import { Recovery, attachArgs, type Profile } from './recovery.js';
@@ -212,7 +212,11 @@ export class RedisStore implements Store {
         clusterRetryStrategy: retryStrategy,
         // A moved slot (a shard restarted, a failover) is followed at once, and the map refreshed.
         retryDelayOnMoved: 0,
-        retryDelayOnFailover: 50,
+        // A command whose node connection closed is sent again 50 ms later only where that is
+        // harmless (a read). Elsewhere it may have run, its reply lost with the connection: sent
+        // again, a script would run twice, or long after its caller gave up on it. It fails, as
+        // on one Redis (autoResendUnfulfilledCommands: false).
+        retryDelayOnFailover: o.maxRetriesPerRequest === null ? 50 : 0,
         slotsRefreshTimeout: this.callTimeoutMs,
       });
     };
@@ -310,10 +314,14 @@ export class RedisStore implements Store {
     await this.relay.open();
     // This process is alive for the others once its heartbeat is in Redis, and a session
     // of a process that is not alive is never paired: no session is taken before it is.
-    // The beat that the connection's 'ready' started may still be under way (a Cluster
-    // sends a call again 50 ms later when its node's connection was still opening), or
-    // may have failed: it is waited for, and made again if it wrote nothing.
-    if (!(await this.recovery.beat()) && !(await this.recovery.beat())) throw new StoreUnavailableError('could not write the heartbeat of this process');
+    // The beat that the connection's 'ready' started may still be under way, or may have
+    // failed (on a Cluster, a node's connection may still be opening when the Cluster is
+    // ready): it is waited for, and made again, 50 ms apart, until one is written.
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!(await this.recovery.beat())) {
+      if (Date.now() > deadline || this.closed) throw new StoreUnavailableError('could not write the heartbeat of this process');
+      await sleep(50);
+    }
     this.every(this.heartbeatMs, () => this.recovery.beat());
     if (this.reapIntervalMs > 0) this.every(this.reapIntervalMs, () => this.reap(Date.now()));
     this.every(this.touchIntervalMs, () => this.recovery.touch());
