@@ -259,7 +259,10 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
     evidence.ended(s, checker.add(s));
   }
   if (!settled.settled) {
-    checker.bad('settled', `at the end, ${JSON.stringify(settled.waiting)} waiting; ${settled.present.filter((s) => s.state !== 'matched' && s.state !== 'waiting').length} neither matched nor waiting`);
+    const astray = settled.present.filter((s) => s.state !== 'matched' && s.state !== 'waiting');
+    // The first few by name, with the state each was left in, so that their logs are kept.
+    const named = astray.slice(0, 5).map((s) => `${s.id} (${s.state})`).join(', ');
+    checker.bad('settled', `at the end, ${JSON.stringify(settled.waiting)} waiting; ${astray.length} neither matched nor waiting${named ? `: ${named}` : ''}`);
   }
   clearInterval(sampler);
   ctx.progress.unwatch();
