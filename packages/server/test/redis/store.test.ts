@@ -398,6 +398,42 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.equal(Number((await redis.admin.get(`${p}{dyad}:kept`)) ?? 0), 0);
   });
 
+  it('a socket that closes while a heal after data loss is under way is not left restored by it (a ghost that would be paired and never leave)', async () => {
+    const p = prefix();
+    // The heal's first words: said before it looks at what this process holds.
+    let began!: () => void;
+    const healing = new Promise<void>((r) => (began = r));
+    const quiet = (): void => undefined;
+    const log = {
+      warn: (_o: unknown, msg?: string) => {
+        if (!msg?.includes('restoring sessions')) return;
+        // Writes held up in Redis for 300 ms from here (reads go on): the heal's first call waits
+        // in Redis, and what this process sends meanwhile waits behind it, in order.
+        void redis.admin.call('CLIENT', 'PAUSE', '300', 'WRITE');
+        began();
+      },
+      info: quiet,
+      error: quiet,
+      debug: quiet,
+    } as unknown as NonNullable<RedisStoreOptions['log']>;
+    const a = await Proc.start(p, { log });
+    // More sessions than one heal call takes (200): the last one is restored by a later call.
+    let last = { id: '', token: '' };
+    for (let i = 0; i < 450; i++) last = await a.session(`c${i}`);
+    // Redis loses this store's data, as a restart without persistence would.
+    await redis.admin.del(...(await redis.admin.keys(`${p}*`)));
+    await healing;
+    // The heal has taken in what this process holds (the last session among it) and sent its first call.
+    await sleep(100);
+    const closed = a.store.detachMatching(last.id, 'c449', true, Date.now());
+    await closed;
+    const key = `${p}{dyad}:s:${last.id}`;
+    await eventually(async () => ((await redis.admin.exists(key)) === 0 ? true : undefined), 'the session of the closed socket gone from Redis');
+    // And it stays gone: the heal is long done.
+    await sleep(1_000);
+    assert.equal(await redis.admin.exists(key), 0, 'no ghost of the closed socket');
+  });
+
   it('a process taken for dead while alive tells its sockets, once it takes them back, what came for them meanwhile: the chat kept, then the end of the room', async () => {
     const p = prefix();
     const { a, b } = await watched(p);

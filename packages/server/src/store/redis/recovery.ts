@@ -120,6 +120,18 @@ export class Recovery {
     this.pending.push(p);
   }
 
+  /**
+   * A socket here closed while a heal is under way: the heal may have taken it
+   * in before the close and restore it in Redis after the close got there (a
+   * ghost that would be paired and never leave), so the close is sent again
+   * once the heal is done. Sent twice, it does nothing the second time (a
+   * detach acts only on the socket it names). True when queued.
+   */
+  queueIfHealing(p: Pending & { kind: 'detach' }): boolean {
+    if (this.healing) this.pending.push(p);
+    return this.healing;
+  }
+
   /** This process has let go of its sockets (shutdown). */
   clear(): void {
     this.local.clear();

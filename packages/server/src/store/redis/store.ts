@@ -631,11 +631,13 @@ export class RedisStore implements Store {
 
   private async detach(channel: Channel, id: string, conn: string, left: boolean, now: number): Promise<Effects> {
     this.forget(id, channel, conn);
+    const again = { kind: 'detach', channel, id, conn, left, now } as const;
+    const queued = this.recovery.queueIfHealing(again);
     try {
       return await this.transition(channel === 'matching' ? 'detachMatching' : 'detachSignalling', now, [id, conn, left ? '1' : '0', this.inbox.lastId]);
     } catch (err) {
       // A close that Redis never heard of would leave a ghost: it is replayed once Redis is back.
-      if (this.unsent(err)) this.recovery.queue({ kind: 'detach', channel, id, conn, left, now });
+      if (this.unsent(err) && !queued) this.recovery.queue(again);
       throw err;
     }
   }
