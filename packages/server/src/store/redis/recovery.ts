@@ -121,13 +121,14 @@ export class Recovery {
   }
 
   /**
-   * A socket here closed while a heal is under way: the heal may have taken it
-   * in before the close and restore it in Redis after the close got there (a
-   * ghost that would be paired and never leave), so the close is sent again
-   * once the heal is done. Sent twice, it does nothing the second time (a
-   * detach acts only on the socket it names). True when queued.
+   * A socket here closed (or was expelled) while a heal is under way: the heal
+   * may have taken it in before and restore it in Redis after the close got
+   * there (a ghost that would be paired and never leave), so the close is sent
+   * again once the heal is done. Sent twice, it does nothing the second time (a
+   * detach acts only on the socket it names, an expulsion on the session of its
+   * token). True when queued.
    */
-  queueIfHealing(p: Pending & { kind: 'detach' }): boolean {
+  queueIfHealing(p: Pending & { kind: 'detach' | 'expel' }): boolean {
     if (this.healing) this.pending.push(p);
     return this.healing;
   }

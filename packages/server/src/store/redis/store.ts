@@ -742,11 +742,14 @@ export class RedisStore implements Store {
   async expel(id: string, token: string, channel: Channel, conn: string, now: number): Promise<Effects> {
     this.forget(id, channel, conn);
     const th = hashToken(token);
+    const again = { kind: 'expel', channel, id, th, conn, now } as const;
+    // As for a close (detach), a heal under way must not bring the session back.
+    const queued = this.recovery.queueIfHealing(again);
     try {
       return await this.transition('expel', now, [id, th, channel, conn]);
     } catch (err) {
       // Like a close, an expulsion Redis never heard of is replayed once Redis is back.
-      if (this.unsent(err)) this.recovery.queue({ kind: 'expel', channel, id, th, conn, now });
+      if (this.unsent(err) && !queued) this.recovery.queue(again);
       throw err;
     }
   }
