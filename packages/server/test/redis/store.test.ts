@@ -433,6 +433,31 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.equal(await redis.admin.exists(key), 0, 'no ghost of the closed socket');
   });
 
+  it('a heal after data loss cut short by Redis failing again under it is made again, whole, at a later heartbeat', async () => {
+    const p = prefix();
+    let paused = false;
+    const quiet = (): void => undefined;
+    const log = {
+      warn: (_o: unknown, msg?: string) => {
+        if (!msg?.includes('restoring sessions') || paused) return;
+        paused = true;
+        // The first heal's first call waits longer than a call may (callTimeoutMs below): the heal fails there.
+        void redis.admin.call('CLIENT', 'PAUSE', '1000', 'WRITE');
+      },
+      info: quiet,
+      error: quiet,
+      debug: quiet,
+    } as unknown as NonNullable<RedisStoreOptions['log']>;
+    const a = await Proc.start(p, { log, callTimeoutMs: 400 });
+    // More sessions than one heal call takes (200): the last one is restored by the third call.
+    let last = { id: '', token: '' };
+    for (let i = 0; i < 450; i++) last = await a.session(`c${i}`);
+    await redis.admin.del(...(await redis.admin.keys(`${p}*`)));
+    await eventually(async () => (paused ? true : undefined), 'a heal began');
+    const key = `${p}{dyad}:s:${last.id}`;
+    await eventually(async () => ((await redis.admin.hget(key, 'mc')) === 'c449' ? true : undefined), 'the last session made again, with its socket', 10_000);
+  });
+
   it('a process taken for dead while alive tells its sockets, once it takes them back, what came for them meanwhile: the chat kept, then the end of the room', async () => {
     const p = prefix();
     const { a, b } = await watched(p);
