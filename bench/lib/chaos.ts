@@ -62,6 +62,8 @@ export interface ChaosRun {
   chats: number;
   signals: number;
   resumptions: number;
+  /** Sockets upgraded and told nothing within 15 s (the client gave up on them and went on). */
+  silent: number;
   disruptions: ChaosDisruption[];
   byInvariant: Record<Invariant, number>;
   violations: string[];
@@ -243,7 +245,12 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
         if (n >= c.sessions * c.restartAt) restartOnce();
         if (n >= c.sessions * c.freezeAt) freezeOnce();
       },
-      onDone: (s) => evidence.ended(s, checker.add(s)),
+      onDone: (s) => {
+        const found = checker.add(s);
+        evidence.ended(s, found);
+        // A socket the server never said a word on: its session's log is kept, as a violation's is.
+        if (s.log.some((e) => e.kind === 'silent')) evidence.want([s.id]);
+      },
     },
     false,
   );
@@ -278,6 +285,7 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
     chats: findings.chats,
     signals: findings.signals,
     resumptions: findings.resumptions,
+    silent: findings.silent,
     disruptions: told,
     byInvariant: findings.byInvariant,
     violations: findings.violations,
@@ -291,7 +299,7 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
   };
   for (const p of live) killed.add(p);
   await Promise.all([...live].map((p) => p.stop('SIGKILL')));
-  if (findings.violations.length > 0 || unexpectedExits.length > 0) {
+  if (findings.violations.length > 0 || unexpectedExits.length > 0 || findings.silent > 0) {
     // The violations, the logs of the sessions they name (tokens left out) and what the servers said last.
     mkdirSync(ctx.outDir, { recursive: true });
     run.logFile = path.join(ctx.outDir, `chaos-${store.split(/[ ,]/)[0]?.toLowerCase()}-${c.seed}.json`);
@@ -313,6 +321,7 @@ export function chaosLine(r: ChaosRun): string {
     `chaos soak, ${r.store}: ${r.sessions.toLocaleString('en-US')} sessions in ${r.churnSec} s (${r.sessionsPerSec}/s), ` +
     `${r.pairings.toLocaleString('en-US')} pairings (${r.oneSided} one-sided near a disruption), ${r.chats.toLocaleString('en-US')} chats, ` +
     `${r.signals.toLocaleString('en-US')} signals, ${r.resumptions.toLocaleString('en-US')} resumptions, ${r.disruptions.length} disruptions; ` +
+    (r.silent > 0 ? `${r.silent} sockets told nothing within 15 s; ` : '') +
     `violations: ${v}; settled in ${r.settleSec} s; load ${r.load1.start} → max ${r.load1.max} → ${r.load1.end}`
   );
 }

@@ -447,6 +447,7 @@ function tables(r: Results): Tables {
         ['pairings (one-sided, near a disruption)', ...runs.map((x) => `${fmtInt(x.pairings)} (${fmtInt(x.oneSided)})`)],
         ['chats / signals received', ...runs.map((x) => `${fmtInt(x.chats)} / ${fmtInt(x.signals)}`)],
         ['resumptions', ...counts((x) => x.resumptions)],
+        ['sockets told nothing within 15 s (given up on by the client)', ...counts((x) => x.silent ?? 0)],
         ...Object.entries(INVARIANTS).map(([k, label]) => [`violations: ${label}`, ...counts((x) => x.byInvariant[k as Invariant])]),
         ['lingering sessions, settled in', ...runs.map((x) => `${fmtInt(x.lingering)}, ${x.settleSec} s`)],
         ['processes ended unasked', ...runs.map((x) => x.unexpectedExits.join(', ') || 'none')],

@@ -26,6 +26,8 @@ export type Entry =
   /** Our matching socket went away: `self` when this client dropped it, else the server side (crash, close). */
   | { t: number; kind: 'lost'; self: boolean; code: number }
   | { t: number; kind: 'resumed' }
+  /** A socket upgraded and told nothing within FIRST_WORD_MS: given up on (terminated), as a client would. */
+  | { t: number; kind: 'silent' }
   | { t: number; kind: 'gone'; why: string };
 
 export interface Target {
@@ -59,6 +61,9 @@ export interface CrowdHooks {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** How long a client waits for the first word on a socket whose upgrade is done (past a freeze and a call timeout). */
+const FIRST_WORD_MS = 15_000;
 
 export class ChaosSession {
   readonly log: Entry[] = [];
@@ -101,13 +106,24 @@ export class ChaosSession {
         settled = true;
         resolve(v);
       };
+      let silence: NodeJS.Timeout | undefined;
+      ws.once('open', () => {
+        silence = setTimeout(() => {
+          this.note({ t: Date.now(), kind: 'silent' });
+          ws.terminate();
+        }, FIRST_WORD_MS);
+      });
       ws.once('unexpected-response', (_req, res) => {
         done({ status: res.statusCode ?? 0 });
         ws.terminate();
       });
       ws.once('error', () => done({ status: 0 }));
-      ws.once('close', () => done({ status: 0 }));
+      ws.once('close', () => {
+        clearTimeout(silence);
+        done({ status: 0 });
+      });
       ws.once('message', (data) => {
+        clearTimeout(silence);
         const first = JSON.parse(data.toString()) as Msg;
         this.wire(ws);
         done({ ws, first });
@@ -432,6 +448,8 @@ export interface Findings {
   signals: number;
   /** Sockets taken up again within the grace period, after a drop or a crash. */
   resumptions: number;
+  /** Sockets upgraded and told nothing within FIRST_WORD_MS (the client gave up on them). */
+  silent: number;
 }
 
 const VIOLATIONS_KEPT = 50;
@@ -461,6 +479,8 @@ export class Checker {
   chats = 0;
   signals = 0;
   resumptions = 0;
+  /** Sockets upgraded and told nothing within FIRST_WORD_MS (the client gave up on them). */
+  silent = 0;
 
   get pairings(): number {
     return this.rooms.size;
@@ -488,8 +508,9 @@ export class Checker {
     const lastChat = new Map<string, number>();
     const lastSignal = new Map<string, number>();
     for (const e of s.log) {
-      if (e.kind === 'lost' || e.kind === 'gone') cuts.push(e.t);
+      if (e.kind === 'lost' || e.kind === 'gone' || e.kind === 'silent') cuts.push(e.t);
       if (e.kind === 'resumed') this.resumptions++;
+      if (e.kind === 'silent') this.silent++;
       if (
         (e.kind === 'recv' && e.ch === 'm' && ['peer-disconnected', 'idle', 'waiting'].includes(e.msg.event)) ||
         (e.kind === 'send' && ['next', 'stop', 'close'].includes(e.event)) ||
@@ -607,6 +628,7 @@ export class Checker {
       chats: this.chats,
       signals: this.signals,
       resumptions: this.resumptions,
+      silent: this.silent,
     };
   }
 }
