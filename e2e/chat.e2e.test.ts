@@ -73,9 +73,13 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       const [sa, sb] = await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
       assert.ok(sa.framesDecoded > 0 && sb.framesDecoded > 0, 'remote video decoded on both');
       assert.ok(sa.audioPacketsReceived > 0 && sb.audioPacketsReceived > 0, 'remote audio received on both');
-      // Loopback only: the pair must be host to host, nothing relayed or reflexive.
-      assert.equal(sa.localCandidateType, 'host');
-      assert.equal(sb.remoteCandidateType, 'host');
+      // Loopback only: the pair is direct, nothing relayed (TURN) or reflected by a STUN server.
+      // A host address may show as peer-reflexive (prflx) when a connectivity check from it comes
+      // in before the candidate itself was signalled (or, under load, when its own answer does):
+      // the same loopback address, learnt first from the check.
+      const direct = ['host', 'prflx'];
+      assert.ok(direct.includes(String(sa.localCandidateType)), `a's local candidate is ${String(sa.localCandidateType)}`);
+      assert.ok(direct.includes(String(sb.remoteCandidateType)), `b's remote candidate is ${String(sb.remoteCandidateType)}`);
       for (const page of [a.page, b.page]) {
         const servers = await page.evaluate(() =>
           (window as unknown as Instrumented).__pcs.at(-1)!.getConfiguration().iceServers,
