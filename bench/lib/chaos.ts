@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BACKENDS, type Backend } from '../../packages/server/test/redis/support/backends.js';
-import { Checker, runCrowd, settle, type ChaosSession, type Entry, type Invariant, type Target } from '../../packages/server/test/redis/support/chaos.js';
+import { Checker, FIRST_WORD_MS, runCrowd, settle, type ChaosSession, type Entry, type Invariant, type Target } from '../../packages/server/test/redis/support/chaos.js';
 import { DyadProcess } from '../../packages/server/test/redis/support/dyad-process.js';
 import { load1, type BenchContext } from './context.js';
 import { LOAD_ENV, sleep } from './procs.js';
@@ -62,7 +62,7 @@ export interface ChaosRun {
   chats: number;
   signals: number;
   resumptions: number;
-  /** Sockets upgraded and told nothing within 15 s (the client gave up on them and went on). */
+  /** Sockets upgraded and told nothing within FIRST_WORD_MS (the client gave up on them and went on). */
   silent: number;
   disruptions: ChaosDisruption[];
   byInvariant: Record<Invariant, number>;
@@ -321,7 +321,7 @@ export function chaosLine(r: ChaosRun): string {
     `chaos soak, ${r.store}: ${r.sessions.toLocaleString('en-US')} sessions in ${r.churnSec} s (${r.sessionsPerSec}/s), ` +
     `${r.pairings.toLocaleString('en-US')} pairings (${r.oneSided} one-sided near a disruption), ${r.chats.toLocaleString('en-US')} chats, ` +
     `${r.signals.toLocaleString('en-US')} signals, ${r.resumptions.toLocaleString('en-US')} resumptions, ${r.disruptions.length} disruptions; ` +
-    (r.silent > 0 ? `${r.silent} sockets told nothing within 15 s; ` : '') +
+    (r.silent > 0 ? `${r.silent} sockets told nothing within ${FIRST_WORD_MS / 1000} s; ` : '') +
     `violations: ${v}; settled in ${r.settleSec} s; load ${r.load1.start} → max ${r.load1.max} → ${r.load1.end}`
   );
 }

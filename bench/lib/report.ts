@@ -3,7 +3,7 @@
 import type { ArrivalResults } from './arrival.js';
 import { ARRIVAL_PLOTS, arrivalNotes, arrivalPlots, arrivalTable, arrivalTargets } from './arrival-report.js';
 import type { CapacityResults } from './capacity.js';
-import { INVARIANTS, type Invariant } from '../../packages/server/test/redis/support/chaos.js';
+import { FIRST_WORD_MS, INVARIANTS, type Invariant } from '../../packages/server/test/redis/support/chaos.js';
 import type { ChaosResults } from './chaos.js';
 import { fmtInt, fmtKiB, fmtMiB, fmtMs } from './context.js';
 import type { FrameResults } from './frame.js';
@@ -447,7 +447,7 @@ function tables(r: Results): Tables {
         ['pairings (one-sided, near a disruption)', ...runs.map((x) => `${fmtInt(x.pairings)} (${fmtInt(x.oneSided)})`)],
         ['chats / signals received', ...runs.map((x) => `${fmtInt(x.chats)} / ${fmtInt(x.signals)}`)],
         ['resumptions', ...counts((x) => x.resumptions)],
-        ['sockets told nothing within 15 s (given up on by the client)', ...counts((x) => x.silent ?? 0)],
+        [`sockets told nothing within ${FIRST_WORD_MS / 1000} s (given up on by the client)`, ...counts((x) => x.silent ?? 0)],
         ...Object.entries(INVARIANTS).map(([k, label]) => [`violations: ${label}`, ...counts((x) => x.byInvariant[k as Invariant])]),
         ['lingering sessions, settled in', ...runs.map((x) => `${fmtInt(x.lingering)}, ${x.settleSec} s`)],
         ['processes ended unasked', ...runs.map((x) => x.unexpectedExits.join(', ') || 'none')],

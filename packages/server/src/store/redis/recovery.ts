@@ -74,8 +74,8 @@ export class Recovery {
   /** The heartbeat under way, if any: whoever asks for another meanwhile waits for this one. */
   private beating: Promise<boolean> | undefined;
   private healing = false;
-  /** A heal that has yet to finish (Redis failed again under it): made again, whole, at the next beat. */
-  private unhealed: { lost: boolean } | undefined;
+  /** A heal that has yet to finish (Redis failed again under it), made again, whole, at the next beat: whether Redis had lost its data. */
+  private unhealed: boolean | undefined;
 
   constructor(private readonly host: RecoveryHost) {}
 
@@ -174,9 +174,9 @@ export class Recovery {
       // On their own: a stalled shard holding a lane must not hold up the heartbeat.
       relay.keep();
       // A heal cut short is made again at the next beat: what it gave back already is left as it is.
-      if (lost || lapsed) this.unhealed = { lost: lost || this.unhealed?.lost === true };
-      if (this.unhealed) {
-        await this.heal(this.unhealed.lost);
+      if (lost || lapsed) this.unhealed = lost || this.unhealed === true;
+      if (this.unhealed !== undefined) {
+        await this.heal(this.unhealed);
         this.unhealed = undefined;
       }
       if (this.pending.length > 0) await this.replay();

@@ -38,7 +38,7 @@ import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
 import { StoreUnavailableError, scrub, sleep, withTimeout, type Connection } from './calls.js';
 import { INBOX_MAXLEN, INBOX_TTL_MS, SignalRelay, type RelayHost } from './relay.js';
 import { Inbox } from './inbox.js';
-import { Recovery, attachArgs, type Profile } from './recovery.js';
+import { Recovery, attachArgs, type Pending, type Profile } from './recovery.js';
 import { SocketCounts } from './sockets.js';
 import * as moderation from './moderation.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
@@ -631,12 +631,22 @@ export class RedisStore implements Store {
 
   private async detach(channel: Channel, id: string, conn: string, left: boolean, now: number): Promise<Effects> {
     this.forget(id, channel, conn);
-    const again = { kind: 'detach', channel, id, conn, left, now } as const;
+    return this.closing({ kind: 'detach', channel, id, conn, left, now }, () =>
+      this.transition(channel === 'matching' ? 'detachMatching' : 'detachSignalling', now, [id, conn, left ? '1' : '0', this.inbox.lastId]),
+    );
+  }
+
+  /**
+   * A close (or an expulsion) of a socket here, sent by `call`. It is sent
+   * again after a heal under way (which may bring the socket back), and once
+   * Redis is back if it never got there: a close Redis never heard of would
+   * leave a ghost.
+   */
+  private async closing(again: Pending & { kind: 'detach' | 'expel' }, call: () => Promise<Effects>): Promise<Effects> {
     const queued = this.recovery.queueIfHealing(again);
     try {
-      return await this.transition(channel === 'matching' ? 'detachMatching' : 'detachSignalling', now, [id, conn, left ? '1' : '0', this.inbox.lastId]);
+      return await call();
     } catch (err) {
-      // A close that Redis never heard of would leave a ghost: it is replayed once Redis is back.
       if (this.unsent(err) && !queued) this.recovery.queue(again);
       throw err;
     }
@@ -742,16 +752,7 @@ export class RedisStore implements Store {
   async expel(id: string, token: string, channel: Channel, conn: string, now: number): Promise<Effects> {
     this.forget(id, channel, conn);
     const th = hashToken(token);
-    const again = { kind: 'expel', channel, id, th, conn, now } as const;
-    // As for a close (detach), a heal under way must not bring the session back.
-    const queued = this.recovery.queueIfHealing(again);
-    try {
-      return await this.transition('expel', now, [id, th, channel, conn]);
-    } catch (err) {
-      // Like a close, an expulsion Redis never heard of is replayed once Redis is back.
-      if (this.unsent(err) && !queued) this.recovery.queue(again);
-      throw err;
-    }
+    return this.closing({ kind: 'expel', channel, id, th, conn, now }, () => this.transition('expel', now, [id, th, channel, conn]));
   }
 
   /**

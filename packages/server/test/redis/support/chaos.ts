@@ -63,7 +63,7 @@ export interface CrowdHooks {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** How long a client waits for the first word on a socket whose upgrade is done (past a freeze and a call timeout). */
-const FIRST_WORD_MS = 15_000;
+export const FIRST_WORD_MS = 15_000;
 
 export class ChaosSession {
   readonly log: Entry[] = [];
