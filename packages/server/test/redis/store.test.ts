@@ -634,6 +634,54 @@ describe('Redis store', { timeout: 60_000 }, () => {
     );
   });
 
+  it('a line still in the inbox of a living process when its socket is taken over comes before lines kept behind it while that process\'s heartbeat was missing', async () => {
+    for (const how of ['resumed elsewhere', 'dropped'] as const) {
+      const p = prefix();
+      const { a, b } = await watched(p);
+      const x = await a.session('ca');
+      const y = await b.session('cb');
+      const matched = b.received('cb').find((m) => m.event === 'matched');
+      assert.ok(matched?.event === 'matched');
+      await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+      // From here a is slow: its hub holds the first chat for x, whose entry stays in a's inbox, untrimmed.
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let held = false;
+      a.store.subscribe(async (fx) => {
+        if (fx.deliver.some((d) => d.conn === 'ca' && d.msg?.event === 'chat')) {
+          held = true;
+          await released;
+        }
+      });
+      const hb = `${p}{dyad}:hb:${a.store.procId}`;
+      const beat = await redis.admin.get(hb);
+      assert.ok(beat);
+      try {
+        await b.store.chat(y.id, 'cb', 'one', Date.now());
+        await eventually(async () => (held ? true : undefined), 'the first line in a\'s hands');
+        // a's heartbeat is missing for a moment (a slow beat): the second line is kept for x.
+        await redis.admin.del(hb);
+        await b.store.chat(y.id, 'cb', 'two', Date.now());
+        assert.equal(await redis.admin.llen(`${p}{dyad}:kc:${x.id}`), 1, 'the second line kept');
+        // The beat is back before x's socket is taken over: a is alive, and its inbox still holds the first line.
+        await redis.admin.set(hb, beat, 'PX', 60_000);
+        if (how === 'dropped') {
+          await a.store.detachMatching(x.id, 'ca', false, Date.now());
+          await b.store.chat(y.id, 'cb', 'three', Date.now());
+        }
+        const r = await b.store.attachMatching(x.id, x.token, 'cx', Date.now());
+        assert.ok(r.ok);
+        if (how === 'resumed elsewhere') await b.store.chat(y.id, 'cb', 'three', Date.now());
+        const told = (): string[] => b.received('cx').flatMap((m) => (m.event === 'chat' ? [`${m.message} ${m.seq}`] : []));
+        await eventually(async () => (told().length >= 3 ? true : undefined), `x told the three lines (${how})`);
+        await sleep(100);
+        assert.deepEqual(told(), ['one 1', 'two 2', 'three 3'], how);
+      } finally {
+        release();
+      }
+    }
+  });
+
   it('a `next` that ran in Redis but whose reply was lost with the connection: the socket is told its state afresh once Redis answers again', async () => {
     await replyLost({}, redis.server.url);
   });

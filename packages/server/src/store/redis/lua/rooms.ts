@@ -428,7 +428,21 @@ local function keepChat(s, msg)
   local n = itemBytes(msg.message)
   local why = overCap(loadRoom(s.room), n)
   if why then return why end
-  redis.call('RPUSH', k, cjson.encode(msg))
+  -- The list holds lines of one room (kcr), all from the partner: in the
+  -- order of their seq. A line taken over from a living process's inbox
+  -- (takeInFlight, undelivered) was sent before any line kept while that
+  -- process's heartbeat was missing, and goes ahead of them.
+  local raw, tail = cjson.encode(msg), redis.call('LINDEX', k, -1)
+  if tail and msg.seq and (cjson.decode(tail).seq or 0) > msg.seq then
+    for _, item in ipairs(redis.call('LRANGE', k, 0, -1)) do
+      if (cjson.decode(item).seq or 0) > msg.seq then
+        redis.call('LINSERT', k, 'BEFORE', item, raw)
+        break
+      end
+    end
+  else
+    redis.call('RPUSH', k, raw)
+  end
   redis.call('PEXPIRE', k, CFGS.ttl)
   -- kcr: the room these lines are of (a resumption's chat_seen names it).
   put(s, {'kcb', (tonumber(s.kcb) or 0) + n, 'kcr', s.room})

@@ -32,10 +32,12 @@ end
 -- A socket has dropped or is being replaced: what is still queued for it in
 -- its process's inbox (not carried out there yet) is kept here, in order,
 -- ahead of anything sent later; that process then skips those entries (see
--- undelivered). When that process is dead, what was kept already came later
--- than all of it (sent once it was taken for dead, so that nothing more went
--- to its inbox), so it goes back behind; while it lives, what it kept came
--- from its own inbox, earlier (undelivered), and stays ahead.
+-- undelivered). Chat finds its place by its seq (keepChat): lines kept while
+-- that process's heartbeat was missing, dead or only late, came after it.
+-- Signals: when that process is dead, what was kept already came later than
+-- all of it (sent once it was taken for dead, so that nothing more went to
+-- its inbox), so it goes back behind; while it lives, what it kept came from
+-- its own inbox, earlier (undelivered), and stays ahead.
 -- after: the inbox entry that process carried out last, when known.
 --
 -- A process taken for dead may only have been slow (held up past its
@@ -83,7 +85,7 @@ local function takeInFlight(s, ch, oldConn, oldProc, after)
     end
   end
   if last then put(s, {'tk|' .. ch .. '|' .. oldProc, last}) end
-  if before > 0 and redis.call('LLEN', kept) > before then rotate(kept, before) end
+  if ch == 'signalling' and before > 0 and redis.call('LLEN', kept) > before then rotate(kept, before) end
   if not dead then return end
   if taken > 0 or news ~= '' then
     put(s, {'tn|' .. ch, oldProc .. '|' .. taken .. '|' .. news .. '|' .. (ch == 'signalling' and s.room or '')})
