@@ -433,6 +433,47 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.equal(await redis.admin.exists(key), 0, 'no ghost of the closed socket');
   });
 
+  it('a socket whose first words were lost with Redis’s data (a resumption told through the inbox) is told where it stands by the heal, never left silent', async () => {
+    const p = prefix();
+    const { a, b } = await watched(p);
+    const x = await a.session('ca');
+    const y = await b.session('cb');
+    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    // x's socket drops; a line is kept for it, so its resumption is told through a's inbox (a chat is not told in a reply).
+    await a.store.detachMatching(x.id, 'ca', false, Date.now());
+    await b.store.chat(y.id, 'cb', 'hello', Date.now());
+    // z on a, w on b: w's line to z is an entry of a's inbox that a's hub holds up from here.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let holding = false;
+    await a.session('cz');
+    const w = await b.session('cw');
+    await eventually(async () => (a.received('cz').some((m) => m.event === 'matched') ? true : undefined), 'z matched');
+    a.store.subscribe(async (fx) => {
+      a.inbox.push(fx);
+      if (fx.deliver.some((d) => d.conn === 'cz' && d.msg?.event === 'chat')) {
+        holding = true;
+        await released;
+      }
+    });
+    await b.store.chat(w.id, 'cw', 'hold', Date.now());
+    await eventually(async () => (holding ? true : undefined), 'a\'s reader held');
+    // x resumes on a: what it is told waits in a's inbox, behind the entry held.
+    const attached = a.store.attachMatching(x.id, x.token, 'cx', Date.now());
+    const inbox = `${p}{dyad}:inbox:${a.store.procId}`;
+    await eventually(async () => ((await redis.admin.xrange(inbox, '-', '+')).some(([, f]) => (f[1] ?? '').includes('"cx"')) ? true : undefined), 'the resumption\'s words in a\'s inbox');
+    // Redis loses its data before a reads them.
+    await redis.admin.del(...(await redis.admin.keys(`${p}*`)));
+    release();
+    await a.store.heartbeat();
+    assert.ok((await attached).ok);
+    await eventually(async () => (a.received('cx').length > 0 ? true : undefined), 'x told something on its new socket');
+    assert.deepEqual(a.received('cx').map((m) => m.event), ['idle']);
+    // And it can go on: a `next` puts it in the pool.
+    await a.store.next(x.id, 'cx', Date.now());
+    await eventually(async () => (a.received('cx').some((m) => m.event === 'waiting') ? true : undefined), 'x waiting after its next');
+  });
+
   it('a heal after data loss cut short by Redis failing again under it is made again, whole, at a later heartbeat', async () => {
     const p = prefix();
     let paused = false;

@@ -495,6 +495,10 @@ for _, e in ipairs(cjson.decode(A[2])) do
           enterPool(s)
         elseif e.hint == 'matched' then
           send(s, 'matching', gone('timeout'))
+        elseif e.hint ~= 'idle' then
+          -- Told nothing yet (its first words, a resumption's told through
+          -- the inbox, were lost with the data): it is idle, and says so.
+          send(s, 'matching', {event = 'idle'})
         end
       elseif s.st == 'waiting' then
         enpool(s)
