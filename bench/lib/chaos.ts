@@ -268,7 +268,7 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
   if (!settled.settled) {
     const astray = settled.present.filter((s) => s.state !== 'matched' && s.state !== 'waiting');
     // The first few by name, with the state each was left in, so that their logs are kept.
-    const named = astray.slice(0, 5).map((s) => `${s.id} (${s.state})`).join(', ');
+    const named = astray.slice(0, 5).map((s) => `${s.id} (${s.state} on ${s.at ?? 'none'})`).join(', ');
     checker.bad('settled', `at the end, ${JSON.stringify(settled.waiting)} waiting; ${astray.length} neither matched nor waiting${named ? `: ${named}` : ''}`);
   }
   clearInterval(sampler);

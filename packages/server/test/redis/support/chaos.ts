@@ -26,8 +26,8 @@ export type Entry =
   /** Our matching socket went away: `self` when this client dropped it, else the server side (crash, close). */
   | { t: number; kind: 'lost'; self: boolean; code: number }
   | { t: number; kind: 'resumed' }
-  /** A socket upgraded and told nothing within FIRST_WORD_MS: given up on (terminated), as a client would. */
-  | { t: number; kind: 'silent' }
+  /** A socket upgraded and told nothing within FIRST_WORD_MS: given up on (terminated), as a client would; `at`: its process. */
+  | { t: number; kind: 'silent'; at: string }
   | { t: number; kind: 'gone'; why: string };
 
 export interface Target {
@@ -72,6 +72,8 @@ export class ChaosSession {
   state: 'connecting' | 'waiting' | 'matched' | 'idle' | 'lost' | 'ended' = 'connecting';
   room: string | undefined;
   peer: string | undefined;
+  /** The process of the matching socket last opened. */
+  at: string | undefined;
   private m: WebSocket | undefined;
   private s: WebSocket | undefined;
   private sRoom: string | undefined;
@@ -96,8 +98,8 @@ export class ChaosSession {
     return ts[Math.floor(this.rnd() * ts.length)];
   }
 
-  /** Open a matching socket; resolves with the first message, or the refusal status. */
-  private connect(url: string): Promise<{ ws: WebSocket; first: Msg } | { status: number }> {
+  /** Open a matching socket on process `at`; resolves with the first message, or the refusal status. */
+  private connect(url: string, at: string): Promise<{ ws: WebSocket; first: Msg } | { status: number }> {
     return new Promise((resolve) => {
       const ws = new WebSocket(url, { handshakeTimeout: 3_000 });
       let settled = false;
@@ -109,7 +111,7 @@ export class ChaosSession {
       let silence: NodeJS.Timeout | undefined;
       ws.once('open', () => {
         silence = setTimeout(() => {
-          this.note({ t: Date.now(), kind: 'silent' });
+          this.note({ t: Date.now(), kind: 'silent', at });
           ws.terminate();
         }, FIRST_WORD_MS);
       });
@@ -125,6 +127,7 @@ export class ChaosSession {
       ws.once('message', (data) => {
         clearTimeout(silence);
         const first = JSON.parse(data.toString()) as Msg;
+        this.at = at;
         this.wire(ws);
         done({ ws, first });
         this.onMessage(first);
@@ -189,7 +192,7 @@ export class ChaosSession {
       const t = this.pick();
       if (!t) return false;
       const qs = new URLSearchParams({ mode: this.mode, ...this.query }).toString();
-      const r = await this.connect(`${t.matching}/ws?${qs}`);
+      const r = await this.connect(`${t.matching}/ws?${qs}`, t.name);
       if ('ws' in r) return true;
       await sleep(200);
     }
@@ -203,7 +206,7 @@ export class ChaosSession {
       const t = this.pick();
       if (!t) return false;
       const seen = this.room !== undefined && this.chatSeen > 0 ? `&chat_seen=${encodeURIComponent(`${this.room}:${this.chatSeen}`)}` : '';
-      const r = await this.connect(`${t.matching}/ws/${encodeURIComponent(this.id)}?token=${encodeURIComponent(this.token)}${seen}`);
+      const r = await this.connect(`${t.matching}/ws/${encodeURIComponent(this.id)}?token=${encodeURIComponent(this.token)}${seen}`, t.name);
       if ('ws' in r) {
         this.note({ t: Date.now(), kind: 'resumed' });
         // Not told a state yet (an error came first): the socket is up, the state still to come.
