@@ -88,6 +88,8 @@ const STORE_LABEL = ['one Redis', 'Redis Cluster, 3 primaries'] as const;
 /** Logs of the last sessions to end, kept to explain a violation found later; and at most this many logs written. */
 const RECENT_LOGS = 5_000;
 const LOGS_KEPT = 60;
+/** What each server's log keeps for a finding's evidence: a run's warnings and errors, at their busiest around a disruption. */
+const SERVER_LOG_KEPT_CHARS = 1_000_000;
 const SESSION_ID = /[\w-]{12}/g;
 
 /**
@@ -139,14 +141,15 @@ export async function runChaos(ctx: BenchContext): Promise<ChaosResults> {
 }
 
 async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis: Backend): Promise<ChaosRun> {
-  const env = { ...LOAD_ENV, ...redis.env, ROLES: 'matching,signalling', GRACE_MS: String(c.graceMs), INTEREST_TIMEOUT_MS: '1000', LOG_LEVEL: 'error' };
+  // Warnings too (a heal, a lapsed heartbeat, a message that could not be kept): with the errors, what a finding's log needs.
+  const env = { ...LOAD_ENV, ...redis.env, ROLES: 'matching,signalling', GRACE_MS: String(c.graceMs), INTEREST_TIMEOUT_MS: '1000', LOG_LEVEL: 'warn' };
   let named = 0;
   const live = new Set<DyadProcess>();
   const killed = new Set<DyadProcess>();
   const all: DyadProcess[] = [];
   const unexpectedExits: string[] = [];
   const start = async (): Promise<DyadProcess> => {
-    const p = await DyadProcess.start(`p${named++}`, env);
+    const p = await DyadProcess.start(`p${named++}`, env, SERVER_LOG_KEPT_CHARS);
     all.push(p);
     live.add(p);
     void p.exited.then((e) => {

@@ -21,6 +21,7 @@ export type Role = (typeof ROLES)[number];
 export const START_TIMEOUT_MS = 15_000;
 /** How long a stopped server may take to exit before it gets SIGKILL, unless the caller says otherwise. */
 export const STOP_TIMEOUT_MS = 5_000;
+/** How much of the output is kept, unless the caller says otherwise. */
 const OUTPUT_KEEP_CHARS = 20_000;
 /** How long to wait, after an exit, for the rest of what the process wrote. */
 const OUTPUT_DRAIN_MS = 500;
@@ -114,6 +115,8 @@ export interface SpawnServerOptions {
   launch?: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
   /** Told every whole line the process writes, from its start. */
   onLine?: (line: string, stream: Stream) => void;
+  /** How much of the output output() keeps, in characters (default OUTPUT_KEEP_CHARS). */
+  keepChars?: number;
 }
 
 export interface ListeningOptions {
@@ -152,6 +155,7 @@ export class ServerProcess {
     readonly label: string,
     readonly env: NodeJS.ProcessEnv,
     onLine: SpawnServerOptions['onLine'],
+    private readonly keepChars: number,
   ) {
     track(child);
     this.exited = new Promise((resolve) => {
@@ -169,9 +173,11 @@ export class ServerProcess {
       child[stream]?.on('data', (chunk: Buffer) => {
         const text = decoder.write(chunk);
         this.count += text.length;
-        this.kept = (this.kept + text).slice(-OUTPUT_KEEP_CHARS);
+        // Cut back to what is kept only once it is twice that: a large keep costs no copy per chunk.
+        this.kept += text;
+        if (this.kept.length > 2 * keepChars) this.kept = this.kept.slice(-keepChars);
         const lines = (partial + text).split('\n');
-        partial = (lines.pop() ?? '').slice(-OUTPUT_KEEP_CHARS);
+        partial = (lines.pop() ?? '').slice(-keepChars);
         for (const line of lines) {
           const m = LISTENING.exec(line.trim());
           if (m?.[1] && m[2]) this.urls.set(m[1] as Role, m[2]);
@@ -192,7 +198,7 @@ export class ServerProcess {
       env: opts.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    return new ServerProcess(child, opts.label ?? 'server', opts.env, opts.onLine);
+    return new ServerProcess(child, opts.label ?? 'server', opts.env, opts.onLine, opts.keepChars ?? OUTPUT_KEEP_CHARS);
   }
 
   /** Starts the process and waits for its listening lines; a process that fails to start is killed. */
@@ -224,14 +230,14 @@ export class ServerProcess {
         if (done()) finish();
       };
       const timer = setTimeout(
-        () => finish(new ServerStartError(`${this.label} did not print its listening lines (${roles.join(', ')}) within ${timeoutMs} ms`, this.kept)),
+        () => finish(new ServerStartError(`${this.label} did not print its listening lines (${roles.join(', ')}) within ${timeoutMs} ms`, this.output())),
         timeoutMs,
       );
       this.changed.add(check);
       void this.exited.then(async (e) => {
         // The last words (why it would not start) may still be in the pipe.
         await this.outputRead();
-        finish(new ServerStartError(`${this.label} exited during start (code ${e.code}, signal ${e.signal})`, this.kept));
+        finish(new ServerStartError(`${this.label} exited during start (code ${e.code}, signal ${e.signal})`, this.output()));
       });
     });
   }
@@ -265,7 +271,7 @@ export class ServerProcess {
 
   /** The last lines the process wrote (stdout and stderr), for failure messages. */
   output(): string {
-    return this.kept;
+    return this.kept.slice(-this.keepChars);
   }
 
   /** Characters written since the start: a mark for outputSince(). */
@@ -276,7 +282,7 @@ export class ServerProcess {
   /** What the process wrote since `mark` (as far as output() still keeps it). */
   outputSince(mark: number): string {
     const fresh = this.count - mark;
-    return fresh > 0 ? this.kept.slice(-fresh) : '';
+    return fresh > 0 ? this.output().slice(-fresh) : '';
   }
 
   /** Sends a signal and returns at once. */

@@ -33,8 +33,9 @@ export class DyadProcess {
   ) {}
 
   /** Start one process and wait for the listening line of each of its roles. */
-  static async start(name: string, env: Record<string, string>): Promise<DyadProcess> {
-    const server = await ServerProcess.start({ label: name, env: serverEnv(BASE_ENV, env), timeoutMs: START_TIMEOUT_MS });
+  /** keepChars: how much of its output log() keeps (the spawn helper's default if not given). */
+  static async start(name: string, env: Record<string, string>, keepChars?: number): Promise<DyadProcess> {
+    const server = await ServerProcess.start({ label: name, env: serverEnv(BASE_ENV, env), timeoutMs: START_TIMEOUT_MS, ...(keepChars ? { keepChars } : {}) });
     return new DyadProcess(name, server);
   }
 
