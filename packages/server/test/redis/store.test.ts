@@ -723,6 +723,57 @@ describe('Redis store', { timeout: 60_000 }, () => {
     }
   });
 
+  it('signals kept for a joined member whose process\'s heartbeat was missing for a moment (its socket stayed) are never overtaken nor left behind: handed over before the next signal, or by the heal', async () => {
+    const p = prefix();
+    const { a, b } = await watched(p);
+    const x = await a.session('ca');
+    const y = await b.session('cb');
+    const matched = b.received('cb').find((m) => m.event === 'matched');
+    assert.ok(matched?.event === 'matched');
+    const room = matched.room_code;
+    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    await a.store.attachSignalling(x.id, x.token, 'sa', Date.now());
+    await b.store.attachSignalling(y.id, y.token, 'sb', Date.now());
+    await a.store.join(x.id, 'sa', room, Date.now());
+    await b.store.join(y.id, 'sb', room, Date.now());
+    // The initiator (i) sends the offer and candidates to the responder (r), on the other process.
+    const [i, r] = matched.initiator ? [{ proc: b, s: y, conn: 'sb' }, { proc: a, s: x, conn: 'sa' }] : [{ proc: a, s: x, conn: 'sa' }, { proc: b, s: y, conn: 'sb' }];
+    const heartbeat = async (of: Proc): Promise<{ lapse: () => Promise<unknown>; back: () => Promise<unknown> }> => {
+      const key = `${p}{dyad}:hb:${of.store.procId}`;
+      const beat = await redis.admin.get(key);
+      assert.ok(beat);
+      return { lapse: () => redis.admin.del(key), back: () => redis.admin.set(key, beat, 'PX', 60_000) };
+    };
+    const signals = (to: { proc: Proc; conn: string }): string[] =>
+      to.proc.received(to.conn).flatMap((m) => (m.event === 'signal' ? [`${m.type} ${(m.data as { c: string }).c}`] : []));
+    const send = (from: typeof i, type: 'offer' | 'answer' | 'candidate', c: string): Promise<Effects> =>
+      from.proc.store.signal(from.s.id, from.conn, room, type, JSON.stringify({ c }), Date.now());
+    // r's process's heartbeat is missing for a moment: the offer is kept for r, and the candidate after it too.
+    const rBeat = await heartbeat(r.proc);
+    await rBeat.lapse();
+    await send(i, 'offer', 'o');
+    await send(i, 'candidate', 'one');
+    await sleep(100);
+    assert.deepEqual(signals(r), []);
+    // Back when i sends the next one: the kept ones go first, in order; and later ones go straight.
+    await rBeat.back();
+    await send(i, 'candidate', 'two');
+    await send(i, 'candidate', 'three');
+    await eventually(async () => (signals(r).length === 4 ? true : undefined), 'r handed the offer and three candidates');
+    assert.deepEqual(signals(r), ['offer o', 'candidate one', 'candidate two', 'candidate three']);
+    // i's process's heartbeat is missing when r answers, and nothing follows: i's own beat finds
+    // the lapse, and its heal hands i what was kept.
+    const iBeat = await heartbeat(i.proc);
+    await iBeat.lapse();
+    await send(r, 'answer', 'a');
+    await sleep(100);
+    assert.deepEqual(signals(i), []);
+    await i.proc.store.heartbeat();
+    await eventually(async () => (signals(i).length === 1 ? true : undefined), 'i handed the answer kept');
+    assert.deepEqual(signals(i), ['answer a']);
+    for (const m of [x, y]) assert.equal(await redis.admin.llen(`${p}{dyad}:rk:${room}:${m.id}`), 0, 'nothing left kept');
+  });
+
   it('a `next` that ran in Redis but whose reply was lost with the connection: the socket is told its state afresh once Redis answers again', async () => {
     await replyLost({}, redis.server.url);
   });

@@ -465,6 +465,23 @@ local function keepSignal(room, to, msg)
   return nil
 end
 
+-- Hand s's signalling socket the signals kept for it in room, in order.
+local function handKept(s, room)
+  local kk = P .. '${KEY.roomKept}' .. room.code .. ':' .. s.id
+  local freed = 0
+  for _, raw in ipairs(redis.call('LRANGE', kk, '0', '-1')) do
+    local msg = cjson.decode(raw)
+    freed = freed + itemBytes(msg.data)
+    send(s, 'signalling', msg)
+  end
+  redis.call('DEL', kk)
+  if freed > 0 then
+    room.kb = num(math.max(0, (tonumber(room.kb) or 0) - freed))
+    redis.call('HSET', P .. '${KEY.room}' .. room.code, 'kb', room.kb)
+    addKept(-freed)
+  end
+end
+
 -- s's signalling socket is in room (it has just joined, or a heal took it
 -- back): routes for the processes holding both joined sockets, so that from
 -- now on each relays its member's signals straight to the other's, and the
@@ -476,21 +493,21 @@ local function inRoom(s, room)
   local present = peer and peer.sj == code and peer.sc and alive(peer.sp)
   route(s, {k = 'j', room = code, id = id, peer = peerId, ini = room.ini == id, ans = room.ans == '1', proc = present and peer.sp or nil, pconn = present and peer.sc or nil})
   if present then route(peer, {k = 'p', room = code, proc = s.sp, pconn = s.sc}) end
-  local kk = P .. '${KEY.roomKept}' .. code .. ':' .. id
-  local freed = 0
-  for _, raw in ipairs(redis.call('LRANGE', kk, '0', '-1')) do
-    local msg = cjson.decode(raw)
-    freed = freed + itemBytes(msg.data)
-    send(s, 'signalling', msg)
-  end
-  redis.call('DEL', kk)
+  handKept(s, room)
   -- Handed over: no copy of them is left for a heal to drop (takeInFlight).
   drop(s, 'tn|signalling')
-  if freed > 0 then
-    room.kb = num(math.max(0, (tonumber(room.kb) or 0) - freed))
-    redis.call('HSET', P .. '${KEY.room}' .. code, 'kb', room.kb)
-    addKept(-freed)
-  end
+end
+
+-- s's joined socket stayed while its process's heartbeat was missing, and
+-- signals were kept for it meanwhile (its partner's process relaying through
+-- the scripts since, so that nothing overtakes them): handed over now, ahead
+-- of anything later, and the partner's process relays straight to it again.
+-- Nothing when nothing was kept.
+local function tellKeptSignals(s, room)
+  if redis.call('EXISTS', P .. '${KEY.roomKept}' .. room.code .. ':' .. s.id) == 0 then return end
+  handKept(s, room)
+  local _, partner = partnerOf(s)
+  if partner and partner.sj == room.code then route(partner, {k = 'p', room = room.code, proc = s.sp, pconn = s.sc}) end
 end
 
 `;

@@ -310,7 +310,16 @@ if kind == 'answer' then
   if peer.sj == code then route(peer, {k = 'a', room = code}) end
 end
 local msg = {event = 'signal', room_code = code, from = id, type = kind, data = A[5]}
-if peer.sj == code and send(peer, 'signalling', msg) then return finish() end
+if peer.sj == code and peer.sc then
+  if alive(peer.sp) then
+    tellKeptSignals(peer, room)
+    send(peer, 'signalling', msg)
+    return finish()
+  end
+  -- Its joined socket stays, but its process's heartbeat is missing for now:
+  -- kept, and what s sends next comes through here too, behind it.
+  route(s, {k = 'p', room = code})
+end
 local why = keepSignal(room, peer.id, msg)
 if why then send(s, 'signalling', err('buffer-full', fullMessage('signal', why))) end
 return finish()
@@ -518,6 +527,11 @@ for _, e in ipairs(cjson.decode(A[2])) do
       -- order, while it is still in that room; the lines of a room it has
       -- left since (told waiting or idle) are not shown.
       if s.st == 'matched' and s.kcr == s.room then flushKeptChat(s) else dropKeptChat(s) end
+    end
+    -- The same for the signals kept for its joined socket that stayed.
+    if e.s and s.sc == e.s and s.sp == ME and s.sj and s.sj == s.room then
+      local room = loadRoom(s.sj)
+      if room then tellKeptSignals(s, room) end
     end
     if e.s and not s.sc and (not s.sg or s.sg == e.s) then
       clearGrace(s, 'signalling')
