@@ -774,6 +774,58 @@ describe('Redis store', { timeout: 60_000 }, () => {
     for (const m of [x, y]) assert.equal(await redis.admin.llen(`${p}{dyad}:rk:${room}:${m.id}`), 0, 'nothing left kept');
   });
 
+  it('a `next` whose reply was lost, and a pairing of that socket made after it and read by the inbox reader: the caller hears the `next` failed before the pairing is carried out', async () => {
+    const p = prefix();
+    const a = await Proc.start(p);
+    const b = await Proc.start(p);
+    const x = await a.session('ca');
+    const y = await b.session('cb');
+    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    await a.store.stop(x.id, 'ca', Date.now());
+    // w on b, idle too (x and y, who just met, are kept apart by the cooldown).
+    const w = await b.session('cw');
+    await b.store.stop(w.id, 'cw', Date.now());
+    await eventually(async () => (b.received('cb').at(-1)?.event === 'peer-disconnected' ? true : undefined), 'y idle');
+    const order: string[] = [];
+    a.store.subscribe(async (fx) => {
+      a.inbox.push(fx);
+      for (const d of fx.deliver) if (d.conn === 'ca' && d.msg?.event === 'matched') order.push('matched');
+    });
+    const admin = new Redis(redis.server.url);
+    const busy = new Redis(redis.server.url);
+    const cutter = new Redis(redis.server.url);
+    try {
+      // a's connections but its inbox reader's (blocked in its read): the reply of x's `next` is
+      // lost with them, while the reader gets the pairing of x that w's `next` makes after it.
+      const list = String(await admin.client('LIST'));
+      const conns = [...list.matchAll(/\bid=(\d+) .*\bname=dyad-([^ ]+) .*\bflags=(\w+)/g)].filter((m) => m[2] === a.store.procId && !(m[3] ?? '').includes('b')).map((m) => m[1] ?? '');
+      assert.ok(conns.length >= 1);
+      await Promise.all([busy.ping(), cutter.ping()]);
+      // Redis busy for 300 ms: x's `next`, w's `next` (which pairs w with x) and the cut wait their turn.
+      const busyLoop = busy
+        .eval("local t = redis.call('TIME') local t0 = t[1] * 1e6 + t[2] repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - t0 > 300000 return 1", 0)
+        .catch(() => undefined);
+      await sleep(50);
+      const nexted = a.store.next(x.id, 'ca', Date.now()).then(
+        () => order.push('answered'),
+        () => order.push('failed'),
+      );
+      await sleep(20);
+      const paired = b.store.next(w.id, 'cw', Date.now());
+      await sleep(20);
+      const cut = Promise.all(conns.map((id) => cutter.call('CLIENT', 'KILL', 'ID', id)));
+      await Promise.all([nexted, paired, cut, busyLoop]);
+      assert.equal(await admin.hget(`${p}{dyad}:s:${x.id}`, 'st'), 'matched', 'x paired with w');
+      await eventually(async () => (order.includes('matched') ? true : undefined), 'x told matched');
+      // (Then x's state is told afresh, a `matched` again: the failed `next` may have run.)
+      assert.deepEqual(order.slice(0, 2), ['failed', 'matched']);
+    } finally {
+      admin.disconnect();
+      busy.disconnect();
+      cutter.disconnect();
+    }
+  });
+
   it('a `next` that ran in Redis but whose reply was lost with the connection: the socket is told its state afresh once Redis answers again', async () => {
     await replyLost({}, redis.server.url);
   });

@@ -470,7 +470,10 @@ export class RedisStore implements Store {
         return { fx: toEffects(raw), x: raw.x };
       },
       (err: unknown) => {
-        this.inbox.order.answered(seq);
+        // It may have run, its reply lost: the inbox entries that wait for it (a pairing
+        // made after it, say) go on only once its caller has heard it failed (the edge
+        // says so to the socket in this turn), so the socket is told it is unsure first.
+        setImmediate(() => this.inbox.order.answered(seq));
         throw err;
       },
     );
