@@ -71,26 +71,50 @@ async function takeForDead(p: string, a: Proc, b: Proc): Promise<void> {
   await b.store.reap(Date.now());
 }
 
-/**
- * x (sockets ca, sa) on a and y (cb, sb) on b, paired, both joined, offer and
- * answer passed through the scripts, each with the other's signal (and so the
- * routes that came with it): from here each process relays its member's
- * signals itself, into the other's inbox.
- */
-async function roomAcross(a: Proc, b: Proc): Promise<{ x: { id: string; token: string }; y: { id: string; token: string }; room: string }> {
+type Session = Awaited<ReturnType<Proc['session']>>;
+
+/** x (socket ca) on a and y (cb) on b, paired, each told `matched` (y's is returned: the room, and whether y initiates). */
+async function pairAcross(a: Proc, b: Proc): Promise<{ x: Session; y: Session; matched: Extract<ServerMessage, { event: 'matched' }> }> {
   const x = await a.session('ca');
   const y = await b.session('cb');
   const matched = b.received('cb').find((m) => m.event === 'matched');
   assert.ok(matched?.event === 'matched');
-  const room = matched.room_code;
   await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+  return { x, y, matched };
+}
+
+/** One member's side of a room across two processes: its process, session and signalling socket. */
+interface Side {
+  proc: Proc;
+  s: Session;
+  conn: string;
+}
+
+/**
+ * x (sockets ca, sa) on a and y (cb, sb) on b, paired and both joined: the
+ * room, and the initiator's side and the responder's.
+ */
+async function joinedAcross(a: Proc, b: Proc): Promise<{ x: Session; y: Session; room: string; ini: Side; res: Side }> {
+  const { x, y, matched } = await pairAcross(a, b);
+  const room = matched.room_code;
   await a.store.attachSignalling(x.id, x.token, 'sa', Date.now());
   await b.store.attachSignalling(y.id, y.token, 'sb', Date.now());
   await a.store.join(x.id, 'sa', room, Date.now());
   await b.store.join(y.id, 'sb', room, Date.now());
-  const [ini, res] = matched.initiator ? [{ s: b, id: y.id, conn: 'sb' }, { s: a, id: x.id, conn: 'sa' }] : [{ s: a, id: x.id, conn: 'sa' }, { s: b, id: y.id, conn: 'sb' }];
-  await ini.s.store.signal(ini.id, ini.conn, room, 'offer', JSON.stringify({ sdp: 'o' }), Date.now());
-  await res.s.store.signal(res.id, res.conn, room, 'answer', JSON.stringify({ sdp: 'a' }), Date.now());
+  const sx: Side = { proc: a, s: x, conn: 'sa' };
+  const sy: Side = { proc: b, s: y, conn: 'sb' };
+  return { x, y, room, ...(matched.initiator ? { ini: sy, res: sx } : { ini: sx, res: sy }) };
+}
+
+/**
+ * As joinedAcross, with offer and answer passed through the scripts, each
+ * with the other's signal (and so the routes that came with it): from here
+ * each process relays its member's signals itself, into the other's inbox.
+ */
+async function roomAcross(a: Proc, b: Proc): Promise<{ x: Session; y: Session; room: string }> {
+  const { x, y, room, ini, res } = await joinedAcross(a, b);
+  await ini.proc.store.signal(ini.s.id, ini.conn, room, 'offer', JSON.stringify({ sdp: 'o' }), Date.now());
+  await res.proc.store.signal(res.s.id, res.conn, room, 'answer', JSON.stringify({ sdp: 'a' }), Date.now());
   await eventually(async () => (a.received('sa').some((m) => m.event === 'signal') ? true : undefined), 'x has its signal');
   await eventually(async () => (b.received('sb').some((m) => m.event === 'signal') ? true : undefined), 'y has its signal');
   return { x, y, room };
@@ -109,36 +133,53 @@ async function replyLost(on: Partial<RedisStoreOptions>, url: string): Promise<v
   // The partner is on another process: what x's `next` tells x comes back only in its reply.
   await b.session('cb');
   await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+  let nexted!: Promise<string>;
+  // x's `next`, then the cut of all a's connections: the script runs and its reply is thrown away with the connection.
+  await cutWhileBusy(url, a.store.procId, false, async () => {
+    nexted = a.store.next(x.id, 'ca', Date.now()).then(
+      () => 'answered',
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    await sleep(30);
+  });
+  assert.match(await nexted, /store unavailable/, 'the reply was lost');
+  const node = new Redis(url);
+  try {
+    assert.equal(await node.hget(`${p}{dyad}:s:${x.id}`, 'st'), 'waiting', 'the next ran');
+  } finally {
+    node.disconnect();
+  }
+  // Once a reconnects, x hears where it stands: waiting, after the matched it had.
+  await eventually(async () => (a.received('ca').at(-1)?.event === 'waiting' ? true : undefined), 'x told waiting');
+  assert.deepEqual(
+    a.received('ca').map((m) => m.event),
+    ['waiting', 'matched', 'waiting'],
+  );
+}
+
+/**
+ * Redis at url (a node) held busy for 300 ms by a looping script: what `queue`
+ * sends meanwhile (without waiting for answers) waits its turn, and after it
+ * the connections of process procId are cut, as a network blip would, but for
+ * its inbox reader's (blocked in its read) when `spareReader`.
+ */
+async function cutWhileBusy(url: string, procId: string, spareReader: boolean, queue: () => Promise<void>): Promise<void> {
   const admin = new Redis(url);
   const busy = new Redis(url);
   const cutter = new Redis(url);
   try {
-    // a's connections, to cut them all at once, as a network blip would.
     const list = String(await admin.client('LIST'));
-    const conns = [...list.matchAll(/\bid=(\d+) .*\bname=dyad-([^ ]+)/g)].filter((m) => m[2] === a.store.procId).map((m) => m[1] ?? '');
-    assert.ok(conns.length >= 2);
-    // Redis busy for 300 ms: x's `next`, then the cut, wait their turn and are read in that order,
-    // so the script runs and its reply is thrown away with the connection.
+    const conns = [...list.matchAll(/\bid=(\d+) .*\bname=dyad-([^ ]+) .*\bflags=(\w+)/g)]
+      .filter((m) => m[2] === procId && !(spareReader && (m[3] ?? '').includes('b')))
+      .map((m) => m[1] ?? '');
+    assert.ok(conns.length >= 1);
     await Promise.all([busy.ping(), cutter.ping()]);
     const busyLoop = busy
       .eval("local t = redis.call('TIME') local t0 = t[1] * 1e6 + t[2] repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - t0 > 300000 return 1", 0)
       .catch(() => undefined);
     await sleep(50);
-    const nexted = a.store.next(x.id, 'ca', Date.now()).then(
-      () => 'answered',
-      (err: unknown) => (err instanceof Error ? err.message : String(err)),
-    );
-    await sleep(30);
-    const cut = Promise.all(conns.map((id) => cutter.call('CLIENT', 'KILL', 'ID', id)));
-    assert.match(await nexted, /store unavailable/, 'the reply was lost');
-    await Promise.all([cut, busyLoop]);
-    assert.equal(await admin.hget(`${p}{dyad}:s:${x.id}`, 'st'), 'waiting', 'the next ran');
-    // Once a reconnects, x hears where it stands: waiting, after the matched it had.
-    await eventually(async () => (a.received('ca').at(-1)?.event === 'waiting' ? true : undefined), 'x told waiting');
-    assert.deepEqual(
-      a.received('ca').map((m) => m.event),
-      ['waiting', 'matched', 'waiting'],
-    );
+    await queue();
+    await Promise.all([...conns.map((id) => cutter.call('CLIENT', 'KILL', 'ID', id)), busyLoop]);
   } finally {
     admin.disconnect();
     busy.disconnect();
@@ -336,11 +377,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
   it('a process taken for dead while alive delivers what the reaper kept for its sockets, and its heal drops those copies: nothing is told twice', async () => {
     const p = prefix();
     const { a, b } = await watched(p);
-    const x = await a.session('ca');
-    const y = await b.session('cb');
-    const matched = b.received('cb').find((m) => m.event === 'matched');
-    assert.ok(matched?.event === 'matched');
-    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    const { x, y, matched } = await pairAcross(a, b);
     // Both join the room: x's signalling socket on a, y's on b.
     await a.store.attachSignalling(x.id, x.token, 'sa', Date.now());
     await b.store.attachSignalling(y.id, y.token, 'sb', Date.now());
@@ -436,9 +473,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
   it('a socket whose first words were lost with Redis’s data (a resumption told through the inbox) is told where it stands by the heal, never left silent', async () => {
     const p = prefix();
     const { a, b } = await watched(p);
-    const x = await a.session('ca');
-    const y = await b.session('cb');
-    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    const { x, y } = await pairAcross(a, b);
     // x's socket drops; a line is kept for it, so its resumption is told through a's inbox (a chat is not told in a reply).
     await a.store.detachMatching(x.id, 'ca', false, Date.now());
     await b.store.chat(y.id, 'cb', 'hello', Date.now());
@@ -502,9 +537,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
   it('a process taken for dead while alive tells its sockets, once it takes them back, what came for them meanwhile: the chat kept, then the end of the room', async () => {
     const p = prefix();
     const { a, b } = await watched(p);
-    const x = await a.session('ca');
-    const y = await b.session('cb');
-    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    const { x, y } = await pairAcross(a, b);
     // a stalls past its heartbeat: b takes it for dead, and x's socket counts as away.
     await takeForDead(p, a, b); // x's socket dropped
     assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'mc'), null);
@@ -595,11 +628,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
       const p = prefix();
       const a = await Proc.start(p);
       const b = await Proc.start(p);
-      const x = await a.session('ca');
-      const y = await b.session('cb');
-      const matched = b.received('cb').find((m) => m.event === 'matched');
-      assert.ok(matched?.event === 'matched');
-      await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+      const { x, y, matched } = await pairAcross(a, b);
       // From here a's hub is slow to finish with a chat for x's socket: the line has reached the
       // socket, and its entry is still in a's inbox, untrimmed, with a's reader on it.
       let release!: () => void;
@@ -636,9 +665,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
   it('chat kept for a member whose process\'s heartbeat was missing for a moment (its socket stayed) is never overtaken: told before the next line or the end of the room, or by the heal', async () => {
     const p = prefix();
     const { a, b } = await watched(p);
-    const x = await a.session('ca');
-    const y = await b.session('cb');
-    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    const { x, y } = await pairAcross(a, b);
     const hb = `${p}{dyad}:hb:${a.store.procId}`;
     const beat = await redis.admin.get(hb);
     assert.ok(beat);
@@ -679,11 +706,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     for (const how of ['resumed elsewhere', 'dropped'] as const) {
       const p = prefix();
       const { a, b } = await watched(p);
-      const x = await a.session('ca');
-      const y = await b.session('cb');
-      const matched = b.received('cb').find((m) => m.event === 'matched');
-      assert.ok(matched?.event === 'matched');
-      await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+      const { x, y, matched } = await pairAcross(a, b);
       // From here a is slow: its hub holds the first chat for x, whose entry stays in a's inbox, untrimmed.
       let release!: () => void;
       const released = new Promise<void>((r) => (release = r));
@@ -726,27 +749,17 @@ describe('Redis store', { timeout: 60_000 }, () => {
   it('signals kept for a joined member whose process\'s heartbeat was missing for a moment (its socket stayed) are never overtaken nor left behind: handed over before the next signal, or by the heal', async () => {
     const p = prefix();
     const { a, b } = await watched(p);
-    const x = await a.session('ca');
-    const y = await b.session('cb');
-    const matched = b.received('cb').find((m) => m.event === 'matched');
-    assert.ok(matched?.event === 'matched');
-    const room = matched.room_code;
-    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
-    await a.store.attachSignalling(x.id, x.token, 'sa', Date.now());
-    await b.store.attachSignalling(y.id, y.token, 'sb', Date.now());
-    await a.store.join(x.id, 'sa', room, Date.now());
-    await b.store.join(y.id, 'sb', room, Date.now());
     // The initiator (i) sends the offer and candidates to the responder (r), on the other process.
-    const [i, r] = matched.initiator ? [{ proc: b, s: y, conn: 'sb' }, { proc: a, s: x, conn: 'sa' }] : [{ proc: a, s: x, conn: 'sa' }, { proc: b, s: y, conn: 'sb' }];
+    const { x, y, room, ini: i, res: r } = await joinedAcross(a, b);
     const heartbeat = async (of: Proc): Promise<{ lapse: () => Promise<unknown>; back: () => Promise<unknown> }> => {
       const key = `${p}{dyad}:hb:${of.store.procId}`;
       const beat = await redis.admin.get(key);
       assert.ok(beat);
       return { lapse: () => redis.admin.del(key), back: () => redis.admin.set(key, beat, 'PX', 60_000) };
     };
-    const signals = (to: { proc: Proc; conn: string }): string[] =>
+    const signals = (to: Side): string[] =>
       to.proc.received(to.conn).flatMap((m) => (m.event === 'signal' ? [`${m.type} ${(m.data as { c: string }).c}`] : []));
-    const send = (from: typeof i, type: 'offer' | 'answer' | 'candidate', c: string): Promise<Effects> =>
+    const send = (from: Side, type: 'offer' | 'answer' | 'candidate', c: string): Promise<Effects> =>
       from.proc.store.signal(from.s.id, from.conn, room, type, JSON.stringify({ c }), Date.now());
     // r's process's heartbeat is missing for a moment: the offer is kept for r, and the candidate after it too.
     const rBeat = await heartbeat(r.proc);
@@ -778,9 +791,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const p = prefix();
     const a = await Proc.start(p);
     const b = await Proc.start(p);
-    const x = await a.session('ca');
-    const y = await b.session('cb');
-    await eventually(async () => (a.received('ca').some((m) => m.event === 'matched') ? true : undefined), 'x matched');
+    const { x, y } = await pairAcross(a, b);
     await a.store.stop(x.id, 'ca', Date.now());
     // w on b, idle too (x and y, who just met, are kept apart by the cooldown).
     const w = await b.session('cw');
@@ -791,39 +802,24 @@ describe('Redis store', { timeout: 60_000 }, () => {
       a.inbox.push(fx);
       for (const d of fx.deliver) if (d.conn === 'ca' && d.msg?.event === 'matched') order.push('matched');
     });
-    const admin = new Redis(redis.server.url);
-    const busy = new Redis(redis.server.url);
-    const cutter = new Redis(redis.server.url);
-    try {
-      // a's connections but its inbox reader's (blocked in its read): the reply of x's `next` is
-      // lost with them, while the reader gets the pairing of x that w's `next` makes after it.
-      const list = String(await admin.client('LIST'));
-      const conns = [...list.matchAll(/\bid=(\d+) .*\bname=dyad-([^ ]+) .*\bflags=(\w+)/g)].filter((m) => m[2] === a.store.procId && !(m[3] ?? '').includes('b')).map((m) => m[1] ?? '');
-      assert.ok(conns.length >= 1);
-      await Promise.all([busy.ping(), cutter.ping()]);
-      // Redis busy for 300 ms: x's `next`, w's `next` (which pairs w with x) and the cut wait their turn.
-      const busyLoop = busy
-        .eval("local t = redis.call('TIME') local t0 = t[1] * 1e6 + t[2] repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - t0 > 300000 return 1", 0)
-        .catch(() => undefined);
-      await sleep(50);
-      const nexted = a.store.next(x.id, 'ca', Date.now()).then(
+    // x's `next`, then w's (which pairs w with x), then the cut of a's connections but its inbox
+    // reader's: the reply of x's `next` is lost, while the reader gets the pairing made after it.
+    let nexted!: Promise<unknown>;
+    let paired!: Promise<unknown>;
+    await cutWhileBusy(redis.server.url, a.store.procId, true, async () => {
+      nexted = a.store.next(x.id, 'ca', Date.now()).then(
         () => order.push('answered'),
         () => order.push('failed'),
       );
       await sleep(20);
-      const paired = b.store.next(w.id, 'cw', Date.now());
+      paired = b.store.next(w.id, 'cw', Date.now());
       await sleep(20);
-      const cut = Promise.all(conns.map((id) => cutter.call('CLIENT', 'KILL', 'ID', id)));
-      await Promise.all([nexted, paired, cut, busyLoop]);
-      assert.equal(await admin.hget(`${p}{dyad}:s:${x.id}`, 'st'), 'matched', 'x paired with w');
-      await eventually(async () => (order.includes('matched') ? true : undefined), 'x told matched');
-      // (Then x's state is told afresh, a `matched` again: the failed `next` may have run.)
-      assert.deepEqual(order.slice(0, 2), ['failed', 'matched']);
-    } finally {
-      admin.disconnect();
-      busy.disconnect();
-      cutter.disconnect();
-    }
+    });
+    await Promise.all([nexted, paired]);
+    assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, 'st'), 'matched', 'x paired with w');
+    await eventually(async () => (order.includes('matched') ? true : undefined), 'x told matched');
+    // (Then x's state is told afresh, a `matched` again: the failed `next` may have run.)
+    assert.deepEqual(order.slice(0, 2), ['failed', 'matched']);
   });
 
   it('a `next` that ran in Redis but whose reply was lost with the connection: the socket is told its state afresh once Redis answers again', async () => {

@@ -76,6 +76,8 @@ export class Recovery {
   private healing = false;
   /** A heal that has yet to finish (Redis failed again under it), made again, whole, at the next beat: whether Redis had lost its data. */
   private unhealed: boolean | undefined;
+  /** Where the heartbeat under way is (for a log if it is held up). */
+  stage = '';
 
   constructor(private readonly host: RecoveryHost) {}
 
@@ -162,6 +164,7 @@ export class Recovery {
     const { exec, sockets, relay } = this.host;
     let written = false;
     try {
+      this.stage = 'writing the heartbeat';
       const { x } = await exec('beat', Date.now(), [this.host.heartbeatTtlMs, randomBytes(8).toString('base64url')]);
       written = true;
       const r = x as { prev: string; epoch: string };
@@ -179,7 +182,9 @@ export class Recovery {
         await this.heal(this.unhealed);
         this.unhealed = undefined;
       }
+      this.stage = 'replaying';
       if (this.pending.length > 0) await this.replay();
+      this.stage = 'writing socket counts';
       await counts;
     } catch {
       // Redis unreachable: the next beat tries again.
@@ -201,6 +206,7 @@ export class Recovery {
       if (lost) {
         // Entries lost with Redis will never be read: nobody waits for them any more,
         // and relayed signals need not wait for them.
+        this.stage = 'heal: the inbox lost';
         await inbox.lost();
         relay.forgetCaused();
         await inbox.rewind();
@@ -210,6 +216,7 @@ export class Recovery {
       const all = [...this.local.values()].map((l) => ({ ...l, hint: l.m === undefined ? undefined : this.hints.get(l.m) }));
       for (let i = 0; i < all.length; i += BATCH) {
         const batch = all.slice(i, i + BATCH);
+        this.stage = `heal: call ${i / BATCH + 1} of ${Math.ceil(all.length / BATCH)}`;
         const { fx, x } = await exec('heal', Date.now(), [lost ? '1' : '0', JSON.stringify(batch)], { codes: batch.length });
         const orphans = (x as { orphans?: unknown }).orphans;
         if (Array.isArray(orphans)) {
@@ -219,8 +226,10 @@ export class Recovery {
             fx.close.push({ to: o.id, channel: o.channel, conn: o.conn, code: 4001, reason: 'session ended' });
           }
         }
+        this.stage = `heal: carrying out call ${i / BATCH + 1}`;
         await emit(fx);
       }
+      this.stage = 'heal: socket counts';
       await counts;
     } finally {
       this.healing = false;

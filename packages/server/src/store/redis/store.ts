@@ -102,6 +102,9 @@ export function checkPrefix(prefix: string): string | undefined {
   return undefined;
 }
 
+/** A periodic task (heartbeat, reaper, touch) still running after this many of its periods, or of call timeouts, is logged. */
+const HELD_UP_RUNS = 5;
+
 export class RedisStore implements Store {
   /** Commands and scripts; fails fast while Redis is unreachable. Shared with the rate limiters. */
   readonly client: Connection;
@@ -322,9 +325,9 @@ export class RedisStore implements Store {
       if (Date.now() > deadline || this.closed) throw new StoreUnavailableError('could not write the heartbeat of this process');
       await sleep(50);
     }
-    this.every(this.heartbeatMs, () => this.recovery.beat());
-    if (this.reapIntervalMs > 0) this.every(this.reapIntervalMs, () => this.reap(Date.now()));
-    this.every(this.touchIntervalMs, () => this.recovery.touch());
+    this.every('heartbeat', this.heartbeatMs, () => this.recovery.beat(), () => this.recovery.stage);
+    if (this.reapIntervalMs > 0) this.every('reaper', this.reapIntervalMs, () => this.reap(Date.now()));
+    this.every('touch', this.touchIntervalMs, () => this.recovery.touch());
     this.inbox.read();
     this.relay.read();
   }
@@ -336,15 +339,31 @@ export class RedisStore implements Store {
     void this.relay.close();
   }
 
-  private every(ms: number, task: () => Promise<unknown>): void {
-    let busy = false;
+  /**
+   * Run `task` every `ms`, one run at a time. A run still going after
+   * HELD_UP_RUNS periods (every call in it is bounded, so this is a defect)
+   * is logged once, with `stage` (where it waits), as nothing else would show it.
+   */
+  private every(name: string, ms: number, task: () => Promise<unknown>, stage?: () => string): void {
+    let since: number | undefined;
+    let told = false;
     const t = setInterval(() => {
-      if (busy || this.closed) return;
-      busy = true;
+      if (this.closed) return;
+      if (since !== undefined) {
+        const heldMs = performance.now() - since;
+        if (!told && heldMs > HELD_UP_RUNS * Math.max(ms, this.callTimeoutMs)) {
+          told = true;
+          this.log?.warn({ task: name, heldMs: Math.round(heldMs), stage: stage?.() }, 'a periodic task is held up');
+        }
+        return;
+      }
+      since = performance.now();
       task()
         .catch(() => undefined)
         .finally(() => {
-          busy = false;
+          if (told) this.log?.warn({ task: name, heldMs: Math.round(performance.now() - (since ?? 0)) }, 'a periodic task held up is done');
+          since = undefined;
+          told = false;
         });
     }, ms);
     t.unref();
