@@ -509,6 +509,39 @@ describe('Redis store', { timeout: 60_000 }, () => {
     await eventually(async () => (a.received('cx').some((m) => m.event === 'waiting') ? true : undefined), 'x waiting after its next');
   });
 
+  it('a heartbeat held up (here by a hub that never finishes carrying out what a heal returned) is logged once, with where it waits, and again when it is done', async () => {
+    const p = prefix();
+    const warned: { msg: string; o: Record<string, unknown> }[] = [];
+    const quiet = (): void => undefined;
+    const log = {
+      warn: (o: Record<string, unknown>, msg?: string) => warned.push({ msg: msg ?? '', o }),
+      info: quiet,
+      error: quiet,
+      debug: quiet,
+    } as unknown as NonNullable<RedisStoreOptions['log']>;
+    // Held up past 5 × max(100 ms, 200 ms): logged after a second.
+    const a = await Proc.start(p, { log, heartbeatMs: 100, callTimeoutMs: 200 });
+    const x = await a.session('ca');
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    a.store.subscribe(async () => released);
+    try {
+      // x's session is gone and a's heartbeat lapses: a's heal tells ca its session ended
+      // (every call is bounded, but carrying out what it returns is the hub's), and the hub never finishes.
+      await redis.admin.del(`${p}{dyad}:s:${x.id}`, `${p}{dyad}:hb:${a.store.procId}`);
+      await eventually(async () => (warned.some((w) => w.msg === 'a periodic task is held up') ? true : undefined), 'the heartbeat held up, logged');
+      const held = warned.filter((w) => w.msg === 'a periodic task is held up');
+      assert.equal(held.length, 1);
+      assert.equal(held[0]?.o.task, 'heartbeat');
+      assert.equal(held[0]?.o.stage, 'heal: carrying out call 1');
+      await sleep(1_200);
+      assert.equal(warned.filter((w) => w.msg === 'a periodic task is held up').length, 1, 'logged once');
+    } finally {
+      release();
+    }
+    await eventually(async () => (warned.some((w) => w.msg === 'a periodic task held up is done') ? true : undefined), 'its end logged');
+  });
+
   it('a heal after data loss cut short by Redis failing again under it is made again, whole, at a later heartbeat', async () => {
     const p = prefix();
     let paused = false;
