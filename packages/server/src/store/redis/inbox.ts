@@ -84,8 +84,14 @@ export class Inbox {
 
   /** Resolves once the reader has carried out every entry the inbox holds now (bounded by callTimeoutMs). */
   async caughtUp(): Promise<void> {
-    const last = (await this.host.client.xrevrange(this.key, '+', '-', 'COUNT', 1))[0]?.[0];
+    const last = await this.edgeEntry('last').catch(() => undefined);
     if (last !== undefined) await withTimeout(this.carriedOut(last), this.callTimeoutMs, 'reading the inbox').catch(() => undefined);
+  }
+
+  /** The id of the inbox's first or last entry now (bounded by callTimeoutMs, as every call: it never holds up a heal). */
+  private async edgeEntry(end: 'first' | 'last'): Promise<string | undefined> {
+    const read = end === 'first' ? this.host.client.xrange(this.key, '-', '+', 'COUNT', 1) : this.host.client.xrevrange(this.key, '+', '-', 'COUNT', 1);
+    return (await withTimeout(read, this.callTimeoutMs, `reading the inbox's ${end} entry`))[0]?.[0];
   }
 
   /**
@@ -97,7 +103,7 @@ export class Inbox {
    * carried out is lost.
    */
   async lost(): Promise<void> {
-    const first = (await this.host.client.xrange(this.key, '-', '+', 'COUNT', 1))[0]?.[0];
+    const first = await this.edgeEntry('first');
     const gone = (id: string): boolean => first === undefined || compareIds(id, first) < 0;
     this.wake(gone);
     this.order.lost(gone);
@@ -105,7 +111,7 @@ export class Inbox {
 
   /** After a restart the inbox starts again from nothing; read it from its start if our place is past its end. */
   async rewind(): Promise<void> {
-    const last = (await this.host.client.xrevrange(this.key, '+', '-', 'COUNT', 1))[0]?.[0];
+    const last = await this.edgeEntry('last');
     if (last === undefined || compareIds(last, this.last) < 0) this.last = '0-0';
   }
 
