@@ -49,7 +49,8 @@ end
 local function takeInFlight(s, ch, oldConn, oldProc, after)
   if not oldConn or not oldProc then return end
   local dead = not alive(oldProc)
-  local kept = dead and (ch == 'matching' and (P .. '${KEY.keptChat}' .. s.id) or (s.room and (P .. '${KEY.roomKept}' .. s.room .. ':' .. s.id)))
+  -- Signals kept for a dead process's socket before this takeover go back behind what it takes (see above).
+  local kept = dead and ch == 'signalling' and s.room and (P .. '${KEY.roomKept}' .. s.room .. ':' .. s.id)
   local before = kept and redis.call('LLEN', kept) or 0
   local taken, news = 0, ''
   local last
@@ -85,7 +86,7 @@ local function takeInFlight(s, ch, oldConn, oldProc, after)
     end
   end
   if last then put(s, {'tk|' .. ch .. '|' .. oldProc, last}) end
-  if ch == 'signalling' and before > 0 and redis.call('LLEN', kept) > before then rotate(kept, before) end
+  if before > 0 and redis.call('LLEN', kept) > before then rotate(kept, before) end
   if not dead then return end
   if taken > 0 or news ~= '' then
     put(s, {'tn|' .. ch, oldProc .. '|' .. taken .. '|' .. news .. '|' .. (ch == 'signalling' and s.room or '')})
