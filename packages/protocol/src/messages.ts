@@ -302,6 +302,8 @@ export const CloseCode = Object.freeze({
   goingAway: 1001,
   policyViolation: 1008,
   tooBig: 1009,
+  /** Try Again Later: the server could not open the socket's place (its store was away); resume. */
+  tryAgain: 1013,
   unauthorized: 4001,
   replaced: 4002,
   banned: 4003,

@@ -157,6 +157,11 @@ async function replyLost(on: Partial<RedisStoreOptions>, url: string): Promise<v
   );
 }
 
+/** Once process `a` answers again after its connections were cut (x's token checked, a read on the calls' connection). */
+async function reconnected(a: Proc, x: Session): Promise<void> {
+  await eventually(async () => ((await a.store.verify(x.id, x.token)) ? true : undefined), 'a reconnected');
+}
+
 /**
  * Redis at url (a node) held busy for 300 ms by a looping script: what `queue`
  * sends meanwhile (without waiting for answers) waits its turn, and after it
@@ -857,6 +862,57 @@ describe('Redis store', { timeout: 60_000 }, () => {
 
   it('a `next` that ran in Redis but whose reply was lost with the connection: the socket is told its state afresh once Redis answers again', async () => {
     await replyLost({}, redis.server.url);
+  });
+
+  it('a one-trip start that ran in Redis but whose reply was lost with the connection leaves no session behind (a ghost holding a socket that never opened, paired and never answering)', async () => {
+    const p = prefix();
+    // Heartbeats far apart: the ghost is seen before a beat's replay could end it.
+    const a = await Proc.start(p, { heartbeatMs: 1_500, heartbeatTtlMs: 30_000 });
+    const token = randomBytes(12).toString('hex');
+    let started!: Promise<string>;
+    await cutWhileBusy(redis.server.url, a.store.procId, false, async () => {
+      started = a.store.registerAttached({ mode: 'video', interests: [], token, addr: 'ga' }, 'ga', Date.now()).then(
+        () => 'answered',
+        (err: unknown) => (err instanceof Error ? err.message : String(err)),
+      );
+      await sleep(30);
+    });
+    assert.match(await started, /store unavailable/, 'the reply was lost');
+    const key = `${p}{dyad}:s:${String(await redis.admin.get(`${p}{dyad}:t:${createHash('sha256').update(token).digest('hex')}`))}`;
+    assert.equal(await redis.admin.hget(key, 'st'), 'waiting', 'the start ran: its session waits in the pool');
+    // Once a reconnects, the session leaves as by a clean close: nobody is paired with it.
+    await eventually(async () => ((await redis.admin.exists(key)) === 0 ? true : undefined), 'the session gone', 10_000);
+    const b = await Proc.start(p);
+    const y = await b.session('cb');
+    await sleep(300);
+    assert.deepEqual([...y.fx.deliver.map((d) => d.msg), ...b.received('cb')].map((m) => m?.event), ['waiting'], 'the next arrival waits, matched with nobody');
+  });
+
+  it('a resumption whose open timed out and then failed (whether it ran is unknown) is closed with 1013, so its client resumes and is told where it stands', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { callTimeoutMs: 150 });
+    const x = await a.session('ca');
+    let resumed!: Promise<string>;
+    // The open waits behind Redis's 300 ms of work, times out, then loses its connection.
+    await cutWhileBusy(redis.server.url, a.store.procId, false, async () => {
+      resumed = a.store.attachMatching(x.id, x.token, 'ca2', Date.now()).then(
+        () => 'answered',
+        (err: unknown) => (err instanceof Error ? err.message : String(err)),
+      );
+      await sleep(200);
+    });
+    assert.match(await resumed, /took longer/);
+    const closes = (): { conn: string; code: number }[] => a.inbox.flatMap((fx) => fx.close);
+    await eventually(async () => (closes().some((c) => c.conn === 'ca2') ? true : undefined), 'the socket closed');
+    assert.deepEqual(closes().filter((c) => c.conn === 'ca2').map((c) => c.code), [1013]);
+    // The edge: the close starts the grace period; the client resumes on a new socket.
+    await reconnected(a, x);
+    await a.store.detachMatching(x.id, 'ca2', false, Date.now());
+    const again = await a.store.attachMatching(x.id, x.token, 'ca3', Date.now());
+    assert.ok(again.ok);
+    const told = (): (string | undefined)[] => [...again.effects.deliver, ...a.inbox.flatMap((fx) => fx.deliver)].filter((d) => d.conn === 'ca3').map((d) => d.msg?.event);
+    await eventually(async () => (told().length > 0 ? true : undefined), 'the resumption told');
+    assert.deepEqual(told(), ['waiting']);
   });
 
   it('signals relayed without a script into a dead process’s inbox are kept for their member and handed over as sent, in order', async () => {

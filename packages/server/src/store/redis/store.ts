@@ -12,7 +12,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { SignalType } from '@dyad/protocol';
+import { CloseCode, type SignalType } from '@dyad/protocol';
 import {
   REPORT_LOG_PER_ADDR,
   emptyEffects,
@@ -460,7 +460,13 @@ export class RedisStore implements Store {
     name: ScriptName,
     now: number,
     args: readonly (string | number)[],
-    opts: { codes?: number; late?: (r: { fx: Effects; x: unknown }) => void; detached?: boolean } = {},
+    opts: {
+      codes?: number;
+      late?: (r: { fx: Effects; x: unknown }) => void;
+      /** The call failed after timing out: whether it ran is unknown for good. */
+      lateFailed?: () => void;
+      detached?: boolean;
+    } = {},
   ): Promise<{ fx: Effects; x: unknown }> {
     const codes = Array.from({ length: opts.codes ?? 0 }, newRoomCode).join(',');
     const seq = this.inbox.order.send();
@@ -512,6 +518,7 @@ export class RedisStore implements Store {
         (err: unknown) => {
           clearTimeout(timer);
           if (!timedOut) reject(scrub(err, name));
+          else opts.lateFailed?.();
         },
       );
     });
@@ -565,10 +572,16 @@ export class RedisStore implements Store {
         () => undefined,
       );
     };
+    // A one-trip start whose call failed may have run all the same, its reply lost with the
+    // connection: its session would hold a socket that never opened (a ghost, paired and never
+    // answering). It leaves as by a clean close once Redis answers again; a detach of a socket
+    // the session never had does nothing.
+    const abandon = (id: string, socket: string) => (): void => this.recovery.queue({ kind: 'detach', channel: 'matching', id, conn: socket, left: true, now });
     for (let attempt = 0; attempt < 5; attempt++) {
+      const gen = newId();
       const args = [
         n.name ?? '',
-        newId(),
+        gen,
         n.mode,
         JSON.stringify(n.interests.map(wellFormed)),
         n.lang ? wellFormed(n.lang) : '',
@@ -580,8 +593,19 @@ export class RedisStore implements Store {
         n.showCountry ? '1' : '',
         ...admission,
       ];
-      const { fx, x } =
-        conn === undefined ? await this.exec('register', now, args) : await this.exec('registerAttached', now, [...args, conn], { codes: 1, late: late(conn) });
+      let reply: { fx: Effects; x: unknown };
+      if (conn === undefined) reply = await this.exec('register', now, args);
+      else {
+        const abandoned = abandon(n.name || gen, conn);
+        try {
+          reply = await this.exec('registerAttached', now, [...args, conn], { codes: 1, late: late(conn), lateFailed: abandoned });
+        } catch (err) {
+          // Failed with its connection, it may have run; one that timed out is left to its late answer (or lateFailed).
+          if (this.unsent(err)) abandoned();
+          throw err;
+        }
+      }
+      const { fx, x } = reply;
       const r = x as { status: string; id?: string; until?: number; retry?: number; profile?: Profile };
       if (r.status === 'ok') {
         if (conn !== undefined && r.profile) this.recovery.remember(r.id ?? '', th, r.profile, 'matching', conn);
@@ -635,6 +659,13 @@ export class RedisStore implements Store {
       const r = await this.exec(channel === 'matching' ? 'attachMatching' : 'attachSignalling', now, attachArgs(id, th, conn, seen), {
         codes: channel === 'matching' ? 1 : 0,
         late: remember,
+        // Whether it ran is unknown, and the socket has only the error: it is closed (as
+        // Try Again Later) and its client resumes, to be told where it stands either way.
+        lateFailed: () => {
+          const fx = emptyEffects();
+          fx.close.push({ to: id, channel, conn, code: CloseCode.tryAgain, reason: 'store unavailable, resume' });
+          void this.emit(fx);
+        },
       });
       if (!remember(r)) return { ok: false, reason: 'unauthorized' };
       return { ok: true, effects: r.fx };
