@@ -11,6 +11,7 @@ import path from 'node:path';
 import { BACKENDS, type Backend } from '../../packages/server/test/redis/support/backends.js';
 import { Checker, FIRST_WORD_MS, runCrowd, settle, type ChaosSession, type Entry, type Invariant, type Target } from '../../packages/server/test/redis/support/chaos.js';
 import { DyadProcess } from '../../packages/server/test/redis/support/dyad-process.js';
+import { HeartbeatWatch } from '../../packages/server/test/redis/support/heartbeats.js';
 import { load1, type BenchContext } from './context.js';
 import { LOAD_ENV, sleep } from './procs.js';
 
@@ -148,7 +149,19 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
   const killed = new Set<DyadProcess>();
   const all: DyadProcess[] = [];
   const unexpectedExits: string[] = [];
+  const checker = new Checker();
+  let began = Date.now();
+  const at = (): number => (Date.now() - began) / 1000;
+  const heartbeats = new HeartbeatWatch(
+    redis.stateUrl,
+    () => [...live].map((p) => p.name),
+    (name, since, now) =>
+      checker.bad('alive', `${name} (${heartbeats.idOf(name) ?? '?'}) ran without a heartbeat from ${((since - began) / 1000).toFixed(1)} s, still at ${((now - began) / 1000).toFixed(1)} s`),
+  );
+  await heartbeats.start();
+  // One at a time, so that each is matched to the id it adds to the processes Redis knows.
   const start = async (): Promise<DyadProcess> => {
+    const before = await heartbeats.known();
     const p = await DyadProcess.start(`p${named++}`, env, SERVER_LOG_KEPT_CHARS);
     all.push(p);
     live.add(p);
@@ -156,12 +169,11 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
       live.delete(p);
       if (!killed.has(p)) unexpectedExits.push(`${p.name} (code ${e.code}, signal ${e.signal})`);
     });
+    await heartbeats.started(p.name, before);
     return p;
   };
-  await Promise.all(Array.from({ length: c.processes }, start));
-
-  const began = Date.now();
-  const at = (): number => (Date.now() - began) / 1000;
+  for (let i = 0; i < c.processes; i++) await start();
+  began = Date.now();
   const disruptions: number[] = [];
   const told: ChaosDisruption[] = [];
   /** A disruption that began at `t` (Date.now()), told once it is over. */
@@ -189,9 +201,11 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
   const restart = async (): Promise<void> => {
     const t = Date.now();
     disruptions.push(t);
+    heartbeats.excuseAll(c.redisDownMs + 60_000);
     await redis.kill();
     await sleep(c.redisDownMs);
     await redis.run();
+    heartbeats.excuseAll();
     disruptions.push(Date.now());
     note(t, `${store === STORE_LABEL[0] ? 'Redis' : 'the state shard'} restarted (down ${c.redisDownMs} ms, its data gone)`);
   };
@@ -200,14 +214,15 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
     if (!p) return;
     const t = Date.now();
     disruptions.push(t);
+    heartbeats.excuse(p.name, c.freezeMs + 60_000);
     p.child.kill('SIGSTOP');
     await sleep(c.freezeMs);
     p.child.kill('SIGCONT');
+    heartbeats.excuse(p.name);
     disruptions.push(Date.now());
     note(t, `${p.name} frozen (SIGSTOP) for ${c.freezeMs / 1000} s, then SIGCONT`);
   };
 
-  const checker = new Checker();
   const evidence = new Evidence();
   let started = 0;
   let churning = true;
@@ -260,6 +275,7 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
   churning = false;
   await killer;
   await queue;
+  heartbeats.stop();
   const churnSec = at();
   ctx.progress.status(`chaos soak, ${store}: settling ${crowd.lingering.length} lingering sessions`);
   const settled = await settle(crowd.lingering, c.settleMs);

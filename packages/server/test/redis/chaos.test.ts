@@ -2,7 +2,8 @@
 // Redis, with random next/stop/chat/signals/drops; one process is SIGKILLed
 // and Redis is restarted in the middle. Afterwards the clients' own logs are
 // checked: nobody in two rooms, every room exactly two, every matched answered
-// by the partner's, and nobody left waiting while someone else waits. All of
+// by the partner's, and nobody left waiting while someone else waits; and while
+// it runs, every running process keeps its heartbeat. All of
 // it again on a Redis Cluster of three primaries, restarting its state shard.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DyadProcess, REPO_ROOT } from './support/dyad-process.js';
 import { check, runCrowd, settle, type Target } from './support/chaos.js';
+import { HeartbeatWatch } from './support/heartbeats.js';
 
 const SEED = Number(process.env.CHAOS_SEED ?? 20_261_123);
 const SESSIONS = 2_000;
@@ -24,6 +26,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 let redis: Backend;
 let procs: DyadProcess[] = [];
+let live = new Set<DyadProcess>();
+let heartbeats: HeartbeatWatch | undefined;
+/** Processes that ran without a heartbeat (HeartbeatWatch), in words. */
+let lapses: string[] = [];
 
 for (const backend of BACKENDS) describe(`chaos over four processes on ${backend.name}, a crash and a Redis restart`, { timeout: 170_000 }, () => {
   before(async () => {
@@ -35,16 +41,32 @@ for (const backend of BACKENDS) describe(`chaos over four processes on ${backend
       INTEREST_TIMEOUT_MS: '1000',
       LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'error',
     };
-    procs = await Promise.all([0, 1, 2, 3].map((i) => DyadProcess.start(`p${i}`, env)));
+    lapses = [];
+    const watch = new HeartbeatWatch(
+      redis.stateUrl,
+      () => [...live].map((p) => p.name),
+      (name, since, now) => lapses.push(`${name} without a heartbeat for ${now - since} ms`),
+    );
+    heartbeats = watch;
+    await watch.start();
+    // One at a time, so that the watch knows each by the id it adds.
+    procs = [];
+    for (const i of [0, 1, 2, 3]) {
+      const before = await watch.known();
+      const p = await DyadProcess.start(`p${i}`, env);
+      procs.push(p);
+      await watch.started(p.name, before);
+    }
+    live = new Set(procs);
   });
 
   after(async () => {
+    heartbeats?.stop();
     await Promise.all(procs.map((p) => p.stop('SIGKILL')));
     await redis?.stop();
   });
 
   it(`keeps every invariant (seed ${SEED})`, async (t) => {
-    const live = new Set(procs);
     const targets = (): Target[] =>
       [...live].map((p) => ({ name: p.name, matching: p.ws('matching'), signalling: p.ws('signalling') }));
     const disruptions: number[] = [];
@@ -60,9 +82,11 @@ for (const backend of BACKENDS) describe(`chaos over four processes on ${backend
       }
       if (n === Math.floor(SESSIONS * 0.7)) {
         disruptions.push(Date.now());
+        heartbeats?.excuseAll(60_000);
         await redis.kill();
         await sleep(500);
         await redis.run();
+        heartbeats?.excuseAll();
         disruptions.push(Date.now());
       }
     };
@@ -91,6 +115,7 @@ for (const backend of BACKENDS) describe(`chaos over four processes on ${backend
     assert.equal(crowd.all.length, SESSIONS);
     assert.ok(findings.rooms > SESSIONS / 4, `plenty of pairings (${findings.rooms})`);
     assert.deepEqual(findings.violations, []);
+    assert.deepEqual(lapses, [], 'every running process kept its heartbeat');
     assert.ok(settled, `no session waits forever: at most one waiting per mode, nobody idle, at the end; got ${JSON.stringify(waiting)} ${states.join(' ')}`);
     for (const p of live) assert.ok(p.alive, `${p.name} still runs:\n${p.log()}`);
   });

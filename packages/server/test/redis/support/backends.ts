@@ -8,6 +8,8 @@ import { RedisServer } from './redis-server.js';
 /** Where the processes keep their state: one Redis, or a Cluster (its shard holding the state stalls and restarts). */
 export interface Backend {
   env: Record<string, string>;
+  /** The Redis holding the store's state (on a Cluster, the node of the `{dyad}` slot). */
+  stateUrl: string;
   commandCalls(): Promise<Record<string, number>>;
   /** Each node's command counts (one entry for one Redis). */
   nodeCalls(): Promise<Record<string, number>[]>;
@@ -28,7 +30,7 @@ export const BACKENDS: { name: string; start(): Promise<Backend> }[] = [
     name: 'one Redis',
     async start() {
       const r = await RedisServer.start();
-      return Object.assign(r, { env: { REDIS_URL: r.url }, nodeCalls: async () => [await r.commandCalls()], nodeKeys: async (p: string) => [await r.keys(p)] });
+      return Object.assign(r, { env: { REDIS_URL: r.url }, stateUrl: r.url, nodeCalls: async () => [await r.commandCalls()], nodeKeys: async (p: string) => [await r.keys(p)] });
     },
   },
   {
@@ -38,6 +40,7 @@ export const BACKENDS: { name: string; start(): Promise<Backend> }[] = [
       const state = await cluster.nodeOf('dyad:{dyad}:sess');
       return {
         env: { REDIS_CLUSTER_NODES: cluster.seeds },
+        stateUrl: state.url,
         async commandCalls() {
           const all: Record<string, number> = {};
           for (const n of cluster.nodes) for (const [cmd, calls] of Object.entries(await n.commandCalls())) all[cmd] = (all[cmd] ?? 0) + calls;

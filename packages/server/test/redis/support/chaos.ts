@@ -436,6 +436,7 @@ export const INVARIANTS = {
   answered: "every matched answered by the partner's",
   relay: 'chat and signals from the current partner, in order',
   settled: 'nobody left waiting while someone else waits',
+  alive: 'every running process keeps its heartbeat',
 } as const;
 export type Invariant = keyof typeof INVARIANTS;
 
