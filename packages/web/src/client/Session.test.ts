@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createChallenge } from 'altcha-lib';
+import { CloseCode } from '@dyad/protocol';
 import { FakeDevices, settle } from '../test-support/FakeDevices.js';
 import { LocalMedia } from './LocalMedia.js';
 import { deriveKey } from './pow.js';
@@ -376,6 +377,22 @@ describe('Session', () => {
     expect(FakeLink.all[0]!.closed).toBe(false);
     expect(session.state.link).toBe('online');
     expect(session.state.lines.flatMap((l) => (l.from === 'you' ? [l.text] : []))).toEqual(['before', 'during']);
+  });
+
+  it('resumes a matching socket the server closed with 1013 (its place could not be settled, try again), as after a drop', () => {
+    const session = makeSession();
+    const [m, signalling] = started(session);
+    signalling!.open();
+    m.receive(matched());
+    m.drop(CloseCode.tryAgain);
+    expect(session.state.link).toBe('reconnecting');
+    vi.advanceTimersByTime(0);
+    const resumed = FakeSocket.all[2]!;
+    expect(resumed.url).toBe('ws://127.0.0.1:8000/ws/me?token=tok%2F%2B%3D');
+    resumed.open();
+    resumed.receive(matched({ resumed: true }));
+    expect(session.state.link).toBe('online');
+    expect(FakeLink.all[0]!.closed).toBe(false);
   });
 
   it('a resumption names the stranger\'s last line shown (chat_seen), and a line told again is shown once', () => {
