@@ -5,7 +5,10 @@
 // the end, and only for the sessions still there; this watch sees it while
 // it lasts. The processes are known to the bench by name, to Redis by the id
 // each one draws at start: each start is matched to the id it added to the
-// set of processes (lua/names.ts: procs, hb:<id>).
+// set of processes. The keys are read as an operator's tool would, by the
+// key layout docs/SCALING.md gives (`procs`, `hb:<P>`; unit test
+// redis-keys.test.ts holds that table to the store's names): the bench
+// reaches the server only from outside.
 import { Redis } from 'ioredis';
 
 /** The servers' key prefix and hash tag (REDIS_PREFIX unset). */
