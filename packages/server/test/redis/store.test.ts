@@ -866,8 +866,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
 
   it('a one-trip start that ran in Redis but whose reply was lost with the connection leaves no session behind (a ghost holding a socket that never opened, paired and never answering)', async () => {
     const p = prefix();
-    // Heartbeats far apart: the ghost is seen before a beat's replay could end it.
-    const a = await Proc.start(p, { heartbeatMs: 1_500, heartbeatTtlMs: 30_000 });
+    const a = await Proc.start(p);
     const token = randomBytes(12).toString('hex');
     let started!: Promise<string>;
     await cutWhileBusy(redis.server.url, a.store.procId, false, async () => {
@@ -877,6 +876,8 @@ describe('Redis store', { timeout: 60_000 }, () => {
       );
       await sleep(30);
     });
+    // a beats (and replays) as soon as it reconnects: its writes wait a second, so the ghost is seen first.
+    await redis.admin.call('CLIENT', 'PAUSE', '1000', 'WRITE');
     assert.match(await started, /store unavailable/, 'the reply was lost');
     const key = `${p}{dyad}:s:${String(await redis.admin.get(`${p}{dyad}:t:${createHash('sha256').update(token).digest('hex')}`))}`;
     assert.equal(await redis.admin.hget(key, 'st'), 'waiting', 'the start ran: its session waits in the pool');
