@@ -601,7 +601,7 @@ export class RedisStore implements Store {
           reply = await this.exec('registerAttached', now, [...args, conn], { codes: 1, late: late(conn), lateFailed: abandoned });
         } catch (err) {
           // Failed with its connection, it may have run; one that timed out is left to its late answer (or lateFailed).
-          if (this.unsent(err)) abandoned();
+          if (this.failedOnConnection(err)) abandoned();
           throw err;
         }
       }
@@ -670,8 +670,8 @@ export class RedisStore implements Store {
       if (!remember(r)) return { ok: false, reason: 'unauthorized' };
       return { ok: true, effects: r.fx };
     } catch (err) {
-      // Not sent at all: try again once Redis is back (the socket waits for it).
-      if (this.unsent(err)) this.recovery.queue({ kind: 'attach', channel, id, th, conn, now, ...(seen ? { seen } : {}) });
+      // Failed with its connection (not sent, or its reply lost): opened again once Redis is back; the socket waits for it.
+      if (this.failedOnConnection(err)) this.recovery.queue({ kind: 'attach', channel, id, th, conn, now, ...(seen ? { seen } : {}) });
       throw err;
     }
   }
@@ -700,13 +700,17 @@ export class RedisStore implements Store {
     try {
       return await call();
     } catch (err) {
-      if (this.unsent(err) && !queued) this.recovery.queue(again);
+      if (this.failedOnConnection(err) && !queued) this.recovery.queue(again);
       throw err;
     }
   }
 
-  /** Did the call fail without reaching Redis (as opposed to a script error or a slow reply)? */
-  private unsent(err: unknown): boolean {
+  /**
+   * Did the call fail with its connection: never sent, or sent and its reply
+   * lost (so whether it ran is unknown)? As opposed to a script error, or a
+   * timeout, whose late answer (or late failure) is handled when it comes.
+   */
+  private failedOnConnection(err: unknown): boolean {
     return err instanceof StoreUnavailableError && !err.message.includes('took longer');
   }
 
