@@ -159,17 +159,16 @@ async function runOne(ctx: BenchContext, c: ChaosSettings, store: string, redis:
       checker.bad('alive', `${name} (${heartbeats.idOf(name) ?? '?'}) ran without a heartbeat from ${((since - began) / 1000).toFixed(1)} s, still at ${((now - began) / 1000).toFixed(1)} s`),
   );
   await heartbeats.start();
-  // One at a time, so that each is matched to the id it adds to the processes Redis knows.
+  // One at a time (the watch matches each to the id it adds).
   const start = async (): Promise<DyadProcess> => {
-    const before = await heartbeats.known();
-    const p = await DyadProcess.start(`p${named++}`, env, SERVER_LOG_KEPT_CHARS);
+    const name = `p${named++}`;
+    const p = await heartbeats.launch(name, () => DyadProcess.start(name, env, SERVER_LOG_KEPT_CHARS));
     all.push(p);
     live.add(p);
     void p.exited.then((e) => {
       live.delete(p);
       if (!killed.has(p)) unexpectedExits.push(`${p.name} (code ${e.code}, signal ${e.signal})`);
     });
-    await heartbeats.started(p.name, before);
     return p;
   };
   for (let i = 0; i < c.processes; i++) await start();

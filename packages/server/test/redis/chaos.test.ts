@@ -49,14 +49,9 @@ for (const backend of BACKENDS) describe(`chaos over four processes on ${backend
     );
     heartbeats = watch;
     await watch.start();
-    // One at a time, so that the watch knows each by the id it adds.
+    // One at a time (the watch matches each to the id it adds).
     procs = [];
-    for (const i of [0, 1, 2, 3]) {
-      const before = await watch.known();
-      const p = await DyadProcess.start(`p${i}`, env);
-      procs.push(p);
-      await watch.started(p.name, before);
-    }
+    for (const name of ['p0', 'p1', 'p2', 'p3']) procs.push(await watch.launch(name, () => DyadProcess.start(name, env)));
     live = new Set(procs);
   });
 

@@ -572,11 +572,6 @@ export class RedisStore implements Store {
         () => undefined,
       );
     };
-    // A one-trip start whose call failed may have run all the same, its reply lost with the
-    // connection: its session would hold a socket that never opened (a ghost, paired and never
-    // answering). It leaves as by a clean close once Redis answers again; a detach of a socket
-    // the session never had does nothing.
-    const abandon = (id: string, socket: string) => (): void => this.recovery.queue({ kind: 'detach', channel: 'matching', id, conn: socket, left: true, now });
     for (let attempt = 0; attempt < 5; attempt++) {
       const gen = newId();
       const args = [
@@ -596,7 +591,11 @@ export class RedisStore implements Store {
       let reply: { fx: Effects; x: unknown };
       if (conn === undefined) reply = await this.exec('register', now, args);
       else {
-        const abandoned = abandon(n.name || gen, conn);
+        // A one-trip start whose call failed may have run all the same, its reply lost with the
+        // connection: its session would hold a socket that never opened (a ghost, paired and never
+        // answering). It leaves as by a clean close once Redis answers again; a detach of a socket
+        // the session never had does nothing.
+        const abandoned = (): void => this.recovery.queue({ kind: 'detach', channel: 'matching', id: n.name || gen, conn, left: true, now });
         try {
           reply = await this.exec('registerAttached', now, [...args, conn], { codes: 1, late: late(conn), lateFailed: abandoned });
         } catch (err) {

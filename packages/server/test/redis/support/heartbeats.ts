@@ -47,16 +47,17 @@ export class HeartbeatWatch {
     this.timer = setInterval(() => void this.look(), LOOK_EVERY_MS).unref();
   }
 
-  /** The ids in the set of processes now (before a start, to tell its own from the others'). */
-  async known(): Promise<Set<string>> {
-    return new Set(await this.redis.smembers(`${BASE}procs`));
-  }
-
-  /** Process `name` has started; `before` is known() from before its start. */
-  async started(name: string, before: Set<string>): Promise<void> {
+  /**
+   * Start process `name` with `launch`, and match it to the id it adds to the
+   * set of processes: one start at a time, so that the new id is its own.
+   */
+  async launch<T>(name: string, launch: () => Promise<T>): Promise<T> {
+    const before = new Set(await this.redis.smembers(`${BASE}procs`));
+    const p = await launch();
     const added = (await this.redis.smembers(`${BASE}procs`)).filter((id) => !before.has(id));
     if (added.length === 1 && added[0]) this.ids.set(name, added[0]);
     this.excuse(name);
+    return p;
   }
 
   /** Process `name` may be without a heartbeat for the next `forMs` (frozen, or let go of a freeze). */
