@@ -83,4 +83,26 @@ describe('Redis store: open sockets per address', { timeout: 60_000 }, () => {
     for (let i = 0; i < MAX; i++) await a.releaseSocket('x');
     assert.equal(await admitted(b, 'x', 5), MAX);
   });
+
+  it('the sockets closed in one moment are written in one script, each address at its count then', async () => {
+    const p = prefix();
+    const a = await start(p, { heartbeatMs: 3_600_000 });
+    const b = await start(p, { heartbeatMs: 3_600_000 });
+    for (const addr of ['x', 'y', 'z']) assert.equal(await admitted(a, addr, 2), 2);
+    const before = await scriptCalls();
+    // Five closes at once over three addresses (z twice), while x opens one again.
+    await Promise.all([a.releaseSocket('x'), a.releaseSocket('y'), a.releaseSocket('y'), a.releaseSocket('z'), a.releaseSocket('z'), admitted(a, 'x', 1)]);
+    assert.equal((await scriptCalls()) - before, 2, 'one script for the x admitted again, one for the five closes');
+    assert.deepEqual(await redis.admin.hgetall(`${p}{dyad}:so:x`), { [a.procId]: '2' });
+    assert.deepEqual(await redis.admin.hgetall(`${p}{dyad}:so:y`), {}, 'no count left for an address whose sockets all closed');
+    assert.equal(await redis.admin.sismember(`${p}{dyad}:sa:${a.procId}`, 'y'), 0);
+    assert.deepEqual(await redis.admin.hgetall(`${p}{dyad}:so:z`), {});
+    assert.equal(await admitted(b, 'y', 5), MAX, 'the other process has every place of the closed ones');
+  });
 });
+
+/** Scripts Redis has run by their SHA-1 so far (the socket counts' own scripts go that way). */
+async function scriptCalls(): Promise<number> {
+  const info = await redis.admin.info('commandstats');
+  return Number(/cmdstat_evalsha:calls=(\d+)/.exec(info)?.[1] ?? 0);
+}

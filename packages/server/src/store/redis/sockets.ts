@@ -12,6 +12,14 @@ import { scrub, withTimeout } from './calls.js';
 
 /** Addresses written in one socket-count script at most. */
 const BATCH = 200;
+/**
+ * How long a closed socket's count waits before it is written, so that the
+ * closes of that moment go to Redis in one script instead of one call each
+ * (ms). Meanwhile the other processes count the socket as still open: an
+ * address at its limit may be refused a socket that long, never admitted one
+ * more.
+ */
+export const RELEASE_BATCH_MS = 20;
 
 export interface SocketCountsOptions {
   /** The transitions' connection (see run). */
@@ -36,6 +44,9 @@ export class SocketCounts {
   private readonly held = new Map<string, number>();
   /** Addresses whose count in Redis may differ from held (a write failed, or raced a refusal): written again on the next heartbeat. */
   private readonly unsynced = new Set<string>();
+  /** Addresses with a socket closed since the last batch of releases was written, and that batch's write (release). */
+  private readonly closing = new Set<string>();
+  private batch: Promise<void> | undefined;
 
   constructor(private readonly o: SocketCountsOptions) {}
 
@@ -78,17 +89,27 @@ export class SocketCounts {
     this.unsynced.add(addr);
   }
 
-  /** A socket from `addr` closed. */
-  async release(addr: string): Promise<void> {
-    if (!this.held.has(addr)) return;
-    const n = this.drop(addr);
+  /**
+   * A socket from `addr` closed. Its count is written with those of the other
+   * sockets closed within RELEASE_BATCH_MS, in one script; resolves once written
+   * (or, when that failed, once it is left to the next heartbeat).
+   */
+  release(addr: string): Promise<void> {
+    if (!this.held.has(addr)) return Promise.resolve();
+    this.drop(addr);
     // After shutdown's release nothing of this process counts: writing would only leave a stale count behind.
-    if (this.o.released()) return;
-    try {
-      await this.run('set', [addr, n]);
-    } catch {
-      this.unsynced.add(addr);
-    }
+    if (this.o.released()) return Promise.resolve();
+    this.closing.add(addr);
+    this.batch ??= new Promise<void>((done) => {
+      setTimeout(() => {
+        const addrs = [...this.closing];
+        this.closing.clear();
+        this.batch = undefined;
+        // Each count as it is when the batch is sent (sync): a later write never carries an older one.
+        void this.sync(addrs).then(done);
+      }, RELEASE_BATCH_MS).unref();
+    });
+    return this.batch;
   }
 
   /** Write again the counts a failed write may have left wrong in Redis (on each heartbeat); undefined when there are none. */
