@@ -2,7 +2,7 @@
 // with the reader's progress played by hand.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReplyOrder, compareIds } from '../../src/store/redis/order.js';
+import { LONG_WAIT_MS, ReplyOrder, compareIds } from '../../src/store/redis/order.js';
 
 /** An inbox reader: carries out entries in order, telling the order after each. */
 class Reader {
@@ -141,5 +141,30 @@ describe('reply order', () => {
     const ran = r.order.answered(r.order.send(), { after: '7-0', run: async () => void r.log.push('reply') });
     await ran;
     assert.deepEqual(r.log, ['1-0', 'reply'], 'the reply went although 7-0 never came');
+  });
+
+  it('an entry that waits for a reply on its way is not a long wait; one that waits longer is, told once', async () => {
+    const r = new Reader();
+    let long = 0;
+    // Answered in the next turn: no long wait (the inbox is trimmed after the batch, not for this entry).
+    let seq = r.order.send();
+    const short = r.order.ready('1-0', seq, () => long++);
+    setImmediate(() => r.order.answered(seq));
+    await short;
+    assert.equal(long, 0);
+    // Answered ten times LONG_WAIT_MS later: told once, while it still waits.
+    seq = r.order.send();
+    const t0 = performance.now();
+    let toldAfter = Number.NaN;
+    const slow = r.order.ready('2-0', seq, () => {
+      long++;
+      toldAfter = performance.now() - t0;
+    });
+    setTimeout(() => r.order.answered(seq), 10 * LONG_WAIT_MS);
+    // Other calls answered meanwhile wake the entry without ending its wait.
+    for (let i = 0; i < 3; i++) r.order.answered(r.order.send());
+    await slow;
+    assert.equal(long, 1);
+    assert.ok(toldAfter >= LONG_WAIT_MS, `told after ${toldAfter.toFixed(1)} ms`);
   });
 });

@@ -174,7 +174,8 @@ export class Inbox {
       // An entry written by a script names the last of this process's calls with messages in
       // their reply that ran before it (q); one that names none (relayed by a process, or
       // written while this process had no such call) may follow any call sent before it was
-      // read. What was carried out so far is trimmed before any wait, not after the batch.
+      // read. What was carried out so far is trimmed once a wait is long (LONG_WAIT_MS in
+      // order.ts), not only after the batch.
       await this.order.ready(id, typeof raw?.q === 'string' ? Number(raw.q) : stamp, () => this.trim());
       if (relayed) {
         const deliver = relayed.filter((d) => relay.relayable(d) !== 'ended');

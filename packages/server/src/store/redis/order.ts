@@ -32,6 +32,14 @@ export function nextId(id: string): string {
   return `${ms}-${Number(seq) + 1}`;
 }
 
+/**
+ * An inbox entry that has waited this long for a reply (ready) is a long
+ * wait: the reader then has what it carried out so far trimmed, instead of
+ * only after its batch, so that a process killed meanwhile leaves nothing
+ * delivered in its inbox for a takeover to tell again (ms).
+ */
+export const LONG_WAIT_MS = 2;
+
 interface Held {
   /** The last inbox entry when the script ran ('' for none). */
   after: string;
@@ -101,17 +109,25 @@ export class ReplyOrder {
    * Resolves when inbox entry `id` may be carried out: every call up to
    * `after` (the last that may have run before the entry was written: the
    * one it names, else the stamp when it was read) has been answered, and
-   * what the replies before it hold has been carried out. `beforeWait` runs
-   * when it has to wait.
+   * what the replies before it hold has been carried out. `longWait` runs
+   * once the entry has waited LONG_WAIT_MS (most waits are for a reply
+   * already on its way, and end sooner).
    */
-  async ready(id: string, after: number, beforeWait?: () => void): Promise<void> {
+  async ready(id: string, after: number, longWait?: () => void): Promise<void> {
     if (!this.blocked(id, after)) return;
-    beforeWait?.();
     this.waitingAt = id;
     // A reply waiting for an entry before this one need wait no more: the reader is past it.
     this.wake();
+    const since = performance.now();
+    let told = longWait === undefined;
     try {
-      while (this.blocked(id, after)) await this.woken();
+      while (this.blocked(id, after)) {
+        if (!told && performance.now() - since >= LONG_WAIT_MS) {
+          told = true;
+          longWait?.();
+        }
+        await this.woken(told ? this.maxWaitMs : LONG_WAIT_MS);
+      }
     } finally {
       this.waitingAt = undefined;
     }
@@ -144,15 +160,15 @@ export class ReplyOrder {
     return this.waitingAt !== undefined && compareIds(this.waitingAt, after) > 0;
   }
 
-  /** Until something changes, or maxWaitMs. */
-  private woken(): Promise<void> {
+  /** Until something changes, or `ms` (maxWaitMs by default). */
+  private woken(ms = this.maxWaitMs): Promise<void> {
     return new Promise<void>((resolve) => {
       const wake = (): void => {
         clearTimeout(timer);
         this.wakers.delete(wake);
         resolve();
       };
-      const timer = setTimeout(wake, this.maxWaitMs);
+      const timer = setTimeout(wake, ms);
       this.wakers.add(wake);
     });
   }
