@@ -106,7 +106,7 @@ export class SocketCounts {
         this.closing.clear();
         this.batch = undefined;
         // Each count as it is when the batch is sent (sync): a later write never carries an older one.
-        void this.sync(addrs).then(done);
+        void this.sync(addrs).then(done, done);
       }, RELEASE_BATCH_MS).unref();
     });
     return this.batch;
