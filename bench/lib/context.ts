@@ -20,6 +20,12 @@ export interface ProfileSettings {
     cycleSessions: number;
     cycleWarmupMs: number;
     cycleMs: number;
+    /**
+     * Rounds of held sessions: each round runs every set-up in turn, and the
+     * ratios between set-ups are judged by their median over the rounds
+     * (a shared machine's load moves between two runs, less within a round).
+     */
+    cycleRounds: number;
   };
   arrival: {
     /** Dyad set-ups measured beside the floor (memory: one-trip and POST /register; Redis: one-trip). */
@@ -107,6 +113,7 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
       cycleSessions: 400,
       cycleWarmupMs: 700,
       cycleMs: 1_200,
+      cycleRounds: 3,
     },
     arrival: { topologies: ['memory', 'redis-1'], pairs: 100, warmupPairs: 20, bursts: [100], burstRuns: 3, timeoutMs: 5_000 },
     relay: { targets: ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross', 'dyad-cluster-cross'], chatLines: 100, pairs: 20, window: 8, rate: 5_000, warmupMs: 300, durationMs: 1_000 },
@@ -128,6 +135,7 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
       cycleSessions: 2_000,
       cycleWarmupMs: 2_000,
       cycleMs: 6_000,
+      cycleRounds: 3,
     },
     arrival: { topologies: ['memory', 'redis-1'], pairs: 300, warmupPairs: 50, bursts: [100, 500], burstRuns: 5, timeoutMs: 10_000 },
     relay: {

@@ -80,9 +80,19 @@ export interface CycleStep {
   load1: number;
 }
 
+/** Held sessions run in rounds (every set-up in turn, profile.pairing.cycleRounds): the ratios of each round. */
+export interface HeldRounds {
+  /** Dyad CPU per pairing, Redis with one process ÷ memory, per round with both. */
+  dyadVsMemory: number[];
+  /** Pairings/s, Redis with two processes ÷ with one, per round with both. */
+  twoVsOne: number[];
+}
+
 export interface PairingResults {
   steps: PairingStep[];
+  /** Held sessions: per set-up, its run of the median round (by Dyad CPU per pairing). */
   cycles: CycleStep[];
+  rounds?: HeldRounds;
   unavailable: Partial<Record<TopologyName, string>>;
   /** Steps that failed (the run goes on without them). */
   errors: string[];
@@ -202,9 +212,9 @@ async function arrivalStep(ctx: BenchContext, topo: Topology, rate: number): Pro
   };
 }
 
-async function cycleStep(ctx: BenchContext, topo: Topology): Promise<CycleStep> {
+async function cycleStep(ctx: BenchContext, topo: Topology, mayDiagnose: boolean): Promise<CycleStep> {
   const p = ctx.profile.pairing;
-  const diagnose = topo.redis !== undefined && ctx.diagnoseRedis;
+  const diagnose = topo.redis !== undefined && ctx.diagnoseRedis && mayDiagnose;
   const n = ctx.workers.size;
   const label = TOPOLOGY_LABEL[topo.name];
   const sessions = split(p.cycleSessions, n);
@@ -258,52 +268,88 @@ async function cycleStep(ctx: BenchContext, topo: Topology): Promise<CycleStep> 
   };
 }
 
+const dyadUsPerPairing = (c: CycleStep): number => (c.cpu.dyad / c.pairsPerSec) * 1e6;
+
+/** The middle value (the lower of the two middle ones for an even count). */
+const middle = <T>(xs: T[], key: (x: T) => number): T | undefined => [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)];
+
 export async function runPairing(ctx: BenchContext): Promise<PairingResults> {
   const out: PairingResults = { steps: [], cycles: [], unavailable: {}, errors: [] };
-  for (const name of ctx.profile.pairing.topologies) {
-    const topo = await startForSection(ctx, 'pairing', name, out.unavailable);
-    if (!topo) continue;
-    const failed = async (what: string, err: unknown): Promise<void> => {
-      const msg = `pairing, ${TOPOLOGY_LABEL[name]}, ${what}: failed: ${err instanceof Error ? err.message : String(err)}`;
-      out.errors.push(msg);
-      ctx.progress.line(msg);
-      // Let the workers finish what they were doing before the next step.
-      await ctx.workers.idle();
-    };
-    try {
-      // Held sessions first, on a fresh store: an overloaded arrival step can
-      // leave thousands of half-registered sessions behind (Redis keeps them
-      // until they expire) that every later pairing would have to scan past.
-      try {
-        const c = await cycleStep(ctx, topo);
-        out.cycles.push(c);
-        ctx.progress.line(
-          `pairing throughput, ${TOPOLOGY_LABEL[name]}, ${c.sessions} held sessions: ${c.pairsPerSec.toFixed(0)} pairings/s ` +
-            `(server ${c.cpu.dyad.toFixed(2)} cores, clients ${c.cpu.clients.toFixed(2)})`,
-        );
-      } catch (err) {
-        await failed('held sessions', err);
-      }
-      for (const rate of ctx.profile.pairing.rates) {
-        let step: PairingStep;
-        try {
-          step = await arrivalStep(ctx, topo, rate);
-        } catch (err) {
-          await failed(`${rate}/s`, err);
-          continue;
-        }
-        out.steps.push(step);
-        ctx.progress.line(
-          `pairing, ${TOPOLOGY_LABEL[name]}, ${rate.toLocaleString('en-US')}/s offered: ${step.arrived.toFixed(0)}/s arrived, ` +
-            `${step.pairsPerSec.toFixed(0)} pairings/s, pool wait p99 ${step.wait.p99.toFixed(2)} ms, ` +
-            `connect->matched p99 ${step.e2e.p99.toFixed(1)} ms, server ≤5 ms ${(step.server.within5Ms * 100).toFixed(1)}%` +
-            `${Object.keys(step.failed).length ? `, failed ${JSON.stringify(step.failed)}` : ''}`,
-        );
-      }
-    } finally {
-      ctx.progress.unwatch();
-      await topo.stop();
+  const failed = async (name: TopologyName, what: string, err: unknown): Promise<void> => {
+    const msg = `pairing, ${TOPOLOGY_LABEL[name]}, ${what}: failed: ${err instanceof Error ? err.message : String(err)}`;
+    out.errors.push(msg);
+    ctx.progress.line(msg);
+    // Let the workers finish what they were doing before the next step.
+    await ctx.workers.idle();
+  };
+  const topos = new Map<TopologyName, Topology>();
+  try {
+    for (const name of ctx.profile.pairing.topologies) {
+      const topo = await startForSection(ctx, 'pairing', name, out.unavailable);
+      if (topo) topos.set(name, topo);
     }
+    // Held sessions first, on fresh stores: an overloaded arrival step can
+    // leave thousands of half-registered sessions behind (Redis keeps them
+    // until they expire) that every later pairing would have to scan past.
+    // In rounds, every set-up in turn, so that each ratio compares runs made
+    // close together (Redis's commands are logged in the last round only).
+    const rounds = ctx.profile.pairing.cycleRounds;
+    const runs = new Map<TopologyName, CycleStep[]>();
+    const ratios: HeldRounds = { dyadVsMemory: [], twoVsOne: [] };
+    for (let round = 1; round <= rounds; round++) {
+      const got = new Map<TopologyName, CycleStep>();
+      for (const [name, topo] of topos) {
+        try {
+          const c = await cycleStep(ctx, topo, round === rounds);
+          got.set(name, c);
+          runs.set(name, [...(runs.get(name) ?? []), c]);
+          ctx.progress.line(
+            `pairing throughput, ${TOPOLOGY_LABEL[name]}, ${c.sessions} held sessions, round ${round} of ${rounds}: ${c.pairsPerSec.toFixed(0)} pairings/s ` +
+              `(server ${c.cpu.dyad.toFixed(2)} cores, clients ${c.cpu.clients.toFixed(2)}; Dyad ${dyadUsPerPairing(c).toFixed(0)} µs per pairing)`,
+          );
+        } catch (err) {
+          await failed(name, `held sessions, round ${round}`, err);
+        }
+      }
+      const mem = got.get('memory');
+      const one = got.get('redis-1');
+      const two = got.get('redis-2');
+      if (mem && one) ratios.dyadVsMemory.push(dyadUsPerPairing(one) / dyadUsPerPairing(mem));
+      if (one && two) ratios.twoVsOne.push(two.pairsPerSec / one.pairsPerSec);
+    }
+    for (const name of topos.keys()) {
+      const median = middle(runs.get(name) ?? [], dyadUsPerPairing);
+      if (median) out.cycles.push(median);
+    }
+    if (ratios.dyadVsMemory.length + ratios.twoVsOne.length > 0) out.rounds = ratios;
+
+    for (const [name, topo] of topos) {
+      try {
+        for (const rate of ctx.profile.pairing.rates) {
+          let step: PairingStep;
+          try {
+            step = await arrivalStep(ctx, topo, rate);
+          } catch (err) {
+            await failed(name, `${rate}/s`, err);
+            continue;
+          }
+          out.steps.push(step);
+          ctx.progress.line(
+            `pairing, ${TOPOLOGY_LABEL[name]}, ${rate.toLocaleString('en-US')}/s offered: ${step.arrived.toFixed(0)}/s arrived, ` +
+              `${step.pairsPerSec.toFixed(0)} pairings/s, pool wait p99 ${step.wait.p99.toFixed(2)} ms, ` +
+              `connect->matched p99 ${step.e2e.p99.toFixed(1)} ms, server ≤5 ms ${(step.server.within5Ms * 100).toFixed(1)}%` +
+              `${Object.keys(step.failed).length ? `, failed ${JSON.stringify(step.failed)}` : ''}`,
+          );
+        }
+      } finally {
+        // Each set-up goes once its steps are done: the later ones run on a machine without it.
+        topos.delete(name);
+        await topo.stop();
+      }
+    }
+  } finally {
+    ctx.progress.unwatch();
+    await Promise.all([...topos.values()].map((t) => t.stop()));
   }
   return out;
 }
