@@ -268,7 +268,9 @@ async function cycleStep(ctx: BenchContext, topo: Topology, mayDiagnose: boolean
   };
 }
 
-const dyadUsPerPairing = (c: CycleStep): number => (c.cpu.dyad / c.pairsPerSec) * 1e6;
+/** CPU per held pairing of the Dyad processes or of Redis, microseconds. */
+export const usPerPairing = (c: CycleStep, part: 'dyad' | 'redis'): number => (c.cpu[part] / c.pairsPerSec) * 1e6;
+const dyadUsPerPairing = (c: CycleStep): number => usPerPairing(c, 'dyad');
 
 /** The middle value (the lower of the two middle ones for an even count). */
 const middle = <T>(xs: T[], key: (x: T) => number): T | undefined => [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)];

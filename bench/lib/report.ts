@@ -9,7 +9,7 @@ import { fmtInt, fmtKiB, fmtMiB, fmtMs } from './context.js';
 import type { FrameResults } from './frame.js';
 import type { ModelResults } from './model.js';
 import { modelFormula, modelNotes, modelTables, modelTarget } from './model-report.js';
-import type { PairingResults, PairingStep } from './pairing.js';
+import { usPerPairing, type PairingResults, type PairingStep } from './pairing.js';
 import { formatRedisProfile } from './redis-diag.js';
 import { summarize } from './stats.js';
 import { redisWorkLines, type RedisWorkResults } from './redis-work.js';
@@ -80,7 +80,6 @@ const SCALE_OUT_E2E_P99_MS = 25;
  */
 function scaleOutPairingTargets(p: PairingResults | undefined, cpus: number): TargetRow[] {
   const held = (t: TopologyName) => p?.cycles.find((c) => c.topology === t);
-  const perPairing = (c: NonNullable<ReturnType<typeof held>>, part: 'dyad' | 'redis'): number => (c.cpu[part] / c.pairsPerSec) * 1e6;
   const mem = held('memory');
   const one = held('redis-1');
   const two = held('redis-2');
@@ -93,9 +92,9 @@ function scaleOutPairingTargets(p: PairingResults | undefined, cpus: number): Ta
       ? {
           what,
           target: '≤ 50 µs',
-          measured: `${perPairing(one, 'redis').toFixed(0)} µs (Redis ${one.cpu.redis.toFixed(2)} cores at ${fmtInt(one.pairsPerSec)} pairings/s)` +
-            (two ? `; with 2 processes ${perPairing(two, 'redis').toFixed(0)} µs` : ''),
-          verdict: perPairing(one, 'redis') <= 50 ? 'met' : 'missed',
+          measured: `${usPerPairing(one, 'redis').toFixed(0)} µs (Redis ${one.cpu.redis.toFixed(2)} cores at ${fmtInt(one.pairsPerSec)} pairings/s)` +
+            (two ? `; with 2 processes ${usPerPairing(two, 'redis').toFixed(0)} µs` : ''),
+          verdict: usPerPairing(one, 'redis') <= 50 ? 'met' : 'missed',
         }
       : notRun(what, '≤ 50 µs'),
   );
@@ -106,13 +105,13 @@ function scaleOutPairingTargets(p: PairingResults | undefined, cpus: number): Ta
       : { ratio: single, how: '' };
   what = 'pairing through Redis (held sessions, 1 process): Dyad CPU per pairing vs the memory store';
   if (one && mem) {
-    const { ratio, how } = overRounds(p?.rounds?.dyadVsMemory, perPairing(one, 'dyad') / perPairing(mem, 'dyad'));
+    const { ratio, how } = overRounds(p?.rounds?.dyadVsMemory, usPerPairing(one, 'dyad') / usPerPairing(mem, 'dyad'));
     rows.push({
       what,
       target: '≤ 2×',
       measured:
-        `${ratio.toFixed(2)}× ${how ? `(${how}` : '('}${perPairing(one, 'dyad').toFixed(0)} vs ${perPairing(mem, 'dyad').toFixed(0)} µs); ` +
-        `with Redis's CPU counted in ${((perPairing(one, 'dyad') + perPairing(one, 'redis')) / perPairing(mem, 'dyad')).toFixed(2)}×`,
+        `${ratio.toFixed(2)}× ${how ? `(${how}` : '('}${usPerPairing(one, 'dyad').toFixed(0)} vs ${usPerPairing(mem, 'dyad').toFixed(0)} µs); ` +
+        `with Redis's CPU counted in ${((usPerPairing(one, 'dyad') + usPerPairing(one, 'redis')) / usPerPairing(mem, 'dyad')).toFixed(2)}×`,
       verdict: ratio <= 2 ? 'met' : 'missed',
     });
   } else rows.push(notRun(what, '≤ 2×'));
