@@ -130,7 +130,7 @@ export interface Session extends Candidate {
   /** A room end missed while away, told on resumption. */
   news?: PeerDisconnectedEvent;
   lastPartner?: { id: string; addr: string; endedAt: number; room: string; openedAt: number };
-  /** Partner id -> until when a re-pair is avoided. */
+  /** Partner id -> until when a re-pair is avoided; in the order they run out (endRoom). */
   cooldown: Map<string, number>;
   /** Never paired with these again (reports either way). */
   blocked: Set<string>;
@@ -430,8 +430,14 @@ export class MemoryStore implements Store {
       [partner, ender],
     ] as const) {
       me.lastPartner = { id: other.id, addr: other.addr, endedAt: now, room: room.code, openedAt: room.openedAt };
+      // Set again at the end, so the map runs oldest first: the pruning stops at the first entry
+      // still running, and a session that skips through hundreds of partners pays once per entry.
+      me.cooldown.delete(other.id);
       me.cooldown.set(other.id, now + this.opts.repairCooldownMs);
-      if (me.cooldown.size > 32) for (const [id, until] of me.cooldown) if (until <= now) me.cooldown.delete(id);
+      for (const [id, until] of me.cooldown) {
+        if (until > now) break;
+        me.cooldown.delete(id);
+      }
     }
     fx.ended.push(reason);
   }

@@ -305,10 +305,10 @@ local function remember(me, other, room, keep)
   redis.call('PEXPIRE', lk, keep)
   local ck = P .. '${KEY.cooldown}' .. me.id
   redis.call('ZADD', ck, num(NOW + CFG.cooldown), other.id)
-  -- A lapsed cooldown is only clutter (a read compares its end with now),
-  -- as in the memory store, which clears them only past 32 partners: they
-  -- are cleared at about one room end in twenty, picked by the room code's
-  -- last character (crypto-random, 3 of its 64 letters).
+  -- A lapsed cooldown is only clutter (a read compares its end with now;
+  -- the memory store drops those at the front of its map at each room end):
+  -- they are cleared at about one room end in twenty, picked by the room
+  -- code's last character (crypto-random, 3 of its 64 letters).
   if string.byte(room.code, -1) % 16 == 0 then redis.call('ZREMRANGEBYSCORE', ck, '-inf', num(NOW)) end
   redis.call('PEXPIRE', ck, keep)
 end
