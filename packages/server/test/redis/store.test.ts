@@ -889,6 +889,37 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.deepEqual([...y.fx.deliver.map((d) => d.msg), ...b.received('cb')].map((m) => m?.event), ['waiting'], 'the next arrival waits, matched with nobody');
   });
 
+  it('a resumption whose open was lost with the connection, and whose socket then closes before that open is sent again, is not opened by it (a ghost that would be paired and never answer)', async () => {
+    const p = prefix();
+    const a = await Proc.start(p);
+    const x = await a.session('ca');
+    await a.store.detachMatching(x.id, 'ca', false, Date.now());
+    let resumed!: Promise<string>;
+    // The resumption's open waits behind Redis's 300 ms of work, and its connection is cut under it.
+    await cutWhileBusy(redis.server.url, a.store.procId, false, async () => {
+      resumed = a.store.attachMatching(x.id, x.token, 'ca2', Date.now()).then(
+        () => 'answered',
+        (err: unknown) => (err instanceof Error ? err.message : String(err)),
+      );
+      await sleep(30);
+    });
+    // a beats as soon as it reconnects, and sends the open again once that beat is answered:
+    // Redis's writes wait a second, so the close below comes between the two.
+    await redis.admin.call('CLIENT', 'PAUSE', '1000', 'WRITE');
+    assert.match(await resumed, /store unavailable/, 'the open failed with its connection');
+    await reconnected(a, x);
+    // The edge: that socket drops (no clean close: its grace period starts), before a has sent the open again.
+    await a.store.detachMatching(x.id, 'ca2', false, Date.now());
+    await sleep(1_500);
+    const key = `${p}{dyad}:s:${x.id}`;
+    assert.equal(await redis.admin.hget(key, 'mc'), null, 'the closed socket is not the session’s');
+    // Nobody is paired with x while it is away: the next arrival waits.
+    const b = await Proc.start(p);
+    const y = await b.session('cb');
+    await sleep(300);
+    assert.deepEqual([...y.fx.deliver.map((d) => d.msg), ...b.received('cb')].map((m) => m?.event), ['waiting'], 'the next arrival waits, matched with nobody');
+  });
+
   it('a resumption whose open timed out and then failed (whether it ran is unknown) is closed with 1013, so its client resumes and is told where it stands', async () => {
     const p = prefix();
     const a = await Proc.start(p, { callTimeoutMs: 150 });

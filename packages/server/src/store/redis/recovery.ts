@@ -69,6 +69,9 @@ export class Recovery {
   /** State last told to each matching socket held here (a heal after data loss starts from it). */
   private readonly hints = new Map<string, Hint>();
   private readonly pending: Pending[] = [];
+  /** The queued open or close being sent now (replay), and whether its socket closed meanwhile. */
+  private sending: Pending | undefined;
+  private sendingClosed = false;
   private epoch: string | undefined;
   private beaten = false;
   /** The heartbeat under way, if any: whoever asks for another meanwhile waits for this one. */
@@ -94,8 +97,16 @@ export class Recovery {
     else l.s = conn;
   }
 
-  /** A socket here has closed. */
+  /**
+   * A socket here has closed. An open of it still queued (it failed with the
+   * connection) is dropped: sent after this close, it would give the session
+   * back a socket that is gone (a ghost, paired and never answering). An open
+   * already being sent goes before the close, on the same connection.
+   */
   forget(id: string, channel: Channel, conn: string): void {
+    const opens = (p: Pending | undefined): boolean => (p?.kind === 'attach' || p?.kind === 'retell') && p.conn === conn && p.id === id;
+    for (let i = this.pending.length - 1; i >= 0; i--) if (this.pending[i] !== this.sending && opens(this.pending[i])) this.pending.splice(i, 1);
+    if (opens(this.sending)) this.sendingClosed = true;
     const l = this.local.get(id);
     if (channel === 'matching') this.hints.delete(conn);
     if (!l) return;
@@ -238,31 +249,48 @@ export class Recovery {
 
   /** Send Redis, in order, the socket opens and closes it has not heard of. */
   private async replay(): Promise<void> {
-    const { exec, emit, inbox } = this.host;
+    // Taken off the queue once sent: a failure leaves it first for the next beat, unless its socket closed meanwhile.
+    const drop = (p: Pending): void => {
+      const i = this.pending.indexOf(p);
+      if (i >= 0) this.pending.splice(i, 1);
+    };
     while (this.pending.length > 0) {
       const p = this.pending[0];
       if (!p) break;
+      this.sending = p;
+      this.sendingClosed = false;
       let fx: Effects;
-      if (p.kind === 'retell') {
-        // Only while the socket is still the session's, here and in Redis: a resumption elsewhere is never replaced.
-        fx = this.local.get(p.id)?.m === p.conn ? (await exec('retell', Date.now(), [p.id, p.conn], { codes: 1 })).fx : emptyEffects();
-      } else if (p.kind === 'attach') {
-        const r = await exec(p.channel === 'matching' ? 'attachMatching' : 'attachSignalling', p.now, attachArgs(p.id, p.th, p.conn, p.seen), { codes: 1 });
-        const x = r.x as { ok: boolean; profile?: Profile };
-        fx = r.fx;
-        if (x.ok && x.profile) this.remember(p.id, p.th, x.profile, p.channel, p.conn);
-        if (!x.ok) {
-          fx.deliver.push({ to: p.id, channel: p.channel, conn: p.conn, msg: { event: 'error', code: 'unauthorized', message: 'session ended' } });
-          fx.close.push({ to: p.id, channel: p.channel, conn: p.conn, code: 4001, reason: 'unauthorized' });
-        }
-      } else if (p.kind === 'expel') {
-        fx = (await exec('expel', p.now, [p.id, p.th, p.channel, p.conn])).fx;
-      } else {
-        fx = (await exec(p.channel === 'matching' ? 'detachMatching' : 'detachSignalling', p.now, [p.id, p.conn, p.left ? '1' : '0', inbox.lastId])).fx;
+      try {
+        fx = await this.send(p);
+      } catch (err) {
+        if (this.sendingClosed) drop(p);
+        throw err;
+      } finally {
+        this.sending = undefined;
       }
-      this.pending.shift();
-      await emit(fx);
+      drop(p);
+      await this.host.emit(fx);
     }
+  }
+
+  /** One queued open or close, sent: what it caused, for the hub. */
+  private async send(p: Pending): Promise<Effects> {
+    const { exec, inbox } = this.host;
+    if (p.kind === 'retell') {
+      // Only while the socket is still the session's, here and in Redis: a resumption elsewhere is never replaced.
+      return this.local.get(p.id)?.m === p.conn ? (await exec('retell', Date.now(), [p.id, p.conn], { codes: 1 })).fx : emptyEffects();
+    }
+    if (p.kind === 'expel') return (await exec('expel', p.now, [p.id, p.th, p.channel, p.conn])).fx;
+    if (p.kind === 'detach') return (await exec(p.channel === 'matching' ? 'detachMatching' : 'detachSignalling', p.now, [p.id, p.conn, p.left ? '1' : '0', inbox.lastId])).fx;
+    const r = await exec(p.channel === 'matching' ? 'attachMatching' : 'attachSignalling', p.now, attachArgs(p.id, p.th, p.conn, p.seen), { codes: 1 });
+    const x = r.x as { ok: boolean; profile?: Profile };
+    // Closed while this was sent: its close follows it, and nothing of the socket is kept here.
+    if (x.ok && x.profile && !this.sendingClosed) this.remember(p.id, p.th, x.profile, p.channel, p.conn);
+    if (!x.ok) {
+      r.fx.deliver.push({ to: p.id, channel: p.channel, conn: p.conn, msg: { event: 'error', code: 'unauthorized', message: 'session ended' } });
+      r.fx.close.push({ to: p.id, channel: p.channel, conn: p.conn, code: 4001, reason: 'unauthorized' });
+    }
+    return r.fx;
   }
 
   /** Give the keys of every session with a socket here their full lifetime again. */
