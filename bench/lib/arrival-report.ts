@@ -134,8 +134,8 @@ export function arrivalTable(a: ArrivalResults | undefined): { head: string[]; r
     ...sizes.map((k) => `burst ${k}: all matched, ms (median (min–max) of ${runs})`),
     'server µs/session one at a time / bursts',
     'Redis µs/session',
-    'latency ÷ floor p50 / p99 / bursts',
-    'CPU ÷ floor one at a time / bursts',
+    'latency ÷ floor p50 / p99 / bursts (median of rounds)',
+    'CPU ÷ floor one at a time / bursts (median of rounds)',
     'anomalies',
     'load',
   ];
@@ -156,9 +156,16 @@ export function arrivalTable(a: ArrivalResults | undefined): { head: string[]; r
   return { head, rows };
 }
 
-/** Lines about set-ups that could not run. */
+/** Each row's ratios to the floor by round (their medians are in the table), then lines about set-ups that could not run. */
 export function arrivalNotes(a: ArrivalResults | undefined): string[] {
-  return [...Object.entries(a?.unavailable ?? {}).map(([k, v]) => `${TOPOLOGY_LABEL[k as TopologyName]}: redis mode unavailable (${v})`), ...(a?.errors ?? [])];
+  const list = (xs: number[]): string => xs.map(times).join(', ');
+  const rounds = (a?.rows ?? []).flatMap((r) => {
+    const each = r.vsFloor?.rounds;
+    if (!each?.length) return [];
+    const sizes = r.bursts.map((b, k) => `burst ${b.size} ${list(each.map((x) => x.bursts[k] ?? Number.NaN))}`);
+    return [`${ARRIVAL_LABEL[r.row]} ÷ the floor, by round: p50 ${list(each.map((x) => x.p50))}; p99 ${list(each.map((x) => x.p99))}; ${[...sizes, `CPU ${list(each.map((x) => x.cpuPairs))}`].join('; ')}`];
+  });
+  return [...rounds, ...Object.entries(a?.unavailable ?? {}).map(([k, v]) => `${TOPOLOGY_LABEL[k as TopologyName]}: redis mode unavailable (${v})`), ...(a?.errors ?? [])];
 }
 
 /** The plots' file names, each with its alternative text. */

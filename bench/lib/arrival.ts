@@ -64,11 +64,21 @@ export interface ArrivalRow {
   anomalies: MatchAnomalies;
   /**
    * This row ÷ the floor: latency p50 and p99, each burst's median (in the
-   * order of `bursts`), and server CPU per session (Dyad + Redis ÷ the floor's).
+   * order of `bursts`), and server CPU per session (Dyad + Redis ÷ the floor's),
+   * each the median of the rounds' ratios (`rounds`: each round's, where the
+   * row and the floor ran minutes apart at most; absent in results saved before).
    */
-  vsFloor?: { p50: number; p99: number; bursts: number[]; cpuPairs: number; cpuBursts: number };
+  vsFloor?: FloorRatios & { rounds?: FloorRatios[] };
   latencyCdf: Point[];
   load1: number;
+}
+
+export interface FloorRatios {
+  p50: number;
+  p99: number;
+  bursts: number[];
+  cpuPairs: number;
+  cpuBursts: number;
 }
 
 export interface ArrivalResults {
@@ -88,6 +98,33 @@ interface Target {
   cpu(): { server: number; redis: number };
 }
 
+/** What one round measured of one row: the figures its ratios to the floor are made of. */
+interface RoundFigures {
+  p50: number;
+  p99: number;
+  /** Median of the round's runs of each burst size, in the order of the profile's sizes. */
+  bursts: number[];
+  /** Server (and Redis) CPU per session, µs. */
+  cpuPairs: number;
+  cpuBursts: number;
+}
+
+/** One row across its rounds. */
+interface RowRun {
+  target: Target;
+  latencyMs: number[];
+  elapsedMs: number;
+  sessions: number;
+  cpuPairs: { server: number; redis: number };
+  burstRuns: Map<number, number[]>;
+  burstSessions: number;
+  cpuBursts: { server: number; redis: number };
+  anomalies: MatchAnomalies;
+  rounds: RoundFigures[];
+  /** Why the row stopped, if it did (its later rounds are not run). */
+  failed?: string;
+}
+
 function addAnomalies(into: MatchAnomalies, a: MatchAnomalies): void {
   into.doubles += a.doubles;
   into.oddRooms += a.oddRooms;
@@ -96,77 +133,127 @@ function addAnomalies(into: MatchAnomalies, a: MatchAnomalies): void {
 }
 
 const medianOf = (xs: number[]): number => summarize(xs.filter(Number.isFinite)).p50;
+const perSessionUs = (cpuSec: number, sessions: number): number => (sessions > 0 ? (cpuSec / sessions) * 1e6 : Number.NaN);
 
-async function measureRow(ctx: BenchContext, target: Target, tag: string): Promise<ArrivalRow> {
+/** Runs one load-generator task of `target` and counts its anomalies into `run`. */
+async function task(ctx: BenchContext, run: RowRun, shape: VisitorsTask['shape'], count: number, tag: string): Promise<VisitorsResult> {
   const a = ctx.profile.arrival;
-  const label = ARRIVAL_LABEL[target.row];
-  const anomalies: MatchAnomalies = { doubles: 0, oddRooms: 0, lost: 0, failed: {} };
+  // One load generator: the server has the other core to itself.
+  const t: VisitorsTask = {
+    kind: 'visitors',
+    way: run.target.way,
+    servers: run.target.servers,
+    shape,
+    count,
+    timeoutMs: a.timeoutMs,
+    deadlineMs: TASK_DEADLINE_MS,
+    tag,
+  };
+  const [r] = await ctx.workers.run<VisitorsResult>([t]);
+  if (!r) throw new Error('no answer from the load generator');
+  addAnomalies(run.anomalies, r.anomalies);
+  return r;
+}
+
+/** One round of one row: its share of the pairs one at a time, then its share of each burst size's runs. */
+async function measureRound(ctx: BenchContext, run: RowRun, round: number, tag: string): Promise<void> {
+  const a = ctx.profile.arrival;
+  const label = ARRIVAL_LABEL[run.target.row];
   let phase = 'starting';
   ctx.progress.watch(() => {
     const p = ctx.workers.progress();
-    return `arrival, ${label}, ${phase}: ${p.arrived ?? 0} arrived, ${p.matched ?? 0} matched`;
+    return `arrival, ${label}, round ${round + 1} of ${a.rounds}, ${phase}: ${p.arrived ?? 0} arrived, ${p.matched ?? 0} matched`;
   });
-  // One load generator: the server has the other core to itself.
-  const run = async (shape: VisitorsTask['shape'], count: number, id: string): Promise<VisitorsResult> => {
-    phase = shape === 'pairs' ? `${count} pairs one at a time` : `burst of ${count}`;
-    const task: VisitorsTask = {
-      kind: 'visitors',
-      way: target.way,
-      servers: target.servers,
-      shape,
-      count,
-      timeoutMs: a.timeoutMs,
-      deadlineMs: TASK_DEADLINE_MS,
-      tag: `${tag}${id}`,
-    };
-    const [r] = await ctx.workers.run<VisitorsResult>([task]);
-    if (!r) throw new Error('no answer from the load generator');
-    addAnomalies(anomalies, r.anomalies);
-    return r;
+  const share = (n: number): number => Math.max(1, Math.ceil(n / a.rounds));
+  const used = (c0: { server: number; redis: number }, into: { server: number; redis: number }): number => {
+    const c1 = run.target.cpu();
+    into.server += c1.server - c0.server;
+    into.redis += c1.redis - c0.redis;
+    return c1.server - c0.server + (c1.redis - c0.redis);
   };
-  const perSession = (c0: { server: number; redis: number }, c1: { server: number; redis: number }, sessions: number): CpuPerSession => ({
-    server: ((c1.server - c0.server) / sessions) * 1e6,
-    redis: ((c1.redis - c0.redis) / sessions) * 1e6,
-  });
-
-  // Warm the path up (JIT, buffers) before anything is measured.
-  await run('pairs', a.warmupPairs, 'w');
-  const c0 = target.cpu();
-  const seq = await run('pairs', a.pairs, 'p');
-  const c1 = target.cpu();
-  await run('burst', a.bursts[0] ?? 100, 'wb');
-  const bursts: ArrivalBurst[] = [];
+  phase = 'one at a time';
+  const c0 = run.target.cpu();
+  const seq = await task(ctx, run, 'pairs', share(a.pairs), `${tag}p`);
+  const pairsCpu = used(c0, run.cpuPairs);
+  run.latencyMs.push(...seq.latencyMs);
+  run.elapsedMs += seq.elapsedMs;
+  run.sessions += seq.sessions;
+  const bursts: number[] = [];
+  let burstCpu = 0;
   let burstSessions = 0;
-  const c2 = target.cpu();
   for (const size of a.bursts) {
-    const runsMs: number[] = [];
-    for (let i = 0; i < a.burstRuns; i++) {
-      const r = await run('burst', size, `b${size}r${i}`);
-      runsMs.push(r.latencyMs[0] ?? Number.NaN);
+    const runs = run.burstRuns.get(size) ?? [];
+    run.burstRuns.set(size, runs);
+    const mine: number[] = [];
+    for (let i = 0; i < share(a.burstRuns); i++) {
+      phase = `burst of ${size}`;
+      const b0 = run.target.cpu();
+      const r = await task(ctx, run, 'burst', size, `${tag}b${size}r${i}`);
+      burstCpu += used(b0, run.cpuBursts);
+      mine.push(r.latencyMs[0] ?? Number.NaN);
       burstSessions += r.sessions;
     }
-    bursts.push({ size, runsMs, medianMs: medianOf(runsMs) });
+    runs.push(...mine);
+    bursts.push(medianOf(mine));
   }
-  const c3 = target.cpu();
-  return {
-    row: target.row,
-    pairs: summarize(seq.latencyMs),
-    pairsPerSec: seq.latencyMs.length / (seq.elapsedMs / 1000),
-    bursts,
-    cpu: { pairs: perSession(c0, c1, seq.sessions), bursts: perSession(c2, c3, burstSessions) },
-    anomalies,
-    latencyCdf: cdf(seq.latencyMs, 200),
+  run.burstSessions += burstSessions;
+  const latency = summarize(seq.latencyMs);
+  run.rounds.push({ p50: latency.p50, p99: latency.p99, bursts, cpuPairs: perSessionUs(pairsCpu, seq.sessions), cpuBursts: perSessionUs(burstCpu, burstSessions) });
+}
+
+/** Warm the path up (JIT, buffers) before anything is measured: pairs one at a time, then a burst. */
+async function warmUp(ctx: BenchContext, run: RowRun, tag: string): Promise<void> {
+  const a = ctx.profile.arrival;
+  ctx.progress.watch(() => `arrival, ${ARRIVAL_LABEL[run.target.row]}, warming up`);
+  await task(ctx, run, 'pairs', a.warmupPairs, `${tag}w`);
+  await task(ctx, run, 'burst', a.bursts[0] ?? 100, `${tag}wb`);
+}
+
+/** A row's figures over all its rounds; its ratios to the floor are the medians of the rounds' ratios. */
+function rowOf(ctx: BenchContext, run: RowRun, floor: RowRun | undefined): ArrivalRow {
+  const cpu = (c: { server: number; redis: number }, sessions: number): CpuPerSession => ({ server: perSessionUs(c.server, sessions), redis: perSessionUs(c.redis, sessions) });
+  const row: ArrivalRow = {
+    row: run.target.row,
+    pairs: summarize(run.latencyMs),
+    pairsPerSec: run.latencyMs.length / (run.elapsedMs / 1000),
+    bursts: ctx.profile.arrival.bursts.map((size) => {
+      const runsMs = run.burstRuns.get(size) ?? [];
+      return { size, runsMs, medianMs: medianOf(runsMs) };
+    }),
+    cpu: { pairs: cpu(run.cpuPairs, run.sessions), bursts: cpu(run.cpuBursts, run.burstSessions) },
+    anomalies: run.anomalies,
+    latencyCdf: cdf(run.latencyMs, 200),
     load1: load1(),
   };
+  if (floor && run !== floor) {
+    const rounds: FloorRatios[] = run.rounds.slice(0, floor.rounds.length).map((x, i) => {
+      const y = floor.rounds[i] as RoundFigures;
+      return { p50: x.p50 / y.p50, p99: x.p99 / y.p99, bursts: x.bursts.map((b, k) => b / (y.bursts[k] ?? Number.NaN)), cpuPairs: x.cpuPairs / y.cpuPairs, cpuBursts: x.cpuBursts / y.cpuBursts };
+    });
+    const median = (f: (r: FloorRatios) => number): number => medianOf(rounds.map(f));
+    if (rounds.length > 0) {
+      row.vsFloor = {
+        p50: median((r) => r.p50),
+        p99: median((r) => r.p99),
+        bursts: row.bursts.map((_, k) => median((r) => r.bursts[k] ?? Number.NaN)),
+        cpuPairs: median((r) => r.cpuPairs),
+        cpuBursts: median((r) => r.cpuBursts),
+        rounds,
+      };
+    }
+  }
+  return row;
 }
 
 function describe(r: ArrivalRow): string {
   const cpu = (c: CpuPerSession): string => `${c.server.toFixed(0)}${c.redis > 0 ? ` + Redis ${c.redis.toFixed(0)}` : ''} µs`;
   const n = anomalyTotal(r.anomalies);
+  const rounds = r.vsFloor?.rounds ?? [];
   return (
     `arrival, ${ARRIVAL_LABEL[r.row]}: one at a time p50 ${r.pairs.p50.toFixed(2)} ms p99 ${r.pairs.p99.toFixed(2)} ms, ` +
     `${r.pairsPerSec.toFixed(0)} pairs/s; ${r.bursts.map((b) => `burst ${b.size} ${b.medianMs.toFixed(1)} ms`).join(', ')}; ` +
     `server CPU per session ${cpu(r.cpu.pairs)} one at a time, ${cpu(r.cpu.bursts)} in bursts; ` +
+    (rounds.length > 0 ? `÷ floor by round: p50 ${rounds.map((x) => x.p50.toFixed(2)).join(', ')}, CPU ${rounds.map((x) => x.cpuPairs.toFixed(2)).join(', ')}; ` : '') +
     `${n === 0 ? 'no anomaly' : `ANOMALIES ${n}: ${JSON.stringify(r.anomalies)}`}`
   );
 }
@@ -174,65 +261,75 @@ function describe(r: ArrivalRow): string {
 export async function runArrival(ctx: BenchContext): Promise<ArrivalResults> {
   const out: ArrivalResults = { rows: [], unavailable: {}, errors: [] };
   const tag = Date.now().toString(36);
-  const attempt = async (target: Target): Promise<void> => {
+  const runs: RowRun[] = [];
+  const stops: (() => Promise<void>)[] = [];
+  const add = (target: Target): void => {
+    runs.push({
+      target,
+      latencyMs: [],
+      elapsedMs: 0,
+      sessions: 0,
+      cpuPairs: { server: 0, redis: 0 },
+      burstRuns: new Map(),
+      burstSessions: 0,
+      cpuBursts: { server: 0, redis: 0 },
+      anomalies: { doubles: 0, oddRooms: 0, lost: 0, failed: {} },
+      rounds: [],
+    });
+  };
+  /** Runs `step` of a row that has not failed; a failure stops the row and is reported. */
+  const step = async (run: RowRun, what: () => Promise<void>): Promise<void> => {
+    if (run.failed) return;
     try {
-      const r = await measureRow(ctx, target, `${tag}${ARRIVAL_ROWS.indexOf(target.row)}`);
-      ctx.progress.done();
-      out.rows.push(r);
-      ctx.progress.line(describe(r));
+      await what();
     } catch (err) {
+      run.failed = `arrival, ${ARRIVAL_LABEL[run.target.row]}: failed: ${err instanceof Error ? err.message : String(err)}`;
+      out.errors.push(run.failed);
       ctx.progress.done();
-      const msg = `arrival, ${ARRIVAL_LABEL[target.row]}: failed: ${err instanceof Error ? err.message : String(err)}`;
-      out.errors.push(msg);
-      ctx.progress.line(msg);
+      ctx.progress.line(run.failed);
       await ctx.workers.idle();
     }
   };
 
-  // The floor first, then each Dyad set-up.
-  let floor: Awaited<ReturnType<typeof startPeerServer>> | undefined;
   try {
-    floor = await startPeerServer('arrival-floor.ts');
-  } catch (err) {
-    out.errors.push(`arrival, ${ARRIVAL_LABEL.floor}: did not start: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  if (floor) {
-    const pid = floor.pid;
+    // Every set-up is started first: the floor, then each Dyad set-up.
     try {
-      await attempt({ row: 'floor', way: 'floor', servers: [floor.url.replace(/^ws/, 'http')], cpu: () => ({ server: threadCpuSeconds(pid), redis: 0 }) });
-    } finally {
-      await floor.stop();
+      const floor = await startPeerServer('arrival-floor.ts');
+      stops.push(() => floor.stop());
+      add({ row: 'floor', way: 'floor', servers: [floor.url.replace(/^ws/, 'http')], cpu: () => ({ server: threadCpuSeconds(floor.pid), redis: 0 }) });
+    } catch (err) {
+      out.errors.push(`arrival, ${ARRIVAL_LABEL.floor}: did not start: ${err instanceof Error ? err.message : String(err)}`);
     }
-  }
-  for (const name of ctx.profile.arrival.topologies) {
-    // Named `arrivals-<store>`: with --cpu-prof, flame-arrivals-<store>.svg.
-    const topo = await startForSection(ctx, 'arrivals', name, out.unavailable);
-    if (!topo) continue;
-    const { procs, redis } = topo;
-    const cpu = (): { server: number; redis: number } => ({
-      server: procs.reduce((n, p) => n + threadCpuSeconds(p.pid), 0),
-      redis: redis ? threadCpuSeconds(redis.pid) : 0,
-    });
-    try {
-      for (const [row, way] of ROWS_OF[name]) await attempt({ row, way, servers: procs.map((p) => p.matching ?? ''), cpu });
-    } finally {
-      await topo.stop();
+    for (const name of ctx.profile.arrival.topologies) {
+      // Named `arrivals-<store>`: with --cpu-prof, flame-arrivals-<store>.svg.
+      const topo = await startForSection(ctx, 'arrivals', name, out.unavailable);
+      if (!topo) continue;
+      stops.push(() => topo.stop());
+      const { procs, redis } = topo;
+      const cpu = (): { server: number; redis: number } => ({
+        server: procs.reduce((n, p) => n + threadCpuSeconds(p.pid), 0),
+        redis: redis ? threadCpuSeconds(redis.pid) : 0,
+      });
+      for (const [row, way] of ROWS_OF[name]) add({ row, way, servers: procs.map((p) => p.matching ?? ''), cpu });
     }
+    // Then rounds, each row in turn in each: a slow spell of a shared machine
+    // falls on the floor and on Dyad alike, and each ratio is the median of the rounds'.
+    const tagOf = (run: RowRun): string => `${tag}${ARRIVAL_ROWS.indexOf(run.target.row)}`;
+    for (const run of runs) await step(run, () => warmUp(ctx, run, tagOf(run)));
+    for (let round = 0; round < ctx.profile.arrival.rounds; round++) {
+      for (const run of runs) await step(run, () => measureRound(ctx, run, round, `${tagOf(run)}r${round}`));
+    }
+    ctx.progress.done();
+  } finally {
+    for (const stop of stops) await stop();
   }
 
-  const base = out.rows.find((r) => r.row === 'floor');
-  if (base) {
-    const cpuOf = (c: CpuPerSession): number => c.server + c.redis;
-    for (const r of out.rows) {
-      if (r === base) continue;
-      r.vsFloor = {
-        p50: r.pairs.p50 / base.pairs.p50,
-        p99: r.pairs.p99 / base.pairs.p99,
-        bursts: r.bursts.map((b) => b.medianMs / (base.bursts.find((x) => x.size === b.size)?.medianMs ?? Number.NaN)),
-        cpuPairs: cpuOf(r.cpu.pairs) / cpuOf(base.cpu.pairs),
-        cpuBursts: cpuOf(r.cpu.bursts) / cpuOf(base.cpu.bursts),
-      };
-    }
+  const floor = runs.find((r) => r.target.row === 'floor' && !r.failed);
+  for (const run of runs) {
+    if (run.failed) continue;
+    const r = rowOf(ctx, run, floor);
+    out.rows.push(r);
+    ctx.progress.line(describe(r));
   }
   return out;
 }

@@ -36,6 +36,12 @@ export interface ProfileSettings {
     /** Visitors arriving at once; `burstRuns` runs of each size, the median reported. */
     bursts: number[];
     burstRuns: number;
+    /**
+     * The pairs and the burst runs are split over this many rounds, every
+     * set-up (the floor included) in turn in each; the ratios to the floor are
+     * the medians of the rounds' ratios.
+     */
+    rounds: number;
     /** Longest wait for one visitor to be in the pool or matched. */
     timeoutMs: number;
   };
@@ -115,7 +121,7 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
       cycleMs: 1_200,
       cycleRounds: 3,
     },
-    arrival: { topologies: ['memory', 'redis-1'], pairs: 100, warmupPairs: 20, bursts: [100], burstRuns: 3, timeoutMs: 5_000 },
+    arrival: { topologies: ['memory', 'redis-1'], pairs: 100, warmupPairs: 20, bursts: [100], burstRuns: 3, rounds: 3, timeoutMs: 5_000 },
     relay: { targets: ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross', 'dyad-cluster-cross'], chatLines: 100, pairs: 20, window: 8, rate: 5_000, warmupMs: 300, durationMs: 1_000 },
     capacity: { steps: [1_000, 2_500, 5_000], holdMs: 500, rate: 5_000, addresses: 4 },
     soak: { sessions: 200, durationMs: 6_000, sampleMs: 1_500, dwellSec: [1, 3], leaveChance: 0.1 },
@@ -137,7 +143,7 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
       cycleMs: 6_000,
       cycleRounds: 3,
     },
-    arrival: { topologies: ['memory', 'redis-1'], pairs: 300, warmupPairs: 50, bursts: [100, 500], burstRuns: 5, timeoutMs: 10_000 },
+    arrival: { topologies: ['memory', 'redis-1'], pairs: 300, warmupPairs: 50, bursts: [100, 500], burstRuns: 6, rounds: 3, timeoutMs: 10_000 },
     relay: {
       targets: ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross', 'dyad-cluster-cross'],
       chatLines: 300,
