@@ -57,6 +57,12 @@ export interface ProfileSettings {
     rate: number;
     warmupMs: number;
     durationMs: number;
+    /**
+     * The ceiling is measured this many times, every server in turn in each
+     * round; the ratios between servers are the medians of the rounds' ratios.
+     * The fixed-rate latency and the chat are measured once, after the rounds.
+     */
+    rounds: number;
   };
   capacity: {
     steps: number[];
@@ -122,7 +128,7 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
       cycleRounds: 3,
     },
     arrival: { topologies: ['memory', 'redis-1'], pairs: 100, warmupPairs: 20, bursts: [100], burstRuns: 3, rounds: 3, timeoutMs: 5_000 },
-    relay: { targets: ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross', 'dyad-cluster-cross'], chatLines: 100, pairs: 20, window: 8, rate: 5_000, warmupMs: 300, durationMs: 1_000 },
+    relay: { targets: ['echo', 'peerjs', 'dyad-memory', 'dyad-redis-same', 'dyad-redis-cross', 'dyad-cluster-cross'], chatLines: 100, pairs: 20, window: 8, rate: 5_000, warmupMs: 300, durationMs: 1_000, rounds: 3 },
     capacity: { steps: [1_000, 2_500, 5_000], holdMs: 500, rate: 5_000, addresses: 4 },
     soak: { sessions: 200, durationMs: 6_000, sampleMs: 1_500, dwellSec: [1, 3], leaveChance: 0.1 },
     frame: { timeoutMs: 60_000, runs: 2 },
@@ -152,6 +158,7 @@ export const PROFILES: Record<'quick' | 'full', ProfileSettings> = {
       rate: 5_000,
       warmupMs: 1_500,
       durationMs: 6_000,
+      rounds: 3,
     },
     capacity: { steps: [2_000, 5_000, 10_000, 20_000, 30_000, 40_000, 50_000], holdMs: 10_000, rate: 4_000, addresses: 8 },
     soak: { sessions: 1_000, durationMs: 180_000, sampleMs: 5_000, dwellSec: [2, 6], leaveChance: 0.1 },

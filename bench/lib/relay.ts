@@ -58,6 +58,12 @@ export interface RelayRun {
   /** Dyad set-ups: the servers' garbage-collection pauses during the fixed-rate run (see gcPauses). */
   gc?: GcPauses;
   load1: number;
+  /**
+   * Each round's ceiling (profile.relay.rounds, every server in turn in each):
+   * the figures above at the ceiling are those of the round of the median CPU
+   * per frame. Absent in results saved before rounds.
+   */
+  rounds?: { throughput: number; serverUsPerFrame: number }[];
 }
 
 /**
@@ -90,7 +96,11 @@ export const gcText = (g: GcPauses): string =>
 
 export interface RelayResults {
   runs: RelayRun[];
-  /** Throughput ratios at the ceiling, and the same by CPU per frame (their CPU ÷ ours). */
+  /**
+   * Throughput ratios at the ceiling, and the same by CPU per frame (their CPU
+   * ÷ ours; sameVsMemory: Redis on one process ÷ the memory store), each the
+   * median of the rounds' ratios.
+   */
   ratios: {
     vsEcho?: number;
     vsPeerjs?: number;
@@ -98,7 +108,10 @@ export interface RelayResults {
     crossVsPeerjs?: number;
     cpuVsEcho?: number;
     cpuVsPeerjs?: number;
+    sameVsMemory?: number;
   };
+  /** Each ratio's rounds (absent in results saved before rounds). */
+  rounds?: Partial<Record<keyof RelayResults['ratios'], number[]>>;
   unavailable: Partial<Record<RelayTarget, string>>;
   errors: string[];
 }
@@ -227,11 +240,24 @@ async function cpuInWindow(
   };
 }
 
-async function measure(ctx: BenchContext, target: RelayTarget, server: Server, runId: string): Promise<RelayRun> {
+/** One run at the ceiling: a fixed number of frames in flight, as fast as the server turns them round. */
+interface Ceiling {
+  throughput: number;
+  saturatedLatency: Summary;
+  cpu: { server: number; redis: number; clients: number };
+  shards: number[];
+  serverUsPerFrame: number;
+  clientUsPerFrame: number;
+  errors: Record<string, number>;
+  redis?: RedisProfile;
+}
+
+const addErrors = (into: Record<string, number>, rs: readonly RelayResult[]): void => {
+  for (const x of rs) for (const [k, v] of Object.entries(x.errors)) into[k] = (into[k] ?? 0) + v;
+};
+
+async function ceiling(ctx: BenchContext, target: RelayTarget, server: Server, runId: string, diagnose: boolean): Promise<Ceiling> {
   const r = ctx.profile.relay;
-  ctx.progress.watch(() => `relay, ${RELAY_LABEL[target]}: ${(ctx.workers.progress().delivered ?? 0).toLocaleString('en-US')} frames delivered`);
-  // The ceiling: a fixed number of frames in flight, as fast as the server turns them round.
-  const diagnose = server.redisUrl !== undefined && ctx.diagnoseRedis;
   const tail = diagnose ? REDIS_DIAG_MS + 1_500 : 0;
   const satRun = ctx.workers.run<RelayResult>(tasks(ctx, server, { type: 'window', window: r.window }, `${runId}s`, tail));
   const { shards, ...cpu } = await cpuInWindow(ctx, server, satRun);
@@ -246,94 +272,152 @@ async function measure(ctx: BenchContext, target: RelayTarget, server: Server, r
     );
   }
   const sat = await satRun;
-  // Latency: the same offered rate for every server, with the servers' GC pauses over that run (set-up included).
-  const gc0 = server.scrape ? await server.scrape() : undefined;
-  const t0 = performance.now();
-  const fixed = await ctx.workers.run<RelayResult>(tasks(ctx, server, { type: 'rate', rate: r.rate }, `${runId}r`));
-  const gc = gc0 && server.scrape ? gcPauses(gc0, await server.scrape(), (performance.now() - t0) / 1000) : undefined;
-  const chat = server.dyad
-    ? await chatLatency(server.dyad.matchingA, server.dyad.matchingB, `${runId}chat`, r.chatLines, CHAT_GAP_MS)
-    : undefined;
   const errors: Record<string, number> = {};
-  for (const x of [...sat, ...fixed]) for (const [k, v] of Object.entries(x.errors)) errors[k] = (errors[k] ?? 0) + v;
+  addErrors(errors, sat);
   const throughput = rate(sat);
   return {
-    target,
     throughput,
     saturatedLatency: summarize(mergeSamples(sat.map((x) => x.latencyMs))),
-    offered: r.rate,
-    delivered: rate(fixed),
-    latency: summarize(mergeSamples(fixed.map((x) => x.latencyMs))),
-    errors,
     cpu,
     shards,
     serverUsPerFrame: ((cpu.server + cpu.redis) / throughput) * 1e6,
     clientUsPerFrame: (cpu.clients / throughput) * 1e6,
+    errors,
     redis,
-    chat,
-    gc,
-    load1: load1(),
   };
 }
 
+/** The rest of a target's figures, once: latency at a fixed offered rate (with the servers' GC pauses), and chat. */
+async function atRate(ctx: BenchContext, server: Server, runId: string): Promise<Pick<RelayRun, 'offered' | 'delivered' | 'latency' | 'gc' | 'chat' | 'errors'>> {
+  const r = ctx.profile.relay;
+  // The same offered rate for every server, with the servers' GC pauses over that run (set-up included).
+  const gc0 = server.scrape ? await server.scrape() : undefined;
+  const t0 = performance.now();
+  const fixed = await ctx.workers.run<RelayResult>(tasks(ctx, server, { type: 'rate', rate: r.rate }, `${runId}r`));
+  const gc = gc0 && server.scrape ? gcPauses(gc0, await server.scrape(), (performance.now() - t0) / 1000) : undefined;
+  const chat = server.dyad ? await chatLatency(server.dyad.matchingA, server.dyad.matchingB, `${runId}chat`, r.chatLines, CHAT_GAP_MS) : undefined;
+  const errors: Record<string, number> = {};
+  addErrors(errors, fixed);
+  return { offered: r.rate, delivered: rate(fixed), latency: summarize(mergeSamples(fixed.map((x) => x.latencyMs))), gc, chat, errors };
+}
+
+/** The median of xs, ignoring what is not a number. */
+const medianOf = (xs: readonly number[]): number => summarize(xs.filter(Number.isFinite)).p50;
+
 export async function runRelay(ctx: BenchContext): Promise<RelayResults> {
-  const out: RelayResults = { runs: [], ratios: {}, unavailable: {}, errors: [] };
-  const targets = ctx.profile.relay.targets;
+  const out: RelayResults = { runs: [], ratios: {}, rounds: {}, unavailable: {}, errors: [] };
+  const rounds = ctx.profile.relay.rounds;
   const runId = Date.now().toString(36);
-  for (const target of targets) {
-    if ((target.startsWith('dyad-redis') || target.startsWith('dyad-cluster')) && ctx.redisUnavailable) {
-      out.unavailable[target] = ctx.redisUnavailable;
-      continue;
-    }
-    let server: Server;
-    try {
-      server = await startTarget(ctx, target);
-    } catch (err) {
-      if (!(err instanceof Unavailable)) throw err;
-      out.unavailable[target] = err.message;
-      ctx.redisUnavailable = err.message;
-      ctx.progress.line(`relay, ${RELAY_LABEL[target]}: redis mode unavailable (${err.message})`);
-      continue;
-    }
-    try {
-      let run: RelayRun;
-      try {
-        run = await measure(ctx, target, server, `${runId}${target.replace(/[^a-z]/g, '').slice(0, 6)}`);
-      } catch (err) {
-        const msg = `relay, ${RELAY_LABEL[target]}: failed: ${err instanceof Error ? err.message : String(err)}`;
-        out.errors.push(msg);
-        ctx.progress.line(msg);
-        await ctx.workers.idle();
+  const started: { target: RelayTarget; server: Server; ceilings: Ceiling[]; failed?: boolean }[] = [];
+  const fail = async (target: RelayTarget, err: unknown): Promise<void> => {
+    const msg = `relay, ${RELAY_LABEL[target]}: failed: ${err instanceof Error ? err.message : String(err)}`;
+    out.errors.push(msg);
+    ctx.progress.line(msg);
+    await ctx.workers.idle();
+  };
+  try {
+    // Every server is started first; then rounds, each server in turn in each, so that a slow
+    // spell of a shared machine falls on all of them alike, and the ratios are the rounds' medians.
+    for (const target of ctx.profile.relay.targets) {
+      if ((target.startsWith('dyad-redis') || target.startsWith('dyad-cluster')) && ctx.redisUnavailable) {
+        out.unavailable[target] = ctx.redisUnavailable;
         continue;
       }
+      try {
+        started.push({ target, server: await startTarget(ctx, target), ceilings: [] });
+      } catch (err) {
+        if (!(err instanceof Unavailable)) throw err;
+        out.unavailable[target] = err.message;
+        ctx.redisUnavailable = err.message;
+        ctx.progress.line(`relay, ${RELAY_LABEL[target]}: redis mode unavailable (${err.message})`);
+      }
+    }
+    const tagOf = (t: RelayTarget): string => `${runId}${t.replace(/[^a-z]/g, '').slice(0, 6)}`;
+    for (let round = 0; round < rounds; round++) {
+      for (const s of started) {
+        if (s.failed) continue;
+        ctx.progress.watch(() => `relay, ${RELAY_LABEL[s.target]}, round ${round + 1} of ${rounds}: ${(ctx.workers.progress().delivered ?? 0).toLocaleString('en-US')} frames delivered`);
+        try {
+          // Redis's command log in the last round only.
+          s.ceilings.push(await ceiling(ctx, s.target, s.server, `${tagOf(s.target)}${round}`, s.server.redisUrl !== undefined && ctx.diagnoseRedis && round === rounds - 1));
+        } catch (err) {
+          s.failed = true;
+          await fail(s.target, err);
+        }
+      }
+    }
+    for (const s of started) {
+      if (s.failed || s.ceilings.length === 0) continue;
+      ctx.progress.watch(() => `relay, ${RELAY_LABEL[s.target]}, at ${ctx.profile.relay.rate.toLocaleString('en-US')}/s: ${(ctx.workers.progress().delivered ?? 0).toLocaleString('en-US')} frames delivered`);
+      let rest: Awaited<ReturnType<typeof atRate>>;
+      try {
+        rest = await atRate(ctx, s.server, tagOf(s.target));
+      } catch (err) {
+        await fail(s.target, err);
+        continue;
+      }
+      // The round of the median CPU per frame stands for the target; the Redis log is the last round's.
+      const byUs = [...s.ceilings].sort((a, b) => a.serverUsPerFrame - b.serverUsPerFrame);
+      const mid = byUs[Math.floor((byUs.length - 1) / 2)] as Ceiling;
+      const errors = { ...rest.errors };
+      for (const c of s.ceilings) for (const [k, v] of Object.entries(c.errors)) errors[k] = (errors[k] ?? 0) + v;
+      const run: RelayRun = {
+        target: s.target,
+        throughput: mid.throughput,
+        saturatedLatency: mid.saturatedLatency,
+        offered: rest.offered,
+        delivered: rest.delivered,
+        latency: rest.latency,
+        errors,
+        cpu: mid.cpu,
+        shards: mid.shards,
+        serverUsPerFrame: mid.serverUsPerFrame,
+        clientUsPerFrame: mid.clientUsPerFrame,
+        redis: s.ceilings.at(-1)?.redis,
+        chat: rest.chat,
+        gc: rest.gc,
+        load1: load1(),
+        rounds: s.ceilings.map((c) => ({ throughput: c.throughput, serverUsPerFrame: c.serverUsPerFrame })),
+      };
       out.runs.push(run);
+      ctx.progress.done();
       ctx.progress.line(
-        `relay, ${RELAY_LABEL[target]}: ${Math.round(run.throughput).toLocaleString('en-US')} frames/s at the ceiling ` +
-          `(server ${run.cpu.server.toFixed(2)} cores, clients ${run.cpu.clients.toFixed(2)}); ` +
+        `relay, ${RELAY_LABEL[s.target]}: ${Math.round(run.throughput).toLocaleString('en-US')} frames/s at the ceiling ` +
+          `(server ${run.cpu.server.toFixed(2)} cores, clients ${run.cpu.clients.toFixed(2)}; the round of the median CPU per frame, ` +
+          `${s.ceilings.map((c) => `${c.serverUsPerFrame.toFixed(1)} µs`).join(', ')} by round); ` +
           `at ${run.offered.toLocaleString('en-US')}/s p50 ${run.latency.p50.toFixed(2)} ms p99 ${run.latency.p99.toFixed(2)} ms` +
           `${run.gc ? `; ${gcText(run.gc)}` : ''}` +
           `${run.shards.length > 1 ? `; Redis cores per shard ${run.shards.map((c) => c.toFixed(2)).join(', ')}` : ''}` +
           `${Object.keys(run.errors).length ? `; errors ${JSON.stringify(run.errors)}` : ''}`,
       );
-    } finally {
-      ctx.progress.unwatch();
-      await server.stop();
     }
+  } finally {
+    ctx.progress.unwatch();
+    for (const s of started) await s.server.stop();
   }
-  const get = (t: RelayTarget): number | undefined => out.runs.find((r) => r.target === t)?.throughput;
-  const dyad = get('dyad-memory');
-  const cross = get('dyad-redis-cross');
-  const echo = get('echo');
-  const peer = get('peerjs');
-  if (dyad && echo) out.ratios.vsEcho = dyad / echo;
-  if (dyad && peer) out.ratios.vsPeerjs = dyad / peer;
-  if (cross && echo) out.ratios.crossVsEcho = cross / echo;
-  if (cross && peer) out.ratios.crossVsPeerjs = cross / peer;
-  const us = (t: RelayTarget): number | undefined => out.runs.find((r) => r.target === t)?.serverUsPerFrame;
-  const dyadUs = us('dyad-memory');
-  const echoUs = us('echo');
-  const peerUs = us('peerjs');
-  if (dyadUs && echoUs) out.ratios.cpuVsEcho = echoUs / dyadUs;
-  if (dyadUs && peerUs) out.ratios.cpuVsPeerjs = peerUs / dyadUs;
+  // Each ratio round by round (both set-ups measured in that round), then the median.
+  const ceilings = (t: RelayTarget): Ceiling[] | undefined => {
+    const s = started.find((x) => x.target === t && !x.failed);
+    return s && out.runs.some((r) => r.target === t) ? s.ceilings : undefined;
+  };
+  const byRound = (a: RelayTarget, b: RelayTarget, f: (x: Ceiling, y: Ceiling) => number): number[] | undefined => {
+    const [xs, ys] = [ceilings(a), ceilings(b)];
+    if (!xs || !ys) return undefined;
+    return xs.slice(0, ys.length).map((x, i) => f(x, ys[i] as Ceiling));
+  };
+  const put = (key: keyof RelayResults['ratios'], each: number[] | undefined): void => {
+    if (!each?.length) return;
+    out.ratios[key] = medianOf(each);
+    (out.rounds ??= {})[key] = each;
+  };
+  const faster = (x: Ceiling, y: Ceiling): number => x.throughput / y.throughput;
+  const cheaper = (x: Ceiling, y: Ceiling): number => y.serverUsPerFrame / x.serverUsPerFrame;
+  put('vsEcho', byRound('dyad-memory', 'echo', faster));
+  put('vsPeerjs', byRound('dyad-memory', 'peerjs', faster));
+  put('crossVsEcho', byRound('dyad-redis-cross', 'echo', faster));
+  put('crossVsPeerjs', byRound('dyad-redis-cross', 'peerjs', faster));
+  put('cpuVsEcho', byRound('dyad-memory', 'echo', cheaper));
+  put('cpuVsPeerjs', byRound('dyad-memory', 'peerjs', cheaper));
+  put('sameVsMemory', byRound('dyad-redis-same', 'dyad-memory', (x, y) => x.serverUsPerFrame / y.serverUsPerFrame));
   return out;
 }
