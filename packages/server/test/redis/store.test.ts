@@ -192,6 +192,19 @@ async function cutWhileBusy(url: string, procId: string, spareReader: boolean, q
   }
 }
 
+/** x's resumption on socket `conn` of process a, sent while Redis is busy, a's connections cut `waitMs` later: what it came to ('answered', or its error). */
+async function resumeWhileCut(a: Proc, x: Session, conn: string, waitMs: number): Promise<{ resumed: Promise<string> }> {
+  let resumed!: Promise<string>;
+  await cutWhileBusy(redis.server.url, a.store.procId, false, async () => {
+    resumed = a.store.attachMatching(x.id, x.token, conn, Date.now()).then(
+      () => 'answered',
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    await sleep(waitMs);
+  });
+  return { resumed };
+}
+
 describe('Redis store', { timeout: 60_000 }, () => {
   it('delivers to sockets of another process through its inbox, in order', async () => {
     const p = prefix();
@@ -894,15 +907,8 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const a = await Proc.start(p);
     const x = await a.session('ca');
     await a.store.detachMatching(x.id, 'ca', false, Date.now());
-    let resumed!: Promise<string>;
     // The resumption's open waits behind Redis's 300 ms of work, and its connection is cut under it.
-    await cutWhileBusy(redis.server.url, a.store.procId, false, async () => {
-      resumed = a.store.attachMatching(x.id, x.token, 'ca2', Date.now()).then(
-        () => 'answered',
-        (err: unknown) => (err instanceof Error ? err.message : String(err)),
-      );
-      await sleep(30);
-    });
+    const { resumed } = await resumeWhileCut(a, x, 'ca2', 30);
     // a beats as soon as it reconnects, and sends the open again once that beat is answered:
     // Redis's writes wait a second, so the close below comes between the two.
     await redis.admin.call('CLIENT', 'PAUSE', '1000', 'WRITE');
@@ -924,15 +930,8 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const p = prefix();
     const a = await Proc.start(p, { callTimeoutMs: 150 });
     const x = await a.session('ca');
-    let resumed!: Promise<string>;
     // The open waits behind Redis's 300 ms of work, times out, then loses its connection.
-    await cutWhileBusy(redis.server.url, a.store.procId, false, async () => {
-      resumed = a.store.attachMatching(x.id, x.token, 'ca2', Date.now()).then(
-        () => 'answered',
-        (err: unknown) => (err instanceof Error ? err.message : String(err)),
-      );
-      await sleep(200);
-    });
+    const { resumed } = await resumeWhileCut(a, x, 'ca2', 200);
     assert.match(await resumed, /took longer/);
     const closes = (): { conn: string; code: number }[] => a.inbox.flatMap((fx) => fx.close);
     await eventually(async () => (closes().some((c) => c.conn === 'ca2') ? true : undefined), 'the socket closed');
