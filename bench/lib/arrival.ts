@@ -7,7 +7,7 @@
 import { load1, type BenchContext } from './context.js';
 import { threadCpuSeconds } from './procs.js';
 import { startPeerServer } from './relay.js';
-import { cdf, summarize, type Summary } from './stats.js';
+import { cdf, medianOf, summarize, type Summary } from './stats.js';
 import type { Point } from './svg.js';
 import type { ArrivalWay, MatchAnomalies, VisitorsResult, VisitorsTask } from './tasks.js';
 import { startForSection, type TopologyName } from './topology.js';
@@ -132,7 +132,6 @@ function addAnomalies(into: MatchAnomalies, a: MatchAnomalies): void {
   for (const [k, v] of Object.entries(a.failed)) into.failed[k] = (into.failed[k] ?? 0) + v;
 }
 
-const medianOf = (xs: number[]): number => summarize(xs.filter(Number.isFinite)).p50;
 const perSessionUs = (cpuSec: number, sessions: number): number => (sessions > 0 ? (cpuSec / sessions) * 1e6 : Number.NaN);
 
 /** Runs one load-generator task of `target` and counts its anomalies into `run`. */

@@ -3,7 +3,7 @@
 import { load1, split, type BenchContext } from './context.js';
 import { sleep } from './procs.js';
 import { diffHistogram, fractionWithin, histogram, histogramQuantile, sumHistograms, total, type Scrape } from './prom.js';
-import { cdf, mergeSamples, summarize, type Summary } from './stats.js';
+import { cdf, mergeSamples, middle, summarize, type Summary } from './stats.js';
 import type { ArrivalsResult, CycleResult } from './tasks.js';
 import { startForSection, TOPOLOGY_LABEL, type Topology, type TopologyName } from './topology.js';
 import type { Point } from './svg.js';
@@ -271,9 +271,6 @@ async function cycleStep(ctx: BenchContext, topo: Topology, mayDiagnose: boolean
 /** CPU per held pairing of the Dyad processes or of Redis, microseconds. */
 export const usPerPairing = (c: CycleStep, part: 'dyad' | 'redis'): number => (c.cpu[part] / c.pairsPerSec) * 1e6;
 const dyadUsPerPairing = (c: CycleStep): number => usPerPairing(c, 'dyad');
-
-/** The middle value (the lower of the two middle ones for an even count). */
-const middle = <T>(xs: T[], key: (x: T) => number): T | undefined => [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)];
 
 export async function runPairing(ctx: BenchContext): Promise<PairingResults> {
   const out: PairingResults = { steps: [], cycles: [], unavailable: {}, errors: [] };

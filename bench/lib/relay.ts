@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { load1, split, type BenchContext } from './context.js';
 import { cpuSeconds, REPO_ROOT, sleep, spawnRaised } from './procs.js';
-import { mergeSamples, summarize, type Summary } from './stats.js';
+import { medianOf, mergeSamples, middle, summarize, type Summary } from './stats.js';
 import type { RelayKind, RelayResult, RelayTask } from './tasks.js';
 import { startTopology, Unavailable, type Topology, type TopologyName } from './topology.js';
 import { diffHistogram, histogram, total, type Scrape } from './prom.js';
@@ -252,8 +252,9 @@ interface Ceiling {
   redis?: RedisProfile;
 }
 
-const addErrors = (into: Record<string, number>, rs: readonly RelayResult[]): void => {
-  for (const x of rs) for (const [k, v] of Object.entries(x.errors)) into[k] = (into[k] ?? 0) + v;
+/** Add the error counts of `from` (load-generator results, or rounds) into `into`. */
+const addErrors = (into: Record<string, number>, from: readonly { errors: Record<string, number> }[]): void => {
+  for (const x of from) for (const [k, v] of Object.entries(x.errors)) into[k] = (into[k] ?? 0) + v;
 };
 
 async function ceiling(ctx: BenchContext, target: RelayTarget, server: Server, runId: string, diagnose: boolean): Promise<Ceiling> {
@@ -300,9 +301,6 @@ async function atRate(ctx: BenchContext, server: Server, runId: string): Promise
   addErrors(errors, fixed);
   return { offered: r.rate, delivered: rate(fixed), latency: summarize(mergeSamples(fixed.map((x) => x.latencyMs))), gc, chat, errors };
 }
-
-/** The median of xs, ignoring what is not a number. */
-const medianOf = (xs: readonly number[]): number => summarize(xs.filter(Number.isFinite)).p50;
 
 export async function runRelay(ctx: BenchContext): Promise<RelayResults> {
   const out: RelayResults = { runs: [], ratios: {}, rounds: {}, unavailable: {}, errors: [] };
@@ -357,10 +355,9 @@ export async function runRelay(ctx: BenchContext): Promise<RelayResults> {
         continue;
       }
       // The round of the median CPU per frame stands for the target; the Redis log is the last round's.
-      const byUs = [...s.ceilings].sort((a, b) => a.serverUsPerFrame - b.serverUsPerFrame);
-      const mid = byUs[Math.floor((byUs.length - 1) / 2)] as Ceiling;
+      const mid = middle(s.ceilings, (c) => c.serverUsPerFrame) as Ceiling;
       const errors = { ...rest.errors };
-      for (const c of s.ceilings) for (const [k, v] of Object.entries(c.errors)) errors[k] = (errors[k] ?? 0) + v;
+      addErrors(errors, s.ceilings);
       const run: RelayRun = {
         target: s.target,
         throughput: mid.throughput,

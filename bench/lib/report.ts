@@ -11,7 +11,7 @@ import type { ModelResults } from './model.js';
 import { modelFormula, modelNotes, modelTables, modelTarget } from './model-report.js';
 import { usPerPairing, type PairingResults, type PairingStep } from './pairing.js';
 import { formatRedisProfile } from './redis-diag.js';
-import { summarize } from './stats.js';
+import { medianOf } from './stats.js';
 import { redisWorkLines, type RedisWorkResults } from './redis-work.js';
 import { gcText, RELAY_LABEL, type RelayResults } from './relay.js';
 import type { SoakResults } from './soak.js';
@@ -61,6 +61,9 @@ export interface TargetRow {
   section?: 'arrival';
 }
 
+/** A ratio judged over rounds: "median of N rounds (each, …)". */
+const roundsText = (each: readonly number[], f: (v: number) => string): string => `median of ${each.length} rounds (${each.map(f).join(', ')})`;
+const timesText = (v: number): string => `${v.toFixed(2)}×`;
 const pct = (v: number): string => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '–');
 const MiB = 1024 * 1024;
 
@@ -100,9 +103,7 @@ function scaleOutPairingTargets(p: PairingResults | undefined, cpus: number): Ta
   );
   // Judged by the median of the rounds' ratios when the held sessions ran in rounds (runPairing).
   const overRounds = (each: number[] | undefined, single: number): { ratio: number; how: string } =>
-    each && each.length > 0
-      ? { ratio: summarize(each).p50, how: `median of ${each.length} rounds (${each.map((x) => `${x.toFixed(2)}×`).join(', ')}); each set-up's median run: ` }
-      : { ratio: single, how: '' };
+    each && each.length > 0 ? { ratio: medianOf(each), how: `${roundsText(each, timesText)}; each set-up's median run: ` } : { ratio: single, how: '' };
   what = 'pairing through Redis (held sessions, 1 process): Dyad CPU per pairing vs the memory store';
   if (one && mem) {
     const { ratio, how } = overRounds(p?.rounds?.dyadVsMemory, usPerPairing(one, 'dyad') / usPerPairing(mem, 'dyad'));
@@ -197,7 +198,7 @@ export function targets(r: Omit<Results, 'targets'>, targetRate: number): Target
   // Each ratio's rounds, when the run had rounds.
   const roundsOf = (key: keyof RelayResults['ratios'], f: (v: number) => string): string => {
     const each = rel?.rounds?.[key];
-    return each && each.length > 1 ? `, median of ${each.length} rounds (${each.map(f).join(', ')})` : '';
+    return each && each.length > 1 ? `, ${roundsText(each, f)}` : '';
   };
   const echo = rel?.runs.find((x) => x.target === 'echo');
   const peer = rel?.runs.find((x) => x.target === 'peerjs');
@@ -217,7 +218,7 @@ export function targets(r: Omit<Results, 'targets'>, targetRate: number): Target
     target: '≥ 1.5×',
     measured:
       rel?.ratios.vsPeerjs !== undefined && dyad && peer
-        ? `${rel.ratios.vsPeerjs.toFixed(2)}×${roundsOf('vsPeerjs', (v) => `${v.toFixed(2)}×`)} (${fmtInt(dyad.throughput)} vs ${fmtInt(peer.throughput)} frames/s); ` +
+        ? `${rel.ratios.vsPeerjs.toFixed(2)}×${roundsOf('vsPeerjs', timesText)} (${fmtInt(dyad.throughput)} vs ${fmtInt(peer.throughput)} frames/s); ` +
           `by server CPU per frame ${(rel.ratios.cpuVsPeerjs ?? Number.NaN).toFixed(2)}× (${dyad.serverUsPerFrame.toFixed(1)} vs ${peer.serverUsPerFrame.toFixed(1)} µs)`
         : 'not run',
     verdict: rel?.ratios.vsPeerjs === undefined ? 'not measured' : rel.ratios.vsPeerjs >= 1.5 ? 'met' : 'missed',
@@ -236,7 +237,7 @@ export function targets(r: Omit<Results, 'targets'>, targetRate: number): Target
     target: '≤ 1.5×',
     measured:
       same && dyad && sameVsMemory !== undefined
-        ? `${sameVsMemory.toFixed(2)}×${roundsOf('sameVsMemory', (v) => `${v.toFixed(2)}×`)} (${same.serverUsPerFrame.toFixed(1)} µs, Redis ${usOf(same, 'redis').toFixed(1)} of it, vs ${dyad.serverUsPerFrame.toFixed(1)} µs)`
+        ? `${sameVsMemory.toFixed(2)}×${roundsOf('sameVsMemory', timesText)} (${same.serverUsPerFrame.toFixed(1)} µs, Redis ${usOf(same, 'redis').toFixed(1)} of it, vs ${dyad.serverUsPerFrame.toFixed(1)} µs)`
         : 'not run',
     verdict: sameVsMemory === undefined ? 'not measured' : sameVsMemory <= 1.5 ? 'met' : 'missed',
   });

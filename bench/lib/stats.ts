@@ -18,6 +18,12 @@ export function percentile(sorted: readonly number[], q: number): number {
   return sorted[rank] as number;
 }
 
+/** The median of xs, what is not a number left out (NaN when none is). */
+export const medianOf = (xs: readonly number[]): number => summarize(xs.filter(Number.isFinite)).p50;
+
+/** The middle one of xs by `key` (the lower of the two middle ones for an even count). */
+export const middle = <T>(xs: readonly T[], key: (x: T) => number): T | undefined => [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)];
+
 export function summarize(values: readonly number[]): Summary {
   const sorted = Float64Array.from(values).sort();
   const arr = Array.from(sorted);

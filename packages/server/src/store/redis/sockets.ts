@@ -132,12 +132,11 @@ export class SocketCounts {
     }
   }
 
-  /** One socket fewer from `addr` here; returns how many are left (the entry goes at zero). */
-  private drop(addr: string): number {
+  /** One socket fewer from `addr` here (the entry goes at zero). */
+  private drop(addr: string): void {
     const n = (this.held.get(addr) ?? 0) - 1;
     if (n > 0) this.held.set(addr, n);
     else this.held.delete(addr);
-    return Math.max(0, n);
   }
 
   /** Write this process's counts of `addrs` as they are now; those that fail are tried again on a later heartbeat. */
