@@ -6,8 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
 import { RedisServer } from '../packages/server/test/redis/support/redis-server.js';
-import WebSocket from 'ws';
-import { closeSocket, eventSocket, type EventSocket, type Msg } from './lib/event-socket.js';
+import { closeSocket, eventSocket, type EventSocket } from './lib/event-socket.js';
 import { DyadProcess } from '../packages/server/test/redis/support/dyad-process.js';
 
 const SEQUENTIAL_PAIRS = 300;
