@@ -56,7 +56,7 @@ export class ReplyOrder {
   private pumping = false;
   /** The entry the reader waits to carry out, while it waits. */
   private waitingAt: string | undefined;
-  private readonly wakers = new Set<() => void>();
+  private wakers = new Set<() => void>();
 
   constructor(
     /** The last inbox entry the reader has carried out. */
@@ -175,8 +175,9 @@ export class ReplyOrder {
 
   private wake(): void {
     if (this.wakers.size === 0) return;
-    const wakers = [...this.wakers];
-    this.wakers.clear();
+    // Taken whole and a new set begun, not cleared (see http/socket.ts, flush).
+    const wakers = this.wakers;
+    this.wakers = new Set();
     for (const w of wakers) w();
   }
 

@@ -106,7 +106,7 @@ export class SignalRelay {
   /** Per signalling socket here: the room it has joined (applyRoutes). */
   private readonly routes = new Map<string, Route>();
   /** Signals relayed in this turn, per stream. */
-  private readonly relays = new Map<string, { proc: string; signals: (Delivery & { signal: SignalText })[]; senders: { id: string; conn: string }[] }>();
+  private relays = new Map<string, { proc: string; signals: (Delivery & { signal: SignalText })[]; senders: { id: string; conn: string }[] }>();
   private relayTimer: NodeJS.Immediate | undefined;
   /** Per process: does it read relayed records (its heartbeat says), or is that being asked? */
   private readonly readsRelayed = new Map<string, boolean | 'asking'>();
@@ -250,7 +250,9 @@ export class SignalRelay {
       );
       if (this.laneCount > 0) writes.push(write);
     }
-    this.relays.clear();
+    // A new map, not clear(), as the edges' corked sockets (http/socket.ts,
+    // flush): a cleared map's old table would keep every later one's signals.
+    this.relays = new Map();
     // Written from the check phase: sent now, not a turn later.
     this.host.turns.flush();
     if (writes.length === 0) return;

@@ -18,7 +18,7 @@ type Write = (...args: unknown[]) => boolean;
 
 export class WriteTurns {
   /** Sockets written to in this turn; true once corked. */
-  private readonly written = new Map<Socket, boolean>();
+  private written = new Map<Socket, boolean>();
   private due = false;
 
   /** Coalesce the writes of this connection (of each of its nodes, on a Cluster) from now on. */
@@ -34,7 +34,8 @@ export class WriteTurns {
   flush(): void {
     this.due = false;
     for (const [sock, corked] of this.written) if (corked) sock.uncork();
-    this.written.clear();
+    // A new map, not clear(), as the edges' corked sockets (http/socket.ts, flush).
+    this.written = new Map();
   }
 
   private hook(sock: Socket): void {
