@@ -68,12 +68,17 @@ export interface ArrivalRow {
    * each the median of the rounds' ratios (`rounds`: each round's, where the
    * row and the floor ran minutes apart at most; absent in results saved before).
    */
-  vsFloor?: FloorRatios & { rounds?: FloorRatios[] };
+  vsFloor?: ArrivalFigures & { rounds?: ArrivalFigures[] };
   latencyCdf: Point[];
   load1: number;
 }
 
-export interface FloorRatios {
+/**
+ * A row's one-at-a-time p50 and p99, each burst size's median (in the order
+ * of the profile's sizes) and server (and Redis) CPU per session in µs: the
+ * figures of one round, or their ratios to the floor's.
+ */
+export interface ArrivalFigures {
   p50: number;
   p99: number;
   bursts: number[];
@@ -98,17 +103,6 @@ interface Target {
   cpu(): { server: number; redis: number };
 }
 
-/** What one round measured of one row: the figures its ratios to the floor are made of. */
-interface RoundFigures {
-  p50: number;
-  p99: number;
-  /** Median of the round's runs of each burst size, in the order of the profile's sizes. */
-  bursts: number[];
-  /** Server (and Redis) CPU per session, µs. */
-  cpuPairs: number;
-  cpuBursts: number;
-}
-
 /** One row across its rounds. */
 interface RowRun {
   target: Target;
@@ -120,7 +114,8 @@ interface RowRun {
   burstSessions: number;
   cpuBursts: { server: number; redis: number };
   anomalies: MatchAnomalies;
-  rounds: RoundFigures[];
+  /** What each round measured, for its ratios to the floor's. */
+  rounds: ArrivalFigures[];
   /** Why the row stopped, if it did (its later rounds are not run). */
   failed?: string;
 }
@@ -225,11 +220,11 @@ function rowOf(ctx: BenchContext, run: RowRun, floor: RowRun | undefined): Arriv
     load1: load1(),
   };
   if (floor && run !== floor) {
-    const rounds: FloorRatios[] = run.rounds.slice(0, floor.rounds.length).map((x, i) => {
-      const y = floor.rounds[i] as RoundFigures;
+    const rounds: ArrivalFigures[] = run.rounds.slice(0, floor.rounds.length).map((x, i) => {
+      const y = floor.rounds[i] as ArrivalFigures;
       return { p50: x.p50 / y.p50, p99: x.p99 / y.p99, bursts: x.bursts.map((b, k) => b / (y.bursts[k] ?? Number.NaN)), cpuPairs: x.cpuPairs / y.cpuPairs, cpuBursts: x.cpuBursts / y.cpuBursts };
     });
-    const median = (f: (r: FloorRatios) => number): number => medianOf(rounds.map(f));
+    const median = (f: (r: ArrivalFigures) => number): number => medianOf(rounds.map(f));
     if (rounds.length > 0) {
       row.vsFloor = {
         p50: median((r) => r.p50),
