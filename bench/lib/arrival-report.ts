@@ -75,6 +75,7 @@ const GOALS: Goal[] = [
 
 const TOPOLOGY_OF: Record<ArrivalRowName, TopologyName | undefined> = {
   floor: undefined,
+  'floor-uws': undefined,
   'memory-one-trip': 'memory',
   'memory-register': 'memory',
   'redis-1-one-trip': 'redis-1',
@@ -165,7 +166,12 @@ export function arrivalNotes(a: ArrivalResults | undefined): string[] {
     const sizes = r.bursts.map((b, k) => `burst ${b.size} ${list(each.map((x) => x.bursts[k] ?? Number.NaN))}`);
     return [`${ARRIVAL_LABEL[r.row]} ÷ the floor, by round: p50 ${list(each.map((x) => x.p50))}; p99 ${list(each.map((x) => x.p99))}; ${[...sizes, `CPU ${list(each.map((x) => x.cpuPairs))}`].join('; ')}`];
   });
-  return [...rounds, ...Object.entries(a?.unavailable ?? {}).map(([k, v]) => `${TOPOLOGY_LABEL[k as TopologyName]}: redis mode unavailable (${v})`), ...(a?.errors ?? [])];
+  return [
+    ...rounds,
+    ...Object.entries(a?.unavailable ?? {}).map(([k, v]) => `${TOPOLOGY_LABEL[k as TopologyName]}: redis mode unavailable (${v})`),
+    ...(a?.skipped ?? []),
+    ...(a?.errors ?? []),
+  ];
 }
 
 /** The plots' file names, each with its alternative text. */
@@ -182,7 +188,7 @@ export function arrivalPlots(a: ArrivalResults | undefined): Record<string, stri
   const series: LineSeries[] = a.rows.map((r) => ({
     name: ARRIVAL_LABEL[r.row],
     points: r.latencyCdf.map((q) => ({ x: q.x, y: q.y * 100 })),
-    dashed: r.row === 'floor',
+    dashed: r.row === 'floor' || r.row === 'floor-uws',
   }));
   out['arrival-latency-cdf.svg'] = lineChart({
     title: 'One pair at a time: second arrival -> both hold matched',

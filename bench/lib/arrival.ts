@@ -3,7 +3,11 @@
 // costs. Beside Dyad, in the same run and with the same client code, the
 // floor: a bare `ws` server that pairs the two latest arrivals with no rules
 // (bench/lib/peers/arrival-floor.ts). On a shared, noisy machine the ratios
-// to the floor and the CPU per arrival are the figures to judge by.
+// to the floor and the CPU per arrival are the figures to judge by. When
+// `npm run bench:uws-floor` has installed it, a second floor beside it: the
+// same server on uWebSockets.js (peers/arrival-floor-uws.ts), what an arrival
+// would cost below `ws`.
+import { existsSync } from 'node:fs';
 import { load1, type BenchContext } from './context.js';
 import { threadCpuSeconds } from './procs.js';
 import { startPeerServer } from './relay.js';
@@ -11,12 +15,14 @@ import { cdf, medianOf, summarize, type Summary } from './stats.js';
 import type { Point } from './svg.js';
 import type { ArrivalWay, MatchAnomalies, VisitorsResult, VisitorsTask } from './tasks.js';
 import { startForSection, type TopologyName } from './topology.js';
+import { UWS_BINARY } from './uws-floor.js';
 
-export const ARRIVAL_ROWS = ['floor', 'memory-one-trip', 'memory-register', 'redis-1-one-trip', 'redis-2-one-trip'] as const;
+export const ARRIVAL_ROWS = ['floor', 'floor-uws', 'memory-one-trip', 'memory-register', 'redis-1-one-trip', 'redis-2-one-trip'] as const;
 export type ArrivalRowName = (typeof ARRIVAL_ROWS)[number];
 
 export const ARRIVAL_LABEL: Record<ArrivalRowName, string> = {
   floor: 'floor (bare ws server)',
+  'floor-uws': 'floor on uWebSockets.js (bare, optional)',
   'memory-one-trip': 'Dyad memory, one-trip',
   'memory-register': 'Dyad memory, POST /register + socket',
   'redis-1-one-trip': 'Dyad Redis 1 process, one-trip',
@@ -90,6 +96,8 @@ export interface ArrivalResults {
   rows: ArrivalRow[];
   unavailable: Partial<Record<TopologyName, string>>;
   errors: string[];
+  /** Rows left out on purpose, and why (absent in results saved before). */
+  skipped?: string[];
 }
 
 export const anomalyTotal = (a: MatchAnomalies): number => a.doubles + a.oddRooms + a.lost;
@@ -253,7 +261,7 @@ function describe(r: ArrivalRow): string {
 }
 
 export async function runArrival(ctx: BenchContext): Promise<ArrivalResults> {
-  const out: ArrivalResults = { rows: [], unavailable: {}, errors: [] };
+  const out: ArrivalResults = { rows: [], unavailable: {}, errors: [], skipped: [] };
   const tag = Date.now().toString(36);
   const runs: RowRun[] = [];
   const stops: (() => Promise<void>)[] = [];
@@ -287,12 +295,17 @@ export async function runArrival(ctx: BenchContext): Promise<ArrivalResults> {
 
   try {
     // Every set-up is started first: the floor, then each Dyad set-up.
-    try {
-      const floor = await startPeerServer('arrival-floor.ts');
-      stops.push(() => floor.stop());
-      add({ row: 'floor', way: 'floor', servers: [floor.url.replace(/^ws/, 'http')], cpu: () => ({ server: threadCpuSeconds(floor.pid), redis: 0 }) });
-    } catch (err) {
-      out.errors.push(`arrival, ${ARRIVAL_LABEL.floor}: did not start: ${err instanceof Error ? err.message : String(err)}`);
+    const floors: [ArrivalRowName, string][] = [['floor', 'arrival-floor.ts']];
+    if (existsSync(UWS_BINARY)) floors.push(['floor-uws', 'arrival-floor-uws.ts']);
+    else out.skipped?.push(`${ARRIVAL_LABEL['floor-uws']}: not installed (npm run bench:uws-floor installs it)`);
+    for (const [row, file] of floors) {
+      try {
+        const floor = await startPeerServer(file);
+        stops.push(() => floor.stop());
+        add({ row, way: 'floor', servers: [floor.url.replace(/^ws/, 'http')], cpu: () => ({ server: threadCpuSeconds(floor.pid), redis: 0 }) });
+      } catch (err) {
+        out.errors.push(`arrival, ${ARRIVAL_LABEL[row]}: did not start: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }
     for (const name of ctx.profile.arrival.topologies) {
       // Named `arrivals-<store>`: with --cpu-prof, flame-arrivals-<store>.svg.
