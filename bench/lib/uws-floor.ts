@@ -5,10 +5,7 @@
 import path from 'node:path';
 import { REPO_ROOT } from './procs.js';
 
-/** The npm package and version `npm run bench:uws-floor` installs (package.json says the same). */
-export const UWS_PACKAGE = '@trufflesuite/uws-js-unofficial@20.30.0-unofficial.0';
-
-/** The native build for this platform and Node ABI. */
+/** The native build for this platform and Node ABI, of the package and version package.json's bench:uws-floor names. */
 export const UWS_BINARY = path.join(
   REPO_ROOT,
   'artifacts/uws-floor/node_modules/@trufflesuite/uws-js-unofficial/binaries',
