@@ -1,6 +1,6 @@
 // One WebSocket of a session, on either service: rate limits, edge
 // validation, in-order handling, and the close rules of the contract.
-import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { CloseCode, parseMessage, type ErrorCode } from '@dyad/protocol';
@@ -101,7 +101,7 @@ export const errorFrame = (code: ErrorCode, message: string): string => JSON.str
 /** Answer an upgrade request with a plain HTTP response and drop the socket. */
 export function refuseUpgrade(socket: Duplex, status: number, body: object): void {
   const text = JSON.stringify(body);
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status] ?? 'Error';
+  const reason = STATUS_CODES[status] ?? 'Error';
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
   );

@@ -3,6 +3,7 @@
 // promises at that point, so a test body only states what it is about.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import { HttpError, RegisterResponse, type RegisterRequest } from '@dyad/protocol';
 import { describeResponse, request } from './http.js';
 import type { RunningServer } from './server.js';
@@ -209,6 +210,8 @@ export async function expectRefused(url: string, opts: ConnectOptions, status: n
     assert.fail(`${what}: expected HTTP ${status}, the upgrade was accepted`);
   }
   assert.equal(attempt.status, status, `${what}: expected HTTP ${status}, got HTTP ${attempt.status} ${attempt.body.slice(0, 200)}`);
+  // The status line carries the standard reason phrase (RFC 9110, RFC 6585), not a made-up one.
+  assert.equal(attempt.reason, STATUS_CODES[status], `${what}: HTTP ${status} with reason phrase ${JSON.stringify(attempt.reason)}`);
   const body = HttpError.safeParse(JSON.parse(attempt.body));
   assert.ok(body.success, `${what}: the refusal body breaks the contract: ${attempt.body.slice(0, 200)}`);
   return body.data;

@@ -62,7 +62,7 @@ type Item = { msg: AnyEvent } | { violation: string };
 
 export type Attempt =
   | { kind: 'open'; client: WireClient }
-  | { kind: 'refused'; status: number; headers: IncomingHttpHeaders; body: string };
+  | { kind: 'refused'; status: number; reason: string; headers: IncomingHttpHeaders; body: string };
 
 export interface ConnectOptions {
   channel: Channel;
@@ -132,6 +132,7 @@ export class WireClient {
           resolve({
             kind: 'refused',
             status: res.statusCode ?? 0,
+            reason: res.statusMessage ?? '',
             headers: res.headers,
             body: Buffer.concat(chunks).toString('utf8'),
           });
