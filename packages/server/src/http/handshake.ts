@@ -6,6 +6,8 @@
 /** A Sec-WebSocket-Key is 16 random bytes in base64 (RFC 6455 section 4.1). */
 const KEY = /^[+/0-9A-Za-z]{22}==$/;
 const VERSIONS: ReadonlySet<string> = new Set(['13', '8']);
+/** What a refusal of any other version names (RFC 6455 section 4.2.2: 426 and the versions understood). */
+export const VERSIONS_UNDERSTOOD = '13, 8';
 /** A subprotocol name is an RFC 9110 token. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -20,8 +22,8 @@ export interface HandshakeRequest {
   headers: Record<string, string | string[] | undefined>;
 }
 
-/** Why this upgrade request cannot become a WebSocket (status and message), or undefined when it can. */
-export function handshakeProblem(req: HandshakeRequest): { status: number; message: string } | undefined {
+/** Why this upgrade request cannot become a WebSocket (status, message, headers to send), or undefined when it can. */
+export function handshakeProblem(req: HandshakeRequest): { status: number; message: string; headers?: Record<string, string> } | undefined {
   const header = (name: string): string | undefined => {
     const v = req.headers[name];
     return Array.isArray(v) ? undefined : v;
@@ -29,7 +31,12 @@ export function handshakeProblem(req: HandshakeRequest): { status: number; messa
   if (req.method !== 'GET') return { status: 400, message: 'a WebSocket upgrade must use GET' };
   if (header('upgrade')?.toLowerCase() !== 'websocket') return { status: 400, message: 'invalid Upgrade header' };
   if (!KEY.test(header('sec-websocket-key') ?? '')) return { status: 400, message: 'missing or invalid Sec-WebSocket-Key header' };
-  if (!VERSIONS.has(header('sec-websocket-version')?.trim() ?? '')) return { status: 400, message: 'missing or invalid Sec-WebSocket-Version header' };
+  const version = header('sec-websocket-version')?.trim() ?? '';
+  // A version given that this server does not speak is answered as RFC 6455 asks: 426, naming the ones it does.
+  if (/^\d+$/.test(version) && !VERSIONS.has(version)) {
+    return { status: 426, message: `Sec-WebSocket-Version ${version} is not supported (${VERSIONS_UNDERSTOOD} are)`, headers: { 'Sec-WebSocket-Version': VERSIONS_UNDERSTOOD } };
+  }
+  if (!VERSIONS.has(version)) return { status: 400, message: 'missing or invalid Sec-WebSocket-Version header' };
   const protocols = header('sec-websocket-protocol');
   if (protocols !== undefined && !validProtocols(protocols)) return { status: 400, message: 'invalid Sec-WebSocket-Protocol header' };
   return undefined;

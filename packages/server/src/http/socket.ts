@@ -98,13 +98,19 @@ class SerialQueue {
 
 export const errorFrame = (code: ErrorCode, message: string): string => JSON.stringify({ event: 'error', code, message });
 
-/** Answer an upgrade request with a plain HTTP response and drop the socket. */
-export function refuseUpgrade(socket: Duplex, status: number, body: object): void {
+/** Answer an upgrade request with a plain HTTP response (and any `headers` of its own, names and values from this code) and drop the socket. */
+export function refuseUpgrade(socket: Duplex, status: number, body: object, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   const reason = STATUS_CODES[status] ?? 'Error';
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n${extra}Connection: close\r\n\r\n${text}`,
   );
+}
+
+/** Refuse an upgrade whose handshake cannot succeed (handshakeProblem), with the contract's JSON error. */
+export function refuseHandshake(socket: Duplex, problem: NonNullable<ReturnType<typeof handshakeProblem>>): void {
+  refuseUpgrade(socket, problem.status, { status: 'error', message: problem.message }, problem.headers);
 }
 
 /**
@@ -120,7 +126,7 @@ export function upgradeTarget(req: IncomingMessage, socket: Duplex, allowedOrigi
   const id = /^\/ws\/([^/]+)$/.exec(url.pathname)?.[1] ?? '';
   if (!id && !(bare && url.pathname === '/ws')) return void refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
   const bad = handshakeProblem(req);
-  if (bad) return void refuseUpgrade(socket, bad.status, { status: 'error', message: bad.message });
+  if (bad) return void refuseHandshake(socket, bad);
   return { url, id };
 }
 

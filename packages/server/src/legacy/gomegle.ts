@@ -17,7 +17,7 @@ import { newConnId, newSessionId, newToken } from '../core/ids.js';
 import { clientAddress, originAllowed } from '../http/client.js';
 import { banRefusal, requestUrl, type Context } from '../http/context.js';
 import { handshakeProblem } from '../http/handshake.js';
-import { SocketEdge, refuseUpgrade, socketCount, type ServedConnection } from '../http/socket.js';
+import { SocketEdge, refuseHandshake, refuseUpgrade, socketCount, type ServedConnection } from '../http/socket.js';
 import { emptyEffects, isRefused, type Effects } from '../store/store.js';
 import { parseFrame, signalFrameParts } from './frames.js';
 
@@ -112,7 +112,7 @@ export class GoMegleEdge {
     const url = requestUrl(req);
     if (url?.pathname !== '/ws') return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
     const bad = handshakeProblem(req);
-    if (bad) return refuseUpgrade(socket, bad.status, { status: 'error', message: bad.message });
+    if (bad) return refuseHandshake(socket, bad);
     const addr = addresses.hash(clientAddress(req, settings.trustProxy));
     const refused = await this.edge.admit(addr, socket);
     if (refused) return refuseUpgrade(socket, refused.status, refused.body);

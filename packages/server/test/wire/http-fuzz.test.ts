@@ -384,6 +384,22 @@ for (const store of STORES) {
         });
       }
 
+      for (const target of ['matching', 'signalling'] as const) {
+        it(`${target}: a WebSocket version this server does not speak gets 426 naming the ones it does (RFC 6455 4.2.2); a missing one gets 400`, async () => {
+          const withVersion = (version: string | undefined) =>
+            raw(target, `GET /ws/{ID}?token={TOKEN} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${GOOD_KEY}\r\n${version === undefined ? '' : `Sec-WebSocket-Version: ${version}\r\n`}\r\n`);
+          for (const version of ['7', '14']) {
+            const outcome = await withVersion(version);
+            const error = expectJsonError(outcome, 426, `Sec-WebSocket-Version ${version}`);
+            assert.match(error.message, new RegExp(`${version} is not supported`));
+            const r = (outcome as { response: RawResponse }).response;
+            assert.equal(r.statusLine, 'HTTP/1.1 426 Upgrade Required');
+            assert.deepEqual(r.headers.get('sec-websocket-version'), ['13, 8'], `Sec-WebSocket-Version ${version}: the versions understood`);
+          }
+          for (const version of [undefined, '', 'x', '13, 8']) expectJsonError(await withVersion(version), 400, `Sec-WebSocket-Version ${JSON.stringify(version)}`);
+        });
+      }
+
       it('a one-trip start with a broken handshake creates no session', async () => {
         const name = uniqueName('broken');
         expectJsonError(await upgrade('matching', `/ws?name=${name}`, 'not-a-key'), 400, 'a one-trip start with a broken key');
