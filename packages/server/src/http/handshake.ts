@@ -7,7 +7,7 @@
 const KEY = /^[+/0-9A-Za-z]{22}==$/;
 const VERSIONS: ReadonlySet<string> = new Set(['13', '8']);
 /** What a refusal of any other version names (RFC 6455 section 4.2.2: 426 and the versions understood). */
-export const VERSIONS_UNDERSTOOD = '13, 8';
+const VERSIONS_UNDERSTOOD = '13, 8';
 /** A subprotocol name is an RFC 9110 token. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -34,7 +34,7 @@ export function handshakeProblem(req: HandshakeRequest): { status: number; messa
   const version = header('sec-websocket-version')?.trim() ?? '';
   // A version given that this server does not speak is answered as RFC 6455 asks: 426, naming the ones it does.
   if (/^\d+$/.test(version) && !VERSIONS.has(version)) {
-    return { status: 426, message: `Sec-WebSocket-Version ${version} is not supported (${VERSIONS_UNDERSTOOD} are)`, headers: { 'Sec-WebSocket-Version': VERSIONS_UNDERSTOOD } };
+    return { status: 426, message: `this Sec-WebSocket-Version is not supported (${VERSIONS_UNDERSTOOD} are)`, headers: { 'Sec-WebSocket-Version': VERSIONS_UNDERSTOOD } };
   }
   if (!VERSIONS.has(version)) return { status: 400, message: 'missing or invalid Sec-WebSocket-Version header' };
   const protocols = header('sec-websocket-protocol');
