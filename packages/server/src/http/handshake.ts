@@ -22,8 +22,15 @@ export interface HandshakeRequest {
   headers: Record<string, string | string[] | undefined>;
 }
 
-/** Why this upgrade request cannot become a WebSocket (status, message, headers to send), or undefined when it can. */
-export function handshakeProblem(req: HandshakeRequest): { status: number; message: string; headers?: Record<string, string> } | undefined {
+/** Why an upgrade request cannot become a WebSocket: the status, message and any headers of its refusal. */
+export interface HandshakeProblem {
+  status: number;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/** Why this upgrade request cannot become a WebSocket, or undefined when it can. */
+export function handshakeProblem(req: HandshakeRequest): HandshakeProblem | undefined {
   const header = (name: string): string | undefined => {
     const v = req.headers[name];
     return Array.isArray(v) ? undefined : v;
@@ -32,11 +39,12 @@ export function handshakeProblem(req: HandshakeRequest): { status: number; messa
   if (header('upgrade')?.toLowerCase() !== 'websocket') return { status: 400, message: 'invalid Upgrade header' };
   if (!KEY.test(header('sec-websocket-key') ?? '')) return { status: 400, message: 'missing or invalid Sec-WebSocket-Key header' };
   const version = header('sec-websocket-version')?.trim() ?? '';
-  // A version given that this server does not speak is answered as RFC 6455 asks: 426, naming the ones it does.
-  if (/^\d+$/.test(version) && !VERSIONS.has(version)) {
-    return { status: 426, message: `this Sec-WebSocket-Version is not supported (${VERSIONS_UNDERSTOOD} are)`, headers: { 'Sec-WebSocket-Version': VERSIONS_UNDERSTOOD } };
+  if (!VERSIONS.has(version)) {
+    // A version given that this server does not speak is answered as RFC 6455 asks: 426, naming the ones it does.
+    return /^\d+$/.test(version)
+      ? { status: 426, message: `this Sec-WebSocket-Version is not supported (${VERSIONS_UNDERSTOOD} are)`, headers: { 'Sec-WebSocket-Version': VERSIONS_UNDERSTOOD } }
+      : { status: 400, message: 'missing or invalid Sec-WebSocket-Version header' };
   }
-  if (!VERSIONS.has(version)) return { status: 400, message: 'missing or invalid Sec-WebSocket-Version header' };
   const protocols = header('sec-websocket-protocol');
   if (protocols !== undefined && !validProtocols(protocols)) return { status: 400, message: 'invalid Sec-WebSocket-Protocol header' };
   return undefined;

@@ -13,7 +13,7 @@ import { newConnId } from '../core/ids.js';
 import { PaceBook, type Pace } from './pace.js';
 import { requestUrl, type Refusal } from './context.js';
 import { originAllowed } from './client.js';
-import { handshakeProblem } from './handshake.js';
+import { handshakeProblem, type HandshakeProblem } from './handshake.js';
 
 export interface SocketLimits {
   maxFrameBytes: number;
@@ -109,7 +109,7 @@ export function refuseUpgrade(socket: Duplex, status: number, body: object, head
 }
 
 /** Refuse an upgrade whose handshake cannot succeed (handshakeProblem), with the contract's JSON error. */
-export function refuseHandshake(socket: Duplex, problem: NonNullable<ReturnType<typeof handshakeProblem>>): void {
+export function refuseHandshake(socket: Duplex, problem: HandshakeProblem): void {
   refuseUpgrade(socket, problem.status, { status: 'error', message: problem.message }, problem.headers);
 }
 

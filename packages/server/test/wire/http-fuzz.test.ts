@@ -335,8 +335,9 @@ for (const store of STORES) {
     describe('malformed requests the fuzz found, one by one', () => {
       const raw = (target: Target, text: string, opts: { endAfterWrite?: boolean } = {}) =>
         rawExchange(live.urls[target], Buffer.from(fill(text, live, target), 'latin1'), opts);
-      const upgrade = (target: 'matching' | 'signalling', path: string, key = GOOD_KEY) =>
-        raw(target, `GET ${path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      /** An upgrade request; `version` null sends no Sec-WebSocket-Version header. */
+      const upgrade = (target: 'matching' | 'signalling', path: string, key = GOOD_KEY, version: string | null = '13') =>
+        raw(target, `GET ${path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\n${version === null ? '' : `Sec-WebSocket-Version: ${version}\r\n`}\r\n`);
       const expectJsonError = (outcome: RawOutcome, status: number, what: string): HttpError => {
         assert.equal(outcome.kind, 'response', `${what}: no answer`);
         const r = (outcome as { response: RawResponse }).response;
@@ -386,8 +387,7 @@ for (const store of STORES) {
 
       for (const target of ['matching', 'signalling'] as const) {
         it(`${target}: a WebSocket version this server does not speak gets 426 naming the ones it does (RFC 6455 4.2.2); a missing one gets 400`, async () => {
-          const withVersion = (version: string | undefined) =>
-            raw(target, `GET /ws/{ID}?token={TOKEN} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${GOOD_KEY}\r\n${version === undefined ? '' : `Sec-WebSocket-Version: ${version}\r\n`}\r\n`);
+          const withVersion = (version: string | undefined) => upgrade(target, '/ws/{ID}?token={TOKEN}', GOOD_KEY, version ?? null);
           for (const version of ['7', '14']) {
             const outcome = await withVersion(version);
             const error = expectJsonError(outcome, 426, `Sec-WebSocket-Version ${version}`);
