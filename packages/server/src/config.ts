@@ -175,6 +175,12 @@ export interface Settings {
   /** Believe X-Forwarded-For for the client address. @default false */
   trustProxy: boolean;
   /**
+   * IPv6 clients count, for every per-address limit, ban, report and block,
+   * as their network of this many bits: one subscriber holds a whole /64 or
+   * more. 128: each address apart. @default 64
+   */
+  ipv6PrefixLength: number;
+  /**
    * The region filter (issue 17): look up each starting client's country in
    * REGION_DB, pair by `region` as by lang, and tell `country` to a partner
    * when its owner opted in. Off: no look-up, every `region` is `anywhere`. @default true
@@ -484,6 +490,7 @@ export function loadSettings(env: Env = process.env): Settings {
     banStrikeWindowMs: integer(env, 'BAN_STRIKE_WINDOW_MS', 2_592_000_000),
     adminFailuresPerMin: integer(env, 'ADMIN_FAILURES_PER_MIN', 10, 1),
     trustProxy: boolean(env, 'TRUST_PROXY', false),
+    ipv6PrefixLength: integer(env, 'IPV6_PREFIX_LENGTH', 64, 16, 128),
     regionFilter: boolean(env, 'REGION_FILTER', true),
     regionDb: env.REGION_DB?.trim() || undefined,
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 4_000, 100, 4_900),

@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     hub,
     metrics,
     log,
-    addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY),
+    addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY, settings.ipv6PrefixLength),
     sharedKey: process.env.ADDRESS_HASH_KEY || undefined,
     addressPaces: new PaceBook(settings.messageRatePerAddrPerSec, settings.messageBurstPerAddr),
     // One limiter per name, from the store chosen above (shared by every process on Redis).

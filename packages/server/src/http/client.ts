@@ -2,6 +2,8 @@
 // Origin allow-list.
 import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isIPv4 } from 'node:net';
+import ipaddr from 'ipaddr.js';
 
 /**
  * Client address as seen by us, or the forwarded one behind a trusted proxy:
@@ -23,16 +25,44 @@ export function clientAddress(req: IncomingMessage, trustProxy: boolean): string
 }
 
 /**
- * Addresses are kept only as keyed hashes. The key is per process unless
- * ADDRESS_HASH_KEY is given (processes sharing a Redis must share it).
+ * What an address counts as for every per-address limit, ban, report and
+ * block: an IPv4 address itself (also when written IPv4-mapped, ::ffff:a.b.c.d,
+ * as a dual-stack listener sees it); an IPv6 address as its network of
+ * `ipv6PrefixLength` bits (IPV6_PREFIX_LENGTH). One subscriber holds a whole
+ * /64 (often a /56 or /48), 2^64 addresses, so keyed by the address itself an
+ * attacker would get endless allowances and walk past any ban; a /64 is what
+ * one IPv4 address is for a household behind NAT. Anything that is not an
+ * address (an odd forwarded entry) counts as written.
+ */
+export function addressKey(address: string, ipv6PrefixLength: number): string {
+  if (isIPv4(address)) return address;
+  let ip: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    ip = ipaddr.process(address);
+  } catch {
+    return address;
+  }
+  if (ip.kind() === 'ipv4') return ip.toString();
+  const bytes = ip.toByteArray().map((byte, i) => byte & (0xff00 >> Math.min(8, Math.max(0, ipv6PrefixLength - 8 * i))));
+  const network = ipaddr.fromByteArray(bytes).toString();
+  return ipv6PrefixLength >= 128 ? network : `${network}/${ipv6PrefixLength}`;
+}
+
+/**
+ * Addresses are kept only as keyed hashes, of their key above (an IPv6
+ * address: of its network). The key is per process unless ADDRESS_HASH_KEY
+ * is given (processes sharing a Redis must share it, and IPV6_PREFIX_LENGTH).
  */
 export class AddressHasher {
   private readonly key: Buffer;
-  constructor(key?: string) {
+  constructor(
+    key: string | undefined,
+    private readonly ipv6PrefixLength: number,
+  ) {
     this.key = key ? Buffer.from(key) : randomBytes(32);
   }
   hash(address: string): string {
-    return createHmac('sha256', this.key).update(address).digest('base64url').slice(0, 22);
+    return createHmac('sha256', this.key).update(addressKey(address, this.ipv6PrefixLength)).digest('base64url').slice(0, 22);
   }
 }
 

@@ -62,6 +62,19 @@ export function freshAddress(): string {
   return `192.0.2.${lastOctet}`;
 }
 
+let lastBlock = 0;
+/**
+ * A documentation IPv6 /48 (RFC 3849, 2001:db8::/32) that no other test of
+ * this file speaks from, as its first three groups: `${block}:0::1` and
+ * `${block}:0::2` are two addresses of one /64 of it, `${block}:1::1` is in
+ * the next /64.
+ */
+export function freshIpv6Block(): string {
+  lastBlock += 1;
+  assert.ok(lastBlock < 0xffff, 'out of fresh blocks in 2001:db8::/32');
+  return `2001:db8:${lastBlock.toString(16)}`;
+}
+
 /** POST /register that must succeed. */
 export async function register(
   server: RunningServer,

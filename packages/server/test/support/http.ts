@@ -18,6 +18,8 @@ export interface RequestOptions {
   /** A string is sent as is; anything else as JSON. */
   body?: unknown;
   agent?: http.Agent;
+  /** The address to connect from (one routed to loopback: e2e/ipv6.e2e.test.ts); default: the system's choice. */
+  localAddress?: string;
 }
 
 export function request(url: string, opts: RequestOptions = {}): Promise<HttpResponse> {
@@ -31,7 +33,7 @@ export function request(url: string, opts: RequestOptions = {}): Promise<HttpRes
     headers['content-length'] = String(Buffer.byteLength(payload));
   }
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', headers, agent: opts.agent }, (res) => {
+    const req = http.request(url, { method: opts.method ?? 'GET', headers, agent: opts.agent, localAddress: opts.localAddress }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);

@@ -70,6 +70,8 @@ export interface ConnectOptions {
   label?: string;
   origin?: string;
   headers?: Record<string, string>;
+  /** The address to connect from (one routed to loopback: e2e/ipv6.e2e.test.ts); default: the system's choice. */
+  localAddress?: string;
   /** How long an expected message or close may take unless a call says otherwise (default WAIT_MS). */
   waitMs?: number;
   /**
@@ -121,7 +123,7 @@ export class WireClient {
   static connect(url: string, opts: ConnectOptions): Promise<Attempt> {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.origin !== undefined) headers.origin = opts.origin;
-    const ws = new WebSocket(url, { headers, handshakeTimeout: OPEN_TIMEOUT_MS });
+    const ws = new WebSocket(url, { headers, handshakeTimeout: OPEN_TIMEOUT_MS, localAddress: opts.localAddress });
     const client = new WireClient(ws, opts.channel, opts.label ?? `${opts.channel} ${redact(url)}`, opts.waitMs ?? WAIT_MS, opts.schema);
     return new Promise<Attempt>((resolve, reject) => {
       ws.once('open', () => resolve({ kind: 'open', client }));

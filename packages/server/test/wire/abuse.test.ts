@@ -17,7 +17,7 @@ import { WireClient } from '../support/ws-client.js';
 
 const ADMIN_TOKEN = 'abuse-test-admin-token';
 const HASH_KEY = 'abuse-test-address-key';
-const hashOf = (address: string): string => new AddressHasher(HASH_KEY).hash(address);
+const hashOf = (address: string): string => new AddressHasher(HASH_KEY, 64).hash(address);
 /** Small, so that solving in the test costs milliseconds. */
 const TEST_DIFFICULTY = '2000';
 const QUIET_MS = 400;

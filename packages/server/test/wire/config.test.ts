@@ -47,6 +47,10 @@ describe('settings refused at start', () => {
     ['NUDITY_THRESHOLD=high', { NUDITY_THRESHOLD: 'high' }, /NUDITY_THRESHOLD/],
     ['NUDITY_CHECK_INTERVAL_MS=10', { NUDITY_CHECK_INTERVAL_MS: '10' }, /NUDITY_CHECK_INTERVAL_MS/],
     ['REGION_FILTER=maybe', { REGION_FILTER: 'maybe' }, /REGION_FILTER/],
+    // Shorter than a /16 would put whole regions' providers under one limit; longer than 128 is no prefix.
+    ['IPV6_PREFIX_LENGTH=8', { IPV6_PREFIX_LENGTH: '8' }, /IPV6_PREFIX_LENGTH/],
+    ['IPV6_PREFIX_LENGTH=129', { IPV6_PREFIX_LENGTH: '129' }, /IPV6_PREFIX_LENGTH/],
+    ['IPV6_PREFIX_LENGTH=/64', { IPV6_PREFIX_LENGTH: '/64' }, /IPV6_PREFIX_LENGTH/],
     // The IP-to-country database is read at start: a missing or unreadable file stops the process there.
     ['REGION_DB naming a missing file', { REGION_DB: '/nonexistent/dyad-countries.mmdb' }, /REGION_DB.*\/nonexistent\/dyad-countries\.mmdb/],
     ['REGION_DB naming a file that is no database', { REGION_DB: SERVER_ENTRY }, /REGION_DB/],

@@ -31,8 +31,8 @@ import { WireClient, sleep, type Events } from '../support/ws-client.js';
 const QUIET_MS = 300;
 
 let seq = 0;
-/** A client address no other case uses (IPv6 documentation prefix), spoken through X-Forwarded-For. */
-export const freshAddress = (): string => `2001:db8::${(++seq).toString(16)}`;
+/** A client no other case uses: an address in a /64 of its own (IPv6 documentation prefix), spoken through X-Forwarded-For. */
+export const freshAddress = (): string => `2001:db8:0:${(++seq).toString(16)}::1`;
 /** A random-video-chat name no other case uses (no `_`). */
 export const freshName = (prefix: string): string => `${prefix}-${++seq}-${Math.random().toString(36).slice(2, 6)}`;
 

@@ -11,6 +11,7 @@ import {
   expectMatched,
   expectRefused,
   freshAddress,
+  freshIpv6Block,
   from,
   join,
   matchingUrl,
@@ -93,9 +94,10 @@ for (const store of STORES) {
     let registerLimited: RunningServer; // few registrations a minute; X-Forwarded-For not believed
     let limited: RunningServer; // TRUST_PROXY, so each test speaks from addresses of its own; low limits
     let defaults: RunningServer; // the shipped registration limit
+    let wideIpv6: RunningServer; // as limited, with IPv6 clients counted by their /48
 
     before(async () => {
-      [server, registerLimited, limited, defaults] = await Promise.all([
+      [server, registerLimited, limited, defaults, wideIpv6] = await Promise.all([
         startServerOn(store, {
           MAX_FRAME_BYTES: String(MAX_FRAME_BYTES),
           MESSAGE_RATE_PER_SEC: undefined,
@@ -112,11 +114,12 @@ for (const store of STORES) {
           NEXT_RATE_PER_MIN: String(NEXT_LIMIT),
         }),
         startServerOn(store, { REGISTER_RATE_PER_MIN: undefined }),
+        startServerOn(store, { TRUST_PROXY: 'true', REGISTER_RATE_PER_MIN: String(REGISTER_LIMIT), IPV6_PREFIX_LENGTH: '48' }),
       ]);
     });
     after(async () => {
       await WireClient.closeAll();
-      await Promise.all([server?.stop(), registerLimited?.stop(), limited?.stop(), defaults?.stop()]);
+      await Promise.all([server?.stop(), registerLimited?.stop(), limited?.stop(), defaults?.stop(), wideIpv6?.stop()]);
     });
 
     describe('MAX_FRAME_BYTES', () => {
@@ -259,6 +262,28 @@ for (const store of STORES) {
         await expectRegister429(limited, from(`${other}, ${spent}`), 'an entry written before the one the proxy added');
         await register(limited, {}, from(other));
         await register(limited, {}, from(`${spent}, ${freshAddress()}`));
+      });
+
+      it(`an IPv6 client counts as its /64 (IPV6_PREFIX_LENGTH): ${REGISTER_LIMIT} addresses of one /64, however written, spend its limit, the next /64 has its own; an IPv4-mapped address is its IPv4 address`, async () => {
+        const block = freshIpv6Block();
+        // One subscriber's /64: each start from an address never used before.
+        const ownNetwork = [`${block}:0::1`, `${block.toUpperCase()}:0:0:0:0:2`, `${block}:0:ffff:ffff:ffff:ffff`, `${block}:0:abcd::9`, `${block}:0::5`];
+        for (const address of ownNetwork.slice(0, REGISTER_LIMIT)) await register(limited, {}, from(address));
+        await expectRegister429(limited, from(`${block}:0:1234::77`), 'POST /register from a new address of a /64 that spent its limit');
+        await expectOneTrip429(limited, from(`${block}:0:1234::78`), 'one-trip from a new address of a /64 that spent its limit');
+        await register(limited, {}, from(`${block}:1::1`));
+
+        const v4 = freshAddress();
+        for (let i = 0; i < REGISTER_LIMIT; i++) await register(limited, {}, from(i % 2 === 0 ? v4 : `::ffff:${v4}`));
+        await expectRegister429(limited, from(v4), 'an IPv4 address that spent its limit, partly written IPv4-mapped');
+        await expectRegister429(limited, from(`::ffff:${v4}`), 'the same address written IPv4-mapped');
+      });
+
+      it('IPV6_PREFIX_LENGTH=48: two /64s of one /48 share a limit, the next /48 has its own', async () => {
+        const block = freshIpv6Block();
+        for (let i = 0; i < REGISTER_LIMIT; i++) await register(wideIpv6, {}, from(`${block}:${i}::1`));
+        await expectRegister429(wideIpv6, from(`${block}:ffff::1`), 'another /64 of a /48 that spent its limit');
+        await register(wideIpv6, {}, from(`${freshIpv6Block()}:0::1`));
       });
 
       it('the default limit lets 20 registrations a minute from one address through, and stops 500', async () => {

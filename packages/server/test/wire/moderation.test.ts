@@ -19,6 +19,7 @@ import {
   expectMatched,
   expectRefused,
   freshAddress,
+  freshIpv6Block,
   from,
   join,
   matchingUrl,
@@ -42,7 +43,7 @@ const SHORT_BAN_MS = 1_500;
 const LATE_MS = 3_000;
 /** The servers' ADDRESS_HASH_KEY, so a test can name an address's hash as the admin API lists it. */
 const HASH_KEY = 'moderation-address-key';
-const hashOf = (address: string): string => new AddressHasher(HASH_KEY).hash(address);
+const hashOf = (address: string): string => new AddressHasher(HASH_KEY, 64).hash(address);
 /** REPORT_MIN_ROOM_MS of the server where reports need a conversation first, kept short. */
 const MIN_ROOM_MS = 300;
 /** Long enough a conversation for a report to count there. */
@@ -370,6 +371,33 @@ for (const store of STORES) {
         const ban = ((await bansOf(talked)) as ListedBan[]).find((b) => b.addr === hashOf(address));
         assert.ok(ban, 'listed');
         assert.deepEqual([ban.strike, ban.reports], [1, 2], 'a first ban, made by two reports');
+      });
+
+      it('two addresses of one IPv6 /64 are one reporter: their two reports do not ban; a reporter from another /64 does', async () => {
+        const address = freshAddress();
+        const suspect = await enter(talked, {}, from(address));
+        const block = freshIpv6Block();
+        for (const reporterAddress of [`${block}:0::1`, `${block}:0::2`]) {
+          const { reporter } = await meet(talked, suspect, reporterAddress);
+          await sleep(TALK_MS);
+          reporter.m.send({ event: 'report', reason: `from ${reporterAddress}` });
+          await part(suspect, reporter);
+        }
+        await suspect.m.expectSilence(QUIET_MS, { why: 'two addresses of one /64 count as one reporter of the two needed' });
+        const listed = (await reportsOf(talked)).find((r) => r.addr === hashOf(address));
+        assert.deepEqual([listed?.reporters, listed?.counting], [1, 1], 'one reporter, counting');
+        const { reporter: other } = await meet(talked, suspect, `${block}:1::1`);
+        await sleep(TALK_MS);
+        other.m.send({ event: 'report', reason: 'from the next /64' });
+        await suspect.m.expectError('banned', { what: 'error "banned" once a second network reported it' });
+      });
+
+      it('a ban of an IPv6 client covers its /64: another address of it is refused, the next /64 is not', async () => {
+        const block = freshIpv6Block();
+        await banOnce(oneReport, `${block}:0::1`);
+        assert.equal(await registerStatus(oneReport, `${block}:0:ffff::2`), 403, 'another address of the banned /64');
+        await expectRefused(oneTripUrl(oneReport), { channel: 'matching', label: 'one-trip from another address of the banned /64', ...from(`${block}:0::3`) }, 403);
+        assert.equal(await registerStatus(oneReport, `${block}:1::1`), 200, 'the next /64');
       });
 
       it('a reporter that was itself reported counts for nothing', async () => {
