@@ -3,10 +3,12 @@
 // default). Inside this suite's private network namespace a documentation
 // /48 is routed to loopback, so sockets can be opened from any address of it:
 // what an attacker with one /64 (every home connection and every rented
-// server has one) can do. Each /64 must count as one client.
+// server has one) can do. Each /64 must count as one client, to the limits on
+// registrations, open sockets and open connections alike.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../packages/server/test/support/http.js';
@@ -19,6 +21,8 @@ const BLOCK = '2001:db8:d0';
 /** The shipped REGISTER_RATE_PER_MIN and MAX_SOCKETS_PER_ADDR (README). */
 const REGISTER_RATE_PER_MIN = 30;
 const MAX_SOCKETS_PER_ADDR = 32;
+/** The shipped MAX_CONNECTIONS_PER_ADDR: 8 × MAX_SOCKETS_PER_ADDR. */
+const MAX_CONNECTIONS_PER_ADDR = 8 * MAX_SOCKETS_PER_ADDR;
 
 /** The n-th address of the /64 numbered `net` in BLOCK. */
 const address = (net: number, n: number): string => `${BLOCK}:${net.toString(16)}::${n.toString(16)}`;
@@ -69,5 +73,29 @@ describe('one IPv6 /64 is one client (IPV6_PREFIX_LENGTH, default 64), from real
     assert.equal(next.kind, 'open', 'the next /64');
     if (next.kind === 'open') await next.client.expect('session');
     await Promise.all(held.map((c) => c.close(1000)));
+  });
+
+  it(`${MAX_CONNECTIONS_PER_ADDR} idle connections from as many addresses of one /64, then the next from it is closed unread; the next /64 is served`, async () => {
+    const { port } = new URL(server.web);
+    const connect = (from: string) =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const socket = net.connect({ port: Number(port), host: '::1', localAddress: from });
+        socket.once('connect', () => resolve(socket));
+        socket.once('error', reject);
+      });
+    const held: net.Socket[] = [];
+    try {
+      for (let n = 1; n <= MAX_CONNECTIONS_PER_ADDR; n++) held.push(await connect(address(4, n)));
+      const over = await connect(address(4, 0xbeef));
+      over.on('error', () => undefined);
+      over.resume();
+      const closed = await Promise.race([new Promise<boolean>((r) => over.once('close', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 2_000))]);
+      assert.ok(closed, `connection ${MAX_CONNECTIONS_PER_ADDR + 1} from the /64 is closed at once`);
+      assert.ok(held.every((s) => !s.destroyed && !s.readableEnded), 'the connections within the limit stay open');
+      const res = await request(`${server.web}/healthz`, { localAddress: address(5, 1) });
+      assert.equal(res.status, 200, 'the next /64 is served meanwhile');
+    } finally {
+      for (const s of held) s.destroy();
+    }
   });
 });

@@ -146,6 +146,14 @@ export interface Settings {
    * when its connection closes; no window. @default 32
    */
   maxSocketsPerAddr: number;
+  /**
+   * TCP connections open at once per client address, on all of this process's
+   * ports together (WebSockets, HTTP requests and connections that have sent
+   * nothing yet): beyond it a new one is closed before anything is read. Not
+   * counted with TRUST_PROXY (every connection then comes from the proxy).
+   * @default 8 × MAX_SOCKETS_PER_ADDR (256)
+   */
+  maxConnectionsPerAddr: number;
   /** `next` messages per client address per minute. @default 120 */
   nextRatePerMin: number;
   /** GET /online requests per client address per minute. @default 60 */
@@ -477,6 +485,7 @@ export function loadSettings(env: Env = process.env): Settings {
     socketSendBufferBytes: 0, // below, once SIGNAL_BUFFER and MAX_FRAME_BYTES are known
     registerRatePerMin: integer(env, 'REGISTER_RATE_PER_MIN', 30, 1),
     maxSocketsPerAddr: integer(env, 'MAX_SOCKETS_PER_ADDR', 32, 1),
+    maxConnectionsPerAddr: 0, // below, once MAX_SOCKETS_PER_ADDR is known
     nextRatePerMin: integer(env, 'NEXT_RATE_PER_MIN', 120, 1),
     onlineRatePerMin: integer(env, 'ONLINE_RATE_PER_MIN', 60, 1),
     onlineCacheMs: integer(env, 'ONLINE_CACHE_MS', 1_000),
@@ -523,6 +532,10 @@ export function loadSettings(env: Env = process.env): Settings {
   }
   if (settings.banMaxMs < settings.banDurationMs) throw new ConfigError('BAN_MAX_MS', 'must not be below BAN_DURATION_MS');
   settings.socketSendBufferBytes = sendBufferBytes(env, settings);
+  settings.maxConnectionsPerAddr = integer(env, 'MAX_CONNECTIONS_PER_ADDR', 8 * settings.maxSocketsPerAddr, 1);
+  if (settings.maxConnectionsPerAddr < settings.maxSocketsPerAddr) {
+    throw new ConfigError('MAX_CONNECTIONS_PER_ADDR', `must not be below MAX_SOCKETS_PER_ADDR (${settings.maxSocketsPerAddr}): every WebSocket is a connection`);
+  }
   if (!redisUrl && !redisClusterNodes && settings.roles.length < ROLE_NAMES.size) {
     // The roles share session state; without Redis they must share one process.
     throw new ConfigError(

@@ -10,7 +10,8 @@ import { ConfigError, loadSettings, type Settings } from './config.js';
 import { systemClock } from './core/clock.js';
 import { Hub } from './core/hub.js';
 import { iceServers } from './core/ice.js';
-import { AddressHasher } from './http/client.js';
+import { AddressHasher, addressKey } from './http/client.js';
+import { ConnectionCap } from './http/connections.js';
 import type { Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
 import { onUpgrade } from './http/socket.js';
@@ -142,7 +143,10 @@ async function main(): Promise<void> {
   const servers: Server[] = [];
   const ports = { matching: settings.matchingPort, signalling: settings.signallingPort };
 
+  // Behind a trusted proxy every connection comes from the proxy: it is the one to limit them.
+  const cap = settings.trustProxy ? undefined : new ConnectionCap(settings.maxConnectionsPerAddr, (address) => addressKey(address, settings.ipv6PrefixLength), () => metrics.rejected.inc({ code: 'too-many-connections' }));
   const start = async (name: string, server: Server, port: number): Promise<number> => {
+    cap?.watch(server);
     const bound = await listen(server, port, settings.host, settings.httpTimeoutMs);
     servers.push(server);
     const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;

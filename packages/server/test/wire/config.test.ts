@@ -50,6 +50,8 @@ describe('settings refused at start', () => {
     // Shorter than a /16 would put whole regions' providers under one limit; longer than 128 is no prefix.
     ['IPV6_PREFIX_LENGTH=8', { IPV6_PREFIX_LENGTH: '8' }, /IPV6_PREFIX_LENGTH/],
     ['IPV6_PREFIX_LENGTH=129', { IPV6_PREFIX_LENGTH: '129' }, /IPV6_PREFIX_LENGTH/],
+    // Every WebSocket is a connection: fewer connections than sockets would make the socket limit a lie.
+    ['MAX_CONNECTIONS_PER_ADDR below MAX_SOCKETS_PER_ADDR', { MAX_SOCKETS_PER_ADDR: '64', MAX_CONNECTIONS_PER_ADDR: '32' }, /MAX_CONNECTIONS_PER_ADDR/],
     ['IPV6_PREFIX_LENGTH=/64', { IPV6_PREFIX_LENGTH: '/64' }, /IPV6_PREFIX_LENGTH/],
     // The IP-to-country database is read at start: a missing or unreadable file stops the process there.
     ['REGION_DB naming a missing file', { REGION_DB: '/nonexistent/dyad-countries.mmdb' }, /REGION_DB.*\/nonexistent\/dyad-countries\.mmdb/],

@@ -36,19 +36,29 @@ const PING_INTERVAL_MS = 200;
 /** A socket that answers no ping is found out at the second sweep after it went quiet. */
 const DEAD_AFTER_MS = 2 * PING_INTERVAL_MS + 2_000;
 const MAX_FRAME_BYTES = 16_384;
+const MAX_CONNECTIONS = 8;
+/** How long a connection refused at once takes at most to be seen closed, and how long one let in is watched. */
+const REFUSE_WITHIN_MS = 1_000;
+/** How long a freed place may take to show: the server counts a connection until it has closed. */
+const RELEASE_MS = 2_000;
 
 let server: RunningServer; // short HTTP timeouts and heartbeat
 let proxied: RunningServer; // behind a TLS proxy: PUBLIC_*_URL set
+let capped: RunningServer; // few connections per address
+let cappedBehindProxy: RunningServer; // the same, with TRUST_PROXY
 
 before(async () => {
-  [server, proxied] = await Promise.all([
+  const fewConnections = { MAX_CONNECTIONS_PER_ADDR: String(MAX_CONNECTIONS), MAX_SOCKETS_PER_ADDR: String(MAX_CONNECTIONS / 2) };
+  [server, proxied, capped, cappedBehindProxy] = await Promise.all([
     startServer({ HTTP_TIMEOUT_MS: String(HTTP_TIMEOUT_MS), PING_INTERVAL_MS: String(PING_INTERVAL_MS), GRACE_MS: '5000' }),
     startServer({ PUBLIC_MATCHING_URL: 'https://chat.example/matching/', PUBLIC_SIGNALLING_URL: 'https://signal.chat.example' }),
+    startServer(fewConnections),
+    startServer({ ...fewConnections, TRUST_PROXY: 'true' }),
   ]);
 });
 after(async () => {
   await WireClient.closeAll();
-  await Promise.all([server?.stop(), proxied?.stop()]);
+  await Promise.all([server?.stop(), proxied?.stop(), capped?.stop(), cappedBehindProxy?.stop()]);
   await stopPrivateRedis();
 });
 afterEach(() => WireClient.closeAll());
@@ -123,6 +133,66 @@ describe('slow clients (HTTP_TIMEOUT_MS)', () => {
     }
     // Meanwhile everyone else was served.
     await register(server);
+  });
+});
+
+interface Held {
+  socket: net.Socket;
+  /** Resolves true if the server closed the connection within `ms`, having sent nothing. */
+  closedWithin(ms: number): Promise<boolean>;
+}
+
+/** A TCP connection from `localAddress` that sends nothing (what fills a server's descriptors). */
+function connectIdle(url: string, localAddress: string): Promise<Held> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    let received = '';
+    const socket = net.connect({ port: Number(port), host: hostname, localAddress });
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.once('connect', () =>
+      resolve({
+        socket,
+        async closedWithin(ms) {
+          const shut = await Promise.race([closed.then(() => true), sleep(ms).then(() => false)]);
+          assert.equal(received, '', `${url}: the server wrote ${JSON.stringify(received.slice(0, 100))} on a connection it refused`);
+          return shut;
+        },
+      }),
+    );
+    socket.once('error', reject);
+  });
+}
+
+describe('open connections per address (MAX_CONNECTIONS_PER_ADDR)', () => {
+  it(`an address holding ${MAX_CONNECTIONS} connections over the three ports gets its next one closed unread, on any port; another address is served; a closed one frees a place`, async () => {
+    const ports = [capped.matching, capped.signalling, capped.web];
+    const held: Held[] = [];
+    for (let i = 0; i < MAX_CONNECTIONS; i++) held.push(await connectIdle(ports[i % ports.length]!, '127.0.0.2'));
+    for (const h of held) assert.equal(await h.closedWithin(10), false, 'a connection within the limit stays open');
+    for (const url of ports) {
+      const over = await connectIdle(url, '127.0.0.2');
+      assert.equal(await over.closedWithin(REFUSE_WITHIN_MS), true, `${url}: connection ${MAX_CONNECTIONS + 1} from one address is closed at once`);
+    }
+    const other = await request(`${capped.matching}/healthz`, { localAddress: '127.0.0.3' });
+    assert.equal(other.status, 200, `another address meanwhile: ${describeResponse(other)}`);
+    held.pop()!.socket.destroy();
+    const deadline = Date.now() + RELEASE_MS;
+    for (;;) {
+      const again = await connectIdle(capped.web, '127.0.0.2');
+      if (!(await again.closedWithin(REFUSE_WITHIN_MS / 4))) break;
+      assert.ok(Date.now() < deadline, `no place freed ${RELEASE_MS} ms after one of the address's connections closed`);
+    }
+    for (const h of held) h.socket.destroy();
+  });
+
+  it('with TRUST_PROXY every connection is the proxy\'s, and none is refused for their number', async () => {
+    const held: Held[] = [];
+    for (let i = 0; i < 2 * MAX_CONNECTIONS; i++) held.push(await connectIdle(cappedBehindProxy.matching, '127.0.0.2'));
+    for (const h of held) assert.equal(await h.closedWithin(10), false, 'the proxy\'s connections stay open');
+    assert.equal((await request(`${cappedBehindProxy.matching}/healthz`, { localAddress: '127.0.0.2' })).status, 200);
+    for (const h of held) h.socket.destroy();
   });
 });
 
