@@ -240,6 +240,14 @@ export interface Settings {
   chatMaskWords: string[];
   /** How long a block (or a report) keeps two people, and their addresses, from being paired again. @default 86_400_000 */
   blockMs: number;
+  /**
+   * Blocks from one client address within BLOCK_MS that keep the addresses
+   * apart too; past it a block keeps only the two sessions apart. Each such
+   * block is kept per pair of addresses, so without a bound many addresses
+   * blocking each other fill memory with every pair of them. 0: blocks never
+   * reach addresses. @default 100
+   */
+  blocksPerAddr: number;
 }
 
 export type PowMode = 'always' | 'above-rate' | 'off';
@@ -517,6 +525,7 @@ export function loadSettings(env: Env = process.env): Settings {
     chatRepeatMinChars: integer(env, 'CHAT_REPEAT_MIN_CHARS', 12, 1),
     chatMaskWords: maskWords(env),
     blockMs: integer(env, 'BLOCK_MS', 86_400_000, 1),
+    blocksPerAddr: integer(env, 'BLOCKS_PER_ADDR', 100, 0),
   };
   if (
     settings.allowedOrigins.length === 0 &&

@@ -37,6 +37,8 @@ export class MatchingService {
   readonly server: Server;
   readonly edge: SocketEdge<typeof MatchingClientMessage>;
   private readonly onlineRequests: RateLimiterAbstract;
+  /** Address-wide blocks per blocking address within BLOCK_MS (BLOCKS_PER_ADDR; none when 0). */
+  private readonly addressBlocks: RateLimiterAbstract | undefined;
   private readonly online: OnlineCounts;
   private readonly admin: AdminApi | undefined;
   private readonly pow: ProofOfWork;
@@ -51,6 +53,7 @@ export class MatchingService {
     this.pow = new ProofOfWork(settings, powKey(settings, ctx.sharedKey), ctx.limiter);
     this.chatGuard = new ChatGuard(settings, ctx.limiter, ctx.sharedKey);
     this.onlineRequests = ctx.limiter('online', settings.onlineRatePerMin, 60);
+    this.addressBlocks = settings.blocksPerAddr > 0 ? ctx.limiter('address-blocks', settings.blocksPerAddr, Math.ceil(settings.blockMs / 1000)) : undefined;
     this.online = new OnlineCounts(() => store.stats(), hub.clock, settings.onlineCacheMs);
     this.admin = settings.adminToken ? new AdminApi(ctx, settings.adminToken) : undefined;
     this.edge = new SocketEdge('matching', MatchingClientMessage, hub, settings, metrics, log, {
@@ -77,7 +80,7 @@ export class MatchingService {
           case 'report':
             return store.report(conn.session, conn.id, msg.reason, now);
           case 'block':
-            return store.block(conn.session, conn.id, now);
+            return this.addressWide(conn.addr).then((wide) => store.block(conn.session, conn.id, now, wide));
         }
       },
       closed: (conn, left) => store.detachMatching(conn.session, conn.id, left, hub.clock.now()),
@@ -223,6 +226,23 @@ export class MatchingService {
     const fx = emptyEffects();
     fx.deliver.push({ to: conn.session, channel: 'matching', conn: conn.id, msg: { event: 'error', code, message } });
     return fx;
+  }
+
+  /**
+   * Whether a block from `addr` keeps the two addresses apart too. Each such
+   * block is kept for BLOCK_MS, one per pair of addresses, so without this
+   * count many addresses blocking one another would fill memory with every
+   * pair of them; past BLOCKS_PER_ADDR a block keeps only the sessions apart.
+   */
+  private async addressWide(addr: string): Promise<boolean> {
+    if (!this.addressBlocks) return false;
+    try {
+      await this.addressBlocks.consume(addr);
+      return true;
+    } catch (rej) {
+      if (!(rej instanceof RateLimiterRes)) throw rej;
+      return false;
+    }
   }
 
   /** GET /online: aggregates only, cached (OnlineCounts), ONLINE_RATE_PER_MIN per address. */

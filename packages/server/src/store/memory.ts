@@ -679,7 +679,7 @@ export class MemoryStore implements Store {
     return fx;
   }
 
-  async block(id: string, conn: string, now: number): Promise<Effects> {
+  async block(id: string, conn: string, now: number, addressWide: boolean): Promise<Effects> {
     const fx = emptyEffects();
     const s = this.owner(id, conn, 'matching');
     if (!s) return fx;
@@ -688,7 +688,7 @@ export class MemoryStore implements Store {
       this.send(fx, s, 'matching', error('no-partner', 'no current or recent partner to block'));
       return fx;
     }
-    this.keepApart(s, target, now, true);
+    this.keepApart(s, target, now, addressWide);
     if (s.state === 'matched') {
       this.endRoom(fx, s, 'skip', now);
       this.enterPool(fx, s, now);

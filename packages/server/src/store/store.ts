@@ -242,11 +242,12 @@ export interface Store {
   report(id: string, conn: string, reason: string | undefined, now: number): Promise<Effects>;
   /**
    * End the room as `next` does (the partner is told `skip`) and never pair
-   * the two again for BLOCK_MS: neither these sessions nor, when they differ,
-   * their addresses. Waiting or idle, it blocks the last partner (within
-   * REPAIR_COOLDOWN_MS) and changes nothing else; without one, `no-partner`.
+   * the two sessions again; with `addressWide`, neither their addresses, when
+   * they differ, for BLOCK_MS (the edge leaves it out past BLOCKS_PER_ADDR).
+   * Waiting or idle, it blocks the last partner (within REPAIR_COOLDOWN_MS)
+   * and changes nothing else; without one, `no-partner`.
    */
-  block(id: string, conn: string, now: number): Promise<Effects>;
+  block(id: string, conn: string, now: number, addressWide: boolean): Promise<Effects>;
   /** A waiting session's interest/lang narrowing has run out: try again with anyone. */
   onInterestTimeout(id: string, now: number): Promise<Effects>;
 

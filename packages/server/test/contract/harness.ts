@@ -201,7 +201,8 @@ export class User {
       | { event: 'chat'; message: string }
       | { event: 'typing'; typing: boolean }
       | { event: 'report'; reason?: string }
-      | { event: 'block' },
+      /** `addressWide` as the edge decides it (BLOCKS_PER_ADDR): by default, yes. */
+      | { event: 'block'; addressWide?: boolean },
   ): Promise<void> {
     const { store, clock, hub } = this.core;
     const now = clock.now();
@@ -215,7 +216,7 @@ export class User {
             : msg.event === 'typing'
               ? await store.typing(this.id, this.m.id, msg.typing)
               : msg.event === 'block'
-                ? await store.block(this.id, this.m.id, now)
+                ? await store.block(this.id, this.m.id, now, msg.addressWide ?? true)
                 : await store.report(this.id, this.m.id, msg.reason, now);
     await hub.run(fx);
   }

@@ -847,6 +847,21 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.equal(b3.matched()?.peer, a.id, 'after blockMs the address may meet the blocker again');
       });
 
+      it('a block that is not address-wide keeps the two sessions apart for good, and their addresses not at all', async () => {
+        const core = await make({ blockMs: 10_000 });
+        const a = await core.join({ addr: 'na' });
+        const b = await core.join({ addr: 'nb' });
+        assert.equal(b.matched()?.peer, a.id);
+        await a.send({ event: 'block', addressWide: false });
+        assert.equal(reasonOf(b.m.last()), 'skip');
+        assert.equal(a.m.last()?.event, 'waiting');
+        await b.send({ event: 'next' });
+        assert.equal(b.m.last()?.event, 'waiting', 'the blocked session is not paired with the blocker');
+        await b.send({ event: 'stop' });
+        const b2 = await core.join({ addr: 'nb' });
+        assert.equal(b2.matched()?.peer, a.id, 'a new session of its address is');
+      });
+
       it('a ban by hand ends the sessions of the address at once with 4003, is listed with its reason, and reports keep their reasons', async () => {
         const core = await make({ reportBanThreshold: 5 });
         const bad = await core.join({ addr: 'hand' });

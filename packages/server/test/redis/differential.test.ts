@@ -761,6 +761,8 @@ class World {
         return run(store.chat(id, m, ChatMessage.parse({ event: 'chat', message: op.text }).message, now));
       case 'typing':
         return run(store.typing(id, m, op.on));
+      case 'block':
+        return run(store.block(id, m, now, op.wide));
       case 'join':
         return run(store.join(id, s, this.roomFor(slot, op.room), now));
       case 'meet': {
@@ -943,6 +945,7 @@ type Op =
   | { k: 'next' | 'stop' | 'report' | 'query' | 'meet'; i: number }
   | { k: 'chat'; i: number; text: string }
   | { k: 'typing'; i: number; on: boolean }
+  | { k: 'block'; i: number; wide: boolean }
   | { k: 'join' | 'leave'; i: number; room: number }
   | { k: 'signal'; i: number; room: number; type: SignalType; size: number; n: number }
   | { k: 'admin' }
@@ -988,6 +991,7 @@ function stepArb(slots: number): fc.Arbitrary<Step> {
     w(10, fc.record({ k: fc.constant('meet' as const), i: m })),
     w(8, fc.record({ k: fc.constant('chat' as const), i: m, text: fc.constantFrom(...TEXTS) })),
     w(2, fc.record({ k: fc.constant('typing' as const), i: m, on: fc.boolean() })),
+    w(3, fc.record({ k: fc.constant('block' as const), i: m, wide: fc.boolean() })),
     w(12, fc.record({ k: fc.constantFrom('join' as const, 'join' as const, 'join' as const, 'leave' as const), i: m, room: roomRefArb })),
     w(24, fc.record({ k: fc.constant('signal' as const), i: m, room: roomRefArb, type: fc.constantFrom<SignalType>('offer', 'answer', 'candidate', 'candidate'), size: fc.constantFrom(10, 150, 400), n: fc.constantFrom(1, 1, 3) })),
     w(2, fc.oneof(fc.constant({ k: 'admin' as const }), fc.record({ k: fc.constant('lift' as const), addr: fc.nat(4) }))),

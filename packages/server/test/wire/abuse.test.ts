@@ -21,6 +21,7 @@ const hashOf = (address: string): string => new AddressHasher(HASH_KEY, 64).hash
 /** Small, so that solving in the test costs milliseconds. */
 const TEST_DIFFICULTY = '2000';
 const QUIET_MS = 400;
+const FEW_BLOCKS = 2;
 
 after(async () => {
   await WireClient.closeAll();
@@ -202,17 +203,19 @@ describe('chat guards', () => {
 for (const store of STORES) {
   describe(`block and the admin API on the ${store} store`, () => {
     let server: RunningServer;
+    let fewBlocks: RunningServer;
     before(async () => {
-      server = await startServerOn(store, {
+      const settings = {
         TRUST_PROXY: 'true',
         ADMIN_TOKEN,
         ADDRESS_HASH_KEY: HASH_KEY,
         REPORT_MIN_ROOM_MS: '0',
         REPORT_BAN_THRESHOLD: '5',
         REPAIR_COOLDOWN_MS: '0',
-      });
+      };
+      [server, fewBlocks] = await Promise.all([startServerOn(store, settings), startServerOn(store, { ...settings, BLOCKS_PER_ADDR: String(FEW_BLOCKS) })]);
     });
-    after(() => server?.stop());
+    after(() => Promise.all([server?.stop(), fewBlocks?.stop()]));
 
     it('block ends the room (partner: skip, blocker: waiting) and the two, and their addresses, are never paired again', async () => {
       const [aAddr, bAddr] = [freshAddress(), freshAddress()];
@@ -235,6 +238,29 @@ for (const store of STORES) {
       const mc = await expectMatched(c.m);
       assert.ok([a.id, b.id, b2.id].includes(mc.peer));
       await Promise.all([a.m.close(1000), b.m.close(1000), b2.m.close(1000), c.m.close(1000)]);
+    });
+
+    it(`past BLOCKS_PER_ADDR (${FEW_BLOCKS}) blocks from one address keep only the sessions apart, not the addresses`, async () => {
+      const blocker = await enter(fewBlocks, {}, from(freshAddress()));
+      const blockedAddresses = [freshAddress(), freshAddress(), freshAddress()];
+      for (const address of blockedAddresses) {
+        const b = await arrive(fewBlocks, {}, from(address));
+        await expectMatched(b.m);
+        await blocker.m.expect('matched');
+        blocker.m.send({ event: 'block' });
+        assert.equal((await b.m.expect('peer-disconnected')).reason, 'skip');
+        await blocker.m.expect('waiting');
+        await b.m.close(1000);
+      }
+      for (const address of blockedAddresses.slice(0, FEW_BLOCKS)) {
+        const again = await arrive(fewBlocks, {}, from(address));
+        await again.m.expect('waiting');
+        await blocker.m.expectSilence(QUIET_MS, { why: `one of the first ${FEW_BLOCKS} blocks: the address is kept apart (BLOCK_MS)` });
+        await again.m.close(1000);
+      }
+      const last = await arrive(fewBlocks, {}, from(blockedAddresses[FEW_BLOCKS]!));
+      assert.equal((await expectMatched(last.m)).peer, blocker.id, `block ${FEW_BLOCKS + 1} kept the sessions apart, not the addresses`);
+      await Promise.all([blocker.m.close(1000), last.m.close(1000)]);
     });
 
     it('block with no current or recent partner gets no-partner', async () => {

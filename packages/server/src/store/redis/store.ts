@@ -768,8 +768,8 @@ export class RedisStore implements Store {
     return this.told(id, conn, this.transition('report', now, [id, conn, reason ?? '']));
   }
 
-  async block(id: string, conn: string, now: number): Promise<Effects> {
-    return this.told(id, conn, this.transition('block', now, [id, conn]));
+  async block(id: string, conn: string, now: number, addressWide: boolean): Promise<Effects> {
+    return this.told(id, conn, this.transition('block', now, [id, conn, addressWide ? '1' : '0']));
   }
 
   async addBan(addr: string, durationMs: number, reason: string, now: number): Promise<{ until: number; effects: Effects }> {

@@ -109,7 +109,7 @@ if s then
 end
 return finish()
 `,
-  // A: id, conn
+  // A: id, conn, '1' when the addresses are kept apart too
   block: `
 local s = owner(A[1], A[2], 'matching')
 if not s then return finish() end
@@ -118,7 +118,7 @@ if not tid then
   send(s, 'matching', err('no-partner', 'no current or recent partner to block'))
   return finish()
 end
-keepApart(s, tid, taddr, load(tid), true)
+keepApart(s, tid, taddr, load(tid), A[3] == '1')
 if s.st == 'matched' then
   endRoom(s, 'skip')
   enterPool(s)
