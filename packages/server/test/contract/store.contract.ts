@@ -827,17 +827,23 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.deepEqual(await core.store.listBans(core.clock.now()), []);
       });
 
-      it('block ends the room as next does and keeps the sessions apart for good, their addresses for blockMs', async () => {
+      /** a (address `${tag}a`) blocks b (`${tag}b`), its partner, as the edge decides (`addressWide`); b, queued again, is not paired with a. */
+      const blocked = async (tag: string, addressWide: boolean) => {
         const core = await make({ blockMs: 10_000 });
-        const a = await core.join({ addr: 'ba' });
-        const b = await core.join({ addr: 'bb' });
+        const a = await core.join({ addr: `${tag}a` });
+        const b = await core.join({ addr: `${tag}b` });
         assert.equal(b.matched()?.peer, a.id);
-        await a.send({ event: 'block' });
+        await a.send({ event: 'block', addressWide });
         assert.equal(reasonOf(b.m.last()), 'skip');
         assert.equal(a.m.last()?.event, 'waiting');
         await b.send({ event: 'next' });
         assert.equal(b.m.last()?.event, 'waiting', 'the blocked session is not paired with the blocker');
         await b.send({ event: 'stop' });
+        return { core, a };
+      };
+
+      it('block ends the room as next does and keeps the sessions apart for good, their addresses for blockMs', async () => {
+        const { core, a } = await blocked('b', true);
         const b2 = await core.join({ addr: 'bb' });
         assert.equal(b2.matched(), undefined, 'nor a new session of its address');
         assert.equal(b2.m.last()?.event, 'waiting');
@@ -848,16 +854,7 @@ export function describeStore(name: string, factory: StoreFactory): void {
       });
 
       it('a block that is not address-wide keeps the two sessions apart for good, and their addresses not at all', async () => {
-        const core = await make({ blockMs: 10_000 });
-        const a = await core.join({ addr: 'na' });
-        const b = await core.join({ addr: 'nb' });
-        assert.equal(b.matched()?.peer, a.id);
-        await a.send({ event: 'block', addressWide: false });
-        assert.equal(reasonOf(b.m.last()), 'skip');
-        assert.equal(a.m.last()?.event, 'waiting');
-        await b.send({ event: 'next' });
-        assert.equal(b.m.last()?.event, 'waiting', 'the blocked session is not paired with the blocker');
-        await b.send({ event: 'stop' });
+        const { core, a } = await blocked('n', false);
         const b2 = await core.join({ addr: 'nb' });
         assert.equal(b2.matched()?.peer, a.id, 'a new session of its address is');
       });

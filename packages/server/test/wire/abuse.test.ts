@@ -217,15 +217,21 @@ for (const store of STORES) {
     });
     after(() => Promise.all([server?.stop(), fewBlocks?.stop()]));
 
+    /** `blocker`, waiting on `srv`, meets a newcomer from `address` and blocks it: the partner is told skip, the blocker waits again. */
+    async function meetAndBlock(srv: RunningServer, blocker: Session, address: string): Promise<Session> {
+      const b = await arrive(srv, {}, from(address));
+      await expectMatched(b.m);
+      await blocker.m.expect('matched');
+      blocker.m.send({ event: 'block' });
+      assert.equal((await b.m.expect('peer-disconnected')).reason, 'skip');
+      await blocker.m.expect('waiting');
+      return b;
+    }
+
     it('block ends the room (partner: skip, blocker: waiting) and the two, and their addresses, are never paired again', async () => {
       const [aAddr, bAddr] = [freshAddress(), freshAddress()];
       const a = await enter(server, {}, from(aAddr));
-      const b = await arrive(server, {}, from(bAddr));
-      await expectMatched(b.m);
-      await a.m.expect('matched');
-      a.m.send({ event: 'block' });
-      assert.equal((await b.m.expect('peer-disconnected')).reason, 'skip');
-      await a.m.expect('waiting');
+      const b = await meetAndBlock(server, a, bAddr);
       b.m.send({ event: 'next' });
       await b.m.expect('waiting');
       await a.m.expectSilence(QUIET_MS, { why: 'the blocked session is not paired with the blocker again, even with REPAIR_COOLDOWN_MS=0' });
@@ -243,15 +249,7 @@ for (const store of STORES) {
     it(`past BLOCKS_PER_ADDR (${FEW_BLOCKS}) blocks from one address keep only the sessions apart, not the addresses`, async () => {
       const blocker = await enter(fewBlocks, {}, from(freshAddress()));
       const blockedAddresses = [freshAddress(), freshAddress(), freshAddress()];
-      for (const address of blockedAddresses) {
-        const b = await arrive(fewBlocks, {}, from(address));
-        await expectMatched(b.m);
-        await blocker.m.expect('matched');
-        blocker.m.send({ event: 'block' });
-        assert.equal((await b.m.expect('peer-disconnected')).reason, 'skip');
-        await blocker.m.expect('waiting');
-        await b.m.close(1000);
-      }
+      for (const address of blockedAddresses) await (await meetAndBlock(fewBlocks, blocker, address)).m.close(1000);
       for (const address of blockedAddresses.slice(0, FEW_BLOCKS)) {
         const again = await arrive(fewBlocks, {}, from(address));
         await again.m.expect('waiting');
