@@ -168,6 +168,13 @@ export interface Settings {
   reportBanThreshold: number;
   /** @default 3_600_000 */ reportWindowMs: number;
   /**
+   * Reports from one client address within REPORT_WINDOW_MS that are counted
+   * and kept; past it a report keeps only the two sessions apart. Each is
+   * kept per pair of addresses, so without a bound many addresses reporting
+   * each other fill memory with every pair of them. 0: no report is kept. @default 30
+   */
+  reportsPerAddr: number;
+  /**
    * A report counts only if the room with the reported lasted this long (its
    * age at the report, or its length for a report of the last partner). @default 10_000
    */
@@ -501,6 +508,7 @@ export function loadSettings(env: Env = process.env): Settings {
     pingIntervalMs: integer(env, 'PING_INTERVAL_MS', 25_000, 100),
     reportBanThreshold: integer(env, 'REPORT_BAN_THRESHOLD', 3, 1),
     reportWindowMs: integer(env, 'REPORT_WINDOW_MS', 3_600_000, 1),
+    reportsPerAddr: integer(env, 'REPORTS_PER_ADDR', 30, 0),
     reportMinRoomMs: integer(env, 'REPORT_MIN_ROOM_MS', 10_000),
     banDurationMs: integer(env, 'BAN_DURATION_MS', 3_600_000, 1),
     banMaxMs: integer(env, 'BAN_MAX_MS', 604_800_000, 1),

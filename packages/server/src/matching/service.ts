@@ -39,6 +39,8 @@ export class MatchingService {
   private readonly onlineRequests: RateLimiterAbstract;
   /** Address-wide blocks per blocking address within BLOCK_MS (BLOCKS_PER_ADDR; none when 0). */
   private readonly addressBlocks: RateLimiterAbstract | undefined;
+  /** Recorded reports per reporting address within REPORT_WINDOW_MS (REPORTS_PER_ADDR; none when 0). */
+  private readonly reportsMade: RateLimiterAbstract | undefined;
   private readonly online: OnlineCounts;
   private readonly admin: AdminApi | undefined;
   private readonly pow: ProofOfWork;
@@ -54,6 +56,7 @@ export class MatchingService {
     this.chatGuard = new ChatGuard(settings, ctx.limiter, ctx.sharedKey);
     this.onlineRequests = ctx.limiter('online', settings.onlineRatePerMin, 60);
     this.addressBlocks = settings.blocksPerAddr > 0 ? ctx.limiter('address-blocks', settings.blocksPerAddr, Math.ceil(settings.blockMs / 1000)) : undefined;
+    this.reportsMade = settings.reportsPerAddr > 0 ? ctx.limiter('reports-made', settings.reportsPerAddr, Math.ceil(settings.reportWindowMs / 1000)) : undefined;
     this.online = new OnlineCounts(() => store.stats(), hub.clock, settings.onlineCacheMs);
     this.admin = settings.adminToken ? new AdminApi(ctx, settings.adminToken) : undefined;
     this.edge = new SocketEdge('matching', MatchingClientMessage, hub, settings, metrics, log, {
@@ -78,9 +81,9 @@ export class MatchingService {
           case 'typing':
             return store.typing(conn.session, conn.id, msg.typing);
           case 'report':
-            return store.report(conn.session, conn.id, msg.reason, now);
+            return this.within(this.reportsMade, conn.addr).then((recorded) => store.report(conn.session, conn.id, msg.reason, now, recorded));
           case 'block':
-            return this.addressWide(conn.addr).then((wide) => store.block(conn.session, conn.id, now, wide));
+            return this.within(this.addressBlocks, conn.addr).then((wide) => store.block(conn.session, conn.id, now, wide));
         }
       },
       closed: (conn, left) => store.detachMatching(conn.session, conn.id, left, hub.clock.now()),
@@ -229,15 +232,16 @@ export class MatchingService {
   }
 
   /**
-   * Whether a block from `addr` keeps the two addresses apart too. Each such
-   * block is kept for BLOCK_MS, one per pair of addresses, so without this
-   * count many addresses blocking one another would fill memory with every
-   * pair of them; past BLOCKS_PER_ADDR a block keeps only the sessions apart.
+   * Whether `addr` is within `limit`: an address-wide block (BLOCKS_PER_ADDR),
+   * a recorded report (REPORTS_PER_ADDR). Each is kept per pair of addresses
+   * (for BLOCK_MS, REPORT_WINDOW_MS), so without these counts many addresses
+   * meeting one another would fill memory with every pair of them; past them
+   * a block or a report keeps only the two sessions apart.
    */
-  private async addressWide(addr: string): Promise<boolean> {
-    if (!this.addressBlocks) return false;
+  private async within(limit: RateLimiterAbstract | undefined, addr: string): Promise<boolean> {
+    if (!limit) return false;
     try {
-      await this.addressBlocks.consume(addr);
+      await limit.consume(addr);
       return true;
     } catch (rej) {
       if (!(rej instanceof RateLimiterRes)) throw rej;

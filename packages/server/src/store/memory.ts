@@ -696,7 +696,7 @@ export class MemoryStore implements Store {
     return fx;
   }
 
-  async report(id: string, conn: string, reason: string | undefined, now: number): Promise<Effects> {
+  async report(id: string, conn: string, reason: string | undefined, now: number, recorded: boolean): Promise<Effects> {
     const fx = emptyEffects();
     const s = this.owner(id, conn, 'matching');
     if (!s) return fx;
@@ -708,6 +708,7 @@ export class MemoryStore implements Store {
     // A report keeps the two sessions apart; the reporter's other sessions may
     // still meet the reported (their reports count once per address).
     this.keepApart(s, target, now, false);
+    if (!recorded) return fx;
     this.logReport(target.addr, { at: now, by: s.addr, reason: reason ?? '' }, now);
     this.tally(now, 'reports');
     // Reports count per reporting address, so one person with many sessions

@@ -238,8 +238,12 @@ export interface Store {
   stop(id: string, conn: string, now: number): Promise<Effects>;
   chat(id: string, conn: string, message: string, now: number): Promise<Effects>;
   typing(id: string, conn: string, typing: boolean): Promise<Effects>;
-  /** Report the partner (or the last one): counts toward a ban, kept with its reason for REPORT_WINDOW_MS, and blocks the two (as block does). */
-  report(id: string, conn: string, reason: string | undefined, now: number): Promise<Effects>;
+  /**
+   * Report the partner (or the last one): keeps the two sessions apart and,
+   * when `recorded` (the edge leaves it out past REPORTS_PER_ADDR), counts
+   * toward a ban and is kept with its reason for REPORT_WINDOW_MS.
+   */
+  report(id: string, conn: string, reason: string | undefined, now: number, recorded: boolean): Promise<Effects>;
   /**
    * End the room as `next` does (the partner is told `skip`) and never pair
    * the two sessions again; with `addressWide`, neither their addresses, when

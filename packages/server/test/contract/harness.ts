@@ -200,7 +200,8 @@ export class User {
       | { event: 'stop' }
       | { event: 'chat'; message: string }
       | { event: 'typing'; typing: boolean }
-      | { event: 'report'; reason?: string }
+      /** `recorded` as the edge decides it (REPORTS_PER_ADDR): by default, yes. */
+      | { event: 'report'; reason?: string; recorded?: boolean }
       /** `addressWide` as the edge decides it (BLOCKS_PER_ADDR): by default, yes. */
       | { event: 'block'; addressWide?: boolean },
   ): Promise<void> {
@@ -217,7 +218,7 @@ export class User {
               ? await store.typing(this.id, this.m.id, msg.typing)
               : msg.event === 'block'
                 ? await store.block(this.id, this.m.id, now, msg.addressWide ?? true)
-                : await store.report(this.id, this.m.id, msg.reason, now);
+                : await store.report(this.id, this.m.id, msg.reason, now, msg.recorded ?? true);
     await hub.run(fx);
   }
 

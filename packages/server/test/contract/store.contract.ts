@@ -797,6 +797,23 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.equal(codeOf(a.m.last()), 'no-partner', 'too long ago');
       });
 
+      it('a report that is not recorded keeps the two sessions apart and nothing else: not listed, not counted toward a ban', async () => {
+        const core = await make({ reportBanThreshold: 1 });
+        const bad = await core.join({ addr: 'unrec' });
+        const r1 = await core.join({ addr: 'unrec-r1' });
+        assert.equal(r1.matched()?.peer, bad.id);
+        await r1.send({ event: 'report', reason: 'past the bound', recorded: false });
+        assert.equal(bad.m.closedWith, undefined, 'one report would ban at REPORT_BAN_THRESHOLD 1: this one is not counted');
+        assert.equal(await core.store.bannedUntil('unrec', core.clock.now()), undefined);
+        assert.equal((await core.store.listReports(core.clock.now(), 100)).find((r) => r.addr === 'unrec'), undefined, 'nor kept for the operator');
+        await r1.send({ event: 'next' });
+        await bad.send({ event: 'next' });
+        assert.equal(bad.m.last()?.event, 'waiting', 'the two sessions are kept apart');
+        await r1.send({ event: 'stop' });
+        const r2 = await core.join({ addr: 'unrec-r1' });
+        assert.equal(r2.matched()?.peer, bad.id, 'another session of the reporter address may meet the reported, as after any report');
+      });
+
       it('bans an address after REPORT_BAN_THRESHOLD distinct reporters', async () => {
         const core = await make({ reportBanThreshold: 2 });
         const bad = await core.join({ addr: 'bad' });

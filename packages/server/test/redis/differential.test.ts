@@ -755,7 +755,7 @@ class World {
       case 'stop':
         return run(store.stop(id, m, now));
       case 'report':
-        return run(store.report(id, m, undefined, now));
+        return run(store.report(id, m, undefined, now, op.recorded));
       case 'chat':
         // The text as the edge hands it on, through the protocol's schema.
         return run(store.chat(id, m, ChatMessage.parse({ event: 'chat', message: op.text }).message, now));
@@ -942,7 +942,9 @@ type Op =
   | { k: 'open' | 'sopen'; i: number; bad: boolean }
   | { k: 'close' | 'sclose'; i: number; left: boolean }
   | { k: 'break' | 'expel'; i: number; ch: Channel }
-  | { k: 'next' | 'stop' | 'report' | 'query' | 'meet'; i: number }
+  | { k: 'next' | 'stop' | 'query' | 'meet'; i: number }
+  /** `recorded` false: a report past REPORTS_PER_ADDR. */
+  | { k: 'report'; i: number; recorded: boolean }
   | { k: 'chat'; i: number; text: string }
   | { k: 'typing'; i: number; on: boolean }
   | { k: 'block'; i: number; wide: boolean }
@@ -987,7 +989,8 @@ function stepArb(slots: number): fc.Arbitrary<Step> {
     w(4, fc.record({ k: fc.constant('break' as const), i: m, ch: chanArb })),
     w(1, fc.record({ k: fc.constant('expel' as const), i, ch: chanArb })),
     w(8, fc.record({ k: fc.constantFrom('next' as const, 'stop' as const, 'query' as const), i })),
-    w(6, fc.record({ k: fc.constantFrom('next' as const, 'report' as const), i: m })),
+    w(3, fc.record({ k: fc.constant('next' as const), i: m })),
+    w(3, fc.record({ k: fc.constant('report' as const), i: m, recorded: fc.constantFrom(true, true, false) })),
     w(10, fc.record({ k: fc.constant('meet' as const), i: m })),
     w(8, fc.record({ k: fc.constant('chat' as const), i: m, text: fc.constantFrom(...TEXTS) })),
     w(2, fc.record({ k: fc.constant('typing' as const), i: m, on: fc.boolean() })),
@@ -1091,7 +1094,10 @@ const crowdArb = fc
       people: fc.constant(people),
       churn: fc.array(
         fc.oneof(
-          fc.record({ k: fc.constantFrom('next' as const, 'next' as const, 'stop' as const, 'report' as const), i: fc.nat(people.length - 1) }),
+          fc.oneof(
+            { weight: 3, arbitrary: fc.record({ k: fc.constantFrom('next' as const, 'next' as const, 'stop' as const), i: fc.nat(people.length - 1) }) },
+            { weight: 1, arbitrary: fc.record({ k: fc.constant('report' as const), i: fc.nat(people.length - 1), recorded: fc.constant(true) }) },
+          ),
           fc.record({ k: fc.constant('close' as const), i: fc.nat(people.length - 1), left: fc.boolean() }),
           fc.record({ k: fc.constant('open' as const), i: fc.nat(people.length - 1), bad: fc.constant(false) }),
           fc.record({ k: fc.constant('advance' as const), by: fc.constantFrom('tick' as const, 'fair' as const), plus: fc.integer({ min: 1, max: 30 }) }),

@@ -277,7 +277,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     await a.store.signal(x.id, 's1', room.room_code, room.initiator ? 'answer' : 'offer', JSON.stringify({ sdp: 'kept' }), now());
     await a.store.detachMatching(x.id, 'c1', false, now());
     await b.store.chat(y.id, 'c2', 'kept for x', now());
-    await b.store.report(y.id, 'c2', undefined, now());
+    await b.store.report(y.id, 'c2', undefined, now(), true);
     await a.store.register({ mode: 'text', interests: [], token: 'never-connects', addr: 'az' }, now());
     await b.store.reap(now());
     const keys = await redis.admin.keys(`${p}*`);

@@ -22,6 +22,7 @@ const hashOf = (address: string): string => new AddressHasher(HASH_KEY, 64).hash
 const TEST_DIFFICULTY = '2000';
 const QUIET_MS = 400;
 const FEW_BLOCKS = 2;
+const FEW_REPORTS = 2;
 
 after(async () => {
   await WireClient.closeAll();
@@ -203,7 +204,7 @@ describe('chat guards', () => {
 for (const store of STORES) {
   describe(`block and the admin API on the ${store} store`, () => {
     let server: RunningServer;
-    let fewBlocks: RunningServer;
+    let bounded: RunningServer;
     before(async () => {
       const settings = {
         TRUST_PROXY: 'true',
@@ -213,9 +214,9 @@ for (const store of STORES) {
         REPORT_BAN_THRESHOLD: '5',
         REPAIR_COOLDOWN_MS: '0',
       };
-      [server, fewBlocks] = await Promise.all([startServerOn(store, settings), startServerOn(store, { ...settings, BLOCKS_PER_ADDR: String(FEW_BLOCKS) })]);
+      [server, bounded] = await Promise.all([startServerOn(store, settings), startServerOn(store, { ...settings, BLOCKS_PER_ADDR: String(FEW_BLOCKS), REPORTS_PER_ADDR: String(FEW_REPORTS) })]);
     });
-    after(() => Promise.all([server?.stop(), fewBlocks?.stop()]));
+    after(() => Promise.all([server?.stop(), bounded?.stop()]));
 
     /** `blocker`, waiting on `srv`, meets a newcomer from `address` and blocks it: the partner is told skip, the blocker waits again. */
     async function meetAndBlock(srv: RunningServer, blocker: Session, address: string): Promise<Session> {
@@ -247,18 +248,42 @@ for (const store of STORES) {
     });
 
     it(`past BLOCKS_PER_ADDR (${FEW_BLOCKS}) blocks from one address keep only the sessions apart, not the addresses`, async () => {
-      const blocker = await enter(fewBlocks, {}, from(freshAddress()));
+      const blocker = await enter(bounded, {}, from(freshAddress()));
       const blockedAddresses = [freshAddress(), freshAddress(), freshAddress()];
-      for (const address of blockedAddresses) await (await meetAndBlock(fewBlocks, blocker, address)).m.close(1000);
+      for (const address of blockedAddresses) await (await meetAndBlock(bounded, blocker, address)).m.close(1000);
       for (const address of blockedAddresses.slice(0, FEW_BLOCKS)) {
-        const again = await arrive(fewBlocks, {}, from(address));
+        const again = await arrive(bounded, {}, from(address));
         await again.m.expect('waiting');
         await blocker.m.expectSilence(QUIET_MS, { why: `one of the first ${FEW_BLOCKS} blocks: the address is kept apart (BLOCK_MS)` });
         await again.m.close(1000);
       }
-      const last = await arrive(fewBlocks, {}, from(blockedAddresses[FEW_BLOCKS]!));
+      const last = await arrive(bounded, {}, from(blockedAddresses[FEW_BLOCKS]!));
       assert.equal((await expectMatched(last.m)).peer, blocker.id, `block ${FEW_BLOCKS + 1} kept the sessions apart, not the addresses`);
       await Promise.all([blocker.m.close(1000), last.m.close(1000)]);
+    });
+
+    it(`past REPORTS_PER_ADDR (${FEW_REPORTS}) reports from one address keep only the sessions apart: not kept, not counted`, async () => {
+      const reporter = await enter(bounded, {}, from(freshAddress()));
+      const suspects = [freshAddress(), freshAddress(), freshAddress()];
+      for (const address of suspects) {
+        const suspect = await arrive(bounded, {}, from(address));
+        await expectMatched(suspect.m);
+        await reporter.m.expect('matched');
+        reporter.m.send({ event: 'report', reason: `about ${address}` });
+        reporter.m.send({ event: 'next' });
+        assert.equal((await suspect.m.expect('peer-disconnected')).reason, 'skip');
+        await reporter.m.expect('waiting');
+        await suspect.m.close(1000);
+      }
+      const listed = await admin(bounded, '/admin/reports');
+      assert.equal(listed.status, 200, describeResponse(listed));
+      const reported = new Set(AdminReports.parse(listed.json()).reports.map((r) => r.addr));
+      assert.deepEqual(
+        suspects.map((a) => reported.has(hashOf(a))),
+        [true, true, false],
+        `the first ${FEW_REPORTS} reports are kept for the console, the next is not`,
+      );
+      await reporter.m.close(1000);
     });
 
     it('block with no current or recent partner gets no-partner', async () => {

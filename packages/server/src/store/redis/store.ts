@@ -764,8 +764,8 @@ export class RedisStore implements Store {
     return this.transition('typing', Date.now(), [id, conn, typing ? '1' : '0']);
   }
 
-  async report(id: string, conn: string, reason: string | undefined, now: number): Promise<Effects> {
-    return this.told(id, conn, this.transition('report', now, [id, conn, reason ?? '']));
+  async report(id: string, conn: string, reason: string | undefined, now: number, recorded: boolean): Promise<Effects> {
+    return this.told(id, conn, this.transition('report', now, [id, conn, reason ?? '', recorded ? '1' : '0']));
   }
 
   async block(id: string, conn: string, now: number, addressWide: boolean): Promise<Effects> {

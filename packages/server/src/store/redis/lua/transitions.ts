@@ -130,7 +130,7 @@ return finish()
 local untilAt = ban(A[1], 0, tonumber(A[2]), A[3])
 return finish({['until'] = untilAt})
 `,
-  // A: id, conn, reason ('' for none)
+  // A: id, conn, reason ('' for none), '1' when it is recorded (counted and kept)
   report: `
 local s = owner(A[1], A[2], 'matching')
 if not s then return finish() end
@@ -141,6 +141,7 @@ if not tid then
   return finish()
 end
 keepApart(s, tid, taddr, load(tid), false)
+if A[4] ~= '1' then return finish() end
 -- Kept for the operator (the console) as long as the report window: when, by
 -- which address hash, and the reason; never chat text or an address.
 local lk = P .. '${KEY.reportLog}' .. taddr
