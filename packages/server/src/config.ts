@@ -154,6 +154,14 @@ export interface Settings {
    * @default 8 × MAX_SOCKETS_PER_ADDR (256)
    */
   maxConnectionsPerAddr: number;
+  /**
+   * TCP connections open at once in the process, from everyone: beyond it a
+   * new one is closed before anything is read, so that many addresses
+   * together cannot take the descriptors the process needs for itself (its
+   * Redis connections) and for the visitors it has. 0: 90% of the process's
+   * open-file limit, read at start (none where it cannot be read). @default 0
+   */
+  maxConnections: number;
   /** `next` messages per client address per minute. @default 120 */
   nextRatePerMin: number;
   /** GET /online requests per client address per minute. @default 60 */
@@ -501,6 +509,7 @@ export function loadSettings(env: Env = process.env): Settings {
     registerRatePerMin: integer(env, 'REGISTER_RATE_PER_MIN', 30, 1),
     maxSocketsPerAddr: integer(env, 'MAX_SOCKETS_PER_ADDR', 32, 1),
     maxConnectionsPerAddr: 0, // below, once MAX_SOCKETS_PER_ADDR is known
+    maxConnections: integer(env, 'MAX_CONNECTIONS', 0, 0),
     nextRatePerMin: integer(env, 'NEXT_RATE_PER_MIN', 120, 1),
     onlineRatePerMin: integer(env, 'ONLINE_RATE_PER_MIN', 60, 1),
     onlineCacheMs: integer(env, 'ONLINE_CACHE_MS', 1_000),

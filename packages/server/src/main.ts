@@ -11,7 +11,7 @@ import { systemClock } from './core/clock.js';
 import { Hub } from './core/hub.js';
 import { iceServers } from './core/ice.js';
 import { AddressHasher, addressKey } from './http/client.js';
-import { ConnectionCap } from './http/connections.js';
+import { ConnectionCap, defaultMaxConnections } from './http/connections.js';
 import type { Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
 import { onUpgrade } from './http/socket.js';
@@ -143,10 +143,16 @@ async function main(): Promise<void> {
   const servers: Server[] = [];
   const ports = { matching: settings.matchingPort, signalling: settings.signallingPort };
 
-  // Behind a trusted proxy every connection comes from the proxy: it is the one to limit them.
-  const cap = settings.trustProxy ? undefined : new ConnectionCap(settings.maxConnectionsPerAddr, (address) => addressKey(address, settings.ipv6PrefixLength), () => metrics.rejected.inc({ code: 'too-many-connections' }));
+  const cap = new ConnectionCap(
+    {
+      total: settings.maxConnections || defaultMaxConnections(),
+      // Behind a trusted proxy every connection comes from the proxy: it is the one to limit them per client.
+      ...(settings.trustProxy ? {} : { perAddress: { max: settings.maxConnectionsPerAddr, keyOf: (address: string) => addressKey(address, settings.ipv6PrefixLength) } }),
+    },
+    (why) => metrics.rejected.inc({ code: why === 'address' ? 'too-many-connections' : 'connections-full' }),
+  );
   const start = async (name: string, server: Server, port: number): Promise<number> => {
-    cap?.watch(server);
+    cap.watch(server);
     const bound = await listen(server, port, settings.host, settings.httpTimeoutMs);
     servers.push(server);
     const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;

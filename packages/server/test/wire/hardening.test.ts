@@ -46,19 +46,21 @@ let server: RunningServer; // short HTTP timeouts and heartbeat
 let proxied: RunningServer; // behind a TLS proxy: PUBLIC_*_URL set
 let capped: RunningServer; // few connections per address
 let cappedBehindProxy: RunningServer; // the same, with TRUST_PROXY
+let full: RunningServer; // few connections in all
 
 before(async () => {
   const fewConnections = { MAX_CONNECTIONS_PER_ADDR: String(MAX_CONNECTIONS), MAX_SOCKETS_PER_ADDR: String(MAX_CONNECTIONS / 2) };
-  [server, proxied, capped, cappedBehindProxy] = await Promise.all([
+  [server, proxied, capped, cappedBehindProxy, full] = await Promise.all([
     startServer({ HTTP_TIMEOUT_MS: String(HTTP_TIMEOUT_MS), PING_INTERVAL_MS: String(PING_INTERVAL_MS), GRACE_MS: '5000' }),
     startServer({ PUBLIC_MATCHING_URL: 'https://chat.example/matching/', PUBLIC_SIGNALLING_URL: 'https://signal.chat.example' }),
     startServer(fewConnections),
     startServer({ ...fewConnections, TRUST_PROXY: 'true' }),
+    startServer({ MAX_CONNECTIONS: String(MAX_CONNECTIONS) }),
   ]);
 });
 after(async () => {
   await WireClient.closeAll();
-  await Promise.all([server?.stop(), proxied?.stop(), capped?.stop(), cappedBehindProxy?.stop()]);
+  await Promise.all([server?.stop(), proxied?.stop(), capped?.stop(), cappedBehindProxy?.stop(), full?.stop()]);
   await stopPrivateRedis();
 });
 afterEach(() => WireClient.closeAll());
@@ -165,7 +167,17 @@ function connectIdle(url: string, localAddress: string): Promise<Held> {
   });
 }
 
-describe('open connections per address (MAX_CONNECTIONS_PER_ADDR)', () => {
+/** Once a held connection has closed: tries, bounded by RELEASE_MS, until a new one from `from` is let in. */
+async function letInAgain(url: string, from: string, closed: string): Promise<Held> {
+  const deadline = Date.now() + RELEASE_MS;
+  for (;;) {
+    const again = await connectIdle(url, from);
+    if (!(await again.closedWithin(REFUSE_WITHIN_MS / 4))) return again;
+    assert.ok(Date.now() < deadline, `no place freed ${RELEASE_MS} ms after ${closed} closed`);
+  }
+}
+
+describe('open connections (MAX_CONNECTIONS_PER_ADDR, MAX_CONNECTIONS)', () => {
   it(`an address holding ${MAX_CONNECTIONS} connections over the three ports gets its next one closed unread, on any port; another address is served; a closed one frees a place`, async () => {
     const ports = [capped.matching, capped.signalling, capped.web];
     const held: Held[] = [];
@@ -178,12 +190,20 @@ describe('open connections per address (MAX_CONNECTIONS_PER_ADDR)', () => {
     const other = await request(`${capped.matching}/healthz`, { localAddress: '127.0.0.3' });
     assert.equal(other.status, 200, `another address meanwhile: ${describeResponse(other)}`);
     held.pop()!.socket.destroy();
-    const deadline = Date.now() + RELEASE_MS;
-    for (;;) {
-      const again = await connectIdle(capped.web, '127.0.0.2');
-      if (!(await again.closedWithin(REFUSE_WITHIN_MS / 4))) break;
-      assert.ok(Date.now() < deadline, `no place freed ${RELEASE_MS} ms after one of the address's connections closed`);
+    (await letInAgain(capped.web, '127.0.0.2', "one of the address's connections")).socket.destroy();
+    for (const h of held) h.socket.destroy();
+  });
+
+  it(`a process holding MAX_CONNECTIONS (${MAX_CONNECTIONS}) from as many addresses closes the next one unread, from any address; a closed one frees a place`, async () => {
+    const held: Held[] = [];
+    for (let i = 1; i <= MAX_CONNECTIONS; i++) held.push(await connectIdle(i % 2 === 0 ? full.matching : full.web, `127.0.1.${i}`));
+    for (const h of held) assert.equal(await h.closedWithin(10), false, 'a connection within the limit stays open');
+    for (const from of ['127.0.1.1', '127.0.2.1']) {
+      const over = await connectIdle(full.signalling, from);
+      assert.equal(await over.closedWithin(REFUSE_WITHIN_MS), true, `connection ${MAX_CONNECTIONS + 1} of the process, from ${from}, is closed at once`);
     }
+    held.pop()!.socket.destroy();
+    (await letInAgain(full.signalling, '127.0.2.1', "one of the process's connections")).socket.destroy();
     for (const h of held) h.socket.destroy();
   });
 
