@@ -10,7 +10,7 @@ import { ConfigError, loadSettings, type Settings } from './config.js';
 import { systemClock } from './core/clock.js';
 import { Hub } from './core/hub.js';
 import { iceServers } from './core/ice.js';
-import { AddressHasher, addressKey } from './http/client.js';
+import { AddressHasher } from './http/client.js';
 import { ConnectionCap, defaultMaxConnections } from './http/connections.js';
 import type { Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
@@ -147,7 +147,7 @@ async function main(): Promise<void> {
     {
       total: settings.maxConnections || defaultMaxConnections(),
       // Behind a trusted proxy every connection comes from the proxy: it is the one to limit them per client.
-      ...(settings.trustProxy ? {} : { perAddress: { max: settings.maxConnectionsPerAddr, keyOf: (address: string) => addressKey(address, settings.ipv6PrefixLength) } }),
+      ...(settings.trustProxy ? {} : { perAddress: { max: settings.maxConnectionsPerAddr, keyOf: (address: string) => ctx.addresses.hash(address) } }),
     },
     (why) => metrics.rejected.inc({ code: why === 'address' ? 'too-many-connections' : 'connections-full' }),
   );

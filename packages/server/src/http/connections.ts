@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 export interface ConnectionLimits {
   /** MAX_CONNECTIONS: connections open at once in the process. */
   total: number;
-  /** MAX_CONNECTIONS_PER_ADDR, and what an address counts as (kept in memory only); none behind a trusted proxy. */
+  /** MAX_CONNECTIONS_PER_ADDR, and what an address counts as (its keyed hash); none behind a trusted proxy. */
   perAddress?: { max: number; keyOf: (address: string) => string };
 }
 
