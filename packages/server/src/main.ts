@@ -11,7 +11,7 @@ import { systemClock } from './core/clock.js';
 import { Hub } from './core/hub.js';
 import { iceServers } from './core/ice.js';
 import { AddressHasher } from './http/client.js';
-import { ConnectionCap, defaultMaxConnections } from './http/connections.js';
+import { ConnectionCap, defaultMaxConnections, type ConnectionRefusal } from './http/connections.js';
 import type { Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
 import { onUpgrade } from './http/socket.js';
@@ -57,6 +57,9 @@ async function createStore(settings: Settings, log: Logger): Promise<{ store: St
  * How often Node looks for connections past HTTP_TIMEOUT_MS. Its default, 30 s,
  * would let a slow client (slowloris) hold a connection that much longer.
  */
+/** Connections refused by a connection limit are logged at most this often, per limit. */
+const CONNECTION_WARNING_EVERY_MS = 60_000;
+
 const timeoutCheckMs = (httpTimeoutMs: number): number => Math.max(50, Math.min(1_000, Math.floor(httpTimeoutMs / 4)));
 
 const listen = (server: Server, port: number, host: string, httpTimeoutMs: number): Promise<number> =>
@@ -143,13 +146,22 @@ async function main(): Promise<void> {
   const servers: Server[] = [];
   const ports = { matching: settings.matchingPort, signalling: settings.signallingPort };
 
+  const connectionsWarnedAt: Partial<Record<ConnectionRefusal, number>> = {};
   const cap = new ConnectionCap(
     {
       total: settings.maxConnections || defaultMaxConnections(),
       // Behind a trusted proxy every connection comes from the proxy: it is the one to limit them per client.
       ...(settings.trustProxy ? {} : { perAddress: { max: settings.maxConnectionsPerAddr, keyOf: (address: string) => ctx.addresses.hash(address) } }),
     },
-    (why) => metrics.rejected.inc({ code: why === 'address' ? 'too-many-connections' : 'connections-full' }),
+    (why) => {
+      metrics.rejected.inc({ code: why === 'address' ? 'too-many-connections' : 'connections-full' });
+      // Once a minute at most: a full process turns everyone away, and an address at its limit may be an attack.
+      const now = Date.now();
+      if (now - (connectionsWarnedAt[why] ?? 0) < CONNECTION_WARNING_EVERY_MS) return;
+      connectionsWarnedAt[why] = now;
+      if (why === 'process') log.warn({ limit: 'MAX_CONNECTIONS' }, 'new connections refused: the process holds MAX_CONNECTIONS');
+      else log.warn({ limit: 'MAX_CONNECTIONS_PER_ADDR' }, 'new connections refused: an address holds MAX_CONNECTIONS_PER_ADDR');
+    },
   );
   const start = async (name: string, server: Server, port: number): Promise<number> => {
     cap.watch(server);

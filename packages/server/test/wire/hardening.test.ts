@@ -187,6 +187,9 @@ describe('open connections (MAX_CONNECTIONS_PER_ADDR, MAX_CONNECTIONS)', () => {
       const over = await connectIdle(url, '127.0.0.2');
       assert.equal(await over.closedWithin(REFUSE_WITHIN_MS), true, `${url}: connection ${MAX_CONNECTIONS + 1} from one address is closed at once`);
     }
+    const warnings = capped.output().match(/connections refused: an address holds MAX_CONNECTIONS_PER_ADDR/g) ?? [];
+    assert.equal(warnings.length, 1, `one warning in the log for the three refusals (at most one a minute):\n${capped.output().slice(-1500)}`);
+    assert.ok(!capped.output().includes('127.0.0.2'), 'the log does not name the address');
     const other = await request(`${capped.matching}/healthz`, { localAddress: '127.0.0.3' });
     assert.equal(other.status, 200, `another address meanwhile: ${describeResponse(other)}`);
     held.pop()!.socket.destroy();
@@ -202,6 +205,7 @@ describe('open connections (MAX_CONNECTIONS_PER_ADDR, MAX_CONNECTIONS)', () => {
       const over = await connectIdle(full.signalling, from);
       assert.equal(await over.closedWithin(REFUSE_WITHIN_MS), true, `connection ${MAX_CONNECTIONS + 1} of the process, from ${from}, is closed at once`);
     }
+    assert.match(full.output(), /new connections refused: the process holds MAX_CONNECTIONS/, 'the operator is told, in the log');
     held.pop()!.socket.destroy();
     (await letInAgain(full.signalling, '127.0.2.1', "one of the process's connections")).socket.destroy();
     for (const h of held) h.socket.destroy();
