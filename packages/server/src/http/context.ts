@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpError } from '@dyad/protocol';
 import type { Logger } from 'pino';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Settings } from '../config.js';
 import type { Hub } from '../core/hub.js';
 import type { Store } from '../store/store.js';
@@ -31,6 +31,17 @@ export interface Context {
   locate?: (address: string) => Place | undefined;
   /** False once shutdown has begun: readiness fails so balancers stop sending. */
   accepting: () => boolean;
+}
+
+/** Take one point of `key` from `limiter`: false when it has none left (any other failure is thrown). */
+export async function takePoint(limiter: RateLimiterAbstract, key: string): Promise<boolean> {
+  try {
+    await limiter.consume(key);
+    return true;
+  } catch (rej) {
+    if (!(rej instanceof RateLimiterRes)) throw rej;
+    return false;
+  }
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

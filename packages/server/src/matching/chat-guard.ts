@@ -6,7 +6,8 @@
 // shared by every process; what is counted of a message is a keyed digest of
 // its folded text, never the text.
 import { createHmac, randomBytes } from 'node:crypto';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { takePoint } from '../http/context.js';
 import { codePoints } from '@dyad/protocol';
 import type { Settings } from '../config.js';
 
@@ -55,19 +56,9 @@ export class ChatGuard {
         ? `${addr}:${createHmac('sha256', this.digestKey).update(folded).digest('base64url').slice(0, 22)}`
         : undefined;
     // Both counts at once: a stalled Redis costs one REDIS_CALL_TIMEOUT_MS here, not two.
-    const [paced, fresh] = await Promise.all([this.take(this.pace, addr), repeat === undefined ? true : this.take(this.repeats, repeat)]);
+    const [paced, fresh] = await Promise.all([takePoint(this.pace, addr), repeat === undefined ? true : takePoint(this.repeats, repeat)]);
     if (!paced) return { ok: false, message: `more than ${this.settings.chatRatePerMin} chat messages a minute` };
     if (!fresh) return { ok: false, message: `the same message more than ${this.settings.chatRepeatMax} times; write something new` };
     return { ok: true, message: mask(text, this.pattern) };
-  }
-
-  private async take(limiter: RateLimiterAbstract, key: string): Promise<boolean> {
-    try {
-      await limiter.consume(key);
-      return true;
-    } catch (rej) {
-      if (!(rej instanceof RateLimiterRes)) throw rej;
-      return false;
-    }
   }
 }

@@ -15,7 +15,7 @@ import {
 } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
 import type { ServiceExtension } from '../http/extension.js';
-import { ClientGoneError, banRefusal, bannedRefusal, readBody, sendJson, serveOps, sessionAccess, slowDown, type Context, type Refusal } from '../http/context.js';
+import { ClientGoneError, banRefusal, bannedRefusal, readBody, sendJson, serveOps, sessionAccess, slowDown, takePoint, type Context, type Refusal } from '../http/context.js';
 import { HeldConnection, SocketEdge, onUpgrade, refuseUpgrade, socketCount, upgradeTarget } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { Connection } from '../core/hub.js';
@@ -239,14 +239,7 @@ export class MatchingService {
    * a block or a report keeps only the two sessions apart.
    */
   private async within(limit: RateLimiterAbstract | undefined, addr: string): Promise<boolean> {
-    if (!limit) return false;
-    try {
-      await limit.consume(addr);
-      return true;
-    } catch (rej) {
-      if (!(rej instanceof RateLimiterRes)) throw rej;
-      return false;
-    }
+    return limit ? takePoint(limit, addr) : false;
   }
 
   /** GET /online: aggregates only, cached (OnlineCounts), ONLINE_RATE_PER_MIN per address. */
