@@ -47,6 +47,8 @@ export async function startServer(extraEnv: Record<string, string> = {}): Promis
       ROLES: 'matching,signalling,web',
       WEB_ROOT,
       REGISTER_RATE_PER_MIN: '100000',
+      REQUEST_RATE_PER_ADDR_PER_SEC: '100000',
+      REQUEST_BURST_PER_ADDR: '100000',
       NEXT_RATE_PER_MIN: '100000',
       CHAT_RATE_PER_MIN: '100000',
       CHAT_REPEAT_MAX: '100000',

@@ -162,6 +162,16 @@ export interface Settings {
    * open-file limit, read at start (none where it cannot be read). @default 0
    */
   maxConnections: number;
+  /**
+   * HTTP requests and WebSocket upgrades per client address on the matching
+   * and signalling ports (not the web role's files), per process: a token
+   * bucket of REQUEST_BURST_PER_ADDR refilled at this rate. Beyond it a
+   * request gets 429 and its connection is closed, and a new connection from
+   * the address is closed unread. @default 20
+   */
+  requestRatePerAddrPerSec: number;
+  /** The burst of REQUEST_RATE_PER_ADDR_PER_SEC. @default 100 */
+  requestBurstPerAddr: number;
   /** `next` messages per client address per minute. @default 120 */
   nextRatePerMin: number;
   /** GET /online requests per client address per minute. @default 60 */
@@ -510,6 +520,8 @@ export function loadSettings(env: Env = process.env): Settings {
     maxSocketsPerAddr: integer(env, 'MAX_SOCKETS_PER_ADDR', 32, 1),
     maxConnectionsPerAddr: 0, // below, once MAX_SOCKETS_PER_ADDR is known
     maxConnections: integer(env, 'MAX_CONNECTIONS', 0, 0),
+    requestRatePerAddrPerSec: integer(env, 'REQUEST_RATE_PER_ADDR_PER_SEC', 20, 1),
+    requestBurstPerAddr: integer(env, 'REQUEST_BURST_PER_ADDR', 100, 1),
     nextRatePerMin: integer(env, 'NEXT_RATE_PER_MIN', 120, 1),
     onlineRatePerMin: integer(env, 'ONLINE_RATE_PER_MIN', 60, 1),
     onlineCacheMs: integer(env, 'ONLINE_CACHE_MS', 1_000),

@@ -10,7 +10,7 @@ import { ConfigError, loadSettings, type Settings } from './config.js';
 import { systemClock } from './core/clock.js';
 import { Hub } from './core/hub.js';
 import { iceServers } from './core/ice.js';
-import { AddressHasher } from './http/client.js';
+import { AddressHasher, clientAddress } from './http/client.js';
 import { ConnectionCap, defaultMaxConnections, type ConnectionRefusal } from './http/connections.js';
 import type { Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
@@ -59,6 +59,14 @@ async function createStore(settings: Settings, log: Logger): Promise<{ store: St
  */
 /** Connections refused by a connection limit are logged at most this often, per limit. */
 const CONNECTION_WARNING_EVERY_MS = 60_000;
+/** Per limit that turns connections or requests away: its code in dyad_rejected_total, its setting, and what the log says. */
+const REFUSAL_CODES: Record<ConnectionRefusal, string> = { address: 'too-many-connections', process: 'connections-full', requests: 'too-many-requests' };
+const REFUSAL_LIMITS: Record<ConnectionRefusal, string> = { address: 'MAX_CONNECTIONS_PER_ADDR', process: 'MAX_CONNECTIONS', requests: 'REQUEST_RATE_PER_ADDR_PER_SEC' };
+const REFUSAL_WARNINGS: Record<ConnectionRefusal, string> = {
+  address: 'new connections refused: an address holds MAX_CONNECTIONS_PER_ADDR',
+  process: 'new connections refused: the process holds MAX_CONNECTIONS',
+  requests: 'requests refused: an address is past REQUEST_RATE_PER_ADDR_PER_SEC',
+};
 
 const timeoutCheckMs = (httpTimeoutMs: number): number => Math.max(50, Math.min(1_000, Math.floor(httpTimeoutMs / 4)));
 
@@ -152,19 +160,22 @@ async function main(): Promise<void> {
       total: settings.maxConnections || defaultMaxConnections(),
       // Behind a trusted proxy every connection comes from the proxy: it is the one to limit them per client.
       ...(settings.trustProxy ? {} : { perAddress: { max: settings.maxConnectionsPerAddr, keyOf: (address: string) => ctx.addresses.hash(address) } }),
+      requests: {
+        book: new PaceBook(settings.requestRatePerAddrPerSec, settings.requestBurstPerAddr),
+        keyOf: (req) => ctx.addresses.hash(clientAddress(req, settings.trustProxy)),
+      },
     },
     (why) => {
-      metrics.rejected.inc({ code: why === 'address' ? 'too-many-connections' : 'connections-full' });
+      metrics.rejected.inc({ code: REFUSAL_CODES[why] });
       // Once a minute at most: a full process turns everyone away, and an address at its limit may be an attack.
       const now = Date.now();
       if (now - (connectionsWarnedAt[why] ?? 0) < CONNECTION_WARNING_EVERY_MS) return;
       connectionsWarnedAt[why] = now;
-      if (why === 'process') log.warn({ limit: 'MAX_CONNECTIONS' }, 'new connections refused: the process holds MAX_CONNECTIONS');
-      else log.warn({ limit: 'MAX_CONNECTIONS_PER_ADDR' }, 'new connections refused: an address holds MAX_CONNECTIONS_PER_ADDR');
+      log.warn({ limit: REFUSAL_LIMITS[why] }, REFUSAL_WARNINGS[why]);
     },
   );
   const start = async (name: string, server: Server, port: number): Promise<number> => {
-    cap.watch(server);
+    cap.watch(server, { requests: name !== 'web' });
     const bound = await listen(server, port, settings.host, settings.httpTimeoutMs);
     servers.push(server);
     const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;

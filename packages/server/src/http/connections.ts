@@ -4,19 +4,35 @@
 // connections, renewed as timeouts close them); and in all, so that many
 // addresses together leave the process the descriptors it needs for itself
 // (its Redis connections, its files) and for the visitors it already has.
+// And on the services' ports, requests per client address: each costs the
+// process far more than a packet costs its sender, so one address must not
+// keep a core busy with requests that are refused anyway.
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { sendJson, slowDown } from './context.js';
+import type { PaceBook } from './pace.js';
+import { refuseUpgrade } from './socket.js';
 
 export interface ConnectionLimits {
   /** MAX_CONNECTIONS: connections open at once in the process. */
   total: number;
   /** MAX_CONNECTIONS_PER_ADDR, and what an address counts as (its keyed hash); none behind a trusted proxy. */
   perAddress?: { max: number; keyOf: (address: string) => string };
+  /**
+   * REQUEST_RATE_PER_ADDR_PER_SEC and REQUEST_BURST_PER_ADDR, on the servers
+   * watched with `requests`: each request and upgrade takes a token of its
+   * client's address (`keyOf`: its keyed hash, the forwarded one behind a
+   * trusted proxy); a new connection from an address with none left is closed
+   * unread (without a trusted proxy).
+   */
+  requests: { book: PaceBook; keyOf: (req: IncomingMessage) => string };
 }
 
-/** Which limit closed a connection. */
-export type ConnectionRefusal = 'address' | 'process';
+/** Which limit turned a connection or request away. */
+export type ConnectionRefusal = 'address' | 'process' | 'requests';
 
 /** Share of the open-file limit that MAX_CONNECTIONS takes by default: the rest stays for the process's own files and Redis. */
 const DEFAULT_SHARE_OF_OPEN_FILES = 0.9;
@@ -42,18 +58,40 @@ export class ConnectionCap {
     private readonly refused: (why: ConnectionRefusal) => void,
   ) {}
 
-  /** Count `server`'s connections with every other server watched by this cap. */
-  watch(server: Server): void {
-    server.on('connection', (socket: Socket) => this.admit(socket));
+  /**
+   * Count `server`'s connections with every other server watched by this cap;
+   * with `requests`, its requests and upgrades too (the services' ports, not
+   * the web role's files).
+   */
+  watch(server: Server, opts: { requests: boolean }): void {
+    server.on('connection', (socket: Socket) => this.admit(socket, opts.requests));
+    if (!opts.requests) return;
+    // In front of the handlers the server has: a request over the rate reaches none of them.
+    for (const event of ['request', 'upgrade'] as const) {
+      const handlers = server.listeners(event) as ((...args: unknown[]) => void)[];
+      server.removeAllListeners(event);
+      server.on(event, (req: IncomingMessage, out: ServerResponse | Duplex, head?: Buffer) => {
+        if (this.limits.requests.book.takeOnce(this.limits.requests.keyOf(req), performance.now())) {
+          for (const handler of handlers) handler.call(server, req, out, head);
+          return;
+        }
+        this.refused('requests');
+        const body = slowDown('too many requests from this address, slow down', 1_000);
+        if (event === 'upgrade') refuseUpgrade(out as Duplex, 429, body);
+        else sendJson(out as ServerResponse, 429, body, { Connection: 'close' });
+      });
+    }
   }
 
-  private admit(socket: Socket): void {
+  private admit(socket: Socket, requests: boolean): void {
     if (this.total >= this.limits.total) return this.refuse(socket, 'process');
     const per = this.limits.perAddress;
     const key = per?.keyOf(socket.remoteAddress ?? '');
     if (per && key !== undefined) {
       const count = (this.open.get(key) ?? 0) + 1;
       if (count > per.max) return this.refuse(socket, 'address');
+      // An address whose requests are spent gets no new connection to send more on.
+      if (requests && !this.limits.requests.book.ready(key, performance.now())) return this.refuse(socket, 'requests');
       this.open.set(key, count);
     }
     this.total += 1;

@@ -86,6 +86,21 @@ export class PaceBook {
     return true;
   }
 
+  /** Whether `key` has a token now, taking none (a key never seen has a full bucket). */
+  ready(key: string, now: number): boolean {
+    const pace = this.paces.get(key);
+    if (!pace) return true;
+    return pace.tokens + (Math.max(0, now - pace.at) * this.ratePerSec) / 1_000 >= 1;
+  }
+
+  /** Take a token for `key` with no socket of its own (a request): false when its bucket is empty. */
+  takeOnce(key: string, now: number): boolean {
+    const pace = this.open(key, now);
+    const taken = this.take(pace, now);
+    this.close(key, pace, now);
+    return taken;
+  }
+
   /** Count one frame in the current one-second window; returns the count so far. */
   count(pace: Pace, now: number): number {
     if (now - pace.windowStart >= FLOOD_WINDOW_MS) {

@@ -3,6 +3,7 @@
 // compression, the body size limit, TLS at the operator's proxy, and logs
 // that never carry a secret, on both stores.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
@@ -37,6 +38,8 @@ const PING_INTERVAL_MS = 200;
 const DEAD_AFTER_MS = 2 * PING_INTERVAL_MS + 2_000;
 const MAX_FRAME_BYTES = 16_384;
 const MAX_CONNECTIONS = 8;
+const REQUEST_RATE = 2;
+const REQUEST_BURST = 5;
 /** How long a connection refused at once takes at most to be seen closed, and how long one let in is watched. */
 const REFUSE_WITHIN_MS = 1_000;
 /** How long a freed place may take to show: the server counts a connection until it has closed. */
@@ -47,20 +50,22 @@ let proxied: RunningServer; // behind a TLS proxy: PUBLIC_*_URL set
 let capped: RunningServer; // few connections per address
 let cappedBehindProxy: RunningServer; // the same, with TRUST_PROXY
 let full: RunningServer; // few connections in all
+let paced: RunningServer; // few requests per address
 
 before(async () => {
   const fewConnections = { MAX_CONNECTIONS_PER_ADDR: String(MAX_CONNECTIONS), MAX_SOCKETS_PER_ADDR: String(MAX_CONNECTIONS / 2) };
-  [server, proxied, capped, cappedBehindProxy, full] = await Promise.all([
+  [server, proxied, capped, cappedBehindProxy, full, paced] = await Promise.all([
     startServer({ HTTP_TIMEOUT_MS: String(HTTP_TIMEOUT_MS), PING_INTERVAL_MS: String(PING_INTERVAL_MS), GRACE_MS: '5000' }),
     startServer({ PUBLIC_MATCHING_URL: 'https://chat.example/matching/', PUBLIC_SIGNALLING_URL: 'https://signal.chat.example' }),
     startServer(fewConnections),
     startServer({ ...fewConnections, TRUST_PROXY: 'true' }),
     startServer({ MAX_CONNECTIONS: String(MAX_CONNECTIONS) }),
+    startServer({ REQUEST_RATE_PER_ADDR_PER_SEC: String(REQUEST_RATE), REQUEST_BURST_PER_ADDR: String(REQUEST_BURST) }),
   ]);
 });
 after(async () => {
   await WireClient.closeAll();
-  await Promise.all([server?.stop(), proxied?.stop(), capped?.stop(), cappedBehindProxy?.stop(), full?.stop()]);
+  await Promise.all([server?.stop(), proxied?.stop(), capped?.stop(), cappedBehindProxy?.stop(), full?.stop(), paced?.stop()]);
   await stopPrivateRedis();
 });
 afterEach(() => WireClient.closeAll());
@@ -217,6 +222,43 @@ describe('open connections (MAX_CONNECTIONS_PER_ADDR, MAX_CONNECTIONS)', () => {
     for (const h of held) assert.equal(await h.closedWithin(10), false, 'the proxy\'s connections stay open');
     assert.equal((await request(`${cappedBehindProxy.matching}/healthz`, { localAddress: '127.0.0.2' })).status, 200);
     for (const h of held) h.socket.destroy();
+  });
+});
+
+describe('requests per address (REQUEST_RATE_PER_ADDR_PER_SEC, REQUEST_BURST_PER_ADDR)', () => {
+  it(`past a burst of ${REQUEST_BURST} on the services' ports an address gets 429 (its connection closed), its upgrades 429, its new connections closed unread; the web port and other addresses are served; ${REQUEST_RATE}/s refill it`, async () => {
+    const from = '127.0.0.7';
+    // A connection opened while the address still has requests, kept for an upgrade once it has none.
+    const early = net.connect({ port: Number(new URL(paced.signalling).port), host: '127.0.0.1', localAddress: from });
+    await new Promise<void>((resolve, reject) => early.once('connect', resolve).once('error', reject));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const pow = () => request(`${paced.matching}/pow`, { agent, localAddress: from });
+    try {
+      for (let i = 1; i <= REQUEST_BURST; i++) assert.equal((await pow()).status, 200, `request ${i} of the burst`);
+      const over = await pow();
+      assert.equal(over.status, 429, `request ${REQUEST_BURST + 1}: ${describeResponse(over)}`);
+      assert.equal(over.headers.connection, 'close');
+      const body = HttpError.parse(over.json());
+      assert.ok(body.status === 'error' && Number.isInteger(body.retry_after) && (body.retry_after ?? 0) >= 1, `the contract's error with retry_after: ${over.text}`);
+
+      let answer = '';
+      early.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+      const closed = new Promise<void>((resolve) => early.once('close', () => resolve()));
+      early.write('GET /ws/someone?token=x HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+      await closed;
+      assert.match(answer, /^HTTP\/1\.1 429 Too Many Requests\r\n/, 'an upgrade past the burst');
+
+      const fresh = await connectIdle(paced.matching, from);
+      assert.equal(await fresh.closedWithin(REFUSE_WITHIN_MS), true, 'a new connection to a service port from the address is closed at once');
+      assert.equal((await request(`${paced.web}/healthz`, { localAddress: from })).status, 200, 'the web port serves the address');
+      assert.equal((await request(`${paced.matching}/pow`, { localAddress: '127.0.0.8' })).status, 200, 'another address is served');
+      await sleep(1_000 / REQUEST_RATE + 200);
+      assert.equal((await request(`${paced.matching}/pow`, { localAddress: from })).status, 200, 'the address again, once its bucket refilled a token');
+      assert.match(paced.output(), /requests refused: an address is past REQUEST_RATE_PER_ADDR_PER_SEC/, 'the operator is told, in the log');
+    } finally {
+      early.destroy();
+      agent.destroy();
+    }
   });
 });
 
