@@ -10,9 +10,9 @@ import { ConfigError, loadSettings, type Settings } from './config.js';
 import { systemClock } from './core/clock.js';
 import { Hub } from './core/hub.js';
 import { iceServers } from './core/ice.js';
-import { AddressHasher, clientAddress } from './http/client.js';
+import { AddressHasher } from './http/client.js';
 import { ConnectionCap, defaultMaxConnections, type ConnectionRefusal } from './http/connections.js';
-import type { Context } from './http/context.js';
+import { clientHash, type Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
 import { onUpgrade } from './http/socket.js';
 import { CountryLookup, RegionDbError, shippedRegionDb } from './geo/locator.js';
@@ -162,7 +162,7 @@ async function main(): Promise<void> {
       ...(settings.trustProxy ? {} : { perAddress: { max: settings.maxConnectionsPerAddr, keyOf: (address: string) => ctx.addresses.hash(address) } }),
       requests: {
         book: new PaceBook(settings.requestRatePerAddrPerSec, settings.requestBurstPerAddr),
-        keyOf: (req) => ctx.addresses.hash(clientAddress(req, settings.trustProxy)),
+        keyOf: (req) => clientHash(ctx, req),
       },
     },
     (why) => {

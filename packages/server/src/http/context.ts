@@ -7,7 +7,7 @@ import type { Settings } from '../config.js';
 import type { Hub } from '../core/hub.js';
 import type { Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { AddressHasher } from './client.js';
+import { clientAddress, type AddressHasher } from './client.js';
 import type { PaceBook } from './pace.js';
 import type { Place } from '../geo/regions.js';
 
@@ -31,6 +31,19 @@ export interface Context {
   locate?: (address: string) => Place | undefined;
   /** False once shutdown has begun: readiness fails so balancers stop sending. */
   accepting: () => boolean;
+}
+
+/** The keyed hash of each request's client address, made once per request (the pacing at the door and the handler both ask). */
+const clientHashes = new WeakMap<IncomingMessage, string>();
+
+/** The keyed hash of `req`'s client address: the TCP peer's, or behind a trusted proxy the forwarded one (see clientAddress). */
+export function clientHash(ctx: Pick<Context, 'addresses' | 'settings'>, req: IncomingMessage): string {
+  let hash = clientHashes.get(req);
+  if (hash === undefined) {
+    hash = ctx.addresses.hash(clientAddress(req, ctx.settings.trustProxy));
+    clientHashes.set(req, hash);
+  }
+  return hash;
 }
 
 /** Take one point of `key` from `limiter`: false when it has none left (any other failure is thrown). */

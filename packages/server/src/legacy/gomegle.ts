@@ -14,8 +14,8 @@ import { CloseCode, GM_SEARCHING, GmClientMessage, type ErrorCode, type MatchedE
 import type { Connection } from '../core/hub.js';
 import { encodeSignalData } from '../core/frames.js';
 import { newConnId, newSessionId, newToken } from '../core/ids.js';
-import { clientAddress, originAllowed } from '../http/client.js';
-import { banRefusal, requestUrl, type Context } from '../http/context.js';
+import { originAllowed } from '../http/client.js';
+import { banRefusal, clientHash, requestUrl, type Context } from '../http/context.js';
 import { handshakeProblem } from '../http/handshake.js';
 import { SocketEdge, refuseHandshake, refuseUpgrade, socketCount, type ServedConnection } from '../http/socket.js';
 import { emptyEffects, isRefused, type Effects } from '../store/store.js';
@@ -107,13 +107,13 @@ export class GoMegleEdge {
 
   /** `/ws` on the web port. */
   async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { settings, addresses } = this.ctx;
+    const { settings } = this.ctx;
     if (!originAllowed(req, settings.allowedOrigins)) return refuseUpgrade(socket, 403, { status: 'error', message: 'origin not allowed' });
     const url = requestUrl(req);
     if (url?.pathname !== '/ws') return refuseUpgrade(socket, 404, { status: 'error', message: 'not found' });
     const bad = handshakeProblem(req);
     if (bad) return refuseHandshake(socket, bad);
-    const addr = addresses.hash(clientAddress(req, settings.trustProxy));
+    const addr = clientHash(this.ctx, req);
     const refused = await this.edge.admit(addr, socket);
     if (refused) return refuseUpgrade(socket, refused.status, refused.body);
     const banned = await banRefusal(this.ctx, addr);

@@ -35,8 +35,7 @@ import {
 import type { Connection } from '../core/hub.js';
 import { encodeSignalData } from '../core/frames.js';
 import { newConnId } from '../core/ids.js';
-import { clientAddress } from '../http/client.js';
-import { banRefusal, bannedRefusal, decodeSegment, sendJson, slowDown, type Context } from '../http/context.js';
+import { banRefusal, bannedRefusal, clientHash, decodeSegment, sendJson, slowDown, type Context } from '../http/context.js';
 import type { ServiceExtension } from '../http/extension.js';
 import { SocketEdge, refuseUpgrade, socketCount } from '../http/socket.js';
 import { emptyEffects, isRefused, type Effects } from '../store/store.js';
@@ -182,9 +181,9 @@ export class RvcEdge {
     if (path === '/register' && !RvcRegisterRequest.safeParse(body).success) return false;
     const parsed = parseObject(RvcRegisterRequest, body);
     if (!parsed.ok) return reply(res, 400, { status: 'error', message: parsed.error } satisfies RvcRegisterResponse);
-    const { store, hub, addresses, settings, metrics } = this.ctx;
+    const { store, hub, metrics } = this.ctx;
     const name = parsed.value.name;
-    const addr = addresses.hash(clientAddress(req, settings.trustProxy));
+    const addr = clientHash(this.ctx, req);
     const token = this.tokenFor(name, addr);
     const now = hub.clock.now();
     const presence = await store.presence(token);
@@ -261,8 +260,7 @@ export class RvcEdge {
       refuseUpgrade(socket, 400, { status: 'error', message: `name: ${valid.error.issues[0]?.message ?? 'invalid'}` });
       return undefined;
     }
-    const { addresses, settings } = this.ctx;
-    const addr = addresses.hash(clientAddress(req, settings.trustProxy));
+    const addr = clientHash(this.ctx, req);
     const refused = await edge.admit(addr, socket);
     if (refused) {
       refuseUpgrade(socket, refused.status, refused.body);

@@ -6,8 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AdminBanRequest, parseObject } from '@dyad/protocol';
-import { clientAddress } from '../http/client.js';
-import { decodeSegment, readBody, retryAfterSec, sendJson, type Context } from '../http/context.js';
+import { clientHash, decodeSegment, readBody, retryAfterSec, sendJson, type Context } from '../http/context.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 const unixSeconds = (ms: number): number => Math.ceil(ms / 1000);
@@ -60,8 +59,8 @@ export class AdminApi {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    const { store, hub, settings, addresses } = this.ctx;
-    const addr = addresses.hash(clientAddress(req, settings.trustProxy));
+    const { store, hub, settings } = this.ctx;
+    const addr = clientHash(this.ctx, req);
     const wait = await this.attempt(addr);
     if (wait !== undefined) return this.tooMany(res, wait);
     if (!this.authorized(req)) {

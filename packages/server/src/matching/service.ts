@@ -15,7 +15,7 @@ import {
 } from '@dyad/protocol';
 import { clientAddress, originAllowed } from '../http/client.js';
 import type { ServiceExtension } from '../http/extension.js';
-import { ClientGoneError, banRefusal, bannedRefusal, readBody, sendJson, serveOps, sessionAccess, slowDown, takePoint, type Context, type Refusal } from '../http/context.js';
+import { ClientGoneError, banRefusal, bannedRefusal, clientHash, readBody, sendJson, serveOps, sessionAccess, slowDown, takePoint, type Context, type Refusal } from '../http/context.js';
 import { HeldConnection, SocketEdge, onUpgrade, refuseUpgrade, socketCount, upgradeTarget } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { Connection } from '../core/hub.js';
@@ -155,9 +155,8 @@ export class MatchingService {
     }
     if (this.extension.register && (await this.extension.register(req, res, path, value))) return;
     if (path !== '/register') return sendJson(res, 404, { status: 'error', message: 'not found' });
-    const { addresses, settings } = this.ctx;
-    const address = clientAddress(req, settings.trustProxy);
-    const result = await this.register(addresses.hash(address), this.ctx.locate?.(address), value);
+    const { settings } = this.ctx;
+    const result = await this.register(clientHash(this.ctx, req), this.ctx.locate?.(clientAddress(req, settings.trustProxy)), value);
     if ('body' in result) return sendJson(res, result.status, result.body);
     const ok: RegisterResponse = { status: 'queued', message: 'User added to matching queue', id: result.id, token: result.token };
     sendJson(res, 200, ok);
@@ -244,9 +243,9 @@ export class MatchingService {
 
   /** GET /online: aggregates only, cached (OnlineCounts), ONLINE_RATE_PER_MIN per address. */
   private async onlineCounts(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { settings, addresses } = this.ctx;
+    const { settings } = this.ctx;
     try {
-      await this.onlineRequests.consume(addresses.hash(clientAddress(req, settings.trustProxy)));
+      await this.onlineRequests.consume(clientHash(this.ctx, req));
     } catch (rej) {
       if (!(rej instanceof RateLimiterRes)) throw rej;
       return sendJson(res, 429, slowDown('too many requests, slow down', rej.msBeforeNext));
@@ -257,8 +256,8 @@ export class MatchingService {
 
   /** GET /pow: whether a start from here needs a proof of work now, and a challenge when it does. Never cached. */
   private async powChallenge(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { addresses, settings, hub } = this.ctx;
-    const required = await this.pow.required(addresses.hash(clientAddress(req, settings.trustProxy)));
+    const { hub } = this.ctx;
+    const required = await this.pow.required(clientHash(this.ctx, req));
     const body = required ? { required, challenge: await this.pow.challenge(hub.clock.now()) } : { required };
     // Date is read by the client to know when the challenge ends on its own clock (a browser hides it across origins unless exposed).
     sendJson(res, 200, body, { 'Cache-Control': 'no-store', 'Access-Control-Expose-Headers': 'Date' });
@@ -270,25 +269,25 @@ export class MatchingService {
    * that is not banned. `matched` carries them too, and `ice-servers` renews them.
    */
   private async iceServers(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { settings, hub, store, addresses } = this.ctx;
+    const { settings, hub, store } = this.ctx;
     const auth = req.headers.authorization;
     const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
     const session = token ? await store.presence(token) : undefined;
     if (!session) return sendJson(res, 401, { status: 'error', message: 'a valid bearer token is required' });
-    const banned = await banRefusal(this.ctx, addresses.hash(clientAddress(req, settings.trustProxy)));
+    const banned = await banRefusal(this.ctx, clientHash(this.ctx, req));
     if (banned) return sendJson(res, banned.status, banned.body);
     if (!session.open) return sendJson(res, 409, { status: 'error', message: 'the session has no open matching socket: open it first' });
     sendJson(res, 200, { ice_servers: iceServers(settings, session.id, hub.clock.now()), ttl: settings.turnTtlSec });
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { settings, addresses } = this.ctx;
+    const { settings } = this.ctx;
     const target = upgradeTarget(req, socket, settings.allowedOrigins, true);
     if (!target) return;
     const { url, id: pathId } = target;
     if (this.extension.upgrade && (await this.extension.upgrade(req, socket, head, url))) return;
     const address = clientAddress(req, settings.trustProxy);
-    const addr = addresses.hash(address);
+    const addr = clientHash(this.ctx, req);
     if (!pathId) {
       // One-trip start: the query is the registration body, and the socket is opened, and counted, in the same store call.
       const held = this.edge.hold(addr);

@@ -5,8 +5,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { SignallingClientMessage } from '@dyad/protocol';
 import { encodeSignalData } from '../core/frames.js';
-import { clientAddress } from '../http/client.js';
-import { sessionAccess, sendJson, serveOps, type Context } from '../http/context.js';
+import { clientHash, sessionAccess, sendJson, serveOps, type Context } from '../http/context.js';
 import type { ServiceExtension } from '../http/extension.js';
 import { SocketEdge, onUpgrade, refuseUpgrade, socketCount, upgradeTarget } from '../http/socket.js';
 
@@ -50,12 +49,12 @@ export class SignallingService {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const { settings, addresses } = this.ctx;
+    const { settings } = this.ctx;
     const target = upgradeTarget(req, socket, settings.allowedOrigins, false);
     if (!target) return;
     const { url, id: pathId } = target;
     if (this.extension.upgrade && (await this.extension.upgrade(req, socket, head, url))) return;
-    const addr = addresses.hash(clientAddress(req, settings.trustProxy));
+    const addr = clientHash(this.ctx, req);
     const token = url.searchParams.get('token') ?? '';
     const access = await sessionAccess(this.ctx, addr, this.edge.admit(addr, socket), pathId, token);
     if ('body' in access) return refuseUpgrade(socket, access.status, access.body);
