@@ -12,7 +12,7 @@ import { Hub } from './core/hub.js';
 import { iceServers } from './core/ice.js';
 import { AddressHasher } from './http/client.js';
 import { ConnectionCap, defaultMaxConnections, type ConnectionRefusal } from './http/connections.js';
-import { clientHash, type Context } from './http/context.js';
+import { clientHash, peerHash, type Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
 import { onUpgrade } from './http/socket.js';
 import { CountryLookup, RegionDbError, shippedRegionDb } from './geo/locator.js';
@@ -57,18 +57,16 @@ async function createStore(settings: Settings, log: Logger): Promise<{ store: St
  * How often Node looks for connections past HTTP_TIMEOUT_MS. Its default, 30 s,
  * would let a slow client (slowloris) hold a connection that much longer.
  */
+const timeoutCheckMs = (httpTimeoutMs: number): number => Math.max(50, Math.min(1_000, Math.floor(httpTimeoutMs / 4)));
+
 /** Connections refused by a connection limit are logged at most this often, per limit. */
 const CONNECTION_WARNING_EVERY_MS = 60_000;
 /** Per limit that turns connections or requests away: its code in dyad_rejected_total, its setting, and what the log says. */
-const REFUSAL_CODES: Record<ConnectionRefusal, string> = { address: 'too-many-connections', process: 'connections-full', requests: 'too-many-requests' };
-const REFUSAL_LIMITS: Record<ConnectionRefusal, string> = { address: 'MAX_CONNECTIONS_PER_ADDR', process: 'MAX_CONNECTIONS', requests: 'REQUEST_RATE_PER_ADDR_PER_SEC' };
-const REFUSAL_WARNINGS: Record<ConnectionRefusal, string> = {
-  address: 'new connections refused: an address holds MAX_CONNECTIONS_PER_ADDR',
-  process: 'new connections refused: the process holds MAX_CONNECTIONS',
-  requests: 'requests refused: an address is past REQUEST_RATE_PER_ADDR_PER_SEC',
+const REFUSALS: Record<ConnectionRefusal, { code: string; limit: string; warning: string }> = {
+  address: { code: 'too-many-connections', limit: 'MAX_CONNECTIONS_PER_ADDR', warning: 'new connections refused: an address holds MAX_CONNECTIONS_PER_ADDR' },
+  process: { code: 'connections-full', limit: 'MAX_CONNECTIONS', warning: 'new connections refused: the process holds MAX_CONNECTIONS' },
+  requests: { code: 'too-many-requests', limit: 'REQUEST_RATE_PER_ADDR_PER_SEC', warning: 'requests refused: an address is past REQUEST_RATE_PER_ADDR_PER_SEC' },
 };
-
-const timeoutCheckMs = (httpTimeoutMs: number): number => Math.max(50, Math.min(1_000, Math.floor(httpTimeoutMs / 4)));
 
 const listen = (server: Server, port: number, host: string, httpTimeoutMs: number): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -159,19 +157,20 @@ async function main(): Promise<void> {
     {
       total: settings.maxConnections || defaultMaxConnections(),
       // Behind a trusted proxy every connection comes from the proxy: it is the one to limit them per client.
-      ...(settings.trustProxy ? {} : { perAddress: { max: settings.maxConnectionsPerAddr, keyOf: (address: string) => ctx.addresses.hash(address) } }),
+      ...(settings.trustProxy ? {} : { perAddress: { max: settings.maxConnectionsPerAddr, keyOf: (socket) => peerHash(ctx, socket) } }),
       requests: {
         book: new PaceBook(settings.requestRatePerAddrPerSec, settings.requestBurstPerAddr),
         keyOf: (req) => clientHash(ctx, req),
       },
     },
     (why) => {
-      metrics.rejected.inc({ code: REFUSAL_CODES[why] });
+      const refusal = REFUSALS[why];
+      metrics.rejected.inc({ code: refusal.code });
       // Once a minute at most: a full process turns everyone away, and an address at its limit may be an attack.
       const now = Date.now();
       if (now - (connectionsWarnedAt[why] ?? 0) < CONNECTION_WARNING_EVERY_MS) return;
       connectionsWarnedAt[why] = now;
-      log.warn({ limit: REFUSAL_LIMITS[why] }, REFUSAL_WARNINGS[why]);
+      log.warn({ limit: refusal.limit }, refusal.warning);
     },
   );
   const start = async (name: string, server: Server, port: number): Promise<number> => {

@@ -5,6 +5,9 @@ import type { IncomingMessage } from 'node:http';
 import { isIPv4 } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
+/** What a socket whose peer address is gone (closed already) counts as. */
+export const UNKNOWN_ADDRESS = 'unknown';
+
 /**
  * Client address as seen by us, or the forwarded one behind a trusted proxy:
  * the last X-Forwarded-For entry, the one our proxy wrote. Entries before it
@@ -21,7 +24,7 @@ export function clientAddress(req: IncomingMessage, trustProxy: boolean): string
       .at(-1);
     if (last) return last;
   }
-  return req.socket.remoteAddress ?? 'unknown';
+  return req.socket.remoteAddress ?? UNKNOWN_ADDRESS;
 }
 
 /**
@@ -61,8 +64,13 @@ export class AddressHasher {
   ) {
     this.key = key ? Buffer.from(key) : randomBytes(32);
   }
+  /** The keyed hash of a client address (its key: addressKey). */
   hash(address: string): string {
-    return createHmac('sha256', this.key).update(addressKey(address, this.ipv6PrefixLength)).digest('base64url').slice(0, 22);
+    return this.hashText(addressKey(address, this.ipv6PrefixLength));
+  }
+  /** The keyed hash of any other text (a legacy protocol's token or match id, made of an address hash and names). */
+  hashText(text: string): string {
+    return createHmac('sha256', this.key).update(text).digest('base64url').slice(0, 22);
   }
 }
 

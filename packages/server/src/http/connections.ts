@@ -19,8 +19,8 @@ import { refuseUpgrade } from './socket.js';
 export interface ConnectionLimits {
   /** MAX_CONNECTIONS: connections open at once in the process. */
   total: number;
-  /** MAX_CONNECTIONS_PER_ADDR, and what an address counts as (its keyed hash); none behind a trusted proxy. */
-  perAddress?: { max: number; keyOf: (address: string) => string };
+  /** MAX_CONNECTIONS_PER_ADDR, and what a connection's address counts as (its keyed hash); none behind a trusted proxy. */
+  perAddress?: { max: number; keyOf: (socket: Socket) => string };
   /**
    * REQUEST_RATE_PER_ADDR_PER_SEC and REQUEST_BURST_PER_ADDR, on the servers
    * watched with `requests`: each request and upgrade takes a token of its
@@ -86,7 +86,7 @@ export class ConnectionCap {
   private admit(socket: Socket, requests: boolean): void {
     if (this.total >= this.limits.total) return this.refuse(socket, 'process');
     const per = this.limits.perAddress;
-    const key = per?.keyOf(socket.remoteAddress ?? '');
+    const key = per?.keyOf(socket);
     if (per && key !== undefined) {
       const count = (this.open.get(key) ?? 0) + 1;
       if (count > per.max) return this.refuse(socket, 'address');

@@ -1,5 +1,6 @@
 // What every edge of one process shares, and small HTTP helpers they all use.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { HttpError } from '@dyad/protocol';
 import type { Logger } from 'pino';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
@@ -7,7 +8,7 @@ import type { Settings } from '../config.js';
 import type { Hub } from '../core/hub.js';
 import type { Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
-import { clientAddress, type AddressHasher } from './client.js';
+import { UNKNOWN_ADDRESS, clientAddress, type AddressHasher } from './client.js';
 import type { PaceBook } from './pace.js';
 import type { Place } from '../geo/regions.js';
 
@@ -33,17 +34,30 @@ export interface Context {
   accepting: () => boolean;
 }
 
-/** The keyed hash of each request's client address, made once per request (the pacing at the door and the handler both ask). */
-const clientHashes = new WeakMap<IncomingMessage, string>();
+/**
+ * Keyed hashes of client addresses, each made once: per connection for its
+ * peer (the connection limits at accept, then every request and upgrade on
+ * it), per request for an address forwarded by a trusted proxy.
+ */
+const clientHashes = new WeakMap<Socket | IncomingMessage, string>();
+const hashOnce = (holder: Socket | IncomingMessage, make: () => string): string => {
+  let hash = clientHashes.get(holder);
+  if (hash === undefined) {
+    hash = make();
+    clientHashes.set(holder, hash);
+  }
+  return hash;
+};
+
+/** The keyed hash of the TCP peer's address of `socket`. */
+export function peerHash(ctx: Pick<Context, 'addresses'>, socket: Socket): string {
+  return hashOnce(socket, () => ctx.addresses.hash(socket.remoteAddress ?? UNKNOWN_ADDRESS));
+}
 
 /** The keyed hash of `req`'s client address: the TCP peer's, or behind a trusted proxy the forwarded one (see clientAddress). */
 export function clientHash(ctx: Pick<Context, 'addresses' | 'settings'>, req: IncomingMessage): string {
-  let hash = clientHashes.get(req);
-  if (hash === undefined) {
-    hash = ctx.addresses.hash(clientAddress(req, ctx.settings.trustProxy));
-    clientHashes.set(req, hash);
-  }
-  return hash;
+  if (!ctx.settings.trustProxy) return peerHash(ctx, req.socket);
+  return hashOnce(req, () => ctx.addresses.hash(clientAddress(req, true)));
 }
 
 /** Take one point of `key` from `limiter`: false when it has none left (any other failure is thrown). */

@@ -7,7 +7,7 @@
 const KEY = /^[+/0-9A-Za-z]{22}==$/;
 const VERSIONS: ReadonlySet<string> = new Set(['13', '8']);
 /** What a refusal of any other version names (RFC 6455 section 4.2.2: 426 and the versions understood). */
-const VERSIONS_UNDERSTOOD = '13, 8';
+const VERSIONS_UNDERSTOOD = [...VERSIONS].join(', ');
 /** A subprotocol name is an RFC 9110 token. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 

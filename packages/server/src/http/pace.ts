@@ -77,10 +77,7 @@ export class PaceBook {
 
   /** Take a token for one frame; false when the bucket is empty (the frame is refused). */
   take(pace: Pace, now: number): boolean {
-    if (now > pace.at) {
-      pace.tokens = Math.min(this.burst, pace.tokens + ((now - pace.at) * this.ratePerSec) / 1_000);
-      pace.at = now;
-    }
+    this.refill(pace, now);
     if (pace.tokens < 1) return false;
     pace.tokens -= 1;
     return true;
@@ -90,7 +87,8 @@ export class PaceBook {
   ready(key: string, now: number): boolean {
     const pace = this.paces.get(key);
     if (!pace) return true;
-    return pace.tokens + (Math.max(0, now - pace.at) * this.ratePerSec) / 1_000 >= 1;
+    this.refill(pace, now);
+    return pace.tokens >= 1;
   }
 
   /** Take a token for `key` with no socket of its own (a request): false when its bucket is empty. */
@@ -109,6 +107,13 @@ export class PaceBook {
     }
     pace.inWindow += 1;
     return pace.inWindow;
+  }
+
+  /** Bring `pace`'s tokens up to `now`. */
+  private refill(pace: Pace, now: number): void {
+    if (now <= pace.at) return;
+    pace.tokens = Math.min(this.burst, pace.tokens + ((now - pace.at) * this.ratePerSec) / 1_000);
+    pace.at = now;
   }
 
   private prune(now: number): void {

@@ -189,7 +189,7 @@ export class GoMegleEdge {
         state.room = m.room_code;
         state.joining = this.join(state, m.room_code);
         // The room code stays on the server: the page gets an alias of it, the same for both members.
-        const matchId = this.ctx.addresses.hash(`go-megle\0match\0${m.room_code}`);
+        const matchId = this.ctx.addresses.hashText(`go-megle\0match\0${m.room_code}`);
         return JSON.stringify({ event: 'match_found', data: { partner_id: m.peer, initiator: m.initiator, match_id: matchId } });
       }
       case 'peer-disconnected': {

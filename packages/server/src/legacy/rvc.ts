@@ -156,12 +156,12 @@ export class RvcEdge {
 
   /** The token of `name` for a client at `addr` (a keyed hash: see the top of this file). */
   private tokenFor(name: string, addr: string): string {
-    return this.ctx.addresses.hash(`random-video-chat\0token\0${name}\0${addr}`);
+    return this.ctx.addresses.hashText(`random-video-chat\0token\0${name}\0${addr}`);
   }
 
   /** The id of the matching socket of `name` for a client at `addr`, whichever process holds it. */
   private connFor(name: string, addr: string): string {
-    return `rvc-${this.ctx.addresses.hash(`random-video-chat\0conn\0${name}\0${addr}`)}`;
+    return `rvc-${this.ctx.addresses.hashText(`random-video-chat\0conn\0${name}\0${addr}`)}`;
   }
 
   /** An `error` to this socket alone (its client shows the original's messages). */
