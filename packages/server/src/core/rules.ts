@@ -191,3 +191,13 @@ export function countRate(w: RateWindow | undefined, now: number, max: number): 
   win.n++;
   return { w: win };
 }
+
+/**
+ * A session's blocked sessions (every partner it blocked or reported, or was
+ * blocked or reported by) are kept for as long as it lives, and one that
+ * lives long can meet a great many. Each time the set grows to a multiple of
+ * this, the ids of sessions that have ended are dropped from it: an ended
+ * session never comes back, so nothing it did changes, and the set is held
+ * to the sessions still alive plus this many at most.
+ */
+export const BLOCKED_PRUNE_EVERY = 256;

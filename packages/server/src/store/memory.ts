@@ -14,6 +14,7 @@ import {
   type SignalType,
 } from '@dyad/protocol';
 import {
+  BLOCKED_PRUNE_EVERY,
   banLengthMs,
   choosePartner,
   commonInterests,
@@ -376,11 +377,20 @@ export class MemoryStore implements Store {
    * it from meeting each other.
    */
   private keepApart(s: Session, target: { id: string; addr: string }, now: number, addresses: boolean): void {
-    s.blocked.add(target.id);
-    this.sessions.get(target.id)?.blocked.add(s.id);
+    this.addBlocked(s, target.id);
+    const t = this.sessions.get(target.id);
+    if (t) this.addBlocked(t, s.id);
     if (!addresses || s.addr === target.addr) return;
     this.addrBlocks.set(addrPair(s.addr, target.addr), now + this.opts.blockMs);
     if (this.addrBlocks.size % 1024 === 0) for (const [k, until] of this.addrBlocks) if (until <= now) this.addrBlocks.delete(k);
+  }
+
+  /** `id` joins the sessions `s` is never paired with; ended ones leave the set as it grows (BLOCKED_PRUNE_EVERY). */
+  private addBlocked(s: Session, id: string): void {
+    const before = s.blocked.size;
+    s.blocked.add(id);
+    if (s.blocked.size === before || s.blocked.size % BLOCKED_PRUNE_EVERY !== 0) return;
+    for (const b of s.blocked) if (!this.sessions.has(b)) s.blocked.delete(b);
   }
 
   /** The partner, or the last one while a report or block of it is still allowed (REPAIR_COOLDOWN_MS). */

@@ -57,7 +57,7 @@ import { Redis } from 'ioredis';
 import { ChatMessage, type Mode, type Region, type SignalType } from '@dyad/protocol';
 import { encodeSignalData } from '../../src/core/frames.js';
 import type { Connection } from '../../src/core/hub.js';
-import { RATE_WINDOW_MS, commonInterests, inPlace, mutuallyAccept, type Candidate } from '../../src/core/rules.js';
+import { BLOCKED_PRUNE_EVERY, RATE_WINDOW_MS, commonInterests, inPlace, mutuallyAccept, type Candidate } from '../../src/core/rules.js';
 import { regionOf, wantedPlace } from '../../src/geo/regions.js';
 import { MemoryStore, type Room as MemoryRoom, type Session as MemorySession } from '../../src/store/memory.js';
 import { RedisStore } from '../../src/store/redis/index.js';
@@ -492,6 +492,12 @@ class World {
     await world.setUpProbe();
     world.snap = await world.read(core.clock.now());
     return world;
+  }
+
+  /** The store's state now. */
+  async look(): Promise<Snapshot> {
+    await this.core.idle();
+    return this.read(this.now);
   }
 
   /** Calls of the store's undelivered so far. */
@@ -1240,6 +1246,38 @@ describe('memory and Redis stores, differential', () => {
   // set of the smallest family it must read, and 16 sampled; a seeker that names no lang reads
   // only those that accept any lang), the memory store scans until 64 eligible: in these
   // crowds neither may miss the one compatible session nor pass over the oldest eligible one.
+  it(`drop the sessions that ended from a long-lived session's blocked set as it grows (every ${BLOCKED_PRUNE_EVERY}), alike`, async () => {
+    // One session blocks 600 partners in turn; every 100th stays, the rest leave. Kept whole, the
+    // set would hold 600 ids; a few blocking addresses could grow such sets without end.
+    const partners = 600;
+    const opts: Opts = { ...DEFAULTS, nextRatePerMin: 1_000_000, random: () => 0 };
+    const [mem, red] = await worlds(opts, 0);
+    try {
+      const sizes: number[] = [];
+      for (const w of [mem, red]) {
+        const keeper = await w.core.join({ addr: 'keeper' });
+        const stayed: string[] = [];
+        for (let i = 0; i < partners; i++) {
+          await w.core.clock.advance(1);
+          const b = await w.core.join({ addr: `p${i}` });
+          await w.core.idle();
+          assert.equal(b.matched()?.peer, keeper.id, `${w.name}: partner ${i} meets the keeper`);
+          await keeper.send({ event: 'block', addressWide: false });
+          await w.core.idle();
+          if (i % 100 === 0) stayed.push(b.id);
+          else await b.drop(true);
+        }
+        const blocked = (await w.look()).sessions.get(keeper.id)?.blocked ?? [];
+        for (const id of stayed) assert.ok(blocked.includes(id), `${w.name}: a partner still alive stays blocked`);
+        assert.ok(blocked.length < BLOCKED_PRUNE_EVERY + stayed.length, `${w.name}: ${blocked.length} ids kept of ${partners}`);
+        sizes.push(blocked.length);
+      }
+      assert.equal(sizes[0], sizes[1], 'both stores keep the same number');
+    } finally {
+      await Promise.all([mem.close(), red.close()]);
+    }
+  });
+
   it('the Redis store, too, never loses a match nor passes over the oldest eligible in a pool of hundreds', () => {
     assert.deepEqual(redisMisses.slice(0, 5), [], `${redisMisses.length} miss(es), the first ones shown`);
   });

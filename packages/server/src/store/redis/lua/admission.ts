@@ -1,6 +1,7 @@
 // Bans, blocks, reports, and the registration of a session and the opening
 // of its matching socket. Part of the prelude.
 import { KEY } from './names.js';
+import { BLOCKED_PRUNE_EVERY } from '../../../core/rules.js';
 
 export const ADMISSION = String.raw`-- Ban an address (core/rules.ts nextStrike, banLengthMs): one strike more
 -- than its last ban's if that ended within the strike window, each ban twice
@@ -43,18 +44,25 @@ local function ban(addr, reports, length, why)
   return untilAt
 end
 
+-- id joins the sessions s is never paired with; ended ones leave the set as
+-- it grows (core/rules.ts BLOCKED_PRUNE_EVERY, store/memory.ts addBlocked).
+local function addBlocked(s, id)
+  local k = P .. '${KEY.blocked}' .. s.id
+  if redis.call('SADD', k, id) == 1 and redis.call('SCARD', k) % ${BLOCKED_PRUNE_EVERY} == 0 then
+    for _, b in ipairs(redis.call('SMEMBERS', k)) do
+      if redis.call('EXISTS', skey(b)) == 0 then redis.call('SREM', k, b) end
+    end
+  end
+  redis.call('PEXPIRE', k, CFGS.ttl)
+  put(s, {'blk', '1'})
+end
+
 -- Never pair s and the target (id, addr; t its session if live) again: the
 -- sessions for good, their addresses for CFG.block when they differ (one
 -- address blocked from itself would keep everyone behind it apart).
 local function keepApart(s, tid, taddr, t, addresses)
-  redis.call('SADD', P .. '${KEY.blocked}' .. s.id, tid)
-  redis.call('PEXPIRE', P .. '${KEY.blocked}' .. s.id, CFGS.ttl)
-  put(s, {'blk', '1'})
-  if t then
-    redis.call('SADD', P .. '${KEY.blocked}' .. tid, s.id)
-    redis.call('PEXPIRE', P .. '${KEY.blocked}' .. tid, CFGS.ttl)
-    put(t, {'blk', '1'})
-  end
+  addBlocked(s, tid)
+  if t then addBlocked(t, s.id) end
   if not addresses or s.addr == taddr then return end
   redis.call('SET', pairKey(s.addr, taddr), num(NOW + CFG.block), 'PX', CFG.block)
   for _, a in ipairs({s.addr, taddr}) do
