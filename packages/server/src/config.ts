@@ -138,6 +138,10 @@ export interface Settings {
    * once always fit. @default 2_097_152 (2 MiB), or that minimum when larger
    */
   socketSendBufferBytes: number;
+  /** SOCKET_SEND_BUFFER_PER_ADDR_BYTES: bytes held for the sockets of one client address that do not read, together (http/backlog.ts). */
+  socketSendBufferPerAddrBytes: number;
+  /** SOCKET_SEND_BUFFER_TOTAL_BYTES: bytes held for every socket that does not read, together. */
+  socketSendBufferTotalBytes: number;
   /** Registrations (POST /register or one-trip start) per client address per minute. @default 30 */
   registerRatePerMin: number;
   /**
@@ -516,6 +520,8 @@ export function loadSettings(env: Env = process.env): Settings {
     fairWaitMs: integer(env, 'FAIR_WAIT_MS', 10_000),
     ...messageRates(env),
     socketSendBufferBytes: 0, // below, once SIGNAL_BUFFER and MAX_FRAME_BYTES are known
+    socketSendBufferPerAddrBytes: 0,
+    socketSendBufferTotalBytes: 0,
     registerRatePerMin: integer(env, 'REGISTER_RATE_PER_MIN', 30, 1),
     maxSocketsPerAddr: integer(env, 'MAX_SOCKETS_PER_ADDR', 32, 1),
     maxConnectionsPerAddr: 0, // below, once MAX_SOCKETS_PER_ADDR is known
@@ -570,6 +576,14 @@ export function loadSettings(env: Env = process.env): Settings {
   }
   if (settings.banMaxMs < settings.banDurationMs) throw new ConfigError('BAN_MAX_MS', 'must not be below BAN_DURATION_MS');
   settings.socketSendBufferBytes = sendBufferBytes(env, settings);
+  settings.socketSendBufferPerAddrBytes = integer(env, 'SOCKET_SEND_BUFFER_PER_ADDR_BYTES', 2 * settings.socketSendBufferBytes, 1);
+  if (settings.socketSendBufferPerAddrBytes < settings.socketSendBufferBytes) {
+    throw new ConfigError('SOCKET_SEND_BUFFER_PER_ADDR_BYTES', `must not be below SOCKET_SEND_BUFFER_BYTES (${settings.socketSendBufferBytes})`);
+  }
+  settings.socketSendBufferTotalBytes = integer(env, 'SOCKET_SEND_BUFFER_TOTAL_BYTES', 64 * settings.socketSendBufferBytes, 1);
+  if (settings.socketSendBufferTotalBytes < settings.socketSendBufferPerAddrBytes) {
+    throw new ConfigError('SOCKET_SEND_BUFFER_TOTAL_BYTES', `must not be below SOCKET_SEND_BUFFER_PER_ADDR_BYTES (${settings.socketSendBufferPerAddrBytes})`);
+  }
   settings.maxConnectionsPerAddr = integer(env, 'MAX_CONNECTIONS_PER_ADDR', 8 * settings.maxSocketsPerAddr, 1);
   if (settings.maxConnectionsPerAddr < settings.maxSocketsPerAddr) {
     throw new ConfigError('MAX_CONNECTIONS_PER_ADDR', `must not be below MAX_SOCKETS_PER_ADDR (${settings.maxSocketsPerAddr}): every WebSocket is a connection`);

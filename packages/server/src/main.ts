@@ -14,6 +14,7 @@ import { AddressHasher } from './http/client.js';
 import { ConnectionCap, defaultMaxConnections, type ConnectionRefusal } from './http/connections.js';
 import { clientHash, peerHash, type Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
+import { SendBacklog } from './http/backlog.js';
 import { onUpgrade } from './http/socket.js';
 import { CountryLookup, RegionDbError, shippedRegionDb } from './geo/locator.js';
 import { GoMegleEdge } from './legacy/gomegle.js';
@@ -136,6 +137,7 @@ async function main(): Promise<void> {
     addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY, settings.ipv6PrefixLength),
     sharedKey: process.env.ADDRESS_HASH_KEY || undefined,
     addressPaces: new PaceBook(settings.messageRatePerAddrPerSec, settings.messageBurstPerAddr),
+    sendBacklog: new SendBacklog(settings.socketSendBufferPerAddrBytes, settings.socketSendBufferTotalBytes),
     // One limiter per name, from the store chosen above (shared by every process on Redis).
     limiter: memo(limiter),
     ...(countries ? { locate: (address: string) => countries.place(address) } : {}),

@@ -10,6 +10,7 @@ import type { Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
 import { UNKNOWN_ADDRESS, clientAddress, type AddressHasher } from './client.js';
 import type { PaceBook } from './pace.js';
+import type { SendBacklog } from './backlog.js';
 import type { Place } from '../geo/regions.js';
 
 export interface Context {
@@ -21,6 +22,8 @@ export interface Context {
   addresses: AddressHasher;
   /** Frames per client address over all its sockets of both services in this process (MESSAGE_RATE_PER_ADDR_PER_SEC). */
   addressPaces: PaceBook;
+  /** Bytes held for clients that do not read, per address and in all (SOCKET_SEND_BUFFER_PER_ADDR_BYTES, SOCKET_SEND_BUFFER_TOTAL_BYTES). */
+  sendBacklog: SendBacklog;
   /** A rate limiter of `points` per `durationSec`, per key; shared between processes when the store is. */
   limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract;
   /** ADDRESS_HASH_KEY when set: processes sharing a Redis derive their shared keys from it (proof of work, chat digests). */

@@ -11,9 +11,10 @@ import type { AttachResult, Channel, ChatSeen, Effects, Store } from '../store/s
 import type { Metrics } from '../ops/metrics.js';
 import { newConnId } from '../core/ids.js';
 import { PaceBook, type Pace } from './pace.js';
-import { requestUrl, type Refusal } from './context.js';
+import { requestUrl, type Context, type Refusal } from './context.js';
 import { originAllowed } from './client.js';
 import { handshakeProblem, type HandshakeProblem } from './handshake.js';
+import { BACKLOG_FLOOR, type SendBacklog } from './backlog.js';
 
 export interface SocketLimits {
   maxFrameBytes: number;
@@ -226,6 +227,8 @@ export class SocketEdge<S extends z.ZodType> {
   private readonly received: { inc(): void };
   private readonly alive = new WeakMap<WebSocket, boolean>();
   private readonly flooded = new WeakSet<WebSocket>();
+  /** Sockets whose drain and close take them out of the send backlog. */
+  private readonly drainWatched = new WeakSet<WebSocket>();
   private readonly sweep: NodeJS.Timeout;
   /** The TCP socket under each WebSocket, for write coalescing. */
   private readonly transports = new WeakMap<WebSocket, Duplex>();
@@ -236,6 +239,8 @@ export class SocketEdge<S extends z.ZodType> {
    * them: a reopened socket carries on with the same bucket (finding W2).
    */
   private readonly paces: PaceBook;
+  private readonly addressPaces: PaceBook;
+  private readonly backlog: SendBacklog;
 
   constructor(
     private readonly channel: Channel,
@@ -246,9 +251,15 @@ export class SocketEdge<S extends z.ZodType> {
     private readonly log: Logger,
     private readonly handlers: SessionSocketHandlers<z.infer<S>>,
     private readonly sockets: SocketCount,
-    /** Frames of each client address, over all its sockets of both services in this process. */
-    private readonly addressPaces: PaceBook,
+    /**
+     * What the edges of the process share: the frames of each client address
+     * over all its sockets of both services, and the bytes held for clients
+     * that do not read.
+     */
+    shared: Pick<Context, 'addressPaces' | 'sendBacklog'>,
   ) {
+    this.addressPaces = shared.addressPaces;
+    this.backlog = shared.sendBacklog;
     this.paces = new PaceBook(limits.messageRatePerSec, limits.messageBurst);
     this.wss = new WebSocketServer({
       noServer: true,
@@ -329,18 +340,18 @@ export class SocketEdge<S extends z.ZodType> {
     const send = render
       ? (text: string): void => {
           const out = render(text);
-          if (out !== undefined) this.write(ws, out);
+          if (out !== undefined) this.write(ws, addr, out);
         }
-      : (text: string): void => this.write(ws, text);
+      : (text: string): void => this.write(ws, addr, text);
     const conn: ServedConnection = {
       id: connId,
       session,
       addr,
       channel: this.channel,
       // A socket past its send buffer cap is not open: what comes for it is undelivered (kept for an absent member).
-      isOpen: () => this.writable(ws),
+      isOpen: () => this.writable(ws, addr),
       send,
-      write: (text) => this.write(ws, text),
+      write: (text) => this.write(ws, addr, text),
       close: (code, reason) => ws.close(code, reason),
     };
     this.hub.add(conn);
@@ -480,9 +491,11 @@ export class SocketEdge<S extends z.ZodType> {
   }
 
   /**
-   * Is the socket open and within SOCKET_SEND_BUFFER_BYTES? A client that
-   * stops reading cannot make the server hold more than that for its socket
-   * (finding W3): past it the socket is dropped.
+   * Is the socket open and within SOCKET_SEND_BUFFER_BYTES, and its address
+   * and the process within theirs (http/backlog.ts)? A client that stops
+   * reading cannot make the server hold more than that for its socket
+   * (finding W3), nor a few addresses more than theirs together: past it the
+   * socket is dropped.
    *
    * What counts is what earlier turns of the event loop left unwritten:
    * ws.bufferedAmount is the TCP socket's writableLength (writes held by the
@@ -493,18 +506,28 @@ export class SocketEdge<S extends z.ZodType> {
    * refused by the client, and are counted from the next turn on if the
    * client has not taken them by then.
    */
-  private writable(ws: WebSocket): boolean {
+  private writable(ws: WebSocket, addr: string): boolean {
     if (ws.readyState !== ws.OPEN) return false;
     const transport = this.transports.get(ws);
     if (transport && this.corked.has(transport)) return true;
-    if (ws.bufferedAmount <= this.limits.socketSendBufferBytes) return true;
-    this.overflow(ws);
-    return false;
+    const held = ws.bufferedAmount;
+    if (held > this.limits.socketSendBufferBytes) return this.overflow(ws, 'send-buffer-full');
+    // A reader keeping up holds a write or two and is not counted at all.
+    if (held < BACKLOG_FLOOR && !this.backlog.has(ws)) return true;
+    if (held >= BACKLOG_FLOOR && !this.drainWatched.has(ws)) {
+      // Counted until the socket has written all it held, or has closed.
+      this.drainWatched.add(ws);
+      const uncount = (): void => this.backlog.drop(ws);
+      transport?.on('drain', uncount);
+      ws.once('close', uncount);
+    }
+    const over = this.backlog.note(ws, addr, held);
+    return over === undefined || this.overflow(ws, over === 'address' ? 'address-send-buffer-full' : 'send-buffers-full');
   }
 
   /** Write one message to a socket, held until the end of this turn of the event loop (coalesce). */
-  private write(ws: WebSocket, text: string): void {
-    if (!this.writable(ws)) return;
+  private write(ws: WebSocket, addr: string, text: string): void {
+    if (!this.writable(ws, addr)) return;
     const transport = this.transports.get(ws);
     if (transport) this.coalesce(transport);
     ws.send(text);
@@ -516,10 +539,12 @@ export class SocketEdge<S extends z.ZodType> {
    * through, the socket is not open, so the hub treats what comes for it like
    * any undelivered message: kept for an absent member, within SIGNAL_BUFFER.
    */
-  private overflow(ws: WebSocket): void {
-    this.metrics.rejected.inc({ code: 'send-buffer-full' });
-    this.log.debug({ channel: this.channel }, 'socket dropped: its client does not read');
+  private overflow(ws: WebSocket, code: 'send-buffer-full' | 'address-send-buffer-full' | 'send-buffers-full'): false {
+    this.metrics.rejected.inc({ code });
+    this.log.debug({ channel: this.channel, code }, 'socket dropped: its client does not read');
+    this.backlog.drop(ws);
     ws.terminate();
+    return false;
   }
 
   private async receive(ws: WebSocket, conn: Connection, data: RawData, isBinary: boolean): Promise<void> {

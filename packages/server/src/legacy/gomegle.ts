@@ -101,7 +101,7 @@ export class GoMegleEdge {
         },
       },
       socketCount(store, settings.maxSocketsPerAddr),
-      ctx.addressPaces,
+      ctx,
     );
   }
 

@@ -116,7 +116,7 @@ export class RvcEdge {
         closed: (conn) => store.detachMatching(conn.session, conn.id, true, hub.clock.now()),
       },
       sockets,
-      ctx.addressPaces,
+      ctx,
     );
     this.signallingEdge = new SocketEdge(
       'signalling',
@@ -150,7 +150,7 @@ export class RvcEdge {
         closed: (conn) => store.detachSignalling(conn.session, conn.id, true, hub.clock.now()),
       },
       sockets,
-      ctx.addressPaces,
+      ctx,
     );
   }
 

@@ -88,7 +88,7 @@ export class MatchingService {
       },
       closed: (conn, left) => store.detachMatching(conn.session, conn.id, left, hub.clock.now()),
       attach: (conn, token, seen) => store.attachMatching(conn.session, token, conn.id, hub.clock.now(), seen),
-       }, socketCount(store, settings.maxSocketsPerAddr), ctx.addressPaces);
+       }, socketCount(store, settings.maxSocketsPerAddr), ctx);
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (err instanceof ClientGoneError) return log.debug({ err: err.message }, 'request abandoned');

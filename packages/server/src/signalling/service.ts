@@ -34,7 +34,7 @@ export class SignallingService {
       },
       closed: (conn, left) => store.detachSignalling(conn.session, conn.id, left, hub.clock.now()),
       attach: (conn, token) => store.attachSignalling(conn.session, token, conn.id, hub.clock.now()),
-       }, socketCount(store, settings.maxSocketsPerAddr), ctx.addressPaces);
+       }, socketCount(store, settings.maxSocketsPerAddr), ctx);
     this.server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       if (req.method === 'GET' && path === '/') return sendJson(res, 200, { message: 'Dyad signalling service' });

@@ -37,6 +37,8 @@ describe('settings refused at start', () => {
     ['MESSAGE_BURST=0', { MESSAGE_BURST: '0' }, /MESSAGE_BURST/],
     // The items a join delivers at once must fit: 2 x SIGNAL_BUFFER x MAX_FRAME_BYTES at least.
     ['SOCKET_SEND_BUFFER_BYTES below 2 x SIGNAL_BUFFER x MAX_FRAME_BYTES', { SOCKET_SEND_BUFFER_BYTES: '65536' }, /SOCKET_SEND_BUFFER_BYTES/],
+    ['SOCKET_SEND_BUFFER_PER_ADDR_BYTES below SOCKET_SEND_BUFFER_BYTES', { SOCKET_SEND_BUFFER_PER_ADDR_BYTES: '1048576' }, /SOCKET_SEND_BUFFER_PER_ADDR_BYTES/],
+    ['SOCKET_SEND_BUFFER_TOTAL_BYTES below SOCKET_SEND_BUFFER_PER_ADDR_BYTES', { SOCKET_SEND_BUFFER_TOTAL_BYTES: '3145728' }, /SOCKET_SEND_BUFFER_TOTAL_BYTES/],
     ['ROLES=matching without REDIS_URL', { ROLES: 'matching' }, /REDIS_URL/],
     ['ROLES=signalling without REDIS_URL', { ROLES: 'signalling' }, /REDIS_URL/],
     // The services' paths under PUBLIC_URL are the proxy's (/matching, /signalling): a path of its own would be lost.

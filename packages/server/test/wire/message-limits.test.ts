@@ -43,6 +43,7 @@ const SLOW_SIGNAL_BUFFER = 8;
 /** Signals the sender of the slow-reader test sends at most, about 15 KB each: far past any kernel buffer. */
 const MAX_BIG_SIGNALS = 3_000;
 const QUIET_MS = 300;
+const MIB = 1024 * 1024;
 
 after(() => stopPrivateRedis());
 afterEach(() => WireClient.closeAll());
@@ -264,6 +265,71 @@ for (const store of STORES) {
       assert.ok(kept.length <= SLOW_SIGNAL_BUFFER && kept.every((m) => m.event === 'signal'), `at most SIGNAL_BUFFER kept signals, got ${kept.length}`);
       sender.send(candidate(p.room, MAX_BIG_SIGNALS));
       assert.equal((await reader.s.expect('signal')).type, 'candidate');
+    });
+
+    /**
+     * Pairs whose responders stop reading (their TCP sockets paused), each
+     * sent the same stream of 15 KB candidates by its initiator, in turn, until
+     * the server drops one of them (bounded). Returns the drop counters then.
+     */
+    const starve = async (server: RunningServer, readers: string[]): Promise<{ pairs: Pair[]; sent: number; drops: Record<string, number> }> => {
+      const pairs: Pair[] = [];
+      for (const addr of readers) pairs.push(await pairJoined(server, [from(addr), from(addr)]));
+      for (const p of pairs) (p.responder.s!.ws as unknown as { _socket: Socket })._socket.pause();
+      const codes = ['send-buffer-full', 'address-send-buffer-full', 'send-buffers-full'];
+      const drops = async (): Promise<Record<string, number>> =>
+        Object.fromEntries(await Promise.all(codes.map(async (c) => [c, await metric(server, 'dyad_rejected_total', `code="${c}"`)] as const)));
+      const pad = ' '.repeat(15_000);
+      let sent = 0;
+      for (;;) {
+        for (let i = 0; i < 10; i++, sent++) for (const p of pairs) p.initiator.s!.send(candidate(p.room, sent, pad));
+        await sleep(50);
+        const now = await drops();
+        if (Object.values(now).some((n) => n > 0)) return { pairs, sent, drops: now };
+        assert.ok(sent < MAX_BIG_SIGNALS, `no reader dropped after ${sent} signals of 15 KB to each`);
+      }
+    };
+    const BACKLOG_ENV = {
+      TRUST_PROXY: 'true',
+      SIGNAL_BUFFER: String(SLOW_SIGNAL_BUFFER),
+      SOCKET_SEND_BUFFER_BYTES: String(MIB),
+      MESSAGE_RATE_PER_SEC: '1000',
+      MESSAGE_BURST: '1000',
+      MESSAGE_FLOOD_PER_SEC: '2000',
+      PING_INTERVAL_MS: '120000',
+    };
+
+    it('the sockets of one address that do not read are dropped once the server holds SOCKET_SEND_BUFFER_PER_ADDR_BYTES for them together, though each holds less than its own cap; another address is not', async () => {
+      // Two readers of one address, one of another, the same stream to each: the address's pair
+      // passes 1.25 MiB together when each holds about 0.63 MiB, well under the 1 MiB of one socket.
+      const server = await startServerOn(store, { ...BACKLOG_ENV, SOCKET_SEND_BUFFER_PER_ADDR_BYTES: String(1.25 * MIB) });
+      try {
+        const [x, y] = [freshAddress(), freshAddress()];
+        const { pairs, sent, drops } = await starve(server, [x, x, y]);
+        assert.deepEqual(drops, { 'send-buffer-full': 0, 'address-send-buffer-full': drops['address-send-buffer-full'], 'send-buffers-full': 0 }, `after ${sent} signals to each`);
+        assert.ok(drops['address-send-buffer-full']! >= 1 && drops['address-send-buffer-full']! <= 2, `the address's readers dropped: ${JSON.stringify(drops)}`);
+        // The reader of the other address was never dropped: reading again, it gets every signal, in order.
+        const other = pairs[2]!.responder.s!;
+        (other.ws as unknown as { _socket: Socket })._socket.resume();
+        const { signals } = await collectSignals(other, sent, 'the other address');
+        assert.deepEqual(signals.map((m) => (m.event === 'signal' ? (m.data as { i: number }).i : -1)), [...Array(sent).keys()]);
+        assert.ok(other.isOpen, "the other address's reader stays connected");
+      } finally {
+        await server.stop();
+      }
+    });
+
+    it('sockets that do not read are dropped once the server holds SOCKET_SEND_BUFFER_TOTAL_BYTES for all of them, though each address holds less than its budget', async () => {
+      // Three readers of three addresses: together past 1.5 MiB when each holds about 0.5 MiB.
+      const server = await startServerOn(store, { ...BACKLOG_ENV, SOCKET_SEND_BUFFER_PER_ADDR_BYTES: String(MIB), SOCKET_SEND_BUFFER_TOTAL_BYTES: String(1.5 * MIB) });
+      try {
+        const { sent, drops } = await starve(server, [freshAddress(), freshAddress(), freshAddress()]);
+        assert.deepEqual({ ...drops, 'send-buffers-full': drops['send-buffers-full']! > 0 }, { 'send-buffer-full': 0, 'address-send-buffer-full': 0, 'send-buffers-full': true }, `after ${sent} signals to each`);
+        const ready = await request(`${server.matching}/readyz`);
+        assert.equal(ready.status, 200, 'the server stays ready');
+      } finally {
+        await server.stop();
+      }
     });
   });
 }
