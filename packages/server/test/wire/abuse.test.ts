@@ -11,8 +11,9 @@ import { AdminBans, AdminReports, AdminStats, PowResponse } from '@dyad/protocol
 import { arrive, enter, expectMatched, expectRefused, freshAddress, from, oneTripUrl, register, uniqueName, type Session, type Via } from '../support/dyad.js';
 import { AddressHasher } from '../../src/http/client.js';
 import { describeResponse, request, type HttpResponse } from '../support/http.js';
-import type { RunningServer } from '../support/server.js';
-import { STORES, startServerOn, stopPrivateRedis } from '../support/stores.js';
+import { startServer, type RunningServer } from '../support/server.js';
+import { Redis } from 'ioredis';
+import { STORES, privateRedis, startServerOn, stopPrivateRedis, uniquePrefix } from '../support/stores.js';
 import { WireClient } from '../support/ws-client.js';
 
 const ADMIN_TOKEN = 'abuse-test-admin-token';
@@ -198,6 +199,34 @@ describe('chat guards', () => {
     assert.match(refused.message, /chat messages a minute/);
     await y.m.expectSilence(QUIET_MS, { why: 'the message beyond the rate is dropped' });
     await Promise.all([x.m.close(1000), y.m.close(1000)]);
+  });
+});
+
+describe('chat guards, what they keep', () => {
+  it('a chat refused past CHAT_RATE_PER_MIN is not counted as a repeat: one address sending distinct messages at its sockets\' rate makes no more keys than the rate allows (Redis, every process together)', async () => {
+    const prefix = uniquePrefix();
+    const redis = await privateRedis();
+    const server = await startServer({ REDIS_URL: redis.url, REDIS_PREFIX: prefix, TRUST_PROXY: 'true', CHAT_RATE_PER_MIN: '10', CHAT_REPEAT_MIN_CHARS: '12' });
+    const client = new Redis(redis.url);
+    try {
+      // Alone, waiting: a chat needs no partner to be counted. Each is new text, long enough to be counted as a repeat.
+      const x = await enter(server, {}, from(freshAddress()));
+      const sent = 200;
+      for (let i = 0; i < sent; i++) x.m.send({ event: 'chat', message: `message number ${i} of many` });
+      let paced = 0;
+      for (let i = 0; i < sent; i++) {
+        const m = await x.m.next(`the answer to chat ${i}`);
+        assert.equal(m.event, 'error', `chat ${i}: ${m.event}`);
+        if (m.event === 'error' && /chat messages a minute/.test(m.message)) paced++;
+      }
+      assert.equal(paced, sent - 10, 'all but CHAT_RATE_PER_MIN refused for the pace');
+      const keys = await client.keys(`${prefix}rl:chat-repeat*`);
+      assert.ok(keys.length <= 10, `${keys.length} repeat counts kept for ${sent} messages, ${sent - paced} of them within the pace`);
+      await x.m.close(1000);
+    } finally {
+      client.disconnect();
+      await server.stop();
+    }
   });
 });
 
