@@ -15,6 +15,7 @@ import { ConnectionCap, defaultMaxConnections, type ConnectionRefusal } from './
 import { clientHash, peerHash, type Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
 import { SendBacklog } from './http/backlog.js';
+import { ChatGuard } from './matching/chat-guard.js';
 import { onUpgrade } from './http/socket.js';
 import { CountryLookup, RegionDbError, shippedRegionDb } from './geo/locator.js';
 import { GoMegleEdge } from './legacy/gomegle.js';
@@ -128,6 +129,8 @@ async function main(): Promise<void> {
   });
   const metrics = new Metrics(store, () => hub);
   let accepting = true;
+  const limiterOf = memo(limiter);
+  const sharedKey = process.env.ADDRESS_HASH_KEY || undefined;
   const ctx: Context = {
     settings,
     store,
@@ -135,11 +138,12 @@ async function main(): Promise<void> {
     metrics,
     log,
     addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY, settings.ipv6PrefixLength),
-    sharedKey: process.env.ADDRESS_HASH_KEY || undefined,
+    sharedKey,
     addressPaces: new PaceBook(settings.messageRatePerAddrPerSec, settings.messageBurstPerAddr),
     sendBacklog: new SendBacklog(settings.socketSendBufferPerAddrBytes, settings.socketSendBufferTotalBytes),
     // One limiter per name, from the store chosen above (shared by every process on Redis).
-    limiter: memo(limiter),
+    limiter: limiterOf,
+    chatGuard: new ChatGuard(settings, limiterOf, sharedKey),
     ...(countries ? { locate: (address: string) => countries.place(address) } : {}),
     accepting: () => accepting,
   };

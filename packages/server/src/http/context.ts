@@ -11,6 +11,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { UNKNOWN_ADDRESS, clientAddress, type AddressHasher } from './client.js';
 import type { PaceBook } from './pace.js';
 import type { SendBacklog } from './backlog.js';
+import type { ChatGuard } from '../matching/chat-guard.js';
 import type { Place } from '../geo/regions.js';
 
 export interface Context {
@@ -24,6 +25,8 @@ export interface Context {
   addressPaces: PaceBook;
   /** Bytes held for clients that do not read, per address and in all (SOCKET_SEND_BUFFER_PER_ADDR_BYTES, SOCKET_SEND_BUFFER_TOTAL_BYTES). */
   sendBacklog: SendBacklog;
+  /** The chat guards (CHAT_RATE_PER_MIN, CHAT_REPEAT_MAX, CHAT_MASK_WORDS), for chat of every protocol. */
+  chatGuard: ChatGuard;
   /** A rate limiter of `points` per `durationSec`, per key; shared between processes when the store is. */
   limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract;
   /** ADDRESS_HASH_KEY when set: processes sharing a Redis derive their shared keys from it (proof of work, chat digests). */

@@ -106,7 +106,10 @@ export class RvcEdge {
           const state = this.matchingStates.get(conn.id);
           // Chat goes only to the partner of this socket's room, named as the client knows it.
           if (state?.partner === undefined || msg.peer !== state.partner) return this.refuse(conn, RVC_NOT_CONNECTED);
-          return store.chat(conn.session, conn.id, msg.message, hub.clock.now());
+          // The chat guards of Dyad's own chat: pace, repeats, the operator's words.
+          const verdict = await ctx.chatGuard.check(conn.addr, msg.message);
+          if (!verdict.ok) return this.refuse(conn, verdict.message, 'rate-limited');
+          return store.chat(conn.session, conn.id, verdict.message, hub.clock.now());
         },
         released: (conn) => {
           this.matchingStates.delete(conn.id);
@@ -165,9 +168,10 @@ export class RvcEdge {
   }
 
   /** An `error` to this socket alone (its client shows the original's messages). */
-  private refuse(conn: Connection, message: string): Effects {
+  private refuse(conn: Connection, message: string, code: 'bad-request' | 'rate-limited' = 'bad-request'): Effects {
     const fx = emptyEffects();
-    fx.deliver.push({ to: conn.session, channel: conn.channel, conn: conn.id, msg: { event: 'error', code: 'bad-request', message } });
+    if (code === 'rate-limited') this.ctx.metrics.rejected.inc({ code });
+    fx.deliver.push({ to: conn.session, channel: conn.channel, conn: conn.id, msg: { event: 'error', code, message } });
     return fx;
   }
 

@@ -22,7 +22,6 @@ import type { Connection } from '../core/hub.js';
 import { emptyEffects, isRefused, type Effects } from '../store/store.js';
 import { AdminApi } from './admin.js';
 import { OnlineCounts } from './online.js';
-import { ChatGuard } from './chat-guard.js';
 import { PROOF_SPENT, ProofOfWork, powKey } from './pow.js';
 import { newToken } from '../core/ids.js';
 import { wantedPlace, type Place } from '../geo/regions.js';
@@ -44,7 +43,6 @@ export class MatchingService {
   private readonly online: OnlineCounts;
   private readonly admin: AdminApi | undefined;
   private readonly pow: ProofOfWork;
-  private readonly chatGuard: ChatGuard;
 
   constructor(
     private readonly ctx: Context,
@@ -53,7 +51,6 @@ export class MatchingService {
   ) {
     const { settings, hub, metrics, log, store } = ctx;
     this.pow = new ProofOfWork(settings, powKey(settings, ctx.sharedKey), ctx.limiter);
-    this.chatGuard = new ChatGuard(settings, ctx.limiter, ctx.sharedKey);
     this.onlineRequests = ctx.limiter('online', settings.onlineRatePerMin, 60);
     this.addressBlocks = settings.blocksPerAddr > 0 ? ctx.limiter('address-blocks', settings.blocksPerAddr, Math.ceil(settings.blockMs / 1000)) : undefined;
     this.reportsMade = settings.reportsPerAddr > 0 ? ctx.limiter('reports-made', settings.reportsPerAddr, Math.ceil(settings.reportWindowMs / 1000)) : undefined;
@@ -75,7 +72,7 @@ export class MatchingService {
           case 'stop':
             return store.stop(conn.session, conn.id, now);
           case 'chat':
-            return this.chatGuard.check(conn.addr, msg.message).then((v) =>
+            return ctx.chatGuard.check(conn.addr, msg.message).then((v) =>
               v.ok ? store.chat(conn.session, conn.id, v.message, now) : this.refuse(conn, 'rate-limited', v.message),
             );
           case 'typing':

@@ -11,7 +11,7 @@ import { WireClient } from '../support/ws-client.js';
 import { expectRefused } from '../support/dyad.js';
 import type { RunningServer } from '../support/server.js';
 import { freshAddress, freshName, legacyCases } from './legacy.cases.js';
-import { expectGm, gmFind, openGm, rvcStart, via } from '../support/legacy.js';
+import { expectGm, expectRvcMatched, gmFind, openGm, rvcStart, via } from '../support/legacy.js';
 
 /** The settings the cases expect: both protocols, client addresses from X-Forwarded-For, a ban from one report. */
 export const LEGACY_ENV = {
@@ -157,3 +157,28 @@ for (const store of STORES) {
     });
   });
 }
+
+describe('random-video-chat chat passes the chat guards', () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServerOn('memory', { ...LEGACY_ENV, CHAT_RATE_PER_MIN: '3', CHAT_MASK_WORDS: 'badword' });
+  });
+  after(() => server?.stop());
+
+  it("the operator's words are masked, and past CHAT_RATE_PER_MIN a chat is refused with rate-limited and reaches no one", async () => {
+    const t = targetOf(server, 'memory');
+    const alice = await rvcStart(freshName('alice'), freshAddress(), { socket: t, post: t }, 'socket-first');
+    const bob = await rvcStart(freshName('bob'), freshAddress(), { socket: t, post: t }, 'post-first');
+    await expectRvcMatched(bob.m);
+    await expectRvcMatched(alice.m);
+    alice.m.send({ event: 'chat', peer: bob.name, message: 'a BadWord here' });
+    assert.equal(((await bob.m.next('the chat')) as { message?: string }).message, 'a ******* here');
+    for (let i = 1; i < 3; i++) alice.m.send({ event: 'chat', peer: bob.name, message: `line ${i}` });
+    for (let i = 1; i < 3; i++) assert.equal(((await bob.m.next(`line ${i}`)) as { message?: string }).message, `line ${i}`);
+    alice.m.send({ event: 'chat', peer: bob.name, message: 'one too many' });
+    const refused = (await alice.m.next('the refusal')) as { event: string; message?: string };
+    assert.equal(refused.event, 'error');
+    assert.match(refused.message ?? '', /chat messages a minute/);
+    await bob.m.expectSilence(300, { why: 'the chat beyond the rate is dropped' });
+  });
+});
