@@ -5,6 +5,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { HttpError } from '@dyad/protocol';
@@ -140,6 +143,39 @@ describe('slow clients (HTTP_TIMEOUT_MS)', () => {
     }
     // Meanwhile everyone else was served.
     await register(server);
+  });
+});
+
+describe('slow readers of HTTP responses (HTTP_TIMEOUT_MS)', () => {
+  it('a client that stops reading a large file of the web role is cut off after HTTP_TIMEOUT_MS: its connection (and the file) are not held for good', async () => {
+    // A web root with a file far larger than the sockets' buffers, and two connections per address.
+    const root = await mkdtemp(path.join(tmpdir(), 'dyad-web-'));
+    await writeFile(path.join(root, 'index.html'), '<!doctype html><title>t</title>');
+    await writeFile(path.join(root, 'big.bin'), Buffer.alloc(64 * 1024 * 1024, 1));
+    const web = await startServer({ HTTP_TIMEOUT_MS: String(HTTP_TIMEOUT_MS), WEB_ROOT: root, MAX_CONNECTIONS_PER_ADDR: '2', MAX_SOCKETS_PER_ADDR: '1' });
+    try {
+      const stalled: net.Socket[] = [];
+      for (let i = 0; i < 2; i++) {
+        const held = await connectIdle(web.web, '127.0.0.5');
+        held.socket.write('GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+        // Reads nothing more: what the server sends fills the sockets' buffers, then it waits.
+        held.socket.pause();
+        stalled.push(held.socket);
+      }
+      await sleep(200);
+      const third = await connectIdle(web.web, '127.0.0.5');
+      assert.equal(await third.closedWithin(REFUSE_WITHIN_MS), true, 'the two stalled downloads hold the address\'s places');
+      await sleep(HTTP_TIMEOUT_MS);
+      // Once they are cut off, the address has its places back.
+      const again = await letInAgain(web.web, '127.0.0.5', 'the stalled downloads');
+      again.socket.destroy();
+      for (const s of stalled) s.destroy();
+      const ok = await request(`${web.web}/index.html`, { localAddress: '127.0.0.6' });
+      assert.equal(ok.status, 200);
+    } finally {
+      await web.stop();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 
