@@ -74,10 +74,6 @@ const listen = (server: Server, port: number, host: string, httpTimeoutMs: numbe
   new Promise((resolve, reject) => {
     // Read by Node when the server starts listening; set here once for every role's server.
     (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = timeoutCheckMs(httpTimeoutMs);
-    // A connection on which nothing was read or written for HTTP_TIMEOUT_MS is closed: a client that
-    // stops reading a response (a large file of the web role) held its connection, and the file's
-    // descriptor, for good. A WebSocket is exempt once upgraded (ws clears the timeout; pings cover it).
-    server.timeout = httpTimeoutMs;
     server.once('error', reject);
     server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
   });

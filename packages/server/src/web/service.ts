@@ -42,7 +42,7 @@ function publicUrl(configured: string | undefined, under: string | undefined, pa
 export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logger): Server {
   const built = existsSync(settings.webRoot);
   const assets = built ? sirv(settings.webRoot, { single: true, etag: true, gzip: false, brotli: false }) : undefined;
-  return createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
+  const server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
     // A throw here would be uncaught and end the process, with every role in it.
     try {
       serve(req, res);
@@ -52,6 +52,13 @@ export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logg
       else res.destroy();
     }
   });
+  // A connection on which nothing was read or written for HTTP_TIMEOUT_MS is closed: a client that
+  // stopped reading a large file (the classifier's model) held its connection, and the file's
+  // descriptor, for good. The services' ports answer a few hundred bytes, which the operating
+  // system takes whether the client reads or not, and spare their arrivals the timer. A go-megle
+  // WebSocket is exempt once upgraded (ws clears the timeout; pings watch it).
+  server.timeout = settings.httpTimeoutMs;
+  return server;
 
   function serve(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
