@@ -127,7 +127,7 @@ async function main(): Promise<void> {
     },
     ended: (reason) => metrics.roomsEnded.inc({ reason }),
   });
-  const metrics = new Metrics(store, () => hub);
+  const metrics = new Metrics(store, () => hub, settings.onlineCacheMs);
   let accepting = true;
   const limiterOf = memo(limiter);
   const sharedKey = process.env.ADDRESS_HASH_KEY || undefined;

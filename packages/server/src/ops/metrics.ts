@@ -2,6 +2,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Store } from '../store/store.js';
 import type { Hub } from '../core/hub.js';
+import { systemClock } from '../core/clock.js';
+import { RecentStats } from './recent-stats.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -37,8 +39,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(store: Store, hub: () => Hub | undefined) {
+  /**
+   * `statsMaxAgeMs` (ONLINE_CACHE_MS): the store's counts in a scrape are at
+   * most this old, and one counting serves every gauge and every scrape of
+   * the period (the port answers anyone).
+   */
+  constructor(store: Store, hub: () => Hub | undefined, statsMaxAgeMs: number) {
     collectDefaultMetrics({ register: this.registry });
+    const counts = new RecentStats(() => store.stats(), systemClock, statsMaxAgeMs);
     new Gauge({
       name: 'dyad_sockets',
       help: 'Open WebSockets on this process',
@@ -56,7 +64,7 @@ export class Metrics {
       labelNames: ['mode'] as const,
       registers: [this.registry],
       async collect() {
-        const s = await store.stats();
+        const s = await counts.get();
         this.set({ mode: 'video' }, s.waiting.video);
         this.set({ mode: 'text' }, s.waiting.text);
       },
@@ -66,7 +74,7 @@ export class Metrics {
       help: 'Open rooms',
       registers: [this.registry],
       async collect() {
-        this.set((await store.stats()).rooms);
+        this.set((await counts.get()).rooms);
       },
     });
     new Gauge({
@@ -74,7 +82,7 @@ export class Metrics {
       help: 'Bytes kept for absent members, as counted against KEPT_BYTES_PER_PROCESS (with Redis: by every process together)',
       registers: [this.registry],
       async collect() {
-        this.set((await store.stats()).keptBytes);
+        this.set((await counts.get()).keptBytes);
       },
     });
   }

@@ -155,7 +155,8 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
   before(async () => {
     redis = await backend.start();
     // TRUST_PROXY: the region test speaks from addresses of the shipped IP-to-country database.
-    env = { ...redis.env, GRACE_MS: String(GRACE_MS), INTEREST_TIMEOUT_MS: '600000', TRUST_PROXY: 'true' };
+    // ONLINE_CACHE_MS 0: the waiting count is read from /metrics right after a change.
+    env = { ...redis.env, GRACE_MS: String(GRACE_MS), INTEREST_TIMEOUT_MS: '600000', TRUST_PROXY: 'true', ONLINE_CACHE_MS: '0' };
     [m1, m2, s1, s2] = await Promise.all([
       DyadProcess.start('m1', { ...env, ROLES: 'matching' }),
       DyadProcess.start('m2', { ...env, ROLES: 'matching' }),

@@ -114,7 +114,7 @@ for (const store of STORES) {
     describe('signal data shape', () => {
       let server: RunningServer;
       before(async () => {
-        server = await startServer({ ...(await storeEnv(store)), MAX_FRAME_BYTES: String(MAX_FRAME_BYTES) });
+        server = await startServer({ ...(await storeEnv(store)), MAX_FRAME_BYTES: String(MAX_FRAME_BYTES), ONLINE_CACHE_MS: '0' });
       });
       after(() => server?.stop());
 
@@ -185,6 +185,8 @@ for (const store of STORES) {
       before(async () => {
         server = await startServer({
           ...(await storeEnv(store, prefix)),
+          // dyad_kept_bytes read right after each change: the store counted on every scrape.
+          ONLINE_CACHE_MS: '0',
           // Heap is measured on the embedded store, where what is kept lives in this process.
           ...(store === 'memory' ? { NODE_OPTIONS: '--inspect=127.0.0.1:0' } : {}),
         });
@@ -272,6 +274,7 @@ for (const store of STORES) {
       before(async () => {
         server = await startServer({
           ...(await storeEnv(store)),
+          ONLINE_CACHE_MS: '0',
           KEPT_BYTES_PER_ROOM: String(PER_ROOM),
           KEPT_BYTES_PER_PROCESS: String(PER_PROCESS),
           GRACE_MS: String(GRACE_MS),

@@ -72,6 +72,20 @@ describe('GET /online', () => {
     await leaveAll(s);
   });
 
+  it("/metrics counts the store from the same kind of copy: a scrape within ONLINE_CACHE_MS of the last does not count it again (the port answers anyone, and counting walks every session)", async () => {
+    const waiting = async (): Promise<number> => {
+      const res = await request(`${cached.matching}/metrics`);
+      assert.equal(res.status, 200, describeResponse(res));
+      const m = /^dyad_waiting_sessions\{mode="video"\} (\d+)$/m.exec(res.text);
+      assert.ok(m?.[1] !== undefined, 'the gauge is there');
+      return Number(m[1]);
+    };
+    const first = await waiting();
+    const s = await enter(cached, { mode: 'video' });
+    for (let i = 0; i < 5; i++) assert.equal(await waiting(), first, 'within the period: the copy');
+    await leaveAll(s);
+  });
+
   it('CORS like the other matching endpoints: a listed Origin is echoed, a foreign one refused', async () => {
     const ok = await request(`${fresh.matching}/online`, { headers: { origin: ALLOWED } });
     assert.equal(ok.status, 200, describeResponse(ok));
