@@ -138,9 +138,9 @@ export interface Settings {
    * once always fit. @default 2_097_152 (2 MiB), or that minimum when larger
    */
   socketSendBufferBytes: number;
-  /** SOCKET_SEND_BUFFER_PER_ADDR_BYTES: bytes held for the sockets of one client address that do not read, together (http/backlog.ts). */
+  /** Bytes held for the sockets of one client address that do not read, together (http/backlog.ts). @default 2 × SOCKET_SEND_BUFFER_BYTES */
   socketSendBufferPerAddrBytes: number;
-  /** SOCKET_SEND_BUFFER_TOTAL_BYTES: bytes held for every socket that does not read, together. */
+  /** Bytes held for every socket that does not read, together. @default 64 × SOCKET_SEND_BUFFER_BYTES */
   socketSendBufferTotalBytes: number;
   /** Registrations (POST /register or one-trip start) per client address per minute. @default 30 */
   registerRatePerMin: number;

@@ -16,6 +16,7 @@ import { clientHash, peerHash, type Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
 import { SendBacklog } from './http/backlog.js';
 import { ChatGuard } from './matching/chat-guard.js';
+import { RecentStats } from './ops/recent-stats.js';
 import { onUpgrade } from './http/socket.js';
 import { CountryLookup, RegionDbError, shippedRegionDb } from './geo/locator.js';
 import { GoMegleEdge } from './legacy/gomegle.js';
@@ -127,7 +128,9 @@ async function main(): Promise<void> {
     },
     ended: (reason) => metrics.roomsEnded.inc({ reason }),
   });
-  const metrics = new Metrics(store, () => hub, settings.onlineCacheMs);
+  // The store's counts for /online and /metrics: one copy, at most ONLINE_CACHE_MS old.
+  const counts = new RecentStats(() => store.stats(), systemClock, settings.onlineCacheMs);
+  const metrics = new Metrics(counts, () => hub);
   let accepting = true;
   const limiterOf = memo(limiter);
   const sharedKey = process.env.ADDRESS_HASH_KEY || undefined;
@@ -137,13 +140,14 @@ async function main(): Promise<void> {
     hub,
     metrics,
     log,
-    addresses: new AddressHasher(process.env.ADDRESS_HASH_KEY, settings.ipv6PrefixLength),
+    addresses: new AddressHasher(sharedKey, settings.ipv6PrefixLength),
     sharedKey,
     addressPaces: new PaceBook(settings.messageRatePerAddrPerSec, settings.messageBurstPerAddr),
     sendBacklog: new SendBacklog(settings.socketSendBufferPerAddrBytes, settings.socketSendBufferTotalBytes),
     // One limiter per name, from the store chosen above (shared by every process on Redis).
     limiter: limiterOf,
     chatGuard: new ChatGuard(settings, limiterOf, sharedKey),
+    counts,
     ...(countries ? { locate: (address: string) => countries.place(address) } : {}),
     accepting: () => accepting,
   };

@@ -28,24 +28,15 @@ export class SendBacklog {
     private readonly total: number,
   ) {}
 
-  /** Is `socket` counted now? */
-  has(socket: object): boolean {
-    return this.held.has(socket);
-  }
-
   /**
-   * `socket` (of a client at `addr`) holds `bytes` unwritten: count them in
-   * place of what it held before (below BACKLOG_FLOOR: not at all). Says
-   * which budget is then exceeded, its address's or the process's, if one
-   * is: the caller drops the socket. The caller also calls `drop` once the
-   * socket has drained or closed.
+   * `socket` (of a client at `addr`) holds `bytes` unwritten, BACKLOG_FLOOR
+   * or more: count them in place of what it held before. Says which budget
+   * is then exceeded, its address's or the process's, if one is: the caller
+   * drops the socket. The caller calls `drop` once the socket holds less
+   * than BACKLOG_FLOOR, has drained or has closed.
    */
   note(socket: object, addr: string, bytes: number): 'address' | 'process' | undefined {
     let h = this.held.get(socket);
-    if (bytes < BACKLOG_FLOOR) {
-      if (h) this.drop(socket);
-      return undefined;
-    }
     if (!h) {
       h = { addr, bytes: 0 };
       this.held.set(socket, h);

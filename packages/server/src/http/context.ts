@@ -12,6 +12,7 @@ import { UNKNOWN_ADDRESS, clientAddress, type AddressHasher } from './client.js'
 import type { PaceBook } from './pace.js';
 import type { SendBacklog } from './backlog.js';
 import type { ChatGuard } from '../matching/chat-guard.js';
+import type { RecentStats } from '../ops/recent-stats.js';
 import type { Place } from '../geo/regions.js';
 
 export interface Context {
@@ -27,6 +28,8 @@ export interface Context {
   sendBacklog: SendBacklog;
   /** The chat guards (CHAT_RATE_PER_MIN, CHAT_REPEAT_MAX, CHAT_MASK_WORDS), for chat of every protocol. */
   chatGuard: ChatGuard;
+  /** The store's counts, at most ONLINE_CACHE_MS old, for GET /online and /metrics. */
+  counts: RecentStats;
   /** A rate limiter of `points` per `durationSec`, per key; shared between processes when the store is. */
   limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract;
   /** ADDRESS_HASH_KEY when set: processes sharing a Redis derive their shared keys from it (proof of work, chat digests). */

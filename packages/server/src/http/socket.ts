@@ -512,9 +512,12 @@ export class SocketEdge<S extends z.ZodType> {
     if (transport && this.corked.has(transport)) return true;
     const held = ws.bufferedAmount;
     if (held > this.limits.socketSendBufferBytes) return this.overflow(ws, 'send-buffer-full');
-    // A reader keeping up holds a write or two and is not counted at all.
-    if (held < BACKLOG_FLOOR && !this.backlog.has(ws)) return true;
-    if (held >= BACKLOG_FLOOR && !this.drainWatched.has(ws)) {
+    // A reader keeping up holds a write or two and is not counted.
+    if (held < BACKLOG_FLOOR) {
+      this.backlog.drop(ws);
+      return true;
+    }
+    if (!this.drainWatched.has(ws)) {
       // Counted until the socket has written all it held, or has closed.
       this.drainWatched.add(ws);
       const uncount = (): void => this.backlog.drop(ws);

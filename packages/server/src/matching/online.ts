@@ -1,21 +1,15 @@
 // GET /online: how many people are here, for the landing and waiting screens.
 // Aggregates only (no per-person data), from the store's own counts: on Redis
 // those are the whole deployment's, from a copy at most ONLINE_CACHE_MS old
-// (ops/recent-stats.ts).
+// (ops/recent-stats.ts), the same one /metrics reads.
 import type { OnlineResponse } from '@dyad/protocol';
-import type { Clock } from '../core/clock.js';
-import type { StoreStats } from '../store/store.js';
-import { RecentStats } from '../ops/recent-stats.js';
+import type { RecentStats } from '../ops/recent-stats.js';
 
 export class OnlineCounts {
-  private readonly recent: RecentStats;
-
-  constructor(stats: () => Promise<StoreStats>, clock: Clock, maxAgeMs: number) {
-    this.recent = new RecentStats(stats, clock, maxAgeMs);
-  }
+  constructor(private readonly counts: Pick<RecentStats, 'get'>) {}
 
   async get(): Promise<OnlineResponse> {
-    const s = await this.recent.get();
+    const s = await this.counts.get();
     return { online: s.online, waiting: { video: s.waiting.video, text: s.waiting.text } };
   }
 }

@@ -54,7 +54,7 @@ export class MatchingService {
     this.onlineRequests = ctx.limiter('online', settings.onlineRatePerMin, 60);
     this.addressBlocks = settings.blocksPerAddr > 0 ? ctx.limiter('address-blocks', settings.blocksPerAddr, Math.ceil(settings.blockMs / 1000)) : undefined;
     this.reportsMade = settings.reportsPerAddr > 0 ? ctx.limiter('reports-made', settings.reportsPerAddr, Math.ceil(settings.reportWindowMs / 1000)) : undefined;
-    this.online = new OnlineCounts(() => store.stats(), hub.clock, settings.onlineCacheMs);
+    this.online = new OnlineCounts(ctx.counts);
     this.admin = settings.adminToken ? new AdminApi(ctx, settings.adminToken) : undefined;
     this.edge = new SocketEdge('matching', MatchingClientMessage, hub, settings, metrics, log, {
       message: (msg, conn) => {

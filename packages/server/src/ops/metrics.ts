@@ -1,9 +1,7 @@
 // Prometheus metrics of one process.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Store } from '../store/store.js';
 import type { Hub } from '../core/hub.js';
-import { systemClock } from '../core/clock.js';
-import { RecentStats } from './recent-stats.js';
+import type { RecentStats } from './recent-stats.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -40,13 +38,12 @@ export class Metrics {
   });
 
   /**
-   * `statsMaxAgeMs` (ONLINE_CACHE_MS): the store's counts in a scrape are at
-   * most this old, and one counting serves every gauge and every scrape of
-   * the period (the port answers anyone).
+   * `counts`: the store's counts, at most ONLINE_CACHE_MS old, so that one
+   * counting serves every gauge and every scrape of the period (the port
+   * answers anyone), and GET /online too.
    */
-  constructor(store: Store, hub: () => Hub | undefined, statsMaxAgeMs: number) {
+  constructor(counts: Pick<RecentStats, 'get'>, hub: () => Hub | undefined) {
     collectDefaultMetrics({ register: this.registry });
-    const counts = new RecentStats(() => store.stats(), systemClock, statsMaxAgeMs);
     new Gauge({
       name: 'dyad_sockets',
       help: 'Open WebSockets on this process',
