@@ -162,6 +162,9 @@ async function main(): Promise<void> {
   const servers: Server[] = [];
   const ports = { matching: settings.matchingPort, signalling: settings.signallingPort };
 
+  const requestPaces = new PaceBook(settings.requestRatePerAddrPerSec, settings.requestBurstPerAddr);
+  metrics.watchAddresses('requests', requestPaces);
+  metrics.watchAddresses('messages', ctx.addressPaces);
   const connectionsWarnedAt: Partial<Record<ConnectionRefusal, number>> = {};
   const cap = new ConnectionCap(
     {
@@ -169,7 +172,7 @@ async function main(): Promise<void> {
       // Behind a trusted proxy every connection comes from the proxy: it is the one to limit them per client.
       ...(settings.trustProxy ? {} : { perAddress: { max: settings.maxConnectionsPerAddr, keyOf: (socket) => peerHash(ctx, socket) } }),
       requests: {
-        book: new PaceBook(settings.requestRatePerAddrPerSec, settings.requestBurstPerAddr),
+        book: requestPaces,
         keyOf: (req) => clientHash(ctx, req),
       },
     },

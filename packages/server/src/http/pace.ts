@@ -6,6 +6,9 @@
 /** One second, the window of the flood count. */
 const FLOOD_WINDOW_MS = 1_000;
 
+/** Each idle queue of a PaceBook waits this many times longer than the one before. */
+const IDLE_DELAY_STEP = 4;
+
 /**
  * The pace of one key (a session on one channel, or a client address): a token
  * bucket of `burst` tokens refilled at `ratePerSec`, and the number of frames
@@ -20,6 +23,8 @@ export class Pace {
   inWindow = 0;
   /** Sockets of this key open in this process. */
   sockets = 0;
+  /** The idle queue (PaceBook) this key waits in without sockets, or -1. */
+  queue = -1;
 
   constructor(burst: number, now: number) {
     this.tokens = burst;
@@ -30,24 +35,37 @@ export class Pace {
 
 /**
  * The paces of one kind of key. An entry lives while a socket of its key is
- * open and, after the last one closed, for as long as its bucket needs to
- * fill up and its window to pass: then it is the same as a new entry, so it
- * is dropped (closing and reopening a socket wins nothing, and memory stays
- * bounded by the sockets open, or closed within that time). Expired entries
- * are dropped when a socket opens or closes: no timer per key.
+ * open and, after the last one closed, until its bucket is full again and its
+ * flood window has passed: then it is the same as a new entry, so it is
+ * dropped (closing and reopening a socket wins nothing). A key that took one
+ * token (a request, say) goes within a second, whatever the bucket's size, so
+ * keys made up by the million (one IPv6 subscriber's /64s) hold little memory:
+ * what is held is bounded by the keys used within about a second, plus those
+ * that took many tokens each, for as long as theirs take to refill.
+ *
+ * No timer per key: an idle key waits in the first of a few first-in
+ * first-out queues whose delay covers its refill (1 s, then four times
+ * longer each, up to the refill of an empty bucket), so a key that refills
+ * fast never waits behind a slow one. Entries are dropped when a socket
+ * opens or closes.
  */
 export class PaceBook {
   private readonly paces = new Map<string, Pace>();
-  /** Keys without an open socket, by when their last one closed (oldest first: a Map keeps insertion order). */
-  private readonly idle = new Map<string, number>();
-  private readonly forgetAfterMs: number;
+  /** Keys without an open socket, by when their last one closed (oldest first: a Map keeps insertion order), one map per delay. */
+  private readonly idle: Map<string, number>[];
+  /** How long a key waits in each idle queue, shortest first; the last is the refill of an empty bucket. */
+  private readonly delays: number[];
 
   constructor(
     readonly ratePerSec: number,
     readonly burst: number,
   ) {
     if (!(ratePerSec > 0) || !(burst >= 1)) throw new TypeError('ratePerSec must be above 0 and burst at least 1');
-    this.forgetAfterMs = Math.max(FLOOD_WINDOW_MS, Math.ceil((burst * 1_000) / ratePerSec));
+    const longest = Math.max(FLOOD_WINDOW_MS, Math.ceil((burst * 1_000) / ratePerSec));
+    this.delays = [];
+    for (let d = FLOOD_WINDOW_MS; d < longest; d *= IDLE_DELAY_STEP) this.delays.push(d);
+    this.delays.push(longest);
+    this.idle = this.delays.map(() => new Map<string, number>());
   }
 
   /** Entries held (for tests and metrics). */
@@ -60,7 +78,10 @@ export class PaceBook {
     this.prune(now);
     let pace = this.paces.get(key);
     if (!pace) this.paces.set(key, (pace = new Pace(this.burst, now)));
-    this.idle.delete(key);
+    if (pace.queue >= 0) {
+      this.idle[pace.queue]!.delete(key);
+      pace.queue = -1;
+    }
     pace.sockets += 1;
     return pace;
   }
@@ -69,8 +90,9 @@ export class PaceBook {
   close(key: string, pace: Pace, now: number): void {
     pace.sockets -= 1;
     if (pace.sockets <= 0 && this.paces.get(key) === pace) {
-      this.idle.delete(key);
-      this.idle.set(key, now);
+      if (pace.queue >= 0) this.idle[pace.queue]!.delete(key);
+      pace.queue = this.queueFor(pace, now);
+      this.idle[pace.queue]!.set(key, now);
     }
     this.prune(now);
   }
@@ -99,6 +121,14 @@ export class PaceBook {
     return taken;
   }
 
+  /** Milliseconds until `key` has a token again (0: it has one now). */
+  waitMs(key: string, now: number): number {
+    const pace = this.paces.get(key);
+    if (!pace) return 0;
+    this.refill(pace, now);
+    return pace.tokens >= 1 ? 0 : Math.ceil(((1 - pace.tokens) * 1_000) / this.ratePerSec);
+  }
+
   /** Count one frame in the current one-second window; returns the count so far. */
   count(pace: Pace, now: number): number {
     if (now - pace.windowStart >= FLOOD_WINDOW_MS) {
@@ -116,11 +146,26 @@ export class PaceBook {
     pace.at = now;
   }
 
+  /** The first idle queue whose delay covers the time until `pace` is the same as a new entry. */
+  private queueFor(pace: Pace, now: number): number {
+    this.refill(pace, now);
+    const refillMs = ((this.burst - pace.tokens) * 1_000) / this.ratePerSec;
+    const windowMs = pace.inWindow > 0 ? pace.windowStart + FLOOD_WINDOW_MS - now : 0;
+    const needMs = Math.max(refillMs, windowMs);
+    let i = 0;
+    while (i < this.delays.length - 1 && this.delays[i]! < needMs) i++;
+    return i;
+  }
+
   private prune(now: number): void {
-    for (const [key, since] of this.idle) {
-      if (now - since < this.forgetAfterMs) break;
-      this.idle.delete(key);
-      this.paces.delete(key);
+    for (let i = 0; i < this.idle.length; i++) {
+      const queue = this.idle[i]!;
+      const delay = this.delays[i]!;
+      for (const [key, since] of queue) {
+        if (now - since < delay) break;
+        queue.delete(key);
+        this.paces.delete(key);
+      }
     }
   }
 }

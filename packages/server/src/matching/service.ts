@@ -3,7 +3,7 @@
 // decision is the store's.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import {
   ChatSeenParam,
   MatchingClientMessage,
@@ -16,6 +16,7 @@ import {
 import { clientAddress, originAllowed } from '../http/client.js';
 import type { ServiceExtension } from '../http/extension.js';
 import { ClientGoneError, banRefusal, bannedRefusal, clientHash, readBody, sendJson, serveOps, sessionAccess, slowDown, takePoint, type Context, type Refusal } from '../http/context.js';
+import { PaceBook } from '../http/pace.js';
 import { HeldConnection, SocketEdge, onUpgrade, refuseUpgrade, socketCount, upgradeTarget } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { Connection } from '../core/hub.js';
@@ -35,7 +36,8 @@ const ICE_RENEWAL_MIN_INTERVAL_MS = 250;
 export class MatchingService {
   readonly server: Server;
   readonly edge: SocketEdge<typeof MatchingClientMessage>;
-  private readonly onlineRequests: RateLimiterAbstract;
+  /** GET /online's pace per address: ONLINE_RATE_PER_MIN at once, then that many a minute (per process). */
+  private readonly onlineRequests: PaceBook;
   /** Address-wide blocks per blocking address within BLOCK_MS (BLOCKS_PER_ADDR; none when 0). */
   private readonly addressBlocks: RateLimiterAbstract | undefined;
   /** Recorded reports per reporting address within REPORT_WINDOW_MS (REPORTS_PER_ADDR; none when 0). */
@@ -51,7 +53,8 @@ export class MatchingService {
   ) {
     const { settings, hub, metrics, log, store } = ctx;
     this.pow = new ProofOfWork(settings, powKey(settings, ctx.sharedKey), ctx.limiter);
-    this.onlineRequests = ctx.limiter('online', settings.onlineRatePerMin, 60);
+    this.onlineRequests = new PaceBook(settings.onlineRatePerMin / 60, settings.onlineRatePerMin);
+    ctx.metrics.watchAddresses('online', this.onlineRequests);
     this.addressBlocks = settings.blocksPerAddr > 0 ? ctx.limiter('address-blocks', settings.blocksPerAddr, Math.ceil(settings.blockMs / 1000)) : undefined;
     this.reportsMade = settings.reportsPerAddr > 0 ? ctx.limiter('reports-made', settings.reportsPerAddr, Math.ceil(settings.reportWindowMs / 1000)) : undefined;
     this.online = new OnlineCounts(ctx.counts);
@@ -241,11 +244,10 @@ export class MatchingService {
   /** GET /online: aggregates only, cached (OnlineCounts), ONLINE_RATE_PER_MIN per address. */
   private async onlineCounts(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { settings } = this.ctx;
-    try {
-      await this.onlineRequests.consume(clientHash(this.ctx, req));
-    } catch (rej) {
-      if (!(rej instanceof RateLimiterRes)) throw rej;
-      return sendJson(res, 429, slowDown('too many requests, slow down', rej.msBeforeNext));
+    const addr = clientHash(this.ctx, req);
+    const now = performance.now();
+    if (!this.onlineRequests.takeOnce(addr, now)) {
+      return sendJson(res, 429, slowDown('too many requests, slow down', this.onlineRequests.waitMs(addr, now)));
     }
     const counts = await this.online.get();
     sendJson(res, 200, counts, { 'Cache-Control': `max-age=${Math.floor(settings.onlineCacheMs / 1000)}` });

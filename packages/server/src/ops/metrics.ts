@@ -36,6 +36,8 @@ export class Metrics {
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
+  /** The per-address paces of this process, by limit (watchAddresses). */
+  private readonly paces = new Map<string, { readonly size: number }>();
 
   /**
    * `counts`: the store's counts, at most ONLINE_CACHE_MS old, so that one
@@ -44,6 +46,16 @@ export class Metrics {
    */
   constructor(counts: Pick<RecentStats, 'get'>, hub: () => Hub | undefined) {
     collectDefaultMetrics({ register: this.registry });
+    const paces = this.paces;
+    new Gauge({
+      name: 'dyad_address_entries',
+      help: 'Client addresses this process holds a pace for, by limit (an address is forgotten once its allowance is whole again)',
+      labelNames: ['limit'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [limit, book] of paces) this.set({ limit }, book.size);
+      },
+    });
     new Gauge({
       name: 'dyad_sockets',
       help: 'Open WebSockets on this process',
@@ -82,5 +94,10 @@ export class Metrics {
         this.set((await counts.get()).keptBytes);
       },
     });
+  }
+
+  /** Show in `dyad_address_entries{limit}` how many addresses `book` holds. */
+  watchAddresses(limit: string, book: { readonly size: number }): void {
+    this.paces.set(limit, book);
   }
 }

@@ -43,6 +43,52 @@ describe('PaceBook', () => {
     assert.equal(book.size, 1, 'b went too; only c is left');
   });
 
+  it('forgets a key that took one token within a second, however large its bucket (keys made up per request hold little)', () => {
+    const book = new PaceBook(1, 60); // an empty bucket takes a minute to refill
+    for (let i = 0; i < 1_000; i++) assert.ok(book.takeOnce(`a${i}`, 0));
+    assert.equal(book.size, 1_000);
+    book.takeOnce('probe', 999);
+    assert.equal(book.size, 1_001, 'kept while their bucket refills');
+    book.takeOnce('probe', 1_000);
+    assert.equal(book.size, 1, 'a second later only the probe is left');
+  });
+
+  it('a key that refills slowly keeps none of the quick ones behind it, and is itself kept until full', () => {
+    const book = new PaceBook(1, 60);
+    for (let i = 0; i < 60; i++) assert.ok(book.takeOnce('slow', 0));
+    assert.equal(book.takeOnce('slow', 0), false, 'its bucket is empty');
+    for (let i = 0; i < 1_000; i++) book.takeOnce(`quick${i}`, 10);
+    book.takeOnce('probe', 1_100);
+    assert.equal(book.size, 2, 'the quick ones went after a second; slow and the probe are left');
+    assert.equal(book.waitMs('slow', 1_100), 0, 'a token refilled after a second');
+    assert.equal(book.takeOnce('slow', 1_100), true);
+    assert.ok(book.waitMs('slow', 1_100) > 0, 'and it is spent: the key was not forgotten');
+    book.takeOnce('probe', 60_900);
+    assert.equal(book.size, 2, 'still kept 59.8 s after its last token: its bucket is not full yet');
+    book.takeOnce('probe', 61_200);
+    assert.equal(book.size, 1, 'gone once full');
+  });
+
+  it('keeps a key whose flood window is still open, though its bucket is full', () => {
+    const book = new PaceBook(1_000, 1_000);
+    const pace = book.open('s', 0);
+    book.count(pace, 0);
+    book.close('s', pace, 0);
+    book.open('probe', 999);
+    assert.equal(book.size, 2);
+    book.open('probe', 1_000);
+    assert.equal(book.size, 1);
+  });
+
+  it('says how long until a key has a token again', () => {
+    const book = new PaceBook(2, 2);
+    assert.equal(book.waitMs('new', 0), 0, 'a key never seen has a full bucket');
+    book.takeOnce('k', 0);
+    book.takeOnce('k', 0);
+    assert.equal(book.waitMs('k', 0), 500);
+    assert.equal(book.waitMs('k', 400), 100);
+  });
+
   it('keeps a key while any of its sockets is open', () => {
     const book = new PaceBook(100, 200);
     const one = book.open('s', 0);

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { HttpError, OnlineResponse } from '@dyad/protocol';
-import { enter, from, freshAddress, leaveAll, pair } from '../support/dyad.js';
+import { enter, from, freshAddress, freshIpv6Block, leaveAll, pair } from '../support/dyad.js';
 import { describeResponse, request } from '../support/http.js';
 import { startServer, type RunningServer } from '../support/server.js';
 import { WireClient, eventually } from '../support/ws-client.js';
@@ -16,17 +16,19 @@ const RATE = 5;
 let fresh: RunningServer; // counts at most CACHE_MS old
 let cached: RunningServer; // counts kept for a minute
 let limited: RunningServer; // RATE requests per address per minute, addresses from X-Forwarded-For
+let crowd: RunningServer; // the shipped limits, addresses from X-Forwarded-For
 
 before(async () => {
-  [fresh, cached, limited] = await Promise.all([
+  [fresh, cached, limited, crowd] = await Promise.all([
     startServer({ ONLINE_CACHE_MS: String(CACHE_MS), ALLOWED_ORIGINS: ALLOWED }),
     startServer({ ONLINE_CACHE_MS: '60000' }),
     startServer({ ONLINE_RATE_PER_MIN: String(RATE), TRUST_PROXY: 'true' }),
+    startServer({ TRUST_PROXY: 'true' }),
   ]);
 });
 after(async () => {
   await WireClient.closeAll();
-  await Promise.all([fresh?.stop(), cached?.stop(), limited?.stop()]);
+  await Promise.all([fresh?.stop(), cached?.stop(), limited?.stop(), crowd?.stop()]);
 });
 afterEach(() => WireClient.closeAll());
 
@@ -102,6 +104,37 @@ describe('GET /online', () => {
     const body = HttpError.parse(res.json());
     assert.ok((body.retry_after ?? 0) >= 1, 'retry_after in whole seconds');
     await online(limited, from(freshAddress()).headers ?? {});
+  });
+
+  it('addresses that each ask once are forgotten within a second: 3,000 of them (one IPv6 subscriber holds 65,536 /64s in a /48) leave nothing held', async () => {
+    const entries = async (): Promise<Record<string, number>> => {
+      const res = await request(`${crowd.matching}/metrics`);
+      assert.equal(res.status, 200, describeResponse(res));
+      const found: Record<string, number> = {};
+      for (const m of res.text.matchAll(/^dyad_address_entries\{limit="([a-z]+)"\} (\d+)$/gm)) found[m[1]!] = Number(m[2]);
+      return found;
+    };
+    const block = freshIpv6Block();
+    const ADDRESSES = 3_000;
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        while (next < ADDRESSES) {
+          const n = next++;
+          await online(crowd, from(`${block}:${n.toString(16)}::1`).headers ?? {});
+        }
+      }),
+    );
+    const held = await entries();
+    // Those asked within the last second are still held (each took one of its 60 tokens).
+    assert.ok((held.online ?? 0) >= 1, `held while refilling: ${JSON.stringify(held)}`);
+    if (performance.now() - started < 1_000) assert.ok((held.online ?? 0) >= ADDRESSES, `all held while refilling: ${JSON.stringify(held)}`);
+    await new Promise((r) => setTimeout(r, 1_100));
+    await online(crowd); // the online pace drops what it may when it is used
+    const after = await entries();
+    assert.ok(after.online !== undefined && after.online <= 2, `online: ${JSON.stringify(after)}`);
+    assert.ok(after.requests !== undefined && after.requests <= 2, `requests: ${JSON.stringify(after)}`);
   });
 
   it('only GET: another method is not found', async () => {
