@@ -277,6 +277,13 @@ export interface Settings {
    * reach addresses. @default 100
    */
   blocksPerAddr: number;
+  /**
+   * Blocks between two addresses held at once, all addresses together (with
+   * Redis: by every process together); past it a block keeps only the two
+   * sessions apart until one ends. Bounds what many addresses (one IPv6
+   * subscriber's /64s, say) can make the store hold for BLOCK_MS. @default 100_000
+   */
+  addressBlocksMax: number;
 }
 
 export type PowMode = 'always' | 'above-rate' | 'off';
@@ -561,6 +568,7 @@ export function loadSettings(env: Env = process.env): Settings {
     chatMaskWords: maskWords(env),
     blockMs: integer(env, 'BLOCK_MS', 86_400_000, 1),
     blocksPerAddr: integer(env, 'BLOCKS_PER_ADDR', 100, 0),
+    addressBlocksMax: integer(env, 'ADDRESS_BLOCKS_MAX', 100_000, 0),
   };
   if (
     settings.allowedOrigins.length === 0 &&

@@ -372,17 +372,24 @@ export class MemoryStore implements Store {
 
   /**
    * Keep two sessions apart for good, and (a block, `addresses`) their
-   * addresses for BLOCK_MS. Two sessions from one address are kept apart only
-   * as sessions: blocking an address from itself would keep everyone behind
-   * it from meeting each other.
+   * addresses for BLOCK_MS, while fewer than ADDRESS_BLOCKS_MAX are held. Two
+   * sessions from one address are kept apart only as sessions: blocking an
+   * address from itself would keep everyone behind it from meeting each other.
    */
   private keepApart(s: Session, target: { id: string; addr: string }, now: number, addresses: boolean): void {
     this.addBlocked(s, target.id);
     const t = this.sessions.get(target.id);
     if (t) this.addBlocked(t, s.id);
     if (!addresses || s.addr === target.addr) return;
-    this.addrBlocks.set(addrPair(s.addr, target.addr), now + this.opts.blockMs);
-    if (this.addrBlocks.size % 1024 === 0) for (const [k, until] of this.addrBlocks) if (until <= now) this.addrBlocks.delete(k);
+    // Held in the order they end (one BLOCK_MS for all, a renewed one moved to the back): ended ones go from the front.
+    for (const [k, until] of this.addrBlocks) {
+      if (until > now) break;
+      this.addrBlocks.delete(k);
+    }
+    const key = addrPair(s.addr, target.addr);
+    const renewed = this.addrBlocks.delete(key);
+    if (!renewed && this.addrBlocks.size >= this.opts.addressBlocksMax) return;
+    this.addrBlocks.set(key, now + this.opts.blockMs);
   }
 
   /** `id` joins the sessions `s` is never paired with; ended ones leave the set as it grows (BLOCKED_PRUNE_EVERY). */

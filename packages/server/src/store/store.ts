@@ -332,6 +332,8 @@ export interface StoreOptions extends PairingPolicy, ReportPolicy {
   keptBytesPerProcess: number;
   /** How long a block (or a report) keeps two sessions, and their addresses, apart. */
   blockMs: number;
+  /** Blocks between two addresses held at once in the whole store; past it a block keeps only the sessions apart (ADDRESS_BLOCKS_MAX). */
+  addressBlocksMax: number;
   /** `next`s per address in a minute (NEXT_RATE_PER_MIN), counted by the store so that every process shares the count. */
   nextRatePerMin: number;
   /** Registrations per address in a minute (REGISTER_RATE_PER_MIN), counted by register and registerAttached: every process, and every protocol, shares the count. */

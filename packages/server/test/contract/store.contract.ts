@@ -870,6 +870,35 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.equal(b3.matched()?.peer, a.id, 'after blockMs the address may meet the blocker again');
       });
 
+      it('past addressBlocksMax blocks between addresses held, a block keeps only the two sessions apart; once one ends, an address block is kept again', async () => {
+        const core = await make({ blockMs: 10_000, addressBlocksMax: 2 });
+        const a = await core.join({ addr: 'mk' });
+        for (const p of ['m0', 'm1', 'm2']) {
+          const b = await core.join({ addr: p });
+          assert.equal(b.matched()?.peer, a.id, `${p} meets the blocker`);
+          await a.send({ event: 'block', addressWide: true });
+          assert.equal(a.m.last()?.event, 'waiting');
+          await b.send({ event: 'stop' });
+          await core.clock.advance(1);
+        }
+        for (const p of ['m0', 'm1']) {
+          const again = await core.join({ addr: p });
+          assert.equal(again.matched(), undefined, `a new session of ${p} is kept from the blocker's address`);
+          await again.send({ event: 'stop' });
+        }
+        const third = await core.join({ addr: 'm2' });
+        assert.equal(third.matched()?.peer, a.id, 'the third block found two held: it kept only the sessions apart');
+        // The first two end; a block now holds its addresses again.
+        await core.clock.advance(10_000);
+        await a.send({ event: 'block', addressWide: true });
+        await third.send({ event: 'stop' });
+        const fourth = await core.join({ addr: 'm2' });
+        assert.equal(fourth.matched(), undefined, 'with room again, the block holds the addresses apart');
+        await fourth.send({ event: 'stop' });
+        const first = await core.join({ addr: 'm0' });
+        assert.equal(first.matched()?.peer, a.id, 'the first block has ended');
+      });
+
       it('a block that is not address-wide keeps the two sessions apart for good, and their addresses not at all', async () => {
         const { core, a } = await blocked('n', false);
         const b2 = await core.join({ addr: 'nb' });

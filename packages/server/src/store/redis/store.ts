@@ -195,6 +195,7 @@ export class RedisStore implements Store {
       replog: REPORT_LOG_PER_ADDR,
       nextmax: opts.nextRatePerMin,
       regmax: opts.registerRatePerMin,
+      abmax: opts.addressBlocksMax,
     };
     this.cfg = CFG_NAMES.map((n) => String(Math.round(settings[n]))).join(',');
     for (const [name, lua] of Object.entries(SCRIPTS)) this.shas.set(name as ScriptName, createHash('sha1').update(lua).digest('hex'));

@@ -59,11 +59,18 @@ end
 
 -- Never pair s and the target (id, addr; t its session if live) again: the
 -- sessions for good, their addresses for CFG.block when they differ (one
--- address blocked from itself would keep everyone behind it apart).
+-- address blocked from itself would keep everyone behind it apart) and fewer
+-- than CFG.abmax such blocks are held.
 local function keepApart(s, tid, taddr, t, addresses)
   addBlocked(s, tid)
   if t then addBlocked(t, s.id) end
   if not addresses or s.addr == taddr then return end
+  -- At most ADDRESS_BLOCKS_MAX held (ended ones counted out first, by the caller's clock).
+  local held, name = P .. '${KEY.addressBlocksHeld}', pairName(s.addr, taddr)
+  redis.call('ZREMRANGEBYSCORE', held, '-inf', NOWS)
+  if not redis.call('ZSCORE', held, name) and redis.call('ZCARD', held) >= CFG.abmax then return end
+  redis.call('ZADD', held, num(NOW + CFG.block), name)
+  redis.call('PEXPIRE', held, CFGS.block)
   redis.call('SET', pairKey(s.addr, taddr), num(NOW + CFG.block), 'PX', CFG.block)
   for _, a in ipairs({s.addr, taddr}) do
     -- New sessions of these addresses look for address blocks (register).

@@ -29,6 +29,7 @@ export const CFG_NAMES = [
   'replog',
   'nextmax',
   'regmax',
+  'abmax',
 ] as const;
 
 /**
@@ -80,6 +81,8 @@ export const KEY = {
   addressBlock: 'ab:',
   /** An address that has address blocks. */
   addressBlocks: 'abx:',
+  /** Blocks between two addresses held, by their end (ADDRESS_BLOCKS_MAX). */
+  addressBlocksHeld: 'abz',
   /** Waiting sessions that accept anyone now. */
   open: 'open:',
   /** Waiting sessions that still narrow. */

@@ -39,10 +39,11 @@ end
 
 -- Blocks between two addresses (core of store/memory.ts keepApart), under one
 -- key whichever blocked whom; a session flag (ab) says whether to look.
-local function pairKey(a, b)
-  if a < b then return P .. '${KEY.addressBlock}' .. a .. '|' .. b end
-  return P .. '${KEY.addressBlock}' .. b .. '|' .. a
+local function pairName(a, b)
+  if a < b then return a .. '|' .. b end
+  return b .. '|' .. a
 end
+local function pairKey(a, b) return P .. '${KEY.addressBlock}' .. pairName(a, b) end
 local function addrBlocked(a, b)
   if a.addr == b.addr or not (a.ab or b.ab) then return false end
   -- Its end by the caller's clock (the key's own expiry only clears it away).
