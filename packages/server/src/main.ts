@@ -5,7 +5,6 @@ import './ops/young-gen.js';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { pino, type Logger } from 'pino';
-import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { ConfigError, loadSettings, type Settings } from './config.js';
 import { systemClock } from './core/clock.js';
 import { Hub } from './core/hub.js';
@@ -38,7 +37,8 @@ type Limiter = Context['limiter'];
  */
 async function createStore(settings: Settings, log: Logger): Promise<{ store: Store; limiter: Limiter }> {
   if (!settings.redisUrl && !settings.redisClusterNodes) {
-    return { store: new MemoryStore(settings), limiter: (name, points, duration) => new RateLimiterMemory({ keyPrefix: name, points, duration }) };
+    const store = new MemoryStore(settings);
+    return { store, limiter: (name, points, duration) => store.limiter(name, points, duration) };
   }
   const prefix = settings.redisPrefix;
   const bad = checkPrefix(prefix);

@@ -3,10 +3,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpError } from '@dyad/protocol';
 import type { Logger } from 'pino';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { Settings } from '../config.js';
 import type { Hub } from '../core/hub.js';
-import type { Store } from '../store/store.js';
+import type { Limiter, Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
 import { UNKNOWN_ADDRESS, clientAddress, type AddressHasher } from './client.js';
 import type { PaceBook } from './pace.js';
@@ -31,7 +31,7 @@ export interface Context {
   /** The store's counts, at most ONLINE_CACHE_MS old, for GET /online and /metrics. */
   counts: RecentStats;
   /** A rate limiter of `points` per `durationSec`, per key; shared between processes when the store is. */
-  limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract;
+  limiter: (name: string, points: number, durationSec: number) => Limiter;
   /** ADDRESS_HASH_KEY when set: processes sharing a Redis derive their shared keys from it (proof of work, chat digests). */
   sharedKey: string | undefined;
   /**
@@ -70,7 +70,7 @@ export function clientHash(ctx: Pick<Context, 'addresses' | 'settings'>, req: In
 }
 
 /** Take one point of `key` from `limiter`: false when it has none left (any other failure is thrown). */
-export async function takePoint(limiter: RateLimiterAbstract, key: string): Promise<boolean> {
+export async function takePoint(limiter: Limiter, key: string): Promise<boolean> {
   try {
     await limiter.consume(key);
     return true;

@@ -4,7 +4,8 @@
 // (ADMIN_FAILURES_PER_MIN), shared by every process on Redis.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import type { Limiter } from '../store/store.js';
 import { AdminBanRequest, parseObject } from '@dyad/protocol';
 import { clientHash, decodeSegment, readBody, retryAfterSec, sendJson, type Context } from '../http/context.js';
 
@@ -18,7 +19,7 @@ const FAILURE_WINDOW_SEC = 60;
 
 export class AdminApi {
   private readonly expected: Buffer;
-  private readonly failures: RateLimiterAbstract;
+  private readonly failures: Limiter;
 
   constructor(
     private readonly ctx: Context,

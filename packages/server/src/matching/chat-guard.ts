@@ -6,7 +6,7 @@
 // shared by every process; what is counted of a message is a keyed digest of
 // its folded text, never the text.
 import { createHmac, randomBytes } from 'node:crypto';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Limiter } from '../store/store.js';
 import { takePoint } from '../http/context.js';
 import { codePoints } from '@dyad/protocol';
 import type { Settings } from '../config.js';
@@ -30,15 +30,15 @@ export const mask = (text: string, pattern: RegExp | undefined): string =>
   pattern ? text.replace(pattern, (w) => '*'.repeat(codePoints(w))) : text;
 
 export class ChatGuard {
-  private readonly pace: RateLimiterAbstract;
-  private readonly repeats: RateLimiterAbstract;
+  private readonly pace: Limiter;
+  private readonly repeats: Limiter;
   private readonly pattern: RegExp | undefined;
   /** Keys the digest of repeated messages, so the limiter's keys say nothing of what was written. */
   private readonly digestKey = randomBytes(16);
 
   constructor(
     private readonly settings: Pick<Settings, 'chatRatePerMin' | 'chatRepeatMax' | 'chatRepeatWindowMs' | 'chatRepeatMinChars' | 'chatMaskWords'>,
-    limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract,
+    limiter: (name: string, points: number, durationSec: number) => Limiter,
     /** Processes sharing a Redis must digest alike to count one message together (ADDRESS_HASH_KEY). */
     sharedKey?: string,
   ) {

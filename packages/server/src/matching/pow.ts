@@ -7,7 +7,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { createChallenge, randomInt, verifySolution, type Challenge, type Payload } from 'altcha-lib';
 import { deriveKey } from 'altcha-lib/algorithms/sha';
-import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import type { Limiter } from '../store/store.js';
 import type { PowErrorCode } from '@dyad/protocol';
 import type { Settings } from '../config.js';
 
@@ -26,12 +27,12 @@ export function powKey(settings: Pick<Settings, 'powSecret'>, addressHashKey: st
 
 export class ProofOfWork {
   /** Starts per address in the last minute, for POW_MODE=above-rate. */
-  private readonly starts: RateLimiterAbstract | undefined;
+  private readonly starts: Limiter | undefined;
 
   constructor(
     private readonly settings: Pick<Settings, 'powMode' | 'powRatePerMin' | 'powDifficulty' | 'powChallengeTtlMs'>,
     private readonly key: string,
-    limiter: (name: string, points: number, durationSec: number) => RateLimiterAbstract,
+    limiter: (name: string, points: number, durationSec: number) => Limiter,
   ) {
     this.starts = settings.powMode === 'above-rate' ? limiter('pow-starts', Math.max(1, settings.powRatePerMin), 60) : undefined;
   }

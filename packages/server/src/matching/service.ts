@@ -3,7 +3,6 @@
 // decision is the store's.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import {
   ChatSeenParam,
   MatchingClientMessage,
@@ -20,7 +19,7 @@ import { PaceBook } from '../http/pace.js';
 import { HeldConnection, SocketEdge, onUpgrade, refuseUpgrade, socketCount, upgradeTarget } from '../http/socket.js';
 import { iceServers } from '../core/ice.js';
 import type { Connection } from '../core/hub.js';
-import { emptyEffects, isRefused, type Effects } from '../store/store.js';
+import { emptyEffects, isRefused, type Effects, type Limiter } from '../store/store.js';
 import { AdminApi } from './admin.js';
 import { OnlineCounts } from './online.js';
 import { PROOF_SPENT, ProofOfWork, powKey } from './pow.js';
@@ -39,9 +38,9 @@ export class MatchingService {
   /** GET /online's pace per address: ONLINE_RATE_PER_MIN at once, then that many a minute (per process). */
   private readonly onlineRequests: PaceBook;
   /** Address-wide blocks per blocking address within BLOCK_MS (BLOCKS_PER_ADDR; none when 0). */
-  private readonly addressBlocks: RateLimiterAbstract | undefined;
+  private readonly addressBlocks: Limiter | undefined;
   /** Recorded reports per reporting address within REPORT_WINDOW_MS (REPORTS_PER_ADDR; none when 0). */
-  private readonly reportsMade: RateLimiterAbstract | undefined;
+  private readonly reportsMade: Limiter | undefined;
   private readonly online: OnlineCounts;
   private readonly admin: AdminApi | undefined;
   private readonly pow: ProofOfWork;
@@ -237,7 +236,7 @@ export class MatchingService {
    * meeting one another would fill memory with every pair of them; past them
    * a block or a report keeps only the two sessions apart.
    */
-  private async within(limit: RateLimiterAbstract | undefined, addr: string): Promise<boolean> {
+  private async within(limit: Limiter | undefined, addr: string): Promise<boolean> {
     return limit ? takePoint(limit, addr) : false;
   }
 

@@ -5,6 +5,7 @@
 // networked store must make each one atomic on its side (e.g. one script per
 // transition), which is why the interface is coarse rather than get/set.
 import type { DisconnectReason, Mode, ServerMessage, SignalType } from '@dyad/protocol';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { PairingPolicy, ReportPolicy } from '../core/rules.js';
 
 export type Channel = 'matching' | 'signalling';
@@ -319,6 +320,14 @@ export interface Store {
   /** A socket counted by admitSocket closed (call exactly once per admitted socket). */
   releaseSocket(addr: string): Promise<void>;
 }
+
+/**
+ * A per-key counter of `points` in fixed windows, for the edges' per-address
+ * limits: the part of rate-limiter-flexible's limiters Dyad uses (consume
+ * rejects with a RateLimiterRes past the points). Each store makes its own
+ * (MemoryStore.limiter, RedisStore.limiter: shared by every process).
+ */
+export type Limiter = Pick<RateLimiterAbstract, 'consume' | 'reward' | 'get'>;
 
 /** What every store is made with: the lifecycle and pairing settings (config.ts names them). */
 export interface StoreOptions extends PairingPolicy, ReportPolicy {

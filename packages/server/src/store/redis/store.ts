@@ -11,7 +11,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import { CloseCode, type SignalType } from '@dyad/protocol';
 import {
   REPORT_LOG_PER_ADDR,
@@ -23,6 +23,7 @@ import {
   type BanRecord,
   type Channel,
   type Delivery,
+  type Limiter,
   type Effects,
   type NewSession,
   type NextRefused,
@@ -943,7 +944,7 @@ export class RedisStore implements Store {
   }
 
   /** A rate limiter shared by every process on this Redis; a local one stands in while Redis is away. */
-  limiter(name: string, points: number, durationSec: number): RateLimiterAbstract {
+  limiter(name: string, points: number, durationSec: number): Limiter {
     return new RateLimiterRedis({
       storeClient: this.limits,
       keyPrefix: `${this.prefix}rl:${name}`,
