@@ -284,6 +284,15 @@ export interface Settings {
    * subscriber's /64s, say) can make the store hold for BLOCK_MS. @default 100_000
    */
   addressBlocksMax: number;
+  /**
+   * Sessions registered by POST /register (or a legacy client) whose matching
+   * socket has not opened yet, held at once in all (with Redis: by every
+   * process together); past it a registration gets 503 with retry_after. A
+   * one-trip start opens its socket at once and is not one of them. Bounds
+   * what many addresses, each within REGISTER_RATE_PER_MIN, can make the
+   * store hold for REGISTRATION_TTL_MS. @default 20_000
+   */
+  pendingRegistrationsMax: number;
 }
 
 export type PowMode = 'always' | 'above-rate' | 'off';
@@ -569,6 +578,7 @@ export function loadSettings(env: Env = process.env): Settings {
     blockMs: integer(env, 'BLOCK_MS', 86_400_000, 1),
     blocksPerAddr: integer(env, 'BLOCKS_PER_ADDR', 100, 0),
     addressBlocksMax: integer(env, 'ADDRESS_BLOCKS_MAX', 100_000, 0),
+    pendingRegistrationsMax: integer(env, 'PENDING_REGISTRATIONS_MAX', 20_000, 1),
   };
   if (
     settings.allowedOrigins.length === 0 &&

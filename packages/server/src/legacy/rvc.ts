@@ -200,6 +200,7 @@ export class RvcEdge {
       const result = await store.register({ name, mode: 'video', interests: [], token, addr }, now);
       metrics.registrations.inc({ result: result.status });
       if (result.status === 'rate-limited') return reply(res, 429, this.limited('too many registrations, slow down', result.retryMs));
+      if (result.status === 'busy') return reply(res, 503, this.limited('too many registrations wait; try again shortly', result.retryMs));
       if (result.status === 'banned') return reply(res, 403, bannedRefusal(result.until).body);
       if (result.status !== 'ok') return reply(res, 409, { status: 'exists', message: 'Username already exists' });
       await hub.run(result.effects);

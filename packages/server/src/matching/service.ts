@@ -215,6 +215,8 @@ export class MatchingService {
         return { status: 403, body: { status: 'error', ...PROOF_SPENT } };
       case 'too-many-sockets':
         return this.edge.tooManySockets();
+      case 'busy':
+        return { status: 503, body: slowDown('too many registrations wait for their socket; try again shortly', result.retryMs) };
     }
     if (held) held.session = result.id;
     await hub.run(result.effects);

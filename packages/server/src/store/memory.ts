@@ -271,6 +271,8 @@ export class MemoryStore implements Store {
   private readonly bans = new Map<string, Omit<BanRecord, 'addr'>>();
   /** Reported address -> its reports (newest last) and its latest ban, for the operator (REPORT_WINDOW_MS). */
   private readonly reportLog = new Map<string, { entries: LoggedReport[]; bannedAt?: number }>();
+  /** Registered sessions whose matching socket has not opened yet (register) -> when their registration runs out. */
+  private readonly pending = new Map<string, number>();
   /** Address pair (addrPair) -> until when the two are never paired (blocks and reports). */
   private readonly addrBlocks = new Map<string, number>();
   /** Minute start -> pairings and reports in it. */
@@ -337,6 +339,7 @@ export class MemoryStore implements Store {
   }
 
   private deleteSession(s: Session): void {
+    this.pending.delete(s.id);
     this.keptTotal -= s.keptChatBytes;
     this.sessions.delete(s.id);
     this.byToken.delete(s.tokenHash.toString('hex'));
@@ -530,8 +533,18 @@ export class MemoryStore implements Store {
   // ------------------------------------------------------------ registration
 
   async register(n: NewSession, now: number, admission: Admission = {}): Promise<RegisterResult> {
+    // Held in the order they run out (one REGISTRATION_TTL_MS for all): ended ones go from the front.
+    for (const [id, until] of this.pending) {
+      if (until > now) break;
+      this.pending.delete(id);
+    }
+    if (this.pending.size >= this.opts.pendingRegistrationsMax) {
+      const [first] = this.pending.values();
+      return { status: 'busy', retryMs: Math.max(1, (first ?? now) - now) };
+    }
     const r = await this.newSession(n, now, admission);
     if (r.status !== 'ok') return r;
+    this.pending.set(r.id, now + this.opts.registrationTtlMs);
     // Until its matching socket opens (or the registration runs out).
     r.effects.timers.push({ kind: 'registration', id: r.id, delayMs: this.opts.registrationTtlMs });
     return r;
@@ -620,6 +633,7 @@ export class MemoryStore implements Store {
     s.mGrace = undefined;
     switch (s.state) {
       case 'registered':
+        this.pending.delete(s.id);
         this.enterPool(fx, s, now);
         break;
       case 'waiting':

@@ -101,7 +101,9 @@ export type RegisterResult =
   /** The proof of work it carried was spent already (a replay). */
   | { status: 'proof-spent' }
   /** A one-trip start from an address with `maxSockets` sockets open already. */
-  | { status: 'too-many-sockets' };
+  | { status: 'too-many-sockets' }
+  /** PENDING_REGISTRATIONS_MAX registrations wait for their socket already (register only): one ends within retryMs. */
+  | { status: 'busy'; retryMs: number };
 
 /**
  * What a registration is checked against in the same step as it is made, so
@@ -343,6 +345,8 @@ export interface StoreOptions extends PairingPolicy, ReportPolicy {
   blockMs: number;
   /** Blocks between two addresses held at once in the whole store; past it a block keeps only the sessions apart (ADDRESS_BLOCKS_MAX). */
   addressBlocksMax: number;
+  /** Registrations (register, not registerAttached) waiting for their matching socket at once in the whole store (PENDING_REGISTRATIONS_MAX). */
+  pendingRegistrationsMax: number;
   /** `next`s per address in a minute (NEXT_RATE_PER_MIN), counted by the store so that every process shares the count. */
   nextRatePerMin: number;
   /** Registrations per address in a minute (REGISTER_RATE_PER_MIN), counted by register and registerAttached: every process, and every protocol, shares the count. */

@@ -4,8 +4,8 @@
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerMessage } from '@dyad/protocol';
-import { Core, type StoreFactory, type TestConn, type User } from './harness.js';
-import { isRefused, type StoreOptions } from '../../src/store/store.js';
+import { Core, User, type StoreFactory, type TestConn } from './harness.js';
+import { isRefused, type RegisterResult, type StoreOptions } from '../../src/store/store.js';
 
 type Msg<E extends ServerMessage['event']> = Extract<ServerMessage, { event: E }>;
 
@@ -583,6 +583,37 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.equal(await core.store.verify(r.id, 'tok'), true);
         await core.clock.advance(1);
         assert.equal(await core.store.verify(r.id, 'tok'), false);
+      });
+
+      it('past pendingRegistrationsMax registrations waiting for their socket, register is refused busy until one opens its socket or runs out; a one-trip start is not', async () => {
+        const core = await make({ registrationTtlMs: 30_000, pendingRegistrationsMax: 2 });
+        let n = 0;
+        const reg = async (): Promise<RegisterResult> => {
+          n += 1;
+          const r = await core.store.register({ mode: 'video', interests: [], token: `pend-${n}`, addr: `p${n}` }, core.clock.now());
+          if (r.status === 'ok') await core.hub.run(r.effects);
+          return r;
+        };
+        const first = await reg();
+        await core.clock.advance(10_000);
+        const second = await reg();
+        assert.equal(first.status, 'ok');
+        assert.equal(second.status, 'ok');
+        const refused = await reg();
+        assert.deepEqual(refused, { status: 'busy', retryMs: 20_000 }, 'the first one runs out in 20 s');
+        const oneTrip = await core.arrive({ addr: 'p-one-trip' });
+        assert.ok(oneTrip instanceof User, 'a one-trip start opens its socket at once: it never waits');
+        // The second opens its socket: a place is free.
+        if (second.status !== 'ok') return;
+        const attached = await core.store.attachMatching(second.id, `pend-2`, 'pend-conn', core.clock.now());
+        assert.equal(attached.ok, true);
+        const third = await reg();
+        assert.equal(third.status, 'ok', 'the socket that opened freed its place');
+        assert.equal((await reg()).status, 'busy');
+        // The first runs out, its place with it.
+        await core.clock.advance(20_000);
+        assert.equal((await reg()).status, 'ok', 'a registration that ran out frees its place');
+        assert.equal((await reg()).status, 'busy');
       });
 
       it('refuses a name with a live session and a wrong token', async () => {

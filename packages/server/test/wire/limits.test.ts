@@ -95,9 +95,10 @@ for (const store of STORES) {
     let limited: RunningServer; // TRUST_PROXY, so each test speaks from addresses of its own; low limits
     let defaults: RunningServer; // the shipped registration limit
     let wideIpv6: RunningServer; // as limited, with IPv6 clients counted by their /48
+    let fewPending: RunningServer; // TRUST_PROXY, PENDING_REGISTRATIONS_MAX 2
 
     before(async () => {
-      [server, registerLimited, limited, defaults, wideIpv6] = await Promise.all([
+      [server, registerLimited, limited, defaults, wideIpv6, fewPending] = await Promise.all([
         startServerOn(store, {
           MAX_FRAME_BYTES: String(MAX_FRAME_BYTES),
           MESSAGE_RATE_PER_SEC: undefined,
@@ -115,11 +116,12 @@ for (const store of STORES) {
         }),
         startServerOn(store, { REGISTER_RATE_PER_MIN: undefined }),
         startServerOn(store, { TRUST_PROXY: 'true', REGISTER_RATE_PER_MIN: String(REGISTER_LIMIT), IPV6_PREFIX_LENGTH: '48' }),
+        startServerOn(store, { TRUST_PROXY: 'true', PENDING_REGISTRATIONS_MAX: '2' }),
       ]);
     });
     after(async () => {
       await WireClient.closeAll();
-      await Promise.all([server?.stop(), registerLimited?.stop(), limited?.stop(), defaults?.stop(), wideIpv6?.stop()]);
+      await Promise.all([server?.stop(), registerLimited?.stop(), limited?.stop(), defaults?.stop(), wideIpv6?.stop(), fewPending?.stop()]);
     });
 
     describe('MAX_FRAME_BYTES', () => {
@@ -297,6 +299,22 @@ for (const store of STORES) {
         }
         assert.ok(accepted >= 20, `only ${accepted} registrations accepted before 429`);
         assert.ok(first429 > 0, 'no 429 within 500 registrations in a minute');
+      });
+    });
+
+    describe('registrations waiting for their socket, from all addresses', () => {
+      it('past PENDING_REGISTRATIONS_MAX (2) of them, POST /register gets 503 with retry_after; a one-trip start is served; a socket that opens frees a place', async () => {
+        const first = await register(fewPending, {}, from(freshAddress()));
+        await register(fewPending, {}, from(freshAddress()));
+        const res = await request(`${fewPending.matching}/register`, { method: 'POST', body: {}, headers: from(freshAddress()).headers ?? {} });
+        assert.equal(res.status, 503, describeResponse(res));
+        const body = HttpError.parse(res.json());
+        assert.ok((body.retry_after ?? 0) >= 1, 'retry_after in whole seconds');
+        const started = await WireClient.open(oneTripUrl(fewPending), { channel: 'matching', label: 'one-trip while registrations wait' });
+        await started.expect('session');
+        const m = await openMatching(fewPending, first.id, first.token);
+        await m.expect('waiting');
+        await register(fewPending, {}, from(freshAddress()));
       });
     });
 

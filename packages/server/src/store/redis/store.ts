@@ -197,6 +197,7 @@ export class RedisStore implements Store {
       nextmax: opts.nextRatePerMin,
       regmax: opts.registerRatePerMin,
       abmax: opts.addressBlocksMax,
+      pendmax: opts.pendingRegistrationsMax,
     };
     this.cfg = CFG_NAMES.map((n) => String(Math.round(settings[n]))).join(',');
     for (const [name, lua] of Object.entries(SCRIPTS)) this.shas.set(name as ScriptName, createHash('sha1').update(lua).digest('hex'));
@@ -615,6 +616,7 @@ export class RedisStore implements Store {
       if (r.status === 'exists') return { status: 'exists' };
       if (r.status === 'banned') return { status: 'banned', until: Number(r.until) };
       if (r.status === 'rate-limited') return { status: 'rate-limited', retryMs: Number(r.retry) };
+      if (r.status === 'busy') return { status: 'busy', retryMs: Number(r.retry) };
       if (r.status === 'proof-spent' || r.status === 'too-many-sockets') return { status: r.status };
       // 'retry': a made-up id was taken (72 random bits: practically never).
     }

@@ -109,6 +109,15 @@ local function registerSession(timed, conn)
   local name, gen, mode, int, lang, th, addr = A[1], A[2], A[3], A[4], A[5], A[6], A[7]
   -- A made-up id that is taken (72 random bits: practically never) is drawn again before anything counts.
   if name == '' and redis.call('EXISTS', skey(gen)) == 1 then return {status = 'retry'} end
+  -- At most CFG.pendmax registrations wait for their socket (ended ones counted out first).
+  local pending = P .. '${KEY.pendingRegistrations}'
+  if timed then
+    redis.call('ZREMRANGEBYSCORE', pending, '-inf', NOWS)
+    if redis.call('ZCARD', pending) >= CFG.pendmax then
+      local first = redis.call('ZRANGE', pending, '0', '0', 'WITHSCORES')
+      return {status = 'busy', retry = math.max(1, tonumber(first[2]) - NOW)}
+    end
+  end
   local sockets = P .. '${KEY.socketsOpen}' .. addr
   if A[14] ~= '' and openSockets(sockets, tonumber(A[15])) > tonumber(A[14]) then return {status = 'too-many-sockets'} end
   local retry = countRate(P .. '${KEY.registerRate}' .. addr, CFG.regmax)
@@ -156,7 +165,11 @@ local function registerSession(timed, conn)
   -- What was just written is the session this call goes on with (no read back).
   -- fresh: its keys have the lifetime touch would give them (table only).
   fromFields(id, f).fresh = not timed
-  if timed then timer('registration', id, nil, CFG.regttl) end
+  if timed then
+    timer('registration', id, nil, CFG.regttl)
+    redis.call('ZADD', pending, num(NOW + CFG.regttl), id)
+    redis.call('PEXPIRE', pending, ttl)
+  end
   if A[14] ~= '' then holdSockets(sockets, addr, A[15]) end
   return {status = 'ok', id = id}
 end
@@ -166,6 +179,8 @@ end
 -- kept lines of room seenRoom up to seenSeq: it has them).
 local function tellState(s, seenRoom, seenSeq)
   if s.st == 'registered' then
+    -- Registered in an earlier call (register), it waited for this socket.
+    if not s.fresh then redis.call('ZREM', P .. '${KEY.pendingRegistrations}', s.id) end
     enterPool(s)
   elseif s.st == 'waiting' then
     send(s, 'matching', {event = 'waiting'})

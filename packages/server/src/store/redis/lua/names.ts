@@ -30,6 +30,7 @@ export const CFG_NAMES = [
   'nextmax',
   'regmax',
   'abmax',
+  'pendmax',
 ] as const;
 
 /**
@@ -83,6 +84,8 @@ export const KEY = {
   addressBlocks: 'abx:',
   /** Blocks between two addresses held, by their end (ADDRESS_BLOCKS_MAX). */
   addressBlocksHeld: 'abz',
+  /** Registrations waiting for their matching socket, by when they run out (PENDING_REGISTRATIONS_MAX). */
+  pendingRegistrations: 'pend',
   /** Waiting sessions that accept anyone now. */
   open: 'open:',
   /** Waiting sessions that still narrow. */

@@ -377,6 +377,7 @@ end
 
 local function deleteSession(s)
   addKept(-(tonumber(s.kcb) or 0))
+  if s.st == 'registered' then redis.call('ZREM', P .. '${KEY.pendingRegistrations}', s.id) end
   if s.st == 'waiting' then unpool(s) end
   clearGrace(s, 'matching')
   clearGrace(s, 'signalling')
