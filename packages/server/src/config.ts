@@ -197,6 +197,14 @@ export interface Settings {
    */
   reportsPerAddr: number;
   /**
+   * Reports recorded (counted toward a ban and kept for the console) from all
+   * addresses together, in windows of REPORT_WINDOW_MS (with Redis: by every
+   * process together); past it a report keeps only the two sessions apart, as
+   * past REPORTS_PER_ADDR. Bounds what many addresses (one IPv6 subscriber's
+   * /64s, say) can make the store keep. @default 100_000
+   */
+  reportsKeptMax: number;
+  /**
    * A report counts only if the room with the reported lasted this long (its
    * age at the report, or its length for a report of the last partner). @default 10_000
    */
@@ -552,6 +560,7 @@ export function loadSettings(env: Env = process.env): Settings {
     reportBanThreshold: integer(env, 'REPORT_BAN_THRESHOLD', 3, 1),
     reportWindowMs: integer(env, 'REPORT_WINDOW_MS', 3_600_000, 1),
     reportsPerAddr: integer(env, 'REPORTS_PER_ADDR', 30, 0),
+    reportsKeptMax: integer(env, 'REPORTS_KEPT_MAX', 100_000, 0),
     reportMinRoomMs: integer(env, 'REPORT_MIN_ROOM_MS', 10_000),
     banDurationMs: integer(env, 'BAN_DURATION_MS', 3_600_000, 1),
     banMaxMs: integer(env, 'BAN_MAX_MS', 604_800_000, 1),

@@ -32,6 +32,9 @@ type Registered = { id: string; token: string };
 const ICE_RENEWAL_MIN_INTERVAL_MS = 250;
 
 
+/** The one key of a limit counted over all addresses together. */
+const ALL_ADDRESSES = 'all';
+
 export class MatchingService {
   readonly server: Server;
   readonly edge: SocketEdge<typeof MatchingClientMessage>;
@@ -41,6 +44,8 @@ export class MatchingService {
   private readonly addressBlocks: Limiter | undefined;
   /** Recorded reports per reporting address within REPORT_WINDOW_MS (REPORTS_PER_ADDR; none when 0). */
   private readonly reportsMade: Limiter | undefined;
+  /** Reports recorded from all addresses in the current window (REPORTS_KEPT_MAX), under one key. */
+  private readonly reportsKept: Limiter | undefined;
   private readonly online: OnlineCounts;
   private readonly admin: AdminApi | undefined;
   private readonly pow: ProofOfWork;
@@ -56,6 +61,7 @@ export class MatchingService {
     ctx.metrics.watchAddresses('online', this.onlineRequests);
     this.addressBlocks = settings.blocksPerAddr > 0 ? ctx.limiter('address-blocks', settings.blocksPerAddr, Math.ceil(settings.blockMs / 1000)) : undefined;
     this.reportsMade = settings.reportsPerAddr > 0 ? ctx.limiter('reports-made', settings.reportsPerAddr, Math.ceil(settings.reportWindowMs / 1000)) : undefined;
+    this.reportsKept = settings.reportsKeptMax > 0 ? ctx.limiter('reports-kept', settings.reportsKeptMax, Math.ceil(settings.reportWindowMs / 1000)) : undefined;
     this.online = new OnlineCounts(ctx.counts);
     this.admin = settings.adminToken ? new AdminApi(ctx, settings.adminToken) : undefined;
     this.edge = new SocketEdge('matching', MatchingClientMessage, hub, settings, metrics, log, {
@@ -80,7 +86,7 @@ export class MatchingService {
           case 'typing':
             return store.typing(conn.session, conn.id, msg.typing);
           case 'report':
-            return this.within(this.reportsMade, conn.addr).then((recorded) => store.report(conn.session, conn.id, msg.reason, now, recorded));
+            return this.recordable(conn.addr).then((recorded) => store.report(conn.session, conn.id, msg.reason, now, recorded));
           case 'block':
             return this.within(this.addressBlocks, conn.addr).then((wide) => store.block(conn.session, conn.id, now, wide));
         }
@@ -240,6 +246,11 @@ export class MatchingService {
    */
   private async within(limit: Limiter | undefined, addr: string): Promise<boolean> {
     return limit ? takePoint(limit, addr) : false;
+  }
+
+  /** Whether a report from `addr` is recorded: within REPORTS_PER_ADDR, and within REPORTS_KEPT_MAX from everyone. */
+  private async recordable(addr: string): Promise<boolean> {
+    return (await this.within(this.reportsMade, addr)) && (await this.within(this.reportsKept, ALL_ADDRESSES));
   }
 
   /** GET /online: aggregates only, cached (OnlineCounts), ONLINE_RATE_PER_MIN per address. */

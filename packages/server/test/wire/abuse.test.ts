@@ -234,6 +234,7 @@ for (const store of STORES) {
   describe(`block and the admin API on the ${store} store`, () => {
     let server: RunningServer;
     let bounded: RunningServer;
+    let fewKept: RunningServer; // REPORTS_KEPT_MAX 2
     before(async () => {
       const settings = {
         TRUST_PROXY: 'true',
@@ -243,9 +244,38 @@ for (const store of STORES) {
         REPORT_BAN_THRESHOLD: '5',
         REPAIR_COOLDOWN_MS: '0',
       };
-      [server, bounded] = await Promise.all([startServerOn(store, settings), startServerOn(store, { ...settings, BLOCKS_PER_ADDR: String(FEW_BLOCKS), REPORTS_PER_ADDR: String(FEW_REPORTS) })]);
+      [server, bounded, fewKept] = await Promise.all([
+        startServerOn(store, settings),
+        startServerOn(store, { ...settings, BLOCKS_PER_ADDR: String(FEW_BLOCKS), REPORTS_PER_ADDR: String(FEW_REPORTS) }),
+        startServerOn(store, { ...settings, REPORTS_KEPT_MAX: String(FEW_REPORTS) }),
+      ]);
     });
-    after(() => Promise.all([server?.stop(), bounded?.stop()]));
+    after(() => Promise.all([server?.stop(), bounded?.stop(), fewKept?.stop()]));
+
+    /** Each reporter (a fresh address) meets its own suspect (a fresh address) and reports it; which suspects the console lists. */
+    async function reportEach(srv: RunningServer, count: number, sameReporter: boolean): Promise<boolean[]> {
+      const one = sameReporter ? await enter(srv, {}, from(freshAddress())) : undefined;
+      const suspects: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const reporter = one ?? (await enter(srv, {}, from(freshAddress())));
+        const address = freshAddress();
+        suspects.push(address);
+        const suspect = await arrive(srv, {}, from(address));
+        await expectMatched(suspect.m);
+        await reporter.m.expect('matched');
+        reporter.m.send({ event: 'report', reason: `about ${address}` });
+        reporter.m.send({ event: 'next' });
+        assert.equal((await suspect.m.expect('peer-disconnected')).reason, 'skip');
+        await reporter.m.expect('waiting');
+        await suspect.m.close(1000);
+        if (!one) await reporter.m.close(1000);
+      }
+      if (one) await one.m.close(1000);
+      const listed = await admin(srv, '/admin/reports');
+      assert.equal(listed.status, 200, describeResponse(listed));
+      const reported = new Set(AdminReports.parse(listed.json()).reports.map((r) => r.addr));
+      return suspects.map((a) => reported.has(hashOf(a)));
+    }
 
     /** `blocker`, waiting on `srv`, meets a newcomer from `address` and blocks it: the partner is told skip, the blocker waits again. */
     async function meetAndBlock(srv: RunningServer, blocker: Session, address: string): Promise<Session> {
@@ -292,27 +322,11 @@ for (const store of STORES) {
     });
 
     it(`past REPORTS_PER_ADDR (${FEW_REPORTS}) reports from one address keep only the sessions apart: not kept, not counted`, async () => {
-      const reporter = await enter(bounded, {}, from(freshAddress()));
-      const suspects = [freshAddress(), freshAddress(), freshAddress()];
-      for (const address of suspects) {
-        const suspect = await arrive(bounded, {}, from(address));
-        await expectMatched(suspect.m);
-        await reporter.m.expect('matched');
-        reporter.m.send({ event: 'report', reason: `about ${address}` });
-        reporter.m.send({ event: 'next' });
-        assert.equal((await suspect.m.expect('peer-disconnected')).reason, 'skip');
-        await reporter.m.expect('waiting');
-        await suspect.m.close(1000);
-      }
-      const listed = await admin(bounded, '/admin/reports');
-      assert.equal(listed.status, 200, describeResponse(listed));
-      const reported = new Set(AdminReports.parse(listed.json()).reports.map((r) => r.addr));
-      assert.deepEqual(
-        suspects.map((a) => reported.has(hashOf(a))),
-        [true, true, false],
-        `the first ${FEW_REPORTS} reports are kept for the console, the next is not`,
-      );
-      await reporter.m.close(1000);
+      assert.deepEqual(await reportEach(bounded, 3, true), [true, true, false], `the first ${FEW_REPORTS} reports are kept for the console, the next is not`);
+    });
+
+    it(`past REPORTS_KEPT_MAX (${FEW_REPORTS}) reports from all addresses keep only the sessions apart: three reporters of three addresses, the third is not kept`, async () => {
+      assert.deepEqual(await reportEach(fewKept, 3, false), [true, true, false], `the first ${FEW_REPORTS} reports are kept for the console, the next is not`);
     });
 
     it('block with no current or recent partner gets no-partner', async () => {
