@@ -25,17 +25,16 @@ import { Metrics } from './ops/metrics.js';
 import { SignallingService } from './signalling/service.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore, checkPrefix } from './store/redis/index.js';
-import type { Store } from './store/store.js';
+import type { LimiterFactory, Store } from './store/store.js';
 import { createWebServer } from './web/service.js';
 
-type Limiter = Context['limiter'];
 
 /**
  * The embedded store, or with REDIS_URL the Redis store, connected and announced (docs/SCALING.md),
  * with the per-address rate limiters that go with it: with Redis they are shared by every process,
  * else a client could spread its requests over them.
  */
-async function createStore(settings: Settings, log: Logger): Promise<{ store: Store; limiter: Limiter }> {
+async function createStore(settings: Settings, log: Logger): Promise<{ store: Store; limiter: LimiterFactory }> {
   if (!settings.redisUrl && !settings.redisClusterNodes) {
     const store = new MemoryStore(settings);
     return { store, limiter: (name, points, duration) => store.limiter(name, points, duration) };
@@ -111,7 +110,7 @@ async function main(): Promise<void> {
     }
   }
   let store: Store;
-  let limiter: Limiter;
+  let limiter: LimiterFactory;
   try {
     ({ store, limiter } = await createStore(settings, log));
   } catch (err) {

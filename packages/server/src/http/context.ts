@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { Settings } from '../config.js';
 import type { Hub } from '../core/hub.js';
-import type { Limiter, Store } from '../store/store.js';
+import type { Limiter, LimiterFactory, Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
 import { UNKNOWN_ADDRESS, clientAddress, type AddressHasher } from './client.js';
 import type { PaceBook } from './pace.js';
@@ -31,7 +31,7 @@ export interface Context {
   /** The store's counts, at most ONLINE_CACHE_MS old, for GET /online and /metrics. */
   counts: RecentStats;
   /** A rate limiter of `points` per `durationSec`, per key; shared between processes when the store is. */
-  limiter: (name: string, points: number, durationSec: number) => Limiter;
+  limiter: LimiterFactory;
   /** ADDRESS_HASH_KEY when set: processes sharing a Redis derive their shared keys from it (proof of work, chat digests). */
   sharedKey: string | undefined;
   /**

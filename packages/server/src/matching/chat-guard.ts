@@ -6,7 +6,7 @@
 // shared by every process; what is counted of a message is a keyed digest of
 // its folded text, never the text.
 import { createHmac, randomBytes } from 'node:crypto';
-import type { Limiter } from '../store/store.js';
+import type { Limiter, LimiterFactory } from '../store/store.js';
 import { takePoint } from '../http/context.js';
 import { codePoints } from '@dyad/protocol';
 import type { Settings } from '../config.js';
@@ -38,7 +38,7 @@ export class ChatGuard {
 
   constructor(
     private readonly settings: Pick<Settings, 'chatRatePerMin' | 'chatRepeatMax' | 'chatRepeatWindowMs' | 'chatRepeatMinChars' | 'chatMaskWords'>,
-    limiter: (name: string, points: number, durationSec: number) => Limiter,
+    limiter: LimiterFactory,
     /** Processes sharing a Redis must digest alike to count one message together (ADDRESS_HASH_KEY). */
     sharedKey?: string,
   ) {

@@ -8,7 +8,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { createChallenge, randomInt, verifySolution, type Challenge, type Payload } from 'altcha-lib';
 import { deriveKey } from 'altcha-lib/algorithms/sha';
 import { RateLimiterRes } from 'rate-limiter-flexible';
-import type { Limiter } from '../store/store.js';
+import type { Limiter, LimiterFactory } from '../store/store.js';
 import type { PowErrorCode } from '@dyad/protocol';
 import type { Settings } from '../config.js';
 
@@ -32,7 +32,7 @@ export class ProofOfWork {
   constructor(
     private readonly settings: Pick<Settings, 'powMode' | 'powRatePerMin' | 'powDifficulty' | 'powChallengeTtlMs'>,
     private readonly key: string,
-    limiter: (name: string, points: number, durationSec: number) => Limiter,
+    limiter: LimiterFactory,
   ) {
     this.starts = settings.powMode === 'above-rate' ? limiter('pow-starts', Math.max(1, settings.powRatePerMin), 60) : undefined;
   }

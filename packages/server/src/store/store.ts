@@ -331,6 +331,9 @@ export interface Store {
  */
 export type Limiter = Pick<RateLimiterAbstract, 'consume' | 'reward' | 'get'>;
 
+/** Makes the limiter of one name: `points` per key in windows of `durationSec`. */
+export type LimiterFactory = (name: string, points: number, durationSec: number) => Limiter;
+
 /** What every store is made with: the lifecycle and pairing settings (config.ts names them). */
 export interface StoreOptions extends PairingPolicy, ReportPolicy {
   graceMs: number;
