@@ -110,8 +110,8 @@ local function registerSession(timed, conn)
   -- A made-up id that is taken (72 random bits: practically never) is drawn again before anything counts.
   if name == '' and redis.call('EXISTS', skey(gen)) == 1 then return {status = 'retry'} end
   -- At most CFG.pendmax registrations wait for their socket (ended ones counted out first).
-  local pending = P .. '${KEY.pendingRegistrations}'
-  if timed then
+  local pending = timed and P .. '${KEY.pendingRegistrations}'
+  if pending then
     redis.call('ZREMRANGEBYSCORE', pending, '-inf', NOWS)
     if redis.call('ZCARD', pending) >= CFG.pendmax then
       local first = redis.call('ZRANGE', pending, '0', '0', 'WITHSCORES')
