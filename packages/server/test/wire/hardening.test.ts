@@ -30,7 +30,7 @@ import { describeResponse, request } from '../support/http.js';
 import { rawExchange } from '../support/raw-http.js';
 import { startServer, type RunningServer } from '../support/server.js';
 import { STORES, startServerOn, stopPrivateRedis } from '../support/stores.js';
-import { WireClient, sleep } from '../support/ws-client.js';
+import { WireClient, eventually, sleep } from '../support/ws-client.js';
 
 const HTTP_TIMEOUT_MS = 1_000;
 /** Node looks for timed-out connections at intervals (a quarter of HTTP_TIMEOUT_MS here), then the close crosses loopback. */
@@ -208,6 +208,11 @@ function connectIdle(url: string, localAddress: string): Promise<Held> {
   });
 }
 
+/** The operator is told, in the log: the line crosses the child's pipe after the refusal it tells of, so it is waited for. */
+async function inLog(server: RunningServer, line: RegExp): Promise<void> {
+  await eventually(async () => (line.test(server.output()) ? true : undefined), `${line} in the log`, 2_000, 20);
+}
+
 /** Once a held connection has closed: tries, bounded by RELEASE_MS, until a new one from `from` is let in. */
 async function letInAgain(url: string, from: string, closed: string): Promise<Held> {
   const deadline = Date.now() + RELEASE_MS;
@@ -228,6 +233,7 @@ describe('open connections (MAX_CONNECTIONS_PER_ADDR, MAX_CONNECTIONS)', () => {
       const over = await connectIdle(url, '127.0.0.2');
       assert.equal(await over.closedWithin(REFUSE_WITHIN_MS), true, `${url}: connection ${MAX_CONNECTIONS + 1} from one address is closed at once`);
     }
+    await inLog(capped, /connections refused: an address holds MAX_CONNECTIONS_PER_ADDR/);
     const warnings = capped.output().match(/connections refused: an address holds MAX_CONNECTIONS_PER_ADDR/g) ?? [];
     assert.equal(warnings.length, 1, `one warning in the log for the three refusals (at most one a minute):\n${capped.output().slice(-1500)}`);
     assert.ok(!capped.output().includes('127.0.0.2'), 'the log does not name the address');
@@ -246,7 +252,7 @@ describe('open connections (MAX_CONNECTIONS_PER_ADDR, MAX_CONNECTIONS)', () => {
       const over = await connectIdle(full.signalling, from);
       assert.equal(await over.closedWithin(REFUSE_WITHIN_MS), true, `connection ${MAX_CONNECTIONS + 1} of the process, from ${from}, is closed at once`);
     }
-    assert.match(full.output(), /new connections refused: the process holds MAX_CONNECTIONS/, 'the operator is told, in the log');
+    await inLog(full, /new connections refused: the process holds MAX_CONNECTIONS/);
     held.pop()!.socket.destroy();
     (await letInAgain(full.signalling, '127.0.2.1', "one of the process's connections")).socket.destroy();
     for (const h of held) h.socket.destroy();
@@ -290,7 +296,7 @@ describe('requests per address (REQUEST_RATE_PER_ADDR_PER_SEC, REQUEST_BURST_PER
       assert.equal((await request(`${paced.matching}/pow`, { localAddress: '127.0.0.8' })).status, 200, 'another address is served');
       await sleep(1_000 / REQUEST_RATE + 200);
       assert.equal((await request(`${paced.matching}/pow`, { localAddress: from })).status, 200, 'the address again, once its bucket refilled a token');
-      assert.match(paced.output(), /requests refused: an address is past REQUEST_RATE_PER_ADDR_PER_SEC/, 'the operator is told, in the log');
+      await inLog(paced, /requests refused: an address is past REQUEST_RATE_PER_ADDR_PER_SEC/);
     } finally {
       early.destroy();
       agent.destroy();
