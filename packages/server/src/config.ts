@@ -301,6 +301,15 @@ export interface Settings {
    * store hold for REGISTRATION_TTL_MS. @default 20_000
    */
   pendingRegistrationsMax: number;
+  /**
+   * Strikes held at once, all addresses together (with Redis: by every process
+   * together): an address's last ban, kept BAN_STRIKE_WINDOW_MS after it ends so
+   * that its next one is longer. Past it, the strike of a ban already over that
+   * ends first is forgotten; strikes of bans in force are kept. Bounds what
+   * many addresses banned one after another can make the store hold for the
+   * strike window. @default 100_000
+   */
+  banStrikesMax: number;
 }
 
 export type PowMode = 'always' | 'above-rate' | 'off';
@@ -565,6 +574,7 @@ export function loadSettings(env: Env = process.env): Settings {
     banDurationMs: integer(env, 'BAN_DURATION_MS', 3_600_000, 1),
     banMaxMs: integer(env, 'BAN_MAX_MS', 604_800_000, 1),
     banStrikeWindowMs: integer(env, 'BAN_STRIKE_WINDOW_MS', 2_592_000_000),
+    banStrikesMax: integer(env, 'BAN_STRIKES_MAX', 100_000, 0),
     adminFailuresPerMin: integer(env, 'ADMIN_FAILURES_PER_MIN', 10, 1),
     trustProxy: boolean(env, 'TRUST_PROXY', false),
     ipv6PrefixLength: integer(env, 'IPV6_PREFIX_LENGTH', 64, 16, 128),

@@ -283,7 +283,6 @@ export class MemoryStore implements Store {
   private readonly byToken = new Map<string, string>();
   /** Reported address -> reporter address -> its report (one per reporter address). */
   private readonly reports = new Map<string, Map<string, ReportEntry>>();
-  private readonly bans = new Map<string, Omit<BanRecord, 'addr'>>();
   /** Reported address -> its reports (newest last) and its latest ban, for the operator (REPORT_WINDOW_MS). */
   private readonly reportLog = new Map<string, { entries: LoggedReport[]; bannedAt?: number }>();
   /** Registered sessions whose matching socket has not opened yet (register) -> when their registration runs out. */
@@ -298,8 +297,8 @@ export class MemoryStore implements Store {
   private readonly nexts: RateWindows;
   /** Registrations of each address in its current minute (REGISTER_RATE_PER_MIN). */
   private readonly registrations: RateWindows;
-  /** Each address's last ban, until BAN_STRIKE_WINDOW_MS after it ended. */
-  private readonly strikes = new Map<string, Strike>();
+  /** Each address's last ban (in force while `until` is ahead), until BAN_STRIKE_WINDOW_MS after it ended, as Redis's strike hash keeps it. */
+  private readonly strikes = new Map<string, Omit<BanRecord, 'addr'>>();
   /** Reports since the last sweep of stale report entries. */
   private reportsSinceSweep = 0;
   /** Bytes kept for absent members in all (signals and chat), against keptBytesPerProcess. */
@@ -621,11 +620,8 @@ export class MemoryStore implements Store {
   }
 
   async bannedUntil(addr: string, now: number): Promise<number | undefined> {
-    const until = this.bans.get(addr)?.until;
-    if (until === undefined) return undefined;
-    if (until > now) return until;
-    this.bans.delete(addr);
-    return undefined;
+    const until = this.strikes.get(addr)?.until;
+    return until !== undefined && until > now ? until : undefined;
   }
 
   // ------------------------------------------------------------ matching socket
@@ -837,6 +833,33 @@ export class MemoryStore implements Store {
     this.pruneLog(now);
   }
 
+  /**
+   * Past BAN_STRIKES_MAX: the strikes past BAN_STRIKE_WINDOW_MS go, then, while
+   * still past, those of bans already over, the first to end first (on a tie
+   * the lower address, as a Redis sorted set orders them). The strikes of bans
+   * in force are kept: lifting one is the only way they go early. One pass
+   * over the strikes, only while the cap is reached (a ban is rare); a sort
+   * only when more than one must go.
+   */
+  private forgetStrikes(now: number): void {
+    const window = this.opts.banStrikeWindowMs;
+    const over: { addr: string; end: number }[] = [];
+    let first: { addr: string; end: number } | undefined;
+    const before = (a: { addr: string; end: number }, b: { addr: string; end: number }): number => a.end - b.end || (a.addr < b.addr ? -1 : 1);
+    for (const [addr, st] of this.strikes) {
+      const end = st.until + window;
+      if (end < now) this.strikes.delete(addr);
+      else if (st.until <= now) {
+        const o = { addr, end };
+        over.push(o);
+        if (!first || before(o, first) < 0) first = o;
+      }
+    }
+    const excess = this.strikes.size - this.opts.banStrikesMax;
+    if (excess <= 0 || !first) return;
+    for (const o of excess === 1 ? [first] : over.sort(before).slice(0, excess)) this.strikes.delete(o.addr);
+  }
+
   /** The last ban of an address while it is remembered (BAN_STRIKE_WINDOW_MS after its end), as Redis keeps it. */
   private strike(addr: string, now: number): Strike | undefined {
     const st = this.strikes.get(addr);
@@ -869,8 +892,8 @@ export class MemoryStore implements Store {
   private ban(fx: Effects, addr: string, reports: number, now: number, lengthMs: number | undefined, reason: string): number {
     const strike = nextStrike(this.strike(addr, now), now, this.opts);
     const until = now + (lengthMs ?? banLengthMs(strike, this.opts));
-    this.bans.set(addr, { until, strike, reports, reason, manual: lengthMs !== undefined });
-    this.strikes.set(addr, { strike, until });
+    this.strikes.set(addr, { until, strike, reports, reason, manual: lengthMs !== undefined });
+    if (this.strikes.size > this.opts.banStrikesMax) this.forgetStrikes(now);
     const log = this.reportLog.get(addr);
     if (log) log.bannedAt = now;
     // In id order, as the Redis store does (lua/admission.ts, ban): which of two sessions of the address sharing a room is told first does not depend on the store.
@@ -1112,12 +1135,11 @@ export class MemoryStore implements Store {
   }
 
   async listBans(now: number): Promise<BanRecord[]> {
-    return [...this.bans].filter(([, b]) => b.until > now).map(([addr, b]) => ({ addr, ...b }));
+    return [...this.strikes].filter(([, b]) => b.until > now).map(([addr, b]) => ({ addr, ...b }));
   }
 
   async liftBan(addr: string): Promise<boolean> {
-    this.strikes.delete(addr);
-    return this.bans.delete(addr);
+    return this.strikes.delete(addr);
   }
 
   async listReports(now: number, limit: number): Promise<ReportSummary[]> {

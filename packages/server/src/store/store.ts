@@ -348,6 +348,8 @@ export interface StoreOptions extends PairingPolicy, ReportPolicy {
   blockMs: number;
   /** Blocks between two addresses held at once in the whole store; past it a block keeps only the sessions apart (ADDRESS_BLOCKS_MAX). */
   addressBlocksMax: number;
+  /** Strikes (an address's last ban, kept BAN_STRIKE_WINDOW_MS after it ends) held in the whole store; past it those of bans over go, the first to end first (BAN_STRIKES_MAX). */
+  banStrikesMax: number;
   /** Registrations (register, not registerAttached) waiting for their matching socket at once in the whole store (PENDING_REGISTRATIONS_MAX). */
   pendingRegistrationsMax: number;
   /** `next`s per address in a minute (NEXT_RATE_PER_MIN), counted by the store so that every process shares the count. */

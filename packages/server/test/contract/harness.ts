@@ -18,6 +18,7 @@ export const DEFAULTS: StoreOptions = {
   keptBytesPerProcess: 67_108_864,
   blockMs: 86_400_000,
   addressBlocksMax: 100_000,
+  banStrikesMax: 100_000,
   pendingRegistrationsMax: 20_000,
   fairWaitMs: 10_000,
   reportBanThreshold: 3,

@@ -1107,6 +1107,30 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.deepEqual(await banOnce(), { strike: 1, reports: 1, length: 60_000 }, 'a lifted ban leaves no strike');
       });
 
+      it('past banStrikesMax strikes held, those of bans over go, the first to end first; those of bans in force are kept', async () => {
+        const core = await make({ banStrikesMax: 2, banStrikeWindowMs: 600_000 });
+        const strikeOf = async (addr: string, lengthMs: number): Promise<number | undefined> => {
+          await core.store.addBan(addr, lengthMs, '', core.clock.now());
+          return (await core.store.listBans(core.clock.now())).find((b) => b.addr === addr)?.strike;
+        };
+        assert.equal(await strikeOf('early', 10_000), 1);
+        assert.equal(await strikeOf('late', 20_000), 1);
+        await core.clock.advance(25_000);
+        assert.equal(await strikeOf('third', 60_000), 1, 'a third strike: the two bans before it are over');
+        assert.equal(await strikeOf('late', 10_000), 2, 'the later-ending strike was kept');
+        assert.equal(await strikeOf('early', 10_000), 1, 'the first to end was forgotten');
+        // Three bans in force now (third, late, early): none of their strikes goes, even past the cap.
+        assert.equal(await strikeOf('fourth', 10_000), 1);
+        await core.clock.advance(1_000);
+        for (const [addr, strike] of [['third', 2], ['late', 3], ['early', 2]] as const) assert.equal(await strikeOf(addr, 100_000), strike, `${addr}: its ban was in force, its strike kept`);
+        // All four bans over: at the next ban three of the five held go, the first to end first: fourth, then early and late (a tie with third, by name).
+        await core.clock.advance(100_000);
+        assert.equal(await strikeOf('fifth', 10_000), 1);
+        assert.equal(await strikeOf('third', 10_000), 3, 'ends last of those over (a tie with early and late, by name): kept');
+        assert.equal(await strikeOf('fourth', 10_000), 1, 'ended first: forgotten');
+        assert.equal(await strikeOf('late', 10_000), 1, 'ends with third, but its name comes first: forgotten');
+      });
+
       it('one reporter with many sessions counts once', async () => {
         const core = await make({ reportBanThreshold: 2 });
         const bad = await core.join({ addr: 'bad2' });

@@ -671,8 +671,8 @@ class World {
       const addr = `addr${op.addr}`;
       const inForce = (await store.listBans(now)).some((b) => b.addr === addr);
       const lifted = await store.liftBan(addr);
-      // Lifting a ban that has run out answers differently (the memory store forgets it at its first look-up after the end;
-      // Redis keeps the key until its lifetime, by Redis's clock): only a ban in force is compared.
+      // Lifting a ban that has run out answers differently (the memory store lifts its strike, kept for BAN_STRIKE_WINDOW_MS;
+      // Redis looks at the ban's own key, which ends by Redis's clock): only a ban in force is compared.
       return inForce ? { lifted } : { lifted: 'not in force' };
     }
     const slot = this.slot(op.i);

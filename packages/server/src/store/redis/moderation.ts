@@ -39,7 +39,7 @@ export async function listBans(client: Connection, base: string, now: number): P
 /** Lift an address's ban and forget its strikes; whether there was one. */
 export async function liftBan(client: Connection, base: string, addr: string): Promise<boolean> {
   const [[, removed] = [], [, listed] = []] =
-    (await client.multi().del(`${base}${KEY.ban}${addr}`).zrem(`${base}${KEY.bans}`, addr).del(`${base}${KEY.strike}${addr}`).exec()) ?? [];
+    (await client.multi().del(`${base}${KEY.ban}${addr}`).zrem(`${base}${KEY.bans}`, addr).del(`${base}${KEY.strike}${addr}`).zrem(`${base}${KEY.strikesHeld}`, addr).exec()) ?? [];
   return Number(removed) > 0 || Number(listed) > 0;
 }
 

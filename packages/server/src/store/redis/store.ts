@@ -198,6 +198,7 @@ export class RedisStore implements Store {
       regmax: opts.registerRatePerMin,
       abmax: opts.addressBlocksMax,
       pendmax: opts.pendingRegistrationsMax,
+      stmax: opts.banStrikesMax,
     };
     this.cfg = CFG_NAMES.map((n) => String(Math.round(settings[n]))).join(',');
     for (const [name, lua] of Object.entries(SCRIPTS)) this.shas.set(name as ScriptName, createHash('sha1').update(lua).digest('hex'));

@@ -18,6 +18,20 @@ local function ban(addr, reports, length, why)
   -- A ban followed the reports kept for the operator.
   redis.call('SET', P .. '${KEY.reportBanned}' .. addr, num(NOW), 'PX', CFG.repwin)
   redis.call('PEXPIRE', sk, num(math.max(1, untilAt - NOW + CFG.strikewin)))
+  -- At most CFG.stmax strikes held (store/memory.ts forgetStrike): ended ones
+  -- counted out, then the one that ends first if its ban is over (a sorted
+  -- set orders a tie by name); those of bans in force are kept.
+  local held = P .. '${KEY.strikesHeld}'
+  redis.call('ZADD', held, num(untilAt + CFG.strikewin), addr)
+  redis.call('ZREMRANGEBYSCORE', held, '-inf', '(' .. NOWS)
+  local excess = redis.call('ZCARD', held) - CFG.stmax
+  if excess > 0 then
+    for _, a in ipairs(redis.call('ZRANGEBYSCORE', held, '-inf', num(NOW + CFG.strikewin), 'LIMIT', 0, excess)) do
+      redis.call('ZREM', held, a)
+      redis.call('DEL', P .. '${KEY.strike}' .. a)
+    end
+  end
+  if redis.call('PTTL', held) < untilAt - NOW + CFG.strikewin then redis.call('PEXPIRE', held, num(untilAt - NOW + CFG.strikewin)) end
   redis.call('SET', P .. '${KEY.ban}' .. addr, num(untilAt), 'PX', num(math.max(1, untilAt - NOW)))
   -- The list of bans for the admin API; each entry ends with its ban.
   redis.call('ZADD', P .. '${KEY.bans}', num(untilAt), addr)

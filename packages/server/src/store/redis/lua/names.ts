@@ -31,6 +31,7 @@ export const CFG_NAMES = [
   'regmax',
   'abmax',
   'pendmax',
+  'stmax',
 ] as const;
 
 /**
@@ -76,6 +77,8 @@ export const KEY = {
   ban: 'ban:',
   /** An address's last ban. */
   strike: 'strike:',
+  /** Strikes held, by when each ends (BAN_STRIKES_MAX). */
+  strikesHeld: 'stz',
   /** Bans in force. */
   bans: 'bans',
   /** A block between two addresses. */
