@@ -349,6 +349,33 @@ describe('frames and bodies', () => {
     }
   });
 
+  it('a client that sends a burst of pings is dropped once 60 pongs wait to be written; one that pings now and then gets every pong', async () => {
+    const open = async (): Promise<WebSocket> => {
+      const { id, token } = await register(server);
+      const ws = new WebSocket(matchingUrl(server, id, token), { perMessageDeflate: false });
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      return ws;
+    };
+    const calm = await open();
+    let pongs = 0;
+    calm.on('pong', () => pongs++);
+    for (let i = 0; i < 100; i++) {
+      calm.ping(Buffer.alloc(125, i));
+      await new Promise((resolve) => calm.once('pong', resolve));
+    }
+    assert.equal(pongs, 100, 'each ping answered');
+    assert.equal(calm.readyState, WebSocket.OPEN);
+    calm.close();
+    await new Promise((resolve) => calm.once('close', resolve));
+    // ws answers pings itself, and drops a socket with 60 answers not yet written (its maxPendingAutoPongs): a burst in one read is past it.
+    const flood = await open();
+    const closed = new Promise<number>((resolve) => flood.once('close', resolve));
+    flood.on('error', () => undefined);
+    for (let i = 0; i < 1_000 && flood.readyState === WebSocket.OPEN; i++) flood.ping(Buffer.alloc(125, i));
+    assert.equal(await closedWithin(closed, 5_000, 'a socket flooding pings'), 1006, 'dropped without a close handshake');
+    assert.equal((await request(`${server.matching}/healthz`)).status, 200, 'the process is up');
+  });
+
   it(`a POST /register body larger than MAX_FRAME_BYTES (${MAX_FRAME_BYTES}) gets 413 with the contract's JSON error`, async () => {
     const res = await request(`${server.matching}/register`, { method: 'POST', body: { name: 'x'.repeat(MAX_FRAME_BYTES) } });
     assert.equal(res.status, 413, describeResponse(res));
