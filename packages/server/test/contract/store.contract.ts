@@ -890,6 +890,21 @@ export function describeStore(name: string, factory: StoreFactory): void {
         return { core, a };
       };
 
+      it('a blocker back in the pool is paired at once with someone waiting, as after next', async () => {
+        for (const addressWide of [true, false]) {
+          const core = await make();
+          const a = await core.join({ addr: 'wa' });
+          const b = await core.join({ addr: 'wb' });
+          assert.equal(b.matched()?.peer, a.id);
+          const c = await core.join({ addr: 'wc' });
+          assert.equal(c.m.last()?.event, 'waiting', 'the third waits while the two talk');
+          await a.send({ event: 'block', addressWide });
+          assert.equal(reasonOf(b.m.last()), 'skip');
+          assert.equal(a.matched()?.peer, c.id, `addressWide ${addressWide}: the blocker meets the one waiting`);
+          assert.equal(c.matched()?.peer, a.id);
+        }
+      });
+
       it('block ends the room as next does and keeps the sessions apart for good, their addresses for blockMs', async () => {
         const { core, a } = await blocked('b', true);
         const b2 = await core.join({ addr: 'bb' });

@@ -774,7 +774,7 @@ export class RedisStore implements Store {
   }
 
   async block(id: string, conn: string, now: number, addressWide: boolean): Promise<Effects> {
-    return this.told(id, conn, this.transition('block', now, [id, conn, addressWide ? '1' : '0']));
+    return this.told(id, conn, this.transition('block', now, [id, conn, addressWide ? '1' : '0'], 1));
   }
 
   async addBan(addr: string, durationMs: number, reason: string, now: number): Promise<{ until: number; effects: Effects }> {
