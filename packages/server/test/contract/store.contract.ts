@@ -387,6 +387,26 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.deepEqual(m.received.slice(1).map((x) => (x.event === 'chat' ? x.message : '')), ['one', 'two']);
       });
 
+      for (const leave of ['next', 'block'] as const) {
+        it(`chat kept for an absent partner is still told, before the end of the room, when the other ends it with ${leave}`, async () => {
+          const core = await make();
+          const a = await core.join({ addr: 'same' });
+          const b = await core.join({ addr: 'same' });
+          const room = (b.matched() as Msg<'matched'>).room_code;
+          await a.connectSignalling();
+          await b.connectSignalling();
+          await a.drop();
+          await b.signal(room, 'offer', { sdp: 'x' });
+          await b.send({ event: 'chat', message: 'before' });
+          const kept = (await core.store.stats()).keptBytes;
+          await b.send(leave === 'next' ? { event: 'next' } : { event: 'block', addressWide: false });
+          assert.equal((await core.store.stats()).keptBytes, kept, 'the chat is kept past the end of the room');
+          const m = await a.connect();
+          assert.deepEqual(m.events(), ['chat', 'peer-disconnected', 'idle']);
+          assert.equal((await core.store.stats()).keptBytes, 0, 'nothing kept once told');
+        });
+      }
+
       it('a second matching socket replaces the first (4002) and gets the current state', async () => {
         const core = await make();
         const a = await core.join();
