@@ -18,8 +18,8 @@ local function ban(addr, reports, length, why)
   -- A ban followed the reports kept for the operator.
   redis.call('SET', P .. '${KEY.reportBanned}' .. addr, num(NOW), 'PX', CFG.repwin)
   redis.call('PEXPIRE', sk, num(math.max(1, untilAt - NOW + CFG.strikewin)))
-  -- At most CFG.stmax strikes held (store/memory.ts forgetStrike): ended ones
-  -- counted out, then the one that ends first if its ban is over (a sorted
+  -- At most CFG.stmax strikes held (store/memory.ts forgetStrikes): ended ones
+  -- counted out, then those of bans over, the first to end first (a sorted
   -- set orders a tie by name); those of bans in force are kept.
   local held = P .. '${KEY.strikesHeld}'
   redis.call('ZADD', held, num(untilAt + CFG.strikewin), addr)
