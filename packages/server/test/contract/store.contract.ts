@@ -482,6 +482,23 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.deepEqual(seqs(a.m).at(-1), ['hello', 1]);
       });
 
+      it('chat kept for a socket that closed under it is told on resumption when the partner ends the room meanwhile', async () => {
+        const core = await make();
+        const a = await core.join();
+        const b = await core.join();
+        b.m.open = false; // closing, and the store does not know yet
+        await a.send({ event: 'chat', message: 'before the end' });
+        const kept = (await core.store.stats()).keptBytes;
+        assert.ok(kept > 0, 'kept once it could not be written');
+        await a.send({ event: 'stop' });
+        await core.idle();
+        assert.equal((await core.store.stats()).keptBytes, kept, 'still kept after the room ended');
+        await b.drop();
+        const m = await b.connect();
+        assert.deepEqual(m.events(), ['chat', 'idle'], 'the line, then where it stands (the end of the room went to the socket it had)');
+        assert.equal((await core.store.stats()).keptBytes, 0);
+      });
+
       it('chat kept for a socket that closed under it is not shown in a later room', async () => {
         const core = await make();
         const a = await core.join();
@@ -909,6 +926,23 @@ export function describeStore(name: string, factory: StoreFactory): void {
         await b.send({ event: 'stop' });
         return { core, a };
       };
+
+      it('an address block keeps apart the sessions the two addresses had already, not only those that come later', async () => {
+        const core = await make();
+        const a1 = await core.join({ addr: 'xa' });
+        const b1 = await core.join({ addr: 'xb' });
+        assert.equal(b1.matched()?.peer, a1.id);
+        const b2 = await core.join({ addr: 'xb', mode: 'text' });
+        await b2.send({ event: 'stop' });
+        const a2 = await core.join({ addr: 'xa', mode: 'text' });
+        assert.equal(a2.m.last()?.event, 'waiting');
+        await a1.send({ event: 'block', addressWide: true });
+        await b2.send({ event: 'next' });
+        assert.equal(b2.m.last()?.event, 'waiting', "a session of the blocked address is not paired with one of the blocker's");
+        assert.equal(a2.m.last()?.event, 'waiting');
+        const c = await core.join({ addr: 'xc', mode: 'text' });
+        assert.ok([a2.id, b2.id].includes(c.matched()?.peer ?? ''), 'each is free to meet anyone else');
+      });
 
       it('a blocker back in the pool is paired at once with someone waiting, as after next', async () => {
         for (const addressWide of [true, false]) {

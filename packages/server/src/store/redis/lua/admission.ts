@@ -87,12 +87,18 @@ local function keepApart(s, tid, taddr, t, addresses)
   redis.call('PEXPIRE', held, CFGS.block)
   redis.call('SET', pairKey(s.addr, taddr), num(NOW + CFG.block), 'PX', CFG.block)
   for _, a in ipairs({s.addr, taddr}) do
-    -- New sessions of these addresses look for address blocks (register).
+    -- New sessions of these addresses look for address blocks (register);
+    -- those they have already look from now on (the memory store looks at
+    -- every pairing).
     local k = P .. '${KEY.addressBlocks}' .. a
     if redis.call('PTTL', k) < CFG.block then redis.call('SET', k, '1', 'PX', CFG.block) end
+    for _, sid in ipairs(redis.call('SMEMBERS', P .. '${KEY.address}' .. a)) do
+      local o = sid == s.id and s or (t and sid == t.id and t) or load(sid)
+      if o and not o.ab then put(o, {'ab', '1'}) end
+    end
   end
-  put(s, {'ab', '1'})
-  if t then put(t, {'ab', '1'}) end
+  if not s.ab then put(s, {'ab', '1'}) end
+  if t and not t.ab then put(t, {'ab', '1'}) end
 end
 
 -- The partner, or the last one within the re-pair cooldown: id, addr, room, opened, ended (nil while matched).

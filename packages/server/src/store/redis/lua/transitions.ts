@@ -370,9 +370,14 @@ if entry ~= '' then
 end
 if ch == 'matching' then
   local msg = {event = 'chat', sender = A[5], message = A[6], timestamp = tonumber(A[7]), seq = tonumber(A[8])}
-  -- Only while it still belongs: a chat of a room that has ended is dropped, never shown in another.
+  -- Only while it still belongs: the room with the sender, or the one that
+  -- ended last if none has begun since (its lines are told on resumption,
+  -- before the end of the room, as the memory store keeps them). A chat of
+  -- an earlier room is dropped, never shown in another.
   local _, partner = partnerOf(s)
-  if partner and partner.id == msg.sender then
+  local belongs = partner and partner.id == msg.sender
+  if not belongs and not s.room then belongs = redis.call('HGET', P .. '${KEY.lastPartner}' .. s.id, 'id') == msg.sender end
+  if belongs then
     -- Reattached meanwhile (perhaps on another process): hand it to the new socket.
     if not (s.mc and s.mc ~= conn and send(s, 'matching', msg)) then keepChat(s, msg) end
   end
