@@ -66,7 +66,7 @@ import { Core, DEFAULTS } from '../contract/harness.js';
 import { RedisServer } from './support/redis-server.js';
 
 const SEED = Number(process.env.DIFF_SEED ?? 20_261_204);
-const LOCKSTEP_RUNS = Number(process.env.DIFF_RUNS ?? 15);
+const LOCKSTEP_RUNS = Number(process.env.DIFF_RUNS ?? 40);
 const CROWD_RUNS = Number(process.env.DIFF_CROWD_RUNS ?? 3);
 const SHRINK = process.env.DIFF_SHRINK === '1';
 /** Session slots of a lockstep run: small enough that Redis reads every candidate (at most 16 per index set). */
@@ -92,6 +92,7 @@ after(async () => {
 
 interface SessionView {
   id: string;
+  addr: string;
   state: string;
   mode: Mode;
   interests: string[];
@@ -137,6 +138,8 @@ interface Snapshot {
   rooms: Map<string, RoomView>;
   /** The pool index: sessions a pairing attempt may pick, per mode, sorted. */
   pool: Record<Mode, string[]>;
+  /** Address blocks held (`<addr>|<addr>`, ADDRESS_BLOCKS_MAX), sorted. */
+  addressBlocks: string[];
   /** Problems in the store's own indexes, found while reading them. */
   faults: string[];
 }
@@ -146,6 +149,7 @@ interface MemoryInternals {
   sessions: Map<string, MemorySession>;
   rooms: Map<string, MemoryRoom>;
   pool: Record<Mode, Set<string>>;
+  addrBlocks: Map<string, number>;
 }
 
 function memorySnapshot(store: MemoryStore, now: number): Snapshot {
@@ -155,6 +159,7 @@ function memorySnapshot(store: MemoryStore, now: number): Snapshot {
   for (const s of mem.sessions.values()) {
     sessions.set(s.id, {
       id: s.id,
+      addr: s.addr,
       state: s.state,
       mode: s.mode,
       interests: [...s.interests],
@@ -203,7 +208,8 @@ function memorySnapshot(store: MemoryStore, now: number): Snapshot {
     }
     pool[mode].sort();
   }
-  return { sessions, rooms, pool, faults };
+  const addressBlocks = [...mem.addrBlocks].filter(([, until]) => until > now).map(([pair]) => pair).sort();
+  return { sessions, rooms, pool, addressBlocks, faults };
 }
 
 /**
@@ -242,6 +248,8 @@ end
 -- The interest sets of those that accept any lang: ia:<mode>:<interest> -> members.
 out.ia = {}
 for _, k in ipairs(redis.call('KEYS', P .. 'ia:*')) do out.ia[string.sub(k, #P + 4)] = redis.call('ZRANGE', k, 0, -1) end
+-- Address blocks held (abz, by their end) that have not ended by the caller's clock.
+out.ab = redis.call('ZRANGEBYSCORE', P .. 'abz', '(' .. ARGV[1], '+inf')
 return cjson.encode(out)
 `;
 
@@ -254,8 +262,9 @@ async function redisSnapshot(r: Redis, base: string, now: number, interestMs: nu
     sessions: { id: string; h: Record<string, string>; bl: unknown; cd: unknown; lp: Record<string, string>; kc: number }[] | object;
     rooms: { code: string; h: Record<string, string>; kept: [number, number] }[] | object;
     pool: Record<Mode, unknown>;
+    ab: unknown;
   };
-  const raw = JSON.parse((await r.eval(READ_STATE, 1, base)) as string) as Raw;
+  const raw = JSON.parse((await r.eval(READ_STATE, 1, base, String(now))) as string) as Raw;
   const faults: string[] = [];
   const sessions = new Map<string, SessionView>();
   for (const { id, h, bl, cd: cdRaw, lp, kc } of Array.isArray(raw.sessions) ? raw.sessions : []) {
@@ -268,6 +277,7 @@ async function redisSnapshot(r: Redis, base: string, now: number, interestMs: nu
     for (let j = 0; j + 1 < cd.length; j += 2) if (Number(cd[j + 1]) > now) cooldown.push([cd[j] ?? '', Number(cd[j + 1])]);
     sessions.set(id, {
       id,
+      addr: h.addr ?? '',
       state: h.st,
       mode: h.mode === 'text' ? 'text' : 'video',
       interests: list(JSON.parse(h.int ?? '[]')),
@@ -340,7 +350,7 @@ async function redisSnapshot(r: Redis, base: string, now: number, interestMs: nu
       const s = sessions.get(id);
       if (s && s.lang === undefined) for (const i of s.interests) if (!ia.get(`${mode}:${i}`)?.has(id)) faults.push(`ia:${mode}:${i} lacks ${id}, which waits and names no lang`);
     }
-  return { sessions, rooms, pool, faults };
+  return { sessions, rooms, pool, addressBlocks: list(raw.ab).sort(), faults };
 }
 
 function byFirst(a: [string, number], b: [string, number]): number {
@@ -550,7 +560,7 @@ class World {
       .sort((a, b) => (a.id < b.id ? -1 : 1))
       .map((s) => ({ ...s, room: l(s.room), sJoined: l(s.sJoined), last: s.last && { ...s.last, room: l(s.last.room) } }));
     const rooms = [...snap.rooms.values()].map((r) => ({ ...r, code: l(r.code) })).sort((a, b) => ((a.code ?? '') < (b.code ?? '') ? -1 : 1));
-    return JSON.stringify({ sessions, rooms, pool: snap.pool });
+    return JSON.stringify({ sessions, rooms, pool: snap.pool, addressBlocks: snap.addressBlocks });
   }
 
   // -------------------------------------------------- the probe
@@ -840,6 +850,9 @@ const candidate = (s: SessionView): Candidate => ({
 });
 const inCooldown = (a: SessionView, b: string, now: number): boolean => a.cooldown.some(([id, until]) => id === b && until > now);
 const blockedEither = (a: SessionView, b: SessionView): boolean => a.blocked.includes(b.id) || b.blocked.includes(a.id);
+/** Kept apart by an address block (a block or report between sessions of different addresses). */
+const addressesApart = (snap: Snapshot, a: SessionView, b: SessionView): boolean =>
+  a.addr !== b.addr && snap.addressBlocks.includes(a.addr < b.addr ? `${a.addr}|${b.addr}` : `${b.addr}|${a.addr}`);
 
 function check(world: World, what: string, before: Snapshot | undefined, snap: Snapshot, stats: StoreStats, paired: Pairing[], checkChoices: boolean): void {
   const now = world.now;
@@ -883,14 +896,14 @@ function check(world: World, what: string, before: Snapshot | undefined, snap: S
   if (stats.sessions !== snap.sessions.size) fail(world, what, `stats say ${stats.sessions} sessions, the state ${snap.sessions.size}`);
   if (stats.keptBytes !== keptBytes) fail(world, what, `stats say ${stats.keptBytes} bytes kept, the rooms and sessions ${keptBytes}`);
 
-  // No lost match: two waiting sessions that accept each other, without a block or a cooldown between them.
+  // No lost match: two waiting sessions that accept each other, without a block (of the sessions or of their addresses) or a cooldown between them.
   for (const mode of MODES) {
     const waiting = pool[mode].map((id) => snap.sessions.get(id) as SessionView);
     for (let i = 0; i < waiting.length; i++) {
       for (let j = i + 1; j < waiting.length; j++) {
         const x = waiting[i] as SessionView;
         const y = waiting[j] as SessionView;
-        if (blockedEither(x, y) || inCooldown(x, y.id, now) || inCooldown(y, x.id, now)) continue;
+        if (blockedEither(x, y) || addressesApart(snap, x, y) || inCooldown(x, y.id, now) || inCooldown(y, x.id, now)) continue;
         if (mutuallyAccept(candidate(x), candidate(y), now, policy)) miss(world, what, `lost ${x.id}+${y.id}`, `lost match: ${x.id} and ${y.id} accept each other and both wait`);
       }
     }
@@ -930,7 +943,8 @@ function check(world: World, what: string, before: Snapshot | undefined, snap: S
   const eligible = (before.pool[p.mode] ?? [])
     .filter((id) => id !== p.a)
     .map((id) => before.sessions.get(id) as SessionView)
-    .filter((c) => !(seekerBefore && blockedEither(seekerBefore, c)) && mutuallyAccept(seeker, candidate(c), now, policy));
+    // Address blocks as they stand after the step: a block's own pairing (back in the pool) already avoids the addresses it keeps apart.
+    .filter((c) => !(seekerBefore && blockedEither(seekerBefore, c)) && !addressesApart(snap, seekerNow, c) && mutuallyAccept(seeker, candidate(c), now, policy));
   if (!eligible.some((c) => c.id === p.b)) fail(world, what, `${p.a} was paired with ${p.b}, which was not eligible (eligible: ${eligible.map((c) => c.id).join(' ')})`);
   const fresh = eligible.filter((c) => !(seekerBefore && inCooldown(seekerBefore, c.id, now)));
   const from = fresh.length > 0 ? fresh : eligible;
@@ -1032,6 +1046,10 @@ const optsArb: fc.Arbitrary<Opts> = fc
     nextRatePerMin: fc.constantFrom(1, 2, 120),
     // Likewise a few registrations a minute from one address (the arrivals come from five).
     registerRatePerMin: fc.constantFrom(2, 4, 1_000_000),
+    // The caps in all, reached within a run: blocks between addresses, waiting registrations, strikes (bans outlast a run: those in force are kept).
+    addressBlocksMax: fc.constantFrom(0, 1, 100_000),
+    pendingRegistrationsMax: fc.constantFrom(1, 2, 20_000),
+    banStrikesMax: fc.constantFrom(0, 1, 100_000),
     c: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
   })
   .map(({ c, ...o }) => ({ ...DEFAULTS, ...o, banMaxMs: o.banDurationMs * 4, random: () => c }));
