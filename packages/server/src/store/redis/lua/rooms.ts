@@ -448,7 +448,13 @@ local function keepChat(s, msg)
   redis.call('PEXPIRE', k, CFGS.ttl)
   -- kcr: the room these lines are of (a resumption's chat_seen names it);
   -- none for a line of the room that has just ended (undelivered).
-  if s.room then put(s, {'kcb', (tonumber(s.kcb) or 0) + n, 'kcr', s.room}) else put(s, {'kcb', (tonumber(s.kcb) or 0) + n}); drop(s, 'kcr') end
+  local kcb = (tonumber(s.kcb) or 0) + n
+  if s.room then
+    put(s, {'kcb', kcb, 'kcr', s.room})
+  else
+    put(s, {'kcb', kcb})
+    drop(s, 'kcr')
+  end
   addKept(n)
   return nil
 end
