@@ -28,7 +28,6 @@ import { RedisStore, checkPrefix } from './store/redis/index.js';
 import type { LimiterFactory, Store } from './store/store.js';
 import { createWebServer } from './web/service.js';
 
-
 /**
  * The embedded store, or with REDIS_URL the Redis store, connected and announced (docs/SCALING.md),
  * with the per-address rate limiters that go with it: with Redis they are shared by every process,

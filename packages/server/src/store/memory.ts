@@ -93,9 +93,9 @@ class Expiring<V> {
  * windows that start with a key's first point, counted and answered as
  * rate-limiter-flexible's limiters do, in an Expiring map: 93 bytes a key
  * and no timer, where RateLimiterMemory holds 412 bytes and a timer per key
- * for its whole window (measured after a full collection, 200,000 keys). Many addresses can each make a key (one IPv6
- * subscriber has 65,536 /64s), some for an hour or a day (REPORTS_PER_ADDR,
- * BLOCKS_PER_ADDR).
+ * for its whole window (measured after a full collection, 200,000 keys).
+ * Many addresses can each make a key (one IPv6 subscriber has 65,536 /64s),
+ * some for an hour or a day (REPORTS_PER_ADDR, BLOCKS_PER_ADDR).
  */
 export class WindowLimiter implements Limiter {
   private readonly windows = new Expiring<RateWindow>((w, now) => now >= w.until);
@@ -842,22 +842,18 @@ export class MemoryStore implements Store {
    * only when more than one must go.
    */
   private forgetStrikes(now: number): void {
-    const window = this.opts.banStrikeWindowMs;
-    const over: { addr: string; end: number }[] = [];
-    let first: { addr: string; end: number } | undefined;
-    const before = (a: { addr: string; end: number }, b: { addr: string; end: number }): number => a.end - b.end || (a.addr < b.addr ? -1 : 1);
+    type Ending = { addr: string; end: number };
+    const over: Ending[] = [];
     for (const [addr, st] of this.strikes) {
-      const end = st.until + window;
+      const end = st.until + this.opts.banStrikeWindowMs;
       if (end < now) this.strikes.delete(addr);
-      else if (st.until <= now) {
-        const o = { addr, end };
-        over.push(o);
-        if (!first || before(o, first) < 0) first = o;
-      }
+      else if (st.until <= now) over.push({ addr, end });
     }
     const excess = this.strikes.size - this.opts.banStrikesMax;
-    if (excess <= 0 || !first) return;
-    for (const o of excess === 1 ? [first] : over.sort(before).slice(0, excess)) this.strikes.delete(o.addr);
+    if (excess <= 0 || over.length === 0) return;
+    const before = (a: Ending, b: Ending): number => a.end - b.end || (a.addr < b.addr ? -1 : 1);
+    const gone = excess === 1 ? [over.reduce((a, b) => (before(b, a) < 0 ? b : a))] : over.sort(before).slice(0, excess);
+    for (const o of gone) this.strikes.delete(o.addr);
   }
 
   /** The last ban of an address while it is remembered (BAN_STRIKE_WINDOW_MS after its end), as Redis keeps it. */

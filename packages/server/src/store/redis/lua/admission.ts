@@ -93,7 +93,7 @@ local function keepApart(s, tid, taddr, t, addresses)
     local k = P .. '${KEY.addressBlocks}' .. a
     if redis.call('PTTL', k) < CFG.block then redis.call('SET', k, '1', 'PX', CFG.block) end
     for _, sid in ipairs(redis.call('SMEMBERS', P .. '${KEY.address}' .. a)) do
-      local o = sid == s.id and s or (t and sid == t.id and t) or load(sid)
+      local o = load(sid)
       if o and not o.ab then put(o, {'ab', '1'}) end
     end
   end
