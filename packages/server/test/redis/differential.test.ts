@@ -936,17 +936,21 @@ function check(world: World, what: string, before: Snapshot | undefined, snap: S
   }
   world.choices.checked++;
   const p = paired[0] as Pairing;
-  const seekerBefore = before.sessions.get(p.a);
   const seekerNow = snap.sessions.get(p.a) as SessionView;
+  // The seeker as it stood before the step; an arrival (registered and attached in this step) did not exist
+  // then, and is taken as it is now. Its id may be one that an ended session had (the test names sessions by
+  // slot, as the legacy RVC protocol does by username): the blocks others still hold against that id keep them
+  // apart from it in both stores, so the candidates' own blocked sets count even then.
+  const seekerBefore = before.sessions.get(p.a) ?? seekerNow;
   const entered = now - p.waitedMs[0];
   const seeker: Candidate = { ...candidate(seekerNow), enteredAt: entered, waitingSince: entered };
   const eligible = (before.pool[p.mode] ?? [])
     .filter((id) => id !== p.a)
     .map((id) => before.sessions.get(id) as SessionView)
     // Address blocks as they stand after the step: a block's own pairing (back in the pool) already avoids the addresses it keeps apart.
-    .filter((c) => !(seekerBefore && blockedEither(seekerBefore, c)) && !addressesApart(snap, seekerNow, c) && mutuallyAccept(seeker, candidate(c), now, policy));
+    .filter((c) => !blockedEither(seekerBefore, c) && !addressesApart(snap, seekerNow, c) && mutuallyAccept(seeker, candidate(c), now, policy));
   if (!eligible.some((c) => c.id === p.b)) fail(world, what, `${p.a} was paired with ${p.b}, which was not eligible (eligible: ${eligible.map((c) => c.id).join(' ')})`);
-  const fresh = eligible.filter((c) => !(seekerBefore && inCooldown(seekerBefore, c.id, now)));
+  const fresh = eligible.filter((c) => !inCooldown(seekerBefore, c.id, now));
   const from = fresh.length > 0 ? fresh : eligible;
   if (!from.some((c) => c.id === p.b)) fail(world, what, `${p.a} was paired again with ${p.b} within the re-pair cooldown while ${fresh.map((c) => c.id).join(' ')} were eligible`);
   const oldest = from.reduce((o, c) => (c.waitingSince < o.waitingSince ? c : o));
