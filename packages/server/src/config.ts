@@ -310,6 +310,15 @@ export interface Settings {
    * strike window. @default 100_000
    */
   banStrikesMax: number;
+  /**
+   * Keys each per-address limit holds at once (the chat pace and repeats,
+   * address blocks, reports made, proof-of-work starts, admin failures; with
+   * Redis: by every process together). Past it, the key whose window ends
+   * first is forgotten, and its address starts a fresh window. Bounds what
+   * many addresses (one IPv6 subscriber's /64s, say) can make a limit hold
+   * for its window. @default 100_000
+   */
+  limiterKeysMax: number;
 }
 
 export type PowMode = 'always' | 'above-rate' | 'off';
@@ -575,6 +584,7 @@ export function loadSettings(env: Env = process.env): Settings {
     banMaxMs: integer(env, 'BAN_MAX_MS', 604_800_000, 1),
     banStrikeWindowMs: integer(env, 'BAN_STRIKE_WINDOW_MS', 2_592_000_000),
     banStrikesMax: integer(env, 'BAN_STRIKES_MAX', 100_000, 0),
+    limiterKeysMax: integer(env, 'LIMITER_KEYS_MAX', 100_000, 1),
     adminFailuresPerMin: integer(env, 'ADMIN_FAILURES_PER_MIN', 10, 1),
     trustProxy: boolean(env, 'TRUST_PROXY', false),
     ipv6PrefixLength: integer(env, 'IPV6_PREFIX_LENGTH', 64, 16, 128),

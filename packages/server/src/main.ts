@@ -130,7 +130,12 @@ async function main(): Promise<void> {
   const counts = new RecentStats(() => store.stats(), systemClock, settings.onlineCacheMs);
   const metrics = new Metrics(counts, () => hub);
   let accepting = true;
-  const limiterOf = memo(limiter);
+  const limiterOf = memo((name, points, durationSec) => {
+    const made = limiter(name, points, durationSec);
+    // The embedded store's limits hold their keys here: dyad_address_entries{limit} shows how many.
+    if (made.size !== undefined) metrics.watchAddresses(name, { get size() { return made.size ?? 0; } });
+    return made;
+  });
   const sharedKey = process.env.ADDRESS_HASH_KEY || undefined;
   const ctx: Context = {
     settings,

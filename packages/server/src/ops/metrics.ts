@@ -49,7 +49,7 @@ export class Metrics {
     const paces = this.paces;
     new Gauge({
       name: 'dyad_address_entries',
-      help: 'Client addresses this process holds a pace for, by limit (an address is forgotten once its allowance is whole again)',
+      help: 'Client addresses this process holds a pace or a count for, by limit (a pace is forgotten once its allowance is whole again; a count when its window ends, or at LIMITER_KEYS_MAX)',
       labelNames: ['limit'] as const,
       registers: [this.registry],
       collect() {

@@ -34,8 +34,8 @@ import {
   type Strike,
 } from '../core/rules.js';
 import { newRoomCode, newSessionId as newId } from '../core/ids.js';
-import { RateLimiterRes } from 'rate-limiter-flexible';
 import { keptBytes } from '../core/frames.js';
+import { WindowLimiter } from './window-limiter.js';
 import {
   ACTIVITY_MINUTES,
   MINUTE_MS,
@@ -48,7 +48,6 @@ import {
   type Channel,
   type ChatSeen,
   type Delivery,
-  type Limiter,
   type Effects,
   type NewSession,
   type NextRefused,
@@ -85,62 +84,6 @@ class Expiring<V> {
       this.sweepAt = Math.max(SWEEP_MIN, 2 * this.map.size);
     }
     return this.map;
-  }
-}
-
-/**
- * The embedded store's per-address limits (Limiter): `points` per key in fixed
- * windows that start with a key's first point, counted and answered as
- * rate-limiter-flexible's limiters do, in an Expiring map: 93 bytes a key
- * and no timer, where RateLimiterMemory holds 412 bytes and a timer per key
- * for its whole window (measured after a full collection, 200,000 keys).
- * Many addresses can each make a key (one IPv6 subscriber has 65,536 /64s),
- * some for an hour or a day (REPORTS_PER_ADDR, BLOCKS_PER_ADDR).
- */
-export class WindowLimiter implements Limiter {
-  private readonly windows = new Expiring<RateWindow>((w, now) => now >= w.until);
-  private readonly durationMs: number;
-
-  constructor(
-    readonly points: number,
-    durationSec: number,
-    private readonly clock: () => number = Date.now,
-  ) {
-    this.durationMs = durationSec * 1_000;
-  }
-
-  async consume(key: string | number, points = 1): Promise<RateLimiterRes> {
-    const now = this.clock();
-    const windows = this.windows.at(now);
-    const k = String(key);
-    let w = windows.get(k);
-    let first = false;
-    if (!w || now >= w.until) {
-      windows.set(k, (w = { n: 0, until: now + this.durationMs }));
-      first = true;
-    }
-    w.n += points;
-    const res = this.answer(w, now, first);
-    if (w.n > this.points) throw res;
-    return res;
-  }
-
-  async reward(key: string | number, points = 1): Promise<RateLimiterRes> {
-    const now = this.clock();
-    const w = this.windows.at(now).get(String(key));
-    if (!w || now >= w.until) return new RateLimiterRes(this.points, 0, 0, false);
-    w.n -= points;
-    return this.answer(w, now, false);
-  }
-
-  async get(key: string | number): Promise<RateLimiterRes | null> {
-    const now = this.clock();
-    const w = this.windows.at(now).get(String(key));
-    return w && now < w.until ? this.answer(w, now, false) : null;
-  }
-
-  private answer(w: RateWindow, now: number, first: boolean): RateLimiterRes {
-    return new RateLimiterRes(Math.max(0, this.points - w.n), w.until - now, w.n, first);
   }
 }
 
@@ -307,9 +250,9 @@ export class MemoryStore implements Store {
   /** Address -> its open sockets (admitSocket), absent at zero. */
   private readonly openSockets = new Map<string, number>();
 
-  /** A per-address limit of this process (the embedded store is one process). */
-  limiter(_name: string, points: number, durationSec: number): Limiter {
-    return new WindowLimiter(points, durationSec);
+  /** A per-address limit of this process (the embedded store is one process), of at most limiterKeysMax keys. */
+  limiter(_name: string, points: number, durationSec: number): WindowLimiter {
+    return new WindowLimiter(points, durationSec, Date.now, this.opts.limiterKeysMax);
   }
 
   constructor(private readonly opts: StoreOptions) {

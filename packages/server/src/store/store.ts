@@ -321,6 +321,8 @@ export interface Store {
   admitSocket(addr: string, max: number): Promise<boolean>;
   /** A socket counted by admitSocket closed (call exactly once per admitted socket). */
   releaseSocket(addr: string): Promise<void>;
+  /** The per-address limit of one name (Limiter), of at most limiterKeysMax keys: this process's, or shared by every process on a shared store. */
+  limiter(name: string, points: number, durationSec: number): Limiter;
 }
 
 /**
@@ -329,7 +331,10 @@ export interface Store {
  * rejects with a RateLimiterRes past the points). Each store makes its own
  * (MemoryStore.limiter, RedisStore.limiter: shared by every process).
  */
-export type Limiter = Pick<RateLimiterAbstract, 'consume' | 'reward' | 'get'>;
+export type Limiter = Pick<RateLimiterAbstract, 'consume' | 'reward' | 'get'> & {
+  /** Keys held in this process, where it holds them (the embedded store's); shown in dyad_address_entries. */
+  readonly size?: number;
+};
 
 /** Makes the limiter of one name: `points` per key in windows of `durationSec`. */
 export type LimiterFactory = (name: string, points: number, durationSec: number) => Limiter;
@@ -350,6 +355,8 @@ export interface StoreOptions extends PairingPolicy, ReportPolicy {
   addressBlocksMax: number;
   /** Strikes (an address's last ban, kept BAN_STRIKE_WINDOW_MS after it ends) held in the whole store; past it those of bans over go, the first to end first (BAN_STRIKES_MAX). */
   banStrikesMax: number;
+  /** Keys each per-address limit (limiter) holds at once; past it the key whose window ends first is forgotten (LIMITER_KEYS_MAX). */
+  limiterKeysMax: number;
   /** Registrations (register, not registerAttached) waiting for their matching socket at once in the whole store (PENDING_REGISTRATIONS_MAX). */
   pendingRegistrationsMax: number;
   /** `next`s per address in a minute (NEXT_RATE_PER_MIN), counted by the store so that every process shares the count. */

@@ -19,6 +19,7 @@ export const DEFAULTS: StoreOptions = {
   blockMs: 86_400_000,
   addressBlocksMax: 100_000,
   banStrikesMax: 100_000,
+  limiterKeysMax: 100_000,
   pendingRegistrationsMax: 20_000,
   fairWaitMs: 10_000,
   reportBanThreshold: 3,

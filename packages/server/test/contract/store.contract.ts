@@ -36,6 +36,29 @@ export function describeStore(name: string, factory: StoreFactory): void {
       return m.initiator ? { ini: a, res: b, room: m.room_code } : { ini: b, res: a, room: m.room_code };
     };
 
+    describe('limiters', () => {
+      it('a limit holds at most limiterKeysMax keys: past it the window that ends first goes, and its key starts afresh', async () => {
+        const core = await make({ limiterKeysMax: 3 });
+        const limit = core.store.limiter(`cap-${Math.random().toString(36).slice(2)}`, 1, 60);
+        const held = async (keys: readonly string[]): Promise<string[]> => {
+          const out: string[] = [];
+          for (const k of keys) if ((await limit.get(k)) !== null) out.push(k);
+          return out;
+        };
+        const refused = async (k: string): Promise<boolean> => limit.consume(k).then(() => false, () => true);
+        for (const k of ['a', 'b', 'c']) assert.equal(await refused(k), false);
+        assert.equal(await refused('a'), true, 'a key held is counted');
+        assert.equal(await refused('d'), false);
+        assert.deepEqual(await held(['a', 'b', 'c', 'd']), ['b', 'c', 'd'], 'the first to end made room');
+        assert.equal(await refused('a'), false, 'a forgotten key starts afresh');
+        // Many keys more, as from addresses made up by the thousand: still three held, each counted.
+        const many = Array.from({ length: 200 }, (_, i) => `k${i}`);
+        for (const k of many) assert.equal(await refused(k), false);
+        assert.equal((await held(['a', 'b', 'c', 'd', ...many])).length, 3);
+        assert.equal(await refused('k199'), true, 'the last key is held and counted');
+      });
+    });
+
     describe('roomOf', () => {
       it("gives the session's room to its own token only, and nothing once the room ended", async () => {
         const core = await make();

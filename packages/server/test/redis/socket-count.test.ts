@@ -47,7 +47,7 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
 async function counts(): Promise<{ held: Map<string, Record<string, string>>; limiterKeys: string[] }> {
   const held = new Map<string, Record<string, string>>();
   for (const key of await admin.keys(`${base}so:*`)) held.set(key, await admin.hgetall(key));
-  const limiterKeys = await admin.keys(`${env.REDIS_PREFIX}rl:sockets*`);
+  const limiterKeys = await admin.keys(`${env.REDIS_PREFIX}rl:*sockets*`);
   return { held, limiterKeys };
 }
 

@@ -1051,6 +1051,24 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.ok((await calls('fcall')) > fcalls, 'FCALL again once it is back');
   });
 
+  it('a per-address limit answers from this process\'s own count while Redis does not, and from Redis, shared, once it does again', async () => {
+    const p = prefix();
+    const a = await Proc.start(p, { callTimeoutMs: 200 });
+    const limit = a.store.limiter('stand-in', 1, 60);
+    const refused = (k: string): Promise<boolean> => limit.consume(k).then(() => false, () => true);
+    await redis.admin.call('CLIENT', 'PAUSE', '1500', 'WRITE');
+    const paused = Date.now();
+    assert.equal(await refused('one'), false, 'within the limit: passes, though Redis does not answer');
+    assert.equal(await refused('one'), true, 'past it: refused by the count of this process');
+    assert.ok(Date.now() - paused < 1_500, 'answered before Redis was back');
+    assert.equal(await redis.admin.exists(`${p}rl:{stand-in}:one`), 0, 'nothing of it reached Redis');
+    await sleep(paused + 1_600 - Date.now());
+    assert.equal(await refused('two'), false);
+    assert.equal(await redis.admin.get(`${p}rl:{stand-in}:two`), '1', 'counted in Redis');
+    assert.equal(await redis.admin.zcard(`${p}rlz:{stand-in}`), 1, 'and in the limit\'s index');
+    assert.equal(await refused('two'), true);
+  });
+
   it('pairing reads a bounded number of sessions, whatever the size of the pool', async () => {
     const p = prefix();
     const a = await Proc.start(p, { interestTimeoutMs: 600_000 });

@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { WindowLimiter } from '../../src/store/memory.js';
+import { WindowLimiter } from '../../src/store/window-limiter.js';
 import type { Limiter } from '../../src/store/store.js';
 
 type Seen = { ok: boolean; remaining: number; consumed: number } | null;
@@ -58,5 +58,36 @@ describe('WindowLimiter', () => {
     assert.equal(fresh.consumedPoints, 1);
     assert.equal(fresh.isFirstInDuration, true);
     assert.equal(fresh.msBeforeNext, 10_000);
+  });
+
+  it('holds at most maxKeys keys: ended windows go first, then, at the cap, the one that ends first (its key starts afresh)', async () => {
+    let now = 1_000_000;
+    const limiter = new WindowLimiter(2, 10, () => now, 3);
+    for (const k of ['a', 'b', 'c']) {
+      await limiter.consume(k);
+      now += 1_000;
+    }
+    await limiter.consume('a');
+    assert.equal(limiter.size, 3);
+    await limiter.consume('d');
+    assert.equal(limiter.size, 3, 'one key out for the new one');
+    assert.equal(await limiter.get('a'), null, 'the window that ends first went');
+    assert.equal((await limiter.get('b'))?.consumedPoints, 1);
+    const again = await limiter.consume('a');
+    assert.equal(again.isFirstInDuration, true, 'a forgotten key starts a fresh window');
+    assert.equal(await limiter.get('b'), null, 'and b, now the first to end, made room for it');
+    // A window begun again moves to the back: c's new window ends after d's.
+    now += 20_000;
+    await limiter.consume('c');
+    await limiter.consume('e');
+    assert.equal(limiter.size, 2, 'the ended windows went before any live one');
+    assert.deepEqual([(await limiter.get('c'))?.consumedPoints, (await limiter.get('e'))?.consumedPoints], [1, 1]);
+  });
+
+  it('a flood of keys past the cap leaves maxKeys held and every one counted', async () => {
+    const limiter = new WindowLimiter(1, 600, Date.now, 1_000);
+    for (let i = 0; i < 50_000; i++) await limiter.consume(`addr-${i}`);
+    assert.equal(limiter.size, 1_000);
+    await assert.rejects(limiter.consume('addr-49999'), (r) => r instanceof RateLimiterRes, 'a key held is still counted');
   });
 });

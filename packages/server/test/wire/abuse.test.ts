@@ -220,7 +220,7 @@ describe('chat guards, what they keep', () => {
         if (m.event === 'error' && /chat messages a minute/.test(m.message)) paced++;
       }
       assert.equal(paced, sent - 10, 'all but CHAT_RATE_PER_MIN refused for the pace');
-      const keys = await client.keys(`${prefix}rl:chat-repeat*`);
+      const keys = await client.keys(`${prefix}rl:{chat-repeat}:*`);
       assert.ok(keys.length <= 10, `${keys.length} repeat counts kept for ${sent} messages, ${sent - paced} of them within the pace`);
       await x.m.close(1000);
     } finally {
@@ -228,6 +228,51 @@ describe('chat guards, what they keep', () => {
       await server.stop();
     }
   });
+});
+
+describe('per-address limits, what they hold in all', () => {
+  // Every address within its limits still makes keys: one pace key per address, and a repeat key per distinct
+  // message. 40 addresses sending 3 new messages each make 40 pace keys and 120 repeat keys; LIMITER_KEYS_MAX (25)
+  // holds each limit to 25, the first to end going first, while every message within the limits still passes.
+  const ADDRESSES = 40;
+  const CAP = 25;
+  for (const store of STORES) {
+    it(`each limit holds at most LIMITER_KEYS_MAX keys, however many addresses and messages (${store})`, async () => {
+      const prefix = uniquePrefix();
+      const redis = store === 'redis' ? await privateRedis() : undefined;
+      const server = await startServerOn(store, {
+        ...(redis ? { REDIS_URL: redis.url, REDIS_PREFIX: prefix } : {}),
+        TRUST_PROXY: 'true',
+        CHAT_RATE_PER_MIN: '1000',
+        CHAT_REPEAT_MIN_CHARS: '12',
+        LIMITER_KEYS_MAX: String(CAP),
+      });
+      const client = redis ? new Redis(redis.url) : undefined;
+      try {
+        // One at a time, each alone (waiting): no partner to tell, but each message is counted, and none is refused.
+        for (let a = 0; a < ADDRESSES; a++) {
+          const x = await enter(server, {}, from(freshAddress()));
+          for (let i = 0; i < 3; i++) x.m.send({ event: 'chat', message: `message ${i} from address ${a}` });
+          for (let i = 0; i < 3; i++) await x.m.expectError('no-partner');
+          await x.m.close(1000);
+        }
+        if (client) {
+          for (const limit of ['chat', 'chat-repeat']) {
+            assert.equal((await client.keys(`${prefix}rl:{${limit}}:*`)).length, CAP, `${limit}: counts held`);
+            assert.equal(await client.zcard(`${prefix}rlz:{${limit}}`), CAP, `${limit}: the index`);
+          }
+        } else {
+          const res = await request(`${server.matching}/metrics`);
+          const held = Object.fromEntries([...res.text.matchAll(/^dyad_address_entries\{limit="([a-z-]+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+          assert.equal(held['chat'], CAP, 'pace keys held');
+          assert.equal(held['chat-repeat'], CAP, 'repeat keys held');
+        }
+      } finally {
+        client?.disconnect();
+        await server.stop();
+      }
+    });
+  }
 });
 
 for (const store of STORES) {

@@ -41,6 +41,7 @@ describe('settings refused at start', () => {
     ['SOCKET_SEND_BUFFER_TOTAL_BYTES below SOCKET_SEND_BUFFER_PER_ADDR_BYTES', { SOCKET_SEND_BUFFER_TOTAL_BYTES: '3145728' }, /SOCKET_SEND_BUFFER_TOTAL_BYTES/],
     ['ADDRESS_BLOCKS_MAX=-1', { ADDRESS_BLOCKS_MAX: '-1' }, /ADDRESS_BLOCKS_MAX/],
     ['BAN_STRIKES_MAX=-1', { BAN_STRIKES_MAX: '-1' }, /BAN_STRIKES_MAX/],
+    ['LIMITER_KEYS_MAX=0', { LIMITER_KEYS_MAX: '0' }, /LIMITER_KEYS_MAX/],
     ['ROLES=matching without REDIS_URL', { ROLES: 'matching' }, /REDIS_URL/],
     ['ROLES=signalling without REDIS_URL', { ROLES: 'signalling' }, /REDIS_URL/],
     // The services' paths under PUBLIC_URL are the proxy's (/matching, /signalling): a path of its own would be lost.

@@ -11,7 +11,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
+import { RedisWindowLimiter } from './limits.js';
 import { CloseCode, type SignalType } from '@dyad/protocol';
 import {
   REPORT_LOG_PER_ADDR,
@@ -946,16 +946,14 @@ export class RedisStore implements Store {
     return { waiting: { video: n(0) + n(1), text: n(2) + n(3) }, rooms: n(4), sessions: n(5), online, keptBytes: n(6) };
   }
 
-  /** A rate limiter shared by every process on this Redis; a local one stands in while Redis is away. */
+  /**
+   * A rate limiter shared by every process on this Redis, of at most
+   * limiterKeysMax keys; a local one stands in while Redis is away. Its keys
+   * share the limit's name as hash tag (one slot on a Cluster, apart from the state's).
+   */
   limiter(name: string, points: number, durationSec: number): Limiter {
-    return new RateLimiterRedis({
-      storeClient: this.limits,
-      keyPrefix: `${this.prefix}rl:${name}`,
-      points,
-      duration: durationSec,
-      rejectIfRedisNotReady: true,
-      insuranceLimiter: new RateLimiterMemory({ keyPrefix: name, points, duration: durationSec }),
-    });
+    const tag = `{${name}}`;
+    return new RedisWindowLimiter(this.limits, `${this.prefix}rl:${tag}:`, `${this.prefix}rlz:${tag}`, points, durationSec, this.opts.limiterKeysMax);
   }
 
   private stopLoops(): void {

@@ -1,0 +1,82 @@
+// Per-key points in fixed windows (Limiter), held in this process: the
+// embedded store's per-address limits, and the Redis store's stand-in while
+// Redis does not answer.
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateWindow } from '../core/rules.js';
+import type { Limiter } from './store.js';
+
+/**
+ * `points` per key in fixed windows that start with a key's first point,
+ * counted and answered as rate-limiter-flexible's limiters do: 93 bytes a key
+ * and no timer, where RateLimiterMemory holds 412 bytes and a timer per key
+ * for its whole window (measured after a full collection, 200,000 keys).
+ *
+ * Many addresses can each make a key (one IPv6 subscriber has 65,536 /64s),
+ * some for an hour or a day (REPORTS_PER_ADDR, BLOCKS_PER_ADDR), and the
+ * chat repeats one per distinct message: at most `maxKeys` are held
+ * (LIMITER_KEYS_MAX). Every window of a limiter lasts as long, so the map,
+ * where a window begun again moves to the back, holds them in the order they
+ * end: ended ones go from the front as new ones come, and at the cap the one
+ * that ends first goes (its address starts afresh).
+ */
+export class WindowLimiter implements Limiter {
+  private readonly windows = new Map<string, RateWindow>();
+  private readonly durationMs: number;
+
+  constructor(
+    readonly points: number,
+    durationSec: number,
+    private readonly clock: () => number = Date.now,
+    private readonly maxKeys = Number.POSITIVE_INFINITY,
+  ) {
+    this.durationMs = durationSec * 1_000;
+  }
+
+  /** Keys held (ended windows not yet dropped included). */
+  get size(): number {
+    return this.windows.size;
+  }
+
+  async consume(key: string | number, points = 1): Promise<RateLimiterRes> {
+    const now = this.clock();
+    const k = String(key);
+    let w = this.windows.get(k);
+    let first = false;
+    if (!w || now >= w.until) {
+      this.windows.delete(k);
+      this.makeRoom(now);
+      this.windows.set(k, (w = { n: 0, until: now + this.durationMs }));
+      first = true;
+    }
+    w.n += points;
+    const res = this.answer(w, now, first);
+    if (w.n > this.points) throw res;
+    return res;
+  }
+
+  async reward(key: string | number, points = 1): Promise<RateLimiterRes> {
+    const now = this.clock();
+    const w = this.windows.get(String(key));
+    if (!w || now >= w.until) return new RateLimiterRes(this.points, 0, 0, false);
+    w.n -= points;
+    return this.answer(w, now, false);
+  }
+
+  async get(key: string | number): Promise<RateLimiterRes | null> {
+    const now = this.clock();
+    const w = this.windows.get(String(key));
+    return w && now < w.until ? this.answer(w, now, false) : null;
+  }
+
+  /** Before a new window: drop those that have ended, then, at the cap, those that end first. */
+  private makeRoom(now: number): void {
+    for (const [k, w] of this.windows) {
+      if (w.until > now && this.windows.size < this.maxKeys) break;
+      this.windows.delete(k);
+    }
+  }
+
+  private answer(w: RateWindow, now: number, first: boolean): RateLimiterRes {
+    return new RateLimiterRes(Math.max(0, this.points - w.n), w.until - now, w.n, first);
+  }
+}
