@@ -8,6 +8,8 @@
 // process far more than a packet costs its sender, so one address must not
 // keep a core busy with requests that are refused anyway.
 import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -36,15 +38,46 @@ export type ConnectionRefusal = 'address' | 'process' | 'requests';
 
 /** Share of the open-file limit that MAX_CONNECTIONS takes by default: the rest stays for the process's own files and Redis. */
 const DEFAULT_SHARE_OF_OPEN_FILES = 0.9;
+/**
+ * What an open connection may cost the process at most, before it is a
+ * WebSocket (measured on the embedded store, 4,000 connections: about 11 KB
+ * for one that has sent nothing, 17 KB for one holding a request's headers up
+ * to Node's limit; an idle WebSocket session costs about 8 KB).
+ */
+const CONNECTION_BYTES = 20 * 1024;
+/** And of the JavaScript heap (5 KB measured for a connection that has sent nothing). */
+const CONNECTION_HEAP_BYTES = 6 * 1024;
+/** Share of the process's memory, and of its heap, that connections take at most by default. */
+const DEFAULT_SHARE_OF_MEMORY = 0.25;
 
-/** MAX_CONNECTIONS when unset: most of the process's open-file limit, read at start (Linux); unlimited where it cannot be read. */
-export function defaultMaxConnections(limits = '/proc/self/limits'): number {
+/** The memory this process may use: its cgroup's limit (a container's), else the machine's. */
+export function memoryAvailable(): number {
+  const total = totalmem();
+  const constrained = process.constrainedMemory?.() ?? 0;
+  return constrained > 0 && constrained < total ? constrained : total;
+}
+
+/**
+ * MAX_CONNECTIONS when unset: most of the process's open-file limit, read at
+ * start (Linux), and no more than a quarter of its memory and of its heap
+ * holds. Where open files are not limited (a container may allow a million),
+ * many addresses together (an IPv6 subscriber's /64s, 256 connections each)
+ * could otherwise hold gigabytes with connections that send nothing.
+ */
+export function defaultMaxConnections(
+  limits = '/proc/self/limits',
+  memory = memoryAvailable(),
+  heap = getHeapStatistics().heap_size_limit,
+): number {
+  const byMemory = Math.floor(Math.min((memory * DEFAULT_SHARE_OF_MEMORY) / CONNECTION_BYTES, (heap * DEFAULT_SHARE_OF_MEMORY) / CONNECTION_HEAP_BYTES));
+  let byFiles = Number.POSITIVE_INFINITY;
   try {
     const soft = /^Max open files\s+(\d+)/m.exec(readFileSync(limits, 'utf8'))?.[1];
-    return soft === undefined ? Number.POSITIVE_INFINITY : Math.floor(Number(soft) * DEFAULT_SHARE_OF_OPEN_FILES);
+    if (soft !== undefined) byFiles = Math.floor(Number(soft) * DEFAULT_SHARE_OF_OPEN_FILES);
   } catch {
-    return Number.POSITIVE_INFINITY;
+    // Not Linux: the memory alone bounds it.
   }
+  return Math.min(byFiles, byMemory);
 }
 
 export class ConnectionCap {
