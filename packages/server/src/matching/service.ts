@@ -86,7 +86,7 @@ export class MatchingService {
           case 'typing':
             return store.typing(conn.session, conn.id, msg.typing);
           case 'report':
-            return this.recordable(conn.addr).then((recorded) => store.report(conn.session, conn.id, msg.reason, now, recorded));
+            return this.report(conn, msg.reason, now);
           case 'block':
             return this.within(this.addressBlocks, conn.addr).then((wide) => store.block(conn.session, conn.id, now, wide));
         }
@@ -248,9 +248,22 @@ export class MatchingService {
     return limit ? takePoint(limit, addr) : false;
   }
 
-  /** Whether a report from `addr` is recorded: within REPORTS_PER_ADDR, and within REPORTS_KEPT_MAX from everyone. */
-  private async recordable(addr: string): Promise<boolean> {
-    return (await this.within(this.reportsMade, addr)) && (await this.within(this.reportsKept, ALL_ADDRESSES));
+  /**
+   * A report, recorded when within REPORTS_PER_ADDR from its address and
+   * within REPORTS_KEPT_MAX from everyone. A report of no one (no current or
+   * recent partner) gives back what it took of them: else one session could
+   * spend REPORTS_KEPT_MAX from address after address, and no report would be
+   * recorded, nor any ban made, until the window ends.
+   */
+  private async report(conn: { session: string; id: string; addr: string }, reason: string | undefined, now: number): Promise<Effects> {
+    const made = await this.within(this.reportsMade, conn.addr);
+    const kept = made && (await this.within(this.reportsKept, ALL_ADDRESSES));
+    const { effects, partner } = await this.ctx.store.report(conn.session, conn.id, reason, now, kept);
+    if (!partner) {
+      if (made) await this.reportsMade?.reward(conn.addr);
+      if (kept) await this.reportsKept?.reward(ALL_ADDRESSES);
+    }
+    return effects;
   }
 
   /** GET /online: aggregates only, cached (OnlineCounts), ONLINE_RATE_PER_MIN per address. */

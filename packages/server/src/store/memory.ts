@@ -52,6 +52,7 @@ import {
   type NewSession,
   type NextRefused,
   type RegisterResult,
+  type ReportResult,
   type ReportSummary,
   type SessionState,
   type SignalText,
@@ -732,19 +733,19 @@ export class MemoryStore implements Store {
     return fx;
   }
 
-  async report(id: string, conn: string, reason: string | undefined, now: number, recorded: boolean): Promise<Effects> {
+  async report(id: string, conn: string, reason: string | undefined, now: number, recorded: boolean): Promise<ReportResult> {
     const fx = emptyEffects();
     const s = this.owner(id, conn, 'matching');
-    if (!s) return fx;
+    if (!s) return { effects: fx, partner: false };
     const target = this.reportable(s, now);
     if (!target) {
       this.send(fx, s, 'matching', error('no-partner', 'no current or recent partner to report'));
-      return fx;
+      return { effects: fx, partner: false };
     }
     // A report keeps the two sessions apart; the reporter's other sessions may
     // still meet the reported (their reports count once per address).
     this.keepApart(s, target, now, false);
-    if (!recorded) return fx;
+    if (!recorded) return { effects: fx, partner: true };
     this.logReport(target.addr, { at: now, by: s.addr, reason: reason ?? '' }, now);
     this.tally(now, 'reports');
     // Reports count per reporting address, so one person with many sessions
@@ -762,7 +763,7 @@ export class MemoryStore implements Store {
       this.ban(fx, target.addr, counting, now, undefined, '');
     }
     if (++this.reportsSinceSweep >= REPORT_SWEEP_EVERY) this.sweepReports(now);
-    return fx;
+    return { effects: fx, partner: true };
   }
 
   /** Forget what no rule needs any more: reports past REPORT_WINDOW_MS, strikes past BAN_STRIKE_WINDOW_MS. */

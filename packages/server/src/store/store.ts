@@ -202,6 +202,12 @@ export interface StoreStats {
   keptBytes: number;
 }
 
+/** What a report did: `partner` when there was a current or recent partner to report (else the socket is told no-partner, and nothing was kept or counted). */
+export interface ReportResult {
+  effects: Effects;
+  partner: boolean;
+}
+
 export interface Store {
   /** Create a session; it waits for its matching socket for REGISTRATION_TTL_MS. */
   register(s: NewSession, now: number, admission?: Admission): Promise<RegisterResult>;
@@ -246,7 +252,7 @@ export interface Store {
    * when `recorded` (the edge leaves it out past REPORTS_PER_ADDR), counts
    * toward a ban and is kept with its reason for REPORT_WINDOW_MS.
    */
-  report(id: string, conn: string, reason: string | undefined, now: number, recorded: boolean): Promise<Effects>;
+  report(id: string, conn: string, reason: string | undefined, now: number, recorded: boolean): Promise<ReportResult>;
   /**
    * End the room as `next` does (the partner is told `skip`) and never pair
    * the two sessions again; with `addressWide`, neither their addresses, when

@@ -222,7 +222,7 @@ export class User {
               ? await store.typing(this.id, this.m.id, msg.typing)
               : msg.event === 'block'
                 ? await store.block(this.id, this.m.id, now, msg.addressWide ?? true)
-                : await store.report(this.id, this.m.id, msg.reason, now, msg.recorded ?? true);
+                : (await store.report(this.id, this.m.id, msg.reason, now, msg.recorded ?? true)).effects;
     await hub.run(fx);
   }
 

@@ -1223,6 +1223,19 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.equal(await strikeOf('late', 10_000), 1, 'ends with third, but its name comes first: forgotten');
       });
 
+      it('a report says whether it had someone to report: not while waiting alone, yes in a room and just after it', async () => {
+        const core = await make();
+        const a = await core.join({ addr: 'lone' });
+        const alone = await core.store.report(a.id, a.m.id, undefined, core.clock.now(), true);
+        assert.equal(alone.partner, false);
+        assert.ok(alone.effects.close.length === 0 && alone.effects.paired.length === 0, 'nothing done but the no-partner');
+        const b = await core.join({ addr: 'other' });
+        assert.ok(b.matched());
+        assert.equal((await core.store.report(a.id, a.m.id, undefined, core.clock.now(), false)).partner, true, 'in a room, even unrecorded');
+        await b.send({ event: 'stop' });
+        assert.equal((await core.store.report(a.id, a.m.id, undefined, core.clock.now(), true)).partner, true, 'the partner just left');
+      });
+
       it('one reporter with many sessions counts once', async () => {
         const core = await make({ reportBanThreshold: 2 });
         const bad = await core.join({ addr: 'bad2' });

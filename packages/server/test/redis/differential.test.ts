@@ -771,7 +771,7 @@ class World {
       case 'stop':
         return run(store.stop(id, m, now));
       case 'report':
-        return run(store.report(id, m, undefined, now, op.recorded));
+        return run(store.report(id, m, undefined, now, op.recorded).then((r) => r.effects));
       case 'chat':
         // The text as the edge hands it on, through the protocol's schema.
         return run(store.chat(id, m, ChatMessage.parse({ event: 'chat', message: op.text }).message, now));

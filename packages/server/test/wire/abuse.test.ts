@@ -374,6 +374,21 @@ for (const store of STORES) {
       assert.deepEqual(await reportEach(fewKept, 3, false), [true, true, false], `the first ${FEW_REPORTS} reports are kept for the console, the next is not`);
     });
 
+    it(`reports of no one take nothing of REPORTS_PER_ADDR or REPORTS_KEPT_MAX (${FEW_REPORTS}): a session reporting nobody again and again leaves the reports of others recorded`, async () => {
+      const srv = await startServerOn(store, { TRUST_PROXY: 'true', ADMIN_TOKEN, ADDRESS_HASH_KEY: HASH_KEY, REPORT_MIN_ROOM_MS: '0', REPORT_BAN_THRESHOLD: '5', REPORTS_KEPT_MAX: String(FEW_REPORTS), REPORTS_PER_ADDR: String(FEW_REPORTS) });
+      try {
+        const lone = await enter(srv, {}, from(freshAddress()));
+        for (let i = 0; i < 3 * FEW_REPORTS; i++) {
+          lone.m.send({ event: 'report', reason: 'nobody' });
+          await lone.m.expectError('no-partner');
+        }
+        await lone.m.close(1000);
+        assert.deepEqual(await reportEach(srv, FEW_REPORTS, true), [true, true], 'the reports of a partner that follow are kept');
+      } finally {
+        await srv.stop();
+      }
+    });
+
     it('block with no current or recent partner gets no-partner', async () => {
       const a = await enter(server, {}, from(freshAddress()));
       a.m.send({ event: 'block' });

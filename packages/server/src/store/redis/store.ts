@@ -28,6 +28,7 @@ import {
   type NewSession,
   type NextRefused,
   type RegisterResult,
+  type ReportResult,
   type ReportSummary,
   type Store,
   type StoreOptions,
@@ -769,8 +770,9 @@ export class RedisStore implements Store {
     return this.transition('typing', Date.now(), [id, conn, typing ? '1' : '0']);
   }
 
-  async report(id: string, conn: string, reason: string | undefined, now: number, recorded: boolean): Promise<Effects> {
-    return this.told(id, conn, this.transition('report', now, [id, conn, reason ?? '', recorded ? '1' : '0']));
+  async report(id: string, conn: string, reason: string | undefined, now: number, recorded: boolean): Promise<ReportResult> {
+    const { fx, x } = await this.told(id, conn, this.exec('report', now, [id, conn, reason ?? '', recorded ? '1' : '0']));
+    return { effects: fx, partner: (x as { partner?: unknown } | undefined)?.partner === true };
   }
 
   async block(id: string, conn: string, now: number, addressWide: boolean): Promise<Effects> {

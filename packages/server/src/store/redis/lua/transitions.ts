@@ -141,7 +141,7 @@ if not tid then
   return finish()
 end
 keepApart(s, tid, taddr, load(tid), false)
-if A[4] ~= '1' then return finish() end
+if A[4] ~= '1' then return finish({partner = true}) end
 -- Kept for the operator (the console) as long as the report window: when, by
 -- which address hash, and the reason; never chat text or an address.
 local lk = P .. '${KEY.reportLog}' .. taddr
@@ -204,7 +204,7 @@ if counting >= CFG.banthr then
   redis.call('ZREM', rx, taddr)
   ban(taddr, counting, nil, '')
 end
-return finish()
+return finish({partner = true})
 `,
   // A: token hash. The live session of a token and whether its matching socket is open (/ice-servers).
   presence: `
