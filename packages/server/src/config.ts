@@ -265,7 +265,7 @@ export interface Settings {
   powChallengeTtlMs: number;
   /** HMAC key that signs challenges (processes sharing a Redis must share it); unset: derived from ADDRESS_HASH_KEY, else random per process. */
   powSecret: string | undefined;
-  /** Chat messages one address may send per minute (all its sessions); beyond: `rate-limited`, dropped. @default 30 */
+  /** Chat messages one address may send per minute (all its sessions), and one session (from any address); beyond: `rate-limited`, dropped. @default 30 */
   chatRatePerMin: number;
   /** Times one address may send the same message (of CHAT_REPEAT_MIN_CHARS or more) within CHAT_REPEAT_WINDOW_MS, in any rooms. @default 3 */
   chatRepeatMax: number;

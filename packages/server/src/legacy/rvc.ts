@@ -107,7 +107,7 @@ export class RvcEdge {
           // Chat goes only to the partner of this socket's room, named as the client knows it.
           if (state?.partner === undefined || msg.peer !== state.partner) return this.refuse(conn, RVC_NOT_CONNECTED);
           // The chat guards of Dyad's own chat: pace, repeats, the operator's words.
-          const verdict = await ctx.chatGuard.check(conn.addr, msg.message);
+          const verdict = await ctx.chatGuard.check(conn.addr, conn.session, msg.message);
           if (!verdict.ok) return this.refuse(conn, verdict.message, 'rate-limited');
           return store.chat(conn.session, conn.id, verdict.message, hub.clock.now());
         },

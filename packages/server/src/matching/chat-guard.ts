@@ -31,6 +31,8 @@ export const mask = (text: string, pattern: RegExp | undefined): string =>
 
 export class ChatGuard {
   private readonly pace: Limiter;
+  /** The same pace per session: a session's socket may be opened from any address, and each would bring a pace of its own. */
+  private readonly sessionPace: Limiter;
   private readonly repeats: Limiter;
   private readonly pattern: RegExp | undefined;
   /** Keys the digest of repeated messages, so the limiter's keys say nothing of what was written. */
@@ -43,19 +45,22 @@ export class ChatGuard {
     sharedKey?: string,
   ) {
     this.pace = limiter('chat', settings.chatRatePerMin, 60);
+    this.sessionPace = limiter('chat-session', settings.chatRatePerMin, 60);
     this.repeats = limiter('chat-repeat', settings.chatRepeatMax, Math.max(1, Math.ceil(settings.chatRepeatWindowMs / 1000)));
     this.pattern = maskPattern(settings.chatMaskWords);
     if (sharedKey) this.digestKey = createHmac('sha256', sharedKey).update('dyad chat repeats').digest();
   }
 
-  /** The message to relay (masked), or why it is refused. */
-  async check(addr: string, text: string): Promise<ChatVerdict> {
+  /** The message to relay (masked), or why it is refused: `addr` the sending socket's address, `session` its session. */
+  async check(addr: string, session: string, text: string): Promise<ChatVerdict> {
     const folded = fold(text);
     const repeat =
       codePoints(folded) >= this.settings.chatRepeatMinChars
         ? `${addr}:${createHmac('sha256', this.digestKey).update(folded).digest('base64url').slice(0, 22)}`
         : undefined;
-    if (!(await takePoint(this.pace, addr))) return { ok: false, message: `more than ${this.settings.chatRatePerMin} chat messages a minute` };
+    if (!(await takePoint(this.pace, addr)) || !(await takePoint(this.sessionPace, session))) {
+      return { ok: false, message: `more than ${this.settings.chatRatePerMin} chat messages a minute` };
+    }
     // Only a message within the pace is counted as a repeat: each distinct message is a key kept for
     // CHAT_REPEAT_WINDOW_MS, and counting the refused ones too let one address make a thousand keys a
     // second (its sockets' message rate), some 600 bytes each in the process, instead of CHAT_RATE_PER_MIN.

@@ -80,7 +80,7 @@ export class MatchingService {
           case 'stop':
             return store.stop(conn.session, conn.id, now);
           case 'chat':
-            return ctx.chatGuard.check(conn.addr, msg.message).then((v) =>
+            return ctx.chatGuard.check(conn.addr, conn.session, msg.message).then((v) =>
               v.ok ? store.chat(conn.session, conn.id, v.message, now) : this.refuse(conn, 'rate-limited', v.message),
             );
           case 'typing':

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { solveChallenge } from 'altcha-lib';
 import { deriveKey } from 'altcha-lib/algorithms/sha';
 import { AdminBans, AdminReports, AdminStats, PowResponse } from '@dyad/protocol';
-import { arrive, enter, expectMatched, expectRefused, freshAddress, from, oneTripUrl, register, uniqueName, type Session, type Via } from '../support/dyad.js';
+import { arrive, enter, expectMatched, expectRefused, freshAddress, from, oneTripUrl, openMatching, register, uniqueName, type Session, type Via } from '../support/dyad.js';
 import { AddressHasher } from '../../src/http/client.js';
 import { describeResponse, request, type HttpResponse } from '../support/http.js';
 import { startServer, type RunningServer } from '../support/server.js';
@@ -199,6 +199,21 @@ describe('chat guards', () => {
     assert.match(refused.message, /chat messages a minute/);
     await y.m.expectSilence(QUIET_MS, { why: 'the message beyond the rate is dropped' });
     await Promise.all([x.m.close(1000), y.m.close(1000)]);
+  });
+
+  it('a session that opens its socket again from another address keeps its CHAT_RATE_PER_MIN: the pace is per session as well as per address', async () => {
+    const [x, y] = await pairFrom(freshAddress(), freshAddress());
+    for (let i = 0; i < 6; i++) x.m.send({ event: 'chat', message: `before ${i}` });
+    for (let i = 0; i < 6; i++) assert.equal((await y.m.expect('chat')).message, `before ${i}`);
+    // The phone changes networks: the same session's socket, from a new address.
+    await x.m.close(4000);
+    const again = await openMatching(server, x.id, x.token, 'x again', from(freshAddress()));
+    assert.equal((await again.expect('matched')).resumed, true);
+    for (let i = 0; i < 5; i++) again.send({ event: 'chat', message: `after ${i}` });
+    for (let i = 0; i < 4; i++) assert.equal((await y.m.expect('chat')).message, `after ${i}`);
+    assert.match((await again.expectError('rate-limited')).message, /chat messages a minute/, 'the eleventh of the minute, though the first from this address');
+    await y.m.expectSilence(QUIET_MS, { why: 'the message beyond the session\'s pace is dropped' });
+    await Promise.all([again.close(1000), y.m.close(1000)]);
   });
 });
 
