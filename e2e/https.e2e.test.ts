@@ -55,8 +55,8 @@ const CADDY_LOG_KEEP_CHARS = 4_000_000;
 /** A busy machine may take many seconds to start a node process. */
 const PROCESS_START_TIMEOUT_MS = 30_000;
 const PROCESS_STOP_TIMEOUT_MS = 6_000;
-/** Click-to-first-frame runs through the proxy and on plain loopback each (printed, not asserted). */
-const FRAME_RUNS = 3;
+/** Click-to-first-frame runs through the proxy and on plain loopback each (printed, not asserted; `npm run bench:frame` measures it in rounds). */
+const FRAME_RUNS = 1;
 const REGISTER_RATE_PER_MIN = 30;
 /**
  * Waits of the pages: this file runs Caddy, Redis and five server processes
