@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   const limiterOf = memo((name, points, durationSec) => {
     const made = limiter(name, points, durationSec);
     // The embedded store's limits hold their keys here: dyad_address_entries{limit} shows how many.
-    if (made.size !== undefined) metrics.watchAddresses(name, { get size() { return made.size ?? 0; } });
+    if (made.size !== undefined) metrics.watchAddresses(name, made);
     return made;
   });
   const sharedKey = process.env.ADDRESS_HASH_KEY || undefined;

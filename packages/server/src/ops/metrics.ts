@@ -36,8 +36,8 @@ export class Metrics {
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
-  /** The per-address paces of this process, by limit (watchAddresses). */
-  private readonly paces = new Map<string, { readonly size: number }>();
+  /** The per-address paces and counts of this process, by limit (watchAddresses). */
+  private readonly paces = new Map<string, { readonly size?: number }>();
 
   /**
    * `counts`: the store's counts, at most ONLINE_CACHE_MS old, so that one
@@ -53,7 +53,7 @@ export class Metrics {
       labelNames: ['limit'] as const,
       registers: [this.registry],
       collect() {
-        for (const [limit, book] of paces) this.set({ limit }, book.size);
+        for (const [limit, book] of paces) this.set({ limit }, book.size ?? 0);
       },
     });
     new Gauge({
@@ -97,7 +97,7 @@ export class Metrics {
   }
 
   /** Show in `dyad_address_entries{limit}` how many addresses `book` holds. */
-  watchAddresses(limit: string, book: { readonly size: number }): void {
+  watchAddresses(limit: string, book: { readonly size?: number }): void {
     this.paces.set(limit, book);
   }
 }

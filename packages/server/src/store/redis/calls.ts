@@ -50,4 +50,24 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
   });
 }
 
+/**
+ * Run a script by its SHA-1, and send it whole when Redis does not have it
+ * (NOSCRIPT: restarted, or its scripts flushed), which caches it again.
+ * `within` bounds each attempt.
+ */
+export async function evalCached(
+  conn: Connection,
+  script: { sha: string; lua: string },
+  numKeys: number,
+  args: readonly string[],
+  within: (p: Promise<unknown>) => Promise<unknown> = (p) => p,
+): Promise<unknown> {
+  try {
+    return await within(conn.evalsha(script.sha, numKeys, ...args));
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    return within(conn.eval(script.lua, numKeys, ...args));
+  }
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { Limiter } from '../store.js';
 import { WindowLimiter } from '../window-limiter.js';
-import type { Connection } from './calls.js';
+import { evalCached, type Connection } from './calls.js';
 
 /**
  * KEYS[1] the key's counter, KEYS[2] the limit's index (one hash tag: one
@@ -41,7 +41,7 @@ redis.call('ZADD', z, now + dur, k)
 redis.call('PEXPIRE', z, dur)
 return {redis.call('INCRBY', k, pts), dur, 1}
 `;
-const LIMIT_SHA = createHash('sha1').update(LIMIT_LUA).digest('hex');
+const LIMIT = { sha: createHash('sha1').update(LIMIT_LUA).digest('hex'), lua: LIMIT_LUA };
 
 type Reply = [counted: number, msLeft: number, first: number] | null;
 
@@ -88,12 +88,7 @@ export class RedisWindowLimiter implements Limiter {
   private async run(op: 'consume' | 'reward' | 'get', key: string | number, points: number): Promise<Reply | undefined> {
     const args = [`${this.keyPrefix}${key}`, this.index, op, String(points), this.durationMs, String(Date.now()), String(this.maxKeys)];
     try {
-      try {
-        return (await this.conn.evalsha(LIMIT_SHA, 2, ...args)) as Reply;
-      } catch (err) {
-        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-        return (await this.conn.eval(LIMIT_LUA, 2, ...args)) as Reply;
-      }
+      return (await evalCached(this.conn, LIMIT, 2, args)) as Reply;
     } catch {
       // Not ready, timed out (the connection's commandTimeout) or failed.
       return undefined;

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { SOCKET_SCRIPTS, type SocketScriptName } from './lua/socket-counts.js';
-import { scrub, withTimeout } from './calls.js';
+import { evalCached, scrub, withTimeout } from './calls.js';
 
 /** Addresses written in one socket-count script at most. */
 const BATCH = 200;
@@ -162,17 +162,11 @@ export class SocketCounts {
    */
   private async run(name: SocketScriptName, args: readonly (string | number)[]): Promise<unknown> {
     const { client, base, procId, ttlMs, callTimeoutMs } = this.o;
-    const sha = this.shas.get(name) ?? '';
-    const argv = [procId, String(ttlMs), ...args.map(String)];
+    const script = { sha: this.shas.get(name) ?? '', lua: SOCKET_SCRIPTS[name] };
     try {
-      return await withTimeout(client.evalsha(sha, 1, base, ...argv), callTimeoutMs, name);
+      return await evalCached(client, script, 1, [base, procId, String(ttlMs), ...args.map(String)], (p) => withTimeout(p, callTimeoutMs, name));
     } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw scrub(err, name);
-      try {
-        return await withTimeout(client.eval(SOCKET_SCRIPTS[name], 1, base, ...argv), callTimeoutMs, name);
-      } catch (again) {
-        throw scrub(again, name);
-      }
+      throw scrub(err, name);
     }
   }
 }
