@@ -97,6 +97,14 @@ export interface Settings {
    * with REDIS_URL. Beyond: `buffer-full`. @default 67_108_864
    */
   keptBytesPerProcess: number;
+  /**
+   * The first bytes kept in each room that KEPT_BYTES_PER_PROCESS does not
+   * refuse: a new room's offer and its first candidates are kept for a
+   * partner who has not joined yet even while others' rooms fill the total
+   * (rooms of one's own sessions cannot then stop everyone's calls). Each
+   * room may take this much past the total. @default 65_536
+   */
+  keptBytesReservedPerRoom: number;
   /** A session waiting longer than this is paired before newer ones. @default 10_000 */
   fairWaitMs: number;
 
@@ -559,6 +567,7 @@ export function loadSettings(env: Env = process.env): Settings {
     signalBuffer: integer(env, 'SIGNAL_BUFFER', 64, 1),
     keptBytesPerRoom: integer(env, 'KEPT_BYTES_PER_ROOM', 262_144, 1),
     keptBytesPerProcess: integer(env, 'KEPT_BYTES_PER_PROCESS', 67_108_864, 1),
+    keptBytesReservedPerRoom: integer(env, 'KEPT_BYTES_RESERVED_PER_ROOM', 65_536, 0),
     fairWaitMs: integer(env, 'FAIR_WAIT_MS', 10_000),
     ...messageRates(env),
     socketSendBufferBytes: 0, // below, once SIGNAL_BUFFER and MAX_FRAME_BYTES are known

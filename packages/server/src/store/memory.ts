@@ -702,6 +702,8 @@ export class MemoryStore implements Store {
       let used = room.keptBytes;
       for (const id of room.members) used += this.sessions.get(id)?.keptChatBytes ?? 0;
       if (used + bytes > this.opts.keptBytesPerRoom) return 'room';
+      // A room's first bytes are kept whatever the total (KEPT_BYTES_RESERVED_PER_ROOM).
+      if (used + bytes <= this.opts.keptBytesReservedPerRoom) return undefined;
     }
     if (this.keptTotal + bytes > this.opts.keptBytesPerProcess) return 'process';
     return undefined;

@@ -16,6 +16,7 @@ export const DEFAULTS: StoreOptions = {
   signalBuffer: 64,
   keptBytesPerRoom: 262_144,
   keptBytesPerProcess: 67_108_864,
+  keptBytesReservedPerRoom: 65_536,
   blockMs: 86_400_000,
   addressBlocksMax: 100_000,
   banStrikesMax: 100_000,

@@ -277,6 +277,8 @@ for (const store of STORES) {
           ONLINE_CACHE_MS: '0',
           KEPT_BYTES_PER_ROOM: String(PER_ROOM),
           KEPT_BYTES_PER_PROCESS: String(PER_PROCESS),
+          // The total alone (the reserve: below).
+          KEPT_BYTES_RESERVED_PER_ROOM: '0',
           GRACE_MS: String(GRACE_MS),
         });
       });
@@ -361,6 +363,44 @@ for (const store of STORES) {
         const r5 = await joinedInitiator();
         for (let n = 0; n < 3; n++) r5.initiator.s!.send(candidate(r5.room, n));
         await expectKept(3 * ITEM, 'three fit again');
+      });
+
+      it("with the total full, a new room's first KEPT_BYTES_RESERVED_PER_ROOM bytes are still kept, and delivered on join", async () => {
+        const reserved = await startServer({
+          ...(await storeEnv(store)),
+          ONLINE_CACHE_MS: '0',
+          KEPT_BYTES_PER_ROOM: String(PER_ROOM),
+          KEPT_BYTES_PER_PROCESS: String(2 * ITEM),
+          KEPT_BYTES_RESERVED_PER_ROOM: String(ITEM),
+        });
+        try {
+          const joined = async () => {
+            const p = await pair(reserved);
+            await join(reserved, p.initiator, p.room, { role: 'initiator', peer: p.responder.id, peerJoined: false });
+            return p;
+          };
+          // Someone's rooms fill the total: the third item of theirs is refused.
+          const hog = await joined();
+          for (let n = 0; n < 3; n++) hog.initiator.s!.send(candidate(hog.room, n));
+          const full = await hog.initiator.s!.expectError('buffer-full', { what: 'the total is full' });
+          assert.match(full.message, /KEPT_BYTES_PER_PROCESS/);
+          // A new room's offer still waits for its partner; what passes its reserve does not.
+          const fresh = await joined();
+          for (let n = 0; n < 2; n++) fresh.initiator.s!.send(candidate(fresh.room, n));
+          const past = await fresh.initiator.s!.expectError('buffer-full', { what: 'past the reserve, the total applies' });
+          assert.match(past.message, /KEPT_BYTES_PER_PROCESS/);
+          let last = -1;
+          for (let i = 0; i < 40 && last !== 3 * ITEM; i++) {
+            last = await keptBytesGauge(reserved);
+            if (last !== 3 * ITEM) await sleep(50);
+          }
+          assert.equal(last, 3 * ITEM, 'the total, and one item past it');
+          await join(reserved, fresh.responder, fresh.room, { role: 'responder', peer: fresh.initiator.id, peerJoined: true });
+          const got = await fresh.responder.s!.expect('signal');
+          assert.equal(got.data.candidate, candidate(fresh.room, 0).data.candidate);
+        } finally {
+          await reserved.stop();
+        }
       });
     });
   });

@@ -192,6 +192,7 @@ export class RedisStore implements Store {
       strikewin: opts.banStrikeWindowMs,
       keptroom: opts.keptBytesPerRoom,
       keptall: opts.keptBytesPerProcess,
+      keptres: opts.keptBytesReservedPerRoom,
       keptitem: KEPT_ITEM_OVERHEAD_BYTES,
       block: opts.blockMs,
       replog: REPORT_LOG_PER_ADDR,

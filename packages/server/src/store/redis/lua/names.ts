@@ -24,6 +24,7 @@ export const CFG_NAMES = [
   'strikewin',
   'keptroom',
   'keptall',
+  'keptres',
   'keptitem',
   'block',
   'replog',

@@ -410,6 +410,8 @@ local function overCap(room, n)
       if m then used = used + (tonumber(m.kcb) or 0) end
     end
     if used + n > CFG.keptroom then return 'room' end
+    -- A room's first bytes are kept whatever the total (KEPT_BYTES_RESERVED_PER_ROOM).
+    if used + n <= CFG.keptres then return nil end
   end
   if (tonumber(redis.call('GET', KEPT)) or 0) + n > CFG.keptall then return 'all' end
   return nil
