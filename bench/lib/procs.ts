@@ -145,6 +145,7 @@ export const LOAD_ENV: Readonly<Record<string, string>> = Object.freeze({
   // per-address limits that stop one abusive host would stop the benchmark.
   REGISTER_RATE_PER_MIN: '1000000000',
   MAX_SOCKETS_PER_ADDR: '1000000000',
+  MAX_SESSIONS_PER_ADDR: '1000000000',
   REQUEST_RATE_PER_ADDR_PER_SEC: '1000000000',
   REQUEST_BURST_PER_ADDR: '1000000000',
   // The capacity section holds sockets up to the open-file limit itself, to find where the machine stops it.

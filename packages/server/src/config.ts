@@ -159,6 +159,14 @@ export interface Settings {
    */
   maxSocketsPerAddr: number;
   /**
+   * Live sessions per client address (with Redis, of every process
+   * together), those whose socket dropped and waits out GRACE_MS included:
+   * a registration beyond it gets 429 until one ends. A session kept by
+   * reopening and dropping its socket within GRACE_MS holds no socket, so
+   * MAX_SOCKETS_PER_ADDR alone does not bound them. @default 64
+   */
+  maxSessionsPerAddr: number;
+  /**
    * TCP connections open at once per client address, on all of this process's
    * ports together (WebSockets, HTTP requests and connections that have sent
    * nothing yet): beyond it a new one is closed before anything is read. Not
@@ -575,6 +583,7 @@ export function loadSettings(env: Env = process.env): Settings {
     socketSendBufferTotalBytes: 0,
     registerRatePerMin: integer(env, 'REGISTER_RATE_PER_MIN', 30, 1),
     maxSocketsPerAddr: integer(env, 'MAX_SOCKETS_PER_ADDR', 32, 1),
+    maxSessionsPerAddr: integer(env, 'MAX_SESSIONS_PER_ADDR', 64, 1),
     maxConnectionsPerAddr: 0, // below, once MAX_SOCKETS_PER_ADDR is known
     maxConnections: integer(env, 'MAX_CONNECTIONS', 0, 0),
     requestRatePerAddrPerSec: integer(env, 'REQUEST_RATE_PER_ADDR_PER_SEC', 20, 1),

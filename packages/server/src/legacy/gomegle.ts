@@ -137,6 +137,7 @@ export class GoMegleEdge {
     metrics.registrations.inc({ result: result.status });
     if (result.status === 'rate-limited') return this.rateLimited(conn, 'too many registrations from this address, slow down');
     if (result.status === 'busy') return this.rateLimited(conn, 'too many registrations wait; try again shortly');
+    if (result.status === 'too-many-sessions') return this.rateLimited(conn, 'too many sessions from this address');
     if (result.status === 'banned') {
       const fx = this.refuse(conn, 'banned', 'this address is banned');
       fx.close.push({ to: conn.session, channel: 'matching', conn: conn.id, code: CloseCode.banned, reason: 'banned' });

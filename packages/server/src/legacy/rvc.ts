@@ -201,6 +201,7 @@ export class RvcEdge {
       metrics.registrations.inc({ result: result.status });
       if (result.status === 'rate-limited') return reply(res, 429, this.limited('too many registrations, slow down', result.retryMs));
       if (result.status === 'busy') return reply(res, 503, this.limited('too many registrations wait; try again shortly', result.retryMs));
+      if (result.status === 'too-many-sessions') return reply(res, 429, this.limited('too many sessions from this address', result.retryMs));
       if (result.status === 'banned') return reply(res, 403, bannedRefusal(result.until).body);
       if (result.status !== 'ok') return reply(res, 409, { status: 'exists', message: 'Username already exists' });
       await hub.run(result.effects);

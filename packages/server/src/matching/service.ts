@@ -223,6 +223,8 @@ export class MatchingService {
         return this.edge.tooManySockets();
       case 'busy':
         return { status: 503, body: slowDown('too many registrations wait for their socket; try again shortly', result.retryMs) };
+      case 'too-many-sessions':
+        return { status: 429, body: slowDown('too many sessions from this address; end one first', result.retryMs) };
     }
     if (held) held.session = result.id;
     await hub.run(result.effects);

@@ -512,6 +512,8 @@ export class MemoryStore implements Store {
   private async newSession(n: NewSession, now: number, admission: Admission): Promise<RegisterResult> {
     const { proof, maxSockets } = admission;
     if (maxSockets !== undefined && !this.socketPlace(n.addr, maxSockets)) return { status: 'too-many-sockets' };
+    // Sessions in their grace period hold no socket: counted here (MAX_SESSIONS_PER_ADDR).
+    if ((this.byAddr.get(n.addr)?.size ?? 0) >= this.opts.maxSessionsPerAddr) return { status: 'too-many-sessions', retryMs: this.opts.graceMs };
     const retryMs = this.registrations.count(n.addr, now);
     if (retryMs !== undefined) return { status: 'rate-limited', retryMs };
     if (proof && !this.spend(proof.key, proof.untilMs, now)) return { status: 'proof-spent' };

@@ -102,6 +102,8 @@ export type RegisterResult =
   | { status: 'proof-spent' }
   /** A one-trip start from an address with `maxSockets` sockets open already. */
   | { status: 'too-many-sockets' }
+  /** The address has StoreOptions.maxSessionsPerAddr live sessions already; retryMs: a hint (GRACE_MS). */
+  | { status: 'too-many-sessions'; retryMs: number }
   /** PENDING_REGISTRATIONS_MAX registrations wait for their socket already (register only): one ends within retryMs. */
   | { status: 'busy'; retryMs: number };
 
@@ -353,6 +355,8 @@ export interface StoreOptions extends PairingPolicy, ReportPolicy {
   signalBuffer: number;
   /** Bytes kept for the absent members of one room (signals and chat), item by item as core/frames.ts keptBytes counts. */
   keptBytesPerRoom: number;
+  /** Live sessions per address, those in their grace period included (MAX_SESSIONS_PER_ADDR). */
+  maxSessionsPerAddr: number;
   /** Bytes kept for absent members in the whole store. */
   keptBytesPerProcess: number;
   /** The first bytes kept in each room that keptBytesPerProcess does not refuse (KEPT_BYTES_RESERVED_PER_ROOM). */

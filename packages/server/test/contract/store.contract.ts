@@ -1067,6 +1067,27 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.equal((await reg('x')).status, 'ok', 'a new minute');
       });
 
+      it('an address holds at most maxSessionsPerAddr live sessions, those whose socket dropped included: one more is refused (registration or one-trip start) and makes nothing; a session that ends gives its place back', async () => {
+        const core = await make({ maxSessionsPerAddr: 3, graceMs: 5_000 });
+        const reg = () => core.store.register({ mode: 'video', interests: [], token: `tok-${Math.random()}`, addr: 'x' }, core.clock.now());
+        const a = await core.join({ addr: 'x' });
+        const b = await core.join({ addr: 'x' });
+        assert.equal((await reg()).status, 'ok', 'one waiting for its socket counts too');
+        // Both sockets dropped without a close: in their grace period they hold no socket, and still count.
+        await a.drop();
+        await b.drop();
+        const stats = await core.store.stats();
+        assert.deepEqual(await reg(), { status: 'too-many-sessions', retryMs: 5_000 });
+        assert.deepEqual(await core.arrive({ addr: 'x' }), { status: 'too-many-sessions', retryMs: 5_000 });
+        assert.deepEqual(await core.store.stats(), stats, 'refused: no session');
+        assert.equal((await core.store.register({ mode: 'video', interests: [], token: 'tok-y', addr: 'y' }, core.clock.now())).status, 'ok', 'another address counts apart');
+        // A grace period that runs out ends its session: a place again.
+        await core.clock.advance(5_000);
+        assert.equal((await reg()).status, 'ok');
+        assert.equal((await reg()).status, 'ok');
+        assert.equal((await reg()).status, 'too-many-sessions');
+      });
+
       it('a registration spends the proof of work it carries in the same step: a replay is refused and makes nothing, and a start refused before it spends none', async () => {
         const core = await make({ registerRatePerMin: 2 });
         const now = core.clock.now();

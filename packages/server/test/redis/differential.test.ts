@@ -1042,6 +1042,7 @@ const optsArb: fc.Arbitrary<Opts> = fc
     keptBytesPerRoom: fc.constantFrom(700, 262_144),
     keptBytesPerProcess: fc.constantFrom(1_100, 67_108_864),
     keptBytesReservedPerRoom: fc.constantFrom(0, 400, 65_536),
+    maxSessionsPerAddr: fc.constantFrom(2, 1_000_000),
     reportBanThreshold: fc.constantFrom(1, 2, 3),
     reportMinRoomMs: fc.constantFrom(0, 100),
     // Redis expires the cooldown and ban keys by its own clock: at least a minute, longer than a run.

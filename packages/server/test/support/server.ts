@@ -17,6 +17,7 @@ export const TEST_DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   // be shared by the whole suite.
   REGISTER_RATE_PER_MIN: '100000',
   MAX_SOCKETS_PER_ADDR: '100000',
+  MAX_SESSIONS_PER_ADDR: '100000',
   REQUEST_RATE_PER_ADDR_PER_SEC: '100000',
   REQUEST_BURST_PER_ADDR: '100000',
   MESSAGE_RATE_PER_ADDR_PER_SEC: '100000',

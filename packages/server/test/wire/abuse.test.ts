@@ -290,6 +290,57 @@ describe('per-address limits, what they hold in all', () => {
   }
 });
 
+describe('sessions per address, those in their grace period included', () => {
+  // The second review's hold: a session whose socket drops without a close waits GRACE_MS for it, and a
+  // resumption starts that time afresh, so reopening and dropping each socket within it keeps sessions with
+  // no socket open, past MAX_SOCKETS_PER_ADDR. MAX_SESSIONS_PER_ADDR counts them.
+  const MAX_SESSIONS = 4;
+  const GRACE_MS = 1_500;
+  for (const store of STORES) {
+    it(`sessions held by reopening and dropping their sockets count against MAX_SESSIONS_PER_ADDR: the next start gets 429, in grace or not (${store})`, async () => {
+      const server = await startServerOn(store, {
+        TRUST_PROXY: 'true',
+        MAX_SOCKETS_PER_ADDR: '2',
+        MAX_SESSIONS_PER_ADDR: String(MAX_SESSIONS),
+        GRACE_MS: String(GRACE_MS),
+      });
+      try {
+        const via = from(freshAddress());
+        const held: { id: string; token: string }[] = [];
+        // Each one opened and dropped at once: no socket stays open, so MAX_SOCKETS_PER_ADDR (2) never stops them.
+        for (let i = 0; i < MAX_SESSIONS; i++) {
+          const s = await arrive(server, {}, via);
+          await s.m.drop();
+          held.push({ id: s.id, token: s.token });
+        }
+        const refused = await request(`${server.matching}/register`, { method: 'POST', body: { mode: 'text' }, headers: via.headers ?? {} });
+        assert.equal(refused.status, 429, describeResponse(refused));
+        assert.match(refused.text, /too many sessions/);
+        await expectRefused(oneTripUrl(server, { mode: 'text' }), { channel: 'matching', label: 'one-trip past the cap', ...via }, 429);
+        // Kept alive past their first grace period by a resumption and another drop: still counted.
+        await new Promise((r) => setTimeout(r, GRACE_MS / 2));
+        for (const h of held) await (await openMatching(server, h.id, h.token, h.id, via)).drop();
+        await new Promise((r) => setTimeout(r, GRACE_MS / 2 + 200));
+        const still = await request(`${server.matching}/register`, { method: 'POST', body: { mode: 'text' }, headers: via.headers ?? {} });
+        assert.equal(still.status, 429, `a grace period started afresh keeps the place: ${describeResponse(still)}`);
+        assert.equal((await register(server, { mode: 'text' }, from(freshAddress()))).id.length > 0, true, 'another address is not stopped');
+        // Once their grace periods run out the sessions end, and the places come back.
+        const deadline = Date.now() + GRACE_MS + 5_000;
+        for (;;) {
+          const again = await request(`${server.matching}/register`, { method: 'POST', body: { mode: 'text' }, headers: via.headers ?? {} });
+          if (again.status === 200) break;
+          assert.equal(again.status, 429, describeResponse(again));
+          assert.ok(Date.now() < deadline, 'the places came back once the grace periods ran out');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        await WireClient.closeAll();
+        await server.stop();
+      }
+    });
+  }
+});
+
 for (const store of STORES) {
   describe(`block and the admin API on the ${store} store`, () => {
     let server: RunningServer;

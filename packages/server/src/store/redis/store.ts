@@ -193,6 +193,7 @@ export class RedisStore implements Store {
       keptroom: opts.keptBytesPerRoom,
       keptall: opts.keptBytesPerProcess,
       keptres: opts.keptBytesReservedPerRoom,
+      sessmax: opts.maxSessionsPerAddr,
       keptitem: KEPT_ITEM_OVERHEAD_BYTES,
       block: opts.blockMs,
       replog: REPORT_LOG_PER_ADDR,
@@ -620,6 +621,7 @@ export class RedisStore implements Store {
       if (r.status === 'banned') return { status: 'banned', until: Number(r.until) };
       if (r.status === 'rate-limited') return { status: 'rate-limited', retryMs: Number(r.retry) };
       if (r.status === 'busy') return { status: 'busy', retryMs: Number(r.retry) };
+      if (r.status === 'too-many-sessions') return { status: 'too-many-sessions', retryMs: this.opts.graceMs };
       if (r.status === 'proof-spent' || r.status === 'too-many-sockets') return { status: r.status };
       // 'retry': a made-up id was taken (72 random bits: practically never).
     }

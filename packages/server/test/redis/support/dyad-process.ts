@@ -18,6 +18,7 @@ export const BASE_ENV: Readonly<Record<string, string>> = Object.freeze({
   ADDRESS_HASH_KEY: 'multi-process-test-key',
   REGISTER_RATE_PER_MIN: '1000000',
   MAX_SOCKETS_PER_ADDR: '1000000',
+  MAX_SESSIONS_PER_ADDR: '1000000',
   REQUEST_RATE_PER_ADDR_PER_SEC: '1000000',
   REQUEST_BURST_PER_ADDR: '1000000',
   NEXT_RATE_PER_MIN: '1000000',

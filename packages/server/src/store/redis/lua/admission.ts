@@ -140,6 +140,16 @@ local function registerSession(timed, conn)
   end
   local sockets = P .. '${KEY.socketsOpen}' .. addr
   if A[14] ~= '' and openSockets(sockets, tonumber(A[15])) > tonumber(A[14]) then return {status = 'too-many-sockets'} end
+  -- Sessions in their grace period hold no socket: counted here (MAX_SESSIONS_PER_ADDR).
+  -- The set may name sessions whose keys expired (their process died): those
+  -- are counted out when it looks full.
+  local members = P .. '${KEY.address}' .. addr
+  if redis.call('SCARD', members) >= CFG.sessmax then
+    for _, sid in ipairs(redis.call('SMEMBERS', members)) do
+      if redis.call('EXISTS', skey(sid)) == 0 then redis.call('SREM', members, sid) end
+    end
+    if redis.call('SCARD', members) >= CFG.sessmax then return {status = 'too-many-sessions'} end
+  end
   local retry = countRate(P .. '${KEY.registerRate}' .. addr, CFG.regmax)
   if retry then return {status = 'rate-limited', retry = retry} end
   if A[12] ~= '' and not redis.call('SET', P .. '${KEY.proofSpent}' .. A[12], '1', 'PX', A[13], 'NX') then return {status = 'proof-spent'} end

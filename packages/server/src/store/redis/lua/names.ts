@@ -25,6 +25,7 @@ export const CFG_NAMES = [
   'keptroom',
   'keptall',
   'keptres',
+  'sessmax',
   'keptitem',
   'block',
   'replog',
