@@ -18,6 +18,7 @@ import {
   startServer,
   status,
   talk,
+  traceOf,
   waitForMedia,
   waitForOpenSockets,
   within,
@@ -186,7 +187,7 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
     }
   });
 
-  it('auto-next looks again by itself; Stop turns the camera off and New chat comes back', async () => {
+  it('auto-next looks again by itself; Stop turns the camera off and New chat comes back', async (t) => {
     const a = await newUser(browser);
     const b = await newUser(browser);
     const liveCameraTracks = (page: Page) =>
@@ -216,6 +217,11 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       await Promise.all([waitForMedia(a.page), waitForMedia(b.page)]);
       assert.equal(await liveCameraTracks(a.page), 2, 'the camera is back');
       assert.deepEqual([...a.errors, ...b.errors], []);
+      // An offer the browser refused (and the client got past with a fresh connection) is worth seeing in a pass too.
+      for (const [name, user] of [['first', a], ['second', b]] as const) {
+        const trace = await traceOf(user.page);
+        if (trace.some((line) => line.includes('setLocalDescription failed'))) t.diagnostic(`${name} page recovered:\n${trace.join('\n')}`);
+      }
     } finally {
       await closeUsers(a, b);
     }

@@ -86,21 +86,74 @@ export function launchBrowser(extraArgs: readonly string[] = []): Promise<Browse
   });
 }
 
+/** How many lines of a page's trace are kept (and shown on a failure). */
+const TRACE_KEPT = 60;
+
 /**
  * Runs in every page before the app: keeps every RTCPeerConnection and
- * WebSocket the app makes, so tests can read stats and cut sockets. A string,
- * not a function, so the TypeScript loader's helpers never end up in the page.
+ * WebSocket the app makes, so tests can read stats and cut sockets, and a
+ * bounded trace of what happened to them (`__trace`): frames by kind only, and
+ * per connection (pcN, in order of creation) negotiationneeded, the tracks and
+ * transceivers added and setLocalDescription with its transceivers and result.
+ * Never SDP, candidates, tokens or chat text. A string, not a function, so the
+ * TypeScript loader's helpers never end up in the page.
  */
 export const INSTRUMENT = `(() => {
   window.__pcs = [];
   window.__sockets = [];
+  window.__trace = [];
+  const note = (line) => {
+    window.__trace.push((performance.now() / 1000).toFixed(2) + ' ' + line);
+    if (window.__trace.length > ${TRACE_KEPT}) window.__trace.shift();
+  };
   const NativePC = window.RTCPeerConnection;
   window.RTCPeerConnection = class extends NativePC {
-    constructor(config) { super(config); window.__pcs.push(this); }
+    constructor(config) {
+      super(config);
+      window.__pcs.push(this);
+      const n = window.__pcs.length;
+      this.addEventListener('negotiationneeded', () => note('pc' + n + ' negotiationneeded'));
+    }
+    get __name() { return 'pc' + (window.__pcs.indexOf(this) + 1); }
+    addTrack(track, ...streams) {
+      note(this.__name + ' addTrack ' + track.kind + ' ' + track.readyState);
+      return super.addTrack(track, ...streams);
+    }
+    addTransceiver(what, init) {
+      note(this.__name + ' addTransceiver ' + (typeof what === 'string' ? what : what.kind));
+      return super.addTransceiver(what, init);
+    }
+    setLocalDescription(...args) {
+      const name = this.__name;
+      const tx = this.getTransceivers().map((t) => t.receiver.track.kind + ':' + t.direction + (t.mid === null ? '' : ':mid' + t.mid));
+      note(name + ' setLocalDescription ' + this.signalingState + ' [' + tx.join(',') + ']');
+      const p = super.setLocalDescription(...args);
+      p.then(() => note(name + ' setLocalDescription done ' + this.signalingState),
+        (e) => note(name + ' setLocalDescription failed ' + e.name + ': ' + String(e.message).slice(0, 300)));
+      return p;
+    }
+  };
+  const kind = (text) => {
+    try {
+      const m = JSON.parse(text);
+      const t = m.type || (m.data && m.data.type) || '';
+      const side = m.event === 'matched' ? (m.initiator ? ' (initiator)' : ' (responder)') : '';
+      return (m.event || '?') + (t ? ':' + t : '') + side;
+    } catch { return 'unparsed'; }
+  };
+  const where = (sock) => {
+    const path = new URL(sock.url).pathname;
+    return path.startsWith('/ws/') ? '/ws/{id}' : path;
   };
   const NativeWS = window.WebSocket;
   window.WebSocket = class extends NativeWS {
-    constructor(url, protocols) { super(url, protocols); window.__sockets.push(this); }
+    constructor(url, protocols) {
+      super(url, protocols);
+      window.__sockets.push(this);
+      this.addEventListener('message', (e) => { if (typeof e.data === 'string') note(where(this) + ' < ' + kind(e.data)); });
+      this.addEventListener('close', (e) => note(where(this) + ' closed ' + e.code));
+    }
+    send(data) { if (typeof data === 'string') note(where(this) + ' > ' + kind(data)); return super.send(data); }
   };
 })();`;
 
@@ -108,6 +161,8 @@ export const INSTRUMENT = `(() => {
 export interface Instrumented {
   __pcs: RTCPeerConnection[];
   __sockets: WebSocket[];
+  /** The page's last TRACE_KEPT events (see INSTRUMENT). */
+  __trace: string[];
 }
 
 export interface User {
@@ -152,7 +207,15 @@ export async function pageState(page: Page): Promise<string> {
       return {
         status: document.querySelector('[data-testid="status"]')?.textContent ?? null,
         sockets: w.__sockets.map((s) => `${new URL(s.url).pathname} ${states[s.readyState]}`),
-        pcs: w.__pcs.map((p) => `${p.signalingState}/${p.iceConnectionState}/${p.connectionState}`),
+        pcs: w.__pcs.map(
+          (p) => `${p.signalingState}/${p.iceConnectionState}/${p.connectionState} (${p.getSenders().filter((x) => x.track).length} tracks sent)`,
+        ),
+        camera: (() => {
+          const v = document.querySelector<HTMLVideoElement>('[data-testid="local-video"]');
+          const st = v?.srcObject as MediaStream | null | undefined;
+          return st ? st.getTracks().map((t) => `${t.kind} ${t.readyState}`).join(', ') : 'no stream';
+        })(),
+        trace: w.__trace,
       };
     });
     const lines = consoleLines.get(page) ?? [];
@@ -160,11 +223,18 @@ export async function pageState(page: Page): Promise<string> {
       `page status: ${JSON.stringify(seen.status)}`,
       `sockets: ${seen.sockets.join(', ') || 'none'}`,
       `peer connections (signalling/ICE/connection): ${seen.pcs.join(', ') || 'none'}`,
+      `own camera preview: ${seen.camera}`,
       `console: ${lines.length ? `\n  ${lines.join('\n  ')}` : 'nothing'}`,
+      `trace: ${seen.trace.length ? `\n  ${seen.trace.join('\n  ')}` : 'none'}`,
     ].join('\n');
   } catch (err) {
     return `page state unreadable: ${err instanceof Error ? err.message : String(err)}`;
   }
+}
+
+/** The page's trace (see INSTRUMENT); empty if the page is gone. */
+export async function traceOf(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as unknown as Instrumented).__trace).catch(() => []);
 }
 
 /** Open the landing page, choose the mode, confirm 18+; in video mode wait for the camera preview. */
@@ -296,7 +366,12 @@ export async function expectStatus(page: Page, text: string | RegExp, timeoutMs?
 
 /** Wait until both pages say Connected. */
 export async function expectConnected(a: Page, b: Page, timeoutMs?: number): Promise<void> {
-  await Promise.all([expectStatus(a, /^Connected$/, timeoutMs), expectStatus(b, /^Connected$/, timeoutMs)]);
+  const [ra, rb] = await Promise.allSettled([expectStatus(a, /^Connected$/, timeoutMs), expectStatus(b, /^Connected$/, timeoutMs)]);
+  if (ra.status === 'fulfilled' && rb.status === 'fulfilled') return;
+  // Both pages' states: a call that does not connect is often read from the other side.
+  const said = async (r: PromiseSettledResult<void>, page: Page) =>
+    r.status === 'rejected' ? (r.reason instanceof Error ? r.reason.message : String(r.reason)) : `connected\n${await pageState(page)}`;
+  throw new Error(`not connected on both pages\nfirst page: ${await said(ra, a)}\nsecond page: ${await said(rb, b)}`);
 }
 
 /** Every peer connection the page has made (a spare included). */
