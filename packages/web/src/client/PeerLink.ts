@@ -18,6 +18,13 @@ export interface PeerLinkOptions {
   onState(state: LinkState): void;
   /** The first offer/answer exchange is complete. */
   onNegotiated?(): void;
+  /**
+   * The browser refused the initiator's first offer on a connection that was
+   * not in a collision: this connection cannot go on, but nothing has reached
+   * the stranger yet, so a fresh one may take its place. Without it the link
+   * reports 'failed'.
+   */
+  onOfferRefused?(): void;
   /** Fresh ICE servers (TURN credentials expire) before an ICE restart; null keeps the current ones. */
   refreshIceServers?(): Promise<RTCIceServer[] | null>;
   createPeerConnection?(config: RTCConfiguration): RTCPeerConnection;
@@ -48,7 +55,10 @@ export class PeerLink {
   private makingOffer = false;
   private ignoreOffer = false;
   private settingRemoteAnswer = false;
-  /** The responder may not offer before its first answer (contract rule); nobody offers before `begin()`. */
+  /**
+   * The responder may not offer before its first answer (contract rule); the
+   * initiator not before begin() has put its transceivers in place.
+   */
   private mayOffer = false;
   /** Local candidates wait until the description they belong to has been sent. */
   private heldCandidates: Record<string, unknown>[] | null = null;
@@ -56,6 +66,8 @@ export class PeerLink {
   private closed = false;
   private everConnected = false;
   private negotiatedOnce = false;
+  /** An offer or answer of ours has gone to the stranger. */
+  private described = false;
   private lastRestart = 0;
   private disconnectedTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly senders = new Map<'audio' | 'video', RTCRtpSender>();
@@ -98,7 +110,11 @@ export class PeerLink {
     this.roomCode = room.roomCode;
     this.initiator = room.initiator;
     this.polite = !room.initiator;
-    this.mayOffer = room.initiator;
+    // Chromium fires negotiationneeded for new ICE servers even on a connection
+    // with no transceivers yet (our camera may still be opening). Offering then
+    // would make an offer without m-lines, which max-bundle refuses ("no BUNDLE
+    // group") and which leaves the connection refusing every later offer too.
+    // So the initiator may offer only once its transceivers are in (below).
     if (room.iceServers.length > 0) this.setIceServers(room.iceServers);
     this.chain = this.chain.then(() => {
       if (this.closed || !this.initiator) return;
@@ -108,7 +124,8 @@ export class PeerLink {
       for (const kind of ['audio', 'video'] as const) {
         if (!have.has(kind)) this.pc.addTransceiver(kind, { direction: 'recvonly' });
       }
-      // negotiationneeded for our tracks fired before begin() and was held back; offer now.
+      this.mayOffer = true;
+      // negotiationneeded for our tracks fired before this and was held back; offer now.
       void this.negotiate();
     });
   }
@@ -180,11 +197,25 @@ export class PeerLink {
       if (this.closed) return;
       this.sendDescription();
     } catch {
-      // A collision rolled our offer back; perfect negotiation carries on from the stranger's.
+      // Still stable with nothing sent yet: no collision (the stranger may not offer first), the browser refused it.
+      // Otherwise a collision rolled our offer back; perfect negotiation carries on from the stranger's.
+      if (this.initiator && !this.described && !this.closed && this.pc.signalingState === 'stable') this.offerRefused();
     } finally {
       this.makingOffer = false;
       this.flushCandidates();
     }
+  }
+
+  /**
+   * Our first offer failed with nobody else's in flight (the stranger may not
+   * offer first). Chromium, once it has refused an offer, refuses every later
+   * one on the same connection, so trying again here would be in vain.
+   */
+  private offerRefused(): void {
+    // Candidates of this connection are of no use to the stranger.
+    this.heldCandidates = null;
+    if (this.opts.onOfferRefused) this.opts.onOfferRefused();
+    else this.opts.onState('failed');
   }
 
   private async apply(type: SignalType, data: Record<string, unknown>): Promise<void> {
@@ -206,14 +237,30 @@ export class PeerLink {
     const collision = type === 'offer' && !readyForOffer;
     this.ignoreOffer = !this.polite && collision;
     if (this.ignoreOffer) return;
-    this.settingRemoteAnswer = type === 'answer';
+    try {
+      await this.applyDescription(description);
+    } catch (err) {
+      // Before the first exchange is through, nothing else will come to fix it: say so rather than wait for ever.
+      if (!this.closed && !this.negotiatedOnce) this.opts.onState('failed');
+      throw err;
+    }
+    if (this.closed) return;
+    if (!this.negotiatedOnce && this.pc.signalingState === 'stable') {
+      this.negotiatedOnce = true;
+      this.opts.onNegotiated?.();
+    }
+  }
+
+  /** The stranger's offer (answered) or answer. */
+  private async applyDescription(description: RTCSessionDescriptionInit): Promise<void> {
+    this.settingRemoteAnswer = description.type === 'answer';
     try {
       await this.pc.setRemoteDescription(description);
     } finally {
       this.settingRemoteAnswer = false;
     }
     if (this.closed) return;
-    if (type === 'offer') {
+    if (description.type === 'offer') {
       this.heldCandidates ??= [];
       try {
         await this.pc.setLocalDescription();
@@ -226,15 +273,12 @@ export class PeerLink {
     } else {
       this.mayOffer = true;
     }
-    if (!this.negotiatedOnce && this.pc.signalingState === 'stable') {
-      this.negotiatedOnce = true;
-      this.opts.onNegotiated?.();
-    }
   }
 
   private sendDescription(): void {
     const desc = this.pc.localDescription;
     if (!desc) return;
+    this.described = true;
     this.opts.sendSignal(desc.type === 'answer' ? 'answer' : 'offer', { type: desc.type, sdp: desc.sdp });
   }
 

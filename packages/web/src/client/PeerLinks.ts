@@ -4,7 +4,7 @@
 import type { SignalType } from '@dyad/protocol';
 import type { LocalMedia } from './LocalMedia.js';
 import { PeerLink } from './PeerLink.js';
-import type { LinkState, PeerLinkOptions } from './PeerLink.js';
+import type { LinkState, PeerLinkOptions, RoomInfo } from './PeerLink.js';
 import { Store } from './Store.js';
 
 /** What Session needs of a peer link; PeerLink in the browser, a stand-in in tests. */
@@ -13,7 +13,7 @@ export interface PeerLinkLike {
   readonly roomCode: string | null;
   /** The stranger's media; null where there is none to show (tests). */
   readonly remoteStream: MediaStream | null;
-  begin(room: { roomCode: string; initiator: boolean; iceServers: RTCIceServer[] }): void;
+  begin(room: RoomInfo): void;
   /** Offer and answer have been exchanged at least once. */
   readonly negotiated: boolean;
   handleSignal(type: SignalType, data: Record<string, unknown>): void;
@@ -37,11 +37,25 @@ export interface PeerLinksDeps {
   refreshIceServers(): Promise<RTCIceServer[] | null>;
 }
 
+/**
+ * How many fresh connections a room gets when the browser refuses the
+ * initiator's first offer (Chromium then refuses every later one on that
+ * connection). A safety net: the cause we know of is avoided in PeerLink.begin.
+ * One fresh connection is nearly always enough, a second covers bad luck
+ * twice; after that the room shows "video failed" rather than "Connecting
+ * video…" for ever.
+ */
+export const MAX_LINK_REPLACEMENTS = 2;
+
 export class PeerLinks {
   /** The stranger's media, for the screen. */
   readonly remote = new Store<MediaStream | null>(null);
   private link: PeerLinkLike | null = null;
   private spare: PeerLinkLike | null = null;
+  /** What the current link began with (ICE servers kept up to date), for a replacement. */
+  private room: RoomInfo | null = null;
+  /** Links the current room has had replaced (MAX_LINK_REPLACEMENTS). */
+  private replacements = 0;
   private certificate: RTCCertificate | null = null;
   private readonly stopSwapping: () => void;
 
@@ -75,16 +89,25 @@ export class PeerLinks {
     if (!this.link || this.link.roomCode === roomCode) return;
     this.link.close();
     this.link = null;
+    this.room = null;
     this.remote.set(null);
   }
 
   /** Begin the room's link, with the spare when there is one. */
   enter(room: { roomCode: string; initiator: boolean }, iceServers: RTCIceServer[]): void {
     if (this.link) return;
+    this.room = { roomCode: room.roomCode, initiator: room.initiator, iceServers };
+    this.replacements = 0;
     this.link = this.spare ?? this.make();
     this.spare = null;
-    this.link.begin({ roomCode: room.roomCode, initiator: room.initiator, iceServers });
+    this.link.begin(this.room);
     this.remote.set(this.link.remoteStream);
+  }
+
+  /** Renewed ICE servers for the current room, kept for a replacement link too. */
+  updateIceServers(iceServers: RTCIceServer[]): void {
+    if (this.room) this.room = { ...this.room, iceServers };
+    this.link?.updateIceServers(iceServers);
   }
 
   prepareSpare(): void {
@@ -100,6 +123,7 @@ export class PeerLinks {
   closeAll(): void {
     this.link?.close();
     this.link = null;
+    this.room = null;
     this.closeSpare();
     this.remote.set(null);
   }
@@ -107,6 +131,25 @@ export class PeerLinks {
   dispose(): void {
     this.closeAll();
     this.stopSwapping();
+  }
+
+  /**
+   * The current link cannot make its first offer: a fresh one begins the same
+   * room in its place (nothing has reached the stranger, who waits for our
+   * offer), a bounded number of times.
+   */
+  private replaceCurrent(): void {
+    const room = this.room;
+    if (!this.link || !room) return;
+    if (this.replacements >= MAX_LINK_REPLACEMENTS) {
+      this.deps.onState('failed');
+      return;
+    }
+    this.replacements++;
+    this.link.close();
+    this.link = this.make();
+    this.link.begin(room);
+    this.remote.set(this.link.remoteStream);
   }
 
   private make(): PeerLinkLike {
@@ -123,6 +166,9 @@ export class PeerLinks {
       },
       onNegotiated: () => {
         if (isCurrent()) this.deps.onNegotiated();
+      },
+      onOfferRefused: () => {
+        if (isCurrent()) this.replaceCurrent();
       },
       refreshIceServers: () => this.deps.refreshIceServers(),
     };

@@ -288,6 +288,36 @@ describe('Session', () => {
     expect(link.signals).toEqual([['answer', { sdp: 'x' }]]);
   });
 
+  it('a link that cannot make its first offer is replaced for the same room; after that the video is reported failed', async () => {
+    const session = makeSession();
+    const [, signalling] = started(session);
+    signalling!.open();
+    matching().receive(matched());
+    let ready = false;
+    void session.whenReady().then(() => (ready = true));
+    const first = FakeLink.all.find((l) => l.roomCode === 'R1')!;
+
+    first.opts.onOfferRefused!();
+    const second = FakeLink.all.at(-1)!;
+    expect(first.closed).toBe(true);
+    expect(second).not.toBe(first);
+    expect(second.room).toEqual(first.room);
+    // Only the current link speaks for the room.
+    first.opts.sendSignal('candidate', { candidate: 'old' });
+    second.opts.sendSignal('offer', { type: 'offer', sdp: 'v=0' });
+    expect(signalling!.sent.slice(1)).toEqual([
+      { event: 'signal', room_code: 'R1', type: 'offer', data: { type: 'offer', sdp: 'v=0' } },
+    ]);
+    expect(session.state.media).toBe('connecting');
+
+    second.opts.onOfferRefused!();
+    FakeLink.all.at(-1)!.opts.onOfferRefused!();
+    expect(FakeLink.all.filter((l) => l.roomCode === 'R1')).toHaveLength(3);
+    expect(session.state.media).toBe('failed');
+    await settle();
+    expect(ready).toBe(true);
+  });
+
   it('holds signals while the signalling socket is away and sends them after the next join', () => {
     const session = makeSession();
     const [, signalling] = started(session);

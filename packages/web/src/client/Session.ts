@@ -334,7 +334,9 @@ export class Session {
     if (!this.credentials) return false;
     if (this.prefs?.mode !== 'video') return true;
     if (this.signalling?.isOpen !== true) return false;
-    return this.state.phase !== 'matched' || (this.peers.current?.negotiated ?? true);
+    // A failed video is as far as this room's connection goes.
+    if (this.state.phase !== 'matched' || this.state.media === 'failed') return true;
+    return this.peers.current?.negotiated ?? true;
   }
 
   // ------------------------------------------------------------ the matching socket
@@ -379,7 +381,7 @@ export class Session {
       // Fresh TURN credentials before the ones of `matched` expire: a relay
       // allocation refreshes with them, and an ICE restart later uses them.
       this.iceServers = toRtcIceServers(msg.ice_servers);
-      this.peers.current?.updateIceServers(this.iceServers);
+      this.peers.updateIceServers(this.iceServers);
       return;
     }
     const before = this.state;
