@@ -146,7 +146,10 @@ export class GoMegleEdge {
     if (result.status !== 'ok') return this.refuse(conn, 'bad-request', 'try again');
     await hub.run(result.effects);
     const served = state.conn;
-    if (!served) return emptyEffects();
+    // The socket may have gone while it registered (a close right behind find_match, read in
+    // the same turn): released has run, so nothing here would ever be taken out of the hub
+    // again. The registration, its socket never opened, runs out in REGISTRATION_TTL_MS.
+    if (!served || this.states.get(conn.id) !== state) return emptyEffects();
     const signalling: Connection = {
       id: newConnId(),
       session: state.id,

@@ -2,6 +2,8 @@
 // cases of legacy.cases.ts with both clients of a case on that server. Two
 // processes on one Redis: redis/legacy.test.ts.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { request } from '../support/http.js';
 import { runUntilExit, startServer } from '../support/server.js';
@@ -65,6 +67,68 @@ for (const store of STORES) {
     });
     after(() => server?.stop());
     legacyCases(() => [targetOf(server, store), targetOf(server, store)], { waitMs: 2_000, bans: true });
+  });
+}
+
+/** A masked client frame (RFC 6455): opcode, payload of under 126 bytes. */
+function clientFrame(opcode: number, payload: Buffer): Buffer {
+  const mask = randomBytes(4);
+  return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))]);
+}
+
+/** A go-megle page that sends find_match and its close in one write (so the server reads both at once); true once upgraded and closed. */
+function findAndClose(web: string, address: string): Promise<boolean> {
+  const u = new URL(web);
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(u.port), u.hostname, () => {
+      socket.write(
+        [
+          'GET /ws HTTP/1.1',
+          `Host: ${u.host}`,
+          'Upgrade: websocket',
+          'Connection: Upgrade',
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+          'Sec-WebSocket-Version: 13',
+          `Origin: ${web}`,
+          `X-Forwarded-For: ${address}`,
+          '',
+          '',
+        ].join('\r\n'),
+      );
+    });
+    let upgraded = false;
+    socket.on('data', (d) => {
+      if (upgraded || !d.toString('latin1').startsWith('HTTP/1.1 101')) return;
+      upgraded = true;
+      socket.write(Buffer.concat([clientFrame(1, Buffer.from(JSON.stringify(gmFind))), clientFrame(8, Buffer.from([0x03, 0xe8]))]));
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(upgraded));
+    setTimeout(() => socket.destroy(), 3_000);
+  });
+}
+
+for (const store of STORES) {
+  it(`go-megle: a page that closes right behind its find_match leaves no socket behind in the process (${store})`, async () => {
+    const server = await startServerOn(store, LEGACY_ENV);
+    try {
+      const PAGES = 20;
+      const done = await Promise.all(Array.from({ length: PAGES }, () => findAndClose(server.web, freshAddress())));
+      assert.equal(done.filter(Boolean).length, PAGES, 'every page was upgraded, then closed');
+      const sockets = async () => {
+        const res = await request(`${server.matching}/metrics`);
+        const m = /^dyad_sockets\{channel="signalling"\} (\d+)$/m.exec(res.text);
+        return Number(m?.[1]);
+      };
+      let held = -1;
+      for (let i = 0; i < 40 && held !== 0; i++) {
+        held = await sockets();
+        if (held !== 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(held, 0, 'dyad_sockets{channel="signalling"}: every closed page taken out of the hub');
+    } finally {
+      await server.stop();
+    }
   });
 }
 
