@@ -34,21 +34,32 @@ export function clientAddress(req: IncomingMessage, trustProxy: boolean): string
  * `ipv6PrefixLength` bits (IPV6_PREFIX_LENGTH). One subscriber holds a whole
  * /64 (often a /56 or /48), 2^64 addresses, so keyed by the address itself an
  * attacker would get endless allowances and walk past any ban; a /64 is what
- * one IPv4 address is for a household behind NAT. Anything that is not an
- * address (an odd forwarded entry) counts as written.
+ * one IPv4 address is for a household behind NAT. A forwarded entry written
+ * with a port (a.b.c.d:port, [v6]:port) or in brackets counts as its address:
+ * some proxies write the client's port, which would otherwise make each
+ * connection an address of its own. Anything else that is not an address
+ * counts as one address, UNKNOWN_ADDRESS.
  */
 export function addressKey(address: string, ipv6PrefixLength: number): string {
   if (isIPv4(address)) return address;
   let ip: ipaddr.IPv4 | ipaddr.IPv6;
   try {
-    ip = ipaddr.process(address);
+    ip = ipaddr.process(withoutPort(address));
   } catch {
-    return address;
+    return UNKNOWN_ADDRESS;
   }
   if (ip.kind() === 'ipv4') return ip.toString();
   const bytes = ip.toByteArray().map((byte, i) => byte & (0xff00 >> Math.min(8, Math.max(0, ipv6PrefixLength - 8 * i))));
   const network = ipaddr.fromByteArray(bytes).toString();
   return ipv6PrefixLength >= 128 ? network : `${network}/${ipv6PrefixLength}`;
+}
+
+/** `a.b.c.d:port` → `a.b.c.d`; `[v6]:port` and `[v6]` → `v6`; anything else as it is. */
+function withoutPort(address: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
+  if (bracketed) return bracketed[1]!;
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(address);
+  return v4 ? v4[1]! : address;
 }
 
 /**

@@ -25,8 +25,13 @@ describe('addressKey: what a client address counts as for limits, bans, reports 
     assert.equal(addressKey('2001:DB8:0005:0001::0001', 128), '2001:db8:5:1::1');
   });
 
-  it('what is not an address counts as written', () => {
-    for (const odd of ['unknown', '198.51.100.7:443', '[2001:db8::1]:443', '']) assert.equal(addressKey(odd, 64), odd);
+  it('an address written with a port or in brackets counts as the address; what is not an address counts as one address, unknown', () => {
+    assert.equal(addressKey('198.51.100.7:443', 64), '198.51.100.7');
+    assert.equal(addressKey('198.51.100.7:20001', 64), '198.51.100.7', 'each port of one address is that address');
+    assert.equal(addressKey('[2001:db8:5:1::1]:443', 64), '2001:db8:5:1::/64');
+    assert.equal(addressKey('[2001:db8:5:1::1]', 64), '2001:db8:5:1::/64');
+    assert.equal(addressKey('[::ffff:198.51.100.7]:80', 64), '198.51.100.7');
+    for (const odd of ['unknown', '', 'garbage', '198.51.100.7:', '198.51.100.7:x', '[2001:db8::1', '_hidden', '999.1.1.1:80']) assert.equal(addressKey(odd, 64), 'unknown', odd);
   });
 
   it('the hash is of the key: one network, one hash; the key is secret, so the hash says nothing of the network', () => {

@@ -279,6 +279,9 @@ for (const store of STORES) {
         for (let i = 0; i < REGISTER_LIMIT; i++) await register(limited, {}, from(i % 2 === 0 ? v4 : `::ffff:${v4}`));
         await expectRegister429(limited, from(v4), 'an IPv4 address that spent its limit, partly written IPv4-mapped');
         await expectRegister429(limited, from(`::ffff:${v4}`), 'the same address written IPv4-mapped');
+        // A proxy that writes the client's port: each port is still that address.
+        await expectRegister429(limited, from(`${v4}:20001`), 'the same address with a port');
+        await expectRegister429(limited, from(`[${block}:0::9]:443`), 'an address of the spent /64 in brackets with a port');
       });
 
       it('IPV6_PREFIX_LENGTH=48: two /64s of one /48 share a limit, the next /48 has its own', async () => {
