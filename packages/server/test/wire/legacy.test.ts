@@ -222,6 +222,36 @@ for (const store of STORES) {
   });
 }
 
+describe('legacy starts carry no proof of work', () => {
+  it('while POW_MODE asks for one, an address makes at most POW_RATE_PER_MIN legacy starts a minute, over both protocols together; Dyad\'s own start still needs its proof', async () => {
+    const server = await startServerOn('memory', { ...LEGACY_ENV, POW_MODE: 'always', POW_RATE_PER_MIN: '2' });
+    try {
+      const t = targetOf(server, 'pow');
+      const here = freshAddress();
+      const post = (name: string, address = here) =>
+        request(`${t.matching}/registerForMatching`, { method: 'POST', body: { name }, headers: via(address) });
+      // Two starts without a proof: a random-video-chat visitor, then a go-megle page.
+      assert.equal(((await post(freshName('a'))).json() as { status: string }).status, 'queued');
+      const g = await openGm(t, here, { waitMs: 2_000, label: 'g' });
+      g.send(gmFind);
+      await expectGm(g, 'waiting');
+      // The third of the minute is refused, on either protocol.
+      const third = await post(freshName('b'));
+      assert.equal(third.status, 429, third.text);
+      assert.match(third.text, /proof of work/);
+      const h = await openGm(t, here, { waitMs: 2_000, label: 'h' });
+      h.send(gmFind);
+      assert.equal((await expectGm(h, 'error')).data.code, 'rate-limited');
+      // Another address has its own; Dyad's own start without a proof is refused as before.
+      assert.equal(((await post(freshName('c'), freshAddress())).json() as { status: string }).status, 'queued');
+      assert.equal((await request(`${t.matching}/register`, { method: 'POST', body: { mode: 'video' }, headers: via(freshAddress()) })).status, 428);
+      await Promise.all([g.close(1000), h.close(1000)]);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('random-video-chat chat passes the chat guards', () => {
   let server: RunningServer;
   before(async () => {
