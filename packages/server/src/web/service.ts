@@ -83,6 +83,12 @@ export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logg
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
+    // The moderation console is never shown inside another site's page: a
+    // framed console could be clicked through by someone who is not its operator.
+    if (path?.startsWith('/admin')) {
+      res.setHeader('Content-Security-Policy', "frame-ancestors 'none'");
+      res.setHeader('X-Frame-Options', 'DENY');
+    }
     if (!assets) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
       res.end(NOT_BUILT);

@@ -383,6 +383,18 @@ describe('frames and bodies', () => {
   });
 });
 
+describe('the moderation console page', () => {
+  it('is never framed by another page (frame-ancestors none, X-Frame-Options DENY); the chat page may be', async () => {
+    for (const path of ['/admin', '/admin.html']) {
+      const res = await request(`${server.web}${path}`);
+      assert.equal(res.headers['content-security-policy'], "frame-ancestors 'none'", path);
+      assert.equal(res.headers['x-frame-options'], 'DENY', path);
+    }
+    const page = await request(`${server.web}/`);
+    assert.equal(page.headers['x-frame-options'], undefined);
+  });
+});
+
 describe('TLS at the proxy', () => {
   it('/config.json hands out the https PUBLIC_*_URL addresses (the web client speaks wss to them)', async () => {
     const res = await request(`${proxied.web}/config.json`);
