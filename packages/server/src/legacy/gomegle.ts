@@ -15,12 +15,12 @@ import type { Connection } from '../core/hub.js';
 import { encodeSignalData } from '../core/frames.js';
 import { newConnId, newSessionId, newToken } from '../core/ids.js';
 import { originAllowed } from '../http/client.js';
-import { banRefusal, clientHash, requestUrl, takePoint, type Context } from '../http/context.js';
+import { banRefusal, clientHash, requestUrl, type Context } from '../http/context.js';
 import { handshakeProblem } from '../http/handshake.js';
 import { SocketEdge, refuseHandshake, refuseUpgrade, socketCount, type ServedConnection } from '../http/socket.js';
-import { emptyEffects, isRefused, type Effects, type Limiter } from '../store/store.js';
+import { emptyEffects, isRefused, type Effects } from '../store/store.js';
 import { parseFrame, signalFrameParts } from './frames.js';
-import { legacyStarts } from './starts.js';
+import { legacyStartGate } from './starts.js';
 
 /** One go-megle socket: its session (once it asked for a match) and its room. */
 interface GmState {
@@ -41,12 +41,12 @@ export class GoMegleEdge {
   private readonly states = new Map<string, GmState>();
   /** Sockets that ended, until their close is told to the store (a flood ends them without one: the session is expelled). */
   private readonly closing = new Map<string, GmState>();
-  /** Starts without a proof of work per address (legacyStarts). */
-  private readonly starts: Limiter | undefined;
+  /** Whether a start (without a proof of work) from an address may go on (legacyStartGate). */
+  private readonly mayStart: (addr: string) => Promise<boolean>;
 
   constructor(private readonly ctx: Context) {
     const { settings, hub, metrics, log, store } = ctx;
-    this.starts = legacyStarts(ctx);
+    this.mayStart = legacyStartGate(ctx);
     this.edge = new SocketEdge(
       'matching',
       GmClientMessage,
@@ -137,7 +137,7 @@ export class GoMegleEdge {
   private async start(state: GmState, conn: Connection): Promise<Effects> {
     const { store, hub, metrics } = this.ctx;
     const now = hub.clock.now();
-    if (this.starts && !(await takePoint(this.starts, conn.addr))) return this.rateLimited(conn, 'too many starts from this address without a proof of work');
+    if (!(await this.mayStart(conn.addr))) return this.rateLimited(conn, 'too many starts from this address without a proof of work');
     const result = await store.register({ name: state.id, mode: 'video', interests: [], token: state.token, addr: conn.addr }, now);
     metrics.registrations.inc({ result: result.status });
     if (result.status === 'rate-limited') return this.rateLimited(conn, 'too many registrations from this address, slow down');

@@ -35,12 +35,12 @@ import {
 import type { Connection } from '../core/hub.js';
 import { encodeSignalData } from '../core/frames.js';
 import { newConnId } from '../core/ids.js';
-import { banRefusal, bannedRefusal, clientHash, decodeSegment, sendJson, slowDown, takePoint, type Context } from '../http/context.js';
+import { banRefusal, bannedRefusal, clientHash, decodeSegment, sendJson, slowDown, type Context } from '../http/context.js';
 import type { ServiceExtension } from '../http/extension.js';
 import { SocketEdge, refuseUpgrade, socketCount } from '../http/socket.js';
-import { emptyEffects, isRefused, type Effects, type Limiter } from '../store/store.js';
+import { emptyEffects, isRefused, type Effects } from '../store/store.js';
 import { legacyName, parseFrame, signalFrameParts } from './frames.js';
-import { legacyStarts } from './starts.js';
+import { legacyStartGate } from './starts.js';
 
 /** How often a matching socket opened before its registration looks for it, when the POST went to another process. */
 export const PENDING_POLL_MS = 50;
@@ -76,8 +76,8 @@ export class RvcEdge {
   private readonly signallingStates = new Map<string, SignallingState>();
   /** Names whose matching socket is open (or opening) on this process, and its id. */
   private readonly held = new Map<string, string>();
-  /** Starts without a proof of work per address (legacyStarts). */
-  private readonly starts: Limiter | undefined;
+  /** Whether a start (without a proof of work) from an address may go on (legacyStartGate). */
+  private readonly mayStart: (addr: string) => Promise<boolean>;
 
   /** What the matching service takes from this edge. */
   readonly matching: ServiceExtension = {
@@ -92,7 +92,7 @@ export class RvcEdge {
 
   constructor(private readonly ctx: Context) {
     const { settings, hub, metrics, log, store } = ctx;
-    this.starts = legacyStarts(ctx);
+    this.mayStart = legacyStartGate(ctx);
     const sockets = socketCount(store, settings.maxSocketsPerAddr);
     this.matchingEdge = new SocketEdge(
       'matching',
@@ -201,9 +201,7 @@ export class RvcEdge {
       if (isRefused(r)) return reply(res, 429, this.limited('too many nexts, slow down', r.retryMs));
       await hub.run(r);
     } else if (presence === undefined) {
-      if (this.starts && !(await takePoint(this.starts, addr))) {
-        return reply(res, 429, this.limited('too many starts from this address without a proof of work', 60_000));
-      }
+      if (!(await this.mayStart(addr))) return reply(res, 429, this.limited('too many starts from this address without a proof of work', 60_000));
       const result = await store.register({ name, mode: 'video', interests: [], token, addr }, now);
       metrics.registrations.inc({ result: result.status });
       if (result.status === 'rate-limited') return reply(res, 429, this.limited('too many registrations, slow down', result.retryMs));

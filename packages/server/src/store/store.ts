@@ -355,8 +355,6 @@ export interface StoreOptions extends PairingPolicy, ReportPolicy {
   signalBuffer: number;
   /** Bytes kept for the absent members of one room (signals and chat), item by item as core/frames.ts keptBytes counts. */
   keptBytesPerRoom: number;
-  /** Live sessions per address, those in their grace period included (MAX_SESSIONS_PER_ADDR). */
-  maxSessionsPerAddr: number;
   /** Bytes kept for absent members in the whole store. */
   keptBytesPerProcess: number;
   /** The first bytes kept in each room that keptBytesPerProcess does not refuse (KEPT_BYTES_RESERVED_PER_ROOM). */
@@ -369,6 +367,8 @@ export interface StoreOptions extends PairingPolicy, ReportPolicy {
   banStrikesMax: number;
   /** Keys each per-address limit (limiter) holds at once; past it the key whose window ends first is forgotten (LIMITER_KEYS_MAX). */
   limiterKeysMax: number;
+  /** Live sessions per address, those in their grace period included (MAX_SESSIONS_PER_ADDR). */
+  maxSessionsPerAddr: number;
   /** Registrations (register, not registerAttached) waiting for their matching socket at once in the whole store (PENDING_REGISTRATIONS_MAX). */
   pendingRegistrationsMax: number;
   /** `next`s per address in a minute (NEXT_RATE_PER_MIN), counted by the store so that every process shares the count. */

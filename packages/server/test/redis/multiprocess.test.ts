@@ -5,13 +5,12 @@
 // the restart are those of the shard that holds the store's state.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { BACKENDS, type Backend } from './support/backends.js';
 import { DyadProcess } from './support/dyad-process.js';
 import { placesFromDb } from '../support/places.js';
 import { regionOf } from '../../src/geo/regions.js';
-import { WireClient, eventually, sleep, type Channel, type Events } from '../support/ws-client.js';
+import { WireClient, eventually, sleep, upgradeRequest, type Channel, type Events } from '../support/ws-client.js';
 
 const GRACE_MS = 3_000;
 /** How long an expected message may take: several processes and a Redis share two cores. */
@@ -362,10 +361,7 @@ for (const backend of BACKENDS) describe(`two matching and two signalling proces
       // The start is registered, with its socket opened, only once Redis is back: by then its client has gone.
       const client = net.connect(Number(port), hostname);
       await new Promise<void>((done) => client.once('connect', done));
-      client.write(
-        `GET /ws?lang=${lang} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      );
+      client.write(upgradeRequest(`${m1.http('matching')}/ws?lang=${lang}`));
       await sleep(150);
       client.destroy();
       await sleep(150);

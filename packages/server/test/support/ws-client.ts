@@ -2,6 +2,7 @@
 // checked against the protocol schemas, and awaited with a bounded wait whose
 // failure says what was expected and what came instead.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import WebSocket from 'ws';
 import type { z } from 'zod';
@@ -378,6 +379,25 @@ export class WireClient {
     await this.closed;
     await sleep(noticeMs);
   }
+}
+
+/**
+ * A WebSocket upgrade request as raw text, for tests that write it on a
+ * socket of their own (to reset it at once, or to follow it with frames in
+ * the same write). `target`: the URL (its path, query and host are used).
+ */
+export function upgradeRequest(target: string, headers: Record<string, string> = {}): string {
+  const u = new URL(target);
+  const lines = [
+    `GET ${u.pathname}${u.search} HTTP/1.1`,
+    `Host: ${u.host}`,
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+    'Sec-WebSocket-Version: 13',
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
+  return `${lines.join('\r\n')}\r\n\r\n`;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -14,7 +14,7 @@ import { describeResponse, request, type HttpResponse } from '../support/http.js
 import { startServer, type RunningServer } from '../support/server.js';
 import { Redis } from 'ioredis';
 import { STORES, privateRedis, startServerOn, stopPrivateRedis, uniquePrefix } from '../support/stores.js';
-import { WireClient } from '../support/ws-client.js';
+import { WireClient, sleep } from '../support/ws-client.js';
 
 const ADMIN_TOKEN = 'abuse-test-admin-token';
 const HASH_KEY = 'abuse-test-address-key';
@@ -318,9 +318,9 @@ describe('sessions per address, those in their grace period included', () => {
         assert.match(refused.text, /too many sessions/);
         await expectRefused(oneTripUrl(server, { mode: 'text' }), { channel: 'matching', label: 'one-trip past the cap', ...via }, 429);
         // Kept alive past their first grace period by a resumption and another drop: still counted.
-        await new Promise((r) => setTimeout(r, GRACE_MS / 2));
+        await sleep(GRACE_MS / 2);
         for (const h of held) await (await openMatching(server, h.id, h.token, h.id, via)).drop();
-        await new Promise((r) => setTimeout(r, GRACE_MS / 2 + 200));
+        await sleep(GRACE_MS / 2 + 200);
         const still = await request(`${server.matching}/register`, { method: 'POST', body: { mode: 'text' }, headers: via.headers ?? {} });
         assert.equal(still.status, 429, `a grace period started afresh keeps the place: ${describeResponse(still)}`);
         assert.equal((await register(server, { mode: 'text' }, from(freshAddress()))).id.length > 0, true, 'another address is not stopped');
@@ -331,7 +331,7 @@ describe('sessions per address, those in their grace period included', () => {
           if (again.status === 200) break;
           assert.equal(again.status, 429, describeResponse(again));
           assert.ok(Date.now() < deadline, 'the places came back once the grace periods ran out');
-          await new Promise((r) => setTimeout(r, 100));
+          await sleep(100);
         }
       } finally {
         await WireClient.closeAll();

@@ -9,7 +9,7 @@ import { request } from '../support/http.js';
 import { runUntilExit, startServer } from '../support/server.js';
 import { STORES, startServerOn, stopPrivateRedis } from '../support/stores.js';
 import type { Target } from '../support/legacy.js';
-import { WireClient } from '../support/ws-client.js';
+import { WireClient, upgradeRequest } from '../support/ws-client.js';
 import { expectRefused } from '../support/dyad.js';
 import type { RunningServer } from '../support/server.js';
 import { freshAddress, freshName, legacyCases } from './legacy.cases.js';
@@ -81,20 +81,7 @@ function findAndClose(web: string, address: string): Promise<boolean> {
   const u = new URL(web);
   return new Promise((resolve) => {
     const socket = net.connect(Number(u.port), u.hostname, () => {
-      socket.write(
-        [
-          'GET /ws HTTP/1.1',
-          `Host: ${u.host}`,
-          'Upgrade: websocket',
-          'Connection: Upgrade',
-          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-          'Sec-WebSocket-Version: 13',
-          `Origin: ${web}`,
-          `X-Forwarded-For: ${address}`,
-          '',
-          '',
-        ].join('\r\n'),
-      );
+      socket.write(upgradeRequest(`${web.replace(/^http/, 'ws')}/ws`, { Origin: web, 'X-Forwarded-For': address }));
     });
     let upgraded = false;
     socket.on('data', (d) => {

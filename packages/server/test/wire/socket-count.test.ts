@@ -3,13 +3,12 @@
 // connection closes, whatever became of the upgrade. No window: a place held
 // for any length of time stays taken (docs/SECURITY.md, W6).
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { expectRefused, freshAddress, from, matchingUrl, oneTripUrl, register, signallingUrl, type Via } from '../support/dyad.js';
 import type { RunningServer } from '../support/server.js';
 import { STORES, startServerOn, stopPrivateRedis } from '../support/stores.js';
-import { WireClient, sleep } from '../support/ws-client.js';
+import { WireClient, sleep, upgradeRequest } from '../support/ws-client.js';
 
 const SOCKET_LIMIT = 4;
 /** Longer than a count window short enough to notice in a test: a place must outlast it. */
@@ -26,18 +25,9 @@ afterEach(() => WireClient.closeAll());
 /** An upgrade request, then a reset (RST) at once: the client is gone while the server is still deciding. */
 function vanish(url: string, via: Via): Promise<void> {
   const u = new URL(url);
-  const lines = [
-    `GET ${u.pathname}${u.search} HTTP/1.1`,
-    `Host: ${u.host}`,
-    'Upgrade: websocket',
-    'Connection: Upgrade',
-    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-    'Sec-WebSocket-Version: 13',
-    ...Object.entries(via.headers ?? {}).map(([k, v]) => `${k}: ${v}`),
-  ];
   return new Promise((resolve) => {
     const socket = net.connect(Number(u.port), u.hostname, () => {
-      socket.write(`${lines.join('\r\n')}\r\n\r\n`, () => socket.resetAndDestroy());
+      socket.write(upgradeRequest(url, via.headers), () => socket.resetAndDestroy());
     });
     socket.on('error', () => undefined);
     socket.on('close', () => resolve());
