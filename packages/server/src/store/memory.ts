@@ -831,15 +831,20 @@ export class MemoryStore implements Store {
   /**
    * Ban an address: strike one more than its last ban's within the strike
    * window, each lasting twice the one before, unless the operator chose the
-   * length (`lengthMs`).
+   * length (`lengthMs`). A ban from reports never shortens the one in force
+   * (a ban by hand of days is not cut to an hour): it then changes nothing.
    */
   private ban(fx: Effects, addr: string, reports: number, now: number, lengthMs: number | undefined, reason: string): number {
-    const strike = nextStrike(this.strike(addr, now), now, this.opts);
-    const until = now + (lengthMs ?? banLengthMs(strike, this.opts));
-    this.strikes.set(addr, { until, strike, reports, reason, manual: lengthMs !== undefined });
-    if (this.strikes.size > this.opts.banStrikesMax) this.forgetStrikes(now);
-    const log = this.reportLog.get(addr);
-    if (log) log.bannedAt = now;
+    const last = this.strike(addr, now);
+    const strike = nextStrike(last, now, this.opts);
+    let until = now + (lengthMs ?? banLengthMs(strike, this.opts));
+    if (lengthMs === undefined && last && last.until >= until) until = last.until;
+    else {
+      this.strikes.set(addr, { until, strike, reports, reason, manual: lengthMs !== undefined });
+      if (this.strikes.size > this.opts.banStrikesMax) this.forgetStrikes(now);
+      const log = this.reportLog.get(addr);
+      if (log) log.bannedAt = now;
+    }
     // In id order, as the Redis store does (lua/admission.ts, ban): which of two sessions of the address sharing a room is told first does not depend on the store.
     for (const sid of [...(this.byAddr.get(addr) ?? [])].sort()) {
       const s = this.sessions.get(sid);

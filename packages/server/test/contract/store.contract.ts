@@ -1220,6 +1220,41 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.deepEqual(await banOnce(), { strike: 1, reports: 1, length: 60_000 }, 'a lifted ban leaves no strike');
       });
 
+      it('a ban from reports never shortens a ban in force: after a ban by hand, reports that reach the threshold leave its end, reason and strike as they were', async () => {
+        const core = await make({ reportBanThreshold: 2, reportMinRoomMs: 0, banDurationMs: 60_000, banStrikeWindowMs: 600_000 });
+        const bad = await core.join({ addr: 'long' });
+        const r1 = await meet(core, bad, 'long1');
+        await r1.send({ event: 'report' });
+        await r1.send({ event: 'stop' });
+        await bad.send({ event: 'next' });
+        const r2 = await meet(core, bad, 'long2');
+        const made = await core.store.addBan('long', 10 * 86_400_000, 'by hand', core.clock.now());
+        await core.hub.run(made.effects);
+        assert.equal(bad.m.closedWith, 4003);
+        // r2's last partner is the banned address: its report is the second counting one.
+        await r2.send({ event: 'report' });
+        assert.equal(await core.store.bannedUntil('long', core.clock.now()), made.until, 'the ban by hand still ends when it did');
+        assert.deepEqual(
+          (await core.store.listBans(core.clock.now())).filter((b) => b.addr === 'long'),
+          [{ addr: 'long', until: made.until, strike: 1, reports: 0, reason: 'by hand', manual: true }],
+        );
+        // A ban from reports that would end later than the one in force does replace it.
+        const brief = await core.join({ addr: 'brief' });
+        const s1 = await meet(core, brief, 'brief1');
+        await s1.send({ event: 'report' });
+        await s1.send({ event: 'stop' });
+        await brief.send({ event: 'next' });
+        const s2 = await meet(core, brief, 'brief2');
+        const short = await core.store.addBan('brief', 1_000, 'short by hand', core.clock.now());
+        await core.hub.run(short.effects);
+        await s2.send({ event: 'report' });
+        assert.deepEqual(
+          (await core.store.listBans(core.clock.now())).filter((b) => b.addr === 'brief'),
+          [{ addr: 'brief', until: core.clock.now() + 120_000, strike: 2, reports: 2, reason: '', manual: false }],
+          'the second strike, twice BAN_DURATION_MS, from now',
+        );
+      });
+
       it('past banStrikesMax strikes held, those of bans over go, the first to end first; those of bans in force are kept', async () => {
         const core = await make({ banStrikesMax: 2, banStrikeWindowMs: 600_000 });
         const strikeOf = async (addr: string, lengthMs: number): Promise<number | undefined> => {

@@ -8,35 +8,40 @@ export const ADMISSION = String.raw`-- Ban an address (core/rules.ts nextStrike,
 -- as long as the one before, at most CFG.banmax. reports: the counting
 -- reports that made it, kept with the strike for the admin API.
 -- length: the operator's choice for a ban made by hand (why: the reason), else nil.
+-- A ban from reports never shortens the one in force: it then changes nothing.
 local function ban(addr, reports, length, why)
   local sk = P .. '${KEY.strike}' .. addr
   local last = redis.call('HMGET', sk, 'n', 'until')
   local n = 1
   if last[1] and last[2] and NOW - tonumber(last[2]) <= CFG.strikewin then n = tonumber(last[1]) + 1 end
   local untilAt = NOW + (length or math.min(CFG.banmax, CFG.bandur * 2 ^ math.min(n - 1, 52)))
-  redis.call('HSET', sk, 'n', num(n), 'until', num(untilAt), 'rep', num(reports), 'why', why or '', 'man', length and '1' or '0')
-  -- A ban followed the reports kept for the operator.
-  redis.call('SET', P .. '${KEY.reportBanned}' .. addr, num(NOW), 'PX', CFG.repwin)
-  redis.call('PEXPIRE', sk, num(math.max(1, untilAt - NOW + CFG.strikewin)))
-  -- At most CFG.stmax strikes held (store/memory.ts forgetStrikes): ended ones
-  -- counted out, then those of bans over, the first to end first (a sorted
-  -- set orders a tie by name); those of bans in force are kept.
-  local held = P .. '${KEY.strikesHeld}'
-  redis.call('ZADD', held, num(untilAt + CFG.strikewin), addr)
-  redis.call('ZREMRANGEBYSCORE', held, '-inf', '(' .. NOWS)
-  local excess = redis.call('ZCARD', held) - CFG.stmax
-  if excess > 0 then
-    for _, a in ipairs(redis.call('ZRANGEBYSCORE', held, '-inf', num(NOW + CFG.strikewin), 'LIMIT', 0, excess)) do
-      redis.call('ZREM', held, a)
-      redis.call('DEL', P .. '${KEY.strike}' .. a)
+  if not length and n > 1 and tonumber(last[2]) >= untilAt then
+    untilAt = tonumber(last[2])
+  else
+    redis.call('HSET', sk, 'n', num(n), 'until', num(untilAt), 'rep', num(reports), 'why', why or '', 'man', length and '1' or '0')
+    -- A ban followed the reports kept for the operator.
+    redis.call('SET', P .. '${KEY.reportBanned}' .. addr, num(NOW), 'PX', CFG.repwin)
+    redis.call('PEXPIRE', sk, num(math.max(1, untilAt - NOW + CFG.strikewin)))
+    -- At most CFG.stmax strikes held (store/memory.ts forgetStrikes): ended ones
+    -- counted out, then those of bans over, the first to end first (a sorted
+    -- set orders a tie by name); those of bans in force are kept.
+    local held = P .. '${KEY.strikesHeld}'
+    redis.call('ZADD', held, num(untilAt + CFG.strikewin), addr)
+    redis.call('ZREMRANGEBYSCORE', held, '-inf', '(' .. NOWS)
+    local excess = redis.call('ZCARD', held) - CFG.stmax
+    if excess > 0 then
+      for _, a in ipairs(redis.call('ZRANGEBYSCORE', held, '-inf', num(NOW + CFG.strikewin), 'LIMIT', 0, excess)) do
+        redis.call('ZREM', held, a)
+        redis.call('DEL', P .. '${KEY.strike}' .. a)
+      end
     end
+    if redis.call('PTTL', held) < untilAt - NOW + CFG.strikewin then redis.call('PEXPIRE', held, num(untilAt - NOW + CFG.strikewin)) end
+    redis.call('SET', P .. '${KEY.ban}' .. addr, num(untilAt), 'PX', num(math.max(1, untilAt - NOW)))
+    -- The list of bans for the admin API; each entry ends with its ban.
+    redis.call('ZADD', P .. '${KEY.bans}', num(untilAt), addr)
+    redis.call('ZREMRANGEBYSCORE', P .. '${KEY.bans}', '-inf', num(NOW))
+    redis.call('PEXPIRE', P .. '${KEY.bans}', num(math.max(CFG.banmax, untilAt - NOW)))
   end
-  if redis.call('PTTL', held) < untilAt - NOW + CFG.strikewin then redis.call('PEXPIRE', held, num(untilAt - NOW + CFG.strikewin)) end
-  redis.call('SET', P .. '${KEY.ban}' .. addr, num(untilAt), 'PX', num(math.max(1, untilAt - NOW)))
-  -- The list of bans for the admin API; each entry ends with its ban.
-  redis.call('ZADD', P .. '${KEY.bans}', num(untilAt), addr)
-  redis.call('ZREMRANGEBYSCORE', P .. '${KEY.bans}', '-inf', num(NOW))
-  redis.call('PEXPIRE', P .. '${KEY.bans}', num(math.max(CFG.banmax, untilAt - NOW)))
   local msg = err('banned', 'this address is banned')
   msg['until'] = math.ceil(untilAt / 1000)
   -- In id order, as store/memory.ts does (a set's own order is Redis's).
