@@ -126,7 +126,8 @@ export class AdminApi {
    */
   private async addBan(req: IncomingMessage, res: ServerResponse, now: number): Promise<void> {
     const { store, hub, settings } = this.ctx;
-    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+    // The media type itself, parameters (charset) aside: not application/json-seq or the like.
+    if (!/^\s*application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
       return sendJson(res, 415, { status: 'error', message: 'send the body as application/json' });
     }
     const body = await readBody(req, settings.maxFrameBytes);

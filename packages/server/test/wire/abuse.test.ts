@@ -520,6 +520,7 @@ for (const store of STORES) {
         ['no duration', { body: { addr } }, 400, /duration_ms/],
         ['not JSON', { body: '{', headers: { 'content-type': 'application/json' } }, 400, /invalid JSON/],
         ['a form', { body: 'addr=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, /application\/json/],
+        ['another type that starts like JSON', { body: { addr, duration_ms: 600_000 }, headers: { 'content-type': 'application/json-seq' } }, 415, /application\/json/],
       ];
       for (const [what, opts, status, message] of cases) {
         const res = await admin(server, '/admin/bans', { method: 'POST', ...opts });
