@@ -757,7 +757,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     for (const how of ['resumed elsewhere', 'dropped'] as const) {
       const p = prefix();
       const { a, b } = await watched(p);
-      const { x, y, matched } = await pairAcross(a, b);
+      const { x, y } = await pairAcross(a, b);
       // From here a is slow: its hub holds the first chat for x, whose entry stays in a's inbox, untrimmed.
       let release!: () => void;
       const released = new Promise<void>((r) => (release = r));
@@ -842,7 +842,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     const p = prefix();
     const a = await Proc.start(p);
     const b = await Proc.start(p);
-    const { x, y } = await pairAcross(a, b);
+    const { x } = await pairAcross(a, b);
     await a.store.stop(x.id, 'ca', Date.now());
     // w on b, idle too (x and y, who just met, are kept apart by the cooldown).
     const w = await b.session('cw');
@@ -1079,13 +1079,13 @@ describe('Redis store', { timeout: 60_000 }, () => {
       return Number(/cmdstat_hgetall:calls=(\d+)/.exec(info)?.[1] ?? 0);
     };
     let before = await hgetalls();
-    const seeker = await a.session('seeker', { lang: 'en', interests: ['only-7', 'chess'] });
+    await a.session('seeker', { lang: 'en', interests: ['only-7', 'chess'] });
     const reads = (await hgetalls()) - before;
     assert.ok(a.received('seeker').some((m) => m.event === 'matched'), 'paired with the one sharing an interest');
     assert.ok(reads < 20, `sessions read in a pairing through a small interest set: ${reads}`);
     // This one accepts all 599 (same lang) but none of them accepts it: every candidate is read and refused.
     before = await hgetalls();
-    const plain = await a.session('plain', { lang: 'en' });
+    await a.session('plain', { lang: 'en' });
     const reads2 = (await hgetalls()) - before;
     assert.equal(a.received('plain').filter((m) => m.event === 'matched').length, 0);
     assert.ok(reads2 <= 60, `sessions read in an attempt over a set of 599 that finds nobody: ${reads2}`);
