@@ -168,7 +168,14 @@ async function main(): Promise<void> {
   const requestPaces = new PaceBook(settings.requestRatePerAddrPerSec, settings.requestBurstPerAddr);
   metrics.watchAddresses('requests', requestPaces);
   metrics.watchAddresses('messages', ctx.addressPaces);
-  const connectionsWarnedAt: Partial<Record<ConnectionRefusal, number>> = {};
+  // Once a minute at most for each: a full process turns everyone away, and an address at its limit may be an attack.
+  const warnedAt = new Map<string, number>();
+  const warnOnce = (key: string, fields: object, message: string): void => {
+    const now = Date.now();
+    if (now - (warnedAt.get(key) ?? 0) < CONNECTION_WARNING_EVERY_MS) return;
+    warnedAt.set(key, now);
+    log.warn(fields, message);
+  };
   const cap = new ConnectionCap(
     {
       total: settings.maxConnections || defaultMaxConnections(),
@@ -182,16 +189,15 @@ async function main(): Promise<void> {
     (why) => {
       const refusal = REFUSALS[why];
       metrics.rejected.inc({ code: refusal.code });
-      // Once a minute at most: a full process turns everyone away, and an address at its limit may be an attack.
-      const now = Date.now();
-      if (now - (connectionsWarnedAt[why] ?? 0) < CONNECTION_WARNING_EVERY_MS) return;
-      connectionsWarnedAt[why] = now;
-      log.warn({ limit: refusal.limit }, refusal.warning);
+      warnOnce(why, { limit: refusal.limit }, refusal.warning);
     },
   );
   const start = async (name: string, server: Server, port: number): Promise<number> => {
     cap.watch(server, { requests: name !== 'web' });
     const bound = await listen(server, port, settings.host, settings.httpTimeoutMs);
+    // Listening, an error of the listening socket is a connection lost, never the process: Node
+    // reports an accept that failed (at the open-file limit, when libuv cannot shed it) here.
+    server.on('error', (err) => warnOnce('accept', { err, role: name }, 'accepting a connection failed'));
     servers.push(server);
     const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
     process.stdout.write(`${name} listening on http://${host}:${bound}\n`);

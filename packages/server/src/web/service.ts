@@ -4,9 +4,9 @@
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import sirv from 'sirv';
 import { PUBLIC_PATHS, type Settings } from '../config.js';
 import { sendJson } from '../http/context.js';
+import { serveFile } from './files.js';
 
 export interface ServiceUrls {
   /** Port of the matching/signalling role in this process, when it runs here. */
@@ -41,7 +41,6 @@ function publicUrl(configured: string | undefined, under: string | undefined, pa
 
 export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logger): Server {
   const built = existsSync(settings.webRoot);
-  const assets = built ? sirv(settings.webRoot, { single: true, etag: true, gzip: false, brotli: false }) : undefined;
   const server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
     // A throw here would be uncaught and end the process, with every role in it.
     try {
@@ -89,14 +88,11 @@ export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logg
       res.setHeader('Content-Security-Policy', "frame-ancestors 'none'");
       res.setHeader('X-Frame-Options', 'DENY');
     }
-    if (!assets) {
+    if (!built) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
       res.end(NOT_BUILT);
       return;
     }
-    // sirv answers a Range it cannot serve (start after end) by throwing; the
-    // client's files are small, and RFC 9110 section 14.2 lets a server ignore Range.
-    delete req.headers.range;
-    assets(req, res, () => sendJson(res, 404, { status: 'error', message: 'not found' }));
+    serveFile(settings.webRoot, log, req, res, path ?? '/');
   }
 }
