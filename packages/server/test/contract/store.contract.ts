@@ -1222,34 +1222,28 @@ export function describeStore(name: string, factory: StoreFactory): void {
 
       it('a ban from reports never shortens a ban in force: after a ban by hand, reports that reach the threshold leave its end, reason and strike as they were', async () => {
         const core = await make({ reportBanThreshold: 2, reportMinRoomMs: 0, banDurationMs: 60_000, banStrikeWindowMs: 600_000 });
-        const bad = await core.join({ addr: 'long' });
-        const r1 = await meet(core, bad, 'long1');
-        await r1.send({ event: 'report' });
-        await r1.send({ event: 'stop' });
-        await bad.send({ event: 'next' });
-        const r2 = await meet(core, bad, 'long2');
-        const made = await core.store.addBan('long', 10 * 86_400_000, 'by hand', core.clock.now());
-        await core.hub.run(made.effects);
-        assert.equal(bad.m.closedWith, 4003);
-        // r2's last partner is the banned address: its report is the second counting one.
-        await r2.send({ event: 'report' });
-        assert.equal(await core.store.bannedUntil('long', core.clock.now()), made.until, 'the ban by hand still ends when it did');
-        assert.deepEqual(
-          (await core.store.listBans(core.clock.now())).filter((b) => b.addr === 'long'),
-          [{ addr: 'long', until: made.until, strike: 1, reports: 0, reason: 'by hand', manual: true }],
-        );
+        // One reported by its first partner, then banned by hand for lengthMs while in a room with its second; then the second reports it.
+        const reportedAfterBan = async (addr: string, lengthMs: number, reason: string) => {
+          const bad = await core.join({ addr });
+          const r1 = await meet(core, bad, `${addr}1`);
+          await r1.send({ event: 'report' });
+          await r1.send({ event: 'stop' });
+          await bad.send({ event: 'next' });
+          const r2 = await meet(core, bad, `${addr}2`);
+          const made = await core.store.addBan(addr, lengthMs, reason, core.clock.now());
+          await core.hub.run(made.effects);
+          assert.equal(bad.m.closedWith, 4003);
+          // r2's last partner is the banned address: its report is the second counting one.
+          await r2.send({ event: 'report' });
+          return { until: made.until, bans: (await core.store.listBans(core.clock.now())).filter((b) => b.addr === addr) };
+        };
+        const long = await reportedAfterBan('long', 10 * 86_400_000, 'by hand');
+        assert.equal(await core.store.bannedUntil('long', core.clock.now()), long.until, 'the ban by hand still ends when it did');
+        assert.deepEqual(long.bans, [{ addr: 'long', until: long.until, strike: 1, reports: 0, reason: 'by hand', manual: true }]);
         // A ban from reports that would end later than the one in force does replace it.
-        const brief = await core.join({ addr: 'brief' });
-        const s1 = await meet(core, brief, 'brief1');
-        await s1.send({ event: 'report' });
-        await s1.send({ event: 'stop' });
-        await brief.send({ event: 'next' });
-        const s2 = await meet(core, brief, 'brief2');
-        const short = await core.store.addBan('brief', 1_000, 'short by hand', core.clock.now());
-        await core.hub.run(short.effects);
-        await s2.send({ event: 'report' });
+        const brief = await reportedAfterBan('brief', 1_000, 'short by hand');
         assert.deepEqual(
-          (await core.store.listBans(core.clock.now())).filter((b) => b.addr === 'brief'),
+          brief.bans,
           [{ addr: 'brief', until: core.clock.now() + 120_000, strike: 2, reports: 2, reason: '', manual: false }],
           'the second strike, twice BAN_DURATION_MS, from now',
         );
