@@ -135,8 +135,6 @@ export function toEffects(raw: RawResult): Effects {
   };
 }
 
-/** Replace lone UTF-16 surrogates, which Lua's JSON reader refuses, as UTF-8 encoding would anyway. */
-export const wellFormed = (s: string): string => s.replace(/\p{Surrogate}/gu, '\uFFFD');
 
 // Signals relayed by a process itself (relay.ts) travel in a stream
 // entry of their own, field RELAYED, without JSON: one record per signal, the

@@ -12,7 +12,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { RedisWindowLimiter } from './limits.js';
-import { CloseCode, type SignalType } from '@dyad/protocol';
+import { CloseCode, wellFormed, type SignalType } from '@dyad/protocol';
 import {
   REPORT_LOG_PER_ADDR,
   emptyEffects,
@@ -34,7 +34,7 @@ import {
   type StoreOptions,
   type StoreStats,
 } from '../store.js';
-import { toEffects, wellFormed, type RawResult } from './codec.js';
+import { toEffects, type RawResult } from './codec.js';
 import { WriteTurns } from './turns.js';
 import { CFG_NAMES, KEY, LIBRARY, SCRIPTS, type ScriptName } from './lua.js';
 import { StoreUnavailableError, scrub, sleep, withTimeout, type Connection } from './calls.js';
