@@ -101,6 +101,20 @@ export function threadCpuSeconds(pid: number): number {
   return cpuSeconds(pid);
 }
 
+/**
+ * Seconds the process's main thread has waited so far, runnable, for a CPU
+ * (the second field of /proc/PID/schedstat): time another process held the
+ * cores while an event was ready. 0 where schedstat cannot be read.
+ */
+export function runQueueSeconds(pid: number): number {
+  try {
+    const ns = Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]);
+    return Number.isFinite(ns) ? ns / 1e9 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** Keeps the last `max` characters of a stream, for error messages. */
 function tail(max = 8_000): { push(s: string): void; text(): string } {
   let buf = '';

@@ -4,7 +4,7 @@
 // all with the same clients, frames and load.
 import path from 'node:path';
 import { load1, split, type BenchContext } from './context.js';
-import { cpuSeconds, REPO_ROOT, sleep, spawnRaised } from './procs.js';
+import { cpuSeconds, REPO_ROOT, runQueueSeconds, sleep, spawnRaised } from './procs.js';
 import { medianOf, mergeSamples, middle, summarize, type Summary } from './stats.js';
 import type { RelayKind, RelayResult, RelayTask } from './tasks.js';
 import { startTopology, Unavailable, type Topology, type TopologyName } from './topology.js';
@@ -57,6 +57,13 @@ export interface RelayRun {
   chat?: Summary;
   /** Dyad set-ups: the servers' garbage-collection pauses during the fixed-rate run (see gcPauses). */
   gc?: GcPauses;
+  /**
+   * Share of the fixed-rate run the server processes' main threads waited,
+   * runnable, for a CPU that other processes held (per process): on a machine
+   * whose cores the load generators, Redis and the servers share, a frame
+   * ready to be handled waits that long. Absent in results saved before it.
+   */
+  cpuWait?: number;
   load1: number;
   /**
    * Each round's ceiling (profile.relay.rounds, every server in turn in each):
@@ -94,6 +101,9 @@ export function gcPauses(before: readonly Scrape[], after: readonly Scrape[], se
 export const gcText = (g: GcPauses): string =>
   `the servers paused for GC ${(g.share * 100).toFixed(1)}% of the time (${g.perSecond.toFixed(1)} pauses/s each, ${g.long} of 10 ms or more)`;
 
+/** The run-queue line of a run (RelayRun.cpuWait). */
+export const cpuWaitText = (share: number, who = 'their main threads'): string => `${who} waited for a CPU ${(share * 100).toFixed(1)}% of the time`;
+
 export interface RelayResults {
   runs: RelayRun[];
   /**
@@ -124,6 +134,8 @@ interface Server {
   scrape?: () => Promise<Scrape[]>;
   cpu(): { server: number; redis: number };
   shards(): number[];
+  /** Seconds the server processes' main threads have waited for a CPU so far (summed), and how many processes. */
+  waited(): { seconds: number; procs: number };
   stop(): Promise<void>;
 }
 
@@ -171,7 +183,14 @@ const TOPOLOGY_OF: Record<Exclude<RelayTarget, 'echo' | 'peerjs'>, TopologyName>
 async function startTarget(ctx: BenchContext, target: RelayTarget): Promise<Server> {
   if (target === 'echo' || target === 'peerjs') {
     const s = await startPeerServer(target === 'echo' ? 'echo-server.ts' : 'peerjs-server.ts');
-    return { kind: target, url: s.url, cpu: () => ({ server: cpuSeconds(s.pid), redis: 0 }), shards: () => [], stop: s.stop };
+    return {
+      kind: target,
+      url: s.url,
+      cpu: () => ({ server: cpuSeconds(s.pid), redis: 0 }),
+      shards: () => [],
+      waited: () => ({ seconds: runQueueSeconds(s.pid), procs: 1 }),
+      stop: s.stop,
+    };
   }
   const topoName = TOPOLOGY_OF[target];
   const topo: Topology = await startTopology(topoName, { label: `relay-${topoName}`, cpuProfDir: ctx.cpuProfDir });
@@ -188,6 +207,7 @@ async function startTarget(ctx: BenchContext, target: RelayTarget): Promise<Serv
       return { server: c.dyad, redis: c.redis };
     },
     shards: () => topo.shards(),
+    waited: () => topo.waited(),
     stop: () => topo.stop(),
   };
 }
@@ -289,17 +309,21 @@ async function ceiling(ctx: BenchContext, target: RelayTarget, server: Server, r
 }
 
 /** The rest of a target's figures, once: latency at a fixed offered rate (with the servers' GC pauses), and chat. */
-async function atRate(ctx: BenchContext, server: Server, runId: string): Promise<Pick<RelayRun, 'offered' | 'delivered' | 'latency' | 'gc' | 'chat' | 'errors'>> {
+async function atRate(ctx: BenchContext, server: Server, runId: string): Promise<Pick<RelayRun, 'offered' | 'delivered' | 'latency' | 'gc' | 'cpuWait' | 'chat' | 'errors'>> {
   const r = ctx.profile.relay;
   // The same offered rate for every server, with the servers' GC pauses over that run (set-up included).
   const gc0 = server.scrape ? await server.scrape() : undefined;
+  const w0 = server.waited();
   const t0 = performance.now();
   const fixed = await ctx.workers.run<RelayResult>(tasks(ctx, server, { type: 'rate', rate: r.rate }, `${runId}r`));
-  const gc = gc0 && server.scrape ? gcPauses(gc0, await server.scrape(), (performance.now() - t0) / 1000) : undefined;
+  const secs = (performance.now() - t0) / 1000;
+  const w1 = server.waited();
+  const cpuWait = secs > 0 && w1.procs > 0 ? (w1.seconds - w0.seconds) / (w1.procs * secs) : undefined;
+  const gc = gc0 && server.scrape ? gcPauses(gc0, await server.scrape(), secs) : undefined;
   const chat = server.dyad ? await chatLatency(server.dyad.matchingA, server.dyad.matchingB, `${runId}chat`, r.chatLines, CHAT_GAP_MS) : undefined;
   const errors: Record<string, number> = {};
   addErrors(errors, fixed);
-  return { offered: r.rate, delivered: rate(fixed), latency: summarize(mergeSamples(fixed.map((x) => x.latencyMs))), gc, chat, errors };
+  return { offered: r.rate, delivered: rate(fixed), latency: summarize(mergeSamples(fixed.map((x) => x.latencyMs))), gc, ...(cpuWait === undefined ? {} : { cpuWait }), chat, errors };
 }
 
 export async function runRelay(ctx: BenchContext): Promise<RelayResults> {
@@ -373,6 +397,7 @@ export async function runRelay(ctx: BenchContext): Promise<RelayResults> {
         redis: s.ceilings.at(-1)?.redis,
         chat: rest.chat,
         gc: rest.gc,
+        ...(rest.cpuWait === undefined ? {} : { cpuWait: rest.cpuWait }),
         load1: load1(),
         rounds: s.ceilings.map((c) => ({ throughput: c.throughput, serverUsPerFrame: c.serverUsPerFrame })),
       };
@@ -384,6 +409,7 @@ export async function runRelay(ctx: BenchContext): Promise<RelayResults> {
           `${s.ceilings.map((c) => `${c.serverUsPerFrame.toFixed(1)} µs`).join(', ')} by round); ` +
           `at ${run.offered.toLocaleString('en-US')}/s p50 ${run.latency.p50.toFixed(2)} ms p99 ${run.latency.p99.toFixed(2)} ms` +
           `${run.gc ? `; ${gcText(run.gc)}` : ''}` +
+          `${run.cpuWait === undefined ? '' : `; ${cpuWaitText(run.cpuWait)}`}` +
           `${run.shards.length > 1 ? `; Redis cores per shard ${run.shards.map((c) => c.toFixed(2)).join(', ')}` : ''}` +
           `${Object.keys(run.errors).length ? `; errors ${JSON.stringify(run.errors)}` : ''}`,
       );

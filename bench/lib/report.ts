@@ -13,7 +13,7 @@ import { usPerPairing, type PairingResults, type PairingStep } from './pairing.j
 import { formatRedisProfile } from './redis-diag.js';
 import { medianOf } from './stats.js';
 import { redisWorkLines, type RedisWorkResults } from './redis-work.js';
-import { gcText, RELAY_LABEL, type RelayResults } from './relay.js';
+import { cpuWaitText, gcText, RELAY_LABEL, type RelayResults } from './relay.js';
 import type { SoakResults } from './soak.js';
 import { barChart, lineChart, type LineSeries } from './svg.js';
 import { TOPOLOGY_LABEL, type TopologyName } from './topology.js';
@@ -252,7 +252,8 @@ export function targets(r: Omit<Results, 'targets'>, targetRate: number): Target
     target: '< 3 ms',
     measured: cross
       ? `p50 ${cross.latency.p50.toFixed(2)} ms, p99 ${cross.latency.p99.toFixed(2)} ms at ${fmtInt(cross.offered)} frames/s${cross.gc ? `; ${gcText(cross.gc)}` : ''}` +
-        `${floor ? `; the raw ws forwarder at the same rate in this run: p99 ${floor.latency.p99.toFixed(2)} ms` : ''}`
+        `${cross.cpuWait === undefined ? '' : `; ${cpuWaitText(cross.cpuWait)}`}` +
+        `${floor ? `; the raw ws forwarder at the same rate in this run: p99 ${floor.latency.p99.toFixed(2)} ms${floor.cpuWait === undefined ? '' : ` (${cpuWaitText(floor.cpuWait, 'its main thread')})`}` : ''}`
       : 'not run',
     verdict: cross ? (cross.latency.p99 < 3 ? 'met' : 'missed') : 'not measured',
   });

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { RedisCluster } from '../../packages/server/test/redis/support/redis-cluster.js';
 import type { BenchContext } from './context.js';
-import { cpuSeconds, rssBytes, startDyad, startRedis, type DyadProcess, type RedisProcess } from './procs.js';
+import { cpuSeconds, rssBytes, runQueueSeconds, startDyad, startRedis, type DyadProcess, type RedisProcess } from './procs.js';
 import { scrape, type Scrape } from './prom.js';
 
 /** The set-ups `--stores` may name. */
@@ -30,6 +30,8 @@ export interface Topology {
   cpu(): { dyad: number; redis: number };
   /** CPU seconds used so far by each Redis node. */
   shards(): number[];
+  /** Seconds the Dyad processes' main threads have waited, runnable, for a CPU so far (summed), and how many processes. */
+  waited(): { seconds: number; procs: number };
   rss(): number;
   stop(): Promise<void>;
 }
@@ -132,6 +134,7 @@ export async function startTopology(name: TopologyName, opts: StartOptions = {})
     scrape: () => Promise.all(procs.map((p) => scrape(`${p.signalling ?? p.matching}/metrics`))),
     cpu: () => ({ dyad: procs.reduce((n, p) => n + cpuSeconds(p.pid), 0), redis: shards().reduce((a, b) => a + b, 0) }),
     shards,
+    waited: () => ({ seconds: procs.reduce((n, p) => n + runQueueSeconds(p.pid), 0), procs: procs.length }),
     rss: () => procs.reduce((n, p) => n + rssBytes(p.pid), 0),
     stop: stopAll,
   };
