@@ -119,7 +119,7 @@ export const ChatMessage = z.object({
 export const TypingMessage = z.object({ event: z.literal('typing'), typing: z.boolean() });
 export const ReportMessage = z.object({
   event: z.literal('report'),
-  reason: text(0, MAX_REPORT_REASON_CHARS).optional(),
+  reason: text(0, MAX_REPORT_REASON_CHARS).transform(wellFormed).optional(),
 });
 
 /** End the chat and never be paired with that stranger again (an addition to v1.2); no report is made. */

@@ -114,6 +114,7 @@ interface ListedReports {
   reporters: number;
   counting: number;
   last: number;
+  reasons: { reason: string }[];
 }
 
 async function reportsOf(server: RunningServer): Promise<ListedReports[]> {
@@ -297,7 +298,8 @@ for (const store of STORES) {
         const address = freshAddress();
         const suspect = await enter(server, {}, from(address));
         const { reporter } = await meet(server, suspect, freshAddress());
-        reporter.m.send({ event: 'report' });
+        // A lone surrogate (JSON's \ud800 escape) comes out as U+FFFD on both stores, as in chat.
+        reporter.m.send({ event: 'report', reason: 'spam \ud800' });
         await reporter.m.close(1000);
         const res = await adminRequest(server, '/admin/reports');
         assert.equal(res.status, 200, describeResponse(res));
@@ -305,6 +307,7 @@ for (const store of STORES) {
         const listed = (res.json() as { reports: ListedReports[] }).reports.find((r) => r.addr === hashOf(address));
         assert.ok(listed, `the reported address's hash is listed: ${res.text}`);
         assert.deepEqual([listed.reporters, listed.counting], [1, 1]);
+        assert.deepEqual(listed.reasons.map((r) => r.reason), ['spam \ufffd']);
         assert.ok(Math.abs(listed.last - Date.now() / 1000) < 60, `last is a Unix time: ${listed.last}`);
         const denied = await adminRequest(server, '/admin/reports', { authorization: 'Bearer not-the-admin-token' });
         assert.equal(denied.status, 401, describeResponse(denied));
