@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import {
   clickStart,
+  cspViolations,
   closeUsers,
   expectConnected,
   expectStatus,
@@ -122,6 +123,8 @@ describe('Dyad in two real browsers', { timeout: 100_000 }, () => {
       await screenshot(a.page, 'next-desktop');
       await screenshot(b.page, 'skipped-phone');
       assert.deepEqual([...a.errors, ...b.errors], []);
+      // The whole call ran under the web role's Content-Security-Policy, and it refused nothing.
+      assert.deepEqual([...(await cspViolations(a.page)), ...(await cspViolations(b.page))], []);
     } finally {
       await closeUsers(a, b);
     }

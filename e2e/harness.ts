@@ -102,6 +102,8 @@ export const INSTRUMENT = `(() => {
   window.__pcs = [];
   window.__sockets = [];
   window.__trace = [];
+  window.__csp = [];
+  document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.effectiveDirective + ' ' + e.blockedURI));
   const note = (line) => {
     window.__trace.push((performance.now() / 1000).toFixed(2) + ' ' + line);
     if (window.__trace.length > ${TRACE_KEPT}) window.__trace.shift();
@@ -163,6 +165,8 @@ export interface Instrumented {
   __sockets: WebSocket[];
   /** The page's last TRACE_KEPT events (see INSTRUMENT). */
   __trace: string[];
+  /** What the page's Content-Security-Policy refused: the directive and what it blocked. */
+  __csp: string[];
 }
 
 export interface User {
@@ -235,6 +239,11 @@ export async function pageState(page: Page): Promise<string> {
 /** The page's trace (see INSTRUMENT); empty if the page is gone. */
 export async function traceOf(page: Page): Promise<string[]> {
   return page.evaluate(() => (window as unknown as Instrumented).__trace).catch(() => []);
+}
+
+/** What the page's Content-Security-Policy refused so far (the web role sends one with every file). */
+export async function cspViolations(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as unknown as Instrumented).__csp);
 }
 
 /** Open the landing page, choose the mode, confirm 18+; in video mode wait for the camera preview. */

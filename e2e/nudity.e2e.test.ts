@@ -147,7 +147,11 @@ describe('nudity protection with the real model in real Chromium', { timeout: 90
       );
       for (const user of [a, b]) assert.equal(await videoFilter(user.page), 'none', 'the stranger is shown clear');
       await screenshot(a.page, 'nudity-clear');
-      report('blur-until-checked, default threshold (page A)', await measured(a.page));
+      const m = await measured(a.page);
+      report('blur-until-checked, default threshold (page A)', m);
+      // The worker takes the web role's Content-Security-Policy from its own response: WebAssembly
+      // ('wasm-unsafe-eval') is allowed, else the model would fall back to the far slower CPU backend.
+      assert.notEqual(m.load?.backend, 'cpu', 'the model runs on WebAssembly (or WebGL), not the fallback');
 
       // The viewer's choice: one click blurs, one click shows.
       await a.page.getByRole('button', { name: 'Blur video' }).click();

@@ -61,6 +61,8 @@ export class AdminApi {
 
   async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const { store, hub, settings } = this.ctx;
+    // What the console shows (report reasons people wrote, address hashes) is kept by no cache.
+    res.setHeader('Cache-Control', 'no-store');
     const addr = clientHash(this.ctx, req);
     const wait = await this.attempt(addr);
     if (wait !== undefined) return this.tooMany(res, wait);

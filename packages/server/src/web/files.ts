@@ -9,9 +9,18 @@
 // left its file open (about 70 KB and a descriptor each, until EMFILE ended
 // the process), and a file gone from WEB_ROOT ended it at the first request.
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { relative } from 'node:path';
 import type { Logger } from 'pino';
 import send from 'send';
 import { sendJson } from '../http/context.js';
+
+/**
+ * The client's own pages. Another HTML page in WEB_ROOT (a legacy client's,
+ * docs/LEGACY.md) has inline scripts the client's Content-Security-Policy would
+ * refuse: it is sent with only `frame-ancestors 'none'` of it.
+ */
+const OWN_PAGES = new Set(['index.html', 'admin.html']);
+const FOREIGN_PAGE_POLICY = "frame-ancestors 'none'";
 
 /** Vite's build output: each name carries a hash of its content, so a browser may keep it. */
 const HASHED_DIR = '/assets/';
@@ -65,6 +74,9 @@ export function serveFile(root: string, log: Logger, req: IncomingMessage, res: 
       lastModified: true,
       ...(hashed ? { maxAge: HASHED_MAX_AGE, immutable: true } : { maxAge: 0 }),
     })
+      .on('headers', (_res: ServerResponse, file: string) => {
+        if (/\.html?$/i.test(file) && !OWN_PAGES.has(relative(root, file))) res.setHeader('Content-Security-Policy', FOREIGN_PAGE_POLICY);
+      })
       .on('directory', () => (orPage ? page() : sendJson(res, 404, { status: 'error', message: 'not found' })))
       .on('error', (err: { status?: number; statusCode?: number }) => {
         const status = err.status ?? err.statusCode ?? 500;

@@ -32,6 +32,7 @@ before(async () => {
   await writeFile(path.join(root, 'assets', 'app-Ab12Cd34.js'), 'console.log(1)');
   await writeFile(path.join(root, 'big.bin'), Buffer.alloc(BIG_BYTES, 7));
   await writeFile(path.join(root, 'gone.txt'), 'here for now');
+  await writeFile(path.join(root, 'legacy-client.html'), '<!doctype html><title>legacy</title><script>start()</script>');
   web = await startServer({ WEB_ROOT: root, ROLES: 'matching,signalling,web' });
 });
 
@@ -72,6 +73,19 @@ describe("the web role's files", () => {
     assert.equal(page.headers['cache-control'], 'public, max-age=0');
     const again = await answered(`${web.web}/index.html`, { headers: { 'if-none-match': String(page.headers.etag) } });
     assert.equal(again.status, 304, 'a page the browser has is not sent again');
+  });
+
+  it("the client's own pages carry its Content-Security-Policy, however spelt; another page in WEB_ROOT (a legacy client's, with inline scripts) only frame-ancestors 'none'", async () => {
+    for (const p of ['/', '/index.html', '/admin', '/%61dmin', '/some/route']) {
+      const csp = String((await answered(`${web.web}${p}`)).headers['content-security-policy']);
+      assert.match(csp, /^default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; /, `${p}: ${csp}`);
+    }
+    for (const p of ['/legacy-client.html', '/legacy-client', '/%6cegacy-client.html']) {
+      const res = await answered(`${web.web}${p}`);
+      assert.ok(res.status === 200 && res.text.includes('<title>legacy</title>'), `${p}: ${describeResponse(res)}`);
+      assert.equal(res.headers['content-security-policy'], "frame-ancestors 'none'", p);
+      assert.equal(res.headers['x-frame-options'], 'DENY', p);
+    }
   });
 
   it('paths made to make a "looks like a file" pattern backtrack (/a.aa.aa…a!, also percent-encoded) are answered at once, and the process serves others meanwhile', async () => {

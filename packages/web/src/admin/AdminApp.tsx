@@ -8,6 +8,7 @@ import type { AdminBan, AdminReport, AdminStats } from '@dyad/protocol';
 import { loadConfig } from '../client/config.js';
 import { AdminClient, AdminError } from './api.js';
 import { ActivityChart } from './ActivityChart.js';
+import { displayText } from '../client/text.js';
 
 const TOKEN_KEY = 'dyad-admin-token';
 const REFRESH_MS = 5_000;
@@ -158,7 +159,7 @@ function Console({ client, onSignOut }: { client: AdminClient; onSignOut(why: st
               <ul className="admin-reasons">
                 {r.reasons.map((e, i) => (
                   <li key={i}>
-                    {time(e.at)}: {e.reason || '(no reason given)'}
+                    {time(e.at)}: {e.reason ? <bdi>{displayText(e.reason)}</bdi> : '(no reason given)'}
                   </li>
                 ))}
               </ul>
@@ -175,7 +176,7 @@ function Console({ client, onSignOut }: { client: AdminClient; onSignOut(why: st
           {bans.map((b) => (
             <li key={b.addr} className="admin-item" data-testid="ban" data-addr={b.addr}>
               <p>
-                <code>{b.addr}</code> · until {time(b.until)} · {b.reason}
+                <code>{b.addr}</code> · until {time(b.until)} · <bdi>{displayText(b.reason)}</bdi>
               </p>
               <button type="button" onClick={() => void act(client.lift(b.addr), 'Ban lifted.')}>
                 Lift ban

@@ -11,6 +11,7 @@
 // visitor's language (lineText, statusText, failureText, noticeText).
 import type { TFunction } from 'i18next';
 import type { DisconnectReason, MatchingServerMessage, Mode } from '@dyad/protocol';
+import { displayText } from './text.js';
 
 export type Phase = 'idle' | 'connecting' | 'waiting' | 'matched' | 'ended';
 
@@ -319,7 +320,7 @@ export const endText = (reason: EndReason, t: TFunction): string => t(ENDED_KEY[
 
 /** A line of the conversation as shown. */
 export function lineText(line: ChatLine, t: TFunction): string {
-  if (line.from !== 'system') return line.text;
+  if (line.from !== 'system') return displayText(line.text);
   switch (line.note.kind) {
     case 'matched':
       return t('line.matched');

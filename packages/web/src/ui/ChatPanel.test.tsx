@@ -48,6 +48,14 @@ describe('ChatPanel', () => {
     expect(view.container.querySelector('[href]')).toBeNull();
   });
 
+  it("shows a stranger's text without bidi overrides or a stack of combining marks, each line isolated (bdi)", () => {
+    const disguised = 'abc\u202Efdp.cod.exe';
+    const zalgo = `Z${'\u0301'.repeat(1_500)}`;
+    const { view } = setup({ lines: [{ id: 1, from: 'stranger', text: disguised }, { id: 2, from: 'stranger', text: zalgo }] });
+    const shown = [...view.container.querySelectorAll('li[data-from="stranger"] bdi')].map((b) => b.textContent);
+    expect(shown).toEqual(['abcfdp.cod.exe', `Z${'\u0301'.repeat(8)}`]);
+  });
+
   it('labels lines with You and Stranger', () => {
     setup();
     const you = screen.getByText('hello').closest('li')!;

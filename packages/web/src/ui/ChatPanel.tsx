@@ -112,7 +112,7 @@ export function ChatPanel(props: ChatPanelProps): ReactElement {
             {line.from !== 'system' && (
               <strong className="who">{line.from === 'you' ? t('chat.you') : t('chat.stranger')}:</strong>
             )}{' '}
-            <span>{lineText(line, t)}</span>
+            <bdi>{lineText(line, t)}</bdi>
           </li>
         ))}
       </ol>
