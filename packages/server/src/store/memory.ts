@@ -838,8 +838,9 @@ export class MemoryStore implements Store {
     const last = this.strike(addr, now);
     const strike = nextStrike(last, now, this.opts);
     let until = now + (lengthMs ?? banLengthMs(strike, this.opts));
-    if (lengthMs === undefined && last && last.until >= until) until = last.until;
-    else {
+    if (lengthMs === undefined && last && last.until >= until) {
+      until = last.until;
+    } else {
       this.strikes.set(addr, { until, strike, reports, reason, manual: lengthMs !== undefined });
       if (this.strikes.size > this.opts.banStrikesMax) this.forgetStrikes(now);
       const log = this.reportLog.get(addr);

@@ -135,7 +135,6 @@ export function toEffects(raw: RawResult): Effects {
   };
 }
 
-
 // Signals relayed by a process itself (relay.ts) travel in a stream
 // entry of their own, field RELAYED, without JSON: one record per signal, the
 // records apart by RS and the fields of each by US, in the order to, conn,
