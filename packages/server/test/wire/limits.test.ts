@@ -193,11 +193,13 @@ for (const store of STORES) {
     describe('message rate', () => {
       it('a burst over MESSAGE_BURST gets rate-limited errors, and the socket stays open below the flood limit', async () => {
         const { a, b } = await pair(server);
-        for (let i = 0; i < 260; i++) a.m.send({ event: 'typing', typing: i % 2 === 0 });
-        const got = await a.m.drain(800);
-        const limited = got.filter((m) => m.event === 'error' && m.code === 'rate-limited').length;
-        assert.ok(limited >= 1, `260 frames at once (a burst of 200, then 100/s): expected rate-limited errors, got ${JSON.stringify(got.slice(0, 3))}`);
-        assert.ok(a.m.isOpen, '260 frames is not a flood (300 in a second)');
+        // 290 at once: past the burst of 200 unless the server took 0.9 s to read them (100/s refill), below the flood (300 in a second).
+        for (let i = 0; i < 290; i++) a.m.send({ event: 'typing', typing: i % 2 === 0 });
+        // On a loaded machine the answer may take a while: wait for it, not a fixed time.
+        const refused = await a.m.expectError('rate-limited', { timeoutMs: 5_000, what: 'rate-limited for 290 frames at once (a burst of 200, then 100/s)' });
+        assert.match(refused.message, /messages at once/);
+        await a.m.drain(200);
+        assert.ok(a.m.isOpen, '290 frames is not a flood (300 in a second)');
         await b.m.drain(0);
         await sleep(1_100);
         a.m.send({ event: 'chat', message: 'calm again' });
