@@ -23,6 +23,16 @@ export const text = (min: number, max: number) =>
  */
 export const wellFormed = (s: string): string => s.replace(/\p{Surrogate}/gu, '\uFFFD');
 
+/**
+ * Cuts every run of combining marks in a text to its first `kept`: no script
+ * stacks more than a few, and a longer run costs Unicode normalization time
+ * that grows with its square and stacks into a glyph no line can wrap.
+ */
+export function markRunCutter(kept: number): (text: string) => string {
+  const run = new RegExp(`(\\p{M}{${kept}})\\p{M}+`, 'gu');
+  return (text) => text.replace(run, '$1');
+}
+
 export const MAX_NAME_CHARS = 32;
 export const MAX_INTERESTS = 10;
 export const MAX_INTEREST_CHARS = 32;

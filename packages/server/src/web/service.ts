@@ -76,6 +76,13 @@ function contentSecurityPolicy(services: readonly string[]): string {
 
 export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logger): Server {
   const built = existsSync(settings.webRoot);
+  // The policy names the services as the request's Host makes them: made again only when they change.
+  let policy = { services: '', text: '' };
+  const policyFor = (matching: string, signalling: string): string => {
+    const services = `${matching} ${signalling}`;
+    if (policy.services !== services) policy = { services, text: contentSecurityPolicy([matching, signalling]) };
+    return policy.text;
+  };
   const server = createServer({ headersTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs }, (req, res) => {
     // A throw here would be uncaught and end the process, with every role in it.
     try {
@@ -101,7 +108,7 @@ export function createWebServer(settings: Settings, urls: ServiceUrls, log: Logg
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
     // Every response, whatever its path: a check of the path (/admin) missed /%61dmin, which names the same file.
-    res.setHeader('Content-Security-Policy', contentSecurityPolicy([matchingUrl, signallingUrl]));
+    res.setHeader('Content-Security-Policy', policyFor(matchingUrl, signallingUrl));
     res.setHeader('X-Frame-Options', 'DENY');
     if (path === '/config.json') {
       return sendJson(

@@ -5,10 +5,11 @@
 // line is isolated from what is around it); and runs of combining marks past
 // the few any script uses, which stack into one glyph that no line can wrap.
 
+import { markRunCutter } from '@dyad/protocol';
+
 /** LRE, RLE, PDF, LRO, RLO and LRI, RLI, FSI, PDI. */
 const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
-/** Combining marks kept in a row: Vietnamese stacks two, Arabic and Indic scripts a few more. */
-export const MARKS_SHOWN = 8;
-const LONG_MARK_RUN = new RegExp(`(\\p{M}{${MARKS_SHOWN}})\\p{M}+`, 'gu');
+/** Combining marks shown in a row: Vietnamese stacks two, Arabic and Indic scripts a few more. */
+const cutMarkRuns = markRunCutter(8);
 
-export const displayText = (text: string): string => text.replace(BIDI_CONTROLS, '').replace(LONG_MARK_RUN, '$1');
+export const displayText = (text: string): string => cutMarkRuns(text.replace(BIDI_CONTROLS, ''));
