@@ -102,9 +102,17 @@ export interface Settings {
    * refuse: a new room's offer and its first candidates are kept for a
    * partner who has not joined yet even while others' rooms fill the total
    * (rooms of one's own sessions cannot then stop everyone's calls). Each
-   * room may take this much past the total. @default 65_536
+   * room may take this much past the total, up to KEPT_BYTES_RESERVED_TOTAL.
+   * @default 65_536
    */
   keptBytesReservedPerRoom: number;
+  /**
+   * What rooms' reserves (KEPT_BYTES_RESERVED_PER_ROOM) may keep past
+   * KEPT_BYTES_PER_PROCESS, in all (with Redis, every process together): the
+   * total never passes the two added up, however many rooms many addresses
+   * open. @default 134_217_728
+   */
+  keptBytesReservedTotal: number;
   /** A session waiting longer than this is paired before newer ones. @default 10_000 */
   fairWaitMs: number;
 
@@ -576,6 +584,7 @@ export function loadSettings(env: Env = process.env): Settings {
     keptBytesPerRoom: integer(env, 'KEPT_BYTES_PER_ROOM', 262_144, 1),
     keptBytesPerProcess: integer(env, 'KEPT_BYTES_PER_PROCESS', 67_108_864, 1),
     keptBytesReservedPerRoom: integer(env, 'KEPT_BYTES_RESERVED_PER_ROOM', 65_536, 0),
+    keptBytesReservedTotal: integer(env, 'KEPT_BYTES_RESERVED_TOTAL', 134_217_728, 0),
     fairWaitMs: integer(env, 'FAIR_WAIT_MS', 10_000),
     ...messageRates(env),
     socketSendBufferBytes: 0, // below, once SIGNAL_BUFFER and MAX_FRAME_BYTES are known

@@ -190,7 +190,7 @@ function regionFields(me: Session, other: Session): { region?: AreaRegion; count
 const addrPair = (a: string, b: string): string => (a < b ? `${a}|${b}` : `${b}|${a}`);
 
 /** Why an item was not kept: SIGNAL_BUFFER items, or one of the byte caps. */
-type Refusal = 'count' | 'room' | 'process';
+type Refusal = 'count' | 'room' | 'process' | 'reserve';
 
 const hashToken = (token: string): Buffer => createHash('sha256').update(token).digest();
 const seconds = (ms: number): number => ms / 1000;
@@ -199,6 +199,9 @@ const seconds = (ms: number): number => ms / 1000;
 function fullMessage(what: 'signal' | 'chat', why: Refusal, opts: StoreOptions): string {
   if (why === 'room') return `partner is away and what this room keeps would pass KEPT_BYTES_PER_ROOM (${opts.keptBytesPerRoom} bytes)`;
   if (why === 'process') return `what the server keeps for absent members would pass KEPT_BYTES_PER_PROCESS (${opts.keptBytesPerProcess} bytes)`;
+  if (why === 'reserve') {
+    return `what the server keeps for absent members would pass KEPT_BYTES_PER_PROCESS and KEPT_BYTES_RESERVED_TOTAL (${opts.keptBytesPerProcess + opts.keptBytesReservedTotal} bytes)`;
+  }
   return what === 'chat'
     ? `partner is away and ${opts.signalBuffer} messages are waiting`
     : `partner has not joined and ${opts.signalBuffer} signals are waiting`;
@@ -704,8 +707,10 @@ export class MemoryStore implements Store {
       let used = room.keptBytes;
       for (const id of room.members) used += this.sessions.get(id)?.keptChatBytes ?? 0;
       if (used + bytes > this.opts.keptBytesPerRoom) return 'room';
-      // A room's first bytes are kept whatever the total (KEPT_BYTES_RESERVED_PER_ROOM).
-      if (used + bytes <= this.opts.keptBytesReservedPerRoom) return undefined;
+      // A room's first bytes pass the total (KEPT_BYTES_RESERVED_PER_ROOM), up to a ceiling of their own.
+      if (used + bytes <= this.opts.keptBytesReservedPerRoom) {
+        return this.keptTotal + bytes > this.opts.keptBytesPerProcess + this.opts.keptBytesReservedTotal ? 'reserve' : undefined;
+      }
     }
     if (this.keptTotal + bytes > this.opts.keptBytesPerProcess) return 'process';
     return undefined;

@@ -359,6 +359,8 @@ export interface StoreOptions extends PairingPolicy, ReportPolicy {
   keptBytesPerProcess: number;
   /** The first bytes kept in each room that keptBytesPerProcess does not refuse (KEPT_BYTES_RESERVED_PER_ROOM). */
   keptBytesReservedPerRoom: number;
+  /** What those first bytes may keep past keptBytesPerProcess, in the whole store (KEPT_BYTES_RESERVED_TOTAL). */
+  keptBytesReservedTotal: number;
   /** How long a block (or a report) keeps two sessions, and their addresses, apart. */
   blockMs: number;
   /** Blocks between two addresses held at once in the whole store; past it a block keeps only the sessions apart (ADDRESS_BLOCKS_MAX). */

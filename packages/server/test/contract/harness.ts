@@ -17,6 +17,7 @@ export const DEFAULTS: StoreOptions = {
   keptBytesPerRoom: 262_144,
   keptBytesPerProcess: 67_108_864,
   keptBytesReservedPerRoom: 65_536,
+  keptBytesReservedTotal: 134_217_728,
   maxSessionsPerAddr: 1_000_000,
   blockMs: 86_400_000,
   addressBlocksMax: 100_000,

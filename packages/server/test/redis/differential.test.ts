@@ -1042,6 +1042,7 @@ const optsArb: fc.Arbitrary<Opts> = fc
     keptBytesPerRoom: fc.constantFrom(700, 262_144),
     keptBytesPerProcess: fc.constantFrom(1_100, 67_108_864),
     keptBytesReservedPerRoom: fc.constantFrom(0, 400, 65_536),
+    keptBytesReservedTotal: fc.constantFrom(0, 500, 134_217_728),
     maxSessionsPerAddr: fc.constantFrom(2, 1_000_000),
     reportBanThreshold: fc.constantFrom(1, 2, 3),
     reportMinRoomMs: fc.constantFrom(0, 100),

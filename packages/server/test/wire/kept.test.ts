@@ -365,19 +365,28 @@ for (const store of STORES) {
         await expectKept(3 * ITEM, 'three fit again');
       });
 
-      it("with the total full, a new room's first KEPT_BYTES_RESERVED_PER_ROOM bytes are still kept, and delivered on join", async () => {
+      it("with the total full, a new room's first KEPT_BYTES_RESERVED_PER_ROOM bytes are still kept, and delivered on join; past KEPT_BYTES_RESERVED_TOTAL more rooms' reserves are refused until some is delivered", async () => {
         const reserved = await startServer({
           ...(await storeEnv(store)),
           ONLINE_CACHE_MS: '0',
           KEPT_BYTES_PER_ROOM: String(PER_ROOM),
           KEPT_BYTES_PER_PROCESS: String(2 * ITEM),
           KEPT_BYTES_RESERVED_PER_ROOM: String(ITEM),
+          KEPT_BYTES_RESERVED_TOTAL: String(ITEM),
         });
         try {
           const joined = async () => {
             const p = await pair(reserved);
             await join(reserved, p.initiator, p.room, { role: 'initiator', peer: p.responder.id, peerJoined: false });
             return p;
+          };
+          const keptReaches = async (bytes: number, what: string) => {
+            let last = -1;
+            for (let i = 0; i < 40 && last !== bytes; i++) {
+              last = await keptBytesGauge(reserved);
+              if (last !== bytes) await sleep(50);
+            }
+            assert.equal(last, bytes, what);
           };
           // Someone's rooms fill the total: the third item of theirs is refused.
           const hog = await joined();
@@ -389,15 +398,23 @@ for (const store of STORES) {
           for (let n = 0; n < 2; n++) fresh.initiator.s!.send(candidate(fresh.room, n));
           const past = await fresh.initiator.s!.expectError('buffer-full', { what: 'past the reserve, the total applies' });
           assert.match(past.message, /KEPT_BYTES_PER_PROCESS/);
-          let last = -1;
-          for (let i = 0; i < 40 && last !== 3 * ITEM; i++) {
-            last = await keptBytesGauge(reserved);
-            if (last !== 3 * ITEM) await sleep(50);
-          }
-          assert.equal(last, 3 * ITEM, 'the total, and one item past it');
+          await keptReaches(3 * ITEM, 'the total, and one item past it');
+          // The reserves have a total of their own: a third room's first item would pass it.
+          const third = await joined();
+          third.initiator.s!.send(candidate(third.room, 0));
+          const ceiling = await third.initiator.s!.expectError('buffer-full', { what: 'the reserves are full' });
+          assert.match(ceiling.message, new RegExp(`KEPT_BYTES_RESERVED_TOTAL \\(${3 * ITEM} bytes\\)`));
+          await keptReaches(3 * ITEM, 'nothing kept past the two totals');
           await join(reserved, fresh.responder, fresh.room, { role: 'responder', peer: fresh.initiator.id, peerJoined: true });
           const got = await fresh.responder.s!.expect('signal');
           assert.equal(got.data.candidate, candidate(fresh.room, 0).data.candidate);
+          // Delivered, it is given back: the third room's reserve is kept now.
+          await keptReaches(2 * ITEM, 'the delivered item given back');
+          third.initiator.s!.send(candidate(third.room, 1));
+          await keptReaches(3 * ITEM, "the third room's first item kept");
+          await join(reserved, third.responder, third.room, { role: 'responder', peer: third.initiator.id, peerJoined: true });
+          const later = await third.responder.s!.expect('signal');
+          assert.equal(later.data.candidate, candidate(third.room, 1).data.candidate);
         } finally {
           await reserved.stop();
         }

@@ -193,6 +193,7 @@ export class RedisStore implements Store {
       keptroom: opts.keptBytesPerRoom,
       keptall: opts.keptBytesPerProcess,
       keptres: opts.keptBytesReservedPerRoom,
+      keptresall: opts.keptBytesReservedTotal,
       sessmax: opts.maxSessionsPerAddr,
       keptitem: KEPT_ITEM_OVERHEAD_BYTES,
       block: opts.blockMs,

@@ -25,6 +25,7 @@ export const CFG_NAMES = [
   'keptroom',
   'keptall',
   'keptres',
+  'keptresall',
   'sessmax',
   'keptitem',
   'block',

@@ -401,7 +401,7 @@ local function endSession(s, reason)
 end
 
 -- Would n more bytes kept for a member of room pass a byte cap? nil if not,
--- else which: 'room' (its kept signals and its members' kept chat) or 'all'.
+-- else which: 'room' (its kept signals and its members' kept chat), 'all' or 'reserve'.
 local function overCap(room, n)
   if room then
     local used = tonumber(room.kb) or 0
@@ -410,8 +410,11 @@ local function overCap(room, n)
       if m then used = used + (tonumber(m.kcb) or 0) end
     end
     if used + n > CFG.keptroom then return 'room' end
-    -- A room's first bytes are kept whatever the total (KEPT_BYTES_RESERVED_PER_ROOM).
-    if used + n <= CFG.keptres then return nil end
+    -- A room's first bytes pass the total (KEPT_BYTES_RESERVED_PER_ROOM), up to a ceiling of their own.
+    if used + n <= CFG.keptres then
+      if (tonumber(redis.call('GET', KEPT)) or 0) + n > CFG.keptall + CFG.keptresall then return 'reserve' end
+      return nil
+    end
   end
   if (tonumber(redis.call('GET', KEPT)) or 0) + n > CFG.keptall then return 'all' end
   return nil
@@ -421,6 +424,9 @@ end
 local function fullMessage(what, why)
   if why == 'room' then return 'partner is away and what this room keeps would pass KEPT_BYTES_PER_ROOM (' .. num(CFG.keptroom) .. ' bytes)' end
   if why == 'all' then return 'what the server keeps for absent members would pass KEPT_BYTES_PER_PROCESS (' .. num(CFG.keptall) .. ' bytes)' end
+  if why == 'reserve' then
+    return 'what the server keeps for absent members would pass KEPT_BYTES_PER_PROCESS and KEPT_BYTES_RESERVED_TOTAL (' .. num(CFG.keptall + CFG.keptresall) .. ' bytes)'
+  end
   if what == 'chat' then return 'partner is away and ' .. CFG.buffer .. ' messages are waiting' end
   return 'partner has not joined and ' .. CFG.buffer .. ' signals are waiting'
 end
