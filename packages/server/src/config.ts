@@ -83,6 +83,8 @@ export interface Settings {
   repairCooldownMs: number;
   /** Largest WebSocket message accepted; larger closes with 1009. @default 16_384 */
   maxFrameBytes: number;
+  /** Frames one WebSocket message may come in (a first frame and its continuations); more closes with 1008. @default 64 */
+  maxMessageFragments: number;
   /** Signals, and separately chat messages, kept per side for an absent member. @default 64 */
   signalBuffer: number;
   /**
@@ -580,6 +582,7 @@ export function loadSettings(env: Env = process.env): Settings {
     registrationTtlMs: integer(env, 'REGISTRATION_TTL_MS', 30_000, 1),
     repairCooldownMs: integer(env, 'REPAIR_COOLDOWN_MS', 60_000),
     maxFrameBytes: integer(env, 'MAX_FRAME_BYTES', 16_384, 64, 64 * 1024 * 1024),
+    maxMessageFragments: integer(env, 'MAX_MESSAGE_FRAGMENTS', 64, 1),
     signalBuffer: integer(env, 'SIGNAL_BUFFER', 64, 1),
     keptBytesPerRoom: integer(env, 'KEPT_BYTES_PER_ROOM', 262_144, 1),
     keptBytesPerProcess: integer(env, 'KEPT_BYTES_PER_PROCESS', 67_108_864, 1),

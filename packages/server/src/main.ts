@@ -185,6 +185,7 @@ async function main(): Promise<void> {
         book: requestPaces,
         keyOf: (req) => clientHash(ctx, req),
       },
+      upgradeIdleMs: settings.httpTimeoutMs,
     },
     (why) => {
       const refusal = REFUSALS[why];

@@ -31,6 +31,12 @@ export interface ConnectionLimits {
    * unread (without a trusted proxy).
    */
   requests: { book: PaceBook; keyOf: (req: IncomingMessage) => string };
+  /**
+   * HTTP_TIMEOUT_MS: how long an upgrade's connection may go without a byte
+   * read or written until ws takes it (then pings watch it), or after it was
+   * refused; the HTTP server no longer times it out once it is an upgrade.
+   */
+  upgradeIdleMs: number;
 }
 
 /** Which limit turned a connection or request away. */
@@ -98,8 +104,12 @@ export class ConnectionCap {
    */
   watch(server: Server, opts: { requests: boolean }): void {
     server.on('connection', (socket: Socket) => this.admit(socket, opts.requests));
-    if (!opts.requests) return;
-    // In front of the handlers the server has: a request over the rate reaches none of them.
+    if (opts.requests) this.paceRequests(server);
+    this.timeUpgrades(server);
+  }
+
+  /** In front of the handlers the server has: a request over the rate reaches none of them. */
+  private paceRequests(server: Server): void {
     for (const event of ['request', 'upgrade'] as const) {
       const handlers = server.listeners(event) as ((...args: unknown[]) => void)[];
       server.removeAllListeners(event);
@@ -114,6 +124,21 @@ export class ConnectionCap {
         else sendJson(out as ServerResponse, 429, body, { Connection: 'close' });
       });
     }
+  }
+
+  /**
+   * A refused upgrade is answered and ended, and one being served waits for
+   * the store: a client that kept either open and silent held its connection
+   * for good (fourth review, finding F5). Ahead of every other handler, so the
+   * requests refused for their rate are timed too. A server without upgrade
+   * handlers (the web role without go-megle) gets none: Node then answers an
+   * upgrade request as a plain request.
+   */
+  private timeUpgrades(server: Server): void {
+    if (server.listenerCount('upgrade') === 0) return;
+    server.prependListener('upgrade', (_req: IncomingMessage, socket: Socket) => {
+      socket.setTimeout(this.limits.upgradeIdleMs, () => socket.destroy());
+    });
   }
 
   private admit(socket: Socket, requests: boolean): void {

@@ -18,6 +18,7 @@ import { BACKLOG_FLOOR, type SendBacklog } from './backlog.js';
 
 export interface SocketLimits {
   maxFrameBytes: number;
+  maxMessageFragments: number;
   messageRatePerSec: number;
   messageBurst: number;
   messageFloodPerSec: number;
@@ -66,6 +67,49 @@ class EagerCloseWebSocket extends WebSocket {
       this.emit('closing', code ?? NO_STATUS_CODE);
     }
     super.close(code, reason);
+  }
+}
+
+/** What `ws` holds of a message still coming in: the unread bytes, and the fragments of a message not yet whole. */
+interface ReceiverHolding {
+  _buffers?: Buffer[];
+  _fragments?: Buffer[];
+}
+
+/**
+ * A view this much smaller than the buffer under it is copied out of it
+ * (holdOwnBytes): the copy costs at most what the view holds.
+ */
+const VIEW_SLACK_BYTES = 1_024;
+
+/**
+ * `ws` holds what it has of a message still coming in (the start of a frame,
+ * the fragments of a message not yet whole) as views into the chunks the
+ * socket read, commonly 64 KiB each. One byte of a fragment at the front of a
+ * read otherwise full of pongs (which ws reads and drops) kept the whole read:
+ * MAX_FRAME_BYTES, which counts payload, let one socket hold 1 GiB over 16,384
+ * fragments (fourth review, finding F4). Run after each read: any such view
+ * much smaller than its buffer becomes a copy of its own bytes, so a socket
+ * holds about what it was sent of the message (at most MAX_FRAME_BYTES in
+ * MAX_MESSAGE_FRAGMENTS frames). It reads ws's receiver's own fields, which
+ * have these names in every ws 8 release; `frames-held.test.ts` fails if they
+ * stop doing so.
+ */
+function holdOwnBytes(ws: WebSocket): void {
+  const receiver = (ws as unknown as { _receiver?: ReceiverHolding })._receiver;
+  if (!receiver) return;
+  ownBytes(receiver._buffers);
+  ownBytes(receiver._fragments);
+}
+
+function ownBytes(views: Buffer[] | undefined): void {
+  if (!views) return;
+  for (let i = 0; i < views.length; i++) {
+    const view = views[i]!;
+    if (view.buffer.byteLength <= view.length + VIEW_SLACK_BYTES) continue;
+    const own = Buffer.allocUnsafeSlow(view.length);
+    view.copy(own);
+    views[i] = own;
   }
 }
 
@@ -264,6 +308,7 @@ export class SocketEdge<S extends z.ZodType> {
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: limits.maxFrameBytes,
+      maxFragments: limits.maxMessageFragments,
       perMessageDeflate: false,
       clientTracking: true,
       WebSocket: EagerCloseWebSocket,
@@ -323,6 +368,8 @@ export class SocketEdge<S extends z.ZodType> {
     this.coalesce(socket);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.transports.set(ws, socket);
+      // After ws has read each chunk (its listener came first).
+      socket.on('data', () => holdOwnBytes(ws));
       this.alive.set(ws, true);
       ws.on('pong', () => this.alive.set(ws, true));
       opened(ws);

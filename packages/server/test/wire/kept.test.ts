@@ -9,10 +9,10 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import WebSocket from 'ws';
 import { KEPT_ITEM_OVERHEAD_BYTES } from '../../src/core/frames.js';
 import { join, openMatching, openSignalling, pair, pairJoined, type Pair } from '../support/dyad.js';
 import { request } from '../support/http.js';
+import { Inspector } from '../support/inspector.js';
 import { startServer, type RunningServer } from '../support/server.js';
 import { STORES, privateRedis, stopPrivateRedis, storeEnv, uniquePrefix } from '../support/stores.js';
 import { WireClient, sleep } from '../support/ws-client.js';
@@ -55,58 +55,6 @@ async function keptBytesGauge(srv: RunningServer): Promise<number> {
   const m = /^dyad_kept_bytes (\d+)$/m.exec(res.text);
   assert.ok(m?.[1], `/metrics has a dyad_kept_bytes gauge: ${res.text.slice(0, 200)}`);
   return Number(m[1]);
-}
-
-/**
- * The server's V8 heap after a full collection, read through the inspector
- * it was started with (NODE_OPTIONS=--inspect=127.0.0.1:0): the real heap of
- * the real process, without a hook of ours in it.
- */
-class Inspector {
-  private seq = 0;
-  private readonly waiting = new Map<number, (r: { result?: unknown; error?: unknown }) => void>();
-  private constructor(private readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      const msg = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: unknown };
-      if (msg.id !== undefined) this.waiting.get(msg.id)?.(msg);
-    });
-  }
-
-  static async open(srv: RunningServer): Promise<Inspector> {
-    const url = /Debugger listening on (ws:\/\/\S+)/.exec(srv.output())?.[1];
-    assert.ok(url, `the server was started with an inspector: ${srv.output().slice(0, 300)}`);
-    const ws = new WebSocket(url);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    return new Inspector(ws);
-  }
-
-  private call(method: string): Promise<unknown> {
-    const id = ++this.seq;
-    this.ws.send(JSON.stringify({ id, method }));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`inspector: no answer to ${method}`)), 10_000);
-      this.waiting.set(id, (r) => {
-        clearTimeout(timer);
-        this.waiting.delete(id);
-        if (r.error) reject(new Error(`inspector: ${method}: ${JSON.stringify(r.error)}`));
-        else resolve(r.result);
-      });
-    });
-  }
-
-  /** Bytes of live objects on the heap, after collecting garbage. */
-  async heapUsed(): Promise<number> {
-    await this.call('HeapProfiler.collectGarbage');
-    await this.call('HeapProfiler.collectGarbage');
-    return ((await this.call('Runtime.getHeapUsage')) as { usedSize: number }).usedSize;
-  }
-
-  close(): void {
-    this.ws.close();
-  }
 }
 
 for (const store of STORES) {

@@ -1,0 +1,171 @@
+// What a socket may hold of a message still coming in, and how long an
+// upgrade's connection may stay silent (fourth review, findings F4 and F5).
+// F4: each one-byte fragment of an unfinished message, sent at the front of a
+// 64 KiB write otherwise full of pongs, kept the whole read in ws, so one socket
+// held 1 GiB within MAX_FRAME_BYTES. F5: a refused upgrade was ended but never
+// closed while its client kept its side open. Frames are written by hand on a
+// raw socket, as an attacker's client would.
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { matchingUrl, register } from '../support/dyad.js';
+import { Inspector } from '../support/inspector.js';
+import { startServer, type RunningServer } from '../support/server.js';
+import { WireClient, eventually, sleep, upgradeRequest, within } from '../support/ws-client.js';
+
+afterEach(() => WireClient.closeAll());
+
+const TEXT = 0x1;
+const CONTINUATION = 0x0;
+const CLOSE = 0x8;
+const PING = 0x9;
+const PONG = 0xa;
+
+/** A client frame of at most 125 bytes of payload, masked with a zero key (the payload as is). */
+function frame(opcode: number, fin: boolean, payload: string | Buffer): Buffer {
+  const body = Buffer.from(payload);
+  assert.ok(body.length <= 125);
+  return Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | body.length, 0, 0, 0, 0]), body]);
+}
+
+/** A raw connection whose upgrade the server answered: what it has read so far, as text. */
+interface Raw {
+  socket: Socket;
+  read(): string;
+  /** Resolves once `pattern` appears in what was read. */
+  until(pattern: RegExp, what: string, ms?: number): Promise<void>;
+  closed: Promise<void>;
+}
+
+async function rawSocket(url: string): Promise<Raw> {
+  const u = new URL(url);
+  const socket = connect({ host: u.hostname, port: Number(u.port), allowHalfOpen: true });
+  let text = '';
+  const waiters = new Set<() => void>();
+  socket.on('data', (chunk: Buffer) => {
+    text += chunk.toString('latin1');
+    for (const w of waiters) w();
+  });
+  socket.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.write(upgradeRequest(url));
+  const raw: Raw = {
+    socket,
+    read: () => text,
+    closed,
+    until: async (pattern, what, ms = 10_000) => {
+      if (pattern.test(text)) return;
+      let done!: () => void;
+      const seen = new Promise<void>((resolve) => (done = resolve));
+      const check = () => pattern.test(text) && done();
+      waiters.add(check);
+      const got = await within(Promise.race([seen.then(() => true), closed.then(() => pattern.test(text))]), ms);
+      waiters.delete(check);
+      assert.ok(got, `${what}: not seen in ${ms} ms; read: ${JSON.stringify(text.slice(-300))}`);
+    },
+  };
+  return raw;
+}
+
+const openFiles = async (pid: number): Promise<number> => (await readdir(`/proc/${pid}/fd`)).length;
+
+/** Write `data`, waiting for the socket to take it. */
+const write = (socket: Socket, data: Buffer): Promise<void> =>
+  new Promise((resolve, reject) => socket.write(data, (err) => (err ? reject(err) : resolve())));
+
+/** A waiting session's matching socket, opened by hand. */
+async function waitingSocket(server: RunningServer): Promise<Raw> {
+  const { id, token } = await register(server, {});
+  const raw = await rawSocket(matchingUrl(server, id, token));
+  await raw.until(/"event":"waiting"/, 'the session waits');
+  return raw;
+}
+
+describe('what a socket holds of a message still coming in', { timeout: 120_000 }, () => {
+  describe('fragments at the front of reads full of pongs', () => {
+    let server: RunningServer;
+    let inspector: Inspector;
+    before(async () => {
+      // Fragments allowed past the default, so that the message stays unfinished through every read.
+      server = await startServer({ MAX_MESSAGE_FRAGMENTS: '100000', NODE_OPTIONS: '--inspect=127.0.0.1:0' });
+      inspector = await Inspector.open(server);
+    });
+    after(async () => {
+      inspector?.close();
+      await server?.stop();
+    });
+
+    it('400 one-byte fragments, each in its own 64 KiB write of pongs (26 MB), leave the server holding about their bytes, not the reads', async () => {
+      const READS = 400;
+      const pongs = Buffer.concat(Array.from({ length: 499 }, () => frame(PONG, true, Buffer.alloc(125, 0x70))));
+      const raw = await waitingSocket(server);
+      const before = await inspector.arrayBuffers();
+      await write(raw.socket, frame(TEXT, false, '{'));
+      for (let i = 0; i < READS; i++) await write(raw.socket, Buffer.concat([frame(CONTINUATION, false, 'x'), pongs]));
+      // A ping after them all: its pong says the server has read everything before it.
+      await write(raw.socket, frame(PING, true, 'all-read'));
+      await raw.until(/all-read/, 'the pong of the last ping');
+      const held = (await inspector.arrayBuffers()) - before;
+      const sent = READS * (pongs.length + 7);
+      // Before: every read was kept (26 MB); now each fragment is its own byte and a small buffer.
+      assert.ok(held < 4 * 1024 * 1024, `the server holds ${held} bytes more of buffers after ${sent} bytes sent in ${READS} reads`);
+      await write(raw.socket, frame(CLOSE, true, Buffer.from([0x03, 0xe8])));
+      raw.socket.end();
+      await raw.closed;
+    });
+  });
+
+  describe('MAX_MESSAGE_FRAGMENTS', () => {
+    let server: RunningServer;
+    before(async () => {
+      server = await startServer({ MAX_MESSAGE_FRAGMENTS: '16' });
+    });
+    after(() => server?.stop());
+
+    it('a message in 16 frames is read as one; one in 17 closes the socket with 1008', async () => {
+      const raw = await waitingSocket(server);
+      const stop = '{"event":"stop"}';
+      assert.equal(stop.length, 16);
+      const inFrames = (text: string, count: number): Buffer => {
+        const parts = [...text.padEnd(count, ' ')].slice(0, count);
+        return Buffer.concat(parts.map((c, i) => frame(i === 0 ? TEXT : CONTINUATION, i === count - 1, c)));
+      };
+      await write(raw.socket, inFrames(stop, 16));
+      await raw.until(/"event":"idle"/, 'a stop in 16 frames is answered idle');
+      await write(raw.socket, inFrames(`${stop} `, 17));
+      // A close frame with status 1008: 0x88, its length, then 0x03 0xf0.
+      await raw.until(/\x88[\x02-\x7d]\x03\xf0/, 'a close with 1008');
+      raw.socket.destroy();
+    });
+  });
+
+  describe('HTTP_TIMEOUT_MS on upgrades', () => {
+    let server: RunningServer;
+    before(async () => {
+      server = await startServer({ HTTP_TIMEOUT_MS: '500' });
+    });
+    after(() => server?.stop());
+
+    it('a refused upgrade whose client keeps its side open and silent is closed after HTTP_TIMEOUT_MS', async () => {
+      const pid = server.process.pid!;
+      const before = await openFiles(pid);
+      const refused = await rawSocket(`${server.matchingWs}/ws/nobody?token=wrong`);
+      await refused.until(/^HTTP\/1\.1 4\d\d /, 'the upgrade is refused');
+      assert.equal(await openFiles(pid), before + 1, 'the server has ended its side and holds the connection');
+      // The client never closes its side; the server lets go after the timeout.
+      await eventually(async () => ((await openFiles(pid)) <= before ? true : undefined), 'the server let go of the connection', 3_000);
+      refused.socket.destroy();
+      // An upgrade served goes on past the timeout: pings watch it from then on.
+      const open = await waitingSocket(server);
+      await sleep(1_500);
+      await write(open.socket, frame(TEXT, true, '{"event":"stop"}'));
+      await open.until(/"event":"idle"/, 'a served socket is not cut by the HTTP timeout');
+      open.socket.destroy();
+    });
+  });
+});
