@@ -35,7 +35,7 @@ import {
 } from '../core/rules.js';
 import { newRoomCode, newSessionId as newId } from '../core/ids.js';
 import { keptBytes } from '../core/frames.js';
-import { WindowLimiter } from './window-limiter.js';
+import { WindowLimiter, makeRoom } from './window-limiter.js';
 import {
   ACTIVITY_MINUTES,
   MINUTE_MS,
@@ -67,22 +67,28 @@ const REPORT_SWEEP_EVERY = 256;
 
 /** An Expiring map is swept of ended entries from this size on (then from twice what remains). */
 const SWEEP_MIN = 1024;
+/** And at least this often while it holds any. */
+const SWEEP_EVERY_MS = 60_000;
 
 /**
- * A map whose ended entries go when it has doubled since the last sweep:
- * amortised O(1) per use, bounded by the entries live at once.
+ * A map whose ended entries go when it has doubled since the last sweep, or
+ * a minute after it, whichever comes first: amortised O(1) per use, bounded
+ * by the entries live at once, and a burst is not held past its end on a
+ * quiet server.
  */
 class Expiring<V> {
   private readonly map = new Map<string, V>();
   private sweepAt = SWEEP_MIN;
+  private sweptAt = 0;
 
   constructor(private readonly ended: (v: V, now: number) => boolean) {}
 
-  /** The map, its ended entries swept first when it has grown enough. */
+  /** The map, its ended entries swept first when it has grown enough or a sweep is due. */
   at(now: number): Map<string, V> {
-    if (this.map.size >= this.sweepAt) {
+    if (this.map.size >= this.sweepAt || (this.map.size > 0 && now - this.sweptAt >= SWEEP_EVERY_MS)) {
       for (const [k, v] of this.map) if (this.ended(v, now)) this.map.delete(k);
       this.sweepAt = Math.max(SWEEP_MIN, 2 * this.map.size);
+      this.sweptAt = now;
     }
     return this.map;
   }
@@ -100,19 +106,36 @@ function dropEnded(map: Map<string, number>, now: number): void {
   }
 }
 
-/** Per-address counts in windows of core/rules.ts countRate. */
+/**
+ * Per-address counts in windows of core/rules.ts countRate, at most `maxKeys`
+ * of them (LIMITER_KEYS_MAX), held as WindowLimiter holds its keys: every
+ * window lasts as long, so a window begun again goes to the back and ended
+ * ones go from the front as new ones come (many addresses that each start
+ * once leave nothing past their minute).
+ */
 class RateWindows {
-  private readonly windows = new Expiring<RateWindow>((w, now) => now >= w.until);
+  private readonly windows = new Map<string, RateWindow>();
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly maxKeys: number,
+  ) {}
 
   /** Count one from `addr`: undefined when counted, else the ms until it is allowed again (nothing counted). */
   count(addr: string, now: number): number | undefined {
-    const windows = this.windows.at(now);
-    const w = windows.get(addr);
+    const w = this.windows.get(addr);
     const r = countRate(w, now, this.max);
-    if (r.w !== w) windows.set(addr, r.w);
+    if (r.w !== w) {
+      this.windows.delete(addr);
+      makeRoom(this.windows, now, this.maxKeys);
+      this.windows.set(addr, r.w);
+    }
     return r.retryMs;
+  }
+
+  /** Addresses held (ended windows not yet dropped included). */
+  get size(): number {
+    return this.windows.size;
   }
 }
 
@@ -261,8 +284,8 @@ export class MemoryStore implements Store {
 
   constructor(private readonly opts: StoreOptions) {
     this.random = opts.random ?? Math.random;
-    this.nexts = new RateWindows(opts.nextRatePerMin);
-    this.registrations = new RateWindows(opts.registerRatePerMin);
+    this.nexts = new RateWindows(opts.nextRatePerMin, opts.limiterKeysMax);
+    this.registrations = new RateWindows(opts.registerRatePerMin, opts.limiterKeysMax);
   }
 
   // ------------------------------------------------------------ plumbing
@@ -517,9 +540,10 @@ export class MemoryStore implements Store {
     if (maxSockets !== undefined && !this.socketPlace(n.addr, maxSockets)) return { status: 'too-many-sockets' };
     // Sessions in their grace period hold no socket: counted here (MAX_SESSIONS_PER_ADDR).
     if ((this.byAddr.get(n.addr)?.size ?? 0) >= this.opts.maxSessionsPerAddr) return { status: 'too-many-sessions', retryMs: this.opts.graceMs };
+    if (proof && this.isSpent(proof.key, now)) return { status: 'proof-spent' };
     const retryMs = this.registrations.count(n.addr, now);
     if (retryMs !== undefined) return { status: 'rate-limited', retryMs };
-    if (proof && !this.spend(proof.key, proof.untilMs, now)) return { status: 'proof-spent' };
+    if (proof) this.spent.at(now).set(proof.key, proof.untilMs);
     const until = await this.bannedUntil(n.addr, now);
     if (until !== undefined) return { status: 'banned', until };
     let id = n.name;
@@ -883,13 +907,10 @@ export class MemoryStore implements Store {
     return out;
   }
 
-  /** Mark a proof-of-work solution used until `untilMs`; false when it was already (Admission.proof). */
-  private spend(key: string, untilMs: number, now: number): boolean {
-    const spent = this.spent.at(now);
-    const held = spent.get(key);
-    if (held !== undefined && held > now) return false;
-    spent.set(key, untilMs);
-    return true;
+  /** Was this proof-of-work solution used already (Admission.proof)? */
+  private isSpent(key: string, now: number): boolean {
+    const held = this.spent.at(now).get(key);
+    return held !== undefined && held > now;
   }
 
   async onInterestTimeout(id: string, now: number): Promise<Effects> {

@@ -110,10 +110,12 @@ export type RegisterResult =
 /**
  * What a registration is checked against in the same step as it is made, so
  * that a shared store is asked once, in this order: the address's open
- * sockets (a one-trip start's), then REGISTER_RATE_PER_MIN (StoreOptions;
- * every registration counts, whatever follows), then the proof of work, then
- * a ban. Nothing past a refusal happens: a refused start spends no proof and
- * takes no socket place.
+ * sockets (a one-trip start's), then whether the proof of work was used
+ * already, then REGISTER_RATE_PER_MIN (StoreOptions; every registration
+ * counts, whatever follows), then the proof is spent, then a ban. Nothing past
+ * a refusal happens: a refused start spends no proof and takes no socket
+ * place, and a replayed proof counts nothing for its address (one solution
+ * sent from many addresses would otherwise leave a count for each).
  */
 export interface Admission {
   /** A verified proof-of-work solution (its challenge's signature): refused when used already, else marked used until `untilMs` (with Redis, for every process). */

@@ -20,6 +20,17 @@ import type { Limiter } from './store.js';
  * end: ended ones go from the front as new ones come, and at the cap the one
  * that ends first goes (its address starts afresh).
  */
+/**
+ * Before a new window in `windows` (held in the order they end): drop those
+ * that have ended, from the front, then, at `maxKeys`, those that end first.
+ */
+export function makeRoom(windows: Map<string, RateWindow>, now: number, maxKeys: number): void {
+  for (const [k, w] of windows) {
+    if (w.until > now && windows.size < maxKeys) break;
+    windows.delete(k);
+  }
+}
+
 export class WindowLimiter implements Limiter {
   private readonly windows = new Map<string, RateWindow>();
   private readonly durationMs: number;
@@ -69,12 +80,8 @@ export class WindowLimiter implements Limiter {
     return w && now < w.until ? this.answer(w, now, false) : null;
   }
 
-  /** Before a new window: drop those that have ended, then, at the cap, those that end first. */
   private makeRoom(now: number): void {
-    for (const [k, w] of this.windows) {
-      if (w.until > now && this.windows.size < this.maxKeys) break;
-      this.windows.delete(k);
-    }
+    makeRoom(this.windows, now, this.maxKeys);
   }
 
   private answer(w: RateWindow, now: number, first: boolean): RateLimiterRes {

@@ -1088,7 +1088,7 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.equal((await reg()).status, 'too-many-sessions');
       });
 
-      it('a registration spends the proof of work it carries in the same step: a replay is refused and makes nothing, and a start refused before it spends none', async () => {
+      it('a registration spends the proof of work it carries in the same step: a replay is refused, makes nothing and counts nothing for its address, and a start refused before it spends none', async () => {
         const core = await make({ registerRatePerMin: 2 });
         const now = core.clock.now();
         const proof = (key: string) => ({ proof: { key, untilMs: now + 60_000 } });
@@ -1098,6 +1098,12 @@ export function describeStore(name: string, factory: StoreFactory): void {
         assert.deepEqual(await reg('y', 'sig-1'), { status: 'proof-spent' }, 'a replay, from anywhere');
         assert.deepEqual(await core.arrive({ addr: 'z', admission: proof('sig-1') }), { status: 'proof-spent' }, 'a replay in a one-trip start');
         assert.deepEqual(await core.store.stats(), stats);
+        // Replays from y and z counted nothing: each still has its two a minute.
+        for (const addr of ['y', 'z']) {
+          assert.equal((await reg(addr, `sig-${addr}-1`)).status, 'ok', `${addr}'s first`);
+          assert.equal((await reg(addr, `sig-${addr}-2`)).status, 'ok', `${addr}'s second`);
+          assert.equal((await reg(addr, `sig-${addr}-3`)).status, 'rate-limited', `${addr}'s third`);
+        }
         assert.equal((await reg('x', 'sig-2')).status, 'ok');
         assert.equal((await reg('x', 'sig-3')).status, 'rate-limited', 'refused for its address before its proof is looked at');
         assert.equal((await reg('w', 'sig-3')).status, 'ok', 'so that proof is still good');

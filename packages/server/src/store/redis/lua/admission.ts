@@ -155,9 +155,12 @@ local function registerSession(timed, conn)
     end
     if redis.call('SCARD', members) >= CFG.sessmax then return {status = 'too-many-sessions'} end
   end
+  -- A replayed proof counts nothing for its address (store.ts Admission).
+  local proof = A[12] ~= '' and P .. '${KEY.proofSpent}' .. A[12]
+  if proof and redis.call('EXISTS', proof) == 1 then return {status = 'proof-spent'} end
   local retry = countRate(P .. '${KEY.registerRate}' .. addr, CFG.regmax)
   if retry then return {status = 'rate-limited', retry = retry} end
-  if A[12] ~= '' and not redis.call('SET', P .. '${KEY.proofSpent}' .. A[12], '1', 'PX', A[13], 'NX') then return {status = 'proof-spent'} end
+  if proof then redis.call('SET', proof, '1', 'PX', A[13]) end
   local banned = redis.call('GET', P .. '${KEY.ban}' .. addr)
   if banned and tonumber(banned) > NOW then return {status = 'banned', ['until'] = tonumber(banned)} end
   local id = name ~= '' and name or gen
