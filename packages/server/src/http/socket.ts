@@ -81,6 +81,8 @@ interface ReceiverHolding {
  * (holdOwnBytes): the copy costs at most what the view holds.
  */
 const VIEW_SLACK_BYTES = 1_024;
+/** Past this many reads held for a frame not yet whole, they are joined into one buffer (holdOwnBytes). */
+const HELD_READS_MAX = 16;
 
 /**
  * `ws` holds what it has of a message still coming in (the start of a frame,
@@ -88,18 +90,32 @@ const VIEW_SLACK_BYTES = 1_024;
  * socket read, commonly 64 KiB each. One byte of a fragment at the front of a
  * read otherwise full of pongs (which ws reads and drops) kept the whole read:
  * MAX_FRAME_BYTES, which counts payload, let one socket hold 1 GiB over 16,384
- * fragments (fourth review, finding F4). Run after each read: any such view
- * much smaller than its buffer becomes a copy of its own bytes, so a socket
- * holds about what it was sent of the message (at most MAX_FRAME_BYTES in
- * MAX_MESSAGE_FRAGMENTS frames). It reads ws's receiver's own fields, which
- * have these names in every ws 8 release; `frames-held.test.ts` fails if they
- * stop doing so.
+ * fragments (fourth review, finding F4). And a frame's bytes sent one per
+ * read were held as that many buffers of some 200 bytes each: 3 MB for one
+ * frame of 16 KiB. Run after each read: any such view much smaller than its
+ * buffer becomes a copy of its own bytes, and more than HELD_READS_MAX reads
+ * of a frame not yet whole become one buffer, so a socket holds about what it
+ * was sent of the message (at most MAX_FRAME_BYTES in MAX_MESSAGE_FRAGMENTS
+ * frames). It reads ws's receiver's own fields, which have these names in
+ * every ws 8 release; `frames-held.test.ts` fails if they stop doing so.
  */
 function holdOwnBytes(ws: WebSocket): void {
   const receiver = (ws as unknown as { _receiver?: ReceiverHolding })._receiver;
   if (!receiver) return;
-  ownBytes(receiver._buffers);
+  const reads = receiver._buffers;
+  if (reads && reads.length > HELD_READS_MAX) reads.splice(0, reads.length, joined(reads));
+  ownBytes(reads);
   ownBytes(receiver._fragments);
+}
+
+/** The bytes of `parts` in one buffer of their size. */
+function joined(parts: Buffer[]): Buffer {
+  let size = 0;
+  for (const part of parts) size += part.length;
+  const out = Buffer.allocUnsafeSlow(size);
+  let at = 0;
+  for (const part of parts) at += part.copy(out, at);
+  return out;
 }
 
 function ownBytes(views: Buffer[] | undefined): void {

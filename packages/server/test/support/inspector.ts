@@ -50,10 +50,21 @@ export class Inspector {
 
   /** Bytes of the process's ArrayBuffers (Buffers included), after collecting garbage. */
   async arrayBuffers(): Promise<number> {
+    return (await this.memoryUsage()).arrayBuffers;
+  }
+
+  /** Bytes of live objects on the heap and of ArrayBuffers, after collecting garbage. */
+  async heapAndBuffers(): Promise<number> {
+    const m = await this.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  }
+
+  private async memoryUsage(): Promise<NodeJS.MemoryUsage> {
     await this.call('HeapProfiler.collectGarbage');
     await this.call('HeapProfiler.collectGarbage');
-    const r = (await this.call('Runtime.evaluate', { expression: 'process.memoryUsage().arrayBuffers', returnByValue: true })) as { result: { value: number } };
-    return r.result.value;
+    const expression = 'JSON.stringify(process.memoryUsage())';
+    const r = (await this.call('Runtime.evaluate', { expression, returnByValue: true })) as { result: { value: string } };
+    return JSON.parse(r.result.value) as NodeJS.MemoryUsage;
   }
 
   close(): void {
