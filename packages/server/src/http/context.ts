@@ -9,6 +9,7 @@ import type { Hub } from '../core/hub.js';
 import type { Limiter, LimiterFactory, Store } from '../store/store.js';
 import type { Metrics } from '../ops/metrics.js';
 import { UNKNOWN_ADDRESS, clientAddress, type AddressHasher } from './client.js';
+import { holdFewReads } from './held.js';
 import type { PaceBook } from './pace.js';
 import type { SendBacklog } from './backlog.js';
 import type { ChatGuard } from '../matching/chat-guard.js';
@@ -181,6 +182,8 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string | 
         return;
       }
       chunks.push(chunk);
+      // A body sent a byte at a time is held as about its bytes, not a buffer per read.
+      holdFewReads(chunks);
     });
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', (err) => reject(req.complete ? err : new ClientGoneError({ cause: err })));

@@ -15,6 +15,7 @@ import { requestUrl, type Context, type Refusal } from './context.js';
 import { originAllowed } from './client.js';
 import { handshakeProblem, type HandshakeProblem } from './handshake.js';
 import { BACKLOG_FLOOR, type SendBacklog } from './backlog.js';
+import { holdFewReads, ownBytes } from './held.js';
 
 export interface SocketLimits {
   maxFrameBytes: number;
@@ -77,14 +78,6 @@ interface ReceiverHolding {
 }
 
 /**
- * A view this much smaller than the buffer under it is copied out of it
- * (holdOwnBytes): the copy costs at most what the view holds.
- */
-const VIEW_SLACK_BYTES = 1_024;
-/** Past this many reads held for a frame not yet whole, they are joined into one buffer (holdOwnBytes). */
-const HELD_READS_MAX = 16;
-
-/**
  * `ws` holds what it has of a message still coming in (the start of a frame,
  * the fragments of a message not yet whole) as views into the chunks the
  * socket read, commonly 64 KiB each. One byte of a fragment at the front of a
@@ -93,8 +86,8 @@ const HELD_READS_MAX = 16;
  * fragments (fourth review, finding F4). And a frame's bytes sent one per
  * read were held as that many buffers of some 200 bytes each: 3 MB for one
  * frame of 16 KiB. Run after each read: any such view much smaller than its
- * buffer becomes a copy of its own bytes, and more than HELD_READS_MAX reads
- * of a frame not yet whole become one buffer, so a socket holds about what it
+ * buffer becomes a copy of its own bytes, and many reads of a frame not yet
+ * whole become one buffer (http/held.ts), so a socket holds about what it
  * was sent of the message (at most MAX_FRAME_BYTES in MAX_MESSAGE_FRAGMENTS
  * frames). It reads ws's receiver's own fields, which have these names in
  * every ws 8 release; `frames-held.test.ts` fails if they stop doing so.
@@ -102,31 +95,8 @@ const HELD_READS_MAX = 16;
 function holdOwnBytes(ws: WebSocket): void {
   const receiver = (ws as unknown as { _receiver?: ReceiverHolding })._receiver;
   if (!receiver) return;
-  const reads = receiver._buffers;
-  if (reads && reads.length > HELD_READS_MAX) reads.splice(0, reads.length, joined(reads));
-  ownBytes(reads);
-  ownBytes(receiver._fragments);
-}
-
-/** The bytes of `parts` in one buffer of their size. */
-function joined(parts: Buffer[]): Buffer {
-  let size = 0;
-  for (const part of parts) size += part.length;
-  const out = Buffer.allocUnsafeSlow(size);
-  let at = 0;
-  for (const part of parts) at += part.copy(out, at);
-  return out;
-}
-
-function ownBytes(views: Buffer[] | undefined): void {
-  if (!views) return;
-  for (let i = 0; i < views.length; i++) {
-    const view = views[i]!;
-    if (view.buffer.byteLength <= view.length + VIEW_SLACK_BYTES) continue;
-    const own = Buffer.allocUnsafeSlow(view.length);
-    view.copy(own);
-    views[i] = own;
-  }
+  if (receiver._buffers) holdFewReads(receiver._buffers);
+  if (receiver._fragments) ownBytes(receiver._fragments);
 }
 
 /**
