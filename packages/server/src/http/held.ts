@@ -8,15 +8,17 @@ const VIEW_SLACK_BYTES = 1_024;
 /** Past this many reads held for one frame or body, they are joined into one buffer. */
 const HELD_READS_MAX = 16;
 
-/** Each of `views` much smaller than the buffer under it becomes a copy of its own bytes, in place. */
+/** `view`, or a copy of its own bytes where it is much smaller than the buffer under it. */
+export function ownCopy(view: Buffer): Buffer {
+  if (view.buffer.byteLength <= view.length + VIEW_SLACK_BYTES) return view;
+  const own = Buffer.allocUnsafeSlow(view.length);
+  view.copy(own);
+  return own;
+}
+
+/** Each of `views` as ownCopy makes it, in place. */
 export function ownBytes(views: Buffer[]): void {
-  for (let i = 0; i < views.length; i++) {
-    const view = views[i]!;
-    if (view.buffer.byteLength <= view.length + VIEW_SLACK_BYTES) continue;
-    const own = Buffer.allocUnsafeSlow(view.length);
-    view.copy(own);
-    views[i] = own;
-  }
+  for (let i = 0; i < views.length; i++) views[i] = ownCopy(views[i]!);
 }
 
 /**

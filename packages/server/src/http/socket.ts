@@ -15,7 +15,7 @@ import { requestUrl, type Context, type Refusal } from './context.js';
 import { originAllowed } from './client.js';
 import { handshakeProblem, type HandshakeProblem } from './handshake.js';
 import { BACKLOG_FLOOR, type SendBacklog } from './backlog.js';
-import { holdFewReads, ownBytes } from './held.js';
+import { holdFewReads, ownBytes, ownCopy } from './held.js';
 
 export interface SocketLimits {
   maxFrameBytes: number;
@@ -71,15 +71,17 @@ class EagerCloseWebSocket extends WebSocket {
   }
 }
 
-/** What `ws` holds of a message still coming in: the unread bytes, and the fragments of a message not yet whole. */
+/** What `ws` holds of a message still coming in: the unread bytes, a frame's mask until its payload is whole, and the fragments of a message not yet whole. */
 interface ReceiverHolding {
   _buffers?: Buffer[];
+  _mask?: Buffer;
   _fragments?: Buffer[];
 }
 
 /**
  * `ws` holds what it has of a message still coming in (the start of a frame,
- * the fragments of a message not yet whole) as views into the chunks the
+ * the mask of a frame whose payload is not whole, the fragments of a message
+ * not yet whole) as views into the chunks the
  * socket read, commonly 64 KiB each. One byte of a fragment at the front of a
  * read otherwise full of pongs (which ws reads and drops) kept the whole read:
  * MAX_FRAME_BYTES, which counts payload, let one socket hold 1 GiB over 16,384
@@ -96,6 +98,7 @@ function holdOwnBytes(ws: WebSocket): void {
   const receiver = (ws as unknown as { _receiver?: ReceiverHolding })._receiver;
   if (!receiver) return;
   if (receiver._buffers) holdFewReads(receiver._buffers);
+  if (receiver._mask) receiver._mask = ownCopy(receiver._mask);
   if (receiver._fragments) ownBytes(receiver._fragments);
 }
 
