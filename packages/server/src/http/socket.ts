@@ -102,6 +102,9 @@ function holdOwnBytes(ws: WebSocket): void {
   if (receiver._fragments) ownBytes(receiver._fragments);
 }
 
+/** A text message's characters (ws hands a message over as one or more Buffers). */
+const messageText = (data: RawData): string => (Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
+
 /**
  * Runs one socket's tasks strictly one after another, in the order given:
  * a store call of a message must finish before the next message's starts.
@@ -413,15 +416,33 @@ export class SocketEdge<S extends z.ZodType> {
         ws.close(CloseCode.unauthorized, 'unauthorized');
       });
     }
+    // Messages passed and not yet handled: they wait behind the store's
+    // answers (a legacy socket's attach waits for its registration).
+    let waiting = 0;
+    let backlogged = false;
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      // A flooded socket is closing: what it still sends is not read.
-      if (this.flooded.has(ws)) return;
+      // A flooded or backlogged socket is closing: what it still sends is not read.
+      if (this.flooded.has(ws) || backlogged) return;
       this.received.inc();
       // Judged on arrival, not in the queue: a slow store neither stretches the
       // second nor lets refused frames pile up in memory.
       switch (this.judge(pace, addrPace)) {
-        case 'pass':
-          return enqueue(() => this.receive(ws, conn, data, isBinary));
+        case 'pass': {
+          // At most MESSAGE_BURST wait; past it the socket is closed (1013) and
+          // its session keeps its place (fourth review, legacy finding L1).
+          if (waiting >= this.limits.messageBurst) {
+            this.metrics.rejected.inc({ code: 'backlog' });
+            backlogged = true;
+            return void ws.close(CloseCode.tryAgain, 'too many messages waiting');
+          }
+          waiting++;
+          // Held as text, not as a view of the read it came in (which may be 64 KiB).
+          const text = isBinary ? undefined : messageText(data);
+          return enqueue(() => {
+            waiting--;
+            return this.receive(ws, conn, text);
+          });
+        }
         case 'limited':
           this.metrics.rejected.inc({ code: 'rate-limited' });
           return enqueue(async () => send(errorFrame('rate-limited', this.limitedMessage)));
@@ -586,14 +607,15 @@ export class SocketEdge<S extends z.ZodType> {
     return false;
   }
 
-  private async receive(ws: WebSocket, conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
+  /** Handle one message passed by the paces: its text, or undefined for a binary frame. */
+  private async receive(ws: WebSocket, conn: Connection, text: string | undefined): Promise<void> {
     // A message that arrived before the client closed is still handled (a chat then a close loses nothing).
     if (this.flooded.has(ws)) return;
-    if (isBinary) {
+    if (text === undefined) {
       conn.send(errorFrame('bad-request', 'binary frames are not accepted: send JSON text'));
       return;
     }
-    const parsed = parseMessage(this.schema, Array.isArray(data) ? Buffer.concat(data).toString() : data.toString());
+    const parsed = parseMessage(this.schema, text);
     if (!parsed.ok) {
       this.metrics.rejected.inc({ code: 'bad-request' });
       conn.send(errorFrame('bad-request', parsed.error));

@@ -18,6 +18,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  CloseCode,
   RVC_INVALID_ROOM,
   RVC_NOT_CONNECTED,
   RvcMatchingClientMessage,
@@ -43,7 +44,7 @@ import { legacyName, parseFrame, signalFrameParts } from './frames.js';
 import { legacyStartGate } from './starts.js';
 
 /** How often a matching socket opened before its registration looks for it, when the POST went to another process. */
-export const PENDING_POLL_MS = 50;
+export const PENDING_POLL_MS = 250;
 
 /** What one matching socket knows: its partner's name as its client sees it. */
 interface MatchingState {
@@ -51,6 +52,8 @@ interface MatchingState {
   partner?: string;
   /** Wakes a socket waiting for its registration. */
   wake?: () => void;
+  /** Closes the socket (once it is served). */
+  close?: (code: number, reason: string) => void;
 }
 
 /** What one signalling socket knows: the room it joined, by Dyad's code and by the client's alias. */
@@ -293,9 +296,19 @@ export class RvcEdge {
     const id = this.connFor(name, addr);
     // One matching socket per name: here, and (for this address's token) on any process.
     const taken = { status: 'exists', message: 'that name is held by another socket' } as const;
-    if (this.held.has(name)) {
-      refuseUpgrade(socket, 409, taken);
-      return true;
+    const holder = this.held.get(name);
+    if (holder !== undefined) {
+      // A socket from another address holds the name without its registration
+      // (it can never attach: the name is registered from this address), as an
+      // attacker's socket opened before the POST would: it gives way to the
+      // registrant's (fourth review, legacy finding L2).
+      const registrant = holder !== id && (await this.ctx.store.verify(name, token));
+      if (!registrant || this.held.get(name) !== holder) {
+        refuseUpgrade(socket, 409, taken);
+        return true;
+      }
+      this.matchingStates.get(holder)?.close?.(CloseCode.unauthorized, 'that name was registered from another address');
+      this.held.delete(name);
     }
     this.held.set(name, id);
     if ((await this.ctx.store.presence(token))?.open) {
@@ -312,6 +325,7 @@ export class RvcEdge {
     let served = false;
     this.matchingEdge.upgrade(req, socket, head, (ws) => {
       served = true;
+      state.close = (code, reason) => ws.close(code, reason);
       this.matchingEdge.serve(ws, name, addr, token, { id, render: (text) => this.renderMatching(state, text) });
     });
     // An upgrade that fails after this point never opens a socket (a served one is released by the edge): give the name back.

@@ -182,6 +182,50 @@ describe('what a socket holds of a message still coming in', { timeout: 120_000 
     });
   });
 
+  describe('messages waiting behind a store call (a random-video-chat socket before its registration)', () => {
+    let server: RunningServer;
+    let inspector: Inspector;
+    before(async () => {
+      server = await startServer({ LEGACY_PROTOCOLS: 'random-video-chat', MESSAGE_BURST: '200', NODE_OPTIONS: '--inspect=127.0.0.1:0' });
+      inspector = await Inspector.open(server);
+    });
+    after(async () => {
+      inspector?.close();
+      await server?.stop();
+    });
+
+    /** A random-video-chat matching socket whose name was never registered: its attach waits REGISTRATION_TTL_MS. */
+    const unregistered = async (): Promise<Raw> => {
+      const raw = await rawSocket(`${server.matchingWs}/ws/squat${Math.random().toString(36).slice(2, 10)}`);
+      await raw.until(/^HTTP\/1\.1 101 /, 'the socket opens');
+      return raw;
+    };
+
+    it('150 two-byte messages, each at the front of a 64 KiB write of pongs, wait as their text, not their reads', async () => {
+      const pongs = Buffer.concat(Array.from({ length: 499 }, () => frame(PONG, true, Buffer.alloc(125, 0x70))));
+      const raw = await unregistered();
+      const before = await inspector.heapAndBuffers();
+      for (let i = 0; i < 150; i++) await write(raw.socket, Buffer.concat([frame(TEXT, true, '{}'), pongs]));
+      await write(raw.socket, frame(PING, true, 'all-read'));
+      await raw.until(/all-read/, 'the pong of the last ping');
+      const held = (await inspector.heapAndBuffers()) - before;
+      // Before: each waiting message kept its read (9.8 MB here).
+      assert.ok(held < 2 * 1024 * 1024, `the server holds ${held} bytes more for 150 waiting messages of 2 bytes`);
+      raw.socket.destroy();
+    });
+
+    it('past MESSAGE_BURST messages waiting, the socket is closed with 1013', async () => {
+      const raw = await unregistered();
+      await write(raw.socket, Buffer.concat(Array.from({ length: 200 }, () => frame(TEXT, true, '{}'))));
+      // The pace gives a token back every 10 ms: the next message passes it, and finds 200 waiting.
+      await sleep(50);
+      await write(raw.socket, frame(TEXT, true, '{}'));
+      // A close frame with status 1013: 0x88, its length, then 0x03 0xf5.
+      await raw.until(/\x88[\x02-\x7d]\x03\xf5/, 'a close with 1013');
+      raw.socket.destroy();
+    });
+  });
+
   describe('MAX_MESSAGE_FRAGMENTS', () => {
     let server: RunningServer;
     before(async () => {

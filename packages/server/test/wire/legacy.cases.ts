@@ -239,6 +239,25 @@ export function legacyCases(targets: () => [Target, Target], opts: CaseOptions):
     await alice.s!.expectSilence(QUIET_MS);
   });
 
+  it("random-video-chat: a socket from another address that holds a name without its registration gives way to the registrant's socket", async () => {
+    const [a] = targets();
+    const name = freshName('alice');
+    const mallory = await openRvcMatching(a, name, freshAddress(), waitMs);
+    const address = freshAddress();
+    const posted = await rvcPost(a, name, address);
+    assert.equal(posted.body.status, 'queued');
+    // Before: 409, "that name is held by another socket", for as long as mallory kept reopening.
+    const alice = await openRvcMatching(a, name, address, waitMs);
+    await mallory.expectClose(4001, waitMs, "the squatter's socket");
+    await expectEvent(alice, 'waiting');
+    // A second socket of alice's own is still refused, and a squatter cannot take the name back.
+    const again = await WireClient.connect(rvcMatchingUrl(a, name), { channel: 'matching', headers: { 'x-forwarded-for': freshAddress() } });
+    assert.equal(again.kind === 'refused' && again.status, 409, 'the registrant holds the name');
+    const bob = await rvcStart(freshName('bob'), freshAddress(), { socket: a, post: a }, 'post-first', waitMs);
+    const ma = await expectRvcMatched(alice, waitMs);
+    assert.equal(rvcPartner(ma.room_code, name), bob.name, 'the registrant is paired');
+  });
+
   it('random-video-chat: a guessed room code grants nothing: join, signal and chat outside the own room are refused and reach nobody', async () => {
     const [a, b] = targets();
     const { alice, bob, room, ini, res } = await rvcPair(a, b, waitMs);
