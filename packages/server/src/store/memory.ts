@@ -141,6 +141,15 @@ class RateWindows {
 
 /** How many eligible partners one pairing attempt looks at before choosing (bounds the work per arrival). */
 export const MAX_CANDIDATES_PER_ATTEMPT = 64;
+/**
+ * And how many waiting sessions it looks at in all, oldest first, eligible or
+ * not: a crowd that accepts nobody (each narrowed by interests no one shares)
+ * made every attempt read the whole pool, and their `next`s repeat attempts
+ * for free (fourth review, finding P1: 8,000 of them from 800 addresses held
+ * the process 20 s). Past it, those further back are looked at as the ones
+ * ahead of them pair or leave.
+ */
+export const MAX_LOOKED_PER_ATTEMPT = 1_024;
 
 /** A session as this store holds it (exported as a type for tests that read the store's state). */
 export interface Session extends Candidate {
@@ -351,7 +360,9 @@ export class MemoryStore implements Store {
   private tryPair(fx: Effects, s: Session, now: number): void {
     if (s.state !== 'waiting' || s.mConn === undefined) return;
     const eligible: Session[] = [];
+    let looked = 0;
     for (const id of this.pool[s.mode]) {
+      if (++looked > MAX_LOOKED_PER_ATTEMPT) break;
       if (id === s.id) continue;
       const c = this.sessions.get(id);
       if (!c || c.mConn === undefined || c.state !== 'waiting') continue;
