@@ -22,6 +22,7 @@ import { GoMegleEdge } from './legacy/gomegle.js';
 import { RvcEdge } from './legacy/rvc.js';
 import { MatchingService } from './matching/service.js';
 import { Metrics } from './ops/metrics.js';
+import { onceEvery } from './ops/once-every.js';
 import { SignallingService } from './signalling/service.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore, checkPrefix } from './store/redis/index.js';
@@ -169,13 +170,8 @@ async function main(): Promise<void> {
   metrics.watchAddresses('requests', requestPaces);
   metrics.watchAddresses('messages', ctx.addressPaces);
   // Once a minute at most for each: a full process turns everyone away, and an address at its limit may be an attack.
-  const warnedAt = new Map<string, number>();
-  const warnOnce = (key: string, fields: object, message: string): void => {
-    const now = Date.now();
-    if (now - (warnedAt.get(key) ?? 0) < CONNECTION_WARNING_EVERY_MS) return;
-    warnedAt.set(key, now);
-    log.warn(fields, message);
-  };
+  const warnings = onceEvery(CONNECTION_WARNING_EVERY_MS);
+  const warnOnce = (key: string, fields: object, message: string): void => warnings(key, () => log.warn(fields, message));
   const cap = new ConnectionCap(
     {
       total: settings.maxConnections || defaultMaxConnections(),

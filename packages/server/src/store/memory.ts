@@ -132,11 +132,6 @@ class RateWindows {
     }
     return r.retryMs;
   }
-
-  /** Addresses held (ended windows not yet dropped included). */
-  get size(): number {
-    return this.windows.size;
-  }
 }
 
 /** How many eligible partners one pairing attempt looks at before choosing (bounds the work per arrival). */

@@ -13,6 +13,7 @@ import { relative } from 'node:path';
 import type { Logger } from 'pino';
 import send from 'send';
 import { sendJson } from '../http/context.js';
+import { onceEvery } from '../ops/once-every.js';
 
 /**
  * The client's own pages. Another HTML page in WEB_ROOT (a legacy client's,
@@ -42,17 +43,9 @@ export function looksLikeFile(path: string): boolean {
 const reason = (status: number): string => (STATUS_CODES[status] ?? 'error').toLowerCase();
 
 /** A file that cannot be read (the open-file limit reached, say) is logged at most once a minute, with how many failed. */
-const FAILURE_LOG_EVERY_MS = 60_000;
-let failureLoggedAt = 0;
-let failuresSince = 0;
-function logFailure(log: Logger, err: unknown): void {
-  failuresSince++;
-  const now = Date.now();
-  if (now - failureLoggedAt < FAILURE_LOG_EVERY_MS) return;
-  log.error({ err, failures: failuresSince }, 'serving a file failed');
-  failureLoggedAt = now;
-  failuresSince = 0;
-}
+const failureLog = onceEvery(60_000);
+const logFailure = (log: Logger, err: unknown): void =>
+  failureLog('file', (failures) => log.error({ err, failures }, 'serving a file failed'));
 
 /** Serves `path` (the request's, still percent-encoded) from `root`. */
 export function serveFile(root: string, log: Logger, req: IncomingMessage, res: ServerResponse, path: string): void {

@@ -10,7 +10,7 @@ import { DEFAULTS } from '../contract/harness.js';
 
 /** What the test reads of the store's own state (the differential test reads it the same way). */
 interface Internals {
-  registrations: { size: number };
+  registrations: { windows: Map<string, unknown> };
   spent: { at(now: number): Map<string, number> };
 }
 
@@ -23,7 +23,7 @@ const start = (store: MemoryStore, addr: string, now: number, proof?: string) =>
 describe('per-address counts and spent proofs (memory store)', () => {
   it('registrations from many addresses, each once, hold at most LIMITER_KEYS_MAX counts, and none a minute later', async () => {
     const store = new MemoryStore({ ...DEFAULTS, limiterKeysMax: 1_000, registerRatePerMin: 2, pendingRegistrationsMax: 1_000_000 });
-    const held = () => (store as unknown as Internals).registrations.size;
+    const held = () => (store as unknown as Internals).registrations.windows.size;
     for (let i = 0; i < 3_000; i++) assert.equal((await start(store, `a${i}`, T0 + i)).status, 'ok');
     assert.equal(held(), 1_000, 'at the cap, the count that ends first goes');
     // The newest addresses are still counted: a third registration within their minute is refused.
@@ -36,7 +36,7 @@ describe('per-address counts and spent proofs (memory store)', () => {
 
   it('a proof replayed from many addresses counts nothing for them', async () => {
     const store = new MemoryStore({ ...DEFAULTS, registerRatePerMin: 2, pendingRegistrationsMax: 1_000_000 });
-    const held = () => (store as unknown as Internals).registrations.size;
+    const held = () => (store as unknown as Internals).registrations.windows.size;
     assert.equal((await start(store, 'solver', T0, 'sig')).status, 'ok');
     for (let i = 0; i < 500; i++) assert.equal((await start(store, `r${i}`, T0 + 1, 'sig')).status, 'proof-spent');
     assert.equal(held(), 1, "only the solver's count");

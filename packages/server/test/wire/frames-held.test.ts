@@ -30,6 +30,16 @@ function frame(opcode: number, fin: boolean, payload: string | Buffer): Buffer {
   return Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | body.length, 0, 0, 0, 0]), body]);
 }
 
+/** 499 pongs, about 64 KiB: what the server reads and drops, filling a read around a few bytes that count. */
+const READ_OF_PONGS = Buffer.concat(Array.from({ length: 499 }, () => frame(PONG, true, Buffer.alloc(125, 0x70))));
+
+/** The header of a text frame of 16,000 bytes (a 16-bit length, a zero mask), its payload still to come. */
+const BIG_FRAME_HEADER = Buffer.from([0x81, 0xfe, 16_000 >> 8, 16_000 & 0xff, 0, 0, 0, 0]);
+
+const hex = (byte: number): string => `\\x${byte.toString(16).padStart(2, '0')}`;
+/** A server's close frame with `code` in the text read (latin1): 0x88, its length, then the code. */
+const closeFrameWith = (code: number): RegExp => new RegExp(`\\x88[\\x02-\\x7d]${hex(code >> 8)}${hex(code & 0xff)}`);
+
 /** A raw connection whose upgrade the server answered: what it has read so far, as text. */
 interface Raw {
   socket: Socket;
@@ -103,16 +113,15 @@ describe('what a socket holds of a message still coming in', { timeout: 120_000 
 
     it('400 one-byte fragments, each in its own 64 KiB write of pongs (26 MB), leave the server holding about their bytes, not the reads', async () => {
       const READS = 400;
-      const pongs = Buffer.concat(Array.from({ length: 499 }, () => frame(PONG, true, Buffer.alloc(125, 0x70))));
       const raw = await waitingSocket(server);
       const before = await inspector.arrayBuffers();
       await write(raw.socket, frame(TEXT, false, '{'));
-      for (let i = 0; i < READS; i++) await write(raw.socket, Buffer.concat([frame(CONTINUATION, false, 'x'), pongs]));
+      for (let i = 0; i < READS; i++) await write(raw.socket, Buffer.concat([frame(CONTINUATION, false, 'x'), READ_OF_PONGS]));
       // A ping after them all: its pong says the server has read everything before it.
       await write(raw.socket, frame(PING, true, 'all-read'));
       await raw.until(/all-read/, 'the pong of the last ping');
       const held = (await inspector.arrayBuffers()) - before;
-      const sent = READS * (pongs.length + 7);
+      const sent = READS * (READ_OF_PONGS.length + 7);
       // Before: every read was kept (26 MB); now each fragment is its own byte and a small buffer.
       assert.ok(held < 4 * 1024 * 1024, `the server holds ${held} bytes more of buffers after ${sent} bytes sent in ${READS} reads`);
       await write(raw.socket, frame(CLOSE, true, Buffer.from([0x03, 0xe8])));
@@ -127,7 +136,7 @@ describe('what a socket holds of a message still coming in', { timeout: 120_000 
       for (const raw of raws) raw.socket.setNoDelay(true);
       const before = await inspector.heapAndBuffers();
       // A text frame of 16,000 bytes (a 16-bit length, a zero mask), then its first bytes a millisecond apart.
-      for (const raw of raws) await write(raw.socket, Buffer.from([0x81, 0xfe, 16_000 >> 8, 16_000 & 0xff, 0, 0, 0, 0]));
+      for (const raw of raws) await write(raw.socket, BIG_FRAME_HEADER);
       for (let i = 0; i < BYTES; i++) {
         for (const raw of raws) raw.socket.write('a');
         await sleep(1);
@@ -142,10 +151,9 @@ describe('what a socket holds of a message still coming in', { timeout: 120_000 
 
     it("a frame's header and mask at the end of a 64 KiB read of pongs, its payload still to come, on 30 sockets, leave the server holding none of those reads", async () => {
       const SOCKETS = 30;
-      const pongs = Buffer.concat(Array.from({ length: 499 }, () => frame(PONG, true, Buffer.alloc(125, 0x70))));
       const raws = await Promise.all(Array.from({ length: SOCKETS }, () => waitingSocket(server)));
       const before = await inspector.heapAndBuffers();
-      for (const raw of raws) await write(raw.socket, Buffer.concat([pongs, Buffer.from([0x81, 0xfe, 16_000 >> 8, 16_000 & 0xff, 0, 0, 0, 0])]));
+      for (const raw of raws) await write(raw.socket, Buffer.concat([READ_OF_PONGS, BIG_FRAME_HEADER]));
       await sleep(300);
       const held = (await inspector.heapAndBuffers()) - before;
       // Before: the four bytes of each mask kept their read (1.9 MB here).
@@ -202,10 +210,9 @@ describe('what a socket holds of a message still coming in', { timeout: 120_000 
     };
 
     it('150 two-byte messages, each at the front of a 64 KiB write of pongs, wait as their text, not their reads', async () => {
-      const pongs = Buffer.concat(Array.from({ length: 499 }, () => frame(PONG, true, Buffer.alloc(125, 0x70))));
       const raw = await unregistered();
       const before = await inspector.heapAndBuffers();
-      for (let i = 0; i < 150; i++) await write(raw.socket, Buffer.concat([frame(TEXT, true, '{}'), pongs]));
+      for (let i = 0; i < 150; i++) await write(raw.socket, Buffer.concat([frame(TEXT, true, '{}'), READ_OF_PONGS]));
       await write(raw.socket, frame(PING, true, 'all-read'));
       await raw.until(/all-read/, 'the pong of the last ping');
       const held = (await inspector.heapAndBuffers()) - before;
@@ -220,8 +227,7 @@ describe('what a socket holds of a message still coming in', { timeout: 120_000 
       // The pace gives a token back every 10 ms: the next message passes it, and finds 200 waiting.
       await sleep(50);
       await write(raw.socket, frame(TEXT, true, '{}'));
-      // A close frame with status 1013: 0x88, its length, then 0x03 0xf5.
-      await raw.until(/\x88[\x02-\x7d]\x03\xf5/, 'a close with 1013');
+      await raw.until(closeFrameWith(1013), 'a close with 1013');
       raw.socket.destroy();
     });
   });
@@ -244,8 +250,7 @@ describe('what a socket holds of a message still coming in', { timeout: 120_000 
       await write(raw.socket, inFrames(stop, 16));
       await raw.until(/"event":"idle"/, 'a stop in 16 frames is answered idle');
       await write(raw.socket, inFrames(`${stop} `, 17));
-      // A close frame with status 1008: 0x88, its length, then 0x03 0xf0.
-      await raw.until(/\x88[\x02-\x7d]\x03\xf0/, 'a close with 1008');
+      await raw.until(closeFrameWith(1008), 'a close with 1008');
       raw.socket.destroy();
     });
   });
