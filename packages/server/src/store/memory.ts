@@ -28,7 +28,6 @@ import {
   reportCounts,
   sharedArea,
   talkedMs,
-  type Candidate,
   type RateWindow,
   type ReportEntry,
   type Strike,
@@ -36,6 +35,7 @@ import {
 import { newRoomCode, newSessionId as newId } from '../core/ids.js';
 import { keptBytes } from '../core/frames.js';
 import { WindowLimiter, makeRoom } from './window-limiter.js';
+import { PoolIndex, inPoolOrder, type Pooled } from './pool-index.js';
 import {
   ACTIVITY_MINUTES,
   MINUTE_MS,
@@ -138,16 +138,18 @@ class RateWindows {
 export const MAX_CANDIDATES_PER_ATTEMPT = 64;
 /**
  * And how many waiting sessions it looks at in all, oldest first, eligible or
- * not: a crowd that accepts nobody (each narrowed by interests no one shares)
- * made every attempt read the whole pool, and their `next`s repeat attempts
- * for free (fourth review, finding P1: 8,000 of them from 800 addresses held
- * the process 20 s). Past it, those further back are looked at as the ones
- * ahead of them pair or leave.
+ * not. An attempt reads only the sessions the pool index (pool-index.ts)
+ * says may accept its seeker; this bounds what is left, a crowd that shares
+ * what the seeker names and still accepts nobody (fourth review, finding P1:
+ * before the index and the bound, 8,000 sessions narrowed by interests no one
+ * shares, from 800 addresses, held the process 20 s with their free `next`s).
+ * Past it, those further back are looked at as the ones ahead of them pair or
+ * leave.
  */
 export const MAX_LOOKED_PER_ATTEMPT = 1_024;
 
 /** A session as this store holds it (exported as a type for tests that read the store's state). */
-export interface Session extends Candidate {
+export interface Session extends Pooled {
   mode: Mode;
   /** Its partner is told `country` on `matched`. */
   showCountry: boolean;
@@ -252,6 +254,10 @@ export class MemoryStore implements Store {
   private readonly rooms = new Map<string, Room>();
   /** Waiting sessions per mode, oldest first (insertion order). */
   private readonly pool: Record<Mode, Set<string>> = { video: new Set(), text: new Set() };
+  /** The same sessions, by what narrows each: where an attempt looks. */
+  private readonly poolIndex: Record<Mode, PoolIndex> = { video: new PoolIndex(), text: new PoolIndex() };
+  /** The place in pool order of the last session to enter it. */
+  private poolSeq = 0;
   private readonly byAddr = new Map<string, Set<string>>();
   /** Token hash (hex) -> session id, for bearer-token look-ups. */
   private readonly byToken = new Map<string, string>();
@@ -331,7 +337,7 @@ export class MemoryStore implements Store {
     this.keptTotal -= s.keptChatBytes;
     this.sessions.delete(s.id);
     this.byToken.delete(s.tokenHash.toString('hex'));
-    this.pool[s.mode].delete(s.id);
+    this.unpool(s);
     const ids = this.byAddr.get(s.addr);
     ids?.delete(s.id);
     if (ids?.size === 0) this.byAddr.delete(s.addr);
@@ -343,8 +349,10 @@ export class MemoryStore implements Store {
     s.state = 'waiting';
     s.enteredAt = now;
     s.waitingSince = now;
-    this.pool[s.mode].delete(s.id);
+    this.unpool(s);
+    s.poolSeq = ++this.poolSeq;
     this.pool[s.mode].add(s.id);
+    this.poolIndex[s.mode].add(s);
     this.send(fx, s, 'matching', { event: 'waiting' });
     if (narrows(s) && this.opts.interestTimeoutMs > 0) {
       fx.timers.push({ kind: 'interest', id: s.id, delayMs: this.opts.interestTimeoutMs });
@@ -352,11 +360,21 @@ export class MemoryStore implements Store {
     this.tryPair(fx, s, now);
   }
 
+  private unpool(s: Session): void {
+    if (this.pool[s.mode].delete(s.id)) this.poolIndex[s.mode].delete(s);
+  }
+
   private tryPair(fx: Effects, s: Session, now: number): void {
     if (s.state !== 'waiting' || s.mConn === undefined) return;
     const eligible: Session[] = [];
     let looked = 0;
-    for (const id of this.pool[s.mode]) {
+    const waiting = (id: string): Session | undefined => {
+      const c = this.sessions.get(id);
+      return c?.state === 'waiting' ? c : undefined;
+    };
+    const runOut = (id: string): boolean => now - (waiting(id)?.enteredAt ?? now) >= this.opts.interestTimeoutMs;
+    const sources = this.poolIndex[s.mode].sources(s, narrows(s) && !runOut(s.id));
+    for (const id of inPoolOrder(sources, (id) => waiting(id)?.poolSeq, runOut)) {
       if (++looked > MAX_LOOKED_PER_ATTEMPT) break;
       if (id === s.id) continue;
       const c = this.sessions.get(id);
@@ -391,7 +409,7 @@ export class MemoryStore implements Store {
       [a, b],
       [b, a],
     ] as const) {
-      this.pool[me.mode].delete(me.id);
+      this.unpool(me);
       // Chat kept from an earlier room would only be shown out of place (as the Redis store drops it, lua/rooms.ts openRoom).
       this.dropKeptChat(me);
       me.state = 'matched';
@@ -569,6 +587,7 @@ export class MemoryStore implements Store {
       state: 'registered',
       enteredAt: now,
       waitingSince: now,
+      poolSeq: 0,
       keptChat: [],
       keptChatBytes: 0,
       cooldown: new Map(),
@@ -693,7 +712,7 @@ export class MemoryStore implements Store {
     const s = this.owner(id, conn, 'matching');
     if (!s) return fx;
     if (s.state === 'matched') this.endRoom(fx, s, 'left', now);
-    this.pool[s.mode].delete(s.id);
+    this.unpool(s);
     s.state = 'idle';
     this.send(fx, s, 'matching', { event: 'idle' });
     return fx;
@@ -850,7 +869,10 @@ export class MemoryStore implements Store {
   /** A report kept for the operator: REPORT_LOG_PER_ADDR per address at most, none older than REPORT_WINDOW_MS. */
   private logReport(addr: string, r: LoggedReport, now: number): void {
     let log = this.reportLog.get(addr);
-    if (!log) this.reportLog.set(addr, (log = { entries: [] }));
+    // Moved to the end: the log is in the order of each address's latest report (listReports reads it from the end).
+    if (log) this.reportLog.delete(addr);
+    else log = { entries: [] };
+    this.reportLog.set(addr, log);
     log.entries.push(r);
     // This address's old entries now; every address's at the sweep (sweepReports) and when listed.
     log.entries = log.entries.filter((e) => now - e.at <= this.opts.reportWindowMs).slice(-REPORT_LOG_PER_ADDR);
@@ -1124,24 +1146,36 @@ export class MemoryStore implements Store {
     return this.strikes.delete(addr);
   }
 
+  /**
+   * The `limit` addresses reported last, latest first. Only those are read:
+   * the log is in the order of each address's latest report, so they are
+   * its last ones (with REPORTS_KEPT_MAX reports kept, summarising every
+   * address and sorting took some 250 ms a call, every 5 s while the console
+   * was open). What has passed REPORT_WINDOW_MS is left out here and dropped
+   * by the sweep (sweepReports).
+   */
   async listReports(now: number, limit: number): Promise<ReportSummary[]> {
-    this.sweepReports(now);
-    this.pruneLog(now);
     const out: ReportSummary[] = [];
-    for (const [addr, log] of this.reportLog) {
+    const addrs = [...this.reportLog.keys()];
+    for (let k = addrs.length - 1; k >= 0 && out.length < limit; k--) {
+      const addr = addrs[k]!;
+      const log = this.reportLog.get(addr)!;
+      const entries = log.entries.filter((e) => now - e.at <= this.opts.reportWindowMs);
+      // Those before it were reported earlier still: past the window too.
+      if (entries.length === 0) break;
       const reporters = this.reports.get(addr);
-      const first = log.entries[0]?.at ?? now;
+      const first = entries[0]?.at ?? now;
       out.push({
         addr,
-        reporters: new Set(log.entries.map((e) => e.by)).size,
+        reporters: new Set(entries.map((e) => e.by)).size,
         counting: reporters ? countingReports(reporters.values(), now, this.opts) : 0,
-        last: log.entries[log.entries.length - 1]?.at ?? now,
+        last: entries[entries.length - 1]?.at ?? now,
         first,
-        reasons: log.entries.map((e) => ({ at: e.at, reason: e.reason })).reverse(),
+        reasons: entries.map((e) => ({ at: e.at, reason: e.reason })).reverse(),
         banned: log.bannedAt !== undefined && log.bannedAt >= first,
       });
     }
-    return out.sort((a, b) => b.last - a.last).slice(0, limit);
+    return out;
   }
 
   async presence(token: string): Promise<{ id: string; open: boolean } | undefined> {

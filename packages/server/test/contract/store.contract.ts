@@ -1135,6 +1135,28 @@ export function describeStore(name: string, factory: StoreFactory): void {
       };
       const reportsOf = async (core: Core, addr: string) => (await core.store.listReports(core.clock.now(), 100)).find((r) => r.addr === addr);
 
+      it('the reports listing: the addresses reported last, latest first, at most the limit, reports past REPORT_WINDOW_MS left out', async () => {
+        const core = await make({ reportMinRoomMs: 0, reportBanThreshold: 10, reportWindowMs: 60_000 });
+        const report = async (target: string, by: string): Promise<void> => {
+          const t = await core.join({ addr: target });
+          const r = await meet(core, t, by);
+          await r.send({ event: 'report' });
+          await r.drop(true);
+          await t.drop(true);
+          await core.clock.advance(1_000);
+        };
+        await report('t1', 'r1');
+        await report('t2', 'r2');
+        await report('t3', 'r3');
+        await report('t1', 'r4');
+        const listed = async (limit: number) => (await core.store.listReports(core.clock.now(), limit)).map((r) => [r.addr, r.reporters]);
+        assert.deepEqual(await listed(2), [['t1', 2], ['t3', 1]], 'reported again, t1 comes first');
+        assert.deepEqual(await listed(100), [['t1', 2], ['t3', 1], ['t2', 1]]);
+        // t1's first report and t2's pass the window; t3's and t1's second do not.
+        await core.clock.advance(60_000 - 2_500);
+        assert.deepEqual(await listed(100), [['t1', 1], ['t3', 1]]);
+      });
+
       it('a report counts only after REPORT_MIN_ROOM_MS of conversation: the room age at the report, or its length for the last partner', async () => {
         const core = await make({ reportBanThreshold: 1, reportMinRoomMs: 10_000 });
         const bad = await core.join({ addr: 'quick' });
