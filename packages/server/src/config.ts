@@ -41,6 +41,37 @@ export interface Settings {
    * one Redis. @default 0
    */
   redisRelayLanes: number;
+  /**
+   * With Redis: bytes of signals this process relays straight to other
+   * processes that may be sent to Redis and not yet acknowledged; past it a
+   * signal to relay is answered `rate-limited`. @default 4194304
+   */
+  relayBytesInFlight: number;
+  /**
+   * With Redis: entries waiting to be read in another process's inbox (or
+   * lane) past which this process relays no signal to it (`rate-limited`)
+   * until that process has read them. @default 2048
+   */
+  relayBacklogEntries: number;
+  /**
+   * Bytes of messages received and not yet handled, in all sockets of the
+   * process; past it, a socket that sends more is not read until half of it
+   * is left. @default 67108864
+   */
+  messageBytesWaitingTotal: number;
+  /**
+   * Largest request body read (POST /register, the admin API); larger: 413.
+   * A registration is a few hundred bytes with its proof of work. @default 4096
+   */
+  maxRequestBodyBytes: number;
+  /** HTTP requests per client address per second on the web role's port (a token bucket). @default 50 */
+  webRequestRatePerAddrPerSec: number;
+  /** ...and at once. @default 500 */
+  webRequestBurstPerAddr: number;
+  /** Bytes of WebSocket messages one client address may send per second over all its sockets (a token bucket). @default 131072 */
+  messageBytesPerAddrPerSec: number;
+  /** ...and at once, before that rate applies: at least MAX_FRAME_BYTES. @default 1048576 */
+  messageBytesBurstPerAddr: number;
   /** Origins accepted on upgrades and CORS (http/https only); empty: http(s) pages on the same loopback host as the request, any port. Required when HOST is not loopback. */
   allowedOrigins: string[];
   turnUrls: string[];
@@ -564,6 +595,12 @@ export function loadSettings(env: Env = process.env): Settings {
     redisPrefix: env.REDIS_PREFIX?.trim() || 'dyad:',
     redisCallTimeoutMs: integer(env, 'REDIS_CALL_TIMEOUT_MS', 2_000, 50),
     redisRelayLanes: integer(env, 'REDIS_RELAY_LANES', 0, 0, 64),
+    relayBytesInFlight: integer(env, 'RELAY_BYTES_IN_FLIGHT', 4 * 1024 * 1024, 65_536),
+    relayBacklogEntries: integer(env, 'RELAY_BACKLOG_ENTRIES', 2_048, 1),
+    messageBytesWaitingTotal: integer(env, 'MESSAGE_BYTES_WAITING_TOTAL', 64 * 1024 * 1024, 65_536),
+    maxRequestBodyBytes: integer(env, 'MAX_REQUEST_BODY_BYTES', 4_096, 1_024),
+    webRequestRatePerAddrPerSec: integer(env, 'WEB_REQUEST_RATE_PER_ADDR_PER_SEC', 50, 1),
+    webRequestBurstPerAddr: integer(env, 'WEB_REQUEST_BURST_PER_ADDR', 500, 1),
     // Behind the one-origin proxy the pages come from PUBLIC_URL, unless told otherwise.
     allowedOrigins: allowedOrigins.length > 0 ? allowedOrigins.map((o) => new URL(o).origin) : publicUrl ? [publicUrl] : [],
     turnUrls,
@@ -593,6 +630,8 @@ export function loadSettings(env: Env = process.env): Settings {
     socketSendBufferBytes: 0, // below, once SIGNAL_BUFFER and MAX_FRAME_BYTES are known
     socketSendBufferPerAddrBytes: 0,
     socketSendBufferTotalBytes: 0,
+    messageBytesPerAddrPerSec: 0, // below, once MAX_FRAME_BYTES is known
+    messageBytesBurstPerAddr: 0,
     registerRatePerMin: integer(env, 'REGISTER_RATE_PER_MIN', 30, 1),
     maxSocketsPerAddr: integer(env, 'MAX_SOCKETS_PER_ADDR', 32, 1),
     maxSessionsPerAddr: integer(env, 'MAX_SESSIONS_PER_ADDR', 64, 1),
@@ -660,6 +699,11 @@ export function loadSettings(env: Env = process.env): Settings {
   settings.socketSendBufferTotalBytes = integer(env, 'SOCKET_SEND_BUFFER_TOTAL_BYTES', 64 * settings.socketSendBufferBytes, 1);
   if (settings.socketSendBufferTotalBytes < settings.socketSendBufferPerAddrBytes) {
     throw new ConfigError('SOCKET_SEND_BUFFER_TOTAL_BYTES', `must not be below SOCKET_SEND_BUFFER_PER_ADDR_BYTES (${settings.socketSendBufferPerAddrBytes})`);
+  }
+  settings.messageBytesPerAddrPerSec = integer(env, 'MESSAGE_BYTES_PER_ADDR_PER_SEC', 131_072, 1);
+  settings.messageBytesBurstPerAddr = integer(env, 'MESSAGE_BYTES_BURST_PER_ADDR', Math.max(1_048_576, settings.maxFrameBytes), 1);
+  if (settings.messageBytesBurstPerAddr < settings.maxFrameBytes) {
+    throw new ConfigError('MESSAGE_BYTES_BURST_PER_ADDR', `must not be below MAX_FRAME_BYTES (${settings.maxFrameBytes}): a message of that size must pass`);
   }
   settings.maxConnectionsPerAddr = integer(env, 'MAX_CONNECTIONS_PER_ADDR', 8 * settings.maxSocketsPerAddr, 1);
   if (settings.maxConnectionsPerAddr < settings.maxSocketsPerAddr) {

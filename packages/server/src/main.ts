@@ -14,6 +14,7 @@ import { ConnectionCap, defaultMaxConnections, type ConnectionRefusal } from './
 import { clientHash, peerHash, type Context } from './http/context.js';
 import { PaceBook } from './http/pace.js';
 import { SendBacklog } from './http/backlog.js';
+import { WaitingMessages } from './http/waiting.js';
 import { ChatGuard } from './matching/chat-guard.js';
 import { RecentStats } from './ops/recent-stats.js';
 import { onUpgrade } from './http/socket.js';
@@ -49,6 +50,8 @@ async function createStore(settings: Settings, log: Logger): Promise<{ store: St
     prefix,
     callTimeoutMs: settings.redisCallTimeoutMs,
     relayLanes: settings.redisRelayLanes,
+    relayBytesInFlight: settings.relayBytesInFlight,
+    relayBacklogEntries: settings.relayBacklogEntries,
     log: log.child({ store: 'redis' }),
   });
   await store.start();
@@ -68,6 +71,8 @@ const REFUSALS: Record<ConnectionRefusal, { code: string; limit: string; warning
   address: { code: 'too-many-connections', limit: 'MAX_CONNECTIONS_PER_ADDR', warning: 'new connections refused: an address holds MAX_CONNECTIONS_PER_ADDR' },
   process: { code: 'connections-full', limit: 'MAX_CONNECTIONS', warning: 'new connections refused: the process holds MAX_CONNECTIONS' },
   requests: { code: 'too-many-requests', limit: 'REQUEST_RATE_PER_ADDR_PER_SEC', warning: 'requests refused: an address is past REQUEST_RATE_PER_ADDR_PER_SEC' },
+  'web-requests': { code: 'too-many-requests', limit: 'WEB_REQUEST_RATE_PER_ADDR_PER_SEC', warning: 'web requests refused: an address is past WEB_REQUEST_RATE_PER_ADDR_PER_SEC' },
+  chunked: { code: 'length-required', limit: 'Content-Length', warning: 'requests refused: a body sent in chunks (Transfer-Encoding) instead of with its Content-Length' },
 };
 
 const listen = (server: Server, port: number, host: string, httpTimeoutMs: number): Promise<number> =>
@@ -129,7 +134,7 @@ async function main(): Promise<void> {
   });
   // The store's counts for /online and /metrics: one copy, at most ONLINE_CACHE_MS old.
   const counts = new RecentStats(() => store.stats(), systemClock, settings.onlineCacheMs);
-  const metrics = new Metrics(counts, () => hub);
+  const metrics = new Metrics(counts, () => hub, settings.onlineCacheMs);
   let accepting = true;
   const limiterOf = memo((name, points, durationSec) => {
     const made = limiter(name, points, durationSec);
@@ -147,7 +152,9 @@ async function main(): Promise<void> {
     addresses: new AddressHasher(sharedKey, settings.ipv6PrefixLength),
     sharedKey,
     addressPaces: new PaceBook(settings.messageRatePerAddrPerSec, settings.messageBurstPerAddr),
+    addressBytes: new PaceBook(settings.messageBytesPerAddrPerSec, settings.messageBytesBurstPerAddr),
     sendBacklog: new SendBacklog(settings.socketSendBufferPerAddrBytes, settings.socketSendBufferTotalBytes),
+    waitingMessages: new WaitingMessages(settings.messageBytesWaitingTotal),
     // One limiter per name, from the store chosen above (shared by every process on Redis).
     limiter: limiterOf,
     chatGuard: new ChatGuard(settings, limiterOf, sharedKey),
@@ -168,7 +175,10 @@ async function main(): Promise<void> {
 
   const requestPaces = new PaceBook(settings.requestRatePerAddrPerSec, settings.requestBurstPerAddr);
   metrics.watchAddresses('requests', requestPaces);
+  const webRequestPaces = new PaceBook(settings.webRequestRatePerAddrPerSec, settings.webRequestBurstPerAddr);
+  metrics.watchAddresses('web-requests', webRequestPaces);
   metrics.watchAddresses('messages', ctx.addressPaces);
+  metrics.watchAddresses('message-bytes', ctx.addressBytes);
   // Once a minute at most for each: a full process turns everyone away, and an address at its limit may be an attack.
   const warnings = onceEvery(CONNECTION_WARNING_EVERY_MS);
   const warnOnce = (key: string, fields: object, message: string): void => warnings(key, () => log.warn(fields, message));
@@ -181,6 +191,7 @@ async function main(): Promise<void> {
         book: requestPaces,
         keyOf: (req) => clientHash(ctx, req),
       },
+      webRequests: webRequestPaces,
       upgradeIdleMs: settings.httpTimeoutMs,
     },
     (why) => {
@@ -190,7 +201,7 @@ async function main(): Promise<void> {
     },
   );
   const start = async (name: string, server: Server, port: number): Promise<number> => {
-    cap.watch(server, { requests: name !== 'web' });
+    cap.watch(server, { requests: name === 'web' ? 'web' : 'services' });
     const bound = await listen(server, port, settings.host, settings.httpTimeoutMs);
     // Listening, an error of the listening socket is a connection lost, never the process: Node
     // reports an accept that failed (at the open-file limit, when libuv cannot shed it) here.

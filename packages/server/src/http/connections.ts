@@ -32,6 +32,12 @@ export interface ConnectionLimits {
    */
   requests: { book: PaceBook; keyOf: (req: IncomingMessage) => string };
   /**
+   * WEB_REQUEST_RATE_PER_ADDR_PER_SEC and WEB_REQUEST_BURST_PER_ADDR: the
+   * same, on the web role's port, with a bucket of its own (a page's load
+   * is a few dozen files; a file of megabytes costs the process milliseconds).
+   */
+  webRequests: PaceBook;
+  /**
    * HTTP_TIMEOUT_MS: how long an upgrade's connection may go without a byte
    * read or written until ws takes it (then pings watch it), or after it was
    * refused; the HTTP server no longer times it out once it is an upgrade.
@@ -39,8 +45,14 @@ export interface ConnectionLimits {
   upgradeIdleMs: number;
 }
 
+/** How long a connection refused mid-request stays open, unread, for its client to read the answer. */
+const REFUSED_LINGER_MS = 1_000;
+
 /** Which limit turned a connection or request away. */
-export type ConnectionRefusal = 'address' | 'process' | 'requests';
+export type ConnectionRefusal = 'address' | 'process' | 'requests' | 'web-requests' | 'chunked';
+
+/** Whose requests a server's are: the services' (matching, signalling) or the web role's files. */
+export type RequestKind = 'services' | 'web';
 
 /** Share of the open-file limit that MAX_CONNECTIONS takes by default: the rest stays for the process's own files and Redis. */
 const DEFAULT_SHARE_OF_OPEN_FILES = 0.9;
@@ -98,27 +110,63 @@ export class ConnectionCap {
   ) {}
 
   /**
-   * Count `server`'s connections with every other server watched by this cap;
-   * with `requests`, its requests and upgrades too (the services' ports, not
-   * the web role's files).
+   * Count `server`'s connections with every other server watched by this cap,
+   * and its requests and upgrades in the bucket of their kind.
    */
-  watch(server: Server, opts: { requests: boolean }): void {
-    server.on('connection', (socket: Socket) => this.admit(socket, opts.requests));
-    if (opts.requests) this.paceRequests(server);
+  watch(server: Server, opts: { requests: RequestKind }): void {
+    const book = opts.requests === 'web' ? this.limits.webRequests : this.limits.requests.book;
+    const why: ConnectionRefusal = opts.requests === 'web' ? 'web-requests' : 'requests';
+    server.on('connection', (socket: Socket) => this.admit(socket, book, why));
+    this.refuseChunkedBodies(server);
+    this.paceRequests(server, book, why);
     this.timeUpgrades(server);
   }
 
+  /**
+   * A request whose body comes in chunks (Transfer-Encoding) is answered 411
+   * and its connection closed, before any of it is read: Node's parser took
+   * some 2.5 µs a chunk, so a 16 KB body in one-byte chunks (96 KB sent in
+   * one write) cost 40 ms of the one thread, and connections streaming
+   * one-byte chunks without end kept it busy (fifth review, finding H3).
+   * Dyad's clients send every body with its Content-Length.
+   */
+  private refuseChunkedBodies(server: Server): void {
+    const handlers = server.listeners('request') as ((...args: unknown[]) => void)[];
+    server.removeAllListeners('request');
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.headers['transfer-encoding'] === undefined) {
+        for (const handler of handlers) handler.call(server, req, res);
+        return;
+      }
+      this.refused('chunked');
+      // Written on the connection itself, which is then read no more: through
+      // `res`, Node would read (and parse) the rest of the body to keep the
+      // connection alive, or close it with the body unread, which resets it
+      // before the client has read the answer.
+      const socket = req.socket;
+      const body = JSON.stringify({ status: 'error', message: 'a request body must come with its Content-Length, not in chunks (Transfer-Encoding)' });
+      socket.pause();
+      socket.end(
+        `HTTP/1.1 411 Length Required\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+          `X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+      );
+      setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+    });
+  }
+
   /** In front of the handlers the server has: a request over the rate reaches none of them. */
-  private paceRequests(server: Server): void {
+  private paceRequests(server: Server, book: PaceBook, why: ConnectionRefusal): void {
     for (const event of ['request', 'upgrade'] as const) {
       const handlers = server.listeners(event) as ((...args: unknown[]) => void)[];
+      // A server without upgrade handlers (the web role without go-megle) is left without: Node then answers an upgrade as a plain request.
+      if (handlers.length === 0) continue;
       server.removeAllListeners(event);
       server.on(event, (req: IncomingMessage, out: ServerResponse | Duplex, head?: Buffer) => {
-        if (this.limits.requests.book.takeOnce(this.limits.requests.keyOf(req), performance.now())) {
+        if (book.takeOnce(this.limits.requests.keyOf(req), performance.now())) {
           for (const handler of handlers) handler.call(server, req, out, head);
           return;
         }
-        this.refused('requests');
+        this.refused(why);
         const body = slowDown('too many requests from this address, slow down', 1_000);
         if (event === 'upgrade') refuseUpgrade(out as Duplex, 429, body);
         else sendJson(out as ServerResponse, 429, body, { Connection: 'close' });
@@ -141,7 +189,7 @@ export class ConnectionCap {
     });
   }
 
-  private admit(socket: Socket, requests: boolean): void {
+  private admit(socket: Socket, book: PaceBook, why: ConnectionRefusal): void {
     if (this.total >= this.limits.total) return this.refuse(socket, 'process');
     const per = this.limits.perAddress;
     const key = per?.keyOf(socket);
@@ -149,7 +197,7 @@ export class ConnectionCap {
       const count = (this.open.get(key) ?? 0) + 1;
       if (count > per.max) return this.refuse(socket, 'address');
       // An address whose requests are spent gets no new connection to send more on.
-      if (requests && !this.limits.requests.book.ready(key, performance.now())) return this.refuse(socket, 'requests');
+      if (!book.ready(key, performance.now())) return this.refuse(socket, why);
       this.open.set(key, count);
     }
     this.total += 1;

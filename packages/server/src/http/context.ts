@@ -12,6 +12,7 @@ import { UNKNOWN_ADDRESS, clientAddress, type AddressHasher } from './client.js'
 import { holdFewReads } from './held.js';
 import type { PaceBook } from './pace.js';
 import type { SendBacklog } from './backlog.js';
+import type { WaitingMessages } from './waiting.js';
 import type { ChatGuard } from '../matching/chat-guard.js';
 import type { RecentStats } from '../ops/recent-stats.js';
 import type { Place } from '../geo/regions.js';
@@ -25,8 +26,12 @@ export interface Context {
   addresses: AddressHasher;
   /** Frames per client address over all its sockets of both services in this process (MESSAGE_RATE_PER_ADDR_PER_SEC). */
   addressPaces: PaceBook;
+  /** Bytes of those frames, likewise (MESSAGE_BYTES_PER_ADDR_PER_SEC). */
+  addressBytes: PaceBook;
   /** Bytes held for clients that do not read, per address and in all (SOCKET_SEND_BUFFER_PER_ADDR_BYTES, SOCKET_SEND_BUFFER_TOTAL_BYTES). */
   sendBacklog: SendBacklog;
+  /** Bytes of messages received and not yet handled, in all (MESSAGE_BYTES_WAITING_TOTAL). */
+  waitingMessages: WaitingMessages;
   /** The chat guards (CHAT_RATE_PER_MIN, CHAT_REPEAT_MAX, CHAT_MASK_WORDS), for chat of every protocol. */
   chatGuard: ChatGuard;
   /** The store's counts, at most ONLINE_CACHE_MS old, for GET /online and /metrics. */
@@ -209,7 +214,7 @@ export async function serveOps(ctx: Context, path: string, res: ServerResponse):
       return true;
     }
     case '/metrics': {
-      const text = await ctx.metrics.registry.metrics();
+      const text = await ctx.metrics.text();
       res.writeHead(200, { 'Content-Type': ctx.metrics.registry.contentType });
       res.end(text);
       return true;

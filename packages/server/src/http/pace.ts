@@ -97,11 +97,11 @@ export class PaceBook {
     this.prune(now);
   }
 
-  /** Take a token for one frame; false when the bucket is empty (the frame is refused). */
-  take(pace: Pace, now: number): boolean {
+  /** Take `n` tokens for one frame (one, or its bytes); false when the bucket has fewer (the frame is refused). */
+  take(pace: Pace, now: number, n = 1): boolean {
     this.refill(pace, now);
-    if (pace.tokens < 1) return false;
-    pace.tokens -= 1;
+    if (pace.tokens < n) return false;
+    pace.tokens -= n;
     return true;
   }
 
@@ -119,6 +119,12 @@ export class PaceBook {
     const taken = this.take(pace, now);
     this.close(key, pace, now);
     return taken;
+  }
+
+  /** Milliseconds until `pace` holds `n` tokens again (0: it does now). */
+  waitFor(pace: Pace, n: number, now: number): number {
+    this.refill(pace, now);
+    return pace.tokens >= n ? 0 : Math.ceil(((Math.min(n, this.burst) - pace.tokens) * 1_000) / this.ratePerSec);
   }
 
   /** Milliseconds until `key` has a token again (0: it has one now). */

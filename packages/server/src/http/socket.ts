@@ -16,6 +16,7 @@ import { originAllowed } from './client.js';
 import { handshakeProblem, type HandshakeProblem } from './handshake.js';
 import { BACKLOG_FLOOR, type SendBacklog } from './backlog.js';
 import { holdFewReads, ownBytes, ownCopy } from './held.js';
+import type { WaitingMessages } from './waiting.js';
 
 export interface SocketLimits {
   maxFrameBytes: number;
@@ -168,7 +169,14 @@ export function upgradeTarget(req: IncomingMessage, socket: Duplex, allowedOrigi
 }
 
 /** What becomes of one frame at the edge, before it is read. */
-type Verdict = 'pass' | 'limited' | 'address-limited' | 'flood';
+type Verdict = 'pass' | 'limited' | 'address-limited' | 'address-bytes-limited' | 'flood';
+
+/** How long a socket whose address is past MESSAGE_BYTES_PER_ADDR_PER_SEC is not read: until the bytes are there again, within these. */
+const BYTES_PAUSE_MIN_MS = 50;
+const BYTES_PAUSE_MAX_MS = 1_000;
+
+/** The bytes of a message as ws hands it over. */
+const rawBytes = (data: RawData): number => (Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength);
 
 export interface SessionSocketHandlers<M> {
   /** Handle one valid message; returns the store's effects. */
@@ -276,7 +284,9 @@ export class SocketEdge<S extends z.ZodType> {
    */
   private readonly paces: PaceBook;
   private readonly addressPaces: PaceBook;
+  private readonly addressBytes: PaceBook;
   private readonly backlog: SendBacklog;
+  private readonly waitingMessages: WaitingMessages;
 
   constructor(
     private readonly channel: Channel,
@@ -290,12 +300,14 @@ export class SocketEdge<S extends z.ZodType> {
     /**
      * What the edges of the process share: the frames of each client address
      * over all its sockets of both services, and the bytes held for clients
-     * that do not read.
+     * that do not read, and the messages waiting to be handled.
      */
-    shared: Pick<Context, 'addressPaces' | 'sendBacklog'>,
+    shared: Pick<Context, 'addressPaces' | 'addressBytes' | 'sendBacklog' | 'waitingMessages'>,
   ) {
     this.addressPaces = shared.addressPaces;
+    this.addressBytes = shared.addressBytes;
     this.backlog = shared.sendBacklog;
+    this.waitingMessages = shared.waitingMessages;
     this.paces = new PaceBook(limits.messageRatePerSec, limits.messageBurst);
     this.wss = new WebSocketServer({
       noServer: true,
@@ -406,6 +418,7 @@ export class SocketEdge<S extends z.ZodType> {
     const opened = performance.now();
     const pace = this.paces.open(session, opened);
     const addrPace = this.addressPaces.open(addr, opened);
+    const addrBytes = this.addressBytes.open(addr, opened);
     // A held socket was opened in the store with its registration already.
     if (!opts.held) {
       enqueue(async () => {
@@ -426,7 +439,7 @@ export class SocketEdge<S extends z.ZodType> {
       this.received.inc();
       // Judged on arrival, not in the queue: a slow store neither stretches the
       // second nor lets refused frames pile up in memory.
-      switch (this.judge(pace, addrPace)) {
+      switch (this.judge(pace, addrPace, addrBytes, rawBytes(data))) {
         case 'pass': {
           // At most MESSAGE_BURST wait; past it the socket is closed (1013) and
           // its session keeps its place (fourth review, legacy finding L1).
@@ -438,8 +451,12 @@ export class SocketEdge<S extends z.ZodType> {
           waiting++;
           // Held as text, not as a view of the read it came in (which may be 64 KiB).
           const text = isBinary ? undefined : messageText(data);
+          const bytes = text?.length ?? 0;
+          // Past MESSAGE_BYTES_WAITING_TOTAL in all, this socket is read no more for now.
+          if (this.waitingMessages.add(bytes, ws)) this.metrics.rejected.inc({ code: 'waiting-full' });
           return enqueue(() => {
             waiting--;
+            this.waitingMessages.done(bytes);
             return this.receive(ws, conn, text);
           });
         }
@@ -449,6 +466,15 @@ export class SocketEdge<S extends z.ZodType> {
         case 'address-limited':
           this.metrics.rejected.inc({ code: 'address-rate-limited' });
           return enqueue(async () => send(errorFrame('rate-limited', 'too many messages from this address, slow down')));
+        case 'address-bytes-limited': {
+          this.metrics.rejected.inc({ code: 'address-bytes-limited' });
+          // And the socket is not read until its address has the bytes again: a
+          // flood of bytes refused one by one still cost the process its reading.
+          const wait = Math.min(BYTES_PAUSE_MAX_MS, Math.max(BYTES_PAUSE_MIN_MS, this.addressBytes.waitFor(addrBytes, rawBytes(data), performance.now())));
+          ws.pause();
+          setTimeout(() => ws.resume(), wait).unref();
+          return enqueue(async () => send(errorFrame('rate-limited', 'too many bytes from this address (MESSAGE_BYTES_PER_ADDR_PER_SEC), slow down')));
+        }
         case 'flood':
           // Nothing more of this socket is read; the close follows the answers
           // already queued (its rate-limited errors among them), in order.
@@ -465,6 +491,7 @@ export class SocketEdge<S extends z.ZodType> {
       const now = performance.now();
       this.paces.close(session, pace, now);
       this.addressPaces.close(addr, addrPace, now);
+      this.addressBytes.close(addr, addrBytes, now);
       this.hub.remove(conn);
       this.handlers.released?.(conn, this.flooded.has(ws));
       if (this.flooded.has(ws)) {
@@ -481,6 +508,7 @@ export class SocketEdge<S extends z.ZodType> {
     };
     ws.on('closing', end);
     ws.on('close', end);
+    ws.on('close', () => this.waitingMessages.forget(ws));
     ws.on('error', (err) => this.log.debug({ err: err.message, channel: this.channel }, 'socket error'));
     return conn;
   }
@@ -535,11 +563,15 @@ export class SocketEdge<S extends z.ZodType> {
    * address's pace: past MESSAGE_FLOOD_PER_SEC frames within a second it is a
    * flood; without a token in either bucket it is refused.
    */
-  private judge(pace: Pace, addrPace: Pace): Verdict {
+  private judge(pace: Pace, addrPace: Pace, addrBytes: Pace, bytes: number): Verdict {
     const now = performance.now();
     if (this.paces.count(pace, now) > this.limits.messageFloodPerSec) return 'flood';
     if (!this.paces.take(pace, now)) return 'limited';
     if (!this.addressPaces.take(addrPace, now)) return 'address-limited';
+    // Bytes too: a message's cost grows with its size and shape (a 16 KB signal
+    // of 3,000 keys took 1 ms to read), so an address's allowance of messages
+    // alone let it keep a core busy (fifth review, finding H2).
+    if (!this.addressBytes.take(addrBytes, now, bytes)) return 'address-bytes-limited';
     return 'pass';
   }
 

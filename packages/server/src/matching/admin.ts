@@ -132,7 +132,7 @@ export class AdminApi {
     if (!/^\s*application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
       return sendJson(res, 415, { status: 'error', message: 'send the body as application/json' });
     }
-    const body = await readBody(req, settings.maxFrameBytes);
+    const body = await readBody(req, settings.maxRequestBodyBytes);
     if (body === undefined) return sendJson(res, 413, { status: 'error', message: 'body too large' });
     let value: unknown;
     try {

@@ -148,7 +148,7 @@ export class MatchingService {
   }
 
   private async registerHttp(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    const body = await readBody(req, this.ctx.settings.maxFrameBytes);
+    const body = await readBody(req, this.ctx.settings.maxRequestBodyBytes);
     if (body === undefined) return sendJson(res, 413, { status: 'error', message: 'body too large' });
     let value: unknown = {};
     if (body.trim() !== '') {

@@ -39,7 +39,6 @@ const DRIP_EVERY_MS = 100;
 const PING_INTERVAL_MS = 200;
 /** A socket that answers no ping is found out at the second sweep after it went quiet. */
 const DEAD_AFTER_MS = 2 * PING_INTERVAL_MS + 2_000;
-const MAX_FRAME_BYTES = 16_384;
 const MAX_CONNECTIONS = 8;
 const REQUEST_RATE = 2;
 const REQUEST_BURST = 5;
@@ -63,7 +62,12 @@ before(async () => {
     startServer(fewConnections),
     startServer({ ...fewConnections, TRUST_PROXY: 'true' }),
     startServer({ MAX_CONNECTIONS: String(MAX_CONNECTIONS) }),
-    startServer({ REQUEST_RATE_PER_ADDR_PER_SEC: String(REQUEST_RATE), REQUEST_BURST_PER_ADDR: String(REQUEST_BURST) }),
+    startServer({
+      REQUEST_RATE_PER_ADDR_PER_SEC: String(REQUEST_RATE),
+      REQUEST_BURST_PER_ADDR: String(REQUEST_BURST),
+      WEB_REQUEST_RATE_PER_ADDR_PER_SEC: String(REQUEST_RATE),
+      WEB_REQUEST_BURST_PER_ADDR: String(2 * REQUEST_BURST),
+    }),
   ]);
 });
 after(async () => {
@@ -302,6 +306,21 @@ describe('requests per address (REQUEST_RATE_PER_ADDR_PER_SEC, REQUEST_BURST_PER
       agent.destroy();
     }
   });
+
+  it(`the web port has a bucket of its own (WEB_REQUEST_RATE_PER_ADDR_PER_SEC, WEB_REQUEST_BURST_PER_ADDR): past its burst (${2 * REQUEST_BURST}) an address gets 429 there, while the services' ports serve it (fifth review, M4)`, async () => {
+    const from = '127.0.0.9';
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (let i = 1; i <= 2 * REQUEST_BURST; i++) assert.equal((await request(`${paced.web}/config.json`, { agent, localAddress: from })).status, 200, `request ${i} of the burst`);
+      const over = await request(`${paced.web}/config.json`, { agent, localAddress: from });
+      assert.equal(over.status, 429, describeResponse(over));
+      assert.equal((await request(`${paced.matching}/pow`, { localAddress: from })).status, 200, "a service's port serves the address");
+      assert.equal((await request(`${paced.web}/config.json`, { localAddress: '127.0.0.10' })).status, 200, 'another address is served');
+      await inLog(paced, /web requests refused: an address is past WEB_REQUEST_RATE_PER_ADDR_PER_SEC/);
+    } finally {
+      agent.destroy();
+    }
+  });
 });
 
 describe('heartbeats (PING_INTERVAL_MS)', () => {
@@ -376,8 +395,8 @@ describe('frames and bodies', () => {
     assert.equal((await request(`${server.matching}/healthz`)).status, 200, 'the process is up');
   });
 
-  it(`a POST /register body larger than MAX_FRAME_BYTES (${MAX_FRAME_BYTES}) gets 413 with the contract's JSON error`, async () => {
-    const res = await request(`${server.matching}/register`, { method: 'POST', body: { name: 'x'.repeat(MAX_FRAME_BYTES) } });
+  it("a POST /register body larger than MAX_REQUEST_BODY_BYTES (4096 by default) gets 413 with the contract's JSON error", async () => {
+    const res = await request(`${server.matching}/register`, { method: 'POST', body: { name: 'x'.repeat(4_096) } });
     assert.equal(res.status, 413, describeResponse(res));
     assert.equal(HttpError.parse(res.json()).status, 'error');
   });
@@ -398,6 +417,15 @@ describe('what the web role sends a browser', () => {
       for (const u of services) assert.ok(connect.includes(u.origin) && connect.includes(`ws://${u.host}`), `${p}: connect-src ${connect.join(' ')}`);
       assert.equal(res.headers['x-content-type-options'], 'nosniff', p);
     }
+  });
+
+  it('a Host header too long for a host name counts as none: it is not copied into the policy and /config.json (fifth review, M4)', async () => {
+    const long = `${'a'.repeat(7_000)}.example`;
+    const res = await request(`${server.web}/config.json`, { headers: { host: long } });
+    assert.equal(res.status, 200, describeResponse(res));
+    const csp = String(res.headers['content-security-policy']);
+    assert.ok(!csp.includes('aaaa') && csp.length < 1_000, `the policy names no such host (${csp.length} characters)`);
+    assert.ok(!res.text.includes('aaaa') && res.text.length < 1_000, `nor does /config.json (${res.text.length} characters)`);
   });
 });
 

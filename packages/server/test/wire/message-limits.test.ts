@@ -85,7 +85,12 @@ for (const store of STORES) {
 
     before(async () => {
       [defaults, shared, slow] = await Promise.all([
-        startServerOn(store, { MESSAGE_RATE_PER_ADDR_PER_SEC: undefined, MESSAGE_BURST_PER_ADDR: undefined }),
+        startServerOn(store, {
+          MESSAGE_RATE_PER_ADDR_PER_SEC: undefined,
+          MESSAGE_BURST_PER_ADDR: undefined,
+          MESSAGE_BYTES_PER_ADDR_PER_SEC: undefined,
+          MESSAGE_BYTES_BURST_PER_ADDR: undefined,
+        }),
         startServerOn(store, {
           TRUST_PROXY: 'true',
           MESSAGE_RATE_PER_SEC: String(ADDR_RATE_PER_SEC),
@@ -194,6 +199,29 @@ for (const store of STORES) {
         await p.b.m.expect('waiting');
       });
     }
+
+    it('an address is counted in bytes too (MESSAGE_BYTES_BURST_PER_ADDR, 1 MiB by default): 120 signals of 12 KB at once get about 1 MiB through, the rest rate-limited (fifth review, H2)', async () => {
+      const p = await pair(defaults);
+      const [ini, res] = [p.initiator, p.responder];
+      res.s = await openSignalling(defaults, res.id, res.token);
+      res.s.send({ event: 'join', room_code: p.room });
+      await res.s.expect('verified');
+      ini.s = await openSignalling(defaults, ini.id, ini.token);
+      ini.s.send({ event: 'join', room_code: p.room });
+      await ini.s.expect('verified');
+      const big = 'x'.repeat(12_000);
+      const n = 120;
+      for (let i = 0; i < n; i++) ini.s.send(candidate(p.room, i, big));
+      const relayed = (): number => res.s!.history.filter((m) => m.event === 'signal').length;
+      const refused = (): AnyEvent[] => ini.s!.history.filter(isRateLimited);
+      const deadline = Date.now() + 2 * WAIT_MS;
+      while (relayed() + refused().length < n && Date.now() < deadline) await sleep(10);
+      const through = relayed();
+      assert.ok(through * big.length <= 1.1 * MIB, `${through} signals of 12 KB got through at once: more than MESSAGE_BYTES_BURST_PER_ADDR`);
+      assert.ok(through * big.length >= 0.8 * MIB, `${through} signals of 12 KB got through: the burst lets about 1 MiB through`);
+      assert.equal(through + refused().length, n, 'every signal refused got rate-limited');
+      for (const e of refused()) assert.match((e as { message: string }).message, /MESSAGE_BYTES_PER_ADDR_PER_SEC/);
+    });
 
     it(`sessions of one address share MESSAGE_RATE_PER_ADDR_PER_SEC: ${SESSIONS_PER_ADDR} sessions with room in their own buckets get no more through than the address's`, async () => {
       const via = from(freshAddress());

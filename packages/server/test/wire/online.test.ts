@@ -88,6 +88,28 @@ describe('GET /online', () => {
     await leaveAll(s);
   });
 
+  it("/metrics renders the process's own metrics (its open files read one by one) at most once per ONLINE_CACHE_MS; Dyad's counters are those of the moment (fifth review, H1)", async () => {
+    const scrape = async (): Promise<{ fds: number; registered: number }> => {
+      const res = await request(`${cached.matching}/metrics`);
+      assert.equal(res.status, 200, describeResponse(res));
+      const fds = /^process_open_fds (\d+)$/m.exec(res.text);
+      assert.ok(fds?.[1] !== undefined, 'process_open_fds is there');
+      let registered = 0;
+      for (const m of res.text.matchAll(/^dyad_registrations_total(?:\{[^}]*\})? (\d+)$/gm)) registered += Number(m[1]);
+      return { fds: Number(fds[1]), registered };
+    };
+    const first = await scrape();
+    // Sockets held open (more open files), and a registration counted.
+    const s = await Promise.all(Array.from({ length: 10 }, () => enter(cached, { mode: 'text' })));
+    try {
+      const second = await scrape();
+      assert.equal(second.fds, first.fds, "within the period: the process's metrics as rendered before");
+      assert.equal(second.registered, first.registered + 10, 'the counters as they are now');
+    } finally {
+      await leaveAll(...s);
+    }
+  });
+
   it('CORS like the other matching endpoints: a listed Origin is echoed, a foreign one refused', async () => {
     const ok = await request(`${fresh.matching}/online`, { headers: { origin: ALLOWED } });
     assert.equal(ok.status, 200, describeResponse(ok));

@@ -30,12 +30,45 @@ export const READ_BLOCK_MS = 1_000;
 const LANE_WAIT_MS = 300;
 /** Cluster slots (every key hashes to one of them). */
 const CLUSTER_SLOTS = 16_384;
+/**
+ * Signals relayed to one stream in one turn go in one entry up to about this
+ * many bytes; more start another. A read of an inbox or a lane (COUNT 256)
+ * is then at most some 16 MiB, whatever a flood put in one turn (security
+ * review, finding X1: a turn's entry of many 15 KB signals made reads of
+ * hundreds of MB, held in Redis's output buffer and the reader's heap).
+ */
+export const RELAY_ENTRY_BYTES = 64 * 1024;
+/** How often a process asks how far behind a stream it relays to is (XLEN), at most. */
+const BACKLOG_ASK_MS = 100;
+/** What one relayed signal counts for besides its data (ids, room code, separators). */
+const RELAY_RECORD_OVERHEAD = 96;
+
+/** The bounds of relaying (RELAY_BYTES_IN_FLIGHT, RELAY_BACKLOG_ENTRIES). */
+export interface RelayLimits {
+  /** Bytes of relayed signals queued or sent to Redis and not yet acknowledged, in all. */
+  bytesInFlight: number;
+  /** Entries waiting to be read in a stream beyond which nothing more is relayed to it. */
+  backlogEntries: number;
+}
+
+/** Why a signal was not relayed: the sender is told, as when Redis refuses a write. */
+const BUSY_MESSAGE = {
+  sending: 'the server is busy relaying signals (RELAY_BYTES_IN_FLIGHT), try again shortly',
+  backlog: "the partner's server is busy reading relayed signals (RELAY_BACKLOG_ENTRIES), try again shortly",
+} as const;
 
 /**
  * What this process knows of a room joined by one of its signalling sockets
  * (lua/effects.ts, route): enough to relay that socket's signals straight to the
  * partner's socket, here or through its process's inbox, without a script.
  */
+interface Batch {
+  proc: string;
+  signals: (Delivery & { signal: SignalText })[];
+  senders: { id: string; conn: string }[];
+  bytes: number;
+}
+
 interface Route {
   room: string;
   id: string;
@@ -105,8 +138,14 @@ export class SignalRelay {
   private readonly laneKeysOf = new Map<string, string[]>();
   /** Per signalling socket here: the room it has joined (applyRoutes). */
   private readonly routes = new Map<string, Route>();
-  /** Signals relayed in this turn, per stream. */
-  private relays = new Map<string, { proc: string; signals: (Delivery & { signal: SignalText })[]; senders: { id: string; conn: string }[] }>();
+  /** Signals relayed in this turn, per stream: the entry being filled. */
+  private relays = new Map<string, Batch>();
+  /** Entries of this turn filled up (RELAY_ENTRY_BYTES), in order: sent before the ones being filled. */
+  private filled: [key: string, batch: Batch][] = [];
+  /** Bytes of relayed signals queued or sent and not yet acknowledged (RelayLimits.bytesInFlight). */
+  private inFlight = 0;
+  /** Per stream relayed to: how many entries it held when last asked (RelayLimits.backlogEntries), when that was asked, and whether it is being asked. */
+  private readonly backlog = new Map<string, { entries: number; askedAt: number; asking: boolean }>();
   private relayTimer: NodeJS.Immediate | undefined;
   /** Per process: does it read relayed records (its heartbeat says), or is that being asked? */
   private readonly readsRelayed = new Map<string, boolean | 'asking'>();
@@ -122,6 +161,7 @@ export class SignalRelay {
     private readonly host: RelayHost,
     laneCount: number,
     connect: () => Connection,
+    private readonly limits: RelayLimits,
   ) {
     this.laneCount = laneCount;
     for (const key of this.laneKeys(host.procId)) {
@@ -145,8 +185,11 @@ export class SignalRelay {
     if (r?.pconn === undefined || r.proc === undefined || r.room !== room || r.id !== id || (type !== 'candidate' && !r.ans)) return undefined;
     const d: Delivery = { to: r.peer, channel: 'signalling', conn: r.pconn, signal: { room_code: room, from: id, type, data } };
     if (r.proc !== this.host.procId) {
-      this.relay(r.proc, d, conn);
-      return emptyEffects();
+      const busy = this.relay(r.proc, d, conn);
+      if (!busy) return emptyEffects();
+      const fx = emptyEffects();
+      fx.deliver.push({ to: id, channel: 'signalling', conn, msg: { event: 'error', code: 'rate-limited', message: BUSY_MESSAGE[busy] } });
+      return fx;
     }
     // The partner's socket is here: deliver it now, if it is still in the room (else the script decides).
     return this.relayable(d) === 'deliver' ? { ...emptyEffects(), deliver: [d] } : undefined;
@@ -204,17 +247,51 @@ export class SignalRelay {
    * has none), sent before anything else this process sends Redis (the store
    * flushes first), so they keep their place among this process's transitions.
    */
-  private relay(proc: string, d: Delivery & { signal: SignalText }, fromConn: string): void {
+  private relay(proc: string, d: Delivery & { signal: SignalText }, fromConn: string): keyof typeof BUSY_MESSAGE | undefined {
     const s = d.signal;
     const key = this.laneCount > 0 ? this.laneFor(proc, s.room_code) : this.inboxOf(proc);
+    // Bounded, not queued without end (security review, finding X1): what
+    // Redis has not acknowledged yet, and what the partner's process has not read.
+    const bytes = s.data.length + RELAY_RECORD_OVERHEAD;
+    if (this.inFlight + bytes > this.limits.bytesInFlight) return 'sending';
+    const backlog = this.backlog.get(key);
+    if (backlog && backlog.entries > this.limits.backlogEntries) {
+      this.askBacklog(key);
+      return 'backlog';
+    }
     let batch = this.relays.get(key);
+    if (batch && batch.bytes + bytes > RELAY_ENTRY_BYTES) {
+      this.filled.push([key, batch]);
+      batch = undefined;
+    }
     if (!batch) {
-      batch = { proc, signals: [], senders: [] };
+      batch = { proc, signals: [], senders: [], bytes: 0 };
       this.relays.set(key, batch);
     }
     batch.signals.push(d);
     batch.senders.push({ id: s.from, conn: fromConn });
+    batch.bytes += bytes;
+    this.inFlight += bytes;
     this.relayTimer ??= setImmediate(() => this.flush());
+    return undefined;
+  }
+
+  /** Ask how many entries a stream relayed to holds: one question at a time per stream, at most every BACKLOG_ASK_MS. */
+  private askBacklog(key: string): void {
+    const now = performance.now();
+    let b = this.backlog.get(key);
+    if (!b) this.backlog.set(key, (b = { entries: 0, askedAt: -Infinity, asking: false }));
+    if (b.asking || now - b.askedAt < BACKLOG_ASK_MS) return;
+    b.asking = true;
+    b.askedAt = now;
+    const known = b;
+    this.host.client.xlen(key).then(
+      (n) => {
+        known.entries = n;
+        known.asking = false;
+      },
+      () => (known.asking = false),
+    );
   }
 
   /** Send the queued relayed signals, one entry per stream. */
@@ -223,13 +300,19 @@ export class SignalRelay {
     this.relayTimer = undefined;
     if (this.relays.size === 0) return;
     const writes: Promise<unknown>[] = [];
-    for (const [key, batch] of this.relays) {
+    for (const [key, batch] of [...this.filled, ...this.relays]) {
       // Through a lane: the receiver carries it out only after the last entry this process's transitions wrote to its inbox.
       const after = this.laneCount > 0 ? this.caused.get(batch.proc) : undefined;
       const fields = this.takesRecords(batch.proc)
         ? [...(after ? [RELAYED_AFTER, after] : []), RELAYED, relayedText(batch.signals)]
         : [SCRIPT_ENTRY, relayedJson(batch.signals, after)];
-      const write = this.host.client.xadd(key, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', ...fields).then(
+      const sent = this.host.client.xadd(key, 'NOMKSTREAM', 'MAXLEN', '~', INBOX_MAXLEN, '*', ...fields);
+      this.askBacklog(key);
+      const settled = (): void => {
+        this.inFlight -= batch.bytes;
+      };
+      sent.then(settled, settled);
+      const write = sent.then(
         (id) => {
           // The partner's process is gone for good (its inbox expired): the reaper has its sessions.
           if (id !== null) return;
@@ -237,6 +320,7 @@ export class SignalRelay {
           this.caused.delete(batch.proc);
           this.laneKeysOf.delete(batch.proc);
           this.readsRelayed.delete(batch.proc);
+          this.backlog.delete(key);
         },
         (err: unknown) => {
           // Not written: the senders hear of it, as for any store call that fails.
@@ -253,6 +337,7 @@ export class SignalRelay {
     // A new map, not clear(), as the edges' corked sockets (http/socket.ts,
     // flush): a cleared map's old table would keep every later one's signals.
     this.relays = new Map();
+    this.filled = [];
     // Written from the check phase: sent now, not a turn later.
     this.host.turns.flush();
     if (writes.length === 0) return;

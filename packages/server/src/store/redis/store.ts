@@ -75,6 +75,10 @@ export interface RedisStoreOptions extends StoreOptions {
   touchIntervalMs?: number;
   /** On a Cluster, relay streams per process, spread over the slot space (REDIS_RELAY_LANES); 0: through the inbox. @default 0 */
   relayLanes?: number;
+  /** Bytes of relayed signals sent to Redis and not yet acknowledged, at most (RELAY_BYTES_IN_FLIGHT). @default 4 MiB */
+  relayBytesInFlight?: number;
+  /** Entries waiting in another process's inbox or lane past which no signal is relayed to it (RELAY_BACKLOG_ENTRIES). @default 2_048 */
+  relayBacklogEntries?: number;
   log?: Logger;
 }
 
@@ -253,7 +257,10 @@ export class RedisStore implements Store {
       closed: () => this.closed,
     };
     const lanes = opts.cluster ? Math.max(0, Math.floor(opts.relayLanes ?? 0)) : 0;
-    this.relay = new SignalRelay(host, lanes, () => connect({ ...common, maxRetriesPerRequest: null }));
+    this.relay = new SignalRelay(host, lanes, () => connect({ ...common, maxRetriesPerRequest: null }), {
+      bytesInFlight: opts.relayBytesInFlight ?? 4 * 1024 * 1024,
+      backlogEntries: opts.relayBacklogEntries ?? 2_048,
+    });
     this.inbox = new Inbox(
       { client: this.client, relay: this.relay, emit: (fx) => this.emit(fx), closed: () => this.closed },
       this.reader,

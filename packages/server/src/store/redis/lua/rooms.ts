@@ -247,9 +247,20 @@ local function tryPair(s, entering)
       if checked >= CFG.scan then break end
     end
   end
-  for n, k in ipairs(sources) do
-    if not whole[n] then
-      for _, id in ipairs(redis.call('ZRANDMEMBER', k, CFGS.sample)) do consider(id) end
+  -- The random sample is shared by the sets too large to read whole: each
+  -- read candidate is a session loaded, and a seeker naming ten interests
+  -- that a crowd accepting nobody also names made 160 loads an attempt, some
+  -- 2-3 ms of Redis a \`next\` (fifth review, finding X2).
+  local sampled = 0
+  for n in ipairs(sources) do
+    if not whole[n] then sampled = sampled + 1 end
+  end
+  if sampled > 0 then
+    local each = fmt(math.max(2, math.ceil(CFG.sample / sampled)))
+    for n, k in ipairs(sources) do
+      if not whole[n] then
+        for _, id in ipairs(redis.call('ZRANDMEMBER', k, each)) do consider(id) end
+      end
     end
   end
   for _, id in ipairs(rest) do consider(id) end
