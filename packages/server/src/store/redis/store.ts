@@ -44,6 +44,7 @@ import { Recovery, attachArgs, type Pending, type Profile } from './recovery.js'
 import { SocketCounts } from './sockets.js';
 import * as moderation from './moderation.js';
 import { newRoomCode, newSessionId as newId } from '../../core/ids.js';
+import { onceEvery } from '../../ops/once-every.js';
 import { KEPT_ITEM_OVERHEAD_BYTES } from '../../core/frames.js';
 
 /** A Redis node's address, as REDIS_CLUSTER_NODES lists them. */
@@ -138,6 +139,8 @@ export class RedisStore implements Store {
   private functions = false;
   /** The load of the library and scripts under way, if any (reload). */
   private loading: Promise<void> | undefined;
+  /** Warnings that an outage repeats for every message, written once a minute at most. */
+  private readonly warnings = onceEvery(60_000);
   /** Signals relayed without a script, and the relay lanes of a Cluster (./relay.ts). */
   private readonly relay: SignalRelay;
   /** This process's inbox and its reader (./inbox.ts). */
@@ -847,7 +850,10 @@ export class RedisStore implements Store {
     // Only chat and signals are kept for an absent member; the rest is told again on resumption.
     if (args) {
       this.exec('undelivered', now, args, { detached: true }).catch((err: unknown) =>
-        this.log?.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not keep an undelivered message'),
+        // Once a minute at most: while Redis is away every message to a closed socket fails so (a review counted 60,000 lines in a run).
+        this.warnings('undelivered', (times) =>
+          this.log?.warn({ err: err instanceof Error ? err.message : String(err), times }, 'could not keep undelivered messages (times: since the last such line)'),
+        ),
       );
     }
     return emptyEffects();
