@@ -201,19 +201,13 @@ for (const store of STORES) {
     }
 
     it('an address is counted in bytes too (MESSAGE_BYTES_BURST_PER_ADDR, 1 MiB by default): 120 signals of 12 KB at once get about 1 MiB through, the rest rate-limited (fifth review, H2)', async () => {
-      const p = await pair(defaults);
-      const [ini, res] = [p.initiator, p.responder];
-      res.s = await openSignalling(defaults, res.id, res.token);
-      res.s.send({ event: 'join', room_code: p.room });
-      await res.s.expect('verified');
-      ini.s = await openSignalling(defaults, ini.id, ini.token);
-      ini.s.send({ event: 'join', room_code: p.room });
-      await ini.s.expect('verified');
+      const p = await pairJoined(defaults);
+      const [ini, res] = [p.initiator.s!, p.responder.s!];
       const big = 'x'.repeat(12_000);
       const n = 120;
-      for (let i = 0; i < n; i++) ini.s.send(candidate(p.room, i, big));
-      const relayed = (): number => res.s!.history.filter((m) => m.event === 'signal').length;
-      const refused = (): AnyEvent[] => ini.s!.history.filter(isRateLimited);
+      for (let i = 0; i < n; i++) ini.send(candidate(p.room, i, big));
+      const relayed = (): number => res.history.filter((m) => m.event === 'signal').length;
+      const refused = (): AnyEvent[] => ini.history.filter(isRateLimited);
       const deadline = Date.now() + 2 * WAIT_MS;
       while (relayed() + refused().length < n && Date.now() < deadline) await sleep(10);
       const through = relayed();
