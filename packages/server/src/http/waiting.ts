@@ -22,8 +22,10 @@ export class WaitingMessages {
   /** A message of `n` bytes from `socket` waits: true when that stops the socket's reads for now. */
   add(n: number, socket: Pausable): boolean {
     this.bytes += n;
-    if (this.bytes <= this.maxBytes || this.paused.has(socket)) return false;
+    if (this.bytes <= this.maxBytes) return false;
+    // Paused again even if already listed: something else (the byte limit's timer) may have resumed it.
     socket.pause();
+    if (this.paused.has(socket)) return false;
     this.paused.add(socket);
     return true;
   }
