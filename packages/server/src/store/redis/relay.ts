@@ -57,11 +57,7 @@ const BUSY_MESSAGE = {
   backlog: "the partner's server is busy reading relayed signals (RELAY_BACKLOG_ENTRIES), try again shortly",
 } as const;
 
-/**
- * What this process knows of a room joined by one of its signalling sockets
- * (lua/effects.ts, route): enough to relay that socket's signals straight to the
- * partner's socket, here or through its process's inbox, without a script.
- */
+/** The signals of one stream entry being filled in this turn: for which process, from which senders, and their bytes (RELAY_ENTRY_BYTES). */
 interface Batch {
   proc: string;
   signals: (Delivery & { signal: SignalText })[];
@@ -69,6 +65,11 @@ interface Batch {
   bytes: number;
 }
 
+/**
+ * What this process knows of a room joined by one of its signalling sockets
+ * (lua/effects.ts, route): enough to relay that socket's signals straight to the
+ * partner's socket, here or through its process's inbox, without a script.
+ */
 interface Route {
   room: string;
   id: string;
