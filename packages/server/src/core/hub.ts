@@ -7,6 +7,10 @@ import type { Clock, TimerHandle } from './clock.js';
 import { signalFrame } from './frames.js';
 import type { Channel, Delivery, Effects, Pairing, Store, TimerOrder } from '../store/store.js';
 import type { DisconnectReason } from '@dyad/protocol';
+import { onceEvery } from '../ops/once-every.js';
+
+/** A timer's failure of one kind (the store away, say, fails every timer alike) is logged at most this often, with how many times. */
+const TIMER_FAILURE_LOG_EVERY_MS = 60_000;
 
 /** A socket as the hub sees it: the edges adapt `ws` to this. */
 export interface Connection {
@@ -32,6 +36,8 @@ export class Hub {
   /** Matching sockets here whose session is in a room, and when their TURN credentials were issued (renewIce). */
   private readonly iceIssued = new Map<Connection, number>();
   private closed = false;
+
+  private readonly timerFailures = onceEvery(TIMER_FAILURE_LOG_EVERY_MS);
 
   constructor(
     readonly store: Store,
@@ -152,7 +158,8 @@ export class Hub {
               : await this.store.onSignallingGraceExpired(t.id, t.conn ?? '', now);
       await this.run(fx);
     } catch (err) {
-      this.log.error({ err, timer: t.kind }, 'timer failed');
+      const kind = err instanceof Error ? err.name : 'error';
+      this.timerFailures(`${t.kind} ${kind}`, (times) => this.log.error({ err, timer: t.kind, times }, 'timer failed (times: since the last such line)'));
     }
   }
 

@@ -17,6 +17,7 @@ import { handshakeProblem, type HandshakeProblem } from './handshake.js';
 import { BACKLOG_FLOOR, type SendBacklog } from './backlog.js';
 import { holdFewReads, ownBytes, ownCopy } from './held.js';
 import type { WaitingMessages } from './waiting.js';
+import { onceEvery } from '../ops/once-every.js';
 
 export interface SocketLimits {
   maxFrameBytes: number;
@@ -669,10 +670,12 @@ export function onUpgrade(
   log: Logger,
   handle: (req: IncomingMessage, socket: Duplex, head: Buffer) => Promise<void>,
 ): void {
+  // An upgrade's failure of one kind (the store away fails every one alike) is logged once a minute at most, with how many times.
+  const failures = onceEvery(60_000);
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => socket.destroy());
     handle(req, socket, head).catch((err: unknown) => {
-      log.error({ err }, 'upgrade failed');
+      failures(err instanceof Error ? err.name : 'error', (times) => log.error({ err, times }, 'upgrade failed (times: since the last such line)'));
       if (socket.writable) refuseUpgrade(socket, 503, { status: 'error', message: 'service unavailable' });
     });
   });
