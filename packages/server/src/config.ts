@@ -68,9 +68,9 @@ export interface Settings {
   webRequestRatePerAddrPerSec: number;
   /** ...and at once. @default 500 */
   webRequestBurstPerAddr: number;
-  /** Bytes of WebSocket messages one client address may send per second over all its sockets (a token bucket). @default 131072 */
+  /** Bytes of WebSocket messages one client address may send per second over all its sockets (a token bucket). @default 262144 */
   messageBytesPerAddrPerSec: number;
-  /** ...and at once, before that rate applies: at least MAX_FRAME_BYTES. @default 1048576 */
+  /** ...and at once, before that rate applies: at least MAX_FRAME_BYTES. @default 4194304, or 2 x SIGNAL_BUFFER x MAX_FRAME_BYTES when larger */
   messageBytesBurstPerAddr: number;
   /** Origins accepted on upgrades and CORS (http/https only); empty: http(s) pages on the same loopback host as the request, any port. Required when HOST is not loopback. */
   allowedOrigins: string[];
@@ -700,8 +700,9 @@ export function loadSettings(env: Env = process.env): Settings {
   if (settings.socketSendBufferTotalBytes < settings.socketSendBufferPerAddrBytes) {
     throw new ConfigError('SOCKET_SEND_BUFFER_TOTAL_BYTES', `must not be below SOCKET_SEND_BUFFER_PER_ADDR_BYTES (${settings.socketSendBufferPerAddrBytes})`);
   }
-  settings.messageBytesPerAddrPerSec = integer(env, 'MESSAGE_BYTES_PER_ADDR_PER_SEC', 131_072, 1);
-  settings.messageBytesBurstPerAddr = integer(env, 'MESSAGE_BYTES_BURST_PER_ADDR', Math.max(1_048_576, settings.maxFrameBytes), 1);
+  settings.messageBytesPerAddrPerSec = integer(env, 'MESSAGE_BYTES_PER_ADDR_PER_SEC', 262_144, 1);
+  // By default a room's worth of kept signals from both sides passes at once (SIGNAL_BUFFER of MAX_FRAME_BYTES each), whatever they are set to.
+  settings.messageBytesBurstPerAddr = integer(env, 'MESSAGE_BYTES_BURST_PER_ADDR', Math.max(4 * 1_048_576, 2 * settings.signalBuffer * settings.maxFrameBytes), 1);
   if (settings.messageBytesBurstPerAddr < settings.maxFrameBytes) {
     throw new ConfigError('MESSAGE_BYTES_BURST_PER_ADDR', `must not be below MAX_FRAME_BYTES (${settings.maxFrameBytes}): a message of that size must pass`);
   }
