@@ -64,9 +64,9 @@ export interface Settings {
    * A registration is a few hundred bytes with its proof of work. @default 4096
    */
   maxRequestBodyBytes: number;
-  /** HTTP requests per client address per second on the web role's port (a token bucket). @default 50 */
+  /** HTTP requests per client address per second on the web role's port (a token bucket). @default 100 */
   webRequestRatePerAddrPerSec: number;
-  /** ...and at once. @default 500 */
+  /** ...and at once. @default 2000 */
   webRequestBurstPerAddr: number;
   /** Bytes of WebSocket messages one client address may send per second over all its sockets (a token bucket). @default 262144 */
   messageBytesPerAddrPerSec: number;
@@ -599,8 +599,8 @@ export function loadSettings(env: Env = process.env): Settings {
     relayBacklogEntries: integer(env, 'RELAY_BACKLOG_ENTRIES', 2_048, 1),
     messageBytesWaitingTotal: integer(env, 'MESSAGE_BYTES_WAITING_TOTAL', 64 * 1024 * 1024, 65_536),
     maxRequestBodyBytes: integer(env, 'MAX_REQUEST_BODY_BYTES', 4_096, 1_024),
-    webRequestRatePerAddrPerSec: integer(env, 'WEB_REQUEST_RATE_PER_ADDR_PER_SEC', 50, 1),
-    webRequestBurstPerAddr: integer(env, 'WEB_REQUEST_BURST_PER_ADDR', 500, 1),
+    webRequestRatePerAddrPerSec: integer(env, 'WEB_REQUEST_RATE_PER_ADDR_PER_SEC', 100, 1),
+    webRequestBurstPerAddr: integer(env, 'WEB_REQUEST_BURST_PER_ADDR', 2_000, 1),
     // Behind the one-origin proxy the pages come from PUBLIC_URL, unless told otherwise.
     allowedOrigins: allowedOrigins.length > 0 ? allowedOrigins.map((o) => new URL(o).origin) : publicUrl ? [publicUrl] : [],
     turnUrls,
