@@ -61,6 +61,28 @@ describe('request bodies', () => {
     });
   }
 
+  it('the Transfer-Encoding line is refused as it comes, before the parser reads on: headers not yet complete, the line cut across two writes', async () => {
+    const { hostname, port } = new URL(server.matching);
+    const answer = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      const socket = net.connect(Number(port), hostname, () => {
+        socket.write(`POST /register HTTP/1.1\r\nHost: ${hostname}:${port}\r\nTransfer-Enc`);
+        setTimeout(() => socket.write('oding: chunked\r\n'), 50);
+      });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`no answer while the headers are incomplete; got ${JSON.stringify(got)}`));
+      }, 2_000);
+      socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(got);
+      });
+      socket.on('error', () => undefined);
+    });
+    assert.match(answer, /^HTTP\/1\.1 411 /, 'answered 411 and closed, its headers never complete');
+  });
+
   it('a registration body past MAX_REQUEST_BODY_BYTES (4096 by default) gets 413; one within is read', async () => {
     const big = await request(`${server.matching}/register`, { method: 'POST', body: { mode: 'text', interests: ['x'], pad: 'y'.repeat(5_000) } });
     assert.equal(big.status, 413, describeResponse(big));
