@@ -130,9 +130,7 @@ export class PaceBook {
   /** Milliseconds until `key` has a token again (0: it has one now). */
   waitMs(key: string, now: number): number {
     const pace = this.paces.get(key);
-    if (!pace) return 0;
-    this.refill(pace, now);
-    return pace.tokens >= 1 ? 0 : Math.ceil(((1 - pace.tokens) * 1_000) / this.ratePerSec);
+    return pace ? this.waitFor(pace, 1, now) : 0;
   }
 
   /** Count one frame in the current one-second window; returns the count so far. */

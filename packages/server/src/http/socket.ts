@@ -440,7 +440,8 @@ export class SocketEdge<S extends z.ZodType> {
       this.received.inc();
       // Judged on arrival, not in the queue: a slow store neither stretches the
       // second nor lets refused frames pile up in memory.
-      switch (this.judge(pace, addrPace, addrBytes, rawBytes(data))) {
+      const size = rawBytes(data);
+      switch (this.judge(pace, addrPace, addrBytes, size)) {
         case 'pass': {
           // At most MESSAGE_BURST wait; past it the socket is closed (1013) and
           // its session keeps its place (fourth review, legacy finding L1).
@@ -452,12 +453,11 @@ export class SocketEdge<S extends z.ZodType> {
           waiting++;
           // Held as text, not as a view of the read it came in (which may be 64 KiB).
           const text = isBinary ? undefined : messageText(data);
-          const bytes = text?.length ?? 0;
           // Past MESSAGE_BYTES_WAITING_TOTAL in all, this socket is read no more for now.
-          if (this.waitingMessages.add(bytes, ws)) this.metrics.rejected.inc({ code: 'waiting-full' });
+          if (this.waitingMessages.add(size, ws)) this.metrics.rejected.inc({ code: 'waiting-full' });
           return enqueue(() => {
             waiting--;
-            this.waitingMessages.done(bytes);
+            this.waitingMessages.done(size);
             return this.receive(ws, conn, text);
           });
         }
@@ -471,7 +471,7 @@ export class SocketEdge<S extends z.ZodType> {
           this.metrics.rejected.inc({ code: 'address-bytes-limited' });
           // And the socket is not read until its address has the bytes again: a
           // flood of bytes refused one by one still cost the process its reading.
-          const wait = Math.min(BYTES_PAUSE_MAX_MS, Math.max(BYTES_PAUSE_MIN_MS, this.addressBytes.waitFor(addrBytes, rawBytes(data), performance.now())));
+          const wait = Math.min(BYTES_PAUSE_MAX_MS, Math.max(BYTES_PAUSE_MIN_MS, this.addressBytes.waitFor(addrBytes, size, performance.now())));
           ws.pause();
           setTimeout(() => ws.resume(), wait).unref();
           return enqueue(async () => send(errorFrame('rate-limited', 'too many bytes from this address (MESSAGE_BYTES_PER_ADDR_PER_SEC), slow down')));

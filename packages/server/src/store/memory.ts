@@ -252,10 +252,8 @@ const error = (code: ErrorCode, message: string, extra?: { until: number }): Ser
 export class MemoryStore implements Store {
   private readonly sessions = new Map<string, Session>();
   private readonly rooms = new Map<string, Room>();
-  /** Waiting sessions per mode, oldest first (insertion order). */
-  private readonly pool: Record<Mode, Set<string>> = { video: new Set(), text: new Set() };
-  /** The same sessions, by what narrows each: where an attempt looks. */
-  private readonly poolIndex: Record<Mode, PoolIndex> = { video: new PoolIndex(), text: new PoolIndex() };
+  /** Waiting sessions per mode, in pool order, indexed by what narrows each (pool-index.ts): where an attempt looks. */
+  private readonly pool: Record<Mode, PoolIndex> = { video: new PoolIndex(), text: new PoolIndex() };
   /** The place in pool order of the last session to enter it. */
   private poolSeq = 0;
   private readonly byAddr = new Map<string, Set<string>>();
@@ -351,8 +349,7 @@ export class MemoryStore implements Store {
     s.waitingSince = now;
     this.unpool(s);
     s.poolSeq = ++this.poolSeq;
-    this.pool[s.mode].add(s.id);
-    this.poolIndex[s.mode].add(s);
+    this.pool[s.mode].add(s);
     this.send(fx, s, 'matching', { event: 'waiting' });
     if (narrows(s) && this.opts.interestTimeoutMs > 0) {
       fx.timers.push({ kind: 'interest', id: s.id, delayMs: this.opts.interestTimeoutMs });
@@ -361,7 +358,7 @@ export class MemoryStore implements Store {
   }
 
   private unpool(s: Session): void {
-    if (this.pool[s.mode].delete(s.id)) this.poolIndex[s.mode].delete(s);
+    this.pool[s.mode].delete(s);
   }
 
   private tryPair(fx: Effects, s: Session, now: number): void {
@@ -373,7 +370,7 @@ export class MemoryStore implements Store {
       return c?.state === 'waiting' ? c : undefined;
     };
     const runOut = (id: string): boolean => now - (waiting(id)?.enteredAt ?? now) >= this.opts.interestTimeoutMs;
-    const sources = this.poolIndex[s.mode].sources(s, narrows(s) && !runOut(s.id));
+    const sources = this.pool[s.mode].sources(s, narrows(s) && !runOut(s.id));
     for (const id of inPoolOrder(sources, (id) => waiting(id)?.poolSeq, runOut)) {
       if (++looked > MAX_LOOKED_PER_ATTEMPT) break;
       if (id === s.id) continue;
@@ -1196,7 +1193,7 @@ export class MemoryStore implements Store {
   async stats(): Promise<StoreStats> {
     const waiting = (mode: Mode): number => {
       let n = 0;
-      for (const id of this.pool[mode]) if (this.sessions.get(id)?.mConn !== undefined) n++;
+      for (const id of this.pool[mode].all) if (this.sessions.get(id)?.mConn !== undefined) n++;
       return n;
     };
     return {

@@ -61,6 +61,8 @@ export interface Sources {
  * fixed at registration, and only whether that still holds changes with time.
  */
 export class PoolIndex {
+  /** Every waiting session of the mode, in pool order. */
+  readonly all = new Set<string>();
   private readonly plain = new Set<string>();
   private readonly narrowing = new Set<string>();
   private readonly interest = new Keyed();
@@ -69,6 +71,7 @@ export class PoolIndex {
   private readonly place = new Keyed();
 
   add(c: Pooled): void {
+    this.all.add(c.id);
     if (!narrows(c)) this.plain.add(c.id);
     else this.narrowing.add(c.id);
     for (const i of c.interests) this.interest.add(i, c.id);
@@ -78,13 +81,16 @@ export class PoolIndex {
     if (c.area !== undefined) this.place.add(c.area, c.id);
   }
 
-  delete(c: Pooled): void {
+  /** Take `c` out; false when it was not in. */
+  delete(c: Pooled): boolean {
+    if (!this.all.delete(c.id)) return false;
     if (!this.plain.delete(c.id)) this.narrowing.delete(c.id);
     for (const i of c.interests) this.interest.delete(i, c.id);
     if (c.lang !== undefined) this.lang.delete(c.lang, c.id);
     if (c.wants !== undefined) this.wants.delete(c.wants, c.id);
     if (c.country !== undefined) this.place.delete(c.country, c.id);
     if (c.area !== undefined) this.place.delete(c.area, c.id);
+    return true;
   }
 
   /**

@@ -148,7 +148,7 @@ interface Snapshot {
 interface MemoryInternals {
   sessions: Map<string, MemorySession>;
   rooms: Map<string, MemoryRoom>;
-  pool: Record<Mode, Set<string>>;
+  pool: Record<Mode, { all: Set<string> }>;
   addrBlocks: Map<string, number>;
 }
 
@@ -201,7 +201,7 @@ function memorySnapshot(store: MemoryStore, now: number): Snapshot {
   }
   const pool = { video: [] as string[], text: [] as string[] };
   for (const mode of MODES) {
-    for (const id of mem.pool[mode]) {
+    for (const id of mem.pool[mode].all) {
       const s = mem.sessions.get(id);
       if (!s || s.state !== 'waiting') faults.push(`pool ${mode} holds ${id}, which is ${s ? s.state : 'gone'}`);
       else if (s.mConn !== undefined) pool[mode].push(id);

@@ -301,7 +301,7 @@ export class SignalRelay {
     this.relayTimer = undefined;
     if (this.relays.size === 0) return;
     const writes: Promise<unknown>[] = [];
-    for (const [key, batch] of [...this.filled, ...this.relays]) {
+    for (const [key, batch] of this.filled.length > 0 ? [...this.filled, ...this.relays] : this.relays) {
       // Through a lane: the receiver carries it out only after the last entry this process's transitions wrote to its inbox.
       const after = this.laneCount > 0 ? this.caused.get(batch.proc) : undefined;
       const fields = this.takesRecords(batch.proc)
