@@ -23,7 +23,7 @@ import { Workers } from './lib/loadgen.js';
 import { runModel } from './lib/model.js';
 import { runPairing } from './lib/pairing.js';
 import { runRedisWork } from './lib/redis-work.js';
-import { assertBuilt, REPO_ROOT, useServerEntry } from './lib/procs.js';
+import { addServerEnv, assertBuilt, REPO_ROOT, useServerEntry } from './lib/procs.js';
 import { RELAY_TARGETS, runRelay, type RelayTarget } from './lib/relay.js';
 import { arrivalBlock, markdown, plots, targets, textSummary, type Results, type RunMeta } from './lib/report.js';
 import { runSoak } from './lib/soak.js';
@@ -59,6 +59,8 @@ const USAGE = `usage: npm run bench -- [options]
   --relay-targets L  relay servers: ${RELAY_TARGETS.join(',')}
   --redis-log        log Redis commands after each Redis measurement (default in the full profile)
   --server FILE      server entry to run (default packages/server/dist/main.js), for A/B runs
+  --server-env LIST  NAME=VALUE pairs, comma-separated, added to every Dyad process's
+                     environment, for A/B runs of a setting (WS_NO_BUFFER_UTIL=1, say)
   --render FILE      measure nothing: render a saved results.json (plots, report, --doc) again
 `;
 
@@ -72,6 +74,7 @@ interface Options {
   soakSeconds?: number;
   cpuProf: boolean;
   server?: string;
+  serverEnv?: Record<string, string>;
   stores?: TopologyName[];
   rates?: number[];
   relayTargets?: RelayTarget[];
@@ -104,6 +107,7 @@ function parseOptions(argv: string[]): Options {
       'relay-targets': { type: 'string' },
       'redis-log': { type: 'boolean' },
       server: { type: 'string' },
+      'server-env': { type: 'string' },
       render: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -130,6 +134,14 @@ function parseOptions(argv: string[]): Options {
   if (v['soak-seconds'] !== undefined) {
     o.soakSeconds = Number(v['soak-seconds']);
     if (!(o.soakSeconds >= 5)) throw new Error('--soak-seconds must be at least 5');
+  }
+  if (v['server-env'] !== undefined) {
+    o.serverEnv = {};
+    for (const pair of v['server-env'].split(',')) {
+      const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
+      if (!m) throw new Error(`--server-env takes NAME=VALUE pairs, not ${JSON.stringify(pair)}`);
+      o.serverEnv[m[1]!] = m[2]!;
+    }
   }
   if (v.stores !== undefined) o.stores = listOf('--stores', v.stores, TOPOLOGIES);
   if (v['relay-targets'] !== undefined) o.relayTargets = listOf('--relay-targets', v['relay-targets'], RELAY_TARGETS);
@@ -198,6 +210,7 @@ async function main(): Promise<void> {
     return;
   }
   if (opts.server) useServerEntry(opts.server);
+  if (opts.serverEnv) addServerEnv(opts.serverEnv);
   assertBuilt();
   const profile = structuredClone(PROFILES[opts.quick ? 'quick' : 'full']);
   if (opts.workers) profile.workers = opts.workers;

@@ -186,13 +186,20 @@ export function useServerEntry(file: string): void {
   serverEntry = path.resolve(file);
 }
 
+let extraEnv: Record<string, string> = {};
+
+/** Add to every Dyad process's environment (an A/B comparison of a setting, say). */
+export function addServerEnv(env: Readonly<Record<string, string>>): void {
+  extraEnv = { ...extraEnv, ...env };
+}
+
 export function assertBuilt(): void {
   assertEntryBuilt(serverEntry);
 }
 
 /** Start one Dyad process and wait for its `<role> listening on` lines. */
 export async function startDyad(opts: DyadOptions): Promise<DyadProcess> {
-  const env = serverEnv(LOAD_ENV, opts.env);
+  const env = serverEnv({ ...LOAD_ENV, ...extraEnv }, opts.env);
   if (opts.roles) env.ROLES = opts.roles.join(',');
   const nodeArgs: string[] = [];
   if (opts.inspect) nodeArgs.push('--inspect=127.0.0.1:0');
