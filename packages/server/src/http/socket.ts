@@ -1,7 +1,7 @@
 // One WebSocket of a session, on either service: rate limits, edge
 // validation, in-order handling, and the close rules of the contract.
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { Writable, type Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { CloseCode, parseMessage, type ErrorCode } from '@dyad/protocol';
 import type { z } from 'zod';
@@ -102,6 +102,24 @@ function holdOwnBytes(ws: WebSocket): void {
   if (receiver._buffers) holdFewReads(receiver._buffers);
   if (receiver._mask) receiver._mask = ownCopy(receiver._mask);
   if (receiver._fragments) ownBytes(receiver._fragments);
+}
+
+/**
+ * ws ends a socket's receiver when the client's side ends, and again when the
+ * connection closes: on every clean close, that second `end()` made Node build
+ * an ERR_STREAM_ALREADY_FINISHED error, stack trace and all, that nobody sees
+ * (about 5 µs, 1.8% of a Redis arrival's profile). The receiver's `end` then
+ * does nothing once it has ended; a call with a callback still goes through.
+ */
+function endOnce(this: Writable, ...args: unknown[]): Writable {
+  if (args.length === 0 && this.writableEnded) return this;
+  return (Writable.prototype.end as (...a: unknown[]) => Writable).apply(this, args);
+}
+
+/** Give `ws`'s receiver an `end` that a second call leaves alone (endOnce). */
+export function endReceiverOnce(ws: WebSocket): void {
+  const receiver = (ws as unknown as { _receiver?: Writable })._receiver;
+  if (receiver) receiver.end = endOnce as Writable['end'];
 }
 
 /** A text message's characters (ws hands a message over as one or more Buffers). */
@@ -373,6 +391,7 @@ export class SocketEdge<S extends z.ZodType> {
     this.coalesce(socket);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.transports.set(ws, socket);
+      endReceiverOnce(ws);
       // After ws has read each chunk (its listener came first).
       socket.on('data', () => holdOwnBytes(ws));
       this.alive.set(ws, true);
