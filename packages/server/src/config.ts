@@ -3,6 +3,7 @@
 // (PROTOCOL.md, "Services, ports, configuration").
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { getHeapStatistics } from 'node:v8';
 import { LEGACY_PROTOCOLS, type LegacyProtocol } from '@dyad/protocol';
 import { isLoopbackHost } from './http/client.js';
 
@@ -696,7 +697,10 @@ export function loadSettings(env: Env = process.env): Settings {
   if (settings.socketSendBufferPerAddrBytes < settings.socketSendBufferBytes) {
     throw new ConfigError('SOCKET_SEND_BUFFER_PER_ADDR_BYTES', `must not be below SOCKET_SEND_BUFFER_BYTES (${settings.socketSendBufferBytes})`);
   }
-  settings.socketSendBufferTotalBytes = integer(env, 'SOCKET_SEND_BUFFER_TOTAL_BYTES', 64 * settings.socketSendBufferBytes, 1);
+  // By default no more than an eighth of the heap: 128 MiB of small writes held for clients that
+  // do not read, with the connections' own memory, took a 256 MB heap to its end (sixth review, S1).
+  const sendBudget = Math.min(64 * settings.socketSendBufferBytes, Math.floor(getHeapStatistics().heap_size_limit / 8));
+  settings.socketSendBufferTotalBytes = integer(env, 'SOCKET_SEND_BUFFER_TOTAL_BYTES', Math.max(settings.socketSendBufferPerAddrBytes, sendBudget), 1);
   if (settings.socketSendBufferTotalBytes < settings.socketSendBufferPerAddrBytes) {
     throw new ConfigError('SOCKET_SEND_BUFFER_TOTAL_BYTES', `must not be below SOCKET_SEND_BUFFER_PER_ADDR_BYTES (${settings.socketSendBufferPerAddrBytes})`);
   }

@@ -14,7 +14,7 @@ import { PaceBook, type Pace } from './pace.js';
 import { requestUrl, type Context, type Refusal } from './context.js';
 import { originAllowed } from './client.js';
 import { handshakeProblem, type HandshakeProblem } from './handshake.js';
-import { BACKLOG_FLOOR, type SendBacklog } from './backlog.js';
+import { BACKLOG_FLOOR, CORKED_BYTES_MAX, heldBytes, SEND_WRITE_COST_BYTES, type SendBacklog } from './backlog.js';
 import { holdFewReads, ownBytes, ownCopy } from './held.js';
 import type { WaitingMessages } from './waiting.js';
 import { onceEvery } from '../ops/once-every.js';
@@ -297,6 +297,8 @@ export class SocketEdge<S extends z.ZodType> {
   private readonly transports = new WeakMap<WebSocket, Duplex>();
   /** Sockets corked in this turn of the event loop, uncorked together at its end. */
   private corked = new Set<Duplex>();
+  /** What the writes held by the cork cost, as heldBytes counts them (CORKED_BYTES_MAX). */
+  private corkedBytes = 0;
   /**
    * Frames of each session on this channel, whichever of its sockets sent
    * them: a reopened socket carries on with the same bucket (finding W2).
@@ -564,12 +566,14 @@ export class SocketEdge<S extends z.ZodType> {
    */
   private coalesce(socket: Duplex): void {
     if (this.corked.has(socket)) return;
+    // (After an early flush (write) a second one may be due this turn: it finds what was corked since.)
     if (this.corked.size === 0) setImmediate(this.flush);
     socket.cork();
     this.corked.add(socket);
   }
 
   private readonly flush = (): void => {
+    this.corkedBytes = 0;
     for (const socket of this.corked) socket.uncork();
     // A new set, not clear(): V8 leaves a cleared set's old table pointing at
     // its new one, so one table that was ever promoted would keep every later
@@ -609,7 +613,8 @@ export class SocketEdge<S extends z.ZodType> {
    * What counts is what earlier turns of the event loop left unwritten:
    * ws.bufferedAmount is the TCP socket's writableLength (writes held by the
    * cork included, and a write the kernel took only in part, until all of it
-   * is through) plus what ws keeps back itself. So it is looked at before a
+   * is through) plus what ws keeps back itself; the budgets add the cost of
+   * each write still queued (heldBytes). So it is looked at before a
    * socket's first write of a turn: the writes of the turn itself (a batch of
    * relayed signals, the items kept for a join) are held by the cork, not
    * refused by the client, and are counted from the next turn on if the
@@ -619,8 +624,10 @@ export class SocketEdge<S extends z.ZodType> {
     if (ws.readyState !== ws.OPEN) return false;
     const transport = this.transports.get(ws);
     if (transport && this.corked.has(transport)) return true;
-    const held = ws.bufferedAmount;
-    if (held > this.limits.socketSendBufferBytes) return this.overflow(ws, 'send-buffer-full');
+    const unwritten = ws.bufferedAmount;
+    if (unwritten > this.limits.socketSendBufferBytes) return this.overflow(ws, 'send-buffer-full');
+    // The budgets count what it costs the heap: small messages cost more than their bytes.
+    const held = heldBytes(unwritten, transport);
     // A reader keeping up holds a write or two and is not counted.
     if (held < BACKLOG_FLOOR) {
       this.backlog.drop(ws);
@@ -641,8 +648,12 @@ export class SocketEdge<S extends z.ZodType> {
   private write(ws: WebSocket, addr: string, text: string): void {
     if (!this.writable(ws, addr)) return;
     const transport = this.transports.get(ws);
-    if (transport) this.coalesce(transport);
+    if (!transport) return void ws.send(text);
+    this.coalesce(transport);
     ws.send(text);
+    // Two writes: the frame's header and its text.
+    this.corkedBytes += text.length + 2 * SEND_WRITE_COST_BYTES;
+    if (this.corkedBytes > CORKED_BYTES_MAX) this.flush();
   }
 
   /**
