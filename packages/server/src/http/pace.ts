@@ -161,6 +161,11 @@ export class PaceBook {
     return i;
   }
 
+  /** Let go of the keys idle long enough to be as new (also done as sockets open and close; this is for a quiet process). */
+  sweep(now: number): void {
+    this.prune(now);
+  }
+
   private prune(now: number): void {
     for (let i = 0; i < this.idle.length; i++) {
       const queue = this.idle[i]!;

@@ -101,6 +101,19 @@ describe('PaceBook', () => {
     assert.equal(book.size, 1);
   });
 
+  it('sweep lets go of the keys gone quiet with no socket opening or closing after them (a quiet process)', () => {
+    const book = new PaceBook(100, 200); // full again 2 s after the last frame
+    for (const key of ['a', 'b', 'c']) {
+      const pace = book.open(key, 0);
+      takeMany(book, pace, 200, 0);
+      book.close(key, pace, 0);
+    }
+    book.sweep(1_000);
+    assert.equal(book.size, 3, 'kept while their buckets refill');
+    book.sweep(2_000);
+    assert.equal(book.size, 0);
+  });
+
   it('counts frames per one-second window for the flood rule', () => {
     const book = new PaceBook(100, 200);
     const pace = book.open('s', 0);

@@ -90,4 +90,16 @@ describe('WindowLimiter', () => {
     assert.equal(limiter.size, 1_000);
     await assert.rejects(limiter.consume('addr-49999'), (r) => r instanceof RateLimiterRes, 'a key held is still counted');
   });
+
+  it('lets go of ended windows on a quiet process too, without a new key to make room for (its own timer, unref-ed)', async () => {
+    let now = 0;
+    const limiter = new WindowLimiter(3, 0.05, () => now); // 50 ms windows, swept every 50 ms
+    for (const key of ['a', 'b', 'c']) await limiter.consume(key);
+    assert.equal(limiter.size, 3);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    assert.equal(limiter.size, 3, 'not ended by its own clock: kept');
+    now = 50;
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    assert.equal(limiter.size, 0, 'ended: gone, with nothing else asked of the limiter');
+  });
 });
