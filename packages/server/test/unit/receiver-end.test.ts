@@ -1,41 +1,55 @@
-// ws ends a socket's receiver twice on a clean close (on the client's end,
-// then on the close); http/socket.ts endReceiverOnce keeps the second call
-// from making Node build an error nobody sees. Real sockets on loopback.
+// On a clean close ws ends a socket's receiver twice (on the client's end,
+// then on the close) and its TCP connection twice (on the close handshake,
+// then on the client's end); http/socket.ts endOnceEach keeps each second
+// call from making Node build an error nobody sees. Real sockets on loopback.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
+import { Duplex, Writable } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { endReceiverOnce } from '../../src/http/socket.js';
+import { endOnceEach } from '../../src/http/socket.js';
+
+interface LateEnds {
+  receiver: number;
+  transport: number;
+}
 
 /**
  * Open and cleanly close `n` sockets against a server that applies `prepare`
- * to each; count the receivers' `end()` calls made by Node's own
- * Writable.prototype.end after the receiver had already ended.
+ * to each; count the `end()` calls that reached Node's own Writable.end on a
+ * receiver or a server-side connection that had already ended.
  */
-async function endsAfterEnded(n: number, prepare: (ws: WebSocket) => void): Promise<number> {
+async function endsAfterEnded(n: number, prepare: (ws: WebSocket, transport: Duplex) => void): Promise<LateEnds> {
   const http: Server = createServer();
   const wss = new WebSocketServer({ noServer: true });
   const receivers = new WeakSet<object>();
+  const transports = new WeakSet<object>();
   const closed: Array<Promise<unknown>> = [];
   http.on('upgrade', (req, socket, head) => {
     wss.handleUpgrade(req, socket, head, (ws) => {
       receivers.add((ws as unknown as { _receiver: object })._receiver);
-      prepare(ws);
+      transports.add(socket);
+      prepare(ws, socket);
       closed.push(once(ws, 'close'));
     });
   });
   http.listen(0, '127.0.0.1');
   await once(http, 'listening');
   const port = (http.address() as AddressInfo).port;
+  // Node's Writable.end, which a receiver runs as its own and a TCP connection
+  // through Duplex's copy of it (net.Socket's end calls Duplex.prototype.end).
   const end = Writable.prototype.end;
-  let late = 0;
-  Writable.prototype.end = function (this: Writable, ...args: unknown[]) {
-    if (receivers.has(this) && this.writableEnded) late++;
+  const duplexEnd = Duplex.prototype.end;
+  const late: LateEnds = { receiver: 0, transport: 0 };
+  const spy = function (this: Writable, ...args: unknown[]) {
+    if (this.writableEnded && receivers.has(this)) late.receiver++;
+    if (this.writableEnded && transports.has(this)) late.transport++;
     return (end as (...a: unknown[]) => Writable).apply(this, args);
-  } as Writable['end'];
+  };
+  Writable.prototype.end = spy as Writable['end'];
+  Duplex.prototype.end = spy as Duplex['end'];
   try {
     for (let i = 0; i < n; i++) {
       const client = new WebSocket(`ws://127.0.0.1:${port}`);
@@ -46,18 +60,21 @@ async function endsAfterEnded(n: number, prepare: (ws: WebSocket) => void): Prom
     await Promise.all(closed);
   } finally {
     Writable.prototype.end = end;
+    Duplex.prototype.end = duplexEnd;
     wss.close();
     http.close();
   }
   return late;
 }
 
-describe("ws's receiver on a clean close", () => {
-  it('is ended twice by ws itself (the premise: if this fails, ws no longer does it and endReceiverOnce can go)', async () => {
-    assert.ok((await endsAfterEnded(5, () => {})) >= 5);
+describe('a clean close', () => {
+  it('ends the receiver and the connection twice each in ws itself (the premise: if this fails, ws no longer does it and endOnceEach can go)', async () => {
+    const late = await endsAfterEnded(5, () => {});
+    assert.ok(late.receiver >= 5, `receiver: ${late.receiver}`);
+    assert.ok(late.transport >= 5, `transport: ${late.transport}`);
   });
 
-  it('with endReceiverOnce, the second end reaches Node no more', async () => {
-    assert.equal(await endsAfterEnded(5, endReceiverOnce), 0);
+  it('with endOnceEach, no second end reaches Node', async () => {
+    assert.deepEqual(await endsAfterEnded(5, endOnceEach), { receiver: 0, transport: 0 });
   });
 });
