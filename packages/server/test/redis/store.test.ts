@@ -674,6 +674,74 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.deepEqual(ended(), ['skip']);
   });
 
+  it('signals another process relays straight to a joined socket whose process\'s heartbeat lapsed (its socket stayed) still reach it after the heal, and its own go straight again (sixth review, R1)', async () => {
+    const p = prefix();
+    const { a, b } = await watched(p);
+    const { x, y, room } = await roomAcross(a, b);
+    const candidates = (on: Proc, conn: string): string[] =>
+      on.received(conn).flatMap((m) => (m.event === 'signal' && m.type === 'candidate' ? [String((m.data as { candidate: string }).candidate)] : []));
+    // a's heartbeat is missing for a moment; nobody takes it for dead, and its next beat heals.
+    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+    await a.store.heartbeat();
+    // b kept its route to x's socket: y's candidates go straight into a's inbox, and are x's.
+    for (const c of ['c0', 'c1', 'c2']) await b.store.signal(y.id, 'sb', room, 'candidate', JSON.stringify({ candidate: c }), Date.now());
+    await eventually(async () => (candidates(a, 'sa').length === 3 ? true : undefined), `x given y's candidates (got ${JSON.stringify(candidates(a, 'sa'))})`);
+    assert.deepEqual(candidates(a, 'sa'), ['c0', 'c1', 'c2']);
+    // And a relays x's candidates without a script again: the heal gave its routes back.
+    const fcalls = async (): Promise<number> => Number(/calls=(\d+)/.exec((await redis.admin.info('commandstats')).split('\n').find((l) => l.startsWith('cmdstat_fcall:')) ?? '')?.[1] ?? 0);
+    await eventually(async () => {
+      const before = await fcalls();
+      await a.store.signal(x.id, 'sa', room, 'candidate', JSON.stringify({ candidate: 'x0' }), Date.now());
+      return (await fcalls()) === before ? true : undefined;
+    }, "x's candidate relayed without a script");
+    await eventually(async () => (candidates(b, 'sb').includes('x0') ? true : undefined), 'y has it');
+  });
+
+  it('a room that ends while a member\'s process\'s heartbeat is missing (its sockets stayed) is told there by the heal: the end on both sockets, then idle (sixth review, R2)', async () => {
+    const p = prefix();
+    const { a, b } = await watched(p);
+    const { x, y } = await roomAcross(a, b);
+    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+    // Meanwhile y leaves: what x would be told is not sent to a, which counts as away.
+    await b.store.next(y.id, 'cb', Date.now());
+    const before = { m: a.received('ca').length, s: a.received('sa').length };
+    await sleep(100);
+    assert.equal(a.received('ca').length, before.m);
+    // a was only slow: its next beat heals, and x's sockets, which stayed, hear what they missed.
+    await a.store.heartbeat();
+    const told = await eventually(async () => {
+      const m = a.received('ca').slice(before.m).map((e) => (e.event === 'peer-disconnected' ? `peer-disconnected ${e.reason}` : e.event));
+      return m.includes('idle') ? m : undefined;
+    }, 'x told on matching that its room ended');
+    assert.deepEqual(told, ['peer-disconnected skip', 'idle']);
+    await eventually(async () => (a.received('sa').slice(before.s).some((e) => e.event === 'peer-disconnected') ? true : undefined), 'x told on signalling');
+    for (const field of ['mx', 'news', 'sjn']) assert.equal(await redis.admin.hget(`${p}{dyad}:s:${x.id}`, field), null, `${field}: told once`);
+    // A later lapse and heal tell nothing again.
+    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+    await a.store.heartbeat();
+    await sleep(100);
+    assert.deepEqual(a.received('ca').slice(before.m).map((e) => e.event), ['peer-disconnected', 'idle']);
+  });
+
+  it('the leaver\'s own matching socket, on a process whose heartbeat was missing when its signalling socket elsewhere left, is told idle by the heal (sixth review, R2)', async () => {
+    const p = prefix();
+    const { a, b } = await watched(p);
+    const { x, matched } = await pairAcross(a, b);
+    const room = matched.room_code;
+    // x's signalling socket is on b; its matching socket stays on a.
+    await b.store.attachSignalling(x.id, x.token, 'sx', Date.now());
+    await b.store.join(x.id, 'sx', room, Date.now());
+    await redis.admin.del(`${p}{dyad}:hb:${a.store.procId}`);
+    const before = a.received('ca').length;
+    await b.store.leave(x.id, 'sx', room, Date.now());
+    await eventually(async () => (b.received('cb').some((e) => e.event === 'peer-disconnected') ? true : undefined), 'y told x left');
+    await sleep(100);
+    assert.equal(a.received('ca').length, before, 'not sent to a, which counts as away');
+    await a.store.heartbeat();
+    await eventually(async () => (a.received('ca').slice(before).some((e) => e.event === 'idle') ? true : undefined), 'x told idle by the heal');
+    assert.deepEqual(a.received('ca').slice(before).map((e) => e.event), ['idle']);
+  });
+
   it('a line that reached a socket just before it dropped, still untrimmed when the client resumes elsewhere, is told again (at least once) unless the resumption names it (chat_seen)', async () => {
     for (const naming of [false, true]) {
       const p = prefix();

@@ -210,8 +210,8 @@ export class Recovery {
     if (this.healing) return;
     this.healing = true;
     const { exec, emit, inbox, relay, sockets, log } = this.host;
-    // What this process knew of rooms may be stale now: its signals go through the scripts until its sockets join again.
-    relay.clearRoutes();
+    // What this process knew of rooms may be stale now: its signals go through the scripts until the heal gives their routes back.
+    relay.clearRoutes(true);
     try {
       log?.warn({ lost, sessions: this.local.size }, lost ? 'redis lost its data: restoring sessions' : 'heartbeat lapsed: re-announcing sockets');
       if (lost) {

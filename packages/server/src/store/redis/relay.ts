@@ -139,6 +139,15 @@ export class SignalRelay {
   private readonly laneKeysOf = new Map<string, string[]>();
   /** Per signalling socket here: the room it has joined (applyRoutes). */
   private readonly routes = new Map<string, Route>();
+  /**
+   * The rooms of sockets here whose routes a heal cleared (clearRoutes), until
+   * a join, an end or a close says otherwise: enough to know that a signal
+   * another process relays to such a socket is for the room it is in. Those
+   * processes kept their routes to it, and were relaying straight to it; the
+   * signals were dropped as for an ended room, with no word to anyone, for the
+   * rest of the room (sixth review, finding R1).
+   */
+  private readonly cleared = new Map<string, string>();
   /** Signals relayed in this turn, per stream: the entry being filled. */
   private relays = new Map<string, Batch>();
   /** Entries of this turn filled up (RELAY_ENTRY_BYTES), in order: sent before the ones being filled. */
@@ -204,13 +213,15 @@ export class SignalRelay {
    * had not heard yet: the script would have refused it).
    */
   relayable(d: Delivery): 'deliver' | 'elsewhere' | 'ended' {
-    if (this.routes.get(d.conn)?.room === d.signal?.room_code) return 'deliver';
+    const room = this.routes.get(d.conn)?.room ?? this.cleared.get(d.conn);
+    if (room !== undefined && room === d.signal?.room_code) return 'deliver';
     return this.host.holdsSignalling(d.to, d.conn) ? 'ended' : 'elsewhere';
   }
 
   /** Apply the route items of an inbox entry (lua/effects.ts, route), for sockets still here. */
   applyRoutes(items: RouteItem[]): void {
     for (const it of items) {
+      if (it.k === 'j' || (it.k === 'e' && this.cleared.get(it.conn) === it.room)) this.cleared.delete(it.conn);
       if (it.k === 'j') {
         if (!it.id || !it.peer) continue;
         this.routes.set(it.conn, { room: it.room, id: it.id, peer: it.peer, ini: it.ini === true, ans: it.ans === true, proc: it.proc, pconn: it.pconn });
@@ -230,10 +241,18 @@ export class SignalRelay {
   /** A signalling socket here has closed. */
   forgetRoute(conn: string): void {
     this.routes.delete(conn);
+    this.cleared.delete(conn);
   }
 
-  /** What this process knew of rooms may be stale (a heal, a shutdown): its signals go through the scripts until its sockets join again. */
-  clearRoutes(): void {
+  /**
+   * What this process knew of rooms may be stale (a heal, a shutdown): its
+   * signals go through the scripts until its sockets join again, or a heal
+   * gives their routes back. After a heal, what other processes relay to a
+   * socket here for the room it was in is still delivered (cleared).
+   */
+  clearRoutes(heal: boolean): void {
+    if (heal) for (const [conn, r] of this.routes) this.cleared.set(conn, r.room);
+    else this.cleared.clear();
     this.routes.clear();
   }
 

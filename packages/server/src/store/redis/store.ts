@@ -886,7 +886,7 @@ export class RedisStore implements Store {
     try {
       await this.exec('release', now, []);
       this.recovery.clear();
-      this.relay.clearRoutes();
+      this.relay.clearRoutes(false);
       // Its timers would outlive the process: the reaper ends these grace periods instead.
       return emptyEffects();
     } catch (err) {

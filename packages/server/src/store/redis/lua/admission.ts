@@ -216,6 +216,8 @@ end
 -- the first open enters the pool; a resumption is told its state (and not the
 -- kept lines of room seenRoom up to seenSeq: it has them).
 local function tellState(s, seenRoom, seenSeq)
+  -- Told afresh here: nothing is left for a heal to tell (effects.ts, send).
+  if s.mx then drop(s, 'mx') end
   if s.st == 'registered' then
     -- Registered in an earlier call (register), it waited for this socket.
     if not s.fresh then redis.call('ZREM', P .. '${KEY.pendingRegistrations}', s.id) end

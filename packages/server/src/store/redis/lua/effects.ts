@@ -41,7 +41,18 @@ local INDEX = {matching = '${KEY.matchingHeld}', signalling = '${KEY.signallingH
 local function send(s, ch, msg)
   local f = SLOT[ch]
   local conn, proc = s[f[1]], s[f[2]]
-  if not conn or not alive(proc) then return false end
+  if not conn then return false end
+  if not alive(proc) then
+    -- Its process's heartbeat is missing. Its matching socket may stay there
+    -- (the heartbeat was late, the process paused): the heal then tells it
+    -- where it stands (mx), or it would never hear of what it missed, a room
+    -- ended meanwhile above all (sixth review, finding R2).
+    if ch == 'matching' and not s.mx and not s.ending then
+      s.mx = '1'
+      redis.call('HSET', P .. '${KEY.session}' .. s.id, 'mx', '1')
+    end
+    return false
+  end
   local t = target(proc)
   t.d[#t.d + 1] = {to = s.id, channel = ch, conn = conn, msg = msg}
   return true

@@ -363,7 +363,8 @@ local function endRoom(ender, reason)
   tellKept(partner)
   if send(partner, 'matching', news) then put(partner, {'st', 'idle'}) else put(partner, {'st', 'idle', 'news', reason}) end
   if joined then
-    send(partner, 'signalling', news)
+    -- Its process's heartbeat missing, the socket may stay there: the heal tells it then (sjn).
+    if not send(partner, 'signalling', news) and partner.sc then put(partner, {'sjn', reason}) end
     route(partner, {k = 'e', room = room.code})
   elseif away then
     put(partner, {'sjn', reason})
@@ -514,13 +515,19 @@ end
 -- back): routes for the processes holding both joined sockets, so that from
 -- now on each relays its member's signals straight to the other's, and the
 -- signals kept for s handed over.
-local function inRoom(s, room)
+-- The routes of s's socket joined in room (relay.ts): its own, with where its
+-- peer's joined socket is, and its peer's, with where s's is.
+local function joinedRoutes(s, room)
   local code, id = room.code, s.id
   local peerId = room.a == id and room.b or room.a
   local peer = load(peerId)
   local present = peer and peer.sj == code and peer.sc and alive(peer.sp)
   route(s, {k = 'j', room = code, id = id, peer = peerId, ini = room.ini == id, ans = room.ans == '1', proc = present and peer.sp or nil, pconn = present and peer.sc or nil})
   if present then route(peer, {k = 'p', room = code, proc = s.sp, pconn = s.sc}) end
+end
+
+local function inRoom(s, room)
+  joinedRoutes(s, room)
   handKept(s, room)
   -- Handed over: no copy of them is left for a heal to drop (takeInFlight).
   drop(s, 'tn|signalling')

@@ -527,17 +527,40 @@ for _, e in ipairs(cjson.decode(A[2])) do
         if s.news then send(s, 'matching', gone(s.news)) end
         drop(s, 'news')
       end
-    elseif e.m and s.mc == e.m and s.mp == ME and s.kcb then
+    elseif e.m and s.mc == e.m and s.mp == ME then
       -- Its socket stayed, but chat was kept for it while this process's
       -- heartbeat was missing (and all later lines behind it): told now, in
       -- order, while it is still in that room; the lines of a room it has
       -- left since (told waiting or idle) are not shown.
-      if s.st == 'matched' and s.kcr == s.room then flushKeptChat(s) else dropKeptChat(s) end
+      if s.kcb then
+        if s.st == 'matched' and s.kcr == s.room then flushKeptChat(s) else dropKeptChat(s) end
+      end
+      -- And what else it missed meanwhile (mx): where it stands now, as a
+      -- resumption is told, its room's end first. In a room, it was told the
+      -- room (nobody is paired with a socket of a process taken for absent).
+      if s.mx then
+        drop(s, 'mx')
+        if s.st == 'waiting' then
+          send(s, 'matching', {event = 'waiting'})
+        elseif s.st ~= 'matched' then
+          if s.news then send(s, 'matching', gone(s.news)) end
+          drop(s, 'news')
+          send(s, 'matching', {event = 'idle'})
+        end
+      end
     end
-    -- The same for the signals kept for its joined socket that stayed.
+    -- The same for its joined socket that stayed: the signals kept for it,
+    -- and its routes (cleared by this heal: relay.ts) given back; or the end
+    -- of its room, if it ended meanwhile (sjn).
     if e.s and s.sc == e.s and s.sp == ME and s.sj and s.sj == s.room then
       local room = loadRoom(s.sj)
-      if room then tellKeptSignals(s, room) end
+      if room then
+        tellKeptSignals(s, room)
+        joinedRoutes(s, room)
+      end
+    elseif e.s and s.sc == e.s and s.sp == ME and s.sjn then
+      if not s.room then send(s, 'signalling', gone(s.sjn)) end
+      drop(s, 'sjn')
     end
     if e.s and not s.sc and (not s.sg or s.sg == e.s) then
       clearGrace(s, 'signalling')
