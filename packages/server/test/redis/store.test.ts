@@ -71,6 +71,19 @@ async function takeForDead(p: string, a: Proc, b: Proc): Promise<void> {
   await b.store.reap(Date.now());
 }
 
+/** Redis's count of function calls (FCALL) so far. */
+const fcalls = async (): Promise<number> =>
+  Number(/calls=(\d+)/.exec((await redis.admin.info('commandstats')).split('\n').find((l) => l.startsWith('cmdstat_fcall:')) ?? '')?.[1] ?? 0);
+
+/** `send` (a signal) ends up relayed without a script: Redis ran no function for it (tried until it does). */
+async function relayedWithoutScript(send: () => Promise<unknown>, what: string): Promise<void> {
+  await eventually(async () => {
+    const before = await fcalls();
+    await send();
+    return (await fcalls()) === before ? true : undefined;
+  }, `${what} relayed without a script`);
+}
+
 type Session = Awaited<ReturnType<Proc['session']>>;
 
 /** x (socket ca) on a and y (cb) on b, paired, each told `matched` (y's is returned: the room, and whether y initiates). */
@@ -641,12 +654,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     assert.equal(await redis.admin.llen(`${p}{dyad}:rk:${room}:${x.id}`), 0);
     assert.equal(Number((await redis.admin.get(`${p}{dyad}:kept`)) ?? 0), 0, 'the bytes kept for x were given back');
     // b relays to x's socket without a script again: a later candidate goes straight into a's inbox.
-    const fcalls = async (): Promise<number> => Number(/calls=(\d+)/.exec((await redis.admin.info('commandstats')).split('\n').find((l) => l.startsWith('cmdstat_fcall:')) ?? '')?.[1] ?? 0);
-    await eventually(async () => {
-      const before = await fcalls();
-      await b.store.signal(y.id, 'sb', room, 'candidate', JSON.stringify({ candidate: 'c2' }), Date.now());
-      return (await fcalls()) === before ? true : undefined;
-    }, 'a candidate relayed without a script');
+    await relayedWithoutScript(() => b.store.signal(y.id, 'sb', room, 'candidate', JSON.stringify({ candidate: 'c2' }), Date.now()), 'a candidate');
     await eventually(async () => (candidates().at(-1) === 'c2' ? true : undefined), 'x has it');
     assert.deepEqual(candidates().slice(0, 2), ['c0', 'c1'], 'the kept ones first, in order');
   });
@@ -688,12 +696,7 @@ describe('Redis store', { timeout: 60_000 }, () => {
     await eventually(async () => (candidates(a, 'sa').length === 3 ? true : undefined), `x given y's candidates (got ${JSON.stringify(candidates(a, 'sa'))})`);
     assert.deepEqual(candidates(a, 'sa'), ['c0', 'c1', 'c2']);
     // And a relays x's candidates without a script again: the heal gave its routes back.
-    const fcalls = async (): Promise<number> => Number(/calls=(\d+)/.exec((await redis.admin.info('commandstats')).split('\n').find((l) => l.startsWith('cmdstat_fcall:')) ?? '')?.[1] ?? 0);
-    await eventually(async () => {
-      const before = await fcalls();
-      await a.store.signal(x.id, 'sa', room, 'candidate', JSON.stringify({ candidate: 'x0' }), Date.now());
-      return (await fcalls()) === before ? true : undefined;
-    }, "x's candidate relayed without a script");
+    await relayedWithoutScript(() => a.store.signal(x.id, 'sa', room, 'candidate', JSON.stringify({ candidate: 'x0' }), Date.now()), "x's candidate");
     await eventually(async () => (candidates(b, 'sb').includes('x0') ? true : undefined), 'y has it');
   });
 
