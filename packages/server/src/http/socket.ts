@@ -472,9 +472,14 @@ export class SocketEdge<S extends z.ZodType> {
       const size = rawBytes(data);
       switch (this.judge(pace, addrPace, addrBytes, size)) {
         case 'pass': {
-          // At most MESSAGE_BURST wait; past it the socket is closed (1013) and
-          // its session keeps its place (fourth review, legacy finding L1).
-          if (waiting >= this.limits.messageBurst) {
+          // At most MESSAGE_BURST and a second's MESSAGE_RATE_PER_SEC wait; past
+          // it the socket is closed (1013) and its session keeps its place
+          // (fourth review, legacy finding L1). No more can pass the pace
+          // within one second, so a flood, whatever the store's speed, meets
+          // MESSAGE_FLOOD_PER_SEC (1008) first: at MESSAGE_BURST alone, a
+          // flood on a loaded Redis got 1013 when the burst still waited and
+          // the pace had refilled a token or two.
+          if (waiting >= this.limits.messageBurst + this.limits.messageRatePerSec) {
             this.metrics.rejected.inc({ code: 'backlog' });
             backlogged = true;
             return void ws.close(CloseCode.tryAgain, 'too many messages waiting');

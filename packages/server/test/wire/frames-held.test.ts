@@ -221,11 +221,16 @@ describe('what a socket holds of a message still coming in', { timeout: 120_000 
       raw.socket.destroy();
     });
 
-    it('past MESSAGE_BURST messages waiting, the socket is closed with 1013', async () => {
+    it('past MESSAGE_BURST and a second of MESSAGE_RATE_PER_SEC messages waiting (300), the socket is closed with 1013', async () => {
       const raw = await unregistered();
-      await write(raw.socket, Buffer.concat(Array.from({ length: 200 }, () => frame(TEXT, true, '{}'))));
-      // The pace gives a token back every 10 ms: the next message passes it, and finds 200 waiting.
+      const frames = (n: number): Buffer => Buffer.concat(Array.from({ length: n }, () => frame(TEXT, true, '{}')));
+      await write(raw.socket, frames(200));
+      // The pace gives a token back every 10 ms: a second later, 100 more pass it, in a new flood window.
+      await sleep(1_050);
+      await write(raw.socket, frames(100));
       await sleep(50);
+      assert.doesNotMatch(raw.read(), closeFrameWith(1013), '300 may wait');
+      // The next message passes the pace, and finds 300 waiting.
       await write(raw.socket, frame(TEXT, true, '{}'));
       await raw.until(closeFrameWith(1013), 'a close with 1013');
       raw.socket.destroy();
