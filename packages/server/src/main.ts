@@ -66,6 +66,8 @@ const timeoutCheckMs = (httpTimeoutMs: number): number => Math.max(50, Math.min(
 
 /** Connections refused by a connection limit are logged at most this often, per limit. */
 const CONNECTION_WARNING_EVERY_MS = 60_000;
+/** How often the per-address paces let go of keys gone quiet when nothing else makes them look. */
+const PACE_SWEEP_MS = 30_000;
 /** Per limit that turns connections or requests away: its code in dyad_rejected_total, its setting, and what the log says. */
 const REFUSALS: Record<ConnectionRefusal, { code: string; limit: string; warning: string }> = {
   address: { code: 'too-many-connections', limit: 'MAX_CONNECTIONS_PER_ADDR', warning: 'new connections refused: an address holds MAX_CONNECTIONS_PER_ADDR' },
@@ -179,6 +181,12 @@ async function main(): Promise<void> {
   metrics.watchAddresses('web-requests', webRequestPaces);
   metrics.watchAddresses('messages', ctx.addressPaces);
   metrics.watchAddresses('message-bytes', ctx.addressBytes);
+  // Keys gone quiet are let go as others come and go, and on a quiet process too (sixth review, S2).
+  const perAddress = [requestPaces, webRequestPaces, ctx.addressPaces, ctx.addressBytes];
+  setInterval(() => {
+    const now = performance.now();
+    for (const book of perAddress) book.sweep(now);
+  }, PACE_SWEEP_MS).unref();
   // Once a minute at most for each: a full process turns everyone away, and an address at its limit may be an attack.
   const warnings = onceEvery(CONNECTION_WARNING_EVERY_MS);
   const warnOnce = (key: string, fields: object, message: string): void => warnings(key, () => log.warn(fields, message));

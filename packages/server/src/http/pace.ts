@@ -75,7 +75,7 @@ export class PaceBook {
 
   /** A socket of `key` opened: its pace, shared with every other socket of the key, past and present. */
   open(key: string, now: number): Pace {
-    this.prune(now);
+    this.sweep(now);
     let pace = this.paces.get(key);
     if (!pace) this.paces.set(key, (pace = new Pace(this.burst, now)));
     if (pace.queue >= 0) {
@@ -94,7 +94,7 @@ export class PaceBook {
       pace.queue = this.queueFor(pace, now);
       this.idle[pace.queue]!.set(key, now);
     }
-    this.prune(now);
+    this.sweep(now);
   }
 
   /** Take `n` tokens for one frame (one, or its bytes); false when the bucket has fewer (the frame is refused). */
@@ -161,12 +161,8 @@ export class PaceBook {
     return i;
   }
 
-  /** Let go of the keys idle long enough to be as new (also done as sockets open and close; this is for a quiet process). */
+  /** Let go of the keys idle long enough to be as new: as sockets open and close, and on a timer for a quiet process. */
   sweep(now: number): void {
-    this.prune(now);
-  }
-
-  private prune(now: number): void {
     for (let i = 0; i < this.idle.length; i++) {
       const queue = this.idle[i]!;
       const delay = this.delays[i]!;

@@ -344,11 +344,8 @@ export class SocketEdge<S extends z.ZodType> {
     this.received = metrics.messages.labels({ channel });
     // A socket that misses a pong is terminated; its grace period then starts as for any drop.
     this.sweep = setInterval(() => {
-      // And the paces of keys gone quiet go, on a quiet process too (sixth review, S2).
-      const now = performance.now();
-      this.paces.sweep(now);
-      this.addressPaces.sweep(now);
-      this.addressBytes.sweep(now);
+      // And the paces of sessions gone quiet go, on a quiet process too (sixth review, S2; main.ts sweeps the per-address ones).
+      this.paces.sweep(performance.now());
       for (const ws of this.wss.clients) {
         if (this.alive.get(ws) === false) {
           ws.terminate();

@@ -552,13 +552,14 @@ for _, e in ipairs(cjson.decode(A[2])) do
     -- The same for its joined socket that stayed: the signals kept for it,
     -- and its routes (cleared by this heal: relay.ts) given back; or the end
     -- of its room, if it ended meanwhile (sjn).
-    if e.s and s.sc == e.s and s.sp == ME and s.sj and s.sj == s.room then
+    local stayed = e.s and s.sc == e.s and s.sp == ME
+    if stayed and s.sj and s.sj == s.room then
       local room = loadRoom(s.sj)
       if room then
         tellKeptSignals(s, room)
         joinedRoutes(s, room)
       end
-    elseif e.s and s.sc == e.s and s.sp == ME and s.sjn then
+    elseif stayed and s.sjn then
       if not s.room then send(s, 'signalling', gone(s.sjn)) end
       drop(s, 'sjn')
     end
